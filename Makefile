@@ -1,0 +1,30 @@
+# Borgerblik: `make up` runs the platform, `make test` runs the tests (see README.md).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install up demo test test-kafka schemas clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+up: $(STAMP)
+	$(BIN)/python -m shared.devstack up
+
+demo: $(STAMP)
+	$(BIN)/python -m shared.devstack demo
+
+test: $(STAMP)
+	$(BIN)/pytest -q
+
+schemas: $(STAMP)
+	$(BIN)/python -m shared.events schemas shared/schemas
+
+clean:
+	rm -rf .run

@@ -1,0 +1,515 @@
+"""Disclosure control for published count tables.
+
+The rule from the GDPR concept: a result based on fewer than 5 answers is not
+shown. Hiding the small cells alone is not enough when totals are published
+too: a municipality's total minus its published target-group cells gives the
+hidden cell back. This module decides which cells to hide and can check a
+round's tables the way an attacker would.
+
+Tables
+------
+A :class:`CountTable` is a full cross-classification (e.g. municipality x
+target group) of a *measure* (e.g. "answers to question 13"), with the
+published margins named by the dimensions they keep: for a 2-way table
+``margins=(("municipality",), ("target_group",), ())`` publishes the
+municipality totals (row totals), the national totals per target group
+(column totals) and the national total. Keys of margin cells hold
+:data:`TOTAL` in the summed-over dimensions, e.g. ``("Aarhus", TOTAL)``.
+
+A cell's *identity* is its measure plus its non-total coordinates, so the
+same quantity in two tables is one quantity: ``("Aarhus", TOTAL)`` of a
+municipality x target group table is the same number as ``("Aarhus",
+TOTAL)`` of a municipality x gender table, and the national total is shared
+by every table of the measure. Decisions are made per identity, so linked
+tables are protected together. Every table of a measure must partition the
+same population (make "unknown" an explicit category if needed); tables are
+completed with zero cells over the union of the category levels seen.
+
+Suppression
+-----------
+1. Primary: every cell (margins included) with ``count < min_count`` is
+   suppressed. Zero cells count as small ("fewer than 5 answers").
+2. Secondary, repeated until nothing changes:
+
+   a. line rule: in every *line* (a published total with the cells it is
+      the sum of at the next published level: a row with its row total, a
+      column with its column total, the row totals with the national total,
+      ...) there must not be exactly one suppressed entry, and when the line's
+      total is published the suppressed entries must together hold at least
+      ``min_count`` (otherwise their small sum would be disclosed, e.g. two
+      zero cells). A violated line gets its smallest published entry
+      suppressed, interior cells before totals;
+   b. exact check: the line rule does not cover every pattern (e.g. a
+      suppressed cell that is the only link between two groups of
+      suppressed cells is still determined), so the attacker below is run;
+      for each cell it can recover, the smallest published entry of a line
+      through that cell is suppressed and we go back to (a).
+
+   Every round suppresses at least one more entry, so this terminates; with
+   everything suppressed nothing can be recovered.
+3. Published cells with ``count < caution_below`` (default 20) are flagged
+   "read with caution" (few answers: wide intervals).
+
+Attacker
+--------
+:func:`find_recoverable_cells` collects, over all tables of a round, the
+equations ``X = sum of the interior cells of table T that lie inside X`` for
+every cell X whose dimensions are a subset of T's. With the published values
+moved to the right-hand side, a suppressed cell ``u`` is determined exactly
+when its unit vector lies in the row space of the coefficient matrix
+restricted to suppressed cells. In the reduced row echelon form (exact
+rational arithmetic with :class:`fractions.Fraction`) that means: ``u`` is a
+pivot column and its row has no other non-zero coefficient; the row's
+right-hand side is then the recovered value.
+
+Limitation: the attacker solves the linear equations only. Bounds from
+non-negativity and integrality (interval disclosure, e.g. a hidden cell that
+must lie in [0, 2]) are not assessed beyond the line rule on small sums
+in 2a; a linear-programming audit would be the next step.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+from collections import defaultdict
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+__all__ = [
+    "TOTAL",
+    "CellDecision",
+    "CellStatus",
+    "CountTable",
+    "PublishedTable",
+    "SuppressedTable",
+    "find_recoverable_cells",
+    "suppress",
+    "suppress_table",
+]
+
+
+class _Total:
+    """The marker for a summed-over dimension in a margin cell's key."""
+
+    _instance: _Total | None = None
+
+    def __new__(cls) -> _Total:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "TOTAL"
+
+    def __reduce__(self) -> str:
+        return "TOTAL"
+
+
+TOTAL = _Total()
+
+Key = tuple[Hashable, ...]
+# (measure, frozenset of (dimension, value)) - the same number in any table.
+Identity = tuple[str, frozenset[tuple[str, Hashable]]]
+
+
+class CellStatus(enum.Enum):
+    PUBLISHED = "published"
+    PRIMARY = "primary"  # fewer than min_count answers
+    SECONDARY = "secondary"  # hidden so that a primary cell cannot be derived
+
+
+@dataclass(frozen=True, slots=True)
+class CellDecision:
+    count: int
+    status: CellStatus
+    caution: bool = False  # published, but on fewer than caution_below answers
+
+    @property
+    def suppressed(self) -> bool:
+        return self.status is not CellStatus.PUBLISHED
+
+    @property
+    def published_count(self) -> int | None:
+        return None if self.suppressed else self.count
+
+
+@dataclass(frozen=True)
+class CountTable:
+    """Interior cell counts of a cross-classification and its published margins.
+
+    ``cells`` maps a key (one value per dimension) to a count; combinations
+    not given are zero. ``margins`` lists the published aggregates by the
+    dimensions they keep (``()`` is the grand total).
+    """
+
+    dims: tuple[str, ...]
+    cells: Mapping[Key, int]
+    margins: tuple[tuple[str, ...], ...] = ()
+    measure: str = "answers"
+
+    def __post_init__(self) -> None:
+        if len(set(self.dims)) != len(self.dims) or not self.dims:
+            raise ValueError("dimensions must be distinct and non-empty")
+        for key, count in self.cells.items():
+            if len(key) != len(self.dims):
+                raise ValueError(f"key {key!r} does not have {len(self.dims)} values")
+            if TOTAL in key:
+                raise ValueError("interior cells cannot hold TOTAL")
+            if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+                raise ValueError(f"count of {key!r} must be a non-negative int")
+        seen = set()
+        for m in self.margins:
+            if not set(m) <= set(self.dims) or len(set(m)) != len(m):
+                raise ValueError(f"margin {m!r} is not a set of the table's dimensions")
+            if set(m) == set(self.dims):
+                raise ValueError("a margin keeping every dimension is the table itself")
+            if frozenset(m) in seen:
+                raise ValueError(f"margin {m!r} is listed twice")
+            seen.add(frozenset(m))
+
+    def levels(self) -> dict[str, list[Hashable]]:
+        """The categories of each dimension, in order of first appearance."""
+        out: dict[str, list[Hashable]] = {d: [] for d in self.dims}
+        for key in self.cells:
+            for d, v in zip(self.dims, key):
+                if v not in out[d]:
+                    out[d].append(v)
+        return out
+
+
+@dataclass(frozen=True)
+class PublishedTable:
+    """What is published: every entry (margins included), hidden ones as None."""
+
+    dims: tuple[str, ...]
+    entries: Mapping[Key, int | None]
+    measure: str = "answers"
+
+
+@dataclass(frozen=True)
+class SuppressedTable:
+    table: CountTable
+    decisions: Mapping[Key, CellDecision]  # interior and margin entries
+
+    def published(self) -> PublishedTable:
+        return PublishedTable(
+            self.table.dims,
+            {k: d.published_count for k, d in self.decisions.items()},
+            self.table.measure,
+        )
+
+
+# -- structure -------------------------------------------------------------------
+
+
+def _identity(measure: str, dims: Sequence[str], key: Key) -> Identity:
+    return (measure, frozenset((d, v) for d, v in zip(dims, key) if v is not TOTAL))
+
+
+@dataclass
+class _Layout:
+    """One table completed to its full product, with all published entries."""
+
+    dims: tuple[str, ...]
+    measure: str
+    counts: dict[Key, int]  # interior and margin entries
+    lines: list[tuple[Key, list[Key]]] = field(default_factory=list)
+
+
+def _layout(table: CountTable, levels: Mapping[str, Sequence[Hashable]]) -> _Layout:
+    dims = table.dims
+    interior = {
+        key: table.cells.get(key, 0)
+        for key in itertools.product(*(levels[d] for d in dims))
+    }
+    # Interior first, so decisions list the body of the table before its margins.
+    published_levels = [frozenset(dims)] + [frozenset(m) for m in table.margins]
+
+    def entries_at(kept: frozenset[str]) -> dict[Key, int]:
+        if kept == frozenset(dims):
+            return interior
+        acc: dict[Key, int] = defaultdict(int)
+        for key, c in interior.items():
+            acc[tuple(v if d in kept else TOTAL for d, v in zip(dims, key))] += c
+        return dict(acc)
+
+    by_level = {lvl: entries_at(lvl) for lvl in published_levels}
+    counts: dict[Key, int] = {}
+    for e in by_level.values():
+        counts.update(e)
+
+    # Lines: an aggregate with its parts at each next-finer published level.
+    lines: list[tuple[Key, list[Key]]] = []
+    for lvl in published_levels:
+        finer = [b for b in published_levels if lvl < b]
+        nearest = [b for b in finer if not any(lvl < c < b for c in finer)]
+        for b in nearest:
+            for total_key in by_level[lvl]:
+                parts = [
+                    k
+                    for k in by_level[b]
+                    if all(tv is TOTAL or tv == kv for tv, kv in zip(total_key, k))
+                ]
+                lines.append((total_key, parts))
+    return _Layout(dims, table.measure, counts, lines)
+
+
+def _equations(
+    tables: Sequence[tuple[tuple[str, ...], str, Iterable[Key]]],
+) -> list[tuple[Identity, list[Identity]]]:
+    """Every "aggregate = sum of a table's interior cells inside it" relation.
+
+    ``tables`` gives each table's dimensions, measure and entry keys. An
+    aggregate is any entry (of any table of the same measure) whose
+    dimensions are a strict subset of the table's.
+    """
+    ids_by_measure: dict[str, set[Identity]] = defaultdict(set)
+    for dims, measure, keys in tables:
+        for k in keys:
+            ids_by_measure[measure].add(_identity(measure, dims, k))
+    equations: dict[tuple[Identity, frozenset[Identity]], list[Identity]] = {}
+    for dims, measure, keys in tables:
+        interior = [
+            (_identity(measure, dims, k), dict(zip(dims, k)))
+            for k in keys
+            if TOTAL not in k
+        ]
+        dimset = set(dims)
+        for agg in ids_by_measure[measure]:
+            coords = dict(agg[1])
+            if not set(coords) < dimset:
+                continue
+            parts = [
+                ident
+                for ident, kc in interior
+                if all(kc[d] == v for d, v in coords.items())
+            ]
+            equations.setdefault((agg, frozenset(parts)), parts)
+    return [(agg, parts) for (agg, _), parts in equations.items()]
+
+
+def _determined(
+    equations: Sequence[tuple[Identity, list[Identity]]],
+    known: Mapping[Identity, int],
+    unknown: Iterable[Identity],
+) -> dict[Identity, Fraction]:
+    """Unknowns fixed by the equations, with their values (exact arithmetic)."""
+    unknown = set(unknown)
+    if not unknown:
+        return {}
+    order = {u: i for i, u in enumerate(sorted(unknown, key=repr))}
+    rows: list[tuple[dict[int, Fraction], Fraction]] = []
+    for agg, parts in equations:
+        # agg - sum(parts) = 0, known terms to the right-hand side.
+        coeffs: dict[int, Fraction] = defaultdict(Fraction)
+        rhs = Fraction(0)
+        for ident, sign in [(agg, 1)] + [(p, -1) for p in parts]:
+            if ident in unknown:
+                coeffs[order[ident]] += sign
+            else:
+                rhs -= sign * known[ident]
+        coeffs = {c: v for c, v in coeffs.items() if v}
+        if coeffs:
+            rows.append((coeffs, rhs))
+
+    # Incremental reduced row echelon form over the rationals. ``pivots``
+    # maps a pivot column to its row; every stored row has 0 in every other
+    # pivot column, so the result is the RREF whatever the row order.
+    pivots: dict[int, tuple[dict[int, Fraction], Fraction]] = {}
+    for coeffs, rhs in rows:
+        coeffs = dict(coeffs)
+        for col in [c for c in coeffs if c in pivots]:
+            factor = coeffs.get(col)
+            if not factor:
+                continue
+            prow, prhs = pivots[col]
+            for c, v in prow.items():
+                nv = coeffs.get(c, Fraction(0)) - factor * v
+                if nv:
+                    coeffs[c] = nv
+                else:
+                    coeffs.pop(c, None)
+            rhs -= factor * prhs
+        if not coeffs:
+            continue  # dependent equation (consistency is not our concern)
+        col = min(coeffs)
+        lead = coeffs[col]
+        coeffs = {c: v / lead for c, v in coeffs.items()}
+        rhs /= lead
+        for pcol, (prow, prhs) in list(pivots.items()):
+            factor = prow.get(col)
+            if not factor:
+                continue
+            new = dict(prow)
+            for c, v in coeffs.items():
+                nv = new.get(c, Fraction(0)) - factor * v
+                if nv:
+                    new[c] = nv
+                else:
+                    new.pop(c, None)
+            pivots[pcol] = (new, prhs - factor * rhs)
+        pivots[col] = (coeffs, rhs)
+
+    by_index = {i: u for u, i in order.items()}
+    return {
+        by_index[col]: rhs
+        for col, (prow, rhs) in pivots.items()
+        if len(prow) == 1
+    }
+
+
+# -- the attacker ----------------------------------------------------------------
+
+
+def find_recoverable_cells(
+    published_tables: Sequence[PublishedTable],
+) -> dict[tuple[int, Key], int | Fraction]:
+    """Hidden cells that differencing the published tables gives back exactly.
+
+    Returns ``{(table index, key): value}`` for every hidden entry that is
+    uniquely determined by the published sums (linked tables together).
+    Published tables must list every entry, hidden ones as None.
+    """
+    known: dict[Identity, int] = {}
+    where: dict[Identity, list[tuple[int, Key]]] = defaultdict(list)
+    for t, table in enumerate(published_tables):
+        for key, value in table.entries.items():
+            ident = _identity(table.measure, table.dims, key)
+            if value is None:
+                where[ident].append((t, key))
+            elif known.setdefault(ident, value) != value:
+                raise ValueError(f"tables disagree on {key!r} of {table.measure!r}")
+    # A cell hidden in one table but printed in another is simply known.
+    unknown = [ident for ident in where if ident not in known]
+    equations = _equations(
+        [(t.dims, t.measure, list(t.entries)) for t in published_tables]
+    )
+    found = _determined(equations, known, unknown)
+    out: dict[tuple[int, Key], int | Fraction] = {}
+    for ident, locations in where.items():
+        if ident in known:
+            value: int | Fraction | None = known[ident]
+        elif ident in found:
+            value = found[ident]
+        else:
+            continue
+        if isinstance(value, Fraction) and value.denominator == 1:
+            value = int(value)
+        for loc in locations:
+            out[loc] = value
+    return out
+
+
+# -- suppression -------------------------------------------------------------------
+
+
+def suppress(
+    tables: Sequence[CountTable],
+    *,
+    min_count: int = 5,
+    caution_below: int = 20,
+) -> list[SuppressedTable]:
+    """Primary and secondary suppression over a round's (linked) tables."""
+    if min_count < 1:
+        raise ValueError("min_count must be at least 1")
+    # Complete every table over the union of levels seen for its measure, so
+    # linked tables partition the same categories.
+    levels: dict[tuple[str, str], list[Hashable]] = defaultdict(list)
+    for t in tables:
+        for d, vals in t.levels().items():
+            bucket = levels[(t.measure, d)]
+            bucket.extend(v for v in vals if v not in bucket)
+    layouts = [
+        _layout(t, {d: levels[(t.measure, d)] for d in t.dims}) for t in tables
+    ]
+
+    count: dict[Identity, int] = {}
+    rank: dict[Identity, tuple[int, int]] = {}  # tie-break: interior first, then order seen
+    for lay in layouts:
+        for key, c in lay.counts.items():
+            ident = _identity(lay.measure, lay.dims, key)
+            if count.setdefault(ident, c) != c:
+                raise ValueError(f"tables disagree on {key!r} of {lay.measure!r}")
+            rank.setdefault(ident, (sum(v is TOTAL for v in key), len(rank)))
+
+    status = {
+        ident: CellStatus.PRIMARY if c < min_count else CellStatus.PUBLISHED
+        for ident, c in count.items()
+    }
+    lines: list[tuple[Identity, list[Identity]]] = [
+        (
+            _identity(lay.measure, lay.dims, total),
+            [_identity(lay.measure, lay.dims, p) for p in parts],
+        )
+        for lay in layouts
+        for total, parts in lay.lines
+    ]
+    lines_through: dict[Identity, list[int]] = defaultdict(list)
+    for i, (total, parts) in enumerate(lines):
+        for ident in [total, *parts]:
+            lines_through[ident].append(i)
+    equations = _equations(
+        [(lay.dims, lay.measure, list(lay.counts)) for lay in layouts]
+    )
+
+    def hidden(ident: Identity) -> bool:
+        return status[ident] is not CellStatus.PUBLISHED
+
+    def cheapest(candidates: Iterable[Identity]) -> Identity | None:
+        # Smallest count first (least information lost); interior cells
+        # before totals, so headline totals stay visible where possible.
+        pool = [c for c in candidates if not hidden(c)]
+        if not pool:
+            return None
+        return min(pool, key=lambda c: (rank[c][0] > 0, count[c], rank[c]))
+
+    def apply_line_rule() -> None:
+        changed = True
+        while changed:
+            changed = False
+            for total, parts in lines:
+                entries = [total, *parts]
+                gone = [e for e in entries if hidden(e)]
+                if not gone:
+                    continue
+                violated = len(gone) == 1 or (
+                    not hidden(total) and sum(count[e] for e in gone) < min_count
+                )
+                if violated:
+                    pick = cheapest(parts) or cheapest([total])
+                    if pick is not None:
+                        status[pick] = CellStatus.SECONDARY
+                        changed = True
+
+    while True:
+        apply_line_rule()
+        known = {i: c for i, c in count.items() if not hidden(i)}
+        determined = _determined(equations, known, [i for i in count if hidden(i)])
+        if not determined:
+            break
+        target = min(determined, key=lambda i: rank[i])
+        near = {e for li in lines_through[target] for e in [lines[li][0], *lines[li][1]]}
+        pick = cheapest(near) or cheapest(count)
+        if pick is None:  # pragma: no cover - everything hidden is never determined
+            break
+        status[pick] = CellStatus.SECONDARY
+
+    out: list[SuppressedTable] = []
+    for table, lay in zip(tables, layouts):
+        decisions = {}
+        for key, c in lay.counts.items():
+            st = status[_identity(lay.measure, lay.dims, key)]
+            decisions[key] = CellDecision(
+                c, st, caution=st is CellStatus.PUBLISHED and c < caution_below
+            )
+        out.append(SuppressedTable(table, decisions))
+    return out
+
+
+def suppress_table(
+    table: CountTable, *, min_count: int = 5, caution_below: int = 20
+) -> SuppressedTable:
+    """:func:`suppress` for a single table."""
+    return suppress([table], min_count=min_count, caution_below=caution_below)[0]

@@ -1,0 +1,4 @@
+from services.analytics.models import Base
+from shared.db import run_alembic_env
+
+run_alembic_env(Base.metadata)

@@ -1,0 +1,59 @@
+"""Analytics' tables (schema ``analytics``): only pseudonymous facts, never contact data."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.bus import bus_tables
+from shared.db import make_base
+
+Base = make_base("analytics")
+BUS = bus_tables(Base.metadata)
+
+
+class StratumFrame(Base):
+    """Population and sample per stratum, from sample.drawn (for weights and the FPC)."""
+
+    __tablename__ = "stratum_frame"
+
+    round_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    stratum: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    kommunekode: Mapped[str] = mapped_column(sa.Text)
+    maalgruppe: Mapped[str] = mapped_column(sa.Text)
+    population: Mapped[int]
+    sample: Mapped[int]
+
+
+class Invited(Base):
+    __tablename__ = "invited"
+
+    round_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    pseudonym: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    kommunekode: Mapped[str] = mapped_column(sa.Text)
+    stratum: Mapped[str] = mapped_column(sa.Text)
+    arm: Mapped[str | None] = mapped_column(sa.Text)
+    first_sent_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+
+
+class ResponseFact(Base):
+    __tablename__ = "response_fact"
+
+    round_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    pseudonym: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    kommunekode: Mapped[str] = mapped_column(sa.Text)
+    stratum: Mapped[str] = mapped_column(sa.Text)
+    maalgruppe: Mapped[str] = mapped_column(sa.Text)
+    gender: Mapped[str] = mapped_column(sa.String(1))
+    age_band: Mapped[str] = mapped_column(sa.Text)
+    duration_band: Mapped[str] = mapped_column(sa.Text)
+    design_weight: Mapped[float]
+    arm: Mapped[str | None] = mapped_column(sa.Text)
+    mode: Mapped[str] = mapped_column(sa.Text)
+    questionnaire_id: Mapped[str] = mapped_column(sa.Text)
+    questionnaire_version: Mapped[int]
+    answers: Mapped[dict] = mapped_column(JSONB)
+    submitted_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))

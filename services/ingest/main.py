@@ -1,0 +1,32 @@
+"""Ingest: population extracts from the case systems, validated, classified and pseudonymised."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from services.ingest.api import router
+from services.ingest.config import IngestSettings
+from services.ingest.models import BUS
+from shared.app import install_common
+from shared.runtime import ServiceRuntime
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def create_app(settings: IngestSettings | None = None) -> FastAPI:
+    settings = settings or IngestSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        async with ServiceRuntime(settings, tables=BUS, migrations_dir=MIGRATIONS) as runtime:
+            app.state.runtime = runtime
+            yield
+
+    app = FastAPI(title="Borgerblik ingest", version="1", lifespan=lifespan)
+    app.state.settings = settings
+    install_common(app, settings)
+    app.include_router(router)
+    return app

@@ -1,0 +1,69 @@
+"""Pure domain logic of the sampling service: exclusions → allocation → draw → margins.
+
+No database, Kafka or web code lives here, so every statistical rule can be tested in
+isolation. Typical round:
+
+    result = apply_exclusions(units, previous_rounds, ExclusionRules())
+    allocation = allocate(result.frame_counts(), AllocationRules())
+    allocation = adjust(allocation, operator_overrides)        # optional
+    seed = new_seed()                                          # record it with the round
+    sample = draw_sample(result.frame(), allocation, seed)
+    population_margins = margins(result.eligible)
+"""
+
+from .allocation import (
+    DEFAULT_RESPONSE_RATES,
+    Allocation,
+    AllocationError,
+    AllocationRules,
+    AllocationWarning,
+    MunicipalityAllocation,
+    SizePoint,
+    StratumAllocation,
+    WarningCode,
+    adjust,
+    allocate,
+)
+from .draw import (
+    MISSING_BAND,
+    Margins,
+    SampledUnit,
+    SampleError,
+    draw_sample,
+    margins,
+    new_seed,
+    unit_key,
+)
+from .exclusions import ExclusionReason, ExclusionResult, ExclusionRules, apply_exclusions
+from .strata import MAALGRUPPER, FrameUnit, Kommunekode, Maalgruppe, StratumKey
+
+__all__ = [
+    "DEFAULT_RESPONSE_RATES",
+    "MAALGRUPPER",
+    "MISSING_BAND",
+    "Allocation",
+    "AllocationError",
+    "AllocationRules",
+    "AllocationWarning",
+    "ExclusionReason",
+    "ExclusionResult",
+    "ExclusionRules",
+    "FrameUnit",
+    "Kommunekode",
+    "Maalgruppe",
+    "Margins",
+    "MunicipalityAllocation",
+    "SampleError",
+    "SampledUnit",
+    "SizePoint",
+    "StratumAllocation",
+    "StratumKey",
+    "WarningCode",
+    "adjust",
+    "allocate",
+    "apply_exclusions",
+    "draw_sample",
+    "margins",
+    "new_seed",
+    "unit_key",
+]

@@ -1,0 +1,78 @@
+"""Sampling's event handlers: keep the frame per round and municipality current."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from services.sampling.models import FrameDelivery, FrameUnit
+from shared.bus import UnitOfWork
+from shared.events import Envelope, PopulationReceived
+
+
+async def on_population_received(uow: UnitOfWork, envelope: Envelope, event: PopulationReceived) -> None:
+    session = uow.session
+    await session.execute(
+        pg_insert(FrameDelivery)
+        .values(
+            delivery_id=event.delivery_id,
+            round_id=event.round_id,
+            kommunekode=event.kommunekode,
+            reference_date=event.reference_date,
+            chunks_received=0,
+            complete=False,
+            active=False,
+        )
+        .on_conflict_do_nothing()
+    )
+    if event.persons:
+        await session.execute(
+            pg_insert(FrameUnit)
+            .values(
+                [
+                    {
+                        "delivery_id": event.delivery_id,
+                        "pseudonym": p.pseudonym,
+                        "maalgruppe": p.maalgruppe,
+                        "gender": p.bands.gender,
+                        "age_band": p.bands.age_band,
+                        "duration_band": p.bands.duration_band,
+                        "forskerbeskyttet": p.forskerbeskyttet,
+                        "contact": p.contact.model_dump(),
+                    }
+                    for p in event.persons
+                ]
+            )
+            .on_conflict_do_nothing()
+        )
+    values: dict = {"chunks_received": FrameDelivery.chunks_received + 1}
+    if event.final:
+        values |= {"chunk_count": event.chunk_count, "person_count": event.person_count}
+    delivery = (
+        await session.execute(
+            sa.update(FrameDelivery).where(FrameDelivery.delivery_id == event.delivery_id).values(**values).returning(FrameDelivery)
+        )
+    ).scalar_one()
+    if delivery.chunk_count is not None and delivery.chunks_received >= delivery.chunk_count:
+        await _activate(uow, delivery)
+
+
+async def _activate(uow: UnitOfWork, delivery: FrameDelivery) -> None:
+    """The complete delivery becomes the frame; the ones it replaces are dropped.
+
+    Deliveries of one round and municipality share a key, so they arrive in the order ingest
+    accepted them: every other delivery we hold for it is older."""
+    session = uow.session
+    await session.execute(
+        sa.delete(FrameDelivery).where(
+            FrameDelivery.round_id == delivery.round_id,
+            FrameDelivery.kommunekode == delivery.kommunekode,
+            FrameDelivery.delivery_id != delivery.delivery_id,
+        )
+    )
+    await session.execute(
+        sa.update(FrameDelivery).where(FrameDelivery.delivery_id == delivery.delivery_id).values(complete=True, active=True)
+    )
+
+
+HANDLERS = {"population.received": on_population_received}

@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+import httpx
+import jwt
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from shared.settings import ServiceSettings
+
+ALL_KOMMUNER_SCOPE = "kommuner:all"
+
+
+@dataclass(frozen=True)
+class Principal:
+    subject: str
+    scopes: frozenset[str]
+    kommunekoder: frozenset[str]
+
+    @property
+    def all_kommuner(self) -> bool:
+        return ALL_KOMMUNER_SCOPE in self.scopes
+
+    def may_act_for(self, kommunekode: str) -> bool:
+        return self.all_kommuner or kommunekode in self.kommunekoder
+
+
+class Authenticator:
+    """Verifies bearer tokens. Keys come from an inline JWKS or a JWKS URL (refetched on an
+    unknown ``kid`` at most once a minute, so key rotation at the provider needs no restart)."""
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        self._issuer = settings.auth_issuer
+        self._audience = settings.auth_audience
+        self._jwks_url = settings.auth_jwks_url
+        self._keys: dict[str, jwt.PyJWK] = {}
+        self._fetched_at = 0.0
+        if settings.auth_jwks_json:
+            self._load(json.loads(settings.auth_jwks_json))
+        elif not settings.auth_jwks_url:
+            raise RuntimeError("set AUTH_JWKS_URL or AUTH_JWKS_JSON: services never run without token verification")
+
+    def _load(self, jwks: dict) -> None:
+        self._keys = {key.key_id: key for key in jwt.PyJWKSet.from_dict(jwks).keys if key.key_id}
+
+    async def _refresh(self) -> None:
+        if not self._jwks_url or time.monotonic() - self._fetched_at < 60:
+            return
+        self._fetched_at = time.monotonic()
+        async with httpx.AsyncClient(timeout=5) as client:
+            response = await client.get(self._jwks_url)
+            response.raise_for_status()
+            self._load(response.json())
+
+    async def verify(self, token: str) -> Principal:
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+        except jwt.PyJWTError as exc:
+            raise _unauthorized(f"malformed token: {exc}") from None
+        if kid not in self._keys:
+            await self._refresh()
+        key = self._keys.get(kid)
+        if key is None:
+            raise _unauthorized("token signed with an unknown key")
+        try:
+            claims = jwt.decode(
+                token,
+                key.key,
+                algorithms=["RS256", "ES256"],
+                audience=self._audience,
+                issuer=self._issuer,
+                options={"require": ["exp", "iat", "sub"]},
+                leeway=30,
+            )
+        except jwt.PyJWTError as exc:
+            raise _unauthorized(f"invalid token: {exc}") from None
+        kommunekode = claims.get("kommunekode") or []
+        if isinstance(kommunekode, str):
+            kommunekode = [kommunekode]
+        return Principal(
+            subject=str(claims["sub"]),
+            scopes=frozenset(str(claims.get("scope", "")).split()),
+            kommunekoder=frozenset(str(k) for k in kommunekode),
+        )
+
+
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, detail=detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+_bearer = HTTPBearer(auto_error=False, description="OAuth2 client-credentials access token (JWT)")
+
+
+async def get_principal(
+    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
+) -> Principal:
+    if credentials is None:
+        raise _unauthorized("missing bearer token")
+    authenticator: Authenticator = request.app.state.authenticator
+    return await authenticator.verify(credentials.credentials)
+
+
+def require_scopes(*scopes: str):
+    """Dependency: a verified principal holding every one of ``scopes``."""
+
+    async def dependency(principal: Principal = Depends(get_principal)) -> Principal:
+        missing = [scope for scope in scopes if scope not in principal.scopes]
+        if missing:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"missing scope: {' '.join(missing)}")
+        return principal
+
+    dependency.__name__ = f"require_{'_'.join(s.replace(':', '_') for s in scopes)}"
+    return dependency
+
+
+def ensure_kommune_access(principal: Principal, kommunekode: str) -> None:
+    if not principal.may_act_for(kommunekode):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"not allowed to act for municipality {kommunekode}")

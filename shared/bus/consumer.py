@@ -1,0 +1,245 @@
+"""Idempotent consumer: every event's effects and its "processed" mark commit in one
+transaction, and the Kafka offset is committed only after that transaction. A crash anywhere
+redelivers at most what was not yet committed, and the processed mark turns the redelivery
+into a no-op.
+
+A message that keeps failing (or cannot be parsed) goes to ``<topic>.dlq`` with the error in its
+headers, and the partition moves on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import sqlalchemy as sa
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.structs import ConsumerRecord
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from shared.bus.kafka import DEAD_LETTER_SUFFIX, topic_name
+from shared.bus.outbox import UnitOfWork
+from shared.bus.tables import BusTables
+from shared.events import REGISTRY, Envelope, EventPayload
+from shared.observability import CONSUMER_LAG, DEAD_LETTERS, EVENTS_CONSUMED, correlation_id_var
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[UnitOfWork, Envelope, Any], Awaitable[None]]
+
+
+class PoisonMessage(Exception):
+    """A message no retry can fix (unparseable, unknown type or version)."""
+
+
+class _CommitOnRevoke(ConsumerRebalanceListener):
+    def __init__(self, owner: IdempotentConsumer) -> None:
+        self._owner = owner
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        # Hand over cleanly: offsets of what we finished go to the group before another
+        # member takes the partitions (anything else is redelivered and deduplicated).
+        await self._owner.commit_pending(revoked)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        logger.info("partitions assigned", extra={"fields": {"partitions": [f"{tp.topic}/{tp.partition}" for tp in assigned]}})
+
+
+class IdempotentConsumer:
+    def __init__(
+        self,
+        *,
+        service: str,
+        bootstrap_servers: str,
+        topic_prefix: str,
+        handlers: dict[str, Handler],
+        uow_factory: Callable[[], UnitOfWork],
+        tables: BusTables,
+        dead_letter_producer: AIOKafkaProducer,
+        max_attempts: int = 3,
+        retry_backoff: float = 0.2,
+        max_records: int = 200,
+        group_id: str | None = None,
+        session_timeout_ms: int = 10_000,
+        heartbeat_interval_ms: int = 2_000,
+    ) -> None:
+        self._service = service
+        self._handlers = handlers
+        self._uow_factory = uow_factory
+        self._processed = tables.processed_event
+        self._dlq = dead_letter_producer
+        self._prefix = topic_prefix
+        self._max_attempts = max_attempts
+        self._retry_backoff = retry_backoff
+        self._max_records = max_records
+        self._group = group_id or topic_name(topic_prefix, service)
+        logical_topics = sorted({model.topic for (type_, _), model in REGISTRY.items() if type_ in handlers})
+        # Kafka topic name (with the deployment's prefix) -> logical topic.
+        self._topics_by_name = {topic_name(topic_prefix, topic): topic for topic in logical_topics}
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap_servers,
+            group_id=self._group,
+            client_id=f"{service}-consumer",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=max_records,
+            session_timeout_ms=session_timeout_ms,
+            heartbeat_interval_ms=heartbeat_interval_ms,
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+        )
+        self._pending_offsets: dict[TopicPartition, int] = {}
+
+    @property
+    def topics(self) -> list[str]:
+        return list(self._topics_by_name)
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        self._consumer.subscribe(self.topics, listener=_CommitOnRevoke(self))
+
+    async def stop(self) -> None:
+        try:
+            await self.commit_pending(list(self._pending_offsets))
+        finally:
+            await self._consumer.stop()
+
+    async def run(self) -> None:
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=500, max_records=self._max_records)
+            for tp, records in batches.items():
+                await self._process_partition_batch(tp, records)
+                self._pending_offsets[tp] = records[-1].offset + 1
+                await self.commit_pending([tp])
+            if batches:
+                self._record_lag(batches.keys())
+
+    async def commit_pending(self, partitions: list[TopicPartition]) -> None:
+        offsets = {tp: self._pending_offsets.pop(tp) for tp in partitions if tp in self._pending_offsets}
+        if not offsets:
+            return
+        try:
+            await self._consumer.commit(offsets)
+        except (CommitFailedError, KafkaError) as exc:
+            # The transaction is committed; a redelivery is a duplicate we will skip.
+            logger.warning("offset commit failed; events will be redelivered and deduplicated", extra={"fields": {"error": type(exc).__name__}})
+
+    def _record_lag(self, partitions) -> None:
+        for tp in partitions:
+            highwater = self._consumer.highwater(tp)
+            position = self._pending_offsets.get(tp)
+            if highwater is not None:
+                committed_position = position if position is not None else highwater
+                CONSUMER_LAG.labels(self._service, self._topics_by_name.get(tp.topic, tp.topic), str(tp.partition)).set(
+                    max(highwater - committed_position, 0)
+                )
+
+    # --- processing -------------------------------------------------------------------------------
+
+    def _decode(self, record: ConsumerRecord) -> tuple[Envelope, EventPayload]:
+        try:
+            envelope = Envelope.model_validate_json(record.value)
+            if envelope.type not in self._handlers:
+                raise PoisonMessage(f"no handler for event type {envelope.type!r}")
+            return envelope, envelope.payload()
+        except PoisonMessage:
+            raise
+        except Exception as exc:  # validation errors, bad JSON, unknown versions
+            raise PoisonMessage(f"{type(exc).__name__}: {exc}"[:2000]) from exc
+
+    async def _process_partition_batch(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
+        """Try the whole batch in one transaction; if anything in it fails, fall back to one
+        transaction per message so one bad message cannot hold the others back."""
+        decoded: list[tuple[ConsumerRecord, Envelope, EventPayload]] = []
+        poison: list[tuple[ConsumerRecord, str]] = []
+        for record in records:
+            try:
+                decoded.append((record, *self._decode(record)))
+            except PoisonMessage as exc:
+                poison.append((record, str(exc)))
+        if not poison and len(decoded) > 1:
+            try:
+                await self._handle_in_one_transaction(decoded)
+                return
+            except Exception:
+                logger.warning("batch failed; retrying message by message", exc_info=True)
+        poison_offsets = {record.offset: error for record, error in poison}
+        by_offset = {record.offset: (record, envelope, payload) for record, envelope, payload in decoded}
+        for record in records:
+            if record.offset in poison_offsets:
+                await self._dead_letter(record, poison_offsets[record.offset], envelope=None)
+            else:
+                await self._handle_with_retries(*by_offset[record.offset])
+
+    async def _mark_processed(self, uow: UnitOfWork, envelope: Envelope, outcome: str) -> bool:
+        inserted = await uow.session.execute(
+            pg_insert(self._processed)
+            .values(consumer=self._group, event_id=envelope.event_id, outcome=outcome)
+            .on_conflict_do_nothing()
+            .returning(self._processed.c.event_id)
+        )
+        return inserted.first() is not None
+
+    async def _handle_in_one_transaction(self, items: list[tuple[ConsumerRecord, Envelope, EventPayload]]) -> None:
+        outcomes = []
+        async with self._uow_factory() as uow:
+            for record, envelope, payload in items:
+                token = correlation_id_var.set(envelope.correlation_id)
+                try:
+                    if await self._mark_processed(uow, envelope, "handled"):
+                        await self._handlers[envelope.type](uow, envelope, payload)
+                        outcomes.append((record, "handled"))
+                    else:
+                        outcomes.append((record, "duplicate"))
+                finally:
+                    correlation_id_var.reset(token)
+            await uow.commit()
+        for record, outcome in outcomes:
+            EVENTS_CONSUMED.labels(self._service, self._topics_by_name.get(record.topic, record.topic), outcome).inc()
+
+    async def _handle_with_retries(self, record: ConsumerRecord, envelope: Envelope, payload: EventPayload) -> None:
+        last_error = ""
+        for attempt in range(1, self._max_attempts + 1):
+            try:
+                await self._handle_in_one_transaction([(record, envelope, payload)])
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                last_error = f"{type(exc).__name__}: {exc}"[:2000]
+                logger.warning(
+                    "handler failed",
+                    extra={"fields": {"event_id": str(envelope.event_id), "event_type": envelope.type, "attempt": attempt}},
+                    exc_info=True,
+                )
+                if attempt < self._max_attempts:
+                    await asyncio.sleep(self._retry_backoff * 2 ** (attempt - 1))
+        await self._dead_letter(record, last_error, envelope=envelope)
+
+    async def _dead_letter(self, record: ConsumerRecord, error: str, *, envelope: Envelope | None) -> None:
+        logical = self._topics_by_name.get(record.topic, record.topic)
+        await self._dlq.send_and_wait(
+            topic_name(self._prefix, logical + DEAD_LETTER_SUFFIX),
+            value=record.value,
+            key=record.key,
+            headers=[
+                ("x-error", error.encode()),
+                ("x-consumer", self._group.encode()),
+                ("x-original-topic", record.topic.encode()),
+                ("x-original-partition", str(record.partition).encode()),
+                ("x-original-offset", str(record.offset).encode()),
+            ],
+        )
+        if envelope is not None:
+            # Remember the verdict so a redelivery does not dead-letter the same event again.
+            async with self._uow_factory() as uow:
+                await self._mark_processed(uow, envelope, "dead_lettered")
+                await uow.commit()
+        DEAD_LETTERS.labels(self._service, logical).inc()
+        EVENTS_CONSUMED.labels(self._service, logical, "dead_lettered").inc()
+        logger.error(
+            "event dead-lettered",
+            extra={"fields": {"topic": logical, "partition": record.partition, "offset": record.offset, "error": error[:300]}},
+        )

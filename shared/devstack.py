@@ -1,0 +1,189 @@
+"""Local runtime: ``python -m shared.devstack up`` (``make up``) and ``... demo`` (``make demo``).
+
+``up`` starts what is missing (embedded PostgreSQL when ``DATABASE_URL`` is unset, the Tansu broker
+when ``KAFKA_BOOTSTRAP_SERVERS`` is unset), the development token issuer and the five services as
+processes, prints their URLs and stops all of it on Ctrl-C.
+
+``demo`` drives a small synthetic round through the running services' public APIs, with tokens
+fetched by OAuth2 client credentials, and prints what arrived in analytics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from shared.crypto import new_key
+from shared.infra import LOCAL_KAFKA_PORT, TansuBroker, free_port, port_open, start_embedded_postgres, wait_for_port
+from shared.testing.processes import DEFAULT_PORTS, REPO_ROOT, SERVICES, ServiceProcess
+
+STATE = REPO_ROOT / ".run"
+ISSUER_PORT = 8000
+
+
+def dev_keys() -> dict[str, str]:
+    """Development keys, made once and kept in .run/ (never used outside this machine)."""
+    path = STATE / "dev-keys.json"
+    if not path.exists():
+        STATE.mkdir(exist_ok=True)
+        keys = {
+            "PSEUDONYM_KEY": new_key(),
+            "CPR_KEYS": json.dumps({"dev-cpr-1": new_key()}),
+            "CPR_ACTIVE_KEY_ID": "dev-cpr-1",
+            "CONTACT_KEYS": json.dumps({"dev-contact-1": new_key()}),
+            "CONTACT_ACTIVE_KEY_ID": "dev-contact-1",
+            "LINK_KEY": new_key(),
+        }
+        path.write_text(json.dumps(keys, indent=2))
+        path.chmod(0o600)
+    return json.loads(path.read_text())
+
+
+def up() -> None:
+    STATE.mkdir(exist_ok=True)
+    (STATE / "logs").mkdir(exist_ok=True)
+    started = time.monotonic()
+    cleanups = []
+    env = {**dev_keys(), "DEV_SINK_DIR": str(STATE / "dispatch-sink"), "LOCAL_STATE_DIR": str(STATE)}
+
+    database_url = os.environ.get("DATABASE_URL")
+    if not database_url:
+        server, database_url = start_embedded_postgres(STATE / "pg")
+        cleanups.append(server.cleanup)
+        print(f"PostgreSQL (embedded)  {STATE / 'pg'}")
+    env["DATABASE_URL"] = database_url
+
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if not bootstrap:
+        port = LOCAL_KAFKA_PORT if not port_open("127.0.0.1", LOCAL_KAFKA_PORT) else free_port()
+        broker = TansuBroker(port, log_file=STATE / "logs" / "tansu.log").start()
+        cleanups.append(broker.stop)
+        bootstrap = broker.bootstrap_servers
+        print(f"Kafka (embedded Tansu) {bootstrap}")
+    env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
+
+    issuer = subprocess.Popen(
+        [sys.executable, "-m", "shared.auth.dev_issuer", "--port", str(ISSUER_PORT), "--key-file", str(STATE / "dev-issuer-key.json")],
+        cwd=REPO_ROOT,
+        stdout=open(STATE / "logs" / "dev-issuer.log", "ab"),
+        stderr=subprocess.STDOUT,
+    )
+    cleanups.append(issuer.terminate)
+    wait_for_port("127.0.0.1", ISSUER_PORT, 30)
+    env["AUTH_JWKS_URL"] = f"http://127.0.0.1:{ISSUER_PORT}/.well-known/jwks.json"
+    env["SURVEY_BASE_URL"] = f"http://127.0.0.1:{DEFAULT_PORTS['responses']}/s/"
+
+    services = [
+        ServiceProcess(name, DEFAULT_PORTS[name], env, log_file=STATE / "logs" / f"{name}.log").start() for name in SERVICES
+    ]
+    cleanups.extend(service.stop for service in services)
+
+    def shutdown(*_):
+        print("\nstopping ...")
+        for cleanup in reversed(cleanups):
+            try:
+                cleanup()
+            except Exception as exc:  # keep stopping the rest
+                print(f"  {exc}")
+        print("stopped")
+        sys.exit(0)
+
+    signal.signal(signal.SIGINT, shutdown)
+    signal.signal(signal.SIGTERM, shutdown)
+    try:
+        for service in services:
+            service.wait_healthy(90)
+    except Exception as exc:
+        print(f"start-up failed: {exc}")
+        shutdown()
+    print(f"\nAll five services healthy after {time.monotonic() - started:.1f} s:")
+    print(f"  {'dev token issuer':<12} http://127.0.0.1:{ISSUER_PORT}/oauth/token   (clients: deploy/dev-clients.json)")
+    for service in services:
+        print(f"  {service.name:<12} {service.url}   docs: {service.url}/docs")
+    print(f"\nLetters go to {STATE / 'dispatch-sink'}; logs in {STATE / 'logs'}. Ctrl-C stops everything.")
+    while True:
+        for service in services:
+            if service.process and service.process.poll() is not None:
+                print(f"{service.name} exited (code {service.process.returncode}); restarting")
+                service.start()
+        time.sleep(1)
+
+
+def demo() -> None:
+    import random
+
+    import httpx
+    from authlib.integrations.httpx_client import OAuth2Client
+
+    from shared.testing.round import links_in_sink, synthetic_rows, wait_for
+
+    def client(client_id: str, secret: str) -> OAuth2Client:
+        oauth = OAuth2Client(client_id, secret, token_endpoint=f"http://127.0.0.1:{ISSUER_PORT}/oauth/token", timeout=15)
+        oauth.fetch_token(grant_type="client_credentials")
+        return oauth
+
+    url = {name: f"http://127.0.0.1:{port}" for name, port in DEFAULT_PORTS.items()}
+    try:
+        vendor = client("momentum-dev", "dev-secret-momentum")
+        operator = client("kl-operator", "dev-secret-kl")
+    except httpx.HTTPError:
+        sys.exit("the platform is not running: start it with `make up` first")
+    round_id = f"demo-{int(time.time())}"
+    sizes = {"101": 30, "147": 18, "751": 12}
+    print(f"round {round_id}")
+    for i, (kommunekode, size) in enumerate(sizes.items()):
+        r = vendor.post(f"{url['ingest']}/rounds/{round_id}/extracts/{kommunekode}", json={"reference_date": "2023-08-01", "rows": synthetic_rows(size, seed=i)})
+        r.raise_for_status()
+        print(f"  ingest     {kommunekode}: {r.json()['rows_valid']} citizens accepted")
+
+    def frame_ready():
+        r = operator.get(f"{url['sampling']}/rounds/{round_id}/frame")
+        return r.status_code == 200 and sum(s["population"] for s in r.json()["strata"]) == sum(sizes.values())
+
+    wait_for(frame_ready, 60, "the sampling frame")
+    r = operator.post(f"{url['sampling']}/rounds/{round_id}/draws", json={"seed": 2026, "sample_per_stratum": 1000})
+    r.raise_for_status()
+    sampled = r.json()["sampled"]
+    print(f"  sampling   drew {sampled} citizens (seed 2026)")
+
+    sink = STATE / "dispatch-sink"
+    before = set(links_in_sink(sink).values())
+    links = wait_for(lambda: (new := set(links_in_sink(sink).values()) - before) and len(new) >= sampled and new, 60, "the letters")
+    print(f"  dispatch   {len(links)} letters in {sink}")
+    rng = random.Random(7)
+    answered = 0
+    for token in sorted(links)[: sampled * 2 // 3]:
+        answers = {f"q{i}": rng.choice([1, 2, 3, 4, 5]) for i in range(1, 14)}
+        wait_for(lambda: httpx.post(f"{url['responses']}/api/survey/{token}/submission", json={"answers": answers}).status_code in (201, 409), 30, "a link")
+        answered += 1
+    print(f"  responses  {answered} citizens answered")
+
+    def counted():
+        r = operator.get(f"{url['analytics']}/rounds/{round_id}/response-rates")
+        rows = r.json()["rows"]
+        return rows if rows and rows[0]["answers"] == answered else None
+
+    rows = wait_for(counted, 60, "analytics")
+    print("  analytics  response rates (cells under 5 answers suppressed):")
+    print(f"    {'kommune':<10}{'invited':>8}{'answers':>9}{'rate':>8}")
+    for row in rows:
+        answers = "—" if row["suppressed"] else str(row["answers"])
+        rate = "—" if row["response_rate"] is None else f"{row['response_rate']:.0%}"
+        print(f"    {row['kommunekode']:<10}{row['invited']:>8}{answers:>9}{rate:>8}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m shared.devstack")
+    parser.add_argument("command", choices=["up", "demo"])
+    args = parser.parse_args()
+    {"up": up, "demo": demo}[args.command]()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,323 @@
+"""Event envelope and payload contracts: the single source of truth for what crosses the bus.
+
+Every message on Kafka is an :class:`Envelope` serialised as JSON. ``type`` + ``version``
+select the payload model in :data:`REGISTRY`; a consumer that meets a version it does not know
+dead-letters the message rather than guessing. Payloads only ever grow by optional fields within a
+version; anything else is a new version, published side by side until consumers have moved.
+
+Each event names its topic and its key. The key decides the partition, so all events with the
+same key keep their order: population and sample chunks are keyed by round and municipality (a
+re-delivery never overtakes the delivery it replaces), per-citizen events by pseudonym.
+
+No payload carries a CPR number in clear. The one piece of personal data that must reach dispatch
+travels sealed (see :mod:`shared.crypto`).
+
+``python -m shared.events schemas DIR`` writes one JSON Schema per event for other languages.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+from uuid import UUID, uuid4
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.crypto import SealedContact
+
+Gender = Literal["M", "K"]  # K = kvinde (female), as Danish registers write it
+AnswerMode = Literal["web", "paper"]
+DispatchStep = Literal["invitation", "reminder_1", "reminder_2"]
+
+
+class Envelope(BaseModel):
+    """Versioned wrapper around every event's payload."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event_id: UUID = Field(default_factory=uuid4)
+    type: str
+    version: int
+    occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    source: str
+    # Follows one round (or one citizen's path) across services, for logs and tracing.
+    correlation_id: str
+    data: dict[str, Any]
+
+    def payload(self) -> EventPayload:
+        try:
+            model = REGISTRY[(self.type, self.version)]
+        except KeyError:
+            raise UnknownEventError(f"unknown event {self.type!r} version {self.version}") from None
+        return model.model_validate(self.data)
+
+    @classmethod
+    def wrap(cls, payload: EventPayload, *, source: str, correlation_id: str) -> Envelope:
+        return cls(
+            type=payload.event_type,
+            version=payload.event_version,
+            source=source,
+            correlation_id=correlation_id,
+            data=payload.model_dump(mode="json"),
+        )
+
+
+class UnknownEventError(ValueError):
+    pass
+
+
+class EventPayload(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_type: ClassVar[str]
+    event_version: ClassVar[int]
+    topic: ClassVar[str]
+
+    def key(self) -> str:
+        raise NotImplementedError
+
+
+REGISTRY: dict[tuple[str, int], type[EventPayload]] = {}
+
+
+def event(type_: str, version: int, *, topic: str | None = None):
+    """Register a payload model for an event type and version."""
+
+    def register(cls: type[EventPayload]) -> type[EventPayload]:
+        cls.event_type = type_
+        cls.event_version = version
+        cls.topic = topic or type_
+        if (type_, version) in REGISTRY:
+            raise ValueError(f"event {type_} v{version} registered twice")
+        REGISTRY[(type_, version)] = cls
+        return cls
+
+    return register
+
+
+# --- background bands shared by several payloads -------------------------------------------------
+
+
+class Bands(BaseModel):
+    """Background variables in the broad intervals the survey reports on (never exact values)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    gender: Gender
+    age_band: str
+    duration_band: str  # how long the citizen has been on the current benefit
+
+
+# --- population.received: ingest -> sampling ---------------------------------------------------------
+
+
+class PopulationPerson(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    pseudonym: str  # keyed hash of the CPR number; the same person has the same pseudonym everywhere
+    maalgruppe: str  # target group, mapped centrally from the benefit (ydelse)
+    bands: Bands
+    forskerbeskyttet: bool = False  # protected from statistical and scientific surveys
+    contact: SealedContact  # readable by dispatch only
+
+
+@event("population.received", 1)
+class PopulationReceived(EventPayload):
+    """One chunk of a municipality's validated, classified population for a round.
+
+    A delivery is a sequence of chunks on one key; the last has ``final`` set with the chunk count,
+    so a consumer knows when it holds the whole delivery. A new delivery for the same round and
+    municipality replaces the previous one (``supersedes``) once it is complete.
+    """
+
+    round_id: str
+    kommunekode: str  # municipality code (3 digits, e.g. "101" Copenhagen, "751" Aarhus)
+    delivery_id: UUID
+    supersedes: UUID | None = None
+    reference_date: date
+    chunk_no: int = Field(ge=0)
+    final: bool
+    chunk_count: int | None = None  # set on the final chunk
+    person_count: int | None = None  # set on the final chunk
+    persons: list[PopulationPerson]
+
+    def key(self) -> str:
+        return f"{self.round_id}:{self.kommunekode}"
+
+
+# --- sample.drawn: sampling -> dispatch, analytics ---------------------------------------------------
+
+
+class SampledPerson(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    pseudonym: str
+    maalgruppe: str
+    stratum: str  # "<kommunekode>:<maalgruppe>"
+    bands: Bands
+    inclusion_probability: float = Field(gt=0, le=1)
+    design_weight: float = Field(ge=1)
+    contact: SealedContact
+
+
+class StratumSummary(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    stratum: str
+    maalgruppe: str
+    population: int = Field(ge=0)
+    sample: int = Field(ge=0)
+
+
+@event("sample.drawn", 1)
+class SampleDrawn(EventPayload):
+    """One chunk of a municipality's drawn sample; the final chunk carries the strata summary."""
+
+    round_id: str
+    kommunekode: str
+    draw_id: UUID
+    seed: int
+    chunk_no: int = Field(ge=0)
+    final: bool
+    chunk_count: int | None = None
+    strata: list[StratumSummary] = Field(default_factory=list)
+    persons: list[SampledPerson]
+
+    def key(self) -> str:
+        return f"{self.round_id}:{self.kommunekode}"
+
+
+# --- link.issued: dispatch -> responses ----------------------------------------------------------------
+
+
+@event("link.issued", 1)
+class LinkIssued(EventPayload):
+    """A citizen's survey link exists; responses learns only the hash of its token."""
+
+    round_id: str
+    kommunekode: str
+    pseudonym: str
+    token_hash: str  # hex SHA-256 of the link token; the token itself never leaves dispatch
+    maalgruppe: str
+    stratum: str
+    bands: Bands
+    design_weight: float
+    arm: str | None = None  # response-rate experiment arm, if the round runs one
+    expires_at: datetime
+
+    def key(self) -> str:
+        return self.pseudonym
+
+
+# --- invitation.sent: dispatch -> analytics --------------------------------------------------------------
+
+
+@event("invitation.sent", 1)
+class InvitationSent(EventPayload):
+    round_id: str
+    kommunekode: str
+    pseudonym: str
+    step: DispatchStep
+    channel: str
+    maalgruppe: str
+    stratum: str
+    arm: str | None = None
+    sent_at: datetime
+
+    def key(self) -> str:
+        return self.pseudonym
+
+
+# --- response.submitted: responses -> dispatch, analytics -----------------------------------------------
+
+
+AnswerValue = int | str | None
+
+
+@event("response.submitted", 1)
+class ResponseSubmitted(EventPayload):
+    round_id: str
+    kommunekode: str
+    pseudonym: str
+    questionnaire_id: str
+    questionnaire_version: int
+    mode: AnswerMode
+    maalgruppe: str
+    stratum: str
+    bands: Bands
+    design_weight: float
+    arm: str | None = None
+    # Question id -> answer: a scale value code, or free text already scrubbed of personal data.
+    answers: dict[str, AnswerValue]
+    submitted_at: datetime
+
+    def key(self) -> str:
+        return self.pseudonym
+
+
+@event("response.opted_out", 1)
+class ResponseOptedOut(EventPayload):
+    """The citizen said no thanks: dispatch stops reminders, analytics counts a refusal."""
+
+    round_id: str
+    kommunekode: str
+    pseudonym: str
+    stratum: str
+    opted_out_at: datetime
+
+    def key(self) -> str:
+        return self.pseudonym
+
+
+# --- JSON Schema export ------------------------------------------------------------------------------------
+
+
+def json_schemas() -> dict[str, dict]:
+    """One JSON Schema per event (envelope with its typed ``data``), named ``<type>.v<version>``."""
+    schemas: dict[str, dict] = {}
+    envelope = Envelope.model_json_schema()
+    for (type_, version), model in sorted(REGISTRY.items()):
+        data_schema = model.model_json_schema(ref_template="#/$defs/{model}")
+        defs = data_schema.pop("$defs", {})
+        schema = {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": f"https://borgerblik.dk/events/{type_}.v{version}.json",
+            "title": f"{type_} v{version}",
+            "description": (model.__doc__ or "").strip(),
+            "type": "object",
+            "properties": {
+                **envelope["properties"],
+                "type": {"const": type_},
+                "version": {"const": version},
+                "data": data_schema,
+            },
+            "required": ["event_id", "type", "version", "occurred_at", "source", "correlation_id", "data"],
+            "additionalProperties": False,
+            "x-kafka-topic": model.topic,
+            "$defs": defs,
+        }
+        schemas[f"{type_}.v{version}"] = schema
+    return schemas
+
+
+def write_json_schemas(directory: Path) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, schema in json_schemas().items():
+        path = directory / f"{name}.json"
+        path.write_text(json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+        written.append(path)
+    return written
+
+
+TOPICS: tuple[str, ...] = tuple(sorted({model.topic for model in REGISTRY.values()}))
+
+
+if __name__ == "__main__":  # python -m shared.events schemas DIR
+    if len(sys.argv) != 3 or sys.argv[1] != "schemas":
+        sys.exit("usage: python -m shared.events schemas DIR")
+    for path in write_json_schemas(Path(sys.argv[2])):
+        print(path)

@@ -1,0 +1,1 @@
+"""Test fixtures: real PostgreSQL and a real Kafka-protocol broker, started when not given."""

@@ -1,0 +1,142 @@
+"""Pytest plugin (``pytest_plugins = ["shared.testing.fixtures"]``).
+
+- ``DATABASE_URL`` set: tests use that server (each test gets a fresh database on it);
+  otherwise an embedded PostgreSQL is started once per session.
+- ``KAFKA_BOOTSTRAP_SERVERS`` set: tests use that broker (e.g. real Apache Kafka in CI);
+  otherwise Tansu is started once per session on a free port.
+Every test gets its own topic prefix and consumer groups, so suites can share a broker.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from shared.auth.dev_issuer import DevIssuer
+from shared.crypto import new_key
+from shared.db import to_async_url
+from shared.infra import TansuBroker, start_embedded_postgres
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url(tmp_path_factory) -> str:
+    if url := os.environ.get("DATABASE_URL"):
+        yield url
+        return
+    # Not under pytest's basetemp: pytest re-restricts that to 0700 at every session start, which
+    # would lock out the unprivileged OS user embedded-postgres runs the server as (when root).
+    # A short path also keeps the unix socket name under its ~107-byte limit.
+    base = Path(tempfile.mkdtemp(prefix="bbpg-"))
+    base.chmod(0o755)
+    server, url = start_embedded_postgres(base / "data", database="postgres")
+    yield url
+    server.cleanup()
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def _plain(url: str) -> str:
+    return to_async_url(url).replace("postgresql+asyncpg://", "postgresql://")
+
+
+async def create_test_database(admin_url: str) -> str:
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    plain = _plain(admin_url)
+    conn = await asyncpg.connect(plain)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    # Swap the database name in the URL, keeping host/socket parameters.
+    before, _, query = plain.partition("?")
+    base = before.rsplit("/", 1)[0]
+    return f"{base}/{name}" + (f"?{query}" if query else "")
+
+
+@pytest.fixture
+async def database_url(postgres_admin_url) -> str:
+    return await create_test_database(postgres_admin_url)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory) -> str:
+    if servers := os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        yield servers
+        return
+    broker = TansuBroker(log_file=tmp_path_factory.mktemp("tansu") / "tansu.log").start()
+    yield broker.bootstrap_servers
+    broker.stop()
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    return f"t{uuid.uuid4().hex[:10]}."
+
+
+@pytest.fixture(scope="session")
+def dev_issuer() -> DevIssuer:
+    return DevIssuer()
+
+
+@pytest.fixture(scope="session")
+def data_keys() -> dict[str, str]:
+    return {
+        "PSEUDONYM_KEY": new_key(),
+        "CPR_KEYS": f'{{"cpr-1": "{new_key()}"}}',
+        "CPR_ACTIVE_KEY_ID": "cpr-1",
+        "CONTACT_KEYS": f'{{"contact-1": "{new_key()}"}}',
+        "CONTACT_ACTIVE_KEY_ID": "contact-1",
+        "LINK_KEY": new_key(),
+    }
+
+
+@pytest.fixture
+def service_env(database_url, kafka_bootstrap, topic_prefix, dev_issuer, data_keys, tmp_path) -> dict[str, str]:
+    """Environment for a service under test (in-process settings or a subprocess)."""
+    return {
+        "DATABASE_URL": database_url,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "KAFKA_TOPIC_PREFIX": topic_prefix,
+        "AUTH_JWKS_JSON": dev_issuer.jwks_json(),
+        "OUTBOX_POLL_INTERVAL_SECONDS": "0.05",
+        "CONSUMER_RETRY_BACKOFF_SECONDS": "0.05",
+        "CONSUMER_SESSION_TIMEOUT_MS": "6000",
+        "CONSUMER_HEARTBEAT_INTERVAL_MS": "1000",
+        "DEV_SINK_DIR": str(tmp_path / "sink"),
+        "LOG_JSON": "true",
+        **data_keys,
+    }
+
+
+def settings_from_env(settings_cls, env: dict[str, str], **overrides):
+    """Build a service's settings from an env dict without touching os.environ."""
+    values = {key.lower(): value for key, value in env.items()}
+    values.update(overrides)
+    fields = settings_cls.model_fields
+    return settings_cls(**{k: v for k, v in values.items() if k in fields})
+
+
+@asynccontextmanager
+async def running_app(app) -> AsyncIterator[httpx.AsyncClient]:
+    """Run an app's lifespan in-process and give an HTTP client bound to it."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield client
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[2]

@@ -1,0 +1,82 @@
+"""Drive a thin survey round through the services' public HTTP APIs.
+
+Used by the end-to-end tests and by ``make demo``: ingest -> sampling -> dispatch (dev sink) ->
+responses -> analytics, every hop over the broker.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from collections.abc import Callable
+from datetime import date, timedelta
+from pathlib import Path
+
+import httpx
+
+LINK_PATTERN = re.compile(r"/s/([A-Za-z0-9_-]{20,100})")
+YDELSER = ["Dagpenge", "Sygedagpenge", "Kontanthjælp - jobparat", "Kontanthjælp - aktivitetsparat"]
+
+
+def synthetic_cpr(rng: random.Random, used: set[str]) -> str:
+    """A syntactically valid CPR number (real date, century digit) that is not checked against
+    any register: for synthetic test data only."""
+    while True:
+        born = date(1960, 1, 1) + timedelta(days=rng.randrange(0, 365 * 40))
+        serial = rng.randrange(0, 4000) if born.year < 2000 else rng.randrange(4000, 5000)
+        cpr = f"{born:%d%m%y}{serial:04d}"
+        if cpr not in used:
+            used.add(cpr)
+            return f"{cpr[:6]}-{cpr[6:]}"
+
+
+def synthetic_rows(count: int, seed: int) -> list[dict]:
+    rng = random.Random(seed)
+    used: set[str] = set()
+    return [
+        {
+            "cpr": synthetic_cpr(rng, used),
+            "ydelse": YDELSER[i % len(YDELSER)],
+            "overgangsdato": str(date(2022, 1, 1) + timedelta(days=rng.randrange(0, 400))),
+            "telefon": f"+452{rng.randrange(1000000, 9999999)}",
+            "navn": f"Testperson {i}",
+        }
+        for i in range(count)
+    ]
+
+
+def wait_for(check: Callable[[], object], timeout: float, what: str, interval: float = 0.2):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise TimeoutError(f"timed out waiting for {what} (last: {last!r})")
+
+
+def links_in_sink(sink: Path) -> dict[str, str]:
+    """Idempotency key -> link token, for every message the dev sink holds."""
+    found = {}
+    if sink.exists():
+        for path in sink.iterdir():
+            if path.name.startswith("."):
+                continue
+            match = LINK_PATTERN.search(path.read_text(encoding="utf-8", errors="replace"))
+            if match:
+                found[path.stem] = match.group(1)
+    return found
+
+
+def request_with_retry(method: str, url: str, *, attempts: int = 100, **kwargs) -> httpx.Response:
+    """Retry while a service is down (it may be restarting under a test)."""
+    for attempt in range(attempts):
+        try:
+            return httpx.request(method, url, timeout=10, **kwargs)
+        except httpx.TransportError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2)
+    raise AssertionError("unreachable")

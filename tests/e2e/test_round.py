@@ -1,0 +1,113 @@
+"""A whole round through the five services as processes, every hop over the broker."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from shared.testing.fixtures import bearer
+from shared.testing.round import links_in_sink, request_with_retry, synthetic_rows, wait_for
+
+pytestmark = pytest.mark.e2e
+
+KOMMUNER = {"101": 24, "147": 16, "751": 12}
+
+
+def deliver(stack, dev_issuer, round_id: str) -> None:
+    token = dev_issuer.mint("momentum-dev", ["extracts:write"], list(KOMMUNER))
+    for i, (kommunekode, size) in enumerate(KOMMUNER.items()):
+        response = request_with_retry(
+            "POST",
+            f"{stack['ingest'].url}/rounds/{round_id}/extracts/{kommunekode}",
+            json={"reference_date": "2023-08-01", "rows": synthetic_rows(size, seed=i)},
+            headers=bearer(token),
+        )
+        assert response.status_code == 201, response.text
+        assert response.json()["rows_valid"] == size
+
+
+def wait_for_frame(stack, admin: str, round_id: str) -> None:
+    def frame_complete():
+        r = request_with_retry("GET", f"{stack['sampling'].url}/rounds/{round_id}/frame", headers=bearer(admin))
+        return r.status_code == 200 and sum(s["population"] for s in r.json()["strata"]) == sum(KOMMUNER.values())
+
+    wait_for(frame_complete, 60, "the sampling frame")
+
+
+def run_round(stack, dev_issuer, sink: Path, round_id: str, kill: str | None = None) -> None:
+    admin = dev_issuer.mint("kl-operator", ["rounds:admin", "aggregates:read", "kommuner:all"])
+    deliver(stack, dev_issuer, round_id)
+    if kill == "ingest":
+        stack["ingest"].kill()  # its outbox may still hold the population events
+        stack["ingest"].start().wait_healthy(60)
+    wait_for_frame(stack, admin, round_id)
+
+    response = request_with_retry(
+        "POST", f"{stack['sampling'].url}/rounds/{round_id}/draws", json={"seed": 42, "sample_per_stratum": 1000}, headers=bearer(admin)
+    )
+    assert response.status_code == 201, response.text
+    sampled = response.json()["sampled"]
+    assert sampled == sum(KOMMUNER.values())
+    if kill in ("sampling", "dispatch", "analytics"):
+        time.sleep(0.3)  # let events start flowing, then crash mid-stream
+        stack[kill].kill()
+        time.sleep(0.5)
+        stack[kill].start().wait_healthy(60)
+
+    links = wait_for(lambda: (found := links_in_sink(sink)) and len(found) >= sampled and found, 90, "all invitations in the sink")
+    assert len(links) == sampled  # one letter per citizen, none twice
+    tokens = sorted(links.values())
+    # Answer a subset: 101 and 147 get enough answers to publish, the rest stays small.
+    to_answer = tokens[: len(tokens) * 2 // 3]
+
+    if kill == "responses":
+        half = len(to_answer) // 2
+        answer_when_ready(stack, to_answer[:half])
+        stack["responses"].kill()
+        stack["responses"].start().wait_healthy(60)
+        answer_when_ready(stack, to_answer[half:])
+    else:
+        answer_when_ready(stack, to_answer)
+
+    def national():
+        r = request_with_retry("GET", f"{stack['analytics'].url}/rounds/{round_id}/response-rates", headers=bearer(admin))
+        rows = {row["kommunekode"]: row for row in r.json()["rows"]}
+        n = rows.get("national")
+        return rows if n and n["answers"] == len(to_answer) and n["invited"] == sampled else None
+
+    rows = wait_for(national, 90, "analytics to count every answer exactly once")
+    assert rows["national"]["invited"] == sampled
+    assert rows["national"]["answers"] == len(to_answer)
+    published = [row for k, row in rows.items() if k != "national" and not row["suppressed"]]
+    assert all(row["answers"] >= 5 for row in published)
+    # Every letter was sent exactly once: the dispatch status agrees with the sink.
+    status = request_with_retry("GET", f"{stack['dispatch'].url}/rounds/{round_id}/status", headers=bearer(admin)).json()
+    sent = sum(s["count"] for s in status["steps"] if s["step"] == "invitation" and s["status"] == "sent")
+    assert sent == sampled
+
+
+def answer_when_ready(stack, tokens: list[str]) -> None:
+    for token in tokens:
+        def submit():
+            r = request_with_retry(
+                "POST",
+                f"{stack['responses'].url}/api/survey/{token}/submission",
+                json={"answers": {"q1": 4, "q13": 5}},
+            )
+            if r.status_code == 404:  # link.issued not consumed yet
+                return None
+            assert r.status_code in (201, 409), r.text
+            return r
+
+        wait_for(submit, 60, "the link to become usable", interval=0.3)
+
+
+def test_thin_round_end_to_end(stack, dev_issuer, service_env):
+    run_round(stack, dev_issuer, Path(service_env["DEV_SINK_DIR"]), "e2e-1")
+
+
+@pytest.mark.parametrize("victim", ["ingest", "sampling", "dispatch", "responses", "analytics"])
+def test_killing_a_service_mid_round_loses_nothing_and_counts_nothing_twice(stack, dev_issuer, service_env, victim):
+    run_round(stack, dev_issuer, Path(service_env["DEV_SINK_DIR"]), f"kill-{victim}", kill=victim)
