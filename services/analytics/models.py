@@ -57,3 +57,43 @@ class ResponseFact(Base):
     questionnaire_version: Mapped[int]
     answers: Mapped[dict] = mapped_column(JSONB)
     submitted_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+
+
+class AnswerTally(Base):
+    """Answers per round x stratum x bands x question x answer code (see domain.answers)."""
+
+    __tablename__ = "answer_tally"
+
+    round_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    stratum: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    gender: Mapped[str] = mapped_column(sa.String(1), primary_key=True)
+    age_band: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    duration_band: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    question: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    code: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    kommunekode: Mapped[str] = mapped_column(sa.Text)
+    maalgruppe: Mapped[str] = mapped_column(sa.Text)
+    n: Mapped[int]
+
+
+class RateTally(Base):
+    """Invited and answered per round x stratum x dispatch arm ("none" without an experiment)."""
+
+    __tablename__ = "rate_tally"
+
+    round_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    stratum: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    arm: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    kommunekode: Mapped[str] = mapped_column(sa.Text)
+    maalgruppe: Mapped[str] = mapped_column(sa.Text)
+    invited: Mapped[int] = mapped_column(server_default="0")
+    answered: Mapped[int] = mapped_column(server_default="0")
+
+
+class RoundState(Base):
+    __tablename__ = "round_state"
+
+    round_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    questionnaire_id: Mapped[str | None] = mapped_column(sa.Text)
+    first_submitted_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    version: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")

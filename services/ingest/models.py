@@ -33,6 +33,9 @@ class Delivery(Base):
     rows_excluded: Mapped[int] = mapped_column(default=0)
     report: Mapped[dict] = mapped_column(JSONB, default=dict)
     supersedes: Mapped[uuid.UUID | None]
+    # The maalgruppe mapping table version the citizens were classified with (reproducibility).
+    mapping_version: Mapped[str] = mapped_column(sa.Text, server_default="v1")
+    job_id: Mapped[uuid.UUID | None]  # the upload job that produced it; None for JSON batches
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
 
     __table_args__ = (sa.Index("ix_delivery_round_kommune", "round_id", "kommunekode"),)
@@ -52,3 +55,45 @@ class Citizen(Base):
     gender: Mapped[str] = mapped_column(sa.String(1))
     age_band: Mapped[str] = mapped_column(sa.Text)
     duration_band: Mapped[str] = mapped_column(sa.Text)
+
+    # Finds a person in other municipalities' deliveries of the same round (cross-delivery duplicates).
+    __table_args__ = (sa.Index("ix_citizen_pseudonym", "pseudonym"),)
+
+
+class ExtractJob(Base):
+    """An uploaded extract file being (or having been) validated and stored in the background.
+
+    The job row is the file's whole story for the caller: progress while it runs, the report when
+    it ends. Its final status commits in the same transaction as the delivery it produced, so
+    "succeeded" and "the delivery exists" can never disagree.
+    """
+
+    __tablename__ = "extract_job"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    round_id: Mapped[str] = mapped_column(sa.Text)
+    kommunekode: Mapped[str] = mapped_column(sa.Text)
+    submitted_by: Mapped[str] = mapped_column(sa.Text)
+    reference_date: Mapped[date]
+    profile: Mapped[str] = mapped_column(sa.Text)  # column profile (vendor vocabulary)
+    policy: Mapped[str] = mapped_column(sa.Text)  # accept_valid | reject_all
+    file_format: Mapped[str] = mapped_column(sa.Text)  # csv | xlsx | json
+    file_path: Mapped[str | None] = mapped_column(sa.Text)  # cleared once the file is deleted
+    file_bytes: Mapped[int] = mapped_column(sa.BigInteger)
+    # queued -> running -> succeeded | rejected (policy reject_all) | failed (unreadable, crash)
+    status: Mapped[str] = mapped_column(sa.Text)
+    attempts: Mapped[int] = mapped_column(default=0)
+    rows_read: Mapped[int] = mapped_column(default=0)
+    rows_valid: Mapped[int] = mapped_column(default=0)
+    rows_rejected: Mapped[int] = mapped_column(default=0)
+    rows_excluded: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str | None] = mapped_column(sa.Text)  # why the whole file failed; never personal data
+    report: Mapped[dict] = mapped_column(JSONB, default=dict)
+    delivery_id: Mapped[uuid.UUID | None]
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
+    started_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    # Moves with every progress write: a running job whose heartbeat stops was left by a crash.
+    heartbeat_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
+
+    __table_args__ = (sa.Index("ix_extract_job_status", "status", "created_at"),)

@@ -74,7 +74,7 @@ def scrub(text: str) -> str:
 
 def scrub_with_report(text: str) -> ScrubResult:
     counts: Counter[str] = Counter()
-    # NFC first: "ø" typed as o + combining stroke must still match the name lists.
+    # NFC first: a letter typed as base + combining accent ("é", "å") must match the lists.
     current = unicodedata.normalize("NFC", text)
     for _ in range(_MAX_PASSES):
         scrubbed = _scrub_once(current, counts)
@@ -97,7 +97,7 @@ def _scrub_once(text: str, counts: Counter[str]) -> str:
     return text
 
 
-# --- numbers and addresses ------------------------------------------------------------------
+# --- numbers and e-mail addresses ------------------------------------------------------------------
 
 # Spaces inside a number, incl. the no-break spaces that come with text pasted from Word.
 # Not tabs: a tab separates table cells, not digit groups.
@@ -150,7 +150,7 @@ def _phone_body(first_digit: str, tag: str, *, standalone: bool) -> str:
 # With a country code the number is certainly a phone number, whatever it starts with.
 # A bare "45" counts as the code only before four pairs ("45 20 30 40 50").
 _PHONE_WITH_PREFIX = re.compile(
-    r"(?<![0-9\w])"
+    r"(?<!\w)"
     + rf"(?:\(?(?:\+|00){_SP}?45\)?|45(?={_SP}[0-9]{{2}}{_SP}[0-9]{{2}}{_SP}[0-9]{{2}}{_SP}[0-9]{{2}}(?![0-9])))"
     + rf"(?:{_SP}|{_DASH}|\.)*"
     + _phone_body("[0-9]", "p", standalone=False)
@@ -350,16 +350,17 @@ class _NameFinder:
 
     def spans(self) -> Iterator[tuple[int, int]]:
         i = 0
+        floor = 0  # a span never reaches back into the previous one
         while i < len(self.tokens):
             mode = self.seed(i)
             if mode is None:
                 i += 1
                 continue
             last = self.extend_right(i, lowercase=(mode == "lower"))
-            first = self.extend_left(i, lowercase=(mode == "lower"))
+            first = self.extend_left(i, floor, lowercase=(mode == "lower"))
             if not self.is_address(last):
                 yield first, last
-            i = last + 1
+            i = floor = last + 1
 
     def seed(self, i: int) -> Literal["cap", "lower"] | None:
         tok = self.tokens[i]
@@ -421,14 +422,14 @@ class _NameFinder:
             last = nxt
         return last
 
-    def extend_left(self, i: int, *, lowercase: bool) -> int:
+    def extend_left(self, i: int, floor: int, *, lowercase: bool) -> int:
         # Only from a surname: in "Zofia Jensen" the unknown word before a surname is the
         # first name, but in "Søde Mette" the word before a first name is just an adjective.
         tok = self.tokens[i]
         if not (tok.surname and not tok.first):
             return i
         first = i
-        while i - first < 3 and first > 0:
+        while i - first < 3 and first > floor:
             prev = self.tokens[first - 1]
             if lowercase:
                 # "per nielsen": next to a surname even an ambiguous first name is a name.
@@ -467,7 +468,13 @@ def _scrub_names(text: str) -> tuple[str, int]:
     count = 0
     for first, last in finder.spans():
         start, end = finder.tokens[first].start, finder.tokens[last].end
-        pieces.append(text[position:start])
+        between = text[position:start]
+        if count and between.strip(" \u00a0") == "":
+            # Names only separated by a space ("Line Bachmann Lund Claus Ørum Mogensen") are
+            # one run of names: a single token reads better than "[NAVN] [NAVN]".
+            position = end
+            continue
+        pieces.append(between)
         pieces.append(NAME_TOKEN)
         position = end
         count += 1

@@ -280,14 +280,14 @@ def _id_words(ids: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
     length = len(ids[0])
     # Fast path for the usual case, fixed-length ASCII pseudonyms: one join and one
     # encode instead of a conversion per string. The NUL separators pad every id to a
-    # whole number of words, and counting zero bytes verifies in one vector pass that
-    # every id has this byte length and contains no NUL.
+    # whole number of words; if the only NUL bytes are the separators and they all sit
+    # at the row ends, every id has exactly this byte length and contains no NUL.
     pad = 8 - length % 8
     width = length + pad
     joined = ("\0" * pad).join(ids).encode("utf-8") + b"\0" * pad
-    if length and len(joined) == n * width:
-        zeros = np.frombuffer(joined, dtype=np.uint8).reshape(n, width) == 0
-        if np.count_nonzero(zeros) == n * pad and zeros[:, length:].all():
+    if length and len(joined) == n * width and joined.count(b"\0") == n * pad:
+        ends = np.frombuffer(joined, dtype=np.uint8).reshape(n, width)[:, length:]
+        if not ends.any():
             words = np.frombuffer(joined, dtype="<u8").reshape(n, width // 8)
             return words[:, : -(-length // 8)].astype(np.uint64, copy=False), None
     # General path: ids of different lengths or with non-ASCII characters.

@@ -53,7 +53,7 @@ def danish_text(draw, *, with_numbers: bool = True) -> str:
             parts.append(draw(safe_number))
         end = draw(st.sampled_from(["", "", "", ".", ",", "!", "?"]))
         parts[-1] += end
-        sentence_start = end in ".!?"
+        sentence_start = end in {".", "!", "?"}
     return " ".join(parts)
 
 

@@ -77,8 +77,9 @@ def check_inclusion(
     master_seed: int,
     alpha: float = ALPHA,
 ) -> InclusionReport:
-    """Draw `draws` samples with seeds from `master_seed` and test, at family-wise level
-    `alpha`, that the sampler does what it claims:
+    """Draw `draws` samples with seeds from `master_seed` and test that the sampler does
+    what it claims (checks 2 and 3 each at family-wise level `alpha`, so a correct
+    sampler fails with probability ≤ 2·alpha for a random master seed):
 
     1. every draw has exactly n_h units per stratum and claims π = n_h / N_h;
     2. per unit: the count c_i ~ Binomial(draws, π_i) — two-sided z-test, Bonferroni
@@ -86,7 +87,9 @@ def check_inclusion(
     3. per stratum: Σ (c_i − Rπ)² / (Rπ(1−π)) · (N−1)/N ~ χ²_{N−1}, the joint test of
        all units of a stratum (the factor corrects for SRSWOR's negative covariance
        of the counts, which sum to R·n_h by construction), Bonferroni over strata.
-    Draws are independent given independent seeds, so the binomial model is exact.
+    Under the null hypothesis, draws with different seeds are independent, so the
+    binomial model is exact; only the normal approximation is asymptotic (R·π·(1−π) is
+    above 250 for the test frame).
     """
     by_stratum: dict[StratumKey, list[str]] = {}
     for uid, key in frame:

@@ -310,6 +310,8 @@ def test_allocation_rules_hold_for_any_population(
         base = allocate(mine, rules.model_copy(update={"min_expected_answers": 0.0}))
         base_total = base.municipalities[kode].sample
         assert base_total == min(population, max(rules.target_sample(population), floors))
+        if population >= rules.min_sample and floors <= rules.max_sample:
+            assert rules.min_sample <= base_total <= rules.max_sample
         if base.municipalities[kode].expected_answers >= needed:
             assert all(result.strata[k].sample == base.strata[k].sample for k in mine)
         elif best >= needed:

@@ -1,0 +1,409 @@
+"""A round's published indicator tables, computed from aggregated answer counts (no I/O).
+
+Why counts are enough
+---------------------
+Every indicator is a ratio estimator of a 0/1 or 1..5 variable over a domain (a cell), and the
+design weight is constant within a stratum (``w_h = N_h / n_h``, respondents' n_h, see
+:mod:`.estimators`). The Taylor-linearised variance of :class:`~.estimators.StratifiedDesign`
+then depends on a stratum's units only through how many of them sit in the domain with each
+answer: with ``z_hi = w_h (y_hi - ybar) / W`` for units in the domain and 0 elsewhere,
+
+    sum_i z_hi   = w_h / W   * sum_c m_hc (y_c - ybar)
+    sum_i z_hi^2 = (w_h/W)^2 * sum_c m_hc (y_c - ybar)^2
+    V = sum_h (1 - f_h) n_h / (n_h - 1) * (sum z^2 - (sum z)^2 / n_h)
+
+where ``m_hc`` counts the domain's units of stratum h answering category c. So analytics keeps
+an incremental tally (round x stratum x bands x question x answer code) and never needs the
+response rows to publish; :func:`estimate_from_counts` reproduces ``StratifiedDesign.mean`` (and
+the unweighted design) to rounding, which the tests check against the domain and R.
+
+Tables
+------
+Per question and per dimension d in (maalgruppe, gender, age_band, duration_band) one table
+municipality x d, with its margins: municipality totals, national per level of d, and the
+national total. Response rates: respondents per municipality x target group and municipality x
+dispatch arm, with the same margins. All of a round's tables go through one call of
+:func:`~.suppression.suppress`, so a number hidden in one table cannot be recovered from another.
+The suppression count of a question cell is the number of *valid* (scale) answers: the mean and
+the top-two box rest on them, so a cell is published only when at least ``min_count`` citizens
+gave a scale answer ("Ved ikke" alone never publishes a cell).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import defaultdict
+from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from .answers import CODES, DONT_KNOW, SCORES
+from .estimators import Estimate, normal_quantile
+from .suppression import TOTAL, CellDecision, CountTable, suppress
+
+DIMENSIONS: tuple[str, ...] = ("maalgruppe", "gender", "age_band", "duration_band")
+RATE_DIMENSIONS: tuple[str, ...] = ("maalgruppe", "arm")
+NATIONAL = "national"
+ALL_LEVELS = "total"
+NO_ARM = "none"
+_CENSUS_EPSILON = 1e-7  # as the domain estimator (and R): 1 - f_h below this is a census
+
+# Indicators in column order; the distribution is one share per score plus "Ved ikke".
+INDICATORS: tuple[str, ...] = ("mean", "top2_share", "dont_know_share") + tuple(f"share_{s}" for s in SCORES)
+ESTIMATE_SUFFIXES: tuple[str, ...] = ("", "_se", "_ci_low", "_ci_high", "_unweighted", "_unweighted_se")
+INDICATOR_COLUMNS: tuple[str, ...] = (
+    "round_id",
+    "questionnaire_id",
+    "question",
+    "dimension",
+    "kommunekode",
+    "level",
+    "n_answers",
+    "n_valid",
+    "n_dont_know",
+    "suppressed",
+    "suppression",
+    "caution",
+) + tuple(f"{ind}{suffix}" for ind in INDICATORS for suffix in ESTIMATE_SUFFIXES)
+RATE_COLUMNS: tuple[str, ...] = (
+    "round_id",
+    "dimension",
+    "kommunekode",
+    "level",
+    "invited",
+    "answers",
+    "response_rate",
+    "suppressed",
+    "suppression",
+    "caution",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StratumInfo:
+    kommunekode: str
+    maalgruppe: str
+    respondents: int  # n_h: respondents of the round in the stratum
+    population: int | None  # N_h from sample.drawn; None until the frame has arrived
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerCount:
+    """Answers of one stratum, grouped by one background dimension ("total": not grouped)."""
+
+    stratum: str
+    dimension: str
+    level: str
+    question: str
+    code: str
+    n: int
+
+
+@dataclass(frozen=True, slots=True)
+class RateCount:
+    stratum: str
+    kommunekode: str
+    maalgruppe: str
+    arm: str
+    invited: int
+    answered: int
+
+
+# -- estimation from counts ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Stratum:
+    n: int  # units of the stratum in the analysis file
+    weight: float
+    fpc: float  # 1 - n/N, or 1 without a population size
+
+
+def estimate_from_counts(
+    values: Mapping[Hashable, Mapping[float, int]],
+    strata: Mapping[Hashable, _Stratum],
+    degrees_of_freedom: int,
+    level: float = 0.95,
+) -> Estimate | None:
+    """The ratio estimator of :meth:`StratifiedDesign.mean` from per-stratum value counts.
+
+    ``values[h][y]`` is how many units of stratum h are in the domain with value y. None when
+    the domain has no unit with a value.
+    """
+    total_w = math.fsum(strata[h].weight * m for h, vc in values.items() for m in vc.values())
+    n_inside = sum(m for vc in values.values() for m in vc.values())
+    if n_inside == 0:
+        return None
+    estimate = math.fsum(strata[h].weight * y * m for h, vc in values.items() for y, m in vc.items()) / total_w
+    parts = []
+    for h, vc in values.items():
+        s = strata[h]
+        if s.fpc < _CENSUS_EPSILON or not any(vc.values()):
+            continue  # census stratum, or no unit in the domain: every z is 0
+        scale = s.weight / total_w
+        sum_z = scale * math.fsum(m * (y - estimate) for y, m in vc.items())
+        sum_z2 = scale * scale * math.fsum(m * (y - estimate) ** 2 for y, m in vc.items())
+        if s.n == 1:
+            parts.append(s.fpc * sum_z2)  # lonely stratum, "adjust": centred at 0
+        else:
+            parts.append(s.fpc * s.n / (s.n - 1) * max(sum_z2 - sum_z * sum_z / s.n, 0.0))
+    se = math.sqrt(math.fsum(parts))
+    q = normal_quantile(level)
+    return Estimate(estimate, se, estimate - q * se, estimate + q * se, level, n_inside, total_w, degrees_of_freedom)
+
+
+def design_strata(strata: Mapping[str, StratumInfo]) -> dict[str, _Stratum]:
+    """Weights N_h / n_h and the fpc; without a frame (N_h unknown) weight 1 and no fpc."""
+    out = {}
+    for h, info in strata.items():
+        n = max(info.respondents, 1)
+        if info.population is None:
+            out[h] = _Stratum(n, 1.0, 1.0)
+        else:
+            big_n = max(info.population, n)  # a frame smaller than the answers is a data error
+            out[h] = _Stratum(n, big_n / n, 1.0 - n / big_n)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class CellEstimates:
+    n_answers: int
+    n_valid: int
+    n_dont_know: int
+    weighted: dict[str, Estimate | None]
+    unweighted: dict[str, Estimate | None]
+
+
+def _indicator_values(codes: Mapping[str, int]) -> dict[str, dict[float, int]]:
+    """Per indicator: value -> count of one stratum's units in the domain with that value."""
+    valid = sum(codes.get(s, 0) for s in SCORES)
+    answered = valid + codes.get(DONT_KNOW, 0)
+    top = codes.get("4", 0) + codes.get("5", 0)
+    out = {
+        "mean": {float(s): codes.get(s, 0) for s in SCORES},
+        "top2_share": {1.0: top, 0.0: valid - top},
+        "dont_know_share": {1.0: codes.get(DONT_KNOW, 0), 0.0: valid},
+    }
+    for s in SCORES:
+        out[f"share_{s}"] = {1.0: codes.get(s, 0), 0.0: answered - codes.get(s, 0)}
+    return out
+
+
+def cell_estimates(
+    by_stratum: Mapping[str, Mapping[str, int]],
+    design: Mapping[str, _Stratum],
+    n_total: int,
+    degrees_of_freedom: int,
+) -> CellEstimates:
+    """Weighted and unweighted indicators of one cell from its strata's answer-code counts."""
+    per_indicator: dict[str, dict[str, dict[float, int]]] = defaultdict(dict)
+    merged: dict[str, int] = defaultdict(int)
+    for h, codes in by_stratum.items():
+        for ind, vc in _indicator_values(codes).items():
+            per_indicator[ind][h] = vc
+        for c, n in codes.items():
+            merged[c] += n
+    # The unweighted design: all respondents as one unstratified sample, no fpc (R: ids=~1).
+    plain = {None: _Stratum(n_total, 1.0, 1.0)}
+    plain_values = _indicator_values(merged)
+    weighted = {ind: estimate_from_counts(per_indicator.get(ind, {}), design, degrees_of_freedom) for ind in INDICATORS}
+    unweighted = {ind: estimate_from_counts({None: plain_values[ind]}, plain, n_total - 1) for ind in INDICATORS}
+    valid = sum(merged.get(s, 0) for s in SCORES)
+    return CellEstimates(valid + merged.get(DONT_KNOW, 0), valid, merged.get(DONT_KNOW, 0), weighted, unweighted)
+
+
+# -- the publication ---------------------------------------------------------------------------
+
+
+def natural_key(text: str) -> tuple:
+    """q2 before q10."""
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", text))
+
+
+def _level_order(level: str) -> tuple:
+    return (level != ALL_LEVELS, natural_key(level))
+
+
+def _kommune_order(kommunekode: str) -> tuple:
+    return (kommunekode != NATIONAL, natural_key(kommunekode))
+
+
+@dataclass
+class RoundPublication:
+    """Everything published for a round, already suppressed: rows are ready for any reader."""
+
+    round_id: str
+    questionnaire_id: str | None
+    min_count: int
+    caution_below: int
+    indicator_rows: list[dict] = field(default_factory=list)
+    rate_rows: list[dict] = field(default_factory=list)
+
+    def questions(self) -> list[str]:
+        return sorted({r["question"] for r in self.indicator_rows}, key=natural_key)
+
+
+def _status(decision: CellDecision) -> dict:
+    return {"suppressed": decision.suppressed, "suppression": decision.status.value, "caution": decision.caution}
+
+
+def _label(value: Hashable, outer: str) -> str:
+    return outer if value is TOTAL else str(value)
+
+
+def build_publication(
+    round_id: str,
+    questionnaire_id: str | None,
+    strata: Mapping[str, StratumInfo],
+    answer_counts: Iterable[AnswerCount],
+    rate_counts: Iterable[RateCount],
+    *,
+    min_count: int = 5,
+    caution_below: int = 20,
+) -> RoundPublication:
+    rate_counts = list(rate_counts)
+    design = design_strata(strata)
+    n_total = sum(s.respondents for s in strata.values())
+    degf = n_total - sum(1 for s in strata.values() if s.respondents > 0)
+    kommuner = sorted({s.kommunekode for s in strata.values()}, key=natural_key)
+
+    # (question, dimension) -> (kommune, level) -> stratum -> code -> n
+    cells: dict[tuple[str, str], dict[tuple, dict[str, dict[str, int]]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
+    )
+    levels: dict[str, set[str]] = defaultdict(set)
+    for row in answer_counts:
+        if row.code not in CODES or row.n <= 0:
+            continue
+        info = strata[row.stratum]
+        if row.dimension == "total":
+            dims_levels = [("maalgruppe", info.maalgruppe)]
+        else:
+            dims_levels = [(row.dimension, row.level)]
+        for dim, lvl in dims_levels:
+            levels[dim].add(lvl)
+            table = cells[(row.question, dim)]
+            for key in ((info.kommunekode, lvl), (info.kommunekode, TOTAL), (TOTAL, lvl), (TOTAL, TOTAL)):
+                table[key][row.stratum][row.code] += row.n
+    questions = sorted({q for q, _ in cells}, key=natural_key)
+
+    # One linked set of count tables for the whole round (see module docstring).
+    count_tables: list[CountTable] = []
+    index: list[tuple[str, str, str]] = []  # (kind, question or "", dimension)
+    for q in questions:
+        for dim in DIMENSIONS:
+            table = cells[(q, dim)]
+            counts = {
+                (k, lvl): _valid(table.get((k, lvl), {}))
+                for k in kommuner
+                for lvl in sorted(levels[dim], key=natural_key)
+            }
+            count_tables.append(CountTable(("kommunekode", dim), counts, (("kommunekode",), (dim,), ()), f"valid:{q}"))
+            index.append(("indicator", q, dim))
+    rate_cells: dict[str, dict[tuple[str, str], list[int]]] = {d: defaultdict(lambda: [0, 0]) for d in RATE_DIMENSIONS}
+    for r in rate_counts:
+        for dim, lvl in (("maalgruppe", r.maalgruppe), ("arm", r.arm)):
+            acc = rate_cells[dim][(r.kommunekode, lvl)]
+            acc[0] += r.invited
+            acc[1] += r.answered
+    for dim in RATE_DIMENSIONS:
+        if rate_cells[dim]:
+            answered = {key: v[1] for key, v in rate_cells[dim].items()}
+            count_tables.append(CountTable(("kommunekode", dim), answered, (("kommunekode",), (dim,), ()), "respondents"))
+            index.append(("rate", "", dim))
+    decided = suppress(count_tables, min_count=min_count, caution_below=caution_below) if count_tables else []
+
+    publication = RoundPublication(round_id, questionnaire_id, min_count, caution_below)
+    memo: dict[tuple, CellEstimates] = {}
+    for (kind, q, dim), result in zip(index, decided):
+        if kind == "indicator":
+            table = cells[(q, dim)]
+            for key, decision in result.decisions.items():
+                k, lvl = key
+                row = {
+                    "round_id": round_id,
+                    "questionnaire_id": questionnaire_id,
+                    "question": q,
+                    "dimension": dim,
+                    "kommunekode": _label(k, NATIONAL),
+                    "level": _label(lvl, ALL_LEVELS),
+                    **_status(decision),
+                }
+                if decision.suppressed:
+                    row.update({c: None for c in ("n_answers", "n_valid", "n_dont_know")})
+                    row.update({f"{ind}{s}": None for ind in INDICATORS for s in ESTIMATE_SUFFIXES})
+                else:
+                    # The same quantity (e.g. a municipality's total) appears in every dimension's table.
+                    ident = (q, k, dim if lvl is not TOTAL else None, lvl)
+                    est = memo.get(ident)
+                    if est is None:
+                        est = memo[ident] = cell_estimates(table[key], design, n_total, degf)
+                    row.update(n_answers=est.n_answers, n_valid=est.n_valid, n_dont_know=est.n_dont_know)
+                    for ind in INDICATORS:
+                        row.update(_estimate_columns(ind, est.weighted[ind], est.unweighted[ind]))
+                publication.indicator_rows.append({c: row[c] for c in INDICATOR_COLUMNS})
+        else:
+            acc_table = rate_cells[dim]
+            for key, decision in result.decisions.items():
+                k, lvl = key
+                invited = sum(v[0] for (kk, ll), v in acc_table.items() if (k is TOTAL or kk == k) and (lvl is TOTAL or ll == lvl))
+                row = {
+                    "round_id": round_id,
+                    "dimension": dim,
+                    "kommunekode": _label(k, NATIONAL),
+                    "level": _label(lvl, ALL_LEVELS),
+                    "invited": invited,
+                    "answers": None if decision.suppressed else decision.count,
+                    "response_rate": None if decision.suppressed or not invited else decision.count / invited,
+                    **_status(decision),
+                }
+                publication.rate_rows.append({c: row[c] for c in RATE_COLUMNS})
+
+    publication.indicator_rows.sort(
+        key=lambda r: (natural_key(r["question"]), DIMENSIONS.index(r["dimension"]), _kommune_order(r["kommunekode"]), _level_order(r["level"]))
+    )
+    publication.rate_rows.sort(key=lambda r: (RATE_DIMENSIONS.index(r["dimension"]), _kommune_order(r["kommunekode"]), _level_order(r["level"])))
+    return publication
+
+
+def _valid(by_stratum: Mapping[str, Mapping[str, int]]) -> int:
+    return sum(codes.get(s, 0) for codes in by_stratum.values() for s in SCORES)
+
+
+def _estimate_columns(ind: str, weighted: Estimate | None, unweighted: Estimate | None) -> dict:
+    return {
+        ind: None if weighted is None else weighted.value,
+        f"{ind}_se": None if weighted is None else weighted.se,
+        f"{ind}_ci_low": None if weighted is None else weighted.ci_low,
+        f"{ind}_ci_high": None if weighted is None else weighted.ci_high,
+        f"{ind}_unweighted": None if unweighted is None else unweighted.value,
+        f"{ind}_unweighted_se": None if unweighted is None else unweighted.se,
+    }
+
+
+# -- trends ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    difference: float
+    se: float
+    z: float
+    p_value: float
+    significant: bool
+
+
+def change_between(previous: tuple[float, float], current: tuple[float, float], level: float = 0.95) -> Change:
+    """Difference of two independent design-based estimates (value, se) with a two-sided z-test.
+
+    Rounds are drawn independently, so Var(b - a) = SE_a^2 + SE_b^2.
+    """
+    (a, se_a), (b, se_b) = previous, current
+    diff = b - a
+    se = math.sqrt(se_a * se_a + se_b * se_b)
+    if se == 0.0:
+        z = 0.0 if diff == 0 else math.copysign(math.inf, diff)
+    else:
+        z = diff / se
+    p = math.erfc(abs(z) / math.sqrt(2.0))  # two-sided normal p-value
+    return Change(diff, se, z, p, abs(z) > normal_quantile(level))

@@ -1,0 +1,83 @@
+"""Synthetic events of a round (sample.drawn strata, invitation.sent, response.submitted), for
+tests and bench/analytics_*.py. Answers mix integer scores and value codes, as the responses
+service may send either."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from shared.events import Bands, InvitationSent, ResponseSubmitted, SampleDrawn, StratumSummary
+
+GROUPS = ("dagpenge", "sygedagpenge", "jobparate", "aktivitetsparate")
+AGE_BANDS = ("18-29", "30-39", "40-49", "50+")
+DURATION_BANDS = ("<6 mdr", "6-12 mdr", "12+ mdr")
+QUESTIONS = tuple(f"q{i}" for i in range(1, 14))
+VALUES = (1, 2, 3, 4, 5, "meget_uenig", "uenig", "hverken_enig_eller_uenig", "enig", "meget_enig", "ved_ikke", None)
+VALUE_WEIGHTS = (1, 2, 3, 6, 5, 1, 1, 2, 4, 4, 1.5, 1)
+
+
+@dataclass
+class SyntheticRound:
+    round_id: str
+    samples: list[SampleDrawn] = field(default_factory=list)
+    invitations: list[InvitationSent] = field(default_factory=list)
+    responses: list[ResponseSubmitted] = field(default_factory=list)
+    population: dict[str, int] = field(default_factory=dict)  # stratum -> N_h
+
+
+def synthetic_round(
+    round_id: str,
+    kommuner: list[str],
+    *,
+    respondents: int,
+    seed: int = 1,
+    arms: tuple[str | None, ...] = ("A", "B"),
+    questions: tuple[str, ...] = QUESTIONS,
+    shift: float = 0.0,
+) -> SyntheticRound:
+    """About ``respondents`` answers spread unevenly over municipalities x target groups (some
+    strata get only a handful, so suppression has work to do). ``shift`` tilts answers upward."""
+    rng = random.Random(seed)
+    out = SyntheticRound(round_id)
+    strata = [(k, g) for k in kommuner for g in GROUPS]
+    shares = [rng.uniform(0.05, 1.0) * (0.05 if i % 7 == 3 else 1.0) for i in range(len(strata))]
+    total_share = sum(shares)
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    weights = [w * (1 + shift * (v in (4, 5, "enig", "meget_enig"))) for v, w in zip(VALUES, VALUE_WEIGHTS)]
+    for (k, g), share in zip(strata, shares):
+        stratum = f"{k}:{g}"
+        answered = max(1, round(respondents * share / total_share))
+        sample = answered * rng.randint(3, 5)
+        population = sample * rng.randint(1, 8)
+        out.population[stratum] = population
+        out.samples.append(
+            SampleDrawn(
+                round_id=round_id, kommunekode=k, draw_id=uuid.UUID(int=rng.getrandbits(128)), seed=seed, chunk_no=0,
+                final=True, chunk_count=1, persons=[],
+                strata=[StratumSummary(stratum=stratum, maalgruppe=g, population=population, sample=sample)],
+            )
+        )
+        for i in range(sample):
+            pseudonym = f"p-{round_id}-{stratum}-{i}"
+            arm = arms[i % len(arms)] if arms else None
+            out.invitations.append(
+                InvitationSent(
+                    round_id=round_id, kommunekode=k, pseudonym=pseudonym, step="invitation", channel="digital_post",
+                    maalgruppe=g, stratum=stratum, arm=arm, sent_at=start,
+                )
+            )
+            if i < answered:
+                out.responses.append(
+                    ResponseSubmitted(
+                        round_id=round_id, kommunekode=k, pseudonym=pseudonym, questionnaire_id="kl_core",
+                        questionnaire_version=1, mode="web", maalgruppe=g, stratum=stratum,
+                        bands=Bands(gender=rng.choice("MK"), age_band=rng.choice(AGE_BANDS), duration_band=rng.choice(DURATION_BANDS)),
+                        design_weight=population / sample, arm=arm,
+                        answers={q: rng.choices(VALUES, weights)[0] for q in questions} | {"q15": "fri tekst"},
+                        submitted_at=start + timedelta(days=1, seconds=rng.randrange(86400)),
+                    )
+                )
+    return out

@@ -1,0 +1,148 @@
+"""The count-based publication against the domain's unit-level estimators and the attacker."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+
+import pytest
+
+from services.analytics.domain import AGREEMENT_SCALE, PublishedTable, StratifiedDesign, cell_indicators, find_recoverable_cells
+from services.analytics.domain.answers import DONT_KNOW, answer_code, scale_label
+from services.analytics.domain.publication import (
+    DIMENSIONS,
+    AnswerCount,
+    RateCount,
+    StratumInfo,
+    build_publication,
+    change_between,
+)
+from services.analytics.domain.suppression import TOTAL
+
+TOL = 1e-9
+STRATA = {  # stratum -> (kommune, group, N_h)
+    "101:Dagpenge": ("101", "Dagpenge", 900),
+    "101:Sygedagpenge": ("101", "Sygedagpenge", 300),
+    "147:Dagpenge": ("147", "Dagpenge", 200),
+    "147:Sygedagpenge": ("147", "Sygedagpenge", 25),
+    "751:Dagpenge": ("751", "Dagpenge", 4),
+}
+SIZES = {"101:Dagpenge": 60, "101:Sygedagpenge": 25, "147:Dagpenge": 14, "147:Sygedagpenge": 6, "751:Dagpenge": 4}
+
+
+def make_units(seed: int = 7) -> list[dict]:
+    rng = random.Random(seed)
+    units = []
+    for h, n in SIZES.items():
+        for _ in range(n):
+            units.append(
+                {
+                    "stratum": h,
+                    "gender": rng.choice("MK"),
+                    "age_band": rng.choice(["18-29", "30-49", "50+"]),
+                    "duration_band": rng.choice(["<1", "1+"]),
+                    "answers": {
+                        "q1": rng.choice([1, 2, 3, 4, 5, 5, 4, "ved_ikke", None]),
+                        "q13": rng.choice(["meget_enig", "enig", "uenig", 3, "ved_ikke", None, "fri tekst"]),
+                    },
+                }
+            )
+    return units
+
+
+def tallies(units):
+    counts = Counter()
+    for u in units:
+        for q, v in u["answers"].items():
+            code = answer_code(v)
+            if code is None:
+                continue
+            counts[(u["stratum"], "total", "total", q, code)] += 1
+            for dim in ("gender", "age_band", "duration_band"):
+                counts[(u["stratum"], dim, u[dim], q, code)] += 1
+    return [AnswerCount(*k, n) for k, n in counts.items()]
+
+
+def strata_info(units) -> dict[str, StratumInfo]:
+    n = Counter(u["stratum"] for u in units)
+    return {h: StratumInfo(k, g, n[h], big_n) for h, (k, g, big_n) in STRATA.items()}
+
+
+def test_answer_codes() -> None:
+    assert answer_code(5) == "5" and answer_code("meget_enig") == "5" and answer_code("Meget uenig") == "1"
+    assert answer_code("ved_ikke") == DONT_KNOW and answer_code(None) is None
+    assert answer_code(0) is None and answer_code(True) is None and answer_code("fri tekst") is None
+    assert answer_code("tilfreds") == "4" and scale_label("5") == "Meget enig"
+
+
+def test_estimates_equal_the_domain_design() -> None:
+    units = make_units()
+    pub = build_publication("r1", "kl_core", strata_info(units), tallies(units), [], min_count=1)
+    design = StratifiedDesign([u["stratum"] for u in units], population_sizes={h: v[2] for h, v in STRATA.items()})
+    checked = 0
+    for row in pub.indicator_rows:
+        if row["suppressed"]:
+            continue
+        labels = []
+        for u in units:
+            code = answer_code(u["answers"].get(row["question"]))
+            labels.append(None if code is None else scale_label(code))
+        k, dim, lvl = row["kommunekode"], row["dimension"], row["level"]
+        domain = [
+            (k == "national" or STRATA[u["stratum"]][0] == k)
+            and (lvl == "total" or (STRATA[u["stratum"]][1] if dim == "maalgruppe" else u[dim]) == lvl)
+            for u in units
+        ]
+        ref = cell_indicators(design, labels, domain)
+        assert row["n_answers"] == ref.n_answers and row["n_valid"] == ref.n_valid
+        pairs = [("mean", ref.weighted.mean_score, ref.unweighted.mean_score),
+                 ("top2_share", ref.weighted.top_box_share, ref.unweighted.top_box_share),
+                 ("dont_know_share", ref.weighted.dont_know_share, ref.unweighted.dont_know_share)]
+        pairs += [(f"share_{s}", ref.weighted.distribution[AGREEMENT_SCALE.labels[s - 1]],
+                   ref.unweighted.distribution[AGREEMENT_SCALE.labels[s - 1]]) for s in range(1, 6)]
+        for ind, w, uw in pairs:
+            for ours, theirs in ((row[ind], w.value), (row[f"{ind}_se"], w.se), (row[f"{ind}_ci_low"], w.ci_low),
+                                 (row[f"{ind}_ci_high"], w.ci_high), (row[f"{ind}_unweighted"], uw.value),
+                                 (row[f"{ind}_unweighted_se"], uw.se)):
+                assert math.isclose(ours, theirs, rel_tol=TOL, abs_tol=TOL), (row["question"], k, dim, lvl, ind)
+        checked += 1
+    assert checked > 50
+
+
+def published_tables(pub) -> list[PublishedTable]:
+    """Rebuild what a reader sees as the attacker's tables (hidden entries as None)."""
+    tables = []
+    for q in pub.questions():
+        for dim in DIMENSIONS:
+            rows = [r for r in pub.indicator_rows if r["question"] == q and r["dimension"] == dim]
+            for column in ("n_valid", "n_answers"):
+                tables.append(PublishedTable(("kommunekode", dim), {
+                    (TOTAL if r["kommunekode"] == "national" else r["kommunekode"], TOTAL if r["level"] == "total" else r["level"]): r[column]
+                    for r in rows}, f"{column}:{q}"))
+    for dim in ("maalgruppe", "arm"):
+        rows = [r for r in pub.rate_rows if r["dimension"] == dim]
+        tables.append(PublishedTable(("kommunekode", dim), {
+            (TOTAL if r["kommunekode"] == "national" else r["kommunekode"], TOTAL if r["level"] == "total" else r["level"]): r["answers"]
+            for r in rows}, "respondents"))
+    return tables
+
+
+def test_small_cells_are_suppressed_and_not_recoverable() -> None:
+    units = make_units()
+    n = Counter(u["stratum"] for u in units)
+    rates = [RateCount(h, k, g, "A" if i % 2 else "B", n[h] * 3, n[h]) for i, (h, (k, g, _)) in enumerate(STRATA.items())]
+    pub = build_publication("r1", "kl_core", strata_info(units), tallies(units), rates)
+    hidden = [r for r in pub.indicator_rows if r["suppressed"]]
+    assert hidden and all(r["mean"] is None and r["n_answers"] is None for r in hidden)
+    assert all(r["n_valid"] >= 5 for r in pub.indicator_rows if not r["suppressed"])
+    assert any(r["caution"] for r in pub.indicator_rows)
+    assert find_recoverable_cells(published_tables(pub)) == {}
+    assert any(r["suppressed"] for r in pub.rate_rows)
+
+
+def test_change_between_rounds() -> None:
+    c = change_between((3.9, 0.05), (4.1, 0.05))
+    assert math.isclose(c.z, 0.2 / math.sqrt(0.005)) and c.significant
+    assert not change_between((3.9, 0.2), (4.0, 0.2)).significant
+    assert math.isclose(change_between((0.5, 0.1), (0.5, 0.1)).p_value, 1.0)
