@@ -121,6 +121,8 @@ class PopulationPerson(BaseModel):
     maalgruppe: str  # target group, mapped centrally from the benefit (ydelse)
     bands: Bands
     forskerbeskyttet: bool = False  # protected from statistical and scientific surveys
+    deceased: bool = False  # where the extract knows it (case systems mirror the CPR register)
+    emigrated: bool = False
     contact: SealedContact  # readable by dispatch only
 
 

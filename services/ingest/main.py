@@ -7,6 +7,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from services.ingest import jobs
 from services.ingest.api import router
 from services.ingest.config import IngestSettings
 from services.ingest.models import BUS
@@ -21,7 +22,10 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        async with ServiceRuntime(settings, tables=BUS, migrations_dir=MIGRATIONS) as runtime:
+        # Upload jobs run in the background of every replica; the job table is their queue.
+        async with ServiceRuntime(
+            settings, tables=BUS, migrations_dir=MIGRATIONS, workers={"extract-jobs": jobs.run_worker}
+        ) as runtime:
             app.state.runtime = runtime
             yield
 

@@ -15,6 +15,7 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -66,14 +67,51 @@ async def database_url(postgres_admin_url) -> str:
     return await create_test_database(postgres_admin_url)
 
 
+def pytest_addoption(parser) -> None:
+    parser.addoption(
+        "--broker",
+        choices=["tansu", "kafka"],
+        default=os.environ.get("BORGERBLIK_TEST_BROKER", "tansu"),
+        help="broker the fixtures start when KAFKA_BOOTSTRAP_SERVERS is unset: the embedded Tansu "
+        "(default) or a real Apache Kafka in KRaft mode from Maven Central jars",
+    )
+
+
+@dataclass
+class ExternalBroker:
+    bootstrap_servers: str
+
+
 @pytest.fixture(scope="session")
-def kafka_bootstrap(tmp_path_factory) -> str:
+def broker(request, tmp_path_factory):
+    """The session's broker: given by KAFKA_BOOTSTRAP_SERVERS, or started (Tansu or Apache Kafka)."""
     if servers := os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        yield servers
+        yield ExternalBroker(servers)
         return
-    broker = TansuBroker(log_file=tmp_path_factory.mktemp("tansu") / "tansu.log").start()
-    yield broker.bootstrap_servers
-    broker.stop()
+    if request.config.getoption("--broker") == "kafka":
+        from shared.testing.apache_kafka import ApacheKafkaBroker
+
+        kafka = ApacheKafkaBroker(tmp_path_factory.mktemp("kafka"))
+        kafka.start(timeout=600)  # the first run fetches the jars from Maven Central
+        yield kafka
+        kafka.stop()
+        return
+    tansu = TansuBroker(log_file=tmp_path_factory.mktemp("tansu") / "tansu.log").start()
+    yield tansu
+    tansu.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(broker) -> str:
+    return broker.bootstrap_servers
+
+
+@pytest.fixture
+def durable_broker(broker):
+    """A broker the test may restart without losing data: only a real Apache Kafka is one."""
+    if not hasattr(broker, "restart") or isinstance(broker, TansuBroker):
+        pytest.skip("needs a restartable, durable broker: run with --broker=kafka (make test-kafka)")
+    return broker
 
 
 @pytest.fixture

@@ -47,8 +47,9 @@ class _Frozen(BaseModel):
 
 class AnswerSubmission(_Frozen):
     """What the front end posts: answers keyed by question id, plus the version key of the
-    questionnaire the citizen was shown. Choice answers are option values (``"enig"``),
-    free-text answers are strings; ``None`` clears an answer when resuming."""
+    questionnaire the citizen was shown. Choice answers are option values (``"enig"``) or,
+    for scored scales, the score (``4``); free-text answers are strings; ``None`` clears an
+    answer when resuming."""
 
     questionnaire_key: str
     answers: dict[str, object] = Field(default_factory=dict)
@@ -160,12 +161,12 @@ def validate_answers(
         raw = answers.get(question.id)
         if raw is None:
             continue
-        if not isinstance(raw, str):
+        value = _normalise(questionnaire, question, raw)
+        if value is None:
             errors.append(_error(theme_id, question.id, "invalid_type"))
             continue
-        value = _normalise(question, raw)
         if value == "":
-            continue  # an emptied text box is "not answered", not an error
+            continue  # an emptied text box (or a form's empty radio value) is "not answered"
         if not shown:
             if hidden == "drop":
                 dropped.append(question.id)
@@ -212,10 +213,20 @@ def scrub_free_text(questionnaire: Questionnaire, answers: Mapping[str, str]) ->
 # --- helpers --------------------------------------------------------------------------------
 
 
-def _normalise(question: Question, raw: str) -> str:
+def _normalise(questionnaire: Questionnaire, question: Question, raw: object) -> str | None:
+    """The answer in its stored form, or None when its type is wrong for the question."""
     if question.is_choice:
-        return raw
-    # NFC so that "æ" typed as a + combining mark counts (and is stored) as one character.
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            # Paper and phone entry send scores (the event contract allows 1..5); store the
+            # option code so every answer set has one canonical form. A score that is not on
+            # the scale becomes "7", which no option code can be, so it fails as invalid_option.
+            scale = questionnaire.scale_for(question.id)
+            option = next((o for o in scale.options if o.score == raw), None) if scale else None
+            return option.value if option is not None else str(raw)
+        return raw if isinstance(raw, str) else None
+    if not isinstance(raw, str):
+        return None
+    # NFC so that "é" typed as e + combining accent counts (and is stored) as one character.
     text = unicodedata.normalize("NFC", raw.replace("\r\n", "\n").replace("\r", "\n"))
     return _CONTROL_CHARS.sub("", text).strip()
 

@@ -232,12 +232,12 @@ class Theme(_Frozen):
 
 class ComponentRef(_Frozen):
     id: str
-    version: str
+    version: int = Field(ge=1)
 
 
 class Questionnaire(_Frozen):
     id: str = Field(pattern=_ID)
-    version: str = Field(min_length=1)
+    version: int = Field(ge=1)
     title: LocalizedText
     languages: tuple[Language, ...] = ("da", "en")
     scales: tuple[Scale, ...]
@@ -386,7 +386,7 @@ class QuestionnaireModule(_Frozen):
     """An optional block of themes (e.g. ``digital_tools``) switched on per round."""
 
     id: str = Field(pattern=_ID)
-    version: str = Field(min_length=1)
+    version: int = Field(ge=1)
     title: LocalizedText
     scales: tuple[Scale, ...] = ()
     themes: tuple[Theme, ...] = Field(min_length=1)
@@ -406,7 +406,7 @@ class LocalSupplement(_Frozen):
     """
 
     kommunekode: str = Field(pattern=r"^\d{3}$")
-    version: str = Field(min_length=1)
+    version: int = Field(ge=1)
     title: LocalizedText = _DEFAULT_SUPPLEMENT_TITLE
     intro: LocalizedText | None = None
     scales: tuple[Scale, ...] = ()

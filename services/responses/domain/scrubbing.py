@@ -267,7 +267,7 @@ class _Token:
         return self.first or self.surname
 
     @property
-    def lower(self) -> bool:
+    def lowercase(self) -> bool:
         return self.text.islower()
 
     @property
@@ -367,7 +367,7 @@ class _NameFinder:
         if self.after_cue(i):
             if tok.name_shaped:
                 return "cap"
-            if tok.lower and tok.first and not tok.ambiguous:
+            if tok.lowercase and tok.first and not tok.ambiguous:
                 return "lower"
         if tok.strong:
             return "cap"
@@ -380,13 +380,13 @@ class _NameFinder:
             if tok.first and not tok.sentence_initial:
                 return "cap"
             return None
-        if tok.lower and tok.known and not tok.ambiguous:
+        if tok.lowercase and tok.known and not tok.ambiguous:
             # In lower case a lone first name may be a word ("line", "ane", "signe"), but a
             # surname from the list is not ("hansen"); "mette hansen" is a name as a pair.
             if tok.surname and not tok.first:
                 return "lower"
             nxt = self.tokens[i + 1] if self.joined(i) else None
-            if nxt is not None and nxt.lower and nxt.surname and not nxt.ambiguous:
+            if nxt is not None and nxt.lowercase and nxt.surname and not nxt.ambiguous:
                 return "lower"
         return None
 
@@ -411,7 +411,7 @@ class _NameFinder:
             nxt = last + 1
             if lowercase:
                 tok = self.tokens[nxt]
-                fits = self.joined(last) and tok.lower and tok.known and not tok.ambiguous
+                fits = self.joined(last) and tok.lowercase and tok.known and not tok.ambiguous
             elif self.is_initial(last):
                 fits = bool(_INITIAL_GAP.match(self.gap(last))) and self.tokens[nxt].name_shaped
             else:
@@ -433,7 +433,7 @@ class _NameFinder:
             prev = self.tokens[first - 1]
             if lowercase:
                 # "per nielsen": next to a surname even an ambiguous first name is a name.
-                fits = self.joined(first - 1) and prev.lower and prev.first
+                fits = self.joined(first - 1) and prev.lowercase and prev.first
             elif self.is_initial(first - 1):
                 fits = bool(_INITIAL_GAP.match(self.gap(first - 1)))  # "H.C. Andersen"
             else:

@@ -85,10 +85,29 @@ def test_values_outside_the_scale(core: Questionnaire) -> None:
     assert "q1" not in result.accepted
 
 
-@pytest.mark.parametrize("value", [5, 4.0, True, ["enig"], {"v": "enig"}])
+@pytest.mark.parametrize("value", [4.0, True, ["enig"], {"v": "enig"}])
 def test_values_of_the_wrong_type(core: Questionnaire, value: object) -> None:
     result = validate_answers(core, complete_core_answers(q3=value))
     assert [(e.question_id, e.code) for e in result.errors] == [("q3", "invalid_type")]
+
+
+def test_free_text_must_be_text(core: Questionnaire) -> None:
+    result = validate_answers(core, complete_core_answers(q15=5))
+    assert [(e.question_id, e.code) for e in result.errors] == [("q15", "invalid_type")]
+
+
+def test_scores_are_accepted_and_stored_as_option_codes(core: Questionnaire) -> None:
+    result = validate_answers(core, complete_core_answers(q1=5, q2=1, q13=4))
+    assert result.complete
+    assert (result.accepted["q1"], result.accepted["q2"], result.accepted["q13"]) == (
+        "meget_enig", "meget_uenig", "tilfreds",
+    )
+
+
+@pytest.mark.parametrize("score", [0, 6, -1])
+def test_scores_outside_the_scale(core: Questionnaire, score: int) -> None:
+    result = validate_answers(core, complete_core_answers(q1=score))
+    assert [(e.question_id, e.code) for e in result.errors] == [("q1", "invalid_option")]
 
 
 def test_free_text_too_long(core: Questionnaire) -> None:
@@ -241,7 +260,7 @@ def test_local_supplement_answers(core: Questionnaire) -> None:
     supplement = LocalSupplement.model_validate(
         {
             "kommunekode": "101",
-            "version": "1",
+            "version": 1,
             "questions": [
                 {"id": "k101_bolig", "kind": "likert5", "scale": "enighed", "required": True,
                  "text": {"da": "Jobcentret har hjulpet mig med min boligsituation.",

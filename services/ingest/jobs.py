@@ -1,0 +1,298 @@
+"""Upload jobs: an extract file is saved, checked, queued, and processed in the background.
+
+The job table is the queue. Any ingest replica may claim a queued job (``FOR UPDATE SKIP
+LOCKED``); progress writes double as a heartbeat, and a running job whose heartbeat stops (its
+process crashed) is queued again, or failed after ``job_max_attempts``. Re-running from the
+start is always safe: a delivery commits in one transaction together with its job's final
+status, so an interrupted attempt left nothing behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from datetime import date
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from services.ingest import service
+from services.ingest.config import IngestSettings
+from services.ingest.domain.errors import ExtractFormatError
+from services.ingest.domain.readers import ExtractFormat, iter_extract_rows, open_extract
+from services.ingest.models import ExtractJob
+from services.ingest.schemas import JobProgress, JobReport, RowIssue
+from shared.bus import UnitOfWork
+from shared.runtime import ServiceRuntime
+
+logger = logging.getLogger(__name__)
+
+UPLOAD_CHUNK_BYTES = 1024 * 1024
+_wakeups: dict[int, asyncio.Event] = {}  # per runtime: an upload wakes the worker at once
+
+
+class UploadTooLarge(Exception):
+    pass
+
+
+class JobLost(Exception):
+    """Another worker took the job over (ours was presumed crashed): our result must not commit."""
+
+
+# --- receiving a file -------------------------------------------------------------------------------
+
+
+async def save_upload(chunks: AsyncIterator[bytes], directory: str, max_bytes: int) -> tuple[Path, int]:
+    """Stream the upload to a private file; never holds more than one chunk in memory."""
+    Path(directory).mkdir(parents=True, exist_ok=True, mode=0o700)
+    handle, name = tempfile.mkstemp(prefix="extract-", suffix=".upload", dir=directory)  # mode 0600
+    path, size = Path(name), 0
+    try:
+        with os.fdopen(handle, "wb") as file:
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > max_bytes:
+                    raise UploadTooLarge(f"the file is larger than {max_bytes:,} bytes")
+                file.write(chunk)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path, size
+
+
+def inspect_upload(path: Path, profile: str) -> ExtractFormat:
+    """Open the extract and find its header, so an unreadable file is refused at once (4xx)
+    rather than queued. Raises ``ExtractFormatError`` with what is wrong."""
+    with open_extract(path, profile) as reader:
+        return reader.format
+
+
+async def create_job(
+    runtime: ServiceRuntime,
+    *,
+    round_id: str,
+    kommunekode: str,
+    submitted_by: str,
+    reference_date: date,
+    profile: str,
+    policy: str,
+    file_format: ExtractFormat,
+    path: Path,
+    size: int,
+) -> ExtractJob:
+    async with runtime.uow() as uow:
+        job = ExtractJob(
+            id=uuid.uuid4(),
+            round_id=round_id,
+            kommunekode=kommunekode,
+            submitted_by=submitted_by,
+            reference_date=reference_date,
+            profile=profile,
+            policy=policy,
+            file_format=file_format.value,
+            file_path=str(path),
+            file_bytes=size,
+            status="queued",
+            attempts=0,
+            report={},
+        )
+        uow.session.add(job)
+        await uow.commit()
+    wake_worker(runtime)
+    return job
+
+
+async def get_job(runtime: ServiceRuntime, job_id: uuid.UUID) -> ExtractJob | None:
+    async with runtime.uow() as uow:
+        return await uow.session.get(ExtractJob, job_id)
+
+
+def job_report(job: ExtractJob, supersedes: uuid.UUID | None = None) -> JobReport:
+    report = job.report or {}
+    return JobReport(
+        job_id=job.id,
+        round_id=job.round_id,
+        kommunekode=job.kommunekode,
+        status=job.status,
+        profile=job.profile,
+        policy=job.policy,
+        file_format=job.file_format,
+        file_bytes=job.file_bytes,
+        progress=JobProgress(
+            rows_read=job.rows_read, rows_valid=job.rows_valid, rows_rejected=job.rows_rejected, rows_excluded=job.rows_excluded
+        ),
+        error=job.error,
+        delivery_id=job.delivery_id,
+        supersedes=report.get("supersedes"),
+        mapping_version=report.get("mapping_version"),
+        exclusions=report.get("exclusions", {}),
+        maalgrupper=report.get("maalgrupper", {}),
+        errors_total=report.get("errors_total", 0),
+        errors_by_column=report.get("errors_by_column", {}),
+        errors=[RowIssue(**e) for e in report.get("errors", [])],
+        warnings_total=report.get("warnings_total", 0),
+        warnings=[RowIssue(**w) for w in report.get("warnings", [])],
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+    )
+
+
+# --- the worker -------------------------------------------------------------------------------------
+
+
+def wake_worker(runtime: ServiceRuntime) -> None:
+    event = _wakeups.get(id(runtime))
+    if event is not None:
+        event.set()
+
+
+async def run_worker(runtime: ServiceRuntime) -> None:
+    """Background loop (a ServiceRuntime worker): recover stale jobs, then run queued ones."""
+    settings: IngestSettings = runtime.settings  # type: ignore[assignment]
+    wakeup = _wakeups.setdefault(id(runtime), asyncio.Event())
+    try:
+        while True:
+            await recover_stale_jobs(runtime, settings)
+            while (claimed := await claim_next_job(runtime)) is not None:
+                await run_job(runtime, settings, *claimed)
+            wakeup.clear()
+            try:
+                await asyncio.wait_for(wakeup.wait(), timeout=settings.job_poll_interval_seconds)
+            except TimeoutError:
+                pass
+    finally:
+        _wakeups.pop(id(runtime), None)
+
+
+async def claim_next_job(runtime: ServiceRuntime) -> tuple[uuid.UUID, int] | None:
+    """Mark the oldest queued job running for us; returns (job id, attempt number)."""
+    j = ExtractJob.__table__
+    oldest_queued = (
+        sa.select(j.c.id).where(j.c.status == "queued").order_by(j.c.created_at).limit(1).with_for_update(skip_locked=True)
+    )
+    async with runtime.uow() as uow:
+        row = (
+            await uow.session.execute(
+                sa.update(j)
+                .where(j.c.id == oldest_queued.scalar_subquery())
+                .values(status="running", attempts=j.c.attempts + 1, started_at=sa.func.now(), heartbeat_at=sa.func.now())
+                .returning(j.c.id, j.c.attempts)
+            )
+        ).first()
+        await uow.commit()
+    return (row.id, row.attempts) if row else None
+
+
+async def recover_stale_jobs(runtime: ServiceRuntime, settings: IngestSettings) -> None:
+    """Running jobs whose heartbeat stopped were interrupted by a crash: retry or fail them."""
+    j = ExtractJob.__table__
+    stale = sa.and_(
+        j.c.status == "running",
+        j.c.heartbeat_at < sa.func.now() - sa.func.make_interval(0, 0, 0, 0, 0, 0, settings.job_stale_after_seconds),
+    )
+    async with runtime.uow() as uow:
+        rows = (await uow.session.execute(sa.select(j.c.id, j.c.attempts, j.c.file_path).where(stale).with_for_update(skip_locked=True))).all()
+        for row in rows:
+            file_there = row.file_path is not None and Path(row.file_path).exists()
+            if file_there and row.attempts < settings.job_max_attempts:
+                values = {"status": "queued", "rows_read": 0, "rows_valid": 0, "rows_rejected": 0, "rows_excluded": 0}
+            else:
+                values = {
+                    "status": "failed",
+                    "error": "the job was interrupted (the service stopped while it ran) and nothing was stored; upload the file again",
+                    "finished_at": sa.func.now(),
+                }
+            await uow.session.execute(sa.update(j).where(j.c.id == row.id).values(**values))
+            logger.warning("recovered an interrupted extract job", extra={"fields": {"job_id": str(row.id), "to": values["status"]}})
+        await uow.commit()
+    for row in rows:
+        if row.file_path and row.attempts >= settings.job_max_attempts:
+            Path(row.file_path).unlink(missing_ok=True)
+
+
+async def run_job(runtime: ServiceRuntime, settings: IngestSettings, job_id: uuid.UUID, attempt: int) -> None:
+    job = await get_job(runtime, job_id)
+    assert job is not None
+    request = service.DeliveryRequest(
+        round_id=job.round_id,
+        kommunekode=job.kommunekode,
+        delivered_by=job.submitted_by,
+        reference_date=job.reference_date,
+        policy=job.policy,  # type: ignore[arg-type]
+        job_id=job.id,
+    )
+    j = ExtractJob.__table__
+    ours = sa.and_(j.c.id == job_id, j.c.status == "running", j.c.attempts == attempt)
+
+    async def on_progress(totals: service.DeliveryTotals) -> None:
+        async with runtime.uow() as uow:  # its own short transaction, so readers see it at once
+            await uow.session.execute(sa.update(j).where(ours).values(heartbeat_at=sa.func.now(), **_counts(totals)))
+            await uow.commit()
+
+    async def before_commit(uow: UnitOfWork, outcome: service.DeliveryOutcome) -> None:
+        assert outcome.delivery is not None
+        result = await uow.session.execute(
+            sa.update(j)
+            .where(ours)
+            .values(
+                status="succeeded",
+                delivery_id=outcome.delivery.id,
+                report={**outcome.report, "supersedes": str(outcome.delivery.supersedes) if outcome.delivery.supersedes else None},
+                finished_at=sa.func.now(),
+                file_path=None,
+                **_counts(outcome.totals),
+            )
+        )
+        if result.rowcount != 1:
+            raise JobLost()
+
+    logger.info("extract job started", extra={"fields": {"job_id": str(job_id), "attempt": attempt}})
+    try:
+        rows = iter_extract_rows(job.file_path, job.profile) if job.file_path else None
+        if rows is None:
+            raise ExtractFormatError("the uploaded file is no longer available")
+        outcome = await service.ingest_delivery(runtime, settings, request, rows, on_progress=on_progress, before_commit=before_commit)
+    except JobLost:
+        logger.warning("extract job was taken over by another worker", extra={"fields": {"job_id": str(job_id)}})
+        return
+    except (ExtractFormatError, service.DeliveryError) as exc:
+        # The message names what is wrong with the file and never echoes its contents.
+        await _finish(runtime, ours, status="failed", error=str(exc))
+    except Exception as exc:
+        logger.exception("extract job failed", extra={"fields": {"job_id": str(job_id)}})
+        await _finish(runtime, ours, status="failed", error=f"internal error while processing the file ({type(exc).__name__})")
+    else:
+        if outcome.status == "rejected":
+            await _finish(
+                runtime, ours, status="rejected", report=outcome.report, error=(
+                    f"delivery rejected: {outcome.totals.rows_rejected} row(s) with errors and policy reject_all; nothing was stored"
+                ), **_counts(outcome.totals),
+            )
+    # The file holds CPR numbers in clear: it goes as soon as the job has an outcome.
+    if job.file_path:
+        Path(job.file_path).unlink(missing_ok=True)
+    logger.info("extract job ended", extra={"fields": {"job_id": str(job_id)}})
+
+
+async def _finish(runtime: ServiceRuntime, ours, *, status: str, error: str | None = None, report: dict | None = None, **counts) -> None:
+    j = ExtractJob.__table__
+    values = {"status": status, "error": error, "finished_at": sa.func.now(), "file_path": None, **counts}
+    if report is not None:
+        values["report"] = report
+    async with runtime.uow() as uow:
+        await uow.session.execute(sa.update(j).where(ours).values(**values))
+        await uow.commit()
+
+
+def _counts(totals: service.DeliveryTotals) -> dict[str, int]:
+    return {
+        "rows_read": totals.rows_read,
+        "rows_valid": totals.rows_valid,
+        "rows_rejected": totals.rows_rejected,
+        "rows_excluded": totals.rows_excluded,
+    }

@@ -1,0 +1,239 @@
+"""Analytics against real PostgreSQL and a real broker: events in, published tables out.
+
+One round is produced once per test (the broker and databases are the expensive part), and
+every published table of it is then checked: estimates against the domain's unit-level design,
+the differencing attacker over every table and filter combination, access per municipality,
+CSV and OData, and a replay into a fresh database giving identical tables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import math
+import xml.etree.ElementTree as ET
+
+import sqlalchemy as sa
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from services.analytics.config import AnalyticsSettings
+from services.analytics.domain import AGREEMENT_SCALE, PublishedTable, StratifiedDesign, cell_indicators, find_recoverable_cells
+from services.analytics.domain.answers import answer_code, scale_label
+from services.analytics.domain.publication import DIMENSIONS, INDICATORS, RATE_DIMENSIONS
+from services.analytics.domain.suppression import TOTAL
+from services.analytics.main import create_app
+from services.analytics.synthetic import synthetic_round
+from shared.bus import make_producer
+from shared.db import to_async_url
+from shared.events import Envelope
+from shared.testing.fixtures import bearer, create_test_database, running_app, settings_from_env
+
+KOMMUNER = ["101", "147", "751"]
+TOL = 1e-9
+
+
+async def produce(bootstrap: str, prefix: str, payloads, *, duplicate_every: int = 0) -> None:
+    producer = make_producer(bootstrap, "analytics-test")
+    await producer.start()
+    try:
+        for i, p in enumerate(payloads):
+            copies = 2 if duplicate_every and i % duplicate_every == 0 else 1
+            for _ in range(copies):  # a re-publication has a new event id: only the fact key dedups it
+                envelope = Envelope.wrap(p, source="test", correlation_id="analytics-test")
+                await producer.send(f"{prefix}{p.event_type}", envelope.model_dump_json().encode(), key=p.key().encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def wait_for_counts(client, token: str, round_id: str, invited: int, answers: int, timeout: float = 60) -> None:
+    async with asyncio.timeout(timeout):
+        while True:
+            r = await client.get(f"/rounds/{round_id}/response-rates", headers=bearer(token))
+            rows = r.json()["rows"] if r.status_code == 200 else []
+            national = rows[0] if rows else {}
+            if national.get("invited") == invited and national.get("answers") == answers:
+                return
+            await asyncio.sleep(0.2)
+
+
+def key_of(row: dict) -> tuple:
+    return (TOTAL if row["kommunekode"] == "national" else row["kommunekode"], TOTAL if row["level"] == "total" else row["level"])
+
+
+async def all_published(client, token: str, round_id: str, questions: list[str]) -> tuple[dict, dict]:
+    """Every table and filter combination a KL reader can ask for, merged by cell identity."""
+    indicator_cells: dict[tuple, dict] = {}
+    rate_cells: dict[tuple, dict] = {}
+
+    def merge(store: dict, identity: tuple, row: dict) -> None:
+        assert store.setdefault(identity, row) == row, f"two reads disagree on {identity}"
+
+    filters = [{}] + [{"kommunekode": k} for k in ["national", *KOMMUNER]]
+    for q in questions:
+        for dim in DIMENSIONS:
+            for extra in filters:
+                r = await client.get(f"/rounds/{round_id}/indicators", params={"question": q, "dimension": dim, **extra}, headers=bearer(token))
+                assert r.status_code == 200, r.text
+                for row in r.json()["rows"]:
+                    merge(indicator_cells, (q, dim, row["kommunekode"], row["level"]), row)
+    for dim in RATE_DIMENSIONS:
+        for extra in filters:
+            r = await client.get(f"/rounds/{round_id}/response-rates/detail", params={"dimension": dim, **extra}, headers=bearer(token))
+            for row in r.json()["rows"]:
+                merge(rate_cells, (dim, row["kommunekode"], row["level"]), row)
+    return indicator_cells, rate_cells
+
+
+def attacker_tables(indicator_cells: dict, rate_cells: dict, summary_rows: list[dict]) -> list[PublishedTable]:
+    tables = []
+    for q in sorted({i[0] for i in indicator_cells}):
+        for dim in DIMENSIONS:
+            rows = [row for (qq, dd, _, _), row in indicator_cells.items() if qq == q and dd == dim]
+            for column in ("n_valid", "n_answers", "n_dont_know"):
+                tables.append(PublishedTable(("kommunekode", dim), {key_of(r): r[column] for r in rows}, f"{column}:{q}"))
+    for dim in RATE_DIMENSIONS:
+        rows = [row for (dd, _, _), row in rate_cells.items() if dd == dim]
+        tables.append(PublishedTable(("kommunekode", dim), {key_of(r): r["answers"] for r in rows}, "respondents"))
+    tables.append(PublishedTable(("kommunekode",), {(TOTAL if r["kommunekode"] == "national" else r["kommunekode"],): r["answers"] for r in summary_rows}, "respondents"))
+    return tables
+
+
+async def table_snapshot(database_url: str) -> dict[str, list]:
+    engine = create_async_engine(to_async_url(database_url))
+    out = {}
+    try:
+        async with engine.connect() as conn:
+            for table, order in (
+                ("answer_tally", "round_id, stratum, gender, age_band, duration_band, question, code"),
+                ("rate_tally", "round_id, stratum, arm"),
+                ("stratum_frame", "round_id, stratum"),
+                ("invited", "round_id, pseudonym"),
+                ("response_fact", "round_id, pseudonym"),
+            ):
+                out[table] = [tuple(r) for r in (await conn.execute(sa.text(f"SELECT * FROM analytics.{table} ORDER BY {order}"))).all()]
+    finally:
+        await engine.dispose()
+    return out
+
+
+async def rewind_group(bootstrap: str, group: str, topics: list[str]) -> None:
+    """What an operator does for a rebuild: reset the consumer group to the start of every topic."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or await _partitions(consumer, t))]
+        consumer.assign(partitions)
+        await consumer.commit({tp: 0 for tp in partitions})
+    finally:
+        await consumer.stop()
+
+
+async def _partitions(consumer, topic):
+    await consumer._client.force_metadata_update()
+    return consumer.partitions_for_topic(topic) or {0}
+
+
+async def test_round_published_safely_and_rebuilt_by_replay(service_env, dev_issuer, kafka_bootstrap, topic_prefix, postgres_admin_url):
+    settings = settings_from_env(AnalyticsSettings, service_env)
+    rnd = synthetic_round("2026-1", KOMMUNER, respondents=260, seed=11, questions=("q1", "q13"))
+    kl = dev_issuer.mint("kl", ["aggregates:read", "kommuner:all"])
+    aarhus = dev_issuer.mint("aarhus", ["aggregates:read"], ["751"])
+    no_scope = dev_issuer.mint("x", ["extracts:write"], ["751"])
+    invited, answers = len(rnd.invitations), len(rnd.responses)
+
+    async with running_app(create_app(settings)) as client:
+        await produce(kafka_bootstrap, topic_prefix, rnd.samples)
+        await produce(kafka_bootstrap, topic_prefix, rnd.invitations, duplicate_every=7)
+        await produce(kafka_bootstrap, topic_prefix, rnd.responses, duplicate_every=5)
+        await wait_for_counts(client, kl, "2026-1", invited, answers)
+
+        # Access: scope required; a municipality sees itself and the nation only.
+        assert (await client.get("/rounds/2026-1/indicators", headers=bearer(no_scope))).status_code == 403
+        r = await client.get("/rounds/2026-1/indicators", headers=bearer(aarhus))
+        assert {row["kommunekode"] for row in r.json()["rows"]} == {"national", "751"}
+        assert (await client.get("/rounds/2026-1/indicators", params={"kommunekode": "101"}, headers=bearer(aarhus))).status_code == 403
+        assert {row["kommunekode"] for row in (await client.get("/rounds/2026-1/response-rates", headers=bearer(aarhus))).json()["rows"]} == {"national", "751"}
+        assert (await client.get("/odata/Indicators", params={"$filter": "kommunekode eq '101'"}, headers=bearer(aarhus))).status_code == 403
+        odata_rows = (await client.get("/odata/Indicators", headers=bearer(aarhus))).json()["value"]
+        assert odata_rows and {row["kommunekode"] for row in odata_rows} == {"national", "751"}
+
+        summary = (await client.get("/rounds/2026-1/response-rates", headers=bearer(kl))).json()["rows"]
+        assert summary[0]["kommunekode"] == "national" and summary[0]["answers"] == answers
+
+        indicator_cells, rate_cells = await all_published(client, kl, "2026-1", ["q1", "q13"])
+        hidden = [row for row in indicator_cells.values() if row["suppressed"]]
+        assert hidden, "the synthetic round has small cells"
+        for row in hidden:  # suppressed is null, never 0
+            assert all(row[f"{ind}{s}"] is None for ind in INDICATORS for s in ("", "_se", "_unweighted"))
+            assert row["n_answers"] is None and row["n_valid"] is None
+        assert all(row["n_valid"] >= 5 for row in indicator_cells.values() if not row["suppressed"])
+        assert find_recoverable_cells(attacker_tables(indicator_cells, rate_cells, summary)) == {}
+
+        # The served estimates equal the domain's unit-level design (itself checked against R).
+        units = rnd.responses
+        design = StratifiedDesign([u.stratum for u in units], population_sizes=rnd.population)
+        published = [row for row in indicator_cells.values() if not row["suppressed"]]
+        for row in published:
+            labels = [None if (c := answer_code(u.answers.get(row["question"]))) is None else scale_label(c) for u in units]
+            k, dim, lvl = row["kommunekode"], row["dimension"], row["level"]
+            domain = [
+                (k == "national" or u.kommunekode == k)
+                and (lvl == "total" or (u.maalgruppe if dim == "maalgruppe" else getattr(u.bands, dim)) == lvl)
+                for u in units
+            ]
+            ref = cell_indicators(design, labels, domain)
+            assert row["n_answers"] == ref.n_answers and row["n_valid"] == ref.n_valid
+            checks = [("mean", ref.weighted.mean_score, ref.unweighted.mean_score),
+                      ("top2_share", ref.weighted.top_box_share, ref.unweighted.top_box_share),
+                      ("share_5", ref.weighted.distribution[AGREEMENT_SCALE.labels[4]], ref.unweighted.distribution[AGREEMENT_SCALE.labels[4]])]
+            for ind, w, uw in checks:
+                for ours, theirs in ((row[ind], w.value), (row[f"{ind}_se"], w.se), (row[f"{ind}_ci_low"], w.ci_low),
+                                     (row[f"{ind}_ci_high"], w.ci_high), (row[f"{ind}_unweighted"], uw.value)):
+                    assert math.isclose(ours, theirs, rel_tol=TOL, abs_tol=TOL), (row, ind)
+        assert len(published) > 20
+
+        # CSV: same rows, stable header, suppressed cells empty.
+        r = await client.get("/rounds/2026-1/indicators", params={"dimension": "maalgruppe", "kommunekode": "751", "format": "csv"}, headers=bearer(kl))
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+        reader = list(csv.DictReader(io.StringIO(r.text)))
+        assert reader and reader[0].keys() >= {"question", "kommunekode", "mean", "mean_se", "suppressed", "caution"}
+        assert all(row["mean"] == "" for row in reader if row["suppressed"] == "true")
+        page = (await client.get("/rounds/2026-1/indicators", params={"limit": 3, "offset": 2}, headers=bearer(kl))).json()
+        assert len(page["rows"]) == 3 and page["total"] > 3
+
+        # OData: service document, CSDL, a query with $filter/$select/$top/$count, paging link.
+        doc = (await client.get("/odata/", headers=bearer(kl))).json()
+        assert {s["name"] for s in doc["value"]} >= {"Indicators", "ResponseRates", "Trends"}
+        meta = await client.get("/odata/$metadata", headers=bearer(kl))
+        root = ET.fromstring(meta.text)
+        ns = {"edmx": "http://docs.oasis-open.org/odata/ns/edmx", "edm": "http://docs.oasis-open.org/odata/ns/edm"}
+        assert root.tag == "{http://docs.oasis-open.org/odata/ns/edmx}Edmx" and root.get("Version") == "4.0"
+        assert {e.get("Name") for e in root.iterfind(".//edm:EntitySet", ns)} >= {"Indicators", "ResponseRates"}
+        r = await client.get(
+            "/odata/Indicators",
+            params={"$filter": "question eq 'q13' and dimension eq 'maalgruppe' and kommunekode eq 'national'", "$select": "kommunekode,level,mean,suppressed", "$top": "2", "$count": "true"},
+            headers=bearer(kl),
+        )
+        body = r.json()
+        assert r.headers["content-type"].startswith("application/json;odata.metadata=minimal")
+        assert body["@odata.context"].endswith("$metadata#Indicators(kommunekode,level,mean,suppressed)")
+        assert body["@odata.count"] == 5 and len(body["value"]) == 2 and "@odata.nextLink" not in body  # $top is the client's limit
+        assert set(body["value"][0]) == {"kommunekode", "level", "mean", "suppressed"} and body["value"][0]["level"] == "total"
+        assert (await client.get("/odata/Indicators", params={"$filter": "mean gt 3"}, headers=bearer(kl))).status_code == 400
+
+        served = (await client.get("/rounds/2026-1/indicators", headers=bearer(kl))).json()["rows"]
+    before = await table_snapshot(service_env["DATABASE_URL"])
+    assert sum(r[-1] for r in before["rate_tally"]) == answers  # duplicates were not counted
+
+    # Replay: a fresh database, the same consumer group rewound to the start of the topics.
+    replay_env = {**service_env, "DATABASE_URL": await create_test_database(postgres_admin_url)}
+    topics = [f"{topic_prefix}{t}" for t in ("sample.drawn", "invitation.sent", "response.submitted")]
+    await rewind_group(kafka_bootstrap, f"{topic_prefix}analytics", topics)
+    async with running_app(create_app(settings_from_env(AnalyticsSettings, replay_env))) as client:
+        await wait_for_counts(client, kl, "2026-1", invited, answers)
+        replayed = (await client.get("/rounds/2026-1/indicators", headers=bearer(kl))).json()["rows"]
+    assert await table_snapshot(replay_env["DATABASE_URL"]) == before
+    assert replayed == served
