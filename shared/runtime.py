@@ -52,7 +52,8 @@ class ServiceRuntime:
         database_url = resolve_database_url(s.database_url, s.local_state_dir)
         self.bootstrap_servers = resolve_kafka(s.kafka_bootstrap_servers, s.local_state_dir)
         self.engine = make_engine(database_url)
-        await migrate(self.engine, self._migrations_dir, s.schema_name)
+        if s.migrate_on_start:
+            await migrate(self.engine, self._migrations_dir, s.schema_name)
         self.sessionmaker = make_sessionmaker(self.engine)
 
         await ensure_topics(

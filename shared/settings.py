@@ -25,6 +25,8 @@ class ServiceSettings(BaseSettings):
     # Lets test suites (and several environments on one cluster) share a broker without
     # reading each other's events.
     kafka_topic_prefix: str = ""
+    # Production runs migrations as a separate step (shared.migrate) and may switch this off.
+    migrate_on_start: bool = True
     # Where the embedded default keeps its files when DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS are unset.
     local_state_dir: str = ".run"
 

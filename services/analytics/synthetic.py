@@ -37,6 +37,7 @@ def synthetic_round(
     arms: tuple[str | None, ...] = ("A", "B"),
     questions: tuple[str, ...] = QUESTIONS,
     shift: float = 0.0,
+    invite_factor: tuple[int, int] = (3, 5),
 ) -> SyntheticRound:
     """About ``respondents`` answers spread unevenly over municipalities x target groups (some
     strata get only a handful, so suppression has work to do). ``shift`` tilts answers upward."""
@@ -50,7 +51,7 @@ def synthetic_round(
     for (k, g), share in zip(strata, shares):
         stratum = f"{k}:{g}"
         answered = max(1, round(respondents * share / total_share))
-        sample = answered * rng.randint(3, 5)
+        sample = answered * rng.randint(*invite_factor)
         population = sample * rng.randint(1, 8)
         out.population[stratum] = population
         out.samples.append(

@@ -3,28 +3,71 @@ from __future__ import annotations
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Path, Request
 
-from services.dispatch.models import DispatchStep, Invitation
-from services.dispatch.schemas import DispatchStatus, StepCount
+from services.dispatch import service
+from services.dispatch.models import ROUND_DEFAULT, DispatchStep, Invitation
+from services.dispatch.schemas import DispatchStatus, FailedStep, Failures, RoundPlan, RoundPlans, StepCount
 from shared.auth import Principal, require_scopes
 
 router = APIRouter(tags=["dispatch"])
 ROUND_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+KOMMUNE_PATTERN = r"^\d{3}$"
+admin = require_scopes("rounds:admin")
 
 
-@router.get("/rounds/{round_id}/status", response_model=DispatchStatus, summary="Messages per step and status")
-async def round_status(
-    request: Request,
-    round_id: str = Path(pattern=ROUND_PATTERN),
-    principal: Principal = Depends(require_scopes("rounds:admin")),
-) -> DispatchStatus:
+@router.put("/rounds/{round_id}/plan", response_model=RoundPlans, summary="Set the round's default dispatch plan")
+async def put_round_plan(request: Request, plan: RoundPlan, round_id: str = Path(pattern=ROUND_PATTERN),
+                         principal: Principal = Depends(admin)) -> RoundPlans:
+    return await _put(request, round_id, ROUND_DEFAULT, plan)
+
+
+@router.put("/rounds/{round_id}/plan/{kommunekode}", response_model=RoundPlans,
+            summary="Set one municipality's dispatch plan in a round (e.g. more SMS for a small one)")
+async def put_municipality_plan(request: Request, plan: RoundPlan, round_id: str = Path(pattern=ROUND_PATTERN),
+                                kommunekode: str = Path(pattern=KOMMUNE_PATTERN),
+                                principal: Principal = Depends(admin)) -> RoundPlans:
+    return await _put(request, round_id, kommunekode, plan)
+
+
+@router.get("/rounds/{round_id}/plan", response_model=RoundPlans, summary="The round's dispatch plans")
+async def get_plans(request: Request, round_id: str = Path(pattern=ROUND_PATTERN),
+                    principal: Principal = Depends(admin)) -> RoundPlans:
+    async with request.app.state.runtime.uow() as uow:
+        return _plans(request, round_id, await service.get_plans(uow.session, round_id))
+
+
+async def _put(request: Request, round_id: str, kommunekode: str, plan: RoundPlan) -> RoundPlans:
+    async with request.app.state.runtime.uow() as uow:
+        await service.set_plan(uow.session, round_id, kommunekode, plan)
+        plans = await service.get_plans(uow.session, round_id)
+        await uow.commit()
+    return _plans(request, round_id, plans)
+
+
+def _plans(request: Request, round_id: str, plans: dict[str, RoundPlan]) -> RoundPlans:
+    default = plans.pop(ROUND_DEFAULT, None) or service.default_plan(request.app.state.settings)
+    return RoundPlans(round_id=round_id, default=default, municipalities=plans)
+
+
+@router.get("/rounds/{round_id}/status", response_model=DispatchStatus, summary="Messages per step, channel and status")
+async def round_status(request: Request, round_id: str = Path(pattern=ROUND_PATTERN),
+                       principal: Principal = Depends(admin)) -> DispatchStatus:
     async with request.app.state.runtime.uow() as uow:
         rows = (
             await uow.session.execute(
-                sa.select(Invitation.kommunekode, DispatchStep.step, DispatchStep.status, sa.func.count())
+                sa.select(Invitation.kommunekode, DispatchStep.step, DispatchStep.channel, DispatchStep.status, sa.func.count())
                 .join(Invitation, Invitation.id == DispatchStep.invitation_id)
                 .where(Invitation.round_id == round_id)
-                .group_by(Invitation.kommunekode, DispatchStep.step, DispatchStep.status)
-                .order_by(Invitation.kommunekode, DispatchStep.step, DispatchStep.status)
+                .group_by(Invitation.kommunekode, DispatchStep.step, DispatchStep.channel, DispatchStep.status)
+                .order_by(Invitation.kommunekode, DispatchStep.step, DispatchStep.channel, DispatchStep.status)
             )
         ).all()
-    return DispatchStatus(round_id=round_id, steps=[StepCount(kommunekode=k, step=s, status=st, count=n) for k, s, st, n in rows])
+    return DispatchStatus(round_id=round_id, steps=[StepCount(kommunekode=k, step=s, channel=c, status=st, count=n)
+                                                    for k, s, c, st, n in rows])
+
+
+@router.get("/rounds/{round_id}/failures", response_model=Failures, summary="Messages that failed permanently")
+async def round_failures(request: Request, round_id: str = Path(pattern=ROUND_PATTERN),
+                         principal: Principal = Depends(admin)) -> Failures:
+    async with request.app.state.runtime.uow() as uow:
+        rows = await service.failures(uow.session, round_id)
+    return Failures(round_id=round_id, failed=[FailedStep(**row) for row in rows])

@@ -1,5 +1,7 @@
 import base64
+import json
 from functools import cached_property
+from typing import Literal
 
 from pydantic import Field
 
@@ -14,17 +16,57 @@ class DispatchSettings(ServiceSettings, KeyRingSettings):
     link_key: str | None = Field(default=None, description="base64 key for survey link tokens")
     survey_base_url: str = "http://127.0.0.1:8004/s/"
     link_validity_days: int = 35
+    response_deadline_days: int = 21  # printed on letters, counted from the invitation date
 
+    # Default plan for a round without a plan of its own (PUT /rounds/{id}/plan overrides it).
     reminder_count: int = Field(default=2, ge=0, le=2)
     reminder_interval_days: float = 7.0
+    reminder_channels: list[Literal["letter", "sms"]] = ["letter"]
 
-    # Development sink: every message is written to this directory instead of being sent.
+    # Where messages go. dev_sink (default: make up, tests) writes files to dev_sink_dir.
+    letter_channel: Literal["dev_sink", "sf1601"] = "dev_sink"
+    sms_channel: Literal["dev_sink", "sms_gateway", "nemsms"] = "dev_sink"
     dev_sink_dir: str = ".run/dispatch-sink"
+    sf1601_endpoint: str | None = None
+    sf1601_bearer_token: str | None = Field(default=None, repr=False)
+    sf1601_client_cert: str | None = None
+    sf1601_client_key: str | None = None
+    sf1601_ca_bundle: str | None = None
+    sms_gateway_endpoint: str | None = None
+    sms_gateway_api_key: str | None = Field(default=None, repr=False)
+    sms_gateway_api_key_header: str = "X-API-Key"
+    sms_sender_name: str | None = None
+    # Per-channel rate limits (messages/second; 0 = unlimited) with a burst of one second's worth.
+    letter_rate_per_second: float = 0
+    sms_rate_per_second: float = 0
+
+    # The sending authority on Digital Post (CVR). Per municipality: MUNICIPALITY_CVR='{"101": "..."}'.
+    default_sender_cvr: str = "00000000"
+    municipality_cvr: str | None = None
+    contact_name: str = "jobcentret"
+    contact_phone: str | None = None
+    contact_email: str | None = None
+    privacy_url: str | None = None
+
+    # The sender.
     sender_interval_seconds: float = 0.5
     sender_batch_size: int = 200
+    send_concurrency: int = 16
+    max_attempts: int = 6
+    retry_backoff_seconds: float = 30.0  # doubled per attempt
+    reconcile_interval_seconds: float = 30.0
+    # 0: render in a thread (asyncio.to_thread); N: a pool of N processes (the bench uses 2).
+    render_processes: int = 0
+    # Validate every MeMo message against the XSD (~3 ms each), or only the first of each shape per
+    # process (the builder is deterministic; per-letter values are checked by the builder).
+    memo_validate_all: bool = True
 
     @cached_property
     def link_key_bytes(self) -> bytes:
         if not self.link_key:
             raise RuntimeError("LINK_KEY is not set")
         return base64.b64decode(self.link_key)
+
+    @cached_property
+    def sender_cvr_by_kommune(self) -> dict[str, str]:
+        return json.loads(self.municipality_cvr) if self.municipality_cvr else {}

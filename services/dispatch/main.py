@@ -2,39 +2,55 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
 
 from services.dispatch.api import router
-from services.dispatch.channels.devsink import DevSinkChannel
+from services.dispatch.channel_setup import build_channels, close_channels
+from services.dispatch.channels.base import Channel
 from services.dispatch.config import DispatchSettings
 from services.dispatch.handlers import make_handlers
 from services.dispatch.models import BUS
-from services.dispatch.sender import sender_worker
+from services.dispatch.sender import Sender, make_executor
 from shared.app import install_common
 from shared.runtime import ServiceRuntime
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def create_app(settings: DispatchSettings | None = None) -> FastAPI:
+def create_app(
+    settings: DispatchSettings | None = None,
+    *,
+    channels: dict[str, Channel] | None = None,
+    sender_class: Callable[..., Sender] = Sender,
+) -> FastAPI:
+    """`channels` and `sender_class` let tests put wrappers (fault injection) around the real ones."""
     settings = settings or DispatchSettings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        channel = DevSinkChannel(settings.dev_sink_dir)
-        async with ServiceRuntime(
-            settings,
-            tables=BUS,
-            migrations_dir=MIGRATIONS,
-            handlers=make_handlers(settings),
-            workers={"sender": sender_worker(settings, channel)},
-        ) as runtime:
-            app.state.runtime = runtime
-            yield
-        await channel.aclose()
+        chosen = channels if channels is not None else build_channels(settings)
+        executor = make_executor(settings)
+        sender = sender_class(settings, chosen, executor)
+        app.state.sender = sender
+        try:
+            async with ServiceRuntime(
+                settings,
+                tables=BUS,
+                migrations_dir=MIGRATIONS,
+                handlers=make_handlers(settings),
+                workers={"sender": sender.run},
+            ) as runtime:
+                app.state.runtime = runtime
+                yield
+        finally:
+            if executor is not None:
+                executor.shutdown(cancel_futures=True)
+            if channels is None:
+                await close_channels(chosen)
 
     app = FastAPI(title="Borgerblik dispatch", version="1", lifespan=lifespan)
     app.state.settings = settings

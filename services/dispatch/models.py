@@ -1,4 +1,4 @@
-"""Dispatch's tables (schema ``dispatch``): one invitation per sampled citizen and its steps."""
+"""Dispatch's tables (schema ``dispatch``): plans, one invitation per sampled citizen, its steps."""
 
 from __future__ import annotations
 
@@ -14,6 +14,19 @@ from shared.db import make_base
 
 Base = make_base("dispatch")
 BUS = bus_tables(Base.metadata)
+
+ROUND_DEFAULT = "*"  # round_plan.kommunekode for the plan of every municipality without its own
+
+
+class RoundPlanRow(Base):
+    """The dispatch plan of a round (kommunekode "*") or of one municipality in it."""
+
+    __tablename__ = "round_plan"
+
+    round_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    kommunekode: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    plan: Mapped[dict] = mapped_column(JSONB)
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
 
 
 class Invitation(Base):
@@ -37,17 +50,30 @@ class Invitation(Base):
 
 
 class DispatchStep(Base):
-    """One planned message: the invitation or a reminder, on one channel."""
+    """One planned message: the invitation or a reminder, on one channel (letter or sms).
+
+    status: planned -> sending (attempt recorded and committed before the external call)
+    -> sent | planned again (transient failure, due_at moved by the backoff) | failed | skipped.
+    """
 
     __tablename__ = "dispatch_step"
 
     invitation_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey(Invitation.id, ondelete="CASCADE"), primary_key=True)
     step: Mapped[str] = mapped_column(sa.Text, primary_key=True)  # invitation | reminder_1 | reminder_2
-    channel: Mapped[str] = mapped_column(sa.Text)
+    channel: Mapped[str] = mapped_column(sa.Text, primary_key=True)  # letter | sms
     due_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
-    status: Mapped[str] = mapped_column(sa.Text, default="planned")  # planned | sent | skipped | failed
+    status: Mapped[str] = mapped_column(sa.Text, default="planned")
     attempts: Mapped[int] = mapped_column(default=0)
     sent_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     provider_reference: Mapped[str | None] = mapped_column(sa.Text)
+    sending_since: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    claimed_by: Mapped[int | None] = mapped_column(sa.BigInteger)  # the sender instance's advisory-lock key
+    last_error: Mapped[str | None] = mapped_column(sa.Text)  # redacted
+    skip_reason: Mapped[str | None] = mapped_column(sa.Text)  # answered | opted_out | no_phone
 
     __table_args__ = (sa.Index("ix_dispatch_step_due", "status", "due_at"),)
+
+    @property
+    def idempotency_key(self) -> str:
+        # What the message *is*, never the attempt: the receivers dedupe on it.
+        return f"{self.invitation_id}.{self.step}.{self.channel}"

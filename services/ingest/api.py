@@ -67,7 +67,7 @@ async def deliver_extract(
     settings = request.app.state.settings
     if len(body.rows) > settings.json_batch_max_rows:
         raise HTTPException(
-            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            status.HTTP_413_CONTENT_TOO_LARGE,
             detail=f"a JSON batch holds at most {settings.json_batch_max_rows:,} rows; upload bigger extracts as a file",
         )
     outcome = await service.ingest_delivery(
@@ -84,7 +84,7 @@ async def deliver_extract(
     )
     if outcome.delivery is None:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
             detail={
                 "message": f"delivery rejected: {outcome.totals.rows_rejected} row(s) with errors and policy reject_all",
                 "errors": outcome.report["errors"],
@@ -120,7 +120,7 @@ async def upload_extract(
         profile = get_profile(profile).name
     except LookupError:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY, detail=f"unknown column profile; known profiles: {', '.join(sorted(load_profiles()))}"
+            status.HTTP_422_UNPROCESSABLE_CONTENT, detail=f"unknown column profile; known profiles: {', '.join(sorted(load_profiles()))}"
         ) from None
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in UPLOAD_CONTENT_TYPES:
@@ -136,7 +136,7 @@ async def upload_extract(
         else:
             path, size = await jobs.save_upload(request.stream(), settings.upload_path, settings.max_upload_bytes)
     except jobs.UploadTooLarge as exc:
-        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, detail=str(exc)) from None
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, detail=str(exc)) from None
     if size == 0:
         path.unlink(missing_ok=True)
         raise HTTPException(status.HTTP_400_BAD_REQUEST, detail="the request body is empty: send the extract file as the body")
@@ -144,7 +144,7 @@ async def upload_extract(
         file_format = await asyncio.to_thread(jobs.inspect_upload, path, profile)
     except ExtractFormatError as exc:
         path.unlink(missing_ok=True)
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=f"the file cannot be read as an extract: {exc}") from None
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=f"the file cannot be read as an extract: {exc}") from None
     except BaseException:
         path.unlink(missing_ok=True)
         raise
@@ -170,7 +170,7 @@ async def _save_multipart(request: Request, settings) -> tuple[Path, int]:
     async with request.form(max_files=1, max_fields=10) as form:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail="multipart upload needs the extract in a part named 'file'")
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="multipart upload needs the extract in a part named 'file'")
 
         async def chunks() -> AsyncIterator[bytes]:
             while data := await upload.read(jobs.UPLOAD_CHUNK_BYTES):

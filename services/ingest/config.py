@@ -17,6 +17,9 @@ class IngestSettings(ServiceSettings, KeyRingSettings):
 
     # Persons per population.received event: keeps messages well under Kafka's 1 MB default.
     event_chunk_size: int = 500
+    # Ingest's events are big (500 persons ~ 175 KB of JSON): the relay's default batch of 500
+    # outbox rows would hold ~90 MB decoded at once, so ingest relays fewer per batch.
+    outbox_batch_size: int = 20
     # The maalgruppe mapping table (services/ingest/domain/maalgrupper_<version>.json) new
     # deliveries are classified with; every delivery records the version it used.
     maalgruppe_mapping_version: str = "v1"

@@ -108,7 +108,10 @@ async def create_job(
 
 async def get_job(runtime: ServiceRuntime, job_id: uuid.UUID) -> ExtractJob | None:
     async with runtime.uow() as uow:
-        return await uow.session.get(ExtractJob, job_id)
+        job = await uow.session.get(ExtractJob, job_id)
+        if job is not None:
+            uow.session.expunge(job)  # leaving the unit of work rolls back, which would expire it
+        return job
 
 
 def job_report(job: ExtractJob, supersedes: uuid.UUID | None = None) -> JobReport:

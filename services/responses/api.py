@@ -1,20 +1,50 @@
+"""JSON API: the survey submission used by scripts and the demo, paper entry, and the round's
+questionnaire administration. Thin: every decision is in service.py / questionnaires.py."""
+
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Path, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
+from fastapi.responses import JSONResponse
 
-from services.responses import service
-from services.responses.schemas import Submission, SubmissionReceipt
+from services.responses import questionnaires, service
+from services.responses.domain import LocalSupplement, QuestionnaireError, ValidationResult
+from services.responses.protection import client_ip
+from services.responses.schemas import (
+    PaperReceipt,
+    PaperSubmission,
+    RoundQuestionnaireIn,
+    RoundQuestionnaireOut,
+    Submission,
+    SubmissionReceipt,
+)
+from services.responses.web import TooManyGuesses
+from shared.auth import Principal, ensure_kommune_access, require_scopes
 
 router = APIRouter(tags=["survey"])
+admin = APIRouter(tags=["admin"])
 TOKEN = Path(pattern=r"^[A-Za-z0-9_-]{20,100}$", description="The token from the citizen's letter")
 
 
-def _link_error(exc: Exception) -> HTTPException:
+def _link_error(request: Request, exc: Exception) -> HTTPException:
     if isinstance(exc, service.UnknownLink):
+        request.app.state.limiter.record_miss(client_ip(request, request.app.state.settings))
         return HTTPException(status.HTTP_404_NOT_FOUND, detail="unknown link")
     if isinstance(exc, service.LinkExpired):
         return HTTPException(status.HTTP_410_GONE, detail="the survey has closed for this link")
     return HTTPException(status.HTTP_409_CONFLICT, detail="this link has already been used")
+
+
+def _guard(request: Request) -> None:
+    limiter, ip = request.app.state.limiter, client_ip(request, request.app.state.settings)
+    if limiter.blocked(ip):
+        raise TooManyGuesses(limiter.retry_after(ip))
+
+
+def _invalid(result: ValidationResult, lang: str = "en") -> HTTPException:
+    return HTTPException(
+        status.HTTP_422_UNPROCESSABLE_CONTENT,
+        detail=[{"question_id": e.question_id, "code": e.code, "message": e.message.get(lang)} for e in result.errors],  # type: ignore[arg-type]
+    )
 
 
 @router.post(
@@ -22,14 +52,19 @@ def _link_error(exc: Exception) -> HTTPException:
     response_model=SubmissionReceipt,
     status_code=status.HTTP_201_CREATED,
     summary="Submit the answers; spends the link",
-    responses={404: {}, 409: {}, 410: {}},
+    description="Answers are option codes (\"meget_enig\") or, for scored scales, scores 1-5; every question may be "
+    "skipped. Stored and published as option codes, free text scrubbed of personal data.",
+    responses={404: {}, 409: {}, 410: {}, 422: {}, 429: {}},
 )
 async def submit(request: Request, body: Submission, token: str = TOKEN) -> SubmissionReceipt:
+    _guard(request)
     async with request.app.state.runtime.uow() as uow:
         try:
             respondent = await service.submit(uow, request.app.state.settings, token, body.answers)
         except (service.UnknownLink, service.LinkUsed, service.LinkExpired) as exc:
-            raise _link_error(exc) from None
+            raise _link_error(request, exc) from None
+        except service.InvalidAnswers as exc:
+            raise _invalid(exc.result) from None
     return SubmissionReceipt(status="submitted", round_id=respondent.round_id)
 
 
@@ -37,12 +72,128 @@ async def submit(request: Request, body: Submission, token: str = TOKEN) -> Subm
     "/api/survey/{token}/opt-out",
     response_model=SubmissionReceipt,
     summary="The citizen does not wish to take part; stops reminders",
-    responses={404: {}, 409: {}, 410: {}},
+    responses={404: {}, 409: {}, 410: {}, 429: {}},
 )
 async def opt_out(request: Request, token: str = TOKEN) -> SubmissionReceipt:
+    _guard(request)
     async with request.app.state.runtime.uow() as uow:
         try:
             respondent = await service.opt_out(uow, token)
         except (service.UnknownLink, service.LinkUsed, service.LinkExpired) as exc:
-            raise _link_error(exc) from None
+            raise _link_error(request, exc) from None
     return SubmissionReceipt(status="opted_out", round_id=respondent.round_id)
+
+
+# --- paper ------------------------------------------------------------------------------------
+
+
+@admin.post(
+    "/api/paper/responses",
+    response_model=PaperReceipt,
+    status_code=status.HTTP_201_CREATED,
+    summary="Key in a paper questionnaire (mode 'paper'); spends the link",
+    responses={403: {}, 404: {}, 409: {}, 410: {}, 422: {}},
+)
+async def submit_paper(
+    request: Request, body: PaperSubmission, principal: Principal = Depends(require_scopes("responses:paper"))
+) -> PaperReceipt:
+    async with request.app.state.runtime.uow() as uow:
+        try:
+            respondent = await service.submit(
+                uow,
+                request.app.state.settings,
+                body.token,
+                body.answers,
+                mode="paper",
+                entered_by=principal.subject,
+                # Checked before anything is read or written: an operator of one municipality
+                # cannot key in (or probe) another municipality's citizens.
+                authorize=lambda r: ensure_kommune_access(principal, r.kommunekode),
+            )
+        except (service.UnknownLink, service.LinkUsed, service.LinkExpired) as exc:
+            raise _link_error(request, exc) from None
+        except service.InvalidAnswers as exc:
+            raise _invalid(exc.result) from None
+    return PaperReceipt(
+        status="submitted",
+        round_id=respondent.round_id,
+        kommunekode=respondent.kommunekode,
+        mode="paper",
+        questionnaire_key=respondent.questionnaire_key or "",
+    )
+
+
+# --- questionnaire administration -------------------------------------------------------------
+
+
+@admin.put(
+    "/api/admin/supplements/{kommunekode}/{version}",
+    status_code=status.HTTP_201_CREATED,
+    summary="Publish a municipality's local supplement (immutable per version)",
+    responses={200: {"description": "already published with identical content"}, 409: {}, 422: {}},
+)
+async def publish_supplement(
+    request: Request,
+    body: LocalSupplement,
+    kommunekode: str = Path(pattern=r"^\d{3}$"),
+    version: int = Path(ge=1),
+    principal: Principal = Depends(require_scopes("rounds:admin")),
+) -> JSONResponse:
+    ensure_kommune_access(principal, kommunekode)
+    if body.kommunekode != kommunekode or body.version != version:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="kommunekode and version must match the path")
+    async with request.app.state.runtime.uow() as uow:
+        try:
+            created = await questionnaires.publish_supplement(uow.session, body)
+        except questionnaires.SupplementConflict:
+            raise HTTPException(status.HTTP_409_CONFLICT, detail="this version is already published with other content") from None
+        except QuestionnaireError as exc:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
+        await uow.commit()
+    return JSONResponse({"kommunekode": kommunekode, "version": version}, status_code=201 if created else 200)
+
+
+@admin.put(
+    "/api/admin/rounds/{round_id}/questionnaire",
+    response_model=RoundQuestionnaireOut,
+    summary="Set a round's questionnaire: core, optional modules, municipalities' supplements",
+    description="Citizens who already opened their link keep the version they were given.",
+)
+async def configure_round(
+    request: Request,
+    body: RoundQuestionnaireIn,
+    round_id: str = Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$"),
+    principal: Principal = Depends(require_scopes("rounds:admin")),
+) -> RoundQuestionnaireOut:
+    async with request.app.state.runtime.uow() as uow:
+        try:
+            await questionnaires.configure_round(uow.session, round_id, body.core, body.modules, body.supplements)
+        except QuestionnaireError as exc:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
+        await uow.commit()
+        return await _round_out(request, uow, round_id)
+
+
+@admin.get("/api/admin/rounds/{round_id}/questionnaire", response_model=RoundQuestionnaireOut, summary="A round's questionnaire")
+async def get_round(
+    request: Request, round_id: str, principal: Principal = Depends(require_scopes("rounds:admin"))
+) -> RoundQuestionnaireOut:
+    async with request.app.state.runtime.uow() as uow:
+        return await _round_out(request, uow, round_id)
+
+
+async def _round_out(request: Request, uow, round_id: str) -> RoundQuestionnaireOut:
+    from services.responses.models import RoundQuestionnaire
+
+    settings = request.app.state.settings
+    config = await uow.session.get(RoundQuestionnaire, round_id)
+    keys = {"default": (await questionnaires.questionnaire_for_round(uow.session, settings, round_id, "")).version_key}
+    for kommunekode in (config.supplements if config else {}):
+        keys[kommunekode] = (await questionnaires.questionnaire_for_round(uow.session, settings, round_id, kommunekode)).version_key
+    return RoundQuestionnaireOut(
+        round_id=round_id,
+        core=config.core if config else settings.default_questionnaire,
+        modules=config.modules if config else [],
+        supplements=config.supplements if config else {},
+        version_keys=keys,
+    )

@@ -6,15 +6,22 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
-from services.responses.api import router
-from services.responses.handlers import HANDLERS
+from services.responses import web
+from services.responses.api import admin, router
 from services.responses.config import ResponsesSettings
+from services.responses.handlers import HANDLERS
 from services.responses.models import BUS
+from services.responses.protection import SecurityHeaders, UnknownTokenLimiter
 from shared.app import install_common
 from shared.runtime import ServiceRuntime
 
-MIGRATIONS = Path(__file__).parent / "migrations"
+HERE = Path(__file__).parent
+MIGRATIONS = HERE / "migrations"
+# Det Fælles Designsystem's compiled CSS, fonts and icons, vendored from the npm package dkfds
+# (see frontend/vendor_dkfds.sh and static/dkfds/LICENSE.md), so no npm is needed to run.
+STATIC = HERE / "static"
 
 
 def create_app(settings: ResponsesSettings | None = None) -> FastAPI:
@@ -28,6 +35,12 @@ def create_app(settings: ResponsesSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="Borgerblik responses", version="1", lifespan=lifespan)
     app.state.settings = settings
+    app.state.limiter = UnknownTokenLimiter(settings.unknown_token_burst, settings.unknown_token_refill_per_minute)
     install_common(app, settings)
+    app.add_middleware(SecurityHeaders, settings=settings)
+    app.add_exception_handler(web.TooManyGuesses, web.too_many)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(router)
+    app.include_router(admin)
+    app.include_router(web.router)
     return app

@@ -34,8 +34,13 @@ class Respondent(Base):
     arm: Mapped[str | None] = mapped_column(sa.Text)
     expires_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
     status: Mapped[str] = mapped_column(sa.Text, default="open")  # open | submitted | opted_out
-    draft: Mapped[dict] = mapped_column(JSONB, default=dict)  # saved partial answers
+    draft: Mapped[dict] = mapped_column(JSONB, default=dict)  # saved partial answers (free text scrubbed)
     finished_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    # The exact questionnaire the citizen was given, fixed when the link is first opened, so
+    # a supplement or module published later never changes what their answers are checked against.
+    questionnaire_key: Mapped[str | None] = mapped_column(sa.Text)
+    opened_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    last_page: Mapped[int] = mapped_column(sa.Integer, default=0)  # highest page saved, for resuming
 
 
 class Response(Base):
@@ -48,3 +53,30 @@ class Response(Base):
     mode: Mapped[str] = mapped_column(sa.Text)  # web | paper
     answers: Mapped[dict] = mapped_column(JSONB)
     submitted_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    questionnaire_key: Mapped[str | None] = mapped_column(sa.Text)
+    entered_by: Mapped[str | None] = mapped_column(sa.Text)  # the operator (token subject) for paper answers
+
+
+class RoundQuestionnaire(Base):
+    """Which questionnaire a round uses: a published core, optional modules and, per
+    municipality, the version of its local supplement. Rounds without a row get the default core."""
+
+    __tablename__ = "round_questionnaire"
+
+    round_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    core: Mapped[str] = mapped_column(sa.Text)  # e.g. kl_core_v1
+    modules: Mapped[list] = mapped_column(JSONB, default=list)  # e.g. ["digital_tools_v1"]
+    supplements: Mapped[dict] = mapped_column(JSONB, default=dict)  # kommunekode -> supplement version
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+
+
+class LocalSupplementRow(Base):
+    """A municipality's published supplement. Insert-only: a version never changes once stored,
+    because answers are validated against it by version."""
+
+    __tablename__ = "local_supplement"
+
+    kommunekode: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    version: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    definition: Mapped[dict] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))

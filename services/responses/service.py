@@ -1,14 +1,18 @@
-"""Responses' service functions: look up a link, spend it atomically with the answers."""
+"""Responses' service functions: open a link, keep a draft, spend the link atomically with the
+answers (web or paper), opt out."""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
 from services.responses.config import ResponsesSettings
+from services.responses.domain import Questionnaire, ValidationResult, scrub_free_text, validate_answers
 from services.responses.models import Respondent, Response
+from services.responses.questionnaires import questionnaire_for_key, questionnaire_for_round
 from shared.bus import UnitOfWork
 from shared.events import Bands, ResponseOptedOut, ResponseSubmitted
 
@@ -18,26 +22,115 @@ class UnknownLink(Exception):
 
 
 class LinkUsed(Exception):
-    pass
+    """The link was spent; ``args[0]`` is the respondent's status (submitted / opted_out)."""
+
+    @property
+    def status(self) -> str:
+        return self.args[0] if self.args else "submitted"
 
 
 class LinkExpired(Exception):
     pass
 
 
+class InvalidAnswers(Exception):
+    def __init__(self, result: ValidationResult) -> None:
+        super().__init__("invalid answers")
+        self.result = result
+
+
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def open_link(uow: UnitOfWork, token: str) -> Respondent:
+async def find_link(uow: UnitOfWork, token: str) -> Respondent:
     respondent = await uow.session.get(Respondent, hash_token(token))
     if respondent is None:
         raise UnknownLink()
+    # Detached, so it stays readable after the unit of work ends (a rollback on leaving would
+    # otherwise expire it); all writes go through explicit UPDATE statements anyway.
+    uow.session.expunge(respondent)
+    return respondent
+
+
+async def open_link(uow: UnitOfWork, token: str, authorize: Callable[[Respondent], None] | None = None) -> Respondent:
+    respondent = await find_link(uow, token)
+    if authorize is not None:
+        authorize(respondent)  # before any state is revealed
     if respondent.status != "open":
         raise LinkUsed(respondent.status)
     if respondent.expires_at <= datetime.now(UTC):
         raise LinkExpired()
     return respondent
+
+
+async def questionnaire_of(uow: UnitOfWork, settings: ResponsesSettings, respondent: Respondent) -> Questionnaire:
+    """The questionnaire this citizen was given, fixing it on first use (not committed here).
+
+    The conditional UPDATE makes two tabs opening the link at once agree on one version."""
+    if respondent.questionnaire_key is None:
+        offered = await questionnaire_for_round(uow.session, settings, respondent.round_id, respondent.kommunekode)
+        fixed = (
+            await uow.session.execute(
+                sa.update(Respondent)
+                .where(Respondent.token_hash == respondent.token_hash, Respondent.questionnaire_key.is_(None))
+                .values(questionnaire_key=offered.version_key, opened_at=datetime.now(UTC))
+                .returning(Respondent.questionnaire_key)
+                # The loaded row stays usable after the session closes (set by hand below).
+                .execution_options(synchronize_session=False)
+            )
+        ).scalar_one_or_none()
+        if fixed is None:  # the other tab won: use what it fixed
+            fixed = (
+                await uow.session.execute(
+                    sa.select(Respondent.questionnaire_key).where(Respondent.token_hash == respondent.token_hash)
+                )
+            ).scalar_one()
+        respondent.questionnaire_key = fixed
+    return await questionnaire_for_key(uow.session, respondent.questionnaire_key)
+
+
+async def open_survey(uow: UnitOfWork, settings: ResponsesSettings, token: str) -> tuple[Respondent, Questionnaire]:
+    """An open link and its questionnaire; commits when this is the first opening."""
+    respondent = await open_link(uow, token)
+    first_time = respondent.questionnaire_key is None
+    questionnaire = await questionnaire_of(uow, settings, respondent)
+    if first_time:
+        await uow.commit()
+    return respondent, questionnaire
+
+
+def merge_page(draft: Mapping[str, object], shown: list[str], posted: Mapping[str, str]) -> dict[str, object]:
+    """The draft with one page's answers applied: a question that was on the page but has no
+    value now was cleared (radio groups post nothing when nothing is chosen)."""
+    merged = dict(draft)
+    for question_id in shown:
+        value = posted.get(question_id)
+        if value is None or value == "":
+            merged.pop(question_id, None)
+        else:
+            merged[question_id] = value
+    return merged
+
+
+async def save_draft(
+    uow: UnitOfWork, settings: ResponsesSettings, token: str, answers: Mapping[str, object], page: int
+) -> ValidationResult:
+    """Save partial answers (save-and-resume). Invalid answers are not saved: the result's
+    errors go back to the citizen with what they typed."""
+    respondent = await open_link(uow, token)
+    questionnaire = await questionnaire_of(uow, settings, respondent)
+    result = validate_answers(questionnaire, answers, partial=True)
+    if not result.ok:
+        return result
+    # Scrubbed before storing too: a draft is kept for weeks, and personal data must never be.
+    await uow.session.execute(
+        sa.update(Respondent)
+        .where(Respondent.token_hash == respondent.token_hash, Respondent.status == "open")
+        .values(draft=scrub_free_text(questionnaire, result.accepted), last_page=sa.func.greatest(Respondent.last_page, page))
+    )
+    await uow.commit()
+    return result
 
 
 async def _spend(uow: UnitOfWork, token: str, new_status: str) -> Respondent:
@@ -50,24 +143,49 @@ async def _spend(uow: UnitOfWork, token: str, new_status: str) -> Respondent:
             .where(Respondent.token_hash == hash_token(token), Respondent.status == "open", Respondent.expires_at > now)
             .values(status=new_status, finished_at=now, draft={})
             .returning(Respondent)
+            .execution_options(populate_existing=True)
         )
     ).scalar_one_or_none()
     if spent is None:
+        uow.session.expunge_all()
         await open_link(uow, token)  # raises the precise reason
-        raise LinkUsed("open")  # raced with another submit
+        raise LinkUsed("submitted")  # raced with another submit
     return spent
 
 
-async def submit(uow: UnitOfWork, settings: ResponsesSettings, token: str, answers: dict, mode: str = "web") -> Respondent:
+async def submit(
+    uow: UnitOfWork,
+    settings: ResponsesSettings,
+    token: str,
+    answers: Mapping[str, object],
+    *,
+    mode: str = "web",
+    entered_by: str | None = None,
+    authorize: Callable[[Respondent], None] | None = None,
+) -> Respondent:
+    """Validate against the citizen's questionnaire, spend the link, store and publish the answers.
+
+    Nothing is mandatory (a citizen may skip any question: forcing answers costs answers and
+    honesty); only what is given must be valid. Ints are accepted as scale scores and stored as
+    the option codes ("meget_enig"), so analytics gets one canonical form.
+    """
+    respondent = await open_link(uow, token, authorize)
+    questionnaire = await questionnaire_of(uow, settings, respondent)
+    result = validate_answers(questionnaire, answers, partial=True)
+    if not result.ok:
+        raise InvalidAnswers(result)
+    clean = scrub_free_text(questionnaire, result.accepted)
     respondent = await _spend(uow, token, "submitted")
     now = datetime.now(UTC)
     uow.session.add(
         Response(
             token_hash=respondent.token_hash,
-            questionnaire_id=settings.questionnaire_id,
-            questionnaire_version=settings.questionnaire_version,
+            questionnaire_id=questionnaire.id,
+            questionnaire_version=questionnaire.version,
+            questionnaire_key=questionnaire.version_key,
             mode=mode,
-            answers=answers,
+            entered_by=entered_by,
+            answers=clean,
             submitted_at=now,
         )
     )
@@ -76,15 +194,15 @@ async def submit(uow: UnitOfWork, settings: ResponsesSettings, token: str, answe
             round_id=respondent.round_id,
             kommunekode=respondent.kommunekode,
             pseudonym=respondent.pseudonym,
-            questionnaire_id=settings.questionnaire_id,
-            questionnaire_version=settings.questionnaire_version,
+            questionnaire_id=questionnaire.id,
+            questionnaire_version=questionnaire.version,
             mode=mode,
             maalgruppe=respondent.maalgruppe,
             stratum=respondent.stratum,
             bands=Bands(gender=respondent.gender, age_band=respondent.age_band, duration_band=respondent.duration_band),
             design_weight=respondent.design_weight,
             arm=respondent.arm,
-            answers=answers,
+            answers=clean,
             submitted_at=now,
         )
     )

@@ -38,6 +38,8 @@ async def on_population_received(uow: UnitOfWork, envelope: Envelope, event: Pop
                         "age_band": p.bands.age_band,
                         "duration_band": p.bands.duration_band,
                         "forskerbeskyttet": p.forskerbeskyttet,
+                        "deceased": p.deceased,
+                        "emigrated": p.emigrated,
                         "contact": p.contact.model_dump(),
                     }
                     for p in event.persons

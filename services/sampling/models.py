@@ -48,7 +48,29 @@ class FrameUnit(Base):
     age_band: Mapped[str] = mapped_column(sa.Text)
     duration_band: Mapped[str] = mapped_column(sa.Text)
     forskerbeskyttet: Mapped[bool]
+    deceased: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    emigrated: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     contact: Mapped[dict] = mapped_column(JSONB)  # sealed for dispatch; sampling cannot read it
+
+
+class RoundAllocation(Base):
+    """The allocation proposed for a round, previewable and adjustable before the draw.
+
+    `frame_counts` is the eligible N_h the allocation was computed from: the draw refuses to
+    use it if the frame has changed since (a re-delivery), so π = n_h / N_h stays true."""
+
+    __tablename__ = "round_allocation"
+
+    round_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    rules: Mapped[dict] = mapped_column(JSONB)  # AllocationRules as JSON
+    recent_rounds: Mapped[int]  # ExclusionRules.recent_rounds used for the frame
+    overrides: Mapped[dict] = mapped_column(JSONB)  # "kommunekode:maalgruppe" -> n_h
+    frame_counts: Mapped[dict] = mapped_column(JSONB)  # "kommunekode:maalgruppe" -> eligible N_h
+    status: Mapped[str] = mapped_column(sa.Text)  # proposed | confirmed
+    updated_by: Mapped[str] = mapped_column(sa.Text)
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
+    confirmed_by: Mapped[str | None] = mapped_column(sa.Text)
+    confirmed_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
 
 
 class Draw(Base):
@@ -58,8 +80,17 @@ class Draw(Base):
     round_id: Mapped[str] = mapped_column(sa.Text, unique=True)  # one confirmed draw per round
     seed: Mapped[int] = mapped_column(sa.BigInteger)
     drawn_by: Mapped[str] = mapped_column(sa.Text)
-    allocation: Mapped[dict] = mapped_column(JSONB)
+    allocation: Mapped[dict] = mapped_column(JSONB)  # the allocation table drawn from
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
+    # The frame's reference date orders rounds for the "sampled in the last N rounds" rule.
+    reference_date: Mapped[date | None]
+    rules: Mapped[dict | None] = mapped_column(JSONB)
+    recent_rounds: Mapped[int | None]
+    exclusions: Mapped[dict | None] = mapped_column(JSONB)  # counts per reason, overall and per stratum
+    # Population margins of the eligible frame (for post-stratification / raking later).
+    margins: Mapped[dict | None] = mapped_column(JSONB)
+    population: Mapped[int | None]  # eligible frame size
+    sampled: Mapped[int | None]
 
 
 class SampledUnit(Base):
@@ -71,3 +102,11 @@ class SampledUnit(Base):
     stratum: Mapped[str] = mapped_column(sa.Text)
     inclusion_probability: Mapped[float]
     design_weight: Mapped[float]
+    # Self-contained record of the sampled person (the frame rows may be replaced later).
+    maalgruppe: Mapped[str | None] = mapped_column(sa.Text)
+    gender: Mapped[str | None] = mapped_column(sa.String(1))
+    age_band: Mapped[str | None] = mapped_column(sa.Text)
+    duration_band: Mapped[str | None] = mapped_column(sa.Text)
+    delivery_id: Mapped[uuid.UUID | None]  # the frame delivery the person was drawn from
+    # Position in the draw's order: within a stratum, any prefix is a simple random sample.
+    seq: Mapped[int | None]

@@ -173,28 +173,31 @@ class IdempotentConsumer:
             else:
                 await self._handle_with_retries(*by_offset[record.offset])
 
-    async def _mark_processed(self, uow: UnitOfWork, envelope: Envelope, outcome: str) -> bool:
+    async def _mark_processed(self, uow: UnitOfWork, envelopes: list[Envelope], outcome: str) -> set:
+        """Insert the processed marks for a batch in one statement; returns the ids that were new."""
         inserted = await uow.session.execute(
             pg_insert(self._processed)
-            .values(consumer=self._group, event_id=envelope.event_id, outcome=outcome)
+            .values([{"consumer": self._group, "event_id": e.event_id, "outcome": outcome} for e in envelopes])
             .on_conflict_do_nothing()
             .returning(self._processed.c.event_id)
         )
-        return inserted.first() is not None
+        return set(inserted.scalars())
 
     async def _handle_in_one_transaction(self, items: list[tuple[ConsumerRecord, Envelope, EventPayload]]) -> None:
         outcomes = []
         async with self._uow_factory() as uow:
+            fresh = await self._mark_processed(uow, [envelope for _, envelope, _ in items], "handled")
             for record, envelope, payload in items:
+                if envelope.event_id not in fresh:
+                    outcomes.append((record, "duplicate"))
+                    continue
+                fresh.discard(envelope.event_id)  # the same event twice in one batch: handle it once
                 token = correlation_id_var.set(envelope.correlation_id)
                 try:
-                    if await self._mark_processed(uow, envelope, "handled"):
-                        await self._handlers[envelope.type](uow, envelope, payload)
-                        outcomes.append((record, "handled"))
-                    else:
-                        outcomes.append((record, "duplicate"))
+                    await self._handlers[envelope.type](uow, envelope, payload)
                 finally:
                     correlation_id_var.reset(token)
+                outcomes.append((record, "handled"))
             await uow.commit()
         for record, outcome in outcomes:
             EVENTS_CONSUMED.labels(self._service, self._topics_by_name.get(record.topic, record.topic), outcome).inc()
@@ -235,7 +238,7 @@ class IdempotentConsumer:
         if envelope is not None:
             # Remember the verdict so a redelivery does not dead-letter the same event again.
             async with self._uow_factory() as uow:
-                await self._mark_processed(uow, envelope, "dead_lettered")
+                await self._mark_processed(uow, [envelope], "dead_lettered")
                 await uow.commit()
         DEAD_LETTERS.labels(self._service, logical).inc()
         EVENTS_CONSUMED.labels(self._service, logical, "dead_lettered").inc()

@@ -139,6 +139,10 @@ def data_keys() -> dict[str, str]:
 @pytest.fixture
 def service_env(database_url, kafka_bootstrap, topic_prefix, dev_issuer, data_keys, tmp_path) -> dict[str, str]:
     """Environment for a service under test (in-process settings or a subprocess)."""
+    return make_service_env(database_url, kafka_bootstrap, topic_prefix, dev_issuer, data_keys, tmp_path)
+
+
+def make_service_env(database_url, kafka_bootstrap, topic_prefix, dev_issuer, data_keys, tmp_path) -> dict[str, str]:
     return {
         "DATABASE_URL": database_url,
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,

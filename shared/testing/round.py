@@ -38,7 +38,9 @@ def synthetic_rows(count: int, seed: int) -> list[dict]:
         {
             "cpr": synthetic_cpr(rng, used),
             "ydelse": YDELSER[i % len(YDELSER)],
-            "overgangsdato": str(date(2022, 1, 1) + timedelta(days=rng.randrange(0, 400))),
+            # At least 14 months before the 2023-08-01 reference date: every target group's
+            # minimum duration is met, so every synthetic citizen is in the frame.
+            "overgangsdato": str(date(2020, 1, 1) + timedelta(days=rng.randrange(0, 850))),
             "telefon": f"+452{rng.randrange(1000000, 9999999)}",
             "navn": f"Testperson {i}",
         }

@@ -38,6 +38,7 @@ def wait_for_frame(stack, admin: str, round_id: str) -> None:
 
 def run_round(stack, dev_issuer, sink: Path, round_id: str, kill: str | None = None) -> None:
     admin = dev_issuer.mint("kl-operator", ["rounds:admin", "aggregates:read", "kommuner:all"])
+    letters_before = set(links_in_sink(sink))
     deliver(stack, dev_issuer, round_id)
     if kill == "ingest":
         stack["ingest"].kill()  # its outbox may still hold the population events
@@ -56,7 +57,12 @@ def run_round(stack, dev_issuer, sink: Path, round_id: str, kill: str | None = N
         time.sleep(0.5)
         stack[kill].start().wait_healthy(60)
 
-    links = wait_for(lambda: (found := links_in_sink(sink)) and len(found) >= sampled and found, 90, "all invitations in the sink")
+    def new_letters():
+        return {key: token for key, token in links_in_sink(sink).items() if key not in letters_before}
+
+    links = wait_for(lambda: (found := new_letters()) and len(found) >= sampled and found, 90, "all invitations in the sink")
+    time.sleep(1.0)
+    links = new_letters()
     assert len(links) == sampled  # one letter per citizen, none twice
     tokens = sorted(links.values())
     # Answer a subset: 101 and 147 get enough answers to publish, the rest stays small.
@@ -104,10 +110,10 @@ def answer_when_ready(stack, tokens: list[str]) -> None:
         wait_for(submit, 60, "the link to become usable", interval=0.3)
 
 
-def test_thin_round_end_to_end(stack, dev_issuer, service_env):
-    run_round(stack, dev_issuer, Path(service_env["DEV_SINK_DIR"]), "e2e-1")
+def test_thin_round_end_to_end(stack, dev_issuer, module_env):
+    run_round(stack, dev_issuer, Path(module_env["DEV_SINK_DIR"]), "e2e-1")
 
 
 @pytest.mark.parametrize("victim", ["ingest", "sampling", "dispatch", "responses", "analytics"])
-def test_killing_a_service_mid_round_loses_nothing_and_counts_nothing_twice(stack, dev_issuer, service_env, victim):
-    run_round(stack, dev_issuer, Path(service_env["DEV_SINK_DIR"]), f"kill-{victim}", kill=victim)
+def test_killing_a_service_mid_round_loses_nothing_and_counts_nothing_twice(stack, dev_issuer, module_env, victim):
+    run_round(stack, dev_issuer, Path(module_env["DEV_SINK_DIR"]), f"kill-{victim}", kill=victim)

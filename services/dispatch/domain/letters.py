@@ -222,7 +222,8 @@ def _qr_code(link: str) -> Drawing:
     return drawing
 
 
-def _draw_pdf(title: str, body_markup: str, ctx: LetterContext) -> bytes:
+def _draw_pdf(title: str, body_markup: str, ctx: LetterContext, *, page_compression: int = 1,
+              on_first_page=None) -> bytes:
     styles = _styles()
     story: list = [
         Paragraph(xml_escape(ctx.municipality), styles["sender"]),
@@ -250,7 +251,10 @@ def _draw_pdf(title: str, body_markup: str, ctx: LetterContext) -> bytes:
         author=ctx.municipality,
         creator="Borgerblik",
         lang="da",
-        pageCompression=1,  # the PDF travels base64-encoded in every MeMo message
+        pageCompression=page_compression,  # the PDF travels base64-encoded in every MeMo message
     )
-    doc.build(story)
+    if on_first_page is not None:
+        doc.build(story, onFirstPage=on_first_page)
+    else:
+        doc.build(story)
     return buffer.getvalue()

@@ -54,8 +54,10 @@ def main() -> None:
     write("invalid_cprs.csv", csv_text(GOOD[1:] + bad_cprs).encode("utf-8"))
     duplicates = GOOD + [GOOD[0], ["0101901235", "Sygedagpenge", "01-01-2023", "", "nej", "", "nej", "Samme igen"]]
     write("duplicates.csv", csv_text(duplicates).encode("utf-8"))
-    # An unterminated quote late in the file: the reader fails mid-stream, after rows were read.
-    write("unterminated_quote.csv", (csv_text(GOOD) + '070797-7891;"Dagpenge;01-01-2022;;nej;;nej;Brudt\r\n').encode("utf-8"))
+    # An unterminated quote late in the file swallows the rest of it into one field, beyond the
+    # CSV field limit: the reader fails mid-stream, after the good rows were read and copied.
+    broken = '070797-7891;"Dagpenge;01-01-2022;;nej;;nej;Brudt' + "x" * 200_000 + "\r\n"
+    write("unterminated_quote.csv", (csv_text(GOOD) + broken).encode("utf-8"))
 
     # XLSX with a title row and a merged two-row header ("Datoer" over the two date columns).
     workbook = openpyxl.Workbook()

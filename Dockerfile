@@ -1,0 +1,20 @@
+# One image for all five services; the command picks the service.
+FROM python:3.11-slim AS base
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+WORKDIR /app
+
+# Dependencies first, so code changes do not reinstall them.
+COPY pyproject.toml ./
+RUN mkdir -p shared services && touch shared/__init__.py services/__init__.py \
+    && pip install . && pip uninstall -y borgerblik
+
+COPY shared ./shared
+COPY services ./services
+COPY deploy/dev-clients.json ./deploy/dev-clients.json
+RUN pip install --no-deps . \
+    && useradd --system --uid 10001 borgerblik
+USER borgerblik
+
+EXPOSE 8000
+# e.g. SERVICE=ingest; migrations run as a separate step: python -m shared.migrate ingest
+CMD ["sh", "-c", "exec uvicorn services.${SERVICE}.main:create_app --factory --host 0.0.0.0 --port 8000 --proxy-headers --no-access-log"]

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Create the event topics and their dead-letter topics with the settings of deploy/README.md.
+# Usage: create-topics.sh BOOTSTRAP   (env PARTITIONS, REPLICATION; defaults 6 and 3)
+set -euo pipefail
+BOOTSTRAP=${1:?bootstrap server}
+PARTITIONS=${PARTITIONS:-6}
+REPLICATION=${REPLICATION:-3}
+KT=${KAFKA_TOPICS:-/opt/kafka/bin/kafka-topics.sh}
+DAY=86400000
+
+create() { # topic retention-ms [extra config...]
+  local topic=$1 retention=$2; shift 2
+  "$KT" --bootstrap-server "$BOOTSTRAP" --create --if-not-exists --topic "$topic" \
+    --partitions "$PARTITIONS" --replication-factor "$REPLICATION" \
+    --config "retention.ms=$retention" --config min.insync.replicas=$(( REPLICATION > 1 ? 2 : 1 )) "$@"
+  "$KT" --bootstrap-server "$BOOTSTRAP" --create --if-not-exists --topic "$topic.dlq" \
+    --partitions 1 --replication-factor "$REPLICATION" --config "retention.ms=$(( 30 * DAY ))"
+}
+
+# Sealed contact data travels on these two: keep them only as long as a round needs them.
+create population.received $(( 14 * DAY ))
+create sample.drawn        $(( 60 * DAY ))
+create link.issued         $(( 60 * DAY ))
+create invitation.sent     $(( 400 * DAY ))
+create response.submitted  $(( 400 * DAY ))
+create response.opted_out  $(( 400 * DAY ))
+echo "topics ready"

@@ -1,0 +1,96 @@
+"""Dispatch plans and response-rate experiments (pure).
+
+A plan says which steps a citizen gets (the invitation, up to two reminders), how far apart and
+through which channels. A round may randomise its citizens into *arms* that change the plan
+(e.g. an SMS with the reminder or not). Assignment is reproducible: HMAC-SHA256 keyed with the
+experiment seed over the pseudonym, mapped to [0, 1) and cut by the arms' cumulative weights (in
+name order), so anyone holding the seed can recompute every citizen's arm, and nobody without it
+can steer one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import datetime, timedelta
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+ChannelName = Literal["letter", "sms"]
+STEPS = ("invitation", "reminder_1", "reminder_2")
+
+
+class ArmSpec(BaseModel):
+    """One experiment arm: its share and what it changes in the plan (unset = as the plan)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    weight: float = Field(gt=0)
+    reminder_count: int | None = Field(default=None, ge=0, le=2)
+    reminder_interval_days: float | None = Field(default=None, gt=0)
+    reminder_channels: list[ChannelName] | None = Field(default=None, min_length=1)
+
+
+class RoundPlan(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reminder_count: int = Field(default=2, ge=0, le=2)
+    reminder_interval_days: float = Field(default=7.0, gt=0)
+    invitation_channels: list[ChannelName] = Field(default=["letter"], min_length=1)
+    reminder_channels: list[ChannelName] = Field(default=["letter"], min_length=1)
+    # {"sms_reminder": {"weight": 0.5, "reminder_channels": ["letter", "sms"]}, "no_sms": 0.5}
+    arms: dict[str, ArmSpec] = Field(default_factory=dict)
+    experiment_seed: str | None = None  # defaults to the round id
+
+    @field_validator("arms", mode="before")
+    @classmethod
+    def _weights_shorthand(cls, value):
+        if isinstance(value, dict):
+            return {k: {"weight": v} if isinstance(v, int | float) else v for k, v in value.items()}
+        return value
+
+    @field_validator("arms")
+    @classmethod
+    def _arm_names(cls, value: dict[str, ArmSpec]) -> dict[str, ArmSpec]:
+        for name in value:
+            if not (1 <= len(name) <= 64 and name.replace("_", "").replace("-", "").isalnum()):
+                raise ValueError("arm names are 1-64 letters, digits, '_' or '-'")
+        return value
+
+    @field_validator("invitation_channels", "reminder_channels")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
+
+
+def assign_arm(plan: RoundPlan, round_id: str, pseudonym: str) -> str | None:
+    if not plan.arms:
+        return None
+    seed = (plan.experiment_seed or round_id).encode()
+    digest = hmac.new(seed, pseudonym.encode(), hashlib.sha256).digest()
+    u = int.from_bytes(digest[:8], "big") / 2**64
+    total = sum(arm.weight for arm in plan.arms.values())
+    cumulative = 0.0
+    names = sorted(plan.arms)
+    for name in names:
+        cumulative += plan.arms[name].weight / total
+        if u < cumulative:
+            return name
+    return names[-1]  # float rounding at the top end
+
+
+def plan_for_arm(plan: RoundPlan, arm: str | None) -> RoundPlan:
+    if arm is None or arm not in plan.arms:
+        return plan
+    changes = plan.arms[arm].model_dump(exclude={"weight"}, exclude_none=True)
+    return plan.model_copy(update=changes)
+
+
+def planned_steps(plan: RoundPlan, start: datetime) -> list[tuple[str, ChannelName, datetime]]:
+    """(step, channel, due_at) for every message the plan sends."""
+    out: list[tuple[str, ChannelName, datetime]] = [(STEPS[0], ch, start) for ch in plan.invitation_channels]
+    for i in range(1, plan.reminder_count + 1):
+        due = start + timedelta(days=plan.reminder_interval_days * i)
+        out.extend((STEPS[i], ch, due) for ch in plan.reminder_channels)
+    return out

@@ -1,0 +1,47 @@
+"""One responses service per test module (real PostgreSQL, real broker): starting a service and
+joining its consumer group is the slow part, and every test uses fresh links anyway."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from services.responses.config import ResponsesSettings
+from services.responses.main import create_app
+from services.responses.protection import UnknownTokenLimiter
+from shared.testing.fixtures import create_test_database, make_service_env, running_app, settings_from_env
+
+
+@pytest.fixture(scope="module")
+async def module_env(postgres_admin_url, kafka_bootstrap, dev_issuer, data_keys, tmp_path_factory):
+    database_url = await create_test_database(postgres_admin_url)
+    prefix = f"t{uuid.uuid4().hex[:10]}."
+    return make_service_env(database_url, kafka_bootstrap, prefix, dev_issuer, data_keys, tmp_path_factory.mktemp("responses"))
+
+
+@pytest.fixture(scope="module")
+async def app_and_client(module_env):
+    app = create_app(settings_from_env(ResponsesSettings, module_env))
+    async with running_app(app) as client:
+        yield app, client
+
+
+@pytest.fixture
+def app(app_and_client):
+    app, _ = app_and_client
+    # Each test starts with a fresh guessing budget.
+    app.state.limiter = UnknownTokenLimiter(app.state.settings.unknown_token_burst, app.state.settings.unknown_token_refill_per_minute)
+    return app
+
+
+@pytest.fixture
+def client(app_and_client, app):
+    _, client = app_and_client
+    client.cookies.clear()
+    return client
+
+
+@pytest.fixture
+def prefix(module_env) -> str:
+    return module_env["KAFKA_TOPIC_PREFIX"]

@@ -1,0 +1,207 @@
+"""Sampling against real PostgreSQL and a real broker: population.received in, the allocation
+previewed, adjusted and confirmed over the API, the draw out as sample.drawn."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from datetime import date
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from services.sampling.config import SamplingSettings
+from services.sampling.domain import ExclusionRules, apply_exclusions, margins
+from services.sampling.main import create_app
+from shared.db import to_async_url
+from shared.testing.fixtures import bearer, create_test_database, running_app, settings_from_env
+
+from sampling_helpers import citizens, consume_sample, delivery, frame_units, produce, wait_for_frame
+
+REF = date(2025, 8, 1)
+SIZES = {"101": 1_800, "147": 300, "751": 40}
+
+
+def admin(dev_issuer) -> str:
+    return dev_issuer.mint("kl-operator", ["rounds:admin", "kommuner:all"])
+
+
+async def test_preview_adjust_confirm_draw_and_the_events_carry_exact_weights(service_env, dev_issuer, kafka_bootstrap, topic_prefix):
+    round_id = "r-2025"
+    people = {k: citizens(round_id, k, n, seed=i) for i, (k, n) in enumerate(SIZES.items())}
+    token = admin(dev_issuer)
+    async with running_app(create_app(settings_from_env(SamplingSettings, service_env))) as client:
+        await produce(kafka_bootstrap, topic_prefix, [c for k, p in people.items() for c in delivery(round_id, k, p, reference_date=REF)])
+        frame = await wait_for_frame(client, token, round_id, SIZES)
+
+        # Exclusions are counted per reason exactly as the domain counts them.
+        domain = apply_exclusions([u for k, p in people.items() for u in frame_units(k, p)], [], ExclusionRules())
+        assert frame["exclusions"] == {r.value: n for r, n in domain.counts.items()}
+        assert frame["exclusion_flags"] == {r.value: n for r, n in domain.flag_counts.items()}
+        assert frame["exclusions"]["forskerbeskyttet"] > 0 and frame["exclusions"]["deceased"] > 0 and frame["exclusions"]["emigrated"] > 0
+        eligible = domain.frame_counts()
+        assert {(s["kommunekode"], s["maalgruppe"]): s["eligible"] for s in frame["strata"]} == eligible
+
+        # Only rounds:admin may see or touch any of it.
+        reader = dev_issuer.mint("bi", ["aggregates:read", "kommuner:all"])
+        for method, path in [("GET", "frame"), ("POST", "allocation"), ("GET", "allocation"), ("PATCH", "allocation"), ("POST", "allocation/confirm"), ("POST", "draws")]:
+            r = await client.request(method, f"/rounds/{round_id}/{path}", headers=bearer(reader), json={"overrides": []} if method == "PATCH" else None)
+            assert r.status_code == 403, (method, path, r.text)
+        assert (await client.post(f"/rounds/{round_id}/draws")).status_code == 401
+
+        # Preview: observed response rates for one group override the default.
+        r = await client.post(f"/rounds/{round_id}/allocation", json={"rules": {"response_rates": {"aktivitetsparate": 0.15}}}, headers=bearer(token))
+        assert r.status_code == 200, r.text
+        view = r.json()
+        assert view["status"] == "proposed" and view["rules"]["response_rates"]["aktivitetsparate"] == 0.15
+        strata = {(s["kommunekode"], s["maalgruppe"]): s for s in view["strata"]}
+        assert {k: s["eligible"] for k, s in strata.items()} == eligible
+        towns = {m["kommunekode"]: m for m in view["municipalities"]}
+        # 101 is big enough to sample 1,000-2,000 with >= 200 expected answers; the small ones
+        # take everyone and say how many answers they fall short.
+        assert 1_000 <= towns["101"]["sample"] < towns["101"]["eligible"] and towns["101"]["expected_answers"] >= 200
+        assert not towns["101"]["warnings"]
+        for kode in ("147", "751"):
+            assert towns[kode]["sample"] == towns[kode]["eligible"]
+            warning = towns[kode]["warnings"][0]
+            assert warning["code"] == "min_answers_unreachable"
+            assert math.isclose(warning["shortfall"], 200 - towns[kode]["expected_answers"])
+        for s in view["strata"]:
+            assert math.isclose(s["expected_answers"], s["sample"] * s["response_rate"])
+            assert s["eligible"] == 0 or math.isclose(s["inclusion_probability"], s["sample"] / s["eligible"])
+        assert (await client.get(f"/rounds/{round_id}/allocation", headers=bearer(token))).json()["strata"] == view["strata"]
+
+        # Operator overrides: re-validated; the 200 rule becomes a warning with the shortfall.
+        target = ("101", "dagpenge")
+        r = await client.patch(
+            f"/rounds/{round_id}/allocation",
+            json={"overrides": [{"kommunekode": "101", "maalgruppe": "dagpenge", "sample": strata[target]["eligible"] + 1}]},
+            headers=bearer(token),
+        )
+        assert r.status_code == 422, r.text
+        r = await client.patch(
+            f"/rounds/{round_id}/allocation",
+            json={"overrides": [{"kommunekode": "101", "maalgruppe": g, "sample": 10} for g in ("dagpenge", "sygedagpenge", "jobafklaring")]},
+            headers=bearer(token),
+        )
+        assert r.status_code == 200, r.text
+        low = {m["kommunekode"]: m for m in r.json()["municipalities"]}["101"]
+        assert [w["code"] for w in low["warnings"]][0] == "min_answers_not_met" and low["shortfall"] > 0
+        r = await client.put(
+            f"/rounds/{round_id}/allocation/overrides",
+            json={"overrides": [{"kommunekode": "101", "maalgruppe": "dagpenge", "sample": 150}]},
+            headers=bearer(token),
+        )
+        adjusted = {(s["kommunekode"], s["maalgruppe"]): s for s in r.json()["strata"]}
+        assert adjusted[target]["sample"] == 150 and adjusted[target]["overridden"]
+        assert not adjusted[("101", "sygedagpenge")]["overridden"]
+        r = await client.post(f"/rounds/{round_id}/allocation/confirm", headers=bearer(token))
+        assert r.status_code == 200 and r.json()["status"] == "confirmed" and r.json()["confirmed_by"] == "kl-operator"
+
+        # The draw takes the confirmed allocation, once.
+        r = await client.post(f"/rounds/{round_id}/draws", json={"seed": 7}, headers=bearer(token))
+        assert r.status_code == 201, r.text
+        result = r.json()
+        expected_n = {k: s["sample"] for k, s in adjusted.items()}
+        assert result["seed"] == 7 and result["sampled"] == sum(expected_n.values())
+        assert (await client.post(f"/rounds/{round_id}/draws", json={"seed": 8}, headers=bearer(token))).status_code == 409
+        assert (await client.post(f"/rounds/{round_id}/allocation", headers=bearer(token))).status_code == 409
+
+        events = await consume_sample(kafka_bootstrap, topic_prefix, round_id, result["sampled"])
+        persons = [p for _, e in events for p in e.persons]
+        assert len({p.pseudonym for p in persons}) == len(persons) == result["sampled"]
+        excluded = {u.unit_id for u, _ in domain.excluded}
+        assert not excluded & {p.pseudonym for p in persons}
+        drawn = Counter((p.stratum.split(":")[0], p.maalgruppe) for p in persons)
+        assert drawn == +Counter(expected_n)
+        weights: dict[tuple[str, str], float] = defaultdict(float)
+        for p in persons:
+            key = tuple(p.stratum.split(":"))
+            assert math.isclose(p.inclusion_probability, expected_n[key] / eligible[key])
+            weights[key] += p.design_weight
+        for key, total in weights.items():
+            assert math.isclose(total, eligible[key], rel_tol=1e-12), key  # Σ w = N_h
+        finals = {e.kommunekode: e for _, e in events if e.final}
+        assert set(finals) == set(SIZES)
+        for kode, e in finals.items():
+            assert e.chunk_count == sum(1 for _, x in events if x.kommunekode == kode)
+            assert {s.stratum: (s.population, s.sample) for s in e.strata} == {
+                f"{k}:{g}": (eligible[(k, g)], expected_n[(k, g)]) for (k, g) in eligible if k == kode
+            }
+        # The CPR number travels sealed only.
+        assert not any(b"0101" in raw and b'"cpr"' in raw for raw, _ in events)
+
+        # Margins of the drawn frame, as the domain counts them.
+        r = await client.get(f"/rounds/{round_id}/draws/{result['draw_id']}/margins", headers=bearer(token))
+        assert r.status_code == 200, r.text
+        expected_margins = margins(domain.eligible)
+        for m in r.json()["municipalities"]:
+            assert m["population"] == expected_margins.municipalities[m["kommunekode"]]
+            assert m["margins"] == expected_margins.for_municipality(m["kommunekode"])
+
+
+async def test_redelivery_recent_rounds_and_a_stale_allocation(service_env, dev_issuer, kafka_bootstrap, topic_prefix):
+    token = admin(dev_issuer)
+    async with running_app(create_app(settings_from_env(SamplingSettings, service_env))) as client:
+        # Last year's round sampled all 30 citizens of 751 (the e2e/demo call shape).
+        last = citizens("r-2024", "751", 30, seed=1, flagged=False)
+        await produce(kafka_bootstrap, topic_prefix, delivery("r-2024", "751", last, reference_date=date(2024, 8, 1)))
+        await wait_for_frame(client, token, "r-2024", {"751": 30})
+        r = await client.post("/rounds/r-2024/draws", json={"seed": 42, "sample_per_stratum": 1000}, headers=bearer(token))
+        assert r.status_code == 201 and r.json()["sampled"] == 30, r.text
+
+        # This year: the same 30 plus 20 new ones; a parallel round with the same reference
+        # date does not count as "earlier".
+        first = citizens("r-2025", "751", 50, seed=2, flagged=False)
+        await produce(kafka_bootstrap, topic_prefix, delivery("r-2025", "751", first, reference_date=REF, chunk_size=20))
+        frame = await wait_for_frame(client, token, "r-2025", {"751": 50})
+        assert frame["exclusions"]["recently_sampled"] == 30
+        r = await client.post("/rounds/r-2025/allocation", headers=bearer(token))
+        assert r.json()["totals"] == {"population": 50, "eligible": 20, "sample": 20, "expected_answers": r.json()["totals"]["expected_answers"]}
+        r = await client.post("/rounds/r-2025/allocation", json={"recent_rounds": 0}, headers=bearer(token))
+        assert r.json()["totals"]["eligible"] == 50
+
+        # A re-delivery arrives: while incomplete, the frame stays the old delivery.
+        second = citizens("r-2025", "751", 45, seed=3, flagged=False, start=100)
+        chunks = delivery("r-2025", "751", second, reference_date=REF, chunk_size=20, supersedes=None)
+        await produce(kafka_bootstrap, topic_prefix, chunks[:-1])
+        assert (await wait_for_frame(client, token, "r-2025", {"751": 50}))["strata"] == frame["strata"]
+        # Drawing from the allocation of the old frame would state wrong probabilities: refused.
+        await produce(kafka_bootstrap, topic_prefix, chunks[-1:])
+        await wait_for_frame(client, token, "r-2025", {"751": 45})
+        r = await client.post("/rounds/r-2025/draws", json={"seed": 1}, headers=bearer(token))
+        assert r.status_code == 409 and "changed" in r.text
+        assert (await client.post("/rounds/r-2025/allocation/confirm", headers=bearer(token))).status_code == 409
+        assert (await client.post("/rounds/r-2025/allocation", headers=bearer(token))).status_code == 200
+        r = await client.post("/rounds/r-2025/draws", headers=bearer(token))  # no seed: one is made and recorded
+        assert r.status_code == 201 and r.json()["sampled"] == 45 and r.json()["seed"] >= 0
+        # No citizen from the replaced delivery made it into the sample.
+        events = await consume_sample(kafka_bootstrap, topic_prefix, "r-2025", 45)
+        assert {p.pseudonym for _, e in events for p in e.persons} == {p.pseudonym for p in second}
+
+
+async def test_same_frame_and_seed_give_the_same_sample_in_a_fresh_database(
+    service_env, dev_issuer, kafka_bootstrap, topic_prefix, postgres_admin_url
+):
+    token = admin(dev_issuer)
+    people = {"101": citizens("r", "101", 300, seed=5), "147": citizens("r", "147", 120, seed=6)}
+    payloads = [c for k, p in people.items() for c in delivery("r", k, p, reference_date=REF)]
+    samples = []
+    for n, prefix in enumerate([topic_prefix, topic_prefix + "again."]):
+        env = dict(service_env, KAFKA_TOPIC_PREFIX=prefix)
+        if n:
+            env["DATABASE_URL"] = await create_test_database(postgres_admin_url)
+        async with running_app(create_app(settings_from_env(SamplingSettings, env))) as client:
+            # Reversed order the second time: the sample must not depend on arrival order.
+            await produce(kafka_bootstrap, prefix, payloads if n == 0 else payloads[::-1])
+            await wait_for_frame(client, token, "r", {k: len(p) for k, p in people.items()})
+            r = await client.post("/rounds/r/draws", json={"seed": 2026, "sample_per_stratum": 25}, headers=bearer(token))
+            assert r.status_code == 201, r.text
+        engine = create_async_engine(to_async_url(env["DATABASE_URL"]))
+        async with engine.connect() as conn:
+            rows = (
+                await conn.execute(sa.text("SELECT pseudonym, stratum, seq, design_weight FROM sampling.sampled_unit ORDER BY seq"))
+            ).all()
+        await engine.dispose()
+        samples.append([tuple(row) for row in rows])
+    assert samples[0] == samples[1] and len(samples[0]) == 25 * 10
