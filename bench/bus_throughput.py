@@ -13,11 +13,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,8 +26,7 @@ import sqlalchemy as sa  # noqa: E402
 from shared.bus import IdempotentConsumer, OutboxRelay, UnitOfWork, bus_tables, ensure_topics, make_producer, topic_name  # noqa: E402
 from shared.db import make_engine, make_sessionmaker  # noqa: E402
 from shared.events import InvitationSent  # noqa: E402
-from shared.infra import TansuBroker, start_embedded_postgres  # noqa: E402
-from shared.testing.fixtures import create_test_database  # noqa: E402
+from shared.testing.local_infra import local_infra  # noqa: E402
 
 SCHEMA = "bench"
 metadata = sa.MetaData(schema=SCHEMA)
@@ -112,31 +108,8 @@ def main() -> None:
     parser.add_argument("--per-transaction", type=int, default=50)
     args = parser.parse_args()
 
-    cleanups = []
-    base = Path(tempfile.mkdtemp(prefix="bbbench-"))
-    base.chmod(0o755)
-    database_url = os.environ.get("DATABASE_URL")
-    if not database_url:
-        server, admin_url = start_embedded_postgres(base / "pg", database="postgres")
-        cleanups.append(server.cleanup)
-        database_url = asyncio.run(create_test_database(admin_url))
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if not bootstrap:
-        if args.broker == "kafka":
-            from shared.testing.apache_kafka import ApacheKafkaBroker
-
-            broker = ApacheKafkaBroker(base / "kafka")
-            broker.start(timeout=600)
-        else:
-            broker = TansuBroker().start()
-        cleanups.append(broker.stop)
-        bootstrap = broker.bootstrap_servers
-    try:
-        figures = asyncio.run(run(bootstrap, database_url, args.events, args.per_transaction))
-    finally:
-        for cleanup in reversed(cleanups):
-            cleanup()
-        shutil.rmtree(base, ignore_errors=True)
+    with local_infra(args.broker) as infra:
+        figures = asyncio.run(run(infra.bootstrap_servers, infra.database_url, args.events, args.per_transaction))
     print(f"broker={args.broker} events={figures['events']} per_transaction={args.per_transaction}")
     print(f"  committed into the outbox : {figures['outbox_commit_rate']:8.0f} events/s")
     print(f"  end to end (consumed)     : {figures['end_to_end_rate']:8.0f} events/s")

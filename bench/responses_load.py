@@ -59,7 +59,7 @@ async def issue_links(bootstrap: str, prefix: str, database_url: str, n: int) ->
         for token in tokens:
             payload = link_issued(token, round_id="bench")
             envelope = Envelope.wrap(payload, source="bench", correlation_id="bench")
-            producer.send(f"{prefix}link.issued", envelope.model_dump_json().encode(), key=payload.key().encode())
+            await producer.send(f"{prefix}link.issued", envelope.model_dump_json().encode(), key=payload.key().encode())
         await producer.flush()
     finally:
         await producer.stop()
@@ -175,7 +175,7 @@ def main() -> None:
                           "post_p50_ms": round(pct(results["post"], 50) * 1000, 1), "post_p99_ms": round(p99, 1),
                           "submission_p99_ms": round(pct(results["submission"], 99) * 1000, 1)}))
     finally:
-        service.stop() if hasattr(service, "stop") else service.process.terminate()
+        service.stop()
         broker.stop()
         pg.cleanup()
         shutil.rmtree(base, ignore_errors=True)

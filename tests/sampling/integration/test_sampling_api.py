@@ -3,6 +3,7 @@ previewed, adjusted and confirmed over the API, the draw out as sample.drawn."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections import Counter, defaultdict
 from datetime import date
@@ -165,7 +166,19 @@ async def test_redelivery_recent_rounds_and_a_stale_allocation(service_env, dev_
         second = citizens("r-2025", "751", 45, seed=3, flagged=False, start=100)
         chunks = delivery("r-2025", "751", second, reference_date=REF, chunk_size=20, supersedes=None)
         await produce(kafka_bootstrap, topic_prefix, chunks[:-1])
-        assert (await wait_for_frame(client, token, "r-2025", {"751": 50}))["strata"] == frame["strata"]
+        engine = create_async_engine(to_async_url(service_env["DATABASE_URL"]))
+        async with asyncio.timeout(30):
+            while True:  # until the service holds the partial re-delivery
+                async with engine.connect() as conn:
+                    received = await conn.scalar(
+                        sa.text("SELECT chunks_received FROM sampling.frame_delivery WHERE delivery_id = :d"), {"d": chunks[0].delivery_id}
+                    )
+                if received == len(chunks) - 1:
+                    break
+                await asyncio.sleep(0.1)
+        await engine.dispose()
+        populations = {(s["maalgruppe"], s["population"]) for s in frame["strata"]}
+        assert {(s["maalgruppe"], s["population"]) for s in (await client.get("/rounds/r-2025/frame", headers=bearer(token))).json()["strata"]} == populations
         # Drawing from the allocation of the old frame would state wrong probabilities: refused.
         await produce(kafka_bootstrap, topic_prefix, chunks[-1:])
         await wait_for_frame(client, token, "r-2025", {"751": 45})
