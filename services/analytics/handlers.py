@@ -7,6 +7,7 @@ changes nothing, so a replay from the topics rebuilds exactly the same tables.
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -15,7 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from services.analytics.domain.answers import answer_code
 from services.analytics.domain.publication import NO_ARM
 from services.analytics.models import AnswerTally, Invited, RateTally, ResponseFact, RoundState, StratumFrame
-from shared.bus import UnitOfWork
+from shared.bus import UnitOfWork, batch_handler
 from shared.events import Envelope, InvitationSent, ResponseSubmitted, SampleDrawn
 
 
@@ -38,17 +39,28 @@ async def _touch_round(
     )
 
 
-async def _count_rate(uow: UnitOfWork, round_id: str, stratum: str, arm: str | None, kommunekode: str, maalgruppe: str, *, invited: int, answered: int) -> None:
+async def _count_rates(uow: UnitOfWork, *, invited: Counter | None = None, answered: Counter | None = None) -> None:
+    """Add invited/answered counts keyed (round, stratum, arm, kommunekode, maalgruppe) in one statement."""
+    invited, answered = invited or Counter(), answered or Counter()
+    keys = sorted(set(invited) | set(answered))
+    if not keys:
+        return
     statement = pg_insert(RateTally).values(
-        round_id=round_id, stratum=stratum, arm=arm or NO_ARM, kommunekode=kommunekode, maalgruppe=maalgruppe,
-        invited=invited, answered=answered,
+        [dict(zip(_RATE_COLUMNS, key, strict=True)) | {"invited": invited[key], "answered": answered[key]} for key in keys]
     )
     await uow.session.execute(
         statement.on_conflict_do_update(
             index_elements=[RateTally.round_id, RateTally.stratum, RateTally.arm],
-            set_={"invited": RateTally.invited + invited, "answered": RateTally.answered + answered},
+            set_={
+                "invited": RateTally.invited + statement.excluded.invited,
+                "answered": RateTally.answered + statement.excluded.answered,
+            },
         )
     )
+
+
+def _rate_key(event: InvitationSent | ResponseSubmitted) -> tuple:
+    return (event.round_id, event.stratum, event.arm or NO_ARM, event.kommunekode, event.maalgruppe)
 
 
 async def on_sample_drawn(uow: UnitOfWork, envelope: Envelope, event: SampleDrawn) -> None:
@@ -71,83 +83,85 @@ async def on_sample_drawn(uow: UnitOfWork, envelope: Envelope, event: SampleDraw
         await _touch_round(uow, event.round_id)
 
 
-async def on_invitation_sent(uow: UnitOfWork, envelope: Envelope, event: InvitationSent) -> None:
+@batch_handler
+async def on_invitations_sent(uow: UnitOfWork, items: list[tuple[Envelope, InvitationSent]]) -> None:
     # Only the first message makes a citizen "invited"; reminders do not count again.
+    events = {(e.round_id, e.pseudonym): e for _, e in reversed(items)}  # first message per citizen wins
     inserted = await uow.session.execute(
         pg_insert(Invited)
         .values(
-            round_id=event.round_id,
-            pseudonym=event.pseudonym,
-            kommunekode=event.kommunekode,
-            stratum=event.stratum,
-            arm=event.arm,
-            first_sent_at=event.sent_at,
+            [
+                {
+                    "round_id": e.round_id, "pseudonym": e.pseudonym, "kommunekode": e.kommunekode,
+                    "stratum": e.stratum, "arm": e.arm, "first_sent_at": e.sent_at,
+                }
+                for e in events.values()
+            ]
         )
         .on_conflict_do_nothing()
-        .returning(Invited.pseudonym)
+        .returning(Invited.round_id, Invited.pseudonym)
     )
-    if inserted.first() is None:
-        return
-    await _count_rate(uow, event.round_id, event.stratum, event.arm, event.kommunekode, event.maalgruppe, invited=1, answered=0)
-    await _touch_round(uow, event.round_id)
+    invited = Counter(_rate_key(events[tuple(key)]) for key in inserted.all())
+    await _count_rates(uow, invited=invited)
+    for round_id in sorted({key[0] for key in invited}):
+        await _touch_round(uow, round_id)
 
 
-async def on_response_submitted(uow: UnitOfWork, envelope: Envelope, event: ResponseSubmitted) -> None:
+@batch_handler
+async def on_responses_submitted(uow: UnitOfWork, items: list[tuple[Envelope, ResponseSubmitted]]) -> None:
     # Keyed by round and pseudonym: one answer per citizen and round, however often it arrives.
+    events = {(e.round_id, e.pseudonym): e for _, e in reversed(items)}
     inserted = await uow.session.execute(
         pg_insert(ResponseFact)
         .values(
-            round_id=event.round_id,
-            pseudonym=event.pseudonym,
-            kommunekode=event.kommunekode,
-            stratum=event.stratum,
-            maalgruppe=event.maalgruppe,
-            gender=event.bands.gender,
-            age_band=event.bands.age_band,
-            duration_band=event.bands.duration_band,
-            design_weight=event.design_weight,
-            arm=event.arm,
-            mode=event.mode,
-            questionnaire_id=event.questionnaire_id,
-            questionnaire_version=event.questionnaire_version,
-            answers=event.answers,
-            submitted_at=event.submitted_at,
+            [
+                {
+                    "round_id": e.round_id, "pseudonym": e.pseudonym, "kommunekode": e.kommunekode,
+                    "stratum": e.stratum, "maalgruppe": e.maalgruppe, "gender": e.bands.gender,
+                    "age_band": e.bands.age_band, "duration_band": e.bands.duration_band,
+                    "design_weight": e.design_weight, "arm": e.arm, "mode": e.mode,
+                    "questionnaire_id": e.questionnaire_id, "questionnaire_version": e.questionnaire_version,
+                    "answers": e.answers, "submitted_at": e.submitted_at,
+                }
+                for e in events.values()
+            ]
         )
         .on_conflict_do_nothing()
-        .returning(ResponseFact.pseudonym)
+        .returning(ResponseFact.round_id, ResponseFact.pseudonym)
     )
-    if inserted.first() is None:
+    new_events = [events[tuple(key)] for key in inserted.all()]
+    if not new_events:
         return
-    tally_rows = [
-        {
-            "round_id": event.round_id,
-            "stratum": event.stratum,
-            "gender": event.bands.gender,
-            "age_band": event.bands.age_band,
-            "duration_band": event.bands.duration_band,
-            "question": question,
-            "code": code,
-            "kommunekode": event.kommunekode,
-            "maalgruppe": event.maalgruppe,
-            "n": 1,
-        }
-        for question, value in sorted(event.answers.items())
-        if (code := answer_code(value)) is not None
-    ]
-    if tally_rows:
-        statement = pg_insert(AnswerTally).values(tally_rows)
+    # Tallies only for facts this batch created, summed first so each key appears once.
+    tallies: Counter = Counter()
+    for e in new_events:
+        for question, value in e.answers.items():
+            if (code := answer_code(value)) is not None:
+                tallies[
+                    (e.round_id, e.stratum, e.bands.gender, e.bands.age_band, e.bands.duration_band, question, code, e.kommunekode, e.maalgruppe)
+                ] += 1
+    rows = [dict(zip(_TALLY_COLUMNS, key, strict=True)) | {"n": n} for key, n in sorted(tallies.items())]
+    # PostgreSQL takes at most 32,767 parameters per statement: 1,000 rows of 10 columns is safe.
+    for start in range(0, len(rows), 1000):
+        statement = pg_insert(AnswerTally).values(rows[start : start + 1000])
         await uow.session.execute(
             statement.on_conflict_do_update(
                 index_elements=[c.name for c in AnswerTally.__table__.primary_key.columns],
-                set_={"n": AnswerTally.n + 1},
+                set_={"n": AnswerTally.n + statement.excluded.n},
             )
         )
-    await _count_rate(uow, event.round_id, event.stratum, event.arm, event.kommunekode, event.maalgruppe, invited=0, answered=1)
-    await _touch_round(uow, event.round_id, event.questionnaire_id, event.submitted_at)
+    await _count_rates(uow, answered=Counter(_rate_key(e) for e in new_events))
+    for round_id in sorted({e.round_id for e in new_events}):
+        of_round = [e for e in new_events if e.round_id == round_id]
+        await _touch_round(uow, round_id, of_round[0].questionnaire_id, min(e.submitted_at for e in of_round))
+
+
+_RATE_COLUMNS = ("round_id", "stratum", "arm", "kommunekode", "maalgruppe")
+_TALLY_COLUMNS = ("round_id", "stratum", "gender", "age_band", "duration_band", "question", "code", "kommunekode", "maalgruppe")
 
 
 HANDLERS = {
     "sample.drawn": on_sample_drawn,
-    "invitation.sent": on_invitation_sent,
-    "response.submitted": on_response_submitted,
+    "invitation.sent": on_invitations_sent,
+    "response.submitted": on_responses_submitted,
 }

@@ -114,11 +114,17 @@ def merge_page(draft: Mapping[str, object], shown: list[str], posted: Mapping[st
 
 
 async def save_draft(
-    uow: UnitOfWork, settings: ResponsesSettings, token: str, answers: Mapping[str, object], page: int
+    uow: UnitOfWork,
+    settings: ResponsesSettings,
+    token: str,
+    answers: Mapping[str, object],
+    page: int,
+    respondent: Respondent | None = None,
 ) -> ValidationResult:
     """Save partial answers (save-and-resume). Invalid answers are not saved: the result's
-    errors go back to the citizen with what they typed."""
-    respondent = await open_link(uow, token)
+    errors go back to the citizen with what they typed. ``respondent``: already opened in this
+    unit of work (the UPDATE re-checks that the link is open)."""
+    respondent = respondent or await open_link(uow, token)
     questionnaire = await questionnaire_of(uow, settings, respondent)
     result = validate_answers(questionnaire, answers, partial=True)
     if not result.ok:
@@ -162,6 +168,7 @@ async def submit(
     mode: str = "web",
     entered_by: str | None = None,
     authorize: Callable[[Respondent], None] | None = None,
+    respondent: Respondent | None = None,
 ) -> Respondent:
     """Validate against the citizen's questionnaire, spend the link, store and publish the answers.
 
@@ -169,7 +176,8 @@ async def submit(
     honesty); only what is given must be valid. Ints are accepted as scale scores and stored as
     the option codes ("meget_enig"), so analytics gets one canonical form.
     """
-    respondent = await open_link(uow, token, authorize)
+    # An already opened respondent saves a query; _spend re-checks the state atomically anyway.
+    respondent = respondent or await open_link(uow, token, authorize)
     questionnaire = await questionnaire_of(uow, settings, respondent)
     result = validate_answers(questionnaire, answers, partial=True)
     if not result.ok:

@@ -212,8 +212,16 @@ async def save_page(request: Request, token: str, n: int) -> Response:
         return message(request, "csrf", 403, link=(f"{_base(token)}/side/{n}{q}", TEXTS[lang]["csrf_back"]))
     try:
         _guard(request, token)
-        async with _uow(request) as uow:
-            respondent, questionnaire = await service.open_survey(uow, settings, token)
+    except service.UnknownLink as exc:
+        return link_problem(request, exc)
+    # One unit of work (one pooled connection) for the whole post: this is the hot path.
+    async with _uow(request) as uow:
+        return await _save_page(request, uow, settings, form, token, n, lang, q)
+
+
+async def _save_page(request: Request, uow, settings, form, token: str, n: int, lang: str, q: str) -> Response:
+    try:
+        respondent, questionnaire = await service.open_survey(uow, settings, token)
     except service.LinkUsed as exc:
         if exc.status == "submitted" and form.get("action") == "submit":
             # A double click or a second tab: the answers are in, so show the receipt.
@@ -233,7 +241,7 @@ async def save_page(request: Request, token: str, n: int) -> Response:
     action = action if action in ACTIONS else "next"
     last = n == len(questionnaire.themes)
 
-    # Validated here first (pure, no database) so that sending costs one transaction, not two.
+    # Validated here first (pure, no database): invalid input goes straight back to the citizen.
     result = validate_answers(questionnaire, merged, partial=True)
     if not result.ok:
         return _render_page(request, token, questionnaire, n, merged, result)
@@ -246,27 +254,22 @@ async def save_page(request: Request, token: str, n: int) -> Response:
     new_followup = next((qid for qid in visible_now if qid not in shown), None) if action in ("next", "submit") else None
     sending = action == "submit" and last and new_followup is None
 
-    if not sending:  # sending saves the answers with the response itself, in one transaction
-        try:
-            async with _uow(request) as uow:
-                await service.save_draft(uow, settings, token, merged, n)
-        except (service.UnknownLink, service.LinkUsed, service.LinkExpired) as exc:
-            return link_problem(request, exc)
+    try:
+        if sending:  # the answers go with the response itself, in one transaction
+            await service.submit(uow, settings, token, result.accepted, mode="web", respondent=respondent)
+            return RedirectResponse(f"{_base(token)}/tak{q}", status_code=303)
+        await service.save_draft(uow, settings, token, merged, n, respondent=respondent)
+    except service.LinkUsed as exc:
+        if sending and exc.status == "submitted":
+            return RedirectResponse(f"{_base(token)}/tak{q}", status_code=303)
+        return link_problem(request, exc)
+    except (service.UnknownLink, service.LinkExpired) as exc:
+        return link_problem(request, exc)
+    except service.InvalidAnswers as exc:
+        return _render_page(request, token, questionnaire, n, merged, exc.result)
     if new_followup is not None:
         sep = "&" if q else "?"
         return RedirectResponse(f"{_base(token)}/side/{n}{q}{sep}ny=1#{new_followup}", status_code=303)
-    if sending:
-        try:
-            async with _uow(request) as uow:
-                await service.submit(uow, settings, token, result.accepted, mode="web")
-        except service.LinkUsed as exc:
-            if exc.status != "submitted":
-                return link_problem(request, exc)
-        except (service.UnknownLink, service.LinkExpired) as exc:
-            return link_problem(request, exc)
-        except service.InvalidAnswers as exc:
-            return _render_page(request, token, questionnaire, n, merged, exc.result)
-        return RedirectResponse(f"{_base(token)}/tak{q}", status_code=303)
     if action == "save":
         return RedirectResponse(f"{_base(token)}/gemt{q}", status_code=303)
     if action == "back":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from itertools import groupby
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -29,6 +30,15 @@ from shared.observability import CONSUMER_LAG, DEAD_LETTERS, EVENTS_CONSUMED, co
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[UnitOfWork, Envelope, Any], Awaitable[None]]
+BatchHandler = Callable[[UnitOfWork, list[tuple[Envelope, Any]]], Awaitable[None]]
+
+
+def batch_handler(handler: BatchHandler) -> BatchHandler:
+    """Mark a handler that takes every new event of its type in a consumed batch at once (in
+    order, inside the batch's one transaction), so it can write them with a few set-based
+    statements instead of a few statements per event."""
+    handler.handles_batches = True  # type: ignore[attr-defined]
+    return handler
 
 
 class PoisonMessage(Exception):
@@ -187,20 +197,35 @@ class IdempotentConsumer:
         outcomes = []
         async with self._uow_factory() as uow:
             fresh = await self._mark_processed(uow, [envelope for _, envelope, _ in items], "handled")
+            new: list[tuple[Envelope, EventPayload]] = []
             for record, envelope, payload in items:
-                if envelope.event_id not in fresh:
+                if envelope.event_id in fresh:
+                    fresh.discard(envelope.event_id)  # the same event twice in one batch: handle it once
+                    new.append((envelope, payload))
+                    outcomes.append((record, "handled"))
+                else:
                     outcomes.append((record, "duplicate"))
-                    continue
-                fresh.discard(envelope.event_id)  # the same event twice in one batch: handle it once
-                token = correlation_id_var.set(envelope.correlation_id)
-                try:
-                    await self._handlers[envelope.type](uow, envelope, payload)
-                finally:
-                    correlation_id_var.reset(token)
-                outcomes.append((record, "handled"))
+            for event_type, run in groupby(new, key=lambda item: item[0].type):
+                await self._dispatch(uow, self._handlers[event_type], list(run))
             await uow.commit()
         for record, outcome in outcomes:
             EVENTS_CONSUMED.labels(self._service, self._topics_by_name.get(record.topic, record.topic), outcome).inc()
+
+    async def _dispatch(self, uow: UnitOfWork, handler, run: list[tuple[Envelope, EventPayload]]) -> None:
+        """Hand a run of consecutive same-type events to their handler, keeping their order."""
+        if getattr(handler, "handles_batches", False):
+            token = correlation_id_var.set(run[0][0].correlation_id)
+            try:
+                await handler(uow, run)
+            finally:
+                correlation_id_var.reset(token)
+            return
+        for envelope, payload in run:
+            token = correlation_id_var.set(envelope.correlation_id)
+            try:
+                await handler(uow, envelope, payload)
+            finally:
+                correlation_id_var.reset(token)
 
     async def _handle_with_retries(self, record: ConsumerRecord, envelope: Envelope, payload: EventPayload) -> None:
         last_error = ""

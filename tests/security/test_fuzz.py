@@ -44,6 +44,7 @@ def _fuzz(service: str, env: dict[str, str], token: str) -> tuple[list[str], dic
     """Runs in a worker thread: schemathesis is synchronous and brings its own event loop."""
     import schemathesis
     from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis.errors import Unsatisfiable
     from schemathesis import GenerationMode
     from schemathesis.checks import not_a_server_error
     from schemathesis.python import asgi
@@ -80,6 +81,8 @@ def _fuzz(service: str, env: dict[str, str], token: str) -> tuple[list[str], dic
 
                 try:
                     run()
+                except Unsatisfiable:
+                    pass  # nothing to violate: an operation without parameters or body has no negative cases
                 except Exception as exc:  # a check failed, or the app raised
                     text = str(exc).strip()
                     failures.append(f"--- {service} {operation.label} ({mode.value}):\n{text[:3000]}")
@@ -90,6 +93,8 @@ def _fuzz(service: str, env: dict[str, str], token: str) -> tuple[list[str], dic
 
 @pytest.mark.fuzz
 @pytest.mark.timeout(240)
+# schemathesis' own strategies use `random` internally; not ours to fix.
+@pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisDeprecationWarning")
 @pytest.mark.parametrize("service", list(rules.SERVICES))
 async def test_fuzz_finds_no_server_errors_and_no_schema_violations(service, service_env, dev_issuer):
     token = dev_issuer.mint("kl-fuzz", ALL_SCOPES)

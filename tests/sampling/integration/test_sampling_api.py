@@ -217,4 +217,4 @@ async def test_same_frame_and_seed_give_the_same_sample_in_a_fresh_database(
             ).all()
         await engine.dispose()
         samples.append([tuple(row) for row in rows])
-    assert samples[0] == samples[1] and len(samples[0]) == 25 * 10
+    assert samples[0] == samples[1] and len(samples[0]) > 200  # min(25, N_h) per stratum
