@@ -119,6 +119,7 @@ EXAMPLE_BODIES: dict[tuple[str, str, str], Any] = {
 PARAM_VALUES: dict[str, str] = {
     "round_id": "r1",
     "kommunekode": "751",
+    "kommune": "751",
     "token": "A" * 32,
     "entity_set": "Indicators",
     "reference_date": "2023-08-01",
@@ -221,9 +222,22 @@ def openapi_operations(spec: dict) -> Iterator[tuple[str, str, dict]]:
                 yield method.upper(), path, op
 
 
+# Parameter names that select a municipality.
+MUNICIPALITY_PARAMS = frozenset({"kommunekode", "kommune", "kommune_kode", "municipality"})
+
+
+def municipality_params(op: dict) -> dict[str, str]:
+    """name -> 'path' | 'query' for every parameter of the operation that selects a municipality."""
+    return {
+        p["name"]: p["in"]
+        for p in op.get("parameters", [])
+        if p.get("name") in MUNICIPALITY_PARAMS and p.get("in") in ("path", "query")
+    }
+
+
 def kommunekode_params(op: dict) -> list[str]:
     """Where the operation takes a municipality: 'path' and/or 'query'."""
-    return sorted({p["in"] for p in op.get("parameters", []) if p.get("name") == "kommunekode" and p.get("in") in ("path", "query")})
+    return sorted(set(municipality_params(op).values()))
 
 
 # --- plausible parameter values -----------------------------------------------------------------------------

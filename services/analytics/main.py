@@ -8,6 +8,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.analytics.api import odata_router, router
+from services.analytics.dashboard import dashboard_router
 from services.analytics.handlers import HANDLERS
 from services.analytics.config import AnalyticsSettings
 from services.analytics.models import BUS
@@ -33,4 +34,5 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
     install_common(app, settings)
     app.include_router(router)
     app.include_router(odata_router)
+    app.include_router(dashboard_router)
     return app

@@ -208,6 +208,9 @@ async def count_frame(uow: UnitOfWork, round_id: str, recent_draws: list[uuid.UU
 
 
 async def frame_summary(uow: UnitOfWork, settings: SamplingSettings, round_id: str) -> FrameSummary:
+    # One snapshot for the reference date, the recent draws and the counts: a delivery that
+    # becomes active between those reads would otherwise be counted without its exclusions.
+    await uow.session.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
     stored = await uow.session.get(RoundAllocation, round_id)
     recent_rounds = stored.recent_rounds if stored else settings.exclude_sampled_in_last_rounds
     reference_date = await round_reference_date(uow, round_id)

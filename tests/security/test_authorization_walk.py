@@ -4,7 +4,8 @@ For each service the walk takes every operation of the OpenAPI the running servi
 every route hidden from it, and proves:
 
 (a) no token, a token signed by a key the service does not trust, and an expired token are all
-    refused with 401 -- unless the route is on the reviewed public allow-list below;
+    refused with 401 (or, for browser pages, a redirect to the login page) -- unless the route is on
+    the reviewed public allow-list below;
 (b) a valid token holding every other scope but not the operation's own is refused with 403. The
     operation's scope comes from its ``require_scopes(...)`` dependency, or from a reviewed entry in
     tools/authz_rules.py; a route with neither (and not public) fails: that is the point;
@@ -59,6 +60,9 @@ PUBLIC_ROUTES: dict[str, str] = {
     "/api/survey/": "citizen's questionnaire API: the link token in the URL is the credential (by design)",
     "/tilgaengelighed": "accessibility statement (tilgængelighedserklæring) the law requires to be public",
     "/static/": "static assets of the questionnaire (CSS, JS, fonts, DKFDS); no data",
+    "/dashboard/login": "the dashboard's login form and client-credentials exchange: cannot itself require a login",
+    "/dashboard/logout": "clears the dashboard cookie; reveals nothing",
+    "/dashboard/static/": "dashboard CSS/JS; no data",
 }
 
 KOMMUNE_OWN = "101"
@@ -168,7 +172,8 @@ async def test_unauthenticated_is_refused(live_services, operation, dev_issuer):
     wrong = {}
     for what, headers in attempts.items():
         response = await client.request(method, url, params=params, headers=headers)
-        if response.status_code != 401:
+        to_login = response.status_code in (302, 303, 307) and "login" in response.headers.get("location", "")
+        if response.status_code != 401 and not to_login:  # browser pages may send the visitor to log in
             wrong[what] = f"{response.status_code} {response.text[:200]}"
     assert not wrong, f"{_id(operation)} must answer 401: {wrong}"
 
@@ -267,13 +272,13 @@ async def test_other_municipality_is_refused(live_services, operation, dev_issue
     if rule is None or not rule.scopes:
         pytest.fail(f"{_id(operation)}: no scope rule (see test_operation_has_a_scope_rule)")
     client = await live_services.client(service)
-    where = rules.kommunekode_params(op)
+    where = rules.municipality_params(op)  # name -> path | query
 
     def path_for(k):
-        return rules.fill_path(path, op, {"kommunekode": k} if "path" in where else None)
+        return rules.fill_path(path, op, {name: k for name, place in where.items() if place == "path"})
 
     def params_for(k):
-        return {**rules.required_query(op), **({"kommunekode": k} if "query" in where else {})}
+        return {**rules.required_query(op), **{name: k for name, place in where.items() if place == "query"}}
 
     example = rules.EXAMPLE_BODIES.get(operation)
     bodies = [] if example else list(_request_bodies(await live_services.openapi(service), method, path, op))

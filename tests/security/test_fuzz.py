@@ -83,7 +83,7 @@ def _fuzz(service: str, env: dict[str, str], token: str) -> tuple[list[str], dic
                     run()
                 except Unsatisfiable:
                     pass  # nothing to violate: an operation without parameters or body has no negative cases
-                except Exception as exc:  # a check failed, or the app raised
+                except (Exception, BaseExceptionGroup) as exc:  # a check failed (FailureGroup), or the app raised
                     text = str(exc).strip()
                     failures.append(f"--- {service} {operation.label} ({mode.value}):\n{text[:3000]}")
     finally:

@@ -1,0 +1,78 @@
+"""Who is looking: the API's bearer token, or (browsers) the same token in a cookie.
+
+Locally, /dashboard/login takes a dev client's id and secret, asks the dev issuer's token
+endpoint (client-credentials grant) for an access token, verifies it with the service's own
+JWKS-backed Authenticator and keeps it in an HttpOnly, SameSite=Strict cookie. In production the
+dashboard sits behind an OIDC/SAML broker in front of KOMBIT's Fælleskommunal Adgangsstyring
+(see services/analytics/dashboard/README.md); the broker's access token carries the same claims
+(scope aggregates:read, kommunekode), so nothing below changes.
+"""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import quote, urlparse
+
+import httpx
+from fastapi import HTTPException, Request, status
+
+from shared.auth import Principal
+
+COOKIE = "bb_dashboard"
+SCOPE = "aggregates:read"
+
+
+def token_url() -> str:
+    return os.environ.get("DASHBOARD_TOKEN_URL", "http://127.0.0.1:8000/oauth/token")
+
+
+def dev_login_enabled() -> bool:
+    flag = os.environ.get("DASHBOARD_DEV_LOGIN")
+    if flag is not None:
+        return flag.lower() in ("1", "true", "yes")
+    return urlparse(token_url()).hostname in ("127.0.0.1", "localhost", "::1")
+
+
+def _login_redirect(request: Request) -> HTTPException:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return HTTPException(status.HTTP_303_SEE_OTHER, detail="login required",
+                         headers={"Location": f"/dashboard/login?next={quote(target, safe='')}"})
+
+
+async def dashboard_principal(request: Request) -> Principal:
+    """Bearer header (API clients, tests) or the dashboard cookie (browsers); no token: to login."""
+    header = request.headers.get("authorization", "")
+    token = header[7:].strip() if header.lower().startswith("bearer ") else request.cookies.get(COOKIE)
+    if not token:
+        raise _login_redirect(request)
+    try:
+        principal = await request.app.state.authenticator.verify(token)
+    except HTTPException:
+        if header:
+            raise
+        raise _login_redirect(request) from None  # an expired cookie: log in again
+    if SCOPE not in principal.scopes:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"missing scope: {SCOPE}")
+    return principal
+
+
+async def fetch_token(request: Request, client_id: str, client_secret: str) -> tuple[str, int] | None:
+    """Client-credentials grant at the dev issuer. Tests put an ASGI transport on app.state."""
+    transport = getattr(request.app.state, "dashboard_token_transport", None)
+    async with httpx.AsyncClient(transport=transport, timeout=10) as client:
+        try:
+            r = await client.post(token_url(), data={"grant_type": "client_credentials", "client_id": client_id,
+                                                     "client_secret": client_secret})
+        except httpx.HTTPError:
+            return None
+    if r.status_code != 200:
+        return None
+    body = r.json()
+    return body["access_token"], int(body.get("expires_in", 3600))
+
+
+def safe_next(value: str | None) -> str:
+    """Only a path inside the dashboard (no open redirect)."""
+    if value and value.startswith("/dashboard") and not value.startswith("//") and "\\" not in value:
+        return value
+    return "/dashboard/"

@@ -1,0 +1,387 @@
+"""The dashboard's routes: server-rendered pages, chart images, slides, the round's deck and PDF."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+from urllib.parse import urlencode
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, Form, HTTPException, Path as P, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from services.analytics import service
+from services.analytics.dashboard import charts, data, slides
+from services.analytics.dashboard import texts as tx
+from services.analytics.dashboard.auth import COOKIE, SCOPE, dashboard_principal, dev_login_enabled, fetch_token, safe_next
+from services.analytics.dashboard.models import DashboardTarget
+from services.analytics.dashboard.present import alt_text, table_rows
+from services.analytics.domain.publication import DIMENSIONS, NATIONAL
+from shared.auth import Principal
+
+HERE = Path(__file__).parent
+router = APIRouter(prefix="/dashboard", tags=["dashboard"], include_in_schema=False)
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+templates.env.globals.update(fmt_number=tx.fmt_number, fmt_percent=tx.fmt_percent, level_label=tx.level_label)
+
+ROUND = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+KOMMUNE = r"^(national|[0-9]{3,4})$"
+QUESTION = re.compile(r"^q\d{1,3}$")
+CSP = "default-src 'none'; img-src 'self'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+MEDIA = {"png": "image/png", "svg": "image/svg+xml",
+         "pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation"}
+
+
+def _secure(response: Response) -> Response:
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+class Ctx:
+    """One request's view: who, which round and municipality, language, the publication."""
+
+    def __init__(self, request: Request, principal: Principal, lang: str) -> None:
+        self.request, self.principal, self.lang = request, principal, tx.lang_of(lang)
+        self.t = tx.texts(self.lang)
+        self.round_id = self.kommune = None
+        self.ix: data.Index | None = None
+        self.rounds: list[service.RoundInfo] = []
+        self.targets: dict[tuple[str, str], float] = {}
+
+    def url(self, path: str, **params) -> str:
+        query = {k: v for k, v in params.items() if v is not None}
+        if self.lang != "da":
+            query["lang"] = self.lang
+        return path + (f"?{urlencode(query)}" if query else "")
+
+    def base(self) -> str:
+        return f"/dashboard/r/{self.round_id}/k/{self.kommune}"
+
+    def kommune_choices(self) -> list[str]:
+        return [k for k in self.ix.kommuner if self.principal.may_act_for(k)] if self.ix else []
+
+
+async def _load(request: Request, principal: Principal, lang: str, round_id: str, kommune: str) -> Ctx:
+    ctx = Ctx(request, principal, lang)
+    if kommune != NATIONAL and not principal.may_act_for(kommune):
+        raise HTTPException(403, detail=f"not allowed to act for municipality {kommune}")
+    async with request.app.state.runtime.uow() as uow:
+        try:
+            publication = await request.app.state.publications.get(uow, round_id)
+        except service.RoundNotFound:
+            raise HTTPException(404, detail=f"no data for round {round_id}") from None
+        ctx.rounds = await service.list_rounds(uow)
+        if kommune != NATIONAL:
+            rows = (await uow.session.execute(sa.select(DashboardTarget).where(DashboardTarget.kommunekode == kommune))).scalars()
+            ctx.targets = {(r.question, r.indicator): r.value for r in rows}
+    ctx.round_id, ctx.kommune, ctx.ix = round_id, kommune, data.index_of(publication)
+    return ctx
+
+
+async def _trend_rows(ctx: Ctx) -> tuple[list[dict], list[str]]:
+    questionnaire_id = ctx.ix.publication.questionnaire_id
+    async with ctx.request.app.state.runtime.uow() as uow:
+        rows = await service.trends(uow, ctx.request.app.state.publications, questionnaire_id)
+    rows = service.visible(rows, ctx.principal)
+    order = [r.round_id for r in ctx.rounds if r.questionnaire_id == questionnaire_id]
+    upto = order[: order.index(ctx.round_id) + 1] if ctx.round_id in order else order
+    return [r for r in rows if r["round_id"] in upto], upto
+
+
+async def build_spec(ctx: Ctx, chart_id: str) -> data.ChartSpec:
+    spec = await _build_spec(ctx, chart_id)
+    spec.min_count, spec.caution_below = ctx.ix.publication.min_count, ctx.ix.publication.caution_below
+    return spec
+
+
+async def _build_spec(ctx: Ctx, chart_id: str) -> data.ChartSpec:
+    m = data.CHART_PATTERN.match(chart_id)
+    if not m:
+        raise HTTPException(404, detail="no such chart")
+    question = m.group("dq") or m.group("bq") or m.group("tq") or m.group("fq")
+    if question and question not in ctx.ix.questions:
+        raise HTTPException(404, detail="no such question")
+    ix, k, lang = ctx.ix, ctx.kommune, ctx.lang
+    if chart_id == "themes":
+        return data.themes_chart(ix, k, lang)
+    if chart_id == "questions":
+        return data.questions_chart(ix, k, lang, ctx.targets)
+    if m.group("dq"):
+        return data.distribution_chart(ix, k, question, lang)
+    if m.group("dim"):
+        return data.breakdown_chart(ix, k, question, m.group("dim"), lang, ctx.targets)
+    if m.group("tq"):
+        rows, rounds = await _trend_rows(ctx)
+        return data.trend_chart(rows, rounds, k, question, lang, ctx.targets)
+    if k == NATIONAL:
+        raise HTTPException(404, detail="the fair comparison is per municipality")
+    return data.fair_chart(ix, k, question, lang)
+
+
+def chart_view(ctx: Ctx, spec: data.ChartSpec) -> dict:
+    header, rows = table_rows(spec, ctx.lang)
+    base = f"{ctx.base()}/chart/{spec.chart_id}"
+    return {
+        "spec": spec, "header": header, "rows": rows, "alt": alt_text(spec, ctx.lang),
+        "svg": ctx.url(f"{base}.svg"), "png": ctx.url(f"{base}.png"), "pptx": ctx.url(f"{base}.pptx"),
+    }
+
+
+def _render(ctx: Ctx, template: str, status_code: int = 200, **extra) -> Response:
+    nav = []
+    if ctx.round_id:
+        b = ctx.base()
+        nav = [("overview", ctx.url(b)), ("questions", ctx.url(f"{b}/q")), ("breakdowns", ctx.url(f"{b}/breakdowns")),
+               ("trends", ctx.url(f"{b}/trends"))]
+        if ctx.kommune != NATIONAL:
+            nav += [("fair", ctx.url(f"{b}/fair")), ("targets", ctx.url(f"{b}/targets"))]
+    other_lang = "en" if ctx.lang == "da" else "da"
+    query = dict(ctx.request.query_params) | {"lang": other_lang}
+    context = {
+        "request": ctx.request, "ctx": ctx, "t": ctx.t, "lang": ctx.lang, "nav": nav,
+        "lang_url": ctx.request.url.path + "?" + urlencode(query), "other_lang": other_lang,
+        "kommune_name": data.kommune_name(ctx.kommune, ctx.lang) if ctx.kommune else None,
+        "min_count": 5, "caution_below": 20, "subject": ctx.principal.subject if ctx.principal else None,
+        **extra,
+    }
+    if ctx.ix:
+        context["min_count"] = ctx.ix.publication.min_count
+        context["caution_below"] = ctx.ix.publication.caution_below
+    return _secure(templates.TemplateResponse(ctx.request, template, context, status_code=status_code))
+
+
+# -- pages ---------------------------------------------------------------------------------------------
+
+
+@router.get("/static/dashboard.css")
+async def stylesheet() -> Response:
+    response = Response((HERE / "static" / "dashboard.css").read_text(encoding="utf-8"), media_type="text/css")
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+@router.get("/login")
+async def login_page(request: Request, next: str | None = None, lang: str = "da", failed: bool = False) -> Response:
+    ctx = Ctx(request, None, lang)
+    return _render(ctx, "login.html", next=safe_next(next), failed=failed, enabled=dev_login_enabled())
+
+
+@router.post("/login")
+async def login(request: Request, client_id: str = Form(...), client_secret: str = Form(...), next: str = Form("/dashboard/"),
+                lang: str = Form("da")) -> Response:
+    ctx = Ctx(request, None, lang)
+    if not dev_login_enabled():
+        return _render(ctx, "login.html", status_code=403, next=safe_next(next), failed=False, enabled=False)
+    got = await fetch_token(request, client_id, client_secret)
+    principal = None
+    if got:
+        try:
+            principal = await request.app.state.authenticator.verify(got[0])
+        except HTTPException:
+            principal = None
+    if principal is None or SCOPE not in principal.scopes:
+        return _render(ctx, "login.html", status_code=401, next=safe_next(next), failed=True, enabled=True)
+    response = RedirectResponse(safe_next(next), status_code=303)
+    response.set_cookie(COOKIE, got[0], max_age=got[1], path="/dashboard", httponly=True, samesite="strict",
+                        secure=request.url.scheme == "https")
+    return response
+
+
+@router.post("/logout")
+async def logout() -> Response:
+    response = RedirectResponse("/dashboard/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/dashboard", httponly=True, samesite="strict")
+    return response
+
+
+@router.get("/")
+async def home(request: Request, lang: str = "da", principal: Principal = Depends(dashboard_principal)) -> Response:
+    ctx = Ctx(request, principal, lang)
+    async with request.app.state.runtime.uow() as uow:
+        ctx.rounds = await service.list_rounds(uow)
+        choices = []
+        for info in reversed(ctx.rounds):
+            ix = data.index_of(await request.app.state.publications.get_for(uow, info))
+            choices.append((info.round_id, [NATIONAL] + [k for k in ix.kommuner if principal.may_act_for(k)]))
+    own = sorted(principal.kommunekoder)
+    if choices and not principal.all_kommuner and len(own) == 1:
+        return RedirectResponse(ctx.url(f"/dashboard/r/{choices[0][0]}/k/{own[0]}"), status_code=303)
+    return _render(ctx, "home.html", choices=choices)
+
+
+RoundId = P(pattern=ROUND)
+Kommune = P(pattern=KOMMUNE)
+
+
+def _question(ctx: Ctx, question: str | None) -> str:
+    if question is None:
+        return data.OVERALL if data.OVERALL in ctx.ix.questions else (ctx.ix.questions or [data.OVERALL])[0]
+    if not QUESTION.match(question) or question not in ctx.ix.questions:
+        raise HTTPException(404, detail="no such question")
+    return question
+
+
+@router.get("/r/{round_id}/k/{kommune}")
+async def overview(request: Request, round_id: str = RoundId, kommune: str = Kommune, lang: str = "da",
+                   principal: Principal = Depends(dashboard_principal)) -> Response:
+    ctx = await _load(request, principal, lang, round_id, kommune)
+    ix = ctx.ix
+    rates = [(data.kommune_name(k, ctx.lang), ix.rate(k)) for k in ([kommune, NATIONAL] if kommune != NATIONAL else [NATIONAL])]
+    satisfaction = [(data.kommune_name(k, ctx.lang), data.Point.of(ix.total(data.OVERALL, k), "mean"),
+                     data.Point.of(ix.total(data.OVERALL, k), "top2_share"))
+                    for k in ([kommune, NATIONAL] if kommune != NATIONAL else [NATIONAL])]
+    target = ctx.targets.get((data.OVERALL, "mean"))
+    return _render(ctx, "overview.html", rates=rates, satisfaction=satisfaction, target=target,
+                   charts=[chart_view(ctx, await build_spec(ctx, "themes")), chart_view(ctx, await build_spec(ctx, "questions"))])
+
+
+@router.get("/r/{round_id}/k/{kommune}/q")
+async def question_index(request: Request, round_id: str = RoundId, kommune: str = Kommune, lang: str = "da",
+                         principal: Principal = Depends(dashboard_principal)) -> Response:
+    ctx = await _load(request, principal, lang, round_id, kommune)
+    items = [(q, tx.question_text(q, ctx.lang), ctx.url(f"{ctx.base()}/q/{q}")) for q in ctx.ix.questions]
+    return _render(ctx, "questions.html", items=items, charts=[chart_view(ctx, await build_spec(ctx, "questions"))])
+
+
+@router.get("/r/{round_id}/k/{kommune}/q/{question}")
+async def question_page(request: Request, round_id: str = RoundId, kommune: str = Kommune, question: str = P(pattern=r"^q\d{1,3}$"),
+                        lang: str = "da", principal: Principal = Depends(dashboard_principal)) -> Response:
+    ctx = await _load(request, principal, lang, round_id, kommune)
+    question = _question(ctx, question)
+    summary = [(data.kommune_name(k, ctx.lang), data.Point.of(ctx.ix.total(question, k), "mean"),
+                data.Point.of(ctx.ix.total(question, k), "top2_share"), ctx.ix.total(question, k))
+               for k in ([kommune, NATIONAL] if kommune != NATIONAL else [NATIONAL])]
+    return _render(ctx, "question.html", question=question, text=tx.question_text(question, ctx.lang), summary=summary,
+                   charts=[chart_view(ctx, await build_spec(ctx, f"dist-{question}"))])
+
+
+@router.get("/r/{round_id}/k/{kommune}/breakdowns")
+async def breakdowns(request: Request, round_id: str = RoundId, kommune: str = Kommune, question: str | None = None,
+                     lang: str = "da", principal: Principal = Depends(dashboard_principal)) -> Response:
+    ctx = await _load(request, principal, lang, round_id, kommune)
+    question = _question(ctx, question)
+    views = [chart_view(ctx, await build_spec(ctx, f"bd-{dim}-{question}")) for dim in DIMENSIONS]
+    return _render(ctx, "breakdowns.html", question=question, text=tx.question_text(question, ctx.lang), charts=views,
+                   action=f"{ctx.base()}/breakdowns")
+
+
+@router.get("/r/{round_id}/k/{kommune}/trends")
+async def trends(request: Request, round_id: str = RoundId, kommune: str = Kommune, question: str | None = None,
+                 lang: str = "da", principal: Principal = Depends(dashboard_principal)) -> Response:
+    ctx = await _load(request, principal, lang, round_id, kommune)
+    question = _question(ctx, question)
+    rows, _ = await _trend_rows(ctx)
+    changes = [r for r in rows if r["question"] == question and r["indicator"] == "mean" and r["round_id"] == round_id
+               and r["kommunekode"] in (kommune, NATIONAL)]
+    return _render(ctx, "trends.html", question=question, text=tx.question_text(question, ctx.lang), changes=changes,
+                   charts=[chart_view(ctx, await build_spec(ctx, f"trend-{question}"))], action=f"{ctx.base()}/trends")
+
+
+@router.get("/r/{round_id}/k/{kommune}/fair")
+async def fair(request: Request, round_id: str = RoundId, kommune: str = Kommune, question: str | None = None,
+               lang: str = "da", principal: Principal = Depends(dashboard_principal)) -> Response:
+    ctx = await _load(request, principal, lang, round_id, kommune)
+    if kommune == NATIONAL:
+        raise HTTPException(404, detail="the fair comparison is per municipality")
+    question = _question(ctx, question)
+    raw, national, adjusted = data.fair_comparison(ctx.ix, kommune, question)
+    return _render(ctx, "fair.html", question=question, text=tx.question_text(question, ctx.lang), raw=raw,
+                   national=national, adjusted=adjusted, charts=[chart_view(ctx, await build_spec(ctx, f"fair-{question}"))],
+                   action=f"{ctx.base()}/fair")
+
+
+@router.get("/r/{round_id}/k/{kommune}/targets")
+async def targets_page(request: Request, round_id: str = RoundId, kommune: str = Kommune, lang: str = "da",
+                       principal: Principal = Depends(dashboard_principal)) -> Response:
+    ctx = await _load(request, principal, lang, round_id, kommune)
+    if kommune == NATIONAL:
+        raise HTTPException(404, detail="targets belong to a municipality")
+    return _render(ctx, "targets.html", targets=sorted(ctx.targets.items(), key=lambda kv: data._natural(kv[0][0])),
+                   action=f"{ctx.base()}/targets")
+
+
+@router.post("/r/{round_id}/k/{kommune}/targets")
+async def set_target(request: Request, round_id: str = RoundId, kommune: str = Kommune, question: str = Form(...),
+                     indicator: str = Form("mean"), value: str = Form(""), delete: str | None = Form(None),
+                     lang: str = Form("da"), principal: Principal = Depends(dashboard_principal)) -> Response:
+    """Cookie is SameSite=Strict, so a cross-site form cannot post here with the user's session."""
+    ctx = await _load(request, principal, lang, round_id, kommune)
+    if kommune == NATIONAL:
+        raise HTTPException(404, detail="targets belong to a municipality")
+    if question not in ctx.ix.questions or indicator not in ("mean", "top2_share"):
+        raise HTTPException(422, detail="unknown question or indicator")
+    async with request.app.state.runtime.uow() as uow:
+        key = {"kommunekode": kommune, "question": question, "indicator": indicator}
+        if delete:
+            await uow.session.execute(sa.delete(DashboardTarget).filter_by(**key))
+        else:
+            try:
+                number = float(value.replace(",", "."))
+            except ValueError:
+                raise HTTPException(422, detail="the target must be a number") from None
+            low, high = (1.0, 5.0) if indicator == "mean" else (0.0, 1.0)
+            if not low <= number <= high:
+                raise HTTPException(422, detail=f"the target must lie in [{low}, {high}]")
+            row = await uow.session.get(DashboardTarget, (kommune, question, indicator))
+            if row is None:
+                uow.session.add(DashboardTarget(**key, value=number, set_by=principal.subject))
+            else:
+                row.value, row.set_by, row.updated_at = number, principal.subject, sa.func.now()
+        await uow.commit()
+    return RedirectResponse(ctx.url(f"{ctx.base()}/targets"), status_code=303)
+
+
+# -- downloads -----------------------------------------------------------------------------------------
+
+
+@router.get("/r/{round_id}/k/{kommune}/chart/{chart_id}.{ext}")
+async def chart_file(request: Request, round_id: str = RoundId, kommune: str = Kommune, chart_id: str = P(max_length=64),
+                     ext: str = P(pattern=r"^(png|svg|pptx)$"), lang: str = "da",
+                     principal: Principal = Depends(dashboard_principal)) -> Response:
+    ctx = await _load(request, principal, lang, round_id, kommune)
+    spec = await build_spec(ctx, chart_id)
+    if ext == "pptx":
+        body = await asyncio.to_thread(slides.single_slide, spec, ctx.lang)
+    else:
+        body = await asyncio.to_thread(charts.render, spec, ctx.lang, ext)
+    response = Response(body, media_type=MEDIA[ext])
+    if ext != "svg":
+        response.headers["Content-Disposition"] = f'attachment; filename="{round_id}-{kommune}-{chart_id}.{ext}"'
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+async def report_specs(ctx: Ctx, question: str = data.OVERALL) -> list[data.ChartSpec]:
+    question = _question(ctx, None) if question not in ctx.ix.questions else question
+    ids = ["themes", "questions", f"dist-{question}"] + [f"bd-{d}-{question}" for d in DIMENSIONS] + [f"trend-{question}"]
+    if ctx.kommune != NATIONAL:
+        ids.append(f"fair-{question}")
+    return [await build_spec(ctx, i) for i in ids]
+
+
+def _deck(ctx: Ctx, specs: list[data.ChartSpec]) -> bytes:
+    deck = slides.new_deck()
+    slides.title_slide(deck, f"{ctx.t['app']}: {ctx.t['round'].lower()} {ctx.round_id}", data.kommune_name(ctx.kommune, ctx.lang))
+    for spec in specs:
+        slides.add_chart_slide(deck, spec, ctx.lang)
+    return slides.to_bytes(deck)
+
+
+@router.get("/r/{round_id}/k/{kommune}/report.{ext}")
+async def report(request: Request, round_id: str = RoundId, kommune: str = Kommune, ext: str = P(pattern=r"^(pptx|pdf)$"),
+                 lang: str = "da", principal: Principal = Depends(dashboard_principal)) -> Response:
+    ctx = await _load(request, principal, lang, round_id, kommune)
+    specs = await report_specs(ctx)
+    title = f"{ctx.t['app']}: {ctx.t['round'].lower()} {round_id}, {data.kommune_name(kommune, ctx.lang)}"
+    if ext == "pptx":
+        body, media = await asyncio.to_thread(_deck, ctx, specs), MEDIA["pptx"]
+    else:
+        body, media = await asyncio.to_thread(charts.pdf_report, title, specs, ctx.lang), "application/pdf"
+    return Response(body, media_type=media, headers={"Content-Disposition": f'attachment; filename="{round_id}-{kommune}.{ext}"',
+                                                     "Cache-Control": "private, no-store"})

@@ -1,0 +1,228 @@
+"""Danish first, English with ?lang=en. Labels of the kl_core questionnaire are a copy
+(kl_core_labels.json, taken from services/responses' published kl_core_v1.json): analytics
+never imports another service's code."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+LANGS = ("da", "en")
+
+TEXTS: dict[str, dict[str, str]] = {
+    "da": {
+        "app": "Borgerblik – resultater",
+        "skip": "Spring til indhold",
+        "overview": "Overblik",
+        "questions": "Spørgsmål",
+        "breakdowns": "Fordelt på baggrund",
+        "trends": "Udvikling",
+        "fair": "Fair sammenligning",
+        "targets": "Mål",
+        "report": "Rapport",
+        "round": "Runde",
+        "kommune": "Kommune",
+        "national": "Hele landet",
+        "response_rate": "Svarprocent",
+        "answers": "Svar",
+        "invited": "Inviterede",
+        "satisfaction": "Samlet tilfredshed",
+        "themes": "De fem temaer",
+        "theme": "Tema",
+        "question": "Spørgsmål",
+        "mean": "Gennemsnit (1–5)",
+        "top2": "Andel 4 eller 5",
+        "ci": "95 %-konfidensinterval",
+        "n": "Antal svar",
+        "suppressed": "undertrykt",
+        "suppressed_note": "— undertrykt: færre end {min} svar, eller skjult for at beskytte en lille celle. Vises aldrig som 0.",
+        "caution": "få svar",
+        "caution_note": "* få svar (under {n}): læs med forsigtighed.",
+        "download_png": "Hent som PNG",
+        "download_svg": "Hent som SVG",
+        "download_pptx": "Hent som PowerPoint-dias",
+        "deck": "Hele runden som PowerPoint",
+        "pdf": "Hele runden som PDF",
+        "data_table": "Tallene bag figuren",
+        "share": "Andel",
+        "distribution": "Svarfordeling",
+        "dont_know": "Ved ikke",
+        "target": "Mål",
+        "target_line": "Mål: {value}",
+        "no_target": "Ingen mål sat.",
+        "set_target": "Sæt mål",
+        "save": "Gem",
+        "delete": "Slet",
+        "value": "Værdi",
+        "indicator": "Indikator",
+        "login": "Log ind",
+        "logout": "Log ud",
+        "client_id": "Klient-id",
+        "client_secret": "Klienthemmelighed",
+        "login_intro": "Lokal udvikling: log ind med en udviklerklient fra deploy/dev-clients.json. I drift sidder dashboardet bag Fælleskommunal Adgangsstyring (KOMBIT) via en SAML/OIDC-broker.",
+        "login_failed": "Login mislykkedes: klient-id eller hemmelighed er forkert, eller klienten må ikke læse resultater.",
+        "login_disabled": "Udviklerlogin er slået fra her. Brug kommunens login (Fælleskommunal Adgangsstyring).",
+        "choose": "Vælg runde og kommune",
+        "no_rounds": "Der er endnu ingen offentliggjorte runder.",
+        "maalgruppe": "Målgruppe",
+        "gender": "Køn",
+        "age_band": "Alder",
+        "duration_band": "Forløbets varighed",
+        "total": "I alt",
+        "change": "Ændring",
+        "significant": "Signifikant ændring",
+        "yes": "ja",
+        "no": "nej",
+        "raw": "Rå score",
+        "adjusted": "Justeret score",
+        "adjusted_for": "Justeret for {dim}",
+        "not_computable": "kan ikke beregnes (en celle er undertrykt)",
+        "theme_note": "Et temas score er gennemsnittet af dets spørgsmåls vægtede gennemsnit; er et spørgsmål undertrykt, er temaet det også.",
+        "weighted_note": "Tal er vægtede estimater (designvægte); 95 %-konfidensinterval i tabellen.",
+        "language": "English",
+        "forbidden": "Du har ikke adgang til denne kommune.",
+        "targets_intro": "Kommunens politiske mål, fx samlet tilfredshed mindst 4,2. Målene vises som linjer i figurerne.",
+        "compare_national": "{kommune} mod hele landet",
+        "fair_method": "",
+    },
+    "en": {
+        "app": "Borgerblik – results",
+        "skip": "Skip to content",
+        "overview": "Overview",
+        "questions": "Questions",
+        "breakdowns": "Breakdowns",
+        "trends": "Development",
+        "fair": "Fair comparison",
+        "targets": "Targets",
+        "report": "Report",
+        "round": "Round",
+        "kommune": "Municipality",
+        "national": "Whole country",
+        "response_rate": "Response rate",
+        "answers": "Answers",
+        "invited": "Invited",
+        "satisfaction": "Overall satisfaction",
+        "themes": "The five themes",
+        "theme": "Theme",
+        "question": "Question",
+        "mean": "Mean (1–5)",
+        "top2": "Share 4 or 5",
+        "ci": "95 % confidence interval",
+        "n": "Answers",
+        "suppressed": "suppressed",
+        "suppressed_note": "— suppressed: fewer than {min} answers, or hidden to protect a small cell. Never shown as 0.",
+        "caution": "few answers",
+        "caution_note": "* few answers (below {n}): read with caution.",
+        "download_png": "Download PNG",
+        "download_svg": "Download SVG",
+        "download_pptx": "Download PowerPoint slide",
+        "deck": "Whole round as PowerPoint",
+        "pdf": "Whole round as PDF",
+        "data_table": "The figures behind the chart",
+        "share": "Share",
+        "distribution": "Answer distribution",
+        "dont_know": "Don't know",
+        "target": "Target",
+        "target_line": "Target: {value}",
+        "no_target": "No targets set.",
+        "set_target": "Set target",
+        "save": "Save",
+        "delete": "Delete",
+        "value": "Value",
+        "indicator": "Indicator",
+        "login": "Log in",
+        "logout": "Log out",
+        "client_id": "Client id",
+        "client_secret": "Client secret",
+        "login_intro": "Local development: log in with a developer client from deploy/dev-clients.json. In production the dashboard sits behind KOMBIT's Fælleskommunal Adgangsstyring via a SAML/OIDC broker.",
+        "login_failed": "Login failed: wrong client id or secret, or the client may not read results.",
+        "login_disabled": "Developer login is disabled here. Use your municipality's login (Fælleskommunal Adgangsstyring).",
+        "choose": "Choose round and municipality",
+        "no_rounds": "No rounds have been published yet.",
+        "maalgruppe": "Target group",
+        "gender": "Gender",
+        "age_band": "Age",
+        "duration_band": "Course duration",
+        "total": "Total",
+        "change": "Change",
+        "significant": "Significant change",
+        "yes": "yes",
+        "no": "no",
+        "raw": "Raw score",
+        "adjusted": "Adjusted score",
+        "adjusted_for": "Adjusted for {dim}",
+        "not_computable": "cannot be computed (a cell is suppressed)",
+        "theme_note": "A theme's score is the average of its questions' weighted means; if a question is suppressed, so is the theme.",
+        "weighted_note": "Figures are weighted estimates (design weights); 95 % confidence interval in the table.",
+        "language": "Dansk",
+        "forbidden": "You do not have access to this municipality.",
+        "targets_intro": "The municipality's political targets, e.g. overall satisfaction at least 4.2. Targets are drawn as lines in the charts.",
+        "compare_national": "{kommune} against the whole country",
+        "fair_method": "",
+    },
+}
+
+LEVEL_LABELS = {
+    "da": {"M": "Mænd", "K": "Kvinder", "dagpenge": "Dagpenge", "sygedagpenge": "Sygedagpenge", "jobparate": "Jobparate",
+           "aktivitetsparate": "Aktivitetsparate", "total": "I alt"},
+    "en": {"M": "Men", "K": "Women", "dagpenge": "Unemployment benefit", "sygedagpenge": "Sickness benefit",
+           "jobparate": "Job-ready", "aktivitetsparate": "Activity-ready", "<6 mdr": "<6 months", "6-12 mdr": "6–12 months",
+           "12+ mdr": "12+ months", "total": "Total"},
+}
+
+
+def lang_of(value: str | None) -> str:
+    return value if value in LANGS else "da"
+
+
+def texts(lang: str) -> dict[str, str]:
+    return TEXTS[lang]
+
+
+def level_label(level: str, lang: str) -> str:
+    return LEVEL_LABELS[lang].get(level, level)
+
+
+@lru_cache(maxsize=1)
+def questionnaire() -> dict:
+    return json.loads((Path(__file__).parent / "kl_core_labels.json").read_text(encoding="utf-8"))
+
+
+def themes() -> list[dict]:
+    return questionnaire()["themes"]
+
+
+def question_text(question: str, lang: str) -> str:
+    for theme in themes():
+        for q in theme["questions"]:
+            if q["id"] == question:
+                return q["text"][lang]
+    return question
+
+
+def question_scale(question: str) -> str:
+    for theme in themes():
+        for q in theme["questions"]:
+            if q["id"] == question:
+                return q["scale"]
+    return "enighed"
+
+
+def code_label(question: str, code: str, lang: str) -> str:
+    scale = questionnaire()["scales"].get(question_scale(question), {})
+    return scale.get(code, {}).get(lang, code)
+
+
+def fmt_number(value: float | None, lang: str, digits: int = 2) -> str:
+    if value is None:
+        return "—"
+    text = f"{value:.{digits}f}"
+    return text.replace(".", ",") if lang == "da" else text
+
+
+def fmt_percent(value: float | None, lang: str, digits: int = 0) -> str:
+    if value is None:
+        return "—"
+    text = f"{100 * value:.{digits}f}"
+    return (text.replace(".", ",") + " %") if lang == "da" else text + " %"

@@ -1,0 +1,87 @@
+"""One analytics service per module, fed two synthetic rounds (real PostgreSQL, real broker):
+producing the events and waiting for the tallies is the slow part, every test only reads."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from services.analytics.config import AnalyticsSettings
+from services.analytics.main import create_app
+from services.analytics.synthetic import synthetic_round
+from shared.bus import make_producer
+from shared.events import Envelope
+from shared.testing.fixtures import bearer, create_test_database, make_service_env, running_app, settings_from_env
+
+KOMMUNER = ["101", "147", "751"]
+QUESTIONS = ("q1", "q4", "q7", "q11", "q13")  # one per theme
+ROUNDS = ("2025-1", "2026-1")
+
+
+async def produce(bootstrap: str, prefix: str, payloads) -> None:
+    producer = make_producer(bootstrap, "dashboard-test")
+    await producer.start()
+    try:
+        for p in payloads:
+            envelope = Envelope.wrap(p, source="test", correlation_id="dashboard-test")
+            await producer.send(f"{prefix}{p.event_type}", envelope.model_dump_json().encode(), key=p.key().encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def wait_for_counts(client, token: str, round_id: str, invited: int, answers: int, timeout: float = 90) -> None:
+    async with asyncio.timeout(timeout):
+        while True:
+            r = await client.get(f"/rounds/{round_id}/response-rates", headers=bearer(token))
+            rows = r.json()["rows"] if r.status_code == 200 else []
+            if rows and rows[0].get("invited") == invited and rows[0].get("answers") == answers:
+                return
+            await asyncio.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+async def module_env(postgres_admin_url, kafka_bootstrap, dev_issuer, data_keys, tmp_path_factory):
+    database_url = await create_test_database(postgres_admin_url)
+    prefix = f"t{uuid.uuid4().hex[:10]}."
+    return make_service_env(database_url, kafka_bootstrap, prefix, dev_issuer, data_keys, tmp_path_factory.mktemp("dashboard"))
+
+
+@pytest.fixture(scope="module")
+def tokens(dev_issuer) -> dict[str, str]:
+    return {
+        "kl": dev_issuer.mint("kl", ["aggregates:read", "kommuner:all"]),
+        "aarhus": dev_issuer.mint("aarhus", ["aggregates:read"], ["751"]),
+        "kbh": dev_issuer.mint("kbh", ["aggregates:read"], ["101"]),
+        "noscope": dev_issuer.mint("x", ["extracts:write"], ["751"]),
+    }
+
+
+@pytest.fixture(scope="module")
+async def app_and_client(module_env, kafka_bootstrap, tokens):
+    app = create_app(settings_from_env(AnalyticsSettings, module_env))
+    async with running_app(app) as client:
+        prefix = module_env["KAFKA_TOPIC_PREFIX"]
+        for i, round_id in enumerate(ROUNDS):
+            rnd = synthetic_round(round_id, KOMMUNER, respondents=240, seed=21 + i, questions=QUESTIONS, shift=0.4 * i)
+            responses = [r.model_copy(update={"submitted_at": r.submitted_at + timedelta(days=365 * i)}) for r in rnd.responses]
+            await produce(kafka_bootstrap, prefix, rnd.samples)
+            await produce(kafka_bootstrap, prefix, rnd.invitations)
+            await produce(kafka_bootstrap, prefix, responses)
+            await wait_for_counts(client, tokens["kl"], round_id, len(rnd.invitations), len(responses))
+        yield app, client
+
+
+@pytest.fixture
+def client(app_and_client):
+    _, client = app_and_client
+    client.cookies.clear()
+    return client
+
+
+@pytest.fixture
+def app(app_and_client):
+    return app_and_client[0]

@@ -1,0 +1,140 @@
+"""The dashboard in headless Chromium (Debian's /usr/bin/chromium driven by Playwright's Python
+package; no browser download), served by uvicorn on a free port over the module's two demo
+rounds: log in through the dev login form, open every page, check the charts load and their
+tables carry the API's numbers, check another municipality's page is refused, and run axe-core
+(npm axe-core, installed next to this file) for WCAG 2.1 A/AA on each page."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import shutil
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from dashboard_helpers import Tables
+from shared.auth.dev_issuer import create_app as issuer_app
+from shared.auth.dev_issuer import load_clients
+from shared.infra import free_port
+from shared.testing.fixtures import bearer
+
+CHROMIUM = Path("/usr/bin/chromium")
+HERE = Path(__file__).resolve().parent
+AXE = HERE / "node_modules" / "axe-core" / "axe.min.js"
+WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+R = "2026-1"
+
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install -y chromium)")]
+
+
+@pytest.fixture(scope="module")
+def axe_source() -> str:
+    if not AXE.exists() and shutil.which("npm"):
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=HERE, check=True, capture_output=True, timeout=300)
+    if not AXE.exists():
+        pytest.fail(f"axe-core missing: run `npm ci` in {HERE}")
+    return AXE.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+async def live(app_and_client, dev_issuer):
+    app, _ = app_and_client
+    app.state.dashboard_token_transport = httpx.ASGITransport(app=issuer_app(dev_issuer, load_clients()))
+    port = free_port()
+    # The module's app already runs its lifespan (consumers, publication cache): serve it as is.
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, access_log=False, log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve())
+    async with asyncio.timeout(30):
+        while not server.started:
+            await asyncio.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    await task
+    del app.state.dashboard_token_transport
+
+
+@pytest.fixture(scope="module")
+async def browser():
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        await browser.close()
+
+
+async def audit(page, axe: str, label: str) -> None:
+    await page.evaluate(axe)  # through the DevTools protocol: the page's CSP (no scripts at all) stays on
+    result = await page.evaluate(
+        """async (tags) => {
+            const result = await axe.run(document, {runOnly: {type: 'tag', values: tags}});
+            return {passes: result.passes.length, violations: result.violations.map(v => ({id: v.id, impact: v.impact,
+                help: v.help, nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))}))};
+        }""",
+        WCAG_TAGS,
+    )
+    assert result["passes"] > 5, f"axe did not really run on {label}"
+    assert result["violations"] == [], f"axe on {label}: {result['violations']}"
+
+
+async def charts_loaded(page) -> int:
+    """Every chart image decoded (a broken or refused image has naturalWidth 0)."""
+    await page.wait_for_load_state("load")
+    sizes = await page.evaluate("Array.from(document.querySelectorAll('figure.chart img')).map(i => i.complete ? i.naturalWidth : -1)")
+    assert sizes and all(s > 0 for s in sizes), sizes
+    return len(sizes)
+
+
+async def test_pages_in_chromium_with_axe(live, browser, axe_source, client, tokens):
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    csp_errors: list[str] = []
+    page.on("console", lambda msg: csp_errors.append(msg.text) if "Content Security Policy" in msg.text else None)
+
+    await page.goto(f"{live}/dashboard/r/{R}/k/751")
+    assert "/dashboard/login" in page.url
+    await audit(page, axe_source, "login")
+    await page.get_by_label("Klient-id").fill("aarhus-bi")
+    await page.get_by_label("Klienthemmelighed").fill("dev-secret-aarhus")
+    await page.get_by_role("button", name="Log ind").click()
+    await page.wait_for_url(f"**/dashboard/r/{R}/k/751")
+    cookies = {c["name"]: c for c in await context.cookies()}
+    assert cookies["bb_dashboard"]["httpOnly"] and cookies["bb_dashboard"]["sameSite"] == "Strict"
+
+    kl = tokens["kl"]
+    q13 = (await client.get(f"/rounds/{R}/indicators", params={"question": "q13", "dimension": "maalgruppe", "level": "total"}, headers=bearer(kl))).json()["rows"]
+    means = {r["kommunekode"]: r["mean"] for r in q13}
+
+    pages = [("", "overview", 2), ("/q", "questions", 1), ("/q/q13", "question", 1), ("/breakdowns?question=q13", "breakdowns", 4),
+             ("/trends?question=q13", "trends", 1), ("/fair?question=q13", "fair", 1), ("/targets", "targets", 0)]
+    for suffix, label, n_charts in pages:
+        for lang in ("da", "en"):
+            sep = "&" if "?" in suffix else "?"
+            await page.goto(f"{live}/dashboard/r/{R}/k/751{suffix}" + (f"{sep}lang=en" if lang == "en" else ""))
+            if n_charts:
+                assert await charts_loaded(page) == n_charts, label
+            await audit(page, axe_source, f"{label} ({lang})")
+    # The overview's numbers as the browser shows them.
+    await page.goto(f"{live}/dashboard/r/{R}/k/751")
+    tables = Tables(await page.content())
+    shown = [float(v) if v else None for v in tables.values["satisfaction"]]
+    for got, want in zip(shown, (means["751"], means["national"])):
+        assert (got is None and want is None) or math.isclose(got, want, rel_tol=1e-12)
+
+    # Keyboard: the skip link comes first.
+    await page.keyboard.press("Tab")
+    assert await page.evaluate("document.activeElement.className") == "skipnav"
+
+    # Another municipality: refused.
+    response = await page.goto(f"{live}/dashboard/r/{R}/k/101")
+    assert response.status == 403
+    response = await page.goto(f"{live}/dashboard/r/{R}/k/101/chart/themes.png")
+    assert response.status == 403
+    assert csp_errors == []
+    await context.close()

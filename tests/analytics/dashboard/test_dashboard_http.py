@@ -1,0 +1,258 @@
+"""The dashboard over HTTP: pages carry the API's numbers, suppressed cells read as suppressed,
+a municipality cannot open another's pages, downloads (PNG, SVG, PPTX with native charts, PDF)
+hold the same figures, targets are drawn, and the dev login sets a safe cookie."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import math
+import shutil
+
+import httpx
+import pytest
+from pptx import Presentation
+
+from dashboard_helpers import Tables, da_number
+from services.analytics.dashboard import auth as dashboard_auth
+from shared.auth.dev_issuer import create_app as issuer_app
+from shared.auth.dev_issuer import load_clients
+from shared.testing.fixtures import bearer
+
+R = "2026-1"
+
+
+async def api_rows(client, token, **params) -> list[dict]:
+    r = await client.get(f"/rounds/{params.pop('round_id', R)}/indicators", params=params, headers=bearer(token))
+    assert r.status_code == 200, r.text
+    return r.json()["rows"]
+
+
+async def test_overview_and_question_pages_show_the_api_numbers(client, tokens):
+    kl = tokens["kl"]
+    r = await client.get(f"/dashboard/r/{R}/k/751", headers=bearer(kl))
+    assert r.status_code == 200, r.text
+    assert r.headers["content-security-policy"].startswith("default-src 'none'")
+    page = Tables(r.text)
+    own, national = [
+        (await api_rows(client, kl, question="q13", dimension="maalgruppe", kommunekode=k, level="total"))[0] for k in ("751", "national")
+    ]
+    values = page.values["satisfaction"]
+    for shown, row in zip(values, (own, national)):
+        if row["suppressed"]:
+            assert shown == ""
+        else:
+            assert math.isclose(float(shown), row["mean"], rel_tol=1e-12)
+    assert f"{national['mean']:.2f}".replace(".", ",") in r.text
+    rates = (await client.get(f"/rounds/{R}/response-rates", headers=bearer(kl))).json()["rows"]
+    national_rate = next(x for x in rates if x["kommunekode"] == "national")
+    assert page.tables["rates"][2][0] == "Hele landet"
+    assert page.tables["rates"][2][2] == str(national_rate["answers"])
+    assert '<img src="/dashboard/r/2026-1/k/751/chart/themes.svg"' in r.text and 'alt="De fem temaer.' in r.text
+
+    # English.
+    r = await client.get(f"/dashboard/r/{R}/k/751", params={"lang": "en"}, headers=bearer(kl))
+    assert r.status_code == 200 and '<html lang="en">' in r.text and "Whole country" in r.text
+    assert f"{national['mean']:.2f}" in r.text
+
+    # Question page: the distribution table equals the API's shares.
+    r = await client.get(f"/dashboard/r/{R}/k/national/q/q13", headers=bearer(kl))
+    assert r.status_code == 200
+    dist = Tables(r.text).tables["dist-q13"]
+    assert dist[0] == ["", "Hele landet"]
+    assert dist[1][0] == "Meget tilfreds"
+    assert dist[1][1].startswith(f"{100 * national['share_5']:.0f} %")
+    assert dist[6][1].startswith(f"{100 * national['dont_know_share']:.0f} %")
+
+
+async def test_breakdowns_show_suppressed_cells_as_suppressed_never_zero(client, tokens):
+    kl = tokens["kl"]
+    rows = await api_rows(client, kl, question="q13")
+    hidden = [r for r in rows if r["suppressed"] and r["kommunekode"] != "national"]
+    assert hidden, "the synthetic round has suppressed cells"
+    checked = 0
+    for cell in hidden:
+        if cell["level"] == "total":
+            continue
+        k, dim, level = cell["kommunekode"], cell["dimension"], cell["level"]
+        r = await client.get(f"/dashboard/r/{R}/k/{k}/breakdowns", params={"question": "q13"}, headers=bearer(kl))
+        assert r.status_code == 200
+        table = Tables(r.text).tables[f"bd-{dim}-q13"]
+        labels = {"M": "Mænd", "K": "Kvinder"}
+        row = next(x for x in table[1:] if x[0].lower() == labels.get(level, level).lower())
+        assert row[1] == "— (undertrykt)", row
+        checked += 1
+        # the published ones carry the API's mean (2 decimals) and a caution star when flagged
+        for other in [c for c in rows if c["kommunekode"] == k and c["dimension"] == dim and not c["suppressed"]]:
+            label = "I alt" if other["level"] == "total" else labels.get(other["level"], other["level"])
+            shown = next(x for x in table[1:] if x[0].lower() == label.lower())[1]
+            assert math.isclose(da_number(shown), other["mean"], abs_tol=0.005001)
+            assert shown.endswith("*") == other["caution"]
+        if checked >= 3:
+            break
+    assert checked
+
+
+async def test_municipality_cannot_open_another_municipality(client, tokens):
+    aarhus = bearer(tokens["aarhus"])
+    assert (await client.get(f"/dashboard/r/{R}/k/751", headers=aarhus)).status_code == 200
+    assert (await client.get(f"/dashboard/r/{R}/k/national", headers=aarhus)).status_code == 200
+    for path in ("", "/q/q13", "/breakdowns", "/trends", "/fair", "/targets", "/chart/themes.png", "/chart/bd-gender-q13.pptx",
+                 "/report.pptx", "/report.pdf"):
+        r = await client.get(f"/dashboard/r/{R}/k/101{path}", headers=aarhus)
+        assert r.status_code == 403, (path, r.status_code)
+    r = await client.post(f"/dashboard/r/{R}/k/101/targets", data={"question": "q13", "value": "1"}, headers=aarhus)
+    assert r.status_code == 403
+    assert (await client.get(f"/dashboard/r/{R}/k/751", headers=bearer(tokens["noscope"]))).status_code == 403
+    # no token: a browser is sent to the login page
+    r = await client.get(f"/dashboard/r/{R}/k/751")
+    assert r.status_code == 303 and r.headers["location"].startswith("/dashboard/login?next=")
+    # the home page of a one-municipality user goes straight to its latest round
+    r = await client.get("/dashboard/", headers=aarhus)
+    assert r.status_code == 303 and r.headers["location"] == f"/dashboard/r/{R}/k/751"
+
+
+async def test_dev_login_sets_an_httponly_strict_cookie(client, app, dev_issuer, monkeypatch):
+    monkeypatch.delenv("DASHBOARD_DEV_LOGIN", raising=False)
+    monkeypatch.delenv("DASHBOARD_TOKEN_URL", raising=False)
+    app.state.dashboard_token_transport = httpx.ASGITransport(app=issuer_app(dev_issuer, load_clients()))
+    try:
+        r = await client.get("/dashboard/login")
+        assert r.status_code == 200 and 'name="client_secret"' in r.text
+        r = await client.post("/dashboard/login", data={"client_id": "aarhus-bi", "client_secret": "wrong", "next": "/dashboard/"})
+        assert r.status_code == 401 and "Login mislykkedes" in r.text
+        r = await client.post("/dashboard/login", data={"client_id": "momentum-dev", "client_secret": "dev-secret-momentum"})
+        assert r.status_code == 401  # a client without aggregates:read gets no session
+        r = await client.post("/dashboard/login", data={"client_id": "aarhus-bi", "client_secret": "dev-secret-aarhus",
+                                                        "next": f"/dashboard/r/{R}/k/751/trends"})
+        assert r.status_code == 303 and r.headers["location"] == f"/dashboard/r/{R}/k/751/trends"
+        cookie = r.headers["set-cookie"].lower()
+        assert cookie.startswith(dashboard_auth.COOKIE) and "httponly" in cookie and "samesite=strict" in cookie and "path=/dashboard" in cookie
+        assert (await client.get(f"/dashboard/r/{R}/k/751")).status_code == 200
+        assert (await client.get(f"/dashboard/r/{R}/k/101")).status_code == 403
+        r = await client.post("/dashboard/logout")
+        assert r.status_code == 303
+        assert (await client.get(f"/dashboard/r/{R}/k/751")).status_code == 303
+        # an open redirect is refused
+        r = await client.post("/dashboard/login", data={"client_id": "aarhus-bi", "client_secret": "dev-secret-aarhus", "next": "https://evil.example/"})
+        assert r.headers["location"] == "/dashboard/"
+    finally:
+        del app.state.dashboard_token_transport
+    monkeypatch.setenv("DASHBOARD_DEV_LOGIN", "false")
+    r = await client.post("/dashboard/login", data={"client_id": "aarhus-bi", "client_secret": "dev-secret-aarhus"})
+    assert r.status_code == 403
+
+
+def chart_values(pptx_bytes: bytes) -> list[dict[str, list]]:
+    deck = Presentation(io.BytesIO(pptx_bytes))
+    out = []
+    for slide in deck.slides:
+        for shape in slide.shapes:
+            if shape.has_chart:
+                chart = shape.chart
+                out.append({"title": slide.shapes.title.text, "categories": list(chart.plots[0].categories),
+                            **{s.name: list(s.values) for s in chart.plots[0].series}})
+    return out
+
+
+async def test_chart_downloads_hold_the_api_numbers(client, tokens):
+    kl = tokens["kl"]
+    base = f"/dashboard/r/{R}/k/147"
+    r = await client.get(f"{base}/chart/bd-maalgruppe-q13.png", headers=bearer(kl))
+    assert r.status_code == 200 and r.content[:8] == b"\x89PNG\r\n\x1a\n" and r.headers["content-type"] == "image/png"
+    r = await client.get(f"{base}/chart/bd-maalgruppe-q13.svg", headers=bearer(kl))
+    assert r.status_code == 200 and b"<svg" in r.content[:500]
+    r = await client.get(f"{base}/chart/bd-maalgruppe-q13.pptx", headers=bearer(kl))
+    assert r.status_code == 200
+    [chart] = chart_values(r.content)
+    rows = await api_rows(client, kl, question="q13", dimension="maalgruppe")
+    for name, k in (("Kommune 147", "147"), ("Hele landet", "national")):
+        by_level = {x["level"]: x for x in rows if x["kommunekode"] == k}
+        expected = [by_level["total"]["mean"]] + [by_level[lvl]["mean"] for lvl in sorted(set(by_level) - {"total"})]
+        assert len(chart[name]) == len(expected)
+        for got, want in zip(chart[name], expected):
+            assert (got is None and want is None) or math.isclose(got, want, rel_tol=1e-12), (name, chart[name], expected)
+    assert any(v is None for v in chart["Kommune 147"] + chart["Hele landet"]) == any(x["suppressed"] for x in rows if x["kommunekode"] in ("147", "national"))
+    assert (await client.get(f"{base}/chart/nope.png", headers=bearer(kl))).status_code == 404
+    assert (await client.get(f"{base}/chart/dist-q99.png", headers=bearer(kl))).status_code == 404
+
+
+async def test_round_deck_and_pdf(client, tokens):
+    kl = tokens["kl"]
+    r = await client.get(f"/dashboard/r/{R}/k/751/report.pptx", headers=bearer(kl))
+    assert r.status_code == 200 and r.headers["content-disposition"].endswith('.pptx"')
+    charts = chart_values(r.content)
+    assert len(charts) == 9  # themes, questions, distribution, 4 breakdowns, trend, fair
+    questions = next(c for c in charts if c["categories"] == ["q1", "q4", "q7", "q11", "q13"])
+    totals = {(x["question"], x["kommunekode"]): x for x in await api_rows(client, kl, dimension="maalgruppe", level="total")}
+    for name, k in (("Kommune 751", "751"), ("Hele landet", "national")):
+        for q, got in zip(questions["categories"], questions[name]):
+            want = totals[(q, k)]["mean"]
+            assert (got is None and want is None) or math.isclose(got, want, rel_tol=1e-12)
+    trend = next(c for c in charts if c["categories"] == ["2025-1", "2026-1"])
+    api_trend = (await client.get("/trends", params={"question": "q13", "kommunekode": "national", "indicator": "mean"}, headers=bearer(kl))).json()["rows"]
+    assert [round(v, 12) for v in trend["Hele landet"]] == [round(x["value"], 12) for x in api_trend]
+
+    r = await client.get(f"/dashboard/r/{R}/k/751/report.pdf", headers=bearer(kl))
+    assert r.status_code == 200 and r.content.startswith(b"%PDF")
+    from pypdf import PdfReader
+
+    assert len(PdfReader(io.BytesIO(r.content)).pages) == 1 + 2 * 9
+
+
+async def test_targets_are_stored_and_drawn(client, tokens):
+    kbh = bearer(tokens["kbh"])
+    base = f"/dashboard/r/{R}/k/101"
+    r = await client.post(f"{base}/targets", data={"question": "q13", "indicator": "mean", "value": "4,2"}, headers=kbh)
+    assert r.status_code == 303
+    assert (await client.post(f"{base}/targets", data={"question": "q13", "value": "7"}, headers=kbh)).status_code == 422
+    r = await client.get(f"{base}/targets", headers=kbh)
+    assert Tables(r.text).tables["targets"][1][:3] == ["q13", "Gennemsnit (1–5)", "4,20"]
+    r = await client.get(f"{base}/trends", params={"question": "q13"}, headers=kbh)
+    assert "Mål: 4,2" in r.text
+    r = await client.get(f"{base}/chart/trend-q13.pptx", headers=kbh)
+    [chart] = chart_values(r.content)
+    assert chart["Mål: 4,2"] == [4.2, 4.2]
+    r = await client.get(f"{base}", headers=kbh)
+    assert "Mål: 4,2" in r.text
+    # another municipality does not see Copenhagen's target
+    r = await client.get(f"/dashboard/r/{R}/k/751/trends", params={"question": "q13"}, headers=bearer(tokens["aarhus"]))
+    assert "Mål: 4,2" not in r.text
+    await client.post(f"{base}/targets", data={"question": "q13", "indicator": "mean", "delete": "1"}, headers=kbh)
+    assert "Ingen mål sat" in (await client.get(f"{base}/targets", headers=kbh)).text
+
+
+async def test_fair_comparison_is_direct_standardisation_of_the_published_cells(client, tokens):
+    kl = tokens["kl"]
+    r = await client.get(f"/dashboard/r/{R}/k/751/fair", params={"question": "q13"}, headers=bearer(kl))
+    assert r.status_code == 200 and "direkte standardisering" in r.text
+    values = Tables(r.text).values["fair"]
+    rows = await api_rows(client, kl, question="q13")
+    assert math.isclose(float(values[0]), next(x["mean"] for x in rows if x["kommunekode"] == "751" and x["dimension"] == "maalgruppe" and x["level"] == "total"))
+    for shown, dim in zip(values[1:], ("maalgruppe", "gender", "age_band", "duration_band")):
+        national = {x["level"]: x["n_valid"] for x in rows if x["kommunekode"] == "national" and x["dimension"] == dim and x["level"] != "total"}
+        own = {x["level"]: x for x in rows if x["kommunekode"] == "751" and x["dimension"] == dim and x["level"] != "total"}
+        if any(own[lvl]["suppressed"] for lvl in national):
+            assert shown == ""
+            continue
+        total = sum(national.values())
+        expected = sum(n / total * own[lvl]["mean"] for lvl, n in national.items())
+        assert math.isclose(float(shown), expected, rel_tol=1e-12), dim
+    assert (await client.get(f"/dashboard/r/{R}/k/national/fair", headers=bearer(kl))).status_code == 404
+
+
+@pytest.mark.skipif(not shutil.which("libreoffice"), reason="needs LibreOffice (apt-get install -y --no-install-recommends libreoffice-impress-nogui)")
+async def test_deck_opens_in_libreoffice(client, tokens, tmp_path):
+    r = await client.get(f"/dashboard/r/{R}/k/101/report.pptx", headers=bearer(tokens["kl"]))
+    deck = tmp_path / "round.pptx"
+    deck.write_bytes(r.content)
+    proc = await asyncio.create_subprocess_exec(
+        "libreoffice", f"-env:UserInstallation=file://{tmp_path}/lo-profile", "--headless", "--convert-to", "pdf",
+        "--outdir", str(tmp_path), str(deck), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 180)
+    assert proc.returncode == 0, (out, err)
+    from pypdf import PdfReader
+
+    pdf = PdfReader(str(tmp_path / "round.pdf"))
+    assert len(pdf.pages) == 1 + 9  # title slide and one slide per chart
+    assert "Kommune 101" in pdf.pages[1].extract_text()

@@ -1,0 +1,330 @@
+"""Generate docs/data-map.md from the code: every table and column of every service, the personal
+data among them, and the personal-data fields of every event on the bus (issue 10, GDPR art. 30).
+
+The classification below is a reviewed mapping: a column (or event field) the mapping does not know
+is printed as REVIEW, and tests/security/test_data_map.py fails until someone classifies it. The
+test also fails when docs/data-map.md differs from what this script writes.
+
+    .venv/bin/python tools/data_map.py            # rewrite docs/data-map.md
+    .venv/bin/python tools/data_map.py --check    # exit 1 if stale or anything is unclassified
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+OUTPUT = ROOT / "docs" / "data-map.md"
+SERVICES = ("ingest", "sampling", "dispatch", "responses", "analytics")
+REVIEW = "REVIEW"
+RETENTION = "until the round closes + retention period (issue 10: not yet enforced)"
+RETENTION_REFERENCE = "kept for reuse (not per citizen); no retention rule yet"
+
+
+@dataclass(frozen=True)
+class Personal:
+    category: str
+    protection: str  # encrypted / hashed / pseudonymous / none
+    purpose: str
+    retention: str = RETENTION
+
+
+# --- personal data, by column name (applies in every service unless overridden below) ---------------------
+
+PERSONAL_BY_NAME: dict[str, Personal] = {
+    "cpr_ciphertext": Personal("CPR number", "encrypted (AES-256-GCM, key id beside)", "Digital Post address; dedup across municipalities"),
+    "pseudonym": Personal(
+        "pseudonymous identifier (HMAC-SHA256 of CPR)",
+        "pseudonymous",
+        "links a citizen's records across services and rounds without the CPR",
+    ),
+    "contact": Personal(
+        "sealed contact (CPR, name, phone, Digital Post exemption)",
+        "encrypted (AES-256-GCM, AAD round|pseudonym)",
+        "the letter and SMS; opened only by dispatch when sending",
+    ),
+    "token_hash": Personal("survey-link hash (SHA-256 of the link token)", "hashed", "finds the citizen's link without storing the token"),
+    "token_nonce": Personal("survey-link token nonce (re-derives the token with LINK_KEY)", "none (useless without LINK_KEY)", "re-sends the same link in reminders"),
+    "answers": Personal("opinions (survey answers; free text scrubbed of personal data)", "pseudonymous", "the survey's results"),
+    "draft": Personal("partial opinions (saved, unsubmitted answers; free text scrubbed)", "pseudonymous", "save and resume"),
+    "gender": Personal("background band: gender (from CPR)", "pseudonymous", "reporting by background; weights"),
+    "age_band": Personal("background band: age interval", "pseudonymous", "reporting by background; weights"),
+    "duration_band": Personal("background band: time on benefit interval", "pseudonymous", "reporting by background; weights"),
+    "maalgruppe": Personal("target group (derived from benefit: reveals benefit type)", "pseudonymous", "stratification, reporting"),
+    "ydelse": Personal("benefit as named by the case system (social-security data)", "none (row keyed by pseudonym)", "target-group mapping audit"),
+    "stratum": Personal("stratum (municipality:target group)", "pseudonymous", "design weights, reporting"),
+    "forskerbeskyttet": Personal("research protection flag (CPR register)", "pseudonymous", "exclusion from the sample (law)"),
+    "deceased": Personal("deceased flag", "pseudonymous", "exclusion from the sample"),
+    "emigrated": Personal("emigrated flag", "pseudonymous", "exclusion from the sample"),
+    "design_weight": Personal("design weight (reveals stratum size)", "pseudonymous", "weighted estimates"),
+    "inclusion_probability": Personal("inclusion probability", "pseudonymous", "weighted estimates"),
+    "arm": Personal("dispatch-experiment arm", "pseudonymous", "response-rate experiments"),
+    "status": Personal("status of the citizen's link (open/submitted/opted out)", "pseudonymous", "one answer per link; stop reminders"),
+    "mode": Personal("answer mode (web/paper)", "pseudonymous", "mode effects"),
+    "submitted_at": Personal("time of answering", "pseudonymous", "response-rate curves"),
+    "first_sent_at": Personal("time of first letter", "pseudonymous", "response-rate curves"),
+    "sent_at": Personal("time a letter/SMS was sent", "pseudonymous", "reminders, response-rate curves"),
+    "opted_out_at": Personal("time the citizen opted out", "pseudonymous", "stop reminders; refusal counts"),
+    "finished_at": Personal("time of answering/opting out", "pseudonymous", "response-rate curves"),
+    "opened_at": Personal("time the link was first opened", "pseudonymous", "paradata"),
+    "last_page": Personal("questionnaire page reached", "pseudonymous", "save and resume"),
+    "expires_at": Personal("link expiry", "pseudonymous", "closes the link"),
+    "questionnaire_key": Personal("questionnaire version given to the citizen", "pseudonymous", "answers validated against their version"),
+    "seq": Personal("position in the draw order", "pseudonymous", "reproducible sub-samples"),
+    "entered_by": Personal("operator who keyed a paper answer (token subject)", "none", "accountability for paper entry", RETENTION),
+}
+
+# (service, table, column) -> classification, where the name alone says too little.
+PERSONAL_OVERRIDES: dict[tuple[str, str, str], Personal | None] = {
+    # Per-step delivery status of a letter/SMS to one citizen (row is keyed by invitation, not by person).
+    ("dispatch", "dispatch_step", "status"): Personal("delivery status of one letter/SMS", "pseudonymous", "sending, retries"),
+    ("dispatch", "dispatch_step", "provider_reference"): Personal(
+        "Digital Post / SMS provider reference of one message", "none", "tracing a message with the provider"
+    ),
+    ("dispatch", "dispatch_step", "last_error"): Personal(
+        "last sending error (redacted by the sender)", "none (redacted at source)", "operators' failure list"
+    ),
+    ("dispatch", "dispatch_step", "sent_at"): Personal("time a message was sent", "pseudonymous", "reminders, response-rate curves"),
+    ("dispatch", "dispatch_step", "skip_reason"): Personal("why a reminder was skipped (answered/opted out/no phone)", "pseudonymous", "reminders"),
+    ("ingest", "delivery", "report"): Personal(
+        "validation report: row numbers, columns, masked CPR (DDMMYY-XXXX: birth date shown)",
+        "partly masked",
+        "tells the municipality which rows to fix",
+    ),
+    ("ingest", "extract_job", "report"): Personal(
+        "validation report of an uploaded file (as delivery.report)", "partly masked", "tells the municipality which rows to fix"
+    ),
+    ("ingest", "extract_job", "file_path"): Personal(
+        "path of the uploaded extract file: CPR, names, phones IN CLEAR on disk until the job ends",
+        "none (file deleted when the job ends; path cleared)",
+        "background processing of large extracts",
+        "until the job ends (file deleted, path cleared)",
+    ),
+    # Statuses of non-person rows.
+    ("ingest", "delivery", "status"): None,
+    ("ingest", "extract_job", "status"): None,
+    ("sampling", "round_allocation", "status"): None,
+    ("ingest", "extract_job", "finished_at"): None,
+    # Aggregates (counts per cell), not about one person; suppression < 5 is applied when served.
+    ("analytics", "answer_tally", "gender"): None,
+    ("analytics", "answer_tally", "age_band"): None,
+    ("analytics", "answer_tally", "duration_band"): None,
+    ("analytics", "answer_tally", "maalgruppe"): None,
+    ("analytics", "answer_tally", "stratum"): None,
+    ("analytics", "rate_tally", "maalgruppe"): None,
+    ("analytics", "rate_tally", "stratum"): None,
+    ("analytics", "rate_tally", "arm"): None,
+    ("analytics", "stratum_frame", "maalgruppe"): None,
+    ("analytics", "stratum_frame", "stratum"): None,
+    # The outbox holds events until Kafka acknowledges them (then the relay deletes the row).
+    ("*", "outbox", "envelope"): Personal(
+        "event payloads waiting to be published (see the topics below: pseudonyms, sealed contact, answers)",
+        "as the event's fields",
+        "transactional outbox",
+        "until published (the relay deletes the row)",
+    ),
+    ("*", "outbox", "key"): Personal("event key: the pseudonym for per-citizen events", "pseudonymous", "partitioning", "until published"),
+}
+
+# Columns that hold no personal data, by name: reviewed.
+NOT_PERSONAL: frozenset[str] = frozenset(
+    {
+        "id", "round_id", "kommunekode", "reference_date", "status", "rows_read", "rows_valid", "rows_rejected",
+        "rows_excluded", "supersedes", "mapping_version", "job_id", "created_at", "profile", "policy", "file_format",
+        "file_bytes", "attempts", "error", "delivery_id", "started_at", "finished_at", "heartbeat_at", "event_id",
+        "topic", "consumer", "outcome", "processed_at", "chunks_received", "chunk_count", "person_count", "complete",
+        "active", "received_at", "rules", "recent_rounds", "overrides", "frame_counts", "updated_at", "confirmed_at",
+        "seed", "allocation", "exclusions", "margins", "population", "sampled", "draw_id", "plan", "invitation_id",
+        "step", "channel", "due_at", "sending_since", "claimed_by", "version", "definition", "core", "modules",
+        "supplements", "questionnaire_id", "questionnaire_version", "question", "code", "n", "invited", "answered",
+        "first_submitted_at", "sample", "cpr_key_id", "indicator", "value",
+    }
+)
+# Who did an administrative action: an OAuth client id or operator subject (not a citizen).
+ACTOR_COLUMNS = frozenset({"delivered_by", "submitted_by", "drawn_by", "updated_by", "confirmed_by", "set_by"})
+
+# (service, table) -> who can read the rows through an API (scopes), besides the service itself.
+READERS: dict[tuple[str, str], str] = {
+    ("ingest", "citizen"): "no API returns rows; ingest only",
+    ("ingest", "delivery"): "report: extracts:read / extracts:write, bound to the municipality",
+    ("ingest", "extract_job"): "report: extracts:read / extracts:write, bound to the municipality",
+    ("sampling", "frame_unit"): "no API returns rows; counts per stratum: rounds:admin",
+    ("sampling", "sampled_unit"): "no API returns rows; margins: rounds:admin",
+    ("dispatch", "invitation"): "no API returns rows; counts and failures: rounds:admin",
+    ("dispatch", "dispatch_step"): "failures (per message, no contact data): rounds:admin",
+    ("responses", "respondent"): "the citizen, through the link token (/s/…, /api/survey/…)",
+    ("responses", "response"): "no API returns rows (published as response.submitted)",
+    ("analytics", "invited"): "no API returns rows; suppressed rates: aggregates:read",
+    ("analytics", "response_fact"): "no API returns rows; suppressed aggregates (n < 5 hidden): aggregates:read",
+    ("analytics", "dashboard_target"): "dashboard (aggregates:read, bound to the municipality)",
+}
+DEFAULT_READER = "no API returns rows"
+
+
+def classify(service: str, table: str, column: str) -> Personal | None | str:
+    """A Personal, None (not personal data), or REVIEW."""
+    for key in ((service, table, column), ("*", table, column)):
+        if key in PERSONAL_OVERRIDES:
+            return PERSONAL_OVERRIDES[key]
+    if column in ACTOR_COLUMNS:
+        return Personal("actor: client id / operator subject of an admin action", "none", "accountability", RETENTION_REFERENCE)
+    if column in PERSONAL_BY_NAME:
+        return PERSONAL_BY_NAME[column]
+    if column in NOT_PERSONAL:
+        return None
+    return REVIEW
+
+
+# --- events ---------------------------------------------------------------------------------------------------------
+
+
+def _event_fields(model, prefix: str = "") -> list[tuple[str, str]]:
+    """(dotted field path, leaf name) of a pydantic model, through nested models and lists of them."""
+    from pydantic import BaseModel
+
+    out = []
+    for name, field in model.model_fields.items():
+        path = f"{prefix}{name}"
+        nested = None
+        for candidate in (field.annotation, *typing.get_args(field.annotation)):
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                nested = candidate
+        if nested is not None and nested.__name__ != "SealedContact":
+            out.extend(_event_fields(nested, f"{path}[]." if typing.get_origin(field.annotation) is list else f"{path}."))
+        else:
+            out.append((path, name))
+    return out
+
+
+EVENT_NOT_PERSONAL = NOT_PERSONAL | {"final", "chunk_no", "strata", "kommunekode"}
+
+
+def event_rows() -> tuple[list[list[str]], list[str]]:
+    from shared.events import REGISTRY
+
+    rows, unclassified = [], []
+    for (type_, version), model in sorted(REGISTRY.items()):
+        personal = []
+        for path, name in _event_fields(model):
+            if name in EVENT_NOT_PERSONAL or path.startswith("strata[]."):
+                continue
+            klass = PERSONAL_BY_NAME.get(name)
+            if klass is None:
+                personal.append(f"{path} ({REVIEW})")
+                unclassified.append(f"event {type_} v{version}: {path}")
+            else:
+                personal.append(f"`{path}`: {klass.category}; {klass.protection}")
+        rows.append([f"`{model.topic}`", f"{type_} v{version}", "<br>".join(personal) or "none"])
+    return rows, unclassified
+
+
+# --- the document ---------------------------------------------------------------------------------------------------
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return lines
+
+
+def build() -> tuple[str, list[str]]:
+    personal_rows, unclassified, other = [], [], []
+    for service in SERVICES:
+        # The app module first: it imports every module that adds tables to the service's metadata
+        # (e.g. a feature's own models module), so the map is the same however it is run.
+        importlib.import_module(f"services.{service}.main")
+        models = importlib.import_module(f"services.{service}.models")
+        for table in sorted(models.Base.metadata.tables.values(), key=lambda t: t.name):
+            plain = []
+            for column in table.columns:
+                klass = classify(service, table.name, column.name)
+                if klass == REVIEW:
+                    unclassified.append(f"{service}.{table.name}.{column.name}")
+                    personal_rows.append([service, table.name, column.name, REVIEW, REVIEW, REVIEW, REVIEW, REVIEW])
+                elif klass is None:
+                    plain.append(column.name)
+                else:
+                    readers = READERS.get((service, table.name), DEFAULT_READER)
+                    if table.name == "outbox":
+                        readers = "the outbox relay; then the topic's consumers"
+                    personal_rows.append(
+                        [service, table.name, column.name, klass.category, klass.protection, klass.purpose, klass.retention, readers]
+                    )
+            other.append(f"- `{service}.{table.name}`: " + (", ".join(plain) if plain else "(none)"))
+    topics, event_unclassified = event_rows()
+    unclassified += event_unclassified
+
+    lines = [
+        "# Data map",
+        "",
+        "<!-- Generated by tools/data_map.py from the services' models and shared/events.py. Do not edit by hand:",
+        "     change the code or the reviewed classification in tools/data_map.py, then run the script. -->",
+        "",
+        "Which service stores which personal data, why, how it is protected, for how long and who can read it:",
+        "the basis for the records of processing (GDPR art. 30) and the data processing agreements. Each service owns",
+        "one PostgreSQL schema named after it. \"Pseudonymous\" means keyed by the pseudonym (HMAC-SHA256 of the CPR",
+        "number under `PSEUDONYM_KEY`, held by ingest only): personal data under GDPR, not anonymous.",
+        "",
+        "**Retention is not enforced yet** (issue 10): nothing deletes identifiers when a round closes today. The",
+        "retention column states the intended rule.",
+        "",
+        "## Personal data in the databases",
+        "",
+        *_table(["service", "table", "column", "category", "protection", "purpose", "retention", "who can read (API scopes)"], personal_rows),
+        "",
+        "## Columns without personal data (reviewed)",
+        "",
+        *other,
+        "",
+        "## Personal data on the bus (Kafka topics)",
+        "",
+        "Every event is an envelope (`shared/events.py`) whose `data` carries the fields below; per-citizen events are",
+        "keyed by pseudonym. Contact details travel only sealed (AES-256-GCM, key shared by ingest and dispatch);",
+        "sampling and analytics carry or ignore the ciphertext without the key. Dead letters (`<topic>.dlq`) carry the",
+        "same payloads. Topic retention is set per topic in deploy/README.md (14 days for `population.received`, 60 for",
+        "`sample.drawn`, 400 for the per-citizen events): time-based, not yet tied to the round's closing.",
+        "",
+        *_table(["topic", "event", "personal-data fields"], topics),
+        "",
+        "## Personal data outside the databases",
+        "",
+        "- **Uploaded extract files** (ingest `UPLOAD_DIR`): CPR numbers, names and phone numbers in clear until the",
+        "  upload job ends (then deleted). Protect the volume (encryption at rest, no backups of it).",
+        "- **Letters** (dispatch; the dev sink writes them to `DEV_SINK_DIR`): name and survey link in clear;",
+        "  production hands them to Digital Post / the SMS gateway (data processors).",
+        "- **Logs**: JSON lines; correlation ids only, contact details have a redacting `repr`. Not yet proven",
+        "  free of personal data by a test (issue 10).",
+        "- **Backups** of PostgreSQL and Kafka: follow the stores above; no erasure in backups yet.",
+        "",
+    ]
+    if unclassified:
+        lines += ["## Unclassified (REVIEW)", "", *[f"- {item}" for item in unclassified], ""]
+    return "\n".join(lines), unclassified
+
+
+def main(argv: list[str]) -> int:
+    text, unclassified = build()
+    if "--check" in argv:
+        stale = not OUTPUT.exists() or OUTPUT.read_text(encoding="utf-8") != text
+        if stale:
+            print(f"{OUTPUT.relative_to(ROOT)} is stale: run tools/data_map.py")
+        for item in unclassified:
+            print(f"unclassified: {item}")
+        return 1 if stale or unclassified else 0
+    OUTPUT.parent.mkdir(parents=True, exist_ok=True)
+    OUTPUT.write_text(text, encoding="utf-8")
+    print(f"wrote {OUTPUT.relative_to(ROOT)}" + (f"; {len(unclassified)} unclassified (REVIEW)" if unclassified else ""))
+    for item in unclassified:
+        print(f"unclassified: {item}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
