@@ -26,7 +26,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "dispatch
 from dispatch_harness import make_settings, produce, sample, step_statuses  # noqa: E402
 
 from services.dispatch.domain.municipalities import municipalities  # noqa: E402
-exec(open("/tmp/prof_patch.py").read()) if os.environ.get("PROF") else None
 from services.dispatch.main import create_app  # noqa: E402
 from shared.auth.dev_issuer import DevIssuer  # noqa: E402
 from shared.crypto import new_key  # noqa: E402

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 
 from shared.auth import Authenticator
 from shared.observability import REQUEST_LATENCY, configure_logging, correlation_id_var
 from shared.settings import ServiceSettings
+
+
+class ErrorDetail(BaseModel):
+    """The body of our 4xx answers: FastAPI's ``{"detail": ...}``, where detail is a message, a
+    list of field errors, or a structured report (e.g. row errors of a rejected delivery)."""
+
+    detail: str | list[Any] | dict[str, Any]
 
 
 def install_common(app: FastAPI, settings: ServiceSettings) -> None:

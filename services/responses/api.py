@@ -18,6 +18,7 @@ from services.responses.schemas import (
     SubmissionReceipt,
 )
 from services.responses.web import TooManyGuesses
+from shared.app import ErrorDetail
 from shared.auth import Principal, ensure_kommune_access, require_scopes
 
 router = APIRouter(tags=["survey"])
@@ -130,7 +131,11 @@ async def submit_paper(
     "/api/admin/supplements/{kommunekode}/{version}",
     status_code=status.HTTP_201_CREATED,
     summary="Publish a municipality's local supplement (immutable per version)",
-    responses={200: {"description": "already published with identical content"}, 409: {}, 422: {}},
+    responses={
+        200: {"description": "already published with identical content"},
+        409: {"model": ErrorDetail},
+        422: {"model": ErrorDetail, "description": "invalid body, or a supplement the questionnaire rules refuse"},
+    },
 )
 async def publish_supplement(
     request: Request,
@@ -157,13 +162,14 @@ async def publish_supplement(
     "/api/admin/rounds/{round_id}/questionnaire",
     response_model=RoundQuestionnaireOut,
     summary="Set a round's questionnaire: core, optional modules, municipalities' supplements",
+    responses={422: {"model": ErrorDetail, "description": "invalid body, or an unknown questionnaire, module or supplement"}},
     description="Citizens who already opened their link keep the version they were given.",
 )
 async def configure_round(
     request: Request,
     body: RoundQuestionnaireIn,
     round_id: str = Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$"),
-    principal: Principal = Depends(require_scopes("rounds:admin")),
+    principal: Principal = Depends(require_scopes("rounds:admin", "kommuner:all")),
 ) -> RoundQuestionnaireOut:
     async with request.app.state.runtime.uow() as uow:
         try:
@@ -176,7 +182,7 @@ async def configure_round(
 
 @admin.get("/api/admin/rounds/{round_id}/questionnaire", response_model=RoundQuestionnaireOut, summary="A round's questionnaire")
 async def get_round(
-    request: Request, round_id: str, principal: Principal = Depends(require_scopes("rounds:admin"))
+    request: Request, round_id: str, principal: Principal = Depends(require_scopes("rounds:admin", "kommuner:all"))
 ) -> RoundQuestionnaireOut:
     async with request.app.state.runtime.uow() as uow:
         return await _round_out(request, uow, round_id)

@@ -20,7 +20,9 @@ from shared.auth import Principal, require_scopes
 
 router = APIRouter(tags=["sampling"])
 ROUND_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-ADMIN = Depends(require_scopes("rounds:admin"))
+# Round-wide: a draw or an allocation spans every municipality of the round, so only a caller
+# acting for all of them (KL's operators) may run it.
+ADMIN = Depends(require_scopes("rounds:admin", "kommuner:all"))
 T = TypeVar("T")
 
 _ERRORS: dict[type[Exception], tuple[int, str]] = {
