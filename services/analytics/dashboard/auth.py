@@ -39,21 +39,33 @@ def _login_redirect(request: Request) -> HTTPException:
                          headers={"Location": f"/dashboard/login?next={quote(target, safe='')}"})
 
 
-async def dashboard_principal(request: Request) -> Principal:
-    """Bearer header (API clients, tests) or the dashboard cookie (browsers); no token: to login."""
-    header = request.headers.get("authorization", "")
-    token = header[7:].strip() if header.lower().startswith("bearer ") else request.cookies.get(COOKIE)
-    if not token:
-        raise _login_redirect(request)
-    try:
-        principal = await request.app.state.authenticator.verify(token)
-    except HTTPException:
-        if header:
-            raise
-        raise _login_redirect(request) from None  # an expired cookie: log in again
-    if SCOPE not in principal.scopes:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"missing scope: {SCOPE}")
-    return principal
+def require_dashboard_scopes(*scopes: str):
+    """Dependency: the bearer header (API clients, tests) or the dashboard cookie (browsers),
+    verified like every API token and holding every one of ``scopes``; no token at all sends a
+    browser to the login page. (Named require_* with ``scopes`` in its closure, as
+    shared.auth.require_scopes, so tools/authz_rules.py reads the rule from the code.)"""
+
+    async def dependency(request: Request) -> Principal:
+        header = request.headers.get("authorization", "")
+        token = header[7:].strip() if header.lower().startswith("bearer ") else request.cookies.get(COOKIE)
+        if not token:
+            raise _login_redirect(request)
+        try:
+            principal = await request.app.state.authenticator.verify(token)
+        except HTTPException:
+            if header:
+                raise
+            raise _login_redirect(request) from None  # an expired cookie: log in again
+        missing = [scope for scope in scopes if scope not in principal.scopes]
+        if missing:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"missing scope: {' '.join(missing)}")
+        return principal
+
+    dependency.__name__ = f"require_dashboard_{'_'.join(s.replace(':', '_') for s in scopes)}"
+    return dependency
+
+
+dashboard_principal = require_dashboard_scopes(SCOPE)
 
 
 async def fetch_token(request: Request, client_id: str, client_secret: str) -> tuple[str, int] | None:

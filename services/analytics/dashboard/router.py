@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Form, HTTPException, Path as P, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from services.analytics import service
@@ -22,7 +22,7 @@ from services.analytics.domain.publication import DIMENSIONS, NATIONAL
 from shared.auth import Principal
 
 HERE = Path(__file__).parent
-router = APIRouter(prefix="/dashboard", tags=["dashboard"], include_in_schema=False)
+router = APIRouter(prefix="/dashboard", tags=["dashboard"])
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 templates.env.globals.update(fmt_number=tx.fmt_number, fmt_percent=tx.fmt_percent, level_label=tx.level_label)
 
@@ -158,20 +158,20 @@ def _render(ctx: Ctx, template: str, status_code: int = 200, **extra) -> Respons
 # -- pages ---------------------------------------------------------------------------------------------
 
 
-@router.get("/static/dashboard.css")
+@router.get("/static/dashboard.css", include_in_schema=False)
 async def stylesheet() -> Response:
     response = Response((HERE / "static" / "dashboard.css").read_text(encoding="utf-8"), media_type="text/css")
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
 
 
-@router.get("/login")
+@router.get("/login", include_in_schema=False)
 async def login_page(request: Request, next: str | None = None, lang: str = "da", failed: bool = False) -> Response:
     ctx = Ctx(request, None, lang)
     return _render(ctx, "login.html", next=safe_next(next), failed=failed, enabled=dev_login_enabled())
 
 
-@router.post("/login")
+@router.post("/login", include_in_schema=False)
 async def login(request: Request, client_id: str = Form(...), client_secret: str = Form(...), next: str = Form("/dashboard/"),
                 lang: str = Form("da")) -> Response:
     ctx = Ctx(request, None, lang)
@@ -192,14 +192,14 @@ async def login(request: Request, client_id: str = Form(...), client_secret: str
     return response
 
 
-@router.post("/logout")
+@router.post("/logout", include_in_schema=False)
 async def logout() -> Response:
     response = RedirectResponse("/dashboard/login", status_code=303)
     response.delete_cookie(COOKIE, path="/dashboard", httponly=True, samesite="strict")
     return response
 
 
-@router.get("/")
+@router.get("/", response_class=HTMLResponse, summary="Dashboard: rounds and municipalities the caller may see")
 async def home(request: Request, lang: str = "da", principal: Principal = Depends(dashboard_principal)) -> Response:
     ctx = Ctx(request, principal, lang)
     async with request.app.state.runtime.uow() as uow:
@@ -218,6 +218,14 @@ RoundId = P(pattern=ROUND)
 Kommune = P(pattern=KOMMUNE)
 
 
+async def kommune_access(kommune: str = Kommune, principal: Principal = Depends(dashboard_principal)) -> Principal:
+    """Before anything else (body validation included): a municipality sees itself and the country."""
+    if kommune != NATIONAL and not principal.may_act_for(kommune):
+        raise HTTPException(403, detail=f"not allowed to act for municipality {kommune}")
+    return principal
+
+
+
 def _question(ctx: Ctx, question: str | None) -> str:
     if question is None:
         return data.OVERALL if data.OVERALL in ctx.ix.questions else (ctx.ix.questions or [data.OVERALL])[0]
@@ -226,9 +234,9 @@ def _question(ctx: Ctx, question: str | None) -> str:
     return question
 
 
-@router.get("/r/{round_id}/k/{kommune}")
+@router.get("/r/{round_id}/k/{kommune}", response_class=HTMLResponse, summary="Dashboard page: overview of a round for a municipality (or national)")
 async def overview(request: Request, round_id: str = RoundId, kommune: str = Kommune, lang: str = "da",
-                   principal: Principal = Depends(dashboard_principal)) -> Response:
+                   principal: Principal = Depends(kommune_access)) -> Response:
     ctx = await _load(request, principal, lang, round_id, kommune)
     ix = ctx.ix
     rates = [(data.kommune_name(k, ctx.lang), ix.rate(k)) for k in ([kommune, NATIONAL] if kommune != NATIONAL else [NATIONAL])]
@@ -240,17 +248,17 @@ async def overview(request: Request, round_id: str = RoundId, kommune: str = Kom
                    charts=[chart_view(ctx, await build_spec(ctx, "themes")), chart_view(ctx, await build_spec(ctx, "questions"))])
 
 
-@router.get("/r/{round_id}/k/{kommune}/q")
+@router.get("/r/{round_id}/k/{kommune}/q", response_class=HTMLResponse, summary="Dashboard page: the questions")
 async def question_index(request: Request, round_id: str = RoundId, kommune: str = Kommune, lang: str = "da",
-                         principal: Principal = Depends(dashboard_principal)) -> Response:
+                         principal: Principal = Depends(kommune_access)) -> Response:
     ctx = await _load(request, principal, lang, round_id, kommune)
     items = [(q, tx.question_text(q, ctx.lang), ctx.url(f"{ctx.base()}/q/{q}")) for q in ctx.ix.questions]
     return _render(ctx, "questions.html", items=items, charts=[chart_view(ctx, await build_spec(ctx, "questions"))])
 
 
-@router.get("/r/{round_id}/k/{kommune}/q/{question}")
+@router.get("/r/{round_id}/k/{kommune}/q/{question}", response_class=HTMLResponse, summary="Dashboard page: one question's answer distribution")
 async def question_page(request: Request, round_id: str = RoundId, kommune: str = Kommune, question: str = P(pattern=r"^q\d{1,3}$"),
-                        lang: str = "da", principal: Principal = Depends(dashboard_principal)) -> Response:
+                        lang: str = "da", principal: Principal = Depends(kommune_access)) -> Response:
     ctx = await _load(request, principal, lang, round_id, kommune)
     question = _question(ctx, question)
     summary = [(data.kommune_name(k, ctx.lang), data.Point.of(ctx.ix.total(question, k), "mean"),
@@ -260,9 +268,9 @@ async def question_page(request: Request, round_id: str = RoundId, kommune: str 
                    charts=[chart_view(ctx, await build_spec(ctx, f"dist-{question}"))])
 
 
-@router.get("/r/{round_id}/k/{kommune}/breakdowns")
+@router.get("/r/{round_id}/k/{kommune}/breakdowns", response_class=HTMLResponse, summary="Dashboard page: by target group, gender, age band, duration band")
 async def breakdowns(request: Request, round_id: str = RoundId, kommune: str = Kommune, question: str | None = None,
-                     lang: str = "da", principal: Principal = Depends(dashboard_principal)) -> Response:
+                     lang: str = "da", principal: Principal = Depends(kommune_access)) -> Response:
     ctx = await _load(request, principal, lang, round_id, kommune)
     question = _question(ctx, question)
     views = [chart_view(ctx, await build_spec(ctx, f"bd-{dim}-{question}")) for dim in DIMENSIONS]
@@ -270,9 +278,9 @@ async def breakdowns(request: Request, round_id: str = RoundId, kommune: str = K
                    action=f"{ctx.base()}/breakdowns")
 
 
-@router.get("/r/{round_id}/k/{kommune}/trends")
+@router.get("/r/{round_id}/k/{kommune}/trends", response_class=HTMLResponse, summary="Dashboard page: development over rounds, with targets")
 async def trends(request: Request, round_id: str = RoundId, kommune: str = Kommune, question: str | None = None,
-                 lang: str = "da", principal: Principal = Depends(dashboard_principal)) -> Response:
+                 lang: str = "da", principal: Principal = Depends(kommune_access)) -> Response:
     ctx = await _load(request, principal, lang, round_id, kommune)
     question = _question(ctx, question)
     rows, _ = await _trend_rows(ctx)
@@ -282,9 +290,9 @@ async def trends(request: Request, round_id: str = RoundId, kommune: str = Kommu
                    charts=[chart_view(ctx, await build_spec(ctx, f"trend-{question}"))], action=f"{ctx.base()}/trends")
 
 
-@router.get("/r/{round_id}/k/{kommune}/fair")
+@router.get("/r/{round_id}/k/{kommune}/fair", response_class=HTMLResponse, summary="Dashboard page: raw and composition-adjusted score")
 async def fair(request: Request, round_id: str = RoundId, kommune: str = Kommune, question: str | None = None,
-               lang: str = "da", principal: Principal = Depends(dashboard_principal)) -> Response:
+               lang: str = "da", principal: Principal = Depends(kommune_access)) -> Response:
     ctx = await _load(request, principal, lang, round_id, kommune)
     if kommune == NATIONAL:
         raise HTTPException(404, detail="the fair comparison is per municipality")
@@ -295,9 +303,9 @@ async def fair(request: Request, round_id: str = RoundId, kommune: str = Kommune
                    action=f"{ctx.base()}/fair")
 
 
-@router.get("/r/{round_id}/k/{kommune}/targets")
+@router.get("/r/{round_id}/k/{kommune}/targets", response_class=HTMLResponse, summary="Dashboard page: the municipality's targets")
 async def targets_page(request: Request, round_id: str = RoundId, kommune: str = Kommune, lang: str = "da",
-                       principal: Principal = Depends(dashboard_principal)) -> Response:
+                       principal: Principal = Depends(kommune_access)) -> Response:
     ctx = await _load(request, principal, lang, round_id, kommune)
     if kommune == NATIONAL:
         raise HTTPException(404, detail="targets belong to a municipality")
@@ -305,16 +313,17 @@ async def targets_page(request: Request, round_id: str = RoundId, kommune: str =
                    action=f"{ctx.base()}/targets")
 
 
-@router.post("/r/{round_id}/k/{kommune}/targets")
+@router.post("/r/{round_id}/k/{kommune}/targets", status_code=303, response_class=RedirectResponse,
+             summary="Dashboard: set or delete a target of the municipality (form post)")
 async def set_target(request: Request, round_id: str = RoundId, kommune: str = Kommune, question: str = Form(...),
                      indicator: str = Form("mean"), value: str = Form(""), delete: str | None = Form(None),
-                     lang: str = Form("da"), principal: Principal = Depends(dashboard_principal)) -> Response:
+                     lang: str = Form("da"), principal: Principal = Depends(kommune_access)) -> Response:
     """Cookie is SameSite=Strict, so a cross-site form cannot post here with the user's session."""
     ctx = await _load(request, principal, lang, round_id, kommune)
     if kommune == NATIONAL:
         raise HTTPException(404, detail="targets belong to a municipality")
     if question not in ctx.ix.questions or indicator not in ("mean", "top2_share"):
-        raise HTTPException(422, detail="unknown question or indicator")
+        raise HTTPException(400, detail="unknown question or indicator")
     async with request.app.state.runtime.uow() as uow:
         key = {"kommunekode": kommune, "question": question, "indicator": indicator}
         if delete:
@@ -323,10 +332,10 @@ async def set_target(request: Request, round_id: str = RoundId, kommune: str = K
             try:
                 number = float(value.replace(",", "."))
             except ValueError:
-                raise HTTPException(422, detail="the target must be a number") from None
+                raise HTTPException(400, detail="the target must be a number") from None
             low, high = (1.0, 5.0) if indicator == "mean" else (0.0, 1.0)
             if not low <= number <= high:
-                raise HTTPException(422, detail=f"the target must lie in [{low}, {high}]")
+                raise HTTPException(400, detail=f"the target must lie in [{low}, {high}]")
             row = await uow.session.get(DashboardTarget, (kommune, question, indicator))
             if row is None:
                 uow.session.add(DashboardTarget(**key, value=number, set_by=principal.subject))
@@ -339,10 +348,12 @@ async def set_target(request: Request, round_id: str = RoundId, kommune: str = K
 # -- downloads -----------------------------------------------------------------------------------------
 
 
-@router.get("/r/{round_id}/k/{kommune}/chart/{chart_id}.{ext}")
+@router.get("/r/{round_id}/k/{kommune}/chart/{chart_id}.{ext}", response_class=Response,
+            summary="Dashboard: one chart as PNG, SVG or a PowerPoint slide with a native chart",
+            responses={200: {"content": {MEDIA["png"]: {}, MEDIA["svg"]: {}, MEDIA["pptx"]: {}}}})
 async def chart_file(request: Request, round_id: str = RoundId, kommune: str = Kommune, chart_id: str = P(max_length=64),
                      ext: str = P(pattern=r"^(png|svg|pptx)$"), lang: str = "da",
-                     principal: Principal = Depends(dashboard_principal)) -> Response:
+                     principal: Principal = Depends(kommune_access)) -> Response:
     ctx = await _load(request, principal, lang, round_id, kommune)
     spec = await build_spec(ctx, chart_id)
     if ext == "pptx":
@@ -373,9 +384,11 @@ def _deck(ctx: Ctx, specs: list[data.ChartSpec]) -> bytes:
     return slides.to_bytes(deck)
 
 
-@router.get("/r/{round_id}/k/{kommune}/report.{ext}")
+@router.get("/r/{round_id}/k/{kommune}/report.{ext}", response_class=Response,
+            summary="Dashboard: the whole round as a PowerPoint deck or a PDF",
+            responses={200: {"content": {MEDIA["pptx"]: {}, "application/pdf": {}}}})
 async def report(request: Request, round_id: str = RoundId, kommune: str = Kommune, ext: str = P(pattern=r"^(pptx|pdf)$"),
-                 lang: str = "da", principal: Principal = Depends(dashboard_principal)) -> Response:
+                 lang: str = "da", principal: Principal = Depends(kommune_access)) -> Response:
     ctx = await _load(request, principal, lang, round_id, kommune)
     specs = await report_specs(ctx)
     title = f"{ctx.t['app']}: {ctx.t['round'].lower()} {round_id}, {data.kommune_name(kommune, ctx.lang)}"

@@ -76,6 +76,10 @@ def add_chart_slide(deck: Presentation, spec: ChartSpec, lang: str) -> None:
     first.text = t["data_table"]
     first.font.bold = True
     first.font.size = Pt(12)
+    legend = frame.add_paragraph()
+    legend.text = " | ".join(header[1:])
+    legend.font.size = Pt(9)
+    legend.font.bold = True
     for row in rows:
         p = frame.add_paragraph()
         p.text = f"{row[0]}: " + " | ".join(row[1:])
