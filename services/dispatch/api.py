@@ -6,12 +6,13 @@ from fastapi import APIRouter, Depends, Path, Request
 from services.dispatch import service
 from services.dispatch.models import ROUND_DEFAULT, DispatchStep, Invitation
 from services.dispatch.schemas import DispatchStatus, FailedStep, Failures, RoundPlan, RoundPlans, StepCount
-from shared.auth import Principal, require_scopes
+from shared.auth import Principal, ensure_kommune_access, require_scopes
 
 router = APIRouter(tags=["dispatch"])
 ROUND_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 KOMMUNE_PATTERN = r"^\d{3}$"
-admin = require_scopes("rounds:admin")
+# Dispatch plans, status and failures span every municipality of a round: KL's operators only.
+admin = require_scopes("rounds:admin", "kommuner:all")
 
 
 @router.put("/rounds/{round_id}/plan", response_model=RoundPlans, summary="Set the round's default dispatch plan")
@@ -25,6 +26,7 @@ async def put_round_plan(request: Request, plan: RoundPlan, round_id: str = Path
 async def put_municipality_plan(request: Request, plan: RoundPlan, round_id: str = Path(pattern=ROUND_PATTERN),
                                 kommunekode: str = Path(pattern=KOMMUNE_PATTERN),
                                 principal: Principal = Depends(admin)) -> RoundPlans:
+    ensure_kommune_access(principal, kommunekode)
     return await _put(request, round_id, kommunekode, plan)
 
 

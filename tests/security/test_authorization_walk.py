@@ -292,7 +292,10 @@ async def test_other_municipality_is_refused(live_services, operation, dev_issue
             f"a token for {KOMMUNE_OWN} with {rule.describe()} got {foreign.status_code} on {KOMMUNE_OTHER}'s resource "
             f"(expected 403): {foreign.text[:300]}"
         )
-    if own.status_code in (401, 403):
+    national_only = "kommuner:all" in rule.all_of  # round administration: KL's operators only
+    if national_only and own.status_code != 403:
+        problems.append(f"a national-only operation let a token bound to {KOMMUNE_OWN} in: {own.status_code} {own.text[:300]}")
+    if not national_only and own.status_code in (401, 403):
         problems.append(f"a token for {KOMMUNE_OWN} was refused on its own municipality: {own.status_code} {own.text[:300]}")
     assert not problems, f"{_id(operation)}: " + "; ".join(problems)
 
@@ -319,15 +322,10 @@ def test_public_allow_list_is_reviewed():
 
 # --- round-wide administration -------------------------------------------------------------------------------------
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="POLICY OPEN (issue 10): rounds:admin is not tied to kommuner:all, so a municipality-bound token holding it "
-    "acts on every municipality's round (draw, plans, status). Decide: require kommuner:all with rounds:admin, or "
-    "filter per municipality. strict: passes -> XPASS -> remove this mark.",
-)
 async def test_round_wide_admin_needs_all_municipalities(live_services, dev_issuer):
     """A round-wide admin operation (no municipality parameter) serves or changes every
-    municipality's data; a token bound to one municipality must not reach it."""
+    municipality's data; a token bound to one municipality must not reach it. Policy: round
+    administration needs rounds:admin AND kommuner:all."""
     token = dev_issuer.mint("kommune-101-admin", ["rounds:admin"], [KOMMUNE_OWN])
     reachable = []
     for operation in PROTECTED:

@@ -314,12 +314,17 @@ async def targets_page(request: Request, round_id: str = RoundId, kommune: str =
 
 
 @router.post("/r/{round_id}/k/{kommune}/targets", status_code=303, response_class=RedirectResponse,
-             summary="Dashboard: set or delete a target of the municipality (form post)")
-async def set_target(request: Request, round_id: str = RoundId, kommune: str = Kommune, question: str = Form(...),
-                     indicator: str = Form("mean"), value: str = Form(""), delete: str | None = Form(None),
-                     lang: str = Form("da"), principal: Principal = Depends(kommune_access)) -> Response:
-    """Cookie is SameSite=Strict, so a cross-site form cannot post here with the user's session."""
-    ctx = await _load(request, principal, lang, round_id, kommune)
+             summary="Dashboard: set or delete a target of the municipality (form post)",
+             description="Form fields (application/x-www-form-urlencoded): question, indicator (mean | top2_share), "
+             "value (decimal comma or point), delete (any value deletes), lang. 400 on a bad field.")
+async def set_target(request: Request, round_id: str = RoundId, kommune: str = Kommune,
+                     principal: Principal = Depends(kommune_access)) -> Response:
+    """The form is read here, after the access check (the cookie is SameSite=Strict, so a
+    cross-site form cannot post with the user's session)."""
+    form = await request.form()
+    field = lambda name, default="": str(form.get(name) or default)[:64]  # noqa: E731
+    question, indicator, value, delete = field("question"), field("indicator", "mean"), field("value"), field("delete")
+    ctx = await _load(request, principal, field("lang", "da"), round_id, kommune)
     if kommune == NATIONAL:
         raise HTTPException(404, detail="targets belong to a municipality")
     if question not in ctx.ix.questions or indicator not in ("mean", "top2_share"):

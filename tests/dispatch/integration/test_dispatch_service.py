@@ -42,7 +42,7 @@ KOMMUNE = "492"  # Ærø, a small municipality
 async def test_plan_api_arms_and_invitations_in_the_sink(service_env, dev_issuer):
     settings = make_settings(service_env, reminder_interval_days=30)
     sink = Path(service_env["DEV_SINK_DIR"])
-    admin = bearer(dev_issuer.mint("kl-operator", ["rounds:admin"]))
+    admin = bearer(dev_issuer.mint("kl-operator", ["rounds:admin", "kommuner:all"]))
     plan = {"reminder_count": 2, "arms": {"sms_reminder": {"weight": 0.5, "reminder_channels": ["letter", "sms"]},
                                           "no_sms": 0.5}, "experiment_seed": "seed-1"}
     app = create_app(settings)
