@@ -11,7 +11,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
 	# axe-core for the accessibility tests (the form's own assets are vendored, npm is not needed to run)
-	if command -v npm >/dev/null 2>&1; then cd services/responses/frontend && npm ci --no-audit --no-fund --silent; fi
+	if command -v npm >/dev/null 2>&1; then \
+	  (cd services/responses/frontend && npm ci --no-audit --no-fund --silent) && \
+	  (cd tests/analytics/dashboard && npm ci --no-audit --no-fund --silent); fi
 	touch $(STAMP)
 
 install: $(STAMP)
