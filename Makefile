@@ -30,7 +30,7 @@ test: $(STAMP)
 # The bus, Kafka-only and end-to-end tests on a real Apache Kafka (KRaft, jars from Maven Central,
 # cached in ~/.cache/borgerblik/kafka).
 test-kafka: $(STAMP)
-	$(BIN)/pytest -q --broker=kafka tests/bus tests/kafka tests/e2e tests/bus_real_kafka_smoke
+	$(BIN)/pytest -q --broker=kafka tests/e2e tests/bus tests/kafka tests/bus_real_kafka_smoke
 
 schemas: $(STAMP)
 	$(BIN)/python -m shared.events schemas shared/schemas

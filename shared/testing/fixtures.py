@@ -107,11 +107,18 @@ def kafka_bootstrap(broker) -> str:
 
 
 @pytest.fixture
-def durable_broker(broker):
-    """A broker the test may restart without losing data: only a real Apache Kafka is one."""
-    if not hasattr(broker, "restart") or isinstance(broker, TansuBroker):
-        pytest.skip("needs a restartable, durable broker: run with --broker=kafka (make test-kafka)")
-    return broker
+def durable_broker(request, tmp_path):
+    """A real Apache Kafka of the test's own, which it may restart: restarting the session's
+    broker would disturb every test after it. Only with --broker=kafka (a memory-only broker
+    loses everything on restart, and an external one is not ours to restart)."""
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or request.config.getoption("--broker") != "kafka":
+        pytest.skip("needs a restartable, durable broker of its own: run with --broker=kafka (make test-kafka)")
+    from shared.testing.apache_kafka import ApacheKafkaBroker
+
+    kafka = ApacheKafkaBroker(tmp_path / "kafka")
+    kafka.start(timeout=600)
+    yield kafka
+    kafka.stop()
 
 
 @pytest.fixture
