@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
 import signal
 import socket
 import subprocess
@@ -136,10 +135,3 @@ def resolve_kafka(bootstrap_servers: str | None, state_dir: str) -> str:
         logger.info("KAFKA_BOOTSTRAP_SERVERS unset: started embedded Tansu broker on port %s", LOCAL_KAFKA_PORT)
     return f"127.0.0.1:{LOCAL_KAFKA_PORT}"
 
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return True
-    except OSError:
-        return False

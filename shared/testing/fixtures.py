@@ -185,7 +185,3 @@ async def running_app(app) -> AsyncIterator[httpx.AsyncClient]:
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
-
-@pytest.fixture
-def repo_root() -> Path:
-    return Path(__file__).resolve().parents[2]
