@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import re
 import tempfile
 from pathlib import Path
 
@@ -65,23 +64,9 @@ class DevSinkChannel(Channel):
         return result
 
 
-_MEMO_URL = re.compile(rb"<memo:url>([^<]{1,256})</memo:url>")
-
-
-def _with_link_comment(memo_xml: bytes) -> bytes:
-    """Put the survey link in a comment at the top, so a person (or a test) scanning the file
-    finds it before the base64 PDF, whose text can look like anything. Still a valid MeMo."""
-    match = _MEMO_URL.search(memo_xml)
-    if not match or b"--" in match.group(1):
-        return memo_xml
-    declaration, sep, rest = memo_xml.partition(b"?>")
-    comment = b"\n<!-- survey link: " + match.group(1) + b" -->"
-    return declaration + sep + comment + rest if sep else memo_xml
-
-
 def _render(message: OutgoingMessage) -> tuple[str, bytes]:
     if message.memo_xml is not None:
-        return ".xml", _with_link_comment(message.memo_xml)
+        return ".xml", message.memo_xml
     if message.kind is MessageKind.DIGITAL_POST:
         raise ValueError("message has no MeMo document")
     if message.kind is MessageKind.SMS:

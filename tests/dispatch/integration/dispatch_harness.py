@@ -6,7 +6,6 @@ import asyncio
 import base64
 import json
 import random
-import re
 import sys
 import uuid
 from collections import Counter
@@ -25,7 +24,6 @@ from shared.testing.fixtures import settings_from_env
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))  # the unit tests' fakes
 
-LINK_PATTERN = re.compile(r"/s/([A-Za-z0-9_-]{20,100})")  # as shared/testing/round.py scans the sink
 
 
 def make_settings(env: dict[str, str], **overrides) -> DispatchSettings:
