@@ -2,8 +2,9 @@
 idempotent consumer, with end-to-end latency (commit of the producing transaction -> commit of
 the consuming transaction).
 
-  .venv/bin/python bench/bus_throughput.py --broker tansu --events 20000
-  .venv/bin/python bench/bus_throughput.py --broker kafka --events 20000
+  .venv/bin/python bench/bus_throughput.py --broker tansu --events 20000            # burst: throughput
+  .venv/bin/python bench/bus_throughput.py --broker tansu --events 10000 --rate 500 # paced: latency
+  .venv/bin/python bench/bus_throughput.py --broker kafka ...
 
 Starts embedded PostgreSQL and the chosen broker itself (or uses DATABASE_URL /
 KAFKA_BOOTSTRAP_SERVERS when set). Prints its figures; asserts nothing.
@@ -41,7 +42,7 @@ def event(i: int) -> InvitationSent:
     )
 
 
-async def run(bootstrap: str, database_url: str, events: int, per_transaction: int) -> dict:
+async def run(bootstrap: str, database_url: str, events: int, per_transaction: int, rate: float | None) -> dict:
     engine = make_engine(database_url, pool_size=20)
     async with engine.begin() as conn:
         await conn.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}"))
@@ -74,6 +75,8 @@ async def run(bootstrap: str, database_url: str, events: int, per_transaction: i
 
     started = time.perf_counter()
     for start in range(0, events, per_transaction):
+        if rate:  # paced: latency below capacity, not the queue a burst builds up
+            await asyncio.sleep(max(0.0, started + start / rate - time.perf_counter()))
         async with uow() as work:
             for i in range(start, min(start + per_transaction, events)):
                 work.publish(event(i))
@@ -106,11 +109,12 @@ def main() -> None:
     parser.add_argument("--broker", choices=["tansu", "kafka"], default="tansu")
     parser.add_argument("--events", type=int, default=20000)
     parser.add_argument("--per-transaction", type=int, default=50)
+    parser.add_argument("--rate", type=float, default=None, help="events/s to pace the producer at (default: as fast as it can)")
     args = parser.parse_args()
 
     with local_infra(args.broker) as infra:
-        figures = asyncio.run(run(infra.bootstrap_servers, infra.database_url, args.events, args.per_transaction))
-    print(f"broker={args.broker} events={figures['events']} per_transaction={args.per_transaction}")
+        figures = asyncio.run(run(infra.bootstrap_servers, infra.database_url, args.events, args.per_transaction, args.rate))
+    print(f"broker={args.broker} events={figures['events']} per_transaction={args.per_transaction} rate={args.rate or 'burst'}")
     print(f"  committed into the outbox : {figures['outbox_commit_rate']:8.0f} events/s")
     print(f"  end to end (consumed)     : {figures['end_to_end_rate']:8.0f} events/s")
     print(f"  latency commit->consumed  : p50 {figures['p50_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms")
