@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import math
-import shutil
-import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
+
 import uvicorn
 
 from dashboard_helpers import Tables
@@ -21,25 +20,18 @@ from shared.auth.dev_issuer import create_app as issuer_app
 from shared.auth.dev_issuer import load_clients
 from shared.infra import free_port
 from shared.testing.fixtures import bearer
+from shared.testing.browser import CHROMIUM, CHROMIUM_ARGS, WCAG_TAGS, needs_chromium
+from shared.testing.browser import axe_source as load_axe
 
-CHROMIUM = Path("/usr/bin/chromium")
 HERE = Path(__file__).resolve().parent
-AXE = HERE / "node_modules" / "axe-core" / "axe.min.js"
-WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
-CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 R = "2026-1"
 
-pytestmark = [pytest.mark.browser, pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install -y chromium)")]
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
 def axe_source() -> str:
-    if not AXE.exists() and shutil.which("npm"):
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=HERE, check=True, capture_output=True, timeout=300)
-    if not AXE.exists():
-        pytest.fail(f"axe-core missing: run `npm ci` in {HERE}")
-    return AXE.read_text(encoding="utf-8")
+    return load_axe(HERE)
 
 
 @pytest.fixture(scope="module")

@@ -6,12 +6,11 @@ axe-core (npm axe-core) on every page including error states: no WCAG 2.1 A/AA v
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+
 import uvicorn
 
 from responses_helpers import issue
@@ -19,27 +18,17 @@ from services.responses.config import ResponsesSettings
 from services.responses.main import create_app
 from shared.infra import free_port
 from shared.testing.fixtures import settings_from_env
+from shared.testing.browser import CHROMIUM, CHROMIUM_ARGS, WCAG_TAGS, needs_chromium
+from shared.testing.browser import axe_source as load_axe
 
-CHROMIUM = Path("/usr/bin/chromium")
 FRONTEND = Path(__file__).resolve().parents[3] / "services" / "responses" / "frontend"
-AXE = FRONTEND / "node_modules" / "axe-core" / "axe.min.js"
-WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]
 
-pytestmark = [pytest.mark.browser, pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install -y chromium)")]
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
 def axe_source() -> str:
-    if not AXE.exists() and shutil.which("npm"):
-        # The lock file pins axe-core; `npm ci` is the ordinary, reproducible install.
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=FRONTEND, check=True, capture_output=True, timeout=300)
-    if not AXE.exists():
-        pytest.fail(f"axe-core missing: run `npm ci` in {FRONTEND}")
-    return AXE.read_text(encoding="utf-8")
+    return load_axe(FRONTEND)
 
 
 @pytest.fixture(scope="module")
