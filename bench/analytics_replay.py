@@ -18,10 +18,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -37,8 +35,8 @@ from shared.auth.dev_issuer import DevIssuer  # noqa: E402
 from shared.bus import make_producer  # noqa: E402
 from shared.db import to_async_url  # noqa: E402
 from shared.events import Envelope  # noqa: E402
-from shared.infra import TansuBroker, start_embedded_postgres  # noqa: E402
-from shared.testing.fixtures import bearer, create_test_database, running_app  # noqa: E402
+from shared.testing.local_infra import LocalInfra, local_infra  # noqa: E402
+from shared.testing.fixtures import bearer, running_app  # noqa: E402
 
 
 def pct(values: list[float], p: float) -> float:
@@ -54,108 +52,99 @@ async def produce_all(producer, prefix: str, payloads) -> None:
     await asyncio.gather(*futures)
 
 
-async def main(args) -> None:
-    base = Path(tempfile.mkdtemp(prefix="bbbench-"))
-    base.chmod(0o755)
-    server, admin_url = start_embedded_postgres(base / "pg", database="postgres")
-    broker = TansuBroker(log_file=base / "tansu.log").start()
-    try:
-        issuer = DevIssuer()
-        prefix = "bench."
-        database_url = await create_test_database(admin_url)
-        settings = AnalyticsSettings(
-            database_url=database_url, kafka_bootstrap_servers=broker.bootstrap_servers, kafka_topic_prefix=prefix,
-            auth_jwks_json=issuer.jwks_json(), log_level="WARNING", consumer_batch_max_records=500,
-        )
-        kommuner = [str(101 + 4 * i) for i in range(args.kommuner)]
+async def main(args, infra: LocalInfra) -> None:
+    issuer = DevIssuer()
+    prefix = "bench."
+    database_url = infra.database_url
+    settings = AnalyticsSettings(
+        database_url=database_url, kafka_bootstrap_servers=infra.bootstrap_servers, kafka_topic_prefix=prefix,
+        auth_jwks_json=issuer.jwks_json(), log_level="WARNING", consumer_batch_max_records=500,
+    )
+    kommuner = [str(101 + 4 * i) for i in range(args.kommuner)]
+    t0 = time.perf_counter()
+    big = synthetic_round("bench-1", kommuner, respondents=args.responses, seed=5, invite_factor=(1, 2))
+    print(f"generated {len(big.responses)} responses, {len(big.invitations)} invitations, "
+          f"{len(big.samples)} strata in {time.perf_counter() - t0:.1f} s", flush=True)
+
+    producer = make_producer(infra.bootstrap_servers, "bench")
+    await producer.start()
+    token = issuer.mint("kl", ["aggregates:read", "kommuner:all"])
+    engine = create_async_engine(to_async_url(database_url))
+    async with running_app(create_app(settings)) as client:
+        # Topics exist now (the service creates them); produce the whole round, then time the
+        # consumption from a fresh database: that is the rebuild.
         t0 = time.perf_counter()
-        big = synthetic_round("bench-1", kommuner, respondents=args.responses, seed=5, invite_factor=(1, 2))
-        print(f"generated {len(big.responses)} responses, {len(big.invitations)} invitations, "
-              f"{len(big.samples)} strata in {time.perf_counter() - t0:.1f} s", flush=True)
+        await produce_all(producer, prefix, big.samples + big.invitations + big.responses)
+        produced_in = time.perf_counter() - t0
+        total_events = len(big.samples) + len(big.invitations) + len(big.responses)
+        async with engine.connect() as conn:
+            while True:
+                n = (await conn.execute(sa.text("SELECT coalesce(sum(answered), 0), coalesce(sum(invited), 0) FROM analytics.rate_tally"))).one()
+                if n[0] >= len(big.responses) and n[1] >= len(big.invitations):
+                    break
+                await asyncio.sleep(0.25)
+        replay_s = time.perf_counter() - t0
+        print(f"replay: {total_events} events ({len(big.responses)} responses) in {replay_s:.1f} s "
+              f"= {total_events / replay_s:.0f} events/s (producing took {produced_in:.1f} s of it)", flush=True)
 
-        producer = make_producer(broker.bootstrap_servers, "bench")
-        await producer.start()
-        token = issuer.mint("kl", ["aggregates:read", "kommuner:all"])
-        engine = create_async_engine(to_async_url(database_url))
-        async with running_app(create_app(settings)) as client:
-            # Topics exist now (the service creates them); produce the whole round, then time the
-            # consumption from a fresh database: that is the rebuild.
-            t0 = time.perf_counter()
-            await produce_all(producer, prefix, big.samples + big.invitations + big.responses)
-            produced_in = time.perf_counter() - t0
-            total_events = len(big.samples) + len(big.invitations) + len(big.responses)
-            async with engine.connect() as conn:
-                while True:
-                    n = (await conn.execute(sa.text("SELECT coalesce(sum(answered), 0), coalesce(sum(invited), 0) FROM analytics.rate_tally"))).one()
-                    if n[0] >= len(big.responses) and n[1] >= len(big.invitations):
-                        break
-                    await asyncio.sleep(0.25)
-            replay_s = time.perf_counter() - t0
-            print(f"replay: {total_events} events ({len(big.responses)} responses) in {replay_s:.1f} s "
-                  f"= {total_events / replay_s:.0f} events/s (producing took {produced_in:.1f} s of it)", flush=True)
+        # Reads of a computed publication, and the cost of the first read after a change.
+        t0 = time.perf_counter()
+        r = await client.get("/rounds/bench-1/indicators", params={"question": "q13", "dimension": "maalgruppe"}, headers=bearer(token))
+        assert r.status_code == 200, r.text
+        recompute = time.perf_counter() - t0
+        lat = []
+        params = [{"question": f"q{1 + i % 13}", "dimension": ("maalgruppe", "gender", "age_band", "duration_band")[i % 4],
+                   "kommunekode": kommuner[i % len(kommuner)]} for i in range(args.reads)]
+        for p in params:
+            t = time.perf_counter()
+            r = await client.get("/rounds/bench-1/indicators", params=p, headers=bearer(token))
+            lat.append((time.perf_counter() - t) * 1000)
+            assert r.status_code == 200
+        print(f"first read after change (recompute of {len(big.responses)}-response round): {recompute * 1000:.0f} ms", flush=True)
+        print(f"aggregate reads ({len(lat)}): p50 {pct(lat, 50):.1f} ms, p99 {pct(lat, 99):.1f} ms", flush=True)
 
-            # Reads of a computed publication, and the cost of the first read after a change.
-            t0 = time.perf_counter()
-            r = await client.get("/rounds/bench-1/indicators", params={"question": "q13", "dimension": "maalgruppe"}, headers=bearer(token))
-            assert r.status_code == 200, r.text
-            recompute = time.perf_counter() - t0
-            lat = []
-            params = [{"question": f"q{1 + i % 13}", "dimension": ("maalgruppe", "gender", "age_band", "duration_band")[i % 4],
-                       "kommunekode": kommuner[i % len(kommuner)]} for i in range(args.reads)]
-            for p in params:
-                t = time.perf_counter()
-                r = await client.get("/rounds/bench-1/indicators", params=p, headers=bearer(token))
-                lat.append((time.perf_counter() - t) * 1000)
-                assert r.status_code == 200
-            print(f"first read after change (recompute of {len(big.responses)}-response round): {recompute * 1000:.0f} ms", flush=True)
-            print(f"aggregate reads ({len(lat)}): p50 {pct(lat, 50):.1f} ms, p99 {pct(lat, 99):.1f} ms", flush=True)
+        # Freshness: a live round receiving ~200 answers/s.
+        live = synthetic_round("bench-live", kommuner, respondents=int(args.rate * args.seconds), seed=9, invite_factor=(1, 1))
+        await produce_all(producer, prefix, live.samples)
+        sent_at: list[float] = []
+        seen_at: dict[int, float] = {}
+        done = asyncio.Event()
 
-            # Freshness: a live round receiving ~200 answers/s.
-            live = synthetic_round("bench-live", kommuner, respondents=int(args.rate * args.seconds), seed=9, invite_factor=(1, 1))
-            await produce_all(producer, prefix, live.samples)
-            sent_at: list[float] = []
-            seen_at: dict[int, float] = {}
-            done = asyncio.Event()
+        async def send() -> None:
+            start = time.perf_counter()
+            for i, p in enumerate(live.responses):
+                target = start + i / args.rate
+                if (delay := target - time.perf_counter()) > 0:
+                    await asyncio.sleep(delay)
+                value = Envelope.wrap(p, source="bench", correlation_id="bench").model_dump_json().encode()
+                sent_at.append(time.perf_counter())
+                await producer.send(f"{prefix}{p.event_type}", value, key=p.key().encode())
+            done.set()
 
-            async def send() -> None:
-                start = time.perf_counter()
-                for i, p in enumerate(live.responses):
-                    target = start + i / args.rate
-                    if (delay := target - time.perf_counter()) > 0:
-                        await asyncio.sleep(delay)
-                    value = Envelope.wrap(p, source="bench", correlation_id="bench").model_dump_json().encode()
-                    sent_at.append(time.perf_counter())
-                    await producer.send(f"{prefix}{p.event_type}", value, key=p.key().encode())
-                done.set()
+        async def poll() -> None:
+            last = 0
+            while True:
+                r = await client.get("/rounds/bench-live/response-rates", headers=bearer(token))
+                now = time.perf_counter()
+                rows = r.json()["rows"]
+                count = (rows[0]["answers"] or 0) if rows else 0
+                for i in range(last, count):
+                    seen_at.setdefault(i, now)
+                last = max(last, count)
+                if done.is_set() and last >= len(live.responses):
+                    return
+                await asyncio.sleep(0.01)
 
-            async def poll() -> None:
-                last = 0
-                while True:
-                    r = await client.get("/rounds/bench-live/response-rates", headers=bearer(token))
-                    now = time.perf_counter()
-                    rows = r.json()["rows"]
-                    count = (rows[0]["answers"] or 0) if rows else 0
-                    for i in range(last, count):
-                        seen_at.setdefault(i, now)
-                    last = max(last, count)
-                    if done.is_set() and last >= len(live.responses):
-                        return
-                    await asyncio.sleep(0.01)
-
-            t0 = time.perf_counter()
-            await asyncio.gather(send(), asyncio.wait_for(poll(), args.seconds + 120))
-            elapsed = time.perf_counter() - t0
-            # Responses are counted in whatever order partitions deliver; the k-th counted answer
-            # is matched with the k-th sent, which is the fair pairing for a count.
-            fresh = [(seen_at[i] - sent_at[i]) * 1000 for i in range(len(sent_at)) if i in seen_at]
-            print(f"freshness ({len(fresh)} answers at {len(live.responses) / (sent_at[-1] - sent_at[0]):.0f}/s over {elapsed:.0f} s): "
-                  f"p50 {pct(fresh, 50):.0f} ms, p99 {pct(fresh, 99):.0f} ms", flush=True)
-        await producer.stop()
-        await engine.dispose()
-    finally:
-        broker.stop()
-        server.cleanup()
-        shutil.rmtree(base, ignore_errors=True)
+        t0 = time.perf_counter()
+        await asyncio.gather(send(), asyncio.wait_for(poll(), args.seconds + 120))
+        elapsed = time.perf_counter() - t0
+        # Responses are counted in whatever order partitions deliver; the k-th counted answer
+        # is matched with the k-th sent, which is the fair pairing for a count.
+        fresh = [(seen_at[i] - sent_at[i]) * 1000 for i in range(len(sent_at)) if i in seen_at]
+        print(f"freshness ({len(fresh)} answers at {len(live.responses) / (sent_at[-1] - sent_at[0]):.0f}/s over {elapsed:.0f} s): "
+              f"p50 {pct(fresh, 50):.0f} ms, p99 {pct(fresh, 99):.0f} ms", flush=True)
+    await producer.stop()
+    await engine.dispose()
 
 
 if __name__ == "__main__":
@@ -166,4 +155,5 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--reads", type=int, default=500)
     os.environ.setdefault("LOG_JSON", "false")
-    asyncio.run(main(parser.parse_args()))
+    with local_infra() as infra:
+        asyncio.run(main(parser.parse_args(), infra))

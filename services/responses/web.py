@@ -299,15 +299,20 @@ async def saved(request: Request, token: str) -> Response:
     return message(request, "saved", 200, link=(f"{_base(token)}/side/{resume}{_query(_lang(request))}", t["saved_continue"]))
 
 
-@router.get("/s/{token}/tak")
-async def thanks(request: Request, token: str) -> Response:
+async def _final_page(request: Request, token: str, status: str, page: str, **kwargs) -> Response:
+    """The page after a link is spent; anyone else who opens it is sent back to the start."""
     try:
         respondent = await _status(request, token)
     except service.UnknownLink as exc:
         return link_problem(request, exc)
-    if respondent.status != "submitted":
+    if respondent.status != status:
         return RedirectResponse(f"{_base(token)}{_query(_lang(request))}", status_code=303)
-    return message(request, "thanks", 200, extra=[TEXTS[_lang(request)]["thanks_close"]])
+    return message(request, page, 200, **kwargs)
+
+
+@router.get("/s/{token}/tak")
+async def thanks(request: Request, token: str) -> Response:
+    return await _final_page(request, token, "submitted", "thanks", extra=[TEXTS[_lang(request)]["thanks_close"]])
 
 
 @router.get("/s/{token}/afmeld")
@@ -341,13 +346,7 @@ async def opt_out(request: Request, token: str) -> Response:
 
 @router.get("/s/{token}/afmeldt")
 async def opted_out(request: Request, token: str) -> Response:
-    try:
-        respondent = await _status(request, token)
-    except service.UnknownLink as exc:
-        return link_problem(request, exc)
-    if respondent.status != "opted_out":
-        return RedirectResponse(f"{_base(token)}{_query(_lang(request))}", status_code=303)
-    return message(request, "optedout", 200)
+    return await _final_page(request, token, "opted_out", "optedout")
 
 
 @router.get("/tilgaengelighed")

@@ -353,6 +353,11 @@ async def preview_allocation(
     stored.recent_rounds = recent_rounds
     stored.overrides = {}
     stored.frame_counts = counts.to_json()
+    return await _save_as_proposed(uow, stored, actor)
+
+
+async def _save_as_proposed(uow: UnitOfWork, stored: RoundAllocation, actor: str) -> AllocationView:
+    """Any change puts the allocation back to "proposed": it must be confirmed again."""
     stored.status = "proposed"
     stored.updated_by = actor
     stored.updated_at = datetime.now(UTC)
@@ -387,15 +392,7 @@ async def set_overrides(uow: UnitOfWork, round_id: str, request: OverridesReques
             overrides[key] = o.sample
     stored.overrides = overrides
     compute_allocation(FrameCounts.from_json(stored.frame_counts), AllocationRules.model_validate(stored.rules), _overrides(stored))
-    stored.status = "proposed"
-    stored.updated_by = actor
-    stored.updated_at = datetime.now(UTC)
-    stored.confirmed_by = None
-    stored.confirmed_at = None
-    await uow.session.flush()
-    view = _view(stored)
-    await uow.commit()
-    return view
+    return await _save_as_proposed(uow, stored, actor)
 
 
 async def confirm_allocation(uow: UnitOfWork, round_id: str, actor: str) -> AllocationView:
