@@ -4,11 +4,16 @@ Starts its own embedded PostgreSQL and Tansu, produces a round of 100,000 respon
 events (plus sample.drawn strata and invitation.sent), starts the analytics service on a fresh
 database and measures:
 
-* replay: events/s until every response is counted;
+* replay: the whole round is on the topics first; then the service starts on a fresh database
+  and the time until every event is counted is the rebuild (events/s);
 * reads: p50/p99 of ``GET /rounds/{id}/indicators`` (one question x dimension) once computed,
   and the time of the first read after a change (the recompute of the round's publication);
 * freshness: answers produced at ~200/s for ~30 s into a live round; time from producing a
-  response.submitted until the API's response count includes it (p50/p99).
+  response.submitted until the API's response count includes it (p50/p99), and until the
+  indicator table's national number of answers to q1 includes it (the rebuilt tables).
+
+The HTTP client runs in the same process and event loop as the service (httpx's ASGI
+transport), so read latencies include the client's own cost.
 
 Run: ``.venv/bin/python bench/analytics_replay.py [--responses 100000] [--kommuner 20]``.
 """
@@ -29,19 +34,35 @@ import sqlalchemy as sa  # noqa: E402
 from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
 
 from services.analytics.config import AnalyticsSettings  # noqa: E402
+from services.analytics.domain.answers import answer_code  # noqa: E402
 from services.analytics.main import create_app  # noqa: E402
 from services.analytics.synthetic import synthetic_round  # noqa: E402
 from shared.auth.dev_issuer import DevIssuer  # noqa: E402
-from shared.bus import make_producer  # noqa: E402
+from shared.bus import ensure_topics, make_producer, topic_name  # noqa: E402
 from shared.db import to_async_url  # noqa: E402
-from shared.events import Envelope  # noqa: E402
+from shared.events import TOPICS, Envelope  # noqa: E402
 from shared.testing.local_infra import LocalInfra, local_infra  # noqa: E402
 from shared.testing.fixtures import bearer, running_app  # noqa: E402
+
+
+# httpx's ASGI transport tries ``import sniffio`` on every request; it is not installed, and a
+# failed import searches sys.path each time (~1 ms a request here): not the service's cost.
+sys.modules.setdefault("sniffio", None)
 
 
 def pct(values: list[float], p: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def cpu() -> float:
+    """CPU seconds of this process (service and bench client, all threads; not PostgreSQL's).
+    On a shared machine wall-clock figures stretch with the load; CPU seconds do much less."""
+    return time.process_time()
 
 
 async def produce_all(producer, prefix: str, payloads) -> None:
@@ -58,7 +79,7 @@ async def main(args, infra: LocalInfra) -> None:
     database_url = infra.database_url
     settings = AnalyticsSettings(
         database_url=database_url, kafka_bootstrap_servers=infra.bootstrap_servers, kafka_topic_prefix=prefix,
-        auth_jwks_json=issuer.jwks_json(), log_level="WARNING", consumer_batch_max_records=500,
+        auth_jwks_json=issuer.jwks_json(), log_level="WARNING",
     )
     kommuner = [str(101 + 4 * i) for i in range(args.kommuner)]
     t0 = time.perf_counter()
@@ -70,29 +91,36 @@ async def main(args, infra: LocalInfra) -> None:
     await producer.start()
     token = issuer.mint("kl", ["aggregates:read", "kommuner:all"])
     engine = create_async_engine(to_async_url(database_url))
+    # The round is on the topics before the service starts: what follows is a rebuild from them.
+    await ensure_topics(infra.bootstrap_servers, [topic_name(prefix, t) for t in TOPICS], partitions=settings.kafka_topic_partitions,
+                        replication_factor=settings.kafka_replication_factor)
+    t0 = time.perf_counter()
+    await produce_all(producer, prefix, big.samples + big.invitations + big.responses)
+    total_events = len(big.samples) + len(big.invitations) + len(big.responses)
+    print(f"produced {total_events} events in {time.perf_counter() - t0:.1f} s (load average {load()})", flush=True)
+    t0 = time.perf_counter()
     async with running_app(create_app(settings)) as client:
-        # Topics exist now (the service creates them); produce the whole round, then time the
-        # consumption from a fresh database: that is the rebuild.
-        t0 = time.perf_counter()
-        await produce_all(producer, prefix, big.samples + big.invitations + big.responses)
-        produced_in = time.perf_counter() - t0
-        total_events = len(big.samples) + len(big.invitations) + len(big.responses)
+        started_in = time.perf_counter() - t0
+        t0, c0 = time.perf_counter(), cpu()
         async with engine.connect() as conn:
             while True:
                 n = (await conn.execute(sa.text("SELECT coalesce(sum(answered), 0), coalesce(sum(invited), 0) FROM analytics.rate_tally"))).one()
+                await conn.commit()
                 if n[0] >= len(big.responses) and n[1] >= len(big.invitations):
                     break
                 await asyncio.sleep(0.25)
-        replay_s = time.perf_counter() - t0
+        replay_s, replay_cpu = time.perf_counter() - t0, cpu() - c0
         print(f"replay: {total_events} events ({len(big.responses)} responses) in {replay_s:.1f} s "
-              f"= {total_events / replay_s:.0f} events/s (producing took {produced_in:.1f} s of it)", flush=True)
+              f"= {total_events / replay_s:.0f} events/s, after {started_in:.1f} s start-up; {replay_cpu:.1f} CPU s in this "
+              f"process = {total_events / replay_cpu:.0f} events per CPU s (load average {load()})", flush=True)
 
         # Reads of a computed publication, and the cost of the first read after a change.
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu()
         r = await client.get("/rounds/bench-1/indicators", params={"question": "q13", "dimension": "maalgruppe"}, headers=bearer(token))
         assert r.status_code == 200, r.text
-        recompute = time.perf_counter() - t0
+        recompute, recompute_cpu = time.perf_counter() - t0, cpu() - c0
         lat = []
+        c0 = cpu()
         params = [{"question": f"q{1 + i % 13}", "dimension": ("maalgruppe", "gender", "age_band", "duration_band")[i % 4],
                    "kommunekode": kommuner[i % len(kommuner)]} for i in range(args.reads)]
         for p in params:
@@ -100,8 +128,11 @@ async def main(args, infra: LocalInfra) -> None:
             r = await client.get("/rounds/bench-1/indicators", params=p, headers=bearer(token))
             lat.append((time.perf_counter() - t) * 1000)
             assert r.status_code == 200
-        print(f"first read after change (recompute of {len(big.responses)}-response round): {recompute * 1000:.0f} ms", flush=True)
-        print(f"aggregate reads ({len(lat)}): p50 {pct(lat, 50):.1f} ms, p99 {pct(lat, 99):.1f} ms", flush=True)
+        reads_cpu = cpu() - c0
+        print(f"first read after change (build of the {len(big.responses)}-response round's tables): {recompute * 1000:.0f} ms, "
+              f"{recompute_cpu * 1000:.0f} ms CPU", flush=True)
+        print(f"aggregate reads ({len(lat)}): p50 {pct(lat, 50):.1f} ms, p99 {pct(lat, 99):.1f} ms; "
+              f"{reads_cpu / len(lat) * 1000:.2f} ms CPU per read incl. the client (load average {load()})", flush=True)
 
         # Freshness: a live round receiving ~200 answers/s.
         live = synthetic_round("bench-live", kommuner, respondents=int(args.rate * args.seconds), seed=9, invite_factor=(1, 1))
@@ -135,13 +166,35 @@ async def main(args, infra: LocalInfra) -> None:
                     return
                 await asyncio.sleep(0.01)
 
-        t0 = time.perf_counter()
-        await asyncio.gather(send(), asyncio.wait_for(poll(), args.seconds + 120))
-        elapsed = time.perf_counter() - t0
+        # The indicator tables: the national number of answers to q1 (answered, incl. "ved ikke").
+        q1_answered = [i for i, p in enumerate(live.responses) if answer_code(p.answers.get("q1")) is not None]
+        table_seen_at: dict[int, float] = {}
+
+        async def poll_tables() -> None:
+            last = 0
+            while True:
+                r = await client.get("/rounds/bench-live/indicators", headers=bearer(token),
+                                     params={"question": "q1", "dimension": "maalgruppe", "kommunekode": "national", "level": "total"})
+                now = time.perf_counter()
+                rows = r.json()["rows"] if r.status_code == 200 else []
+                count = (rows[0]["n_answers"] or 0) if rows else 0
+                for i in range(last, count):
+                    table_seen_at.setdefault(i, now)
+                last = max(last, count)
+                if done.is_set() and last >= len(q1_answered):
+                    return
+                await asyncio.sleep(0.05)
+
+        t0, c0 = time.perf_counter(), cpu()
+        await asyncio.gather(send(), asyncio.wait_for(poll(), args.seconds + 120), asyncio.wait_for(poll_tables(), args.seconds + 120))
+        elapsed, live_cpu = time.perf_counter() - t0, cpu() - c0
         # Responses are counted in whatever order partitions deliver; the k-th counted answer
         # is matched with the k-th sent, which is the fair pairing for a count.
         fresh = [(seen_at[i] - sent_at[i]) * 1000 for i in range(len(sent_at)) if i in seen_at]
-        print(f"freshness ({len(fresh)} answers at {len(live.responses) / (sent_at[-1] - sent_at[0]):.0f}/s over {elapsed:.0f} s): "
+        print(f"freshness of the answer count ({len(fresh)} answers at {len(live.responses) / (sent_at[-1] - sent_at[0]):.0f}/s over {elapsed:.0f} s): "
+              f"p50 {pct(fresh, 50):.0f} ms, p99 {pct(fresh, 99):.0f} ms; {live_cpu / elapsed:.2f} CPU s per s (load average {load()})", flush=True)
+        fresh = [(table_seen_at[k] - sent_at[i]) * 1000 for k, i in enumerate(q1_answered) if k in table_seen_at]
+        print(f"freshness of the indicator tables (national q1 answers, polled every 50 ms): "
               f"p50 {pct(fresh, 50):.0f} ms, p99 {pct(fresh, 99):.0f} ms", flush=True)
     await producer.stop()
     await engine.dispose()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -59,11 +60,65 @@ def write_extract(path: Path, rows: int) -> None:
 
 
 def peak_rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return float("nan")
+
+
+def children(pid: int) -> list[int]:
+    """The service's worker processes (they live only while a job runs)."""
+    found = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as file:
+                found.extend(int(child) for child in file.read().split())
+    except OSError:
+        pass
+    return found
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int, *, with_children: bool = True) -> float:
+    """CPU time of a process, of its reaped children and of its live children (load-independent,
+    unlike wall-clock time on a shared machine)."""
+    try:
+        with open(f"/proc/{pid}/stat") as file:
+            fields = file.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    utime, stime, cutime, cstime = (int(value) for value in fields[11:15])
+    total = (utime + stime + (cutime + cstime if with_children else 0)) / _TICKS
+    if with_children:
+        total += sum(cpu_seconds(child) for child in children(pid))
+    return total
+
+
+def postmaster_pid(data_dir: Path) -> int | None:
+    try:
+        return int((data_dir / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def load_average() -> str:
+    return "load average " + " ".join(f"{value:.2f}" for value in os.getloadavg()) + f" on {os.cpu_count()} cores"
+
+
+def job_timings(log_file: Path) -> dict:
+    """The stage timings the service logs when the job ends (JSON log lines)."""
+    timings: dict = {}
+    with open(log_file, encoding="utf-8", errors="replace") as log:
+        for line in log:
+            if '"extract job ended"' in line and '"timings"' in line:
+                timings = json.loads(line).get("timings", {})
+    return timings
 
 
 async def scalar(url: str, query: str):
@@ -74,16 +129,18 @@ async def scalar(url: str, query: str):
         await conn.close()
 
 
-async def bare_copy(url: str, path: Path) -> float:
+async def bare_copy(url: str, path: Path) -> tuple[float, float]:
     conn = await asyncpg.connect(url)
     try:
         await conn.execute(
             "DROP TABLE IF EXISTS bench_copy; CREATE TABLE bench_copy (cpr text, ydelse text, overgangsdato text,"
             " seneste_samtale text, forloeb_afsluttet text, telefon text, passiv text, navn text)"
         )
+        backend = await conn.fetchval("SELECT pg_backend_pid()")
+        cpu_before = cpu_seconds(backend, with_children=False)
         started = time.perf_counter()
         await conn.copy_to_table("bench_copy", source=str(path), format="csv", header=True, delimiter=";")
-        return time.perf_counter() - started
+        return time.perf_counter() - started, cpu_seconds(backend, with_children=False) - cpu_before
     finally:
         await conn.close()
 
@@ -108,7 +165,7 @@ def main() -> None:
         started = time.perf_counter()
         write_extract(extract, args.rows)
         size_mb = extract.stat().st_size / 1e6
-        print(f"extract     {args.rows:,} rows, {size_mb:,.0f} MB, written in {time.perf_counter() - started:.1f} s")
+        print(f"extract     {args.rows:,} rows, {size_mb:,.0f} MB, written in {time.perf_counter() - started:.1f} s; {load_average()}")
 
         server, url = start_embedded_postgres(work / "pg", database="bench")
         broker = TansuBroker(log_file=work / "tansu.log").start()
@@ -134,6 +191,13 @@ def main() -> None:
         token = issuer.mint("momentum-dev", ["extracts:write"], ["101"])
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "text/csv"}
 
+        postmaster = postmaster_pid(work / "pg")
+        broker_pid = broker._process.pid if broker._process else 0
+        cpu_before = {
+            "service": cpu_seconds(service.process.pid),
+            "postgres": cpu_seconds(postmaster) if postmaster else 0.0,
+            "broker": cpu_seconds(broker_pid),
+        }
         with httpx.Client(base_url=service.url, timeout=600) as client:
             t0 = time.perf_counter()
             response = client.post(
@@ -145,24 +209,56 @@ def main() -> None:
             response.raise_for_status()
             t_uploaded = time.perf_counter()
             job_url = response.json()["status_url"]
+            worker_peaks: dict[int, float] = {}
             while (job := client.get(job_url, headers=headers).json())["status"] in ("queued", "running"):
-                time.sleep(0.2)
+                for child in children(service.process.pid):
+                    worker_peaks[child] = max(worker_peaks.get(child, 0.0), peak_rss_mb(child))
+                time.sleep(0.5)  # each status request costs the service CPU (auth, database)
+            for child in children(service.process.pid):
+                worker_peaks[child] = max(worker_peaks.get(child, 0.0), peak_rss_mb(child))
             t_job = time.perf_counter()
         if job["status"] != "succeeded":
             sys.exit(f"job ended {job['status']}: {job.get('error')}")
-        while asyncio.run(scalar(url, "SELECT count(*) FROM ingest.outbox")):
+        outbox = "SELECT (SELECT count(*) FROM ingest.outbox) + (SELECT count(*) FROM ingest.population_outbox)"
+        while asyncio.run(scalar(url, outbox)):
             time.sleep(0.1)
         t_done = time.perf_counter()
+        cpu_ingest = {
+            "service": cpu_seconds(service.process.pid) - cpu_before["service"],
+            "postgres": (cpu_seconds(postmaster) if postmaster else 0.0) - cpu_before["postgres"],
+            "broker": cpu_seconds(broker_pid) - cpu_before["broker"],
+        }
         rss = peak_rss_mb(service.process.pid)
         citizens = asyncio.run(scalar(url, "SELECT count(*) FROM ingest.citizen"))
 
-        copy_seconds = asyncio.run(bare_copy(url, extract))
+        load_after_ingest = load_average()
+
+        copy_seconds, cpu_copy = asyncio.run(bare_copy(url, extract))  # CPU: the COPY's own backend
         total = t_done - t0
+        stages = job_timings(work / "ingest.log")
+        workers = [f"{mb:,.0f}" for mb in worker_peaks.values() if mb == mb]
         print(f"ingest      upload+check {t_uploaded - t0:.1f} s, job {t_job - t_uploaded:.1f} s, outbox drained {t_done - t_job:.1f} s")
+        if stages:
+            seconds = ", ".join(f"{name} {value:.1f}" for name, value in stages.items() if name not in ("events", "event_bytes"))
+            print(f"  job stages (s, service side): {seconds}")
+            print(
+                f"  events    {stages.get('events', 0):,} population.received chunks, "
+                f"{stages.get('event_bytes', 0) / 1e6:,.0f} MB of JSON, relayed in {t_done - t_job:.1f} s"
+            )
         print(f"            {job['progress']}  stored citizens {citizens:,}")
-        print(f"end to end  {total:.1f} s = {args.rows / total:,.0f} rows/s; service peak RSS {rss:,.0f} MB")
+        print(f"end to end  {total:.1f} s = {args.rows / total:,.0f} rows/s")
+        print(f"memory      service peak RSS {rss:,.0f} MB; worker processes' peak RSS {', '.join(workers) or '-'} MB")
         print(f"bare COPY   {copy_seconds:.1f} s = {args.rows / copy_seconds:,.0f} rows/s")
         print(f"ratio       {total / copy_seconds:.1f}x the bare COPY (target <= 3x)")
+        cpu_total = sum(cpu_ingest.values())
+        print(
+            f"CPU time    ingest {cpu_total:.1f} s (service + workers {cpu_ingest['service']:.1f}, PostgreSQL "
+            f"{cpu_ingest['postgres']:.1f}, broker {cpu_ingest['broker']:.1f}); bare COPY {cpu_copy:.1f} s "
+            f"(its backend); ratio {cpu_total / cpu_copy if cpu_copy else float('nan'):.1f}x, so at best "
+            f"{cpu_total / (os.cpu_count() or 1) / cpu_copy if cpu_copy else float('nan'):.1f}x in wall time "
+            f"on {os.cpu_count()} idle cores"
+        )
+        print(f"machine     {load_after_ingest} after the ingest, {load_average()} after the COPY")
     finally:
         if service is not None:
             service.stop()

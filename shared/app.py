@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import Authenticator
 from shared.observability import REQUEST_LATENCY, configure_logging, correlation_id_var
@@ -23,28 +24,47 @@ class ErrorDetail(BaseModel):
     detail: str | list[Any] | dict[str, Any]
 
 
+class TimingAndCorrelation:
+    """Request latency per route and a correlation id per request (echoed in x-correlation-id)."""
+
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app, self.service = app, service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = next((v for n, v in scope["headers"] if n == b"x-correlation-id"), b"").decode("latin-1")
+        # Accept only an opaque id from callers; never let free text (or personal data) in.
+        valid = incoming and len(incoming) <= 64 and incoming.replace("-", "").isalnum()
+        correlation_id = incoming if valid else str(uuid.uuid4())
+        status, started = 500, time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-correlation-id", correlation_id.encode())]
+            await send(message)
+
+        token = correlation_id_var.set(correlation_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            correlation_id_var.reset(token)
+            route = scope.get("route")
+            REQUEST_LATENCY.labels(self.service, scope["method"], getattr(route, "path", "unmatched"), str(status)).observe(
+                time.perf_counter() - started
+            )
+
+
 def install_common(app: FastAPI, settings: ServiceSettings) -> None:
     configure_logging(settings.log_level, settings.log_json)
     app.state.authenticator = Authenticator(settings)
     service = settings.service_name
 
-    @app.middleware("http")
-    async def timing_and_correlation(request: Request, call_next):
-        incoming = request.headers.get("x-correlation-id")
-        # Accept only an opaque id from callers; never let free text (or personal data) in.
-        correlation_id = incoming if incoming and len(incoming) <= 64 and incoming.replace("-", "").isalnum() else str(uuid.uuid4())
-        token = correlation_id_var.set(correlation_id)
-        started = time.perf_counter()
-        try:
-            response: Response = await call_next(request)
-        finally:
-            correlation_id_var.reset(token)
-        route = request.scope.get("route")
-        REQUEST_LATENCY.labels(service, request.method, getattr(route, "path", "unmatched"), str(response.status_code)).observe(
-            time.perf_counter() - started
-        )
-        response.headers["x-correlation-id"] = correlation_id
-        return response
+    # A plain ASGI middleware: @app.middleware("http") costs ~0.8 ms CPU per request.
+    app.add_middleware(TimingAndCorrelation, service=service)
 
     @app.get("/healthz", tags=["ops"], summary="200 when the database and the broker are reachable")
     async def healthz(request: Request) -> JSONResponse:

@@ -274,6 +274,71 @@ class ResponseOptedOut(EventPayload):
         return self.pseudonym
 
 
+# --- privacy: retention and data-subject requests (ingest coordinates, every service obeys) ------------
+
+
+PrivacyService = Literal["ingest", "sampling", "dispatch", "responses", "analytics"]
+
+
+@event("round.purge_requested", 1)
+class RoundPurgeRequested(EventPayload):
+    """A closed round's retention period has run out: delete its identifiers everywhere.
+
+    After the purge the answers that remain are anonymous: no CPR ciphertext, name, phone number,
+    sealed contact, pseudonym or token-to-person link of the round is left in any service."""
+
+    round_id: str
+    closed_at: datetime
+    requested_at: datetime
+
+    def key(self) -> str:
+        return self.round_id
+
+
+@event("round.purged", 1)
+class RoundPurged(EventPayload):
+    """One service's receipt for a purge: what it deleted and that a check found nothing left."""
+
+    round_id: str
+    service: PrivacyService
+    removed: dict[str, int]  # table (or store) -> rows deleted or anonymised
+    verified: bool  # a query after the purge found no identifier of the round left
+    purged_at: datetime
+
+    def key(self) -> str:
+        return self.round_id
+
+
+@event("citizen.erasure_requested", 1)
+class CitizenErasureRequested(EventPayload):
+    """A citizen's objection or erasure request, entered by an operator at ingest.
+
+    Carries the citizen's pseudonyms (one per pseudonym key still in use), never the CPR number.
+    ``objection`` also keeps the citizen out of every future extract (ingest's block list)."""
+
+    request_id: UUID
+    kind: Literal["erasure", "objection"]
+    pseudonyms: list[str]
+    requested_at: datetime
+
+    def key(self) -> str:
+        return str(self.request_id)
+
+
+@event("citizen.erased", 1)
+class CitizenErased(EventPayload):
+    """One service's receipt for an erasure request."""
+
+    request_id: UUID
+    service: PrivacyService
+    removed: dict[str, int]
+    verified: bool
+    erased_at: datetime
+
+    def key(self) -> str:
+        return str(self.request_id)
+
+
 # --- JSON Schema export ------------------------------------------------------------------------------------
 
 

@@ -24,7 +24,7 @@ if str(ROOT) not in sys.path:
 OUTPUT = ROOT / "docs" / "data-map.md"
 SERVICES = ("ingest", "sampling", "dispatch", "responses", "analytics")
 REVIEW = "REVIEW"
-RETENTION = "until the round closes + retention period (issue 10: not yet enforced)"
+RETENTION = "until the round closes + RETENTION_DAYS (default 90): then deleted or anonymised by round.purge_requested, verified, receipt to ingest"
 RETENTION_REFERENCE = "kept for reuse (not per citizen); no retention rule yet"
 
 
@@ -78,6 +78,12 @@ PERSONAL_BY_NAME: dict[str, Personal] = {
     "expires_at": Personal("link expiry", "pseudonymous", "closes the link"),
     "questionnaire_key": Personal("questionnaire version given to the citizen", "pseudonymous", "answers validated against their version"),
     "seq": Personal("position in the draw order", "pseudonymous", "reproducible sub-samples"),
+    "pseudonyms": Personal(
+        "pseudonyms of a citizen who asked for erasure or objected",
+        "pseudonymous",
+        "carries the request to every service (never the CPR)",
+        "until every service has handled the request (topic retention 7 days)",
+    ),
     "entered_by": Personal("operator who keyed a paper answer (token subject)", "none", "accountability for paper entry", RETENTION),
 }
 
@@ -107,6 +113,30 @@ PERSONAL_OVERRIDES: dict[tuple[str, str, str], Personal | None] = {
         "background processing of large extracts",
         "until the job ends (file deleted, path cleared)",
     ),
+    # Kept after the purge, for the rule "not sampled in the last N rounds" (sparing respondents).
+    ("sampling", "sampled_unit", "pseudonym"): Personal(
+        "pseudonymous identifier of a sampled citizen",
+        "pseudonymous (no contact data, no answers: those are anonymised elsewhere)",
+        "spares citizens sampled in the last N rounds",
+        "while the sparing rule looks back (N rounds); erased at once on request",
+    ),
+    # A citizen who objected (art. 21): recognised in every later extract and left out.
+    ("ingest", "blocked_citizen", "pseudonym"): Personal(
+        "pseudonym of a citizen who objected (one per pseudonym key in use)",
+        "pseudonymous",
+        "keeps the citizen out of every future extract (the objection)",
+        "while the objection stands",
+    ),
+    ("ingest", "privacy_request", "reference"): Personal(
+        "case number of the citizen's request in the operator's system", "none (no CPR)", "accountability", "kept (audit trail)"
+    ),
+    # The audit log: who did what (clients and operators, not citizens); append-only.
+    ("*", "audit_log", "resource"): None,
+    ("*", "audit_log", "action"): None,
+    ("*", "audit_log", "kind"): None,
+    ("*", "audit_log", "at"): None,
+    ("*", "audit_log", "correlation_id"): None,
+    ("*", "audit_log", "actor"): Personal("actor: client id / operator subject", "none", "accountability (audit log)", "kept (append-only)"),
     # Statuses of non-person rows.
     ("ingest", "delivery", "status"): None,
     ("ingest", "extract_job", "status"): None,
@@ -130,6 +160,16 @@ PERSONAL_OVERRIDES: dict[tuple[str, str, str], Personal | None] = {
         "transactional outbox",
         "until published (the relay deletes the row)",
     ),
+    ("ingest", "population_outbox", "envelope"): Personal(
+        "population.received events waiting to be published (pseudonyms, bands, sealed contact)",
+        "as the event's fields",
+        "transactional outbox (ingest's population chunks, relayed as stored text)",
+        "until published (the relay deletes the row)",
+    ),
+    ("ingest", "population_outbox", "key"): None,  # round_id:kommunekode
+    ("ingest", "population_outbox", "correlation_id"): None,  # the delivery id
+    ("ingest", "population_outbox", "event_type"): None,
+    ("ingest", "population_outbox", "event_version"): None,
     ("*", "outbox", "key"): Personal("event key: the pseudonym for per-citizen events", "pseudonymous", "partitioning", "until published"),
 }
 
@@ -144,11 +184,13 @@ NOT_PERSONAL: frozenset[str] = frozenset(
         "seed", "allocation", "exclusions", "margins", "population", "sampled", "draw_id", "plan", "invitation_id",
         "step", "channel", "due_at", "sending_since", "claimed_by", "version", "definition", "core", "modules",
         "supplements", "questionnaire_id", "questionnaire_version", "question", "code", "n", "invited", "answered",
-        "first_submitted_at", "sample", "cpr_key_id", "indicator", "value",
+        "first_submitted_at", "sample", "cpr_key_id", "indicator", "value", "closed_at", "purge_after",
+        "purge_requested_at", "service", "removed", "verified", "purged_at", "kind", "requested_at", "request_id",
+        "erased_at",
     }
 )
 # Who did an administrative action: an OAuth client id or operator subject (not a citizen).
-ACTOR_COLUMNS = frozenset({"delivered_by", "submitted_by", "drawn_by", "updated_by", "confirmed_by", "set_by"})
+ACTOR_COLUMNS = frozenset({"delivered_by", "submitted_by", "drawn_by", "updated_by", "confirmed_by", "set_by", "closed_by", "requested_by"})
 
 # (service, table) -> who can read the rows through an API (scopes), besides the service itself.
 READERS: dict[tuple[str, str], str] = {
@@ -164,6 +206,9 @@ READERS: dict[tuple[str, str], str] = {
     ("analytics", "invited"): "no API returns rows; suppressed rates: aggregates:read",
     ("analytics", "response_fact"): "no API returns rows; suppressed aggregates (n < 5 hidden): aggregates:read",
     ("analytics", "dashboard_target"): "dashboard (aggregates:read, bound to the municipality)",
+    ("*", "audit_log"): "GET /audit: audit:read (a municipality-bound auditor sees its municipality's entries)",
+    ("ingest", "blocked_citizen"): "no API returns rows",
+    ("ingest", "privacy_request"): "GET /privacy/requests/{id}: privacy:admin + kommuner:all",
 }
 DEFAULT_READER = "no API returns rows"
 
@@ -251,8 +296,8 @@ def build() -> tuple[str, list[str]]:
                 elif klass is None:
                     plain.append(column.name)
                 else:
-                    readers = READERS.get((service, table.name), DEFAULT_READER)
-                    if table.name == "outbox":
+                    readers = READERS.get((service, table.name)) or READERS.get(("*", table.name), DEFAULT_READER)
+                    if table.name in ("outbox", "population_outbox"):
                         readers = "the outbox relay; then the topic's consumers"
                     personal_rows.append(
                         [service, table.name, column.name, klass.category, klass.protection, klass.purpose, klass.retention, readers]

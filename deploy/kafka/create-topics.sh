@@ -24,4 +24,9 @@ create link.issued         $(( 60 * DAY ))
 create invitation.sent     $(( 400 * DAY ))
 create response.submitted  $(( 400 * DAY ))
 create response.opted_out  $(( 400 * DAY ))
+# Privacy coordination (no personal data: pseudonyms of erased citizens only until handled).
+create round.purge_requested      $(( 30 * DAY ))
+create round.purged               $(( 400 * DAY ))
+create citizen.erasure_requested  $(( 7 * DAY ))
+create citizen.erased             $(( 400 * DAY ))
 echo "topics ready"

@@ -102,8 +102,12 @@ async def get_response_rate_table(
     principal: Principal = Depends(reader),
 ):
     _check_kommune(principal, kommunekode)
-    publication = await _publication(request, round_id)
-    rows = service.select_rows(service.visible(publication.rate_rows, principal), {"dimension": dimension, "kommunekode": kommunekode, "level": level})
+    async with request.app.state.runtime.uow() as uow:
+        try:
+            rate_rows = await _cache(request).rate_rows(uow, round_id)
+        except service.RoundNotFound:
+            raise HTTPException(404, detail=f"no data for round {round_id}") from None
+    rows = service.select_rows(service.visible(rate_rows, principal), {"dimension": dimension, "kommunekode": kommunekode, "level": level})
     return _table(request, rows, RATE_COLUMNS, format, limit, offset, round_id, f"{round_id}-response-rates")
 
 
@@ -130,10 +134,9 @@ async def get_indicators(
 ):
     _check_kommune(principal, kommunekode)
     publication = await _publication(request, round_id)
-    rows = service.select_rows(
-        service.visible(publication.indicator_rows, principal),
-        {"question": question, "dimension": dimension, "kommunekode": kommunekode, "level": level},
-    )
+    rows = service.visible(publication.indicators(question, dimension, kommunekode), principal)
+    if level is not None:
+        rows = service.select_rows(rows, {"level": level})
     return _table(request, rows, INDICATOR_COLUMNS, format, limit, offset, round_id, f"{round_id}-indicators")
 
 

@@ -9,3 +9,13 @@ class AnalyticsSettings(ServiceSettings):
     caution_below: int = 20
     # Largest page of a table (REST and OData server-driven paging).
     max_page_size: int = 5000
+    # Round versions are polled, and a changed round's tables rebuilt, at most this often; builds
+    # of one round take at most this share of the time (changes in between are coalesced).
+    publication_interval_seconds: float = 0.1
+    publication_build_share: float = 0.25
+    # A read may get tables up to this old (seconds) while the round changes, instead of waiting
+    # for the next build. 0: a read never sees less than the state it observed (tests rely on it).
+    publication_max_lag_seconds: float = 0.0
+    # Bigger consumer batches for analytics: one transaction and a few set-based statements per
+    # batch, so a replay costs per batch, not per event.
+    consumer_batch_max_records: int = 1000

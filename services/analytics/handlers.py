@@ -7,6 +7,7 @@ changes nothing, so a replay from the topics rebuilds exactly the same tables.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from datetime import datetime
 
@@ -45,18 +46,27 @@ async def _count_rates(uow: UnitOfWork, *, invited: Counter | None = None, answe
     keys = sorted(set(invited) | set(answered))
     if not keys:
         return
-    statement = pg_insert(RateTally).values(
-        [dict(zip(_RATE_COLUMNS, key, strict=True)) | {"invited": invited[key], "answered": answered[key]} for key in keys]
-    )
+    columns = _columns(keys, _RATE_COLUMNS)
     await uow.session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[RateTally.round_id, RateTally.stratum, RateTally.arm],
-            set_={
-                "invited": RateTally.invited + statement.excluded.invited,
-                "answered": RateTally.answered + statement.excluded.answered,
-            },
-        )
+        _RATES_UPSERT, columns | {"invited": [invited[key] for key in keys], "answered": [answered[key] for key in keys]}
     )
+
+
+def _columns(rows: list[tuple], names: tuple[str, ...]) -> dict[str, list]:
+    """Rows as one list per column: the parameters of an ``unnest`` statement."""
+    return {name: list(values) for name, values in zip(names, zip(*rows), strict=True)}
+
+
+def _unnest_insert(table: sa.Table, columns: dict[str, str], tail: str) -> sa.TextClause:
+    """``INSERT .. SELECT FROM unnest(one array per column) ..``: one bind parameter per column
+    whatever the number of rows, so the statement text is constant (no per-batch SQL
+    compilation, which dominated the consumer's time with multi-row VALUES) and a batch of any
+    size is a single round trip."""
+    names = ", ".join(columns)
+    # jsonb travels as JSON text and is cast per element (a jsonb[] parameter would need a codec).
+    arrays = ", ".join(f"CAST(:{name} AS {'text' if sql_type == 'jsonb' else sql_type}[])" for name, sql_type in columns.items())
+    selected = ", ".join(f"{name}::jsonb" if sql_type == "jsonb" else name for name, sql_type in columns.items())
+    return sa.text(f"INSERT INTO {table.fullname} ({names}) SELECT {selected} FROM unnest({arrays}) AS u({names}) {tail}")
 
 
 def _rate_key(event: InvitationSent | ResponseSubmitted) -> tuple:
@@ -87,20 +97,8 @@ async def on_sample_drawn(uow: UnitOfWork, envelope: Envelope, event: SampleDraw
 async def on_invitations_sent(uow: UnitOfWork, items: list[tuple[Envelope, InvitationSent]]) -> None:
     # Only the first message makes a citizen "invited"; reminders do not count again.
     events = {(e.round_id, e.pseudonym): e for _, e in reversed(items)}  # first message per citizen wins
-    inserted = await uow.session.execute(
-        pg_insert(Invited)
-        .values(
-            [
-                {
-                    "round_id": e.round_id, "pseudonym": e.pseudonym, "kommunekode": e.kommunekode,
-                    "stratum": e.stratum, "arm": e.arm, "first_sent_at": e.sent_at,
-                }
-                for e in events.values()
-            ]
-        )
-        .on_conflict_do_nothing()
-        .returning(Invited.round_id, Invited.pseudonym)
-    )
+    rows = [(e.round_id, e.pseudonym, e.kommunekode, e.stratum, e.arm, e.sent_at) for e in events.values()]
+    inserted = await uow.session.execute(_INVITED_INSERT, _columns(rows, tuple(_INVITED_TYPES)))
     invited = Counter(_rate_key(events[tuple(key)]) for key in inserted.all())
     await _count_rates(uow, invited=invited)
     for round_id in sorted({key[0] for key in invited}):
@@ -111,24 +109,15 @@ async def on_invitations_sent(uow: UnitOfWork, items: list[tuple[Envelope, Invit
 async def on_responses_submitted(uow: UnitOfWork, items: list[tuple[Envelope, ResponseSubmitted]]) -> None:
     # Keyed by round and pseudonym: one answer per citizen and round, however often it arrives.
     events = {(e.round_id, e.pseudonym): e for _, e in reversed(items)}
-    inserted = await uow.session.execute(
-        pg_insert(ResponseFact)
-        .values(
-            [
-                {
-                    "round_id": e.round_id, "pseudonym": e.pseudonym, "kommunekode": e.kommunekode,
-                    "stratum": e.stratum, "maalgruppe": e.maalgruppe, "gender": e.bands.gender,
-                    "age_band": e.bands.age_band, "duration_band": e.bands.duration_band,
-                    "design_weight": e.design_weight, "arm": e.arm, "mode": e.mode,
-                    "questionnaire_id": e.questionnaire_id, "questionnaire_version": e.questionnaire_version,
-                    "answers": e.answers, "submitted_at": e.submitted_at,
-                }
-                for e in events.values()
-            ]
+    rows = [
+        (
+            e.round_id, e.pseudonym, e.kommunekode, e.stratum, e.maalgruppe, e.bands.gender, e.bands.age_band,
+            e.bands.duration_band, e.design_weight, e.arm, e.mode, e.questionnaire_id, e.questionnaire_version,
+            json.dumps(e.answers), e.submitted_at,
         )
-        .on_conflict_do_nothing()
-        .returning(ResponseFact.round_id, ResponseFact.pseudonym)
-    )
+        for e in events.values()
+    ]
+    inserted = await uow.session.execute(_FACT_INSERT, _columns(rows, tuple(_FACT_TYPES)))
     new_events = [events[tuple(key)] for key in inserted.all()]
     if not new_events:
         return
@@ -140,16 +129,8 @@ async def on_responses_submitted(uow: UnitOfWork, items: list[tuple[Envelope, Re
                 tallies[
                     (e.round_id, e.stratum, e.bands.gender, e.bands.age_band, e.bands.duration_band, question, code, e.kommunekode, e.maalgruppe)
                 ] += 1
-    rows = [dict(zip(_TALLY_COLUMNS, key, strict=True)) | {"n": n} for key, n in sorted(tallies.items())]
-    # PostgreSQL takes at most 32,767 parameters per statement: 1,000 rows of 10 columns is safe.
-    for start in range(0, len(rows), 1000):
-        statement = pg_insert(AnswerTally).values(rows[start : start + 1000])
-        await uow.session.execute(
-            statement.on_conflict_do_update(
-                index_elements=[c.name for c in AnswerTally.__table__.primary_key.columns],
-                set_={"n": AnswerTally.n + statement.excluded.n},
-            )
-        )
+    keys = sorted(tallies)  # one order for every writer: concurrent batches cannot deadlock
+    await uow.session.execute(_TALLY_UPSERT, _columns(keys, _TALLY_COLUMNS) | {"n": [tallies[key] for key in keys]})
     await _count_rates(uow, answered=Counter(_rate_key(e) for e in new_events))
     for round_id in sorted({e.round_id for e in new_events}):
         of_round = [e for e in new_events if e.round_id == round_id]
@@ -158,6 +139,30 @@ async def on_responses_submitted(uow: UnitOfWork, items: list[tuple[Envelope, Re
 
 _RATE_COLUMNS = ("round_id", "stratum", "arm", "kommunekode", "maalgruppe")
 _TALLY_COLUMNS = ("round_id", "stratum", "gender", "age_band", "duration_band", "question", "code", "kommunekode", "maalgruppe")
+_INVITED_TYPES = {
+    "round_id": "text", "pseudonym": "text", "kommunekode": "text", "stratum": "text", "arm": "text",
+    "first_sent_at": "timestamptz",
+}
+_FACT_TYPES = {
+    "round_id": "text", "pseudonym": "text", "kommunekode": "text", "stratum": "text", "maalgruppe": "text",
+    "gender": "text", "age_band": "text", "duration_band": "text", "design_weight": "float8", "arm": "text",
+    "mode": "text", "questionnaire_id": "text", "questionnaire_version": "int", "answers": "jsonb",
+    "submitted_at": "timestamptz",
+}
+_INVITED_INSERT = _unnest_insert(Invited.__table__, _INVITED_TYPES, "ON CONFLICT DO NOTHING RETURNING round_id, pseudonym")
+_FACT_INSERT = _unnest_insert(ResponseFact.__table__, _FACT_TYPES, "ON CONFLICT DO NOTHING RETURNING round_id, pseudonym")
+_TALLY_UPSERT = _unnest_insert(
+    AnswerTally.__table__,
+    {c: "text" for c in _TALLY_COLUMNS} | {"n": "int"},
+    "ON CONFLICT (round_id, stratum, gender, age_band, duration_band, question, code) "
+    "DO UPDATE SET n = answer_tally.n + excluded.n",
+)
+_RATES_UPSERT = _unnest_insert(
+    RateTally.__table__,
+    {c: "text" for c in _RATE_COLUMNS} | {"invited": "int", "answered": "int"},
+    "ON CONFLICT (round_id, stratum, arm) DO UPDATE SET "
+    "invited = rate_tally.invited + excluded.invited, answered = rate_tally.answered + excluded.answered",
+)
 
 
 HANDLERS = {

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
 
 from services.analytics.api import odata_router, router
+from services.analytics.auth import CachingAuthenticator
 from services.analytics.dashboard import dashboard_router
 from services.analytics.handlers import HANDLERS
 from services.analytics.config import AnalyticsSettings
-from services.analytics.models import BUS
+from services.analytics.models import AUDIT, BUS
+from services.analytics.privacy import RULES as PRIVACY
 from services.analytics.service import PublicationCache
 from shared.app import install_common
+from shared.audit import install_audit
+from shared.privacy import privacy_handlers
 from shared.runtime import ServiceRuntime
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -24,14 +29,28 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        async with ServiceRuntime(settings, tables=BUS, migrations_dir=MIGRATIONS, handlers=HANDLERS) as runtime:
+        async with ServiceRuntime(settings, tables=BUS, migrations_dir=MIGRATIONS, handlers={**HANDLERS, **privacy_handlers(PRIVACY)}) as runtime:
             app.state.runtime = runtime
-            app.state.publications = PublicationCache(runtime.uow, settings.suppression_threshold, settings.caution_below)
-            yield
+            app.state.publications = publications = PublicationCache(
+                runtime.uow,
+                settings.suppression_threshold,
+                settings.caution_below,
+                interval=settings.publication_interval_seconds,
+                max_lag=settings.publication_max_lag_seconds,
+                build_share=settings.publication_build_share,
+            )
+            rebuilder = asyncio.create_task(publications.run(), name="analytics:publications")
+            try:
+                yield
+            finally:
+                rebuilder.cancel()
+                await asyncio.gather(rebuilder, return_exceptions=True)
 
     app = FastAPI(title="Borgerblik analytics", version="1", lifespan=lifespan)
     app.state.settings = settings
     install_common(app, settings)
+    install_audit(app, AUDIT)
+    app.state.authenticator = CachingAuthenticator(settings)
     app.include_router(router)
     app.include_router(odata_router)
     app.include_router(dashboard_router)

@@ -8,11 +8,13 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
+from shared.audit import audit_log_table
 from shared.bus import bus_tables
 from shared.db import make_base
 
 Base = make_base("analytics")
 BUS = bus_tables(Base.metadata)
+AUDIT = audit_log_table(Base.metadata)  # append-only (shared.audit)
 
 
 class StratumFrame(Base):

@@ -4,6 +4,9 @@ round's version, and filtered per caller. Nothing here ever returns a response r
 from __future__ import annotations
 
 import asyncio
+import logging
+import math
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -16,6 +19,7 @@ from services.analytics.domain.publication import (
     RoundPublication,
     StratumInfo,
     build_publication,
+    build_rate_rows,
     change_between,
     natural_key,
 )
@@ -23,6 +27,9 @@ from services.analytics.models import AnswerTally, RateTally, RoundState, Stratu
 from services.analytics.schemas import ResponseRateRow, ResponseRates
 from shared.auth import Principal
 from shared.bus import UnitOfWork
+
+
+logger = logging.getLogger(__name__)
 
 
 class RoundNotFound(LookupError):
@@ -38,57 +45,209 @@ class RoundInfo:
 
 
 class PublicationCache:
-    """Publications by round, valid while the round's version is unchanged.
+    """Publications by round, each valid while the round's version is unchanged.
 
-    Every read costs one primary-key lookup; a changed round is recomputed once (concurrent
-    readers wait for the same computation) off the event loop.
+    * Reads never compute on the event loop and never serve a state older than the version
+      they observe (:meth:`current`: the round's version as polled every ``interval``, so a
+      read costs no database round trip): a read whose round changed waits for the build
+      that covers it; builds run in a worker thread, one at a time per round, each from one
+      REPEATABLE READ snapshot of the tallies, and concurrent readers share it.
+    * A background loop (:meth:`run`) watches the versions of the rounds in the cache and
+      rebuilds a changed round ahead of its readers. Builds of a round are spaced by
+      ``max(interval, last build's time x (1 / build_share - 1))``: changes arriving meanwhile
+      are coalesced into the next build, so a live round is being built at most
+      ``build_share`` (default a quarter) of the time.
+    * ``max_lag`` (seconds, default 0): a read may be served a publication whose snapshot is
+      younger than this even if the round changed since, instead of waiting for the next
+      build; 0 keeps "a read never sees less than the version it observed".
+    * Response rates have their own entry (rate tallies only, one small suppression), so the
+      count of answers is fresh without the indicator tables being rebuilt.
+
+    A build is a pure function of the tallies at one version, so a rebuild or a replay gives
+    identical rows.
     """
 
-    def __init__(self, uow_factory: Callable[[], UnitOfWork], min_count: int, caution_below: int) -> None:
+    def __init__(
+        self,
+        uow_factory: Callable[[], UnitOfWork],
+        min_count: int,
+        caution_below: int,
+        interval: float = 0.1,
+        max_lag: float = 0.0,
+        build_share: float = 0.25,
+    ) -> None:
         self._uow_factory = uow_factory
         self.min_count = min_count
         self.caution_below = caution_below
-        self._entries: dict[str, tuple[int, RoundPublication]] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self.interval = interval
+        self.max_lag = max_lag
+        self.build_share = min(max(build_share, 0.01), 1.0)
+        # round -> (version, publication, monotonic time of the snapshot it was built from)
+        self._entries: dict[str, tuple[int, RoundPublication, float]] = {}
+        self._rates: dict[str, tuple[int, list[dict]]] = {}
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._next_build: dict[str, float] = {}
+        # Versions of the rounds readers asked for, refreshed by run() every interval: a read
+        # then costs no database round trip (see current()).
+        self._known: dict[str, RoundInfo] = {}
+        self._known_at = -math.inf
+        self._building: dict[str, asyncio.Task] = {}
+
+    async def current(self, uow: UnitOfWork, round_id: str) -> RoundInfo | None:
+        """The round's state as of the last poll (at most ``interval`` old; a round not polled
+        yet, or a stalled poll, is read from the database). Every endpoint takes its version
+        from here, so response rates and tables agree on what "current" is."""
+        known = self._known.get(round_id)
+        if known is not None and time.monotonic() - self._known_at < max(1.0, 5 * self.interval):
+            return known
+        info = await round_info(uow, round_id)
+        if info is not None:
+            self._known[round_id] = info
+        return info
 
     async def get(self, uow: UnitOfWork, round_id: str) -> RoundPublication:
-        info = await round_info(uow, round_id)
+        info = await self.current(uow, round_id)
         if info is None:
             raise RoundNotFound(round_id)
         return await self.get_for(uow, info)
 
     async def get_for(self, uow: UnitOfWork, info: RoundInfo) -> RoundPublication:
         cached = self._entries.get(info.round_id)
-        if cached and cached[0] >= info.version:
+        if cached and (cached[0] >= info.version or time.monotonic() - cached[2] < self.max_lag):
             return cached[1]
-        async with self._locks.setdefault(info.round_id, asyncio.Lock()):
-            cached = self._entries.get(info.round_id)
+        return await self._build(info.round_id, info.version)
+
+    async def rate_rows(self, uow: UnitOfWork, round_id: str) -> list[dict]:
+        """The response-rate tables of a round at (at least) its current version."""
+        info = await self.current(uow, round_id)
+        if info is None:
+            raise RoundNotFound(round_id)
+        published = self._entries.get(round_id)
+        if published and published[0] >= info.version:
+            return published[1].rate_rows
+        async with self._lock("rates", round_id):
+            cached = self._rates.get(round_id)
             if cached and cached[0] >= info.version:
                 return cached[1]
-            # Version and tallies from one snapshot, so the entry never claims a state it lacks.
-            async with self._uow_factory() as snapshot:
-                await snapshot.session.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
-                info = await round_info(snapshot, info.round_id) or info
-                strata, answers, rates = await load_inputs(snapshot, info.round_id)
-            publication = await asyncio.to_thread(
-                build_publication,
-                info.round_id,
-                info.questionnaire_id,
-                strata,
-                answers,
-                rates,
-                min_count=self.min_count,
-                caution_below=self.caution_below,
+            async with _Snapshot(self._uow_factory) as snapshot:
+                now = await round_info(snapshot, round_id)
+                rates = await load_rates(snapshot, round_id)
+            rows = await asyncio.to_thread(
+                build_rate_rows, round_id, rates, min_count=self.min_count, caution_below=self.caution_below
             )
-            self._entries[info.round_id] = (info.version, publication)
+            self._rates[round_id] = (now.version if now else 0, rows)
+            return rows
+
+    def _lock(self, kind: str, round_id: str) -> asyncio.Lock:
+        return self._locks.setdefault((kind, round_id), asyncio.Lock())
+
+    async def _build(self, round_id: str, version: int) -> RoundPublication:
+        async with self._lock("publication", round_id):
+            cached = self._entries.get(round_id)
+            if cached and cached[0] >= version:
+                return cached[1]
+            # Builds of a round are spaced (see _space): readers arriving meanwhile wait for,
+            # and share, the next one.
+            if (delay := self._next_build.get(round_id, 0.0) - time.monotonic()) > 0:
+                await asyncio.sleep(delay)
+            started = time.monotonic()
+            # Version and tallies from one snapshot, so the entry never claims a state it lacks.
+            async with _Snapshot(self._uow_factory) as snapshot:
+                info = await round_info(snapshot, round_id)
+                if info is None:
+                    raise RoundNotFound(round_id)
+                strata, answers, rates = await load_inputs(snapshot, round_id)
+            try:
+                publication = await asyncio.to_thread(
+                    build_publication,
+                    info.round_id,
+                    info.questionnaire_id,
+                    strata,
+                    answers,
+                    rates,
+                    min_count=self.min_count,
+                    caution_below=self.caution_below,
+                )
+            finally:
+                self._space(round_id, started)
+            self._entries[round_id] = (info.version, publication, started)
             return publication
+
+    def _space(self, round_id: str, started: float) -> None:
+        """The next build of the round starts no sooner than ``max(interval, this build's time x
+        (1 / build_share - 1))`` from now: a round that changes all the time is being built at
+        most ``build_share`` of the time, and the rest of the process (consumer, reads) keeps
+        the CPU."""
+        now = time.monotonic()
+        self._next_build[round_id] = now + max(self.interval, (now - started) * (1 / self.build_share - 1))
+
+    def _finished(self, round_id: str, task: asyncio.Task) -> None:
+        self._building.pop(round_id, None)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("publication rebuild failed", exc_info=task.exception())
+
+    async def run(self) -> None:
+        """Poll the versions of the rounds readers asked for; rebuild changed rounds ahead of
+        their readers (see the class docstring)."""
+        while True:
+            await asyncio.sleep(self.interval)
+            if not self._known:
+                continue
+            try:
+                started = time.monotonic()
+                async with self._uow_factory() as uow:
+                    rows = (await uow.session.execute(_STATES, {"ids": sorted(self._known)})).all()
+                self._known.update({row[0]: RoundInfo(*row) for row in rows})
+                self._known_at = started
+                for info in [RoundInfo(*row) for row in rows]:
+                    cached = self._entries.get(info.round_id)
+                    due = self._next_build.get(info.round_id, 0.0) <= time.monotonic()
+                    if cached and cached[0] < info.version and due and info.round_id not in self._building:
+                        # In its own task, so the versions keep being polled during a build.
+                        task = asyncio.create_task(self._build(info.round_id, info.version))
+                        self._building[info.round_id] = task
+                        task.add_done_callback(lambda t, r=info.round_id: self._finished(r, t))
+            except asyncio.CancelledError:
+                for task in list(self._building.values()):
+                    task.cancel()
+                raise
+            except Exception:
+                logger.exception("polling round versions failed; retrying")
+                await asyncio.sleep(1.0)
+
+
+class _Snapshot:
+    """A read-only REPEATABLE READ transaction: every query sees the same committed state."""
+
+    def __init__(self, uow_factory: Callable[[], UnitOfWork]) -> None:
+        self._uow = uow_factory()
+
+    async def __aenter__(self) -> UnitOfWork:
+        uow = await self._uow.__aenter__()
+        await uow.session.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+        return uow
+
+    async def __aexit__(self, *exc_info) -> None:
+        await self._uow.__aexit__(*exc_info)
+
+
+_STATE = RoundState.__table__.fullname
+_ROUND_INFO = sa.text(f"SELECT round_id, questionnaire_id, first_submitted_at, version FROM {_STATE} WHERE round_id = :r")
+_STATES = sa.text(
+    f"SELECT round_id, questionnaire_id, first_submitted_at, version FROM {_STATE} WHERE round_id = ANY(CAST(:ids AS text[]))"
+)
 
 
 async def round_info(uow: UnitOfWork, round_id: str) -> RoundInfo | None:
-    row = (await uow.session.execute(sa.select(RoundState).where(RoundState.round_id == round_id))).scalar_one_or_none()
-    if row is None:
-        return None
-    return RoundInfo(row.round_id, row.questionnaire_id, row.first_submitted_at, row.version)
+    row = (await uow.session.execute(_ROUND_INFO, {"r": round_id})).first()
+    return None if row is None else RoundInfo(*row)
+
+
+async def load_rates(uow: UnitOfWork, round_id: str) -> list[RateCount]:
+    return [
+        RateCount(r.stratum, r.kommunekode, r.maalgruppe, r.arm, r.invited, r.answered)
+        for r in (await uow.session.execute(sa.select(RateTally).where(RateTally.round_id == round_id))).scalars()
+    ]
 
 
 async def list_rounds(uow: UnitOfWork) -> list[RoundInfo]:
@@ -100,10 +259,7 @@ async def list_rounds(uow: UnitOfWork) -> list[RoundInfo]:
 
 async def load_inputs(uow: UnitOfWork, round_id: str) -> tuple[dict[str, StratumInfo], list[AnswerCount], list[RateCount]]:
     s = uow.session
-    rates = [
-        RateCount(r.stratum, r.kommunekode, r.maalgruppe, r.arm, r.invited, r.answered)
-        for r in (await s.execute(sa.select(RateTally).where(RateTally.round_id == round_id))).scalars()
-    ]
+    rates = await load_rates(uow, round_id)
     frame = (await s.execute(sa.select(StratumFrame).where(StratumFrame.round_id == round_id))).scalars().all()
     t = AnswerTally
     grouped = (
@@ -152,6 +308,8 @@ async def load_inputs(uow: UnitOfWork, round_id: str) -> tuple[dict[str, Stratum
 
 def visible(rows: Iterable[dict], principal: Principal) -> list[dict]:
     """A municipality sees its own rows and the national ones; KL (kommuner:all) sees all."""
+    if principal.all_kommuner:
+        return rows if isinstance(rows, list) else list(rows)
     return [r for r in rows if r["kommunekode"] == NATIONAL or principal.may_act_for(r["kommunekode"])]
 
 
@@ -165,8 +323,7 @@ def select_rows(rows: Iterable[dict], filters: dict[str, object]) -> list[dict]:
 
 async def response_rates(uow: UnitOfWork, cache: PublicationCache, round_id: str, principal: Principal) -> ResponseRates:
     try:
-        publication = await cache.get(uow, round_id)
-        rows = [r for r in publication.rate_rows if r["dimension"] == "maalgruppe" and r["level"] == "total"]
+        rows = [r for r in await cache.rate_rows(uow, round_id) if r["dimension"] == "maalgruppe" and r["level"] == "total"]
     except RoundNotFound:
         rows = []
     return ResponseRates(

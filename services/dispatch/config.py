@@ -52,6 +52,8 @@ class DispatchSettings(ServiceSettings, KeyRingSettings):
     sender_interval_seconds: float = 0.5
     sender_batch_size: int = 200
     send_concurrency: int = 16
+    # Batches claimed and rendered ahead while an earlier one is sent and recorded (0: none).
+    sender_pipeline_depth: int = Field(default=1, ge=0)
     max_attempts: int = 6
     retry_backoff_seconds: float = 30.0  # doubled per attempt
     reconcile_interval_seconds: float = 30.0

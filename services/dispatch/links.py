@@ -12,6 +12,11 @@ def new_nonce() -> bytes:
     return os.urandom(16)
 
 
+def new_nonces(n: int) -> bytes:
+    """`n` nonces of 16 bytes, concatenated: one system call for a whole chunk of a sample."""
+    return os.urandom(16 * n)
+
+
 def link_token(link_key: bytes, nonce: bytes) -> str:
     """URL-safe token, 256 bits: HMAC-SHA256(link key, nonce)."""
     return base64.urlsafe_b64encode(hmac.new(link_key, nonce, hashlib.sha256).digest()).rstrip(b"=").decode()

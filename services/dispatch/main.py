@@ -13,9 +13,13 @@ from services.dispatch.channel_setup import build_channels, close_channels
 from services.dispatch.channels.base import Channel
 from services.dispatch.config import DispatchSettings
 from services.dispatch.handlers import make_handlers
-from services.dispatch.models import BUS
+from services.dispatch.models import AUDIT, BUS
+from services.dispatch.privacy import privacy_rules
 from services.dispatch.sender import Sender, make_executor
+from services.dispatch.stages import StageTimes
 from shared.app import install_common
+from shared.audit import install_audit
+from shared.privacy import privacy_handlers
 from shared.runtime import ServiceRuntime
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -29,19 +33,21 @@ def create_app(
 ) -> FastAPI:
     """`channels` and `sender_class` let tests put wrappers (fault injection) around the real ones."""
     settings = settings or DispatchSettings()
+    stages = StageTimes()  # wall time per stage (planning, sending), read by the national bench
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         chosen = channels if channels is not None else build_channels(settings)
         executor = make_executor(settings)
         sender = sender_class(settings, chosen, executor)
+        sender.stages = stages
         app.state.sender = sender
         try:
             async with ServiceRuntime(
                 settings,
                 tables=BUS,
                 migrations_dir=MIGRATIONS,
-                handlers=make_handlers(settings),
+                handlers={**make_handlers(settings, stages), **privacy_handlers(privacy_rules(settings))},
                 workers={"sender": sender.run},
             ) as runtime:
                 app.state.runtime = runtime
@@ -54,6 +60,8 @@ def create_app(
 
     app = FastAPI(title="Borgerblik dispatch", version="1", lifespan=lifespan)
     app.state.settings = settings
+    app.state.stages = stages
     install_common(app, settings)
+    install_audit(app, AUDIT)
     app.include_router(router)
     return app

@@ -2,20 +2,25 @@
 
 Per batch, and never holding a transaction open across an external call:
 
-1. **Claim** (one short transaction): lock due steps of active invitations (``FOR UPDATE SKIP
+1. **Claim** (one statement, one short transaction): lock due steps of active invitations (``FOR UPDATE SKIP
    LOCKED``, so replicas share the work; the invitation rows are locked too, so an answer being
    recorded right now either commits first and the step is not claimed, or waits for the claim),
    mark them ``sending`` with ``attempts + 1``, ``sending_since`` and ``claimed_by`` = this
    instance, and commit. The attempt is on record before anything leaves.
-2. **Render** off the event loop (thread or process pool).
+2. **Render** off the event loop (thread or process pool; the sealed contact is opened there).
 3. **Re-check** the invitations' status right before sending: an answer or opt-out recorded
    since the claim skips the step.
 4. **Send** concurrently (rate-limited per channel), each with its idempotency key
-   ``<invitation>.<step>.<channel>``, which every channel forwards to its receiver.
-5. **Record** the results in one transaction: ``sent`` + ``invitation.sent`` (outbox, same
-   transaction), transient failure -> ``planned`` again with exponential backoff (``failed``
+   ``<invitation>.<step>.<channel>``, which every channel forwards to its receiver. A channel
+   that can take a whole batch at once (the dev sink: one thread hop for all its files) gets it.
+5. **Record** the results in one transaction, set-based (one ``UPDATE ... FROM unnest(...)``
+   for the batch): ``sent`` + ``invitation.sent`` (outbox, same transaction), transient failure -> ``planned`` again with exponential backoff (``failed``
    after ``max_attempts``), permanent failure -> ``failed`` with the redacted error (reported by
    ``GET /rounds/{id}/failures`` and the ``dispatch_messages_total`` metric), no phone -> skipped.
+
+Batches are pipelined: while one batch is re-checked, sent and recorded, the next is claimed and
+rendered (at most ``sender_pipeline_depth`` batches claimed ahead). Every batch still goes
+through 1-5 in order; a batch claimed ahead and never sent is just a crash between 1 and 5.
 
 A crash between 1 and 5 leaves steps ``sending``. Each sender instance holds a session-level
 PostgreSQL advisory lock on its own key for its lifetime; reconciliation (at start-up and
@@ -37,6 +42,7 @@ import asyncio
 import logging
 import secrets
 import time
+from collections import Counter as Tally
 from collections.abc import Callable
 from concurrent.futures import Executor
 from datetime import UTC, datetime, timedelta
@@ -44,14 +50,11 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from prometheus_client import Counter
 
-from services.dispatch.channels.base import Channel, SendResult, SendStatus
-from services.dispatch.compose import RenderJob, RenderOutcome, render_jobs
+from services.dispatch.channels.base import Channel, OutgoingMessage, SendResult, SendStatus
+from services.dispatch.compose import RenderConfig, RenderJob, RenderOutcome, render_jobs
 from services.dispatch.config import DispatchSettings
-from services.dispatch.domain.letters import ContactInfo
-from services.dispatch.domain.municipalities import municipality_name
-from services.dispatch.links import link_token
 from services.dispatch.models import DispatchStep, Invitation
-from shared.crypto import SealedContact, open_contact
+from services.dispatch.stages import StageTimes
 from shared.events import InvitationSent
 from shared.observability import log_fields
 from shared.runtime import ServiceRuntime
@@ -59,29 +62,62 @@ from shared.runtime import ServiceRuntime
 logger = logging.getLogger(__name__)
 
 MESSAGES = Counter("dispatch_messages_total", "Dispatch send outcomes", ["channel", "outcome"])
-RENDER_CHUNK = 50  # jobs per executor call: amortises the process pool's pickling
+RENDER_CHUNK = 100  # jobs per executor call: amortises the process pool's pickling
 
 _STEPS = DispatchStep.__table__
-_RESULT_UPDATE = (
-    _STEPS.update()
-    .where(
-        _STEPS.c.invitation_id == sa.bindparam("b_invitation_id"),
-        _STEPS.c.step == sa.bindparam("b_step"),
-        _STEPS.c.channel == sa.bindparam("b_channel"),
-        _STEPS.c.status == "sending",
-        _STEPS.c.claimed_by == sa.bindparam("b_claimed_by"),  # only if our claim still stands
-    )
-    .values(
-        status=sa.bindparam("status"),
-        due_at=sa.bindparam("due_at"),
-        sent_at=sa.bindparam("sent_at"),
-        provider_reference=sa.bindparam("provider_reference"),
-        last_error=sa.bindparam("last_error"),
-        skip_reason=sa.bindparam("skip_reason"),
-        claimed_by=None,
-        sending_since=None,
-    )
+_INVITATIONS = Invitation.__table__
+_CLAIMED_COLUMNS = (
+    _STEPS.c.invitation_id, _STEPS.c.step, _STEPS.c.channel, _STEPS.c.attempts, _STEPS.c.due_at,
+    _INVITATIONS.c.round_id, _INVITATIONS.c.kommunekode, _INVITATIONS.c.pseudonym, _INVITATIONS.c.token_nonce,
+    _INVITATIONS.c.contact, _INVITATIONS.c.maalgruppe, _INVITATIONS.c.stratum, _INVITATIONS.c.arm,
+    _INVITATIONS.c.created_at, _INVITATIONS.c.expires_at,
 )
+
+
+def _claim_statement(batch_size: int) -> sa.Update:
+    """Claim up to `batch_size` due steps in one statement: lock them and their invitations
+    (SKIP LOCKED), mark them ``sending`` with the attempt counted, return what composing needs."""
+    due = (
+        sa.select(_STEPS.c.invitation_id, _STEPS.c.step, _STEPS.c.channel)
+        .join(_INVITATIONS, _INVITATIONS.c.id == _STEPS.c.invitation_id)
+        .where(_STEPS.c.status == "planned", _STEPS.c.due_at <= sa.bindparam("now"), _INVITATIONS.c.status == "active")
+        .order_by(_STEPS.c.due_at)
+        .limit(batch_size)
+        .with_for_update(skip_locked=True)  # FOR UPDATE of the step and the invitation rows
+        .cte("due")
+        .prefix_with("MATERIALIZED")  # evaluated once, before the update
+    )
+    return (
+        _STEPS.update()
+        .where(
+            _STEPS.c.invitation_id == due.c.invitation_id,
+            _STEPS.c.step == due.c.step,
+            _STEPS.c.channel == due.c.channel,
+            _INVITATIONS.c.id == _STEPS.c.invitation_id,
+        )
+        .values(status="sending", attempts=_STEPS.c.attempts + 1, sending_since=sa.bindparam("now"),
+                claimed_by=sa.bindparam("owner"))
+        .returning(*_CLAIMED_COLUMNS)
+    )
+
+
+# The results of a batch in one statement: parallel arrays, one element per step. Only rows still
+# ``sending`` under our claim change (a reconciler that took them over wins).
+_RECORD = sa.text(
+    f"""
+    UPDATE {_STEPS.fullname} AS s
+    SET status = r.status, due_at = r.due_at, sent_at = r.sent_at, provider_reference = r.provider_reference,
+        last_error = r.last_error, skip_reason = r.skip_reason, claimed_by = NULL, sending_since = NULL
+    FROM unnest(CAST(:invitation_id AS uuid[]), CAST(:step AS text[]), CAST(:channel AS text[]),
+                CAST(:status AS text[]), CAST(:due_at AS timestamptz[]), CAST(:sent_at AS timestamptz[]),
+                CAST(:provider_reference AS text[]), CAST(:last_error AS text[]), CAST(:skip_reason AS text[]))
+         AS r(invitation_id, step, channel, status, due_at, sent_at, provider_reference, last_error, skip_reason)
+    WHERE s.invitation_id = r.invitation_id AND s.step = r.step AND s.channel = r.channel
+      AND s.status = 'sending' AND s.claimed_by = :owner
+    """
+)
+_RECORD_FIELDS = ("invitation_id", "step", "channel", "status", "due_at", "sent_at", "provider_reference",
+                  "last_error", "skip_reason")
 
 
 class Claimed:
@@ -91,8 +127,8 @@ class Claimed:
                  "token_nonce", "contact", "maalgruppe", "stratum", "arm", "created_at", "expires_at")
 
     def __init__(self, row) -> None:
-        for name in self.__slots__:
-            setattr(self, name, getattr(row, name))
+        for name, value in zip(self.__slots__, row, strict=True):
+            setattr(self, name, value)
 
     @property
     def key(self) -> str:
@@ -109,6 +145,15 @@ class Sender:
         # Random per instance: the advisory lock on it says "this sender is alive".
         self.instance_key = secrets.randbits(62)
         self._semaphore = asyncio.Semaphore(settings.send_concurrency)
+        self._claim = _claim_statement(settings.sender_batch_size)
+        self._render_config: RenderConfig | None = None
+        self.stages = StageTimes()  # wall time per stage, for the bench and the curious
+
+    @property
+    def render_config(self) -> RenderConfig:
+        if self._render_config is None:
+            self._render_config = RenderConfig.from_settings(self.settings)
+        return self._render_config
 
     # --- the worker ------------------------------------------------------------------------------
 
@@ -121,14 +166,7 @@ class Sender:
             await lock_conn.commit()
             try:
                 await self.reconcile(runtime)
-                last_reconcile = time.monotonic()
-                while True:
-                    handled = await self.send_batch(runtime)
-                    if time.monotonic() - last_reconcile > self.settings.reconcile_interval_seconds:
-                        await self.reconcile(runtime)
-                        last_reconcile = time.monotonic()
-                    if handled < self.settings.sender_batch_size:
-                        await asyncio.sleep(self.settings.sender_interval_seconds)
+                await self._pipeline(runtime)
             finally:
                 # Session locks survive a connection's return to the pool: release it explicitly,
                 # or drop the connection if that fails.
@@ -138,6 +176,56 @@ class Sender:
                 except BaseException:
                     await lock_conn.invalidate()
                     raise
+
+    async def _pipeline(self, runtime: ServiceRuntime) -> None:
+        """Claim and render ahead (up to `sender_pipeline_depth` batches) while earlier batches
+        are re-checked, sent and recorded, in claim order."""
+        depth = max(0, self.settings.sender_pipeline_depth)
+        if depth == 0:
+            last_reconcile = time.monotonic()
+            while True:
+                handled = await self.send_batch(runtime)
+                if time.monotonic() - last_reconcile > self.settings.reconcile_interval_seconds:
+                    await self.reconcile(runtime)
+                    last_reconcile = time.monotonic()
+                if handled < self.settings.sender_batch_size:
+                    await asyncio.sleep(self.settings.sender_interval_seconds)
+
+        ready: asyncio.Queue[asyncio.Task] = asyncio.Queue()
+        slots = asyncio.Semaphore(depth + 1)  # batches claimed and not yet recorded
+
+        async def claim_and_render() -> None:
+            last_reconcile = time.monotonic()
+            while True:
+                await slots.acquire()
+                claimed = await self.claim(runtime)
+                if claimed:
+                    # Rendering runs as its own task: the next claim need not wait for it.
+                    await ready.put(asyncio.ensure_future(self._rendered(claimed)))
+                else:
+                    slots.release()
+                if time.monotonic() - last_reconcile > self.settings.reconcile_interval_seconds:
+                    await self.reconcile(runtime)
+                    last_reconcile = time.monotonic()
+                if len(claimed) < self.settings.sender_batch_size:
+                    await asyncio.sleep(self.settings.sender_interval_seconds)
+
+        async def send_and_record() -> None:
+            while True:
+                claimed, outcomes = await (await ready.get())
+                await self.finish(runtime, claimed, outcomes)
+                slots.release()
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(claim_and_render())
+                group.create_task(send_and_record())
+        finally:
+            while not ready.empty():  # claimed ahead, never sent: left to reconciliation
+                ready.get_nowait().cancel()
+
+    async def _rendered(self, claimed: list[Claimed]) -> tuple[list[Claimed], dict[str, RenderOutcome]]:
+        return claimed, await self.render(claimed)
 
     async def reconcile(self, runtime: ServiceRuntime) -> int:
         """Requeue the ``sending`` steps of dead sender instances (same key, so no double send)."""
@@ -182,82 +270,57 @@ class Sender:
     # --- one batch -------------------------------------------------------------------------------
 
     async def send_batch(self, runtime: ServiceRuntime) -> int:
+        """One batch through every stage, without pipelining."""
         claimed = await self.claim(runtime)
         if not claimed:
             return 0
         outcomes = await self.render(claimed)
-        inactive = await self.inactive_invitations(runtime, {c.invitation_id for c in claimed})
-        results = await asyncio.gather(*(self.deliver(c, outcomes[c.key], inactive) for c in claimed))
-        await self.record(runtime, claimed, results)
+        await self.finish(runtime, claimed, outcomes)
         return len(claimed)
 
-    async def claim(self, runtime: ServiceRuntime) -> list[Claimed]:
-        now = self.clock()
-        async with runtime.uow() as uow:
-            rows = (
-                await uow.session.execute(
-                    sa.select(
-                        DispatchStep.invitation_id, DispatchStep.step, DispatchStep.channel, DispatchStep.attempts,
-                        DispatchStep.due_at, Invitation.round_id, Invitation.kommunekode, Invitation.pseudonym,
-                        Invitation.token_nonce, Invitation.contact, Invitation.maalgruppe, Invitation.stratum,
-                        Invitation.arm, Invitation.created_at, Invitation.expires_at,
-                    )
-                    .join(Invitation, Invitation.id == DispatchStep.invitation_id)
-                    .where(DispatchStep.status == "planned", DispatchStep.due_at <= now, Invitation.status == "active")
-                    .order_by(DispatchStep.due_at)
-                    .limit(self.settings.sender_batch_size)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
-            if not rows:
-                return []
-            claimed = [Claimed(row) for row in rows]
-            await uow.session.execute(
-                sa.update(DispatchStep)
-                .where(sa.tuple_(DispatchStep.invitation_id, DispatchStep.step, DispatchStep.channel).in_(
-                    [(c.invitation_id, c.step, c.channel) for c in claimed]))
-                .values(status="sending", attempts=DispatchStep.attempts + 1, sending_since=now,
-                        claimed_by=self.instance_key)
-            )
-            await uow.commit()  # the attempt is on record before anything is sent
-        for c in claimed:
-            c.attempts += 1
-        return claimed
+    async def finish(self, runtime: ServiceRuntime, claimed: list[Claimed], outcomes: dict[str, RenderOutcome]) -> None:
+        """Re-check, send, record: the part of a batch that must happen in this order, late."""
+        with self.stages.measure("recheck", len(claimed)):
+            inactive = await self.inactive_invitations(runtime, {c.invitation_id for c in claimed})
+        with self.stages.measure("send", len(claimed)):
+            results = await self.deliver_all(claimed, outcomes, inactive)
+        with self.stages.measure("record", len(claimed)):
+            await self.record(runtime, claimed, results)
 
-    def job_for(self, c: Claimed) -> RenderJob:
-        s = self.settings
-        contact = open_contact(SealedContact.model_validate(c.contact), round_id=c.round_id, pseudonym=c.pseudonym,
-                               keyring=s.contact_keyring)
-        name = municipality_name(c.kommunekode)
-        return RenderJob(
-            key=c.key, step=c.step, channel=c.channel, sms_via=s.sms_channel, cpr=contact.cpr, name=contact.name,
-            phone=contact.phone_e164, exempt=contact.digital_post_exempt,
-            link=s.survey_base_url + link_token(s.link_key_bytes, c.token_nonce), municipality=name,
-            sender_cvr=s.sender_cvr_by_kommune.get(c.kommunekode, s.default_sender_cvr),
-            deadline=(c.created_at + timedelta(days=s.response_deadline_days)).date(),
-            letter_date=self.clock().date(), action_end=c.expires_at,
-            contact=ContactInfo(f"{s.contact_name} i {name}" if s.contact_name == "jobcentret" else s.contact_name,
-                                s.contact_phone, s.contact_email),
-            privacy_url=s.privacy_url, validate_all=s.memo_validate_all,
-        )
+    async def claim(self, runtime: ServiceRuntime) -> list[Claimed]:
+        with self.stages.measure("claim") as m:
+            async with runtime.uow() as uow:
+                # The due steps must come from the (status, due_at) index in due order, stopping
+                # after a batch. While the tables grow fast (a national round being planned) the
+                # statistics lag, and the planner would join and sort every due step, per batch.
+                await uow.session.execute(sa.text("SET LOCAL enable_sort = off"))
+                rows = (
+                    await uow.session.execute(self._claim, {"now": self.clock(), "owner": self.instance_key})
+                ).all()
+                if not rows:
+                    return []
+                await uow.commit()  # the attempt is on record before anything is sent
+            m.items = len(rows)
+        return sorted((Claimed(row) for row in rows), key=lambda c: c.due_at)
+
+    def job_for(self, c: Claimed, letter_date) -> RenderJob:
+        return RenderJob(key=c.key, step=c.step, channel=c.channel, round_id=c.round_id, kommunekode=c.kommunekode,
+                         pseudonym=c.pseudonym, token_nonce=c.token_nonce, contact=c.contact, created_at=c.created_at,
+                         expires_at=c.expires_at, letter_date=letter_date)
 
     async def render(self, claimed: list[Claimed]) -> dict[str, RenderOutcome]:
-        jobs: list[RenderJob] = []
-        outcomes: dict[str, RenderOutcome] = {}
-        for c in claimed:
-            try:
-                jobs.append(self.job_for(c))
-            except Exception as exc:  # noqa: BLE001 - e.g. a contact sealed under an unknown key
-                outcomes[c.key] = RenderOutcome(c.key, error=f"cannot open contact: {type(exc).__name__}")
-        chunks = [jobs[i : i + RENDER_CHUNK] for i in range(0, len(jobs), RENDER_CHUNK)]
-        loop = asyncio.get_running_loop()
-        if self.executor is not None:
-            rendered = await asyncio.gather(*(loop.run_in_executor(self.executor, render_jobs, chunk) for chunk in chunks))
-        else:
-            rendered = [await asyncio.to_thread(render_jobs, chunk) for chunk in chunks]
-        for chunk in rendered:
-            outcomes.update((o.key, o) for o in chunk)
-        return outcomes
+        with self.stages.measure("render", len(claimed)):
+            letter_date = self.clock().date()
+            jobs = [self.job_for(c, letter_date) for c in claimed]
+            chunks = [jobs[i : i + RENDER_CHUNK] for i in range(0, len(jobs), RENDER_CHUNK)]
+            config = self.render_config
+            loop = asyncio.get_running_loop()
+            if self.executor is not None:
+                rendered = await asyncio.gather(
+                    *(loop.run_in_executor(self.executor, render_jobs, config, chunk) for chunk in chunks))
+            else:
+                rendered = [await asyncio.to_thread(render_jobs, config, chunk) for chunk in chunks]
+            return {o.key: o for chunk in rendered for o in chunk}
 
     async def inactive_invitations(self, runtime: ServiceRuntime, ids: set) -> dict:
         async with runtime.sessionmaker() as session:
@@ -266,37 +329,61 @@ class Sender:
             )
             return dict(rows.all())
 
-    async def deliver(self, c: Claimed, outcome: RenderOutcome, inactive: dict) -> tuple[str, SendResult | None, str | None]:
-        """Returns (outcome, result, skip reason)."""
-        if c.invitation_id in inactive:
-            return "skipped", None, inactive[c.invitation_id]
-        if outcome.skip_reason:
-            return "skipped", None, outcome.skip_reason
-        if outcome.error:
-            return "failed", SendResult.permanent(outcome.error), None
-        async with self._semaphore:
+    async def deliver_all(self, claimed: list[Claimed], outcomes: dict[str, RenderOutcome],
+                          inactive: dict) -> list[tuple[str, SendResult | None, str | None]]:
+        """(outcome, result, skip reason) per claimed step, in order."""
+        results: list = [None] * len(claimed)
+        batches: dict[str, list[tuple[int, OutgoingMessage]]] = {}
+        singles = []
+        for i, c in enumerate(claimed):
+            outcome = outcomes[c.key]
+            if c.invitation_id in inactive:
+                results[i] = ("skipped", None, inactive[c.invitation_id])
+            elif outcome.skip_reason:
+                results[i] = ("skipped", None, outcome.skip_reason)
+            elif outcome.error:
+                results[i] = ("failed", SendResult.permanent(outcome.error), None)
+            elif getattr(self.channels[c.channel], "batched", False):
+                batches.setdefault(c.channel, []).append((i, outcome.message))
+            else:
+                singles.append((i, c, outcome.message))
+
+        async def one(i: int, c: Claimed, message: OutgoingMessage) -> None:
+            async with self._semaphore:
+                try:
+                    result = await self.channels[c.channel].send(message)
+                except Exception as exc:  # noqa: BLE001 - channels classify, but a bug must not lose the batch
+                    result = SendResult.transient(f"channel raised {type(exc).__name__}")
+            results[i] = (result.status.value, result, None)
+
+        async def many(channel: Channel, items: list[tuple[int, OutgoingMessage]]) -> None:
             try:
-                result = await self.channels[c.channel].send(outcome.message)
-            except Exception as exc:  # noqa: BLE001 - channels classify, but a bug must not lose the batch
-                result = SendResult.transient(f"channel raised {type(exc).__name__}")
-        return result.status.value, result, None
+                sent = await channel.send_many([message for _, message in items])
+            except Exception as exc:  # noqa: BLE001
+                sent = [SendResult.transient(f"channel raised {type(exc).__name__}")] * len(items)
+            for (i, _), result in zip(items, sent, strict=True):
+                results[i] = (result.status.value, result, None)
+
+        await asyncio.gather(*(one(*single) for single in singles),
+                             *(many(self.channels[name], items) for name, items in batches.items()))
+        return results
+
+    async def deliver(self, c: Claimed, outcome: RenderOutcome, inactive: dict) -> tuple[str, SendResult | None, str | None]:
+        """One step (the batch path is `deliver_all`). Returns (outcome, result, skip reason)."""
+        return (await self.deliver_all([c], {c.key: outcome}, inactive))[0]
 
     async def record(self, runtime: ServiceRuntime, claimed: list[Claimed], results) -> None:
         now = self.clock()
         s = self.settings
-        updates = []
+        columns: dict[str, list] = {name: [] for name in _RECORD_FIELDS}
+        tally: Tally = Tally()
         async with runtime.uow() as uow:
             for c, (outcome, result, skip_reason) in zip(claimed, results, strict=True):
-                values = {"b_invitation_id": c.invitation_id, "b_step": c.step, "b_channel": c.channel,
-                          "b_claimed_by": self.instance_key, "due_at": c.due_at, "sent_at": None,
-                          "provider_reference": None, "last_error": None, "skip_reason": skip_reason}
-                if result is not None:
-                    values["provider_reference"] = result.provider_reference
-                    values["last_error"] = result.error
+                due_at, sent_at = c.due_at, None
                 if outcome == "skipped":
-                    values["status"] = "skipped"
+                    status = "skipped"
                 elif result.status is SendStatus.SENT:
-                    values.update(status="sent", sent_at=now)
+                    status, sent_at = "sent", now
                     uow.publish(
                         InvitationSent(
                             round_id=c.round_id, kommunekode=c.kommunekode, pseudonym=c.pseudonym, step=c.step,
@@ -306,16 +393,25 @@ class Sender:
                     )
                 elif result.status is SendStatus.TRANSIENT_FAILURE and c.attempts < s.max_attempts:
                     backoff = min(s.retry_backoff_seconds * 2 ** (c.attempts - 1), 3600)
-                    values.update(status="planned", due_at=now + timedelta(seconds=backoff))
+                    status, due_at = "planned", now + timedelta(seconds=backoff)
                 else:
-                    values["status"] = "failed"
+                    status = "failed"
                     logger.warning("message failed permanently",
                                    extra=log_fields(key=c.key, attempts=c.attempts, error=result.error))
-                MESSAGES.labels(c.channel, values["status"]).inc()
-                updates.append(values)
-            await uow.session.execute(_RESULT_UPDATE, updates)
+                tally[(c.channel, status)] += 1
+                for name, value in (("invitation_id", c.invitation_id), ("step", c.step), ("channel", c.channel),
+                                    ("status", status), ("due_at", due_at), ("sent_at", sent_at),
+                                    ("provider_reference", result.provider_reference if result else None),
+                                    ("last_error", result.error if result else None), ("skip_reason", skip_reason)):
+                    columns[name].append(value)
+            await uow.session.execute(_RECORD, {**columns, "owner": self.instance_key})
             await self.before_result_commit(claimed)
             await uow.commit()
+        for (channel, status), n in tally.items():
+            MESSAGES.labels(channel, status).inc(n)
+        for c, (outcome, _result, _skip) in zip(claimed, results, strict=True):
+            if outcome == "sent":
+                self.stages.count(f"sent.{c.step}.{c.channel}")
 
     def event_channel(self, c: Claimed, outcome) -> str:
         return "sms" if c.channel == "sms" else "digital_post"

@@ -15,11 +15,14 @@ class IngestSettings(ServiceSettings, KeyRingSettings):
     cpr_keys: str | None = Field(default=None, description='JSON {"key id": "base64 32-byte key"}')
     cpr_active_key_id: str | None = None
 
-    # Persons per population.received event: keeps messages well under Kafka's 1 MB default.
-    event_chunk_size: int = 500
-    # Ingest's events are big (500 persons ~ 175 KB of JSON): the relay's default batch of 500
-    # outbox rows would hold ~90 MB decoded at once, so ingest relays fewer per batch.
-    outbox_batch_size: int = 20
+    # Persons per population.received event, and the most JSON one may hold: a person is ~330
+    # bytes, so a chunk is at most ~750 KB, under Kafka's 1 MB default message size. Fewer,
+    # bigger events: a national delivery is ~500 events, not 2,000.
+    event_chunk_size: int = 2000
+    event_chunk_max_bytes: int = 750_000
+    # Ingest's events are big (up to 750 KB of JSON): the relay's default batch of 500 outbox rows
+    # would hold hundreds of MB decoded at once, so ingest relays a few per batch (~4 MB of JSON).
+    outbox_batch_size: int = 5
     # The maalgruppe mapping table (services/ingest/domain/maalgrupper_<version>.json) new
     # deliveries are classified with; every delivery records the version it used.
     maalgruppe_mapping_version: str = "v1"
@@ -29,8 +32,17 @@ class IngestSettings(ServiceSettings, KeyRingSettings):
     # so it defaults to the service's state directory, not /tmp.
     upload_dir: str | None = None
     max_upload_bytes: int = 2 * 1024**3
-    # Rows validated and copied per step; bounds memory and sets how often progress is written.
-    ingest_batch_rows: int = 10_000
+    # Rows (at most) and CSV bytes (about) validated and copied per step; bounds memory and sets
+    # how often progress is written.
+    ingest_batch_rows: int = 20_000
+    ingest_block_bytes: int = 2 * 1024 * 1024
+    # Worker processes preparing CSV blocks (0: one per available core); files smaller than
+    # ingest_parallel_min_bytes are prepared in a thread (starting processes costs ~1 s).
+    ingest_workers: int = 0
+    ingest_parallel_min_bytes: int = 4 * 1024 * 1024
+    # Start the worker processes with the service (idle, ~100 MB each) rather than at the first
+    # big file.
+    ingest_prewarm_workers: bool = True
     # JSON batches in the request body are processed synchronously; bigger extracts go as a file.
     json_batch_max_rows: int = 50_000
     # A running job whose progress has not moved for this long belongs to a crashed process.
@@ -38,6 +50,21 @@ class IngestSettings(ServiceSettings, KeyRingSettings):
     job_poll_interval_seconds: float = 1.0
     # A job interrupted this many times is failed rather than retried again.
     job_max_attempts: int = 2
+
+    # Pseudonym keys replaced by a rotation: never used for new pseudonyms, only to recognise a
+    # citizen's older pseudonyms in erasure and objection requests.
+    retired_pseudonym_keys: str | None = Field(default=None, description='JSON {"key id": "base64 key"}')
+
+    # Retention: a closed round's identifiers are purged everywhere this many days after closing.
+    retention_days: int = Field(default=90, ge=0)
+    retention_check_interval_seconds: float = 60.0
+    # CPR ciphertexts under a key other than the active one are re-encrypted this many per step.
+    reencrypt_batch_rows: int = 5_000
+    reencrypt_interval_seconds: float = 30.0
+
+    @cached_property
+    def retired_pseudonym_keyring(self) -> dict[str, bytes]:
+        return parse_keyring(self.retired_pseudonym_keys)
 
     @cached_property
     def cpr_keyring(self) -> dict[str, bytes]:

@@ -23,16 +23,20 @@ import sqlalchemy as sa
 from services.ingest import service
 from services.ingest.config import IngestSettings
 from services.ingest.domain.errors import ExtractFormatError
-from services.ingest.domain.readers import ExtractFormat, iter_extract_rows, open_extract
-from services.ingest.models import ExtractJob
+from services.ingest.domain.readers import ExtractFormat, open_extract
+from services.ingest.parallel import ExtractFile
+from services.ingest.events import PopulationRelay
+from services.ingest.models import BUS, POPULATION_OUTBOX, ExtractJob
+from services.ingest.parallel import shutdown_pool, warm_pool
 from services.ingest.schemas import JobProgress, JobReport, RowIssue
-from shared.bus import UnitOfWork
+from shared.bus import BusTables, UnitOfWork
 from shared.runtime import ServiceRuntime
 
 logger = logging.getLogger(__name__)
 
 UPLOAD_CHUNK_BYTES = 1024 * 1024
 _wakeups: dict[int, asyncio.Event] = {}  # per runtime: an upload wakes the worker at once
+_population_relays: dict[int, PopulationRelay] = {}  # per runtime: a delivery's commit nudges its relay
 
 
 class UploadTooLarge(Exception):
@@ -154,10 +158,41 @@ def wake_worker(runtime: ServiceRuntime) -> None:
         event.set()
 
 
+def nudge_population_relay(runtime: ServiceRuntime) -> None:
+    relay = _population_relays.get(id(runtime))
+    if relay is not None:
+        relay.nudge()
+
+
+async def run_population_relay(runtime: ServiceRuntime) -> None:
+    """Background loop (a ServiceRuntime worker): publishes the population outbox."""
+    settings: IngestSettings = runtime.settings  # type: ignore[assignment]
+    relay = PopulationRelay(
+        runtime.engine,
+        BusTables(outbox=POPULATION_OUTBOX, processed_event=BUS.processed_event),
+        runtime.producer,
+        service=f"{settings.service_name}-population",  # its own leader lock beside the shared relay's
+        topic_prefix=settings.kafka_topic_prefix,
+        batch_size=settings.outbox_batch_size,
+        # A delivery's commit nudges the relay of its own replica; polling only catches deliveries
+        # committed by another replica, where a second's delay does not matter.
+        poll_interval=max(settings.outbox_poll_interval_seconds, 1.0),
+    )
+    _population_relays[id(runtime)] = relay
+    try:
+        await relay.run()
+    finally:
+        _population_relays.pop(id(runtime), None)
+
+
 async def run_worker(runtime: ServiceRuntime) -> None:
     """Background loop (a ServiceRuntime worker): recover stale jobs, then run queued ones."""
     settings: IngestSettings = runtime.settings  # type: ignore[assignment]
     wakeup = _wakeups.setdefault(id(runtime), asyncio.Event())
+    if settings.ingest_prewarm_workers:
+        # Worker processes for big CSV files start now, so the first national delivery does not
+        # wait for them (their imports take seconds); small files never use them.
+        warm_pool(settings.ingest_workers)
     try:
         while True:
             await recover_stale_jobs(runtime, settings)
@@ -170,6 +205,7 @@ async def run_worker(runtime: ServiceRuntime) -> None:
                 pass
     finally:
         _wakeups.pop(id(runtime), None)
+        shutdown_pool()
 
 
 async def claim_next_job(runtime: ServiceRuntime) -> tuple[uuid.UUID, int] | None:
@@ -255,11 +291,12 @@ async def run_job(runtime: ServiceRuntime, settings: IngestSettings, job_id: uui
             raise JobLost()
 
     logger.info("extract job started", extra={"fields": {"job_id": str(job_id), "attempt": attempt}})
+    outcome = None
     try:
-        rows = iter_extract_rows(job.file_path, job.profile) if job.file_path else None
-        if rows is None:
+        if not job.file_path or not Path(job.file_path).exists():
             raise ExtractFormatError("the uploaded file is no longer available")
-        outcome = await service.ingest_delivery(runtime, settings, request, rows, on_progress=on_progress, before_commit=before_commit)
+        extract = ExtractFile(job.file_path, job.profile)
+        outcome = await service.ingest_delivery(runtime, settings, request, extract, on_progress=on_progress, before_commit=before_commit)
     except JobLost:
         logger.warning("extract job was taken over by another worker", extra={"fields": {"job_id": str(job_id)}})
         return
@@ -279,7 +316,11 @@ async def run_job(runtime: ServiceRuntime, settings: IngestSettings, job_id: uui
     # The file holds CPR numbers in clear: it goes as soon as the job has an outcome.
     if job.file_path:
         Path(job.file_path).unlink(missing_ok=True)
-    logger.info("extract job ended", extra={"fields": {"job_id": str(job_id)}})
+    fields = {"job_id": str(job_id)}
+    if outcome is not None:
+        # Seconds per stage (no personal data): where a big delivery's time went.
+        fields["timings"] = outcome.timings
+    logger.info("extract job ended", extra={"fields": fields})
 
 
 async def _finish(runtime: ServiceRuntime, ours, *, status: str, error: str | None = None, report: dict | None = None, **counts) -> None:

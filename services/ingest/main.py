@@ -10,8 +10,13 @@ from fastapi import FastAPI
 from services.ingest import jobs
 from services.ingest.api import router
 from services.ingest.config import IngestSettings
-from services.ingest.models import BUS
+from services.ingest.models import AUDIT, BUS
+from services.ingest.privacy import api as privacy_api
+from services.ingest.privacy.handlers import HANDLERS
+from services.ingest.privacy.keys import run_reencryption
+from services.ingest.privacy.scheduler import run_retention_clock
 from shared.app import install_common
+from shared.audit import install_audit
 from shared.runtime import ServiceRuntime
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -24,7 +29,16 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         # Upload jobs run in the background of every replica; the job table is their queue.
         async with ServiceRuntime(
-            settings, tables=BUS, migrations_dir=MIGRATIONS, workers={"extract-jobs": jobs.run_worker}
+            settings,
+            tables=BUS,
+            migrations_dir=MIGRATIONS,
+            handlers=HANDLERS,
+            workers={
+                "extract-jobs": jobs.run_worker,
+                "population-relay": jobs.run_population_relay,
+                "retention-clock": run_retention_clock,
+                "cpr-reencryption": run_reencryption,
+            },
         ) as runtime:
             app.state.runtime = runtime
             yield
@@ -32,5 +46,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     app = FastAPI(title="Borgerblik ingest", version="1", lifespan=lifespan)
     app.state.settings = settings
     install_common(app, settings)
+    install_audit(app, AUDIT)
     app.include_router(router)
+    app.include_router(privacy_api.router)
     return app

@@ -9,11 +9,32 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
+from shared.audit import audit_log_table
 from shared.bus import bus_tables
 from shared.db import make_base
 
 Base = make_base("ingest")
 BUS = bus_tables(Base.metadata)
+AUDIT = audit_log_table(Base.metadata)  # append-only (shared.audit)
+
+# population.received chunks wait here, not in BUS.outbox: a national delivery is ~400 MB of
+# them, and the shared relay decodes every envelope to re-encode it. Their relay
+# (services.ingest.events.PopulationRelay) forwards the stored JSON text as it is, with the
+# headers kept in columns. Same transactional guarantees: written in the delivery's
+# transaction, deleted once Kafka has acknowledged. Stored uncompressed (random ciphertexts).
+POPULATION_OUTBOX = sa.Table(
+    "population_outbox",
+    Base.metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("event_id", sa.Uuid, nullable=False, unique=True),
+    sa.Column("topic", sa.Text, nullable=False),  # logical topic, without the deployment's prefix
+    sa.Column("key", sa.Text, nullable=False),
+    sa.Column("event_type", sa.Text, nullable=False),
+    sa.Column("event_version", sa.Integer, nullable=False),
+    sa.Column("correlation_id", sa.Text, nullable=False),
+    sa.Column("envelope", sa.Text, nullable=False),  # the envelope's JSON, exactly as published
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+)
 
 
 class Delivery(Base):
@@ -46,8 +67,11 @@ class Citizen(Base):
 
     __tablename__ = "citizen"
 
-    delivery_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey(Delivery.id, ondelete="CASCADE"), primary_key=True)
-    pseudonym: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    # The delivery's id; no foreign key (migration i091): checking one costs a query per row of a
+    # million-row COPY, and only ingest_delivery writes citizens, after their delivery row.
+    delivery_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    # Hex digits, compared bytewise (migration i091): cheaper index maintenance at a million rows.
+    pseudonym: Mapped[str] = mapped_column(sa.Text(collation="C"), primary_key=True)
     cpr_ciphertext: Mapped[bytes] = mapped_column(sa.LargeBinary)  # nonce || AES-GCM ciphertext
     cpr_key_id: Mapped[str] = mapped_column(sa.Text)
     maalgruppe: Mapped[str] = mapped_column(sa.Text)  # target group
@@ -56,8 +80,13 @@ class Citizen(Base):
     age_band: Mapped[str] = mapped_column(sa.Text)
     duration_band: Mapped[str] = mapped_column(sa.Text)
 
-    # Finds a person in other municipalities' deliveries of the same round (cross-delivery duplicates).
-    __table_args__ = (sa.Index("ix_citizen_pseudonym", "pseudonym"),)
+    # The primary key leads with the pseudonym, so it also finds a person in other municipalities'
+    # deliveries of the same round (cross-delivery duplicates); delivery_id has its own index for
+    # superseding and purging a delivery's rows.
+    __table_args__ = (
+        sa.PrimaryKeyConstraint("pseudonym", "delivery_id"),
+        sa.Index("ix_citizen_delivery", "delivery_id"),
+    )
 
 
 class ExtractJob(Base):

@@ -2,35 +2,50 @@
 announce it on the bus, atomically.
 
 One delivery is one database transaction: the delivery row, every citizen (streamed in with
-COPY, batch by batch), the population.received events (into the outbox), superseding the
+COPY, block by block), the population.received events (into the population outbox), superseding the
 municipality's previous delivery and, for uploads, the job's final status. Nothing is visible
 until it commits, and a crash or a rejected delivery leaves nothing behind.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import time
 import uuid
+from array import array
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
 
+import numpy as np
 import sqlalchemy as sa
 
 from services.ingest.config import IngestSettings
 from services.ingest.domain.classification import load_mapping
+from services.ingest.domain.profiles import Kolonne
 from services.ingest.domain.readers import NumberedRow
 from services.ingest.domain.validation import RowError
-from services.ingest.models import Citizen, Delivery
-from services.ingest.preparation import CITIZEN_COLUMNS, DeliveryPreparer, PreparedBatch
-from services.ingest.pseudonymisation import Pseudonymiser
+from services.ingest.duplicates import SeenKeys
+from services.ingest.events import PopulationChunks
+from services.ingest.models import POPULATION_OUTBOX, Citizen, Delivery
+from services.ingest.privacy.models import BlockedCitizen
+from services.ingest.parallel import BlockSettings, ExtractFile, prepared_blocks, worker_count
+from services.ingest.preparation import (
+    CITIZEN_COLUMNS,
+    COPY_HEADER,
+    COPY_TRAILER,
+    EXCLUDED_BASE,
+    EXCLUSION_ORDER,
+    UNKNOWN_BENEFIT,
+    PreparationSpec,
+    PreparedBlock,
+    forget,
+    masked,
+)
 from services.ingest.schemas import DeliveryReport, ExtractRow, RowIssue
 from shared.bus import UnitOfWork
-from shared.events import PopulationReceived
 from shared.runtime import ServiceRuntime
 
 Policy = Literal["accept_valid", "reject_all"]
@@ -70,24 +85,24 @@ class DeliveryTotals:
     errors_by_column: Counter = field(default_factory=Counter)
     maalgrupper: Counter = field(default_factory=Counter)
 
-    def add(self, batch: PreparedBatch) -> None:
-        self.rows_read += batch.rows_read
-        self.rows_valid += len(batch.citizens)
-        self.rows_rejected += batch.rejected_rows
-        self.rows_excluded += sum(batch.exclusions.values())
-        self.exclusions.update(batch.exclusions)
-        self.errors_total += len(batch.errors)
-        self.warnings_total += len(batch.warnings)
-        self.errors_by_column.update(error.column or "(row)" for error in batch.errors)
-        self.maalgrupper.update(citizen[CITIZEN_COLUMNS.index("maalgruppe")] for citizen in batch.citizens)
-        self.errors.extend(batch.errors[: MAX_REPORTED_ISSUES - len(self.errors)])
-        self.warnings.extend(batch.warnings[: MAX_REPORTED_ISSUES - len(self.warnings)])
+    def add(self, block: PreparedBlock) -> None:
+        self.rows_read += block.rows_read
+        self.rows_valid += len(block.persons)
+        self.rows_rejected += block.rejected_rows
+        self.rows_excluded += sum(block.exclusions.values())
+        self.exclusions.update(block.exclusions)
+        self.errors_total += len(block.errors)
+        self.warnings_total += len(block.warnings)
+        self.errors_by_column.update(error.column or "(row)" for error in block.errors)
+        self.maalgrupper.update(block.maalgrupper)
+        self.errors.extend(block.errors[: MAX_REPORTED_ISSUES - len(self.errors)])
+        self.warnings.extend(block.warnings[: MAX_REPORTED_ISSUES - len(self.warnings)])
 
     def report(self, mapping_version: str) -> dict:
         """The report stored with the delivery and the job; JSON, no personal data."""
         return {
             "mapping_version": mapping_version,
-            "exclusions": dict(self.exclusions),
+            "exclusions": {reason: count for reason, count in self.exclusions.items() if count},
             "maalgrupper": dict(self.maalgrupper),
             "errors_total": self.errors_total,
             "errors_by_column": dict(self.errors_by_column),
@@ -103,6 +118,7 @@ class DeliveryOutcome:
     totals: DeliveryTotals
     report: dict
     delivery: Delivery | None = None  # None when rejected
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage (and event counts), for logs and benches
 
 
 ProgressCallback = Callable[[DeliveryTotals], Awaitable[None]]
@@ -121,17 +137,21 @@ def round_lock_key(round_id: str) -> int:
     return int.from_bytes(hashlib.sha256(f"delivery:{round_id}".encode()).digest()[:8], "big", signed=True)
 
 
-def make_pseudonymiser(settings: IngestSettings, round_id: str) -> Pseudonymiser:
+def preparation_spec(settings: IngestSettings, request: DeliveryRequest, delivery_id: uuid.UUID, mapping_version: str) -> PreparationSpec:
     cpr_key_id = settings.cpr_active_key_id or ""
     contact_key_id = settings.contact_active_key_id or ""
     try:
-        return Pseudonymiser(
+        return PreparationSpec(
+            token=uuid.uuid4().hex,
+            delivery_id=delivery_id,
+            reference_date=request.reference_date,
+            mapping_version=mapping_version,
+            round_id=request.round_id,
             pseudonym_key=settings.pseudonym_key_bytes,
             cpr_key=settings.cpr_keyring[cpr_key_id],
             cpr_key_id=cpr_key_id,
             contact_key=settings.contact_keyring[contact_key_id],
             contact_key_id=contact_key_id,
-            round_id=round_id,
         )
     except (KeyError, RuntimeError) as exc:
         raise DeliveryError(f"ingest's data keys are not configured ({type(exc).__name__})") from None
@@ -141,29 +161,31 @@ async def ingest_delivery(
     runtime: ServiceRuntime,
     settings: IngestSettings,
     request: DeliveryRequest,
-    rows: Iterator[NumberedRow],
+    rows: Iterator[NumberedRow] | ExtractFile,
     *,
     on_progress: ProgressCallback | None = None,
     before_commit: BeforeCommit | None = None,
 ) -> DeliveryOutcome:
     """Validate, classify and store a delivery from ``rows``; one transaction or nothing.
 
-    ``rows`` is consumed in a worker thread (parsing and validation are CPU work) while the event
-    loop copies the previous batch into PostgreSQL, so the two overlap. Deliveries of one round
-    are serialised by an advisory lock: "the previous delivery" and "already delivered by another
-    municipality" then have one meaning.
+    The rows are prepared in blocks on every core (``services.ingest.parallel``) while the event
+    loop copies earlier blocks into PostgreSQL and writes their events, so the stages overlap.
+    Deliveries of one round are serialised by an advisory lock: "the previous delivery" and
+    "already delivered by another municipality" then have one meaning.
     """
+    timings: Counter = Counter()
+    started = time.perf_counter()
     mapping = load_mapping(settings.maalgruppe_mapping_version)
     delivery_id = uuid.uuid4()
-    preparer = DeliveryPreparer(
-        delivery_id=delivery_id,
-        reference_date=request.reference_date,
-        mapping=mapping,
-        pseudonymiser=make_pseudonymiser(settings, request.round_id),
-        batch_rows=settings.ingest_batch_rows,
+    spec = preparation_spec(settings, request, delivery_id, mapping.version)
+    block_settings = BlockSettings(
+        block_bytes=settings.ingest_block_bytes,
+        block_rows=settings.ingest_batch_rows,
+        workers=worker_count(settings.ingest_workers),
+        parallel_min_bytes=settings.ingest_parallel_min_bytes,
     )
     totals = DeliveryTotals()
-    loop = asyncio.get_running_loop()
+    seen = SeenKeys()
 
     async with runtime.uow() as uow:
         session = uow.session
@@ -177,6 +199,8 @@ async def ingest_delivery(
                 )
             )
         ).scalar_one_or_none()
+        # Citizens who objected (privacy requests) never enter a frame again.
+        objections_stand = bool(await session.scalar(sa.select(sa.exists().where(BlockedCitizen.pseudonym.is_not(None)))))
         others_delivered = bool(
             await session.scalar(
                 sa.select(
@@ -204,43 +228,72 @@ async def ingest_delivery(
         await session.flush()  # the citizens' foreign key needs the delivery row
         connection = await session.connection()
         raw = (await connection.get_raw_connection()).driver_connection
-        events = _PopulationPublisher(uow, request, delivery_id, delivery.supersedes, settings.event_chunk_size)
+        chunks = PopulationChunks(
+            raw,
+            POPULATION_OUTBOX.fullname,
+            source=settings.service_name,
+            round_id=request.round_id,
+            kommunekode=request.kommunekode,
+            delivery_id=delivery_id,
+            supersedes=delivery.supersedes,
+            reference_date=request.reference_date,
+            size=settings.event_chunk_size,
+            max_bytes=settings.event_chunk_max_bytes,
+        )
+        timings["setup"] += time.perf_counter() - started
 
         last_progress = 0.0
-        pending = loop.run_in_executor(None, preparer.next_batch, rows)
+        blocks = prepared_blocks(rows, spec, block_settings)
         try:
-            while (batch := await pending) is not None:
-                # Prepare the next batch in the thread while this one goes to the database.
-                pending = loop.run_in_executor(None, preparer.next_batch, rows)
-                if others_delivered and batch.citizens:
-                    await _reject_cross_delivery_duplicates(raw, request, batch)
-                totals.add(batch)
+            while True:
+                mark = time.perf_counter()
+                block = await anext(blocks, None)
+                now = time.perf_counter()
+                timings["wait_for_blocks"] += now - mark
+                if block is None:
+                    break
+                _drop_duplicates(block, seen)
+                if objections_stand and block.persons:
+                    await _exclude_objectors(raw, block)
+                if others_delivered and block.persons:
+                    await _reject_cross_delivery_duplicates(raw, request, block)
+                totals.add(block)
+                mark = time.perf_counter()
+                timings["merge"] += mark - now
                 # Under reject_all one error dooms the delivery: stop writing, keep reading for the report.
                 if not (request.policy == "reject_all" and totals.rows_rejected):
-                    if batch.citizens:
-                        await raw.copy_records_to_table(
+                    if block.copy_rows:
+                        await raw.copy_to_table(
                             Citizen.__tablename__,
                             schema_name=Citizen.__table__.schema,
                             columns=CITIZEN_COLUMNS,
-                            records=batch.citizens,
+                            # a buffer, not bytes: asyncpg would take bytes for a file name
+                            # in pseudonym order: the primary key's B-tree is filled page by page
+                            source=memoryview(b"".join((COPY_HEADER, *sorted(block.copy_rows), COPY_TRAILER))),
+                            format="binary",
                         )
-                    events.add(batch.persons)
-                    await uow.flush_events()
+                    now = time.perf_counter()
+                    timings["copy_citizens"] += now - mark
+                    await chunks.add(block.persons)
+                    timings["write_events"] += time.perf_counter() - now
                 if on_progress is not None and time.monotonic() - last_progress >= PROGRESS_INTERVAL_SECONDS:
                     last_progress = time.monotonic()
                     await on_progress(totals)
         finally:
-            if not pending.done():  # an error left the thread reading: let it finish first
-                await asyncio.wait([pending])
+            await blocks.aclose()
+            forget(spec)
         if on_progress is not None:
             await on_progress(totals)
 
         report = totals.report(mapping.version)
         if request.policy == "reject_all" and totals.rows_rejected:
             await uow.rollback()
-            return DeliveryOutcome(status="rejected", totals=totals, report=report)
+            return DeliveryOutcome(status="rejected", totals=totals, report=report, timings=_seconds(timings, started))
 
-        events.finish()
+        mark = time.perf_counter()
+        await chunks.finish()
+        timings["write_events"] += time.perf_counter() - mark
+        mark = time.perf_counter()
         if previous is not None:
             previous.status = "superseded"
             # The superseded frame's identifiers are no longer needed.
@@ -254,83 +307,105 @@ async def ingest_delivery(
         if before_commit is not None:
             await before_commit(uow, outcome)
         await uow.commit()
+        from services.ingest.jobs import nudge_population_relay  # jobs imports this module
+
+        nudge_population_relay(runtime)
+        timings["commit"] += time.perf_counter() - mark
+        outcome.timings = _seconds(timings, started)
+        outcome.timings["events"] = chunks.chunks
+        outcome.timings["event_bytes"] = chunks.bytes_written
         return outcome
 
 
-async def _reject_cross_delivery_duplicates(raw, request: DeliveryRequest, batch: PreparedBatch) -> None:
+def _seconds(timings: Counter, started: float) -> dict[str, float]:
+    result = {stage: round(seconds, 3) for stage, seconds in timings.items()}
+    result["total"] = round(time.perf_counter() - started, 3)
+    return result
+
+
+def _drop_duplicates(block: PreparedBlock, seen: SeenKeys) -> None:
+    """Later copies of a CPR number in the delivery become row errors (the first row keeps it)."""
+    rows = block.valid_rows
+    found = seen.check(block.valid_digests, 32, np.frombuffer(rows, dtype=np.int32) if len(rows) else np.empty(0, np.int32))
+    if not found:
+        return
+    dropped_rows = {rows[index] for index in found}
+    drop_citizens = set()
+    for index in found:
+        outcome = block.valid_outcome[index]
+        if outcome >= 0:
+            drop_citizens.add(outcome)
+        elif outcome == UNKNOWN_BENEFIT:
+            block.rejected_rows -= 1  # its benefit error gives way to the duplicate error below
+        else:
+            block.exclusions[EXCLUSION_ORDER[EXCLUDED_BASE - outcome].value] -= 1
+    # A duplicate row gets only the duplicate error: the first row is the one the citizen keeps.
+    block.errors = [e for e in block.errors if not (e.row in dropped_rows and e.column == Kolonne.YDELSE.value)]
+    block.warnings = [w for w in block.warnings if w.row not in dropped_rows]
+    for index, first_row in found.items():
+        date_part = block.valid_date_parts[6 * index : 6 * index + 6]
+        message = f"{masked(date_part)} appears more than once in the delivery (first in row {first_row})"
+        block.errors.append(RowError(rows[index], Kolonne.CPR.value, message))
+    block.errors.sort(key=lambda error: error.row)
+    block.rejected_rows += len(found)
+    _drop_citizens(block, drop_citizens)
+
+
+def _drop_citizens(block: PreparedBlock, indexes: set[int]) -> None:
+    if not indexes:
+        return
+    keep = [i for i in range(len(block.persons)) if i not in indexes]
+    block.copy_rows = [block.copy_rows[i] for i in keep]
+    block.persons = [block.persons[i] for i in keep]
+    block.maalgrupper = [block.maalgrupper[i] for i in keep]
+    renumber = {old: new for new, old in enumerate(keep)}
+    block.valid_outcome = array("i", (renumber.get(o, -1000) if o >= 0 else o for o in block.valid_outcome))
+
+
+async def _exclude_objectors(raw, block: PreparedBlock) -> None:
+    """Citizens who objected to the survey (ingest's block list) are excluded, reason
+    ``objection``: counted in the report like every exclusion, never stored or published."""
+    digests = block.valid_digests
+    included = [(index, outcome) for index, outcome in enumerate(block.valid_outcome) if outcome >= 0]
+    pseudonyms = [digests[32 * index : 32 * index + 32].hex() for index, _ in included]
+    found = await raw.fetch("SELECT pseudonym FROM ingest.blocked_citizen WHERE pseudonym = ANY($1::text[])", pseudonyms)
+    if not found:
+        return
+    blocked = {record["pseudonym"] for record in found}
+    drop = {citizen for (_, citizen), pseudonym in zip(included, pseudonyms, strict=True) if pseudonym in blocked}
+    block.exclusions["objection"] += len(drop)
+    _drop_citizens(block, drop)
+
+
+async def _reject_cross_delivery_duplicates(raw, request: DeliveryRequest, block: PreparedBlock) -> None:
     """A citizen already in another municipality's accepted delivery for the round becomes a row
     error here (the earlier delivery keeps them), so no person is in two frames of one round.
     The message does not say which municipality: that would tell one municipality about a
     citizen's case in another."""
+    digests = block.valid_digests
+    included = [(index, outcome) for index, outcome in enumerate(block.valid_outcome) if outcome >= 0]
+    pseudonyms = [digests[32 * index : 32 * index + 32].hex() for index, _ in included]
     found = await raw.fetch(
         """
         SELECT c.pseudonym FROM ingest.citizen c JOIN ingest.delivery d ON d.id = c.delivery_id
         WHERE c.pseudonym = ANY($1::text[]) AND d.round_id = $2 AND d.kommunekode <> $3 AND d.status = 'accepted'
         """,
-        [person["pseudonym"] for person in batch.persons],
+        pseudonyms,
         request.round_id,
         request.kommunekode,
     )
     if not found:
         return
     taken = {record["pseudonym"] for record in found}
-    drop = {i for i, person in enumerate(batch.persons) if person["pseudonym"] in taken}
-    for i in sorted(drop):
-        message = CROSS_DELIVERY_MESSAGE.format(masked=batch.masked_cprs[i])
-        batch.errors.append(RowError(batch.row_numbers[i], "cpr", message))
-    batch.errors.sort(key=lambda error: error.row)
-    batch.rejected_rows += len(drop)
-    batch.drop(drop)
-
-
-class _PopulationPublisher:
-    """Cuts the delivery's persons into population.received chunks on the unit of work.
-
-    The last full chunk is held back until more persons arrive, so the final chunk (which
-    carries ``final``, the chunk count and the person count) is never an empty extra event.
-    """
-
-    def __init__(
-        self, uow: UnitOfWork, request: DeliveryRequest, delivery_id: uuid.UUID, supersedes: uuid.UUID | None, size: int
-    ) -> None:
-        self._uow = uow
-        self._request = request
-        self._delivery_id = delivery_id
-        self._supersedes = supersedes
-        self._size = size
-        self._buffer: list[dict] = []
-        self._chunks = 0
-        self._persons = 0
-
-    def add(self, persons: Iterable[dict]) -> None:
-        for person in persons:
-            if len(self._buffer) >= self._size:
-                self._emit(final=False)
-            self._buffer.append(person)
-            self._persons += 1
-
-    def finish(self) -> None:
-        self._emit(final=True)
-
-    def _emit(self, *, final: bool) -> None:
-        request = self._request
-        payload = PopulationReceived.model_validate(
-            {
-                "round_id": request.round_id,
-                "kommunekode": request.kommunekode,
-                "delivery_id": self._delivery_id,
-                "supersedes": self._supersedes,
-                "reference_date": request.reference_date,
-                "chunk_no": self._chunks,
-                "final": final,
-                "chunk_count": self._chunks + 1 if final else None,
-                "person_count": self._persons if final else None,
-                "persons": self._buffer,
-            }
-        )
-        self._uow.publish(payload, correlation_id=str(self._delivery_id))
-        self._chunks += 1
-        self._buffer = []
+    drop = set()
+    for (index, citizen), pseudonym in zip(included, pseudonyms, strict=True):
+        if pseudonym in taken:
+            drop.add(citizen)
+            date_part = block.valid_date_parts[6 * index : 6 * index + 6]
+            block.errors.append(RowError(block.valid_rows[index], "cpr", CROSS_DELIVERY_MESSAGE.format(masked=masked(date_part))))
+    block.errors.sort(key=lambda error: error.row)
+    block.rejected_rows += len(drop)
+    _drop_citizens(block, drop)
 
 
 # --- JSON batches (rows in the request body) ------------------------------------------------------

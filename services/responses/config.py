@@ -8,6 +8,10 @@ class ResponsesSettings(ServiceSettings):
     # (services/responses/domain/questionnaires/<name>.json).
     default_questionnaire: str = "kl_core_v1"
 
+    # Connections per process for the citizen's form (formstore.py: single statements, no ORM),
+    # besides the shared engine's pool that drafts, opt-outs, admin and the bus use.
+    form_pool_size: int = 10
+
     # Token guessing: every lookup of an unknown token takes one from the client IP's bucket;
     # an empty bucket answers 429 to every survey lookup from that IP until it refills.
     # Real tokens are 128-bit random, so this is defence in depth, not what makes guessing hopeless.

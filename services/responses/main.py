@@ -11,10 +11,14 @@ from fastapi.staticfiles import StaticFiles
 from services.responses import web
 from services.responses.api import admin, router
 from services.responses.config import ResponsesSettings
+from services.responses.formstore import FormStore, dsn_of
 from services.responses.handlers import HANDLERS
-from services.responses.models import BUS
+from services.responses.models import AUDIT, BUS
+from services.responses.privacy import RULES as PRIVACY
 from services.responses.protection import SecurityHeaders, UnknownTokenLimiter
 from shared.app import install_common
+from shared.audit import install_audit
+from shared.privacy import privacy_handlers
 from shared.runtime import ServiceRuntime
 
 HERE = Path(__file__).parent
@@ -29,18 +33,24 @@ def create_app(settings: ResponsesSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        async with ServiceRuntime(settings, tables=BUS, migrations_dir=MIGRATIONS, handlers=HANDLERS) as runtime:
-            app.state.runtime = runtime
-            yield
+        async with ServiceRuntime(settings, tables=BUS, migrations_dir=MIGRATIONS, handlers={**HANDLERS, **privacy_handlers(PRIVACY)}) as runtime:
+            store = await FormStore.connect(dsn_of(runtime.engine), settings, on_commit=runtime.relay.nudge)
+            app.state.runtime, app.state.form_store = runtime, store
+            try:
+                yield
+            finally:
+                await store.close()
 
     app = FastAPI(title="Borgerblik responses", version="1", lifespan=lifespan)
     app.state.settings = settings
     app.state.limiter = UnknownTokenLimiter(settings.unknown_token_burst, settings.unknown_token_refill_per_minute)
     install_common(app, settings)
+    install_audit(app, AUDIT)
     app.add_middleware(SecurityHeaders, settings=settings)
     app.add_exception_handler(web.TooManyGuesses, web.too_many)
+    # The citizen's pages first: routes are tried in order, and they take nearly all the traffic.
+    app.include_router(web.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(router)
     app.include_router(admin)
-    app.include_router(web.router)
     return app

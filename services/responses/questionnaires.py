@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -31,6 +32,7 @@ _PART = re.compile(r"^([a-z][a-z0-9_]*)@(\d+)$")
 _SUPPLEMENT = re.compile(r"^lokal_(\d{3})$")
 _CACHE_SIZE = 512
 _cache: OrderedDict[str, Questionnaire] = OrderedDict()
+_offered: OrderedDict[tuple, Questionnaire] = OrderedDict()
 
 
 class SupplementConflict(Exception):
@@ -49,6 +51,9 @@ def _remember(questionnaire: Questionnaire) -> Questionnaire:
     return questionnaire
 
 
+SupplementFetcher = Callable[[str, int], Awaitable[LocalSupplement]]
+
+
 async def load_supplement(session: AsyncSession, kommunekode: str, version: int) -> LocalSupplement:
     row = await session.get(LocalSupplementRow, (kommunekode, version))
     if row is None:
@@ -56,8 +61,13 @@ async def load_supplement(session: AsyncSession, kommunekode: str, version: int)
     return LocalSupplement.model_validate(row.definition)
 
 
-async def questionnaire_for_key(session: AsyncSession, key: str) -> Questionnaire:
-    """Rebuild the exact questionnaire named by ``key`` (cached)."""
+def cached_questionnaire(key: str) -> Questionnaire | None:
+    """The questionnaire named by ``key`` if this process has built it already (no I/O)."""
+    return _cache.get(key)
+
+
+async def build_for_key(key: str, fetch_supplement: SupplementFetcher) -> Questionnaire:
+    """Rebuild the exact questionnaire named by ``key`` (cached); supplements come from ``fetch_supplement``."""
     if (cached := _cache.get(key)) is not None:
         return cached
     parts = [_PART.match(part) for part in key.split("+")]
@@ -68,7 +78,7 @@ async def questionnaire_for_key(session: AsyncSession, key: str) -> Questionnair
     modules, supplement = [], None
     for component_id, version in rest:
         if m := _SUPPLEMENT.match(component_id):
-            supplement = await load_supplement(session, m.group(1), version)
+            supplement = await fetch_supplement(m.group(1), version)
         else:
             modules.append(load_module(_file_name(component_id, version)))
     questionnaire = effective_questionnaire(core, supplement, modules=modules)
@@ -77,19 +87,49 @@ async def questionnaire_for_key(session: AsyncSession, key: str) -> Questionnair
     return _remember(questionnaire)
 
 
+async def questionnaire_for_key(session: AsyncSession, key: str) -> Questionnaire:
+    """Rebuild the exact questionnaire named by ``key`` (cached)."""
+    return await build_for_key(key, lambda kommunekode, version: load_supplement(session, kommunekode, version))
+
+
+async def offered_questionnaire(
+    settings: ResponsesSettings,
+    config: tuple[str, tuple[str, ...], int | None] | None,
+    kommunekode: str,
+    fetch_supplement: SupplementFetcher,
+) -> Questionnaire:
+    """The questionnaire a round configured as ``config`` (core, modules, this municipality's
+    supplement version; None: not configured) gives a citizen of ``kommunekode``.
+
+    Cached by those components: core and modules are published files and a supplement version
+    is immutable once stored, so the same components always build the same questionnaire. The
+    round's configuration itself is read fresh by the caller every time (it may change)."""
+    if config is None:
+        return load_questionnaire(settings.default_questionnaire)  # lru-cached
+    core, modules, supplement_version = config
+    cache_key = (core, modules, kommunekode if supplement_version else "", supplement_version)
+    if (cached := _offered.get(cache_key)) is not None:
+        return cached
+    supplement = await fetch_supplement(kommunekode, supplement_version) if supplement_version else None
+    questionnaire = effective_questionnaire(load_questionnaire(core), supplement, modules=[load_module(name) for name in modules])
+    _offered[cache_key] = questionnaire
+    while len(_offered) > _CACHE_SIZE:
+        _offered.popitem(last=False)
+    return _remember(questionnaire)
+
+
 async def questionnaire_for_round(
     session: AsyncSession, settings: ResponsesSettings, round_id: str, kommunekode: str
 ) -> Questionnaire:
     """The questionnaire a citizen of ``kommunekode`` in ``round_id`` is given today."""
     config = await session.get(RoundQuestionnaire, round_id)
-    if config is None:
-        return _remember(load_questionnaire(settings.default_questionnaire))
-    supplement_version = config.supplements.get(kommunekode)
-    supplement = await load_supplement(session, kommunekode, supplement_version) if supplement_version else None
-    questionnaire = effective_questionnaire(
-        load_questionnaire(config.core), supplement, modules=[load_module(name) for name in config.modules]
+    components = None
+    if config is not None:
+        supplement_version = config.supplements.get(kommunekode)
+        components = (config.core, tuple(config.modules), int(supplement_version) if supplement_version else None)
+    return await offered_questionnaire(
+        settings, components, kommunekode, lambda k, version: load_supplement(session, k, version)
     )
-    return _remember(questionnaire)
 
 
 # --- admin ------------------------------------------------------------------------------------

@@ -23,12 +23,15 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from services.responses import service
-from services.responses.domain import Questionnaire, is_visible, render_question_text, validate_answers
+from services.responses.domain import Questionnaire, is_visible, render_question_text, scrub_free_text, validate_answers
+from services.responses.formstore import FormStore
 from services.responses.protection import CSRF_FIELD, client_ip, csrf_token_for, csrf_valid, is_tls, set_csrf_cookie
 from services.responses.texts import TEXTS
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+# Templates ship with the code: no stat() of every template file on every render.
+templates.env.auto_reload = False
 TOKEN_FORMAT = re.compile(r"^[A-Za-z0-9_-]{20,100}$")
 ACTIONS = {"next", "back", "save", "submit"}
 
@@ -110,6 +113,11 @@ def _uow(request: Request):
     return request.app.state.runtime.uow()
 
 
+def _store(request: Request) -> FormStore:
+    """The citizen's hot path: page views and the final submit (see formstore.py)."""
+    return request.app.state.form_store
+
+
 def _base(token: str) -> str:
     return f"/s/{token}"
 
@@ -121,8 +129,7 @@ def _base(token: str) -> str:
 async def start(request: Request, token: str) -> Response:
     try:
         _guard(request, token)
-        async with _uow(request) as uow:
-            respondent, questionnaire = await service.open_survey(uow, request.app.state.settings, token)
+        respondent, questionnaire = await _store(request).open_survey(token)
     except (service.UnknownLink, service.LinkUsed, service.LinkExpired) as exc:
         return link_problem(request, exc)
     resume = min(max(respondent.last_page + 1, 1), len(questionnaire.themes)) if respondent.draft or respondent.last_page else 1
@@ -193,8 +200,7 @@ def _render_page(
 async def page(request: Request, token: str, n: int) -> Response:
     try:
         _guard(request, token)
-        async with _uow(request) as uow:
-            respondent, questionnaire = await service.open_survey(uow, request.app.state.settings, token)
+        respondent, questionnaire = await _store(request).open_survey(token)
     except (service.UnknownLink, service.LinkUsed, service.LinkExpired) as exc:
         return link_problem(request, exc)
     if not 1 <= n <= len(questionnaire.themes):
@@ -214,14 +220,12 @@ async def save_page(request: Request, token: str, n: int) -> Response:
         _guard(request, token)
     except service.UnknownLink as exc:
         return link_problem(request, exc)
-    # One unit of work (one pooled connection) for the whole post: this is the hot path.
-    async with _uow(request) as uow:
-        return await _save_page(request, uow, settings, form, token, n, lang, q)
+    return await _save_page(request, settings, form, token, n, lang, q)
 
 
-async def _save_page(request: Request, uow, settings, form, token: str, n: int, lang: str, q: str) -> Response:
+async def _save_page(request: Request, settings, form, token: str, n: int, lang: str, q: str) -> Response:
     try:
-        respondent, questionnaire = await service.open_survey(uow, settings, token)
+        respondent, questionnaire = await _store(request).open_survey(token)
     except service.LinkUsed as exc:
         if exc.status == "submitted" and form.get("action") == "submit":
             # A double click or a second tab: the answers are in, so show the receipt.
@@ -255,10 +259,13 @@ async def _save_page(request: Request, uow, settings, form, token: str, n: int, 
     sending = action == "submit" and last and new_followup is None
 
     try:
-        if sending:  # the answers go with the response itself, in one transaction
-            await service.submit(uow, settings, token, result.accepted, mode="web", respondent=respondent)
+        if sending:
+            # Validated above against the citizen's questionnaire version; scrubbed before it is
+            # stored or published; link spent, answers stored and event written in one statement.
+            await _store(request).submit(token, respondent, questionnaire, scrub_free_text(questionnaire, result.accepted))
             return RedirectResponse(f"{_base(token)}/tak{q}", status_code=303)
-        await service.save_draft(uow, settings, token, merged, n, respondent=respondent)
+        async with _uow(request) as uow:
+            await service.save_draft(uow, settings, token, merged, n, respondent=respondent)
     except service.LinkUsed as exc:
         if sending and exc.status == "submitted":
             return RedirectResponse(f"{_base(token)}/tak{q}", status_code=303)
@@ -282,8 +289,7 @@ async def _save_page(request: Request, uow, settings, form, token: str, n: int, 
 
 async def _status(request: Request, token: str):
     _guard(request, token)
-    async with _uow(request) as uow:
-        return await service.find_link(uow, token)
+    return await _store(request).find(token)
 
 
 @router.get("/s/{token}/gemt")

@@ -10,8 +10,11 @@ from fastapi import FastAPI
 from services.sampling.api import router
 from services.sampling.handlers import HANDLERS
 from services.sampling.config import SamplingSettings
-from services.sampling.models import BUS
+from services.sampling.models import AUDIT, BUS
+from services.sampling.privacy import RULES as PRIVACY
 from shared.app import install_common
+from shared.audit import install_audit
+from shared.privacy import privacy_handlers
 from shared.runtime import ServiceRuntime
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -22,12 +25,13 @@ def create_app(settings: SamplingSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        async with ServiceRuntime(settings, tables=BUS, migrations_dir=MIGRATIONS, handlers=HANDLERS) as runtime:
+        async with ServiceRuntime(settings, tables=BUS, migrations_dir=MIGRATIONS, handlers={**HANDLERS, **privacy_handlers(PRIVACY)}) as runtime:
             app.state.runtime = runtime
             yield
 
     app = FastAPI(title="Borgerblik sampling", version="1", lifespan=lifespan)
     app.state.settings = settings
     install_common(app, settings)
+    install_audit(app, AUDIT)
     app.include_router(router)
     return app

@@ -9,11 +9,13 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
+from shared.audit import audit_log_table
 from shared.bus import bus_tables
 from shared.db import make_base
 
 Base = make_base("sampling")
 BUS = bus_tables(Base.metadata)
+AUDIT = audit_log_table(Base.metadata)  # append-only (shared.audit)
 
 
 class FrameDelivery(Base):
@@ -96,7 +98,9 @@ class Draw(Base):
 class SampledUnit(Base):
     __tablename__ = "sampled_unit"
 
-    draw_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey(Draw.id, ondelete="CASCADE"), primary_key=True)
+    # The draw's id; no foreign key (migration 0003): only the draw writes these rows, in its own
+    # transaction right after the draw row, and a per-row check cost a fifth of a national draw.
+    draw_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     pseudonym: Mapped[str] = mapped_column(sa.Text, primary_key=True)
     kommunekode: Mapped[str] = mapped_column(sa.Text)
     stratum: Mapped[str] = mapped_column(sa.Text)

@@ -1,26 +1,31 @@
 """Sampling's service functions: the frame and its exclusions, the allocation (preview, operator
 overrides, confirmation) and the draw with its sample.drawn events.
 
-The statistics live in ``services.sampling.domain`` (allocate, adjust, draw_sample). This module
-only moves data: a national frame is 500,000 rows, so the frame is counted and filtered in SQL
-(the exclusion rule below mirrors ``domain.apply_exclusions``; the integration tests check both
-agree), the sample goes in with COPY, and the events are assembled inside PostgreSQL from the
-sampled rows so that 130,000 sealed contacts never make a round trip through Python.
+The statistics live in ``services.sampling.domain`` (allocate, adjust; draw_sample is the
+plain-Python reference of the draw) and ``services.sampling.draw_sql`` (the draw as PostgreSQL
+runs it). This module only moves data, and as little as possible: a national frame is 500,000
+rows, so the frame is counted and filtered in SQL (the exclusion rule below mirrors
+``domain.apply_exclusions``; the integration tests check both agree), and the draw, the
+sampled_unit rows and the persons of the sample.drawn events are made inside PostgreSQL, in
+the draw's transaction: no frame row and no sealed contact makes a round trip through Python.
+Python keeps the small things: the allocation over ~500 strata, the summaries and the events'
+envelopes (validated by the shared models).
 """
 
 from __future__ import annotations
 
-from json.encoder import encode_basestring_ascii
+import json
+import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from operator import itemgetter
 
 import sqlalchemy as sa
 from pydantic import ValidationError
 
+from services.sampling import draw_sql
 from services.sampling.config import SamplingSettings
 from services.sampling.domain import (
     Allocation,
@@ -32,10 +37,10 @@ from services.sampling.domain import (
     StratumKey,
     adjust,
     allocate,
-    draw_sample,
+    check_seed,
     new_seed,
 )
-from services.sampling.models import Draw, FrameDelivery, RoundAllocation, SampledUnit
+from services.sampling.models import Draw, FrameDelivery, RoundAllocation
 from services.sampling.schemas import (
     AllocationRequest,
     AllocationTotals,
@@ -432,18 +437,86 @@ _SAMPLED_COLUMNS = [
 ]
 
 
-def _margins(rows: list, columns: Mapping[str, int]) -> Margins:
-    """Population margins of the eligible frame, as domain.margins() counts them; Counter over
-    zipped columns counts in C, a per-unit loop over 500,000 citizens would not."""
-    kode = list(map(itemgetter(columns["kommunekode"]), rows))
-    strata = Counter(zip(kode, map(itemgetter(columns["maalgruppe"]), rows)))
-    municipalities = Counter(kode)
-    variables = {name: Counter(zip(kode, map(itemgetter(columns[name]), rows))) for name in BAND_VARIABLES}
-    return Margins(
+@dataclass
+class DrawFrame:
+    """What one scan of the locked frame says before the draw: the counts and exclusions (as
+    count_frame), the population margins of the eligible frame, and how many eligible
+    pseudonyms occur more than once (a citizen delivered by two municipalities)."""
+
+    counts: FrameCounts
+    margins: Margins
+    duplicates: int
+
+
+async def _scan_draw_frame(uow: UnitOfWork, round_id: str, recent_draws: list[uuid.UUID]) -> DrawFrame:
+    """count_frame, the margins and the duplicate check in one pass over the frame: one hash
+    aggregate by stratum, bands and exclusion flags (~20,000 groups for a national frame, summed
+    up per stratum and per band in SQL), and one by pseudonym that keeps only the eligible ones
+    seen twice (counted, never read: they are personal data)."""
+    raw = await _raw(uow)
+    rows = await raw.fetch(
+        f"""
+        WITH f AS (
+            SELECT d.kommunekode, fu.maalgruppe, fu.gender, fu.age_band, fu.duration_band, fu.pseudonym,
+                   fu.forskerbeskyttet AS fb, fu.deceased AS de, fu.emigrated AS em,
+                   {_recent_sql(recent_draws, "$2")} AS rs
+            FROM {SCHEMA}.frame_unit fu JOIN {SCHEMA}.frame_delivery d ON d.delivery_id = fu.delivery_id
+            WHERE d.round_id = $1 AND d.active
+        ), g AS MATERIALIZED (
+            SELECT GROUPING(pseudonym) AS by_stratum, kommunekode, maalgruppe, gender, age_band, duration_band,
+                   fb, de, em, rs, count(*) AS n
+            FROM f
+            GROUP BY GROUPING SETS ((kommunekode, maalgruppe, gender, age_band, duration_band, fb, de, em, rs),
+                                    (pseudonym, fb, de, em, rs))
+            HAVING GROUPING(pseudonym) = 1 OR (count(*) > 1 AND NOT (fb OR de OR em OR rs))
+        ), e AS (
+            SELECT * FROM g WHERE by_stratum = 1 AND NOT (fb OR de OR em OR rs)
+        )
+        SELECT 'maalgruppe' AS variable, kommunekode, maalgruppe AS value, fb, de, em, rs, sum(n)::bigint AS n
+            FROM g WHERE by_stratum = 1 GROUP BY kommunekode, maalgruppe, fb, de, em, rs
+        UNION ALL SELECT 'gender', kommunekode, gender, false, false, false, false, sum(n)::bigint FROM e GROUP BY 2, 3
+        UNION ALL SELECT 'age_band', kommunekode, age_band, false, false, false, false, sum(n)::bigint FROM e GROUP BY 2, 3
+        UNION ALL SELECT 'duration_band', kommunekode, duration_band, false, false, false, false, sum(n)::bigint FROM e GROUP BY 2, 3
+        UNION ALL SELECT 'duplicates', NULL, NULL, false, false, false, false, count(*) FROM g WHERE by_stratum = 0
+        """,
+        round_id,
+        *([recent_draws] if recent_draws else []),
+    )
+    counts = FrameCounts()
+    strata: dict[StratumKey, int] = {}
+    variables: dict[str, dict[tuple[str, str], int]] = {name: {} for name in BAND_VARIABLES}
+    duplicates = 0
+    for variable, kommunekode, value, *flags, n in rows:
+        if variable == "duplicates":
+            duplicates = n
+        elif variable != "maalgruppe":
+            variables[variable][(kommunekode, value)] = n
+        else:
+            key = (kommunekode, value)
+            counts.population[key] = counts.population.get(key, 0) + n
+            counts.eligible.setdefault(key, 0)
+            for reason, flagged in zip(REASONS, flags):
+                counts.flags[reason] += n if flagged else 0
+            if any(flags):
+                reason = REASONS[flags.index(True)]  # the first reason, as domain.apply_exclusions
+                excluded = counts.excluded.setdefault(key, {})
+                excluded[reason] = excluded.get(reason, 0) + n
+            else:
+                counts.eligible[key] += n
+                strata[key] = n
+    # In the order count_frame gives (by stratum), so the JSON stored with the draw is too.
+    counts.population = dict(sorted(counts.population.items()))
+    counts.eligible = {k: counts.eligible[k] for k in counts.population}
+    counts.excluded = {k: counts.excluded[k] for k in counts.population if k in counts.excluded}
+    municipalities: Counter[str] = Counter()
+    for (kommunekode, _), n in strata.items():
+        municipalities[kommunekode] += n
+    margins = Margins(
         strata=dict(sorted(strata.items())),
         municipalities=dict(sorted(municipalities.items())),
-        variables={n: dict(sorted(c.items())) for n, c in variables.items()},
+        variables={name: dict(sorted(c.items())) for name, c in variables.items()},
     )
+    return DrawFrame(counts, margins, duplicates)
 
 
 def margins_json(margins: Margins) -> dict:
@@ -453,199 +526,36 @@ def margins_json(margins: Margins) -> dict:
     }
 
 
-async def _load_eligible(uow: UnitOfWork, round_id: str, recent_draws: list[uuid.UUID]) -> list:
-    raw = await _raw(uow)
-    return await raw.fetch(
-        f"""
-        SELECT fu.pseudonym, d.kommunekode, fu.maalgruppe, fu.gender, fu.age_band, fu.duration_band, fu.delivery_id,
-               fu.contact::text
+def _eligible_frame_sql(recent_draws: list[uuid.UUID]) -> str:
+    """The eligible frame with what the sample and its events carry (parameters $1 round, and
+    $2 the recent draws when there are any): the exclusion rule of count_frame."""
+    return f"""
+        SELECT fu.pseudonym, d.kommunekode, fu.maalgruppe, fu.gender, fu.age_band, fu.duration_band,
+               fu.delivery_id, fu.contact
         FROM {SCHEMA}.frame_unit fu JOIN {SCHEMA}.frame_delivery d ON d.delivery_id = fu.delivery_id
         WHERE d.round_id = $1 AND d.active
           AND NOT fu.forskerbeskyttet AND NOT fu.deceased AND NOT fu.emigrated
           AND NOT {_recent_sql(recent_draws, "$2")}
-        """,
-        round_id,
-        *([recent_draws] if recent_draws else []),
-    )
+    """
 
 
-_ELIGIBLE_COLUMNS = {"pseudonym": 0, "kommunekode": 1, "maalgruppe": 2, "gender": 3, "age_band": 4, "duration_band": 5, "delivery_id": 6, "contact": 7}
-
-
-async def draw(
-    uow: UnitOfWork,
-    settings: SamplingSettings,
-    *,
-    round_id: str,
-    seed: int | None,
-    sample_per_stratum: int | None,
-    drawn_by: str,
-) -> DrawResult:
-    """Draw the round's sample from its stored allocation (confirmed or latest proposal; the
-    service's default rules when none was previewed), record it and publish sample.drawn."""
-    session = uow.session
-    # JIT compilation costs PostgreSQL ~0.5 s per big statement here (and asyncpg's type
-    # introspection before the COPY); these queries are simple scans, so it never pays off.
-    await session.execute(sa.text("SET LOCAL jit = off"))
-    # Lock the active frame: a re-delivery completing now waits until the draw has committed,
-    # so the frame counted, the frame drawn from and the contacts published are one frame.
-    deliveries = (
-        await session.execute(
-            sa.select(FrameDelivery.delivery_id, FrameDelivery.reference_date)
-            .where(FrameDelivery.round_id == round_id, FrameDelivery.active.is_(True))
-            .with_for_update(read=True)
-        )
-    ).all()
-    await _ensure_not_drawn(uow, round_id)
-    if not deliveries:
-        raise EmptyFrame(round_id)
-    reference_date = max(d.reference_date for d in deliveries)
-
-    stored = await session.get(RoundAllocation, round_id, with_for_update=True)
-    if stored is not None:
-        rules = AllocationRules.model_validate(stored.rules)
-        recent_rounds = stored.recent_rounds
-        overrides = _overrides(stored)
-    else:
-        rules, recent_rounds, overrides = settings.allocation_rules, settings.exclude_sampled_in_last_rounds, {}
-    recent_draws = await recent_draw_ids(uow, round_id, reference_date, recent_rounds)
-    counts = await count_frame(uow, round_id, recent_draws)
-    if stored is not None and counts.eligible != FrameCounts.from_json(stored.frame_counts).eligible:
-        raise StaleAllocation(round_id)
-    allocation = compute_allocation(counts, rules, overrides)
-    if sample_per_stratum is not None:
-        allocation = compute_allocation(
-            counts, rules, {**overrides, **{k: min(sample_per_stratum, s.population) for k, s in allocation.strata.items()}}
-        )
-
-    rows = await _load_eligible(uow, round_id, recent_draws)
-    frame = list(zip(map(itemgetter(0), rows), zip(map(itemgetter(1), rows), map(itemgetter(2), rows))))
-    seed = seed if seed is not None else new_seed()
-    try:
-        sample = draw_sample(frame, allocation, seed)
-    except SampleError as exc:
-        # The counts and the rows come from one locked frame, so this is a data problem
-        # (e.g. one pseudonym delivered by two municipalities), not a race.
-        raise InvalidAllocation(str(exc)) from None
-    margins = _margins(rows, _ELIGIBLE_COLUMNS)
-
-    draw_id = uuid.uuid4()
-    table = allocation_table(allocation, counts)
-    try:
-        await session.execute(
-            sa.insert(Draw).values(
-                id=draw_id,
-                round_id=round_id,
-                seed=seed,
-                drawn_by=drawn_by,
-                allocation=table,
-                reference_date=reference_date,
-                rules=rules.model_dump(mode="json"),
-                recent_rounds=recent_rounds,
-                exclusions={"counts": counts.exclusions, "flags": counts.flags, "strata": {stratum_key(*k): v for k, v in counts.excluded.items()}},
-                margins=margins_json(margins),
-                population=len(rows),
-                sampled=len(sample),
-            )
-        )
-    except sa.exc.IntegrityError:  # a concurrent draw of the same round won the race
-        raise DrawExists(round_id) from None
-    raw = await _raw(uow)
-    by_id = {row[0]: row for row in rows}
-    await raw.copy_records_to_table(
-        SampledUnit.__tablename__,
-        schema_name=SCHEMA,
-        columns=_SAMPLED_COLUMNS,
-        records=_sampled_records(draw_id, sample, by_id),
-    )
-    await raw.copy_records_to_table(
-        "outbox",
-        schema_name=SCHEMA,
-        columns=["event_id", "topic", "key", "envelope"],
-        records=_sample_drawn_events(settings, round_id, draw_id, seed, allocation, sample, by_id),
-    )
-    await uow.commit()
-    return DrawResult(
-        draw_id=draw_id,
-        round_id=round_id,
-        seed=seed,
-        sampled=len(sample),
-        population=len(rows),
-        exclusions=counts.exclusions,
-        strata=[
-            DrawStratum(
-                stratum=stratum_key(*k),
-                kommunekode=s.kommunekode,
-                maalgruppe=s.maalgruppe,
-                population=s.population,
-                sample=s.sample,
-                inclusion_probability=s.inclusion_probability,
-                design_weight=s.population / s.sample if s.sample else 0.0,
-            )
-            for k, s in allocation.strata.items()
-        ],
-    )
-
-
-def _sampled_records(draw_id: uuid.UUID, sample, by_id: Mapping[str, tuple]) -> Iterable[tuple]:
-    for seq, unit in enumerate(sample):
-        row = by_id[unit.unit_id]
-        yield (
-            draw_id,
-            unit.unit_id,
-            unit.kommunekode,
-            f"{unit.kommunekode}:{unit.maalgruppe}",
-            unit.inclusion_probability,
-            unit.design_weight,
-            unit.maalgruppe,
-            row[3],
-            row[4],
-            row[5],
-            row[6],
-            seq,
-        )
-
-
-def _sample_drawn_events(
-    settings: SamplingSettings,
-    round_id: str,
-    draw_id: uuid.UUID,
-    seed: int,
-    allocation: Allocation,
-    sample: list,
-    by_id: Mapping[str, tuple],
+def _chunk_headers(
+    settings: SamplingSettings, round_id: str, draw_id: uuid.UUID, seed: int, allocation: Allocation
 ) -> list[tuple]:
-    """Outbox rows of the sample.drawn chunks, per municipality, in the draw's order.
-
-    Each envelope is built by the shared models with an empty `persons` list (so everything but
-    the persons is validated against the contract), and the persons' JSON is spliced in as text:
-    130,000 pydantic models and a dict round trip of every sealed contact would take seconds.
-    The contact is copied verbatim from the frame, still sealed. Tests parse every event back
-    with SampleDrawn."""
+    """The sample.drawn envelopes of the draw without their persons, built and validated by the
+    shared models (persons=[]): one per chunk of `event_chunk_size` persons of a municipality,
+    in publishing order (municipality, chunk). Each as (event_id, topic, key, kommunekode,
+    chunk_no, the envelope's JSON up to and including '"persons":[', the rest), for PostgreSQL
+    to put the persons in between."""
     summaries: dict[str, list[StratumSummary]] = defaultdict(list)
+    sampled: Counter[str] = Counter()
     for key, s in allocation.strata.items():
         summaries[s.kommunekode].append(StratumSummary(stratum=stratum_key(*key), maalgruppe=s.maalgruppe, population=s.population, sample=s.sample))
-    by_kommune: dict[str, list[str]] = defaultdict(list)
-    quoted: dict[str, str] = {}
-
-    def q(value: str) -> str:  # few distinct values (groups, bands, strata): quote each once
-        if (text := quoted.get(value)) is None:
-            text = quoted[value] = encode_basestring_ascii(value)
-        return text
-
-    for unit in sample:
-        row = by_id[unit.unit_id]
-        by_kommune[unit.kommunekode].append(
-            f'{{"pseudonym":{encode_basestring_ascii(unit.unit_id)},"maalgruppe":{q(unit.maalgruppe)},'
-            f'"stratum":{q(unit.kommunekode + ":" + unit.maalgruppe)},"bands":{{"gender":{q(row[3])},'
-            f'"age_band":{q(row[4])},"duration_band":{q(row[5])}}},'
-            f'"inclusion_probability":{unit.inclusion_probability!r},"design_weight":{unit.design_weight!r},'
-            f'"contact":{row[7]}}}'
-        )
+        sampled[s.kommunekode] += s.sample
     size = settings.event_chunk_size
-    records = []
-    for kommunekode, persons in sorted(by_kommune.items()):
-        chunk_count = -(-len(persons) // size)
+    headers = []
+    for kommunekode in sorted(k for k, n in sampled.items() if n):
+        chunk_count = -(-sampled[kommunekode] // size)
         for chunk_no in range(chunk_count):
             final = chunk_no == chunk_count - 1
             payload = SampleDrawn(
@@ -662,12 +572,255 @@ def _sample_drawn_events(
             envelope = Envelope.wrap(payload, source=settings.service_name, correlation_id=str(draw_id))
             text = envelope.model_dump_json()
             assert text.endswith(_NO_PERSONS), "persons must be the envelope's last field"
-            persons_json = ",".join(persons[chunk_no * size : (chunk_no + 1) * size])
-            records.append((envelope.event_id, payload.topic, payload.key(), f"{text[: -len(_NO_PERSONS)]}\"persons\":[{persons_json}]}}}}"))
-    return records
+            cut = len(text) - len(_NO_PERSONS) + len('"persons":[')
+            headers.append((envelope.event_id, payload.topic, payload.key(), kommunekode, chunk_no, text[:cut], text[cut:]))
+    return headers
 
 
 _NO_PERSONS = '"persons":[]}}'
+
+
+def _person_fragments(allocation: Allocation) -> tuple[list[str], list[int]]:
+    """Per stratum (allocation order): the part of a person's JSON that is the same for the whole
+    stratum, rendered here (json.dumps: the same escaping and float repr as the shared models),
+    and the seq of its municipality's first person (a municipality's strata are consecutive in
+    the allocation's sorted order, so its persons are a run of seq: chunk_no = (seq - first) //
+    size)."""
+    fragments, firsts = [], []
+    first: dict[str, int] = {}
+    seq = 0
+    for key, s in allocation.strata.items():
+        pi = s.sample / s.population if s.population else 0.0
+        weight = s.population / s.sample if s.sample else 0.0
+        fragments.append(
+            f',"maalgruppe":{json.dumps(s.maalgruppe)},"stratum":{json.dumps(stratum_key(*key))},'
+            f'"inclusion_probability":{json.dumps(pi)},"design_weight":{json.dumps(weight)}'
+        )
+        firsts.append(first.setdefault(s.kommunekode, seq))
+        seq += s.sample
+    return fragments, firsts
+
+
+def _draw_statement(recent_draws: list[uuid.UUID]) -> str:
+    """One statement draws (draw_sql.picked_sql over the eligible frame), writes sampled_unit and
+    the sample.drawn envelopes into the outbox, and returns its counts.
+
+    Parameters: the frame's ($1 round, $2 recent draws if any), picked_sql's, the two extra
+    per-stratum arrays of _person_fragments, then draw_id, the chunk size and the columns of
+    _chunk_headers. A person's JSON is concatenated text (the constant parts per stratum come
+    rendered from Python; to_json escapes the rest; the sealed contact is copied verbatim),
+    and each envelope is parsed into jsonb once: cheaper than jsonb_build_object per person.
+    (Every column concatenated is NOT NULL in frame_unit, so no person can turn NULL and drop
+    out of string_agg.)"""
+    frame_params = 2 if recent_draws else 1
+    first = frame_params + 1
+    p = first + draw_sql.PARAMS + 2
+    sampled_columns = ", ".join(_SAMPLED_COLUMNS)
+    picked = draw_sql.picked_sql(_eligible_frame_sql(recent_draws), first, extra=[("fragment", "text"), ("kommune_first_seq", "int")])
+    return f"""
+        WITH picked AS MATERIALIZED ({picked}),
+        units AS (
+            INSERT INTO {SCHEMA}.sampled_unit ({sampled_columns})
+            SELECT ${p}::uuid, pseudonym, kommunekode, kommunekode || ':' || maalgruppe, pi, weight,
+                   maalgruppe, gender, age_band, duration_band, delivery_id, seq
+            FROM picked
+            ORDER BY pseudonym COLLATE "C"  -- the primary key's order: its index grows at the right edge
+            RETURNING 1
+        ),
+        chunks AS (
+            SELECT kommunekode, (seq - kommune_first_seq) / ${p + 1}::int AS chunk_no,
+                   string_agg(
+                       '{{"pseudonym":' || to_json(pseudonym)::text || fragment
+                       || ',"bands":{{"gender":' || to_json(gender)::text || ',"age_band":' || to_json(age_band)::text
+                       || ',"duration_band":' || to_json(duration_band)::text || '}},"contact":' || contact::text || '}}',
+                       ',' ORDER BY seq) AS persons
+            FROM picked
+            GROUP BY 1, 2
+        ),
+        headers AS (
+            SELECT * FROM unnest(${p + 2}::uuid[], ${p + 3}::text[], ${p + 4}::text[], ${p + 5}::text[], ${p + 6}::int[],
+                                 ${p + 7}::text[], ${p + 8}::text[])
+                WITH ORDINALITY AS h(event_id, topic, key, kommunekode, chunk_no, head, tail, ord)
+        ),
+        events AS (
+            INSERT INTO {SCHEMA}.outbox (event_id, topic, key, envelope)
+            SELECT h.event_id, h.topic, h.key, (h.head || c.persons || h.tail)::jsonb
+            FROM headers h JOIN chunks c USING (kommunekode, chunk_no)
+            ORDER BY h.ord
+            RETURNING 1
+        )
+        SELECT (SELECT count(*) FROM units) AS sampled, (SELECT count(*) FROM events) AS events
+    """
+
+
+async def draw(
+    uow: UnitOfWork,
+    settings: SamplingSettings,
+    *,
+    round_id: str,
+    seed: int | None,
+    sample_per_stratum: int | None,
+    drawn_by: str,
+    stages: dict[str, float] | None = None,
+) -> DrawResult:
+    """Draw the round's sample from its stored allocation (confirmed or latest proposal; the
+    service's default rules when none was previewed), record it and publish sample.drawn.
+
+    The frame never leaves PostgreSQL: one grouping-sets scan counts it (exclusions, N_h,
+    margins, duplicates), Python allocates over the ~500 strata and builds the events' headers,
+    and one statement draws, writes sampled_unit and assembles the persons of the events into
+    the outbox. `stages`, if given, receives seconds per stage (for the bench)."""
+    clock = _Stages(stages)
+    session = uow.session
+    # One snapshot for the counts and the draw: what was counted is what is drawn from.
+    await session.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+    # JIT compilation costs PostgreSQL ~0.5 s per big statement here; these are scans and
+    # sorts, it never pays off. The draw sorts the eligible frame (~130 MB for 500,000) and
+    # hashes it for the counts: in memory, not in temporary files.
+    await session.execute(sa.text("SET LOCAL jit = off"))
+    await session.execute(sa.text(f"SET LOCAL work_mem = '{_DRAW_WORK_MEM}'"))
+    # Lock the active frame: a re-delivery completing now waits until the draw has committed,
+    # so the frame counted, the frame drawn from and the contacts published are one frame. One
+    # that was activated (or an allocation changed) after the snapshot: a serialization failure.
+    try:
+        deliveries = (
+            await session.execute(
+                sa.select(FrameDelivery.delivery_id, FrameDelivery.reference_date)
+                .where(FrameDelivery.round_id == round_id, FrameDelivery.active.is_(True))
+                .with_for_update(read=True)
+            )
+        ).all()
+        await _ensure_not_drawn(uow, round_id)
+        if not deliveries:
+            raise EmptyFrame(round_id)
+        stored = await session.get(RoundAllocation, round_id, with_for_update=True)
+    except sa.exc.DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) == "40001":
+            raise StaleAllocation(round_id) from None
+        raise
+    reference_date = max(d.reference_date for d in deliveries)
+    if stored is not None:
+        rules = AllocationRules.model_validate(stored.rules)
+        recent_rounds = stored.recent_rounds
+        overrides = _overrides(stored)
+    else:
+        rules, recent_rounds, overrides = settings.allocation_rules, settings.exclude_sampled_in_last_rounds, {}
+    recent_draws = await recent_draw_ids(uow, round_id, reference_date, recent_rounds)
+    clock.lap("lock")
+    scanned = await _scan_draw_frame(uow, round_id, recent_draws)
+    counts = scanned.counts
+    clock.lap("frame scan (counts, exclusions, margins, duplicates)")
+    if stored is not None and counts.eligible != FrameCounts.from_json(stored.frame_counts).eligible:
+        raise StaleAllocation(round_id)
+    if scanned.duplicates:
+        # Counts and draw come from one locked frame, so this is a data problem (one citizen
+        # delivered by two municipalities), not a race. Never log or echo the pseudonyms.
+        raise InvalidAllocation(f"{scanned.duplicates} citizens occur more than once in the round's frame")
+    allocation = compute_allocation(counts, rules, overrides)
+    if sample_per_stratum is not None:
+        allocation = compute_allocation(
+            counts, rules, {**overrides, **{k: min(sample_per_stratum, s.population) for k, s in allocation.strata.items()}}
+        )
+    seed = seed if seed is not None else new_seed()
+    try:
+        check_seed(seed)
+    except SampleError as exc:
+        raise InvalidAllocation(str(exc)) from None
+    draw_id = uuid.uuid4()
+    table = allocation_table(allocation, counts)
+    population = sum(counts.eligible.values())
+    clock.lap("allocation")
+    try:
+        await session.execute(
+            sa.insert(Draw).values(
+                id=draw_id,
+                round_id=round_id,
+                seed=seed,
+                drawn_by=drawn_by,
+                allocation=table,
+                reference_date=reference_date,
+                rules=rules.model_dump(mode="json"),
+                recent_rounds=recent_rounds,
+                exclusions={"counts": counts.exclusions, "flags": counts.flags, "strata": {stratum_key(*k): v for k, v in counts.excluded.items()}},
+                margins=margins_json(scanned.margins),
+                population=population,
+                sampled=allocation.total_sample,
+            )
+        )
+    except sa.exc.IntegrityError:  # a concurrent draw of the same round won the race
+        raise DrawExists(round_id) from None
+    headers = _chunk_headers(settings, round_id, draw_id, seed, allocation)
+    fragments, kommune_first_seq = _person_fragments(allocation)
+    clock.lap("draw record, event headers")
+    raw = await _raw(uow)
+    statement = _draw_statement(recent_draws)
+
+    async def run(thresholds: list[int]):
+        return await raw.fetchrow(
+            statement,
+            round_id,
+            *([recent_draws] if recent_draws else []),
+            seed,
+            *draw_sql.StrataArrays.of(allocation).params(),
+            thresholds,
+            fragments,
+            kommune_first_seq,
+            draw_id,
+            settings.event_chunk_size,
+            *(map(list, zip(*headers)) if headers else ([],) * 7),
+        )
+
+    await raw.execute("SAVEPOINT draw")
+    checks = await run(draw_sql.thresholds(allocation))
+    if checks["sampled"] < allocation.total_sample:
+        # A stratum came up short below its sort threshold (draw_sql): same draw, all sorted.
+        await raw.execute("ROLLBACK TO SAVEPOINT draw")
+        checks = await run([draw_sql.NO_THRESHOLD] * len(allocation.strata))
+    clock.lap("draw, sampled_unit, outbox (one statement)")
+    if checks["sampled"] != allocation.total_sample or checks["events"] != len(headers):
+        # Counts and draw read one snapshot of the locked frame, so this cannot happen; refuse
+        # rather than state wrong probabilities. Leaving without commit rolls it all back.
+        raise InvalidAllocation(
+            f"the draw does not match the allocation: {checks['sampled']} sampled of {allocation.total_sample}, "
+            f"{checks['events']} events of {len(headers)}"
+        )
+    await uow.commit()
+    clock.lap("commit")
+    return DrawResult(
+        draw_id=draw_id,
+        round_id=round_id,
+        seed=seed,
+        sampled=allocation.total_sample,
+        population=population,
+        exclusions=counts.exclusions,
+        strata=[
+            DrawStratum(
+                stratum=stratum_key(*k),
+                kommunekode=s.kommunekode,
+                maalgruppe=s.maalgruppe,
+                population=s.population,
+                sample=s.sample,
+                inclusion_probability=s.inclusion_probability,
+                design_weight=s.population / s.sample if s.sample else 0.0,
+            )
+            for k, s in allocation.strata.items()
+        ],
+    )
+
+
+_DRAW_WORK_MEM = "512MB"
+
+
+class _Stages:
+    def __init__(self, into: dict[str, float] | None) -> None:
+        self._into = into
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        if self._into is not None:
+            now = time.perf_counter()
+            self._into[name] = self._into.get(name, 0.0) + now - self._last
+            self._last = now
 
 
 async def draw_margins(uow: UnitOfWork, round_id: str, draw_id: uuid.UUID) -> DrawMargins | None:

@@ -100,7 +100,9 @@ async def get_principal(
     if credentials is None:
         raise _unauthorized("missing bearer token")
     authenticator: Authenticator = request.app.state.authenticator
-    return await authenticator.verify(credentials.credentials)
+    principal = await authenticator.verify(credentials.credentials)
+    request.state.principal = principal  # for the audit log (shared.audit)
+    return principal
 
 
 def require_scopes(*scopes: str):

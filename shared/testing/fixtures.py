@@ -161,6 +161,7 @@ def make_service_env(database_url, kafka_bootstrap, topic_prefix, dev_issuer, da
         "CONSUMER_HEARTBEAT_INTERVAL_MS": "1000",
         "DEV_SINK_DIR": str(tmp_path / "sink"),
         "LOG_JSON": "true",
+        "RETENTION_CHECK_INTERVAL_SECONDS": "0.5",
         **data_keys,
     }
 

@@ -31,6 +31,7 @@ def service_env_for(database_url: str, kafka_bootstrap: str, topic_prefix: str, 
         "LOG_JSON": "true",
         "UPLOAD_DIR": str(tmp / "uploads"),
         "JOB_POLL_INTERVAL_SECONDS": "0.1",
+        "INGEST_PREWARM_WORKERS": "false",  # the corpus files are small: prepared in a thread
         **data_keys,
     }
 
@@ -122,7 +123,8 @@ async def all_events(bootstrap: str, topic: str, settle: float = 0.5) -> list[En
 
 async def wait_outbox_empty(database_url: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
-    while (await fetch(database_url, "SELECT count(*) AS n FROM ingest.outbox"))[0]["n"]:
+    query = "SELECT (SELECT count(*) FROM ingest.outbox) + (SELECT count(*) FROM ingest.population_outbox) AS n"
+    while (await fetch(database_url, query))[0]["n"]:
         if time.monotonic() > deadline:
             raise TimeoutError("the outbox did not drain")
         await asyncio.sleep(0.1)

@@ -56,6 +56,8 @@ PUBLIC_ROUTES: dict[str, str] = {
     "/docs": "Swagger UI over the API description; no data",
     "/docs/oauth2-redirect": "Swagger UI's OAuth2 helper page; no data",
     "/redoc": "ReDoc over the API description; no data",
+    "/dashboard/login/oidc": "starts the municipal OIDC login (redirect to the broker): cannot itself require a login",
+    "/dashboard/oidc/callback": "the broker's return with the authorization code; state, nonce and PKCE checked before any session",
     "/s/": "citizen's questionnaire pages: the unguessable link token in the URL is the credential (by design)",
     "/api/survey/": "citizen's questionnaire API: the link token in the URL is the credential (by design)",
     "/tilgaengelighed": "accessibility statement (tilgængelighedserklæring) the law requires to be public",

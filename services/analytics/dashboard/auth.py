@@ -2,10 +2,10 @@
 
 Locally, /dashboard/login takes a dev client's id and secret, asks the dev issuer's token
 endpoint (client-credentials grant) for an access token, verifies it with the service's own
-JWKS-backed Authenticator and keeps it in an HttpOnly, SameSite=Strict cookie. In production the
-dashboard sits behind an OIDC/SAML broker in front of KOMBIT's Fælleskommunal Adgangsstyring
-(see services/analytics/dashboard/README.md); the broker's access token carries the same claims
-(scope aggregates:read, kommunekode), so nothing below changes.
+JWKS-backed Authenticator and keeps it in an HttpOnly, SameSite=Strict cookie. In production
+municipal users log in through an OIDC broker in front of KOMBIT's Fælleskommunal
+Adgangsstyring (:mod:`.oidc`): the broker's claims become the same Principal, kept in a sealed
+session cookie.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from urllib.parse import quote, urlparse
 import httpx
 from fastapi import HTTPException, Request, status
 
+from services.analytics.dashboard import oidc
 from shared.auth import Principal
 
 COOKIE = "bb_dashboard"
@@ -48,14 +49,18 @@ def require_dashboard_scopes(*scopes: str):
     async def dependency(request: Request) -> Principal:
         header = request.headers.get("authorization", "")
         token = header[7:].strip() if header.lower().startswith("bearer ") else request.cookies.get(COOKIE)
-        if not token:
-            raise _login_redirect(request)
-        try:
-            principal = await request.app.state.authenticator.verify(token)
-        except HTTPException:
-            if header:
-                raise
-            raise _login_redirect(request) from None  # an expired cookie: log in again
+        if token:
+            try:
+                principal = await request.app.state.authenticator.verify(token)
+            except HTTPException:
+                if header:
+                    raise
+                raise _login_redirect(request) from None  # an expired cookie: log in again
+        else:
+            # the municipal (OIDC) login's sealed session: the same Principal, mapped from the broker's claims
+            principal = oidc.principal_from_session(request.cookies.get(oidc.SESSION_COOKIE))
+            if principal is None:
+                raise _login_redirect(request)
         missing = [scope for scope in scopes if scope not in principal.scopes]
         if missing:
             raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"missing scope: {' '.join(missing)}")

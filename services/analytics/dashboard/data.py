@@ -4,7 +4,7 @@ Nothing here estimates anything from answers: every figure is a published (alrea
 cell of ``RoundPublication.indicator_rows`` / ``rate_rows`` or a trend row of
 ``service.trends``. The two derived figures are documented where they are made: a theme score
 (plain average of its questions' published means) and the directly standardised score of the
-fair comparison (:func:`fair_comparison`).
+fair comparison and the comparison group (:mod:`.comparison`).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 
 from services.analytics.domain.publication import DIMENSIONS, NATIONAL, RoundPublication
+from services.analytics.dashboard import comparison
 from services.analytics.dashboard import texts as tx
 
 OVERALL = "q13"
@@ -191,63 +192,67 @@ def trend_chart(trend_rows: list[dict], rounds: list[str], kommune: str, questio
                      target_label=None if target is None else t["target_line"].format(value=tx.fmt_number(target, lang, 1)))
 
 
-# -- fair comparison --------------------------------------------------------------------------------
+# -- comparable municipalities and the fair comparison ----------------------------------------------
 
 
-@dataclass
-class Adjusted:
-    dimension: str
-    value: float | None
-    se: float | None
-    weights: dict[str, float]
-    reason: str | None = None
+Z95 = 1.959963984540054
 
 
-def fair_comparison(ix: Index, kommune: str, question: str) -> tuple[Point, Point, list[Adjusted]]:
-    """Direct standardisation, one background dimension at a time.
-
-    For dimension d with levels l: the national respondent composition w_l = n_valid(national, l)
-    / sum n_valid(national, .), and the municipality's published cell means m_kl. The adjusted
-    score is sum_l w_l m_kl: the municipality's own results per group, weighted as if its
-    respondents were composed like the country's. SE ~ sqrt(sum_l w_l^2 SE_kl^2) (cells treated
-    as independent; they are, for the target group, whose cells are disjoint strata). Not
-    computable when a municipality cell with w_l > 0 is suppressed. Joint standardisation over
-    all four dimensions would need cross-classified cells, which the publication does not hold
-    (suppression works on one dimension at a time).
-    """
-    raw = Point.of(ix.total(question, kommune), "mean")
-    national = Point.of(ix.total(question, NATIONAL), "mean")
-    out = []
-    for dim in DIMENSIONS:
-        national_n = {lvl: (ix.cell(question, dim, NATIONAL, lvl) or {}).get("n_valid") for lvl in ix.levels[dim]}
-        if any(n is None for n in national_n.values()) or not national_n:
-            out.append(Adjusted(dim, None, None, {}, "national"))
-            continue
-        total = sum(national_n.values())
-        weights = {lvl: n / total for lvl, n in national_n.items() if n}
-        cells = {lvl: ix.cell(question, dim, kommune, lvl) for lvl in weights}
-        if any(c is None or c["suppressed"] for c in cells.values()):
-            out.append(Adjusted(dim, None, None, weights, "suppressed"))
-            continue
-        value = math.fsum(w * cells[lvl]["mean"] for lvl, w in weights.items())
-        se = math.sqrt(math.fsum((w * cells[lvl]["mean_se"]) ** 2 for lvl, w in weights.items()))
-        out.append(Adjusted(dim, value, se, weights))
-    return raw, national, out
+def group_point(ix: Index, rd: comparison.RoundData, question: str, members: list[str]) -> Point:
+    """The comparison group's mean, with the publication's suppression (see comparison.group_cell)."""
+    if not members:
+        return Point(None, missing=True)
+    member_suppressed = any((row := ix.total(question, k)) is not None and row["suppressed"] for k in members)
+    g = comparison.group_cell(rd, question, members, member_suppressed, ix.publication.min_count, ix.publication.caution_below)
+    if g.suppressed:
+        return Point(None, suppressed=True)
+    return Point(g.mean, g.mean - Z95 * g.se, g.mean + Z95 * g.se, g.n_valid, False, g.caution)
 
 
-def fair_chart(ix: Index, kommune: str, question: str, lang: str) -> ChartSpec:
+def adjusted_point(ix: Index, rd: comparison.RoundData, kommune: str, question: str) -> tuple[Point, float | None]:
+    """(adjusted score, expected score from composition); suppressed with the municipality's total cell."""
+    raw = ix.total(question, kommune)
+    if raw is None:
+        return Point(None, missing=True), None
+    if raw["suppressed"]:
+        return Point(None, suppressed=True), None
+    adj = comparison.adjustment(rd, question)
+    if adj is None or kommune not in adj.adjusted:
+        return Point(None, missing=True), None
+    value, se = adj.adjusted[kommune], adj.se[kommune]
+    return Point(value, value - Z95 * se, value + Z95 * se, raw["n_valid"], False, bool(raw["caution"])), adj.expected[kommune]
+
+
+def group_name(comp: comparison.Comparable, lang: str) -> str:
     t = tx.texts(lang)
-    raw, national, adjusted = fair_comparison(ix, kommune, question)
-    categories = [t["raw"]] + [t["adjusted_for"].format(dim=t[a.dimension].lower()) for a in adjusted] + [t["national"]]
-    points = [raw]
-    for a in adjusted:
-        if a.value is None:
-            points.append(Point(None, suppressed=True))
-        else:
-            points.append(Point(a.value, a.value - 1.959963984540054 * a.se, a.value + 1.959963984540054 * a.se))
-    points.append(national)
+    if comp.group_name:
+        return f"{t['comparable']}: {comp.group_name.get(lang) or comp.group_name.get('da')}"
+    return t["comparable"]
+
+
+def compare_chart(ix: Index, rd: comparison.RoundData, kommune: str, comp: comparison.Comparable, lang: str) -> ChartSpec:
+    t = tx.texts(lang)
+    members = comp.kommuner if comp.enough else []
+    series = [
+        Series(kommune_name(kommune, lang), [Point.of(ix.total(q, kommune), "mean") for q in ix.questions]),
+        Series(group_name(comp, lang), [group_point(ix, rd, q, members) for q in ix.questions]),
+        Series(kommune_name(NATIONAL, lang), [Point.of(ix.total(q, NATIONAL), "mean") for q in ix.questions]),
+    ]
+    return ChartSpec("compare", f"{t['mean']}: {kommune_name(kommune, lang)}, {t['comparable'].lower()}, {t['national'].lower()}",
+                     list(ix.questions), series, kind="bar", unit="mean",
+                     notes=[t["comparable_members"].format(members=", ".join(members) or "–")])
+
+
+def fair_chart(ix: Index, rd: comparison.RoundData, kommune: str, comp: comparison.Comparable, question: str, lang: str) -> ChartSpec:
+    t = tx.texts(lang)
+    raw = Point.of(ix.total(question, kommune), "mean")
+    adjusted, _ = adjusted_point(ix, rd, kommune, question)
+    group = group_point(ix, rd, question, comp.kommuner if comp.enough else [])
+    national = Point.of(ix.total(question, NATIONAL), "mean")
+    categories = [t["raw"], t["adjusted"], group_name(comp, lang), t["national"]]
     return ChartSpec(f"fair-{question}", f"{t['fair']}: {question} – {kommune_name(kommune, lang)}", categories,
-                     [Series(kommune_name(kommune, lang), points)], kind="barh", unit="mean")
+                     [Series(kommune_name(kommune, lang), [raw, adjusted, group, national])], kind="barh", unit="mean",
+                     notes=[t["adjusted_note"]])
 
 
-CHART_PATTERN = re.compile(r"^(themes|questions|dist-(?P<dq>q\d+)|bd-(?P<dim>maalgruppe|gender|age_band|duration_band)-(?P<bq>q\d+)|trend-(?P<tq>q\d+)|fair-(?P<fq>q\d+))$")
+CHART_PATTERN = re.compile(r"^(themes|questions|compare|dist-(?P<dq>q\d+)|bd-(?P<dim>maalgruppe|gender|age_band|duration_band)-(?P<bq>q\d+)|trend-(?P<tq>q\d+)|fair-(?P<fq>q\d+))$")

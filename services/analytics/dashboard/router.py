@@ -7,13 +7,17 @@ import re
 from pathlib import Path
 from urllib.parse import urlencode
 
+import httpx
 import sqlalchemy as sa
+from authlib.integrations.starlette_client import OAuthError
+from authlib.common.errors import AuthlibBaseError
+from joserfc.errors import JoseError
 from fastapi import APIRouter, Depends, Form, HTTPException, Path as P, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from services.analytics import service
-from services.analytics.dashboard import charts, data, slides
+from services.analytics.dashboard import charts, comparison, data, freetext, oidc, slides
 from services.analytics.dashboard import texts as tx
 from services.analytics.dashboard.auth import COOKIE, SCOPE, dashboard_principal, dev_login_enabled, fetch_token, safe_next
 from services.analytics.dashboard.models import DashboardTarget
@@ -52,6 +56,17 @@ class Ctx:
         self.ix: data.Index | None = None
         self.rounds: list[service.RoundInfo] = []
         self.targets: dict[tuple[str, str], float] = {}
+        self._rd: comparison.RoundData | None = None
+
+    async def round_data(self) -> comparison.RoundData:
+        """The cross-classified tallies for the comparison group and the adjusted score."""
+        if self._rd is None:
+            version = next((r.version for r in self.rounds if r.round_id == self.round_id), 0)
+            self._rd = await comparison.round_data(self.request.app.state.runtime.uow, self.round_id, version)
+        return self._rd
+
+    async def comparable(self) -> comparison.Comparable:
+        return comparison.comparable(comparison.composition(await self.round_data()), self.kommune)
 
     def url(self, path: str, **params) -> str:
         query = {k: v for k, v in params.items() if v is not None}
@@ -119,8 +134,11 @@ async def _build_spec(ctx: Ctx, chart_id: str) -> data.ChartSpec:
         rows, rounds = await _trend_rows(ctx)
         return data.trend_chart(rows, rounds, k, question, lang, ctx.targets)
     if k == NATIONAL:
-        raise HTTPException(404, detail="the fair comparison is per municipality")
-    return data.fair_chart(ix, k, question, lang)
+        raise HTTPException(404, detail="the comparison is per municipality")
+    rd, comp = await ctx.round_data(), await ctx.comparable()
+    if chart_id == "compare":
+        return data.compare_chart(ix, rd, k, comp, lang)
+    return data.fair_chart(ix, rd, k, comp, question, lang)
 
 
 def chart_view(ctx: Ctx, spec: data.ChartSpec) -> dict:
@@ -139,7 +157,11 @@ def _render(ctx: Ctx, template: str, status_code: int = 200, **extra) -> Respons
         nav = [("overview", ctx.url(b)), ("questions", ctx.url(f"{b}/q")), ("breakdowns", ctx.url(f"{b}/breakdowns")),
                ("trends", ctx.url(f"{b}/trends"))]
         if ctx.kommune != NATIONAL:
-            nav += [("fair", ctx.url(f"{b}/fair")), ("targets", ctx.url(f"{b}/targets"))]
+            nav += [("compare", ctx.url(f"{b}/compare")), ("fair", ctx.url(f"{b}/fair"))]
+        if ctx.kommune != NATIONAL or ctx.principal.all_kommuner:
+            nav.append(("texts", ctx.url(f"{b}/texts")))
+        if ctx.kommune != NATIONAL:
+            nav.append(("targets", ctx.url(f"{b}/targets")))
     other_lang = "en" if ctx.lang == "da" else "da"
     query = dict(ctx.request.query_params) | {"lang": other_lang}
     context = {
@@ -168,7 +190,12 @@ async def stylesheet() -> Response:
 @router.get("/login", include_in_schema=False)
 async def login_page(request: Request, next: str | None = None, lang: str = "da", failed: bool = False) -> Response:
     ctx = Ctx(request, None, lang)
-    return _render(ctx, "login.html", next=safe_next(next), failed=failed, enabled=dev_login_enabled())
+    return _render(ctx, "login.html", next=safe_next(next), failed=failed, **_login_options(ctx, next))
+
+
+def _login_options(ctx: Ctx, next: str | None) -> dict:
+    cfg = oidc.settings()
+    return {"enabled": dev_login_enabled(), "oidc_url": ctx.url("/dashboard/login/oidc", next=safe_next(next)) if cfg.enabled else None}
 
 
 @router.post("/login", include_in_schema=False)
@@ -176,7 +203,7 @@ async def login(request: Request, client_id: str = Form(...), client_secret: str
                 lang: str = Form("da")) -> Response:
     ctx = Ctx(request, None, lang)
     if not dev_login_enabled():
-        return _render(ctx, "login.html", status_code=403, next=safe_next(next), failed=False, enabled=False)
+        return _render(ctx, "login.html", status_code=403, next=safe_next(next), failed=False, **(_login_options(ctx, next) | {"enabled": False}))
     got = await fetch_token(request, client_id, client_secret)
     principal = None
     if got:
@@ -185,10 +212,58 @@ async def login(request: Request, client_id: str = Form(...), client_secret: str
         except HTTPException:
             principal = None
     if principal is None or SCOPE not in principal.scopes:
-        return _render(ctx, "login.html", status_code=401, next=safe_next(next), failed=True, enabled=True)
+        return _render(ctx, "login.html", status_code=401, next=safe_next(next), failed=True, **_login_options(ctx, next))
     response = RedirectResponse(safe_next(next), status_code=303)
     response.set_cookie(COOKIE, got[0], max_age=got[1], path="/dashboard", httponly=True, samesite="strict",
                         secure=request.url.scheme == "https")
+    return response
+
+
+@router.get("/login/oidc", include_in_schema=False)
+async def login_oidc(request: Request, next: str | None = None, lang: str = "da") -> Response:
+    """Start the authorization-code flow at the broker (FK Adgangsstyring behind it)."""
+    cfg = oidc.settings()
+    if not cfg.enabled:
+        raise HTTPException(404, detail="municipal login is not configured")
+    oidc.open_flow(request)
+    request.session["next"], request.session["lang"] = safe_next(next), tx.lang_of(lang)
+    redirect_uri = cfg.redirect_uri or str(request.url_for("oidc_callback"))
+    try:
+        response = await oidc.client(request, cfg).authorize_redirect(request, redirect_uri, ui_locales=tx.lang_of(lang))
+    except (httpx.HTTPError, ValueError, KeyError) as error:
+        raise HTTPException(502, detail=f"the login broker does not answer: {type(error).__name__}") from None
+    oidc.store_flow(request, response)
+    return response
+
+
+@router.get("/oidc/callback", name="oidc_callback", include_in_schema=False)
+async def oidc_callback(request: Request) -> Response:
+    """The broker's answer: code -> tokens (ID token checked: signature, issuer, audience, nonce),
+    claims -> Principal, kept in a sealed session cookie."""
+    cfg = oidc.settings()
+    if not cfg.enabled:
+        raise HTTPException(404, detail="municipal login is not configured")
+    oidc.open_flow(request)
+    next_url, lang = request.session.get("next", "/dashboard/"), request.session.get("lang", "da")
+    ctx = Ctx(request, None, lang)
+    try:
+        token = await oidc.client(request, cfg).authorize_access_token(request)
+        claims = dict(token["userinfo"])
+    except (OAuthError, AuthlibBaseError, JoseError, KeyError, ValueError, TypeError, httpx.HTTPError):
+        response = _render(ctx, "login.html", status_code=401, next=next_url, failed=True, **_login_options(ctx, next_url))
+        oidc.clear_flow(response)
+        return response
+    principal = oidc.principal_from_claims(claims, cfg)
+    if SCOPE not in principal.scopes:
+        response = _render(ctx, "login.html", status_code=403, next=next_url, denied=True, **_login_options(ctx, next_url))
+        oidc.clear_flow(response)
+        return response
+    # A page, not a redirect: the browser arrived cross-site, and a SameSite=Strict cookie is only
+    # sent on the next navigation that starts here.
+    response = _render(ctx, "logged_in.html", next_url=safe_next(next_url))
+    response.set_cookie(oidc.SESSION_COOKIE, oidc.session_value(principal, cfg.session_seconds), max_age=cfg.session_seconds,
+                        path="/dashboard", httponly=True, samesite="strict", secure=request.url.scheme == "https")
+    oidc.clear_flow(response)
     return response
 
 
@@ -196,6 +271,7 @@ async def login(request: Request, client_id: str = Form(...), client_secret: str
 async def logout() -> Response:
     response = RedirectResponse("/dashboard/login", status_code=303)
     response.delete_cookie(COOKIE, path="/dashboard", httponly=True, samesite="strict")
+    response.delete_cookie(oidc.SESSION_COOKIE, path="/dashboard", httponly=True, samesite="strict")
     return response
 
 
@@ -297,10 +373,67 @@ async def fair(request: Request, round_id: str = RoundId, kommune: str = Kommune
     if kommune == NATIONAL:
         raise HTTPException(404, detail="the fair comparison is per municipality")
     question = _question(ctx, question)
-    raw, national, adjusted = data.fair_comparison(ctx.ix, kommune, question)
-    return _render(ctx, "fair.html", question=question, text=tx.question_text(question, ctx.lang), raw=raw,
-                   national=national, adjusted=adjusted, charts=[chart_view(ctx, await build_spec(ctx, f"fair-{question}"))],
-                   action=f"{ctx.base()}/fair")
+    rd, comp = await ctx.round_data(), await ctx.comparable()
+    raw = data.Point.of(ctx.ix.total(question, kommune), "mean")
+    adjusted, expected = data.adjusted_point(ctx.ix, rd, kommune, question)
+    group = data.group_point(ctx.ix, rd, question, comp.kommuner if comp.enough else [])
+    national = data.Point.of(ctx.ix.total(question, NATIONAL), "mean")
+    model = comparison.adjustment(rd, question)
+    effects = []
+    if model is not None:
+        for dim in DIMENSIONS:
+            effects.append((dim, model.reference[dim], None))
+            effects += [(dim, lvl, float(model.coefficients[1 + i])) for i, (d, lvl) in enumerate(model.columns) if d == dim]
+    return _render(ctx, "fair.html", question=question, text=tx.question_text(question, ctx.lang), raw=raw, adjusted=adjusted,
+                   expected=None if adjusted.value is None else expected, group=group, group_label=data.group_name(comp, ctx.lang),
+                   national=national, effects=effects, model_national=None if model is None else model.national,
+                   charts=[chart_view(ctx, await build_spec(ctx, f"fair-{question}"))], action=f"{ctx.base()}/fair",
+                   compare_url=ctx.url(f"{ctx.base()}/compare"))
+
+
+@router.get("/r/{round_id}/k/{kommune}/compare", response_class=HTMLResponse,
+            summary="Dashboard page: the municipality against comparable municipalities and the country")
+async def compare(request: Request, round_id: str = RoundId, kommune: str = Kommune, lang: str = "da",
+                  principal: Principal = Depends(kommune_access)) -> Response:
+    ctx = await _load(request, principal, lang, round_id, kommune)
+    if kommune == NATIONAL:
+        raise HTTPException(404, detail="the comparison is per municipality")
+    rd, comp = await ctx.round_data(), await ctx.comparable()
+    compositions = comparison.composition(rd)
+    cfg = comparison.config()
+    mix = []  # (variable, level, own share, group's average share)
+    own = compositions.get(kommune, {})
+    for dim in DIMENSIONS:
+        levels = sorted({lvl for k in [kommune, *comp.kommuner] for lvl in compositions.get(k, {}).get(dim, {})}, key=data._natural)
+        for lvl in levels:
+            group_shares = [compositions.get(k, {}).get(dim, {}).get(lvl, 0.0) for k in comp.kommuner]
+            mix.append((dim, lvl, own.get(dim, {}).get(lvl, 0.0), sum(group_shares) / len(group_shares) if group_shares else None))
+    return _render(ctx, "compare.html", comp=comp, description=cfg.get("description", {}).get(ctx.lang, ""), mix=mix,
+                   group_label=data.group_name(comp, ctx.lang), charts=[chart_view(ctx, await build_spec(ctx, "compare"))])
+
+
+@router.get("/r/{round_id}/k/{kommune}/texts", response_class=HTMLResponse,
+            summary="Dashboard page: free-text answers (scrubbed), only for at least the minimum count")
+async def texts_page(request: Request, round_id: str = RoundId, kommune: str = Kommune, question: str | None = None,
+                     page: int = 1, lang: str = "da", principal: Principal = Depends(kommune_access)) -> Response:
+    if kommune == NATIONAL and not principal.all_kommuner:
+        raise HTTPException(403, detail="free texts of all municipalities are for KL only")
+    ctx = await _load(request, principal, lang, round_id, kommune)
+    async with request.app.state.runtime.uow() as uow:
+        found = await freetext.load(uow, round_id, kommune, ctx.ix.publication.min_count)
+    if question is not None and question not in found:
+        raise HTTPException(404, detail="no such question")
+    question = question or next(iter(found), None)
+    current = found.get(question)
+    page = max(1, page)
+    pages = max(1, -(-len(current.texts) // freetext.PAGE_SIZE)) if current else 1
+    page = min(page, pages)
+    shown = current.texts[(page - 1) * freetext.PAGE_SIZE: page * freetext.PAGE_SIZE] if current else []
+    link = lambda p: ctx.url(f"{ctx.base()}/texts", question=question, page=p)  # noqa: E731
+    return _render(ctx, "texts.html", found=found, question=question, current=current, shown=shown, page=page, pages=pages,
+                   first_number=(page - 1) * freetext.PAGE_SIZE + 1, label=freetext.label,
+                   previous_url=link(page - 1) if page > 1 else None, next_url=link(page + 1) if page < pages else None,
+                   action=f"{ctx.base()}/texts")
 
 
 @router.get("/r/{round_id}/k/{kommune}/targets", response_class=HTMLResponse, summary="Dashboard page: the municipality's targets")
@@ -377,7 +510,7 @@ async def report_specs(ctx: Ctx, question: str = data.OVERALL) -> list[data.Char
     question = _question(ctx, None) if question not in ctx.ix.questions else question
     ids = ["themes", "questions", f"dist-{question}"] + [f"bd-{d}-{question}" for d in DIMENSIONS] + [f"trend-{question}"]
     if ctx.kommune != NATIONAL:
-        ids.append(f"fair-{question}")
+        ids += ["compare", f"fair-{question}"]
     return [await build_spec(ctx, i) for i in ids]
 
 

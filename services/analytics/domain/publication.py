@@ -36,10 +36,13 @@ import re
 from collections import defaultdict
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
 
 from .answers import CODES, DONT_KNOW, SCORES
 from .estimators import Estimate, normal_quantile
-from .suppression import TOTAL, CellDecision, CountTable, suppress
+from .suppression import TOTAL, CellDecision, CountTable, SuppressedTable, suppress
 
 DIMENSIONS: tuple[str, ...] = ("maalgruppe", "gender", "age_band", "duration_band")
 RATE_DIMENSIONS: tuple[str, ...] = ("maalgruppe", "arm")
@@ -215,6 +218,7 @@ def cell_estimates(
 # -- the publication ---------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=65536)
 def natural_key(text: str) -> tuple:
     """q2 before q10."""
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", text))
@@ -238,9 +242,25 @@ class RoundPublication:
     caution_below: int
     indicator_rows: list[dict] = field(default_factory=list)
     rate_rows: list[dict] = field(default_factory=list)
+    _index: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def questions(self) -> list[str]:
         return sorted({r["question"] for r in self.indicator_rows}, key=natural_key)
+
+    def indicators(self, question: str | None = None, dimension: str | None = None, kommunekode: str | None = None) -> list[dict]:
+        """Indicator rows of one question, dimension and/or municipality, in table order, from
+        an index built on first use (a publication is never changed once built)."""
+        key = (question, dimension, kommunekode)
+        if key == (None, None, None):
+            return self.indicator_rows
+        if not self._index:
+            index: dict[tuple, list[dict]] = defaultdict(list)
+            for r in self.indicator_rows:
+                q, d, k = r["question"], r["dimension"], r["kommunekode"]
+                for wanted in ((q, None, None), (None, d, None), (None, None, k), (q, d, None), (q, None, k), (None, d, k), (q, d, k)):
+                    index[wanted].append(r)
+            self._index.update(index)
+        return self._index.get(key, [])
 
 
 def _status(decision: CellDecision) -> dict:
@@ -261,36 +281,77 @@ def build_publication(
     min_count: int = 5,
     caution_below: int = 20,
 ) -> RoundPublication:
-    rate_counts = list(rate_counts)
+    publication = RoundPublication(round_id, questionnaire_id, min_count, caution_below)
+    publication.indicator_rows = build_indicator_rows(
+        round_id, questionnaire_id, strata, answer_counts, min_count=min_count, caution_below=caution_below
+    )
+    publication.rate_rows = build_rate_rows(round_id, rate_counts, min_count=min_count, caution_below=caution_below)
+    return publication
+
+
+def build_indicator_rows(
+    round_id: str,
+    questionnaire_id: str | None,
+    strata: Mapping[str, StratumInfo],
+    answer_counts: Iterable[AnswerCount],
+    *,
+    min_count: int = 5,
+    caution_below: int = 20,
+) -> list[dict]:
+    """The indicator tables of a round, suppressed, sorted.
+
+    Suppression runs per question: the tables of one measure (``valid:<question>``) are linked
+    by shared cells, tables of different measures never are (no equation of the attacker or
+    line of the line rule spans two measures), so one :func:`suppress` call per measure decides
+    exactly what one call over the whole round decides (tested).
+    """
     design = design_strata(strata)
     n_total = sum(s.respondents for s in strata.values())
-    degf = n_total - sum(1 for s in strata.values() if s.respondents > 0)
     kommuner = sorted({s.kommunekode for s in strata.values()}, key=natural_key)
 
-    # (question, dimension) -> (kommune, level) -> stratum -> code -> n
-    cells: dict[tuple[str, str], dict[tuple, dict[str, dict[str, int]]]] = defaultdict(
-        lambda: defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
+    # The tallies come grouped per stratum (by one dimension, or not at all), and strata nest
+    # in municipalities: a cell's counts per stratum are those rows themselves, never a sum.
+    # (question, dimension) -> level -> stratum -> code -> n; question -> stratum -> code -> n
+    by_level: dict[tuple[str, str], dict[str, dict[str, dict[str, int]]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(dict))
     )
-    levels: dict[str, set[str]] = defaultdict(set)
+    totals: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
     for row in answer_counts:
         if row.code not in CODES or row.n <= 0:
             continue
-        info = strata[row.stratum]
         if row.dimension == "total":
-            dims_levels = [("maalgruppe", info.maalgruppe)]
+            codes = totals[row.question][row.stratum]
+            codes[row.code] = codes.get(row.code, 0) + row.n
+            codes = by_level[(row.question, "maalgruppe")][strata[row.stratum].maalgruppe][row.stratum]
         else:
-            dims_levels = [(row.dimension, row.level)]
-        for dim, lvl in dims_levels:
-            levels[dim].add(lvl)
-            table = cells[(row.question, dim)]
-            for key in ((info.kommunekode, lvl), (info.kommunekode, TOTAL), (TOTAL, lvl), (TOTAL, TOTAL)):
-                table[key][row.stratum][row.code] += row.n
-    questions = sorted({q for q, _ in cells}, key=natural_key)
+            codes = by_level[(row.question, row.dimension)][row.level][row.stratum]
+        codes[row.code] = codes.get(row.code, 0) + row.n
+    levels: dict[str, set[str]] = defaultdict(set)
+    for (_, dim), per_level in by_level.items():
+        levels[dim].update(per_level)
+    questions = sorted({q for q, _ in by_level} | set(totals), key=natural_key)
 
-    # One linked set of count tables for the whole round (see module docstring).
-    count_tables: list[CountTable] = []
-    index: list[tuple[str, str, str]] = []  # (kind, question or "", dimension)
+    def split(by_stratum: Mapping[str, dict[str, int]]) -> dict[str, dict[str, dict[str, int]]]:
+        out: dict[str, dict[str, dict[str, int]]] = defaultdict(dict)
+        for h, codes in by_stratum.items():
+            out[strata[h].kommunekode][h] = codes
+        return out
+
+    # (question, dimension) -> (kommune, level) -> stratum -> code -> n, margins included
+    cells: dict[tuple[str, str], dict[tuple, Mapping[str, Mapping[str, int]]]] = {}
     for q in questions:
+        kommune_totals = split(totals.get(q, {}))
+        for dim in DIMENSIONS:
+            table: dict[tuple, Mapping[str, Mapping[str, int]]] = {(TOTAL, TOTAL): totals.get(q, {})}
+            table.update({(k, TOTAL): by_stratum for k, by_stratum in kommune_totals.items()})
+            for lvl, by_stratum in by_level.get((q, dim), {}).items():
+                table[(TOTAL, lvl)] = by_stratum
+                table.update({(k, lvl): part for k, part in split(by_stratum).items()})
+            cells[(q, dim)] = table
+
+    decided: list[tuple[str, str, SuppressedTable]] = []
+    for q in questions:
+        count_tables: list[CountTable] = []
         for dim in DIMENSIONS:
             table = cells[(q, dim)]
             counts = {
@@ -299,71 +360,197 @@ def build_publication(
                 for lvl in sorted(levels[dim], key=natural_key)
             }
             count_tables.append(CountTable(("kommunekode", dim), counts, (("kommunekode",), (dim,), ()), f"valid:{q}"))
-            index.append(("indicator", q, dim))
-    rate_cells: dict[str, dict[tuple[str, str], list[int]]] = {d: defaultdict(lambda: [0, 0]) for d in RATE_DIMENSIONS}
-    for r in rate_counts:
-        for dim, lvl in (("maalgruppe", r.maalgruppe), ("arm", r.arm)):
-            acc = rate_cells[dim][(r.kommunekode, lvl)]
-            acc[0] += r.invited
-            acc[1] += r.answered
-    for dim in RATE_DIMENSIONS:
-        if rate_cells[dim]:
-            answered = {key: v[1] for key, v in rate_cells[dim].items()}
-            count_tables.append(CountTable(("kommunekode", dim), answered, (("kommunekode",), (dim,), ()), "respondents"))
-            index.append(("rate", "", dim))
-    decided = suppress(count_tables, min_count=min_count, caution_below=caution_below) if count_tables else []
+        results = suppress(count_tables, min_count=min_count, caution_below=caution_below)
+        decided.extend((q, dim, result) for dim, result in zip(DIMENSIONS, results))
 
-    publication = RoundPublication(round_id, questionnaire_id, min_count, caution_below)
-    memo: dict[tuple, CellEstimates] = {}
-    for (kind, q, dim), result in zip(index, decided):
-        if kind == "indicator":
-            table = cells[(q, dim)]
-            for key, decision in result.decisions.items():
+    # Estimates of every published cell at once; the same quantity (e.g. a municipality's
+    # total) appears in every dimension's table and is estimated once.
+    wanted: dict[tuple, dict[str, dict[str, int]]] = {}
+    for q, dim, result in decided:
+        table = cells[(q, dim)]
+        for key, decision in result.decisions.items():
+            if not decision.suppressed:
                 k, lvl = key
-                row = {
+                wanted.setdefault((q, k, dim if lvl is not TOTAL else None, lvl), table[key])
+    idents = list(wanted)
+    columns = estimate_cells([wanted[i] for i in idents], design, n_total)
+    estimated = dict(zip(idents, columns))
+
+    rows: list[dict] = []
+    for q, dim, result in decided:
+        for key, decision in result.decisions.items():
+            k, lvl = key
+            figures = _SUPPRESSED_FIGURES if decision.suppressed else estimated[(q, k, dim if lvl is not TOTAL else None, lvl)]
+            rows.append(
+                {
                     "round_id": round_id,
                     "questionnaire_id": questionnaire_id,
                     "question": q,
                     "dimension": dim,
                     "kommunekode": _label(k, NATIONAL),
                     "level": _label(lvl, ALL_LEVELS),
+                    "n_answers": figures["n_answers"],
+                    "n_valid": figures["n_valid"],
+                    "n_dont_know": figures["n_dont_know"],
                     **_status(decision),
+                    **figures,
                 }
-                if decision.suppressed:
-                    row.update({c: None for c in ("n_answers", "n_valid", "n_dont_know")})
-                    row.update({f"{ind}{s}": None for ind in INDICATORS for s in ESTIMATE_SUFFIXES})
-                else:
-                    # The same quantity (e.g. a municipality's total) appears in every dimension's table.
-                    ident = (q, k, dim if lvl is not TOTAL else None, lvl)
-                    est = memo.get(ident)
-                    if est is None:
-                        est = memo[ident] = cell_estimates(table[key], design, n_total, degf)
-                    row.update(n_answers=est.n_answers, n_valid=est.n_valid, n_dont_know=est.n_dont_know)
-                    for ind in INDICATORS:
-                        row.update(_estimate_columns(ind, est.weighted[ind], est.unweighted[ind]))
-                publication.indicator_rows.append({c: row[c] for c in INDICATOR_COLUMNS})
-        else:
-            acc_table = rate_cells[dim]
-            for key, decision in result.decisions.items():
-                k, lvl = key
-                invited = sum(v[0] for (kk, ll), v in acc_table.items() if (k is TOTAL or kk == k) and (lvl is TOTAL or ll == lvl))
-                row = {
-                    "round_id": round_id,
-                    "dimension": dim,
-                    "kommunekode": _label(k, NATIONAL),
-                    "level": _label(lvl, ALL_LEVELS),
-                    "invited": invited,
-                    "answers": None if decision.suppressed else decision.count,
-                    "response_rate": None if decision.suppressed or not invited else decision.count / invited,
-                    **_status(decision),
-                }
-                publication.rate_rows.append({c: row[c] for c in RATE_COLUMNS})
-
-    publication.indicator_rows.sort(
+            )
+    rows.sort(
         key=lambda r: (natural_key(r["question"]), DIMENSIONS.index(r["dimension"]), _kommune_order(r["kommunekode"]), _level_order(r["level"]))
     )
-    publication.rate_rows.sort(key=lambda r: (RATE_DIMENSIONS.index(r["dimension"]), _kommune_order(r["kommunekode"]), _level_order(r["level"])))
-    return publication
+    return rows
+
+
+def build_rate_rows(
+    round_id: str, rate_counts: Iterable[RateCount], *, min_count: int = 5, caution_below: int = 20
+) -> list[dict]:
+    """Response-rate tables (respondents per municipality x target group and x arm, with
+    margins), suppressed together (one measure), sorted."""
+    rate_cells: dict[str, dict[tuple[str, str], list[int]]] = {d: defaultdict(lambda: [0, 0]) for d in RATE_DIMENSIONS}
+    for r in rate_counts:
+        for dim, lvl in (("maalgruppe", r.maalgruppe), ("arm", r.arm)):
+            acc = rate_cells[dim][(r.kommunekode, lvl)]
+            acc[0] += r.invited
+            acc[1] += r.answered
+    dims = [dim for dim in RATE_DIMENSIONS if rate_cells[dim]]
+    count_tables = [
+        CountTable(("kommunekode", dim), {key: v[1] for key, v in rate_cells[dim].items()}, (("kommunekode",), (dim,), ()), "respondents")
+        for dim in dims
+    ]
+    decided = suppress(count_tables, min_count=min_count, caution_below=caution_below) if count_tables else []
+    rows: list[dict] = []
+    for dim, result in zip(dims, decided):
+        acc_table = rate_cells[dim]
+        invited_by: dict[tuple, int] = defaultdict(int)
+        for (kk, ll), v in acc_table.items():
+            for key in ((kk, ll), (kk, TOTAL), (TOTAL, ll), (TOTAL, TOTAL)):
+                invited_by[key] += v[0]
+        for key, decision in result.decisions.items():
+            k, lvl = key
+            invited = invited_by.get(key, 0)
+            row = {
+                "round_id": round_id,
+                "dimension": dim,
+                "kommunekode": _label(k, NATIONAL),
+                "level": _label(lvl, ALL_LEVELS),
+                "invited": invited,
+                "answers": None if decision.suppressed else decision.count,
+                "response_rate": None if decision.suppressed or not invited else decision.count / invited,
+                **_status(decision),
+            }
+            rows.append({c: row[c] for c in RATE_COLUMNS})
+    rows.sort(key=lambda r: (RATE_DIMENSIONS.index(r["dimension"]), _kommune_order(r["kommunekode"]), _level_order(r["level"])))
+    return rows
+
+
+_SUPPRESSED_FIGURES: dict[str, None] = {
+    **{c: None for c in ("n_answers", "n_valid", "n_dont_know")},
+    **{f"{ind}{s}": None for ind in INDICATORS for s in ESTIMATE_SUFFIXES},
+}
+
+# Per indicator (in INDICATORS order): which answer codes (CODES order) are in its base, and
+# the value each code takes. Mirrors _indicator_values.
+_IN_BASE = np.array(
+    [[1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 1, 1]] + [[1, 1, 1, 1, 1, 1]] * len(SCORES), dtype=float
+)
+_VALUE = np.array(
+    [[1, 2, 3, 4, 5, 0], [0, 0, 0, 1, 1, 0], [0, 0, 0, 0, 0, 1]]
+    + [[1.0 if j == i else 0.0 for j in range(len(CODES))] for i in range(len(SCORES))],
+    dtype=float,
+)
+
+
+def _ratio_estimates(
+    counts: np.ndarray, weight: np.ndarray, fpc: np.ndarray, n: np.ndarray, starts: np.ndarray, level: float = 0.95
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Vectorised :func:`estimate_from_counts` for many domains at once.
+
+    ``counts`` has one row per (domain, stratum) with the counts per answer code (CODES order),
+    rows of a domain contiguous and starting at ``starts``; ``weight``, ``fpc`` and ``n`` are
+    the row's stratum's. Returns per indicator (value, se, units in the base) per domain; a
+    domain whose base is empty has value NaN (published as null).
+    """
+    q = normal_quantile(level)
+    lengths = np.diff(np.append(starts, len(counts)))
+    census = fpc < _CENSUS_EPSILON
+    lonely = n == 1
+    safe_n = np.where(lonely, 2.0, n)
+    out = []
+    for base, value in zip(_IN_BASE, _VALUE):
+        m = counts * base
+        inside = m.sum(axis=1)
+        n_inside = np.add.reduceat(inside, starts)
+        total_w = np.add.reduceat(weight * inside, starts)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            estimate = np.add.reduceat(weight * (m @ value), starts) / total_w
+            scale = weight / np.repeat(total_w, lengths)
+            dev = value[None, :] - np.repeat(estimate, lengths)[:, None]
+            sum_z = scale * (m * dev).sum(axis=1)
+            sum_z2 = scale * scale * (m * dev * dev).sum(axis=1)
+            part = np.where(
+                lonely, fpc * sum_z2, fpc * safe_n / (safe_n - 1) * np.maximum(sum_z2 - sum_z * sum_z / safe_n, 0.0)
+            )
+        part = np.where(census | (inside == 0), 0.0, part)
+        se = np.sqrt(np.add.reduceat(part, starts))
+        estimate = np.where(n_inside == 0, np.nan, estimate)
+        out.append((estimate, se, q))
+    return out
+
+
+def estimate_cells(
+    cells: list[Mapping[str, Mapping[str, int]]], design: Mapping[str, _Stratum], n_total: int
+) -> list[dict]:
+    """Published figures (counts, weighted and unweighted indicators) of many cells at once.
+
+    Each cell is ``stratum -> code -> n``. Equal to :func:`cell_estimates` per cell to rounding
+    (tested); strata are taken in sorted order so a cell's figures depend only on its counts.
+    """
+    if not cells:
+        return []
+    rows, weight, fpc, n, starts = [], [], [], [], []
+    vectors: dict[int, list[int]] = {}  # the same counts object sits in several cells
+    for by_stratum in cells:
+        starts.append(len(rows))
+        for h in sorted(by_stratum):
+            codes = by_stratum[h]
+            s = design[h]
+            vector = vectors.get(id(codes))
+            if vector is None:
+                vector = vectors[id(codes)] = [codes.get(c, 0) for c in CODES]
+            rows.append(vector)
+            weight.append(s.weight)
+            fpc.append(s.fpc)
+            n.append(s.n)
+        if not by_stratum:  # never for a published cell; keeps the segments well formed
+            rows.append([0] * len(CODES))
+            weight.append(1.0)
+            fpc.append(1.0)
+            n.append(1)
+    counts = np.array(rows, dtype=float)
+    starts_a = np.array(starts)
+    merged = np.add.reduceat(counts, starts_a, axis=0)
+    weighted = _ratio_estimates(counts, np.array(weight), np.array(fpc), np.array(n, dtype=float), starts_a)
+    # The unweighted design: all respondents as one unstratified sample, no fpc (R: ids=~1).
+    k = len(cells)
+    plain_n = float(max(n_total, 1))
+    unweighted = _ratio_estimates(merged, np.ones(k), np.ones(k), np.full(k, plain_n), np.arange(k))
+    valid = merged[:, : len(SCORES)].sum(axis=1).astype(int)
+    dont_know = merged[:, len(SCORES)].astype(int)
+    names = ["n_answers", "n_valid", "n_dont_know"]
+    columns = [(valid + dont_know).tolist(), valid.tolist(), dont_know.tolist()]
+    for ind, (w_est, w_se, q), (u_est, u_se, _) in zip(INDICATORS, weighted, unweighted):
+        names += [f"{ind}{suffix}" for suffix in ESTIMATE_SUFFIXES]
+        w_missing, u_missing = np.isnan(w_est), np.isnan(u_est)
+        for figures, missing in (
+            (w_est, w_missing), (w_se, w_missing), (w_est - q * w_se, w_missing), (w_est + q * w_se, w_missing),
+            (u_est, u_missing), (u_se, u_missing),
+        ):
+            values = figures.tolist()
+            if missing.any():
+                values = [None if gone else v for v, gone in zip(values, missing.tolist())]
+            columns.append(values)
+    return [dict(zip(names, figures)) for figures in zip(*columns)]
 
 
 def _valid(by_stratum: Mapping[str, Mapping[str, int]]) -> int:

@@ -216,6 +216,7 @@ class _Layout:
     measure: str
     counts: dict[Key, int]  # interior and margin entries
     lines: list[tuple[Key, list[Key]]] = field(default_factory=list)
+    ids: dict[Key, Identity] = field(default_factory=dict)  # every entry's identity, computed once
 
 
 def _layout(table: CountTable, levels: Mapping[str, Sequence[Hashable]]) -> _Layout:
@@ -245,15 +246,17 @@ def _layout(table: CountTable, levels: Mapping[str, Sequence[Hashable]]) -> _Lay
     for lvl in published_levels:
         finer = [b for b in published_levels if lvl < b]
         nearest = [b for b in finer if not any(lvl < c < b for c in finer)]
+        kept = [i for i, d in enumerate(dims) if d in lvl]
         for b in nearest:
+            # The parts of a total are the finer entries that agree on the total's kept
+            # dimensions: grouped once by those values (in the finer level's order).
+            parts_of: dict[Key, list[Key]] = defaultdict(list)
+            for k in by_level[b]:
+                parts_of[tuple(k[i] for i in kept)].append(k)
             for total_key in by_level[lvl]:
-                parts = [
-                    k
-                    for k in by_level[b]
-                    if all(tv is TOTAL or tv == kv for tv, kv in zip(total_key, k))
-                ]
-                lines.append((total_key, parts))
-    return _Layout(dims, table.measure, counts, lines)
+                lines.append((total_key, list(parts_of.get(tuple(total_key[i] for i in kept), ()))))
+    ids = {key: _identity(table.measure, dims, key) for key in counts}
+    return _Layout(dims, table.measure, counts, lines, ids)
 
 
 def _equations(
@@ -277,15 +280,20 @@ def _equations(
             if TOTAL not in k
         ]
         dimset = set(dims)
+        # Interior cells grouped by their values on each subset of dimensions an aggregate
+        # keeps (built on first use, in the table's order).
+        groups: dict[tuple[str, ...], dict[tuple, list[Identity]]] = {}
         for agg in ids_by_measure[measure]:
             coords = dict(agg[1])
             if not set(coords) < dimset:
                 continue
-            parts = [
-                ident
-                for ident, kc in interior
-                if all(kc[d] == v for d, v in coords.items())
-            ]
+            sub = tuple(sorted(coords))
+            grouped = groups.get(sub)
+            if grouped is None:
+                grouped = groups[sub] = defaultdict(list)
+                for ident, kc in interior:
+                    grouped[tuple(kc[d] for d in sub)].append(ident)
+            parts = list(grouped.get(tuple(coords[d] for d in sub), ()))
             equations.setdefault((agg, frozenset(parts)), parts)
     return [(agg, parts) for (agg, _), parts in equations.items()]
 
@@ -429,7 +437,7 @@ def suppress(
     rank: dict[Identity, tuple[int, int]] = {}  # tie-break: interior first, then order seen
     for lay in layouts:
         for key, c in lay.counts.items():
-            ident = _identity(lay.measure, lay.dims, key)
+            ident = lay.ids[key]
             if count.setdefault(ident, c) != c:
                 raise ValueError(f"tables disagree on {key!r} of {lay.measure!r}")
             rank.setdefault(ident, (sum(v is TOTAL for v in key), len(rank)))
@@ -440,8 +448,8 @@ def suppress(
     }
     lines: list[tuple[Identity, list[Identity]]] = [
         (
-            _identity(lay.measure, lay.dims, total),
-            [_identity(lay.measure, lay.dims, p) for p in parts],
+            lay.ids[total],
+            [lay.ids[p] for p in parts],
         )
         for lay in layouts
         for total, parts in lay.lines
@@ -450,9 +458,15 @@ def suppress(
     for i, (total, parts) in enumerate(lines):
         for ident in [total, *parts]:
             lines_through[ident].append(i)
-    equations = _equations(
-        [(lay.dims, lay.measure, list(lay.counts)) for lay in layouts]
-    )
+    equations_cache: list[list[tuple[Identity, list[Identity]]]] = []
+
+    def equations() -> list[tuple[Identity, list[Identity]]]:
+        # Only needed once some cell is hidden (most large rounds hide nothing).
+        if not equations_cache:
+            equations_cache.append(
+                _equations([(lay.dims, lay.measure, list(lay.counts)) for lay in layouts])
+            )
+        return equations_cache[0]
 
     def hidden(ident: Identity) -> bool:
         return status[ident] is not CellStatus.PUBLISHED
@@ -485,8 +499,11 @@ def suppress(
 
     while True:
         apply_line_rule()
+        unknown = [i for i in count if hidden(i)]
+        if not unknown:
+            break
         known = {i: c for i, c in count.items() if not hidden(i)}
-        determined = _determined(equations, known, [i for i in count if hidden(i)])
+        determined = _determined(equations(), known, unknown)
         if not determined:
             break
         target = min(determined, key=lambda i: rank[i])
@@ -500,7 +517,7 @@ def suppress(
     for table, lay in zip(tables, layouts):
         decisions = {}
         for key, c in lay.counts.items():
-            st = status[_identity(lay.measure, lay.dims, key)]
+            st = status[lay.ids[key]]
             decisions[key] = CellDecision(
                 c, st, caution=st is CellStatus.PUBLISHED and c < caution_below
             )

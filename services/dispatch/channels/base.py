@@ -117,10 +117,17 @@ class Channel(ABC):
     between concurrent tasks of one event loop."""
 
     name: str = "channel"
+    batched: bool = False
+    """True when `send_many` is cheaper than a `send` per message: the sender then hands the
+    channel a batch's messages at once. Rate-limited and remote channels stay per message."""
 
     @abstractmethod
     async def send(self, message: OutgoingMessage) -> SendResult:
         """Deliver `message`; classify failures instead of raising them."""
+
+    async def send_many(self, messages: list[OutgoingMessage]) -> list[SendResult]:
+        """Deliver several messages (each with its own idempotency key); one result each, in order."""
+        return [await self.send(message) for message in messages]
 
     async def aclose(self) -> None:
         """Release connections; the default channel holds none."""

@@ -26,6 +26,8 @@ known. A name with any other character, or too long for the slot, and every pape
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import re
 import zlib
@@ -60,6 +62,8 @@ class _Template:
     token_offsets: tuple[tuple[int, int], ...]  # (offset, length) runs the token's characters fill, in order
     uri_offsets: tuple[int, ...]  # offsets of the token in link annotations
     char_codes: dict[str, int]  # character -> one-byte code in the body font's subset 0
+    b64: bytes = b""  # the template PDF in base64 (as it travels in MeMo), patched per letter
+    b64_blocks: tuple[tuple[int, int], ...] = ()  # 3-byte-aligned PDF ranges that differ per letter
 
 
 def _escape_code(code: int) -> bytes:
@@ -165,20 +169,53 @@ def _template(kind: LetterKind, base_url: str, municipality: str, deadline: date
         remaining -= take
         pos = run.start() + take
     uris = tuple(m.start() + 6 + len(base_url) for m in re.finditer(rb"/URI \(" + re.escape(base_url.encode()), pdf))
-    return _Template(pdf, title, notification, _letters._FILENAMES[kind], name_offset, tuple(token_runs), uris, codes)
+    # Base64 maps each 3 bytes to 4 characters independently, so a letter's base64 is the
+    # template's with only the groups over the name and the token re-encoded.
+    ranges = [(name_offset, name_offset + NAME_SLOT), *((o, o + n) for o, n in token_runs),
+              *((o, o + TOKEN_LENGTH) for o in uris)]
+    blocks: list[list[int]] = []
+    for start, end in sorted((s - s % 3, min(len(pdf), e + (-e) % 3)) for s, e in ranges):
+        if blocks and start <= blocks[-1][1]:
+            blocks[-1][1] = max(blocks[-1][1], end)
+        else:
+            blocks.append([start, end])
+    return _Template(pdf, title, notification, _letters._FILENAMES[kind], name_offset, tuple(token_runs), uris, codes,
+                     base64.b64encode(pdf), tuple((s, e) for s, e in blocks))
+
+
+_TOKEN_CHARS = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def render_letter_fast(kind: LetterKind, ctx: LetterContext, *, paper: bool = False) -> RenderedLetter:
     """Like `render_letter`, from a cached template when the letter allows it."""
+    return render_letter_fast_b64(kind, ctx, paper=paper)[0]
+
+
+def render_letter_fast_b64(kind: LetterKind, ctx: LetterContext, *, paper: bool = False) -> tuple[RenderedLetter, bytes]:
+    """`render_letter_fast` plus the PDF in base64 (what MeMo carries): from a template, only the
+    base64 groups over the name and the token are encoded per letter (~100 bytes of ~50 KB)."""
+    template, pdf = _patched(kind, ctx, paper)
+    if template is None:
+        letter = render_letter(kind, ctx, paper=paper)
+        return letter, base64.b64encode(letter.pdf)
+    b64 = bytearray(template.b64)
+    for start, end in template.b64_blocks:
+        b64[start // 3 * 4 : end // 3 * 4 + (4 if end % 3 else 0)] = binascii.b2a_base64(pdf[start:end], newline=False)
+    letter = RenderedLetter(kind=kind, title=template.title, notification=template.notification, pdf=bytes(pdf),
+                            filename=template.filename)
+    return letter, bytes(b64)
+
+
+def _patched(kind: LetterKind, ctx: LetterContext, paper: bool) -> tuple[_Template | None, bytearray | None]:
     base_url, _, token = ctx.link.rpartition("/")
     base_url += "/"
-    if paper or ctx.name is None or len(token) != TOKEN_LENGTH or not re.fullmatch(r"[A-Za-z0-9_-]+", token):
-        return render_letter(kind, ctx, paper=paper)
+    if paper or ctx.name is None or len(token) != TOKEN_LENGTH or not _TOKEN_CHARS.fullmatch(token):
+        return None, None
     template = _template(kind, base_url, ctx.municipality, ctx.deadline, ctx.letter_date or date.today(),
                          ctx.contact, ctx.privacy_url)
     encoded = _encode_name(ctx.name, template.char_codes)
     if encoded is None or len(encoded) > NAME_SLOT:
-        return render_letter(kind, ctx, paper=paper)
+        return None, None
     pdf = bytearray(template.pdf)
     pdf[template.name_offset : template.name_offset + NAME_SLOT] = encoded.ljust(NAME_SLOT, b" ")
     token_bytes = token.encode()
@@ -188,8 +225,7 @@ def render_letter_fast(kind: LetterKind, ctx: LetterContext, *, paper: bool = Fa
         i += length
     for offset in template.uri_offsets:
         pdf[offset : offset + TOKEN_LENGTH] = token_bytes
-    return RenderedLetter(kind=kind, title=template.title, notification=template.notification, pdf=bytes(pdf),
-                          filename=template.filename)
+    return template, pdf
 
 
-__all__ = ["NAME_CHARSET", "render_letter_fast", "replace"]
+__all__ = ["NAME_CHARSET", "render_letter_fast", "render_letter_fast_b64", "replace"]

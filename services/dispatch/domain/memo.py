@@ -170,6 +170,20 @@ def build_letter_message(
     run on every message; `validate=False` exists for benchmarks and for
     re-building a message already validated once. The length checks always run.
     """
+    _check_letter(letter)
+    msg_uuid = _new_uuid(message_uuid)
+    root, content = _letter_tree(letter, msg_uuid, format_memo_datetime(created or datetime.now(timezone.utc)))
+
+    if validate:
+        validate_memo(root)
+    # Checking xs:base64Binary over ~60 KB of PDF is half of xmlschema's time
+    # per letter, and b64encode's output conforms by construction, so the
+    # content goes in after the structure has been validated.
+    content.text = base64.b64encode(letter.pdf).decode("ascii")
+    return _serialize(root, msg_uuid)
+
+
+def _check_letter(letter: SurveyLetter) -> None:
     _check_len("title", letter.title, TEXT_MAX)
     _check_len("notification", letter.notification, NOTIFICATION_MAX)
     _check_len("survey URL", letter.survey_url, TEXT_MAX)
@@ -181,33 +195,140 @@ def build_letter_message(
         # Plain http only for a survey running on this machine (make up, the e2e test).
         raise ValueError("the survey link must be an https URL")
 
-    msg_uuid = _new_uuid(message_uuid)
+
+def _letter_tree(letter: SurveyLetter, msg_uuid: str, created: str) -> tuple[etree._Element, etree._Element]:
+    """The letter's element tree, with an empty `content` element (returned) for the PDF."""
     root = _message_with_header("DIGITALPOST", msg_uuid, letter.message_id, letter.title,
                                 letter.notification, letter.sender, letter.recipient)
-
     body = _sub(root, "MessageBody")
-    _sub(body, "createdDateTime", format_memo_datetime(created or datetime.now(timezone.utc)))
+    _sub(body, "createdDateTime", created)
     main = _sub(body, "MainDocument")
     _sub(main, "label", letter.title)
     file_ = _sub(main, "File")
     _sub(file_, "encodingFormat", "application/pdf")
     _sub(file_, "filename", letter.pdf_filename)
     _sub(file_, "language", "da")
-    content = _sub(file_, "content", "")  # filled in after validation, see below
+    content = _sub(file_, "content", "")
     action = _sub(main, "Action")
     _sub(action, "label", letter.action_label)
     _sub(action, "actionCode", ACTION_SELF_SERVICE)
     if letter.action_end is not None:
         _sub(action, "endDateTime", format_memo_datetime(letter.action_end))
     _sub(_sub(action, "EntryPoint"), "url", letter.survey_url)
+    return root, content
 
+
+# --- letters at volume -------------------------------------------------------------------------
+#
+# A national wave builds 200,000 letters that differ only in a handful of values. The element
+# tree of one letter "shape" (sender, title, notification, file name, whether the recipient has a
+# name and the action an end) is built once by `_letter_tree` itself, with marker texts in the
+# per-letter elements, and serialised; a letter is then the serialisation's fixed segments with
+# the letter's values, escaped exactly as lxml escapes text, in between. The output is byte for
+# byte what `build_letter_message` produces (a unit test holds them together), and the first
+# message of every shape per process is validated against the XSD in full.
+
+_SLOT = re.compile(rb"@@SLOT(\d)@@")
+_SLOTS = ("uuid", "message_id", "cpr", "name", "created", "content", "end", "url")
+
+
+def _xml_text(value: str) -> str:
+    """Element text as lxml serialises it (`&`, `<`, `>` and CR escaped; the rest verbatim)."""
+    if "&" in value:
+        value = value.replace("&", "&amp;")
+    if "<" in value:
+        value = value.replace("<", "&lt;")
+    if ">" in value:
+        value = value.replace(">", "&gt;")
+    if "\r" in value:
+        value = value.replace("\r", "&#13;")
+    return value
+
+
+_XML_TEXT_OK = re.compile(r"[^\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]*")
+
+
+@functools.lru_cache(maxsize=4096)
+def _letter_shape(sender: MemoSender, title: str, notification: str, pdf_filename: str, action_label: str,
+                  has_message_id: bool, has_name: bool, has_end: bool) -> tuple[tuple[bytes, ...], tuple[int, ...]]:
+    marker = {name: f"@@SLOT{i}@@" for i, name in enumerate(_SLOTS)}
+    dummy = SurveyLetter(
+        sender=sender, recipient=MemoRecipient("0000000000", "x" if has_name else None), title=title,
+        notification=notification, pdf=b"%PDF-", survey_url="https://x/", pdf_filename=pdf_filename,
+        action_label=action_label, action_end=datetime(2000, 1, 1, tzinfo=timezone.utc) if has_end else None,
+        message_id="x" if has_message_id else None,
+    )
+    root, content = _letter_tree(dummy, marker["uuid"], marker["created"])
+    content.text = marker["content"]
+    header = root.find(_M + "MessageHeader")
+    for path, slot in (("messageID", "message_id"), ("Recipient/" + _M + "recipientID", "cpr"),
+                       ("Recipient/" + _M + "label", "name")):
+        element = header.find(_M + path)
+        if element is not None:
+            element.text = marker[slot]
+    action = root.find(f"{_M}MessageBody/{_M}MainDocument/{_M}Action")
+    if has_end:
+        action.find(_M + "endDateTime").text = marker["end"]
+    action.find(f"{_M}EntryPoint/{_M}url").text = marker["url"]
+    parts = _SLOT.split(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+    return tuple(parts[0::2]), tuple(int(i) for i in parts[1::2])
+
+
+def build_letter_message_fast(letter: SurveyLetter, *, pdf_base64: bytes, message_uuid: uuid.UUID,
+                              created: datetime, validate: bool = False) -> MemoMessage:
+    """`build_letter_message` for a wave: same bytes, a few microseconds per letter.
+
+    `pdf_base64` is `letter.pdf` in base64 (the caller may have it for free, see
+    `letter_cache.render_letter_fast_b64`). With `validate` the whole message, content
+    included, is parsed and validated against the XSD."""
+    _check_letter(letter)
+    if letter.message_id is not None:
+        _check_len("message id", letter.message_id, TEXT_MAX)
+    name = letter.recipient.name or None
+    for value in (letter.survey_url, name or "", letter.message_id or ""):
+        if not _XML_TEXT_OK.fullmatch(value):
+            raise ValueError("a value holds characters XML cannot carry")
+    msg_uuid = _new_uuid(message_uuid)
+    segments, slots = _letter_shape(letter.sender, letter.title, letter.notification, letter.pdf_filename,
+                                    letter.action_label, letter.message_id is not None, name is not None,
+                                    letter.action_end is not None)
+    values = {
+        0: msg_uuid.encode(),
+        1: _xml_text(letter.message_id).encode() if letter.message_id is not None else b"",
+        2: letter.recipient.cpr.encode(),
+        3: _xml_text(name).encode() if name is not None else b"",
+        4: format_memo_datetime(created).encode(),
+        5: pdf_base64,
+        6: format_memo_datetime(letter.action_end).encode() if letter.action_end is not None else b"",
+        7: _xml_text(letter.survey_url).encode(),
+    }
+    out = [segments[0]]
+    for slot, segment in zip(slots, segments[1:], strict=True):
+        out.append(values[slot])
+        out.append(segment)
+    xml = b"".join(out)
     if validate:
-        validate_memo(root)
-    # Checking xs:base64Binary over ~60 KB of PDF is half of xmlschema's time
-    # per letter, and b64encode's output conforms by construction, so the
-    # content goes in after the structure has been validated.
-    content.text = base64.b64encode(letter.pdf).decode("ascii")
-    return _serialize(root, msg_uuid)
+        _validate_letter_bytes(xml, pdf_base64)
+    return MemoMessage(message_uuid=msg_uuid, xml=xml)
+
+
+def _validate_letter_bytes(xml: bytes, pdf_base64: bytes) -> None:
+    """Validate a serialised letter: the document against the XSD with `content` emptied (the
+    xs:base64Binary check over ~70 KB is most of xmlschema's time), and the content itself as
+    strict base64 that is exactly `pdf_base64`."""
+    try:
+        element = etree.fromstring(xml, parser=_SAFE_PARSER)
+    except etree.XMLSyntaxError as exc:
+        raise MemoValidationError(f"not well-formed XML: {exc.msg}") from None
+    content = element.find(f"{_M}MessageBody/{_M}MainDocument/{_M}File/{_M}content")
+    if content is None or (content.text or "").encode() != pdf_base64:
+        raise MemoValidationError("the file content is not the letter's PDF")
+    try:
+        base64.b64decode(pdf_base64, validate=True)
+    except ValueError:
+        raise MemoValidationError("the file content is not base64") from None
+    content.text = ""
+    validate_memo(element)
 
 
 def build_nemsms_message(

@@ -19,7 +19,13 @@ from collections.abc import Mapping
 from datetime import date
 from functools import lru_cache
 
-from services.ingest.domain.classification import Classification, MaalgruppeMapping, classify
+from services.ingest.domain.classification import (
+    Classification,
+    ExclusionReason,
+    MaalgruppeMapping,
+    classify,
+    full_months_between,
+)
 from services.ingest.domain.cpr import age_at, gender_of
 from services.ingest.domain.errors import PhoneNumberError
 from services.ingest.domain.phone import normalise_phone
@@ -37,7 +43,7 @@ from services.ingest.domain.validation import (
 _CPR_COMMON_SHAPE = re.compile(r"([0-9]{6})-?([0-9]{4})")
 # "+45 12 34 56 78", "0045-12345678", "12345678": a Danish subscriber number is 8 digits and its
 # validity in libphonenumber's metadata depends only on the leading digits (checked in the tests
-# for every 3-digit prefix), so one real parse per 4-digit prefix answers for all numbers.
+# for every 3-digit prefix), so one real parse per 3-digit prefix answers for all numbers.
 _DANISH_PHONE = re.compile(r"(?:\+45|0045)?([0-9]{8})")
 _PHONE_SEPARATORS = str.maketrans("", "", " -")
 _CACHE_LIMIT = 100_000  # distinct values per cache; beyond that we just stop remembering
@@ -54,6 +60,9 @@ class CachedRowValidator:
         self._bools: dict[str, object] = {}
         self._birth: dict[str, object] = {}  # first 7 digits (date part + century digit) -> (birth date, age)
         self._danish_phone_valid: dict[str, bool] = {}
+        self._danish_phone_warning: dict[str, tuple] = {}
+        self._texts: dict[str, object] = {}  # raw benefit cell -> tidy text, or None
+        self._benefit_timing: dict[tuple, tuple] = {}  # (ydelse, overgangsdato) -> see classify_parts
 
     def validate(self, row_number: int, row: Mapping[str, object]) -> ValidRow | list[RowError]:
         fast = self._fast_validate(row_number, row)
@@ -61,6 +70,147 @@ class CachedRowValidator:
 
     def classify(self, row: ValidRow) -> Classification:
         return classify(row, self.reference_date, self.mapping)  # type: ignore[arg-type]  # duck-typed cache
+
+    # --- record fast path (CSV fields by position, no per-row dict) -------------------------------
+
+    def validate_fields(self, fields: list[str], positions: tuple[int, ...]) -> tuple | None:
+        """The common shapes of one CSV record, by column position (-1: the file lacks the column).
+
+        Returns ``(cpr, birth_date, age, ydelse, overgangsdato, passiv, forskerbeskyttet, navn,
+        phone_e164, phone_warning)`` when the row is valid and takes the fast path, else None: the
+        caller then builds the row mapping and calls :meth:`validate`, so every error message still
+        comes from ``validate_row``. Only for records exactly as wide as the header.
+        """
+        p_cpr, p_ydelse, p_overgang, p_samtale, p_afsluttet, p_passiv, p_forsker, p_navn, p_telefon = positions
+        raw_cpr = fields[p_cpr]
+        if len(raw_cpr) == 11 and raw_cpr[6] == "-":
+            number = raw_cpr[:6] + raw_cpr[7:]
+        elif len(raw_cpr) == 10:
+            number = raw_cpr
+        else:
+            return None
+        if not (number.isascii() and number.isdigit()):
+            return None
+        birth = self._birth.get(number[:7])
+        if birth is None:
+            birth = self._birth_and_age(number[:7])
+            if birth is None:
+                return None
+        elif birth is _INVALID:
+            return None
+        texts = self._texts
+        ydelse = texts.get(fields[p_ydelse], _MISSING)
+        if ydelse is _MISSING:
+            raw = fields[p_ydelse]
+            ydelse = _tidy_text(raw)
+            if ydelse is not None and len(ydelse) > MAX_TEXT_LENGTH:
+                ydelse = None
+            _remember(texts, raw, ydelse)
+        if ydelse is None:
+            return None
+        dates, bools = self._dates, self._bools
+        raw = fields[p_overgang]
+        overgangsdato = dates.get(raw, _MISSING)
+        if overgangsdato is _MISSING:
+            overgangsdato = self._date(raw)
+        if overgangsdato is None or overgangsdato is _INVALID:
+            return None
+        if p_samtale >= 0:
+            raw = fields[p_samtale]
+            seneste = dates.get(raw, _MISSING)
+            if seneste is _MISSING:
+                seneste = self._date(raw)
+            if seneste is _INVALID:
+                return None
+        if p_afsluttet >= 0:
+            raw = fields[p_afsluttet]
+            afsluttet = bools.get(raw, _MISSING)
+            if afsluttet is _MISSING:
+                afsluttet = self._bool(raw)
+            if afsluttet is _INVALID:
+                return None
+        passiv = False
+        if p_passiv >= 0:
+            raw = fields[p_passiv]
+            passiv = bools.get(raw, _MISSING)
+            if passiv is _MISSING:
+                passiv = self._bool(raw)
+            if passiv is _INVALID:
+                return None
+        forskerbeskyttet = False
+        if p_forsker >= 0:
+            raw = fields[p_forsker]
+            forskerbeskyttet = bools.get(raw, _MISSING)
+            if forskerbeskyttet is _MISSING:
+                forskerbeskyttet = self._bool(raw)
+            if forskerbeskyttet is _INVALID:
+                return None
+        navn = None
+        if p_navn >= 0:
+            navn = " ".join(fields[p_navn].split()) or None
+            if navn is not None and len(navn) > MAX_TEXT_LENGTH:
+                return None
+        phone_e164 = phone_warning = None
+        if p_telefon >= 0:
+            phone_e164, phone_warning = self._phone(fields[p_telefon])
+        return (
+            number, birth[0], birth[1], ydelse, overgangsdato, passiv or False, forskerbeskyttet or False, navn,
+            phone_e164, phone_warning,
+        )
+
+    def classify_parts(
+        self, ydelse: str, overgangsdato: date, age: int, passiv: bool, forskerbeskyttet: bool
+    ) -> tuple[ExclusionReason | None, str | None, str | None, str | None]:
+        """``classify`` on the parts of a valid row: (exclusion reason, maalgruppe, age band,
+        duration band)."""
+        return self.person_part(self.benefit_part(ydelse, overgangsdato), age, passiv, forskerbeskyttet)
+
+    def benefit_part(self, ydelse: str, overgangsdato: date) -> tuple:
+        """(maalgruppe of the benefit, reason from benefit and timing or None, duration band),
+        cached per distinct pair."""
+        key = (ydelse, overgangsdato)
+        benefit = self._benefit_timing.get(key)
+        if benefit is None:
+            benefit = self._benefit_and_timing(ydelse, overgangsdato)
+            _remember(self._benefit_timing, key, benefit)
+        return benefit
+
+    def person_part(
+        self, benefit: tuple, age: int, passiv: bool, forskerbeskyttet: bool
+    ) -> tuple[ExclusionReason | None, str | None, str | None, str | None]:
+        """The rest of ``classify``, in its order of reasons: protection, passive, the benefit
+        and its timing, then age."""
+        maalgruppe, benefit_reason, duration_band = benefit
+        mapping = self.mapping
+        age_band = mapping.age_band(age)
+        if forskerbeskyttet and mapping.exclude_research_protected:
+            reason = ExclusionReason.RESEARCH_PROTECTED
+        elif passiv:
+            reason = ExclusionReason.PASSIVE
+        elif benefit_reason is not None:
+            reason = benefit_reason
+        elif age < mapping.minimum_age:
+            reason = ExclusionReason.UNDER_MINIMUM_AGE
+        else:
+            return None, maalgruppe, age_band, duration_band
+        return reason, None, age_band, duration_band
+
+    def _benefit_and_timing(self, ydelse: str, overgangsdato: date) -> tuple:
+        mapping, reference_date = self.mapping, self.reference_date
+        rule = mapping.rule_for(ydelse)
+        started = overgangsdato <= reference_date
+        duration_band = mapping.duration_band(full_months_between(overgangsdato, reference_date)) if started else None
+        if rule is None:
+            reason = (
+                ExclusionReason.BENEFIT_OUT_OF_SCOPE if mapping.is_out_of_scope(ydelse) else ExclusionReason.UNKNOWN_BENEFIT
+            )
+        elif not started:
+            reason = ExclusionReason.TRANSITION_AFTER_REFERENCE_DATE
+        elif rule.minimum_duration and not rule.minimum_duration.is_reached(overgangsdato, reference_date):
+            reason = ExclusionReason.TOO_SHORT_DURATION
+        else:
+            reason = None
+        return (rule.maalgruppe if rule else None), reason, duration_band
 
     # --- fast path: returns None to hand the row to validate_row ----------------------------------
 
@@ -153,16 +303,25 @@ class CachedRowValidator:
         if raw is None or (isinstance(raw, str) and not raw.strip()):
             return None, None
         if type(raw) is str:
-            match = _DANISH_PHONE.fullmatch(raw.strip().translate(_PHONE_SEPARATORS))
-            if match is not None:
-                subscriber = match[1]
-                prefix = subscriber[:4]
+            if len(raw) == 8 and raw.isdigit() and raw.isascii():  # the common "12345678"
+                subscriber = raw
+            else:
+                match = _DANISH_PHONE.fullmatch(raw.strip().translate(_PHONE_SEPARATORS))
+                subscriber = match[1] if match is not None else None
+            if subscriber is not None:
+                prefix = subscriber[:3]
                 valid = self._danish_phone_valid.get(prefix)
                 if valid is None:
                     valid = _normalised_or_warning("+45" + subscriber)[0] is not None
                     self._danish_phone_valid[prefix] = valid
                 if valid:
                     return "+45" + subscriber, None
+                # An invalid Danish number: the warning names the region only, so it is the
+                # same for every number of this prefix.
+                warning = self._danish_phone_warning.get(prefix)
+                if warning is None:
+                    warning = self._danish_phone_warning[prefix] = _normalised_or_warning(raw)
+                return warning
         return _normalised_or_warning(raw)
 
 

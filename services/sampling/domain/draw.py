@@ -2,17 +2,25 @@
 recorded seed, plus the population margins needed for weighting afterwards.
 
 How the draw works (order sampling with permanent random numbers): every unit gets a
-64-bit key = keyed hash of (seed, unit_id); within each stratum the n_h units with the
-smallest keys are taken. If the keys behave like independent uniform draws, every subset
-of size n_h is equally likely, i.e. simple random sampling without replacement, with
-π = n_h / N_h. Because a key depends only on (seed, unit_id), the sample does not depend
-on the order of the frame or on the other strata, and a recorded seed reproduces it.
+64-bit key = hash of (seed, unit_id); within each stratum the n_h units with the smallest
+keys are taken (ties, about once in 1e8 national draws, by the id). If the keys behave like
+independent uniform draws, every subset of size n_h is equally likely, i.e. simple random
+sampling without replacement, with π = n_h / N_h. Because a key depends only on (seed,
+unit_id), the sample does not depend on the order of the frame or on the other strata, and a
+recorded seed reproduces it.
+
+The service draws inside PostgreSQL (``services.sampling.draw_sql``: a seeded random
+permutation per stratum with row_number()); `draw_sample` here is the plain-Python reference
+of the same draw, unit for unit and in the same order, for audits ("why was this citizen
+drawn?" is `unit_key`) and for tests. The key is PostgreSQL's ``hashtextextended(unit_id,
+seed)`` (Bob Jenkins' lookup3 over the id's UTF-8 bytes, 64-bit, seeded; the hash PostgreSQL
+also partitions tables by), ported below and checked bit for bit against the server by the
+tests (a server whose hash differed, e.g. on big-endian hardware, would fail them). It is a
+statistical hash, not a cryptographic one: the seed is recorded, not secret. Draws recorded
+before this key was adopted (a MurmurHash-based one) are not reproduced by it.
 
 Consequence to remember: the same seed in two rounds selects largely the same people.
 Use `new_seed()` for every round and record it.
-
-numpy is used so that hashing and sorting 500,000 units is vectorised (well under 0.5 s);
-`unit_key` is the plain-Python reference of the same hash for audits and tests.
 """
 
 from __future__ import annotations
@@ -33,11 +41,6 @@ from .allocation import Allocation
 from .strata import FrameUnit, Kommunekode, Maalgruppe, StratumKey
 
 SEED_BITS = 63  # fits a signed BIGINT column where the seed is recorded
-
-_U64 = (1 << 64) - 1
-_GOLDEN = 0x9E3779B97F4A7C15
-_C1 = 0xFF51AFD7ED558CCD
-_C2 = 0xC4CEB9FE1A85EC53
 
 
 class SampleError(ValueError):
@@ -66,22 +69,31 @@ def new_seed() -> int:
 
 
 def unit_key(seed: int, unit_id: str) -> int:
-    """The 64-bit random sort key of one unit: plain-Python reference of the vectorised
-    hash used by draw_sample (so an auditor can recompute why a citizen was drawn).
-
-    The id's UTF-8 bytes are read as little-endian 64-bit words (the last one padded
-    with zero bytes); each word is xor-ed into a state and mixed with the MurmurHash3
-    64-bit finaliser; the seed keys both the initial and the final state. It is a
-    statistical hash, not a cryptographic one: the seed is recorded, not secret.
-    """
-    _check_seed(seed)
-    start, final = _seed_states(seed)
+    """The random sort key of one unit, exactly PostgreSQL's ``hashtextextended(unit_id, seed)``
+    (a signed 64-bit integer; ``draw_sql.KEY_SQL``): plain-Python reference, so that an auditor
+    can recompute why a citizen was drawn. Units are ranked by (key, unit_id)."""
+    check_seed(seed)
     data = unit_id.encode("utf-8")
-    data += b"\0" * (-len(data) % 8)
-    h = start
-    for i in range(0, len(data), 8):
-        h = _fmix64_int(h ^ int.from_bytes(data[i : i + 8], "little"))
-    return _fmix64_int(h ^ final)
+    a = b = c = (0x9E3779B9 + len(data) + 3923095) & _M32
+    if seed:
+        a = (a + (seed >> 32)) & _M32
+        b = (b + seed) & _M32
+        a, b, c = _mix(a, b, c)
+    full = len(data) // 12
+    for i in range(full):
+        a = (a + int.from_bytes(data[12 * i : 12 * i + 4], "little")) & _M32
+        b = (b + int.from_bytes(data[12 * i + 4 : 12 * i + 8], "little")) & _M32
+        c = (c + int.from_bytes(data[12 * i + 8 : 12 * i + 12], "little")) & _M32
+        a, b, c = _mix(a, b, c)
+    tail = data[12 * full :]
+    # The last 0-11 bytes: little-endian into a and b; into c shifted by one byte (its
+    # lowest byte is "reserved for the length").
+    a = (a + int.from_bytes(tail[0:4], "little")) & _M32
+    b = (b + int.from_bytes(tail[4:8], "little")) & _M32
+    c = (c + (int.from_bytes(tail[8:11], "little") << 8)) & _M32
+    a, b, c = _final(a, b, c)
+    key = (b << 32) | c
+    return key - (1 << 64) if key >= 1 << 63 else key
 
 
 def draw_sample(
@@ -96,7 +108,7 @@ def draw_sample(
     come in their random order, so any prefix is itself a simple random sample — handy
     for randomly assigning dispatch strategies.
     """
-    _check_seed(seed)
+    check_seed(seed)
     pairs = frame if isinstance(frame, (list, tuple)) else list(frame)
     strata = list(allocation.strata.values())
     index = {s.key: i for i, s in enumerate(strata)}
@@ -229,78 +241,119 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _check_seed(seed: int) -> None:
+def check_seed(seed: int) -> None:
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 1 << SEED_BITS:
         raise SampleError(f"seed must be an int in [0, 2**{SEED_BITS}), got {seed!r}")
 
 
-def _fmix64_int(x: int) -> int:
-    x ^= x >> 33
-    x = (x * _C1) & _U64
-    x ^= x >> 33
-    x = (x * _C2) & _U64
-    x ^= x >> 33
-    return x
+_M32 = 0xFFFFFFFF
 
 
-def _seed_states(seed: int) -> tuple[int, int]:
-    start = _fmix64_int((seed ^ _GOLDEN) & _U64)
-    return start, _fmix64_int((start + _GOLDEN) & _U64)
+def _rot(x: int, k: int) -> int:
+    return ((x << k) | (x >> (32 - k))) & _M32
 
 
-def _fmix64(x: np.ndarray) -> np.ndarray:
-    """MurmurHash3 finaliser, in place on a uint64 array (wrap-around is intended)."""
-    x ^= x >> np.uint64(33)
-    x *= np.uint64(_C1)
-    x ^= x >> np.uint64(33)
-    x *= np.uint64(_C2)
-    x ^= x >> np.uint64(33)
-    return x
+def _mix(a: int, b: int, c: int) -> tuple[int, int, int]:
+    for x, k in ((0, 4), (1, 6), (2, 8), (0, 16), (1, 19), (2, 4)):
+        # a -= c; a ^= rot(c, 4); c += b; then the same rotated through (b, a, c), (c, b, a)
+        if x == 0:
+            a = (a - c) & _M32
+            a ^= _rot(c, k)
+            c = (c + b) & _M32
+        elif x == 1:
+            b = (b - a) & _M32
+            b ^= _rot(a, k)
+            a = (a + c) & _M32
+        else:
+            c = (c - b) & _M32
+            c ^= _rot(b, k)
+            b = (b + a) & _M32
+    return a, b, c
+
+
+def _final(a: int, b: int, c: int) -> tuple[int, int, int]:
+    c ^= b
+    c = (c - _rot(b, 14)) & _M32
+    a ^= c
+    a = (a - _rot(c, 11)) & _M32
+    b ^= a
+    b = (b - _rot(a, 25)) & _M32
+    c ^= b
+    c = (c - _rot(b, 16)) & _M32
+    a ^= c
+    a = (a - _rot(c, 4)) & _M32
+    b ^= a
+    b = (b - _rot(a, 14)) & _M32
+    c ^= b
+    c = (c - _rot(b, 24)) & _M32
+    return a, b, c
+
+
+def _vrot(x: np.ndarray, k: int) -> np.ndarray:
+    return (x << np.uint32(k)) | (x >> np.uint32(32 - k))
+
+
+def _vmix(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> None:
+    """lookup3's mix() in place on uint32 arrays (wrap-around is intended)."""
+    a -= c; a ^= _vrot(c, 4); c += b  # noqa: E702
+    b -= a; b ^= _vrot(a, 6); a += c  # noqa: E702
+    c -= b; c ^= _vrot(b, 8); b += a  # noqa: E702
+    a -= c; a ^= _vrot(c, 16); c += b  # noqa: E702
+    b -= a; b ^= _vrot(a, 19); a += c  # noqa: E702
+    c -= b; c ^= _vrot(b, 4); b += a  # noqa: E702
+
+
+def _vfinal(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> None:
+    c ^= b; c -= _vrot(b, 14)  # noqa: E702
+    a ^= c; a -= _vrot(c, 11)  # noqa: E702
+    b ^= a; b -= _vrot(a, 25)  # noqa: E702
+    c ^= b; c -= _vrot(b, 16)  # noqa: E702
+    a ^= c; a -= _vrot(c, 4)  # noqa: E702
+    b ^= a; b -= _vrot(a, 14)  # noqa: E702
+    c ^= b; c -= _vrot(b, 24)  # noqa: E702
 
 
 def _unit_keys(ids: list[str], seed: int) -> np.ndarray:
-    """Vectorised unit_key for all ids (uint64 array)."""
-    words, n_words = _id_words(ids)
-    start, final = _seed_states(seed)
-    h = np.full(len(ids), start, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for j in range(words.shape[1]):
-            mixed = _fmix64(h ^ words[:, j])
-            # Shorter ids stop mixing at their own length, so a key never depends on the
-            # longest id in the frame (n_words is None when all ids have one length).
-            h = mixed if n_words is None else np.where(n_words > j, mixed, h)
-        h ^= np.uint64(final)
-        return _fmix64(h)
-
-
-def _id_words(ids: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
-    """The ids' UTF-8 bytes as an (n, w) array of little-endian uint64 words, and the
-    number of words of each id (None when all ids have the same byte length)."""
-    n = len(ids)
-    length = len(ids[0])
-    # Fast path for the usual case, fixed-length ASCII pseudonyms: one join and one
-    # encode instead of a conversion per string. The NUL separators pad every id to a
-    # whole number of words; if the only NUL bytes are the separators and they all sit
-    # at the row ends, every id has exactly this byte length and contains no NUL.
-    pad = 8 - length % 8
-    width = length + pad
-    joined = ("\0" * pad).join(ids).encode("utf-8") + b"\0" * pad
-    if length and len(joined) == n * width and joined.count(b"\0") == n * pad:
-        ends = np.frombuffer(joined, dtype=np.uint8).reshape(n, width)[:, length:]
-        if not ends.any():
-            words = np.frombuffer(joined, dtype="<u8").reshape(n, width // 8)
-            return words[:, : -(-length // 8)].astype(np.uint64, copy=False), None
-    # General path: ids of different lengths or with non-ASCII characters.
-    encoded = [i.encode("utf-8") for i in ids]
-    if any(b"\0" in e for e in encoded):
-        raise SampleError("unit ids must not contain NUL characters")
-    lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=n)
-    if lengths.min() == 0:
+    """unit_key for all ids (int64 array), vectorised over the ids of each byte length."""
+    encoded = [uid.encode("utf-8") for uid in ids]
+    lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+    if len(encoded) and lengths.min() == 0:
         raise SampleError("unit ids must not be empty")
-    width = -(-int(lengths.max()) // 8) * 8
-    padded = np.array(encoded, dtype=f"S{width}")  # zero-padded on the right
-    words = padded.view("<u8").reshape(n, width // 8).astype(np.uint64, copy=False)
-    return words, -(-lengths // 8)
+    if any(b"\0" in e for e in encoded):  # PostgreSQL text cannot hold them
+        raise SampleError("unit ids must not contain NUL characters")
+    keys = np.empty(len(encoded), dtype=np.uint64)
+    for length in np.unique(lengths).tolist():
+        rows = np.flatnonzero(lengths == length)
+        data = np.frombuffer(b"".join(encoded[i] for i in rows.tolist()), dtype=np.uint8).reshape(len(rows), length)
+        keys[rows] = _keys_of_length(data, length, seed)
+    return keys.view(np.int64)
+
+
+def _keys_of_length(data: np.ndarray, length: int, seed: int) -> np.ndarray:
+    n = data.shape[0]
+    a = np.full(n, (0x9E3779B9 + length + 3923095) & _M32, dtype=np.uint32)
+    b, c = a.copy(), a.copy()
+    with np.errstate(over="ignore"):
+        if seed:
+            a += np.uint32((seed >> 32) & _M32)
+            b += np.uint32(seed & _M32)
+            _vmix(a, b, c)
+        full = length // 12
+        if full:
+            words = np.ascontiguousarray(data[:, : 12 * full]).view("<u4").reshape(n, full, 3)
+            for i in range(full):
+                a += words[:, i, 0]
+                b += words[:, i, 1]
+                c += words[:, i, 2]
+                _vmix(a, b, c)
+        tail = np.zeros((n, 12), dtype=np.uint8)
+        tail[:, : length - 12 * full] = data[:, 12 * full :]
+        t = tail.view("<u4").reshape(n, 3)
+        a += t[:, 0]
+        b += t[:, 1]
+        c += t[:, 2] << np.uint32(8)  # bytes 8-10; the lowest byte of c is the length's
+        _vfinal(a, b, c)
+    return (b.astype(np.uint64) << np.uint64(32)) | c.astype(np.uint64)
 
 
 def _stratified_order(ids: list[str], codes: np.ndarray, keys: np.ndarray) -> np.ndarray:

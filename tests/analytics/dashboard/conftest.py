@@ -5,20 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import timedelta
 
 import pytest
 
+from dashboard_helpers import ROUNDS, demo_round
 from services.analytics.config import AnalyticsSettings
 from services.analytics.main import create_app
-from services.analytics.synthetic import synthetic_round
 from shared.bus import make_producer
 from shared.events import Envelope
 from shared.testing.fixtures import bearer, create_test_database, make_service_env, running_app, settings_from_env
-
-KOMMUNER = ["101", "147", "751"]
-QUESTIONS = ("q1", "q4", "q7", "q11", "q13")  # one per theme
-ROUNDS = ("2025-1", "2026-1")
 
 
 async def produce(bootstrap: str, prefix: str, payloads) -> None:
@@ -65,9 +60,8 @@ async def app_and_client(module_env, kafka_bootstrap, tokens):
     app = create_app(settings_from_env(AnalyticsSettings, module_env))
     async with running_app(app) as client:
         prefix = module_env["KAFKA_TOPIC_PREFIX"]
-        for i, round_id in enumerate(ROUNDS):
-            rnd = synthetic_round(round_id, KOMMUNER, respondents=240, seed=21 + i, questions=QUESTIONS, shift=0.4 * i)
-            responses = [r.model_copy(update={"submitted_at": r.submitted_at + timedelta(days=365 * i)}) for r in rnd.responses]
+        for round_id in ROUNDS:
+            rnd, responses = demo_round(round_id)
             await produce(kafka_bootstrap, prefix, rnd.samples)
             await produce(kafka_bootstrap, prefix, rnd.invitations)
             await produce(kafka_bootstrap, prefix, responses)

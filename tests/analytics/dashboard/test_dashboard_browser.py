@@ -104,7 +104,8 @@ async def test_pages_in_chromium_with_axe(live, browser, axe_source, client, tok
     means = {r["kommunekode"]: r["mean"] for r in q13}
 
     pages = [("", "overview", 2), ("/q", "questions", 1), ("/q/q13", "question", 1), ("/breakdowns?question=q13", "breakdowns", 4),
-             ("/trends?question=q13", "trends", 1), ("/fair?question=q13", "fair", 1), ("/targets", "targets", 0)]
+             ("/trends?question=q13", "trends", 1), ("/fair?question=q13", "fair", 1), ("/compare", "compare", 1), ("/texts?question=q14", "texts", 0),
+             ("/targets", "targets", 0)]
     for suffix, label, n_charts in pages:
         for lang in ("da", "en"):
             sep = "&" if "?" in suffix else "?"
@@ -128,5 +129,41 @@ async def test_pages_in_chromium_with_axe(live, browser, axe_source, client, tok
     assert response.status == 403
     response = await page.goto(f"{live}/dashboard/r/{R}/k/101/chart/themes.png")
     assert response.status == 403
+    # The comparison group's and the adjusted figures as the browser shows them equal the fair page's source
+    await page.goto(f"{live}/dashboard/r/{R}/k/751/fair?question=q13")
+    fair = [float(v) for v in Tables(await page.content()).values["fair"]]
+    assert math.isclose(fair[0], means["751"], rel_tol=1e-12) and math.isclose(fair[4], means["national"], rel_tol=1e-12)
+    chart_rows = Tables(await page.content()).tables["fair-q13"]
+    assert [r[0] for r in chart_rows[1:]] == ["Rå score", "Justeret score", "Sammenlignelige kommuner", "Hele landet"]
+    await page.goto(f"{live}/dashboard/r/{R}/k/751/texts?question=q14")
+    assert await page.locator("ol.free-texts li").count() == 8
+    response = await page.goto(f"{live}/dashboard/r/{R}/k/147/texts?question=q14")
+    assert response.status == 403
     assert csp_errors == []
     await context.close()
+
+
+async def test_municipal_oidc_login_in_chromium(live, browser, axe_source, monkeypatch):
+    """The whole authorization-code flow in the browser: dashboard -> broker -> callback -> the
+    page asked for (the SameSite=Strict session cookie is sent after the in-site continue)."""
+    from oidc_provider import Provider, serve
+
+    async with serve(Provider()) as provider:
+        monkeypatch.setenv("DASHBOARD_OIDC_ISSUER", provider.base)
+        monkeypatch.setenv("DASHBOARD_OIDC_CLIENT_ID", provider.client_id)
+        monkeypatch.setenv("DASHBOARD_OIDC_CLIENT_SECRET", provider.client_secret)
+        provider.user = {"sub": "u-9", "preferred_username": "kbh-bruger", "roles": ["borgerblik-laes"], "kommunekode": "101"}
+        context = await browser.new_context()
+        page = await context.new_page()
+        await page.goto(f"{live}/dashboard/r/{R}/k/101/compare")
+        assert "/dashboard/login" in page.url
+        await audit(page, axe_source, "login with municipal login")
+        await page.get_by_role("link", name="Log ind med kommunens login (Fælleskommunal Adgangsstyring)").click()
+        await page.wait_for_url(f"**/dashboard/r/{R}/k/101/compare")
+        assert await charts_loaded(page) == 1
+        assert "kbh-bruger" in await page.content()
+        cookies = {c["name"]: c for c in await context.cookies()}
+        assert cookies["bb_dashboard_session"]["httpOnly"] and cookies["bb_dashboard_session"]["sameSite"] == "Strict"
+        response = await page.goto(f"{live}/dashboard/r/{R}/k/751")
+        assert response.status == 403
+        await context.close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import math
+import re
 import shutil
 
 import httpx
@@ -97,8 +98,8 @@ async def test_municipality_cannot_open_another_municipality(client, tokens):
     aarhus = bearer(tokens["aarhus"])
     assert (await client.get(f"/dashboard/r/{R}/k/751", headers=aarhus)).status_code == 200
     assert (await client.get(f"/dashboard/r/{R}/k/national", headers=aarhus)).status_code == 200
-    for path in ("", "/q/q13", "/breakdowns", "/trends", "/fair", "/targets", "/chart/themes.png", "/chart/bd-gender-q13.pptx",
-                 "/report.pptx", "/report.pdf"):
+    for path in ("", "/q/q13", "/breakdowns", "/trends", "/fair", "/compare", "/texts", "/targets", "/chart/themes.png",
+                 "/chart/bd-gender-q13.pptx", "/chart/compare.pptx", "/chart/fair-q13.png", "/report.pptx", "/report.pdf"):
         r = await client.get(f"/dashboard/r/{R}/k/101{path}", headers=aarhus)
         assert r.status_code == 403, (path, r.status_code)
     r = await client.post(f"/dashboard/r/{R}/k/101/targets", data={"question": "q13", "value": "1"}, headers=aarhus)
@@ -182,7 +183,7 @@ async def test_round_deck_and_pdf(client, tokens):
     r = await client.get(f"/dashboard/r/{R}/k/751/report.pptx", headers=bearer(kl))
     assert r.status_code == 200 and r.headers["content-disposition"].endswith('.pptx"')
     charts = chart_values(r.content)
-    assert len(charts) == 9  # themes, questions, distribution, 4 breakdowns, trend, fair
+    assert len(charts) == 10  # themes, questions, distribution, 4 breakdowns, trend, comparable municipalities, fair
     questions = next(c for c in charts if c["categories"] == ["q1", "q4", "q7", "q11", "q13"])
     totals = {(x["question"], x["kommunekode"]): x for x in await api_rows(client, kl, dimension="maalgruppe", level="total")}
     for name, k in (("Kommune 751", "751"), ("Hele landet", "national")):
@@ -197,7 +198,7 @@ async def test_round_deck_and_pdf(client, tokens):
     assert r.status_code == 200 and r.content.startswith(b"%PDF")
     from pypdf import PdfReader
 
-    assert len(PdfReader(io.BytesIO(r.content)).pages) == 1 + 2 * 9
+    assert len(PdfReader(io.BytesIO(r.content)).pages) == 1 + 2 * 10
 
 
 async def test_targets_are_stored_and_drawn(client, tokens):
@@ -222,23 +223,33 @@ async def test_targets_are_stored_and_drawn(client, tokens):
     assert "Ingen mål sat" in (await client.get(f"{base}/targets", headers=kbh)).text
 
 
-async def test_fair_comparison_is_direct_standardisation_of_the_published_cells(client, tokens):
-    kl = tokens["kl"]
-    r = await client.get(f"/dashboard/r/{R}/k/751/fair", params={"question": "q13"}, headers=bearer(kl))
-    assert r.status_code == 200 and "direkte standardisering" in r.text
-    values = Tables(r.text).values["fair"]
-    rows = await api_rows(client, kl, question="q13")
-    assert math.isclose(float(values[0]), next(x["mean"] for x in rows if x["kommunekode"] == "751" and x["dimension"] == "maalgruppe" and x["level"] == "total"))
-    for shown, dim in zip(values[1:], ("maalgruppe", "gender", "age_band", "duration_band")):
-        national = {x["level"]: x["n_valid"] for x in rows if x["kommunekode"] == "national" and x["dimension"] == dim and x["level"] != "total"}
-        own = {x["level"]: x for x in rows if x["kommunekode"] == "751" and x["dimension"] == dim and x["level"] != "total"}
-        if any(own[lvl]["suppressed"] for lvl in national):
-            assert shown == ""
-            continue
-        total = sum(national.values())
-        expected = sum(n / total * own[lvl]["mean"] for lvl, n in national.items())
-        assert math.isclose(float(shown), expected, rel_tol=1e-12), dim
-    assert (await client.get(f"/dashboard/r/{R}/k/national/fair", headers=bearer(kl))).status_code == 404
+async def test_free_texts_per_municipality_with_the_count_rule(client, tokens):
+    aarhus, kl = bearer(tokens["aarhus"]), bearer(tokens["kl"])
+    r = await client.get(f"/dashboard/r/{R}/k/751/texts", params={"question": "q14"}, headers=aarhus)
+    assert r.status_code == 200
+    assert 'data-count="8"' in r.text
+    shown = re.findall(r"<li>(Uddybning[^<]*)</li>", r.text)
+    assert sorted(shown) == sorted(f"Uddybning 751-{i}" for i in range(1, 9))
+    # Copenhagen's and Svendborg's texts never appear on Aarhus' page, and Aarhus may not open theirs
+    assert "Svar 101-" not in r.text and "Svar 147-" not in r.text
+    for path in ("/dashboard/r/2026-1/k/147/texts", "/dashboard/r/2026-1/k/national/texts"):
+        assert (await client.get(path, headers=aarhus)).status_code == 403
+    # 147 has 3 free texts to q14: fewer than 5, so none is shown and the count is not given
+    r = await client.get(f"/dashboard/r/{R}/k/147/texts", params={"question": "q14"}, headers=kl)
+    assert 'data-suppressed="true"' in r.text and "Uddybning" not in r.text and "data-count" not in r.text
+    # q15: everybody; listed alphabetically, paged
+    r = await client.get(f"/dashboard/r/{R}/k/751/texts", params={"question": "q15"}, headers=aarhus)
+    count = int(r.text.split('data-count="')[1].split('"')[0])
+    assert count > 50
+    texts = re.findall(r"<li>(Svar 751-[^<]*)</li>", r.text)
+    assert len(texts) == 50 and texts == sorted(texts)
+    r2 = await client.get(f"/dashboard/r/{R}/k/751/texts", params={"question": "q15", "page": 2}, headers=aarhus)
+    more = re.findall(r"<li>(Svar 751-[^<]*)</li>", r2.text)
+    assert len(texts) + len(more) == min(count, 100) and not set(texts) & set(more)
+    # KL reads the whole country
+    r = await client.get(f"/dashboard/r/{R}/k/national/texts", params={"question": "q14"}, headers=kl)
+    assert r.status_code == 200 and 'data-count="11"' in r.text
+    assert (await client.get(f"/dashboard/r/{R}/k/751/texts", params={"question": "q99"}, headers=kl)).status_code == 404
 
 
 @pytest.mark.skipif(not shutil.which("libreoffice"), reason="needs LibreOffice (apt-get install -y --no-install-recommends libreoffice-impress-nogui)")
@@ -254,5 +265,5 @@ async def test_deck_opens_in_libreoffice(client, tokens, tmp_path):
     from pypdf import PdfReader
 
     pdf = PdfReader(str(tmp_path / "round.pdf"))
-    assert len(pdf.pages) == 1 + 9  # title slide and one slide per chart
+    assert len(pdf.pages) == 1 + 10  # title slide and one slide per chart
     assert "Kommune 101" in pdf.pages[1].extract_text()

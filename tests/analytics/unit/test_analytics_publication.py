@@ -9,16 +9,20 @@ from collections import Counter
 import pytest
 
 from services.analytics.domain import AGREEMENT_SCALE, PublishedTable, StratifiedDesign, cell_indicators, find_recoverable_cells
-from services.analytics.domain.answers import DONT_KNOW, answer_code, scale_label
+from services.analytics.domain.answers import CODES, DONT_KNOW, answer_code, scale_label
 from services.analytics.domain.publication import (
     DIMENSIONS,
+    INDICATORS,
     AnswerCount,
     RateCount,
     StratumInfo,
     build_publication,
+    cell_estimates,
     change_between,
+    design_strata,
+    estimate_cells,
 )
-from services.analytics.domain.suppression import TOTAL
+from services.analytics.domain.suppression import TOTAL, CountTable, suppress
 
 TOL = 1e-9
 STRATA = {  # stratum -> (kommune, group, N_h)
@@ -146,3 +150,73 @@ def test_change_between_rounds() -> None:
     assert math.isclose(c.z, 0.2 / math.sqrt(0.005)) and c.significant
     assert not change_between((3.9, 0.2), (4.0, 0.2)).significant
     assert math.isclose(change_between((0.5, 0.1), (0.5, 0.1)).p_value, 1.0)
+
+
+def test_vectorised_cell_estimates_equal_the_per_cell_estimator() -> None:
+    """estimate_cells (all published cells at once, numpy) against cell_estimates (one cell,
+    exact sums), with lonely, census and frame-less strata and cells without scale answers."""
+    rng = random.Random(3)
+    strata = {
+        "a": StratumInfo("1", "g", 40, 400),
+        "b": StratumInfo("1", "h", 1, 30),  # lonely
+        "c": StratumInfo("2", "g", 12, 12),  # census: no variance
+        "d": StratumInfo("2", "h", 7, None),  # no frame yet: weight 1, no fpc
+    }
+    design = design_strata(strata)
+    n_total = sum(s.respondents for s in strata.values())
+    cells = []
+    for _ in range(200):
+        chosen = rng.sample(sorted(strata), rng.randint(1, 4))
+        cells.append({h: {c: rng.choice([0, 0, 1, 2, 7]) for c in CODES} for h in chosen})
+    cells.append({"a": {"dk": 3}})  # "ved ikke" only: no mean
+    cells.append({"b": {"4": 1}})
+    got = estimate_cells(cells, design, n_total)
+    for cell, row in zip(cells, got):
+        ref = cell_estimates(cell, design, n_total, 0)
+        assert (row["n_answers"], row["n_valid"], row["n_dont_know"]) == (ref.n_answers, ref.n_valid, ref.n_dont_know)
+        for ind in INDICATORS:
+            for suffix, est, attr in (("", ref.weighted[ind], "value"), ("_se", ref.weighted[ind], "se"),
+                                      ("_ci_low", ref.weighted[ind], "ci_low"), ("_ci_high", ref.weighted[ind], "ci_high"),
+                                      ("_unweighted", ref.unweighted[ind], "value"), ("_unweighted_se", ref.unweighted[ind], "se")):
+                if est is None:
+                    assert row[f"{ind}{suffix}"] is None, (cell, ind, suffix)
+                else:
+                    assert math.isclose(row[f"{ind}{suffix}"], getattr(est, attr), rel_tol=1e-12, abs_tol=1e-12), (cell, ind, suffix)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_suppressing_measure_by_measure_equals_one_call(seed) -> None:
+    """The publication suppresses each question's tables on their own: the same decisions as
+    one suppress() over every table of the round, since no line or equation spans measures."""
+    rng = random.Random(seed)
+    kommuner = [str(k) for k in range(rng.randint(2, 6))]
+    tables = []
+    for measure in ("valid:q1", "valid:q2", "respondents"):
+        for dim, levels in (("maalgruppe", ["a", "b", "c"]), ("gender", ["K", "M"])):
+            cells = {(k, lvl): rng.choice([0, 1, 2, 3, 4, 6, 9, 15, 40]) for k in kommuner for lvl in levels}
+            tables.append(CountTable(("kommunekode", dim), cells, (("kommunekode",), (dim,), ()), measure))
+    # One measure's tables must agree on shared cells (municipality totals): derive them from one base.
+    for i in range(0, len(tables), 2):
+        base, other = tables[i], tables[i + 1]
+        totals = {k: sum(v for (kk, _), v in base.cells.items() if kk == k) for k in kommuner}
+        cells = {}
+        for k in kommuner:
+            first = rng.randint(0, totals[k])
+            cells[(k, "K")], cells[(k, "M")] = first, totals[k] - first
+        tables[i + 1] = CountTable(other.dims, cells, other.margins, other.measure)
+    together = suppress(tables, min_count=5)
+    apart = []
+    for i in range(0, len(tables), 2):
+        apart += suppress(tables[i : i + 2], min_count=5)
+    assert [t.decisions for t in together] == [t.decisions for t in apart]
+
+
+def test_indicator_index_equals_filtering() -> None:
+    units = make_units()
+    pub = build_publication("r1", "kl_core", strata_info(units), tallies(units), [])
+    for q in (None, "q1", "q13", "q99"):
+        for dim in (None, *DIMENSIONS):
+            for k in (None, "national", "101", "751"):
+                wanted = [r for r in pub.indicator_rows if (q is None or r["question"] == q)
+                          and (dim is None or r["dimension"] == dim) and (k is None or r["kommunekode"] == k)]
+                assert pub.indicators(q, dim, k) == wanted

@@ -105,9 +105,9 @@ class RacingSender(Sender):
                 await session.commit()
         return outcomes
 
-    async def send_batch(self, runtime):
+    async def run(self, runtime):
         self._runtime = runtime
-        return await super().send_batch(runtime)
+        return await super().run(runtime)
 
 
 async def test_no_reminder_after_an_answer_or_opt_out(service_env):

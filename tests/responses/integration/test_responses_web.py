@@ -144,6 +144,57 @@ async def test_fill_save_resume_pipe_and_submit(app, client, kafka_bootstrap, pr
     assert event["data"]["answers"] == row.answers and event["data"]["mode"] == "web"
 
 
+async def test_a_burst_of_form_submits_spends_the_link_once_with_one_event(app, client, kafka_bootstrap, prefix):
+    """The form's submit (formstore.py): six posts at once (double clicks, a second tab) all land
+    on the receipt, but one answer row and one response.submitted are written, with the answers
+    validated, scrubbed and tied to the questionnaire version the citizen was given."""
+    [token] = await issue(app, kafka_bootstrap, prefix)
+    page = await client.get(f"/s/{token}/side/5")
+    assert (await _respondent(app, token)).questionnaire_key == "kl_core@1"
+    form = {"csrf_token": csrf_of(page.text), "shown": "q13,q15", "q15": "Ring til Mette på 20 30 40 50", "action": "submit"}
+    results = await asyncio.gather(*[client.post(f"/s/{token}/side/5", data=form) for _ in range(6)])
+    assert {(r.status_code, r.headers["location"]) for r in results} == {(303, f"/s/{token}/tak")}
+    assert (await client.get(f"/s/{token}/tak")).status_code == 200
+
+    row = await _response_row(app, token)
+    assert row.mode == "web" and row.questionnaire_key == "kl_core@1" and row.questionnaire_version == 1
+    assert "20 30 40 50" not in row.answers["q15"] and "Mette" not in row.answers["q15"]
+    spent = await _respondent(app, token)
+    assert spent.status == "submitted" and spent.finished_at is not None and spent.draft == {}
+    [event] = await _events_for(kafka_bootstrap, prefix, "response.submitted", _pseudonym(token))
+    assert event["data"]["answers"] == row.answers and event["data"]["stratum"] == "101|dagpenge"
+    assert event["data"]["bands"] == {"gender": "K", "age_band": "30-39", "duration_band": "12-24m"}
+
+
+async def test_form_submit_after_the_deadline_is_refused_and_stores_nothing(app, client, kafka_bootstrap, prefix):
+    [token] = await issue(app, kafka_bootstrap, prefix)
+    page = await client.get(f"/s/{token}/side/5")
+    # The round closes between loading the page and sending it.
+    async with app.state.runtime.sessionmaker() as session:
+        await session.execute(
+            sa.update(Respondent).where(Respondent.token_hash == token_hash(token)).values(expires_at=sa.func.now() - sa.text("interval '1 minute'"))
+        )
+        await session.commit()
+    r = await client.post(f"/s/{token}/side/5", data={"csrf_token": csrf_of(page.text), "shown": "q13,q15", "q15": "Fint", "action": "submit"})
+    assert r.status_code == 410 and "Undersøgelsen er lukket" in r.text
+    assert await _response_row(app, token) is None and (await _respondent(app, token)).status == "open"
+
+
+async def test_answering_with_real_links_never_drains_the_guessing_budget(app, client, kafka_bootstrap, prefix):
+    """Many citizens behind one address (a job centre, a library, a load test) are not guesses."""
+    app.state.limiter = UnknownTokenLimiter(burst=2, refill_per_minute=0)
+    tokens = await issue(app, kafka_bootstrap, prefix, 4)
+    for token in tokens:
+        client.cookies.clear()
+        page = await client.get(f"/s/{token}/side/5")
+        assert page.status_code == 200
+        r = await client.post(f"/s/{token}/side/5", data={"csrf_token": csrf_of(page.text), "shown": "q13,q15", "action": "submit"})
+        assert (r.status_code, r.headers["location"]) == (303, f"/s/{token}/tak")
+        assert (await client.get(f"/s/{token}/tak")).status_code == 200
+        assert (await client.get(f"/s/{token}")).status_code == 409  # a used link is not a guess either
+    assert [(await client.get(f"/s/guessguessguessguess{i:04d}")).status_code for i in range(3)] == [404, 404, 429]
+
+
 async def test_validation_errors_show_the_error_summary_and_keep_the_input(app, client, kafka_bootstrap, prefix):
     [token] = await issue(app, kafka_bootstrap, prefix)
     await client.get(f"/s/{token}")

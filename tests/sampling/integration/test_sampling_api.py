@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.sampling.config import SamplingSettings
-from services.sampling.domain import ExclusionRules, apply_exclusions, margins
+from services.sampling import draw_sql
+from services.sampling.domain import AllocationRules, ExclusionRules, adjust, allocate, apply_exclusions, draw_sample, margins
 from services.sampling.main import create_app
 from shared.db import to_async_url
 from shared.testing.fixtures import bearer, create_test_database, running_app, settings_from_env
@@ -194,7 +195,7 @@ async def test_redelivery_recent_rounds_and_a_stale_allocation(service_env, dev_
 
 
 async def test_same_frame_and_seed_give_the_same_sample_in_a_fresh_database(
-    service_env, dev_issuer, kafka_bootstrap, topic_prefix, postgres_admin_url
+    service_env, dev_issuer, kafka_bootstrap, topic_prefix, postgres_admin_url, monkeypatch
 ):
     token = admin(dev_issuer)
     people = {"101": citizens("r", "101", 300, seed=5), "147": citizens("r", "147", 120, seed=6)}
@@ -204,6 +205,9 @@ async def test_same_frame_and_seed_give_the_same_sample_in_a_fresh_database(
         env = dict(service_env, KAFKA_TOPIC_PREFIX=prefix)
         if n:
             env["DATABASE_URL"] = await create_test_database(postgres_admin_url)
+            # The second time every stratum comes up short below its sort threshold, so the draw
+            # takes its fallback (everything sorted): it must draw the very same sample.
+            monkeypatch.setattr(draw_sql, "THRESHOLD_SIGMAS", -3.0)
         async with running_app(create_app(settings_from_env(SamplingSettings, env))) as client:
             # Reversed order the second time: the sample must not depend on arrival order.
             await produce(kafka_bootstrap, prefix, payloads if n == 0 else payloads[::-1])
@@ -218,3 +222,32 @@ async def test_same_frame_and_seed_give_the_same_sample_in_a_fresh_database(
         await engine.dispose()
         samples.append([tuple(row) for row in rows])
     assert samples[0] == samples[1] and len(samples[0]) > 200  # min(25, N_h) per stratum
+
+    # And it is the sample of the plain-Python reference of the draw, unit for unit, in order.
+    eligible = apply_exclusions([u for k, p in people.items() for u in frame_units(k, p)], [], ExclusionRules())
+    counts = eligible.frame_counts()
+    allocation = adjust(allocate(counts, AllocationRules()), {k: min(25, n) for k, n in counts.items()})
+    reference = draw_sample(eligible.frame(), allocation, 2026)
+    assert samples[0] == [(u.unit_id, f"{u.kommunekode}:{u.maalgruppe}", seq, u.design_weight) for seq, u in enumerate(reference)]
+
+
+async def test_a_concurrent_second_draw_and_a_duplicated_citizen_are_refused(service_env, dev_issuer, kafka_bootstrap, topic_prefix):
+    token = admin(dev_issuer)
+    people = {"101": citizens("c", "101", 200, seed=7), "147": citizens("c", "147", 80, seed=8)}
+    async with running_app(create_app(settings_from_env(SamplingSettings, service_env))) as client:
+        await produce(kafka_bootstrap, topic_prefix, [c for k, p in people.items() for c in delivery("c", k, p, reference_date=REF)])
+        await wait_for_frame(client, token, "c", {k: len(p) for k, p in people.items()})
+        results = await asyncio.gather(
+            *(client.post("/rounds/c/draws", json={"seed": seed}, headers=bearer(token)) for seed in (1, 2))
+        )
+        assert sorted(r.status_code for r in results) == [201, 409], [r.text for r in results]
+
+        # One citizen delivered by two municipalities: the draw refuses (their π would be wrong).
+        moved = citizens("d", "101", 60, seed=9, flagged=False)
+        other = citizens("d", "147", 40, seed=10, flagged=False)
+        other[0] = other[0].model_copy(update={"pseudonym": moved[0].pseudonym})
+        await produce(kafka_bootstrap, topic_prefix, delivery("d", "101", moved, reference_date=REF) + delivery("d", "147", other, reference_date=REF))
+        await wait_for_frame(client, token, "d", {"101": 60, "147": 40})
+        r = await client.post("/rounds/d/draws", json={"seed": 3}, headers=bearer(token))
+        assert r.status_code in (409, 422) and "more than once" in r.text, r.text
+        assert moved[0].pseudonym not in r.text

@@ -181,3 +181,57 @@ def stat_frame() -> tuple[Frame, dict[StratumKey, int]]:
             frame.append((f"P{serial:06d}", key))
         sizes[key] = n
     return frame, sizes
+
+
+class PostgresSampler:
+    """The service's draw (``draw_sql.select_sample``, the SQL the service runs) as a Sampler:
+    each call loads the frame into a temporary table of a real PostgreSQL (only when it changed)
+    and draws there. Runs its own event loop in a thread, so the sync statistical checks can
+    call it thousands of times over one connection."""
+
+    FRAME_SQL = "SELECT pseudonym, kommunekode, maalgruppe FROM pg_temp.frame"
+
+    def __init__(self, admin_url: str) -> None:
+        import asyncio
+        import threading
+
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._frame: Frame | None = None
+        self._conn = self._run(self._connect(admin_url))
+
+    def _run(self, coro):
+        import asyncio
+
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    async def _connect(self, admin_url: str):
+        import asyncpg
+
+        from shared.testing.fixtures import create_test_database
+
+        url = await create_test_database(admin_url)
+        conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+        await conn.execute("CREATE TEMP TABLE frame (pseudonym text, kommunekode text, maalgruppe text)")
+        return conn
+
+    async def _draw(self, frame: Frame, allocation: Allocation, seed: int) -> list[SampledUnit]:
+        from services.sampling.draw_sql import select_sample
+
+        if frame != self._frame:
+            await self._conn.execute("TRUNCATE pg_temp.frame")
+            await self._conn.copy_records_to_table("frame", records=[(uid, k, g) for uid, (k, g) in frame])
+            self._frame = list(frame)
+        return await select_sample(self._conn, self.FRAME_SQL, [], allocation, seed)
+
+    def __call__(self, frame: Frame, allocation: Allocation, seed: int) -> list[SampledUnit]:
+        return self._run(self._draw(frame, allocation, seed))
+
+    def fetch(self, sql: str, *args) -> list:
+        return self._run(self._conn.fetch(sql, *args))
+
+    def close(self) -> None:
+        self._run(self._conn.close())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()

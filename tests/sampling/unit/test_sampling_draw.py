@@ -1,5 +1,5 @@
 """The draw's mechanics: reproducibility from the seed, independence of input order,
-validation of the frame, the reference hash, margins, and speed."""
+validation of the frame, the reference hash (PostgreSQL's, bit for bit), margins, and speed."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from services.sampling.domain import (
     unit_key,
 )
 from services.sampling.domain.draw import SEED_BITS, _unit_keys
+from services.sampling.draw_sql import KEY_SQL
 
 SEED = 8_675_309
 
@@ -134,11 +135,23 @@ def test_vectorised_key_fast_path_equals_the_reference(length: int, seed: int) -
     assert _unit_keys(ids, seed).tolist() == [unit_key(seed, i) for i in ids]
 
 
+@given(st.lists(unit_ids, min_size=1, max_size=30), st.integers(0, 2**SEED_BITS - 1))
+@settings(max_examples=100, deadline=None)
+def test_reference_key_is_postgresqls_hashtextextended(sql_draw, ids: list[str], seed: int) -> None:
+    # The service ranks by draw_sql.KEY_SQL in PostgreSQL; the reference must be that, bit for bit.
+    rows = sql_draw.fetch(
+        f"SELECT {KEY_SQL.format(unit='u', seed='$2::bigint')} FROM unnest($1::text[]) WITH ORDINALITY AS t(u, o) ORDER BY o",
+        ids,
+        seed,
+    )
+    assert [r[0] for r in rows] == [unit_key(seed, i) for i in ids]
+
+
 def test_keys_look_uniform_even_for_sequential_ids() -> None:
     # Top 4 bits of 16,000 keys of "P000001".. into 16 cells: χ² with 15 df must be
     # unremarkable (p > 1e-4 ⇔ χ² < 44.3).
     ids = [f"P{i:06d}" for i in range(16_000)]
-    cells = Counter((_unit_keys(ids, SEED) >> 60).tolist())
+    cells = Counter(((_unit_keys(ids, SEED) >> 60) & 15).tolist())  # keys are signed int64
     chi2 = sum((cells[c] - 1_000) ** 2 / 1_000 for c in range(16))
     assert chi2 < 44.3
 

@@ -3,6 +3,10 @@ subset is equally likely (simple random sampling), weights add up to N_h — and
 checks demonstrably fail for biased samplers, so passing them means something.
 
 All of it is deterministic: draw seeds come from fixed master seeds.
+
+"The real sampler" is the draw the service runs: the SQL of ``services.sampling.draw_sql`` in a
+real PostgreSQL (fixture ``sql_draw``); the plain-Python reference ``draw_sample`` must pass the
+same checks and agree with it unit for unit.
 """
 
 from __future__ import annotations
@@ -17,12 +21,15 @@ from hypothesis import strategies as st
 from sampling_testkit import (
     Frame,
     InclusionReport,
+    PostgresSampler,
     allocation_with_sizes,
     check_inclusion,
+    seeds,
     stat_frame,
     subset_uniformity_p_value,
 )
 
+from services.sampling import draw_sql
 from services.sampling.domain import Allocation, SampledUnit, StratumKey, draw_sample, unit_key
 
 DRAWS = 2_000
@@ -37,9 +44,9 @@ def setup() -> tuple[Frame, Allocation]:
 
 
 @pytest.fixture(scope="module")
-def report(setup: tuple[Frame, Allocation]) -> InclusionReport:
+def report(setup: tuple[Frame, Allocation], sql_draw: PostgresSampler) -> InclusionReport:
     frame, allocation = setup
-    return check_inclusion(draw_sample, frame, allocation, DRAWS, MASTER_SEED)
+    return check_inclusion(sql_draw, frame, allocation, DRAWS, MASTER_SEED)
 
 
 def _stratum_ids(frame: Frame, key: StratumKey) -> list[str]:
@@ -66,6 +73,31 @@ def test_every_subset_equally_likely(
     p = subset_uniformity_p_value(report, SMALL_STRATUM, _stratum_ids(frame, SMALL_STRATUM), 2)
     assert p > 1e-3
     assert len(report.subsets[SMALL_STRATUM]) == math.comb(6, 2)  # all 15 occur
+
+
+def test_the_python_reference_draws_the_same_samples(
+    setup: tuple[Frame, Allocation], sql_draw: PostgresSampler
+) -> None:
+    frame, allocation = setup
+    for seed in seeds(MASTER_SEED, 200):
+        assert draw_sample(frame, allocation, seed) == sql_draw(frame, allocation, seed)
+
+
+def test_a_stratum_short_below_its_sort_threshold_draws_the_same_sample(
+    setup: tuple[Frame, Allocation], sql_draw: PostgresSampler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Thresholds below π·N make every stratum come up short: the fallback sorts everything.
+    frame, allocation = setup
+    assert any(t != draw_sql.NO_THRESHOLD for t in draw_sql.thresholds(allocation))
+    monkeypatch.setattr(draw_sql, "THRESHOLD_SIGMAS", -3.0)
+    for seed in seeds(MASTER_SEED, 50):
+        assert sql_draw(frame, allocation, seed) == draw_sample(frame, allocation, seed)
+
+
+def test_the_python_reference_passes_the_checks_too(setup: tuple[Frame, Allocation]) -> None:
+    frame, allocation = setup
+    report = check_inclusion(draw_sample, frame, allocation, DRAWS, MASTER_SEED + 1)
+    assert report.passed, report.problems
 
 
 # --- biased samplers the checks must catch -------------------------------------------
@@ -182,11 +214,12 @@ def frames_with_sizes(draw: st.DrawFn) -> tuple[Frame, dict[StratumKey, int]]:
 @given(frames_with_sizes(), st.integers(0, 2**63 - 1))
 @settings(max_examples=100, deadline=None)
 def test_weights_sum_to_population_in_every_stratum(
-    data: tuple[Frame, dict[StratumKey, int]], seed: int
+    sql_draw: PostgresSampler, data: tuple[Frame, dict[StratumKey, int]], seed: int
 ) -> None:
     frame, sizes = data
     allocation = allocation_with_sizes(frame, sizes)
-    sample = draw_sample(frame, allocation, seed)
+    sample = sql_draw(frame, allocation, seed)
+    assert sample == draw_sample(frame, allocation, seed)  # the reference agrees, unit for unit
     weights: dict[StratumKey, list[float]] = {}
     for unit in sample:
         weights.setdefault(unit.stratum, []).append(unit.design_weight)

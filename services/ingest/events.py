@@ -1,0 +1,160 @@
+"""population.received chunks written into the outbox from pre-encoded persons.
+
+A national delivery is a million persons: building them as dicts, validating them with
+pydantic and serialising the result cost more than validating the rows. The persons arrive
+from the blocks already as ``PopulationPerson`` JSON (``services.ingest.preparation``); the
+envelope and the chunk's other fields still go through the pydantic models (with an empty
+``persons`` list), and the persons are spliced into that JSON. Tests check that every chunk
+parses back into ``PopulationReceived``.
+
+The chunks are written into ingest's population outbox (``models.POPULATION_OUTBOX``) on the
+delivery's own connection and transaction, so they commit (or vanish) with the delivery, as
+with ``UnitOfWork.publish``. ``PopulationRelay`` publishes them like the shared relay (one
+leader, commit order, deleted after Kafka's acknowledgement) but sends the stored JSON text
+as it is instead of decoding and re-encoding ~400 MB per national delivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import date
+
+import sqlalchemy as sa
+
+from shared.bus import OutboxRelay
+from shared.bus.kafka import topic_name
+from shared.events import Envelope, PopulationReceived
+from shared.observability import EVENTS_PRODUCED, OUTBOX_BACKLOG
+
+_EMPTY_PERSONS_SUFFIX = '"persons":[]}}'
+
+
+class PopulationChunks:
+    """Cuts the delivery's persons into chunks of at most ``size`` persons and ``max_bytes`` of
+    JSON (under Kafka's default 1 MB message limit).
+
+    The last chunk is held back until more persons arrive, so the final chunk (which carries
+    ``final``, the chunk count and the person count) is never an empty extra event.
+    """
+
+    def __init__(
+        self,
+        raw_connection,
+        outbox_table: str,
+        *,
+        source: str,
+        round_id: str,
+        kommunekode: str,
+        delivery_id: uuid.UUID,
+        supersedes: uuid.UUID | None,
+        reference_date: date,
+        size: int,
+        max_bytes: int,
+    ) -> None:
+        self._raw = raw_connection
+        self._insert = (
+            f"INSERT INTO {outbox_table} (event_id, topic, key, event_type, event_version, correlation_id, envelope)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        )
+        self._source = source
+        self._fields = {
+            "round_id": round_id,
+            "kommunekode": kommunekode,
+            "delivery_id": delivery_id,
+            "supersedes": supersedes,
+            "reference_date": reference_date,
+        }
+        self._size = max(1, size)
+        self._max_bytes = max_bytes
+        self._buffer: list[bytes] = []
+        self._buffer_bytes = 0
+        self.chunks = 0
+        self.persons = 0
+        self.bytes_written = 0
+
+    async def add(self, persons: list[bytes]) -> None:
+        """Buffer persons; writes every chunk that is full and followed by more persons."""
+        buffer = self._buffer
+        size, max_bytes = self._size, self._max_bytes
+        for person in persons:
+            if buffer and (len(buffer) >= size or self._buffer_bytes + len(person) > max_bytes):
+                await self._emit(final=False)
+                buffer = self._buffer
+            buffer.append(person)
+            self._buffer_bytes += len(person) + 1
+        self.persons += len(persons)
+
+    async def finish(self) -> None:
+        await self._emit(final=True)
+
+    async def _emit(self, *, final: bool) -> None:
+        payload = PopulationReceived.model_validate(
+            {
+                **self._fields,
+                "chunk_no": self.chunks,
+                "final": final,
+                "chunk_count": self.chunks + 1 if final else None,
+                "person_count": self.persons if final else None,
+                "persons": [],
+            }
+        )
+        envelope = Envelope.wrap(payload, source=self._source, correlation_id=str(self._fields["delivery_id"]))
+        head = envelope.model_dump_json()
+        if not head.endswith(_EMPTY_PERSONS_SUFFIX):  # the models' field order is part of this contract
+            raise RuntimeError("unexpected population.received envelope layout")
+        text = "".join(
+            (head[: -len(_EMPTY_PERSONS_SUFFIX)], '"persons":[', b",".join(self._buffer).decode("ascii"), "]}}")
+        )
+        await self._raw.execute(
+            self._insert,
+            envelope.event_id,
+            payload.topic,
+            payload.key(),
+            envelope.type,
+            envelope.version,
+            envelope.correlation_id,
+            text,
+        )
+        self.bytes_written += len(text)
+        self.chunks += 1
+        self._buffer = []
+        self._buffer_bytes = 0
+
+
+class PopulationRelay(OutboxRelay):
+    """The shared relay's loop (leader lock, polling, nudges) over the population outbox, with a
+    batch step that forwards the stored text."""
+
+    async def publish_batch(self) -> int:
+        o = self._outbox
+        async with self._engine.begin() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(o.c.id, o.c.topic, o.c.key, o.c.event_type, o.c.event_version, o.c.correlation_id, o.c.envelope)
+                    .order_by(o.c.id)
+                    .limit(self._batch_size)
+                )
+            ).all()
+            if not rows:
+                OUTBOX_BACKLOG.labels(self._service).set(0)
+                return 0
+            deliveries = []
+            for row in rows:
+                deliveries.append(
+                    await self._producer.send(
+                        topic_name(self._prefix, row.topic),
+                        value=row.envelope.encode(),
+                        key=row.key.encode(),
+                        headers=[
+                            ("event_type", row.event_type.encode()),
+                            ("event_version", str(row.event_version).encode()),
+                            ("correlation_id", row.correlation_id.encode()),
+                        ],
+                    )
+                )
+            await asyncio.gather(*deliveries)
+            await conn.execute(sa.delete(o).where(o.c.id.in_([row.id for row in rows])))
+        for row in rows:
+            EVENTS_PRODUCED.labels(self._service, row.topic).inc()
+        return len(rows)

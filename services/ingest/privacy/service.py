@@ -1,0 +1,149 @@
+"""Service functions of the privacy coordination: thin routers and handlers call these."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from services.ingest.config import IngestSettings
+from services.ingest.domain.cpr import parse_cpr
+from services.ingest.privacy.models import BlockedCitizen, PrivacyReceipt, PrivacyRequest, PurgeReceipt, RoundClosure
+from services.ingest.privacy.rules import RULES
+from shared.bus import UnitOfWork
+from shared.events import CitizenErasureRequested, RoundPurgeRequested
+
+logger = logging.getLogger(__name__)
+
+# Every service that holds data of a round or a citizen, and so owes a receipt.
+SERVICES: tuple[str, ...] = ("ingest", "sampling", "dispatch", "responses", "analytics")
+
+
+class RoundAlreadyClosed(Exception):
+    pass
+
+
+class RoundNotClosed(Exception):
+    pass
+
+
+async def close_round(
+    uow: UnitOfWork, settings: IngestSettings, round_id: str, *, closed_by: str, retention_days: int | None
+) -> RoundClosure:
+    now = datetime.now(UTC)
+    days = settings.retention_days if retention_days is None else retention_days
+    closure = RoundClosure(
+        round_id=round_id, closed_at=now, closed_by=closed_by, purge_after=now + timedelta(days=days), purge_requested_at=None
+    )
+    inserted = await uow.session.execute(
+        pg_insert(RoundClosure)
+        .values(
+            round_id=closure.round_id,
+            closed_at=closure.closed_at,
+            closed_by=closure.closed_by,
+            purge_after=closure.purge_after,
+        )
+        .on_conflict_do_nothing()
+        .returning(RoundClosure.round_id)
+    )
+    if inserted.first() is None:
+        raise RoundAlreadyClosed(round_id)
+    await uow.commit()
+    return closure
+
+
+async def request_purge(uow: UnitOfWork, round_id: str, *, now: datetime | None = None) -> bool:
+    """Publish round.purge_requested for a closed round whose retention ran out (once)."""
+    now = now or datetime.now(UTC)
+    row = (
+        await uow.session.execute(
+            sa.update(RoundClosure)
+            .where(RoundClosure.round_id == round_id, RoundClosure.purge_requested_at.is_(None), RoundClosure.purge_after <= now)
+            .values(purge_requested_at=now)
+            .returning(RoundClosure.closed_at)
+        )
+    ).first()
+    if row is None:
+        return False
+    # Ingest's own part arrives through the same event, like everyone else's.
+    uow.publish(RoundPurgeRequested(round_id=round_id, closed_at=row.closed_at, requested_at=now))
+    await uow.commit()
+    logger.info("retention purge requested", extra={"fields": {"round_id": round_id}})
+    return True
+
+
+async def due_rounds(uow: UnitOfWork, now: datetime) -> list[str]:
+    return list(
+        await uow.session.scalars(
+            sa.select(RoundClosure.round_id).where(RoundClosure.purge_requested_at.is_(None), RoundClosure.purge_after <= now)
+        )
+    )
+
+
+async def retention_status(uow: UnitOfWork, round_id: str) -> dict | None:
+    closure = await uow.session.get(RoundClosure, round_id)
+    if closure is None:
+        return None
+    receipts = {
+        r.service: r
+        for r in await uow.session.scalars(sa.select(PurgeReceipt).where(PurgeReceipt.round_id == round_id))
+    }
+    return {"closure": closure, "receipts": receipts, "complete": all(s in receipts and receipts[s].verified for s in SERVICES)}
+
+
+def pseudonyms_for(settings: IngestSettings, cpr: str) -> list[str]:
+    """The citizen's pseudonym under every pseudonym key still in use (active first)."""
+    keys = [settings.pseudonym_key_bytes, *settings.retired_pseudonym_keyring.values()]
+    return [hmac.new(key, cpr.encode(), hashlib.sha256).hexdigest() for key in keys]
+
+
+class InvalidCpr(ValueError):
+    pass
+
+
+async def take_privacy_request(
+    uow: UnitOfWork, settings: IngestSettings, *, cpr: str, kind: str, requested_by: str, reference: str | None
+) -> PrivacyRequest:
+    try:
+        number = parse_cpr(cpr).number
+    except Exception as exc:  # the message never repeats the number
+        raise InvalidCpr("cpr: not a CPR number (10 digits, DDMMYY-SSSS, with a valid date)") from exc
+    pseudonyms = pseudonyms_for(settings, number)
+    now = datetime.now(UTC)
+    request = PrivacyRequest(id=uuid.uuid4(), kind=kind, requested_by=requested_by, requested_at=now, reference=reference)
+    uow.session.add(request)
+    await uow.session.flush()
+    if kind == "objection":
+        await uow.session.execute(
+            pg_insert(BlockedCitizen)
+            .values([{"pseudonym": p, "request_id": request.id} for p in pseudonyms])
+            .on_conflict_do_nothing()
+        )
+    uow.publish(CitizenErasureRequested(request_id=request.id, kind=kind, pseudonyms=pseudonyms, requested_at=now))
+    await uow.commit()
+    return request
+
+
+async def privacy_request_status(uow: UnitOfWork, request_id: uuid.UUID) -> dict | None:
+    request = await uow.session.get(PrivacyRequest, request_id)
+    if request is None:
+        return None
+    receipts = {
+        r.service: r for r in await uow.session.scalars(sa.select(PrivacyReceipt).where(PrivacyReceipt.request_id == request_id))
+    }
+    return {"request": request, "receipts": receipts, "complete": all(s in receipts and receipts[s].verified for s in SERVICES)}
+
+
+async def blocked_pseudonyms(session, pseudonyms: list[str]) -> set[str]:
+    """Which of these citizens objected (used by the extract pipeline before anything is stored)."""
+    if not pseudonyms:
+        return set()
+    return set(await session.scalars(sa.select(BlockedCitizen.pseudonym).where(BlockedCitizen.pseudonym.in_(pseudonyms))))
+
+
+__all__ = ["RULES", "SERVICES"]

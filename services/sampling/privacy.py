@@ -1,0 +1,58 @@
+"""What retention and erasure mean in sampling (the plumbing is shared.privacy).
+
+A closed round's frame goes: its pseudonyms and the sealed contacts sampling carried for
+dispatch. What stays is the draw (strata, counts, margins, weights) and, per sampled person, the
+pseudonym in ``sampled_unit``: the rule "not sampled in the last N rounds" (sparing respondents,
+seed 001) needs to recognise the person next round. It holds no contact data and no answers
+(responses and analytics replace the pseudonym in theirs), and is kept only as long as that
+rule looks back (docs/data-map.md). An erased or objecting citizen goes from both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+
+from services.sampling.models import AUDIT, FrameDelivery, FrameUnit, SampledUnit
+from shared.bus import UnitOfWork
+from shared.privacy import PrivacyRules
+
+
+def _round_deliveries(round_id: str):
+    return sa.select(FrameDelivery.delivery_id).where(FrameDelivery.round_id == round_id)
+
+
+async def purge_round(uow: UnitOfWork, round_id: str) -> dict[str, int]:
+    result = await uow.session.execute(sa.delete(FrameUnit).where(FrameUnit.delivery_id.in_(_round_deliveries(round_id))))
+    return {"frame_unit": result.rowcount}
+
+
+async def identifiers_left_in_round(uow: UnitOfWork, round_id: str) -> int:
+    return await uow.session.scalar(
+        sa.select(sa.func.count()).select_from(FrameUnit).where(FrameUnit.delivery_id.in_(_round_deliveries(round_id)))
+    )
+
+
+async def erase_citizens(uow: UnitOfWork, pseudonyms: Sequence[str]) -> dict[str, int]:
+    frame = await uow.session.execute(sa.delete(FrameUnit).where(FrameUnit.pseudonym.in_(pseudonyms)))
+    sampled = await uow.session.execute(sa.delete(SampledUnit).where(SampledUnit.pseudonym.in_(pseudonyms)))
+    return {"frame_unit": frame.rowcount, "sampled_unit": sampled.rowcount}
+
+
+async def rows_left_for_citizens(uow: UnitOfWork, pseudonyms: Sequence[str]) -> int:
+    frame = await uow.session.scalar(sa.select(sa.func.count()).select_from(FrameUnit).where(FrameUnit.pseudonym.in_(pseudonyms)))
+    sampled = await uow.session.scalar(
+        sa.select(sa.func.count()).select_from(SampledUnit).where(SampledUnit.pseudonym.in_(pseudonyms))
+    )
+    return frame + sampled
+
+
+RULES = PrivacyRules(
+    service="sampling",
+    purge_round=purge_round,
+    identifiers_left_in_round=identifiers_left_in_round,
+    erase_citizens=erase_citizens,
+    rows_left_for_citizens=rows_left_for_citizens,
+    audit_table=AUDIT,
+)

@@ -1,0 +1,274 @@
+"""Comparable municipalities and the composition-adjusted score: the model against independent
+computations (unit-level normal equations in numpy, R's lm), the comparison group against the
+demo round's events, the pages and the deck against each other and the API."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import shutil
+import subprocess
+from collections import defaultdict
+
+import numpy as np
+import pytest
+from pptx import Presentation
+
+from dashboard_helpers import KOMMUNER, Tables, demo_round
+from services.analytics import service
+from services.analytics.dashboard import comparison
+from services.analytics.domain.answers import answer_code
+from services.analytics.domain.publication import StratumInfo, design_strata
+from shared.testing.fixtures import bearer
+
+R = "2026-1"
+BANDS = ("maalgruppe", "gender", "age_band", "duration_band")
+
+
+# -- the model on small cases ----------------------------------------------------------------------------
+
+
+def small_case(seed: int = 3):
+    """Grouped rows (bands, y, weight) with all four variables, unbalanced, plus unit-level rows."""
+    rng = np.random.default_rng(seed)
+    groups, genders, ages, durations = ("a", "b", "c"), ("K", "M"), ("18-29", "30-39", "50+"), ("<6", "12+")
+    effect = {"a": 0.0, "b": -0.6, "c": 0.4, "K": 0.1, "M": 0.0, "18-29": -0.3, "30-39": 0.0, "50+": 0.5, "<6": 0.2, "12+": -0.2}
+    rows, units = [], []
+    for _ in range(160):
+        bands = (rng.choice(groups, p=[0.5, 0.3, 0.2]), rng.choice(genders), rng.choice(ages), rng.choice(durations))
+        mean = 3.2 + sum(effect[b] for b in bands)
+        y = float(min(5, max(1, round(mean + rng.normal(0, 1)))))
+        w = float(rng.choice([1.0, 2.5, 4.0]))
+        count = int(rng.integers(1, 4))
+        rows.append((tuple(str(b) for b in bands), y, w * count))
+        units += [(tuple(str(b) for b in bands), y, w)] * count
+    return rows, units
+
+
+def test_weighted_least_squares_equals_unit_level_normal_equations():
+    rows, units = small_case()
+    beta, columns, reference, fitted = comparison.fit(rows)
+    # independent: one row per respondent, dummies built here, X'WX b = X'Wy solved directly
+    levels = {i: sorted({u[0][i] for u in units}) for i in range(4)}
+    names = [(i, lvl) for i in range(4) for lvl in levels[i][1:]]
+    x = np.array([[1.0] + [1.0 if u[0][i] == lvl else 0.0 for i, lvl in names] for u in units])
+    w = np.array([u[2] for u in units])
+    y = np.array([u[1] for u in units])
+    expected = np.linalg.solve(x.T @ (w[:, None] * x), x.T @ (w * y))
+    assert [c[1] for c in columns] == [lvl for _, lvl in names]
+    assert np.allclose(beta, expected, atol=1e-10)
+    assert reference == {"maalgruppe": "a", "gender": "K", "age_band": "18-29", "duration_band": "12+"}
+    # the weighted residuals sum to 0 (intercept): the national expected equals the national mean
+    rw = np.array([r[2] for r in rows])
+    assert math.isclose(float(np.sum(rw * fitted)), float(np.sum(rw * np.array([r[1] for r in rows]))), rel_tol=1e-12)
+
+
+@pytest.mark.skipif(not shutil.which("Rscript"), reason="needs R (apt-get install r-base-core)")
+def test_weighted_least_squares_equals_r_lm(tmp_path):
+    rows, _ = small_case(seed=11)
+    beta, columns, reference, fitted = comparison.fit(rows)
+    path = tmp_path / "rows.csv"
+    with path.open("w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["g", "s", "a", "d", "y", "w"])
+        for bands, y, w in rows:
+            out.writerow([*bands, y, w])
+    # the same reference levels as ours (R would sort by locale)
+    ref = "".join(f"d${v} <- relevel(factor(d${v}), ref='{lvl}');" for v, lvl in zip("gsad", reference.values()))
+    script = (f"d <- read.csv('{path}', colClasses=c('character','character','character','character','numeric','numeric'));{ref}"
+              "m <- lm(y ~ g + s + a + d, data=d, weights=w); write.csv(data.frame(f=fitted(m)), stdout(), row.names=FALSE);"
+              "cat('COEF', format(coef(m), digits=17), '\\n')")
+    result = subprocess.run(["Rscript", "-e", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    r_fitted = [float(v) for v in lines[1:1 + len(rows)]]
+    assert np.allclose(fitted, r_fitted, atol=1e-9)
+    coef_line = next(line for line in lines if line.startswith("COEF"))
+    r_beta = [float(v) for v in coef_line.split()[1:]]
+    # R orders the other levels by locale too: compare the coefficients as a set of (level, value)
+    assert math.isclose(beta[0], r_beta[0], abs_tol=1e-9)
+    assert sorted(round(b, 8) for b in beta[1:]) == sorted(round(b, 8) for b in r_beta[1:])
+
+
+def test_one_variable_reduces_to_classic_indirect_standardisation():
+    """When only the target group varies, E_k = sum_l p_kl * (national mean of l), the textbook formula."""
+    strata = {"1:a": StratumInfo("1", "a", 10, 40), "1:b": StratumInfo("1", "b", 10, 10),
+              "2:a": StratumInfo("2", "a", 10, 10), "2:b": StratumInfo("2", "b", 10, 30)}
+    answers = {"1:a": {"4": 6, "5": 4}, "1:b": {"2": 5, "3": 5}, "2:a": {"3": 5, "5": 5}, "2:b": {"1": 4, "3": 6}}
+    cells = [comparison.Cell(h, h.split(":")[0], (h.split(":")[1], "K", "30-39", "<6"), code, n)
+             for h, codes in answers.items() for code, n in codes.items()]
+    data = comparison.RoundData(R, 1, strata, design_strata(strata), 40, 36, {"q1": cells}, ["1", "2"])
+    adj = comparison.adjustment(data, "q1")
+    w = {h: s.population / s.respondents for h, s in strata.items()}
+    group_mean = {}
+    for g in "ab":
+        num = sum(w[h] * int(c) * n for h, codes in answers.items() if h.endswith(g) for c, n in codes.items())
+        den = sum(w[h] * n for h, codes in answers.items() if h.endswith(g) for n in codes.values())
+        group_mean[g] = num / den
+    for k in "12":
+        size = {g: w[f"{k}:{g}"] * sum(answers[f"{k}:{g}"].values()) for g in "ab"}
+        share = {g: size[g] / sum(size.values()) for g in "ab"}
+        assert math.isclose(adj.expected[k], sum(share[g] * group_mean[g] for g in "ab"), rel_tol=1e-12)
+        observed = sum(w[f"{k}:{g}"] * int(c) * n for g in "ab" for c, n in answers[f"{k}:{g}"].items()) / sum(size.values())
+        assert math.isclose(adj.observed[k], observed, rel_tol=1e-12)
+        assert math.isclose(adj.adjusted[k], adj.national + observed - adj.expected[k], rel_tol=1e-12)
+    # Municipality 1 has many in the high-scoring group a: its adjusted score is below its raw score.
+    assert adj.adjusted["1"] < adj.observed["1"] and adj.adjusted["2"] > adj.observed["2"]
+
+
+def test_comparable_municipalities_are_the_nearest_by_composition_or_a_fixed_group():
+    def mix(a_share, k_share):
+        return {"maalgruppe": {"a": a_share, "b": 1 - a_share}, "gender": {"K": k_share, "M": 1 - k_share},
+                "age_band": {"x": 1.0}, "duration_band": {"y": 1.0}}
+
+    comps = {"1": mix(0.8, 0.5), "2": mix(0.75, 0.5), "3": mix(0.2, 0.5), "4": mix(0.8, 0.3), "5": mix(0.5, 0.5)}
+    cfg = {"method": "composition", "variables": {d: 1.0 for d in BANDS}, "neighbours": 2, "min_members": 2}
+    found = comparison.comparable(comps, "1", cfg)
+    # distances: 2 -> 0.05/4, 4 -> 0.2/4, 5 -> 0.3/4, 3 -> 0.6/4
+    assert found.kommuner == ["2", "4"] and math.isclose(found.members[0][1], 0.0125) and found.enough
+    assert comparison.comparable(comps, "1", cfg | {"neighbours": 1}).enough is False
+    groups = cfg | {"method": "groups", "groups": [{"id": "k1", "name": {"da": "Klynge 1"}, "kommuner": ["1", "3", "5"]}]}
+    fixed = comparison.comparable(comps, "3", groups)
+    assert fixed.kommuner == ["1", "5"] and fixed.group_name == {"da": "Klynge 1"}
+    assert comparison.comparable(comps, "2", groups).enough is False
+    # the shipped definition is data and says what it does
+    shipped = comparison.config()
+    assert shipped["method"] == "composition" and set(shipped["variables"]) == set(BANDS) and shipped["description"]["da"]
+
+
+def test_comparison_group_figure_is_suppressed_like_a_cell():
+    strata = {"1:a": StratumInfo("1", "a", 3, 10), "2:a": StratumInfo("2", "a", 30, 60)}
+    cells = [comparison.Cell("1:a", "1", ("a", "K", "x", "y"), "4", 3), comparison.Cell("2:a", "2", ("a", "K", "x", "y"), "5", 30)]
+    data = comparison.RoundData(R, 1, strata, design_strata(strata), 33, 31, {"q1": cells}, ["1", "2"])
+    assert comparison.group_cell(data, "q1", ["1"], False, 5, 20).suppression == "primary"
+    assert comparison.group_cell(data, "q1", ["1", "2"], True, 5, 20).suppression == "secondary"
+    ok = comparison.group_cell(data, "q1", ["1", "2"], False, 5, 20)
+    assert not ok.suppressed and not ok.caution and math.isclose(ok.mean, (10 / 3 * 4 * 3 + 2 * 5 * 30) / (10 + 60))
+
+
+# -- against the demo round -----------------------------------------------------------------------------
+
+
+def unit_level(round_id: str, question: str):
+    """(kommune, stratum, bands, y, w) per respondent with a scale answer, from the demo events."""
+    rnd, responses = demo_round(round_id)
+    n_h: dict[str, int] = defaultdict(int)
+    for r in responses:
+        n_h[r.stratum] += 1
+    out = []
+    for r in responses:
+        code = answer_code(r.answers.get(question))
+        if code is not None and code != "dk":
+            w = max(rnd.population[r.stratum], n_h[r.stratum]) / n_h[r.stratum]
+            out.append((r.kommunekode, r.stratum, (r.maalgruppe, r.bands.gender, r.bands.age_band, r.bands.duration_band), float(code), w))
+    return out
+
+
+async def test_group_figure_for_one_municipality_equals_the_published_cell(app, client, tokens):
+    async with app.state.runtime.uow() as uow:
+        info = await service.round_info(uow, R)
+        publication = await app.state.publications.get(uow, R)
+    data = await comparison.round_data(app.state.runtime.uow, R, info.version)
+    totals = {(r["question"], r["kommunekode"]): r for r in publication.indicator_rows
+              if r["dimension"] == "maalgruppe" and r["level"] == "total"}
+    checked = 0
+    for (q, k), row in totals.items():
+        if k == "national" or row["suppressed"]:
+            continue
+        cell = comparison.group_cell(data, q, [k], False, 5, 20)
+        assert math.isclose(cell.mean, row["mean"], rel_tol=1e-12) and math.isclose(cell.se, row["mean_se"], rel_tol=1e-9)
+        adj = comparison.adjustment(data, q)
+        assert math.isclose(adj.observed[k], row["mean"], rel_tol=1e-12)
+        checked += 1
+    assert checked >= 10
+    # the target-group mix is the frame's (N_h), exactly
+    mix = comparison.composition(data)
+    rnd, _ = demo_round(R)
+    for k in KOMMUNER:
+        pops = {h.split(":")[1]: n for h, n in rnd.population.items() if h.startswith(f"{k}:")}
+        for g, n in pops.items():
+            assert math.isclose(mix[k]["maalgruppe"][g], n / sum(pops.values()), rel_tol=1e-12)
+
+
+async def test_fair_page_numbers_equal_independent_computation(client, tokens):
+    kl = bearer(tokens["kl"])
+    units = unit_level(R, "q13")
+    # independent: unit-level dummies and normal equations
+    levels = [sorted({u[2][i] for u in units}) for i in range(4)]
+    x = np.array([[1.0] + [1.0 if u[2][i] == lvl else 0.0 for i in range(4) for lvl in levels[i][1:]] for u in units])
+    w = np.array([u[4] for u in units])
+    y = np.array([u[3] for u in units])
+    beta = np.linalg.solve(x.T @ (w[:, None] * x), x.T @ (w * y))
+    yhat = x @ beta
+    national = float(np.sum(w * y) / np.sum(w))
+    inside = np.array([u[0] == "751" for u in units])
+    observed = float(np.sum((w * y)[inside]) / np.sum(w[inside]))
+    expected = float(np.sum((w * yhat)[inside]) / np.sum(w[inside]))
+    others = np.array([u[0] in ("101", "147") for u in units])
+    group = float(np.sum((w * y)[others]) / np.sum(w[others]))
+
+    r = await client.get(f"/dashboard/r/{R}/k/751/fair", params={"question": "q13"}, headers=kl)
+    assert r.status_code == 200 and "indirekte standardisering" in r.text
+    raw_v, expected_v, adjusted_v, group_v, national_v = (float(v) for v in Tables(r.text).values["fair"])
+    assert math.isclose(raw_v, observed, rel_tol=1e-12)
+    assert math.isclose(expected_v, expected, rel_tol=1e-9)
+    assert math.isclose(adjusted_v, national + observed - expected, rel_tol=1e-9)
+    assert math.isclose(group_v, group, rel_tol=1e-12)
+    api = (await client.get(f"/rounds/{R}/indicators", params={"question": "q13", "dimension": "maalgruppe", "level": "total"},
+                            headers=kl)).json()["rows"]
+    assert math.isclose(national_v, next(x["mean"] for x in api if x["kommunekode"] == "national"), rel_tol=1e-12)
+    assert math.isclose(national, national_v, rel_tol=1e-12)
+    effects = Tables(r.text).tables["effects"]
+    assert effects[1][1].startswith("0 (reference") and len(effects) == 1 + sum(len(lv) for lv in levels)
+
+    # the chart's table and the PowerPoint slide carry the same four figures
+    r = await client.get(f"/dashboard/r/{R}/k/751/chart/fair-q13.pptx", headers=kl)
+    deck = Presentation(io.BytesIO(r.content))
+    chart = next(s.chart for s in deck.slides[0].shapes if s.has_chart)
+    values = list(chart.plots[0].series[0].values)
+    assert list(chart.plots[0].categories) == ["Rå score", "Justeret score", "Sammenlignelige kommuner", "Hele landet"]
+    for got, want in zip(values, (raw_v, adjusted_v, group_v, national_v)):
+        assert math.isclose(got, want, rel_tol=1e-12)
+
+
+async def test_compare_page_lists_the_group_and_its_figures(client, tokens):
+    aarhus = bearer(tokens["aarhus"])
+    r = await client.get(f"/dashboard/r/{R}/k/751/compare", headers=aarhus)
+    assert r.status_code == 200, r.text
+    page = Tables(r.text)
+    assert [row[0] for row in page.tables["members"][1:]] == ["Kommune 101", "Kommune 147"] or \
+        sorted(row[0] for row in page.tables["members"][1:]) == ["Kommune 101", "Kommune 147"]
+    table = page.tables["compare"]
+    assert table[0] == ["", "Kommune 751", "Sammenlignelige kommuner", "Hele landet"]
+    for row in table[1:]:
+        q = row[0]
+        units = unit_level(R, q)
+        members = [u for u in units if u[0] in ("101", "147")]
+        want = sum(u[3] * u[4] for u in members) / sum(u[4] for u in members)
+        assert math.isclose(float(row[2].split()[0].replace(",", ".")), want, abs_tol=0.005001), (q, row)
+    assert "forskelsindeks" in r.text and "Sammensætning" in r.text
+    assert (await client.get(f"/dashboard/r/{R}/k/101/compare", headers=aarhus)).status_code == 403
+    assert (await client.get(f"/dashboard/r/{R}/k/national/compare", headers=bearer(tokens["kl"]))).status_code == 404
+
+
+async def test_round_deck_carries_comparable_and_adjusted_figures(client, tokens):
+    kl = bearer(tokens["kl"])
+    deck = Presentation(io.BytesIO((await client.get(f"/dashboard/r/{R}/k/147/report.pptx", headers=kl)).content))
+    charts = {s.shapes.title.text: next(x.chart for x in s.shapes if x.has_chart) for s in deck.slides if any(x.has_chart for x in s.shapes)}
+    compare = next(c for title, c in charts.items() if "sammenlignelige" in title.lower() and "Fair" not in title)
+    page = Tables((await client.get(f"/dashboard/r/{R}/k/147/compare", headers=kl)).text).tables["compare"]
+    series = {s.name: list(s.values) for s in compare.plots[0].series}
+    for i, row in enumerate(page[1:]):
+        for j, name in enumerate(page[0][1:]):
+            got = series[name][i]
+            shown = row[1 + j]
+            assert (got is None) == shown.startswith("—"), (name, row)
+            if got is not None:
+                assert math.isclose(got, float(shown.split()[0].replace(",", ".")), abs_tol=0.005001)
+    fair = next(c for title, c in charts.items() if title.startswith("Fair sammenligning"))
+    values = [float(v) if v else None for v in Tables((await client.get(f"/dashboard/r/{R}/k/147/fair", headers=kl)).text).values["fair"]]
+    got = list(fair.plots[0].series[0].values)
+    want = [values[0], values[2], values[3], values[4]]
+    for g, v in zip(got, want):
+        assert (g is None and v is None) or math.isclose(g, v, rel_tol=1e-12)

@@ -1,0 +1,192 @@
+"""The block path (CSV cut into byte blocks, prepared in worker processes) must give what the
+row-by-row path gives: the same rows, row numbers, errors, warnings, exclusions, citizens and
+events, however the file is cut."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import uuid
+from datetime import date
+
+import numpy as np
+import pytest
+
+from services.ingest.domain import classify, load_mapping, validate_row
+from services.ingest.domain.fastpath import CachedRowValidator
+from services.ingest.domain.readers import iter_extract_rows
+from services.ingest.duplicates import SeenKeys
+from services.ingest.parallel import BlockSettings, ExtractFile, prepared_blocks
+from services.ingest.preparation import FAST_COLUMNS, PreparationSpec
+from services.ingest.pseudonymisation import decrypt_cpr, pseudonym_for
+from services.ingest.service import _drop_duplicates
+from shared.crypto import SealedContact, open_contact
+from shared.events import PopulationPerson
+
+REFERENCE = date(2023, 8, 1)
+HEADER = "CPR-nummer;Ydelse;Overgangsdato;Seneste samtale;Forløb afsluttet;Telefon;Passiv;Navn"
+KEY = os.urandom(32)
+
+
+def _spec() -> PreparationSpec:
+    return PreparationSpec(
+        token=uuid.uuid4().hex,
+        delivery_id=uuid.uuid4(),
+        reference_date=REFERENCE,
+        mapping_version="v1",
+        round_id="r1",
+        pseudonym_key=KEY,
+        cpr_key=KEY,
+        cpr_key_id="cpr-1",
+        contact_key=KEY,
+        contact_key_id="contact-1",
+    )
+
+
+def _messy_extract(rows: int, seed: int = 7) -> str:
+    """Valid rows mixed with every kind of problem, quoted values with line breaks and
+    delimiters, blank lines, duplicates and CRLF line ends."""
+    rng = random.Random(seed)
+    lines = [HEADER]
+    cprs = [f"{rng.randrange(1, 29):02d}{rng.randrange(1, 13):02d}{rng.randrange(40, 99):02d}-{rng.randrange(0, 4000):04d}" for _ in range(rows)]
+    for i in range(rows):
+        cpr = cprs[i] if rng.random() > 0.05 else cprs[rng.randrange(max(1, i))]  # some duplicates
+        if rng.random() < 0.03:
+            cpr = rng.choice(["320190-1234", "0101AB-1234", "", "710190-1234", " 010190-1235 "])
+        ydelse = rng.choice(["Dagpenge", "Sygedagpenge", "Kontanthjælp - jobparat", "Ukendt ydelse", "Førtidspension", ""])
+        overgang = rng.choice(["01-01-2021", "2023-07-31", "15.06.2022", "2024-01-01", "01-01-22", ""])
+        telefon = rng.choice(["", "21234567", "+45 21 23 45 67", "20012345", "999", "0045-31234567"])
+        passiv = rng.choice(["nej", "nej", "ja", "", "måske"])
+        navn = rng.choice(["Bo Berg", '"Berg; Bo"', '"Bo\nBerg"', '"Søren ""Søs"" Ø"', "  Ib  "])
+        line = f"{cpr};{ydelse};{overgang};15-06-2023;nej;{telefon};{passiv};{navn}"
+        if rng.random() < 0.02:
+            line += ";ekstra"
+        lines.append(line)
+        if rng.random() < 0.02:
+            lines.append("")
+    return "\r\n".join(lines) + "\r\n"
+
+
+async def _collect(path, settings: BlockSettings, spec: PreparationSpec):
+    seen = SeenKeys()
+    out = {"rows_read": 0, "rejected": 0, "errors": [], "warnings": [], "exclusions": {}, "persons": [], "copy_rows": []}
+    async for block in prepared_blocks(path, spec, settings):
+        _drop_duplicates(block, seen)
+        out["rows_read"] += block.rows_read
+        out["rejected"] += block.rejected_rows
+        out["errors"] += [(e.row, e.column, e.message) for e in block.errors]
+        out["warnings"] += [(w.row, w.column, w.message) for w in block.warnings]
+        for reason, count in block.exclusions.items():
+            out["exclusions"][reason] = out["exclusions"].get(reason, 0) + count
+        out["persons"] += block.persons
+        out["copy_rows"] += block.copy_rows
+    out["exclusions"] = {reason: count for reason, count in out["exclusions"].items() if count}
+    return out
+
+
+def _comparable(result: dict) -> dict:
+    """Everything but the random nonces: persons by pseudonym, without their sealed contact."""
+    persons = sorted(PopulationPerson.model_validate_json(p).model_dump(exclude={"contact"}).__repr__() for p in result["persons"])
+    return {**result, "persons": persons, "copy_rows": len(result["copy_rows"])}
+
+
+@pytest.mark.parametrize(("block_bytes", "block_rows"), [(64, 3), (1000, 7), (1 << 20, 20_000)])
+def test_blocks_equal_the_row_path_however_the_file_is_cut(tmp_path, block_bytes, block_rows):
+    path = tmp_path / "messy.csv"
+    path.write_text(_messy_extract(400), encoding="cp1252")
+    spec = _spec()
+    blocks = asyncio.run(_collect(ExtractFile(str(path), "momentum"), BlockSettings(block_bytes, block_rows, 0, 0), spec))
+    rows = asyncio.run(_collect(iter_extract_rows(path, "momentum"), BlockSettings(block_bytes, block_rows, 0, 0), spec))
+    assert blocks["rows_read"] > 380
+    assert blocks["errors"] and blocks["warnings"] and blocks["exclusions"]
+    assert any("appears more than once" in message for _, _, message in blocks["errors"])
+    assert _comparable(blocks) == _comparable(rows)
+
+
+def test_worker_processes_give_the_same_result(tmp_path):
+    path = tmp_path / "messy.csv"
+    path.write_text(_messy_extract(3000, seed=11), encoding="utf-8")
+    spec = _spec()
+    in_thread = asyncio.run(_collect(ExtractFile(str(path), "momentum"), BlockSettings(20_000, 500, 0, 0), spec))
+    in_processes = asyncio.run(_collect(ExtractFile(str(path), "momentum"), BlockSettings(20_000, 500, 2, 0), spec))
+    assert _comparable(in_processes) == _comparable(in_thread)
+
+
+def test_a_block_holds_what_the_database_and_dispatch_need(tmp_path):
+    path = tmp_path / "one.csv"
+    path.write_text(HEADER + "\n010190-1235;Dagpenge;01-01-2021;15-06-2023;nej;21234567;nej;Bo Berg\n", encoding="utf-8")
+    spec = _spec()
+    result = asyncio.run(_collect(ExtractFile(str(path), "momentum"), BlockSettings(1 << 20, 100, 0, 0), spec))
+    [raw_person] = result["persons"]
+    person = PopulationPerson.model_validate_json(raw_person)
+    assert person.pseudonym == pseudonym_for("0101901235", KEY)
+    assert (person.maalgruppe, person.bands.gender, person.forskerbeskyttet) == ("dagpenge", "M", False)
+    contact = open_contact(SealedContact.model_validate(person.contact.model_dump()), round_id="r1", pseudonym=person.pseudonym, keyring={"contact-1": KEY})
+    assert (contact.cpr, contact.name, contact.phone_e164, contact.digital_post_exempt) == ("0101901235", "Bo Berg", "+4521234567", False)
+    # The binary COPY tuple: 9 fields; the CPR ciphertext (nonce || AES-GCM) opens under its key id.
+    [row] = result["copy_rows"]
+    fields, offset = [], 2
+    assert int.from_bytes(row[:2], "big") == 9
+    while offset < len(row):
+        length = int.from_bytes(row[offset : offset + 4], "big", signed=True)
+        fields.append(row[offset + 4 : offset + 4 + length])
+        offset += 4 + length
+    assert fields[0] == spec.delivery_id.bytes and fields[1].decode() == person.pseudonym
+    assert decrypt_cpr(fields[2], key=KEY, key_id="cpr-1") == "0101901235"
+    assert [f.decode() for f in fields[3:]] == ["cpr-1", "dagpenge", "Dagpenge", "M", person.bands.age_band, person.bands.duration_band]
+
+
+def test_record_fast_path_equals_the_domain_functions():
+    rng = random.Random(3)
+    mapping = load_mapping()
+    validator = CachedRowValidator(REFERENCE, mapping)
+    columns = [c.value for c in FAST_COLUMNS]
+    positions = tuple(range(len(columns)))
+    values = {
+        "cpr": ["010190-1235", "0202852346", "320190-1234", "010124-4000", "290200-4001", "3110231234", "01019-1234", ""],
+        "ydelse": ["Dagpenge", "  sygedagpenge ", "Kontanthjælp - jobparat", "Ukendt", "Førtidspension", "", "x" * 250],
+        "overgangsdato": ["2022-01-01", "01-01-2022", "2023-07-31", "2023-09-01", "01-01-22", ""],
+        "seneste_samtale": ["2022-01-01", "", "bad"],
+        "forloeb_afsluttet": ["ja", "nej", "", "måske"],
+        "passiv": ["ja", "nej", "", "x"],
+        "forskerbeskyttet": ["ja", "", "nej"],
+        "navn": ["Søren", "  Bo  Berg ", "", "y" * 250],
+        "telefon": ["21234567", "+45 21 23 45 67", "20012345", "999", "+46701234567", ""],
+    }
+    for number in range(1, 3001):
+        fields = [rng.choice(values[column]) for column in columns]
+        expected = validate_row(number, dict(zip(columns, fields, strict=True)), reference_date=REFERENCE)
+        fast = validator.validate_fields(fields, positions)
+        if fast is None:
+            continue  # handed to validate_row itself
+        assert not isinstance(expected, list), fields
+        cpr, birth_date, age, ydelse, overgangsdato, passiv, forsker, navn, phone, warning = fast
+        assert (cpr, birth_date, age, ydelse, overgangsdato, passiv, forsker, navn, phone) == (
+            expected.cpr, expected.birth_date, expected.age, expected.ydelse, expected.overgangsdato, expected.passiv,
+            expected.forskerbeskyttet, expected.navn, expected.phone_e164,
+        )
+        assert warning == (expected.warnings[0].message if expected.warnings else None)
+        classification = classify(expected, REFERENCE, mapping)
+        reason, maalgruppe, age_band, duration_band = validator.classify_parts(ydelse, overgangsdato, age, passiv, forsker)
+        assert (reason, maalgruppe, age_band) == (classification.exclusion_reason, classification.maalgruppe, classification.age_band)
+        assert duration_band == classification.duration_band
+
+
+def test_seen_keys_finds_every_repeat_with_its_first_row():
+    rng = np.random.default_rng(1)
+    keys = [rng.bytes(32) for _ in range(500)]
+    stream = [keys[int(i)] for i in rng.integers(0, 500, 3000)]
+    seen, first, expected, found = SeenKeys(), {}, {}, {}
+    for row, key in enumerate(stream, start=2):
+        if key in first:
+            expected[row] = first[key]
+        else:
+            first[key] = row
+    for start in range(0, len(stream), 97):
+        part = stream[start : start + 97]
+        rows = np.arange(start + 2, start + 2 + len(part), dtype=np.int32)
+        for index, first_row in seen.check(b"".join(part), 32, rows).items():
+            found[int(rows[index])] = first_row
+    assert found == expected
+    assert len(seen) == len(first)
