@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.auth import Authenticator
+from shared.auth.verify import CachingAuthenticator
 from shared.observability import REQUEST_LATENCY, configure_logging, correlation_id_var
 from shared.settings import ServiceSettings
 
@@ -60,7 +60,7 @@ class TimingAndCorrelation:
 
 def install_common(app: FastAPI, settings: ServiceSettings) -> None:
     configure_logging(settings.log_level, settings.log_json)
-    app.state.authenticator = Authenticator(settings)
+    app.state.authenticator = CachingAuthenticator(settings)
     service = settings.service_name
 
     # A plain ASGI middleware: @app.middleware("http") costs ~0.8 ms CPU per request.

@@ -21,7 +21,7 @@ from shared.bus import UnitOfWork, batch_handler
 from shared.events import Envelope, InvitationSent, ResponseSubmitted, SampleDrawn
 
 
-async def _touch_round(
+async def touch_round(
     uow: UnitOfWork, round_id: str, questionnaire_id: str | None = None, submitted_at: datetime | None = None
 ) -> None:
     """Bump the round's version (the read cache key) and remember its questionnaire."""
@@ -90,7 +90,7 @@ async def on_sample_drawn(uow: UnitOfWork, envelope: Envelope, event: SampleDraw
             )
         )
     if event.strata:
-        await _touch_round(uow, event.round_id)
+        await touch_round(uow, event.round_id)
 
 
 @batch_handler
@@ -102,7 +102,7 @@ async def on_invitations_sent(uow: UnitOfWork, items: list[tuple[Envelope, Invit
     invited = Counter(_rate_key(events[tuple(key)]) for key in inserted.all())
     await _count_rates(uow, invited=invited)
     for round_id in sorted({key[0] for key in invited}):
-        await _touch_round(uow, round_id)
+        await touch_round(uow, round_id)
 
 
 @batch_handler
@@ -134,7 +134,7 @@ async def on_responses_submitted(uow: UnitOfWork, items: list[tuple[Envelope, Re
     await _count_rates(uow, answered=Counter(_rate_key(e) for e in new_events))
     for round_id in sorted({e.round_id for e in new_events}):
         of_round = [e for e in new_events if e.round_id == round_id]
-        await _touch_round(uow, round_id, of_round[0].questionnaire_id, min(e.submitted_at for e in of_round))
+        await touch_round(uow, round_id, of_round[0].questionnaire_id, min(e.submitted_at for e in of_round))
 
 
 _RATE_COLUMNS = ("round_id", "stratum", "arm", "kommunekode", "maalgruppe")

@@ -9,7 +9,6 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.analytics.api import odata_router, router
-from services.analytics.auth import CachingAuthenticator
 from services.analytics.dashboard import dashboard_router
 from services.analytics.handlers import HANDLERS
 from services.analytics.config import AnalyticsSettings
@@ -50,7 +49,6 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
     app.state.settings = settings
     install_common(app, settings)
     install_audit(app, AUDIT)
-    app.state.authenticator = CachingAuthenticator(settings)
     app.include_router(router)
     app.include_router(odata_router)
     app.include_router(dashboard_router)

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from services.analytics.domain.answers import answer_code
 from services.analytics.domain.publication import NO_ARM
-from services.analytics.handlers import _touch_round
+from services.analytics.handlers import touch_round
 from services.analytics.models import AUDIT, AnswerTally, Invited, RateTally, ResponseFact
 from shared.bus import UnitOfWork
 from shared.privacy import PrivacyRules
@@ -100,7 +100,7 @@ async def erase_citizens(uow: UnitOfWork, pseudonyms: Sequence[str]) -> dict[str
             .values(invited=RateTally.invited - invited_counts[key], answered=RateTally.answered - answered[key])
         )
     for round_id in sorted({f.round_id for f in facts} | {i.round_id for i in invited}):
-        await _touch_round(uow, round_id)  # the published tables are recomputed from the tallies
+        await touch_round(uow, round_id)  # the published tables are recomputed from the tallies
     return {"response_fact": len(facts), "invited": len(invited)}
 
 

@@ -32,8 +32,8 @@ from services.responses.domain import LocalSupplement, Questionnaire, Questionna
 from services.responses.models import BUS, Respondent, Response
 from services.responses.questionnaires import build_for_key, offered_questionnaire
 from services.responses.service import LinkExpired, LinkUsed, UnknownLink, hash_token
-from shared.events import Bands, Envelope, ResponseSubmitted
-from shared.observability import correlation_id_var
+from shared.bus.outbox import wrap_for_outbox
+from shared.events import Bands, ResponseSubmitted
 
 _RESPONDENT = [column.name for column in Respondent.__table__.columns]
 _R = Respondent.__table__.fullname
@@ -195,7 +195,7 @@ class FormStore:
             submitted_at=now,
         )
         # The same envelope and outbox row as UnitOfWork.publish + flush_events write.
-        envelope = Envelope.wrap(event, source=self._settings.service_name, correlation_id=correlation_id_var.get() or str(event.key()))
+        envelope = wrap_for_outbox(event, source=self._settings.service_name)
         async with self._pool.acquire() as connection:
             spent = await connection.fetchval(
                 SUBMIT,

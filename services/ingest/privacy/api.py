@@ -68,6 +68,17 @@ class PrivacyRequestStatus(BaseModel):
     waiting_for: list[str]
 
 
+def _receipts(found: dict, *, at: str) -> dict:
+    receipts = found["receipts"]
+    return {
+        "receipts": [
+            Receipt(service=s, removed=r.removed, verified=r.verified, at=getattr(r, at)) for s, r in sorted(receipts.items())
+        ],
+        "complete": found["complete"],
+        "waiting_for": [s for s in service.SERVICES if s not in receipts],
+    }
+
+
 def _uow(request: Request):
     return request.app.state.runtime.uow()
 
@@ -78,16 +89,14 @@ async def _retention(request: Request, round_id: str) -> RetentionStatus:
         found = await service.retention_status(uow, round_id)
         if found is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"round {round_id} is not closed")
-        closure, receipts = found["closure"], found["receipts"]
+        closure = found["closure"]
         return RetentionStatus(
             round_id=closure.round_id,
             closed_at=closure.closed_at,
             closed_by=closure.closed_by,
             purge_after=closure.purge_after,
             purge_requested_at=closure.purge_requested_at,
-            receipts=[Receipt(service=s, removed=r.removed, verified=r.verified, at=r.purged_at) for s, r in sorted(receipts.items())],
-            complete=found["complete"],
-            waiting_for=[s for s in service.SERVICES if s not in receipts],
+            **_receipts(found, at="purged_at"),
         )
 
 
@@ -141,15 +150,13 @@ async def _request_status(request: Request, request_id: uuid.UUID) -> PrivacyReq
         found = await service.privacy_request_status(uow, request_id)
         if found is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no privacy request {request_id}")
-        req, receipts = found["request"], found["receipts"]
+        req = found["request"]
         return PrivacyRequestStatus(
             request_id=req.id,
             kind=req.kind,
             requested_at=req.requested_at,
             reference=req.reference,
-            receipts=[Receipt(service=s, removed=r.removed, verified=r.verified, at=r.erased_at) for s, r in sorted(receipts.items())],
-            complete=found["complete"],
-            waiting_for=[s for s in service.SERVICES if s not in receipts],
+            **_receipts(found, at="erased_at"),
         )
 
 

@@ -1,4 +1,4 @@
-"""The analytics service remembers verified tokens until they expire; nothing else is cached."""
+"""Every service remembers verified tokens until they expire (at most max_age); nothing else is cached."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ import asyncio
 import pytest
 from fastapi import HTTPException
 
-from services.analytics.auth import CachingAuthenticator
 from services.analytics.config import AnalyticsSettings
 from shared.auth.dev_issuer import DevIssuer
-from shared.auth.verify import Authenticator
+from shared.auth.verify import Authenticator, CachingAuthenticator
 
 
 def test_verified_token_is_remembered_and_bad_tokens_never_are(monkeypatch) -> None:
