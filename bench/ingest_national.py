@@ -155,6 +155,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument("--profile", metavar="SVG", help="record the service and its workers with py-spy (if installed) into SVG")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bb-ingest-bench-"))
@@ -194,10 +195,20 @@ def main() -> None:
         postmaster = postmaster_pid(work / "pg")
         broker_pid = broker._process.pid if broker._process else 0
         cpu_before = {
+            "main": cpu_seconds(service.process.pid, with_children=False),
             "service": cpu_seconds(service.process.pid),
             "postgres": cpu_seconds(postmaster) if postmaster else 0.0,
             "broker": cpu_seconds(broker_pid),
         }
+        profiler = None
+        if args.profile:
+            import subprocess
+
+            profiler = subprocess.Popen(
+                ["py-spy", "record", "--subprocesses", "--format", "raw", "-o", args.profile, "--pid", str(service.process.pid)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         with httpx.Client(base_url=service.url, timeout=600) as client:
             t0 = time.perf_counter()
             response = client.post(
@@ -223,6 +234,10 @@ def main() -> None:
         while asyncio.run(scalar(url, outbox)):
             time.sleep(0.1)
         t_done = time.perf_counter()
+        if profiler is not None:
+            profiler.send_signal(2)  # SIGINT: py-spy writes its file
+            profiler.wait(60)
+        cpu_main = cpu_seconds(service.process.pid, with_children=False) - cpu_before["main"]
         cpu_ingest = {
             "service": cpu_seconds(service.process.pid) - cpu_before["service"],
             "postgres": (cpu_seconds(postmaster) if postmaster else 0.0) - cpu_before["postgres"],
@@ -252,7 +267,8 @@ def main() -> None:
         print(f"ratio       {total / copy_seconds:.1f}x the bare COPY (target <= 3x)")
         cpu_total = sum(cpu_ingest.values())
         print(
-            f"CPU time    ingest {cpu_total:.1f} s (service + workers {cpu_ingest['service']:.1f}, PostgreSQL "
+            f"CPU time    ingest {cpu_total:.1f} s (service + workers {cpu_ingest['service']:.1f} of which the "
+            f"service's own process {cpu_main:.1f}, PostgreSQL "
             f"{cpu_ingest['postgres']:.1f}, broker {cpu_ingest['broker']:.1f}); bare COPY {cpu_copy:.1f} s "
             f"(its backend); ratio {cpu_total / cpu_copy if cpu_copy else float('nan'):.1f}x, so at best "
             f"{cpu_total / (os.cpu_count() or 1) / cpu_copy if cpu_copy else float('nan'):.1f}x in wall time "

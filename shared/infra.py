@@ -56,6 +56,9 @@ def start_embedded_postgres(data_dir: Path, database: str = LOCAL_DATABASE):
     data_dir = Path(data_dir).resolve()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     server = embedded_postgres.get_server(data_dir)
+    # As docker-compose.yml: a national extract's transaction must not force checkpoints.
+    # Reloadable, so no restart; kept in the data directory's postgresql.auto.conf.
+    server.psql("ALTER SYSTEM SET max_wal_size = '4GB';\nSELECT pg_reload_conf();")
     create_database(server, database)
     return server, server.get_uri(database=database)
 

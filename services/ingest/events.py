@@ -17,6 +17,8 @@ as it is instead of decoding and re-encoding ~400 MB per national delivery.
 from __future__ import annotations
 
 import uuid
+from bisect import bisect_right
+from collections.abc import Sequence
 from datetime import date
 
 import sqlalchemy as sa
@@ -64,23 +66,36 @@ class PopulationChunks:
         }
         self._size = max(1, size)
         self._max_bytes = max_bytes
-        self._buffer: list[bytes] = []
+        self._buffer: list[memoryview] = []  # runs of comma-joined persons
         self._buffer_bytes = 0
+        self._buffered = 0  # persons in the buffer
         self.chunks = 0
         self.persons = 0
         self.bytes_written = 0
 
-    async def add(self, persons: list[bytes]) -> None:
-        """Buffer persons; writes every chunk that is full and followed by more persons."""
-        buffer = self._buffer
-        size, max_bytes = self._size, self._max_bytes
-        for person in persons:
-            if buffer and (len(buffer) >= size or self._buffer_bytes + len(person) > max_bytes):
+    async def add(self, data: bytes, offsets: Sequence[int]) -> None:
+        """Buffer persons (``data`` holds them comma-joined, person i is
+        ``data[offsets[i]:offsets[i + 1] - 1]``); writes every chunk that is full and followed by
+        more persons. Cut by offsets: a million persons are not touched one by one."""
+        count = len(offsets) - 1
+        start = 0
+        while start < count:
+            if self._buffered >= self._size:
                 await self._emit(final=False)
-                buffer = self._buffer
-            buffer.append(person)
-            self._buffer_bytes += len(person) + 1
-        self.persons += len(persons)
+            # Take as many as fit: by count, and by bytes (a person plus its comma each).
+            limit = min(count, start + self._size - self._buffered)
+            room = offsets[start] + self._max_bytes + 1 - self._buffer_bytes
+            end = max(start, bisect_right(offsets, room, start, limit + 1) - 1)
+            if end == start:
+                if self._buffered:  # full by bytes, and more persons follow
+                    await self._emit(final=False)
+                    continue
+                end = start + 1  # one person alone over the limit still travels
+            self._buffer.append(memoryview(data)[offsets[start] : offsets[end] - 1])
+            self._buffer_bytes += offsets[end] - offsets[start]
+            self._buffered += end - start
+            start = end
+        self.persons += count
 
     async def finish(self) -> None:
         await self._emit(final=True)
@@ -117,6 +132,7 @@ class PopulationChunks:
         self.chunks += 1
         self._buffer = []
         self._buffer_bytes = 0
+        self._buffered = 0
 
 
 class PopulationRelay(OutboxRelay):

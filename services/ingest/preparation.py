@@ -10,13 +10,18 @@ A block is pure CPU work with no shared state besides per-process caches, so blo
 worker processes (``services.ingest.parallel``) while the service copies earlier blocks into
 PostgreSQL. A block's output is what the database and the bus need, already encoded:
 
-- ``copy_rows``: each included citizen as a tuple in PostgreSQL's binary COPY format
-  (see ``CITIZEN_COLUMNS``), so the service only concatenates bytes;
-- ``persons``: each included citizen as the JSON of a ``PopulationPerson``, so an event chunk is
-  a join of these (``services.ingest.events``);
+- ``copy_data``: the included citizens as tuples in PostgreSQL's binary COPY format (see
+  ``CITIZEN_COLUMNS``), already joined, in pseudonym order (the primary key's B-tree then fills
+  page by page), so the service adds the COPY framing and sends it;
+- ``persons_data``: the included citizens as ``PopulationPerson`` JSON, joined by commas, so an
+  event chunk is a slice of it (``services.ingest.events``);
 - per valid row, the first 16 bytes of its keyed hash and its row number: duplicates are a
   property of the whole delivery, so they are found by the service, in row order, across blocks
   (``services.ingest.duplicates``).
+
+Both are single byte strings with offset arrays rather than a million small objects: passing a
+block between processes then costs a copy, not a pickle per citizen, and the service touches no
+citizen one by one (``drop_citizens`` rebuilds them in the rare case it must).
 
 No CPR number leaves a block in clear: only ciphertexts, keyed hashes and the masked date part.
 """
@@ -34,19 +39,25 @@ from array import array
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
+from itertools import accumulate
 from datetime import date
 from json.encoder import encode_basestring_ascii as _json_str
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from services.ingest.domain.classification import ExclusionReason, load_mapping
 from services.ingest.domain.cpr import mask_cpr
 from services.ingest.domain.errors import ExtractFormatError
-from services.ingest.domain.fastpath import CachedRowValidator
+from services.ingest.domain.fastpath import _INVALID, _MISSING, CachedRowValidator, _remember, _tidy_text
 from services.ingest.domain.profiles import Kolonne
 from services.ingest.domain.readers import EXTRA_FIELDS_KEY, NumberedRow
 from services.ingest.domain.text import is_blank
-from services.ingest.domain.validation import RowError, ValidRow
+from services.ingest.domain.validation import MAX_TEXT_LENGTH, RowError, ValidRow
 
 # Column order of the COPY into ingest.citizen.
 CITIZEN_COLUMNS = (
@@ -128,10 +139,57 @@ class PreparedBlock:
     valid_rows: array = field(default_factory=lambda: array("i"))
     valid_outcome: array = field(default_factory=lambda: array("i"))  # citizen index or a code above
     valid_date_parts: str = ""  # DDMMYY per valid row (the masked form of a CPR number)
-    # One entry per included citizen:
-    copy_rows: list[bytes] = field(default_factory=list)
-    persons: list[bytes] = field(default_factory=list)
-    maalgrupper: list[str] = field(default_factory=list)
+    # The included citizens (see the module's docstring):
+    citizens: int = 0
+    copy_data: bytes = b""  # binary COPY tuples, in pseudonym order, without the COPY framing
+    copy_offsets: array = field(default_factory=lambda: array("q", [0]))  # tuple k is copy_data[o[k]:o[k + 1]]
+    copy_citizens: array = field(default_factory=lambda: array("i"))  # citizen index of tuple k
+    persons_data: bytes = b""  # PopulationPerson JSON, comma-joined, in citizen order
+    person_offsets: array = field(default_factory=lambda: array("q", [0]))  # person i: data[o[i]:o[i + 1] - 1]
+    maalgrupper: list[str] = field(default_factory=list)  # per citizen
+
+    @property
+    def persons(self) -> list[bytes]:
+        """Each citizen's PopulationPerson JSON (tests and the rare rebuild; not the hot path)."""
+        data, offsets = self.persons_data, self.person_offsets
+        return [data[offsets[i] : offsets[i + 1] - 1] for i in range(self.citizens)]
+
+    @property
+    def copy_rows(self) -> list[bytes]:
+        """Each citizen's COPY tuple, in citizen order."""
+        data, offsets = self.copy_data, self.copy_offsets
+        rows: list[bytes] = [b""] * self.citizens
+        for k, citizen in enumerate(self.copy_citizens):
+            rows[citizen] = data[offsets[k] : offsets[k + 1]]
+        return rows
+
+    def set_citizens(self, copy_rows: list[bytes], persons: list[bytes], maalgrupper: list[str]) -> None:
+        """Store the citizens' encodings (each list in citizen order) in the joined form."""
+        self.citizens = len(persons)
+        order = sorted(range(len(copy_rows)), key=copy_rows.__getitem__)
+        self.copy_citizens = array("i", order)
+        self.copy_offsets = _offsets(copy_rows[i] for i in order)
+        self.copy_data = b"".join([copy_rows[i] for i in order])
+        self.person_offsets = _offsets(persons, separator=1)
+        self.persons_data = b",".join(persons)
+        self.maalgrupper = maalgrupper
+
+    def drop_citizens(self, indexes: set[int]) -> None:
+        """Remove citizens (duplicates, objectors); renumbers the rest in ``valid_outcome``."""
+        if not indexes:
+            return
+        keep = [i for i in range(self.citizens) if i not in indexes]
+        copy_rows, persons = self.copy_rows, self.persons
+        self.set_citizens([copy_rows[i] for i in keep], [persons[i] for i in keep], [self.maalgrupper[i] for i in keep])
+        renumber = {old: new for new, old in enumerate(keep)}
+        self.valid_outcome = array("i", (renumber.get(o, -1000) if o >= 0 else o for o in self.valid_outcome))
+
+
+def _offsets(pieces: Iterable[bytes], separator: int = 0) -> array:
+    offsets = array("q", [0])
+    lengths = map(len, pieces)
+    offsets.extend(accumulate(lengths if not separator else (length + separator for length in lengths)))
+    return offsets
 
 
 class _State:
@@ -207,6 +265,16 @@ class _State:
         return 0, maalgruppe, copy_tail, person_middle
 
 
+    def outcome_of(self, benefit: int, age: int, gender: str, passiv: bool, forskerbeskyttet: bool) -> tuple:
+        key = (benefit, age, gender, passiv, forskerbeskyttet)
+        outcome = self.outcomes.get(key)
+        if outcome is None:
+            outcome = self.outcome(benefit, age, gender, passiv, forskerbeskyttet)
+            if len(self.outcomes) < 100_000:
+                self.outcomes[key] = outcome
+        return outcome
+
+
 _STATES: dict[str, _State] = {}
 
 
@@ -231,7 +299,13 @@ def prepare_csv_block(spec: PreparationSpec, layout: CsvLayout, data: bytes, fir
 
     ``data`` are the raw bytes of the records and ``first_line`` the file line number of the
     block's first line; row numbers are the file's line numbers, as the sequential reader gives.
+    A plain block (one record per line, no quotes) takes the columnar path; its result is the
+    same as the record path's (``tests/ingest/unit/test_ingest_blocks.py``).
     """
+    if _is_plain(data):
+        block = _prepare_plain_block(spec, layout, data, first_line)
+        if block is not None:
+            return block
     try:
         text = data.decode(layout.encoding)
     except UnicodeDecodeError as exc:
@@ -240,31 +314,250 @@ def prepare_csv_block(spec: PreparationSpec, layout: CsvLayout, data: bytes, fir
     state = _state(spec)
     block = _Builder(spec, state)
     records = csv.reader(io.StringIO(text, newline=""), delimiter=layout.delimiter)
-    width = layout.width
-    positions = layout.fast_positions
-    validate_fields = state.validator.validate_fields
-    add_fast = block.add_fast
+    add_record = partial(_add_record, block, state.validator.validate_fields, layout)
     base = first_line - 1
     last = 0
     try:
         for fields in records:
             row_number = base + last + 1
             last = records.line_num
-            if len(fields) == width:
-                fast = validate_fields(fields, positions)
-                if fast is not None:
-                    add_fast(row_number, fast)
-                    continue
-            if all(is_blank(value) for value in fields):
-                continue
-            row = {column: fields[index] if index < len(fields) else None for column, index in layout.column_index}
-            extra = [value for value in fields[width:] if not is_blank(value)]
-            if extra:
-                row[EXTRA_FIELDS_KEY] = len(extra)
-            block.add_row(row_number, row)
+            add_record(row_number, fields)
     except csv.Error as exc:
         raise ExtractFormatError(f"line {base + last + 1}: malformed CSV ({exc})") from None
     return block.finish()
+
+
+def _add_record(block: _Builder, validate_fields, layout: CsvLayout, row_number: int, fields: list[str]) -> None:
+    """One CSV record: the fast path when it is in a common shape, else the row mapping through
+    ``validate_row`` (which gives every error message)."""
+    width = layout.width
+    if len(fields) == width:
+        fast = validate_fields(fields, layout.fast_positions)
+        if fast is not None:
+            block.add_fast(row_number, fast)
+            return
+    if all(is_blank(value) for value in fields):
+        return
+    row = {column: fields[index] if index < len(fields) else None for column, index in layout.column_index}
+    extra = [value for value in fields[width:] if not is_blank(value)]
+    if extra:
+        row[EXTRA_FIELDS_KEY] = len(extra)
+    block.add_row(row_number, row)
+
+
+# --- the columnar path for plain blocks --------------------------------------------------------------
+
+
+def _is_plain(data: bytes) -> bool:
+    """One record per line: no quoting (a quoted field may hold a delimiter or a line break),
+    no lone carriage return, no NUL (the csv module's error). Blank lines need no check: they
+    have the wrong number of fields, which makes the columnar reader refuse the block."""
+    return b'"' not in data and b"\0" not in data and data.count(b"\r") == data.count(b"\r\n")
+
+
+def _prepare_plain_block(spec: PreparationSpec, layout: CsvLayout, data: bytes, first_line: int) -> PreparedBlock | None:
+    """The block's columns parsed in C (pyarrow), and every check of
+    ``CachedRowValidator.validate_fields`` made once per distinct value of a column instead of
+    once per row. Rows in a common shape are then pseudonymised in one tight loop; any other row
+    goes through ``_add_record`` exactly as on the record path. None: not a block this path takes
+    (the record path then reads it and reports what is wrong)."""
+    p_cpr, p_ydelse, p_overgang, p_samtale, p_afsluttet, p_passiv, p_forsker, p_navn, p_telefon = layout.fast_positions
+    if min(p_cpr, p_ydelse, p_overgang) < 0 or layout.width < 2:
+        return None
+    if layout.encoding != "utf-8":
+        try:
+            data = data.decode(layout.encoding).encode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    names = [f"c{i}" for i in range(layout.width)]
+    try:
+        table = pa_csv.read_csv(
+            io.BytesIO(data),
+            read_options=pa_csv.ReadOptions(column_names=names, use_threads=False, block_size=len(data) + 1024),
+            parse_options=pa_csv.ParseOptions(
+                delimiter=layout.delimiter, quote_char=False, double_quote=False, escape_char=False,
+                newlines_in_values=False, ignore_empty_lines=False,
+            ),
+            convert_options=pa_csv.ConvertOptions(
+                column_types={name: pa.string() for name in names}, strings_can_be_null=False, check_utf8=True
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None  # a row of the wrong width, invalid UTF-8, ...
+    count = table.num_rows
+    if count != _count_lines(data) + (0 if data.endswith((b"\n", b"\r")) else 1):
+        return None  # the reader skipped or merged a line: row numbers would not hold
+    state = _state(spec)
+    validator = state.validator
+    columns = [table.column(i).combine_chunks() for i in range(layout.width)]
+
+    # The CPR number's shape, its birth date and age (per distinct first seven digits), gender.
+    raw_cpr = columns[p_cpr]
+    fast = pc.match_substring_regex(raw_cpr, r"^[0-9]{6}-?[0-9]{4}$").to_numpy(zero_copy_only=False)
+    numbers = pc.replace_substring(raw_cpr, "-", "", max_replacements=1)
+    birth_ok, ages = _per_distinct(
+        pc.utf8_slice_codeunits(numbers, 0, 7), lambda part: _birth(validator, part), (False, 0)
+    )
+    fast &= birth_ok
+    # gender from the last digit: odd is a man
+    genders = pc.utf8_slice_codeunits(numbers, 9, 10).to_numpy(zero_copy_only=False)
+    male = np.isin(genders, ["1", "3", "5", "7", "9"])
+
+    ydelse_ok, ydelse_index, ydelser = _distinct_values(columns[p_ydelse], lambda raw: _ydelse(validator, raw))
+    fast &= ydelse_ok
+    date_ok, date_index, dates = _distinct_values(columns[p_overgang], lambda raw: _overgangsdato(validator, raw))
+    fast &= date_ok
+    for position in (p_samtale, p_afsluttet):
+        if position >= 0:
+            parse = validator._date if position == p_samtale else validator._bool
+            ok, _, _ = _distinct_values(columns[position], lambda raw: _valid(parse(raw)))
+            fast &= ok
+    flags = []
+    for position in (p_passiv, p_forsker):
+        if position >= 0:
+            ok, index, values = _distinct_values(columns[position], lambda raw: _flag(validator, raw))
+            fast &= ok
+            flags.append(np.asarray(values, dtype=bool)[index] if len(values) else np.zeros(count, dtype=bool))
+        else:
+            flags.append(np.zeros(count, dtype=bool))
+    passiv, forsker = flags
+
+    # What each fast row becomes (state.outcome), per distinct (benefit meaning, age, gender, flags).
+    pair = ydelse_index.astype(np.int64) * max(1, len(dates)) + date_index
+    benefit_of_pair: dict[int, int] = {}
+    for code in np.unique(pair[fast]).tolist():
+        benefit_of_pair[code] = state.benefit_id(ydelser[code // max(1, len(dates))], dates[code % max(1, len(dates))])
+    pairs, pair_inverse = np.unique(pair, return_inverse=True)
+    benefits = np.array([benefit_of_pair.get(code, 0) for code in pairs.tolist()], dtype=np.int64)[pair_inverse]
+    key = (((benefits * 1024 + np.clip(ages, 0, 1023)) * 2 + male) * 2 + passiv) * 2 + forsker
+    outcome_keys, outcome_index = np.unique(np.where(fast, key, -1), return_inverse=True)
+    outcomes = []
+    for code in outcome_keys.tolist():
+        if code < 0:
+            outcomes.append(None)
+            continue
+        benefit, rest = divmod(code, 1024 * 8)
+        age, rest = divmod(rest, 8)
+        gender = "M" if rest & 4 else "K"
+        outcomes.append(state.outcome_of(benefit, age, gender, bool(rest & 2), bool(rest & 1)))
+
+    # Per row: the name and phone rules (mostly distinct values), crypto and encoding.
+    block = _Builder(spec, state)
+    number_list = numbers.to_pylist()
+    navn_list = columns[p_navn].to_pylist() if p_navn >= 0 else None
+    phones = _common_phones(validator, columns[p_telefon]) if p_telefon >= 0 else None
+    phone = validator._phone
+    column_lists = None
+    pending: list[tuple] = []
+    for i, outcome_at in enumerate(outcome_index.tolist()):
+        outcome = outcomes[outcome_at]
+        navn = None
+        if outcome is not None and navn_list is not None:
+            navn = " ".join(navn_list[i].split()) or None
+            if navn is not None and len(navn) > MAX_TEXT_LENGTH:
+                outcome = None
+        if outcome is None:
+            if pending:
+                block.add_classified(pending)
+                pending = []
+            if column_lists is None:
+                column_lists = [column.to_pylist() for column in columns]
+            _add_record(block, validator.validate_fields, layout, first_line + i, [values[i] for values in column_lists])
+            continue
+        if phones is None:
+            phone_e164 = phone_warning = None
+        else:
+            phone_e164 = phones[0][i]
+            phone_warning = None
+            if phone_e164 is _MISSING:
+                phone_e164, phone_warning = phone(phones[1][i])
+        pending.append((first_line + i, number_list[i], outcome, navn, phone_e164, phone_warning))
+    if pending:
+        block.add_classified(pending)
+    return block.finish()
+
+
+def _common_phones(validator: CachedRowValidator, raw):
+    """(E.164 number, None for a blank cell, or _MISSING: ask ``_phone``) per row, and the raw
+    cells. The common cell, eight digits of a valid Danish prefix, is "+45" and the digits, as
+    ``_phone`` gives; everything else is left to ``_phone``."""
+    eight_digits = pc.match_substring_regex(raw, r"^[0-9]{8}$").to_numpy(zero_copy_only=False)
+    prefix_ok, _ = _per_distinct(
+        pc.utf8_slice_codeunits(raw, 0, 3),
+        lambda prefix: (len(prefix) == 3 and prefix.isdigit() and validator._phone(prefix + "00000")[0] is not None, 0),
+        (False, 0),
+    )
+    common = eight_digits & prefix_ok
+    raw_list = raw.to_pylist()
+    e164 = pc.binary_join_element_wise("+45", raw, "").to_pylist()
+    blank = pc.equal(raw, "").to_numpy(zero_copy_only=False)
+    values = [
+        number if is_common else (None if is_blank else _MISSING)
+        for number, is_common, is_blank in zip(e164, common.tolist(), blank.tolist(), strict=True)
+    ]
+    return values, raw_list
+
+
+def _per_distinct(values, compute, invalid: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """``compute`` (value -> (ok, number)) once per distinct value; the results per row."""
+    encoded = values.dictionary_encode()
+    results = [compute(value) for value in encoded.dictionary.to_pylist()] or [invalid]
+    index = encoded.indices.to_numpy(zero_copy_only=False)
+    ok = np.array([result[0] for result in results], dtype=bool)[index]
+    numbers = np.array([result[1] for result in results], dtype=np.int64)[index]
+    return ok, numbers
+
+
+def _distinct_values(values, compute) -> tuple[np.ndarray, np.ndarray, list]:
+    """``compute`` (value -> (ok, parsed)) once per distinct value: (ok per row, index of the
+    row's distinct value, the parsed distinct values)."""
+    encoded = values.dictionary_encode()
+    results = [compute(value) for value in encoded.dictionary.to_pylist()]
+    index = encoded.indices.to_numpy(zero_copy_only=False)
+    ok = np.array([result[0] for result in results], dtype=bool)[index] if results else np.zeros(len(index), dtype=bool)
+    return ok, index, [result[1] for result in results]
+
+
+def _birth(validator: CachedRowValidator, part: str) -> tuple[bool, int]:
+    if len(part) != 7 or not (part.isascii() and part.isdigit()):
+        return False, 0
+    birth = validator._birth.get(part)
+    if birth is None:
+        birth = validator._birth_and_age(part)
+        if birth is None:
+            return False, 0
+    elif birth is _INVALID:
+        return False, 0
+    return True, birth[1]
+
+
+def _ydelse(validator: CachedRowValidator, raw: str) -> tuple[bool, str | None]:
+    texts = validator._texts
+    ydelse = texts.get(raw, _MISSING)
+    if ydelse is _MISSING:
+        ydelse = _tidy_text(raw)
+        if ydelse is not None and len(ydelse) > MAX_TEXT_LENGTH:
+            ydelse = None
+        _remember(texts, raw, ydelse)
+    return ydelse is not None, ydelse
+
+
+def _overgangsdato(validator: CachedRowValidator, raw: str) -> tuple[bool, object]:
+    value = validator._dates.get(raw, _MISSING)
+    if value is _MISSING:
+        value = validator._date(raw)
+    return not (value is None or value is _INVALID), value
+
+
+def _valid(value: object) -> tuple[bool, None]:
+    return value is not _INVALID, None
+
+
+def _flag(validator: CachedRowValidator, raw: str) -> tuple[bool, bool]:
+    value = validator._bools.get(raw, _MISSING)
+    if value is _MISSING:
+        value = validator._bool(raw)
+    return value is not _INVALID, bool(value) if value is not _INVALID else False
 
 
 def prepare_rows(spec: PreparationSpec, rows: Iterable[NumberedRow]) -> PreparedBlock:
@@ -286,6 +579,9 @@ class _Builder:
         self.date_parts: list[str] = []
         self.nonces = b""
         self.nonce_pos = 0
+        self.copy_rows: list[bytes] = []
+        self.persons: list[bytes] = []
+        self.maalgrupper: list[str] = []
 
     def add_row(self, row_number: int, row: dict) -> None:
         result = self.state.validator.validate(row_number, row)
@@ -298,89 +594,97 @@ class _Builder:
 
     def add_fast(self, row_number: int, fast: tuple) -> None:
         (number, _birth_date, age, ydelse, overgangsdato, passiv, forskerbeskyttet, navn, phone_e164, phone_warning) = fast
-        out = self.out
         state = self.state
-        out.rows_read += 1
-        cpr_bytes = number.encode()
-        inner = state.hmac_inner.copy()
-        inner.update(cpr_bytes)
-        outer = state.hmac_outer.copy()
-        outer.update(inner.digest())
-        digest = outer.digest()
-        self.digests.append(digest)
-        self.date_parts.append(number[:6])
-        out.valid_rows.append(row_number)
-        if phone_warning is not None:
-            out.warnings.append(RowError(row_number, Kolonne.TELEFON.value, phone_warning))
         gender = "M" if number[9] in "13579" else "K"
         benefit = state.benefit_ids.get((ydelse, overgangsdato))
         if benefit is None:
             benefit = state.benefit_id(ydelse, overgangsdato)
-        key = (benefit, age, gender, passiv, forskerbeskyttet)
-        outcome = state.outcomes.get(key)
-        if outcome is None:
-            outcome = state.outcome(benefit, age, gender, passiv, forskerbeskyttet)
-            if len(state.outcomes) < 100_000:
-                state.outcomes[key] = outcome
-        code, maalgruppe, copy_tail, person_middle = outcome
-        if code < 0:
-            if code == UNKNOWN_BENEFIT:
-                # A benefit the mapping does not know is something to fix, not a silent
-                # exclusion: the municipality (or KL's mapping) must act on it.
-                out.errors.append(RowError(row_number, Kolonne.YDELSE.value, state.unknown_benefit_message))
-                out.rejected_rows += 1
-            else:
-                out.exclusions[maalgruppe] += 1  # the exclusion reason, for excluded rows
-            out.valid_outcome.append(code)
-            return
-        # Random nonces, drawn from the OS in bulk: one call per 4,096 citizens instead of two per row.
-        pos = self.nonce_pos
-        if pos == len(self.nonces):
-            self.nonces = os.urandom(2 * _NONCE * 4096)
-            pos = 0
-        cpr_nonce = self.nonces[pos : pos + _NONCE]
-        contact_nonce = self.nonces[pos + _NONCE : pos + 2 * _NONCE]
-        self.nonce_pos = pos + 2 * _NONCE
-        pseudonym = binascii.hexlify(digest)
-        # Exactly the plaintext shared.crypto.seal_contact writes (json.dumps, compact separators).
-        contact = b'{"cpr":"%s","name":%s,"phone":%s,"exempt":false}' % (
-            cpr_bytes,
-            _json_str(navn).encode() if navn is not None else b"null",
-            _json_str(phone_e164).encode() if phone_e164 is not None else b"null",
+        outcome = state.outcome_of(benefit, age, gender, passiv, forskerbeskyttet)
+        self.add_classified([(row_number, number, outcome, navn, phone_e164, phone_warning)])
+
+    def add_classified(self, rows: list[tuple]) -> None:
+        """Valid rows whose outcome (``_State.outcome``) is known, in row order, each as
+        ``(row number, CPR number, outcome, navn, phone in E.164, phone warning)``: the keyed hash,
+        the encryptions and the encodings, in one loop with everything it needs in locals (this
+        is the only per-row work of a plain block)."""
+        out = self.out
+        state = self.state
+        out.rows_read += len(rows)
+        digests, date_parts, copy_rows, persons, maalgrupper = (
+            self.digests, self.date_parts, self.copy_rows, self.persons, self.maalgrupper
         )
-        sealed = state.contact_aead.encrypt(contact_nonce, contact, state.contact_aad_prefix + pseudonym)
-        out.valid_outcome.append(len(out.persons))
-        out.copy_rows.append(
-            b"".join(
-                (
-                    state.copy_prefix,
-                    pseudonym,
-                    state.copy_ciphertext_len,
-                    cpr_nonce,
-                    state.cpr_aead.encrypt(cpr_nonce, cpr_bytes, state.cpr_aad),
-                    copy_tail,
+        valid_rows_append, valid_outcome_append = out.valid_rows.append, out.valid_outcome.append
+        hmac_inner, hmac_outer = state.hmac_inner, state.hmac_outer
+        cpr_encrypt, cpr_aad = state.cpr_aead.encrypt, state.cpr_aad
+        contact_encrypt, contact_aad_prefix = state.contact_aead.encrypt, state.contact_aad_prefix
+        copy_prefix, copy_ciphertext_len = state.copy_prefix, state.copy_ciphertext_len
+        hexlify, b64 = binascii.hexlify, binascii.b2a_base64
+        nonces, pos = self.nonces, self.nonce_pos
+        for row_number, number, outcome, navn, phone_e164, phone_warning in rows:
+            cpr_bytes = number.encode()
+            inner = hmac_inner.copy()
+            inner.update(cpr_bytes)
+            outer = hmac_outer.copy()
+            outer.update(inner.digest())
+            digest = outer.digest()
+            digests.append(digest)
+            date_parts.append(number[:6])
+            valid_rows_append(row_number)
+            if phone_warning is not None:
+                out.warnings.append(RowError(row_number, Kolonne.TELEFON.value, phone_warning))
+            code, maalgruppe, copy_tail, person_middle = outcome
+            if code < 0:
+                if code == UNKNOWN_BENEFIT:
+                    # A benefit the mapping does not know is something to fix, not a silent
+                    # exclusion: the municipality (or KL's mapping) must act on it.
+                    out.errors.append(RowError(row_number, Kolonne.YDELSE.value, state.unknown_benefit_message))
+                    out.rejected_rows += 1
+                else:
+                    out.exclusions[maalgruppe] += 1  # the exclusion reason, for excluded rows
+                valid_outcome_append(code)
+                continue
+            # Random nonces, drawn from the OS in bulk: one call per 4,096 citizens, not two per row.
+            if pos == len(nonces):
+                nonces = os.urandom(2 * _NONCE * 4096)
+                pos = 0
+            cpr_nonce = nonces[pos : pos + _NONCE]
+            contact_nonce = nonces[pos + _NONCE : pos + 2 * _NONCE]
+            pos += 2 * _NONCE
+            pseudonym = hexlify(digest)
+            # Exactly the plaintext shared.crypto.seal_contact writes (json.dumps, compact separators).
+            contact = b'{"cpr":"%s","name":%s,"phone":%s,"exempt":false}' % (
+                cpr_bytes,
+                _json_str(navn).encode() if navn is not None else b"null",
+                _json_str(phone_e164).encode() if phone_e164 is not None else b"null",
+            )
+            sealed = contact_encrypt(contact_nonce, contact, contact_aad_prefix + pseudonym)
+            valid_outcome_append(len(persons))
+            copy_rows.append(
+                b"".join(
+                    (copy_prefix, pseudonym, copy_ciphertext_len, cpr_nonce, cpr_encrypt(cpr_nonce, cpr_bytes, cpr_aad), copy_tail)
                 )
             )
-        )
-        out.persons.append(
-            b"".join(
-                (
-                    b'{"pseudonym":"',
-                    pseudonym,
-                    person_middle,
-                    binascii.b2a_base64(contact_nonce, newline=False),
-                    b'","ciphertext":"',
-                    binascii.b2a_base64(sealed, newline=False),
-                    b'"}}',
+            persons.append(
+                b"".join(
+                    (
+                        b'{"pseudonym":"',
+                        pseudonym,
+                        person_middle,
+                        b64(contact_nonce, newline=False),
+                        b'","ciphertext":"',
+                        b64(sealed, newline=False),
+                        b'"}}',
+                    )
                 )
             )
-        )
-        out.maalgrupper.append(maalgruppe)
+            maalgrupper.append(maalgruppe)
+        self.nonces, self.nonce_pos = nonces, pos
 
     def finish(self) -> PreparedBlock:
         out = self.out
         out.valid_digests = b"".join(self.digests)
         out.valid_date_parts = "".join(self.date_parts)
+        out.set_citizens(self.copy_rows, self.persons, self.maalgrupper)
         if len(out.errors) > 1:
             out.errors.sort(key=lambda error: error.row)
         return out

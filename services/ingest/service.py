@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from array import array
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -87,7 +86,7 @@ class DeliveryTotals:
 
     def add(self, block: PreparedBlock) -> None:
         self.rows_read += block.rows_read
-        self.rows_valid += len(block.persons)
+        self.rows_valid += block.citizens
         self.rows_rejected += block.rejected_rows
         self.rows_excluded += sum(block.exclusions.values())
         self.exclusions.update(block.exclusions)
@@ -253,28 +252,27 @@ async def ingest_delivery(
                 if block is None:
                     break
                 _drop_duplicates(block, seen)
-                if objections_stand and block.persons:
+                if objections_stand and block.citizens:
                     await _exclude_objectors(raw, block)
-                if others_delivered and block.persons:
+                if others_delivered and block.citizens:
                     await _reject_cross_delivery_duplicates(raw, request, block)
                 totals.add(block)
                 mark = time.perf_counter()
                 timings["merge"] += mark - now
                 # Under reject_all one error dooms the delivery: stop writing, keep reading for the report.
                 if not (request.policy == "reject_all" and totals.rows_rejected):
-                    if block.copy_rows:
+                    if block.citizens:
                         await raw.copy_to_table(
                             Citizen.__tablename__,
                             schema_name=Citizen.__table__.schema,
                             columns=CITIZEN_COLUMNS,
                             # a buffer, not bytes: asyncpg would take bytes for a file name
-                            # in pseudonym order: the primary key's B-tree is filled page by page
-                            source=memoryview(b"".join((COPY_HEADER, *sorted(block.copy_rows), COPY_TRAILER))),
+                            source=memoryview(b"".join((COPY_HEADER, block.copy_data, COPY_TRAILER))),
                             format="binary",
                         )
                     now = time.perf_counter()
                     timings["copy_citizens"] += now - mark
-                    await chunks.add(block.persons)
+                    await chunks.add(block.persons_data, block.person_offsets)
                     timings["write_events"] += time.perf_counter() - now
                 if on_progress is not None and time.monotonic() - last_progress >= PROGRESS_INTERVAL_SECONDS:
                     last_progress = time.monotonic()
@@ -348,18 +346,7 @@ def _drop_duplicates(block: PreparedBlock, seen: SeenKeys) -> None:
         block.errors.append(RowError(rows[index], Kolonne.CPR.value, message))
     block.errors.sort(key=lambda error: error.row)
     block.rejected_rows += len(found)
-    _drop_citizens(block, drop_citizens)
-
-
-def _drop_citizens(block: PreparedBlock, indexes: set[int]) -> None:
-    if not indexes:
-        return
-    keep = [i for i in range(len(block.persons)) if i not in indexes]
-    block.copy_rows = [block.copy_rows[i] for i in keep]
-    block.persons = [block.persons[i] for i in keep]
-    block.maalgrupper = [block.maalgrupper[i] for i in keep]
-    renumber = {old: new for new, old in enumerate(keep)}
-    block.valid_outcome = array("i", (renumber.get(o, -1000) if o >= 0 else o for o in block.valid_outcome))
+    block.drop_citizens(drop_citizens)
 
 
 async def _exclude_objectors(raw, block: PreparedBlock) -> None:
@@ -374,7 +361,7 @@ async def _exclude_objectors(raw, block: PreparedBlock) -> None:
     blocked = {record["pseudonym"] for record in found}
     drop = {citizen for (_, citizen), pseudonym in zip(included, pseudonyms, strict=True) if pseudonym in blocked}
     block.exclusions["objection"] += len(drop)
-    _drop_citizens(block, drop)
+    block.drop_citizens(drop)
 
 
 async def _reject_cross_delivery_duplicates(raw, request: DeliveryRequest, block: PreparedBlock) -> None:
@@ -405,7 +392,7 @@ async def _reject_cross_delivery_duplicates(raw, request: DeliveryRequest, block
             block.errors.append(RowError(block.valid_rows[index], "cpr", CROSS_DELIVERY_MESSAGE.format(masked=masked(date_part))))
     block.errors.sort(key=lambda error: error.row)
     block.rejected_rows += len(drop)
-    _drop_citizens(block, drop)
+    block.drop_citizens(drop)
 
 
 # --- JSON batches (rows in the request body) ------------------------------------------------------

@@ -18,7 +18,7 @@ from services.ingest.domain.fastpath import CachedRowValidator
 from services.ingest.domain.readers import iter_extract_rows
 from services.ingest.duplicates import SeenKeys
 from services.ingest.parallel import BlockSettings, ExtractFile, prepared_blocks
-from services.ingest.preparation import FAST_COLUMNS, PreparationSpec
+from services.ingest.preparation import FAST_COLUMNS, PreparationSpec, _is_plain, _prepare_plain_block
 from services.ingest.pseudonymisation import decrypt_cpr, pseudonym_for
 from services.ingest.service import _drop_duplicates
 from shared.crypto import SealedContact, open_contact
@@ -44,9 +44,10 @@ def _spec() -> PreparationSpec:
     )
 
 
-def _messy_extract(rows: int, seed: int = 7) -> str:
+def _messy_extract(rows: int, seed: int = 7, *, plain: bool = False) -> str:
     """Valid rows mixed with every kind of problem, quoted values with line breaks and
-    delimiters, blank lines, duplicates and CRLF line ends."""
+    delimiters, blank lines, duplicates and CRLF line ends. ``plain``: the same problems in the
+    cells, but one record per line and no quotes (what the columnar path takes)."""
     rng = random.Random(seed)
     lines = [HEADER]
     cprs = [f"{rng.randrange(1, 29):02d}{rng.randrange(1, 13):02d}{rng.randrange(40, 99):02d}-{rng.randrange(0, 4000):04d}" for _ in range(rows)]
@@ -58,9 +59,15 @@ def _messy_extract(rows: int, seed: int = 7) -> str:
         overgang = rng.choice(["01-01-2021", "2023-07-31", "15.06.2022", "2024-01-01", "01-01-22", ""])
         telefon = rng.choice(["", "21234567", "+45 21 23 45 67", "20012345", "999", "0045-31234567"])
         passiv = rng.choice(["nej", "nej", "ja", "", "måske"])
-        navn = rng.choice(["Bo Berg", '"Berg; Bo"', '"Bo\nBerg"', '"Søren ""Søs"" Ø"', "  Ib  "])
-        line = f"{cpr};{ydelse};{overgang};15-06-2023;nej;{telefon};{passiv};{navn}"
-        if rng.random() < 0.02:
+        if plain:
+            navn = rng.choice(["Bo Berg", "  Ib  ", "Bo\tBerg", "Bo\xa0Berg", "Ø" * 201, "", "Søren Ø"])
+            samtale = rng.choice(["15-06-2023", "", "31-02-2023"])
+            afsluttet = rng.choice(["nej", "ja", "", "kanske"])
+        else:
+            navn = rng.choice(["Bo Berg", '"Berg; Bo"', '"Bo\nBerg"', '"Søren ""Søs"" Ø"', "  Ib  "])
+            samtale, afsluttet = "15-06-2023", "nej"
+        line = f"{cpr};{ydelse};{overgang};{samtale};{afsluttet};{telefon};{passiv};{navn}"
+        if rng.random() < 0.02 and not plain:
             line += ";ekstra"
         lines.append(line)
         if rng.random() < 0.02:
@@ -102,6 +109,50 @@ def test_blocks_equal_the_row_path_however_the_file_is_cut(tmp_path, block_bytes
     assert blocks["errors"] and blocks["warnings"] and blocks["exclusions"]
     assert any("appears more than once" in message for _, _, message in blocks["errors"])
     assert _comparable(blocks) == _comparable(rows)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "cp1252"])
+@pytest.mark.parametrize(("block_bytes", "block_rows"), [(300, 5), (1 << 20, 20_000)])
+def test_the_columnar_path_equals_the_row_path(tmp_path, encoding, block_bytes, block_rows):
+    """Plain blocks (one record per line, no quotes) are parsed by columns and checked once per
+    distinct value; every row must still come out as the row path makes it."""
+    path = tmp_path / "plain.csv"
+    path.write_text(_messy_extract(1500, seed=5, plain=True), encoding=encoding)
+    body = path.read_bytes().split(b"\r\n", 1)[1]
+    layout = _layout(path)
+    spec = _spec()
+    assert _is_plain(body) and _prepare_plain_block(spec, layout, body, 2) is not None  # the path is taken
+    blocks = asyncio.run(_collect(ExtractFile(str(path), "momentum"), BlockSettings(block_bytes, block_rows, 0, 0), spec))
+    rows = asyncio.run(_collect(iter_extract_rows(path, "momentum"), BlockSettings(block_bytes, block_rows, 0, 0), spec))
+    assert blocks["rows_read"] == 1500 and blocks["persons"] and b"\r\n\r\n" in body
+    messages = {message for _, _, message in blocks["errors"] + blocks["warnings"]}
+    assert any("appears more than once" in m for m in messages) and len(messages) > 8
+    assert _comparable(blocks) == _comparable(rows)
+
+
+def test_blocks_the_columnar_path_cannot_take_go_the_record_way(tmp_path):
+    path = tmp_path / "plain.csv"
+    path.write_text(_messy_extract(50, seed=3, plain=True), encoding="utf-8")
+    body = path.read_bytes().split(b"\r\n", 1)[1]
+    layout = _layout(path)
+    spec = _spec()
+    line = b"010190-1235;Dagpenge;01-01-2021;15-06-2023;nej;21234567;nej;Bo Berg\r\n"
+    assert not _is_plain(body + line.replace(b"Bo Berg", b'"Berg; Bo"'))  # quoting
+    assert not _is_plain(body + line.replace(b"\r\n", b"\r"))  # old Mac line end
+    assert not _is_plain(body + b"\0" + line)
+    assert _prepare_plain_block(spec, layout, body + line.replace(b"Bo Berg", b"Bo Berg;ekstra"), 2) is None  # too wide
+    assert _prepare_plain_block(spec, layout, body + line.replace(b"Bo Berg", b"B\xf8"), 2) is None  # not UTF-8
+
+
+def _layout(path):
+    from services.ingest.domain.readers import open_extract
+    from services.ingest.parallel import _csv_layout
+
+    reader = open_extract(str(path), "momentum")
+    try:
+        return _csv_layout(reader)
+    finally:
+        reader.close()
 
 
 def test_worker_processes_give_the_same_result(tmp_path):
