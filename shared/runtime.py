@@ -11,7 +11,16 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from shared.bus import BusTables, IdempotentConsumer, OutboxRelay, UnitOfWork, ensure_topics, make_producer, topic_name
+from shared.bus import (
+    BulkOutboxRelay,
+    BusTables,
+    IdempotentConsumer,
+    OutboxRelay,
+    UnitOfWork,
+    ensure_topics,
+    make_producer,
+    topic_name,
+)
 from shared.bus.consumer import Handler
 from shared.db import make_engine, make_sessionmaker, migrate
 from shared.events import TOPICS
@@ -43,9 +52,16 @@ class ServiceRuntime:
         self.sessionmaker: async_sessionmaker[AsyncSession]
         self.consumer: IdempotentConsumer | None = None
         self.relay: OutboxRelay
+        self.bulk_relay: BulkOutboxRelay | None = None
 
     def uow(self) -> UnitOfWork:
-        return UnitOfWork(self.sessionmaker, self.tables, source=self.settings.service_name, on_commit=self.relay.nudge)
+        return UnitOfWork(self.sessionmaker, self.tables, source=self.settings.service_name, on_commit=self.nudge_relays)
+
+    def nudge_relays(self) -> None:
+        """After a commit that wrote events (also those written in SQL, not by uow.publish)."""
+        self.relay.nudge()
+        if self.bulk_relay is not None:
+            self.bulk_relay.nudge()
 
     async def __aenter__(self) -> ServiceRuntime:
         s = self.settings
@@ -74,6 +90,17 @@ class ServiceRuntime:
             poll_interval=s.outbox_poll_interval_seconds,
         )
         self._spawn("outbox-relay", self.relay.run)
+        if self.tables.bulk_outbox is not None:
+            self.bulk_relay = BulkOutboxRelay(
+                self.engine,
+                BusTables(outbox=self.tables.bulk_outbox, processed_event=self.tables.processed_event),
+                self.producer,
+                service=f"{s.service_name}-bulk",  # its own leader lock beside the outbox relay's
+                topic_prefix=s.kafka_topic_prefix,
+                batch_size=s.bulk_outbox_batch_size,
+                poll_interval=s.outbox_poll_interval_seconds,
+            )
+            self._spawn("bulk-outbox-relay", self.bulk_relay.run)
         if self._handlers:
             self.consumer = IdempotentConsumer(
                 service=s.service_name,

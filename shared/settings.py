@@ -44,6 +44,8 @@ class ServiceSettings(BaseSettings):
 
     # Bus tuning.
     outbox_batch_size: int = 500
+    # Bulk outbox rows are up to ~750 KB each: a few per batch keeps the relay's memory small.
+    bulk_outbox_batch_size: int = 5
     outbox_poll_interval_seconds: float = 0.2
     consumer_max_attempts: int = 3
     consumer_retry_backoff_seconds: float = 0.2

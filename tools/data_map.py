@@ -143,6 +143,10 @@ PERSONAL_OVERRIDES: dict[tuple[str, str, str], Personal | None] = {
     ("sampling", "round_allocation", "status"): None,
     ("ingest", "extract_job", "finished_at"): None,
     # Aggregates (counts per cell), not about one person; suppression < 5 is applied when served.
+    # Sampling's frame counts per cell (kept at delivery activation): counts, no person.
+    **{("sampling", "frame_cell", column): None for column in (
+        "maalgruppe", "gender", "age_band", "duration_band", "forskerbeskyttet", "deceased", "emigrated",
+    )},
     ("analytics", "answer_tally", "gender"): None,
     ("analytics", "answer_tally", "age_band"): None,
     ("analytics", "answer_tally", "duration_band"): None,
@@ -170,6 +174,16 @@ PERSONAL_OVERRIDES: dict[tuple[str, str, str], Personal | None] = {
     ("ingest", "population_outbox", "correlation_id"): None,  # the delivery id
     ("ingest", "population_outbox", "event_type"): None,
     ("ingest", "population_outbox", "event_version"): None,
+    ("*", "bulk_outbox", "envelope"): Personal(
+        "big events waiting to be published (sample.drawn chunks: pseudonyms, bands, weights, sealed contact)",
+        "as the event's fields",
+        "transactional outbox (the envelope's text, relayed as stored)",
+        "until published (the relay deletes the row)",
+    ),
+    ("*", "bulk_outbox", "key"): None,  # round_id:kommunekode
+    ("*", "bulk_outbox", "correlation_id"): None,  # the draw id
+    ("*", "bulk_outbox", "event_type"): None,
+    ("*", "bulk_outbox", "event_version"): None,
     ("*", "outbox", "key"): Personal("event key: the pseudonym for per-citizen events", "pseudonymous", "partitioning", "until published"),
 }
 
@@ -297,7 +311,7 @@ def build() -> tuple[str, list[str]]:
                     plain.append(column.name)
                 else:
                     readers = READERS.get((service, table.name)) or READERS.get(("*", table.name), DEFAULT_READER)
-                    if table.name in ("outbox", "population_outbox"):
+                    if table.name in ("outbox", "population_outbox", "bulk_outbox"):
                         readers = "the outbox relay; then the topic's consumers"
                     personal_rows.append(
                         [service, table.name, column.name, klass.category, klass.protection, klass.purpose, klass.retention, readers]

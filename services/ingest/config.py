@@ -20,9 +20,6 @@ class IngestSettings(ServiceSettings, KeyRingSettings):
     # bigger events: a national delivery is ~500 events, not 2,000.
     event_chunk_size: int = 2000
     event_chunk_max_bytes: int = 750_000
-    # Ingest's events are big (up to 750 KB of JSON): the relay's default batch of 500 outbox rows
-    # would hold hundreds of MB decoded at once, so ingest relays a few per batch (~4 MB of JSON).
-    outbox_batch_size: int = 5
     # The maalgruppe mapping table (services/ingest/domain/maalgrupper_<version>.json) new
     # deliveries are classified with; every delivery records the version it used.
     maalgruppe_mapping_version: str = "v1"

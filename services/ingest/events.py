@@ -7,11 +7,11 @@ envelope and the chunk's other fields still go through the pydantic models (with
 ``persons`` list), and the persons are spliced into that JSON. Tests check that every chunk
 parses back into ``PopulationReceived``.
 
-The chunks are written into ingest's population outbox (``models.POPULATION_OUTBOX``) on the
+The chunks are written into ingest's bulk outbox (``models.POPULATION_OUTBOX``) on the
 delivery's own connection and transaction, so they commit (or vanish) with the delivery, as
-with ``UnitOfWork.publish``. ``PopulationRelay`` publishes them like the shared relay (one
-leader, commit order, deleted after Kafka's acknowledgement) but sends the stored JSON text
-as it is instead of decoding and re-encoding ~400 MB per national delivery.
+with ``UnitOfWork.publish``. The shared ``BulkOutboxRelay`` publishes them (one leader, commit
+order, deleted after Kafka's acknowledgement), sending the stored JSON text as it is instead of
+decoding and re-encoding ~400 MB per national delivery.
 """
 
 from __future__ import annotations
@@ -21,9 +21,6 @@ from bisect import bisect_right
 from collections.abc import Sequence
 from datetime import date
 
-import sqlalchemy as sa
-
-from shared.bus import OutboxRelay
 from shared.events import Envelope, PopulationReceived
 
 _EMPTY_PERSONS_SUFFIX = '"persons":[]}}'
@@ -133,18 +130,3 @@ class PopulationChunks:
         self._buffer = []
         self._buffer_bytes = 0
         self._buffered = 0
-
-
-class PopulationRelay(OutboxRelay):
-    """The shared relay over the population outbox, whose envelopes are stored as text with their
-    headers in columns."""
-
-    def _batch_query(self) -> sa.Select:
-        o = self._outbox
-        return (
-            sa.select(
-                o.c.id, o.c.topic, o.c.key, o.c.event_type, o.c.event_version, o.c.correlation_id, o.c.envelope.label("value")
-            )
-            .order_by(o.c.id)
-            .limit(self._batch_size)
-        )

@@ -25,18 +25,16 @@ from services.ingest.config import IngestSettings
 from services.ingest.domain.errors import ExtractFormatError
 from services.ingest.domain.readers import ExtractFormat, open_extract
 from services.ingest.parallel import ExtractFile
-from services.ingest.events import PopulationRelay
-from services.ingest.models import BUS, POPULATION_OUTBOX, ExtractJob
+from services.ingest.models import ExtractJob
 from services.ingest.parallel import shutdown_pool, warm_pool
 from services.ingest.schemas import JobProgress, JobReport, RowIssue
-from shared.bus import BusTables, UnitOfWork
+from shared.bus import UnitOfWork
 from shared.runtime import ServiceRuntime
 
 logger = logging.getLogger(__name__)
 
 UPLOAD_CHUNK_BYTES = 1024 * 1024
 _wakeups: dict[int, asyncio.Event] = {}  # per runtime: an upload wakes the worker at once
-_population_relays: dict[int, PopulationRelay] = {}  # per runtime: a delivery's commit nudges its relay
 
 
 class UploadTooLarge(Exception):
@@ -156,33 +154,6 @@ def wake_worker(runtime: ServiceRuntime) -> None:
     event = _wakeups.get(id(runtime))
     if event is not None:
         event.set()
-
-
-def nudge_population_relay(runtime: ServiceRuntime) -> None:
-    relay = _population_relays.get(id(runtime))
-    if relay is not None:
-        relay.nudge()
-
-
-async def run_population_relay(runtime: ServiceRuntime) -> None:
-    """Background loop (a ServiceRuntime worker): publishes the population outbox."""
-    settings: IngestSettings = runtime.settings  # type: ignore[assignment]
-    relay = PopulationRelay(
-        runtime.engine,
-        BusTables(outbox=POPULATION_OUTBOX, processed_event=BUS.processed_event),
-        runtime.producer,
-        service=f"{settings.service_name}-population",  # its own leader lock beside the shared relay's
-        topic_prefix=settings.kafka_topic_prefix,
-        batch_size=settings.outbox_batch_size,
-        # A delivery's commit nudges the relay of its own replica; polling only catches deliveries
-        # committed by another replica, where a second's delay does not matter.
-        poll_interval=max(settings.outbox_poll_interval_seconds, 1.0),
-    )
-    _population_relays[id(runtime)] = relay
-    try:
-        await relay.run()
-    finally:
-        _population_relays.pop(id(runtime), None)
 
 
 async def run_worker(runtime: ServiceRuntime) -> None:

@@ -35,7 +35,6 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             handlers=HANDLERS,
             workers={
                 "extract-jobs": jobs.run_worker,
-                "population-relay": jobs.run_population_relay,
                 "retention-clock": run_retention_clock,
                 "cpr-reencryption": run_reencryption,
             },

@@ -14,27 +14,13 @@ from shared.bus import bus_tables
 from shared.db import make_base
 
 Base = make_base("ingest")
-BUS = bus_tables(Base.metadata)
+# population.received chunks wait in the bulk outbox (shared.bus: the envelope as the text that
+# is published, headers in columns), not in BUS.outbox: a national delivery is ~400 MB of them.
+# Same transactional guarantees: written in the delivery's transaction, deleted once Kafka has
+# acknowledged. Table name from before the bulk outbox was shared (migration i091).
+BUS = bus_tables(Base.metadata, bulk_outbox="population_outbox")
+POPULATION_OUTBOX = BUS.bulk_outbox
 AUDIT = audit_log_table(Base.metadata)  # append-only (shared.audit)
-
-# population.received chunks wait here, not in BUS.outbox: a national delivery is ~400 MB of
-# them, and the shared relay decodes every envelope to re-encode it. Their relay
-# (services.ingest.events.PopulationRelay) forwards the stored JSON text as it is, with the
-# headers kept in columns. Same transactional guarantees: written in the delivery's
-# transaction, deleted once Kafka has acknowledged. Stored uncompressed (random ciphertexts).
-POPULATION_OUTBOX = sa.Table(
-    "population_outbox",
-    Base.metadata,
-    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
-    sa.Column("event_id", sa.Uuid, nullable=False, unique=True),
-    sa.Column("topic", sa.Text, nullable=False),  # logical topic, without the deployment's prefix
-    sa.Column("key", sa.Text, nullable=False),
-    sa.Column("event_type", sa.Text, nullable=False),
-    sa.Column("event_version", sa.Integer, nullable=False),
-    sa.Column("correlation_id", sa.Text, nullable=False),
-    sa.Column("envelope", sa.Text, nullable=False),  # the envelope's JSON, exactly as published
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
-)
 
 
 class Delivery(Base):

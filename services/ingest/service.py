@@ -304,10 +304,7 @@ async def ingest_delivery(
         outcome = DeliveryOutcome(status="accepted", totals=totals, report=report, delivery=delivery)
         if before_commit is not None:
             await before_commit(uow, outcome)
-        await uow.commit()
-        from services.ingest.jobs import nudge_population_relay  # jobs imports this module
-
-        nudge_population_relay(runtime)
+        await uow.commit()  # nudges the relays, the bulk outbox's among them
         timings["commit"] += time.perf_counter() - mark
         outcome.timings = _seconds(timings, started)
         outcome.timings["events"] = chunks.chunks

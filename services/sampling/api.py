@@ -137,8 +137,8 @@ async def create_draw(
             drawn_by=principal.subject,
         ),
     )
-    # The events were written to the outbox in SQL, not through uow.publish: wake the relay.
-    request.app.state.runtime.relay.nudge()
+    # The events were written to the bulk outbox in SQL, not through uow.publish: wake the relays.
+    request.app.state.runtime.nudge_relays()
     return result
 
 

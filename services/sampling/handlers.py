@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from services.sampling import frame
 from services.sampling.models import FrameDelivery, FrameUnit
 from shared.bus import UnitOfWork
 from shared.events import Envelope, PopulationReceived
@@ -60,11 +61,14 @@ async def on_population_received(uow: UnitOfWork, envelope: Envelope, event: Pop
 
 
 async def _activate(uow: UnitOfWork, delivery: FrameDelivery) -> None:
-    """The complete delivery becomes the frame; the ones it replaces are dropped.
+    """The complete delivery becomes the frame; the ones it replaces are dropped (their counts
+    with them, by cascade), and its own counts and duplicate candidates are recorded
+    (services.sampling.frame), one activation of the round at a time.
 
     Deliveries of one round and municipality share a key, so they arrive in the order ingest
     accepted them: every other delivery we hold for it is older."""
     session = uow.session
+    await frame.lock_round(session, delivery.round_id)
     await session.execute(
         sa.delete(FrameDelivery).where(
             FrameDelivery.round_id == delivery.round_id,
@@ -75,6 +79,7 @@ async def _activate(uow: UnitOfWork, delivery: FrameDelivery) -> None:
     await session.execute(
         sa.update(FrameDelivery).where(FrameDelivery.delivery_id == delivery.delivery_id).values(complete=True, active=True)
     )
+    await frame.record_activation(session, delivery.delivery_id, delivery.round_id)
 
 
 HANDLERS = {"population.received": on_population_received}

@@ -14,7 +14,9 @@ from shared.bus import bus_tables
 from shared.db import make_base
 
 Base = make_base("sampling")
-BUS = bus_tables(Base.metadata)
+# sample.drawn chunks (~120,000 persons with their sealed contacts per national draw) wait in
+# the bulk outbox as the JSON text that is published (shared.bus), not parsed into jsonb.
+BUS = bus_tables(Base.metadata, bulk_outbox="bulk_outbox")
 AUDIT = audit_log_table(Base.metadata)  # append-only (shared.audit)
 
 
@@ -53,6 +55,44 @@ class FrameUnit(Base):
     deceased: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     emigrated: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     contact: Mapped[dict] = mapped_column(JSONB)  # sealed for dispatch; sampling cannot read it
+
+    # Activation looks a delivery's pseudonyms up in the round's other deliveries; erasure finds a
+    # citizen's rows (migration 0004).
+    __table_args__ = (sa.Index("ix_frame_unit_pseudonym", "pseudonym"),)
+
+
+class FrameCell(Base):
+    """A delivery's units counted by target group, bands and exclusion flags, written when the
+    delivery is activated (services.sampling.frame): counts, exclusions and margins of a round
+    sum these ~200 rows per municipality instead of scanning its units."""
+
+    __tablename__ = "frame_cell"
+
+    delivery_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey(FrameDelivery.delivery_id, ondelete="CASCADE"), primary_key=True
+    )
+    maalgruppe: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    gender: Mapped[str] = mapped_column(sa.String(1), primary_key=True)
+    age_band: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    duration_band: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    forskerbeskyttet: Mapped[bool] = mapped_column(primary_key=True)
+    deceased: Mapped[bool] = mapped_column(primary_key=True)
+    emigrated: Mapped[bool] = mapped_column(primary_key=True)
+    n: Mapped[int]
+
+
+class FrameDuplicate(Base):
+    """Units of a delivery whose pseudonym occurred in another active delivery of the round when
+    the delivery was activated: the candidates the draw checks for a citizen delivered twice.
+    Activations of a round are serialised, so of two deliveries sharing a citizen the later one
+    always records it; a row whose twin has since been replaced is re-checked and drops out."""
+
+    __tablename__ = "frame_duplicate"
+
+    delivery_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey(FrameDelivery.delivery_id, ondelete="CASCADE"), primary_key=True
+    )
+    pseudonym: Mapped[str] = mapped_column(sa.Text, primary_key=True)
 
 
 class RoundAllocation(Base):
@@ -101,7 +141,11 @@ class SampledUnit(Base):
     # The draw's id; no foreign key (migration 0003): only the draw writes these rows, in its own
     # transaction right after the draw row, and a per-row check cost a fifth of a national draw.
     draw_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    pseudonym: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    # Position in the draw's order: within a stratum, any prefix is a simple random sample. The
+    # key with draw_id (migration 0005): the draw writes its rows in this order, so the index
+    # grows at its right edge; a pseudonym occurs once per draw (the draw refuses duplicates).
+    seq: Mapped[int] = mapped_column(primary_key=True)
+    pseudonym: Mapped[str] = mapped_column(sa.Text)
     kommunekode: Mapped[str] = mapped_column(sa.Text)
     stratum: Mapped[str] = mapped_column(sa.Text)
     inclusion_probability: Mapped[float]
@@ -112,5 +156,3 @@ class SampledUnit(Base):
     age_band: Mapped[str | None] = mapped_column(sa.Text)
     duration_band: Mapped[str | None] = mapped_column(sa.Text)
     delivery_id: Mapped[uuid.UUID | None]  # the frame delivery the person was drawn from
-    # Position in the draw's order: within a stratum, any prefix is a simple random sample.
-    seq: Mapped[int | None]

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 
-from services.sampling.models import AUDIT, FrameDelivery, FrameUnit, SampledUnit
+from services.sampling import frame
+from services.sampling.models import AUDIT, FrameCell, FrameDelivery, FrameDuplicate, FrameUnit, SampledUnit
 from shared.bus import UnitOfWork
 from shared.privacy import PrivacyRules
 
@@ -24,28 +25,39 @@ def _round_deliveries(round_id: str):
 
 
 async def purge_round(uow: UnitOfWork, round_id: str) -> dict[str, int]:
-    result = await uow.session.execute(sa.delete(FrameUnit).where(FrameUnit.delivery_id.in_(_round_deliveries(round_id))))
-    return {"frame_unit": result.rowcount}
+    deliveries = _round_deliveries(round_id)
+    result = await uow.session.execute(sa.delete(FrameUnit).where(FrameUnit.delivery_id.in_(deliveries)))
+    duplicates = await uow.session.execute(sa.delete(FrameDuplicate).where(FrameDuplicate.delivery_id.in_(deliveries)))
+    # The counts go with the units they count (a purged frame counts as empty).
+    await uow.session.execute(sa.delete(FrameCell).where(FrameCell.delivery_id.in_(deliveries)))
+    return {"frame_unit": result.rowcount, "frame_duplicate": duplicates.rowcount}
 
 
 async def identifiers_left_in_round(uow: UnitOfWork, round_id: str) -> int:
-    return await uow.session.scalar(
-        sa.select(sa.func.count()).select_from(FrameUnit).where(FrameUnit.delivery_id.in_(_round_deliveries(round_id)))
-    )
+    left = 0
+    for table in (FrameUnit, FrameDuplicate):
+        left += await uow.session.scalar(
+            sa.select(sa.func.count()).select_from(table).where(table.delivery_id.in_(_round_deliveries(round_id)))
+        )
+    return left
 
 
 async def erase_citizens(uow: UnitOfWork, pseudonyms: Sequence[str]) -> dict[str, int]:
-    frame = await uow.session.execute(sa.delete(FrameUnit).where(FrameUnit.pseudonym.in_(pseudonyms)))
+    erased = (
+        await uow.session.execute(sa.delete(FrameUnit).where(FrameUnit.pseudonym.in_(pseudonyms)).returning(FrameUnit.delivery_id))
+    ).scalars().all()
+    # The deliveries' counts must count the units that are left.
+    await frame.refresh(uow.session, erased)
+    duplicates = await uow.session.execute(sa.delete(FrameDuplicate).where(FrameDuplicate.pseudonym.in_(pseudonyms)))
     sampled = await uow.session.execute(sa.delete(SampledUnit).where(SampledUnit.pseudonym.in_(pseudonyms)))
-    return {"frame_unit": frame.rowcount, "sampled_unit": sampled.rowcount}
+    return {"frame_unit": len(erased), "frame_duplicate": duplicates.rowcount, "sampled_unit": sampled.rowcount}
 
 
 async def rows_left_for_citizens(uow: UnitOfWork, pseudonyms: Sequence[str]) -> int:
-    frame = await uow.session.scalar(sa.select(sa.func.count()).select_from(FrameUnit).where(FrameUnit.pseudonym.in_(pseudonyms)))
-    sampled = await uow.session.scalar(
-        sa.select(sa.func.count()).select_from(SampledUnit).where(SampledUnit.pseudonym.in_(pseudonyms))
-    )
-    return frame + sampled
+    left = 0
+    for table in (FrameUnit, FrameDuplicate, SampledUnit):
+        left += await uow.session.scalar(sa.select(sa.func.count()).select_from(table).where(table.pseudonym.in_(pseudonyms)))
+    return left
 
 
 RULES = PrivacyRules(

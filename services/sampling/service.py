@@ -4,7 +4,8 @@ overrides, confirmation) and the draw with its sample.drawn events.
 The statistics live in ``services.sampling.domain`` (allocate, adjust; draw_sample is the
 plain-Python reference of the draw) and ``services.sampling.draw_sql`` (the draw as PostgreSQL
 runs it). This module only moves data, and as little as possible: a national frame is 500,000
-rows, so the frame is counted and filtered in SQL (the exclusion rule below mirrors
+rows, so the frame is counted when each delivery is activated (``services.sampling.frame``;
+previews and draws sum those counts), filtered in SQL (the exclusion rule below mirrors
 ``domain.apply_exclusions``; the integration tests check both agree), and the draw, the
 sampled_unit rows and the persons of the sample.drawn events are made inside PostgreSQL, in
 the draw's transaction: no frame row and no sealed contact makes a round trip through Python.
@@ -178,38 +179,9 @@ async def recent_draw_ids(uow: UnitOfWork, round_id: str, reference_date: date |
 
 
 async def count_frame(uow: UnitOfWork, round_id: str, recent_draws: list[uuid.UUID]) -> FrameCounts:
-    raw = await _raw(uow)
-    rows = await raw.fetch(
-        f"""
-        WITH f AS (
-            SELECT d.kommunekode, fu.maalgruppe, fu.forskerbeskyttet AS fb, fu.deceased AS de,
-                   fu.emigrated AS em, {_recent_sql(recent_draws, "$2")} AS rs
-            FROM {SCHEMA}.frame_unit fu JOIN {SCHEMA}.frame_delivery d ON d.delivery_id = fu.delivery_id
-            WHERE d.round_id = $1 AND d.active
-        )
-        SELECT kommunekode, maalgruppe,
-               CASE WHEN fb THEN 'forskerbeskyttet' WHEN de THEN 'deceased' WHEN em THEN 'emigrated'
-                    WHEN rs THEN 'recently_sampled' END AS reason,
-               count(*) AS n,
-               count(*) FILTER (WHERE fb) AS fb, count(*) FILTER (WHERE de) AS de,
-               count(*) FILTER (WHERE em) AS em, count(*) FILTER (WHERE rs) AS rs
-        FROM f GROUP BY 1, 2, 3 ORDER BY 1, 2
-        """,
-        round_id,
-        *([recent_draws] if recent_draws else []),
-    )
-    counts = FrameCounts()
-    for kommunekode, maalgruppe, reason, n, *flags in rows:
-        key = (kommunekode, maalgruppe)
-        counts.population[key] = counts.population.get(key, 0) + n
-        counts.eligible.setdefault(key, 0)
-        if reason is None:
-            counts.eligible[key] += n
-        else:
-            counts.excluded.setdefault(key, {})[reason] = n
-        for reason_name, flagged in zip(REASONS, flags):
-            counts.flags[reason_name] += flagged
-    return counts
+    """The round's active frame counted by stratum and exclusion reason (from the deliveries'
+    frame_cell counts, see _scan_draw_frame)."""
+    return (await _scan_draw_frame(uow, round_id, recent_draws, duplicates=False)).counts
 
 
 async def frame_summary(uow: UnitOfWork, settings: SamplingSettings, round_id: str) -> FrameSummary:
@@ -448,48 +420,61 @@ class DrawFrame:
     duplicates: int
 
 
-async def _scan_draw_frame(uow: UnitOfWork, round_id: str, recent_draws: list[uuid.UUID]) -> DrawFrame:
-    """count_frame, the margins and the duplicate check in one pass over the frame: one hash
-    aggregate by stratum, bands and exclusion flags (~20,000 groups for a national frame, summed
-    up per stratum and per band in SQL), and one by pseudonym that keeps only the eligible ones
-    seen twice (counted, never read: they are personal data)."""
+async def _scan_draw_frame(
+    uow: UnitOfWork, round_id: str, recent_draws: list[uuid.UUID], *, duplicates: bool = True
+) -> DrawFrame:
+    """count_frame, the margins and the duplicate check, without scanning the frame's units.
+
+    The counts are sums of the active deliveries' frame_cell rows (~20,000 for a national frame,
+    written at activation: services.sampling.frame) by stratum, bands and exclusion flags. Units
+    that earlier draws sampled (the recent_draws) are the one thing a cell cannot know in
+    advance: they are counted here, from the earlier samples' pseudonyms, and moved from their
+    cell's "not recently sampled" count to its "recently sampled" one. Then the same sums per
+    stratum and per band as before. Duplicates: only the units recorded as candidates at
+    activation can occur twice; they are looked up by pseudonym and counted when at least two
+    of their occurrences are eligible (counted, never read: they are personal data)."""
     raw = await _raw(uow)
+    recent = "$2::uuid[]" if recent_draws else "'{}'::uuid[]"
     rows = await raw.fetch(
         f"""
-        WITH f AS (
-            SELECT d.kommunekode, fu.maalgruppe, fu.gender, fu.age_band, fu.duration_band, fu.pseudonym,
-                   fu.forskerbeskyttet AS fb, fu.deceased AS de, fu.emigrated AS em,
-                   {_recent_sql(recent_draws, "$2")} AS rs
-            FROM {SCHEMA}.frame_unit fu JOIN {SCHEMA}.frame_delivery d ON d.delivery_id = fu.delivery_id
-            WHERE d.round_id = $1 AND d.active
+        WITH active AS (
+            SELECT delivery_id, kommunekode FROM {SCHEMA}.frame_delivery WHERE round_id = $1 AND active
+        ), cells AS (
+            SELECT a.kommunekode, c.maalgruppe, c.gender, c.age_band, c.duration_band,
+                   c.forskerbeskyttet AS fb, c.deceased AS de, c.emigrated AS em, sum(c.n)::bigint AS n
+            FROM {SCHEMA}.frame_cell c JOIN active a ON a.delivery_id = c.delivery_id
+            GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
+        ), recent AS MATERIALIZED (
+            SELECT a.kommunekode, fu.maalgruppe, fu.gender, fu.age_band, fu.duration_band,
+                   fu.forskerbeskyttet AS fb, fu.deceased AS de, fu.emigrated AS em, count(*) AS n
+            FROM {SCHEMA}.frame_unit fu JOIN active a ON a.delivery_id = fu.delivery_id
+            WHERE cardinality({recent}) > 0
+              AND fu.pseudonym IN (SELECT su.pseudonym FROM {SCHEMA}.sampled_unit su WHERE su.draw_id = ANY({recent}))
+            GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
         ), g AS MATERIALIZED (
-            SELECT GROUPING(pseudonym) AS by_stratum, kommunekode, maalgruppe, gender, age_band, duration_band,
-                   fb, de, em, rs, count(*) AS n
-            FROM f
-            GROUP BY GROUPING SETS ((kommunekode, maalgruppe, gender, age_band, duration_band, fb, de, em, rs),
-                                    (pseudonym, fb, de, em, rs))
-            HAVING GROUPING(pseudonym) = 1 OR (count(*) > 1 AND NOT (fb OR de OR em OR rs))
+            SELECT c.kommunekode, c.maalgruppe, c.gender, c.age_band, c.duration_band, c.fb, c.de, c.em,
+                   false AS rs, c.n - coalesce(r.n, 0) AS n
+            FROM cells c LEFT JOIN recent r USING (kommunekode, maalgruppe, gender, age_band, duration_band, fb, de, em)
+            UNION ALL
+            SELECT kommunekode, maalgruppe, gender, age_band, duration_band, fb, de, em, true, n FROM recent
         ), e AS (
-            SELECT * FROM g WHERE by_stratum = 1 AND NOT (fb OR de OR em OR rs)
+            SELECT * FROM g WHERE NOT (fb OR de OR em OR rs) AND n > 0
         )
         SELECT 'maalgruppe' AS variable, kommunekode, maalgruppe AS value, fb, de, em, rs, sum(n)::bigint AS n
-            FROM g WHERE by_stratum = 1 GROUP BY kommunekode, maalgruppe, fb, de, em, rs
+            FROM g WHERE n > 0 GROUP BY kommunekode, maalgruppe, fb, de, em, rs
         UNION ALL SELECT 'gender', kommunekode, gender, false, false, false, false, sum(n)::bigint FROM e GROUP BY 2, 3
         UNION ALL SELECT 'age_band', kommunekode, age_band, false, false, false, false, sum(n)::bigint FROM e GROUP BY 2, 3
         UNION ALL SELECT 'duration_band', kommunekode, duration_band, false, false, false, false, sum(n)::bigint FROM e GROUP BY 2, 3
-        UNION ALL SELECT 'duplicates', NULL, NULL, false, false, false, false, count(*) FROM g WHERE by_stratum = 0
         """,
         round_id,
         *([recent_draws] if recent_draws else []),
     )
+    duplicate_count = await raw.fetchval(_DUPLICATES_SQL, round_id, recent_draws) if duplicates else 0
     counts = FrameCounts()
     strata: dict[StratumKey, int] = {}
     variables: dict[str, dict[tuple[str, str], int]] = {name: {} for name in BAND_VARIABLES}
-    duplicates = 0
     for variable, kommunekode, value, *flags, n in rows:
-        if variable == "duplicates":
-            duplicates = n
-        elif variable != "maalgruppe":
+        if variable != "maalgruppe":
             variables[variable][(kommunekode, value)] = n
         else:
             key = (kommunekode, value)
@@ -516,7 +501,25 @@ async def _scan_draw_frame(uow: UnitOfWork, round_id: str, recent_draws: list[uu
         municipalities=dict(sorted(municipalities.items())),
         variables={name: dict(sorted(c.items())) for name, c in variables.items()},
     )
-    return DrawFrame(counts, margins, duplicates)
+    return DrawFrame(counts, margins, duplicate_count)
+
+
+# The eligible pseudonyms that occur more than once in the round's active frame ($1 round, $2
+# recent draws). Only frame_duplicate's candidates can (see services.sampling.frame); each is
+# looked up by pseudonym, so the frame is not scanned.
+_DUPLICATES_SQL = f"""
+    SELECT count(*) FROM (
+        SELECT fu.pseudonym
+        FROM {SCHEMA}.frame_unit fu JOIN {SCHEMA}.frame_delivery d ON d.delivery_id = fu.delivery_id
+        WHERE d.round_id = $1 AND d.active
+          AND fu.pseudonym IN (
+              SELECT fd.pseudonym FROM {SCHEMA}.frame_duplicate fd JOIN {SCHEMA}.frame_delivery dd ON dd.delivery_id = fd.delivery_id
+              WHERE dd.round_id = $1 AND dd.active)
+          AND NOT (fu.forskerbeskyttet OR fu.deceased OR fu.emigrated)
+          AND NOT EXISTS (SELECT 1 FROM {SCHEMA}.sampled_unit su WHERE su.draw_id = ANY($2::uuid[]) AND su.pseudonym = fu.pseudonym)
+        GROUP BY fu.pseudonym HAVING count(*) > 1
+    ) twice
+"""
 
 
 def margins_json(margins: Margins) -> dict:
@@ -527,13 +530,16 @@ def margins_json(margins: Margins) -> dict:
 
 
 def _eligible_frame_sql(recent_draws: list[uuid.UUID]) -> str:
-    """The eligible frame with what the sample and its events carry (parameters $1 round, and
-    $2 the recent draws when there are any): the exclusion rule of count_frame."""
+    """The eligible frame with what the sample and its events carry (parameters $1 the active
+    deliveries' ids, locked by the draw, and $2 the recent draws when there are any): the
+    exclusion rule of count_frame. By delivery id rather than by round, so PostgreSQL reads the
+    round's rows through the primary key's (delivery_id, ...) prefix instead of scanning every
+    round the table holds."""
     return f"""
         SELECT fu.pseudonym, d.kommunekode, fu.maalgruppe, fu.gender, fu.age_band, fu.duration_band,
                fu.delivery_id, fu.contact
         FROM {SCHEMA}.frame_unit fu JOIN {SCHEMA}.frame_delivery d ON d.delivery_id = fu.delivery_id
-        WHERE d.round_id = $1 AND d.active
+        WHERE fu.delivery_id = ANY($1::uuid[])
           AND NOT fu.forskerbeskyttet AND NOT fu.deceased AND NOT fu.emigrated
           AND NOT {_recent_sql(recent_draws, "$2")}
     """
@@ -545,8 +551,8 @@ def _chunk_headers(
     """The sample.drawn envelopes of the draw without their persons, built and validated by the
     shared models (persons=[]): one per chunk of `event_chunk_size` persons of a municipality,
     in publishing order (municipality, chunk). Each as (event_id, topic, key, kommunekode,
-    chunk_no, the envelope's JSON up to and including '"persons":[', the rest), for PostgreSQL
-    to put the persons in between."""
+    chunk_no, the envelope's JSON up to and including '"persons":[', the rest, event type,
+    event version), for PostgreSQL to put the persons in between."""
     summaries: dict[str, list[StratumSummary]] = defaultdict(list)
     sampled: Counter[str] = Counter()
     for key, s in allocation.strata.items():
@@ -573,22 +579,28 @@ def _chunk_headers(
             text = envelope.model_dump_json()
             assert text.endswith(_NO_PERSONS), "persons must be the envelope's last field"
             cut = len(text) - len(_NO_PERSONS) + len('"persons":[')
-            headers.append((envelope.event_id, payload.topic, payload.key(), kommunekode, chunk_no, text[:cut], text[cut:]))
+            headers.append(
+                (envelope.event_id, payload.topic, payload.key(), kommunekode, chunk_no, text[:cut], text[cut:], envelope.type, envelope.version)
+            )
     return headers
 
 
 _NO_PERSONS = '"persons":[]}}'
 
 
-def _person_fragments(allocation: Allocation) -> tuple[list[str], list[int]]:
+def _person_fragments(allocation: Allocation, chunk_size: int) -> tuple[list[str], list[int], list[int]]:
     """Per stratum (allocation order): the part of a person's JSON that is the same for the whole
     stratum, rendered here (json.dumps: the same escaping and float repr as the shared models),
-    and the seq of its municipality's first person (a municipality's strata are consecutive in
-    the allocation's sorted order, so its persons are a run of seq: chunk_no = (seq - first) //
-    size)."""
-    fragments, firsts = [], []
-    first: dict[str, int] = {}
-    seq = 0
+    the seq of its municipality's first person, and the index of its municipality's first chunk
+    in _chunk_headers' list. A municipality's strata are consecutive in the allocation's sorted
+    order, so its persons are a run of seq, and a person's chunk is the header at
+    ``chunk_base + (seq - first) // chunk_size``."""
+    fragments, firsts, bases = [], [], []
+    first: dict[str, tuple[int, int]] = {}
+    seq = chunks = 0
+    sampled: Counter[str] = Counter()
+    for s in allocation.strata.values():
+        sampled[s.kommunekode] += s.sample
     for key, s in allocation.strata.items():
         pi = s.sample / s.population if s.population else 0.0
         weight = s.population / s.sample if s.sample else 0.0
@@ -596,27 +608,35 @@ def _person_fragments(allocation: Allocation) -> tuple[list[str], list[int]]:
             f',"maalgruppe":{json.dumps(s.maalgruppe)},"stratum":{json.dumps(stratum_key(*key))},'
             f'"inclusion_probability":{json.dumps(pi)},"design_weight":{json.dumps(weight)}'
         )
-        firsts.append(first.setdefault(s.kommunekode, seq))
+        if s.kommunekode not in first:
+            first[s.kommunekode] = (seq, chunks)
+            chunks += -(-sampled[s.kommunekode] // chunk_size)
+        firsts.append(first[s.kommunekode][0])
+        bases.append(first[s.kommunekode][1])
         seq += s.sample
-    return fragments, firsts
+    return fragments, firsts, bases
 
 
 def _draw_statement(recent_draws: list[uuid.UUID]) -> str:
     """One statement draws (draw_sql.picked_sql over the eligible frame), writes sampled_unit and
     the sample.drawn envelopes into the outbox, and returns its counts.
 
-    Parameters: the frame's ($1 round, $2 recent draws if any), picked_sql's, the two extra
-    per-stratum arrays of _person_fragments, then draw_id, the chunk size and the columns of
-    _chunk_headers. A person's JSON is concatenated text (the constant parts per stratum come
-    rendered from Python; to_json escapes the rest; the sealed contact is copied verbatim),
-    and each envelope is parsed into jsonb once: cheaper than jsonb_build_object per person.
-    (Every column concatenated is NOT NULL in frame_unit, so no person can turn NULL and drop
-    out of string_agg.)"""
+    Parameters: the frame's ($1 active deliveries, $2 recent draws if any), picked_sql's, the
+    three extra per-stratum arrays of _person_fragments, then draw_id, the chunk size and the
+    columns of _chunk_headers (arrays in publishing order, indexed by a person's chunk). A
+    person's JSON is concatenated text (the constant parts per stratum come rendered from
+    Python; to_json escapes the rest; the sealed contact is copied verbatim), and the envelopes
+    go into the bulk outbox as that text (shared.bus: never parsed into jsonb, relayed as stored). (Every column
+    concatenated is NOT NULL in frame_unit, so no person can turn NULL and drop out of
+    string_agg.) The chunks come out of one sort by (chunk, seq) in publishing order, so the
+    ~60 MB of persons are neither hashed nor sorted again on their way into the outbox."""
     frame_params = 2 if recent_draws else 1
     first = frame_params + 1
-    p = first + draw_sql.PARAMS + 2
+    p = first + draw_sql.PARAMS + 3
     sampled_columns = ", ".join(_SAMPLED_COLUMNS)
-    picked = draw_sql.picked_sql(_eligible_frame_sql(recent_draws), first, extra=[("fragment", "text"), ("kommune_first_seq", "int")])
+    picked = draw_sql.picked_sql(
+        _eligible_frame_sql(recent_draws), first, extra=[("fragment", "text"), ("kommune_first_seq", "int"), ("chunk_base", "int")]
+    )
     return f"""
         WITH picked AS MATERIALIZED ({picked}),
         units AS (
@@ -624,29 +644,26 @@ def _draw_statement(recent_draws: list[uuid.UUID]) -> str:
             SELECT ${p}::uuid, pseudonym, kommunekode, kommunekode || ':' || maalgruppe, pi, weight,
                    maalgruppe, gender, age_band, duration_band, delivery_id, seq
             FROM picked
-            ORDER BY pseudonym COLLATE "C"  -- the primary key's order: its index grows at the right edge
+            ORDER BY seq  -- the primary key's order (draw_id, seq): its index grows at the right edge
             RETURNING 1
         ),
         chunks AS (
-            SELECT kommunekode, (seq - kommune_first_seq) / ${p + 1}::int AS chunk_no,
+            SELECT chunk_base + (seq - kommune_first_seq) / ${p + 1}::int + 1 AS chunk,
                    string_agg(
                        '{{"pseudonym":' || to_json(pseudonym)::text || fragment
                        || ',"bands":{{"gender":' || to_json(gender)::text || ',"age_band":' || to_json(age_band)::text
                        || ',"duration_band":' || to_json(duration_band)::text || '}},"contact":' || contact::text || '}}',
                        ',' ORDER BY seq) AS persons
             FROM picked
-            GROUP BY 1, 2
-        ),
-        headers AS (
-            SELECT * FROM unnest(${p + 2}::uuid[], ${p + 3}::text[], ${p + 4}::text[], ${p + 5}::text[], ${p + 6}::int[],
-                                 ${p + 7}::text[], ${p + 8}::text[])
-                WITH ORDINALITY AS h(event_id, topic, key, kommunekode, chunk_no, head, tail, ord)
+            GROUP BY 1
         ),
         events AS (
-            INSERT INTO {SCHEMA}.outbox (event_id, topic, key, envelope)
-            SELECT h.event_id, h.topic, h.key, (h.head || c.persons || h.tail)::jsonb
-            FROM headers h JOIN chunks c USING (kommunekode, chunk_no)
-            ORDER BY h.ord
+            INSERT INTO {SCHEMA}.bulk_outbox (event_id, topic, key, event_type, event_version, correlation_id, envelope)
+            SELECT (${p + 2}::uuid[])[chunk], (${p + 3}::text[])[chunk], (${p + 4}::text[])[chunk],
+                   (${p + 7}::text[])[chunk], (${p + 8}::int[])[chunk], (${p}::uuid)::text,
+                   (${p + 5}::text[])[chunk] || persons || (${p + 6}::text[])[chunk]
+            FROM chunks
+            ORDER BY chunk
             RETURNING 1
         )
         SELECT (SELECT count(*) FROM units) AS sampled, (SELECT count(*) FROM events) AS events
@@ -666,10 +683,11 @@ async def draw(
     """Draw the round's sample from its stored allocation (confirmed or latest proposal; the
     service's default rules when none was previewed), record it and publish sample.drawn.
 
-    The frame never leaves PostgreSQL: one grouping-sets scan counts it (exclusions, N_h,
-    margins, duplicates), Python allocates over the ~500 strata and builds the events' headers,
-    and one statement draws, writes sampled_unit and assembles the persons of the events into
-    the outbox. `stages`, if given, receives seconds per stage (for the bench)."""
+    The frame never leaves PostgreSQL: its counts (exclusions, N_h, margins) are sums of the
+    counts kept since its deliveries were activated, with the duplicate check over the
+    candidates recorded then (_scan_draw_frame; no scan of the frame's units), Python allocates
+    over the ~500 strata and builds the events' headers, and one statement draws, writes
+    sampled_unit and assembles the persons of the events into the outbox. `stages`, if given, receives seconds per stage (for the bench)."""
     clock = _Stages(stages)
     session = uow.session
     # One snapshot for the counts and the draw: what was counted is what is drawn from.
@@ -709,7 +727,7 @@ async def draw(
     clock.lap("lock")
     scanned = await _scan_draw_frame(uow, round_id, recent_draws)
     counts = scanned.counts
-    clock.lap("frame scan (counts, exclusions, margins, duplicates)")
+    clock.lap("frame counts (cells, exclusions, margins, duplicates)")
     if stored is not None and counts.eligible != FrameCounts.from_json(stored.frame_counts).eligible:
         raise StaleAllocation(round_id)
     if scanned.duplicates:
@@ -750,24 +768,36 @@ async def draw(
     except sa.exc.IntegrityError:  # a concurrent draw of the same round won the race
         raise DrawExists(round_id) from None
     headers = _chunk_headers(settings, round_id, draw_id, seed, allocation)
-    fragments, kommune_first_seq = _person_fragments(allocation)
+    fragments, kommune_first_seq, chunk_base = _person_fragments(allocation, settings.event_chunk_size)
+    # Both walk the municipalities in the same (sorted) order; a person's chunk indexes the headers.
+    assert all(
+        headers[base][3:5] == (s.kommunekode, 0) for s, base in zip(allocation.strata.values(), chunk_base) if s.sample
+    ), "event headers and strata disagree on the municipalities' order"
     clock.lap("draw record, event headers")
     raw = await _raw(uow)
     statement = _draw_statement(recent_draws)
+    event_ids, topics, keys, _, _, heads, tails, types, versions = map(list, zip(*headers)) if headers else ([],) * 9
 
     async def run(thresholds: list[int]):
         return await raw.fetchrow(
             statement,
-            round_id,
+            [d.delivery_id for d in deliveries],
             *([recent_draws] if recent_draws else []),
             seed,
             *draw_sql.StrataArrays.of(allocation).params(),
             thresholds,
             fragments,
             kommune_first_seq,
+            chunk_base,
             draw_id,
             settings.event_chunk_size,
-            *(map(list, zip(*headers)) if headers else ([],) * 7),
+            event_ids,
+            topics,
+            keys,
+            heads,
+            tails,
+            types,
+            versions,
         )
 
     await raw.execute("SAVEPOINT draw")

@@ -2,11 +2,12 @@
 
 from shared.bus.consumer import BatchHandler, Handler, IdempotentConsumer, batch_handler
 from shared.bus.kafka import ensure_topics, make_producer, topic_name
-from shared.bus.outbox import OutboxRelay, UnitOfWork
-from shared.bus.tables import BusTables, bus_tables, create_bus_tables
+from shared.bus.outbox import BulkOutboxRelay, OutboxRelay, UnitOfWork
+from shared.bus.tables import BusTables, bus_tables, create_bulk_outbox_table, create_bus_tables
 
 __all__ = [
     "BatchHandler",
+    "BulkOutboxRelay",
     "BusTables",
     "Handler",
     "IdempotentConsumer",
@@ -14,6 +15,7 @@ __all__ = [
     "UnitOfWork",
     "batch_handler",
     "bus_tables",
+    "create_bulk_outbox_table",
     "create_bus_tables",
     "ensure_topics",
     "make_producer",

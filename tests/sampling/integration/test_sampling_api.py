@@ -15,7 +15,10 @@ from services.sampling.config import SamplingSettings
 from services.sampling import draw_sql
 from services.sampling.domain import AllocationRules, ExclusionRules, adjust, allocate, apply_exclusions, draw_sample, margins
 from services.sampling.main import create_app
-from shared.db import to_async_url
+from services.sampling.models import BUS
+from services.sampling.privacy import RULES as PRIVACY
+from shared.bus import UnitOfWork
+from shared.db import make_sessionmaker, to_async_url
 from shared.testing.fixtures import bearer, create_test_database, running_app, settings_from_env
 
 from sampling_helpers import citizens, consume_sample, delivery, frame_units, produce, wait_for_frame
@@ -251,3 +254,60 @@ async def test_a_concurrent_second_draw_and_a_duplicated_citizen_are_refused(ser
         r = await client.post("/rounds/d/draws", json={"seed": 3}, headers=bearer(token))
         assert r.status_code in (409, 422) and "more than once" in r.text, r.text
         assert moved[0].pseudonym not in r.text
+
+
+async def test_the_kept_counts_follow_redelivery_and_erasure(service_env, dev_issuer, kafka_bootstrap, topic_prefix):
+    """The counts and duplicate candidates recorded at activation (services.sampling.frame) stay
+    the frame's own: a re-delivery that drops a citizen delivered twice lets the draw go ahead,
+    and an erased citizen leaves the counts, the margins and the sample."""
+    token = admin(dev_issuer)
+    moved = citizens("e", "101", 60, seed=11)
+    other = citizens("e", "147", 40, seed=12, flagged=False)
+    twin = other[0]
+    other[0] = twin.model_copy(update={"pseudonym": moved[0].pseudonym})
+    async with running_app(create_app(settings_from_env(SamplingSettings, service_env))) as client:
+        await produce(kafka_bootstrap, topic_prefix, delivery("e", "101", moved, reference_date=REF) + delivery("e", "147", other, reference_date=REF))
+        await wait_for_frame(client, token, "e", {"101": 60, "147": 40})
+        r = await client.post("/rounds/e/draws", json={"seed": 3}, headers=bearer(token))
+        assert r.status_code in (409, 422) and "more than once" in r.text, r.text
+
+        # 147 delivers again with its own citizen in place of the twin.
+        other[0] = twin
+        redelivery = delivery("e", "147", other, reference_date=REF)
+        await produce(kafka_bootstrap, topic_prefix, redelivery)
+        engine = create_async_engine(to_async_url(service_env["DATABASE_URL"]))
+        try:
+            async with asyncio.timeout(30):
+                while True:
+                    async with engine.connect() as conn:
+                        active = await conn.scalar(
+                            sa.text("SELECT active FROM sampling.frame_delivery WHERE delivery_id = :d"), {"d": redelivery[0].delivery_id}
+                        )
+                    if active:
+                        break
+                    await asyncio.sleep(0.1)
+
+            # An eligible citizen of 101 asks for erasure.
+            erased = next(p for p in moved[1:] if not (p.forskerbeskyttet or p.deceased or p.emigrated))
+            sessionmaker = make_sessionmaker(engine)
+            async with UnitOfWork(sessionmaker, BUS, source="sampling") as uow:
+                removed = await PRIVACY.erase_citizens(uow, [erased.pseudonym])
+                assert removed["frame_unit"] == 1
+                await uow.commit()
+        finally:
+            await engine.dispose()
+        frame = await wait_for_frame(client, token, "e", {"101": 59, "147": 40})
+        domain = apply_exclusions([u for u in frame_units("101", moved) + frame_units("147", other) if u.unit_id != erased.pseudonym], [], ExclusionRules())
+        assert {(s["kommunekode"], s["maalgruppe"]): s["eligible"] for s in frame["strata"]} == domain.frame_counts()
+        assert frame["exclusions"] == {r.value: n for r, n in domain.counts.items()}
+
+        r = await client.post("/rounds/e/draws", json={"seed": 3, "sample_per_stratum": 1000}, headers=bearer(token))
+        assert r.status_code == 201, r.text
+        assert r.json()["population"] == r.json()["sampled"] == sum(domain.frame_counts().values())
+        stored = (await client.get(f"/rounds/e/draws/{r.json()['draw_id']}/margins", headers=bearer(token))).json()
+        expected = margins(domain.eligible)
+        by_kommune = {m["kommunekode"]: m for m in stored["municipalities"]}
+        assert by_kommune["101"]["population"] == expected.municipalities["101"]
+        assert by_kommune["101"]["margins"] == expected.for_municipality("101")
+        events = await consume_sample(kafka_bootstrap, topic_prefix, "e", r.json()["sampled"])
+        assert erased.pseudonym not in {p.pseudonym for _, e in events for p in e.persons}
