@@ -5,6 +5,10 @@ CPR number in memory), with its row number: 20 bytes per citizen in sorted numpy
 of a Python dict entry (~120 bytes) per citizen. Runs of similar size are merged as they come
 (like a binary counter), so a check costs O(log n) searches per block and memory stays at 20
 bytes per distinct citizen however the file is cut.
+
+A key is held as two big-endian unsigned 64-bit halves (``hi``, ``lo``): integers sort and
+compare many times faster than 16-byte strings. Runs are sorted by ``hi``; lookups search on it
+and compare ``lo`` too, so two keys that share their first 8 bytes are never taken for one.
 """
 
 from __future__ import annotations
@@ -12,12 +16,12 @@ from __future__ import annotations
 import numpy as np
 
 KEY_BYTES = 16
-_KEY = np.dtype(f"S{KEY_BYTES}")
+_HALF = np.dtype(">u8")
 
 
 class SeenKeys:
     def __init__(self) -> None:
-        self._runs: list[tuple[np.ndarray, np.ndarray]] = []  # (sorted keys, their first row numbers)
+        self._runs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (hi, lo, first row), sorted by hi
 
     def check(self, digests: bytes, digest_size: int, rows: np.ndarray) -> dict[int, int]:
         """Record a block's keys (``digests`` holds ``digest_size`` bytes per row, in row order);
@@ -27,41 +31,53 @@ class SeenKeys:
         if count == 0:
             return {}
         matrix = np.frombuffer(digests, dtype=np.uint8).reshape(count, digest_size)[:, :KEY_BYTES]
-        keys = np.ascontiguousarray(matrix).view(_KEY).reshape(count)
+        halves = np.ascontiguousarray(matrix).view(_HALF).astype(np.uint64)
+        hi, lo = halves[:, 0].copy(), halves[:, 1].copy()
         rows = np.asarray(rows, dtype=np.int32)
-        order = np.argsort(keys, kind="stable")  # equal keys keep row order: the first is the original
-        sorted_keys = keys[order]
-        repeated = np.zeros(count, dtype=bool)
-        repeated[1:] = sorted_keys[1:] == sorted_keys[:-1]
+        # Sorted by hi; stable, so equal keys keep row order and the first is the original. Keys
+        # with equal hi but different lo may interleave: a group of equal hi is checked on lo.
+        order = np.argsort(hi, kind="stable")
+        sorted_hi = hi[order]
         found: dict[int, int] = {}
-        if repeated.any():
-            # The first occurrence of each key in the block is where its group starts.
-            group_start = np.maximum.accumulate(np.where(~repeated, np.arange(count), 0))
-            for position in np.flatnonzero(repeated):
-                found[int(order[position])] = int(rows[order[group_start[position]]])
-        for run_keys, run_rows in self._runs:
-            at = np.searchsorted(run_keys, keys)
-            at[at == len(run_keys)] = 0
-            hits = np.flatnonzero(run_keys[at] == keys)
-            for index in hits:
-                found[int(index)] = int(run_rows[at[index]])  # an earlier block's row comes first
+        same_hi = np.flatnonzero(sorted_hi[1:] == sorted_hi[:-1])
+        if len(same_hi):
+            first_of: dict[tuple[int, int], int] = {}
+            for position in np.unique(np.concatenate([same_hi, same_hi + 1])).tolist():
+                index = int(order[position])
+                key = (int(hi[index]), int(lo[index]))
+                if key in first_of:
+                    found[index] = int(rows[first_of[key]])
+                else:
+                    first_of[key] = index
+        for run_hi, run_lo, run_rows in self._runs:
+            # Sorted needles: each search starts where the last ended (cache-friendly).
+            left = np.searchsorted(run_hi, sorted_hi)
+            candidate = run_hi[np.minimum(left, len(run_hi) - 1)] == sorted_hi
+            for position in np.flatnonzero(candidate).tolist():
+                index = int(order[position])
+                at = int(left[position])
+                # Almost always one candidate; several only if keys share their first 8 bytes.
+                while at < len(run_hi) and run_hi[at] == sorted_hi[position]:
+                    if run_lo[at] == lo[index]:
+                        found[index] = int(run_rows[at])  # an earlier block's row comes first
+                        break
+                    at += 1
         keep = np.ones(count, dtype=bool)
         if found:
             keep[list(found)] = False
         new_order = order[keep[order]]
-        self._add(keys[new_order], rows[new_order])
+        self._add(hi[new_order], lo[new_order], rows[new_order])
         return found
 
-    def _add(self, keys: np.ndarray, rows: np.ndarray) -> None:
-        if not len(keys):
+    def _add(self, hi: np.ndarray, lo: np.ndarray, rows: np.ndarray) -> None:
+        if not len(hi):
             return
-        self._runs.append((keys, rows))
+        self._runs.append((hi, lo, rows))
         while len(self._runs) > 1 and len(self._runs[-2][0]) <= 2 * len(self._runs[-1][0]):
-            (a_keys, a_rows), (b_keys, b_rows) = self._runs[-2], self._runs[-1]
-            merged_keys = np.concatenate([a_keys, b_keys])
-            merged_rows = np.concatenate([a_rows, b_rows])
-            order = np.argsort(merged_keys, kind="stable")
-            self._runs[-2:] = [(merged_keys[order], merged_rows[order])]
+            (a_hi, a_lo, a_rows), (b_hi, b_lo, b_rows) = self._runs[-2], self._runs[-1]
+            merged_hi, merged_lo = np.concatenate([a_hi, b_hi]), np.concatenate([a_lo, b_lo])
+            order = np.argsort(merged_hi, kind="stable")  # two sorted runs: a merge (timsort), not a sort
+            self._runs[-2:] = [(merged_hi[order], merged_lo[order], np.concatenate([a_rows, b_rows])[order])]
 
     def __len__(self) -> int:
-        return sum(len(keys) for keys, _ in self._runs)
+        return sum(len(hi) for hi, _, _ in self._runs)

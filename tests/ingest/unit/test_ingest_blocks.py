@@ -241,3 +241,28 @@ def test_seen_keys_finds_every_repeat_with_its_first_row():
             found[int(rows[index])] = first_row
     assert found == expected
     assert len(seen) == len(first)
+
+
+def test_seen_keys_tell_apart_keys_that_share_their_first_half():
+    """Keys are searched on their first 8 bytes; keys equal there but not after must stay apart,
+    within a block and across blocks, and a real repeat among them must still be found."""
+    rng = np.random.default_rng(3)
+    prefix = rng.bytes(8)
+    twins = [prefix + rng.bytes(24) for _ in range(6)]  # same first half, different second
+    others = [rng.bytes(32) for _ in range(40)]
+    stream = others[:20] + twins[:3] + [twins[1]] + others[20:] + twins[3:] + [twins[0], twins[5]]
+    seen, found = SeenKeys(), {}
+    for start in range(0, len(stream), 7):
+        part = stream[start : start + 7]
+        rows = np.arange(start + 2, start + 2 + len(part), dtype=np.int32)
+        for index, first_row in seen.check(b"".join(part), 32, rows).items():
+            found[int(rows[index])] = first_row
+    first = {}
+    expected = {}
+    for row, key in enumerate(stream, start=2):
+        if key in first:
+            expected[row] = first[key]
+        else:
+            first[key] = row
+    assert len(expected) == 3 and found == expected
+    assert len(seen) == len(first)
