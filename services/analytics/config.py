@@ -10,9 +10,14 @@ class AnalyticsSettings(ServiceSettings):
     # Largest page of a table (REST and OData server-driven paging).
     max_page_size: int = 5000
     # Round versions are polled, and a changed round's tables rebuilt, at most this often; builds
-    # of one round take at most this share of the time (changes in between are coalesced).
-    publication_interval_seconds: float = 0.1
-    publication_build_share: float = 0.25
+    # of one round take at most this share of the time (changes in between are coalesced). The
+    # builds run in their own process (below), so the share no longer protects the consumer's
+    # GIL, only the machine's CPU: half of one core while a round is live.
+    publication_interval_seconds: float = 0.05
+    publication_build_share: float = 0.5
+    # Build publications in a worker process (its own database connection), not a thread of the
+    # service: a build holding the GIL stalled the consumer and the reads (see builder.py).
+    publication_build_process: bool = True
     # A read may get tables up to this old (seconds) while the round changes, instead of waiting
     # for the next build. 0: a read never sees less than the state it observed (tests rely on it).
     publication_max_lag_seconds: float = 0.0

@@ -9,6 +9,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.analytics.api import odata_router, router
+from services.analytics.builder import ProcessBuilder, ThreadBuilder
 from services.analytics.dashboard import dashboard_router
 from services.analytics.handlers import HANDLERS
 from services.analytics.config import AnalyticsSettings
@@ -30,6 +31,13 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         async with ServiceRuntime(settings, tables=BUS, migrations_dir=MIGRATIONS, handlers={**HANDLERS, **privacy_handlers(PRIVACY)}) as runtime:
             app.state.runtime = runtime
+            # Builds in a worker process (see builder.py); the in-thread builder on the service's
+            # own pool when disabled.
+            builder = (
+                ProcessBuilder(runtime.engine.url.render_as_string(hide_password=False))
+                if settings.publication_build_process
+                else ThreadBuilder(runtime.uow)
+            )
             app.state.publications = publications = PublicationCache(
                 runtime.uow,
                 settings.suppression_threshold,
@@ -37,13 +45,16 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
                 interval=settings.publication_interval_seconds,
                 max_lag=settings.publication_max_lag_seconds,
                 build_share=settings.publication_build_share,
+                builder=builder,
             )
+            builder.start()
             rebuilder = asyncio.create_task(publications.run(), name="analytics:publications")
             try:
                 yield
             finally:
                 rebuilder.cancel()
                 await asyncio.gather(rebuilder, return_exceptions=True)
+                builder.close()
 
     app = FastAPI(title="Borgerblik analytics", version="1", lifespan=lifespan)
     app.state.settings = settings

@@ -8,22 +8,12 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from services.analytics.domain.publication import (
-    NATIONAL,
-    AnswerCount,
-    RateCount,
-    RoundPublication,
-    StratumInfo,
-    build_publication,
-    build_rate_rows,
-    change_between,
-    natural_key,
-)
-from services.analytics.models import AnswerTally, RateTally, RoundState, StratumFrame
+from services.analytics.builder import BuildResult, RoundInfo, ThreadBuilder, load_rates, round_info
+from services.analytics.domain.publication import NATIONAL, RoundPublication, build_rate_rows, change_between, natural_key
+from services.analytics.models import RoundState
 from services.analytics.schemas import ResponseRateRow, ResponseRates
 from shared.auth import Principal
 from shared.bus import UnitOfWork
@@ -36,27 +26,22 @@ class RoundNotFound(LookupError):
     pass
 
 
-@dataclass(frozen=True)
-class RoundInfo:
-    round_id: str
-    questionnaire_id: str | None
-    first_submitted_at: object
-    version: int
-
-
 class PublicationCache:
     """Publications by round, each valid while the round's version is unchanged.
 
     * Reads never compute on the event loop and never serve a state older than the version
       they observe (:meth:`current`: the round's version as polled every ``interval``, so a
       read costs no database round trip): a read whose round changed waits for the build
-      that covers it; builds run in a worker thread, one at a time per round, each from one
-      REPEATABLE READ snapshot of the tallies, and concurrent readers share it.
+      that covers it; builds run in ``builder`` (the service passes a
+      :class:`~services.analytics.builder.ProcessBuilder`: a worker process, so a build
+      never holds this process's GIL against the consumer and the reads), one at a time per
+      round, each from one REPEATABLE READ snapshot of the tallies, and concurrent readers
+      share it.
     * A background loop (:meth:`run`) watches the versions of the rounds in the cache and
       rebuilds a changed round ahead of its readers. Builds of a round are spaced by
       ``max(interval, last build's time x (1 / build_share - 1))``: changes arriving meanwhile
       are coalesced into the next build, so a live round is being built at most
-      ``build_share`` (default a quarter) of the time.
+      ``build_share`` of the time (the service's default: half, of the builder's one core).
     * ``max_lag`` (seconds, default 0): a read may be served a publication whose snapshot is
       younger than this even if the round changed since, instead of waiting for the next
       build; 0 keeps "a read never sees less than the version it observed".
@@ -75,8 +60,10 @@ class PublicationCache:
         interval: float = 0.1,
         max_lag: float = 0.0,
         build_share: float = 0.25,
+        builder=None,
     ) -> None:
         self._uow_factory = uow_factory
+        self._builder = builder or ThreadBuilder(uow_factory)
         self.min_count = min_count
         self.caution_below = caution_below
         self.interval = interval
@@ -92,6 +79,8 @@ class PublicationCache:
         self._known: dict[str, RoundInfo] = {}
         self._known_at = -math.inf
         self._building: dict[str, asyncio.Task] = {}
+        # Totals over the builds so far (the bench prints them; cheap enough to keep always).
+        self.stats = {"builds": 0, "wall_s": 0.0, "load_s": 0.0, "build_cpu_s": 0.0}
 
     async def current(self, uow: UnitOfWork, round_id: str) -> RoundInfo | None:
         """The round's state as of the last poll (at most ``interval`` old; a round not polled
@@ -151,35 +140,34 @@ class PublicationCache:
             if (delay := self._next_build.get(round_id, 0.0) - time.monotonic()) > 0:
                 await asyncio.sleep(delay)
             started = time.monotonic()
-            # Version and tallies from one snapshot, so the entry never claims a state it lacks.
-            async with _Snapshot(self._uow_factory) as snapshot:
-                info = await round_info(snapshot, round_id)
-                if info is None:
-                    raise RoundNotFound(round_id)
-                strata, answers, rates = await load_inputs(snapshot, round_id)
             try:
-                publication = await asyncio.to_thread(
-                    build_publication,
-                    info.round_id,
-                    info.questionnaire_id,
-                    strata,
-                    answers,
-                    rates,
-                    min_count=self.min_count,
-                    caution_below=self.caution_below,
-                )
-            finally:
-                self._space(round_id, started)
-            self._entries[round_id] = (info.version, publication, started)
-            return publication
+                result: BuildResult = await self._builder.build(round_id, self.min_count, self.caution_below)
+            except BaseException:
+                self._space(round_id, time.monotonic() - started)
+                raise
+            self._space(round_id, result.wall_seconds)
+            if result.info is None:
+                raise RoundNotFound(round_id)
+            logger.debug(
+                "publication built",
+                extra={"fields": {"round_id": round_id, "version": result.info.version, "load_s": round(result.load_seconds, 3),
+                                  "build_cpu_s": round(result.build_seconds, 3), "wall_s": round(time.monotonic() - started, 3)}},
+            )
+            for key, value in (("builds", 1), ("wall_s", time.monotonic() - started), ("load_s", result.load_seconds),
+                               ("build_cpu_s", result.build_seconds)):
+                self.stats[key] = round(self.stats[key] + value, 3)
+            # ``started`` is no later than the snapshot: max_lag is measured conservatively.
+            self._entries[round_id] = (result.info.version, result.publication, started)
+            return result.publication
 
-    def _space(self, round_id: str, started: float) -> None:
+    def _space(self, round_id: str, took: float) -> None:
         """The next build of the round starts no sooner than ``max(interval, this build's time x
         (1 / build_share - 1))`` from now: a round that changes all the time is being built at
-        most ``build_share`` of the time, and the rest of the process (consumer, reads) keeps
-        the CPU."""
+        most ``build_share`` of the time, and the rest of the machine (consumer, reads,
+        PostgreSQL) keeps the CPU. ``took`` is the builder's own time for the build (snapshot
+        to publication), so waiting in its queue or for its start-up does not space builds."""
         now = time.monotonic()
-        self._next_build[round_id] = now + max(self.interval, (now - started) * (1 / self.build_share - 1))
+        self._next_build[round_id] = now + max(self.interval, took * (1 / self.build_share - 1))
 
     def _finished(self, round_id: str, task: asyncio.Task) -> None:
         self._building.pop(round_id, None)
@@ -231,23 +219,10 @@ class _Snapshot:
         await self._uow.__aexit__(*exc_info)
 
 
-_STATE = RoundState.__table__.fullname
-_ROUND_INFO = sa.text(f"SELECT round_id, questionnaire_id, first_submitted_at, version FROM {_STATE} WHERE round_id = :r")
 _STATES = sa.text(
-    f"SELECT round_id, questionnaire_id, first_submitted_at, version FROM {_STATE} WHERE round_id = ANY(CAST(:ids AS text[]))"
+    f"SELECT round_id, questionnaire_id, first_submitted_at, version FROM {RoundState.__table__.fullname} "
+    "WHERE round_id = ANY(CAST(:ids AS text[]))"
 )
-
-
-async def round_info(uow: UnitOfWork, round_id: str) -> RoundInfo | None:
-    row = (await uow.session.execute(_ROUND_INFO, {"r": round_id})).first()
-    return None if row is None else RoundInfo(*row)
-
-
-async def load_rates(uow: UnitOfWork, round_id: str) -> list[RateCount]:
-    return [
-        RateCount(r.stratum, r.kommunekode, r.maalgruppe, r.arm, r.invited, r.answered)
-        for r in (await uow.session.execute(sa.select(RateTally).where(RateTally.round_id == round_id))).scalars()
-    ]
 
 
 async def list_rounds(uow: UnitOfWork) -> list[RoundInfo]:
@@ -255,52 +230,6 @@ async def list_rounds(uow: UnitOfWork) -> list[RoundInfo]:
     infos = [RoundInfo(r.round_id, r.questionnaire_id, r.first_submitted_at, r.version) for r in rows]
     # Chronological by first answer (rounds without answers last), then by id.
     return sorted(infos, key=lambda r: (r.first_submitted_at is None, r.first_submitted_at or 0, natural_key(r.round_id)))
-
-
-async def load_inputs(uow: UnitOfWork, round_id: str) -> tuple[dict[str, StratumInfo], list[AnswerCount], list[RateCount]]:
-    s = uow.session
-    rates = await load_rates(uow, round_id)
-    frame = (await s.execute(sa.select(StratumFrame).where(StratumFrame.round_id == round_id))).scalars().all()
-    t = AnswerTally
-    grouped = (
-        await s.execute(
-            sa.select(
-                t.stratum,
-                sa.case(
-                    (sa.func.grouping(t.gender) == 0, "gender"),
-                    (sa.func.grouping(t.age_band) == 0, "age_band"),
-                    (sa.func.grouping(t.duration_band) == 0, "duration_band"),
-                    else_="total",
-                ),
-                sa.func.coalesce(t.gender, t.age_band, t.duration_band, "total"),
-                t.question,
-                t.code,
-                sa.func.sum(t.n),
-            )
-            .where(t.round_id == round_id)
-            .group_by(
-                sa.text(
-                    "GROUPING SETS ((stratum, question, code), (stratum, gender, question, code), "
-                    "(stratum, age_band, question, code), (stratum, duration_band, question, code))"
-                )
-            )
-        )
-    ).all()
-    answers = [AnswerCount(h, dim, lvl, q, code, int(n)) for h, dim, lvl, q, code, n in grouped]
-
-    strata: dict[str, StratumInfo] = {}
-    respondents: dict[str, int] = {}
-    for r in rates:
-        respondents[r.stratum] = respondents.get(r.stratum, 0) + r.answered
-        strata.setdefault(r.stratum, StratumInfo(r.kommunekode, r.maalgruppe, 0, None))
-    for f in frame:
-        strata.setdefault(f.stratum, StratumInfo(f.kommunekode, f.maalgruppe, 0, None))
-    population = {f.stratum: f.population for f in frame}
-    strata = {
-        h: StratumInfo(info.kommunekode, info.maalgruppe, respondents.get(h, 0), population.get(h))
-        for h, info in strata.items()
-    }
-    return strata, answers, rates
 
 
 # -- filtering ---------------------------------------------------------------------------------------

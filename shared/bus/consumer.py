@@ -124,12 +124,32 @@ class IdempotentConsumer:
     async def run(self) -> None:
         while True:
             batches = await self._consumer.getmany(timeout_ms=500, max_records=self._max_records)
+            if not batches:
+                continue
+            await self._process_batches(batches)
             for tp, records in batches.items():
-                await self._process_partition_batch(tp, records)
                 self._pending_offsets[tp] = records[-1].offset + 1
-                await self.commit_pending([tp])
-            if batches:
-                self._record_lag(batches.keys())
+            await self.commit_pending(list(batches))  # one offset commit, after the transaction
+            self._record_lag(batches.keys())
+
+    async def _process_batches(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        """All partitions of one fetch in one transaction: a busy consumer pays one commit per
+        fetch, not one per partition. Order holds, as it is only ever per partition (per key), and
+        each partition's records stay in order. If anything in it fails or is poison, partition
+        by partition (and there, message by message)."""
+        if len(batches) > 1:
+            try:
+                items = [(record, *self._decode(record)) for records in batches.values() for record in records]
+            except PoisonMessage:
+                items = None
+            if items is not None:
+                try:
+                    await self._handle_in_one_transaction(items)
+                    return
+                except Exception:
+                    logger.warning("batch failed; retrying partition by partition", exc_info=True)
+        for tp, records in batches.items():
+            await self._process_partition_batch(tp, records)
 
     async def commit_pending(self, partitions: list[TopicPartition]) -> None:
         offsets = {tp: self._pending_offsets.pop(tp) for tp in partitions if tp in self._pending_offsets}

@@ -102,6 +102,13 @@ class AnswerCount:
     n: int
 
 
+# The tallies as the service loads them: (stratum, dimension, level, question, counts per answer
+# code in CODES order), one row per group instead of one AnswerCount per code. Building tens of
+# thousands of frozen AnswerCount objects took longer than the query that returned them.
+GroupedCounts = tuple[str, str, str, str, tuple[int, ...]]
+_CODE_INDEX = {code: i for i, code in enumerate(CODES)}
+
+
 @dataclass(frozen=True, slots=True)
 class RateCount:
     stratum: str
@@ -275,7 +282,7 @@ def build_publication(
     round_id: str,
     questionnaire_id: str | None,
     strata: Mapping[str, StratumInfo],
-    answer_counts: Iterable[AnswerCount],
+    answer_counts: Iterable[AnswerCount | GroupedCounts],
     rate_counts: Iterable[RateCount],
     *,
     min_count: int = 5,
@@ -293,7 +300,7 @@ def build_indicator_rows(
     round_id: str,
     questionnaire_id: str | None,
     strata: Mapping[str, StratumInfo],
-    answer_counts: Iterable[AnswerCount],
+    answer_counts: Iterable[AnswerCount | GroupedCounts],
     *,
     min_count: int = 5,
     caution_below: int = 20,
@@ -304,98 +311,141 @@ def build_indicator_rows(
     by shared cells, tables of different measures never are (no equation of the attacker or
     line of the line rule spans two measures), so one :func:`suppress` call per measure decides
     exactly what one call over the whole round decides (tested).
+
+    The counts are held as one array ``(question, stratum, slot, answer code)``, a slot being
+    "all" or one level of one dimension, and every cell of every table (municipality or
+    national x slot) is estimated at once with numpy (:func:`_ratio_estimates`): a cell takes
+    every stratum of its municipality (or of the country), in sorted order, strata without
+    answers in the cell adding exact zeros, so its figures equal :func:`cell_estimates` on its
+    counts (tested) and depend only on the tallies.
     """
     design = design_strata(strata)
     n_total = sum(s.respondents for s in strata.values())
     kommuner = sorted({s.kommunekode for s in strata.values()}, key=natural_key)
 
-    # The tallies come grouped per stratum (by one dimension, or not at all), and strata nest
-    # in municipalities: a cell's counts per stratum are those rows themselves, never a sum.
-    # (question, dimension) -> level -> stratum -> code -> n; question -> stratum -> code -> n
-    by_level: dict[tuple[str, str], dict[str, dict[str, dict[str, int]]]] = defaultdict(
-        lambda: defaultdict(lambda: defaultdict(dict))
-    )
-    totals: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
+    # One (question, stratum, dimension, level, counts in CODES order) per input row; a "total"
+    # row is also the stratum's row of its target group (strata nest in target groups).
+    keys: list[tuple[str, str, str, str]] = []
+    vectors: list[list[int]] = []
     for row in answer_counts:
-        if row.code not in CODES or row.n <= 0:
-            continue
-        if row.dimension == "total":
-            codes = totals[row.question][row.stratum]
-            codes[row.code] = codes.get(row.code, 0) + row.n
-            codes = by_level[(row.question, "maalgruppe")][strata[row.stratum].maalgruppe][row.stratum]
-        else:
-            codes = by_level[(row.question, row.dimension)][row.level][row.stratum]
-        codes[row.code] = codes.get(row.code, 0) + row.n
-    levels: dict[str, set[str]] = defaultdict(set)
-    for (_, dim), per_level in by_level.items():
-        levels[dim].update(per_level)
-    questions = sorted({q for q, _ in by_level} | set(totals), key=natural_key)
+        if isinstance(row, AnswerCount):
+            if row.code not in _CODE_INDEX or row.n <= 0:
+                continue
+            vector = [0] * len(CODES)
+            vector[_CODE_INDEX[row.code]] = row.n
+            h, dimension, level, question = row.stratum, row.dimension, row.level, row.question
+        else:  # GroupedCounts
+            h, dimension, level, question, counts = row
+            vector = [n if n > 0 else 0 for n in counts[: len(CODES)]]
+            if not any(vector):
+                continue
+        if dimension == "total":
+            keys.append((question, h, "total", ALL_LEVELS))
+            vectors.append(vector)
+            dimension, level = "maalgruppe", strata[h].maalgruppe
+        keys.append((question, h, dimension, level))
+        vectors.append(vector)
+    if not keys:
+        return []
 
-    def split(by_stratum: Mapping[str, dict[str, int]]) -> dict[str, dict[str, dict[str, int]]]:
-        out: dict[str, dict[str, dict[str, int]]] = defaultdict(dict)
-        for h, codes in by_stratum.items():
-            out[strata[h].kommunekode][h] = codes
-        return out
+    questions = sorted({key[0] for key in keys}, key=natural_key)
+    seen_levels = {(key[2], key[3]) for key in keys}
+    levels = {dim: sorted({lvl for d, lvl in seen_levels if d == dim}, key=natural_key) for dim in DIMENSIONS}
+    # Slots: 0 = all levels, then the levels of each dimension in order.
+    slot_of: dict[tuple[str, str], int] = {("total", ALL_LEVELS): 0}
+    for dim in DIMENSIONS:
+        for lvl in levels[dim]:
+            slot_of[(dim, lvl)] = len(slot_of)
+    # Strata in sorted order (the national cells' order), and grouped by municipality in
+    # sorted order within each (the municipal cells' order).
+    names = sorted(strata)
+    position = {h: i for i, h in enumerate(names)}
+    kommune_index = {k: i for i, k in enumerate(kommuner)}
+    by_kommune = sorted(range(len(names)), key=lambda i: (kommune_index[strata[names[i]].kommunekode], names[i]))
+    q_index = {q: i for i, q in enumerate(questions)}
+    n_q, n_h, n_s, n_c, n_k = len(questions), len(names), len(slot_of), len(CODES), len(kommuner)
 
-    # (question, dimension) -> (kommune, level) -> stratum -> code -> n, margins included
-    cells: dict[tuple[str, str], dict[tuple, Mapping[str, Mapping[str, int]]]] = {}
-    for q in questions:
-        kommune_totals = split(totals.get(q, {}))
-        for dim in DIMENSIONS:
-            table: dict[tuple, Mapping[str, Mapping[str, int]]] = {(TOTAL, TOTAL): totals.get(q, {})}
-            table.update({(k, TOTAL): by_stratum for k, by_stratum in kommune_totals.items()})
-            for lvl, by_stratum in by_level.get((q, dim), {}).items():
-                table[(TOTAL, lvl)] = by_stratum
-                table.update({(k, lvl): part for k, part in split(by_stratum).items()})
-            cells[(q, dim)] = table
+    counts = np.zeros((n_q, n_h, n_s, n_c))
+    np.add.at(
+        counts,
+        (
+            np.array([q_index[key[0]] for key in keys]),
+            np.array([position[key[1]] for key in keys]),
+            np.array([slot_of[(key[2], key[3])] for key in keys]),
+        ),
+        np.array(vectors, dtype=float),
+    )
+
+    # Valid (scale) answers per (question, municipality, slot) and (question, slot): the counts
+    # suppression decides on.
+    valid = counts[..., : len(SCORES)].sum(axis=3)  # (q, h, slot)
+    kommune_of_h = np.array([kommune_index[strata[h].kommunekode] for h in names], dtype=int)
+    valid_k = np.zeros((n_q, n_k, n_s))
+    np.add.at(valid_k, (slice(None), kommune_of_h, slice(None)), valid)
+    valid_k = valid_k.round().astype(int).tolist()
 
     decided: list[tuple[str, str, SuppressedTable]] = []
     for q in questions:
+        qi = q_index[q]
         count_tables: list[CountTable] = []
         for dim in DIMENSIONS:
-            table = cells[(q, dim)]
-            counts = {
-                (k, lvl): _valid(table.get((k, lvl), {}))
-                for k in kommuner
-                for lvl in sorted(levels[dim], key=natural_key)
+            cells = {
+                (k, lvl): valid_k[qi][ki][slot_of[(dim, lvl)]]
+                for ki, k in enumerate(kommuner)
+                for lvl in levels[dim]
             }
-            count_tables.append(CountTable(("kommunekode", dim), counts, (("kommunekode",), (dim,), ()), f"valid:{q}"))
+            count_tables.append(CountTable(("kommunekode", dim), cells, (("kommunekode",), (dim,), ()), f"valid:{q}"))
         results = suppress(count_tables, min_count=min_count, caution_below=caution_below)
         decided.extend((q, dim, result) for dim, result in zip(DIMENSIONS, results))
 
-    # Estimates of every published cell at once; the same quantity (e.g. a municipality's
-    # total) appears in every dimension's table and is estimated once.
-    wanted: dict[tuple, dict[str, dict[str, int]]] = {}
-    for q, dim, result in decided:
-        table = cells[(q, dim)]
-        for key, decision in result.decisions.items():
-            if not decision.suppressed:
-                k, lvl = key
-                wanted.setdefault((q, k, dim if lvl is not TOTAL else None, lvl), table[key])
-    idents = list(wanted)
-    columns = estimate_cells([wanted[i] for i in idents], design, n_total)
-    estimated = dict(zip(idents, columns))
+    # Every (question, slot) cell: first the national one over all strata, then one per
+    # municipality over its strata. Rows: one per (cell, stratum).
+    design_rows = [design[h] for h in names]
+    weight = np.array([s.weight for s in design_rows])
+    fpc = np.array([s.fpc for s in design_rows])
+    n_units = np.array([s.n for s in design_rows], dtype=float)
+    national = counts.transpose(0, 2, 1, 3)  # (q, slot, h, code), h in sorted order
+    municipal = counts[:, by_kommune].transpose(0, 2, 1, 3)  # h grouped by municipality
+    n_blocks = n_q * n_s
+    stacked = np.concatenate([national.reshape(n_blocks * n_h, n_c), municipal.reshape(n_blocks * n_h, n_c)])
+    # First row of each municipality within a block (every municipality has a stratum).
+    kommune_starts = np.flatnonzero(np.diff(np.concatenate([[-1], kommune_of_h[by_kommune]])))
+    block_offsets = np.arange(n_blocks) * n_h
+    starts = np.concatenate([block_offsets, n_blocks * n_h + (block_offsets[:, None] + kommune_starts[None, :]).ravel()])
+    order = np.array(by_kommune, dtype=int)
+    columns = _figure_columns(
+        stacked,
+        np.concatenate([np.tile(weight, n_blocks), np.tile(weight[order], n_blocks)]),
+        np.concatenate([np.tile(fpc, n_blocks), np.tile(fpc[order], n_blocks)]),
+        np.concatenate([np.tile(n_units, n_blocks), np.tile(n_units[order], n_blocks)]),
+        starts,
+        n_total,
+    )
+    figures = list(zip(*columns))  # one tuple per cell, in _FIGURE_NAMES order
+
+    def figures_of(qi: int, k, slot: int) -> tuple:
+        if k is TOTAL:
+            return figures[qi * n_s + slot]
+        return figures[n_blocks + (qi * n_s + slot) * n_k + kommune_index[k]]
 
     rows: list[dict] = []
     for q, dim, result in decided:
+        qi = q_index[q]
         for key, decision in result.decisions.items():
             k, lvl = key
-            figures = _SUPPRESSED_FIGURES if decision.suppressed else estimated[(q, k, dim if lvl is not TOTAL else None, lvl)]
-            rows.append(
-                {
-                    "round_id": round_id,
-                    "questionnaire_id": questionnaire_id,
-                    "question": q,
-                    "dimension": dim,
-                    "kommunekode": _label(k, NATIONAL),
-                    "level": _label(lvl, ALL_LEVELS),
-                    "n_answers": figures["n_answers"],
-                    "n_valid": figures["n_valid"],
-                    "n_dont_know": figures["n_dont_know"],
-                    **_status(decision),
-                    **figures,
-                }
-            )
+            row = {
+                "round_id": round_id,
+                "questionnaire_id": questionnaire_id,
+                "question": q,
+                "dimension": dim,
+                "kommunekode": _label(k, NATIONAL),
+                "level": _label(lvl, ALL_LEVELS),
+            }
+            values = _SUPPRESSED_VALUES if decision.suppressed else figures_of(qi, k, 0 if lvl is TOTAL else slot_of[(dim, lvl)])
+            row["n_answers"], row["n_valid"], row["n_dont_know"] = values[:3]
+            row.update(_status(decision))
+            row.update(zip(_FIGURE_NAMES[3:], values[3:]))
+            rows.append(row)
     rows.sort(
         key=lambda r: (natural_key(r["question"]), DIMENSIONS.index(r["dimension"]), _kommune_order(r["kommunekode"]), _level_order(r["level"]))
     )
@@ -443,11 +493,6 @@ def build_rate_rows(
     rows.sort(key=lambda r: (RATE_DIMENSIONS.index(r["dimension"]), _kommune_order(r["kommunekode"]), _level_order(r["level"])))
     return rows
 
-
-_SUPPRESSED_FIGURES: dict[str, None] = {
-    **{c: None for c in ("n_answers", "n_valid", "n_dont_know")},
-    **{f"{ind}{s}": None for ind in INDICATORS for s in ESTIMATE_SUFFIXES},
-}
 
 # Per indicator (in INDICATORS order): which answer codes (CODES order) are in its base, and
 # the value each code takes. Mirrors _indicator_values.
@@ -528,44 +573,47 @@ def estimate_cells(
             fpc.append(1.0)
             n.append(1)
     counts = np.array(rows, dtype=float)
-    starts_a = np.array(starts)
-    merged = np.add.reduceat(counts, starts_a, axis=0)
-    weighted = _ratio_estimates(counts, np.array(weight), np.array(fpc), np.array(n, dtype=float), starts_a)
+    columns = _figure_columns(counts, np.array(weight), np.array(fpc), np.array(n, dtype=float), np.array(starts), n_total)
+    return [dict(zip(_FIGURE_NAMES, figures)) for figures in zip(*columns)]
+
+
+_FIGURE_NAMES: tuple[str, ...] = ("n_answers", "n_valid", "n_dont_know") + tuple(
+    f"{ind}{suffix}" for ind in INDICATORS for suffix in ESTIMATE_SUFFIXES
+)
+_SUPPRESSED_VALUES: tuple[None, ...] = (None,) * len(_FIGURE_NAMES)
+
+
+def _figure_columns(
+    counts: np.ndarray, weight: np.ndarray, fpc: np.ndarray, n: np.ndarray, starts: np.ndarray, n_total: int
+) -> list[list]:
+    """The published figures (_FIGURE_NAMES order) of many cells as one list per figure.
+
+    ``counts`` has one row per (cell, stratum), a cell's rows contiguous from ``starts``, with
+    the stratum's weight, fpc and n beside; NaN (an empty base) is published as None."""
+    merged = np.add.reduceat(counts, starts, axis=0)
+    weighted = _ratio_estimates(counts, weight, fpc, n, starts)
     # The unweighted design: all respondents as one unstratified sample, no fpc (R: ids=~1).
-    k = len(cells)
+    k = len(starts)
     plain_n = float(max(n_total, 1))
     unweighted = _ratio_estimates(merged, np.ones(k), np.ones(k), np.full(k, plain_n), np.arange(k))
     valid = merged[:, : len(SCORES)].sum(axis=1).astype(int)
     dont_know = merged[:, len(SCORES)].astype(int)
-    names = ["n_answers", "n_valid", "n_dont_know"]
     columns = [(valid + dont_know).tolist(), valid.tolist(), dont_know.tolist()]
-    for ind, (w_est, w_se, q), (u_est, u_se, _) in zip(INDICATORS, weighted, unweighted):
-        names += [f"{ind}{suffix}" for suffix in ESTIMATE_SUFFIXES]
+    for (w_est, w_se, q), (u_est, u_se, _) in zip(weighted, unweighted):
         w_missing, u_missing = np.isnan(w_est), np.isnan(u_est)
         for figures, missing in (
             (w_est, w_missing), (w_se, w_missing), (w_est - q * w_se, w_missing), (w_est + q * w_se, w_missing),
             (u_est, u_missing), (u_se, u_missing),
         ):
-            values = figures.tolist()
             if missing.any():
-                values = [None if gone else v for v, gone in zip(values, missing.tolist())]
-            columns.append(values)
-    return [dict(zip(names, figures)) for figures in zip(*columns)]
-
-
-def _valid(by_stratum: Mapping[str, Mapping[str, int]]) -> int:
-    return sum(codes.get(s, 0) for codes in by_stratum.values() for s in SCORES)
-
-
-def _estimate_columns(ind: str, weighted: Estimate | None, unweighted: Estimate | None) -> dict:
-    return {
-        ind: None if weighted is None else weighted.value,
-        f"{ind}_se": None if weighted is None else weighted.se,
-        f"{ind}_ci_low": None if weighted is None else weighted.ci_low,
-        f"{ind}_ci_high": None if weighted is None else weighted.ci_high,
-        f"{ind}_unweighted": None if unweighted is None else unweighted.value,
-        f"{ind}_unweighted_se": None if unweighted is None else unweighted.se,
-    }
+                # NaN (empty base) -> None without a Python loop: most cells of a live round's
+                # dense arrays are empty or suppressed.
+                boxed = figures.astype(object)
+                boxed[missing] = None
+                columns.append(boxed.tolist())
+            else:
+                columns.append(figures.tolist())
+    return columns
 
 
 # -- trends ----------------------------------------------------------------------------------------

@@ -72,6 +72,7 @@ from __future__ import annotations
 
 import enum
 import itertools
+import math
 from collections import defaultdict
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -261,21 +262,25 @@ def _layout(table: CountTable, levels: Mapping[str, Sequence[Hashable]]) -> _Lay
 
 def _equations(
     tables: Sequence[tuple[tuple[str, ...], str, Iterable[Key]]],
+    ids: Sequence[Mapping[Key, Identity]] | None = None,
 ) -> list[tuple[Identity, list[Identity]]]:
     """Every "aggregate = sum of a table's interior cells inside it" relation.
 
     ``tables`` gives each table's dimensions, measure and entry keys. An
     aggregate is any entry (of any table of the same measure) whose
-    dimensions are a strict subset of the table's.
+    dimensions are a strict subset of the table's. ``ids`` optionally gives
+    each table's key -> identity, already computed (suppress has them).
     """
+    tables = [(dims, measure, list(keys)) for dims, measure, keys in tables]
+    if ids is None:
+        ids = [{k: _identity(measure, dims, k) for k in keys} for dims, measure, keys in tables]
     ids_by_measure: dict[str, set[Identity]] = defaultdict(set)
-    for dims, measure, keys in tables:
-        for k in keys:
-            ids_by_measure[measure].add(_identity(measure, dims, k))
+    for (dims, measure, keys), table_ids in zip(tables, ids):
+        ids_by_measure[measure].update(table_ids[k] for k in keys)
     equations: dict[tuple[Identity, frozenset[Identity]], list[Identity]] = {}
-    for dims, measure, keys in tables:
+    for (dims, measure, keys), table_ids in zip(tables, ids):
         interior = [
-            (_identity(measure, dims, k), dict(zip(dims, k)))
+            (table_ids[k], dict(zip(dims, k)))
             for k in keys
             if TOTAL not in k
         ]
@@ -366,6 +371,78 @@ def _determined(
         for col, (prow, rhs) in pivots.items()
         if len(prow) == 1
     }
+
+
+def _determined_integer(
+    equations: Sequence[tuple[Identity, list[Identity]]],
+    known: Mapping[Identity, int],
+    unknown: Iterable[Identity],
+) -> set[Identity]:
+    """The unknowns :func:`_determined` finds, by fraction-free elimination over the integers.
+
+    Every stored row is a non-zero integer multiple of the row :func:`_determined` stores (the
+    same pivots, reduced against each other the same way, each row divided by the gcd of its
+    entries), so the rows with a single non-zero coefficient, the determined cells, are the
+    same; Python ints instead of Fractions make it several times faster, and suppression runs
+    it once per secondary cell it adds. :func:`find_recoverable_cells` (the audit the tests
+    run against every publication) keeps the rational version, so the two check each other.
+    """
+    unknown = set(unknown)
+    if not unknown:
+        return set()
+    order = {u: i for i, u in enumerate(sorted(unknown, key=repr))}
+    pivots: dict[int, tuple[dict[int, int], int]] = {}
+
+    def reduced(coeffs: dict[int, int], rhs: int) -> tuple[dict[int, int], int]:
+        g = math.gcd(rhs, *coeffs.values())
+        if g > 1:
+            return {c: v // g for c, v in coeffs.items()}, rhs // g
+        return coeffs, rhs
+
+    for agg, parts in equations:
+        coeffs: dict[int, int] = defaultdict(int)
+        rhs = 0
+        for ident, sign in [(agg, 1)] + [(p, -1) for p in parts]:
+            if ident in unknown:
+                coeffs[order[ident]] += sign
+            else:
+                rhs -= sign * known[ident]
+        coeffs = {c: v for c, v in coeffs.items() if v}
+        for col in [c for c in coeffs if c in pivots]:
+            factor = coeffs.get(col)
+            if not factor:
+                continue
+            prow, prhs = pivots[col]
+            lead = prow[col]
+            new = {c: lead * v for c, v in coeffs.items()}
+            for c, v in prow.items():
+                nv = new.get(c, 0) - factor * v
+                if nv:
+                    new[c] = nv
+                else:
+                    new.pop(c, None)
+            coeffs, rhs = new, lead * rhs - factor * prhs
+        if not coeffs:
+            continue  # dependent equation
+        coeffs, rhs = reduced(coeffs, rhs)
+        col = min(coeffs)
+        lead = coeffs[col]
+        for pcol, (prow, prhs) in list(pivots.items()):
+            factor = prow.get(col)
+            if not factor:
+                continue
+            new = {c: lead * v for c, v in prow.items()}
+            for c, v in coeffs.items():
+                nv = new.get(c, 0) - factor * v
+                if nv:
+                    new[c] = nv
+                else:
+                    new.pop(c, None)
+            pivots[pcol] = reduced(new, lead * prhs - factor * rhs)
+        pivots[col] = (coeffs, rhs)
+
+    by_index = {i: u for u, i in order.items()}
+    return {by_index[col] for col, (prow, _) in pivots.items() if len(prow) == 1}
 
 
 # -- the attacker ----------------------------------------------------------------
@@ -464,7 +541,7 @@ def suppress(
         # Only needed once some cell is hidden (most large rounds hide nothing).
         if not equations_cache:
             equations_cache.append(
-                _equations([(lay.dims, lay.measure, list(lay.counts)) for lay in layouts])
+                _equations([(lay.dims, lay.measure, list(lay.counts)) for lay in layouts], [lay.ids for lay in layouts])
             )
         return equations_cache[0]
 
@@ -503,7 +580,7 @@ def suppress(
         if not unknown:
             break
         known = {i: c for i, c in count.items() if not hidden(i)}
-        determined = _determined(equations(), known, unknown)
+        determined = _determined_integer(equations(), known, unknown)
         if not determined:
             break
         target = min(determined, key=lambda i: rank[i])

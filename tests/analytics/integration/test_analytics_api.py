@@ -17,6 +17,7 @@ import xml.etree.ElementTree as ET
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from services.analytics.builder import ProcessBuilder, ThreadBuilder
 from services.analytics.config import AnalyticsSettings
 from services.analytics.domain import AGREEMENT_SCALE, PublishedTable, StratifiedDesign, cell_indicators, find_recoverable_cells
 from services.analytics.domain.answers import answer_code, scale_label
@@ -135,7 +136,8 @@ async def test_round_published_safely_and_rebuilt_by_replay(service_env, dev_iss
     no_scope = dev_issuer.mint("x", ["extracts:write"], ["751"])
     invited, answers = len(rnd.invitations), len(rnd.responses)
 
-    async with running_app(create_app(settings)) as client:
+    app = create_app(settings)
+    async with running_app(app) as client:
         await produce(kafka_bootstrap, topic_prefix, rnd.samples)
         await produce(kafka_bootstrap, topic_prefix, rnd.invitations, duplicate_every=7)
         await produce(kafka_bootstrap, topic_prefix, rnd.responses, duplicate_every=5)
@@ -216,6 +218,17 @@ async def test_round_published_safely_and_rebuilt_by_replay(service_env, dev_iss
         assert (await client.get("/odata/Indicators", params={"$filter": "mean gt 3"}, headers=bearer(kl))).status_code == 400
 
         served = (await client.get("/rounds/2026-1/indicators", headers=bearer(kl))).json()["rows"]
+
+        # The service builds in a worker process; the in-thread builder on the service's own
+        # pool gives the same publication (where a build runs never changes its rows).
+        in_process = ProcessBuilder(service_env["DATABASE_URL"])
+        try:
+            other = await in_process.build("2026-1", settings.suppression_threshold, settings.caution_below)
+        finally:
+            in_process.close()
+        here = await ThreadBuilder(app.state.runtime.uow).build("2026-1", settings.suppression_threshold, settings.caution_below)
+        assert other.info == here.info and other.publication == here.publication
+        assert len(here.publication.indicator_rows) == len(served)
     before = await table_snapshot(service_env["DATABASE_URL"])
     assert sum(r[-1] for r in before["rate_tally"]) == answers  # duplicates were not counted
 
