@@ -198,7 +198,7 @@ class OutboxRelay:
                 deliveries.append(
                     await self._producer.send(
                         topic_name(self._prefix, row.topic),
-                        value=row.value.encode(),
+                        value=row.value if isinstance(row.value, bytes) else row.value.encode(),
                         key=row.key.encode(),
                         headers=[
                             ("event_type", row.event_type.encode()),
@@ -222,13 +222,21 @@ class OutboxRelay:
 
 class BulkOutboxRelay(OutboxRelay):
     """The relay over a bulk outbox (``BusTables.bulk_outbox``): the envelope is stored as the
-    text that is published and its headers are columns, so nothing is parsed on the way."""
+    text that is published and its headers are columns, so nothing is parsed on the way; it
+    even leaves PostgreSQL as UTF-8 bytes, which go to Kafka as they are (no decoding into a
+    str and encoding back, ~400 MB for a national delivery)."""
 
     def _batch_query(self) -> sa.Select:
         o = self._outbox
         return (
             sa.select(
-                o.c.id, o.c.topic, o.c.key, o.c.event_type, o.c.event_version, o.c.correlation_id, o.c.envelope.label("value")
+                o.c.id,
+                o.c.topic,
+                o.c.key,
+                o.c.event_type,
+                o.c.event_version,
+                o.c.correlation_id,
+                sa.func.convert_to(o.c.envelope, "UTF8").label("value"),
             )
             .order_by(o.c.id)
             .limit(self._batch_size)
