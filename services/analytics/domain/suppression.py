@@ -414,14 +414,7 @@ def _determined_integer(
                 continue
             prow, prhs = pivots[col]
             lead = prow[col]
-            new = {c: lead * v for c, v in coeffs.items()}
-            for c, v in prow.items():
-                nv = new.get(c, 0) - factor * v
-                if nv:
-                    new[c] = nv
-                else:
-                    new.pop(c, None)
-            coeffs, rhs = new, lead * rhs - factor * prhs
+            coeffs, rhs = _combine(coeffs, lead, prow, factor), lead * rhs - factor * prhs
         if not coeffs:
             continue  # dependent equation
         coeffs, rhs = reduced(coeffs, rhs)
@@ -431,18 +424,24 @@ def _determined_integer(
             factor = prow.get(col)
             if not factor:
                 continue
-            new = {c: lead * v for c, v in prow.items()}
-            for c, v in coeffs.items():
-                nv = new.get(c, 0) - factor * v
-                if nv:
-                    new[c] = nv
-                else:
-                    new.pop(c, None)
-            pivots[pcol] = reduced(new, lead * prhs - factor * rhs)
+            pivots[pcol] = reduced(_combine(prow, lead, coeffs, factor), lead * prhs - factor * rhs)
         pivots[col] = (coeffs, rhs)
 
     by_index = {i: u for u, i in order.items()}
     return {by_index[col] for col, (prow, _) in pivots.items() if len(prow) == 1}
+
+
+def _combine(row: dict[int, int], scale: int, other: dict[int, int], factor: int) -> dict[int, int]:
+    """scale x row - factor x other, in whole numbers, without zero coefficients (one step of
+    fraction-free elimination)."""
+    new = {c: scale * v for c, v in row.items()}
+    for c, v in other.items():
+        nv = new.get(c, 0) - factor * v
+        if nv:
+            new[c] = nv
+        else:
+            new.pop(c, None)
+    return new
 
 
 # -- the attacker ----------------------------------------------------------------
