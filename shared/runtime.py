@@ -138,6 +138,10 @@ class ServiceRuntime:
         self._tasks.append(asyncio.create_task(supervised(), name=f"{self.settings.service_name}:{name}"))
 
     async def __aexit__(self, *exc_info) -> None:
+        # Events committed just before shutdown go out now rather than at the next start.
+        for relay in (self.relay, self.bulk_relay):
+            if relay is not None and not await relay.drain(self.settings.shutdown_drain_seconds):
+                logger.warning("shutting down with events left in the outbox; they go out at the next start")
         for task in reversed(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -44,6 +44,8 @@ class ServiceSettings(BaseSettings):
 
     # Bus tuning.
     outbox_batch_size: int = 500
+    # At shutdown, how long to wait for the relays to publish what is already committed.
+    shutdown_drain_seconds: float = 5.0
     # Bulk outbox rows are up to ~750 KB each: 16 per batch (~12 MB) keeps the relay's memory
     # small and its round trips to PostgreSQL few.
     bulk_outbox_batch_size: int = 16
