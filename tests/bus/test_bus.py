@@ -89,6 +89,32 @@ async def _backlog_is(relay, n):
     return await relay.backlog() == n
 
 
+async def test_drain_at_shutdown_waits_for_the_relay_to_publish_what_committed(engine, producer, kafka_bootstrap, topic_prefix):
+    """ServiceRuntime drains its relays before it stops: events committed just before a
+    shutdown are on Kafka when it returns, not at the next start. The drain only waits; the
+    relay's own loop (the leader) publishes."""
+    relay = OutboxRelay(engine, BUS, producer, service="bustest-drain", topic_prefix=topic_prefix, poll_interval=30)
+    make_uow = uow_factory(engine, on_commit=relay.nudge)
+    async with make_uow() as uow:
+        committed = [uow.publish(event(1000 + i)) for i in range(40)]
+        await uow.commit()
+    assert not await relay.drain(0.3)  # no relay running: nothing publishes, the drain gives up
+    relay_task = asyncio.create_task(relay.run())
+    try:
+        await wait_until(lambda: _backlog_is(relay, 0), 30, "the first events to go out")
+        async with uow_factory(engine)() as uow:  # committed without waking the relay
+            committed += [uow.publish(event(2000 + i)) for i in range(40)]
+            await uow.commit()
+        # The relay polls every 30 s: the drain's own nudge is what gets these out in time.
+        assert await relay.drain(10)
+    finally:
+        relay_task.cancel()
+    assert await relay.backlog() == 0
+    records = await read_topic(kafka_bootstrap, topic_name(topic_prefix, TOPIC))
+    published = {Envelope.model_validate_json(r.value).event_id for r in records}
+    assert {e.event_id for e in committed} <= published
+
+
 async def test_duplicates_are_handled_once(engine, producer, kafka_bootstrap, topic_prefix):
     envelopes = [Envelope.wrap(event(i), source="t", correlation_id="c") for i in range(20)]
     messages = [wire(event(i), env) for i, env in enumerate(envelopes)]
