@@ -230,7 +230,7 @@ def main() -> None:
             t_job = time.perf_counter()
         if job["status"] != "succeeded":
             sys.exit(f"job ended {job['status']}: {job.get('error')}")
-        outbox = "SELECT (SELECT count(*) FROM ingest.outbox) + (SELECT count(*) FROM ingest.population_outbox)"
+        outbox = "SELECT (SELECT count(*) FROM ingest.outbox) + (SELECT count(*) FROM ingest.bulk_outbox)"
         while asyncio.run(scalar(url, outbox)):
             time.sleep(0.1)
         t_done = time.perf_counter()

@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import sqlalchemy as sa
+
 from shared.audit import record
 from shared.bus import UnitOfWork
 from shared.bus.consumer import Handler
@@ -27,6 +29,21 @@ RoundCheck = Callable[[UnitOfWork, str], Awaitable[int]]
 # (uow, pseudonyms) -> rows removed per table; (uow, pseudonyms) -> rows still left
 CitizenErase = Callable[[UnitOfWork, Sequence[str]], Awaitable[dict[str, int]]]
 CitizenCheck = Callable[[UnitOfWork, Sequence[str]], Awaitable[int]]
+
+
+def rows_with_pseudonyms(*models) -> CitizenCheck:
+    """The usual ``rows_left_for_citizens``: rows of these models (each with a ``pseudonym``
+    column) that still hold one of the pseudonyms."""
+
+    async def rows_left(uow: UnitOfWork, pseudonyms: Sequence[str]) -> int:
+        left = 0
+        for model in models:
+            left += await uow.session.scalar(
+                sa.select(sa.func.count()).select_from(model).where(model.pseudonym.in_(pseudonyms))
+            )
+        return left
+
+    return rows_left
 
 
 class IdentifiersRemain(RuntimeError):

@@ -164,24 +164,14 @@ PERSONAL_OVERRIDES: dict[tuple[str, str, str], Personal | None] = {
         "transactional outbox",
         "until published (the relay deletes the row)",
     ),
-    ("ingest", "population_outbox", "envelope"): Personal(
-        "population.received events waiting to be published (pseudonyms, bands, sealed contact)",
-        "as the event's fields",
-        "transactional outbox (ingest's population chunks, relayed as stored text)",
-        "until published (the relay deletes the row)",
-    ),
-    ("ingest", "population_outbox", "key"): None,  # round_id:kommunekode
-    ("ingest", "population_outbox", "correlation_id"): None,  # the delivery id
-    ("ingest", "population_outbox", "event_type"): None,
-    ("ingest", "population_outbox", "event_version"): None,
     ("*", "bulk_outbox", "envelope"): Personal(
-        "big events waiting to be published (sample.drawn chunks: pseudonyms, bands, weights, sealed contact)",
+        "big events waiting to be published (population.received and sample.drawn chunks: pseudonyms, bands, sealed contact)",
         "as the event's fields",
         "transactional outbox (the envelope's text, relayed as stored)",
         "until published (the relay deletes the row)",
     ),
     ("*", "bulk_outbox", "key"): None,  # round_id:kommunekode
-    ("*", "bulk_outbox", "correlation_id"): None,  # the draw id
+    ("*", "bulk_outbox", "correlation_id"): None,  # the delivery or draw id
     ("*", "bulk_outbox", "event_type"): None,
     ("*", "bulk_outbox", "event_version"): None,
     ("*", "outbox", "key"): Personal("event key: the pseudonym for per-citizen events", "pseudonymous", "partitioning", "until published"),
@@ -311,7 +301,7 @@ def build() -> tuple[str, list[str]]:
                     plain.append(column.name)
                 else:
                     readers = READERS.get((service, table.name)) or READERS.get(("*", table.name), DEFAULT_READER)
-                    if table.name in ("outbox", "population_outbox", "bulk_outbox"):
+                    if table.name in ("outbox", "bulk_outbox"):
                         readers = "the outbox relay; then the topic's consumers"
                     personal_rows.append(
                         [service, table.name, column.name, klass.category, klass.protection, klass.purpose, klass.retention, readers]

@@ -19,7 +19,7 @@ from services.analytics.domain.publication import NO_ARM
 from services.analytics.handlers import touch_round
 from services.analytics.models import AUDIT, AnswerTally, Invited, RateTally, ResponseFact
 from shared.bus import UnitOfWork
-from shared.privacy import PrivacyRules
+from shared.privacy import PrivacyRules, rows_with_pseudonyms
 
 ANONYMOUS = "anon-"
 
@@ -104,19 +104,11 @@ async def erase_citizens(uow: UnitOfWork, pseudonyms: Sequence[str]) -> dict[str
     return {"response_fact": len(facts), "invited": len(invited)}
 
 
-async def rows_left_for_citizens(uow: UnitOfWork, pseudonyms: Sequence[str]) -> int:
-    facts = await uow.session.scalar(
-        sa.select(sa.func.count()).select_from(ResponseFact).where(ResponseFact.pseudonym.in_(pseudonyms))
-    )
-    invited = await uow.session.scalar(sa.select(sa.func.count()).select_from(Invited).where(Invited.pseudonym.in_(pseudonyms)))
-    return facts + invited
-
-
 RULES = PrivacyRules(
     service="analytics",
     purge_round=purge_round,
     identifiers_left_in_round=identifiers_left_in_round,
     erase_citizens=erase_citizens,
-    rows_left_for_citizens=rows_left_for_citizens,
+    rows_left_for_citizens=rows_with_pseudonyms(ResponseFact, Invited),
     audit_table=AUDIT,
 )

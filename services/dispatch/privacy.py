@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from services.dispatch.config import DispatchSettings
 from services.dispatch.models import AUDIT, DispatchStep, Invitation
 from shared.bus import UnitOfWork
-from shared.privacy import PrivacyRules
+from shared.privacy import PrivacyRules, rows_with_pseudonyms
 
 ANONYMOUS = "anon-"
 _PURGED_TOKEN = "purged-"
@@ -104,16 +104,11 @@ def privacy_rules(settings: DispatchSettings) -> PrivacyRules:
         invitations = await uow.session.execute(sa.delete(Invitation).where(Invitation.pseudonym.in_(pseudonyms)))
         return {"invitation": invitations.rowcount, "dispatch_step": steps.rowcount, "sink_files": files}
 
-    async def rows_left_for_citizens(uow: UnitOfWork, pseudonyms: Sequence[str]) -> int:
-        return await uow.session.scalar(
-            sa.select(sa.func.count()).select_from(Invitation).where(Invitation.pseudonym.in_(pseudonyms))
-        )
-
     return PrivacyRules(
         service="dispatch",
         purge_round=purge_round,
         identifiers_left_in_round=identifiers_left_in_round,
         erase_citizens=erase_citizens,
-        rows_left_for_citizens=rows_left_for_citizens,
+        rows_left_for_citizens=rows_with_pseudonyms(Invitation),
         audit_table=AUDIT,
     )

@@ -17,8 +17,8 @@ Base = make_base("ingest")
 # population.received chunks wait in the bulk outbox (shared.bus: the envelope as the text that
 # is published, headers in columns), not in BUS.outbox: a national delivery is ~400 MB of them.
 # Same transactional guarantees: written in the delivery's transaction, deleted once Kafka has
-# acknowledged. Table name from before the bulk outbox was shared (migration i091).
-BUS = bus_tables(Base.metadata, bulk_outbox="population_outbox")
+# acknowledged (migrations i091, i092).
+BUS = bus_tables(Base.metadata, bulk_outbox="bulk_outbox")
 POPULATION_OUTBOX = BUS.bulk_outbox
 AUDIT = audit_log_table(Base.metadata)  # append-only (shared.audit)
 

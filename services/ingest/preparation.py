@@ -53,7 +53,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from services.ingest.domain.classification import ExclusionReason, load_mapping
 from services.ingest.domain.cpr import mask_cpr
 from services.ingest.domain.errors import ExtractFormatError
-from services.ingest.domain.fastpath import _INVALID, _MISSING, CachedRowValidator, _remember, _tidy_text
+from services.ingest.domain.fastpath import _INVALID, _MISSING, CachedRowValidator
 from services.ingest.domain.profiles import Kolonne
 from services.ingest.domain.readers import EXTRA_FIELDS_KEY, NumberedRow
 from services.ingest.domain.text import is_blank
@@ -521,31 +521,17 @@ def _distinct_values(values, compute) -> tuple[np.ndarray, np.ndarray, list]:
 def _birth(validator: CachedRowValidator, part: str) -> tuple[bool, int]:
     if len(part) != 7 or not (part.isascii() and part.isdigit()):
         return False, 0
-    birth = validator._birth.get(part)
-    if birth is None:
-        birth = validator._birth_and_age(part)
-        if birth is None:
-            return False, 0
-    elif birth is _INVALID:
-        return False, 0
-    return True, birth[1]
+    birth = validator._birth_and_age(part)
+    return (False, 0) if birth is None else (True, birth[1])
 
 
 def _ydelse(validator: CachedRowValidator, raw: str) -> tuple[bool, str | None]:
-    texts = validator._texts
-    ydelse = texts.get(raw, _MISSING)
-    if ydelse is _MISSING:
-        ydelse = _tidy_text(raw)
-        if ydelse is not None and len(ydelse) > MAX_TEXT_LENGTH:
-            ydelse = None
-        _remember(texts, raw, ydelse)
+    ydelse = validator.benefit_text(raw)
     return ydelse is not None, ydelse
 
 
 def _overgangsdato(validator: CachedRowValidator, raw: str) -> tuple[bool, object]:
-    value = validator._dates.get(raw, _MISSING)
-    if value is _MISSING:
-        value = validator._date(raw)
+    value = validator._date(raw)
     return not (value is None or value is _INVALID), value
 
 
@@ -554,9 +540,7 @@ def _valid(value: object) -> tuple[bool, None]:
 
 
 def _flag(validator: CachedRowValidator, raw: str) -> tuple[bool, bool]:
-    value = validator._bools.get(raw, _MISSING)
-    if value is _MISSING:
-        value = validator._bool(raw)
+    value = validator._bool(raw)
     return value is not _INVALID, bool(value) if value is not _INVALID else False
 
 

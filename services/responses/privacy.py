@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from services.responses.models import AUDIT, Respondent, Response
 from shared.bus import UnitOfWork
-from shared.privacy import PrivacyRules
+from shared.privacy import PrivacyRules, rows_with_pseudonyms
 
 ANONYMOUS = "anon-"  # prefix of the random stand-ins; a real pseudonym is 64 hex digits
 _PURGED_TOKEN = "purged-"
@@ -52,15 +52,11 @@ async def erase_citizens(uow: UnitOfWork, pseudonyms: Sequence[str]) -> dict[str
     return {"response": answers.rowcount, "respondent": links.rowcount}
 
 
-async def rows_left_for_citizens(uow: UnitOfWork, pseudonyms: Sequence[str]) -> int:
-    return await uow.session.scalar(sa.select(sa.func.count()).select_from(Respondent).where(Respondent.pseudonym.in_(pseudonyms)))
-
-
 RULES = PrivacyRules(
     service="responses",
     purge_round=purge_round,
     identifiers_left_in_round=identifiers_left_in_round,
     erase_citizens=erase_citizens,
-    rows_left_for_citizens=rows_left_for_citizens,
+    rows_left_for_citizens=rows_with_pseudonyms(Respondent),
     audit_table=AUDIT,
 )

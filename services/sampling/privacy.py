@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from services.sampling import frame
 from services.sampling.models import AUDIT, FrameCell, FrameDelivery, FrameDuplicate, FrameUnit, SampledUnit
 from shared.bus import UnitOfWork
-from shared.privacy import PrivacyRules
+from shared.privacy import PrivacyRules, rows_with_pseudonyms
 
 
 def _round_deliveries(round_id: str):
@@ -53,18 +53,11 @@ async def erase_citizens(uow: UnitOfWork, pseudonyms: Sequence[str]) -> dict[str
     return {"frame_unit": len(erased), "frame_duplicate": duplicates.rowcount, "sampled_unit": sampled.rowcount}
 
 
-async def rows_left_for_citizens(uow: UnitOfWork, pseudonyms: Sequence[str]) -> int:
-    left = 0
-    for table in (FrameUnit, FrameDuplicate, SampledUnit):
-        left += await uow.session.scalar(sa.select(sa.func.count()).select_from(table).where(table.pseudonym.in_(pseudonyms)))
-    return left
-
-
 RULES = PrivacyRules(
     service="sampling",
     purge_round=purge_round,
     identifiers_left_in_round=identifiers_left_in_round,
     erase_citizens=erase_citizens,
-    rows_left_for_citizens=rows_left_for_citizens,
+    rows_left_for_citizens=rows_with_pseudonyms(FrameUnit, FrameDuplicate, SampledUnit),
     audit_table=AUDIT,
 )

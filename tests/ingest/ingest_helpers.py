@@ -123,7 +123,7 @@ async def all_events(bootstrap: str, topic: str, settle: float = 0.5) -> list[En
 
 async def wait_outbox_empty(database_url: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
-    query = "SELECT (SELECT count(*) FROM ingest.outbox) + (SELECT count(*) FROM ingest.population_outbox) AS n"
+    query = "SELECT (SELECT count(*) FROM ingest.outbox) + (SELECT count(*) FROM ingest.bulk_outbox) AS n"
     while (await fetch(database_url, query))[0]["n"]:
         if time.monotonic() > deadline:
             raise TimeoutError("the outbox did not drain")

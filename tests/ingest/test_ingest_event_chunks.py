@@ -13,15 +13,19 @@ from datetime import date
 import asyncpg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.schema import CreateTable
 
 from services.ingest.events import PopulationChunks
+from services.ingest.models import POPULATION_OUTBOX
 from shared.events import Envelope, PopulationReceived
 from shared.testing.fixtures import _plain, create_test_database
 
-TABLE = """CREATE TABLE IF NOT EXISTS population_outbox (
-    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, event_id uuid NOT NULL UNIQUE, topic text NOT NULL,
-    key text NOT NULL, event_type text NOT NULL, event_version int NOT NULL, correlation_id text NOT NULL,
-    envelope text NOT NULL)"""
+OUTBOX = POPULATION_OUTBOX.fullname
+# The table as the service's models define it (the shared bulk outbox), in a fresh database.
+TABLE = f"CREATE SCHEMA IF NOT EXISTS {POPULATION_OUTBOX.schema}; " + str(
+    CreateTable(POPULATION_OUTBOX, if_not_exists=True).compile(dialect=postgresql.dialect())
+)
 
 
 def person(number: int, padding: int) -> bytes:
@@ -89,18 +93,18 @@ async def _check(admin_url: str, persons: list[bytes], cuts: list[int], size: in
         async with conn.transaction():
             delivery_id = uuid.uuid4()
             chunks = PopulationChunks(
-                conn, "population_outbox", source="ingest", round_id="r1", kommunekode="101", delivery_id=delivery_id,
+                conn, OUTBOX, source="ingest", round_id="r1", kommunekode="101", delivery_id=delivery_id,
                 supersedes=None, reference_date=date(2026, 1, 1), size=size, max_bytes=max_bytes,
             )
             for data, offsets in blocks_of(persons, cuts):
                 await chunks.add(data, offsets)
             await chunks.finish()
             rows = await conn.fetch(
-                "SELECT envelope FROM population_outbox WHERE correlation_id = $1 ORDER BY id", str(delivery_id)
+                f"SELECT envelope FROM {OUTBOX} WHERE correlation_id = $1 ORDER BY id", str(delivery_id)
             )
             payloads = [Envelope.model_validate_json(row["envelope"]).data for row in rows]
             events = [PopulationReceived.model_validate(payload) for payload in payloads]
-            await conn.execute("DELETE FROM population_outbox WHERE correlation_id = $1", str(delivery_id))
+            await conn.execute(f"DELETE FROM {OUTBOX} WHERE correlation_id = $1", str(delivery_id))
     finally:
         await conn.close()
     assert [len(e.persons) for e in events] == reference_cut([len(p) for p in persons], size, max_bytes)

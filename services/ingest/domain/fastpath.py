@@ -91,60 +91,23 @@ class CachedRowValidator:
             return None
         if not (number.isascii() and number.isdigit()):
             return None
-        birth = self._birth.get(number[:7])
+        birth = self._birth_and_age(number[:7])
         if birth is None:
-            birth = self._birth_and_age(number[:7])
-            if birth is None:
-                return None
-        elif birth is _INVALID:
             return None
-        texts = self._texts
-        ydelse = texts.get(fields[p_ydelse], _MISSING)
-        if ydelse is _MISSING:
-            raw = fields[p_ydelse]
-            ydelse = _tidy_text(raw)
-            if ydelse is not None and len(ydelse) > MAX_TEXT_LENGTH:
-                ydelse = None
-            _remember(texts, raw, ydelse)
+        ydelse = self.benefit_text(fields[p_ydelse])
         if ydelse is None:
             return None
-        dates, bools = self._dates, self._bools
-        raw = fields[p_overgang]
-        overgangsdato = dates.get(raw, _MISSING)
-        if overgangsdato is _MISSING:
-            overgangsdato = self._date(raw)
+        overgangsdato = self._date(fields[p_overgang])
         if overgangsdato is None or overgangsdato is _INVALID:
             return None
-        if p_samtale >= 0:
-            raw = fields[p_samtale]
-            seneste = dates.get(raw, _MISSING)
-            if seneste is _MISSING:
-                seneste = self._date(raw)
-            if seneste is _INVALID:
-                return None
-        if p_afsluttet >= 0:
-            raw = fields[p_afsluttet]
-            afsluttet = bools.get(raw, _MISSING)
-            if afsluttet is _MISSING:
-                afsluttet = self._bool(raw)
-            if afsluttet is _INVALID:
-                return None
-        passiv = False
-        if p_passiv >= 0:
-            raw = fields[p_passiv]
-            passiv = bools.get(raw, _MISSING)
-            if passiv is _MISSING:
-                passiv = self._bool(raw)
-            if passiv is _INVALID:
-                return None
-        forskerbeskyttet = False
-        if p_forsker >= 0:
-            raw = fields[p_forsker]
-            forskerbeskyttet = bools.get(raw, _MISSING)
-            if forskerbeskyttet is _MISSING:
-                forskerbeskyttet = self._bool(raw)
-            if forskerbeskyttet is _INVALID:
-                return None
+        if p_samtale >= 0 and self._date(fields[p_samtale]) is _INVALID:
+            return None
+        if p_afsluttet >= 0 and self._bool(fields[p_afsluttet]) is _INVALID:
+            return None
+        passiv = self._bool(fields[p_passiv]) if p_passiv >= 0 else False
+        forskerbeskyttet = self._bool(fields[p_forsker]) if p_forsker >= 0 else False
+        if passiv is _INVALID or forskerbeskyttet is _INVALID:
+            return None
         navn = None
         if p_navn >= 0:
             navn = " ".join(fields[p_navn].split()) or None
@@ -267,6 +230,17 @@ class CachedRowValidator:
             row_number=row_number,
             warnings=(RowError(row_number, Kolonne.TELEFON.value, phone_warning),) if phone_warning else (),
         )
+
+    def benefit_text(self, raw: str) -> str | None:
+        """The benefit cell tidied as ``validate_row`` reads it, or None when the fast path cannot
+        take it (blank, too long); cached per distinct cell."""
+        ydelse = self._texts.get(raw, _MISSING)
+        if ydelse is _MISSING:
+            ydelse = _tidy_text(raw)
+            if ydelse is not None and len(ydelse) > MAX_TEXT_LENGTH:
+                ydelse = None
+            _remember(self._texts, raw, ydelse)
+        return ydelse  # type: ignore[return-value]
 
     def _birth_and_age(self, date_part: str) -> tuple[date, int] | None:
         cached = self._birth.get(date_part)

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from services.ingest.models import AUDIT, Citizen, Delivery, ExtractJob
 from shared.bus import UnitOfWork
-from shared.privacy import PrivacyRules
+from shared.privacy import PrivacyRules, rows_with_pseudonyms
 
 
 def _round_deliveries(round_id: str):
@@ -62,10 +62,6 @@ async def erase_citizens(uow: UnitOfWork, pseudonyms: Sequence[str]) -> dict[str
     return {"citizen": result.rowcount}
 
 
-async def rows_left_for_citizens(uow: UnitOfWork, pseudonyms: Sequence[str]) -> int:
-    return await uow.session.scalar(sa.select(sa.func.count()).select_from(Citizen).where(Citizen.pseudonym.in_(pseudonyms)))
-
-
 def remove_upload_files(paths: Sequence[str]) -> None:
     for path in paths:
         try:
@@ -79,6 +75,6 @@ RULES = PrivacyRules(
     purge_round=purge_round,
     identifiers_left_in_round=identifiers_left_in_round,
     erase_citizens=erase_citizens,
-    rows_left_for_citizens=rows_left_for_citizens,
+    rows_left_for_citizens=rows_with_pseudonyms(Citizen),
     audit_table=AUDIT,
 )
