@@ -115,6 +115,7 @@ class ServiceRuntime:
                 max_records=s.consumer_batch_max_records,
                 session_timeout_ms=s.consumer_session_timeout_ms,
                 heartbeat_interval_ms=s.consumer_heartbeat_interval_ms,
+                fetch_max_wait_ms=s.consumer_fetch_max_wait_ms,
             )
             await self.consumer.start()
             self._spawn("consumer", self.consumer.run)

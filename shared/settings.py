@@ -56,6 +56,8 @@ class ServiceSettings(BaseSettings):
     # Tansu holds a group join for half the session timeout; Kafka's broker minimum is 6 s.
     consumer_session_timeout_ms: int = 10_000
     consumer_heartbeat_interval_ms: int = 2_000
+    # Longest a fetch waits at the broker for new records (see IdempotentConsumer).
+    consumer_fetch_max_wait_ms: int = 100
 
     log_level: str = "INFO"
     log_json: bool = True

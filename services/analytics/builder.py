@@ -54,19 +54,35 @@ _RATES = sa.text(
     f"SELECT stratum, kommunekode, maalgruppe, arm, invited, answered FROM {RateTally.__table__.fullname} WHERE round_id = :r"
 )
 _FRAME = sa.text(f"SELECT stratum, kommunekode, maalgruppe, population FROM {StratumFrame.__table__.fullname} WHERE round_id = :r")
-# The tallies grouped per stratum by each dimension (or none), one row per (stratum, dimension,
-# level, question) with one column per answer code: six times fewer rows to send and decode
-# than one row per code, which was most of a build's loading time.
+# The tallies grouped per stratum by each band (gender, age band, course duration band), one row
+# per (stratum, dimension, level, question) with one column per answer code: six times fewer
+# rows to send and decode than one row per code, which was most of a build's loading time. The
+# stratum's totals are not a grouping set of their own: every tally has a gender (part of its
+# key), so they are the sum of the gender rows, added up here (load_inputs) at a fraction of
+# what a fourth grouping set cost PostgreSQL.
 _GROUPED = sa.text(
     "SELECT stratum, "
     "CASE WHEN grouping(gender) = 0 THEN 'gender' WHEN grouping(age_band) = 0 THEN 'age_band' "
-    "WHEN grouping(duration_band) = 0 THEN 'duration_band' ELSE 'total' END, "
-    "coalesce(gender, age_band, duration_band, 'total'), question, "
+    "ELSE 'duration_band' END, "
+    "coalesce(gender, age_band, duration_band), question, "
     + ", ".join(f"coalesce(sum(n) FILTER (WHERE code = '{code}'), 0)::int" for code in CODES)
     + f" FROM {AnswerTally.__table__.fullname} WHERE round_id = :r "
-    "GROUP BY GROUPING SETS ((stratum, question), (stratum, gender, question), "
-    "(stratum, age_band, question), (stratum, duration_band, question))"
+    "GROUP BY GROUPING SETS ((stratum, gender, question), (stratum, age_band, question), (stratum, duration_band, question))"
 )
+
+
+def with_totals(grouped: list[GroupedCounts]) -> list[GroupedCounts]:
+    """The grouped tallies plus each (stratum, question)'s "total" row: the sum of its gender rows."""
+    totals: dict[tuple[str, str], list[int]] = {}
+    for h, dim, _, q, counts in grouped:
+        if dim == "gender":
+            acc = totals.get((h, q))
+            if acc is None:
+                totals[(h, q)] = list(counts)
+            else:
+                for i, n in enumerate(counts):
+                    acc[i] += n
+    return grouped + [(h, "total", "total", q, tuple(counts)) for (h, q), counts in totals.items()]
 
 
 async def round_info(uow, round_id: str) -> RoundInfo | None:
@@ -83,9 +99,7 @@ async def load_inputs(uow, round_id: str) -> tuple[dict[str, StratumInfo], list[
     s = uow.session
     rates = await load_rates(uow, round_id)
     frame = (await s.execute(_FRAME, {"r": round_id})).all()
-    answers: list[GroupedCounts] = [
-        (h, dim, lvl, q, counts) for h, dim, lvl, q, *counts in (await s.execute(_GROUPED, {"r": round_id})).all()
-    ]
+    answers = with_totals([(h, dim, lvl, q, counts) for h, dim, lvl, q, *counts in (await s.execute(_GROUPED, {"r": round_id})).all()])
     strata: dict[str, StratumInfo] = {}
     respondents: dict[str, int] = {}
     for r in rates:
@@ -126,11 +140,10 @@ async def snapshot_inputs(sessions, round_id: str):
 class BuildResult:
     info: RoundInfo | None
     publication: RoundPublication | None
+    # The build's cost, what spacing builds is based on (PublicationCache._space): the time the
+    # snapshot took to load and the CPU seconds (process time of the builder) of the computation.
     load_seconds: float = 0.0
-    build_seconds: float = 0.0  # CPU seconds of the computation (process time of the builder)
-    # Snapshot to finished publication, as the builder saw it: what spacing builds is based on
-    # (not the caller's wait, which includes queueing and a worker's start-up).
-    wall_seconds: float = 0.0
+    build_seconds: float = 0.0
 
 
 async def load_and_build(
@@ -151,7 +164,7 @@ async def load_and_build(
         publication = build_publication(*args, **kwargs)
     else:
         publication = await compute(lambda: build_publication(*args, **kwargs))
-    return BuildResult(info, publication, loaded - started, time.process_time() - cpu, time.perf_counter() - started)
+    return BuildResult(info, publication, loaded - started, time.process_time() - cpu)
 
 
 # -- the worker process -----------------------------------------------------------------------------

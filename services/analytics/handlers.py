@@ -21,22 +21,23 @@ from shared.bus import UnitOfWork, batch_handler
 from shared.events import Envelope, InvitationSent, ResponseSubmitted, SampleDrawn
 
 
+_TOUCH_ROUND = sa.text(
+    f"INSERT INTO {RoundState.__table__.fullname} AS r (round_id, questionnaire_id, first_submitted_at, version) "
+    "VALUES (:round_id, :questionnaire_id, :submitted_at, 1) "
+    "ON CONFLICT (round_id) DO UPDATE SET version = r.version + 1, "
+    "questionnaire_id = coalesce(r.questionnaire_id, excluded.questionnaire_id), "
+    "first_submitted_at = least(r.first_submitted_at, excluded.first_submitted_at)"
+).bindparams(sa.bindparam("submitted_at", type_=sa.DateTime(timezone=True)))
+
+
 async def touch_round(
     uow: UnitOfWork, round_id: str, questionnaire_id: str | None = None, submitted_at: datetime | None = None
 ) -> None:
-    """Bump the round's version (the read cache key) and remember its questionnaire."""
-    statement = pg_insert(RoundState).values(
-        round_id=round_id, questionnaire_id=questionnaire_id, first_submitted_at=submitted_at, version=1
-    )
+    """Bump the round's version (the read cache key) and remember its questionnaire. A constant
+    statement: building it with the ORM's insert() compiled it anew in every batch, a fifth of
+    the consumer's time at 200 answers/s."""
     await uow.session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[RoundState.round_id],
-            set_={
-                "version": RoundState.version + 1,
-                "questionnaire_id": sa.func.coalesce(RoundState.questionnaire_id, statement.excluded.questionnaire_id),
-                "first_submitted_at": sa.func.least(RoundState.first_submitted_at, statement.excluded.first_submitted_at),
-            },
-        )
+        _TOUCH_ROUND, {"round_id": round_id, "questionnaire_id": questionnaire_id, "submitted_at": submitted_at}
     )
 
 

@@ -39,9 +39,9 @@ class PublicationCache:
       share it.
     * A background loop (:meth:`run`) watches the versions of the rounds in the cache and
       rebuilds a changed round ahead of its readers. Builds of a round are spaced by
-      ``max(interval, last build's time x (1 / build_share - 1))``: changes arriving meanwhile
-      are coalesced into the next build, so a live round is being built at most
-      ``build_share`` of the time (the service's default: half, of the builder's one core).
+      ``max(interval, last build's cost x (1 / build_share - 1))`` (see :meth:`_space`):
+      changes arriving meanwhile are coalesced into the next build, so a live round's builds
+      use at most ``build_share`` of one core (the service's default: all of the builder's one).
     * ``max_lag`` (seconds, default 0): a read may be served a publication whose snapshot is
       younger than this even if the round changed since, instead of waiting for the next
       build; 0 keeps "a read never sees less than the version it observed".
@@ -145,7 +145,7 @@ class PublicationCache:
             except BaseException:
                 self._space(round_id, time.monotonic() - started)
                 raise
-            self._space(round_id, result.wall_seconds)
+            self._space(round_id, result.load_seconds + result.build_seconds)
             if result.info is None:
                 raise RoundNotFound(round_id)
             logger.debug(
@@ -161,11 +161,14 @@ class PublicationCache:
             return result.publication
 
     def _space(self, round_id: str, took: float) -> None:
-        """The next build of the round starts no sooner than ``max(interval, this build's time x
-        (1 / build_share - 1))`` from now: a round that changes all the time is being built at
-        most ``build_share`` of the time, and the rest of the machine (consumer, reads,
-        PostgreSQL) keeps the CPU. ``took`` is the builder's own time for the build (snapshot
-        to publication), so waiting in its queue or for its start-up does not space builds."""
+        """The next build of the round starts no sooner than ``max(interval, this build's cost x
+        (1 / build_share - 1))`` from now: a round that changes all the time takes at most
+        ``build_share`` of one core for its builds, and the rest of the machine (consumer, reads,
+        PostgreSQL) keeps the CPU. ``took`` is the build's cost: the time its snapshot took to
+        load (PostgreSQL at work) plus the CPU seconds of its computation. Time spent waiting,
+        for a core the machine is busy with, in the builder's queue or for its start-up, is not
+        cost: spacing by it (wall time, as before) left the builder idle longer the busier the
+        machine was, and answers waited for the next build at no saving of CPU."""
         now = time.monotonic()
         self._next_build[round_id] = now + max(self.interval, took * (1 / self.build_share - 1))
 

@@ -75,6 +75,7 @@ class IdempotentConsumer:
         group_id: str | None = None,
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 2_000,
+        fetch_max_wait_ms: int = 100,
     ) -> None:
         self._service = service
         self._handlers = handlers
@@ -104,6 +105,10 @@ class IdempotentConsumer:
             session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=heartbeat_interval_ms,
             max_partition_fetch_bytes=8 * 1024 * 1024,
+            # How long the broker may hold a fetch that finds nothing new. Kafka answers as soon
+            # as a record arrives; Tansu (the embedded default) holds it the whole time, so
+            # aiokafka's 500 ms default was up to half a second of latency per event there.
+            fetch_max_wait_ms=fetch_max_wait_ms,
         )
         self._pending_offsets: dict[TopicPartition, int] = {}
 

@@ -31,6 +31,7 @@ gave a scale answer ("Ved ikke" alone never publishes a cell).
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections import defaultdict
@@ -325,31 +326,29 @@ def build_indicator_rows(
 
     # One (question, stratum, dimension, level, counts in CODES order) per input row; a "total"
     # row is also the stratum's row of its target group (strata nest in target groups).
-    keys: list[tuple[str, str, str, str]] = []
-    vectors: list[list[int]] = []
+    grouped: list[GroupedCounts] = []
     for row in answer_counts:
         if isinstance(row, AnswerCount):
             if row.code not in _CODE_INDEX or row.n <= 0:
                 continue
             vector = [0] * len(CODES)
             vector[_CODE_INDEX[row.code]] = row.n
-            h, dimension, level, question = row.stratum, row.dimension, row.level, row.question
-        else:  # GroupedCounts
-            h, dimension, level, question, counts = row
-            vector = [n if n > 0 else 0 for n in counts[: len(CODES)]]
-            if not any(vector):
-                continue
-        if dimension == "total":
-            keys.append((question, h, "total", ALL_LEVELS))
-            vectors.append(vector)
-            dimension, level = "maalgruppe", strata[h].maalgruppe
-        keys.append((question, h, dimension, level))
-        vectors.append(vector)
-    if not keys:
+            row = (row.stratum, row.dimension, row.level, row.question, vector)
+        grouped.append(row)
+    # Negative counts (never from the tallies) count as none; a group without answers is dropped
+    # before its question or level is seen.
+    vectors = np.maximum(np.array([row[4][: len(CODES)] for row in grouped], dtype=float).reshape(-1, len(CODES)), 0.0)
+    present = vectors.any(axis=1)
+    grouped = list(itertools.compress(grouped, present.tolist()))
+    vectors = vectors[present]
+    if not grouped:
         return []
 
-    questions = sorted({key[0] for key in keys}, key=natural_key)
-    seen_levels = {(key[2], key[3]) for key in keys}
+    # A "total" row is also the stratum's row of its target group (strata nest in target groups).
+    is_total = [row[1] == "total" for row in grouped]
+    group_of_total = [("maalgruppe", strata[row[0]].maalgruppe) for row, total in zip(grouped, is_total) if total]
+    questions = sorted({row[3] for row in grouped}, key=natural_key)
+    seen_levels = {(row[1], row[2]) for row in grouped} | set(group_of_total)
     levels = {dim: sorted({lvl for d, lvl in seen_levels if d == dim}, key=natural_key) for dim in DIMENSIONS}
     # Slots: 0 = all levels, then the levels of each dimension in order.
     slot_of: dict[tuple[str, str], int] = {("total", ALL_LEVELS): 0}
@@ -366,15 +365,11 @@ def build_indicator_rows(
     n_q, n_h, n_s, n_c, n_k = len(questions), len(names), len(slot_of), len(CODES), len(kommuner)
 
     counts = np.zeros((n_q, n_h, n_s, n_c))
-    np.add.at(
-        counts,
-        (
-            np.array([q_index[key[0]] for key in keys]),
-            np.array([position[key[1]] for key in keys]),
-            np.array([slot_of[(key[2], key[3])] for key in keys]),
-        ),
-        np.array(vectors, dtype=float),
-    )
+    q_of = np.array([q_index[row[3]] for row in grouped])
+    h_of = np.array([position[row[0]] for row in grouped])
+    np.add.at(counts, (q_of, h_of, np.array([slot_of.get((row[1], row[2]), 0) for row in grouped])), vectors)
+    totals = np.array(is_total)
+    np.add.at(counts, (q_of[totals], h_of[totals], np.array([slot_of[g] for g in group_of_total], dtype=int)), vectors[totals])
 
     # Valid (scale) answers per (question, municipality, slot) and (question, slot): the counts
     # suppression decides on.
@@ -428,27 +423,27 @@ def build_indicator_rows(
             return figures[qi * n_s + slot]
         return figures[n_blocks + (qi * n_s + slot) * n_k + kommune_index[k]]
 
+    # Rows in table order (question, dimension, the national cells then each municipality's,
+    # the total then each level), walked directly rather than sorted afterwards.
     rows: list[dict] = []
+    status_columns = {}  # (status, caution) -> (suppressed, suppression, caution)
     for q, dim, result in decided:
         qi = q_index[q]
-        for key, decision in result.decisions.items():
-            k, lvl = key
-            row = {
-                "round_id": round_id,
-                "questionnaire_id": questionnaire_id,
-                "question": q,
-                "dimension": dim,
-                "kommunekode": _label(k, NATIONAL),
-                "level": _label(lvl, ALL_LEVELS),
-            }
-            values = _SUPPRESSED_VALUES if decision.suppressed else figures_of(qi, k, 0 if lvl is TOTAL else slot_of[(dim, lvl)])
-            row["n_answers"], row["n_valid"], row["n_dont_know"] = values[:3]
-            row.update(_status(decision))
-            row.update(zip(_FIGURE_NAMES[3:], values[3:]))
-            rows.append(row)
-    rows.sort(
-        key=lambda r: (natural_key(r["question"]), DIMENSIONS.index(r["dimension"]), _kommune_order(r["kommunekode"]), _level_order(r["level"]))
-    )
+        decisions = result.decisions
+        level_slots = [(TOTAL, ALL_LEVELS, 0)] + [(lvl, lvl, slot_of[(dim, lvl)]) for lvl in levels[dim]]
+        for k in (TOTAL, *kommuner):
+            kommune_label = _label(k, NATIONAL)
+            for lvl, level_label, slot in level_slots:
+                decision = decisions.get((k, lvl))
+                if decision is None:
+                    continue  # a dimension with no answers at all has no table
+                status = status_columns.get((decision.status, decision.caution))
+                if status is None:
+                    status = status_columns[(decision.status, decision.caution)] = tuple(_status(decision).values())
+                values = _SUPPRESSED_VALUES if decision.suppressed else figures_of(qi, k, slot)
+                rows.append(dict(zip(INDICATOR_COLUMNS, (
+                    round_id, questionnaire_id, q, dim, kommune_label, level_label, *values[:3], *status, *values[3:]
+                ))))
     return rows
 
 
@@ -581,6 +576,9 @@ _FIGURE_NAMES: tuple[str, ...] = ("n_answers", "n_valid", "n_dont_know") + tuple
     f"{ind}{suffix}" for ind in INDICATORS for suffix in ESTIMATE_SUFFIXES
 )
 _SUPPRESSED_VALUES: tuple[None, ...] = (None,) * len(_FIGURE_NAMES)
+# build_indicator_rows zips a row's values with INDICATOR_COLUMNS: the figures' counts, the
+# suppression status, then the indicators.
+assert INDICATOR_COLUMNS[6:] == _FIGURE_NAMES[:3] + ("suppressed", "suppression", "caution") + _FIGURE_NAMES[3:]
 
 
 def _figure_columns(

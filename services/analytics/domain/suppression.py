@@ -75,8 +75,11 @@ import itertools
 import math
 from collections import defaultdict
 from collections.abc import Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
+from functools import lru_cache
+
+import numpy as np
 
 __all__ = [
     "TOTAL",
@@ -210,54 +213,105 @@ def _identity(measure: str, dims: Sequence[str], key: Key) -> Identity:
 
 
 @dataclass
-class _Layout:
-    """One table completed to its full product, with all published entries."""
+class _Shape:
+    """Everything :func:`suppress` needs that depends on the tables' shape only (dimensions,
+    margins, category levels), not on their counts. A live round's tables keep their shape from
+    one build to the next and every question's tables have the same one, so it is built once
+    (:func:`_shape`, cached) and a build only adds up counts and decides.
 
-    dims: tuple[str, ...]
-    measure: str
-    counts: dict[Key, int]  # interior and margin entries
-    lines: list[tuple[Key, list[Key]]] = field(default_factory=list)
-    ids: dict[Key, Identity] = field(default_factory=dict)  # every entry's identity, computed once
+    Every distinct identity (the same number in any table) gets a number; entries, lines and
+    equations refer to those numbers.
+    """
+
+    dims: list[tuple[str, ...]]  # per table
+    measures: list[str]  # per table (the shape's own names, see :func:`suppress`)
+    keys: list[list[Key]]  # per table: its entries, interior first (product order), then margins
+    n_interior: list[int]  # per table: how many of ``keys`` are interior cells
+    into: list[list[np.ndarray]]  # per table, per margin level: the entry each interior cell adds to
+    entry_ids: list[np.ndarray]  # per table: the identity number of each entry
+    idents: list[Identity]  # identity number -> identity
+    rank: list[tuple[int, int]]  # tie-break: interior first, then order seen
+    lines: list[tuple[int, list[int]]]  # a published total and the entries it is the sum of
+    lines_through: list[list[int]]  # identity number -> the lines it is in
+    _equations: list[tuple[int, list[int]]] | None = None
+
+    def equations(self) -> list[tuple[int, list[int]]]:
+        # Only needed once some cell is hidden (most large rounds hide nothing).
+        if self._equations is None:
+            number = {ident: i for i, ident in enumerate(self.idents)}
+            relations = _equations(
+                list(zip(self.dims, self.measures, self.keys)),
+                [{k: self.idents[i] for k, i in zip(keys, ids.tolist())} for keys, ids in zip(self.keys, self.entry_ids)],
+            )
+            self._equations = [(number[agg], [number[p] for p in parts]) for agg, parts in relations]
+        return self._equations
 
 
-def _layout(table: CountTable, levels: Mapping[str, Sequence[Hashable]]) -> _Layout:
-    dims = table.dims
-    interior = {
-        key: table.cells.get(key, 0)
-        for key in itertools.product(*(levels[d] for d in dims))
-    }
-    # Interior first, so decisions list the body of the table before its margins.
-    published_levels = [frozenset(dims)] + [frozenset(m) for m in table.margins]
+@lru_cache(maxsize=64)
+def _shape(tables: tuple[tuple[str, tuple[str, ...], tuple[tuple[str, ...], ...], tuple[tuple[Hashable, ...], ...]], ...]) -> _Shape:
+    """The shape of linked tables given as (measure, dims, margins, levels of each dim)."""
+    keys: list[list[Key]] = []
+    n_interior: list[int] = []
+    into: list[list[np.ndarray]] = []
+    entry_ids: list[np.ndarray] = []
+    number: dict[Identity, int] = {}
+    idents: list[Identity] = []
+    rank: list[tuple[int, int]] = []
+    lines: list[tuple[int, list[int]]] = []
 
-    def entries_at(kept: frozenset[str]) -> dict[Key, int]:
-        if kept == frozenset(dims):
-            return interior
-        acc: dict[Key, int] = defaultdict(int)
-        for key, c in interior.items():
-            acc[tuple(v if d in kept else TOTAL for d, v in zip(dims, key))] += c
-        return dict(acc)
+    def ident_number(identity: Identity, key: Key) -> int:
+        i = number.get(identity)
+        if i is None:
+            i = number[identity] = len(idents)
+            idents.append(identity)
+            rank.append((sum(v is TOTAL for v in key), i))
+        return i
 
-    by_level = {lvl: entries_at(lvl) for lvl in published_levels}
-    counts: dict[Key, int] = {}
-    for e in by_level.values():
-        counts.update(e)
-
-    # Lines: an aggregate with its parts at each next-finer published level.
-    lines: list[tuple[Key, list[Key]]] = []
-    for lvl in published_levels:
-        finer = [b for b in published_levels if lvl < b]
-        nearest = [b for b in finer if not any(lvl < c < b for c in finer)]
-        kept = [i for i, d in enumerate(dims) if d in lvl]
-        for b in nearest:
-            # The parts of a total are the finer entries that agree on the total's kept
-            # dimensions: grouped once by those values (in the finer level's order).
-            parts_of: dict[Key, list[Key]] = defaultdict(list)
-            for k in by_level[b]:
-                parts_of[tuple(k[i] for i in kept)].append(k)
-            for total_key in by_level[lvl]:
-                lines.append((total_key, list(parts_of.get(tuple(total_key[i] for i in kept), ()))))
-    ids = {key: _identity(table.measure, dims, key) for key in counts}
-    return _Layout(dims, table.measure, counts, lines, ids)
+    for measure, dims, margins, levels in tables:
+        interior = list(itertools.product(*levels))
+        published_levels = [frozenset(dims)] + [frozenset(m) for m in margins]
+        position: dict[Key, int] = {k: i for i, k in enumerate(interior)}
+        by_level: dict[frozenset[str], list[Key]] = {frozenset(dims): interior}
+        table_into = []
+        for lvl in published_levels[1:]:
+            # A margin's entries in the order its cells first appear in the interior.
+            entries: dict[Key, None] = {}
+            targets = []
+            for key in interior:
+                total_key = tuple(v if d in lvl else TOTAL for d, v in zip(dims, key))
+                entries.setdefault(total_key, None)
+                if total_key not in position:
+                    position[total_key] = len(position)
+                targets.append(position[total_key])
+            by_level[lvl] = list(entries)
+            table_into.append(np.array(targets, dtype=np.intp))
+        table_keys = list(position)
+        ids = np.array([ident_number(_identity(measure, dims, k), k) for k in table_keys], dtype=np.intp)
+        keys.append(table_keys)
+        n_interior.append(len(interior))
+        into.append(table_into)
+        entry_ids.append(ids)
+        # Lines: an aggregate with its parts at each next-finer published level.
+        for lvl in published_levels:
+            finer = [b for b in published_levels if lvl < b]
+            nearest = [b for b in finer if not any(lvl < c < b for c in finer)]
+            kept = [i for i, d in enumerate(dims) if d in lvl]
+            for b in nearest:
+                # The parts of a total are the finer entries that agree on the total's kept
+                # dimensions: grouped once by those values (in the finer level's order).
+                parts_of: dict[Key, list[int]] = defaultdict(list)
+                for k in by_level[b]:
+                    parts_of[tuple(k[i] for i in kept)].append(int(ids[position[k]]))
+                for total_key in by_level[lvl]:
+                    lines.append((int(ids[position[total_key]]), list(parts_of.get(tuple(total_key[i] for i in kept), ()))))
+    lines_through: list[list[int]] = [[] for _ in idents]
+    for li, (total, parts) in enumerate(lines):
+        for i in (total, *parts):
+            lines_through[i].append(li)
+    return _Shape(
+        [dims for _, dims, _, _ in tables], [measure for measure, _, _, _ in tables],
+        keys, n_interior, into, entry_ids, idents, rank, lines, lines_through,
+    )
 
 
 def _equations(
@@ -505,52 +559,40 @@ def suppress(
         for d, vals in t.levels().items():
             bucket = levels[(t.measure, d)]
             bucket.extend(v for v in vals if v not in bucket)
-    layouts = [
-        _layout(t, {d: levels[(t.measure, d)] for d in t.dims}) for t in tables
-    ]
+    # The measures renamed in order of appearance: every question's tables (one measure each,
+    # the same categories) then share one cached shape.
+    canonical: dict[str, str] = {}
+    for t in tables:
+        canonical.setdefault(t.measure, f"m{len(canonical)}")
+    shape = _shape(tuple(
+        (canonical[t.measure], t.dims, t.margins, tuple(tuple(levels[(t.measure, d)]) for d in t.dims)) for t in tables
+    ))
 
-    count: dict[Identity, int] = {}
-    rank: dict[Identity, tuple[int, int]] = {}  # tie-break: interior first, then order seen
-    for lay in layouts:
-        for key, c in lay.counts.items():
-            ident = lay.ids[key]
-            if count.setdefault(ident, c) != c:
-                raise ValueError(f"tables disagree on {key!r} of {lay.measure!r}")
-            rank.setdefault(ident, (sum(v is TOTAL for v in key), len(rank)))
+    # Every entry's count: the interior cells as given, each margin level the sum of those.
+    by_number = np.full(len(shape.idents), -1, dtype=np.int64)
+    for t, table in enumerate(tables):
+        keys, n_interior, cells = shape.keys[t], shape.n_interior[t], table.cells
+        interior = np.fromiter((cells.get(k, 0) for k in keys[:n_interior]), dtype=np.int64, count=n_interior)
+        entries = np.zeros(len(keys), dtype=np.int64)
+        entries[:n_interior] = interior
+        for into in shape.into[t]:
+            np.add.at(entries, into, interior)
+        ids = shape.entry_ids[t]
+        before = by_number[ids]
+        clash = np.flatnonzero((before >= 0) & (before != entries))
+        if len(clash):
+            raise ValueError(f"tables disagree on {keys[int(clash[0])]!r} of {table.measure!r}")
+        by_number[ids] = entries
+    count: list[int] = by_number.tolist()
+    everything = range(len(count))
+    rank, lines = shape.rank, shape.lines
+    published = CellStatus.PUBLISHED
+    status = [CellStatus.PRIMARY if c < min_count else published for c in count]
 
-    status = {
-        ident: CellStatus.PRIMARY if c < min_count else CellStatus.PUBLISHED
-        for ident, c in count.items()
-    }
-    lines: list[tuple[Identity, list[Identity]]] = [
-        (
-            lay.ids[total],
-            [lay.ids[p] for p in parts],
-        )
-        for lay in layouts
-        for total, parts in lay.lines
-    ]
-    lines_through: dict[Identity, list[int]] = defaultdict(list)
-    for i, (total, parts) in enumerate(lines):
-        for ident in [total, *parts]:
-            lines_through[ident].append(i)
-    equations_cache: list[list[tuple[Identity, list[Identity]]]] = []
-
-    def equations() -> list[tuple[Identity, list[Identity]]]:
-        # Only needed once some cell is hidden (most large rounds hide nothing).
-        if not equations_cache:
-            equations_cache.append(
-                _equations([(lay.dims, lay.measure, list(lay.counts)) for lay in layouts], [lay.ids for lay in layouts])
-            )
-        return equations_cache[0]
-
-    def hidden(ident: Identity) -> bool:
-        return status[ident] is not CellStatus.PUBLISHED
-
-    def cheapest(candidates: Iterable[Identity]) -> Identity | None:
+    def cheapest(candidates: Iterable[int]) -> int | None:
         # Smallest count first (least information lost); interior cells
         # before totals, so headline totals stay visible where possible.
-        pool = [c for c in candidates if not hidden(c)]
+        pool = [c for c in candidates if status[c] is published]
         if not pool:
             return None
         return min(pool, key=lambda c: (rank[c][0] > 0, count[c], rank[c]))
@@ -560,43 +602,44 @@ def suppress(
         while changed:
             changed = False
             for total, parts in lines:
-                entries = [total, *parts]
-                gone = [e for e in entries if hidden(e)]
+                gone = [e for e in (total, *parts) if status[e] is not published]
                 if not gone:
                     continue
                 violated = len(gone) == 1 or (
-                    not hidden(total) and sum(count[e] for e in gone) < min_count
+                    status[total] is published and sum(count[e] for e in gone) < min_count
                 )
                 if violated:
-                    pick = cheapest(parts) or cheapest([total])
+                    pick = cheapest(parts)
+                    if pick is None:
+                        pick = cheapest([total])
                     if pick is not None:
                         status[pick] = CellStatus.SECONDARY
                         changed = True
 
     while True:
         apply_line_rule()
-        unknown = [i for i in count if hidden(i)]
+        unknown = [i for i in everything if status[i] is not published]
         if not unknown:
             break
-        known = {i: c for i, c in count.items() if not hidden(i)}
-        determined = _determined_integer(equations(), known, unknown)
+        known = {i: count[i] for i in everything if status[i] is published}
+        determined = _determined_integer(shape.equations(), known, unknown)
         if not determined:
             break
         target = min(determined, key=lambda i: rank[i])
-        near = {e for li in lines_through[target] for e in [lines[li][0], *lines[li][1]]}
-        pick = cheapest(near) or cheapest(count)
+        near = {e for li in shape.lines_through[target] for e in (lines[li][0], *lines[li][1])}
+        pick = cheapest(near)
+        if pick is None:
+            pick = cheapest(everything)
         if pick is None:  # pragma: no cover - everything hidden is never determined
             break
         status[pick] = CellStatus.SECONDARY
 
     out: list[SuppressedTable] = []
-    for table, lay in zip(tables, layouts):
+    for t, table in enumerate(tables):
         decisions = {}
-        for key, c in lay.counts.items():
-            st = status[lay.ids[key]]
-            decisions[key] = CellDecision(
-                c, st, caution=st is CellStatus.PUBLISHED and c < caution_below
-            )
+        for key, i in zip(shape.keys[t], shape.entry_ids[t].tolist()):
+            st, c = status[i], count[i]
+            decisions[key] = CellDecision(c, st, caution=st is published and c < caution_below)
         out.append(SuppressedTable(table, decisions))
     return out
 
