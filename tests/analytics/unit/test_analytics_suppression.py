@@ -17,6 +17,7 @@ from services.analytics.domain.suppression import (
     _determined_integer,
     _equations,
     _identity,
+    _shape,
     find_recoverable_cells,
     suppress,
     suppress_table,
@@ -290,3 +291,19 @@ def test_integer_elimination_determines_what_the_rational_one_does(t, data) -> N
     rational = _determined(equations, known, unknown)
     assert _determined_integer(equations, known, unknown) == set(rational)
     assert _equations([(t.dims, t.measure, lay_keys)], [ident]) == equations
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(two_way(), st.data())
+def test_a_cached_shape_decides_as_a_fresh_one(rows, data) -> None:
+    # suppress() caches each table shape's structure (entries, lines, equations) and shares it
+    # between measures: deciding other counts of the same shape, under another measure name,
+    # after the cache was filled must give what a cold cache gives.
+    other = [[data.draw(st.integers(0, 12)) for _ in row] for row in rows]
+    first, second = table(rows, measure="q1"), table(other, measure="q2")
+    _shape.cache_clear()
+    cold = [statuses(s) for s in suppress([second])]
+    suppress([first])
+    warm = [statuses(s) for s in suppress([second])]
+    assert warm == cold
+    assert _shape.cache_info().hits >= 1
