@@ -18,12 +18,19 @@ class BusTables:
     bulk_outbox: sa.Table | None = None
 
 
-def _outbox_columns() -> list[sa.Column]:
+def _identity_columns() -> list[sa.Column]:
+    """What every outbox row starts with: its order, its event and where it goes."""
     return [
         sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
         sa.Column("event_id", sa.Uuid, nullable=False, unique=True),
         sa.Column("topic", sa.Text, nullable=False),  # logical topic, without the deployment's prefix
         sa.Column("key", sa.Text, nullable=False),
+    ]
+
+
+def _outbox_columns() -> list[sa.Column]:
+    return [
+        *_identity_columns(),
         sa.Column("envelope", JSONB, nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     ]
@@ -31,10 +38,7 @@ def _outbox_columns() -> list[sa.Column]:
 
 def _bulk_outbox_columns() -> list[sa.Column]:
     return [
-        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
-        sa.Column("event_id", sa.Uuid, nullable=False, unique=True),
-        sa.Column("topic", sa.Text, nullable=False),  # logical topic, without the deployment's prefix
-        sa.Column("key", sa.Text, nullable=False),
+        *_identity_columns(),
         sa.Column("event_type", sa.Text, nullable=False),
         sa.Column("event_version", sa.Integer, nullable=False),
         sa.Column("correlation_id", sa.Text, nullable=False),

@@ -357,6 +357,25 @@ def _equations(
     return [(agg, parts) for (agg, _), parts in equations.items()]
 
 
+def _equation_rows(
+    equations: Sequence[tuple[Identity, list[Identity]]], known: Mapping[Identity, int], order: Mapping[Identity, int]
+) -> Iterable[tuple[dict[int, int], int]]:
+    """Each relation ``aggregate - sum(parts) = 0`` with the known terms moved to the right-hand
+    side: (the unknowns' coefficients by their column in ``order``, right-hand side), in whole
+    numbers. Relations without an unknown are left out."""
+    for agg, parts in equations:
+        coeffs: dict[int, int] = defaultdict(int)
+        rhs = 0
+        for ident, sign in [(agg, 1)] + [(p, -1) for p in parts]:
+            if ident in order:
+                coeffs[order[ident]] += sign
+            else:
+                rhs -= sign * known[ident]
+        coeffs = {c: v for c, v in coeffs.items() if v}
+        if coeffs:
+            yield coeffs, rhs
+
+
 def _determined(
     equations: Sequence[tuple[Identity, list[Identity]]],
     known: Mapping[Identity, int],
@@ -367,19 +386,7 @@ def _determined(
     if not unknown:
         return {}
     order = {u: i for i, u in enumerate(sorted(unknown, key=repr))}
-    rows: list[tuple[dict[int, Fraction], Fraction]] = []
-    for agg, parts in equations:
-        # agg - sum(parts) = 0, known terms to the right-hand side.
-        coeffs: dict[int, Fraction] = defaultdict(Fraction)
-        rhs = Fraction(0)
-        for ident, sign in [(agg, 1)] + [(p, -1) for p in parts]:
-            if ident in unknown:
-                coeffs[order[ident]] += sign
-            else:
-                rhs -= sign * known[ident]
-        coeffs = {c: v for c, v in coeffs.items() if v}
-        if coeffs:
-            rows.append((coeffs, rhs))
+    rows = [({c: Fraction(v) for c, v in coeffs.items()}, Fraction(rhs)) for coeffs, rhs in _equation_rows(equations, known, order)]
 
     # Incremental reduced row echelon form over the rationals. ``pivots``
     # maps a pivot column to its row; every stored row has 0 in every other
@@ -453,15 +460,7 @@ def _determined_integer(
             return {c: v // g for c, v in coeffs.items()}, rhs // g
         return coeffs, rhs
 
-    for agg, parts in equations:
-        coeffs: dict[int, int] = defaultdict(int)
-        rhs = 0
-        for ident, sign in [(agg, 1)] + [(p, -1) for p in parts]:
-            if ident in unknown:
-                coeffs[order[ident]] += sign
-            else:
-                rhs -= sign * known[ident]
-        coeffs = {c: v for c, v in coeffs.items() if v}
+    for coeffs, rhs in _equation_rows(equations, known, order):
         for col in [c for c in coeffs if c in pivots]:
             factor = coeffs.get(col)
             if not factor:
