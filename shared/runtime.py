@@ -4,6 +4,7 @@ background workers, started in order and stopped in reverse."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -28,6 +29,22 @@ from shared.infra import resolve_database_url, resolve_kafka
 from shared.settings import ServiceSettings
 
 logger = logging.getLogger(__name__)
+
+_startup_frozen = False
+
+
+def _freeze_startup_objects() -> None:
+    """Once per process, when the first service has started: everything loaded by then
+    (modules, the app, clients) lives as long as the process, so it is moved out of the cyclic
+    collector's reach (``gc.freeze``, after one collection so no garbage is kept). A full
+    collection then walks only what the service allocated since: in analytics it walked the
+    ~230,000 objects of its imports every ~7 s, 130-150 ms each time with the event loop (the
+    consumer and every read) stopped, the largest part of the tail of its freshness."""
+    global _startup_frozen
+    if not _startup_frozen:
+        gc.collect()
+        gc.freeze()
+        _startup_frozen = True
 
 Worker = Callable[["ServiceRuntime"], Awaitable[None]]
 
@@ -121,6 +138,7 @@ class ServiceRuntime:
             self._spawn("consumer", self.consumer.run)
         for name, worker in self._workers.items():
             self._spawn(name, lambda worker=worker: worker(self))
+        _freeze_startup_objects()
         return self
 
     def _spawn(self, name: str, run: Callable[[], Awaitable[None]]) -> None:

@@ -22,12 +22,13 @@ import gc
 import logging
 import multiprocessing
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from services.analytics.domain.answers import CODES
+from services.analytics.domain.answers import CODES, answer_code
 from services.analytics.domain.publication import (
     GroupedCounts,
     RateCount,
@@ -35,7 +36,7 @@ from services.analytics.domain.publication import (
     StratumInfo,
     build_publication,
 )
-from services.analytics.models import AnswerTally, RateTally, RoundState, StratumFrame
+from services.analytics.models import AnswerTally, RateTally, ResponseFact, RoundState, StratumFrame
 
 logger = logging.getLogger(__name__)
 
@@ -95,11 +96,101 @@ async def load_rates(uow, round_id: str) -> list[RateCount]:
     return [RateCount(*row) for row in (await uow.session.execute(_RATES, {"r": round_id})).all()]
 
 
-async def load_inputs(uow, round_id: str) -> tuple[dict[str, StratumInfo], list[GroupedCounts], list[RateCount]]:
+async def load_grouped(uow, round_id: str) -> list[GroupedCounts]:
+    """A round's answer counts in full: the tallies grouped per stratum by each band, with totals."""
+    rows = (await uow.session.execute(_GROUPED, {"r": round_id})).all()
+    return with_totals([(h, dim, lvl, q, counts) for h, dim, lvl, q, *counts in rows])
+
+
+_COUNTS_STATE = sa.text(f"SELECT version, counts_reset_version FROM {_STATE} WHERE round_id = :r")
+_FACTS_SINCE = sa.text(
+    f"SELECT stratum, gender, age_band, duration_band, answers FROM {ResponseFact.__table__.fullname} "
+    "WHERE round_id = :r AND version > :since"
+).columns(
+    sa.column("stratum", sa.Text), sa.column("gender", sa.Text), sa.column("age_band", sa.Text),
+    sa.column("duration_band", sa.Text), sa.column("answers", ResponseFact.__table__.c.answers.type),
+)
+_CODE_POSITION = {code: i for i, code in enumerate(CODES)}
+
+
+@dataclass
+class _HeldCounts:
+    version: int  # the round version the counts are at
+    reset_version: int  # RoundState.counts_reset_version when they were loaded in full
+    groups: dict[tuple[str, str, str, str], list[int]]  # (stratum, dimension, level, question) -> per code
+
+
+class HeldCounts:
+    """Rounds' grouped answer counts, kept by a builder from one build to the next.
+
+    Loading a live round's counts in full (the grouping query over its tallies) was a third of
+    each build, and at 200 answers/s a build finds only some tens of new answers. So a builder
+    keeps each round's counts at the version it last built, and the next build reads only the
+    facts counted since (``ResponseFact.version`` above the held version; handlers.py tags
+    facts so that these are exactly the answers the tallies gained) and adds them in. The
+    counts are loaded in full the first time, after an erasure (which lowers counts no new fact
+    shows: ``counts_reset_version``), and if the version ever went back. Either way they equal
+    the full load at the snapshot's version (tested), so a build's rows do not depend on it.
+    Holds at most ``max_rounds`` rounds, least recently built dropped first.
+    """
+
+    def __init__(self, max_rounds: int = 8) -> None:
+        self.max_rounds = max_rounds
+        self._rounds: OrderedDict[str, _HeldCounts] = OrderedDict()
+        self.full_loads = 0
+        self.facts_added = 0
+
+    async def grouped(self, uow, round_id: str) -> list[GroupedCounts]:
+        """The round's counts at the snapshot ``uow`` reads (REPEATABLE READ)."""
+        state = (await uow.session.execute(_COUNTS_STATE, {"r": round_id})).first()
+        if state is None:
+            self._rounds.pop(round_id, None)
+            return []
+        version, reset_version = state
+        # Taken out while it changes and put back when done: a build that fails half-way (the
+        # query, the worker stopped) leaves no half-added counts; the next loads in full.
+        held = self._rounds.pop(round_id, None)
+        if held is None or held.reset_version != reset_version or held.version > version:
+            grouped = await load_grouped(uow, round_id)
+            held = _HeldCounts(version, reset_version, {(h, d, lvl, q): list(c) for h, d, lvl, q, c in grouped})
+            self.full_loads += 1
+        elif held.version < version:
+            facts = (await uow.session.execute(_FACTS_SINCE, {"r": round_id, "since": held.version})).all()
+            _add_facts(held.groups, facts)
+            held.version = version
+            self.facts_added += len(facts)
+        self._rounds[round_id] = held
+        while len(self._rounds) > self.max_rounds:
+            self._rounds.popitem(last=False)
+        # Copies: the held lists change with the next build while this one may still compute.
+        return [(*key, tuple(counts)) for key, counts in held.groups.items()]
+
+
+def _add_facts(groups: dict[tuple[str, str, str, str], list[int]], facts) -> None:
+    """Count facts' answers into grouped counts as the handlers count them into the tallies
+    (one per answer with a code), under the stratum's total and each of its bands."""
+    width = len(CODES)
+    for stratum, gender, age_band, duration_band, answers in facts:
+        slots = (("total", "total"), ("gender", gender), ("age_band", age_band), ("duration_band", duration_band))
+        for question, value in answers.items():
+            code = answer_code(value)
+            if code is None:
+                continue
+            i = _CODE_POSITION[code]
+            for dimension, level in slots:
+                counts = groups.get((stratum, dimension, level, question))
+                if counts is None:
+                    counts = groups[(stratum, dimension, level, question)] = [0] * width
+                counts[i] += 1
+
+
+async def load_inputs(
+    uow, round_id: str, held: HeldCounts | None = None
+) -> tuple[dict[str, StratumInfo], list[GroupedCounts], list[RateCount]]:
     s = uow.session
     rates = await load_rates(uow, round_id)
     frame = (await s.execute(_FRAME, {"r": round_id})).all()
-    answers = with_totals([(h, dim, lvl, q, counts) for h, dim, lvl, q, *counts in (await s.execute(_GROUPED, {"r": round_id})).all()])
+    answers = await held.grouped(uow, round_id) if held is not None else await load_grouped(uow, round_id)
     strata: dict[str, StratumInfo] = {}
     respondents: dict[str, int] = {}
     for r in rates:
@@ -122,10 +213,11 @@ class _Session:
         self.session = session
 
 
-async def snapshot_inputs(sessions, round_id: str):
+async def snapshot_inputs(sessions, round_id: str, held: HeldCounts | None = None):
     """Version and tallies from one REPEATABLE READ snapshot, so a publication never claims a
-    state it lacks. ``sessions()`` gives an async context manager of a fresh session. Returns
-    (info, inputs), info None for an unknown round."""
+    state it lacks. ``sessions()`` gives an async context manager of a fresh session; ``held``
+    the builder's counts kept from its last builds (none: load in full). Returns (info,
+    inputs), info None for an unknown round."""
     async with sessions() as session:
         async with session.begin():
             await session.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
@@ -133,7 +225,7 @@ async def snapshot_inputs(sessions, round_id: str):
             info = await round_info(uow, round_id)
             if info is None:
                 return None, None
-            return info, await load_inputs(uow, round_id)
+            return info, await load_inputs(uow, round_id, held)
 
 
 @dataclass
@@ -147,12 +239,12 @@ class BuildResult:
 
 
 async def load_and_build(
-    sessions, round_id: str, min_count: int, caution_below: int, compute: Callable | None = None
+    sessions, round_id: str, min_count: int, caution_below: int, compute: Callable | None = None, held: HeldCounts | None = None
 ) -> BuildResult:
     """Snapshot the round and build its publication. ``compute`` runs the pure build (default:
-    here); the in-thread fallback passes ``asyncio.to_thread``."""
+    here); the in-thread fallback passes ``asyncio.to_thread``. ``held``: see snapshot_inputs."""
     started = time.perf_counter()
-    info, inputs = await snapshot_inputs(sessions, round_id)
+    info, inputs = await snapshot_inputs(sessions, round_id, held)
     if info is None:
         return BuildResult(None, None)
     loaded = time.perf_counter()
@@ -189,7 +281,7 @@ def _worker_init(database_url: str) -> None:
     threshold = gc.get_threshold()
     gc.set_threshold(threshold[0] * 10, *threshold[1:])
     engine = create_async_engine(to_async_url(database_url), pool_size=1, max_overflow=1, pool_pre_ping=True)
-    _worker.update(loop=loop, engine=engine, sessionmaker=async_sessionmaker(engine, expire_on_commit=False))
+    _worker.update(loop=loop, engine=engine, sessionmaker=async_sessionmaker(engine, expire_on_commit=False), held=HeldCounts())
 
 
 def _worker_ready() -> bool:
@@ -197,7 +289,9 @@ def _worker_ready() -> bool:
 
 
 def _worker_build(round_id: str, min_count: int, caution_below: int) -> BuildResult:
-    return _worker["loop"].run_until_complete(load_and_build(_worker["sessionmaker"], round_id, min_count, caution_below))
+    return _worker["loop"].run_until_complete(
+        load_and_build(_worker["sessionmaker"], round_id, min_count, caution_below, held=_worker["held"])
+    )
 
 
 class ProcessBuilder:
@@ -253,6 +347,7 @@ class ThreadBuilder:
 
     def __init__(self, uow_factory) -> None:
         self._uow_factory = uow_factory
+        self._held = HeldCounts()
 
     @contextlib.asynccontextmanager
     async def _session(self):
@@ -263,7 +358,7 @@ class ThreadBuilder:
         pass
 
     async def build(self, round_id: str, min_count: int, caution_below: int) -> BuildResult:
-        return await load_and_build(self._session, round_id, min_count, caution_below, compute=asyncio.to_thread)
+        return await load_and_build(self._session, round_id, min_count, caution_below, compute=asyncio.to_thread, held=self._held)
 
     def close(self) -> None:
         pass

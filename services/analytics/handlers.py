@@ -21,21 +21,36 @@ from shared.bus import UnitOfWork, batch_handler
 from shared.events import Envelope, InvitationSent, ResponseSubmitted, SampleDrawn
 
 
+# PostgreSQL delivers a NOTIFY when (and only if) its transaction commits: the publication cache
+# listens (service.RoundChanges) and rebuilds a changed round at once instead of at its next poll.
+ROUND_CHANGED_CHANNEL = "analytics_round_changed"
 _TOUCH_ROUND = sa.text(
+    "WITH touched AS ("
     f"INSERT INTO {RoundState.__table__.fullname} AS r (round_id, questionnaire_id, first_submitted_at, version) "
     "VALUES (:round_id, :questionnaire_id, :submitted_at, 1) "
     "ON CONFLICT (round_id) DO UPDATE SET version = r.version + 1, "
     "questionnaire_id = coalesce(r.questionnaire_id, excluded.questionnaire_id), "
-    "first_submitted_at = least(r.first_submitted_at, excluded.first_submitted_at)"
+    "first_submitted_at = least(r.first_submitted_at, excluded.first_submitted_at) "
+    f"RETURNING round_id) SELECT pg_notify('{ROUND_CHANGED_CHANNEL}', round_id) FROM touched"
+).bindparams(sa.bindparam("submitted_at", type_=sa.DateTime(timezone=True)))
+
+
+# Takes the round's row lock before its facts are written (inserting the round if new) and
+# returns its version, without bumping it: see on_responses_submitted.
+_LOCK_ROUND = sa.text(
+    f"INSERT INTO {RoundState.__table__.fullname} AS r (round_id, questionnaire_id, first_submitted_at, version) "
+    "VALUES (:round_id, :questionnaire_id, :submitted_at, 0) "
+    "ON CONFLICT (round_id) DO UPDATE SET questionnaire_id = coalesce(r.questionnaire_id, excluded.questionnaire_id) "
+    "RETURNING version"
 ).bindparams(sa.bindparam("submitted_at", type_=sa.DateTime(timezone=True)))
 
 
 async def touch_round(
     uow: UnitOfWork, round_id: str, questionnaire_id: str | None = None, submitted_at: datetime | None = None
 ) -> None:
-    """Bump the round's version (the read cache key) and remember its questionnaire. A constant
-    statement: building it with the ORM's insert() compiled it anew in every batch, a fifth of
-    the consumer's time at 200 answers/s."""
+    """Bump the round's version (the read cache key), remember its questionnaire, and notify
+    the round's change on commit. A constant statement: building it with the ORM's insert()
+    compiled it anew in every batch, a fifth of the consumer's time at 200 answers/s."""
     await uow.session.execute(
         _TOUCH_ROUND, {"round_id": round_id, "questionnaire_id": questionnaire_id, "submitted_at": submitted_at}
     )
@@ -110,18 +125,32 @@ async def on_invitations_sent(uow: UnitOfWork, items: list[tuple[Envelope, Invit
 async def on_responses_submitted(uow: UnitOfWork, items: list[tuple[Envelope, ResponseSubmitted]]) -> None:
     # Keyed by round and pseudonym: one answer per citizen and round, however often it arrives.
     events = {(e.round_id, e.pseudonym): e for _, e in reversed(items)}
+    # Each round's row is locked (in one order: concurrent batches cannot deadlock) before its
+    # facts are written, and its version bumped after: writers of a round take turns, so the
+    # version a fact is tagged with (the one this transaction commits the round at, or below it
+    # if the transaction bumps the round again later) grows in commit order. Facts tagged up to
+    # a version are then exactly the facts counted in the tallies at that version, which lets
+    # a publication builder read only what was counted since its last build (builder.py).
+    tag: dict[str, int] = {}
+    for round_id in sorted({e.round_id for e in events.values()}):
+        of_round = [e for e in events.values() if e.round_id == round_id]
+        locked = await uow.session.execute(
+            _LOCK_ROUND,
+            {"round_id": round_id, "questionnaire_id": of_round[0].questionnaire_id, "submitted_at": min(e.submitted_at for e in of_round)},
+        )
+        tag[round_id] = locked.scalar_one() + 1
     rows = [
         (
             e.round_id, e.pseudonym, e.kommunekode, e.stratum, e.maalgruppe, e.bands.gender, e.bands.age_band,
             e.bands.duration_band, e.design_weight, e.arm, e.mode, e.questionnaire_id, e.questionnaire_version,
-            json.dumps(e.answers), e.submitted_at,
+            json.dumps(e.answers), e.submitted_at, tag[e.round_id],
         )
         for e in events.values()
     ]
     inserted = await uow.session.execute(_FACT_INSERT, _columns(rows, tuple(_FACT_TYPES)))
     new_events = [events[tuple(key)] for key in inserted.all()]
     if not new_events:
-        return
+        return  # all seen before: nothing counted, the version stays
     # Tallies only for facts this batch created, summed first so each key appears once.
     tallies: Counter = Counter()
     for e in new_events:
@@ -148,7 +177,7 @@ _FACT_TYPES = {
     "round_id": "text", "pseudonym": "text", "kommunekode": "text", "stratum": "text", "maalgruppe": "text",
     "gender": "text", "age_band": "text", "duration_band": "text", "design_weight": "float8", "arm": "text",
     "mode": "text", "questionnaire_id": "text", "questionnaire_version": "int", "answers": "jsonb",
-    "submitted_at": "timestamptz",
+    "submitted_at": "timestamptz", "version": "bigint",
 }
 _INVITED_INSERT = _unnest_insert(Invited.__table__, _INVITED_TYPES, "ON CONFLICT DO NOTHING RETURNING round_id, pseudonym")
 _FACT_INSERT = _unnest_insert(ResponseFact.__table__, _FACT_TYPES, "ON CONFLICT DO NOTHING RETURNING round_id, pseudonym")

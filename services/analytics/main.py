@@ -15,7 +15,7 @@ from services.analytics.handlers import HANDLERS
 from services.analytics.config import AnalyticsSettings
 from services.analytics.models import AUDIT, BUS
 from services.analytics.privacy import RULES as PRIVACY
-from services.analytics.service import PublicationCache
+from services.analytics.service import PublicationCache, RoundChanges
 from shared.app import install_common
 from shared.audit import install_audit
 from shared.privacy import privacy_handlers
@@ -48,12 +48,19 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
                 builder=builder,
             )
             builder.start()
-            rebuilder = asyncio.create_task(publications.run(), name="analytics:publications")
+            app.state.round_changes = changes = RoundChanges(
+                runtime.engine.url.render_as_string(hide_password=False), publications.round_changed
+            )
+            tasks = [
+                asyncio.create_task(publications.run(), name="analytics:publications"),
+                asyncio.create_task(changes.run(), name="analytics:round-changes"),
+            ]
             try:
                 yield
             finally:
-                rebuilder.cancel()
-                await asyncio.gather(rebuilder, return_exceptions=True)
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
                 builder.close()
 
     app = FastAPI(title="Borgerblik analytics", version="1", lifespan=lifespan)

@@ -59,6 +59,12 @@ class ResponseFact(Base):
     questionnaire_version: Mapped[int]
     answers: Mapped[dict] = mapped_column(JSONB)
     submitted_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    # The round version of the transaction that counted this fact (RoundState.version; facts
+    # tagged up to a version are exactly those counted in the tallies at that version): a
+    # publication builder holding a round's counts reads only the facts counted since.
+    version: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
+
+    __table_args__ = (sa.Index("ix_response_fact_round_version", "round_id", "version"),)
 
 
 class AnswerTally(Base):
@@ -99,3 +105,6 @@ class RoundState(Base):
     questionnaire_id: Mapped[str | None] = mapped_column(sa.Text)
     first_submitted_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     version: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
+    # The version at which the tallies last changed otherwise than by new facts (an erasure):
+    # counts a builder holds from before it are reloaded in full.
+    counts_reset_version: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")

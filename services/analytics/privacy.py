@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from services.analytics.domain.answers import answer_code
 from services.analytics.domain.publication import NO_ARM
 from services.analytics.handlers import touch_round
-from services.analytics.models import AUDIT, AnswerTally, Invited, RateTally, ResponseFact
+from services.analytics.models import AUDIT, AnswerTally, Invited, RateTally, ResponseFact, RoundState
 from shared.bus import UnitOfWork
 from shared.privacy import PrivacyRules, rows_with_pseudonyms
 
@@ -101,6 +101,10 @@ async def erase_citizens(uow: UnitOfWork, pseudonyms: Sequence[str]) -> dict[str
         )
     for round_id in sorted({f.round_id for f in facts} | {i.round_id for i in invited}):
         await touch_round(uow, round_id)  # the published tables are recomputed from the tallies
+        # Counts went down, which no new fact shows: builders reload the round in full.
+        await uow.session.execute(
+            sa.update(RoundState).where(RoundState.round_id == round_id).values(counts_reset_version=RoundState.version)
+        )
     return {"response_fact": len(facts), "invited": len(invited)}
 
 

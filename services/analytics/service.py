@@ -9,14 +9,17 @@ import math
 import time
 from collections.abc import Callable, Iterable
 
+import asyncpg
 import sqlalchemy as sa
 
 from services.analytics.builder import BuildResult, RoundInfo, ThreadBuilder, load_rates, round_info
+from services.analytics.handlers import ROUND_CHANGED_CHANNEL
 from services.analytics.domain.publication import NATIONAL, RoundPublication, build_rate_rows, change_between, natural_key
 from services.analytics.models import RoundState
 from services.analytics.schemas import ResponseRateRow, ResponseRates
 from shared.auth import Principal
 from shared.bus import UnitOfWork
+from shared.db import to_async_url
 
 
 logger = logging.getLogger(__name__)
@@ -37,9 +40,10 @@ class PublicationCache:
       never holds this process's GIL against the consumer and the reads), one at a time per
       round, each from one REPEATABLE READ snapshot of the tallies, and concurrent readers
       share it.
-    * A background loop (:meth:`run`) watches the versions of the rounds in the cache and
-      rebuilds a changed round ahead of its readers. Builds of a round are spaced by
-      ``max(interval, last build's cost x (1 / build_share - 1))`` (see :meth:`_space`):
+    * A background loop (:meth:`run`) watches the versions of the rounds in the cache, woken
+      by every committed change (:class:`RoundChanges`) and polling every ``interval`` besides,
+      and rebuilds a changed round ahead of its readers. Builds of a round are spaced by
+      ``last build's cost x (1 / build_share - 1)`` (see :meth:`_space`):
       changes arriving meanwhile are coalesced into the next build, so a live round's builds
       use at most ``build_share`` of one core (the service's default: all of the builder's one).
     * ``max_lag`` (seconds, default 0): a read may be served a publication whose snapshot is
@@ -79,6 +83,7 @@ class PublicationCache:
         self._known: dict[str, RoundInfo] = {}
         self._known_at = -math.inf
         self._building: dict[str, asyncio.Task] = {}
+        self._wake = asyncio.Event()
         # Totals over the builds so far (the bench prints them; cheap enough to keep always).
         self.stats = {"builds": 0, "wall_s": 0.0, "load_s": 0.0, "build_cpu_s": 0.0}
 
@@ -161,27 +166,41 @@ class PublicationCache:
             return result.publication
 
     def _space(self, round_id: str, took: float) -> None:
-        """The next build of the round starts no sooner than ``max(interval, this build's cost x
-        (1 / build_share - 1))`` from now: a round that changes all the time takes at most
-        ``build_share`` of one core for its builds, and the rest of the machine (consumer, reads,
-        PostgreSQL) keeps the CPU. ``took`` is the build's cost: the time its snapshot took to
-        load (PostgreSQL at work) plus the CPU seconds of its computation. Time spent waiting,
-        for a core the machine is busy with, in the builder's queue or for its start-up, is not
-        cost: spacing by it (wall time, as before) left the builder idle longer the busier the
-        machine was, and answers waited for the next build at no saving of CPU."""
+        """The next build of the round starts no sooner than ``this build's cost x (1 /
+        build_share - 1)`` from now (and at least ``_MIN_GAP``): a round that changes all the
+        time takes at most ``build_share`` of one core for its builds, and the rest of the
+        machine (consumer, reads, PostgreSQL) keeps the CPU. ``took`` is the build's cost: the
+        time its snapshot took to load (PostgreSQL at work) plus the CPU seconds of its
+        computation. Time spent waiting, for a core the machine is busy with, in the builder's
+        queue or for its start-up, is not cost: spacing by it (wall time, as before) left the
+        builder idle longer the busier the machine was, and answers waited for the next build at
+        no saving of CPU."""
         now = time.monotonic()
-        self._next_build[round_id] = now + max(self.interval, took * (1 / self.build_share - 1))
+        self._next_build[round_id] = now + max(_MIN_GAP, took * (1 / self.build_share - 1))
+
+    def round_changed(self, round_id: str) -> None:
+        """A committed change to the round (RoundChanges): poll now if readers want the round."""
+        if round_id in self._known:
+            self._wake.set()
 
     def _finished(self, round_id: str, task: asyncio.Task) -> None:
         self._building.pop(round_id, None)
+        self._wake.set()  # changes that came during the build: build again as soon as due
         if not task.cancelled() and task.exception() is not None:
             logger.error("publication rebuild failed", exc_info=task.exception())
 
     async def run(self) -> None:
-        """Poll the versions of the rounds readers asked for; rebuild changed rounds ahead of
+        """Poll the versions of the rounds readers asked for, every ``interval`` and whenever a
+        round changes (:meth:`round_changed`) or a build ends; rebuild changed rounds ahead of
         their readers (see the class docstring)."""
+        timeout = self.interval
         while True:
-            await asyncio.sleep(self.interval)
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            timeout = self.interval
             if not self._known:
                 continue
             try:
@@ -190,14 +209,19 @@ class PublicationCache:
                     rows = (await uow.session.execute(_STATES, {"ids": sorted(self._known)})).all()
                 self._known.update({row[0]: RoundInfo(*row) for row in rows})
                 self._known_at = started
+                now = time.monotonic()
                 for info in [RoundInfo(*row) for row in rows]:
                     cached = self._entries.get(info.round_id)
-                    due = self._next_build.get(info.round_id, 0.0) <= time.monotonic()
-                    if cached and cached[0] < info.version and due and info.round_id not in self._building:
-                        # In its own task, so the versions keep being polled during a build.
-                        task = asyncio.create_task(self._build(info.round_id, info.version))
-                        self._building[info.round_id] = task
-                        task.add_done_callback(lambda t, r=info.round_id: self._finished(r, t))
+                    if not cached or cached[0] >= info.version or info.round_id in self._building:
+                        continue
+                    due_at = self._next_build.get(info.round_id, 0.0)
+                    if due_at > now:
+                        timeout = min(timeout, due_at - now)  # look again when it is due
+                        continue
+                    # In its own task, so the versions keep being polled during a build.
+                    task = asyncio.create_task(self._build(info.round_id, info.version))
+                    self._building[info.round_id] = task
+                    task.add_done_callback(lambda t, r=info.round_id: self._finished(r, t))
             except asyncio.CancelledError:
                 for task in list(self._building.values()):
                     task.cancel()
@@ -205,6 +229,50 @@ class PublicationCache:
             except Exception:
                 logger.exception("polling round versions failed; retrying")
                 await asyncio.sleep(1.0)
+
+
+# Builds of a round are at least this far apart even when the builder may use its whole core:
+# answers arriving within it are coalesced into one build.
+_MIN_GAP = 0.005
+
+
+class RoundChanges:
+    """Tells the cache about every committed change to a round as it happens: LISTEN on the
+    channel the handlers NOTIFY (handlers.touch_round), on a connection of its own. Without it
+    a change waited for the next poll (``interval``), and a build that could start at once
+    waited with it. The poll stays, so a lost connection (reconnected after a second) or a
+    pooler that drops LISTEN only makes changes slower to show, never lost."""
+
+    def __init__(self, database_url: str, on_change: Callable[[str], None]) -> None:
+        self._dsn = to_async_url(database_url).replace("postgresql+asyncpg://", "postgresql://", 1)
+        self._on_change = on_change
+        self.listening = asyncio.Event()
+
+    def _notified(self, connection, pid: int, channel: str, payload: str) -> None:
+        self._on_change(payload)
+
+    async def run(self) -> None:
+        while True:
+            connection = None
+            try:
+                connection = await asyncpg.connect(self._dsn)
+                lost = asyncio.Event()
+                connection.add_termination_listener(lambda _connection: lost.set())
+                await connection.add_listener(ROUND_CHANGED_CHANNEL, self._notified)
+                self.listening.set()
+                await lost.wait()
+                logger.warning("round change listener lost its connection; reconnecting")
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.warning("round change listener failed; polling only until it reconnects", exc_info=True)
+            finally:
+                self.listening.clear()
+                if connection is not None and not connection.is_closed():
+                    # Not close(): its graceful handshake has no bound, and a listening
+                    # connection has nothing to finish.
+                    connection.terminate()
+            await asyncio.sleep(1.0)
 
 
 class _Snapshot:

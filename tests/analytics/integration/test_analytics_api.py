@@ -24,6 +24,7 @@ from services.analytics.domain.answers import answer_code, scale_label
 from services.analytics.domain.publication import DIMENSIONS, INDICATORS, RATE_DIMENSIONS
 from services.analytics.domain.suppression import TOTAL
 from services.analytics.main import create_app
+from services.analytics.models import ResponseFact
 from services.analytics.synthetic import synthetic_round
 from shared.bus import make_producer
 from shared.db import to_async_url
@@ -113,7 +114,9 @@ async def table_snapshot(database_url: str) -> dict[str, list]:
                 ("invited", "round_id, pseudonym"),
                 ("response_fact", "round_id, pseudonym"),
             ):
-                out[table] = [tuple(r) for r in (await conn.execute(sa.text(f"SELECT * FROM analytics.{table} ORDER BY {order}"))).all()]
+                # A fact's version says which batch counted it: consumer batching, not content.
+                columns = ", ".join(c.name for c in ResponseFact.__table__.c if c.name != "version") if table == "response_fact" else "*"
+                out[table] = [tuple(r) for r in (await conn.execute(sa.text(f"SELECT {columns} FROM analytics.{table} ORDER BY {order}"))).all()]
     finally:
         await engine.dispose()
     return out
