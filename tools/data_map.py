@@ -190,7 +190,7 @@ NOT_PERSONAL: frozenset[str] = frozenset(
         "supplements", "questionnaire_id", "questionnaire_version", "question", "code", "n", "invited", "answered",
         "first_submitted_at", "sample", "cpr_key_id", "indicator", "value", "closed_at", "purge_after",
         "purge_requested_at", "service", "removed", "verified", "purged_at", "kind", "requested_at", "request_id",
-        "erased_at",
+        "erased_at", "counts_reset_version",
     }
 )
 # Who did an administrative action: an OAuth client id or operator subject (not a citizen).

@@ -9,13 +9,14 @@ class AnalyticsSettings(ServiceSettings):
     caution_below: int = 20
     # Largest page of a table (REST and OData server-driven paging).
     max_page_size: int = 5000
-    # Round versions are polled, and a changed round's tables rebuilt, at most this often. Builds
-    # of one round use at most this share of one core (a build's cost: its snapshot's load plus
-    # its computation's CPU; changes in between are coalesced). Builds run in one worker process
-    # of their own (below), which already caps them at one core, so the default builds again as
-    # soon as the last build is done while a round keeps changing: at 200 answers/s that is ~0.5
-    # CPU s per s on the bench machine, and what keeps the published tables within a second of
-    # an answer. Lower it where the service shares a small machine.
+    # The versions of the rounds being read are looked at whenever a round's change commits
+    # (LISTEN/NOTIFY) and a build ends, and polled this often besides (a lost notification only
+    # delays). Builds of one round use at most this share of one core (a build's cost: its
+    # snapshot's load plus its computation's CPU; changes in between are coalesced). Builds run
+    # in one worker process of their own (below), which already caps them at one core, so the
+    # default builds again as soon as the last build is done while a round keeps changing: at
+    # 200 answers/s that is ~0.6 CPU s per s on the bench machine, and what keeps the published
+    # tables within a second of an answer. Lower it where the service shares a small machine.
     publication_interval_seconds: float = 0.05
     publication_build_share: float = 1.0
     # Build publications in a worker process (its own database connection), not a thread of the

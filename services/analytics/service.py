@@ -196,7 +196,10 @@ class PublicationCache:
         timeout = self.interval
         while True:
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                # asyncio.timeout, not wait_for: 3.11's wait_for could miss a cancellation that
+                # raced its timeout and never return, which hung the service's shutdown.
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
             self._wake.clear()

@@ -171,7 +171,8 @@ async def run_worker(runtime: ServiceRuntime) -> None:
                 await run_job(runtime, settings, *claimed)
             wakeup.clear()
             try:
-                await asyncio.wait_for(wakeup.wait(), timeout=settings.job_poll_interval_seconds)
+                async with asyncio.timeout(settings.job_poll_interval_seconds):  # not wait_for: see shared.bus.outbox
+                    await wakeup.wait()
             except TimeoutError:
                 pass
     finally:

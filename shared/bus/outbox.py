@@ -162,7 +162,10 @@ class OutboxRelay:
                 continue
             self._wakeup.clear()
             try:
-                await asyncio.wait_for(self._wakeup.wait(), timeout=self._poll_interval)
+                # asyncio.timeout, not wait_for: 3.11's wait_for can miss a cancellation that
+                # races its timeout and never return (reproduced in analytics' rebuild loop).
+                async with asyncio.timeout(self._poll_interval):
+                    await self._wakeup.wait()
             except TimeoutError:
                 pass
 
