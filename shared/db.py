@@ -45,6 +45,11 @@ def to_async_url(url: str) -> str:
     raise ValueError("DATABASE_URL must be a PostgreSQL URL")
 
 
+def to_plain_url(url: str) -> str:
+    """The URL as asyncpg's own ``connect`` takes it (no SQLAlchemy driver suffix)."""
+    return to_async_url(url).replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)

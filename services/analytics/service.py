@@ -19,7 +19,7 @@ from services.analytics.models import RoundState
 from services.analytics.schemas import ResponseRateRow, ResponseRates
 from shared.auth import Principal
 from shared.bus import UnitOfWork
-from shared.db import to_async_url
+from shared.db import to_plain_url
 
 
 logger = logging.getLogger(__name__)
@@ -247,7 +247,7 @@ class RoundChanges:
     pooler that drops LISTEN only makes changes slower to show, never lost."""
 
     def __init__(self, database_url: str, on_change: Callable[[str], None]) -> None:
-        self._dsn = to_async_url(database_url).replace("postgresql+asyncpg://", "postgresql://", 1)
+        self._dsn = to_plain_url(database_url)
         self._on_change = on_change
         self.listening = asyncio.Event()
 

@@ -24,7 +24,7 @@ import pytest
 
 from shared.auth.dev_issuer import DevIssuer
 from shared.crypto import new_key
-from shared.db import to_async_url
+from shared.db import to_plain_url
 from shared.infra import TansuBroker, start_embedded_postgres
 
 
@@ -44,13 +44,9 @@ def postgres_admin_url(tmp_path_factory) -> str:
     shutil.rmtree(base, ignore_errors=True)
 
 
-def _plain(url: str) -> str:
-    return to_async_url(url).replace("postgresql+asyncpg://", "postgresql://")
-
-
 async def create_test_database(admin_url: str) -> str:
     name = f"t_{uuid.uuid4().hex[:12]}"
-    plain = _plain(admin_url)
+    plain = to_plain_url(admin_url)
     conn = await asyncpg.connect(plain)
     try:
         await conn.execute(f'CREATE DATABASE "{name}"')
