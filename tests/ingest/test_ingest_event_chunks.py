@@ -19,7 +19,8 @@ from sqlalchemy.schema import CreateTable
 from services.ingest.events import PopulationChunks
 from services.ingest.models import POPULATION_OUTBOX
 from shared.events import Envelope, PopulationReceived
-from shared.testing.fixtures import _plain, create_test_database
+from shared.db import to_plain_url
+from shared.testing.fixtures import create_test_database
 
 OUTBOX = POPULATION_OUTBOX.fullname
 # The table as the service's models define it (the shared bulk outbox), in a fresh database.
@@ -86,7 +87,7 @@ _database: dict[str, str] = {}
 
 async def _check(admin_url: str, persons: list[bytes], cuts: list[int], size: int, max_bytes: int) -> None:
     if admin_url not in _database:
-        _database[admin_url] = _plain(await create_test_database(admin_url))
+        _database[admin_url] = to_plain_url(await create_test_database(admin_url))
     conn = await asyncpg.connect(_database[admin_url])
     try:
         await conn.execute(TABLE)
