@@ -21,28 +21,26 @@ from shared.bus import UnitOfWork, batch_handler
 from shared.events import Envelope, InvitationSent, ResponseSubmitted, SampleDrawn
 
 
+# Insert the round with its first version, or update it (which locks its row until commit).
+_UPSERT_ROUND = (
+    f"INSERT INTO {RoundState.__table__.fullname} AS r (round_id, questionnaire_id, first_submitted_at, version) "
+    "VALUES (:round_id, :questionnaire_id, :submitted_at, {first_version}) ON CONFLICT (round_id) DO UPDATE SET "
+    "questionnaire_id = coalesce(r.questionnaire_id, excluded.questionnaire_id)"
+)
 # PostgreSQL delivers a NOTIFY when (and only if) its transaction commits: the publication cache
 # listens (service.RoundChanges) and rebuilds a changed round at once instead of at its next poll.
 ROUND_CHANGED_CHANNEL = "analytics_round_changed"
 _TOUCH_ROUND = sa.text(
     "WITH touched AS ("
-    f"INSERT INTO {RoundState.__table__.fullname} AS r (round_id, questionnaire_id, first_submitted_at, version) "
-    "VALUES (:round_id, :questionnaire_id, :submitted_at, 1) "
-    "ON CONFLICT (round_id) DO UPDATE SET version = r.version + 1, "
-    "questionnaire_id = coalesce(r.questionnaire_id, excluded.questionnaire_id), "
-    "first_submitted_at = least(r.first_submitted_at, excluded.first_submitted_at) "
+    + _UPSERT_ROUND.format(first_version=1)
+    + ", version = r.version + 1, first_submitted_at = least(r.first_submitted_at, excluded.first_submitted_at) "
     f"RETURNING round_id) SELECT pg_notify('{ROUND_CHANGED_CHANNEL}', round_id) FROM touched"
 ).bindparams(sa.bindparam("submitted_at", type_=sa.DateTime(timezone=True)))
-
-
 # Takes the round's row lock before its facts are written (inserting the round if new) and
 # returns its version, without bumping it: see on_responses_submitted.
-_LOCK_ROUND = sa.text(
-    f"INSERT INTO {RoundState.__table__.fullname} AS r (round_id, questionnaire_id, first_submitted_at, version) "
-    "VALUES (:round_id, :questionnaire_id, :submitted_at, 0) "
-    "ON CONFLICT (round_id) DO UPDATE SET questionnaire_id = coalesce(r.questionnaire_id, excluded.questionnaire_id) "
-    "RETURNING version"
-).bindparams(sa.bindparam("submitted_at", type_=sa.DateTime(timezone=True)))
+_LOCK_ROUND = sa.text(_UPSERT_ROUND.format(first_version=0) + " RETURNING version").bindparams(
+    sa.bindparam("submitted_at", type_=sa.DateTime(timezone=True))
+)
 
 
 async def touch_round(
