@@ -13,8 +13,9 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import MetaData, text
+from sqlalchemy import MetaData, event, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 
@@ -51,10 +52,32 @@ def to_plain_url(url: str) -> str:
 
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    """An async engine whose pool hands out no connection the server has closed.
+
+    Not ``pool_pre_ping``: on asyncpg that is a BEGIN, a ping and a ROLLBACK (three round trips)
+    before every unit of work, measured at ~7 % of a busy consumer's time. A server restart,
+    ``pg_terminate_backend`` or an idle timeout closes the socket, which the event loop notices
+    at once (the pooled connection is idle and its reader sees end of file), so a free local
+    check at checkout catches the same connections (:func:`discard_closed_connections`). A
+    connection that dies mid-statement fails that unit of work, as it would with the ping, and
+    SQLAlchemy then invalidates the pool; consumers redeliver, HTTP callers retry.
+    """
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)
-    kwargs.setdefault("pool_pre_ping", True)
-    return create_async_engine(to_async_url(url), **kwargs)
+    engine = create_async_engine(to_async_url(url), **kwargs)
+    discard_closed_connections(engine)
+    return engine
+
+
+def discard_closed_connections(engine: AsyncEngine) -> None:
+    """At checkout, a pooled connection the server has closed is replaced by a new one
+    (SQLAlchemy's pool retries on ``DisconnectionError``)."""
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _replace_if_closed(dbapi_connection, connection_record, connection_proxy) -> None:
+        driver = getattr(dbapi_connection, "driver_connection", None)
+        if driver is not None and driver.is_closed():
+            raise DisconnectionError("the server closed this pooled connection")
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

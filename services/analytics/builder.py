@@ -267,9 +267,9 @@ _worker: dict = {}
 def _worker_init(database_url: str) -> None:
     """Runs once in the worker: its own event loop and a one-connection engine (the service's
     engine and loop cannot cross a process boundary)."""
-    from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+    from sqlalchemy.ext.asyncio import async_sessionmaker
 
-    from shared.db import to_async_url
+    from shared.db import make_engine
 
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
@@ -280,7 +280,7 @@ def _worker_init(database_url: str) -> None:
     gc.freeze()
     threshold = gc.get_threshold()
     gc.set_threshold(threshold[0] * 10, *threshold[1:])
-    engine = create_async_engine(to_async_url(database_url), pool_size=1, max_overflow=1, pool_pre_ping=True)
+    engine = make_engine(database_url, pool_size=1, max_overflow=1)
     _worker.update(loop=loop, engine=engine, sessionmaker=async_sessionmaker(engine, expire_on_commit=False), held=HeldCounts())
 
 

@@ -1,10 +1,9 @@
 """The citizen's form on the hot path: a link read in one statement, and a submission (spend the
 link + store the answers + write response.submitted to the outbox) in one statement.
 
-Why not the unit of work here: every ORM unit of work checks a connection out of SQLAlchemy's
-pool with ``pool_pre_ping`` (a BEGIN, a ping and a ROLLBACK on asyncpg), then BEGIN, the
-statements one by one and COMMIT: nine round trips and several milliseconds of CPU per submit,
-for what PostgreSQL can do atomically in one statement. This store holds its own small asyncpg
+Why not the unit of work here: an ORM unit of work is BEGIN, the statements one by one (each
+through the ORM) and COMMIT: several round trips and milliseconds of CPU per submit, for what
+PostgreSQL can do atomically in one statement. This store holds its own small asyncpg
 pool (prepared statements cached per connection, no per-checkout ping: a dead connection fails
 the statement, and asyncpg's pool replaces it) and runs single statements in autocommit, each of
 which is its own transaction.
