@@ -49,12 +49,17 @@ class Delivery(Base):
 
 
 class Citizen(Base):
-    """A person in a delivery's population frame."""
+    """A person in a delivery's population frame.
+
+    Partitioned by delivery (migration i093): each delivery's citizens are one table, loaded and
+    indexed in bulk and attached in the delivery's transaction (services.ingest.partitions).
+    """
 
     __tablename__ = "citizen"
 
-    # The delivery's id; no foreign key (migration i091): checking one costs a query per row of a
-    # million-row COPY, and only ingest_delivery writes citizens, after their delivery row.
+    # The delivery's id, and the partition key; no foreign key (migration i091): checking one
+    # costs a query per row of a million-row COPY, and only ingest_delivery writes citizens,
+    # after their delivery row.
     delivery_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     # Hex digits, compared bytewise (migration i091): cheaper index maintenance at a million rows.
     pseudonym: Mapped[str] = mapped_column(sa.Text(collation="C"), primary_key=True)
@@ -67,11 +72,11 @@ class Citizen(Base):
     duration_band: Mapped[str] = mapped_column(sa.Text)
 
     # The primary key leads with the pseudonym, so it also finds a person in other municipalities'
-    # deliveries of the same round (cross-delivery duplicates); delivery_id has its own index for
-    # superseding and purging a delivery's rows.
+    # deliveries of the same round (cross-delivery duplicates); it includes delivery_id because a
+    # partitioned table's key must hold the partition key.
     __table_args__ = (
         sa.PrimaryKeyConstraint("pseudonym", "delivery_id"),
-        sa.Index("ix_citizen_delivery", "delivery_id"),
+        {"postgresql_partition_by": "LIST (delivery_id)"},
     )
 
 

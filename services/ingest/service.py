@@ -2,9 +2,10 @@
 announce it on the bus, atomically.
 
 One delivery is one database transaction: the delivery row, every citizen (streamed in with
-COPY, block by block), the population.received events (into the population outbox), superseding the
-municipality's previous delivery and, for uploads, the job's final status. Nothing is visible
-until it commits, and a crash or a rejected delivery leaves nothing behind.
+COPY, block by block, into the delivery's own partition of ingest.citizen: see
+``services.ingest.partitions``), the population.received events (into the population outbox),
+superseding the municipality's previous delivery and, for uploads, the job's final status.
+Nothing is visible until it commits, and a crash or a rejected delivery leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Literal
 import numpy as np
 import sqlalchemy as sa
 
+from services.ingest import partitions
 from services.ingest.config import IngestSettings
 from services.ingest.domain.classification import load_mapping
 from services.ingest.domain.profiles import Kolonne
@@ -28,7 +30,7 @@ from services.ingest.domain.readers import NumberedRow
 from services.ingest.domain.validation import RowError
 from services.ingest.duplicates import SeenKeys
 from services.ingest.events import PopulationChunks
-from services.ingest.models import POPULATION_OUTBOX, Citizen, Delivery
+from services.ingest.models import POPULATION_OUTBOX, Delivery
 from services.ingest.privacy.models import BlockedCitizen
 from services.ingest.parallel import BlockSettings, ExtractFile, prepared_blocks, worker_count
 from services.ingest.preparation import (
@@ -200,14 +202,13 @@ async def ingest_delivery(
         ).scalar_one_or_none()
         # Citizens who objected (privacy requests) never enter a frame again.
         objections_stand = bool(await session.scalar(sa.select(sa.exists().where(BlockedCitizen.pseudonym.is_not(None)))))
-        others_delivered = bool(
-            await session.scalar(
-                sa.select(
-                    sa.exists().where(
-                        Delivery.round_id == request.round_id,
-                        Delivery.kommunekode != request.kommunekode,
-                        Delivery.status == "accepted",
-                    )
+        # Other municipalities' accepted deliveries of the round (stable while the lock is held).
+        others = list(
+            await session.scalars(
+                sa.select(Delivery.id).where(
+                    Delivery.round_id == request.round_id,
+                    Delivery.kommunekode != request.kommunekode,
+                    Delivery.status == "accepted",
                 )
             )
         )
@@ -224,9 +225,10 @@ async def ingest_delivery(
             job_id=request.job_id,
         )
         session.add(delivery)
-        await session.flush()  # the citizens' foreign key needs the delivery row
+        await session.flush()
         connection = await session.connection()
         raw = (await connection.get_raw_connection()).driver_connection
+        citizen_table = await partitions.create_loading_table(raw, delivery_id)
         chunks = PopulationChunks(
             raw,
             POPULATION_OUTBOX.fullname,
@@ -254,8 +256,8 @@ async def ingest_delivery(
                 _drop_duplicates(block, seen)
                 if objections_stand and block.citizens:
                     await _exclude_objectors(raw, block)
-                if others_delivered and block.citizens:
-                    await _reject_cross_delivery_duplicates(raw, request, block)
+                if others and block.citizens:
+                    await _reject_cross_delivery_duplicates(raw, others, block)
                 totals.add(block)
                 mark = time.perf_counter()
                 timings["merge"] += mark - now
@@ -263,8 +265,8 @@ async def ingest_delivery(
                 if not (request.policy == "reject_all" and totals.rows_rejected):
                     if block.citizens:
                         await raw.copy_to_table(
-                            Citizen.__tablename__,
-                            schema_name=Citizen.__table__.schema,
+                            citizen_table,
+                            schema_name=partitions.SCHEMA,
                             columns=CITIZEN_COLUMNS,
                             # a buffer, not bytes: asyncpg would take bytes for a file name
                             source=memoryview(b"".join((COPY_HEADER, block.copy_data, COPY_TRAILER))),
@@ -295,7 +297,10 @@ async def ingest_delivery(
         if previous is not None:
             previous.status = "superseded"
             # The superseded frame's identifiers are no longer needed.
-            await session.execute(sa.delete(Citizen).where(Citizen.delivery_id == previous.id))
+            await partitions.empty(raw, previous.id)
+        await partitions.attach(raw, delivery_id)
+        timings["attach_citizens"] += time.perf_counter() - mark
+        mark = time.perf_counter()
         delivery.rows_read = totals.rows_read
         delivery.rows_valid = totals.rows_valid
         delivery.rows_rejected = totals.rows_rejected
@@ -361,7 +366,7 @@ async def _exclude_objectors(raw, block: PreparedBlock) -> None:
     block.drop_citizens(drop)
 
 
-async def _reject_cross_delivery_duplicates(raw, request: DeliveryRequest, block: PreparedBlock) -> None:
+async def _reject_cross_delivery_duplicates(raw, others: list[uuid.UUID], block: PreparedBlock) -> None:
     """A citizen already in another municipality's accepted delivery for the round becomes a row
     error here (the earlier delivery keeps them), so no person is in two frames of one round.
     The message does not say which municipality: that would tell one municipality about a
@@ -369,14 +374,12 @@ async def _reject_cross_delivery_duplicates(raw, request: DeliveryRequest, block
     digests = block.valid_digests
     included = [(index, outcome) for index, outcome in enumerate(block.valid_outcome) if outcome >= 0]
     pseudonyms = [digests[32 * index : 32 * index + 32].hex() for index, _ in included]
+    # The deliveries are written into the statement (UUIDs we hold, not input) so that PostgreSQL
+    # prunes to their partitions when planning, and locks no other delivery's partition.
+    deliveries = ", ".join(f"'{delivery}'" for delivery in others)
     found = await raw.fetch(
-        """
-        SELECT c.pseudonym FROM ingest.citizen c JOIN ingest.delivery d ON d.id = c.delivery_id
-        WHERE c.pseudonym = ANY($1::text[]) AND d.round_id = $2 AND d.kommunekode <> $3 AND d.status = 'accepted'
-        """,
+        f"SELECT pseudonym FROM ingest.citizen WHERE delivery_id IN ({deliveries}) AND pseudonym = ANY($1::text[])",
         pseudonyms,
-        request.round_id,
-        request.kommunekode,
     )
     if not found:
         return

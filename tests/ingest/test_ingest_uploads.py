@@ -63,6 +63,29 @@ async def stack(postgres_admin_url, kafka_bootstrap, dev_issuer, data_keys, tmp_
 async def assert_nothing_stored(stack, round_id: str) -> None:
     assert await deliveries_of_round(stack["db"], round_id) == []
     assert await citizens_of_round(stack["db"], round_id) == 0
+    assert await orphan_citizen_tables(stack["db"]) == []
+
+
+async def orphan_citizen_tables(database_url: str) -> list[str]:
+    """Tables in ingest holding citizens of no stored delivery: what a failed or rejected delivery
+    would leave behind if its loading table (services.ingest.partitions) outlived it."""
+    rows = await fetch(
+        database_url,
+        """SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = 'ingest' AND c.relkind IN ('r', 'p') AND c.relname ~ '^citizen_[0-9a-f]{32}$'
+              AND NOT EXISTS (SELECT 1 FROM ingest.delivery d WHERE 'citizen_' || replace(d.id::text, '-', '') = c.relname)""",
+    )
+    return [row["relname"] for row in rows]
+
+
+async def citizen_partitions(database_url: str) -> dict[str, str]:
+    """The partitions of ingest.citizen: table name -> the delivery it is for."""
+    rows = await fetch(
+        database_url,
+        """SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) AS bound FROM pg_inherits i
+            JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'ingest.citizen'::regclass""",
+    )
+    return {row["relname"]: row["bound"] for row in rows}
 
 
 # --- readable files ------------------------------------------------------------------------------
@@ -268,6 +291,20 @@ async def test_redelivery_replaces_the_previous_delivery_atomically(stack):
     per_delivery = await fetch(db, "SELECT delivery_id, count(*) AS n FROM ingest.citizen GROUP BY delivery_id")
     counts = {str(r["delivery_id"]): r["n"] for r in per_delivery}
     assert first["delivery_id"] not in counts and counts[corrected["delivery_id"]] == 4
+    # Each delivery is its own partition of ingest.citizen, bound to its id; the superseded one
+    # was emptied, and its rows are nowhere else.
+    partitions = await citizen_partitions(db)
+    for delivery_id in (first["delivery_id"], corrected["delivery_id"]):
+        name = "citizen_" + delivery_id.replace("-", "")
+        assert partitions[name] == f"FOR VALUES IN ('{delivery_id}')"
+    first_table = "ingest.citizen_" + first["delivery_id"].replace("-", "")
+    assert (await fetch(db, f"SELECT count(*) AS n FROM {first_table}"))[0]["n"] == 0
+    # The new partition's primary key was built after the load and adopted by the parent's.
+    indexes = await fetch(
+        db, "SELECT indexrelid::regclass::text AS name FROM pg_index WHERE indrelid = $1::regclass AND indisprimary",
+        "ingest.citizen_" + corrected["delivery_id"].replace("-", ""),
+    )
+    assert len(indexes) == 1
 
     # A rejected correction leaves the accepted delivery as it was.
     rejected = await upload_and_wait(
@@ -275,6 +312,7 @@ async def test_redelivery_replaces_the_previous_delivery_atomically(stack):
     )
     assert rejected["status"] == "rejected"
     assert {str(d["id"]): d["status"] for d in await deliveries_of_round(db, round_id)}[corrected["delivery_id"]] == "accepted"
+    assert await orphan_citizen_tables(db) == []
 
     await wait_outbox_empty(db)
     events = [e.payload() for e in await all_events(stack["bootstrap"], stack["topic"])]
