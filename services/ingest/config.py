@@ -58,6 +58,8 @@ class IngestSettings(ServiceSettings, KeyRingSettings):
     # CPR ciphertexts under a key other than the active one are re-encrypted this many per step.
     reencrypt_batch_rows: int = 5_000
     reencrypt_interval_seconds: float = 30.0
+    # How often the citizen partitions of superseded deliveries and purged rounds are dropped.
+    partition_cleanup_interval_seconds: float = 300.0
 
     @cached_property
     def retired_pseudonym_keyring(self) -> dict[str, bytes]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.ingest import jobs
+from services.ingest import jobs, partitions
 from services.ingest.api import router
 from services.ingest.config import IngestSettings
 from services.ingest.models import AUDIT, BUS
@@ -37,6 +37,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
                 "extract-jobs": jobs.run_worker,
                 "retention-clock": run_retention_clock,
                 "cpr-reencryption": run_reencryption,
+                "citizen-partitions": partitions.run_partition_cleanup,
             },
         ) as runtime:
             app.state.runtime = runtime

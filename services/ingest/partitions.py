@@ -20,7 +20,11 @@ locks that partition only.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
+
+logger = logging.getLogger(__name__)
 
 SCHEMA = "ingest"
 PARENT = f"{SCHEMA}.citizen"
@@ -58,3 +62,47 @@ async def empty(connection, delivery_id: uuid.UUID) -> None:
     name = partition_name(delivery_id)
     if await connection.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{SCHEMA}.{name}"):
         await connection.execute(f"TRUNCATE {SCHEMA}.{name}")
+
+
+# Partitions that hold nothing any more: superseded deliveries (emptied by the superseding
+# delivery) and deliveries of purged rounds (emptied by the purge), once empty.
+_DEAD_PARTITIONS = """
+SELECT c.relname, i.inhdetachpending FROM pg_inherits i
+  JOIN pg_class c ON c.oid = i.inhrelid
+  JOIN ingest.delivery d ON c.relname = 'citizen_' || replace(d.id::text, '-', '')
+ WHERE i.inhparent = 'ingest.citizen'::regclass
+   AND (d.status = 'superseded'
+        OR d.round_id IN (SELECT round_id FROM ingest.round_closure WHERE purge_requested_at IS NOT NULL))
+"""
+
+
+async def drop_dead_partitions(connection) -> list[str]:
+    """Detach and drop the empty partitions of superseded deliveries and purged rounds, so they
+    do not pile up round after round; returns the tables dropped.
+
+    ``connection``: an asyncpg connection outside any transaction. DETACH ... CONCURRENTLY
+    waits for the transactions using ``ingest.citizen`` instead of locking it against them (a
+    plain DETACH or DROP takes ACCESS EXCLUSIVE on the parent, and every later reader would
+    queue behind it while a national delivery runs); a detach that was interrupted is
+    finished with FINALIZE. A partition that still holds rows (a purge not yet run) is left.
+    """
+    dropped = []
+    for name, pending in await connection.fetch(_DEAD_PARTITIONS):
+        table = f"{SCHEMA}.{name}"
+        if not pending and await connection.fetchval(f"SELECT EXISTS (SELECT 1 FROM {table})"):
+            continue
+        await connection.execute(f"ALTER TABLE {PARENT} DETACH PARTITION {table} {'FINALIZE' if pending else 'CONCURRENTLY'}")
+        await connection.execute(f"DROP TABLE {table}")
+        dropped.append(name)
+    return dropped
+
+
+async def run_partition_cleanup(runtime) -> None:
+    """Background worker: :func:`drop_dead_partitions` every ``partition_cleanup_interval_seconds``."""
+    while True:
+        async with runtime.engine.connect() as connection:
+            raw = (await connection.get_raw_connection()).driver_connection
+            dropped = await drop_dead_partitions(raw)
+        if dropped:
+            logger.info("dropped emptied citizen partitions", extra={"fields": {"partitions": len(dropped)}})
+        await asyncio.sleep(runtime.settings.partition_cleanup_interval_seconds)

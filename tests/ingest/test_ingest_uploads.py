@@ -12,6 +12,7 @@ import os
 import uuid
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from ingest_helpers import (
@@ -31,6 +32,7 @@ from ingest_helpers import (
 )
 from services.ingest.config import IngestSettings
 from services.ingest.main import create_app
+from services.ingest.partitions import drop_dead_partitions
 from shared.crypto import SealedContact, open_contact
 from shared.events import PopulationReceived
 from shared.testing.fixtures import bearer, create_test_database, running_app, settings_from_env
@@ -313,6 +315,18 @@ async def test_redelivery_replaces_the_previous_delivery_atomically(stack):
     assert rejected["status"] == "rejected"
     assert {str(d["id"]): d["status"] for d in await deliveries_of_round(db, round_id)}[corrected["delivery_id"]] == "accepted"
     assert await orphan_citizen_tables(db) == []
+
+    # The cleanup drops the superseded delivery's emptied partition, and only that one of the round.
+    connection = await asyncpg.connect(db)
+    try:
+        dropped = await drop_dead_partitions(connection)
+    finally:
+        await connection.close()
+    assert "citizen_" + first["delivery_id"].replace("-", "") in dropped
+    partitions = await citizen_partitions(db)
+    assert "citizen_" + first["delivery_id"].replace("-", "") not in partitions
+    assert "citizen_" + corrected["delivery_id"].replace("-", "") in partitions
+    assert await citizens_of_round(db, round_id) == 4
 
     await wait_outbox_empty(db)
     events = [e.payload() for e in await all_events(stack["bootstrap"], stack["topic"])]

@@ -13,6 +13,7 @@ import pytest
 
 from services.ingest.config import IngestSettings
 from services.ingest.main import create_app
+from services.ingest.partitions import drop_dead_partitions, partition_name
 from services.ingest.pseudonymisation import decrypt_cpr
 from shared.testing.fixtures import bearer, running_app, settings_from_env
 
@@ -78,6 +79,12 @@ async def test_closing_a_round_purges_ingest_and_records_who_did_it(service_env,
                 )
             )
             assert counts == {"r-close": 0, "r-open": 3}
+            # The purged round's emptied partition is dropped; the open round's stays.
+            ids = dict(await conn.fetch("SELECT round_id, id FROM ingest.delivery"))
+            assert await drop_dead_partitions(conn) == [partition_name(ids["r-close"])]
+            assert not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"ingest.{partition_name(ids['r-close'])}")
+            assert await conn.fetchval(f"SELECT count(*) FROM ingest.{partition_name(ids['r-open'])}") == 3
+            assert await drop_dead_partitions(conn) == []
             entries = await conn.fetch("SELECT actor, action, kind, resource, correlation_id FROM ingest.audit_log ORDER BY id")
             assert all(e["correlation_id"] for e in entries)
             assert ("kl-operator", "POST /rounds/{round_id}/close", "admin") in [(e["actor"], e["action"], e["kind"]) for e in entries]
