@@ -28,7 +28,7 @@ from services.ingest.domain.classification import load_mapping
 from services.ingest.domain.profiles import Kolonne
 from services.ingest.domain.readers import NumberedRow
 from services.ingest.domain.validation import RowError
-from services.ingest.duplicates import SeenKeys
+from services.ingest.duplicates import RoundMembers, SeenKeys
 from services.ingest.events import PopulationChunks
 from services.ingest.models import POPULATION_OUTBOX, Delivery
 from services.ingest.privacy.models import BlockedCitizen
@@ -229,6 +229,7 @@ async def ingest_delivery(
         connection = await session.connection()
         raw = (await connection.get_raw_connection()).driver_connection
         citizen_table = await partitions.create_loading_table(raw, delivery_id)
+        members = await RoundMembers.load(raw, _id_list(others)) if others else None
         chunks = PopulationChunks(
             raw,
             POPULATION_OUTBOX.fullname,
@@ -256,8 +257,8 @@ async def ingest_delivery(
                 _drop_duplicates(block, seen)
                 if objections_stand and block.citizens:
                     await _exclude_objectors(raw, block)
-                if others and block.citizens:
-                    await _reject_cross_delivery_duplicates(raw, others, block)
+                if members is not None and block.citizens:
+                    await _reject_cross_delivery_duplicates(raw, others, members, block)
                 totals.add(block)
                 mark = time.perf_counter()
                 timings["merge"] += mark - now
@@ -366,26 +367,35 @@ async def _exclude_objectors(raw, block: PreparedBlock) -> None:
     block.drop_citizens(drop)
 
 
-async def _reject_cross_delivery_duplicates(raw, others: list[uuid.UUID], block: PreparedBlock) -> None:
+def _id_list(deliveries: list[uuid.UUID]) -> str:
+    """Delivery ids as an SQL list, written into statements (UUIDs we hold, not input) so that
+    PostgreSQL prunes ingest.citizen to their partitions when planning and locks no other."""
+    return ", ".join(f"'{uuid.UUID(str(delivery))}'" for delivery in deliveries)
+
+
+async def _reject_cross_delivery_duplicates(
+    raw, others: list[uuid.UUID], members: RoundMembers, block: PreparedBlock
+) -> None:
     """A citizen already in another municipality's accepted delivery for the round becomes a row
     error here (the earlier delivery keeps them), so no person is in two frames of one round.
     The message does not say which municipality: that would tell one municipality about a
     citizen's case in another."""
     digests = block.valid_digests
-    included = [(index, outcome) for index, outcome in enumerate(block.valid_outcome) if outcome >= 0]
-    pseudonyms = [digests[32 * index : 32 * index + 32].hex() for index, _ in included]
-    # The deliveries are written into the statement (UUIDs we hold, not input) so that PostgreSQL
-    # prunes to their partitions when planning, and locks no other delivery's partition.
-    deliveries = ", ".join(f"'{delivery}'" for delivery in others)
+    citizen_of = {index: outcome for index, outcome in enumerate(block.valid_outcome) if outcome >= 0}
+    # Rows whose keyed hash starts like a member's are candidates, confirmed here exactly.
+    candidates = [(index, citizen_of[index]) for index in members.may_contain(digests, 32, list(citizen_of))]
+    if not candidates:
+        return
+    pseudonyms = [digests[32 * index : 32 * index + 32].hex() for index, _ in candidates]
     found = await raw.fetch(
-        f"SELECT pseudonym FROM ingest.citizen WHERE delivery_id IN ({deliveries}) AND pseudonym = ANY($1::text[])",
+        f"SELECT pseudonym FROM ingest.citizen WHERE delivery_id IN ({_id_list(others)}) AND pseudonym = ANY($1::text[])",
         pseudonyms,
     )
     if not found:
         return
     taken = {record["pseudonym"] for record in found}
     drop = set()
-    for (index, citizen), pseudonym in zip(included, pseudonyms, strict=True):
+    for (index, citizen), pseudonym in zip(candidates, pseudonyms, strict=True):
         if pseudonym in taken:
             drop.add(citizen)
             date_part = block.valid_date_parts[6 * index : 6 * index + 6]

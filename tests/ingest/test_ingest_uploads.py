@@ -356,6 +356,22 @@ async def test_the_same_citizen_from_two_municipalities_is_an_error_on_the_later
     assert again["progress"]["rows_valid"] == 4
 
 
+async def test_cross_delivery_duplicates_are_found_in_every_other_municipalitys_delivery(stack, dev_issuer):
+    """Citizens spread over two earlier deliveries (two partitions); the third municipality's
+    file mixes citizens of both with a new one: exactly those two rows are errors."""
+    client, token, db = stack["client"], stack["token"], stack["db"]
+    round_id = new_round()
+    header, a, b, c, d = (CORPUS / "good_cp1252_semicolon.csv").read_bytes().splitlines(keepends=True)[:5]
+    assert (await upload_and_wait(client, token, header + a + b, round_id=round_id, kommunekode="101"))["status"] == "succeeded"
+    assert (await upload_and_wait(client, token, header + c, round_id=round_id, kommunekode="147"))["status"] == "succeeded"
+    third = dev_issuer.mint("momentum-dev", ["extracts:write"], ["151"])
+    later = await upload_and_wait(client, third, header + a + c + d, round_id=round_id, kommunekode="151")
+    assert later["status"] == "succeeded"
+    assert later["progress"]["rows_valid"] == 1 and later["progress"]["rows_rejected"] == 2
+    assert [(e["row"], e["column"]) for e in later["errors"]] == [(2, "cpr"), (3, "cpr")]
+    assert await citizens_of_round(db, round_id) == 4
+
+
 # --- access -----------------------------------------------------------------------------------------------
 
 
