@@ -11,8 +11,9 @@ worker processes (``services.ingest.parallel``) while the service copies earlier
 PostgreSQL. A block's output is what the database and the bus need, already encoded:
 
 - ``copy_data``: the included citizens as tuples in PostgreSQL's binary COPY format (see
-  ``CITIZEN_COLUMNS``), already joined, in pseudonym order (the primary key's B-tree then fills
-  page by page), so the service adds the COPY framing and sends it;
+  ``CITIZEN_COLUMNS``), already joined, in citizen order (the primary key is built by one sort
+  once the delivery is loaded, ``services.ingest.partitions``, so their order does not matter),
+  so the service adds the COPY framing and sends it;
 - ``persons_data``: the included citizens as ``PopulationPerson`` JSON, joined by commas, so an
   event chunk is a slice of it (``services.ingest.events``);
 - per valid row, the first 16 bytes of its keyed hash and its row number: duplicates are a
@@ -141,9 +142,8 @@ class PreparedBlock:
     valid_date_parts: str = ""  # DDMMYY per valid row (the masked form of a CPR number)
     # The included citizens (see the module's docstring):
     citizens: int = 0
-    copy_data: bytes = b""  # binary COPY tuples, in pseudonym order, without the COPY framing
-    copy_offsets: array = field(default_factory=lambda: array("q", [0]))  # tuple k is copy_data[o[k]:o[k + 1]]
-    copy_citizens: array = field(default_factory=lambda: array("i"))  # citizen index of tuple k
+    copy_data: bytes = b""  # binary COPY tuples, in citizen order, without the COPY framing
+    copy_offsets: array = field(default_factory=lambda: array("q", [0]))  # citizen i's tuple is copy_data[o[i]:o[i + 1]]
     persons_data: bytes = b""  # PopulationPerson JSON, comma-joined, in citizen order
     person_offsets: array = field(default_factory=lambda: array("q", [0]))  # person i: data[o[i]:o[i + 1] - 1]
     maalgrupper: list[str] = field(default_factory=list)  # per citizen
@@ -158,18 +158,13 @@ class PreparedBlock:
     def copy_rows(self) -> list[bytes]:
         """Each citizen's COPY tuple, in citizen order."""
         data, offsets = self.copy_data, self.copy_offsets
-        rows: list[bytes] = [b""] * self.citizens
-        for k, citizen in enumerate(self.copy_citizens):
-            rows[citizen] = data[offsets[k] : offsets[k + 1]]
-        return rows
+        return [data[offsets[i] : offsets[i + 1]] for i in range(self.citizens)]
 
     def set_citizens(self, copy_rows: list[bytes], persons: list[bytes], maalgrupper: list[str]) -> None:
         """Store the citizens' encodings (each list in citizen order) in the joined form."""
         self.citizens = len(persons)
-        order = sorted(range(len(copy_rows)), key=copy_rows.__getitem__)
-        self.copy_citizens = array("i", order)
-        self.copy_offsets = _offsets(copy_rows[i] for i in order)
-        self.copy_data = b"".join([copy_rows[i] for i in order])
+        self.copy_offsets = _offsets(copy_rows)
+        self.copy_data = b"".join(copy_rows)
         self.person_offsets = _offsets(persons, separator=1)
         self.persons_data = b",".join(persons)
         self.maalgrupper = maalgrupper
