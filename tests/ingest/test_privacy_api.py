@@ -170,3 +170,24 @@ async def test_cpr_numbers_are_re_encrypted_under_a_new_key_without_downtime(ser
         await conn.close()
     plain = {decrypt_cpr(r["cpr_ciphertext"], key=settings.cpr_keyring["cpr-2"], key_id="cpr-2") for r in rows}
     assert plain == {"0101901234", "0202852345", "0505922217"}
+
+
+async def test_the_service_drops_a_superseded_deliverys_partition_in_the_background(service_env, dev_issuer, database_url):
+    settings = settings_from_env(IngestSettings, service_env, partition_cleanup_interval_seconds=0.2)
+    async with running_app(create_app(settings)) as client:
+        first = await _deliver(client, dev_issuer, "r-redeliver")
+        second = await _deliver(client, dev_issuer, "r-redeliver", rows=ROWS[:2])
+        conn = await asyncpg.connect(database_url)
+        try:
+            ids = {row["status"]: row["id"] for row in await conn.fetch("SELECT id, status FROM ingest.delivery")}
+            assert str(ids["superseded"]) == first["delivery_id"] and str(ids["accepted"]) == second["delivery_id"]
+            superseded = f"ingest.{partition_name(ids['superseded'])}"
+
+            async def gone():
+                return not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", superseded)
+
+            await _wait(gone)
+            assert await conn.fetchval("SELECT count(*) FROM ingest.citizen") == 2
+            assert await conn.fetchval(f"SELECT count(*) FROM ingest.{partition_name(ids['accepted'])}") == 2
+        finally:
+            await conn.close()
