@@ -32,7 +32,7 @@ from ingest_helpers import (
 )
 from services.ingest.config import IngestSettings
 from services.ingest.main import create_app
-from services.ingest.partitions import drop_dead_partitions
+from services.ingest.partitions import drop_dead_partitions, partition_name
 from shared.crypto import SealedContact, open_contact
 from shared.events import PopulationReceived
 from shared.testing.fixtures import bearer, create_test_database, running_app, settings_from_env
@@ -296,15 +296,16 @@ async def test_redelivery_replaces_the_previous_delivery_atomically(stack):
     # Each delivery is its own partition of ingest.citizen, bound to its id; the superseded one
     # was emptied, and its rows are nowhere else.
     partitions = await citizen_partitions(db)
+    first_partition = partition_name(uuid.UUID(first["delivery_id"]))
     for delivery_id in (first["delivery_id"], corrected["delivery_id"]):
-        name = "citizen_" + delivery_id.replace("-", "")
+        name = partition_name(uuid.UUID(delivery_id))
         assert partitions[name] == f"FOR VALUES IN ('{delivery_id}')"
-    first_table = "ingest.citizen_" + first["delivery_id"].replace("-", "")
+    first_table = f"ingest.{first_partition}"
     assert (await fetch(db, f"SELECT count(*) AS n FROM {first_table}"))[0]["n"] == 0
     # The new partition's primary key was built after the load and adopted by the parent's.
     indexes = await fetch(
         db, "SELECT indexrelid::regclass::text AS name FROM pg_index WHERE indrelid = $1::regclass AND indisprimary",
-        "ingest.citizen_" + corrected["delivery_id"].replace("-", ""),
+        f"ingest.{partition_name(uuid.UUID(corrected['delivery_id']))}",
     )
     assert len(indexes) == 1
 
@@ -322,10 +323,10 @@ async def test_redelivery_replaces_the_previous_delivery_atomically(stack):
         dropped = await drop_dead_partitions(connection)
     finally:
         await connection.close()
-    assert "citizen_" + first["delivery_id"].replace("-", "") in dropped
+    assert first_partition in dropped
     partitions = await citizen_partitions(db)
-    assert "citizen_" + first["delivery_id"].replace("-", "") not in partitions
-    assert "citizen_" + corrected["delivery_id"].replace("-", "") in partitions
+    assert first_partition not in partitions
+    assert partition_name(uuid.UUID(corrected["delivery_id"])) in partitions
     assert await citizens_of_round(db, round_id) == 4
 
     await wait_outbox_empty(db)
