@@ -8,7 +8,8 @@ loop, which also runs the Kafka consumer, the version poll and every read. At 20
 live round's answer count went stale by up to 1.5 s and its tables by up to 8 s
 (bench/analytics_replay.py). Now the service hands builds to :class:`ProcessBuilder`: one
 worker process with its own database connection that loads, builds and returns the finished
-publication; the service's process only unpickles it (~20 ms). :func:`load_and_build` is the
+publication; the service's process only unpickles it (~1 ms: its indicator rows cross as
+columns, see publication.IndicatorTable). :func:`load_and_build` is the
 same function either way (the worker calls it, and so does the in-thread :class:`ThreadBuilder`),
 so where a build runs never changes its rows (tested).
 """

@@ -43,7 +43,7 @@ import numpy as np
 
 from .answers import CODES, DONT_KNOW, SCORES
 from .estimators import Estimate, normal_quantile
-from .suppression import TOTAL, CellDecision, CountTable, SuppressedTable, suppress
+from .suppression import STATUS_CODES, TOTAL, CellDecision, CellStatus, CountTable, decide, suppress
 
 DIMENSIONS: tuple[str, ...] = ("maalgruppe", "gender", "age_band", "duration_band")
 RATE_DIMENSIONS: tuple[str, ...] = ("maalgruppe", "arm")
@@ -240,33 +240,145 @@ def _kommune_order(kommunekode: str) -> tuple:
     return (kommunekode != NATIONAL, natural_key(kommunekode))
 
 
-_QUESTION, _DIMENSION, _KOMMUNE = (INDICATOR_COLUMNS.index(c) for c in ("question", "dimension", "kommunekode"))
+# Per status code (suppression.STATUS_CODES) and caution flag: a row's suppressed, suppression
+# and caution columns.
+_STATUS_COLUMNS: dict[tuple[int, bool], tuple[bool, str, bool]] = {
+    (code, caution): (status is not CellStatus.PUBLISHED, status.value, caution)
+    for code, status in enumerate(STATUS_CODES)
+    for caution in (False, True)
+}
+
+
+@dataclass(eq=False)
+class IndicatorTable:
+    """A round's indicator rows, suppressed, held as columns (numpy) and made tuples where read.
+
+    A live round's publication is rebuilt several times a second and crosses from the builder
+    process to the service at every build, while a reader asks for a few of its ~5,000 rows.
+    Built as tuples of ~60 Python objects each (from one CellDecision object per cell), a live
+    round of 6,000 answers took 144 ms of the builder's CPU, and pickling and unpickling it 22 +
+    27 ms more (the unpickling on the service's event loop); as columns it takes 49 ms and the
+    pickling ~1.5 ms (measured together). :meth:`rows` makes only the rows read: all of them
+    cost ~40 ms, once per version, where a reader asks for every row.
+
+    Row ``i`` is the cell (question ``questions[question[i]]``, dimension
+    ``DIMENSIONS[dimension[i]]``, municipality ``kommuner[kommune[i]]`` (0 is national), level
+    ``levels[slot[i]]``), with its suppression status (``status``: a code of
+    suppression.STATUS_CODES, and ``caution``) and its figures: row ``cell[i]`` of ``numbers``
+    (answers, valid, "Ved ikke") and of ``values`` (the indicators in _FIGURE_NAMES order, NaN
+    where the base is empty). A suppressed row's figures are never published (None).
+    """
+
+    round_id: str
+    questionnaire_id: str | None
+    questions: list[str]
+    kommuner: list[str]
+    levels: list[str]
+    question: np.ndarray
+    dimension: np.ndarray
+    kommune: np.ndarray
+    slot: np.ndarray
+    status: np.ndarray
+    caution: np.ndarray
+    cell: np.ndarray
+    numbers: np.ndarray
+    values: np.ndarray
+
+    @classmethod
+    def empty(cls, round_id: str, questionnaire_id: str | None) -> IndicatorTable:
+        none = np.zeros(0, dtype=np.int32)
+        return cls(round_id, questionnaire_id, [], [NATIONAL], [ALL_LEVELS], none, none, none, none, none,
+                   np.zeros(0, dtype=bool), none, np.zeros((0, 3), dtype=np.int64), np.zeros((0, len(_FIGURE_NAMES) - 3)))
+
+    def __len__(self) -> int:
+        return len(self.question)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, IndicatorTable):
+            return NotImplemented
+        return self.rows() == other.rows()
+
+    def positions(self, question: str | None = None, dimension: str | None = None, kommunekode: str | None = None) -> np.ndarray:
+        """The rows of one question, dimension and/or municipality, in table order."""
+        mask = np.ones(len(self), dtype=bool)
+        for wanted, labels, column in (
+            (question, self.questions, self.question), (dimension, DIMENSIONS, self.dimension), (kommunekode, self.kommuner, self.kommune),
+        ):
+            if wanted is None:
+                continue
+            if wanted not in labels:
+                return np.zeros(0, dtype=np.intp)
+            mask &= column == labels.index(wanted)
+        return np.flatnonzero(mask)
+
+    def rows(self, positions: np.ndarray | None = None) -> list[tuple]:
+        """The rows at ``positions`` (default: all) as tuples in INDICATOR_COLUMNS order."""
+        if positions is None:
+            positions = np.arange(len(self))
+        n = len(positions)
+        cell = self.cell[positions]
+        status = self.status[positions]
+        caution = self.caution[positions]
+        hidden = status != 0
+        # One object array of the rows, filled a column at a time, then made tuples: numpy does
+        # the boxing, and no Python loop runs per value.
+        out = np.empty((n, len(INDICATOR_COLUMNS)), dtype=object)
+        out[:, 0] = self.round_id
+        out[:, 1] = self.questionnaire_id
+        out[:, 2] = _labels(self.questions)[self.question[positions]]
+        out[:, 3] = _labels(DIMENSIONS)[self.dimension[positions]]
+        out[:, 4] = _labels(self.kommuner)[self.kommune[positions]]
+        out[:, 5] = _labels(self.levels)[self.slot[positions]]
+        numbers = self.numbers[cell].astype(object)
+        numbers[hidden] = None
+        out[:, 6:9] = numbers
+        out[:, 9] = hidden.astype(object)
+        out[:, 10] = _labels([st.value for st in STATUS_CODES])[status]
+        out[:, 11] = caution.astype(object)
+        values = self.values[cell]
+        boxed = values.astype(object)
+        boxed[np.isnan(values) | hidden[:, None]] = None
+        out[:, 12:] = boxed
+        return list(map(tuple, out.tolist()))
+
+
+def _labels(labels) -> np.ndarray:
+    out = np.empty(len(labels), dtype=object)
+    out[:] = list(labels)
+    return out
 
 
 @dataclass
 class RoundPublication:
     """Everything published for a round, already suppressed: rows are ready for any reader.
 
-    The indicator rows are held as tuples in INDICATOR_COLUMNS order (``indicator_table``) and
-    made dicts where read: a publication crosses from the builder process to the service at
-    every build of a live round, and ~5,000 tuples pickle and unpickle in half the time of as
-    many dicts (and are built faster), while a read turns only the rows it returns into dicts.
+    The indicator rows are held as columns (:class:`IndicatorTable`, what crosses from the
+    builder process) and made dicts where read, each row once, shared by every selection that
+    contains it.
     """
 
     round_id: str
     questionnaire_id: str | None
     min_count: int
     caution_below: int
-    indicator_table: list[tuple] = field(default_factory=list)
+    indicator_columns: IndicatorTable | None = None
     rate_rows: list[dict] = field(default_factory=list)
-    # Made on first use, never pickled with the publication (see __getstate__): row positions by
-    # selection, each row's dict, each selection's list of them.
-    _index: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    # Made on first use, never pickled with the publication (see __getstate__): each row's dict,
+    # each selection's list of them.
     _dicts: list = field(default_factory=list, init=False, repr=False, compare=False)
     _selections: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
+    def __post_init__(self) -> None:
+        if self.indicator_columns is None:
+            self.indicator_columns = IndicatorTable.empty(self.round_id, self.questionnaire_id)
+
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_index": {}, "_dicts": [], "_selections": {}}
+        return {**self.__dict__, "_dicts": [], "_selections": {}}
+
+    @property
+    def indicator_table(self) -> list[tuple]:
+        """Every indicator row as a tuple in INDICATOR_COLUMNS order."""
+        return self.indicator_columns.rows()
 
     @property
     def indicator_rows(self) -> list[dict]:
@@ -274,34 +386,27 @@ class RoundPublication:
         return self.indicators()
 
     def questions(self) -> list[str]:
-        return sorted({r[_QUESTION] for r in self.indicator_table}, key=natural_key)
+        table = self.indicator_columns
+        present = set(np.unique(table.question).tolist())
+        return sorted((q for i, q in enumerate(table.questions) if i in present), key=natural_key)
 
     def indicators(self, question: str | None = None, dimension: str | None = None, kommunekode: str | None = None) -> list[dict]:
-        """Indicator rows of one question, dimension and/or municipality, in table order, from
-        an index built on first use (a publication is never changed once built). A row's dict
-        is made once, when first read, and shared by every selection that contains it."""
+        """Indicator rows of one question, dimension and/or municipality, in table order. A
+        publication is never changed once built, so each selection is kept."""
         key = (question, dimension, kommunekode)
         rows = self._selections.get(key)
         if rows is not None:
             return rows
+        table = self.indicator_columns
         if not self._dicts:
-            self._dicts.extend([None] * len(self.indicator_table))
-        if key == (None, None, None):
-            positions = range(len(self.indicator_table))
-        else:
-            if not self._index:
-                index: dict[tuple, list[int]] = defaultdict(list)
-                for i, r in enumerate(self.indicator_table):
-                    q, d, k = r[_QUESTION], r[_DIMENSION], r[_KOMMUNE]
-                    for wanted in ((q, None, None), (None, d, None), (None, None, k), (q, d, None), (q, None, k), (None, d, k), (q, d, k)):
-                        index[wanted].append(i)
-                self._index.update(index)
-            positions = self._index.get(key, [])
-        dicts, table = self._dicts, self.indicator_table
-        for i in positions:
-            if dicts[i] is None:
-                dicts[i] = dict(zip(INDICATOR_COLUMNS, table[i]))
-        rows = self._selections[key] = [dicts[i] for i in positions]
+            self._dicts.extend([None] * len(table))
+        positions = table.positions(question, dimension, kommunekode)
+        dicts = self._dicts
+        missing = [i for i in positions.tolist() if dicts[i] is None]
+        if missing:
+            for i, row in zip(missing, table.rows(np.array(missing, dtype=np.intp))):
+                dicts[i] = dict(zip(INDICATOR_COLUMNS, row))
+        rows = self._selections[key] = [dicts[i] for i in positions.tolist()]
         return rows
 
 
@@ -323,15 +428,16 @@ def build_publication(
     min_count: int = 5,
     caution_below: int = 20,
 ) -> RoundPublication:
-    publication = RoundPublication(round_id, questionnaire_id, min_count, caution_below)
-    publication.indicator_table = build_indicator_rows(
-        round_id, questionnaire_id, strata, answer_counts, min_count=min_count, caution_below=caution_below
+    return RoundPublication(
+        round_id, questionnaire_id, min_count, caution_below,
+        indicator_columns=build_indicator_table(
+            round_id, questionnaire_id, strata, answer_counts, min_count=min_count, caution_below=caution_below
+        ),
+        rate_rows=build_rate_rows(round_id, rate_counts, min_count=min_count, caution_below=caution_below),
     )
-    publication.rate_rows = build_rate_rows(round_id, rate_counts, min_count=min_count, caution_below=caution_below)
-    return publication
 
 
-def build_indicator_rows(
+def build_indicator_table(
     round_id: str,
     questionnaire_id: str | None,
     strata: Mapping[str, StratumInfo],
@@ -339,9 +445,9 @@ def build_indicator_rows(
     *,
     min_count: int = 5,
     caution_below: int = 20,
-) -> list[tuple]:
-    """The indicator tables of a round, suppressed, in table order: one tuple per row, in
-    INDICATOR_COLUMNS order.
+) -> IndicatorTable:
+    """The indicator tables of a round, suppressed, in table order (question, dimension, the
+    national cells then each municipality's, the total then each level).
 
     Suppression runs per question: the tables of one measure (``valid:<question>``) are linked
     by shared cells, tables of different measures never are (no equation of the attacker or
@@ -377,7 +483,7 @@ def build_indicator_rows(
     grouped = list(itertools.compress(grouped, present.tolist()))
     vectors = vectors[present]
     if not grouped:
-        return []
+        return IndicatorTable.empty(round_id, questionnaire_id)
 
     # A "total" row is also the stratum's row of its target group (strata nest in target groups).
     is_total = [row[1] == "total" for row in grouped]
@@ -414,7 +520,11 @@ def build_indicator_rows(
     np.add.at(valid_k, (slice(None), kommune_of_h, slice(None)), valid)
     valid_k = valid_k.round().astype(int).tolist()
 
-    decided: list[tuple[str, str, SuppressedTable]] = []
+    # Each question's tables suppressed together; the decisions laid out per (question,
+    # dimension) block of rows. Every question's tables have the same shape (the same levels),
+    # so a block's entries are found once per dimension.
+    row_entries: dict[int, np.ndarray] = {}
+    blocks: list[tuple[int, int, np.ndarray, np.ndarray]] = []  # (question, dimension, status, count) per row
     for q in questions:
         qi = q_index[q]
         count_tables: list[CountTable] = []
@@ -425,8 +535,18 @@ def build_indicator_rows(
                 for lvl in levels[dim]
             }
             count_tables.append(CountTable(("kommunekode", dim), cells, (("kommunekode",), (dim,), ()), f"valid:{q}"))
-        results = suppress(count_tables, min_count=min_count, caution_below=caution_below)
-        decided.extend((q, dim, result) for dim, result in zip(DIMENSIONS, results))
+        decided = decide(count_tables, min_count=min_count)
+        for t, dim in enumerate(DIMENSIONS):
+            if not levels[dim]:
+                continue  # a dimension with no answers at all has no table
+            entries = row_entries.get(t)
+            if entries is None:
+                position = {key: i for i, key in enumerate(decided.keys[t])}
+                entries = row_entries[t] = np.array(
+                    [position[(k, lvl)] for k in (TOTAL, *kommuner) for lvl in (TOTAL, *levels[dim])], dtype=np.intp
+                )
+            ids = decided.entry_ids[t][entries]
+            blocks.append((qi, t, decided.status[ids], decided.count[ids]))
 
     # Every (question, slot) cell: first the national one over all strata, then one per
     # municipality over its strata. Rows: one per (cell, stratum).
@@ -443,7 +563,7 @@ def build_indicator_rows(
     block_offsets = np.arange(n_blocks) * n_h
     starts = np.concatenate([block_offsets, n_blocks * n_h + (block_offsets[:, None] + kommune_starts[None, :]).ravel()])
     order = np.array(by_kommune, dtype=int)
-    columns = _figure_columns(
+    numbers, values = _figure_arrays(
         stacked,
         np.concatenate([np.tile(weight, n_blocks), np.tile(weight[order], n_blocks)]),
         np.concatenate([np.tile(fpc, n_blocks), np.tile(fpc[order], n_blocks)]),
@@ -451,33 +571,40 @@ def build_indicator_rows(
         starts,
         n_total,
     )
-    figures = list(zip(*columns))  # one tuple per cell, in _FIGURE_NAMES order
 
-    def figures_of(qi: int, k, slot: int) -> tuple:
-        if k is TOTAL:
-            return figures[qi * n_s + slot]
-        return figures[n_blocks + (qi * n_s + slot) * n_k + kommune_index[k]]
-
-    # Rows in table order (question, dimension, the national cells then each municipality's,
-    # the total then each level), walked directly rather than sorted afterwards.
-    rows: list[tuple] = []
-    status_columns = {}  # (status, caution) -> (suppressed, suppression, caution)
-    for q, dim, result in decided:
-        qi = q_index[q]
-        decisions = result.decisions
-        level_slots = [(TOTAL, ALL_LEVELS, 0)] + [(lvl, lvl, slot_of[(dim, lvl)]) for lvl in levels[dim]]
-        for k in (TOTAL, *kommuner):
-            kommune_label = _label(k, NATIONAL)
-            for lvl, level_label, slot in level_slots:
-                decision = decisions.get((k, lvl))
-                if decision is None:
-                    continue  # a dimension with no answers at all has no table
-                status = status_columns.get((decision.status, decision.caution))
-                if status is None:
-                    status = status_columns[(decision.status, decision.caution)] = tuple(_status(decision).values())
-                values = _SUPPRESSED_VALUES if decision.suppressed else figures_of(qi, k, slot)
-                rows.append((round_id, questionnaire_id, q, dim, kommune_label, level_label, *values[:3], *status, *values[3:]))
-    return rows
+    # Per dimension, a block's rows: municipality (0 national, then 1 + its index) and slot of
+    # each, and where its figures are: cell ``q * n_s + slot`` (national) or
+    # ``n_blocks + (q * n_s + slot) * n_k + municipality index``, i.e. offset + q x step.
+    layout: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+    for t, dim in enumerate(DIMENSIONS):
+        slots = np.array([0] + [slot_of[(dim, lvl)] for lvl in levels[dim]], dtype=np.intp)
+        n_l = len(slots)
+        kommune = np.repeat(np.arange(n_k + 1), n_l)
+        slot = np.tile(slots, n_k + 1)
+        national_row = kommune == 0
+        offset = np.where(national_row, slot, n_blocks + slot * n_k + kommune - 1)
+        step = np.where(national_row, n_s, n_s * n_k)
+        layout[t] = (kommune, slot, offset, step)
+    question = np.concatenate([np.full(len(st), qi, dtype=np.int32) for qi, _, st, _ in blocks])
+    dimension = np.concatenate([np.full(len(st), t, dtype=np.int8) for _, t, st, _ in blocks])
+    status = np.concatenate([st for _, _, st, _ in blocks])
+    count = np.concatenate([c for _, _, _, c in blocks])
+    return IndicatorTable(
+        round_id,
+        questionnaire_id,
+        questions,
+        [NATIONAL, *kommuner],
+        [ALL_LEVELS] + [lvl for dim in DIMENSIONS for lvl in levels[dim]],
+        question,
+        dimension,
+        np.concatenate([layout[t][0] for _, t, _, _ in blocks]),
+        np.concatenate([layout[t][1] for _, t, _, _ in blocks]),
+        status,
+        (status == 0) & (count < caution_below),
+        np.concatenate([layout[t][2] + qi * layout[t][3] for qi, t, _, _ in blocks]),
+        numbers,
+        values,
+    )
 
 
 def build_rate_rows(
@@ -605,50 +732,48 @@ def estimate_cells(
             fpc.append(1.0)
             n.append(1)
     counts = np.array(rows, dtype=float)
-    columns = _figure_columns(counts, np.array(weight), np.array(fpc), np.array(n, dtype=float), np.array(starts), n_total)
-    return [dict(zip(_FIGURE_NAMES, figures)) for figures in zip(*columns)]
+    numbers, values = _figure_arrays(counts, np.array(weight), np.array(fpc), np.array(n, dtype=float), np.array(starts), n_total)
+    boxed = values.astype(object)
+    boxed[np.isnan(values)] = None
+    return [dict(zip(_FIGURE_NAMES, (*c, *v))) for c, v in zip(numbers.tolist(), boxed.tolist())]
 
 
 _FIGURE_NAMES: tuple[str, ...] = ("n_answers", "n_valid", "n_dont_know") + tuple(
     f"{ind}{suffix}" for ind in INDICATORS for suffix in ESTIMATE_SUFFIXES
 )
-_SUPPRESSED_VALUES: tuple[None, ...] = (None,) * len(_FIGURE_NAMES)
 # build_indicator_rows lays a row out in INDICATOR_COLUMNS order: the figures' counts, the
 # suppression status, then the indicators.
 assert INDICATOR_COLUMNS[6:] == _FIGURE_NAMES[:3] + ("suppressed", "suppression", "caution") + _FIGURE_NAMES[3:]
 
 
-def _figure_columns(
+def _figure_arrays(
     counts: np.ndarray, weight: np.ndarray, fpc: np.ndarray, n: np.ndarray, starts: np.ndarray, n_total: int
-) -> list[list]:
-    """The published figures (_FIGURE_NAMES order) of many cells as one list per figure.
+) -> tuple[np.ndarray, np.ndarray]:
+    """The published figures of many cells: (numbers, values), one row per cell, the counts
+    (answers, valid, "Ved ikke") and the indicators (_FIGURE_NAMES order after the counts),
+    NaN where an indicator's base is empty (published as None).
 
     ``counts`` has one row per (cell, stratum), a cell's rows contiguous from ``starts``, with
-    the stratum's weight, fpc and n beside; NaN (an empty base) is published as None."""
+    the stratum's weight, fpc and n beside."""
     merged = np.add.reduceat(counts, starts, axis=0)
     weighted = _ratio_estimates(counts, weight, fpc, n, starts)
     # The unweighted design: all respondents as one unstratified sample, no fpc (R: ids=~1).
     k = len(starts)
     plain_n = float(max(n_total, 1))
     unweighted = _ratio_estimates(merged, np.ones(k), np.ones(k), np.full(k, plain_n), np.arange(k))
-    valid = merged[:, : len(SCORES)].sum(axis=1).astype(int)
-    dont_know = merged[:, len(SCORES)].astype(int)
-    columns = [(valid + dont_know).tolist(), valid.tolist(), dont_know.tolist()]
+    valid = merged[:, : len(SCORES)].sum(axis=1).round().astype(np.int64)
+    dont_know = merged[:, len(SCORES)].round().astype(np.int64)
+    numbers = np.stack([valid + dont_know, valid, dont_know], axis=1)
+    columns = []
     for (w_est, w_se, q), (u_est, u_se, _) in zip(weighted, unweighted):
+        # An empty base has no estimate: its standard error (0) and interval are not figures either.
         w_missing, u_missing = np.isnan(w_est), np.isnan(u_est)
         for figures, missing in (
             (w_est, w_missing), (w_se, w_missing), (w_est - q * w_se, w_missing), (w_est + q * w_se, w_missing),
             (u_est, u_missing), (u_se, u_missing),
         ):
-            if missing.any():
-                # NaN (empty base) -> None without a Python loop: most cells of a live round's
-                # dense arrays are empty or suppressed.
-                boxed = figures.astype(object)
-                boxed[missing] = None
-                columns.append(boxed.tolist())
-            else:
-                columns.append(figures.tolist())
-    return columns
+            columns.append(np.where(missing, np.nan, figures))
+    return numbers, np.stack(columns, axis=1)
 
 
 # -- trends ----------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import pickle
 import random
 from collections import Counter
 
@@ -244,3 +245,57 @@ def test_publication_depends_only_on_the_counts(seed) -> None:
     split = [AnswerCount(a.stratum, a.dimension, a.level, a.question, a.code, n) for a in answers for n in (1,) * a.n]
     random.Random(seed + 1).shuffle(split)
     assert build_publication("r1", "kl_core", info, split, [], min_count=5).indicator_rows == reference
+
+
+def valid_tables(units, question: str) -> list[CountTable]:
+    """The count tables of one question straight from the units: valid (scale) answers per
+    municipality x level of each dimension, as the publication must suppress them."""
+    kommune_of = {h: k for h, (k, _, _) in STRATA.items()}
+    group_of = {h: g for h, (_, g, _) in STRATA.items()}
+    kommuner = sorted({kommune_of[u["stratum"]] for u in units})
+    tables = []
+    for dim in DIMENSIONS:
+        def level(u):
+            return group_of[u["stratum"]] if dim == "maalgruppe" else u[dim]
+        levels = sorted({level(u) for u in units if answer_code(u["answers"].get(question)) is not None})
+        cells = {(k, lvl): 0 for k in kommuner for lvl in levels}
+        for u in units:
+            code = answer_code(u["answers"].get(question))
+            if code is not None and code != DONT_KNOW:
+                cells[(kommune_of[u["stratum"]], level(u))] += 1
+        tables.append(CountTable(("kommunekode", dim), cells, (("kommunekode",), (dim,), ()), f"valid:{question}"))
+    return tables
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("min_count", [1, 5, 12])
+def test_every_row_carries_its_cells_suppression_decision(seed, min_count) -> None:
+    """The publication lays its decisions out in arrays of its own: each row's status, count
+    and caution flag equal suppress() run on the question's tables counted from the units."""
+    units = make_units(seed)
+    pub = build_publication("r1", "kl_core", strata_info(units), tallies(units), [], min_count=min_count, caution_below=20)
+    for question in ("q1", "q13"):
+        expected = {}
+        for dim, table in zip(DIMENSIONS, suppress(valid_tables(units, question), min_count=min_count, caution_below=20)):
+            for (k, lvl), decision in table.decisions.items():
+                expected[(dim, "national" if k is TOTAL else k, "total" if lvl is TOTAL else lvl)] = decision
+        rows = pub.indicators(question)
+        assert {(r["dimension"], r["kommunekode"], r["level"]) for r in rows} == set(expected)
+        for r in rows:
+            decision = expected[(r["dimension"], r["kommunekode"], r["level"])]
+            assert (r["suppressed"], r["suppression"], r["caution"]) == (decision.suppressed, decision.status.value, decision.caution)
+            assert r["n_valid"] == (None if decision.suppressed else decision.count)
+
+
+def test_a_publication_crosses_a_process_boundary_unchanged() -> None:
+    """What the builder process sends: the rows read on the other side are the rows built,
+    and a publication already read sends none of what its readers made."""
+    units = make_units(3)
+    pub = build_publication("r1", "kl_core", strata_info(units), tallies(units), [RateCount("101:Dagpenge", "101", "Dagpenge", "A", 9, 6)])
+    before = pickle.dumps(pub)
+    rows, selection = pub.indicator_rows, pub.indicators("q1", "gender", "101")
+    assert pickle.dumps(pub) == before
+    copy = pickle.loads(before)
+    assert copy == pub and copy.indicator_rows == rows and copy.indicators("q1", "gender", "101") == selection
+    assert copy.rate_rows == pub.rate_rows and copy.questions() == ["q1", "q13"]
+    assert all(isinstance(r["n_answers"], int | None) and isinstance(r["mean"], float | None) for r in copy.indicator_rows)
