@@ -741,7 +741,7 @@ def estimate_cells(
 _FIGURE_NAMES: tuple[str, ...] = ("n_answers", "n_valid", "n_dont_know") + tuple(
     f"{ind}{suffix}" for ind in INDICATORS for suffix in ESTIMATE_SUFFIXES
 )
-# build_indicator_rows lays a row out in INDICATOR_COLUMNS order: the figures' counts, the
+# IndicatorTable.rows lays a row out in INDICATOR_COLUMNS order: the figures' counts, the
 # suppression status, then the indicators.
 assert INDICATOR_COLUMNS[6:] == _FIGURE_NAMES[:3] + ("suppressed", "suppression", "caution") + _FIGURE_NAMES[3:]
 
