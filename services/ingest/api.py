@@ -54,7 +54,11 @@ UPLOAD_CONTENT_TYPES = frozenset(
     response_model=DeliveryReport,
     status_code=status.HTTP_201_CREATED,
     summary="Deliver a JSON batch of a municipality's extract for a round (replaces an earlier delivery)",
-    responses={403: {"description": "not allowed for this municipality"}, 422: {"description": "delivery rejected"}},
+    responses={
+        403: {"description": "not allowed for this municipality"},
+        409: {"description": "the round is closed"},
+        422: {"description": "delivery rejected"},
+    },
 )
 async def deliver_extract(
     request: Request,
@@ -70,18 +74,21 @@ async def deliver_extract(
             status.HTTP_413_CONTENT_TOO_LARGE,
             detail=f"a JSON batch holds at most {settings.json_batch_max_rows:,} rows; upload bigger extracts as a file",
         )
-    outcome = await service.ingest_delivery(
-        request.app.state.runtime,
-        settings,
-        service.DeliveryRequest(
-            round_id=round_id,
-            kommunekode=kommunekode,
-            delivered_by=principal.subject,
-            reference_date=body.reference_date,
-            policy=body.policy,
-        ),
-        service.json_rows(body.rows),
-    )
+    try:
+        outcome = await service.ingest_delivery(
+            request.app.state.runtime,
+            settings,
+            service.DeliveryRequest(
+                round_id=round_id,
+                kommunekode=kommunekode,
+                delivered_by=principal.subject,
+                reference_date=body.reference_date,
+                policy=body.policy,
+            ),
+            service.json_rows(body.rows),
+        )
+    except service.RoundClosed as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
     if outcome.delivery is None:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
@@ -101,6 +108,7 @@ async def deliver_extract(
     responses={
         400: {"description": "empty body"},
         403: {"description": "not allowed for this municipality"},
+        409: {"description": "the round is closed"},
         413: {"description": "file too large"},
         415: {"description": "unsupported content type"},
         422: {"description": "the file cannot be read as an extract (format, encoding, missing columns)"},
@@ -130,6 +138,12 @@ async def upload_extract(
             "application/octet-stream, or as multipart/form-data with a 'file' part",
         )
     runtime, settings = request.app.state.runtime, request.app.state.settings
+    # Refused before the file is received; the job checks again when it stores the delivery.
+    async with runtime.uow() as uow:
+        try:
+            await service.ensure_round_open(uow.session, round_id)
+        except service.RoundClosed as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
     try:
         if content_type == "multipart/form-data":
             path, size = await _save_multipart(request, settings)

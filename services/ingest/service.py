@@ -31,7 +31,7 @@ from services.ingest.domain.validation import RowError
 from services.ingest.duplicates import RoundMembers, SeenKeys
 from services.ingest.events import PopulationChunks
 from services.ingest.models import POPULATION_OUTBOX, Delivery
-from services.ingest.privacy.models import BlockedCitizen
+from services.ingest.privacy.models import BlockedCitizen, RoundClosure
 from services.ingest.parallel import BlockSettings, ExtractFile, prepared_blocks, worker_count
 from services.ingest.preparation import (
     CITIZEN_COLUMNS,
@@ -130,11 +130,24 @@ class DeliveryError(Exception):
     """The delivery as a whole cannot be processed (configuration, not the caller's data)."""
 
 
+class RoundClosed(DeliveryError):
+    """The round was closed by an operator and takes no more deliveries: its identifiers are
+    purged on the retention clock from the close, and a delivery after the close would outlive
+    that purge (the purge runs once)."""
+
+
+async def ensure_round_open(session, round_id: str) -> None:
+    closure = await session.get(RoundClosure, round_id)
+    if closure is not None:
+        raise RoundClosed(f"round {round_id} was closed on {closure.closed_at:%Y-%m-%d} and takes no more deliveries")
+
+
 def _issue(error: RowError) -> dict:
     return {"row": error.row, "column": error.column, "message": error.message}
 
 
 def round_lock_key(round_id: str) -> int:
+    """The advisory lock that serialises a round's deliveries and its close."""
     return int.from_bytes(hashlib.sha256(f"delivery:{round_id}".encode()).digest()[:8], "big", signed=True)
 
 
@@ -191,6 +204,9 @@ async def ingest_delivery(
     async with runtime.uow() as uow:
         session = uow.session
         await session.execute(sa.select(sa.func.pg_advisory_xact_lock(round_lock_key(request.round_id))))
+        # Under the round's lock, which closing a round takes too: a delivery either commits
+        # before the close or sees it.
+        await ensure_round_open(session, request.round_id)
         previous = (
             await session.execute(
                 sa.select(Delivery).where(

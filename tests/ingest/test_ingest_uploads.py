@@ -8,6 +8,7 @@ that no event belongs to a delivery that was not stored.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 from ingest_helpers import (
     CORPUS,
     CSV,
+    REFERENCE_DATE,
     XLSX,
     all_events,
     citizens_of_round,
@@ -33,6 +35,7 @@ from ingest_helpers import (
 from services.ingest.config import IngestSettings
 from services.ingest.main import create_app
 from services.ingest.partitions import drop_dead_partitions, partition_name
+from services.ingest.service import round_lock_key
 from shared.crypto import SealedContact, open_contact
 from shared.events import PopulationReceived
 from shared.testing.fixtures import bearer, create_test_database, running_app, settings_from_env
@@ -371,6 +374,82 @@ async def test_cross_delivery_duplicates_are_found_in_every_other_municipalitys_
     assert later["progress"]["rows_valid"] == 1 and later["progress"]["rows_rejected"] == 2
     assert [(e["row"], e["column"]) for e in later["errors"]] == [(2, "cpr"), (3, "cpr")]
     assert await citizens_of_round(db, round_id) == 4
+
+
+# --- closed rounds -------------------------------------------------------------------------------------------
+
+
+def operator_token(dev_issuer) -> str:
+    return dev_issuer.mint("kl-operator", ["rounds:admin", "kommuner:all"])
+
+
+async def holding_round_lock(database_url: str, round_id: str) -> asyncpg.Connection:
+    """A connection holding the round's delivery lock, as a delivery in flight does."""
+    connection = await asyncpg.connect(database_url)
+    await connection.execute("BEGIN")
+    await connection.execute("SELECT pg_advisory_xact_lock($1)", round_lock_key(round_id))
+    return connection
+
+
+async def test_a_closed_round_takes_no_more_deliveries(stack, dev_issuer):
+    """Its identifiers are purged once, on the clock from the close: a later delivery would
+    outlive that purge, so it is refused with what is wrong, as a file or as a JSON batch."""
+    client, token, db = stack["client"], stack["token"], stack["db"]
+    round_id = new_round()
+    content = (CORPUS / "good_cp1252_semicolon.csv").read_bytes()
+    assert (await upload_and_wait(client, token, content, round_id=round_id))["status"] == "succeeded"
+    closed = await client.post(f"/rounds/{round_id}/close", json={}, headers=bearer(operator_token(dev_issuer)))
+    assert closed.status_code == 201, closed.text
+
+    refused = await upload(client, token, content, round_id=round_id, kommunekode="147")
+    assert refused.status_code == 409 and f"round {round_id} was closed" in refused.json()["detail"]
+    batch = await client.post(
+        f"/rounds/{round_id}/extracts/101",
+        json={"reference_date": REFERENCE_DATE, "rows": [{"cpr": "010190-1234", "ydelse": "Dagpenge", "overgangsdato": "2022-01-01"}]},
+        headers=bearer(token),
+    )
+    assert batch.status_code == 409 and "takes no more deliveries" in batch.json()["detail"]
+    assert [d["status"] for d in await deliveries_of_round(db, round_id)] == ["accepted"]
+    assert await citizens_of_round(db, round_id) == 4
+    assert (await fetch(db, "SELECT count(*) AS n FROM ingest.extract_job WHERE round_id = $1", round_id))[0]["n"] == 1
+    assert await orphan_citizen_tables(db) == []
+
+
+async def test_a_job_whose_round_closes_before_it_stores_is_refused(stack):
+    """The upload was accepted while the round was open; the close commits while the job waits
+    for the round's lock: the job sees it, fails saying so, and stores nothing."""
+    client, token, db = stack["client"], stack["token"], stack["db"]
+    round_id = new_round()
+    lock = await holding_round_lock(db, round_id)
+    try:
+        accepted = await upload(client, token, (CORPUS / "good_cp1252_semicolon.csv").read_bytes(), round_id=round_id)
+        assert accepted.status_code == 202, accepted.text
+        await fetch(
+            db, "INSERT INTO ingest.round_closure (round_id, closed_at, closed_by, purge_after) VALUES ($1, now(), 'test', now())", round_id
+        )
+    finally:
+        await lock.execute("COMMIT")
+        await lock.close()
+    job = await wait_for_job(client, token, accepted.json()["job_id"])
+    assert job["status"] == "failed" and "takes no more deliveries" in job["error"]
+    await assert_nothing_stored(stack, round_id)
+
+
+async def test_closing_a_round_waits_for_a_delivery_in_flight(stack, dev_issuer):
+    """A delivery holds the round's lock for its whole transaction; the close takes it too, so
+    a delivery either commits before the close or sees it (never one after the close)."""
+    client, db = stack["client"], stack["db"]
+    round_id = new_round()
+    lock = await holding_round_lock(db, round_id)
+    try:
+        closing = asyncio.create_task(client.post(f"/rounds/{round_id}/close", json={}, headers=bearer(operator_token(dev_issuer))))
+        await asyncio.sleep(1.0)
+        assert not closing.done()
+        assert (await fetch(db, "SELECT count(*) AS n FROM ingest.round_closure WHERE round_id = $1", round_id))[0]["n"] == 0
+    finally:
+        await lock.execute("COMMIT")
+        await lock.close()
+    assert (await closing).status_code == 201
 
 
 # --- access -----------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from services.ingest.config import IngestSettings
 from services.ingest.domain.cpr import parse_cpr
 from services.ingest.privacy.models import BlockedCitizen, PrivacyReceipt, PrivacyRequest, PurgeReceipt, RoundClosure
 from services.ingest.privacy.rules import RULES
+from services.ingest.service import round_lock_key
 from shared.bus import UnitOfWork
 from shared.events import CitizenErasureRequested, RoundPurgeRequested
 
@@ -35,6 +36,9 @@ class RoundNotClosed(Exception):
 async def close_round(
     uow: UnitOfWork, settings: IngestSettings, round_id: str, *, closed_by: str, retention_days: int | None
 ) -> RoundClosure:
+    # Deliveries of the round hold this lock for their whole transaction: the close waits for
+    # one in flight, and every later delivery sees the closure and is refused.
+    await uow.session.execute(sa.select(sa.func.pg_advisory_xact_lock(round_lock_key(round_id))))
     now = datetime.now(UTC)
     days = settings.retention_days if retention_days is None else retention_days
     closure = RoundClosure(
