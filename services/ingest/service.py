@@ -127,7 +127,7 @@ BeforeCommit = Callable[[UnitOfWork, DeliveryOutcome], Awaitable[None]]
 
 
 class DeliveryError(Exception):
-    """The delivery as a whole cannot be processed (configuration, not the caller's data)."""
+    """The delivery as a whole cannot be processed (configuration, or the round is closed), whatever its rows."""
 
 
 class RoundClosed(DeliveryError):
