@@ -1,10 +1,11 @@
 """Plan and send a national round through the dispatch service, to the dev sink.
 
 Starts its own embedded PostgreSQL and Tansu, runs the dispatch app in-process (render pool of
-2 processes, MeMo validated once per letter shape), produces the sample as sample.drawn chunks
-(98 municipalities), and reports planning time, the invitation wave's messages/s and the
-reminders'. The sink is emptied as it fills (600,000 MeMo files would be ~40 GB), by a thread
-that counts the files first.
+2 processes, MeMo validated once per letter shape), produces the sample as sampling and ingest
+now do (98 municipalities): each sample.drawn v2 chunk (no contacts) followed by the
+contacts.released that ingest answers it with, and reports planning time, the invitation wave's
+messages/s and the reminders'. The sink is emptied as it fills (600,000 MeMo files would be
+~40 GB), by a thread that counts the files first.
 
 Where the time goes, two views (the machine may be shared, so wall-clock alone says little):
 
@@ -28,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -128,7 +130,7 @@ class Drain(threading.Thread):
 def print_breakdown(title: str, stages: dict, cpu: dict[str, float], letters: int, drain_cpu: float) -> None:
     print(f"  {title} ({load()})")
     print("    stage      wall s    items   per item   (sender stages overlap: claim+render run ahead)")
-    for stage in ("plan", "claim", "render", "recheck", "send", "record"):
+    for stage in ("plan", "release", "claim", "render", "recheck", "send", "record"):
         if stage in stages:
             seconds, items, _calls = stages[stage]
             per = f"{seconds / items * 1e3:7.3f} ms" if items else "        -"
@@ -170,9 +172,13 @@ async def main(args) -> None:
     t0 = time.perf_counter()
     events = []
     for code, size in zip(codes, sizes, strict=True):
-        for chunk_no, start in enumerate(range(0, size, 1000)):
-            events.append(sample(env, "national", code, min(1000, size - start), seed=chunk_no))
-    print(f"synthetic sample: {citizens} citizens in {len(events)} chunks ({time.perf_counter() - t0:.1f} s); "
+        draw_id, starts = uuid.uuid4(), range(0, size, 1000)
+        for chunk_no, start in enumerate(starts):
+            chunk = sample(env, "national", code, min(1000, size - start), draw_id=draw_id, chunk_no=chunk_no,
+                           chunk_count=len(starts))
+            events.extend(chunk.events)  # the chunk, then ingest's answer (dispatch may read them either way round)
+    print(f"synthetic sample: {citizens} citizens in {len(events) // 2} chunks, each with its contacts.released "
+          f"({time.perf_counter() - t0:.1f} s); "
           f"batch {args.batch}, render processes {args.render_processes}; {load()}")
 
     app = create_app(settings)
@@ -189,17 +195,20 @@ async def main(args) -> None:
             # Progress from the service's own counters (committed results; a query over 600,000
             # steps every half second would cost PostgreSQL more than the bench measures).
             next_report = 30.0
-            while len(marks) < len(steps) + 1:
+            while len(marks) < len(steps) + 2:
                 now = time.perf_counter() - t_start
                 if now >= next_report:  # progress, so a run cut short still says something
                     next_report += 30.0
                     sent = stages.counts.get("sent.invitation.letter", 0)
                     cpu = sum(diff(cpu_by_group(base / "pg"), cpu0).values()) - drain.cpu
-                    print(f"  {now:6.0f} s: planned {stages.items.get('plan', 0)}, invitations sent {sent} "
+                    print(f"  {now:6.0f} s: planned {stages.items.get('plan', 0)}, contacts released "
+                          f"{stages.items.get('release', 0)}, invitations sent {sent} "
                           f"({sent / now:.0f}/s), CPU {cpu:.0f} s ({cpu / max(sent, 1) * 1e3:.2f} ms per letter sent); "
                           f"{load()}", flush=True)
                 if "planned" not in marks and stages.items.get("plan", 0) >= citizens:
                     marks["planned"] = now
+                if "released" not in marks and stages.items.get("release", 0) >= citizens:
+                    marks["released"] = now
                 for step in steps:
                     if step not in marks and stages.counts.get(f"sent.{step}.letter", 0) >= citizens:
                         marks[step] = now
@@ -226,7 +235,8 @@ async def main(args) -> None:
         shutil.rmtree(base, ignore_errors=True)
         shutil.rmtree(env["DEV_SINK_DIR"], ignore_errors=True)
     wave = marks["invitation"]
-    print(f"planned {len(steps) * citizens} steps (all chunks consumed) by {marks['planned']:.1f} s")
+    print(f"planned {len(steps) * citizens} steps (all chunks consumed) by {marks['planned']:.1f} s, "
+          f"every contact released by {marks['released']:.1f} s")
     print(f"invitation wave: {citizens} letters in {wave:.1f} s from the first sample.drawn = {citizens / wave:.0f} messages/s"
           f" (target: 200,000 in < 300 s, i.e. >= 667/s); {load()}")
     print_breakdown("invitation wave, planning included", wave_stages, wave_cpu, citizens, wave_drain)

@@ -2,8 +2,8 @@
 
 Starts its own embedded PostgreSQL and Tansu, runs the sampling service (migrations, relay),
 loads a national frame straight into the service's tables with COPY (98 municipalities x 5
-target groups, 500,000 citizens, ~1 % excluded, sealed-contact-sized JSON per citizen), then
-times:
+target groups, 500,000 citizens, ~1 % excluded; no contact data: the frame has none since
+population.received v2), then times:
 
 * the allocation preview (``service.preview_allocation``: count the frame, allocate, store);
 * the draw (``service.draw``): lock the frame, count it (exclusions, N_h, margins, duplicates)
@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import hashlib
-import json
 import os
 import random
 import sys
@@ -49,7 +47,7 @@ from services.sampling.domain import MAALGRUPPER  # noqa: E402
 from services.sampling.main import create_app  # noqa: E402
 from services.sampling.schemas import AllocationRequest  # noqa: E402
 from shared.auth.dev_issuer import DevIssuer  # noqa: E402
-from shared.events import Envelope  # noqa: E402
+from shared.events import Envelope, SampleDrawn  # noqa: E402
 from shared.testing.local_infra import LocalInfra, local_infra  # noqa: E402
 
 GROUP_SHARES = [0.30, 0.20, 0.25, 0.15, 0.10]
@@ -78,13 +76,6 @@ def frame_rows(total: int, kommuner: int, seed: int):
         for _ in range(size):
             pseudonym = hashlib.sha256(f"bench:{n}".encode()).hexdigest()
             n += 1
-            contact = json.dumps(
-                {
-                    "key_id": "contact-1",
-                    "nonce": base64.b64encode(rng.randbytes(12)).decode(),
-                    "ciphertext": base64.b64encode(rng.randbytes(96)).decode(),
-                }
-            )
             r = rng.random()
             units.append(
                 (
@@ -97,7 +88,6 @@ def frame_rows(total: int, kommuner: int, seed: int):
                     r < 0.005,  # forskerbeskyttet
                     0.005 <= r < 0.008,  # deceased
                     0.008 <= r < 0.01,  # emigrated
-                    contact,
                 )
             )
     return deliveries, units
@@ -123,7 +113,7 @@ def postgres_cpu_seconds(database_url: str) -> float | None:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-UNIT_COLUMNS = ["delivery_id", "pseudonym", "maalgruppe", "gender", "age_band", "duration_band", "forskerbeskyttet", "deceased", "emigrated", "contact"]
+UNIT_COLUMNS = ["delivery_id", "pseudonym", "maalgruppe", "gender", "age_band", "duration_band", "forskerbeskyttet", "deceased", "emigrated"]
 
 
 async def load_round(runtime, round_id: str, deliveries, units) -> None:
@@ -213,15 +203,18 @@ async def main(args, infra: LocalInfra) -> None:
             load = (load_before + os.getloadavg()[0]) / 2
             timings.append((draw_s, load))
             async with runtime.engine.connect() as conn:
-                events = await conn.scalar(sa.text("SELECT count(*) FROM sampling.bulk_outbox"))
-                # The events must stay the shared contract: parse a few back.
+                events, outbox_bytes = (
+                    await conn.execute(sa.text("SELECT count(*), coalesce(sum(octet_length(envelope)), 0) FROM sampling.bulk_outbox"))
+                ).one()
+                # The events must stay the shared contract (sample.drawn v2, no contact): parse a few back.
                 for (envelope,) in (await conn.execute(sa.text("SELECT envelope FROM sampling.bulk_outbox ORDER BY id LIMIT 3"))).all():
-                    Envelope.model_validate_json(envelope).payload()
+                    assert isinstance(Envelope.model_validate_json(envelope).payload(), SampleDrawn)
                 await conn.execute(sa.text("DELETE FROM sampling.bulk_outbox"))
                 await conn.commit()
             print(
                 f"[{round_id}] draw: {draw_s * 1000:.0f} ms (load average {load:.2f}) for {result.population} eligible, "
-                f"{result.sampled} sampled, {events} sample.drawn events in the outbox; excluded {result.exclusions}",
+                f"{result.sampled} sampled, {events} sample.drawn events ({outbox_bytes / 1e6:.1f} MB) in the outbox; "
+                f"excluded {result.exclusions}",
                 flush=True,
             )
             print(f"[{round_id}]   CPU: PostgreSQL {pg_cpu}, this process (service code) {own_cpu:.2f} s", flush=True)

@@ -1,8 +1,8 @@
 """Sealed contact data: the one piece of personal data that crosses a service boundary.
 
 Ingest seals a citizen's contact details (CPR for Digital Post, name, phone) with AES-256-GCM
-under a key that only ingest and dispatch hold; sampling and analytics carry the ciphertext
-without being able to read it. The associated data binds a ciphertext to its round and
+under a key that only ingest and dispatch hold. Ingest keeps the sealed contact in its own
+store and releases it, on ``contacts.released``, only for citizens sampling has drawn. The associated data binds a ciphertext to its round and
 pseudonym, so a sealed blob cannot be replayed for another citizen. The key id travels with the
 ciphertext so keys can be rotated without downtime.
 """

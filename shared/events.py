@@ -10,7 +10,7 @@ same key keep their order: population and sample chunks are keyed by round and m
 re-delivery never overtakes the delivery it replaces), per-citizen events by pseudonym.
 
 No payload carries a CPR number in clear. The one piece of personal data that must reach dispatch
-travels sealed (see :mod:`shared.crypto`).
+travels sealed (see :mod:`shared.crypto`), and only for sampled citizens (``contacts.released``).
 
 ``python -m shared.events schemas DIR`` writes one JSON Schema per event for other languages.
 """
@@ -123,17 +123,14 @@ class PopulationPerson(BaseModel):
     forskerbeskyttet: bool = False  # protected from statistical and scientific surveys
     deceased: bool = False  # where the extract knows it (case systems mirror the CPR register)
     emigrated: bool = False
-    contact: SealedContact  # readable by dispatch only
 
 
-@event("population.received", 1)
-class PopulationReceived(EventPayload):
-    """One chunk of a municipality's validated, classified population for a round.
+class PopulationPersonV1(PopulationPerson):
+    contact: SealedContact  # v1 carried every citizen's sealed contact through sampling
 
-    A delivery is a sequence of chunks on one key; the last has ``final`` set with the chunk count,
-    so a consumer knows when it holds the whole delivery. A new delivery for the same round and
-    municipality replaces the previous one (``supersedes``) once it is complete.
-    """
+
+class _PopulationChunk(EventPayload):
+    """The fields of population.received that every version has."""
 
     round_id: str
     kommunekode: str  # municipality code (3 digits, e.g. "101" Copenhagen, "751" Aarhus)
@@ -144,13 +141,33 @@ class PopulationReceived(EventPayload):
     final: bool
     chunk_count: int | None = None  # set on the final chunk
     person_count: int | None = None  # set on the final chunk
-    persons: list[PopulationPerson]
 
     def key(self) -> str:
         return f"{self.round_id}:{self.kommunekode}"
 
 
-# --- sample.drawn: sampling -> dispatch, analytics ---------------------------------------------------
+@event("population.received", 2)
+class PopulationReceived(_PopulationChunk):
+    """One chunk of a municipality's validated, classified population for a round (no contact
+    data: ingest keeps contacts and releases the sampled citizens' on ``contacts.released``).
+
+    A delivery is a sequence of chunks on one key; the last has ``final`` set with the chunk count,
+    so a consumer knows when it holds the whole delivery. A new delivery for the same round and
+    municipality replaces the previous one (``supersedes``) once it is complete.
+    """
+
+    persons: list[PopulationPerson]
+
+
+@event("population.received", 1)
+class PopulationReceivedV1(_PopulationChunk):
+    """Version 1: every person carried a sealed contact. Still read (consumers ignore the
+    contacts), no longer published."""
+
+    persons: list[PopulationPersonV1]
+
+
+# --- sample.drawn: sampling -> dispatch, analytics, ingest ------------------------------------------
 
 
 class SampledPerson(BaseModel):
@@ -162,7 +179,10 @@ class SampledPerson(BaseModel):
     bands: Bands
     inclusion_probability: float = Field(gt=0, le=1)
     design_weight: float = Field(ge=1)
-    contact: SealedContact
+
+
+class SampledPersonV1(SampledPerson):
+    contact: SealedContact  # v1 carried the sealed contact from the frame to dispatch
 
 
 class StratumSummary(BaseModel):
@@ -174,9 +194,8 @@ class StratumSummary(BaseModel):
     sample: int = Field(ge=0)
 
 
-@event("sample.drawn", 1)
-class SampleDrawn(EventPayload):
-    """One chunk of a municipality's drawn sample; the final chunk carries the strata summary."""
+class _SampleChunk(EventPayload):
+    """The fields of sample.drawn that every version has."""
 
     round_id: str
     kommunekode: str
@@ -186,7 +205,55 @@ class SampleDrawn(EventPayload):
     final: bool
     chunk_count: int | None = None
     strata: list[StratumSummary] = Field(default_factory=list)
+
+    def key(self) -> str:
+        return f"{self.round_id}:{self.kommunekode}"
+
+
+@event("sample.drawn", 2)
+class SampleDrawn(_SampleChunk):
+    """One chunk of a municipality's drawn sample; the final chunk carries the strata summary.
+
+    No contact data: ingest answers each chunk with ``contacts.released`` for its persons."""
+
     persons: list[SampledPerson]
+
+
+@event("sample.drawn", 1)
+class SampleDrawnV1(_SampleChunk):
+    """Version 1: each person carried the sealed contact copied from the frame. Still read
+    (dispatch takes the contacts from it, ingest releases nothing for it), no longer published."""
+
+    persons: list[SampledPersonV1]
+
+
+# --- contacts.released: ingest -> dispatch -------------------------------------------------------------
+
+
+class ReleasedContact(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    pseudonym: str
+    contact: SealedContact  # readable by dispatch only
+
+
+@event("contacts.released", 1)
+class ContactsReleased(EventPayload):
+    """The sealed contact details of one ``sample.drawn`` chunk's persons, for dispatch.
+
+    Ingest keeps every delivered citizen's contact sealed in its own store and releases only the
+    sampled citizens', so unsampled citizens' contact data never leave ingest. A sampled
+    pseudonym ingest no longer holds (erased, objected, or not in the municipality's current
+    delivery) is listed in ``missing``: dispatch never contacts that citizen. Keyed like the
+    sample chunk it answers.
+    """
+
+    round_id: str
+    kommunekode: str
+    draw_id: UUID
+    chunk_no: int = Field(ge=0)  # the sample.drawn chunk answered
+    contacts: list[ReleasedContact]
+    missing: list[str] = Field(default_factory=list)  # pseudonyms
 
     def key(self) -> str:
         return f"{self.round_id}:{self.kommunekode}"

@@ -50,6 +50,17 @@ PERSONAL_BY_NAME: dict[str, Personal] = {
         "encrypted (AES-256-GCM, AAD round|pseudonym)",
         "the letter and SMS; opened only by dispatch when sending",
     ),
+    # Ingest's copy, kept until the citizen is sampled (released to dispatch on contacts.released).
+    "contact_sealed": Personal(
+        "sealed contact (CPR, name, phone, Digital Post exemption): nonce || ciphertext",
+        "encrypted (AES-256-GCM, AAD round|pseudonym, key id beside)",
+        "released to dispatch (contacts.released) only if the citizen is sampled; never opened by ingest",
+    ),
+    "missing": Personal(
+        "pseudonyms of sampled citizens whose contact ingest no longer holds (erased, objected, re-delivered without them)",
+        "pseudonymous",
+        "dispatch never contacts them",
+    ),
     "token_hash": Personal("survey-link hash (SHA-256 of the link token)", "hashed", "finds the citizen's link without storing the token"),
     "token_nonce": Personal("survey-link token nonce (re-derives the token with LINK_KEY)", "none (useless without LINK_KEY)", "re-sends the same link in reminders"),
     "answers": Personal("opinions (survey answers; free text scrubbed of personal data)", "pseudonymous", "the survey's results"),
@@ -98,7 +109,9 @@ PERSONAL_OVERRIDES: dict[tuple[str, str, str], Personal | None] = {
         "last sending error (redacted by the sender)", "none (redacted at source)", "operators' failure list"
     ),
     ("dispatch", "dispatch_step", "sent_at"): Personal("time a message was sent", "pseudonymous", "reminders, response-rate curves"),
-    ("dispatch", "dispatch_step", "skip_reason"): Personal("why a reminder was skipped (answered/opted out/no phone)", "pseudonymous", "reminders"),
+    ("dispatch", "dispatch_step", "skip_reason"): Personal(
+        "why a message was skipped (answered/opted out/no phone/no contact released/round purged)", "pseudonymous", "reminders"
+    ),
     ("ingest", "delivery", "report"): Personal(
         "validation report: row numbers, columns, masked CPR (DDMMYY-XXXX: birth date shown)",
         "partly masked",
@@ -165,7 +178,7 @@ PERSONAL_OVERRIDES: dict[tuple[str, str, str], Personal | None] = {
         "until published (the relay deletes the row)",
     ),
     ("*", "bulk_outbox", "envelope"): Personal(
-        "big events waiting to be published (population.received and sample.drawn chunks: pseudonyms, bands, sealed contact)",
+        "big events waiting to be published (population.received and sample.drawn chunks: pseudonyms, bands)",
         "as the event's fields",
         "transactional outbox (the envelope's text, relayed as stored)",
         "until published (the relay deletes the row)",
@@ -188,7 +201,7 @@ NOT_PERSONAL: frozenset[str] = frozenset(
         "seed", "allocation", "exclusions", "margins", "population", "sampled", "draw_id", "plan", "invitation_id",
         "step", "channel", "due_at", "sending_since", "claimed_by", "version", "definition", "core", "modules",
         "supplements", "questionnaire_id", "questionnaire_version", "question", "code", "n", "invited", "answered",
-        "first_submitted_at", "sample", "cpr_key_id", "indicator", "value", "closed_at", "purge_after",
+        "first_submitted_at", "sample", "cpr_key_id", "contact_key_id", "indicator", "value", "closed_at", "purge_after",
         "purge_requested_at", "service", "removed", "verified", "purged_at", "kind", "requested_at", "request_id",
         "erased_at", "counts_reset_version",
     }

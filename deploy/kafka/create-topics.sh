@@ -17,8 +17,10 @@ create() { # topic retention-ms [extra config...]
     --partitions 1 --replication-factor "$REPLICATION" --config "retention.ms=$(( 30 * DAY ))"
 }
 
-# Sealed contact data travels on these two: keep them only as long as a round needs them.
+# Sealed contact data (sampled citizens only) travels on contacts.released, and the whole
+# population on population.received: keep them only as long as a round needs them.
 create population.received $(( 14 * DAY ))
+create contacts.released   $(( 14 * DAY ))
 create sample.drawn        $(( 60 * DAY ))
 create link.issued         $(( 60 * DAY ))
 create invitation.sent     $(( 400 * DAY ))

@@ -18,7 +18,7 @@ from services.analytics.domain.answers import answer_code
 from services.analytics.domain.publication import NO_ARM
 from services.analytics.models import AnswerTally, Invited, RateTally, ResponseFact, RoundState, StratumFrame
 from shared.bus import UnitOfWork, batch_handler
-from shared.events import Envelope, InvitationSent, ResponseSubmitted, SampleDrawn
+from shared.events import Envelope, InvitationSent, ResponseSubmitted, SampleDrawn, SampleDrawnV1
 
 
 # Insert the round with its first version, or update it (which locks its row until commit).
@@ -87,7 +87,9 @@ def _rate_key(event: InvitationSent | ResponseSubmitted) -> tuple:
     return (event.round_id, event.stratum, event.arm or NO_ARM, event.kommunekode, event.maalgruppe)
 
 
-async def on_sample_drawn(uow: UnitOfWork, envelope: Envelope, event: SampleDrawn) -> None:
+async def on_sample_drawn(uow: UnitOfWork, envelope: Envelope, event: SampleDrawn | SampleDrawnV1) -> None:
+    # Either version (v1 chunks may still be on the topic): only the strata are read, which
+    # both carry alike.
     for summary in event.strata:
         statement = pg_insert(StratumFrame).values(
             round_id=event.round_id,

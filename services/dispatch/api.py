@@ -5,7 +5,15 @@ from fastapi import APIRouter, Depends, Path, Request
 
 from services.dispatch import service
 from services.dispatch.models import ROUND_DEFAULT, DispatchStep, Invitation
-from services.dispatch.schemas import DispatchStatus, FailedStep, Failures, RoundPlan, RoundPlans, StepCount
+from services.dispatch.schemas import (
+    ContactCount,
+    DispatchStatus,
+    FailedStep,
+    Failures,
+    RoundPlan,
+    RoundPlans,
+    StepCount,
+)
 from shared.auth import Principal, ensure_kommune_access, require_scopes
 
 router = APIRouter(tags=["dispatch"])
@@ -50,7 +58,8 @@ def _plans(request: Request, round_id: str, plans: dict[str, RoundPlan]) -> Roun
     return RoundPlans(round_id=round_id, default=default, municipalities=plans)
 
 
-@router.get("/rounds/{round_id}/status", response_model=DispatchStatus, summary="Messages per step, channel and status")
+@router.get("/rounds/{round_id}/status", response_model=DispatchStatus,
+            summary="Messages per step, channel and status; invitations waiting for their contact")
 async def round_status(request: Request, round_id: str = Path(pattern=ROUND_PATTERN),
                        principal: Principal = Depends(admin)) -> DispatchStatus:
     async with request.app.state.runtime.uow() as uow:
@@ -63,8 +72,10 @@ async def round_status(request: Request, round_id: str = Path(pattern=ROUND_PATT
                 .order_by(Invitation.kommunekode, DispatchStep.step, DispatchStep.channel, DispatchStep.status)
             )
         ).all()
+        contacts = [ContactCount(**row) for row in await service.contact_counts(uow.session, round_id)]
     return DispatchStatus(round_id=round_id, steps=[StepCount(kommunekode=k, step=s, channel=c, status=st, count=n)
-                                                    for k, s, c, st, n in rows])
+                                                    for k, s, c, st, n in rows],
+                          invitations_waiting_for_contact=sum(c.waiting for c in contacts), contacts=contacts)
 
 
 @router.get("/rounds/{round_id}/failures", response_model=Failures, summary="Messages that failed permanently")

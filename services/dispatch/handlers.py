@@ -1,27 +1,48 @@
-"""Dispatch's event handlers: plan invitations from the sample; stop reminders on an answer."""
+"""Dispatch's event handlers: plan invitations from the sample; give them the contacts ingest
+releases; stop reminders on an answer.
+
+A sample.drawn v2 chunk carries no contact: ingest answers it with contacts.released, on another
+topic, so the two may arrive in either order (and again, replayed). Whichever comes second
+completes the citizen: a release for an invitation already planned fills its contact and makes
+its ``waiting`` steps ``planned``; a release for a citizen not planned yet waits in
+``released_contact`` until planning takes it. Both handlers first take one transaction-scoped
+advisory lock per round and municipality, so neither can miss the other's uncommitted rows.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.dispatch.config import DispatchSettings
 from services.dispatch.domain.plan import assign_arm, plan_for_arm, planned_steps
 from services.dispatch.links import link_token, new_nonces, token_hash
-from services.dispatch.models import DispatchStep, Invitation
+from services.dispatch.models import NO_CONTACT, WAITING, DispatchStep, Invitation, ReleasedContactRow
 from services.dispatch.service import resolve_plan
 from services.dispatch.stages import StageTimes
 from shared.bus import UnitOfWork
-from shared.events import Envelope, LinkIssued, ResponseOptedOut, ResponseSubmitted, SampleDrawn
+from shared.events import (
+    ContactsReleased,
+    Envelope,
+    LinkIssued,
+    ResponseOptedOut,
+    ResponseSubmitted,
+    SampleDrawn,
+    SampleDrawnV1,
+)
 
 INSERT_CHUNK = 5000  # rows per INSERT ... SELECT FROM unnest(...)
 
 _INVITATIONS = Invitation.__table__
 _STEPS = DispatchStep.__table__
+_RELEASED = ReleasedContactRow.__table__
 
 # Set-based planning: one statement per table and chunk, the rows as parallel arrays (no
 # per-row bind parameters to compile). A replayed chunk of a draw we already have inserts nothing.
+# A contact is NULL while it has not been released.
 _INSERT_INVITATIONS = sa.text(
     f"""
     INSERT INTO {_INVITATIONS.fullname}
@@ -38,27 +59,143 @@ _INSERT_INVITATIONS = sa.text(
 )
 _INSERT_STEPS = sa.text(
     f"""
-    INSERT INTO {_STEPS.fullname} (invitation_id, step, channel, due_at, status, attempts)
-    SELECT t.invitation_id, t.step, t.channel, t.due_at, 'planned', 0
+    INSERT INTO {_STEPS.fullname} (invitation_id, step, channel, due_at, status, skip_reason, attempts)
+    SELECT t.invitation_id, t.step, t.channel, t.due_at, t.status, t.skip_reason, 0
     FROM unnest(CAST(:invitation_id AS uuid[]), CAST(:step AS text[]), CAST(:channel AS text[]),
-                CAST(:due_at AS timestamptz[])) AS t(invitation_id, step, channel, due_at)
+                CAST(:due_at AS timestamptz[]), CAST(:status AS text[]), CAST(:skip_reason AS text[]))
+         AS t(invitation_id, step, channel, due_at, status, skip_reason)
     """
 )
+
+# Planning takes the releases that came before the chunk (the contact as JSON text, NULL when
+# ingest had none), and they are gone from the table with that.
+_TAKE_RELEASED = sa.text(
+    f"""
+    DELETE FROM {_RELEASED.fullname}
+    WHERE round_id = :round_id AND pseudonym = ANY(CAST(:pseudonym AS text[]))
+    RETURNING pseudonym, CAST(contact AS text)
+    """
+)
+
+# A release, in one statement (its arrays sent once; PostgreSQL runs every data-modifying CTE,
+# read or not): the waiting steps of the round's invitations among these citizens become
+# planned, or skipped when ingest has no contact (NULL), and those invitations get the contact;
+# a citizen without an invitation yet has the release kept for planning. An invitation with no
+# waiting step (contact already there, answered, already skipped) keeps what it has, and a kept
+# release is not replaced: a replay changes nothing, and of two different releases for one
+# citizen the first to arrive wins, whether it came before planning or after.
+#
+# Every row is reached from the release's own citizens, never by reading the round, so a
+# release costs the same late in a national round as early. Mid-wave the statistics lag far
+# behind the tables, and the planner, believing few rows match the round or the status
+# 'waiting', read all of them instead (per release: O(round)). So each invitation is looked up
+# by its whole unique key, and its steps by their key's prefix, in subqueries that OFFSET 0
+# keeps apart (the planner cannot turn them into scans of the round); the steps are then updated
+# by their whole key, with the status decided in SET, which PostgreSQL evaluates on the row as
+# it is when updated (a concurrent answer's skip stands): no condition on the status that the
+# (status, due_at) index could be chosen for.
+_APPLY_RELEASE = sa.text(
+    f"""
+    WITH released AS (
+        SELECT r.pseudonym, r.contact
+        FROM unnest(CAST(:pseudonym AS text[]), CAST(:contact AS text[])) AS r(pseudonym, contact)
+    ), invited AS (
+        SELECT i.id, i.contact IS NULL AND i.status = 'active' AS without_contact, r.pseudonym, r.contact
+        FROM released AS r
+        CROSS JOIN LATERAL (SELECT id, contact, status FROM {_INVITATIONS.fullname}
+                            WHERE round_id = :round_id AND pseudonym = r.pseudonym OFFSET 0) AS i
+    ), steps AS (
+        SELECT k.invitation_id, k.step, k.channel, v.contact
+        FROM invited AS v
+        CROSS JOIN LATERAL (SELECT invitation_id, step, channel FROM {_STEPS.fullname}
+                            WHERE invitation_id = v.id OFFSET 0) AS k
+        WHERE v.without_contact
+    ), flipped AS (
+        UPDATE {_STEPS.fullname} AS s
+        SET status = CASE WHEN s.status <> '{WAITING}' THEN s.status
+                          WHEN t.contact IS NULL THEN 'skipped' ELSE 'planned' END,
+            skip_reason = CASE WHEN s.status <> '{WAITING}' THEN s.skip_reason
+                               WHEN t.contact IS NULL THEN '{NO_CONTACT}' END
+        FROM steps AS t
+        WHERE s.invitation_id = t.invitation_id AND s.step = t.step AND s.channel = t.channel
+        RETURNING s.invitation_id, s.status
+    ), filled AS (
+        UPDATE {_INVITATIONS.fullname} AS i SET contact = CAST(v.contact AS jsonb)
+        FROM invited AS v
+        WHERE i.id = v.id AND v.contact IS NOT NULL
+          AND i.id IN (SELECT invitation_id FROM flipped WHERE status = 'planned')
+    )
+    INSERT INTO {_RELEASED.fullname} (round_id, pseudonym, kommunekode, contact)
+    SELECT :round_id, r.pseudonym, :kommunekode, CAST(r.contact AS jsonb)
+    FROM released AS r
+    WHERE NOT EXISTS (SELECT 1 FROM invited AS v WHERE v.pseudonym = r.pseudonym)
+    ON CONFLICT (round_id, pseudonym) DO NOTHING
+    """
+)
+
+_LOCK = sa.text("SELECT pg_advisory_xact_lock(:key)")
+
+
+def municipality_lock_key(round_id: str, kommunekode: str) -> int:
+    """The advisory-lock key of one municipality's part of a round: the same in every process
+    and every release of the code (a hash, not Python's salted ``hash``), signed 64-bit as
+    PostgreSQL's bigint wants it."""
+    digest = hashlib.sha256(f"dispatch.contacts|{round_id}|{kommunekode}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+async def lock_municipality(session: AsyncSession, round_id: str, kommunekode: str) -> None:
+    """Serialise planning and releases of one municipality in a round until the transaction
+    ends. A consumer transaction handling several partitions may take several of these in any
+    order; two replicas doing so can deadlock, which PostgreSQL breaks by failing one of them,
+    and the consumer retries it."""
+    await session.execute(_LOCK, {"key": municipality_lock_key(round_id, kommunekode)})
+
+
+async def apply_release(session: AsyncSession, round_id: str, kommunekode: str, contacts: dict[str, str | None]) -> None:
+    """Contacts (sealed, as JSON text; None: ingest has none) for citizens of a round. Call with
+    the municipality locked."""
+    if contacts:
+        await session.execute(
+            _APPLY_RELEASE,
+            {"round_id": round_id, "kommunekode": kommunekode, "pseudonym": list(contacts),
+             "contact": list(contacts.values())},
+        )
 
 
 def make_handlers(settings: DispatchSettings, stages: StageTimes | None = None):
     stages = stages or StageTimes()
 
-    async def on_sample_drawn(uow: UnitOfWork, envelope: Envelope, event: SampleDrawn) -> None:
+    async def on_sample_drawn(uow: UnitOfWork, envelope: Envelope, event: SampleDrawn | SampleDrawnV1) -> None:
         with stages.measure("plan", len(event.persons)):
+            await lock_municipality(uow.session, event.round_id, event.kommunekode)
             await plan_sample(uow, event)
 
-    async def plan_sample(uow: UnitOfWork, event: SampleDrawn) -> None:
+    async def on_contacts_released(uow: UnitOfWork, envelope: Envelope, event: ContactsReleased) -> None:
+        with stages.measure("release", len(event.contacts) + len(event.missing)):
+            await lock_municipality(uow.session, event.round_id, event.kommunekode)
+            contacts: dict[str, str | None] = {c.pseudonym: c.contact.model_dump_json() for c in event.contacts}
+            # Listed as missing and released both (ingest should never): not contacting the
+            # citizen is the side that cannot go wrong, e.g. when they have just objected.
+            contacts.update(dict.fromkeys(event.missing))
+            await apply_release(uow.session, event.round_id, event.kommunekode, contacts)
+
+    async def plan_sample(uow: UnitOfWork, event: SampleDrawn | SampleDrawnV1) -> None:
         now = datetime.now(UTC)
         expires_at = now + timedelta(days=settings.link_validity_days)
         plan = await resolve_plan(uow.session, settings, event.round_id, event.kommunekode)
         persons = {p.pseudonym: p for p in event.persons}
         people = list(persons.values())
+        # pseudonym -> sealed contact as JSON text, None where ingest released none. v1 brought
+        # every contact along; for v2 only the releases that came before this chunk are known.
+        released: dict[str, str | None]
+        if isinstance(event, SampleDrawnV1):
+            released = {p.pseudonym: p.contact.model_dump_json() for p in people}
+        else:
+            released = dict(
+                (await uow.session.execute(_TAKE_RELEASED, {"round_id": event.round_id, "pseudonym": list(persons)})).all()
+            )
+        planned_now: set[str] = set()
         for start in range(0, len(people), INSERT_CHUNK):
             chunk = people[start : start + INSERT_CHUNK]
             columns: dict[str, list] = {name: [] for name in ("pseudonym", "token_nonce", "token_hash", "maalgruppe",
@@ -73,17 +210,25 @@ def make_handlers(settings: DispatchSettings, stages: StageTimes | None = None):
                 columns["maalgruppe"].append(person.maalgruppe)
                 columns["stratum"].append(person.stratum)
                 columns["arm"].append(assign_arm(plan, event.round_id, person.pseudonym))
-                columns["contact"].append(person.contact.model_dump_json())
+                columns["contact"].append(released.get(person.pseudonym))
             inserted = (
                 await uow.session.execute(
                     _INSERT_INVITATIONS,
                     {**columns, "round_id": event.round_id, "kommunekode": event.kommunekode, "expires_at": expires_at},
                 )
             ).all()
-            steps: dict[str, list] = {"invitation_id": [], "step": [], "channel": [], "due_at": []}
+            steps: dict[str, list] = {"invitation_id": [], "step": [], "channel": [], "due_at": [], "status": [],
+                                      "skip_reason": []}
             plans_by_arm: dict = {}
             for invitation_id, pseudonym, hashed, arm in inserted:
                 person = persons[pseudonym]
+                planned_now.add(pseudonym)
+                if pseudonym not in released:
+                    status, skip_reason = WAITING, None
+                elif released[pseudonym] is None:
+                    status, skip_reason = "skipped", NO_CONTACT
+                else:
+                    status, skip_reason = "planned", None
                 if arm not in plans_by_arm:
                     plans_by_arm[arm] = planned_steps(plan_for_arm(plan, arm), now)
                 for step, channel, due_at in plans_by_arm[arm]:
@@ -91,6 +236,10 @@ def make_handlers(settings: DispatchSettings, stages: StageTimes | None = None):
                     steps["step"].append(step)
                     steps["channel"].append(channel)
                     steps["due_at"].append(due_at)
+                    steps["status"].append(status)
+                    steps["skip_reason"].append(skip_reason)
+                # Issued whatever the contact: responses and analytics count every sampled
+                # citizen, contacted or not.
                 uow.publish(
                     LinkIssued(
                         round_id=event.round_id,
@@ -107,6 +256,13 @@ def make_handlers(settings: DispatchSettings, stages: StageTimes | None = None):
                 )
             if steps["invitation_id"]:
                 await uow.session.execute(_INSERT_STEPS, steps)
+        if isinstance(event, SampleDrawn):
+            # A release is kept only for a citizen without an invitation, so one taken here and not
+            # planned now was planned meanwhile by another municipality's chunk of the round (the
+            # lock is per municipality; sampling should never draw a citizen twice): apply it as
+            # a release after planning, rather than drop it.
+            leftover = {p: contact for p, contact in released.items() if p not in planned_now}
+            await apply_release(uow.session, event.round_id, event.kommunekode, leftover)
 
     async def stop_reminders(uow: UnitOfWork, round_id: str, pseudonym: str, status: str) -> None:
         # Takes the invitation's row lock: a sender claiming this citizen's steps right now
@@ -122,7 +278,7 @@ def make_handlers(settings: DispatchSettings, stages: StageTimes | None = None):
         if invitation_id is not None:
             await uow.session.execute(
                 sa.update(DispatchStep)
-                .where(DispatchStep.invitation_id == invitation_id, DispatchStep.status == "planned")
+                .where(DispatchStep.invitation_id == invitation_id, DispatchStep.status.in_(("planned", WAITING)))
                 .values(status="skipped", skip_reason=status)
             )
 
@@ -134,6 +290,7 @@ def make_handlers(settings: DispatchSettings, stages: StageTimes | None = None):
 
     return {
         "sample.drawn": on_sample_drawn,
+        "contacts.released": on_contacts_released,
         "response.submitted": on_response_submitted,
         "response.opted_out": on_response_opted_out,
     }

@@ -1,4 +1,5 @@
-"""Dispatch's tables (schema ``dispatch``): plans, one invitation per sampled citizen, its steps."""
+"""Dispatch's tables (schema ``dispatch``): plans, one invitation per sampled citizen, its steps,
+and sealed contacts released by ingest before their citizen's invitation was planned."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ BUS = bus_tables(Base.metadata)
 AUDIT = audit_log_table(Base.metadata)  # append-only (shared.audit)
 
 ROUND_DEFAULT = "*"  # round_plan.kommunekode for the plan of every municipality without its own
+WAITING = "waiting"  # step status: the invitation has no contact yet (never claimed, never sent)
+NO_CONTACT = "no_contact"  # skip reason: ingest released no contact for the citizen (never contacted)
 
 
 class RoundPlanRow(Base):
@@ -43,7 +46,9 @@ class Invitation(Base):
     maalgruppe: Mapped[str] = mapped_column(sa.Text)
     stratum: Mapped[str] = mapped_column(sa.Text)
     arm: Mapped[str | None] = mapped_column(sa.Text)
-    contact: Mapped[dict] = mapped_column(JSONB)  # sealed contact details, opened only to send
+    # Sealed contact details, opened only to send. NULL until contacts.released brings them (the
+    # steps wait meanwhile), or for good when ingest had none to release.
+    contact: Mapped[dict | None] = mapped_column(JSONB)
     status: Mapped[str] = mapped_column(sa.Text, default="active")  # active | answered | opted_out
     expires_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
@@ -56,6 +61,9 @@ class DispatchStep(Base):
 
     status: planned -> sending (attempt recorded and committed before the external call)
     -> sent | planned again (transient failure, due_at moved by the backoff) | failed | skipped.
+    A step whose invitation has no contact yet starts as ``waiting`` (the sender claims only
+    ``planned``) and becomes ``planned`` when the contact is released, or ``skipped``
+    (``no_contact``) when ingest has none.
     """
 
     __tablename__ = "dispatch_step"
@@ -71,7 +79,7 @@ class DispatchStep(Base):
     sending_since: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     claimed_by: Mapped[int | None] = mapped_column(sa.BigInteger)  # the sender instance's advisory-lock key
     last_error: Mapped[str | None] = mapped_column(sa.Text)  # redacted
-    skip_reason: Mapped[str | None] = mapped_column(sa.Text)  # answered | opted_out | no_phone
+    skip_reason: Mapped[str | None] = mapped_column(sa.Text)  # answered | opted_out | no_phone | no_contact | round_purged
 
     __table_args__ = (sa.Index("ix_dispatch_step_due", "status", "due_at"),)
 
@@ -79,3 +87,19 @@ class DispatchStep(Base):
     def idempotency_key(self) -> str:
         # What the message *is*, never the attempt: the receivers dedupe on it.
         return f"{self.invitation_id}.{self.step}.{self.channel}"
+
+
+class ReleasedContactRow(Base):
+    """A contact released (contacts.released) before planning created the citizen's invitation.
+
+    The release and the sample chunk it answers travel on different topics, so either may come
+    first. Planning the invitation takes the row (and deletes it). ``contact`` NULL: ingest holds
+    no contact for the citizen, whose steps are planned as skipped (``no_contact``)."""
+
+    __tablename__ = "released_contact"
+
+    round_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    pseudonym: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    kommunekode: Mapped[str] = mapped_column(sa.Text)
+    contact: Mapped[dict | None] = mapped_column(JSONB)
+    received_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())

@@ -1,10 +1,12 @@
 """What retention and erasure mean in dispatch (the plumbing is shared.privacy).
 
-Dispatch holds the most sensitive copies: sealed contact details, the nonce a survey link is
-derived from, the link's hash and the pseudonym behind it, and (development sink) the letters as
-sent. A purged round keeps only what its reports need, the steps' statuses and timestamps, with
-the invitation anonymised; steps not yet sent are cancelled. An erased citizen's invitation and
-steps are deleted.
+Dispatch holds the most sensitive copies: sealed contact details (on invitations, and released
+ahead of their invitation in ``released_contact``), the nonce a survey link is derived from, the
+link's hash and the pseudonym behind it, and (development sink) the letters as sent. A purged
+round keeps only what its reports need, the steps' statuses and timestamps, with the invitation
+anonymised; steps not yet sent (planned, or waiting for a contact) are cancelled, and the
+round's released contacts are deleted. An erased citizen's invitation, steps and released
+contacts are deleted.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from services.dispatch.config import DispatchSettings
-from services.dispatch.models import AUDIT, DispatchStep, Invitation
+from services.dispatch.models import AUDIT, WAITING, DispatchStep, Invitation, ReleasedContactRow
 from shared.bus import UnitOfWork
 from shared.privacy import PrivacyRules, rows_with_pseudonyms
 
@@ -59,9 +61,11 @@ def privacy_rules(settings: DispatchSettings) -> PrivacyRules:
         files = _remove_sink_files(sink_dir, references)
         cancelled = await uow.session.execute(
             sa.update(DispatchStep)
-            .where(DispatchStep.invitation_id.in_(round_invitations(round_id)), DispatchStep.status == "planned")
+            .where(DispatchStep.invitation_id.in_(round_invitations(round_id)),
+                   DispatchStep.status.in_(("planned", WAITING)))
             .values(status="skipped", skip_reason="round_purged")
         )
+        released = await uow.session.execute(sa.delete(ReleasedContactRow).where(ReleasedContactRow.round_id == round_id))
         await uow.session.execute(
             sa.update(DispatchStep)
             .where(DispatchStep.invitation_id.in_(round_invitations(round_id)))
@@ -77,10 +81,14 @@ def privacy_rules(settings: DispatchSettings) -> PrivacyRules:
                 contact={},
             )
         )
-        return {"invitation": invitations.rowcount, "steps_cancelled": cancelled.rowcount, "sink_files": files}
+        return {"invitation": invitations.rowcount, "steps_cancelled": cancelled.rowcount,
+                "released_contact": released.rowcount, "sink_files": files}
 
     async def identifiers_left_in_round(uow: UnitOfWork, round_id: str) -> int:
-        return await uow.session.scalar(
+        released = await uow.session.scalar(
+            sa.select(sa.func.count()).select_from(ReleasedContactRow).where(ReleasedContactRow.round_id == round_id)
+        )
+        return released + await uow.session.scalar(
             sa.select(sa.func.count())
             .select_from(Invitation)
             .where(
@@ -89,6 +97,7 @@ def privacy_rules(settings: DispatchSettings) -> PrivacyRules:
                     ~Invitation.pseudonym.startswith(ANONYMOUS),
                     ~Invitation.token_hash.startswith(_PURGED_TOKEN),
                     sa.func.length(Invitation.token_nonce) > 0,
+                    # NULL: no contact was ever released to this invitation, nothing to remove.
                     Invitation.contact != sa.cast(sa.literal("{}"), Invitation.contact.type),
                 ),
             )
@@ -102,13 +111,15 @@ def privacy_rules(settings: DispatchSettings) -> PrivacyRules:
         files = _remove_sink_files(sink_dir, references)
         steps = await uow.session.execute(sa.delete(DispatchStep).where(DispatchStep.invitation_id.in_(ids)))
         invitations = await uow.session.execute(sa.delete(Invitation).where(Invitation.pseudonym.in_(pseudonyms)))
-        return {"invitation": invitations.rowcount, "dispatch_step": steps.rowcount, "sink_files": files}
+        released = await uow.session.execute(sa.delete(ReleasedContactRow).where(ReleasedContactRow.pseudonym.in_(pseudonyms)))
+        return {"invitation": invitations.rowcount, "dispatch_step": steps.rowcount,
+                "released_contact": released.rowcount, "sink_files": files}
 
     return PrivacyRules(
         service="dispatch",
         purge_round=purge_round,
         identifiers_left_in_round=identifiers_left_in_round,
         erase_citizens=erase_citizens,
-        rows_left_for_citizens=rows_with_pseudonyms(Invitation),
+        rows_left_for_citizens=rows_with_pseudonyms(Invitation, ReleasedContactRow),
         audit_table=AUDIT,
     )

@@ -11,9 +11,19 @@ class StepCount(BaseModel):
     count: int
 
 
+class ContactCount(BaseModel):
+    """Invitations of one municipality without a contact (a municipality with none is left out)."""
+
+    kommunekode: str
+    waiting: int  # planned, but ingest has not released the contact yet: nothing goes out until it does
+    no_contact: int  # ingest released no contact (erased, objected, not in the current delivery): never sent
+
+
 class DispatchStatus(BaseModel):
     round_id: str
-    steps: list[StepCount]
+    steps: list[StepCount]  # a step waiting for its invitation's contact has status "waiting"
+    invitations_waiting_for_contact: int = 0
+    contacts: list[ContactCount] = []
 
 
 class RoundPlans(BaseModel):
@@ -41,4 +51,4 @@ class ArmCount(BaseModel):
     invited: int
 
 
-__all__ = ["ArmCount", "DispatchStatus", "FailedStep", "Failures", "RoundPlan", "RoundPlans", "StepCount"]
+__all__ = ["ArmCount", "ContactCount", "DispatchStatus", "FailedStep", "Failures", "RoundPlan", "RoundPlans", "StepCount"]

@@ -6,7 +6,9 @@ Per batch, and never holding a transaction open across an external call:
    LOCKED``, so replicas share the work; the invitation rows are locked too, so an answer being
    recorded right now either commits first and the step is not claimed, or waits for the claim),
    mark them ``sending`` with ``attempts + 1``, ``sending_since`` and ``claimed_by`` = this
-   instance, and commit. The attempt is on record before anything leaves.
+   instance, and commit. The attempt is on record before anything leaves. Only ``planned`` steps
+   are due: a step ``waiting`` for its invitation's contact is not read at all (the
+   ``(status, due_at)`` index starts at ``planned``).
 2. **Render** off the event loop (thread or process pool; the sealed contact is opened there).
 3. **Re-check** the invitations' status right before sending: an answer or opt-out recorded
    since the claim skips the step.

@@ -1,4 +1,5 @@
-"""Dispatch's service functions: round plans (admin API) and plan resolution."""
+"""Dispatch's service functions: round plans (admin API), plan resolution, what the status and
+failure reports count."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.dispatch.config import DispatchSettings
 from services.dispatch.domain.plan import RoundPlan
-from services.dispatch.models import ROUND_DEFAULT, DispatchStep, Invitation, RoundPlanRow
+from services.dispatch.models import NO_CONTACT, ROUND_DEFAULT, WAITING, DispatchStep, Invitation, RoundPlanRow
 
 
 def default_plan(settings: DispatchSettings) -> RoundPlan:
@@ -61,3 +62,23 @@ async def failures(session: AsyncSession, round_id: str, limit: int = 1000) -> l
         )
     ).all()
     return [dict(row._mapping) for row in rows]
+
+
+async def contact_counts(session: AsyncSession, round_id: str) -> list[dict]:
+    """Per municipality (only those with any), invitations still waiting for their contact and
+    invitations ingest had no contact for (never sent)."""
+
+    def having_a_step(*conditions):
+        return sa.exists().where(DispatchStep.invitation_id == Invitation.id, *conditions)
+
+    waiting = sa.func.count().filter(having_a_step(DispatchStep.status == WAITING))
+    no_contact = sa.func.count().filter(having_a_step(DispatchStep.skip_reason == NO_CONTACT))
+    rows = (
+        await session.execute(
+            sa.select(Invitation.kommunekode, waiting.label("waiting"), no_contact.label("no_contact"))
+            .where(Invitation.round_id == round_id, Invitation.contact.is_(None))
+            .group_by(Invitation.kommunekode)
+            .order_by(Invitation.kommunekode)
+        )
+    ).all()
+    return [dict(row._mapping) for row in rows if row.waiting or row.no_contact]

@@ -11,7 +11,7 @@ The chunks are written into ingest's bulk outbox (``models.POPULATION_OUTBOX``) 
 delivery's own connection and transaction, so they commit (or vanish) with the delivery, as
 with ``UnitOfWork.publish``. The shared ``BulkOutboxRelay`` publishes them (one leader, commit
 order, deleted after Kafka's acknowledgement), sending the stored JSON text as it is instead of
-decoding and re-encoding ~400 MB per national delivery.
+decoding and re-encoding ~200 MB per national delivery.
 """
 
 from __future__ import annotations

@@ -7,12 +7,12 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.ingest import jobs, partitions
+from services.ingest import jobs, partitions, release
 from services.ingest.api import router
 from services.ingest.config import IngestSettings
 from services.ingest.models import AUDIT, BUS
 from services.ingest.privacy import api as privacy_api
-from services.ingest.privacy.handlers import HANDLERS
+from services.ingest.privacy.handlers import HANDLERS as PRIVACY_HANDLERS
 from services.ingest.privacy.keys import run_reencryption
 from services.ingest.privacy.scheduler import run_retention_clock
 from shared.app import install_common
@@ -32,7 +32,8 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             settings,
             tables=BUS,
             migrations_dir=MIGRATIONS,
-            handlers=HANDLERS,
+            # Its share of privacy requests, and the sampled citizens' contacts for dispatch.
+            handlers={**PRIVACY_HANDLERS, **release.HANDLERS},
             workers={
                 "extract-jobs": jobs.run_worker,
                 "retention-clock": run_retention_clock,

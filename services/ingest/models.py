@@ -15,7 +15,7 @@ from shared.db import make_base
 
 Base = make_base("ingest")
 # population.received chunks wait in the bulk outbox (shared.bus: the envelope as the text that
-# is published, headers in columns), not in BUS.outbox: a national delivery is ~400 MB of them.
+# is published, headers in columns), not in BUS.outbox: a national delivery is ~200 MB of them.
 # Same transactional guarantees: written in the delivery's transaction, deleted once Kafka has
 # acknowledged (migrations i091, i092).
 BUS = bus_tables(Base.metadata, bulk_outbox="bulk_outbox")
@@ -70,6 +70,11 @@ class Citizen(Base):
     gender: Mapped[str] = mapped_column(sa.String(1))
     age_band: Mapped[str] = mapped_column(sa.Text)
     duration_band: Mapped[str] = mapped_column(sa.Text)
+    # Contact details (CPR for Digital Post, name, phone) sealed for dispatch (shared.crypto):
+    # nonce || AES-GCM ciphertext, released on contacts.released only if the citizen is sampled.
+    # NULL for citizens delivered before migration i094.
+    contact_sealed: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+    contact_key_id: Mapped[str | None] = mapped_column(sa.Text)
 
     # The primary key leads with the pseudonym, so it also finds a person in other municipalities'
     # deliveries of the same round (cross-delivery duplicates); it includes delivery_id because a

@@ -71,6 +71,8 @@ CITIZEN_COLUMNS = (
     "gender",
     "age_band",
     "duration_band",
+    "contact_sealed",
+    "contact_key_id",
 )
 # PostgreSQL binary COPY framing around the tuples.
 COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
@@ -214,7 +216,8 @@ class _State:
         self.benefit_numbers: dict[tuple, int] = {}
         self.benefits: list[tuple] = []
         self.outcomes: dict[tuple, tuple] = {}  # see outcome()
-        self.contact_key_id_json = _json_str(spec.contact_key_id).encode()
+        contact_key_id = spec.contact_key_id.encode()
+        self.copy_contact_key_id = struct.pack("!i", len(contact_key_id)) + contact_key_id
         self.unknown_benefit_message = (
             f"benefit (ydelse) is not in the maalgruppe mapping {mapping.version}; use the benefit's name as "
             "the case system exports it, or ask KL to add this name to the mapping"
@@ -234,9 +237,9 @@ class _State:
 
     def outcome(self, benefit: int, age: int, gender: str, passiv: bool, forskerbeskyttet: bool) -> tuple:
         """What every row with these values becomes, encoded once: ``(code, maalgruppe or the
-        exclusion reason, COPY fields after the CPR key id, PopulationPerson JSON between the
-        pseudonym and the contact nonce)``; code is 0 for an included citizen, else
-        UNKNOWN_BENEFIT or an EXCLUDED_BASE code."""
+        exclusion reason, COPY fields from the CPR key id to the duration band, PopulationPerson
+        JSON after the pseudonym)``; code is 0 for an included citizen, else UNKNOWN_BENEFIT or
+        an EXCLUDED_BASE code."""
         ydelse, *meaning = self.benefits[benefit]
         reason, maalgruppe, age_band, duration_band = self.validator.person_part(tuple(meaning), age, passiv, forskerbeskyttet)
         if reason is ExclusionReason.UNKNOWN_BENEFIT:
@@ -251,13 +254,13 @@ class _State:
             parts.append(struct.pack("!i", len(encoded)) + encoded)
         copy_tail = self.copy_key_id + b"".join(parts)
         # forskerbeskyttet, deceased and emigrated are left out when false (their default).
-        person_middle = (
+        person_tail = (
             f'","maalgruppe":{_json_str(maalgruppe)},"bands":{{"gender":{_json_str(gender)},'
-            f'"age_band":{_json_str(age_band)},"duration_band":{_json_str(duration_band)}}},'
-            + ('"forskerbeskyttet":true,' if forskerbeskyttet else "")
-            + '"contact":{"key_id":'
-        ).encode() + self.contact_key_id_json + b',"nonce":"'
-        return 0, maalgruppe, copy_tail, person_middle
+            f'"age_band":{_json_str(age_band)},"duration_band":{_json_str(duration_band)}}}'
+            + (',"forskerbeskyttet":true' if forskerbeskyttet else "")
+            + "}"
+        ).encode()
+        return 0, maalgruppe, copy_tail, person_tail
 
 
     def outcome_of(self, benefit: int, age: int, gender: str, passiv: bool, forskerbeskyttet: bool) -> tuple:
@@ -597,7 +600,8 @@ class _Builder:
         cpr_encrypt, cpr_aad = state.cpr_aead.encrypt, state.cpr_aad
         contact_encrypt, contact_aad_prefix = state.contact_aead.encrypt, state.contact_aad_prefix
         copy_prefix, copy_ciphertext_len = state.copy_prefix, state.copy_ciphertext_len
-        hexlify, b64 = binascii.hexlify, binascii.b2a_base64
+        copy_contact_key_id = state.copy_contact_key_id
+        hexlify = binascii.hexlify
         nonces, pos = self.nonces, self.nonce_pos
         for row_number, number, outcome, navn, phone_e164, phone_warning in rows:
             cpr_bytes = number.encode()
@@ -611,7 +615,7 @@ class _Builder:
             valid_rows_append(row_number)
             if phone_warning is not None:
                 out.warnings.append(RowError(row_number, Kolonne.TELEFON.value, phone_warning))
-            code, maalgruppe, copy_tail, person_middle = outcome
+            code, maalgruppe, copy_tail, person_tail = outcome
             if code < 0:
                 if code == UNKNOWN_BENEFIT:
                     # A benefit the mapping does not know is something to fix, not a silent
@@ -636,26 +640,18 @@ class _Builder:
                 _json_str(navn).encode() if navn is not None else b"null",
                 _json_str(phone_e164).encode() if phone_e164 is not None else b"null",
             )
+            # Sealed for dispatch and stored with the citizen; released only if the citizen is sampled.
             sealed = contact_encrypt(contact_nonce, contact, contact_aad_prefix + pseudonym)
             valid_outcome_append(len(persons))
             copy_rows.append(
                 b"".join(
-                    (copy_prefix, pseudonym, copy_ciphertext_len, cpr_nonce, cpr_encrypt(cpr_nonce, cpr_bytes, cpr_aad), copy_tail)
-                )
-            )
-            persons.append(
-                b"".join(
                     (
-                        b'{"pseudonym":"',
-                        pseudonym,
-                        person_middle,
-                        b64(contact_nonce, newline=False),
-                        b'","ciphertext":"',
-                        b64(sealed, newline=False),
-                        b'"}}',
+                        copy_prefix, pseudonym, copy_ciphertext_len, cpr_nonce, cpr_encrypt(cpr_nonce, cpr_bytes, cpr_aad),
+                        copy_tail, (_NONCE + len(sealed)).to_bytes(4, "big"), contact_nonce, sealed, copy_contact_key_id,
                     )
                 )
             )
+            persons.append(b'{"pseudonym":"%s%s' % (pseudonym, person_tail))
             maalgrupper.append(maalgruppe)
         self.nonces, self.nonce_pos = nonces, pos
 

@@ -1,4 +1,8 @@
-"""Sampling's event handlers: keep the frame per round and municipality current."""
+"""Sampling's event handlers: keep the frame per round and municipality current.
+
+The frame holds no contact data: population.received v2 carries none (ingest keeps the contacts
+and releases the sampled citizens' itself, on contacts.released), and the sealed contacts of v1
+chunks still on the topic are ignored, never stored."""
 
 from __future__ import annotations
 
@@ -8,10 +12,12 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from services.sampling import frame
 from services.sampling.models import FrameDelivery, FrameUnit
 from shared.bus import UnitOfWork
-from shared.events import Envelope, PopulationReceived
+from shared.events import Envelope, PopulationReceived, PopulationReceivedV1
 
 
-async def on_population_received(uow: UnitOfWork, envelope: Envelope, event: PopulationReceived) -> None:
+async def on_population_received(uow: UnitOfWork, envelope: Envelope, event: PopulationReceived | PopulationReceivedV1) -> None:
+    """Either version (the consumer decodes by the envelope's version): only the fields they
+    share are read, so a v1 person's ``contact`` goes no further than the parsed event."""
     session = uow.session
     await session.execute(
         pg_insert(FrameDelivery)
@@ -41,7 +47,6 @@ async def on_population_received(uow: UnitOfWork, envelope: Envelope, event: Pop
                         "forskerbeskyttet": p.forskerbeskyttet,
                         "deceased": p.deceased,
                         "emigrated": p.emigrated,
-                        "contact": p.contact.model_dump(),
                     }
                     for p in event.persons
                 ]

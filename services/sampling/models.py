@@ -14,8 +14,8 @@ from shared.bus import bus_tables
 from shared.db import make_base
 
 Base = make_base("sampling")
-# sample.drawn chunks (~120,000 persons with their sealed contacts per national draw) wait in
-# the bulk outbox as the JSON text that is published (shared.bus), not parsed into jsonb.
+# sample.drawn chunks (~120,000 persons per national draw) wait in the bulk outbox as the JSON
+# text that is published (shared.bus), not parsed into jsonb.
 BUS = bus_tables(Base.metadata, bulk_outbox="bulk_outbox")
 AUDIT = audit_log_table(Base.metadata)  # append-only (shared.audit)
 
@@ -41,6 +41,10 @@ class FrameDelivery(Base):
 
 
 class FrameUnit(Base):
+    """A citizen of a delivery, as far as the draw needs them: pseudonym, stratum, bands and the
+    exclusion flags. No contact data (migration 0007): ingest keeps the contacts and releases
+    the sampled citizens' to dispatch itself."""
+
     __tablename__ = "frame_unit"
 
     delivery_id: Mapped[uuid.UUID] = mapped_column(
@@ -54,7 +58,6 @@ class FrameUnit(Base):
     forskerbeskyttet: Mapped[bool]
     deceased: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     emigrated: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
-    contact: Mapped[dict] = mapped_column(JSONB)  # sealed for dispatch; sampling cannot read it
 
     # Activation looks a delivery's pseudonyms up in the round's other deliveries; erasure finds a
     # citizen's rows (migration 0004).

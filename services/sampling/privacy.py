@@ -1,11 +1,14 @@
 """What retention and erasure mean in sampling (the plumbing is shared.privacy).
 
-A closed round's frame goes: its pseudonyms and the sealed contacts sampling carried for
-dispatch. What stays is the draw (strata, counts, margins, weights) and, per sampled person, the
-pseudonym in ``sampled_unit``: the rule "not sampled in the last N rounds" (sparing respondents,
-seed 001) needs to recognise the person next round. It holds no contact data and no answers
-(responses and analytics replace the pseudonym in theirs), and is kept only as long as that
-rule looks back (docs/data-map.md). An erased or objecting citizen goes from both.
+A closed round's frame goes: its units (pseudonym, target group, bands, exclusion flags) and
+the duplicate candidates recorded with them; the counts go with the units they count. There is
+no contact data to purge: population.received v2 carries none (ingest keeps the contacts), the
+handler ignores v1's, and migration 0007 dropped the sealed contacts the frame used to hold.
+What stays is the draw (strata, counts, margins, weights) and, per sampled person, the
+pseudonym in ``sampled_unit``: the rule "not sampled in the last N rounds" (sparing
+respondents, seed 001) needs to recognise the person next round. It holds no contact data and
+no answers (responses and analytics replace the pseudonym in theirs), and is kept only as long
+as that rule looks back (docs/data-map.md). An erased or objecting citizen goes from both.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ async def purge_round(uow: UnitOfWork, round_id: str) -> dict[str, int]:
 
 
 async def identifiers_left_in_round(uow: UnitOfWork, round_id: str) -> int:
+    """The round's rows that name a citizen (by pseudonym) after the purge: frame units and
+    duplicate candidates. sampled_unit is the documented exception (see above)."""
     left = 0
     for table in (FrameUnit, FrameDuplicate):
         left += await uow.session.scalar(

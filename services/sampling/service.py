@@ -8,7 +8,9 @@ rows, so the frame is counted when each delivery is activated (``services.sampli
 previews and draws sum those counts), filtered in SQL (the exclusion rule below mirrors
 ``domain.apply_exclusions``; the integration tests check both agree), and the draw, the
 sampled_unit rows and the persons of the sample.drawn events are made inside PostgreSQL, in
-the draw's transaction: no frame row and no sealed contact makes a round trip through Python.
+the draw's transaction: no frame row makes a round trip through Python. The frame holds no
+contact data, and the events carry none (sample.drawn v2: ingest releases the sampled citizens'
+contacts to dispatch itself).
 Python keeps the small things: the allocation over ~500 strata, the summaries and the events'
 envelopes (validated by the shared models).
 """
@@ -59,13 +61,20 @@ from services.sampling.schemas import (
     StratumCount,
 )
 from shared.bus import UnitOfWork
-from shared.events import Envelope, SampleDrawn, StratumSummary
+from shared.events import Bands, Envelope, SampledPerson, SampleDrawn, StratumSummary
 
 SCHEMA = "sampling"
 REASONS = [r.value for r in ExclusionReason]
 # The SQL below hard-codes the domain's precedence; fail at import if the domain changes it.
 assert REASONS == ["forskerbeskyttet", "deceased", "emigrated", "recently_sampled"], REASONS
 BAND_VARIABLES = ("gender", "age_band", "duration_band")
+# The draw statement writes the persons of sample.drawn v2 field by field (_draw_statement, no
+# contact); fail at import if the contract's person or version changes under it.
+assert (SampleDrawn.event_version, set(SampledPerson.model_fields), set(Bands.model_fields)) == (
+    2,
+    {"pseudonym", "maalgruppe", "stratum", "bands", "inclusion_probability", "design_weight"},
+    set(BAND_VARIABLES),
+), "sample.drawn's person changed: update _draw_statement and _person_fragments"
 
 
 class DrawExists(Exception):
@@ -537,7 +546,7 @@ def _eligible_frame_sql(recent_draws: list[uuid.UUID]) -> str:
     round the table holds."""
     return f"""
         SELECT fu.pseudonym, d.kommunekode, fu.maalgruppe, fu.gender, fu.age_band, fu.duration_band,
-               fu.delivery_id, fu.contact
+               fu.delivery_id
         FROM {SCHEMA}.frame_unit fu JOIN {SCHEMA}.frame_delivery d ON d.delivery_id = fu.delivery_id
         WHERE fu.delivery_id = ANY($1::uuid[])
           AND NOT fu.forskerbeskyttet AND NOT fu.deceased AND NOT fu.emigrated
@@ -624,12 +633,13 @@ def _draw_statement(recent_draws: list[uuid.UUID]) -> str:
     Parameters: the frame's ($1 active deliveries, $2 recent draws if any), picked_sql's, the
     three extra per-stratum arrays of _person_fragments, then draw_id, the chunk size and the
     columns of _chunk_headers (arrays in publishing order, indexed by a person's chunk). A
-    person's JSON is concatenated text (the constant parts per stratum come rendered from
-    Python; to_json escapes the rest; the sealed contact is copied verbatim), and the envelopes
-    go into the bulk outbox as that text (shared.bus: never parsed into jsonb, relayed as stored). (Every column
-    concatenated is NOT NULL in frame_unit, so no person can turn NULL and drop out of
-    string_agg.) The chunks come out of one sort by (chunk, seq) in publishing order, so the
-    ~60 MB of persons are neither hashed nor sorted again on their way into the outbox."""
+    person's JSON is concatenated text, a ``SampledPerson`` of sample.drawn v2 field for field
+    (the constant parts per stratum come rendered from Python; to_json escapes the rest; no
+    contact: the frame has none), and the envelopes go into the bulk outbox as that text
+    (shared.bus: never parsed into jsonb, relayed as stored). (Every column concatenated is NOT
+    NULL in frame_unit, so no person can turn NULL and drop out of string_agg.) The chunks come
+    out of one sort by (chunk, seq) in publishing order, so the persons are neither hashed nor
+    sorted again on their way into the outbox."""
     frame_params = 2 if recent_draws else 1
     first = frame_params + 1
     p = first + draw_sql.PARAMS + 3
@@ -652,7 +662,7 @@ def _draw_statement(recent_draws: list[uuid.UUID]) -> str:
                    string_agg(
                        '{{"pseudonym":' || to_json(pseudonym)::text || fragment
                        || ',"bands":{{"gender":' || to_json(gender)::text || ',"age_band":' || to_json(age_band)::text
-                       || ',"duration_band":' || to_json(duration_band)::text || '}},"contact":' || contact::text || '}}',
+                       || ',"duration_band":' || to_json(duration_band)::text || '}}}}',
                        ',' ORDER BY seq) AS persons
             FROM picked
             GROUP BY 1
@@ -698,7 +708,7 @@ async def draw(
     await session.execute(sa.text("SET LOCAL jit = off"))
     await session.execute(sa.text(f"SET LOCAL work_mem = '{_DRAW_WORK_MEM}'"))
     # Lock the active frame: a re-delivery completing now waits until the draw has committed,
-    # so the frame counted, the frame drawn from and the contacts published are one frame. One
+    # so the frame counted, the frame drawn from and the persons published are one frame. One
     # that was activated (or an allocation changed) after the snapshot: a serialization failure.
     try:
         deliveries = (

@@ -30,13 +30,11 @@ TABLE = f"CREATE SCHEMA IF NOT EXISTS {POPULATION_OUTBOX.schema}; " + str(
 
 
 def person(number: int, padding: int) -> bytes:
-    nonce = "AAAAAAAAAAAAAAAA"
     return json.dumps(
         {
             "pseudonym": f"{number:064x}",
             "maalgruppe": "m" * (1 + padding),
             "bands": {"gender": "M", "age_band": "30-39", "duration_band": "12-23 mdr"},
-            "contact": {"key_id": "contact-1", "nonce": nonce, "ciphertext": "AAAA"},
         },
         separators=(",", ":"),
     ).encode()

@@ -9,6 +9,8 @@ that no event belongs to a delivery that was not stored.
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import os
 import uuid
 from pathlib import Path
@@ -482,21 +484,29 @@ async def test_every_event_belongs_to_a_stored_delivery_and_carries_no_personal_
     envelopes = await all_events(stack["bootstrap"], stack["topic"])
     assert envelopes
     stored = {str(r["id"]) for r in await fetch(db, "SELECT id FROM ingest.delivery")}
-    keyring = {k: __import__("base64").b64decode(v) for k, v in __import__("json").loads(stack["data_keys"]["CONTACT_KEYS"]).items()}
+    keyring = {k: base64.b64decode(v) for k, v in json.loads(stack["data_keys"]["CONTACT_KEYS"]).items()}
     for envelope in envelopes:
         payload = envelope.payload()
         assert str(payload.delivery_id) in stored  # nothing from a failed or rejected delivery
         raw = envelope.model_dump_json()
         for clear in ("0101901235", "010190-1235", "Søren", "12345678", "Testperson"):
             assert clear not in raw
-        for person in payload.persons:
-            contact = open_contact(
-                SealedContact.model_validate(person.contact.model_dump()),
-                round_id=payload.round_id,
-                pseudonym=person.pseudonym,
-                keyring=keyring,
-            )
-            assert len(contact.cpr) == 10  # dispatch can open what ingest sealed
+        assert '"contact"' not in raw  # contacts stay in ingest until the citizen is sampled
+    # Every stored citizen's sealed contact opens for dispatch, bound to its round and pseudonym.
+    stored_contacts = await fetch(
+        db,
+        "SELECT d.round_id, c.pseudonym, c.contact_sealed, c.contact_key_id FROM ingest.citizen c "
+        "JOIN ingest.delivery d ON d.id = c.delivery_id",
+    )
+    assert stored_contacts
+    for row in stored_contacts:
+        sealed = SealedContact(
+            key_id=row["contact_key_id"],
+            nonce=base64.b64encode(row["contact_sealed"][:12]).decode(),
+            ciphertext=base64.b64encode(row["contact_sealed"][12:]).decode(),
+        )
+        contact = open_contact(sealed, round_id=row["round_id"], pseudonym=row["pseudonym"], keyring=keyring)
+        assert len(contact.cpr) == 10
     orphans = await fetch(db, "SELECT count(*) AS n FROM ingest.citizen c LEFT JOIN ingest.delivery d ON d.id = c.delivery_id WHERE d.id IS NULL")
     assert orphans[0]["n"] == 0
     assert list(Path(stack["settings"].upload_path).glob("*")) == []  # no clear-text upload left behind

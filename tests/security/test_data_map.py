@@ -38,6 +38,7 @@ def test_known_identifiers_are_protected():
     """The identifiers the issue names are classified as protected, wherever they appear."""
     data_map = _load_data_map()
     assert data_map.classify("ingest", "citizen", "cpr_ciphertext").protection.startswith("encrypted")
-    for service, table in (("sampling", "frame_unit"), ("dispatch", "invitation")):
-        assert data_map.classify(service, table, "contact").protection.startswith("encrypted")
+    assert data_map.classify("ingest", "citizen", "contact_sealed").protection.startswith("encrypted")
+    assert data_map.classify("dispatch", "invitation", "contact").protection.startswith("encrypted")
+    assert data_map.classify("dispatch", "released_contact", "contact").protection.startswith("encrypted")
     assert data_map.classify("responses", "respondent", "token_hash").protection == "hashed"

@@ -1,4 +1,5 @@
-"""Helpers for the dispatch service tests: synthetic samples, producing events, waiting."""
+"""Helpers for the dispatch service tests: synthetic samples and ingest's contact releases,
+producing events, waiting."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ import random
 import sys
 import uuid
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,9 +21,22 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from services.dispatch.channels.base import Channel, OutgoingMessage, SendResult
 from services.dispatch.config import DispatchSettings
-from services.dispatch.models import DispatchStep, Invitation
+from services.dispatch.main import MIGRATIONS
+from services.dispatch.models import BUS, DispatchStep, Invitation, ReleasedContactRow
 from shared.crypto import ContactDetails, seal_contact
-from shared.events import Bands, Envelope, ResponseOptedOut, ResponseSubmitted, SampleDrawn, SampledPerson
+from shared.events import (
+    Bands,
+    ContactsReleased,
+    Envelope,
+    ReleasedContact,
+    ResponseOptedOut,
+    ResponseSubmitted,
+    SampleDrawn,
+    SampleDrawnV1,
+    SampledPerson,
+    SampledPersonV1,
+)
+from shared.runtime import ServiceRuntime
 from shared.testing.fixtures import settings_from_env
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))  # the unit tests' fakes
@@ -36,13 +53,47 @@ def contact_key(env: dict[str, str]) -> tuple[str, bytes]:
     return key_id, base64.b64decode(key)
 
 
+@dataclass(frozen=True)
+class DrawnChunk:
+    """One sample.drawn chunk as sampling now publishes it (v2: no contacts) and ingest's answer
+    to it (contacts.released: the sealed contacts, and the pseudonyms it holds none for)."""
+
+    sample: SampleDrawn
+    release: ContactsReleased
+
+    @property
+    def round_id(self) -> str:
+        return self.sample.round_id
+
+    @property
+    def kommunekode(self) -> str:
+        return self.sample.kommunekode
+
+    @property
+    def persons(self) -> list[SampledPerson]:
+        return self.sample.persons
+
+    @property
+    def events(self) -> tuple[SampleDrawn, ContactsReleased]:
+        """In the order ingest answers; dispatch may still get them the other way round."""
+        return self.sample, self.release
+
+    def as_v1(self) -> SampleDrawnV1:
+        """The same chunk as sampling published it before contacts.released existed."""
+        contacts = {c.pseudonym: c.contact for c in self.release.contacts}
+        persons = [SampledPersonV1(**p.model_dump(), contact=contacts[p.pseudonym]) for p in self.sample.persons]
+        return SampleDrawnV1(**self.sample.model_dump(exclude={"persons"}), persons=persons)
+
+
 def sample(env, round_id: str, kommunekode: str, n: int, *, exempt: set[int] = frozenset(), no_phone: set[int] = frozenset(),
-           seed: int = 1) -> SampleDrawn:
+           missing: set[int] = frozenset(), seed: int = 1, draw_id: uuid.UUID | None = None, chunk_no: int = 0,
+           chunk_count: int = 1) -> DrawnChunk:
+    """`n` synthetic citizens; those at the indexes in `missing` have no contact left at ingest."""
     key_id, key = contact_key(env)
-    rng = random.Random(seed)
-    persons = []
+    rng = random.Random(f"{seed}-{chunk_no}")
+    persons, released, not_held = [], [], []
     for i in range(n):
-        pseudonym = f"p{kommunekode}-{seed}-{i:05d}"
+        pseudonym = f"p{kommunekode}-{seed}-{chunk_no}-{i:05d}"
         contact = ContactDetails(
             cpr=f"{rng.randrange(1, 28):02d}0{rng.randrange(1, 9)}8{rng.randrange(0, 9)}-{rng.randrange(1000, 9999)}",
             name=f"Testperson Ærø {i}",
@@ -54,23 +105,98 @@ def sample(env, round_id: str, kommunekode: str, n: int, *, exempt: set[int] = f
                 pseudonym=pseudonym, maalgruppe="Dagpenge", stratum=f"{kommunekode}:Dagpenge",
                 bands=Bands(gender="K", age_band="30-39", duration_band="0-6m"), inclusion_probability=0.5,
                 design_weight=2.0,
-                contact=seal_contact(contact, round_id=round_id, pseudonym=pseudonym, key_id=key_id, key=key),
             )
         )
-    return SampleDrawn(round_id=round_id, kommunekode=kommunekode, draw_id=uuid.uuid4(), seed=42, chunk_no=0, final=True,
-                       chunk_count=1, persons=persons)
+        if i in missing:
+            not_held.append(pseudonym)
+        else:
+            sealed = seal_contact(contact, round_id=round_id, pseudonym=pseudonym, key_id=key_id, key=key)
+            released.append(ReleasedContact(pseudonym=pseudonym, contact=sealed))
+    draw_id = draw_id or uuid.uuid4()
+    final = chunk_no == chunk_count - 1
+    return DrawnChunk(
+        sample=SampleDrawn(round_id=round_id, kommunekode=kommunekode, draw_id=draw_id, seed=42, chunk_no=chunk_no,
+                           final=final, chunk_count=chunk_count if final else None, persons=persons),
+        release=ContactsReleased(round_id=round_id, kommunekode=kommunekode, draw_id=draw_id, chunk_no=chunk_no,
+                                 contacts=released, missing=not_held),
+    )
 
 
-def answered(event: SampleDrawn, pseudonym: str) -> ResponseSubmitted:
+def answered(event: DrawnChunk, pseudonym: str) -> ResponseSubmitted:
     return ResponseSubmitted(round_id=event.round_id, kommunekode=event.kommunekode, pseudonym=pseudonym,
                              questionnaire_id="kl_core", questionnaire_version=1, mode="web", maalgruppe="Dagpenge",
                              stratum=f"{event.kommunekode}:Dagpenge", bands=Bands(gender="K", age_band="30-39", duration_band="0-6m"),
                              design_weight=2.0, answers={"q1": 4}, submitted_at=datetime.now(UTC))
 
 
-def opted_out(event: SampleDrawn, pseudonym: str) -> ResponseOptedOut:
+def opted_out(event: DrawnChunk, pseudonym: str) -> ResponseOptedOut:
     return ResponseOptedOut(round_id=event.round_id, kommunekode=event.kommunekode, pseudonym=pseudonym,
                             stratum=f"{event.kommunekode}:Dagpenge", opted_out_at=datetime.now(UTC))
+
+
+@asynccontextmanager
+async def dispatch_runtime(env: dict[str, str], **overrides) -> AsyncIterator[ServiceRuntime]:
+    """Dispatch's migrated database and outbox (relayed to the broker) without its consumer or
+    sender: the test hands events to the handlers itself, in the order and transactions it wants."""
+    async with ServiceRuntime(make_settings(env, **overrides), tables=BUS, migrations_dir=MIGRATIONS) as runtime:
+        yield runtime
+
+
+async def handle(runtime: ServiceRuntime, handlers: dict, payload) -> None:
+    """One event through its handler in a transaction of its own, decoded from its envelope as
+    the consumer decodes it (by type and version)."""
+    envelope = Envelope.model_validate_json(Envelope.wrap(payload, source="test", correlation_id="test").model_dump_json())
+    async with runtime.uow() as uow:
+        await handlers[envelope.type](uow, envelope, envelope.payload())
+        await uow.commit()
+
+
+@dataclass(frozen=True)
+class CitizenState:
+    contact: dict | None  # the sealed contact as stored
+    steps: frozenset[tuple[str, str, str, str | None]]  # (step, channel, status, skip_reason)
+
+
+async def contact_states(runtime: ServiceRuntime, round_id: str) -> tuple[dict[str, CitizenState], dict[str, dict | None]]:
+    """Per pseudonym of the round, its invitation's contact and steps; and the releases kept for
+    citizens without an invitation."""
+    async with runtime.sessionmaker() as session:
+        invitations_ = (
+            await session.execute(sa.select(Invitation.id, Invitation.pseudonym, Invitation.contact)
+                                  .where(Invitation.round_id == round_id))
+        ).all()
+        steps = (
+            await session.execute(
+                sa.select(DispatchStep.invitation_id, DispatchStep.step, DispatchStep.channel, DispatchStep.status,
+                          DispatchStep.skip_reason)
+                .join(Invitation, Invitation.id == DispatchStep.invitation_id)
+                .where(Invitation.round_id == round_id)
+            )
+        ).all()
+        kept = (
+            await session.execute(sa.select(ReleasedContactRow.pseudonym, ReleasedContactRow.contact)
+                                  .where(ReleasedContactRow.round_id == round_id))
+        ).all()
+    by_invitation: dict = {}
+    for invitation_id, *step in steps:
+        by_invitation.setdefault(invitation_id, set()).add(tuple(step))
+    states = {pseudonym: CitizenState(contact, frozenset(by_invitation.get(invitation_id, ())))
+              for invitation_id, pseudonym, contact in invitations_}
+    return states, dict(kept)
+
+
+def completed_states(*chunks: DrawnChunk, steps=(("invitation", "letter"), ("reminder_1", "letter"),
+                                                 ("reminder_2", "letter"))) -> dict[str, CitizenState]:
+    """What every citizen of the chunks ends as once sample and release have both arrived: the
+    released contact with every step planned, or no contact with every step skipped."""
+    states = {}
+    for chunk in chunks:
+        for released in chunk.release.contacts:
+            states[released.pseudonym] = CitizenState(
+                released.contact.model_dump(), frozenset((s, c, "planned", None) for s, c in steps))
+        for pseudonym in chunk.release.missing:
+            states[pseudonym] = CitizenState(None, frozenset((s, c, "skipped", "no_contact") for s, c in steps))
+    return states
 
 
 async def produce(env: dict[str, str], *payloads) -> None:

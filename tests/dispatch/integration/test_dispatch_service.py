@@ -1,6 +1,9 @@
 """The dispatch service against real PostgreSQL and a real Kafka-protocol broker: plans, letters
 in the sink (MeMo, XSD-valid, link findable), SF1601 and SMS adapters against local fakes,
-experiment arms, no reminder after an answer, no double send under a crash at every step."""
+experiment arms, no reminder after an answer, no double send under a crash at every step.
+
+Samples arrive as sampling publishes them now (sample.drawn v2, no contacts) with ingest's
+contacts.released for each chunk; how the two meet is tested in test_dispatch_contacts.py."""
 
 from __future__ import annotations
 
@@ -54,7 +57,7 @@ async def test_plan_api_arms_and_invitations_in_the_sink(service_env, dev_issuer
         assert (await client.put("/rounds/r1/plan", json={"reminder_count": 3}, headers=admin)).status_code == 422
 
         event = sample(service_env, "r1", KOMMUNE, 40, exempt={0})
-        await produce(service_env, event)
+        await produce(service_env, *event.events)
 
         async def invitations_sent():
             counts = await step_statuses(app, "r1")
@@ -117,7 +120,7 @@ async def test_no_reminder_after_an_answer_or_opt_out(service_env):
     RacingSender.victim = event.persons[2].pseudonym
     app = create_app(settings, sender_class=RacingSender)
     async with running_app(app):
-        await produce(service_env, event)
+        await produce(service_env, *event.events)
 
         async def invited():
             return (await step_statuses(app, "r2"))[("invitation", "letter", "sent")] == 8
@@ -163,7 +166,7 @@ async def test_no_double_send_under_a_crash(service_env, crash):
                              crash_after_accept=crash == "after_channel_accepted")
     app = create_app(settings, channels={"letter": first, "sms": first}, sender_class=CrashingSender)
     async with running_app(app):
-        await produce(service_env, event)
+        await produce(service_env, *event.events)
 
         async def crashed():
             return first.crashed
@@ -227,7 +230,7 @@ async def test_sf1601_and_sms_gateway_adapters_get_what_the_receivers_expect(ser
                 await set_plan(uow.session, "r4", KOMMUNE, RoundPlan(reminder_count=0, invitation_channels=["letter", "sms"]))
                 await uow.commit()
             event = sample(service_env, "r4", KOMMUNE, 3, exempt={1}, no_phone={2})
-            await produce(service_env, event)
+            await produce(service_env, *event.events)
 
             async def done():
                 c = await step_statuses(app, "r4")

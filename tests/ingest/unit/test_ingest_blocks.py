@@ -5,6 +5,8 @@ events, however the file is cut."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import os
 import random
 import uuid
@@ -93,8 +95,8 @@ async def _collect(path, settings: BlockSettings, spec: PreparationSpec):
 
 
 def _comparable(result: dict) -> dict:
-    """Everything but the random nonces: persons by pseudonym, without their sealed contact."""
-    persons = sorted(PopulationPerson.model_validate_json(p).model_dump(exclude={"contact"}).__repr__() for p in result["persons"])
+    """Everything but the random nonces: persons by pseudonym (the COPY tuples hold ciphertexts: counted)."""
+    persons = sorted(PopulationPerson.model_validate_json(p).model_dump().__repr__() for p in result["persons"])
     return {**result, "persons": persons, "copy_rows": len(result["copy_rows"])}
 
 
@@ -173,19 +175,23 @@ def test_a_block_holds_what_the_database_and_dispatch_need(tmp_path):
     person = PopulationPerson.model_validate_json(raw_person)
     assert person.pseudonym == pseudonym_for("0101901235", KEY)
     assert (person.maalgruppe, person.bands.gender, person.forskerbeskyttet) == ("dagpenge", "M", False)
-    contact = open_contact(SealedContact.model_validate(person.contact.model_dump()), round_id="r1", pseudonym=person.pseudonym, keyring={"contact-1": KEY})
-    assert (contact.cpr, contact.name, contact.phone_e164, contact.digital_post_exempt) == ("0101901235", "Bo Berg", "+4521234567", False)
-    # The binary COPY tuple: 9 fields; the CPR ciphertext (nonce || AES-GCM) opens under its key id.
+    assert "contact" not in json.loads(raw_person)  # contacts stay in ingest until the citizen is sampled
+    # The binary COPY tuple: 11 fields; the CPR ciphertext (nonce || AES-GCM) opens under its key
+    # id, the sealed contact (nonce || AES-GCM) opens for dispatch, bound to round and pseudonym.
     [row] = result["copy_rows"]
     fields, offset = [], 2
-    assert int.from_bytes(row[:2], "big") == 9
+    assert int.from_bytes(row[:2], "big") == 11
     while offset < len(row):
         length = int.from_bytes(row[offset : offset + 4], "big", signed=True)
         fields.append(row[offset + 4 : offset + 4 + length])
         offset += 4 + length
     assert fields[0] == spec.delivery_id.bytes and fields[1].decode() == person.pseudonym
     assert decrypt_cpr(fields[2], key=KEY, key_id="cpr-1") == "0101901235"
-    assert [f.decode() for f in fields[3:]] == ["cpr-1", "dagpenge", "Dagpenge", "M", person.bands.age_band, person.bands.duration_band]
+    assert [f.decode() for f in fields[3:9]] == ["cpr-1", "dagpenge", "Dagpenge", "M", person.bands.age_band, person.bands.duration_band]
+    sealed = SealedContact(key_id=fields[10].decode(), nonce=base64.b64encode(fields[9][:12]).decode(),
+                           ciphertext=base64.b64encode(fields[9][12:]).decode())
+    contact = open_contact(sealed, round_id="r1", pseudonym=person.pseudonym, keyring={"contact-1": KEY})
+    assert (contact.cpr, contact.name, contact.phone_e164, contact.digital_post_exempt) == ("0101901235", "Bo Berg", "+4521234567", False)
 
 
 def test_record_fast_path_equals_the_domain_functions():

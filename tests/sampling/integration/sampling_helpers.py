@@ -1,10 +1,13 @@
-"""Feeding the sampling service as ingest would: PopulationReceived chunks on the real broker."""
+"""Feeding the sampling service as ingest would: population.received chunks on the real broker
+(version 2, without contacts, as ingest publishes them; version 1, with sealed contacts, as
+chunks published before the change still sit on the topic), and reading its sample.drawn back."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import hashlib
+import json
 import random
 import uuid
 from datetime import date
@@ -14,7 +17,15 @@ from aiokafka import AIOKafkaConsumer
 from services.sampling.domain import MAALGRUPPER, FrameUnit
 from shared.bus import make_producer
 from shared.crypto import ContactDetails, new_key, seal_contact
-from shared.events import Bands, Envelope, PopulationPerson, PopulationReceived, SampleDrawn
+from shared.events import (
+    Bands,
+    Envelope,
+    PopulationPerson,
+    PopulationPersonV1,
+    PopulationReceived,
+    PopulationReceivedV1,
+    SampleDrawn,
+)
 from shared.testing.fixtures import bearer
 
 CONTACT_KEY = base64.b64decode(new_key())
@@ -38,25 +49,44 @@ def citizens(round_id: str, kommunekode: str, count: int, *, seed: int, flagged:
                 forskerbeskyttet=flagged and i % 20 == 7,
                 deceased=flagged and i % 31 == 3,
                 emigrated=flagged and i % 47 == 5,
-                contact=seal_contact(
-                    ContactDetails(cpr=f"0101{i % 100:02d}-{i % 10000:04d}", name=None, phone_e164=None),
-                    round_id=round_id,
-                    pseudonym=pseudonym,
-                    key_id="contact-1",
-                    key=CONTACT_KEY,
-                ),
             )
         )
     return persons
 
 
+def with_contacts(round_id: str, persons: list[PopulationPerson]) -> list[PopulationPersonV1]:
+    """The same citizens as population.received v1 carried them: each with a sealed contact."""
+    return [
+        PopulationPersonV1(
+            **p.model_dump(),
+            contact=seal_contact(
+                ContactDetails(cpr=f"0101{i % 100:02d}-{i % 10000:04d}", name=f"Borger {i}", phone_e164=None),
+                round_id=round_id,
+                pseudonym=p.pseudonym,
+                key_id="contact-1",
+                key=CONTACT_KEY,
+            ),
+        )
+        for i, p in enumerate(persons)
+    ]
+
+
 def delivery(
-    round_id: str, kommunekode: str, persons: list[PopulationPerson], *, reference_date: date, chunk_size: int = 400, supersedes: uuid.UUID | None = None
-) -> list[PopulationReceived]:
+    round_id: str,
+    kommunekode: str,
+    persons: list[PopulationPerson],
+    *,
+    reference_date: date,
+    chunk_size: int = 400,
+    supersedes: uuid.UUID | None = None,
+) -> list[PopulationReceived] | list[PopulationReceivedV1]:
+    """A delivery as population.received chunks: version 2, or version 1 when the persons carry
+    contacts (``with_contacts``)."""
     delivery_id = uuid.uuid4()
     chunks = [persons[i : i + chunk_size] for i in range(0, len(persons), chunk_size)] or [[]]
+    model = PopulationReceivedV1 if persons and isinstance(persons[0], PopulationPersonV1) else PopulationReceived
     return [
-        PopulationReceived(
+        model(
             round_id=round_id,
             kommunekode=kommunekode,
             delivery_id=delivery_id,
@@ -72,7 +102,7 @@ def delivery(
     ]
 
 
-async def produce(bootstrap: str, prefix: str, payloads: list[PopulationReceived]) -> None:
+async def produce(bootstrap: str, prefix: str, payloads: list[PopulationReceived | PopulationReceivedV1]) -> None:
     producer = make_producer(bootstrap, "sampling-test")
     await producer.start()
     try:
@@ -97,7 +127,15 @@ async def wait_for_frame(client, token: str, round_id: str, populations: dict[st
             await asyncio.sleep(0.1)
 
 
+# A person of sample.drawn v2, as the draw statement concatenates it in SQL: no contact.
+SAMPLED_PERSON_FIELDS = {"pseudonym", "maalgruppe", "stratum", "bands", "inclusion_probability", "design_weight"}
+
+
 async def consume_sample(bootstrap: str, prefix: str, round_id: str, expected_persons: int, timeout: float = 60) -> list[tuple[bytes, SampleDrawn]]:
+    """The round's sample.drawn chunks as published (raw bytes) and parsed. Each must be version
+    2, parse as the shared SampleDrawn byte for byte (the persons are JSON built in SQL, not by
+    the model), and carry exactly v2's person fields: a contact would be personal data sampling
+    must no longer publish, so it is checked in the raw JSON, not only by the model."""
     consumer = AIOKafkaConsumer(f"{prefix}sample.drawn", bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
     out: list[tuple[bytes, SampleDrawn]] = []
@@ -107,9 +145,17 @@ async def consume_sample(bootstrap: str, prefix: str, round_id: str, expected_pe
                 batch = await consumer.getmany(timeout_ms=200)
                 for records in batch.values():
                     for r in records:
-                        event = Envelope.model_validate_json(r.value).payload()
+                        envelope = Envelope.model_validate_json(r.value)
+                        assert (envelope.type, envelope.version) == ("sample.drawn", 2)
+                        event = envelope.payload()
                         assert isinstance(event, SampleDrawn)
                         if event.round_id == round_id:
+                            raw = json.loads(r.value)
+                            assert raw["version"] == 2
+                            for person in raw["data"]["persons"]:
+                                assert set(person) == SAMPLED_PERSON_FIELDS, sorted(person)
+                                assert set(person["bands"]) == {"gender", "age_band", "duration_band"}
+                            assert b"contact" not in r.value
                             out.append((r.value, event))
     finally:
         await consumer.stop()

@@ -1,5 +1,6 @@
-"""Sampling against real PostgreSQL and a real broker: population.received in, the allocation
-previewed, adjusted and confirmed over the API, the draw out as sample.drawn."""
+"""Sampling against real PostgreSQL and a real broker: population.received in (v2, and v1 still
+read), the allocation previewed, adjusted and confirmed over the API, the draw out as
+sample.drawn v2 (no contact data: consume_sample checks every chunk)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from shared.bus import UnitOfWork
 from shared.db import make_sessionmaker, to_async_url
 from shared.testing.fixtures import bearer, create_test_database, running_app, settings_from_env
 
-from sampling_helpers import citizens, consume_sample, delivery, frame_units, produce, wait_for_frame
+from sampling_helpers import citizens, consume_sample, delivery, frame_units, produce, wait_for_frame, with_contacts
 
 REF = date(2025, 8, 1)
 SIZES = {"101": 1_800, "147": 300, "751": 40}
@@ -133,8 +134,9 @@ async def test_preview_adjust_confirm_draw_and_the_events_carry_exact_weights(se
             assert {s.stratum: (s.population, s.sample) for s in e.strata} == {
                 f"{k}:{g}": (eligible[(k, g)], expected_n[(k, g)]) for (k, g) in eligible if k == kode
             }
-        # The CPR number travels sealed only.
-        assert not any(b"0101" in raw and b'"cpr"' in raw for raw, _ in events)
+        # Every chunk is sample.drawn v2 without contacts (consume_sample checks each raw
+        # chunk), and the final chunks alone carry the strata.
+        assert all(not e.strata for _, e in events if not e.final)
 
         # Margins of the drawn frame, as the domain counts them.
         r = await client.get(f"/rounds/{round_id}/draws/{result['draw_id']}/margins", headers=bearer(token))
@@ -311,3 +313,52 @@ async def test_the_kept_counts_follow_redelivery_and_erasure(service_env, dev_is
         assert by_kommune["101"]["margins"] == expected.for_municipality("101")
         events = await consume_sample(kafka_bootstrap, topic_prefix, "e", r.json()["sampled"])
         assert erased.pseudonym not in {p.pseudonym for _, e in events for p in e.persons}
+
+
+async def test_a_v1_population_is_still_consumed_and_its_contacts_are_not_kept(service_env, dev_issuer, kafka_bootstrap, topic_prefix):
+    """population.received v1 chunks published before ingest kept the contacts may still sit on
+    the topic: sampling must take their citizens into the frame like v2's, and keep none of the
+    sealed contacts they carry, in any table, nor pass them on in sample.drawn."""
+    token = admin(dev_issuer)
+    old = with_contacts("v", citizens("v", "101", 150, seed=13))  # v1, with sealed contacts
+    new = citizens("v", "147", 60, seed=14)  # v2: one round can mix them while ingest moves over
+    chunks = delivery("v", "101", old, reference_date=REF, chunk_size=40) + delivery("v", "147", new, reference_date=REF)
+    assert {(c.event_type, c.event_version) for c in chunks} == {("population.received", 1), ("population.received", 2)}
+    async with running_app(create_app(settings_from_env(SamplingSettings, service_env))) as client:
+        await produce(kafka_bootstrap, topic_prefix, chunks)
+        frame = await wait_for_frame(client, token, "v", {"101": 150, "147": 60})
+        # The v1 citizens are in the frame with their flags, exactly as v2's would be.
+        domain = apply_exclusions(frame_units("101", old) + frame_units("147", new), [], ExclusionRules())
+        assert {(s["kommunekode"], s["maalgruppe"]): s["eligible"] for s in frame["strata"]} == domain.frame_counts()
+        assert frame["exclusions"] == {r.value: n for r, n in domain.counts.items()}
+
+        # No contact anywhere in sampling's schema: no column for one (migration 0007), and no
+        # row of any table (frame, processed marks, outboxes, audit, ...) holds a ciphertext.
+        ciphertexts = [p.contact.ciphertext for p in old]
+        engine = create_async_engine(to_async_url(service_env["DATABASE_URL"]))
+        try:
+            async with engine.connect() as conn:
+                columns = (
+                    await conn.execute(
+                        sa.text("SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'sampling'")
+                    )
+                ).all()
+                assert ("frame_unit", "pseudonym") in columns and not [c for c in columns if "contact" in c.column_name]
+                tables = {table for table, _ in columns}
+                for table in tables:
+                    found = await conn.scalar(
+                        sa.text(f"SELECT count(*) FROM sampling.{table} x, unnest(CAST(:c AS text[])) c WHERE strpos(x::text, c) > 0"),
+                        {"c": ciphertexts},
+                    )
+                    assert found == 0, table
+        finally:
+            await engine.dispose()
+
+        # The draw takes the v1 citizens like any others and publishes v2 without contacts.
+        r = await client.post("/rounds/v/draws", json={"seed": 5, "sample_per_stratum": 1000}, headers=bearer(token))
+        assert r.status_code == 201, r.text
+        assert r.json()["sampled"] == sum(domain.frame_counts().values())
+        events = await consume_sample(kafka_bootstrap, topic_prefix, "v", r.json()["sampled"])
+        drawn = {p.pseudonym for _, e in events for p in e.persons}
+        assert drawn == {u.unit_id for u in domain.eligible}
+        assert not any(c.encode() in raw for raw, _ in events for c in ciphertexts)

@@ -1,0 +1,53 @@
+"""Migration 0003 (contacts released apart from the sample) on a database that has invitations
+from before it, down again, and up again."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import command
+
+from services.dispatch.main import MIGRATIONS
+from shared.db import alembic_config, make_engine, migrate
+
+INVITATION = """
+    INSERT INTO dispatch.invitation (id, round_id, kommunekode, pseudonym, token_nonce, token_hash, maalgruppe, stratum,
+                                     contact, status, expires_at)
+    VALUES (gen_random_uuid(), 'r1', '101', :pseudonym, '\\x00', :pseudonym, 'Dagpenge', '101:Dagpenge',
+            CAST(:contact AS jsonb), 'active', now())
+"""
+SEALED = '{"key_id": "k1", "nonce": "bm9uY2U=", "ciphertext": "c2VhbGVk"}'
+
+
+def _downgrade(connection, revision: str) -> None:
+    config = alembic_config(MIGRATIONS, "dispatch")
+    config.attributes["connection"] = connection
+    command.downgrade(config, revision)
+
+
+async def test_0003_keeps_old_invitations_and_downgrades_without_the_contactless(database_url):
+    engine = make_engine(database_url)
+    try:
+        await migrate(engine, MIGRATIONS, "dispatch", revision="d090")
+        async with engine.begin() as conn:
+            await conn.execute(sa.text(INVITATION), {"pseudonym": "with-contact", "contact": SEALED})
+
+        await migrate(engine, MIGRATIONS, "dispatch")
+        async with engine.begin() as conn:
+            await conn.execute(sa.text(INVITATION), {"pseudonym": "waiting", "contact": None})
+            await conn.execute(sa.text("INSERT INTO dispatch.released_contact (round_id, pseudonym, kommunekode, contact)"
+                                       " VALUES ('r1', 'early', '101', NULL)"))
+            kept = await conn.scalar(sa.text("SELECT contact FROM dispatch.invitation WHERE pseudonym = 'with-contact'"))
+        assert kept["ciphertext"] == "c2VhbGVk"
+
+        async with engine.begin() as conn:
+            await conn.run_sync(_downgrade, "d090")
+            left = (await conn.execute(sa.text("SELECT pseudonym FROM dispatch.invitation"))).scalars().all()
+            nullable = await conn.scalar(sa.text(
+                "SELECT is_nullable FROM information_schema.columns"
+                " WHERE table_schema = 'dispatch' AND table_name = 'invitation' AND column_name = 'contact'"))
+            released = await conn.scalar(sa.text("SELECT to_regclass('dispatch.released_contact')"))
+        assert left == ["with-contact"] and nullable == "NO" and released is None
+
+        await migrate(engine, MIGRATIONS, "dispatch")
+    finally:
+        await engine.dispose()
