@@ -1,9 +1,9 @@
 """Releasing the sampled citizens' sealed contacts to dispatch (``contacts.released``).
 
 Ingest seals every delivered citizen's contact details (CPR for Digital Post, name, phone) for
-dispatch and keeps them with the citizen (``Citizen.contact_sealed``). Only a sample of a few
-tens of thousands out of a national million is ever written to, so the contacts travel only
-for the citizens sampling has drawn: each ``sample.drawn`` chunk is answered with one
+dispatch and keeps them with the citizen (``Citizen.contact_sealed``). Only the sample (about
+one citizen in four to eight nationally) is ever written to, so the contacts travel only for
+the citizens sampling has drawn: each ``sample.drawn`` chunk is answered with one
 ``contacts.released`` event for its persons. Unsampled citizens' contact data never leave
 ingest (no Kafka topic, no other service's tables hold them), and population.received is half
 the size it was.
