@@ -23,8 +23,10 @@ import httpx
 import pytest
 
 from shared.auth.dev_issuer import DevIssuer
+from shared.bus import make_producer
 from shared.crypto import new_key
 from shared.db import to_plain_url
+from shared.events import Envelope
 from shared.infra import TansuBroker, start_embedded_postgres
 
 
@@ -182,3 +184,18 @@ async def running_app(app) -> AsyncIterator[httpx.AsyncClient]:
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
+
+
+async def publish_events(bootstrap: str, prefix: str, payloads, *, source: str = "test", correlation_id: str = "test") -> None:
+    """Publish payloads as another service would (each in a new envelope, on its topic and key),
+    in order: one producer, one partition per key, so a key's events arrive as listed. A
+    payload listed twice goes out twice with two event ids, as a re-publication would."""
+    producer = make_producer(bootstrap, f"{source}-test")
+    await producer.start()
+    try:
+        for payload in payloads:
+            envelope = Envelope.wrap(payload, source=source, correlation_id=correlation_id)
+            await producer.send(f"{prefix}{payload.topic}", envelope.model_dump_json().encode(), key=payload.key().encode())
+        await producer.flush()
+    finally:
+        await producer.stop()

@@ -14,7 +14,6 @@ from aiokafka import AIOKafkaConsumer
 from services.ingest.config import IngestSettings
 from services.ingest.main import create_app
 from services.ingest.pseudonymisation import pseudonym_for
-from shared.bus import make_producer
 from shared.crypto import open_contact
 from shared.events import (
     Bands,
@@ -26,7 +25,7 @@ from shared.events import (
     SampledPerson,
     SampledPersonV1,
 )
-from shared.testing.fixtures import bearer, running_app, settings_from_env
+from shared.testing.fixtures import bearer, publish_events, running_app, settings_from_env
 
 ROWS = [
     {"cpr": "010190-1234", "ydelse": "Dagpenge", "overgangsdato": "2022-01-01", "telefon": "21234567", "navn": "Anna Andersen"},
@@ -65,32 +64,27 @@ def _sample(round_id: str, pseudonyms: list[str], *, chunk_no: int = 0, draw_id:
 
 
 async def _produce(bootstrap: str, prefix: str, payloads: list[EventPayload]) -> None:
-    producer = make_producer(bootstrap, "ingest-release-test")
-    await producer.start()
-    try:
-        for payload in payloads:
-            envelope = Envelope.wrap(payload, source="sampling", correlation_id=f"test:{payload.round_id}")
-            await producer.send_and_wait(f"{prefix}{payload.topic}", envelope.model_dump_json().encode(), key=payload.key().encode())
-    finally:
-        await producer.stop()
+    """As sampling publishes its chunks (the release's audit entry names the source)."""
+    await publish_events(bootstrap, prefix, payloads, source="sampling", correlation_id=f"test:{payloads[0].round_id}")
 
 
 async def _releases(bootstrap: str, prefix: str, round_id: str, count: int, timeout: float = 30) -> list[tuple[Envelope, ContactsReleased]]:
-    """The first ``count`` contacts.released events of the round, then half a second more to catch any extra."""
+    """The round's contacts.released events: at least ``count``, then half a second more to catch any extra."""
     consumer = AIOKafkaConsumer(f"{prefix}contacts.released", bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
     found: list[tuple[Envelope, ContactsReleased]] = []
+
+    async def fetch(timeout_ms: int) -> None:
+        for records in (await consumer.getmany(timeout_ms=timeout_ms)).values():
+            for envelope in (Envelope.model_validate_json(record.value) for record in records):
+                if (event := envelope.payload()).round_id == round_id:
+                    found.append((envelope, event))
+
     try:
         async with asyncio.timeout(timeout):
             while len(found) < count:
-                for records in (await consumer.getmany(timeout_ms=200)).values():
-                    for record in records:
-                        envelope = Envelope.model_validate_json(record.value)
-                        event = envelope.payload()
-                        if event.round_id == round_id:
-                            found.append((envelope, event))
-        for records in (await consumer.getmany(timeout_ms=500)).values():
-            found.extend((e, e.payload()) for e in map(Envelope.model_validate_json, (r.value for r in records)) if e.payload().round_id == round_id)
+                await fetch(200)
+        await fetch(500)
     finally:
         await consumer.stop()
     return found

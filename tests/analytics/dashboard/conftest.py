@@ -11,21 +11,18 @@ import pytest
 from dashboard_helpers import ROUNDS, demo_round
 from services.analytics.config import AnalyticsSettings
 from services.analytics.main import create_app
-from shared.bus import make_producer
-from shared.events import Envelope
-from shared.testing.fixtures import bearer, create_test_database, make_service_env, running_app, settings_from_env
+from shared.testing.fixtures import (
+    bearer,
+    create_test_database,
+    make_service_env,
+    publish_events,
+    running_app,
+    settings_from_env,
+)
 
 
 async def produce(bootstrap: str, prefix: str, payloads) -> None:
-    producer = make_producer(bootstrap, "dashboard-test")
-    await producer.start()
-    try:
-        for p in payloads:
-            envelope = Envelope.wrap(p, source="test", correlation_id="dashboard-test")
-            await producer.send(f"{prefix}{p.event_type}", envelope.model_dump_json().encode(), key=p.key().encode())
-        await producer.flush()
-    finally:
-        await producer.stop()
+    await publish_events(bootstrap, prefix, payloads)
 
 
 async def wait_for_counts(client, token: str, round_id: str, invited: int, answers: int, timeout: float = 90) -> None:

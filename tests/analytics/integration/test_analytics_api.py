@@ -26,27 +26,17 @@ from services.analytics.domain.suppression import TOTAL
 from services.analytics.main import create_app
 from services.analytics.models import ResponseFact
 from services.analytics.synthetic import synthetic_round
-from shared.bus import make_producer
 from shared.db import to_async_url
-from shared.events import Envelope
-from shared.testing.fixtures import bearer, create_test_database, running_app, settings_from_env
+from shared.testing.fixtures import bearer, create_test_database, publish_events, running_app, settings_from_env
 
 KOMMUNER = ["101", "147", "751"]
 TOL = 1e-9
 
 
 async def produce(bootstrap: str, prefix: str, payloads, *, duplicate_every: int = 0) -> None:
-    producer = make_producer(bootstrap, "analytics-test")
-    await producer.start()
-    try:
-        for i, p in enumerate(payloads):
-            copies = 2 if duplicate_every and i % duplicate_every == 0 else 1
-            for _ in range(copies):  # a re-publication has a new event id: only the fact key dedups it
-                envelope = Envelope.wrap(p, source="test", correlation_id="analytics-test")
-                await producer.send(f"{prefix}{p.event_type}", envelope.model_dump_json().encode(), key=p.key().encode())
-        await producer.flush()
-    finally:
-        await producer.stop()
+    # A re-publication has a new event id: only the fact key dedups it.
+    copies = [p for i, p in enumerate(payloads) for _ in range(2 if duplicate_every and i % duplicate_every == 0 else 1)]
+    await publish_events(bootstrap, prefix, copies)
 
 
 async def wait_for_counts(client, token: str, round_id: str, invited: int, answers: int, timeout: float = 60) -> None:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 
 from services.dispatch.channels.base import Channel, OutgoingMessage, SendResult
 from services.dispatch.config import DispatchSettings
@@ -37,7 +37,7 @@ from shared.events import (
     SampledPersonV1,
 )
 from shared.runtime import ServiceRuntime
-from shared.testing.fixtures import settings_from_env
+from shared.testing.fixtures import publish_events, settings_from_env
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))  # the unit tests' fakes
 
@@ -200,15 +200,7 @@ def completed_states(*chunks: DrawnChunk, steps=(("invitation", "letter"), ("rem
 
 
 async def produce(env: dict[str, str], *payloads) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"], max_request_size=8 * 1024 * 1024)
-    await producer.start()
-    try:
-        for payload in payloads:
-            envelope = Envelope.wrap(payload, source="test", correlation_id="test")
-            await producer.send_and_wait(env["KAFKA_TOPIC_PREFIX"] + payload.topic,
-                                         value=envelope.model_dump_json().encode(), key=payload.key().encode())
-    finally:
-        await producer.stop()
+    await publish_events(env["KAFKA_BOOTSTRAP_SERVERS"], env["KAFKA_TOPIC_PREFIX"], payloads)
 
 
 async def consume_all(env: dict[str, str], topic: str, expected: int, timeout: float = 20.0) -> list[dict]:

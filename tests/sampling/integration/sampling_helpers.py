@@ -15,7 +15,6 @@ from datetime import date
 from aiokafka import AIOKafkaConsumer
 
 from services.sampling.domain import MAALGRUPPER, FrameUnit
-from shared.bus import make_producer
 from shared.crypto import ContactDetails, new_key, seal_contact
 from shared.events import (
     Bands,
@@ -26,7 +25,7 @@ from shared.events import (
     PopulationReceivedV1,
     SampleDrawn,
 )
-from shared.testing.fixtures import bearer
+from shared.testing.fixtures import bearer, publish_events
 
 CONTACT_KEY = base64.b64decode(new_key())
 AGE = ["16-29", "30-39", "40-49", "50-59", "60+"]
@@ -103,14 +102,7 @@ def delivery(
 
 
 async def produce(bootstrap: str, prefix: str, payloads: list[PopulationReceived | PopulationReceivedV1]) -> None:
-    producer = make_producer(bootstrap, "sampling-test")
-    await producer.start()
-    try:
-        for p in payloads:
-            envelope = Envelope.wrap(p, source="ingest", correlation_id=f"test:{p.round_id}")
-            await producer.send_and_wait(f"{prefix}population.received", envelope.model_dump_json().encode(), key=p.key().encode())
-    finally:
-        await producer.stop()
+    await publish_events(bootstrap, prefix, payloads, source="ingest")
 
 
 async def wait_for_frame(client, token: str, round_id: str, populations: dict[str, int], timeout: float = 60) -> dict:
