@@ -24,8 +24,10 @@ up: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m shared.devstack demo
 
+# BORGERBLIK_ROUTE_LOG: every service records the routes the tests reach, in a fresh directory;
+# at the end the run fails if a route has no test reaching its success path (shared/testing/route_log.py).
 test: $(STAMP)
-	$(BIN)/pytest -q -m "not kafka"
+	BORGERBLIK_ROUTE_LOG=$$(mktemp -d -t borgerblik-routes-XXXXXX) $(BIN)/pytest -q -m "not kafka"
 
 # The bus, Kafka-only and end-to-end tests on a real Apache Kafka (KRaft, jars from Maven Central,
 # cached in ~/.cache/borgerblik/kafka).

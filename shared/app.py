@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from typing import Any
@@ -65,6 +66,12 @@ def install_common(app: FastAPI, settings: ServiceSettings) -> None:
 
     # A plain ASGI middleware: @app.middleware("http") costs ~0.8 ms CPU per request.
     app.add_middleware(TimingAndCorrelation, service=service)
+    if route_log := os.environ.get("BORGERBLIK_ROUTE_LOG"):
+        # Tests only: which routes answered with what (shared/testing/route_log.py). Unset, the
+        # recorder is neither imported nor in the request path.
+        from shared.testing.route_log import RouteRecorder
+
+        app.add_middleware(RouteRecorder, service=service, directory=route_log)
 
     @app.get("/healthz", tags=["ops"], summary="200 when the database and the broker are reachable")
     async def healthz(request: Request) -> JSONResponse:

@@ -36,7 +36,8 @@ class ServiceProcess:
                 sys.executable, "-m", "uvicorn", f"services.{self.name}.main:create_app", "--factory",
                 "--host", "127.0.0.1", "--port", str(self.port), "--no-access-log", "--log-level", "warning",
             ],
-            env={**os.environ, **self.env, "SERVICE_NAME": self.name},
+            # Without the test that started it: the process outlives that test (route_log.py).
+            env={**{k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}, **self.env, "SERVICE_NAME": self.name},
             cwd=REPO_ROOT,
             stdout=log,
             stderr=subprocess.STDOUT if self.log_file else subprocess.DEVNULL,
