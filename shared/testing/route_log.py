@@ -36,29 +36,31 @@ ENV = "BORGERBLIK_ROUTE_LOG"
 
 
 class _LogFile:
-    """The process's log file, opened on first use (and again in a forked child), one lock for
-    the threads that serve requests (schemathesis drives an app from a thread of its own). A
-    record already written by this process is not written again."""
+    """The process's log file per directory, opened on first use (and again in a forked child),
+    one lock for the threads that serve requests (schemathesis drives an app from a thread of its
+    own). A record already written by this process is not written again."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._pid: int | None = None
-        self._file = None
+        self._files: dict[str, Any] = {}
         self._seen: set[tuple] = set()
 
     def write(self, directory: str, record: dict[str, Any]) -> None:
-        key = tuple(record.values())
+        key = (directory, *record.values())
         with self._lock:
             if self._pid != os.getpid():
-                Path(directory).mkdir(parents=True, exist_ok=True)
-                name = f"routes-{socket.gethostname()}-{os.getpid()}.jsonl"
-                self._file = open(Path(directory) / name, "a", encoding="utf-8")  # noqa: SIM115 (lives as long as the process)
-                self._pid, self._seen = os.getpid(), set()
+                self._pid, self._files, self._seen = os.getpid(), {}, set()
             if key in self._seen:
                 return
             self._seen.add(key)
-            self._file.write(json.dumps(record) + "\n")
-            self._file.flush()
+            file = self._files.get(directory)
+            if file is None:
+                Path(directory).mkdir(parents=True, exist_ok=True)
+                name = f"routes-{socket.gethostname()}-{os.getpid()}.jsonl"
+                file = self._files[directory] = open(Path(directory) / name, "a", encoding="utf-8")  # noqa: SIM115 (kept open for the process)
+            file.write(json.dumps(record) + "\n")
+            file.flush()
 
 
 _LOG = _LogFile()

@@ -1,0 +1,101 @@
+"""The route recorder and the coverage walk (shared/testing/route_log.py) themselves: what is
+recorded, what counts as a success, and that the walk names what no test reached."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+
+from shared.testing import route_log
+from shared.testing.route_log import Operation, RouteRecorder
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+import authz_rules  # noqa: E402
+
+
+def _tiny_app(directory: Path) -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/items/{item_id}")
+    async def item(item_id: int) -> dict:
+        return {"id": item_id}
+
+    @app.post("/s/{token}/afmeld")
+    async def opt_out(token: str) -> RedirectResponse:
+        return RedirectResponse(f"/s/{token}/afmeldt?lang=en", status_code=303)
+
+    app.add_middleware(RouteRecorder, service="responses", directory=str(directory))
+    return app
+
+
+async def test_records_the_route_template_status_redirect_target_and_test(tmp_path):
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=_tiny_app(tmp_path)), base_url="http://t") as client:
+        assert (await client.get("/items/7")).json() == {"id": 7}
+        assert (await client.get("/items/7")).status_code == 200  # the same record again: written once
+        assert (await client.get("/items/not-a-number")).status_code == 422
+        assert (await client.post("/s/abc/afmeld")).status_code == 303
+        assert (await client.get("/nowhere")).status_code == 404  # no route: nothing to record
+
+    records = list(route_log.read_records(tmp_path))
+    this_test = "tests/routes/test_route_log.py::test_records_the_route_template_status_redirect_target_and_test"
+    assert records == [
+        {"service": "responses", "method": "GET", "path": "/items/{item_id}", "status": 200, "location": None, "test": this_test},
+        {"service": "responses", "method": "GET", "path": "/items/{item_id}", "status": 422, "location": None, "test": this_test},
+        {"service": "responses", "method": "POST", "path": "/s/{token}/afmeld", "status": 303, "location": "/s/abc/afmeldt", "test": this_test},
+    ]
+    assert route_log.covered(records) == {
+        Operation("responses", "GET", "/items/{item_id}"),
+        Operation("responses", "POST", "/s/{token}/afmeld"),  # a reviewed redirect to its confirmation
+    }
+
+
+def test_what_counts_as_a_success():
+    base = {"service": "responses", "method": "POST", "path": "/s/{token}/side/{n}", "location": None, "test": "tests/x.py::t"}
+    assert route_log.counts(base | {"status": 200})
+    assert not route_log.counts(base | {"status": 403})
+    # The form's post/redirect/get: a 303 to the next page is its success, a redirect elsewhere is not.
+    assert route_log.counts(base | {"status": 303, "location": "/s/tok/side/2"})
+    assert route_log.counts(base | {"status": 303, "location": "http://host/s/tok/tak"})
+    assert not route_log.counts(base | {"status": 303, "location": "/dashboard/login"})
+    # A route not reviewed as a redirect: a 3xx is not its success.
+    assert not route_log.counts(base | {"path": "/s/{token}", "status": 303, "location": "/s/tok/side/1"})
+    # A 2xx the fuzzer or the authorization walk happened to get does not count.
+    assert not route_log.counts(base | {"status": 200, "test": "tests/security/test_fuzz.py::test_fuzz[ingest]"})
+    assert not route_log.counts(base | {"status": 201, "test": "tests/security/test_authorization_walk.py::test_x"})
+    # A service process started by the tests records no test: its requests count.
+    assert route_log.counts(base | {"status": 201, "test": None})
+
+
+def test_the_walk_names_every_route_without_a_success(tmp_path):
+    operations = route_log.service_operations(["dispatch"])
+    paths = {(op.method, op.path) for op in operations}
+    assert {("GET", "/healthz"), ("GET", "/metrics"), ("GET", "/audit"), ("GET", "/rounds/{round_id}/failures")} <= paths
+    assert not any(path in route_log.EXCLUDED for _, path in paths)  # FastAPI's own pages are not asked for
+
+    (tmp_path / "routes-h-1.jsonl").write_text(
+        '{"service": "dispatch", "method": "GET", "path": "/healthz", "status": 200, "location": null, "test": null}\n'
+        '{"service": "dispatch", "method": "GET", "path": "/audit", "status": 403, "location": null, "test": null}\n'
+        '{"service": "dispatch", "method": "GET", "path": "/aud'  # cut short by a killed process
+    )
+    missing = route_log.uncovered(tmp_path, operations)
+    assert Operation("dispatch", "GET", "/healthz") not in missing
+    assert Operation("dispatch", "GET", "/audit") in missing
+    assert set(missing) == set(operations) - {Operation("dispatch", "GET", "/healthz")}
+    text = route_log.report(missing, tmp_path, len(operations))
+    assert f"{len(missing)} of {len(operations)} routes" in text and "    GET    /audit" in text
+
+
+def test_the_recorder_is_only_installed_when_asked_for(monkeypatch, tmp_path):
+    env = authz_rules.offline_env()
+    monkeypatch.delenv(route_log.ENV, raising=False)
+    plain = authz_rules.create_app("sampling", env)
+    assert RouteRecorder not in [m.cls for m in plain.user_middleware]
+    monkeypatch.setenv(route_log.ENV, str(tmp_path))
+    recording = authz_rules.create_app("sampling", env)
+    assert [m.kwargs for m in recording.user_middleware if m.cls is RouteRecorder] == [
+        {"service": "sampling", "directory": str(tmp_path)}
+    ]
