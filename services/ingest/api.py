@@ -7,11 +7,18 @@ Two ways in for a municipality's extract, both validated and stored the same way
 - ``POST /rounds/{round_id}/extracts/{kommunekode}/files`` with a CSV, XLSX or JSON file (the
   raw body, or multipart field ``file``): answered at once with a job (202); the job runs in
   the background and ``GET /jobs/{job_id}`` shows its progress and report.
+
+Both take ``dry_run=true`` (validate and report in full, store nothing) and
+``confirm_replacement=true`` (accept a delivery that would shrink the municipality's frame,
+``domain.replacement``). The rules are readable: ``GET /maalgrupper`` (the target-group mapping)
+and ``GET /profiles`` (the column profiles; ``POST /profiles`` registers one). KL's operator
+(``rounds:admin``) lists a round's deliveries and jobs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import date
@@ -22,13 +29,24 @@ from fastapi import APIRouter, Depends, HTTPException, Path as PathParam, Query,
 from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 
-from services.ingest import jobs, service
-from services.ingest.domain.errors import ExtractFormatError
-from services.ingest.domain.profiles import get_profile, load_profiles
-from services.ingest.schemas import DeliveryReport, JobAccepted, JobReport, JsonExtract
+from services.ingest import jobs, profiles, service
+from services.ingest.domain.classification import load_mapping
+from services.ingest.domain.errors import ExtractFormatError, MappingDataError, MissingColumnsError
+from services.ingest.domain.replacement import replacement_refusal
+from services.ingest.schemas import (
+    DeliveryReport,
+    DeliverySummary,
+    JobAccepted,
+    JobReport,
+    JobSummary,
+    JsonExtract,
+    ProfileRegistration,
+)
 from shared.auth import Principal, ensure_kommune_access, get_principal, require_scopes
 
 router = APIRouter(tags=["extracts"])
+ADMIN_SCOPE = "rounds:admin"  # KL's operator: sees every upload of a round
+MAX_FILE_NAME = 200
 
 KOMMUNEKODE_PATTERN = r"^\d{3}$"
 ROUND_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -56,7 +74,8 @@ UPLOAD_CONTENT_TYPES = frozenset(
     summary="Deliver a JSON batch of a municipality's extract for a round (replaces an earlier delivery)",
     responses={
         403: {"description": "not allowed for this municipality"},
-        409: {"description": "the round is closed"},
+        200: {"description": "dry run: the report, nothing stored", "model": DeliveryReport},
+        409: {"description": "the round is closed, or the delivery would remove citizens without confirm_replacement"},
         422: {"description": "delivery rejected"},
     },
 )
@@ -65,6 +84,10 @@ async def deliver_extract(
     body: JsonExtract,
     round_id: str = PathParam(pattern=ROUND_PATTERN),
     kommunekode: str = PathParam(pattern=KOMMUNEKODE_PATTERN),
+    dry_run: bool = Query(False, description="Validate and report in full; store nothing"),
+    confirm_replacement: bool = Query(
+        False, description="Accept a delivery with no valid citizens, or under half of those it replaces"
+    ),
     principal: Principal = Depends(require_scopes("extracts:write")),
 ) -> DeliveryReport:
     ensure_kommune_access(principal, kommunekode)
@@ -74,21 +97,28 @@ async def deliver_extract(
             status.HTTP_413_CONTENT_TOO_LARGE,
             detail=f"a JSON batch holds at most {settings.json_batch_max_rows:,} rows; upload bigger extracts as a file",
         )
+    delivery_request = service.DeliveryRequest(
+        round_id=round_id,
+        kommunekode=kommunekode,
+        delivered_by=principal.subject,
+        reference_date=body.reference_date,
+        policy=body.policy,
+        today=jobs.upload_day(None),
+        dry_run=dry_run,
+        confirm_replacement=confirm_replacement,
+    )
     try:
         outcome = await service.ingest_delivery(
-            request.app.state.runtime,
-            settings,
-            service.DeliveryRequest(
-                round_id=round_id,
-                kommunekode=kommunekode,
-                delivered_by=principal.subject,
-                reference_date=body.reference_date,
-                policy=body.policy,
-            ),
-            service.json_rows(body.rows),
+            request.app.state.runtime, settings, delivery_request, service.json_rows(body.rows)
         )
     except service.RoundClosed as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+    except service.ReplacementRefused as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail={"message": str(exc), "errors": exc.report["errors"]}) from None
+    if outcome.status == "validated":
+        return JSONResponse(
+            service.dry_run_report(delivery_request, outcome).model_dump(mode="json"), status_code=status.HTTP_200_OK
+        )
     if outcome.delivery is None:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
@@ -108,7 +138,7 @@ async def deliver_extract(
     responses={
         400: {"description": "empty body"},
         403: {"description": "not allowed for this municipality"},
-        409: {"description": "the round is closed"},
+        409: {"description": "the round is closed, or a header-only file would remove citizens without confirm_replacement"},
         413: {"description": "file too large"},
         415: {"description": "unsupported content type"},
         422: {"description": "the file cannot be read as an extract (format, encoding, missing columns)"},
@@ -119,17 +149,43 @@ async def upload_extract(
     round_id: str = PathParam(pattern=ROUND_PATTERN),
     kommunekode: str = PathParam(pattern=KOMMUNEKODE_PATTERN),
     reference_date: date = Query(description="The round's reference date (ages and durations are computed at it)"),
-    profile: str = Query("standard", description="Column profile: the vendor's header names (standard, momentum, fasit)"),
+    profile: str = Query(
+        "standard",
+        description="Column profile: the vendor's header names (standard, momentum, fasit, or one registered at "
+        "POST /profiles; name@version for an older version). GET /profiles lists them",
+    ),
+    column_map: str | None = Query(
+        None,
+        description='A one-off mapping of canonical columns to this file\'s headers, as JSON: {"overgangsdato": "Dato for skift"}',
+    ),
     policy: Literal["accept_valid", "reject_all"] = Query("accept_valid"),
+    dry_run: bool = Query(False, description="Validate and report in full; store nothing"),
+    confirm_replacement: bool = Query(
+        False, description="Accept a delivery with no valid citizens, or under half of those it replaces"
+    ),
+    filename: str | None = Query(None, max_length=MAX_FILE_NAME, description="The file's name, for the round's listing"),
     principal: Principal = Depends(require_scopes("extracts:write")),
 ) -> JSONResponse:
     ensure_kommune_access(principal, kommunekode)
-    try:
-        profile = get_profile(profile).name
-    except LookupError:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, detail=f"unknown column profile; known profiles: {', '.join(sorted(load_profiles()))}"
-        ) from None
+    runtime, settings = request.app.state.runtime, request.app.state.settings
+    async with runtime.uow() as uow:
+        try:
+            column_profile = await profiles.resolve_profile(uow.session, profile)
+        except profiles.UnknownProfile as exc:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
+    if column_map:
+        try:
+            mapping = json.loads(column_map)
+            if not isinstance(mapping, dict):
+                raise ValueError
+            column_profile = column_profile.with_overrides(mapping)
+        except ValueError:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                detail='column_map must be a JSON object of canonical column -> header, e.g. {"overgangsdato": "Dato for skift"}',
+            ) from None
+        except LookupError as exc:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=f"column_map: {exc}") from None
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in UPLOAD_CONTENT_TYPES:
         raise HTTPException(
@@ -137,7 +193,6 @@ async def upload_extract(
             detail="send the extract as text/csv, an XLSX workbook, application/json, application/x-ndjson, "
             "application/octet-stream, or as multipart/form-data with a 'file' part",
         )
-    runtime, settings = request.app.state.runtime, request.app.state.settings
     # Refused before the file is received; the job checks again when it stores the delivery.
     async with runtime.uow() as uow:
         try:
@@ -146,7 +201,8 @@ async def upload_extract(
             raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
     try:
         if content_type == "multipart/form-data":
-            path, size = await _save_multipart(request, settings)
+            path, size, part_name = await _save_multipart(request, settings)
+            filename = filename or part_name
         else:
             path, size = await jobs.save_upload(request.stream(), settings.upload_path, settings.max_upload_bytes)
     except jobs.UploadTooLarge as exc:
@@ -155,31 +211,55 @@ async def upload_extract(
         path.unlink(missing_ok=True)
         raise HTTPException(status.HTTP_400_BAD_REQUEST, detail="the request body is empty: send the extract file as the body")
     try:
-        file_format = await asyncio.to_thread(jobs.inspect_upload, path, profile)
+        file_format, has_rows = await asyncio.to_thread(jobs.inspect_upload, path, column_profile)
+    except MissingColumnsError as exc:
+        path.unlink(missing_ok=True)
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail={"message": f"the file cannot be read as an extract: {exc}", "missing_columns": exc.missing},
+        ) from None
     except ExtractFormatError as exc:
         path.unlink(missing_ok=True)
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=f"the file cannot be read as an extract: {exc}") from None
     except BaseException:
         path.unlink(missing_ok=True)
         raise
+    if not has_rows and not dry_run and not confirm_replacement:
+        # A header-only file: known without running the job (domain.replacement's rule).
+        async with runtime.uow() as uow:
+            previous = await service.current_citizens(uow.session, round_id, kommunekode)
+        path.unlink(missing_ok=True)
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=replacement_refusal(previous, 0))
     job = await jobs.create_job(
         runtime,
         round_id=round_id,
         kommunekode=kommunekode,
         submitted_by=principal.subject,
         reference_date=reference_date,
-        profile=profile,
+        profile=column_profile,
         policy=policy,
         file_format=file_format,
         path=path,
         size=size,
+        dry_run=dry_run,
+        confirm_replacement=confirm_replacement,
+        file_name=_file_name(filename),
     )
     status_url = str(request.url_for("get_job", job_id=job.id).path)
     accepted = JobAccepted(job_id=job.id, status="queued", status_url=status_url)
     return JSONResponse(accepted.model_dump(mode="json"), status_code=status.HTTP_202_ACCEPTED, headers={"Location": status_url})
 
 
-async def _save_multipart(request: Request, settings) -> tuple[Path, int]:
+def _file_name(name: str | None) -> str | None:
+    """Just the name (no directories), printable, capped."""
+    if not name:
+        return None
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    cleaned = "".join(char for char in base if char.isprintable())[:MAX_FILE_NAME]
+    return cleaned or None
+
+
+async def _save_multipart(request: Request, settings) -> tuple[Path, int, str | None]:
     # Starlette spools file parts to disk beyond 1 MB, so memory stays flat here too.
     async with request.form(max_files=1, max_fields=10) as form:
         upload = form.get("file")
@@ -190,13 +270,14 @@ async def _save_multipart(request: Request, settings) -> tuple[Path, int]:
             while data := await upload.read(jobs.UPLOAD_CHUNK_BYTES):
                 yield data
 
-        return await jobs.save_upload(chunks(), settings.upload_path, settings.max_upload_bytes)
+        path, size = await jobs.save_upload(chunks(), settings.upload_path, settings.max_upload_bytes)
+        return path, size, upload.filename
 
 
 @router.get("/jobs/{job_id}", response_model=JobReport, summary="An upload job's progress, and its report when it has ended")
 async def get_job(request: Request, job_id: uuid.UUID, principal: Principal = Depends(get_principal)) -> JobReport:
-    if not principal.scopes & {"extracts:write", "extracts:read"}:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="missing scope: extracts:read or extracts:write")
+    if not principal.scopes & {"extracts:write", "extracts:read", ADMIN_SCOPE}:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"missing scope: extracts:read, extracts:write or {ADMIN_SCOPE}")
     job = await jobs.get_job(request.app.state.runtime, job_id)
     if job is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such job")
@@ -205,13 +286,90 @@ async def get_job(request: Request, job_id: uuid.UUID, principal: Principal = De
 
 
 @router.get("/deliveries/{delivery_id}", response_model=DeliveryReport, summary="A delivery's report")
-async def get_delivery(
-    request: Request, delivery_id: uuid.UUID, principal: Principal = Depends(require_scopes("extracts:read"))
-) -> DeliveryReport:
+async def get_delivery(request: Request, delivery_id: uuid.UUID, principal: Principal = Depends(get_principal)) -> DeliveryReport:
+    if not principal.scopes & {"extracts:read", ADMIN_SCOPE}:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"missing scope: extracts:read or {ADMIN_SCOPE}")
     async with request.app.state.runtime.uow() as uow:
-        delivery = await service.get_delivery(uow, delivery_id)
-    if delivery is None:
+        report = await service.delivery_report(uow, delivery_id)
+    if report is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such delivery")
-    ensure_kommune_access(principal, delivery.kommunekode)
-    return service.report_for(delivery)
+    ensure_kommune_access(principal, report.kommunekode)
+    return report
 
+
+@router.get(
+    "/rounds/{round_id}/deliveries",
+    response_model=list[DeliverySummary],
+    summary="Every delivery of a round, newest first (KL's operator)",
+)
+async def list_round_deliveries(
+    request: Request,
+    round_id: str = PathParam(pattern=ROUND_PATTERN),
+    principal: Principal = Depends(require_scopes(ADMIN_SCOPE, "kommuner:all")),
+) -> list[DeliverySummary]:
+    async with request.app.state.runtime.uow() as uow:
+        return await service.list_deliveries(uow, round_id)
+
+
+@router.get(
+    "/rounds/{round_id}/jobs",
+    response_model=list[JobSummary],
+    summary="Every upload job of a round, newest first: who, when, file, counts, status (KL's operator)",
+)
+async def list_round_jobs(
+    request: Request,
+    round_id: str = PathParam(pattern=ROUND_PATTERN),
+    principal: Principal = Depends(require_scopes(ADMIN_SCOPE, "kommuner:all")),
+) -> list[JobSummary]:
+    return await jobs.list_jobs(request.app.state.runtime, round_id)
+
+
+# --- the rules, readable --------------------------------------------------------------------------
+
+
+@router.get("/maalgrupper", tags=["rules"], summary="The target-group mapping: benefits, visitation categories, durations, bands")
+async def get_maalgrupper(
+    request: Request,
+    version: str | None = Query(None, description="A mapping version (v1, v2); the one new deliveries use when omitted"),
+    principal: Principal = Depends(get_principal),
+) -> dict:
+    try:
+        mapping = load_mapping(version or request.app.state.settings.maalgruppe_mapping_version)
+    except LookupError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
+    return {"current_version": request.app.state.settings.maalgruppe_mapping_version, **mapping.raw}
+
+
+@router.get("/profiles", tags=["rules"], summary="The column profiles: which headers mean which column")
+async def get_profiles(request: Request, principal: Principal = Depends(get_principal)) -> list[dict]:
+    async with request.app.state.runtime.uow() as uow:
+        return [profile.to_json() for profile in await profiles.list_profiles(uow.session)]
+
+
+@router.get("/profiles/{reference}", tags=["rules"], summary="One column profile (name, or name@version)")
+async def get_one_profile(request: Request, reference: str, principal: Principal = Depends(get_principal)) -> dict:
+    async with request.app.state.runtime.uow() as uow:
+        try:
+            return (await profiles.resolve_profile(uow.session, reference)).to_json()
+        except profiles.UnknownProfile as exc:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
+
+
+@router.post(
+    "/profiles",
+    tags=["rules"],
+    status_code=status.HTTP_201_CREATED,
+    summary="Register a column profile (a new version when the name exists); used by uploads at once",
+    responses={422: {"description": "ambiguous headers, unknown columns or base"}},
+)
+async def register_profile(
+    request: Request, body: ProfileRegistration, principal: Principal = Depends(get_principal)
+) -> dict:
+    if not principal.scopes & {"extracts:write", ADMIN_SCOPE}:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"missing scope: extracts:write or {ADMIN_SCOPE}")
+    async with request.app.state.runtime.uow() as uow:
+        try:
+            profile = await profiles.register_profile(uow, body, principal.subject)
+        except (MappingDataError, LookupError) as exc:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
+    return profile.to_json()

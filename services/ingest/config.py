@@ -22,7 +22,7 @@ class IngestSettings(ServiceSettings, KeyRingSettings):
     event_chunk_max_bytes: int = 750_000
     # The maalgruppe mapping table (services/ingest/domain/maalgrupper_<version>.json) new
     # deliveries are classified with; every delivery records the version it used.
-    maalgruppe_mapping_version: str = "v1"
+    maalgruppe_mapping_version: str = "v2"
 
     # Uploaded extracts wait here (in clear: they hold CPR numbers) until their job has run; the
     # file is deleted as soon as the job ends. Must survive a restart so queued jobs can resume,

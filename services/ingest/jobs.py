@@ -15,25 +15,29 @@ import os
 import tempfile
 import uuid
 from collections.abc import AsyncIterator
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
 from services.ingest import service
 from services.ingest.config import IngestSettings
 from services.ingest.domain.errors import ExtractFormatError
+from services.ingest.domain.profiles import ColumnProfile, from_spec, get_profile
 from services.ingest.domain.readers import ExtractFormat, open_extract
 from services.ingest.parallel import ExtractFile
 from services.ingest.models import ExtractJob
 from services.ingest.parallel import shutdown_pool, warm_pool
-from services.ingest.schemas import JobProgress, JobReport, RowIssue
+from services.ingest.schemas import Classification, JobProgress, JobReport, JobSummary, RowIssue
 from shared.bus import UnitOfWork
 from shared.runtime import ServiceRuntime
 
 logger = logging.getLogger(__name__)
 
 UPLOAD_CHUNK_BYTES = 1024 * 1024
+# "The day of the upload" is the Danish calendar day: a date after it is in the future.
+DANISH_TIME = ZoneInfo("Europe/Copenhagen")
 _wakeups: dict[int, asyncio.Event] = {}  # per runtime: an upload wakes the worker at once
 
 
@@ -66,11 +70,18 @@ async def save_upload(chunks: AsyncIterator[bytes], directory: str, max_bytes: i
     return path, size
 
 
-def inspect_upload(path: Path, profile: str) -> ExtractFormat:
+def inspect_upload(path: Path, profile: ColumnProfile | str) -> tuple[ExtractFormat, bool]:
     """Open the extract and find its header, so an unreadable file is refused at once (4xx)
-    rather than queued. Raises ``ExtractFormatError`` with what is wrong."""
+    rather than queued: its format, and whether any data row follows the header. Raises
+    ``ExtractFormatError`` with what is wrong."""
     with open_extract(path, profile) as reader:
-        return reader.format
+        has_rows = next(iter(reader), None) is not None
+        return reader.format, has_rows
+
+
+def upload_day(moment: datetime | None) -> date:
+    """The Danish calendar day of an upload (now, when not known)."""
+    return (moment or datetime.now(DANISH_TIME)).astimezone(DANISH_TIME).date()
 
 
 async def create_job(
@@ -80,20 +91,27 @@ async def create_job(
     kommunekode: str,
     submitted_by: str,
     reference_date: date,
-    profile: str,
+    profile: ColumnProfile,
     policy: str,
     file_format: ExtractFormat,
     path: Path,
     size: int,
+    dry_run: bool = False,
+    confirm_replacement: bool = False,
+    file_name: str | None = None,
 ) -> ExtractJob:
     async with runtime.uow() as uow:
         job = ExtractJob(
+            profile_spec=profile.to_spec(),
+            dry_run=dry_run,
+            confirm_replacement=confirm_replacement,
+            file_name=file_name,
             id=uuid.uuid4(),
             round_id=round_id,
             kommunekode=kommunekode,
             submitted_by=submitted_by,
             reference_date=reference_date,
-            profile=profile,
+            profile=profile.reference,
             policy=policy,
             file_format=file_format.value,
             file_path=str(path),
@@ -123,6 +141,9 @@ def job_report(job: ExtractJob, supersedes: uuid.UUID | None = None) -> JobRepor
         round_id=job.round_id,
         kommunekode=job.kommunekode,
         status=job.status,
+        submitted_by=job.submitted_by,
+        file_name=job.file_name,
+        dry_run=bool(job.dry_run),
         profile=job.profile,
         policy=job.policy,
         file_format=job.file_format,
@@ -136,6 +157,8 @@ def job_report(job: ExtractJob, supersedes: uuid.UUID | None = None) -> JobRepor
         mapping_version=report.get("mapping_version"),
         exclusions=report.get("exclusions", {}),
         maalgrupper=report.get("maalgrupper", {}),
+        classifications=[Classification(**c) for c in report.get("classifications", [])],
+        replacement_refused=report.get("replacement_refused"),
         errors_total=report.get("errors_total", 0),
         errors_by_column=report.get("errors_by_column", {}),
         errors=[RowIssue(**e) for e in report.get("errors", [])],
@@ -145,6 +168,38 @@ def job_report(job: ExtractJob, supersedes: uuid.UUID | None = None) -> JobRepor
         started_at=job.started_at,
         finished_at=job.finished_at,
     )
+
+
+def job_summary(job: ExtractJob) -> JobSummary:
+    return JobSummary(
+        job_id=job.id,
+        kommunekode=job.kommunekode,
+        submitted_by=job.submitted_by,
+        file_name=job.file_name,
+        file_format=job.file_format,
+        file_bytes=job.file_bytes,
+        profile=job.profile,
+        dry_run=bool(job.dry_run),
+        status=job.status,
+        progress=JobProgress(
+            rows_read=job.rows_read, rows_valid=job.rows_valid, rows_rejected=job.rows_rejected, rows_excluded=job.rows_excluded
+        ),
+        error=job.error,
+        delivery_id=job.delivery_id,
+        created_at=job.created_at,
+        finished_at=job.finished_at,
+    )
+
+
+async def list_jobs(runtime: ServiceRuntime, round_id: str) -> list[JobSummary]:
+    """A round's upload jobs, newest first."""
+    async with runtime.uow() as uow:
+        jobs = (
+            await uow.session.execute(
+                sa.select(ExtractJob).where(ExtractJob.round_id == round_id).order_by(ExtractJob.created_at.desc())
+            )
+        ).scalars()
+        return [job_summary(job) for job in jobs]
 
 
 # --- the worker -------------------------------------------------------------------------------------
@@ -236,6 +291,9 @@ async def run_job(runtime: ServiceRuntime, settings: IngestSettings, job_id: uui
         reference_date=job.reference_date,
         policy=job.policy,  # type: ignore[arg-type]
         job_id=job.id,
+        today=upload_day(job.created_at),
+        dry_run=bool(job.dry_run),
+        confirm_replacement=bool(job.confirm_replacement),
     )
     j = ExtractJob.__table__
     ours = sa.and_(j.c.id == job_id, j.c.status == "running", j.c.attempts == attempt)
@@ -267,11 +325,14 @@ async def run_job(runtime: ServiceRuntime, settings: IngestSettings, job_id: uui
     try:
         if not job.file_path or not Path(job.file_path).exists():
             raise ExtractFormatError("the uploaded file is no longer available")
-        extract = ExtractFile(job.file_path, job.profile)
+        profile = from_spec(job.profile_spec) if job.profile_spec else get_profile(job.profile)
+        extract = ExtractFile(job.file_path, profile)
         outcome = await service.ingest_delivery(runtime, settings, request, extract, on_progress=on_progress, before_commit=before_commit)
     except JobLost:
         logger.warning("extract job was taken over by another worker", extra={"fields": {"job_id": str(job_id)}})
         return
+    except service.ReplacementRefused as exc:
+        await _finish(runtime, ours, status="rejected", report=exc.report, error=str(exc), **_counts(exc.totals))
     except (ExtractFormatError, service.DeliveryError) as exc:
         # The message names what is wrong with the file and never echoes its contents.
         await _finish(runtime, ours, status="failed", error=str(exc))
@@ -279,7 +340,9 @@ async def run_job(runtime: ServiceRuntime, settings: IngestSettings, job_id: uui
         logger.exception("extract job failed", extra={"fields": {"job_id": str(job_id)}})
         await _finish(runtime, ours, status="failed", error=f"internal error while processing the file ({type(exc).__name__})")
     else:
-        if outcome.status == "rejected":
+        if outcome.status == "validated":
+            await _finish(runtime, ours, status="validated", report=outcome.report, **_counts(outcome.totals))
+        elif outcome.status == "rejected":
             await _finish(
                 runtime, ours, status="rejected", report=outcome.report, error=(
                     f"delivery rejected: {outcome.totals.rows_rejected} row(s) with errors and policy reject_all; nothing was stored"

@@ -100,7 +100,13 @@ class ExtractJob(Base):
     kommunekode: Mapped[str] = mapped_column(sa.Text)
     submitted_by: Mapped[str] = mapped_column(sa.Text)
     reference_date: Mapped[date]
-    profile: Mapped[str] = mapped_column(sa.Text)  # column profile (vendor vocabulary)
+    profile: Mapped[str] = mapped_column(sa.Text)  # column profile (vendor vocabulary), e.g. "momentum" or "acme@2"
+    # The profile as resolved when the file was accepted (ColumnProfile.to_spec: a registered
+    # profile's headers, a one-off column_map), so the job reads the file as it was checked.
+    profile_spec: Mapped[dict | None] = mapped_column(JSONB)
+    dry_run: Mapped[bool] = mapped_column(server_default=sa.false())  # validate and report, store nothing
+    confirm_replacement: Mapped[bool] = mapped_column(server_default=sa.false())  # see domain.replacement
+    file_name: Mapped[str | None] = mapped_column(sa.Text)  # as the uploader named it, for the operator's listing
     policy: Mapped[str] = mapped_column(sa.Text)  # accept_valid | reject_all
     file_format: Mapped[str] = mapped_column(sa.Text)  # csv | xlsx | json
     file_path: Mapped[str | None] = mapped_column(sa.Text)  # cleared once the file is deleted
@@ -121,4 +127,23 @@ class ExtractJob(Base):
     # Moves with every progress write: a running job whose heartbeat stops was left by a crash.
     heartbeat_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
 
-    __table_args__ = (sa.Index("ix_extract_job_status", "status", "created_at"),)
+    __table_args__ = (
+        sa.Index("ix_extract_job_status", "status", "created_at"),
+        sa.Index("ix_extract_job_round", "round_id", "created_at"),  # the operator's listing of a round
+    )
+
+
+class RegisteredProfile(Base):
+    """A column profile registered over the API by a vendor or KL (domain.profiles.registered_profile):
+    a built-in profile's headers plus its own. Versions are kept, never changed: a job records
+    which one it read its file with."""
+
+    __tablename__ = "column_profile"
+
+    name: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    version: Mapped[int] = mapped_column(primary_key=True)
+    base: Mapped[str] = mapped_column(sa.Text)
+    display_name: Mapped[str] = mapped_column(sa.Text)
+    columns: Mapped[dict] = mapped_column(JSONB)  # canonical column -> the headers it adds
+    registered_by: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())

@@ -25,12 +25,14 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from itertools import islice
 from pathlib import Path
 
 from services.ingest.domain.errors import ExtractFormatError
+from services.ingest.domain.profiles import ColumnProfile
 from services.ingest.domain.readers import MAX_LINE_CHARS, CsvExtractReader, NumberedRow, open_extract
 from services.ingest.preparation import (
     FAST_COLUMNS,
@@ -52,7 +54,10 @@ class ExtractFile:
     """An uploaded extract on disk, read by the block path when it can be."""
 
     path: str
-    profile: str
+    # Resolved in the service process (built-in, registered or with a one-off mapping); the
+    # worker processes get only the column positions it found (``CsvLayout``), so a profile
+    # registered a moment ago needs no restart anywhere.
+    profile: ColumnProfile | str
 
 
 @dataclass(frozen=True)
@@ -73,12 +78,18 @@ def worker_count(configured: int) -> int:
 
 
 async def prepared_blocks(
-    source: ExtractFile | Iterator[NumberedRow], spec: PreparationSpec, settings: BlockSettings
+    source: ExtractFile | Iterator[NumberedRow],
+    spec: PreparationSpec,
+    settings: BlockSettings,
+    on_header: Callable[[int], None] | None = None,
 ) -> AsyncIterator[PreparedBlock]:
-    """The delivery's prepared blocks in row order."""
+    """The delivery's prepared blocks in row order; ``on_header`` learns the file's header row
+    number (the last one of a multi-row header; 0 for JSON), before the first block."""
     loop = asyncio.get_running_loop()
     if isinstance(source, ExtractFile):
         reader = await loop.run_in_executor(None, open_extract, source.path, source.profile)
+        if on_header is not None:
+            on_header(reader.header_row_number)
         layout = _csv_layout(reader) if isinstance(reader, CsvExtractReader) else None
         blocks = None
         if layout is not None:

@@ -51,7 +51,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from services.ingest.domain.classification import ExclusionReason, load_mapping
+from services.ingest.domain.classification import ExclusionReason, load_mapping, transition_warning
 from services.ingest.domain.cpr import mask_cpr
 from services.ingest.domain.errors import ExtractFormatError
 from services.ingest.domain.fastpath import _INVALID, _MISSING, CachedRowValidator
@@ -89,12 +89,14 @@ FAST_COLUMNS = (
     Kolonne.FORSKERBESKYTTET,
     Kolonne.NAVN,
     Kolonne.TELEFON,
+    Kolonne.VISITATIONSKATEGORI,
 )
 
 # valid_outcome codes besides a citizen index (>= 0)
-UNKNOWN_BENEFIT = -1
+UNKNOWN_BENEFIT = -1  # the benefit step's row error (unknown benefit, visitation category problem)
 EXCLUDED_BASE = -100  # EXCLUDED_BASE - i: excluded for EXCLUSION_ORDER[i]
 EXCLUSION_ORDER = tuple(ExclusionReason)
+EXCLUDED_TRANSITION = EXCLUDED_BASE - EXCLUSION_ORDER.index(ExclusionReason.TRANSITION_AFTER_REFERENCE_DATE)
 
 _NONCE = 12
 
@@ -113,6 +115,7 @@ class PreparationSpec:
     cpr_key_id: str
     contact_key: bytes
     contact_key_id: str
+    today: date | None = None  # the day of the upload: later dates are row errors
 
     def __repr__(self) -> str:  # keys never reach a log
         return f"PreparationSpec(delivery_id={self.delivery_id}, round_id={self.round_id!r}, <keys redacted>)"
@@ -148,7 +151,9 @@ class PreparedBlock:
     copy_offsets: array = field(default_factory=lambda: array("q", [0]))  # citizen i's tuple is copy_data[o[i]:o[i + 1]]
     persons_data: bytes = b""  # PopulationPerson JSON, comma-joined, in citizen order
     person_offsets: array = field(default_factory=lambda: array("q", [0]))  # person i: data[o[i]:o[i + 1] - 1]
-    maalgrupper: list[str] = field(default_factory=list)  # per citizen
+    # Per citizen, the classification decision (benefit, visitation category, maalgruppe): the
+    # report counts them, so a municipality sees how its citizens were grouped.
+    maalgrupper: list[tuple[str, str, str]] = field(default_factory=list)
 
     @property
     def persons(self) -> list[bytes]:
@@ -162,7 +167,7 @@ class PreparedBlock:
         data, offsets = self.copy_data, self.copy_offsets
         return [data[offsets[i] : offsets[i + 1]] for i in range(self.citizens)]
 
-    def set_citizens(self, copy_rows: list[bytes], persons: list[bytes], maalgrupper: list[str]) -> None:
+    def set_citizens(self, copy_rows: list[bytes], persons: list[bytes], maalgrupper: list[tuple[str, str, str]]) -> None:
         """Store the citizens' encodings (each list in citizen order) in the joined form."""
         self.citizens = len(persons)
         self.copy_offsets = _offsets(copy_rows)
@@ -194,7 +199,8 @@ class _State:
 
     def __init__(self, spec: PreparationSpec) -> None:
         mapping = load_mapping(spec.mapping_version)
-        self.validator = CachedRowValidator(spec.reference_date, mapping)
+        self.validator = CachedRowValidator(spec.reference_date, mapping, spec.today)
+        self.transition_warning = transition_warning(spec.reference_date)
         key = spec.pseudonym_key
         if len(key) > 64:
             key = hashlib.sha256(key).digest()
@@ -212,20 +218,16 @@ class _State:
         key_id = spec.cpr_key_id.encode()
         self.copy_ciphertext_len = struct.pack("!i", _NONCE + 10 + 16)  # nonce + 10 digits + tag
         self.copy_key_id = struct.pack("!i", len(key_id)) + key_id
-        self.benefit_ids: dict[tuple, int] = {}  # (ydelse, overgangsdato) -> benefit_id()
+        self.benefit_ids: dict[tuple, int] = {}  # ((ydelse, kategori), overgangsdato) -> benefit_id()
         self.benefit_numbers: dict[tuple, int] = {}
         self.benefits: list[tuple] = []
         self.outcomes: dict[tuple, tuple] = {}  # see outcome()
         contact_key_id = spec.contact_key_id.encode()
         self.copy_contact_key_id = struct.pack("!i", len(contact_key_id)) + contact_key_id
-        self.unknown_benefit_message = (
-            f"benefit (ydelse) is not in the maalgruppe mapping {mapping.version}; use the benefit's name as "
-            "the case system exports it, or ask KL to add this name to the mapping"
-        )
 
-    def benefit_id(self, ydelse: str, overgangsdato: date) -> int:
-        """A small number for what a (benefit, transition date) pair means for classification,
-        so rows share outcomes across dates with the same meaning."""
+    def benefit_id(self, ydelse: tuple[str, str | None], overgangsdato: date) -> int:
+        """A small number for what a ((benefit, visitation category), transition date) pair means
+        for classification, so rows share outcomes across dates with the same meaning."""
         meaning = (ydelse, *self.validator.benefit_part(ydelse, overgangsdato))
         number = self.benefit_numbers.get(meaning)
         if number is None:
@@ -238,12 +240,13 @@ class _State:
     def outcome(self, benefit: int, age: int, gender: str, passiv: bool, forskerbeskyttet: bool) -> tuple:
         """What every row with these values becomes, encoded once: ``(code, maalgruppe or the
         exclusion reason, COPY fields from the CPR key id to the duration band, PopulationPerson
-        JSON after the pseudonym)``; code is 0 for an included citizen, else UNKNOWN_BENEFIT or
-        an EXCLUDED_BASE code."""
-        ydelse, *meaning = self.benefits[benefit]
+        JSON after the pseudonym)``; code is 0 for an included citizen, else UNKNOWN_BENEFIT (the
+        second item is then the row error's (column, message)) or an EXCLUDED_BASE code. An
+        included citizen's second item is its decision (benefit, category, maalgruppe)."""
+        (ydelse, _kategori), *meaning = self.benefits[benefit]
         reason, maalgruppe, age_band, duration_band = self.validator.person_part(tuple(meaning), age, passiv, forskerbeskyttet)
         if reason is ExclusionReason.UNKNOWN_BENEFIT:
-            return UNKNOWN_BENEFIT, None, None, None
+            return UNKNOWN_BENEFIT, meaning[4], None, None
         if reason is not None:
             return EXCLUDED_BASE - EXCLUSION_ORDER.index(reason), reason.value, None, None
         if age_band is None or duration_band is None:
@@ -260,8 +263,7 @@ class _State:
             + (',"forskerbeskyttet":true' if forskerbeskyttet else "")
             + "}"
         ).encode()
-        return 0, maalgruppe, copy_tail, person_tail
-
+        return 0, (*meaning[3], maalgruppe), copy_tail, person_tail
 
     def outcome_of(self, benefit: int, age: int, gender: str, passiv: bool, forskerbeskyttet: bool) -> tuple:
         key = (benefit, age, gender, passiv, forskerbeskyttet)
@@ -359,7 +361,9 @@ def _prepare_plain_block(spec: PreparationSpec, layout: CsvLayout, data: bytes, 
     once per row. Rows in a common shape are then pseudonymised in one tight loop; any other row
     goes through ``_add_record`` exactly as on the record path. None: not a block this path takes
     (the record path then reads it and reports what is wrong)."""
-    p_cpr, p_ydelse, p_overgang, p_samtale, p_afsluttet, p_passiv, p_forsker, p_navn, p_telefon = layout.fast_positions
+    p_cpr, p_ydelse, p_overgang, p_samtale, p_afsluttet, p_passiv, p_forsker, p_navn, p_telefon, p_kategori = (
+        layout.fast_positions
+    )
     if min(p_cpr, p_ydelse, p_overgang) < 0 or layout.width < 2:
         return None
     if layout.encoding != "utf-8":
@@ -401,7 +405,12 @@ def _prepare_plain_block(spec: PreparationSpec, layout: CsvLayout, data: bytes, 
     genders = pc.utf8_slice_codeunits(numbers, 9, 10).to_numpy(zero_copy_only=False)
     male = np.isin(genders, ["1", "3", "5", "7", "9"])
 
-    ydelse_ok, ydelse_index, ydelser = _distinct_values(columns[p_ydelse], lambda raw: _ydelse(validator, raw))
+    if p_kategori >= 0:
+        # The benefit and its visitation category decide together: one distinct value per pair.
+        benefit_cells = pc.binary_join_element_wise(columns[p_ydelse], columns[p_kategori], _PAIR_SEPARATOR)
+    else:
+        benefit_cells = columns[p_ydelse]
+    ydelse_ok, ydelse_index, ydelser = _distinct_values(benefit_cells, lambda raw: _ydelse(validator, raw))
     fast &= ydelse_ok
     date_ok, date_index, dates = _distinct_values(columns[p_overgang], lambda raw: _overgangsdato(validator, raw))
     fast &= date_ok
@@ -523,8 +532,14 @@ def _birth(validator: CachedRowValidator, part: str) -> tuple[bool, int]:
     return (False, 0) if birth is None else (True, birth[1])
 
 
-def _ydelse(validator: CachedRowValidator, raw: str) -> tuple[bool, str | None]:
-    ydelse = validator.benefit_text(raw)
+_PAIR_SEPARATOR = "\x1f"  # joins a benefit cell and its category cell; a control character no export holds
+
+
+def _ydelse(validator: CachedRowValidator, raw: str) -> tuple[bool, tuple | None]:
+    cells = raw.split(_PAIR_SEPARATOR)
+    if len(cells) > 2:
+        return False, None  # the separator inside a cell: the record path reads the row
+    ydelse = validator.benefit_key(cells[0], cells[1] if len(cells) == 2 else "")
     return ydelse is not None, ydelse
 
 
@@ -563,7 +578,7 @@ class _Builder:
         self.nonce_pos = 0
         self.copy_rows: list[bytes] = []
         self.persons: list[bytes] = []
-        self.maalgrupper: list[str] = []
+        self.maalgrupper: list[tuple[str, str, str]] = []
 
     def add_row(self, row_number: int, row: dict) -> None:
         result = self.state.validator.validate(row_number, row)
@@ -618,12 +633,14 @@ class _Builder:
             code, maalgruppe, copy_tail, person_tail = outcome
             if code < 0:
                 if code == UNKNOWN_BENEFIT:
-                    # A benefit the mapping does not know is something to fix, not a silent
-                    # exclusion: the municipality (or KL's mapping) must act on it.
-                    out.errors.append(RowError(row_number, Kolonne.YDELSE.value, state.unknown_benefit_message))
+                    # A benefit (or visitation category) the mapping cannot place is something to
+                    # fix, not a silent exclusion: the municipality (or KL's mapping) must act on it.
+                    out.errors.append(RowError(row_number, *maalgruppe))
                     out.rejected_rows += 1
                 else:
                     out.exclusions[maalgruppe] += 1  # the exclusion reason, for excluded rows
+                    if code == EXCLUDED_TRANSITION:
+                        out.warnings.append(RowError(row_number, Kolonne.OVERGANGSDATO.value, state.transition_warning))
                 valid_outcome_append(code)
                 continue
             # Random nonces, drawn from the OS in bulk: one call per 4,096 citizens, not two per row.
@@ -652,7 +669,7 @@ class _Builder:
                 )
             )
             persons.append(b'{"pseudonym":"%s%s' % (pseudonym, person_tail))
-            maalgrupper.append(maalgruppe)
+            maalgrupper.append(maalgruppe)  # the decision (benefit, category, maalgruppe)
         self.nonces, self.nonce_pos = nonces, pos
 
     def finish(self) -> PreparedBlock:
@@ -667,7 +684,7 @@ class _Builder:
 
 def _as_fast(row: ValidRow) -> tuple:
     return (
-        row.cpr, row.birth_date, row.age, row.ydelse, row.overgangsdato, row.passiv, row.forskerbeskyttet, row.navn,
+        row.cpr, row.birth_date, row.age, (row.ydelse, row.visitationskategori), row.overgangsdato, row.passiv, row.forskerbeskyttet, row.navn,
         row.phone_e164, row.warnings[0].message if row.warnings else None,
     )
 

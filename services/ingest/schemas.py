@@ -23,6 +23,9 @@ class ExtractRow(BaseModel):
     navn: str | None = None
     passiv: bool = False
     forskerbeskyttet: bool = False
+    visitationskategori: str | None = Field(
+        default=None, description="The citizen's visitation category (e.g. Jobparat, Aktivitetsparat, Jobafklaringsforløb)"
+    )
 
 
 class JsonExtract(BaseModel):
@@ -32,20 +35,36 @@ class JsonExtract(BaseModel):
 
 
 class RowIssue(BaseModel):
-    """One problem in one row. ``row`` is the number a person sees in the file (the line in a text
-    editor, the row in Excel, the position in a JSON batch from 1); ``column`` is the canonical
-    column name, or None when the row as a whole is wrong. Never carries a full CPR number."""
+    """One problem in one row, never with a full CPR number. ``column`` is the canonical column
+    name, or None when the row as a whole is wrong."""
 
-    row: int
+    data_row: int | None = Field(
+        default=None, description="The data row, counted from 1 under the header (what a vendor counts in its export)"
+    )
+    line: int | None = Field(
+        default=None, description="The line in a text editor, the row in Excel, the position in a JSON batch from 1"
+    )
+    row: int = Field(description="The same as line")
     column: str | None
     message: str
+
+
+class Classification(BaseModel):
+    """How many citizens one classification decision placed: (benefit, category) -> target group."""
+
+    ydelse: str = Field(description="The benefit's name in the maalgruppe mapping")
+    visitationskategori: str | None = Field(description="The visitation category the decision used, if any")
+    maalgruppe: str
+    citizens: int
 
 
 class DeliveryReport(BaseModel):
     delivery_id: uuid.UUID | None
     round_id: str
     kommunekode: str
-    status: Literal["accepted", "rejected", "superseded"]
+    status: Literal["accepted", "rejected", "superseded", "validated"] = Field(
+        description="validated: a dry run, validated and reported in full, nothing stored"
+    )
     rows_read: int
     rows_valid: int
     rows_rejected: int
@@ -53,6 +72,12 @@ class DeliveryReport(BaseModel):
     mapping_version: str | None = Field(default=None, description="Version of the maalgruppe mapping table used")
     exclusions: dict[str, int] = Field(default_factory=dict, description="Excluded rows per reason")
     maalgrupper: dict[str, int] = Field(default_factory=dict, description="Stored citizens per target group")
+    classifications: list[Classification] = Field(
+        default_factory=list, description="Citizens per classification decision: (benefit, category) -> target group"
+    )
+    replacement_refused: str | None = Field(
+        default=None, description="Dry run: why a real delivery would be refused as replacing too many citizens"
+    )
     errors_total: int = 0
     errors: list[RowIssue] = Field(default_factory=list, description="The first 1000 row errors")
     warnings_total: int = 0
@@ -61,7 +86,9 @@ class DeliveryReport(BaseModel):
     created_at: datetime | None = None
 
 
-JobStatus = Literal["queued", "running", "succeeded", "rejected", "failed"]
+# validated: a dry run ended (validated and reported, nothing stored); rejected: reject_all with
+# row errors, or a replacement that would shrink the frame without confirmation.
+JobStatus = Literal["queued", "running", "succeeded", "validated", "rejected", "failed"]
 
 
 class JobAccepted(BaseModel):
@@ -84,6 +111,9 @@ class JobReport(BaseModel):
     round_id: str
     kommunekode: str
     status: JobStatus
+    submitted_by: str | None = None
+    file_name: str | None = None
+    dry_run: bool = False
     profile: str
     policy: str
     file_format: str
@@ -95,6 +125,8 @@ class JobReport(BaseModel):
     mapping_version: str | None = None
     exclusions: dict[str, int] = Field(default_factory=dict)
     maalgrupper: dict[str, int] = Field(default_factory=dict)
+    classifications: list[Classification] = Field(default_factory=list)
+    replacement_refused: str | None = None
     errors_total: int = 0
     errors_by_column: dict[str, int] = Field(default_factory=dict)
     errors: list[RowIssue] = Field(default_factory=list)
@@ -103,3 +135,53 @@ class JobReport(BaseModel):
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
+
+
+class JobSummary(BaseModel):
+    """One upload job in a round's listing (the operator's view; no row errors)."""
+
+    job_id: uuid.UUID
+    kommunekode: str
+    submitted_by: str
+    file_name: str | None
+    file_format: str
+    file_bytes: int
+    profile: str
+    dry_run: bool
+    status: JobStatus
+    progress: JobProgress
+    error: str | None
+    delivery_id: uuid.UUID | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class DeliverySummary(BaseModel):
+    """One delivery in a round's listing."""
+
+    delivery_id: uuid.UUID
+    kommunekode: str
+    delivered_by: str
+    status: str
+    job_id: uuid.UUID | None
+    file_name: str | None = None
+    rows_read: int
+    rows_valid: int
+    rows_rejected: int
+    rows_excluded: int
+    mapping_version: str
+    supersedes: uuid.UUID | None
+    created_at: datetime
+
+
+class ProfileRegistration(BaseModel):
+    """A named column profile: a built-in profile's headers plus the vendor's own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="lowercase letters, digits, '_', '.', '-'; registering a name again makes a new version")
+    base: str = Field("standard", description="The built-in profile it extends: standard, momentum or fasit")
+    display_name: str | None = None
+    columns: dict[str, list[str]] = Field(
+        description='Canonical column -> the extra headers that mean it, e.g. {"overgangsdato": ["Dato for skift"]}'
+    )

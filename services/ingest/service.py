@@ -27,10 +27,11 @@ from services.ingest.config import IngestSettings
 from services.ingest.domain.classification import load_mapping
 from services.ingest.domain.profiles import Kolonne
 from services.ingest.domain.readers import NumberedRow
+from services.ingest.domain.replacement import replacement_refusal
 from services.ingest.domain.validation import RowError
 from services.ingest.duplicates import RoundMembers, SeenKeys
 from services.ingest.events import PopulationChunks
-from services.ingest.models import POPULATION_OUTBOX, Delivery
+from services.ingest.models import POPULATION_OUTBOX, Delivery, ExtractJob
 from services.ingest.privacy.models import BlockedCitizen, RoundClosure
 from services.ingest.parallel import BlockSettings, ExtractFile, prepared_blocks, worker_count
 from services.ingest.preparation import (
@@ -45,7 +46,7 @@ from services.ingest.preparation import (
     forget,
     masked,
 )
-from services.ingest.schemas import DeliveryReport, ExtractRow, RowIssue
+from services.ingest.schemas import Classification, DeliveryReport, DeliverySummary, ExtractRow, RowIssue
 from shared.bus import UnitOfWork
 from shared.runtime import ServiceRuntime
 
@@ -68,6 +69,9 @@ class DeliveryRequest:
     reference_date: date
     policy: Policy
     job_id: uuid.UUID | None = None
+    today: date | None = None  # the day of the upload (Danish time): later dates are row errors
+    dry_run: bool = False  # validate and report in full, store nothing
+    confirm_replacement: bool = False  # the caller accepts a delivery that shrinks the frame (domain.replacement)
 
 
 @dataclass
@@ -84,7 +88,17 @@ class DeliveryTotals:
     warnings: list[RowError] = field(default_factory=list)
     exclusions: Counter = field(default_factory=Counter)
     errors_by_column: Counter = field(default_factory=Counter)
-    maalgrupper: Counter = field(default_factory=Counter)
+    decisions: Counter = field(default_factory=Counter)  # (benefit, category, maalgruppe) -> citizens
+    # Row numbers in the blocks are file lines (or positions in a JSON batch); the data row is the
+    # line less the header's (1 for the first row under the header).
+    header_row_number: int = 0
+
+    @property
+    def maalgrupper(self) -> Counter:
+        groups: Counter = Counter()
+        for (_, _, maalgruppe), count in self.decisions.items():
+            groups[maalgruppe] += count
+        return groups
 
     def add(self, block: PreparedBlock) -> None:
         self.rows_read += block.rows_read
@@ -95,7 +109,7 @@ class DeliveryTotals:
         self.errors_total += len(block.errors)
         self.warnings_total += len(block.warnings)
         self.errors_by_column.update(error.column or "(row)" for error in block.errors)
-        self.maalgrupper.update(block.maalgrupper)
+        self.decisions.update(block.maalgrupper)
         self.errors.extend(block.errors[: MAX_REPORTED_ISSUES - len(self.errors)])
         self.warnings.extend(block.warnings[: MAX_REPORTED_ISSUES - len(self.warnings)])
 
@@ -105,17 +119,21 @@ class DeliveryTotals:
             "mapping_version": mapping_version,
             "exclusions": {reason: count for reason, count in self.exclusions.items() if count},
             "maalgrupper": dict(self.maalgrupper),
+            "classifications": [
+                {"ydelse": ydelse, "visitationskategori": kategori or None, "maalgruppe": maalgruppe, "citizens": count}
+                for (ydelse, kategori, maalgruppe), count in sorted(self.decisions.items())
+            ],
             "errors_total": self.errors_total,
             "errors_by_column": dict(self.errors_by_column),
-            "errors": [_issue(error) for error in self.errors],
+            "errors": [_issue(error, self.header_row_number) for error in self.errors],
             "warnings_total": self.warnings_total,
-            "warnings": [_issue(warning) for warning in self.warnings],
+            "warnings": [_issue(warning, self.header_row_number) for warning in self.warnings],
         }
 
 
 @dataclass
 class DeliveryOutcome:
-    status: Literal["accepted", "rejected"]
+    status: Literal["accepted", "rejected", "validated"]  # validated: a dry run, nothing stored
     totals: DeliveryTotals
     report: dict
     delivery: Delivery | None = None  # None when rejected
@@ -130,6 +148,16 @@ class DeliveryError(Exception):
     """The delivery as a whole cannot be processed (configuration, or the round is closed), whatever its rows."""
 
 
+class ReplacementRefused(DeliveryError):
+    """The delivery would shrink the municipality's frame (``domain.replacement``) and the caller
+    did not confirm it; nothing was stored. Carries the delivery's report."""
+
+    def __init__(self, message: str, totals: DeliveryTotals, report: dict) -> None:
+        super().__init__(message)
+        self.totals = totals
+        self.report = report
+
+
 class RoundClosed(DeliveryError):
     """The round was closed by an operator and takes no more deliveries: its identifiers are
     purged on the retention clock from the close, and a delivery after the close would outlive
@@ -142,8 +170,23 @@ async def ensure_round_open(session, round_id: str) -> None:
         raise RoundClosed(f"round {round_id} was closed on {closure.closed_at:%Y-%m-%d} and takes no more deliveries")
 
 
-def _issue(error: RowError) -> dict:
-    return {"row": error.row, "column": error.column, "message": error.message}
+async def current_citizens(session, round_id: str, kommunekode: str) -> int | None:
+    """The stored citizens of the municipality's accepted delivery for the round (None: none yet)."""
+    return await session.scalar(
+        sa.select(Delivery.rows_valid).where(
+            Delivery.round_id == round_id, Delivery.kommunekode == kommunekode, Delivery.status == "accepted"
+        )
+    )
+
+
+def _issue(error: RowError, header_row_number: int) -> dict:
+    return {
+        "row": error.row,
+        "line": error.row,
+        "data_row": error.row - header_row_number,
+        "column": error.column,
+        "message": error.message,
+    }
 
 
 def round_lock_key(round_id: str) -> int:
@@ -166,6 +209,7 @@ def preparation_spec(settings: IngestSettings, request: DeliveryRequest, deliver
             cpr_key_id=cpr_key_id,
             contact_key=settings.contact_keyring[contact_key_id],
             contact_key_id=contact_key_id,
+            today=request.today,
         )
     except (KeyError, RuntimeError) as exc:
         raise DeliveryError(f"ingest's data keys are not configured ({type(exc).__name__})") from None
@@ -261,7 +305,12 @@ async def ingest_delivery(
         timings["setup"] += time.perf_counter() - started
 
         last_progress = 0.0
-        blocks = prepared_blocks(rows, spec, block_settings)
+        def on_header(row_number: int) -> None:
+            totals.header_row_number = row_number
+
+        blocks = prepared_blocks(rows, spec, block_settings, on_header)
+        # A dry run, and a reject_all delivery with an error, read on for the report and write nothing.
+        writes = not request.dry_run
         try:
             while True:
                 mark = time.perf_counter()
@@ -278,8 +327,9 @@ async def ingest_delivery(
                 totals.add(block)
                 mark = time.perf_counter()
                 timings["merge"] += mark - now
-                # Under reject_all one error dooms the delivery: stop writing, keep reading for the report.
-                if not (request.policy == "reject_all" and totals.rows_rejected):
+                if request.policy == "reject_all" and totals.rows_rejected:
+                    writes = False
+                if writes:
                     if block.citizens:
                         await raw.copy_to_table(
                             citizen_table,
@@ -306,6 +356,17 @@ async def ingest_delivery(
         if request.policy == "reject_all" and totals.rows_rejected:
             await uow.rollback()
             return DeliveryOutcome(status="rejected", totals=totals, report=report, timings=_seconds(timings, started))
+        refusal = None if request.confirm_replacement else replacement_refusal(
+            previous.rows_valid if previous is not None else None, totals.rows_valid
+        )
+        if request.dry_run:
+            await uow.rollback()
+            if refusal is not None:
+                report["replacement_refused"] = refusal  # what a real delivery would be told
+            return DeliveryOutcome(status="validated", totals=totals, report=report, timings=_seconds(timings, started))
+        if refusal is not None:
+            await uow.rollback()
+            raise ReplacementRefused(refusal, totals, report)
 
         mark = time.perf_counter()
         await chunks.finish()
@@ -357,7 +418,8 @@ def _drop_duplicates(block: PreparedBlock, seen: SeenKeys) -> None:
         else:
             block.exclusions[EXCLUSION_ORDER[EXCLUDED_BASE - outcome].value] -= 1
     # A duplicate row gets only the duplicate error: the first row is the one the citizen keeps.
-    block.errors = [e for e in block.errors if not (e.row in dropped_rows and e.column == Kolonne.YDELSE.value)]
+    benefit_columns = (Kolonne.YDELSE.value, Kolonne.VISITATIONSKATEGORI.value)
+    block.errors = [e for e in block.errors if not (e.row in dropped_rows and e.column in benefit_columns)]
     block.warnings = [w for w in block.warnings if w.row not in dropped_rows]
     for index, first_row in found.items():
         date_part = block.valid_date_parts[6 * index : 6 * index + 6]
@@ -444,6 +506,7 @@ def report_for(delivery: Delivery) -> DeliveryReport:
         mapping_version=delivery.mapping_version,
         exclusions=report.get("exclusions", {}),
         maalgrupper=report.get("maalgrupper", {}),
+        classifications=[Classification(**c) for c in report.get("classifications", [])],
         errors_total=report.get("errors_total", len(report.get("errors", []))),
         errors=[RowIssue(**e) for e in report.get("errors", [])],
         warnings_total=report.get("warnings_total", 0),
@@ -453,5 +516,59 @@ def report_for(delivery: Delivery) -> DeliveryReport:
     )
 
 
-async def get_delivery(uow: UnitOfWork, delivery_id: uuid.UUID) -> Delivery | None:
-    return await uow.session.get(Delivery, delivery_id)
+def dry_run_report(request: DeliveryRequest, outcome: DeliveryOutcome) -> DeliveryReport:
+    """A dry run's report: what a delivery of these rows would be, with nothing stored."""
+    report, totals = outcome.report, outcome.totals
+    return DeliveryReport(
+        delivery_id=None,
+        round_id=request.round_id,
+        kommunekode=request.kommunekode,
+        status="validated",
+        rows_read=totals.rows_read,
+        rows_valid=totals.rows_valid,
+        rows_rejected=totals.rows_rejected,
+        rows_excluded=totals.rows_excluded,
+        mapping_version=report["mapping_version"],
+        exclusions=report["exclusions"],
+        maalgrupper=report["maalgrupper"],
+        classifications=[Classification(**c) for c in report["classifications"]],
+        replacement_refused=report.get("replacement_refused"),
+        errors_total=report["errors_total"],
+        errors=[RowIssue(**e) for e in report["errors"]],
+        warnings_total=report["warnings_total"],
+        warnings=[RowIssue(**w) for w in report["warnings"]],
+    )
+
+
+async def delivery_report(uow: UnitOfWork, delivery_id: uuid.UUID) -> DeliveryReport | None:
+    """A delivery's report, read inside the unit of work (its attributes expire when it ends)."""
+    delivery = await uow.session.get(Delivery, delivery_id)
+    return report_for(delivery) if delivery is not None else None
+
+
+async def list_deliveries(uow: UnitOfWork, round_id: str) -> list[DeliverySummary]:
+    """A round's deliveries of every municipality, newest first, with the uploaded file's name."""
+    rows = await uow.session.execute(
+        sa.select(Delivery, ExtractJob.file_name)
+        .outerjoin(ExtractJob, ExtractJob.id == Delivery.job_id)
+        .where(Delivery.round_id == round_id)
+        .order_by(Delivery.created_at.desc())
+    )
+    return [
+        DeliverySummary(
+            delivery_id=delivery.id,
+            kommunekode=delivery.kommunekode,
+            delivered_by=delivery.delivered_by,
+            status=delivery.status,
+            job_id=delivery.job_id,
+            file_name=file_name,
+            rows_read=delivery.rows_read,
+            rows_valid=delivery.rows_valid,
+            rows_rejected=delivery.rows_rejected,
+            rows_excluded=delivery.rows_excluded,
+            mapping_version=delivery.mapping_version,
+            supersedes=delivery.supersedes,
+            created_at=delivery.created_at,
+        )
+        for delivery, file_name in rows
+    ]

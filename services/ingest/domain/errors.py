@@ -24,5 +24,14 @@ class ExtractFormatError(IngestDomainError):
     """The extract file as a whole cannot be read: wrong format, unreadable, or missing columns."""
 
 
+class MissingColumnsError(ExtractFormatError):
+    """Required columns are not among the headers. ``missing`` says, per canonical column, which
+    headers found come closest and the exact way to map one (JSON, no cell values)."""
+
+    def __init__(self, message: str, missing: list[dict]) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
 class MappingDataError(IngestDomainError):
     """A shipped data file (column profiles, maalgruppe mapping) is inconsistent."""

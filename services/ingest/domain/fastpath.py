@@ -53,8 +53,9 @@ _INVALID = object()
 class CachedRowValidator:
     """Validates and classifies one delivery's rows against one reference date and mapping."""
 
-    def __init__(self, reference_date: date, mapping: MaalgruppeMapping) -> None:
+    def __init__(self, reference_date: date, mapping: MaalgruppeMapping, today: date | None = None) -> None:
         self.reference_date = reference_date
+        self.today = today  # dates after it are errors (validate_row's rule)
         self.mapping = _CachedMapping(mapping)
         self._dates: dict[str, object] = {}
         self._bools: dict[str, object] = {}
@@ -62,11 +63,12 @@ class CachedRowValidator:
         self._danish_phone_valid: dict[str, bool] = {}
         self._danish_phone_warning: dict[str, tuple] = {}
         self._texts: dict[str, object] = {}  # raw benefit cell -> tidy text, or None
-        self._benefit_timing: dict[tuple, tuple] = {}  # (ydelse, overgangsdato) -> see classify_parts
+        self._kategorier: dict[str, object] = {}  # raw category cell -> tidy text, or None
+        self._benefit_timing: dict[tuple, tuple] = {}  # ((ydelse, kategori), overgangsdato) -> see benefit_part
 
     def validate(self, row_number: int, row: Mapping[str, object]) -> ValidRow | list[RowError]:
         fast = self._fast_validate(row_number, row)
-        return fast if fast is not None else validate_row(row_number, row, reference_date=self.reference_date)
+        return fast if fast is not None else validate_row(row_number, row, reference_date=self.reference_date, today=self.today)
 
     def classify(self, row: ValidRow) -> Classification:
         return classify(row, self.reference_date, self.mapping)  # type: ignore[arg-type]  # duck-typed cache
@@ -76,12 +78,13 @@ class CachedRowValidator:
     def validate_fields(self, fields: list[str], positions: tuple[int, ...]) -> tuple | None:
         """The common shapes of one CSV record, by column position (-1: the file lacks the column).
 
-        Returns ``(cpr, birth_date, age, ydelse, overgangsdato, passiv, forskerbeskyttet, navn,
+        Returns ``(cpr, birth_date, age, benefit, overgangsdato, passiv, forskerbeskyttet, navn,
         phone_e164, phone_warning)`` when the row is valid and takes the fast path, else None: the
         caller then builds the row mapping and calls :meth:`validate`, so every error message still
-        comes from ``validate_row``. Only for records exactly as wide as the header.
+        comes from ``validate_row``. ``benefit`` is the pair (ydelse, visitationskategori or None).
+        Only for records exactly as wide as the header.
         """
-        p_cpr, p_ydelse, p_overgang, p_samtale, p_afsluttet, p_passiv, p_forsker, p_navn, p_telefon = positions
+        p_cpr, p_ydelse, p_overgang, p_samtale, p_afsluttet, p_passiv, p_forsker, p_navn, p_telefon, p_kategori = positions
         raw_cpr = fields[p_cpr]
         if len(raw_cpr) == 11 and raw_cpr[6] == "-":
             number = raw_cpr[:6] + raw_cpr[7:]
@@ -94,7 +97,7 @@ class CachedRowValidator:
         birth = self._birth_and_age(number[:7])
         if birth is None:
             return None
-        ydelse = self.benefit_text(fields[p_ydelse])
+        ydelse = self.benefit_key(fields[p_ydelse], fields[p_kategori] if p_kategori >= 0 else "")
         if ydelse is None:
             return None
         overgangsdato = self._date(fields[p_overgang])
@@ -122,15 +125,16 @@ class CachedRowValidator:
         )
 
     def classify_parts(
-        self, ydelse: str, overgangsdato: date, age: int, passiv: bool, forskerbeskyttet: bool
+        self, ydelse: tuple[str, str | None], overgangsdato: date, age: int, passiv: bool, forskerbeskyttet: bool
     ) -> tuple[ExclusionReason | None, str | None, str | None, str | None]:
         """``classify`` on the parts of a valid row: (exclusion reason, maalgruppe, age band,
-        duration band)."""
+        duration band); ``ydelse`` is the pair (benefit, visitation category)."""
         return self.person_part(self.benefit_part(ydelse, overgangsdato), age, passiv, forskerbeskyttet)
 
-    def benefit_part(self, ydelse: str, overgangsdato: date) -> tuple:
-        """(maalgruppe of the benefit, reason from benefit and timing or None, duration band),
-        cached per distinct pair."""
+    def benefit_part(self, ydelse: tuple[str, str | None], overgangsdato: date) -> tuple:
+        """(maalgruppe of the benefit and category, reason from benefit and timing or None,
+        duration band, the decision's (benefit, category) label, the benefit step's row error as
+        (column, message) or None), cached per distinct pair."""
         key = (ydelse, overgangsdato)
         benefit = self._benefit_timing.get(key)
         if benefit is None:
@@ -143,7 +147,7 @@ class CachedRowValidator:
     ) -> tuple[ExclusionReason | None, str | None, str | None, str | None]:
         """The rest of ``classify``, in its order of reasons: protection, passive, the benefit
         and its timing, then age."""
-        maalgruppe, benefit_reason, duration_band = benefit
+        maalgruppe, benefit_reason, duration_band = benefit[:3]
         mapping = self.mapping
         age_band = mapping.age_band(age)
         if forskerbeskyttet and mapping.exclude_research_protected:
@@ -158,22 +162,23 @@ class CachedRowValidator:
             return None, maalgruppe, age_band, duration_band
         return reason, None, age_band, duration_band
 
-    def _benefit_and_timing(self, ydelse: str, overgangsdato: date) -> tuple:
+    def _benefit_and_timing(self, ydelse: tuple[str, str | None], overgangsdato: date) -> tuple:
         mapping, reference_date = self.mapping, self.reference_date
-        rule = mapping.rule_for(ydelse)
+        decision = mapping.decide(*ydelse)
+        rule = decision.rule
         started = overgangsdato <= reference_date
         duration_band = mapping.duration_band(full_months_between(overgangsdato, reference_date)) if started else None
-        if rule is None:
-            reason = (
-                ExclusionReason.BENEFIT_OUT_OF_SCOPE if mapping.is_out_of_scope(ydelse) else ExclusionReason.UNKNOWN_BENEFIT
-            )
+        if decision.out_of_scope:
+            reason = ExclusionReason.BENEFIT_OUT_OF_SCOPE
+        elif decision.error is not None or rule is None:
+            reason = ExclusionReason.UNKNOWN_BENEFIT
         elif not started:
             reason = ExclusionReason.TRANSITION_AFTER_REFERENCE_DATE
         elif rule.minimum_duration and not rule.minimum_duration.is_reached(overgangsdato, reference_date):
             reason = ExclusionReason.TOO_SHORT_DURATION
         else:
             reason = None
-        return (rule.maalgruppe if rule else None), reason, duration_band
+        return decision.maalgruppe, reason, duration_band, decision.label, decision.error
 
     # --- fast path: returns None to hand the row to validate_row ----------------------------------
 
@@ -194,6 +199,12 @@ class CachedRowValidator:
 
         ydelse = _tidy_text(row.get(Kolonne.YDELSE))
         if ydelse is None or len(ydelse) > MAX_TEXT_LENGTH:
+            return None
+        raw_kategori = row.get(Kolonne.VISITATIONSKATEGORI)
+        if raw_kategori is not None and type(raw_kategori) is not str:
+            return None
+        kategori = _tidy_text(raw_kategori)
+        if kategori is not None and len(kategori) > MAX_TEXT_LENGTH:
             return None
         overgangsdato = self._date(row.get(Kolonne.OVERGANGSDATO))
         if overgangsdato is None or overgangsdato is _INVALID:
@@ -229,6 +240,7 @@ class CachedRowValidator:
             forskerbeskyttet=forskerbeskyttet or False,  # type: ignore[arg-type]
             row_number=row_number,
             warnings=(RowError(row_number, Kolonne.TELEFON.value, phone_warning),) if phone_warning else (),
+            visitationskategori=kategori,
         )
 
     def benefit_text(self, raw: str) -> str | None:
@@ -241,6 +253,22 @@ class CachedRowValidator:
                 ydelse = None
             _remember(self._texts, raw, ydelse)
         return ydelse  # type: ignore[return-value]
+
+    def benefit_key(self, raw_ydelse: str, raw_kategori: str) -> tuple[str, str | None] | None:
+        """(tidy benefit, tidy category or None) as ``validate_row`` reads them, or None when the
+        fast path cannot take the row; cached per distinct cell."""
+        ydelse = self.benefit_text(raw_ydelse)
+        if ydelse is None:
+            return None
+        kategori = self._kategorier.get(raw_kategori, _MISSING)
+        if kategori is _MISSING:
+            kategori = _tidy_text(raw_kategori)
+            if kategori is not None and len(kategori) > MAX_TEXT_LENGTH:
+                kategori = _INVALID
+            _remember(self._kategorier, raw_kategori, kategori)
+        if kategori is _INVALID:
+            return None
+        return ydelse, kategori  # type: ignore[return-value]
 
     def _birth_and_age(self, date_part: str) -> tuple[date, int] | None:
         cached = self._birth.get(date_part)
@@ -256,12 +284,18 @@ class CachedRowValidator:
 
     def _date(self, raw: object) -> object:
         if type(raw) is not str:
-            return _call_or_invalid(parse_date, raw)
+            return self._date_or_invalid(raw)
         cached = self._dates.get(raw, _MISSING)
         if cached is _MISSING:
-            cached = _call_or_invalid(parse_date, raw)
+            cached = self._date_or_invalid(raw)
             _remember(self._dates, raw, cached)
         return cached
+
+    def _date_or_invalid(self, raw: object) -> object:
+        parsed = _call_or_invalid(parse_date, raw)
+        if self.today is not None and type(parsed) is date and parsed > self.today:
+            return _INVALID  # validate_row gives the future date's error
+        return parsed
 
     def _bool(self, raw: object) -> object:
         if type(raw) is not str:
@@ -320,6 +354,7 @@ class _CachedMapping:
         self.exclude_research_protected = mapping.exclude_research_protected
         self.minimum_age = mapping.minimum_age
         self.rule_for = lru_cache(maxsize=4096)(mapping.rule_for)
+        self.decide = lru_cache(maxsize=4096)(mapping.decide)
         self.is_out_of_scope = lru_cache(maxsize=4096)(mapping.is_out_of_scope)
         self.age_band = lru_cache(maxsize=512)(mapping.age_band)
         self.duration_band = lru_cache(maxsize=4096)(mapping.duration_band)

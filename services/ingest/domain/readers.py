@@ -29,7 +29,7 @@ from typing import BinaryIO, Self
 import ijson
 import openpyxl
 
-from services.ingest.domain.errors import ExtractFormatError
+from services.ingest.domain.errors import ExtractFormatError, MissingColumnsError
 from services.ingest.domain.profiles import (
     ColumnProfile,
     HeaderMatch,
@@ -512,7 +512,7 @@ def find_header_row(rows: Sequence[Sequence[object]], profile: ColumnProfile) ->
         raise _HeaderNotFound(
             ExtractFormatError(
                 f"no header row found in the first {HEADER_SEARCH_ROWS} rows; expected headers "
-                f"such as {expected} (column profile {profile.name!r})"
+                f"such as {expected} (column profile {profile.reference!r})"
             ),
             best_score=best[1].matched_count if best else 0,
         )
@@ -529,10 +529,39 @@ def _header_error(match: HeaderMatch, profile: ColumnProfile, *, where: str) -> 
         problems.append(f"missing required columns: {missing}")
     for column, headers in match.duplicated.items():
         problems.append(f"several headers mean {column.value}: {describe_headers(list(headers))}")
-    return ExtractFormatError(
+    message = (
         f"{'; '.join(problems)}. Headers found in {where}: {describe_headers(list(match.headers))} "
-        f"(column profile {profile.name!r})"
+        f"(column profile {profile.reference!r})"
     )
+    if not match.missing_required:
+        return ExtractFormatError(message)
+    return MissingColumnsError(message, [missing_column_advice(profile, column, match.headers) for column in match.missing_required])
+
+
+def missing_column_advice(profile: ColumnProfile, column: Kolonne, headers: Sequence[str]) -> dict:
+    """For a 422: the headers found that come closest to ``column`` and the two ways to map one,
+    ready to paste (a one-off ``column_map`` with the upload, or registering a profile)."""
+    closest = profile.closest_headers(column, headers)
+    header = closest[0] if closest else f"<the file's header for {column.value}>"
+    base = profile.base or profile.name
+    return {
+        "column": column.value,
+        "known_headers": [column.value, *profile.aliases.get(column, ())],
+        "closest_headers": closest,
+        "fix": {
+            "column_map": json.dumps({**profile.column_map, column.value: header}, ensure_ascii=False),
+            "register_profile": {
+                "method": "POST",
+                "path": "/profiles",
+                "body": {"name": f"{base}-local", "base": base, "columns": {column.value: [header]}},
+            },
+            "explanation": (
+                f"add the query parameter column_map={json.dumps({column.value: header}, ensure_ascii=False)} to this "
+                f"upload, or register a profile once (POST /profiles with the body above) and upload with "
+                f"profile={base}-local"
+            ),
+        },
+    }
 
 
 # --- sources --------------------------------------------------------------------------------------

@@ -3,8 +3,10 @@
 Headers and benefit names reach us through Excel, Windows code pages and hand edits, so the same
 label shows up as "Forløb afsluttet", "FORLØB  AFSLUTTET", "Forloeb afsluttet", "Forlob afsluttet",
 "Forl?b afsluttet" or the mojibake "ForlÃ¸b afsluttet". Matching happens in two tiers: an exact
-key (case, whitespace and punctuation folded, æøå spelled ae/oe/aa) and, as a fallback, a
-consonant skeleton that also forgives lost or mangled vowels. Callers must check that the
+key (case, whitespace and punctuation folded, æøå spelled ae/oe/aa), a word key that also
+forgives word order, small filler words and common synonyms ("Ydelse startdato" = "Startdato
+ydelse", "Telefonnummer" = "Tlf."), and, as a fallback, a consonant skeleton that also forgives
+lost or mangled vowels. Callers must check that the
 skeletons of their own vocabulary are unique, so the fallback can never pick the wrong label.
 """
 
@@ -38,6 +40,32 @@ def label_key(label: object) -> str:
     text = unicodedata.normalize("NFKC", repair_mojibake(str(label))).casefold()
     text = text.translate(_DANISH_LETTERS)
     return _NON_ALPHANUMERIC.sub(" ", text).strip()
+
+
+# Words that carry no meaning in a header ("Dato for seneste samtale" = "Seneste samtale dato").
+_FILLER_WORDS = frozenset({"for", "af", "til", "pr", "paa", "i", "ved", "den", "det", "der", "og"})
+# Spellings of one word in exports; each side maps to the left-hand form.
+_SYNONYMS = {
+    "nummer": "nr",
+    "no": "nr",
+    "tlf": "telefon",
+    "telefonnummer": "telefon",
+    "telefonnr": "telefon",
+    "personnummer": "cpr",
+    "personnr": "cpr",
+    "cprnr": "cpr",
+    "cprnummer": "cpr",
+    "start": "startdato",
+    "startdag": "startdato",
+    "seneste": "sidste",
+}
+
+
+def label_words(label: object) -> str:
+    """Word-tier key: the exact key's words, synonyms folded, filler dropped, sorted, so
+    "Ydelse startdato", "Startdato - ydelse" and "Startdato for ydelse" agree."""
+    words = (_SYNONYMS.get(word, word) for word in label_key(label).split())
+    return " ".join(sorted(word for word in words if word not in _FILLER_WORDS))
 
 
 def label_skeleton(label: object) -> str:

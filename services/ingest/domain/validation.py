@@ -69,6 +69,9 @@ class ValidRow:
     navn: str | None
     forskerbeskyttet: bool
     row_number: int = 0
+    # The visitation category as the case system names it, whitespace tidied; None when blank or
+    # the file has no such column.
+    visitationskategori: str | None = None
     # Problems that do not cost the citizen their letter, e.g. an unusable phone number (the SMS
     # reminder is dropped, the Digital Post letter still goes out).
     warnings: tuple[RowError, ...] = ()
@@ -127,8 +130,11 @@ def parse_bool(value: object) -> bool | None:
     raise ValueError(f"not a yes/no value; {BOOLEAN_HINT}")
 
 
-def validate_row(row_number: int, row: Mapping[str, object], *, reference_date: date) -> ValidRow | list[RowError]:
-    """Validate one row from a reader against the round's ``reference_date``."""
+def validate_row(
+    row_number: int, row: Mapping[str, object], *, reference_date: date, today: date | None = None
+) -> ValidRow | list[RowError]:
+    """Validate one row from a reader against the round's ``reference_date``; a date after
+    ``today`` (the day of the upload, when given) is an error: an export holds no future."""
     errors: list[RowError] = []
     warnings: list[RowError] = []
 
@@ -159,8 +165,12 @@ def validate_row(row_number: int, row: Mapping[str, object], *, reference_date: 
     elif len(ydelse) > MAX_TEXT_LENGTH:
         fail(Kolonne.YDELSE, f"benefit (ydelse) is longer than {MAX_TEXT_LENGTH} characters")
 
-    overgangsdato = _date_field(row, Kolonne.OVERGANGSDATO, fail, required=True)
-    seneste_samtale = _date_field(row, Kolonne.SENESTE_SAMTALE, fail, required=False)
+    kategori = _text(row.get(Kolonne.VISITATIONSKATEGORI))
+    if kategori is not None and len(kategori) > MAX_TEXT_LENGTH:
+        fail(Kolonne.VISITATIONSKATEGORI, f"visitation category is longer than {MAX_TEXT_LENGTH} characters")
+
+    overgangsdato = _date_field(row, Kolonne.OVERGANGSDATO, fail, required=True, today=today)
+    seneste_samtale = _date_field(row, Kolonne.SENESTE_SAMTALE, fail, required=False, today=today)
     forloeb_afsluttet = _bool_field(row, Kolonne.FORLOEB_AFSLUTTET, fail)
     # Blank passive/protection cells mean "no": exports that mark with "x" leave the rest empty.
     passiv = _bool_field(row, Kolonne.PASSIV, fail) or False
@@ -196,6 +206,7 @@ def validate_row(row_number: int, row: Mapping[str, object], *, reference_date: 
         forskerbeskyttet=forskerbeskyttet,
         row_number=row_number,
         warnings=tuple(warnings),
+        visitationskategori=kategori,
     )
 
 
@@ -254,17 +265,31 @@ def validate_rows(
         yield result
 
 
-def _date_field(row: Mapping[str, object], column: Kolonne, fail: Callable, *, required: bool) -> date | None:
+def _date_field(
+    row: Mapping[str, object], column: Kolonne, fail: Callable, *, required: bool, today: date | None
+) -> date | None:
     raw = row.get(column)
     if is_blank(raw):
         if required:
             fail(column, "date is missing")
         return None
     try:
-        return parse_date(raw)
+        parsed = parse_date(raw)
     except ValueError as exc:
         fail(column, str(exc))
         return None
+    if today is not None and parsed is not None and parsed > today:
+        fail(column, future_date_message(parsed, today))
+        return None
+    return parsed
+
+
+def future_date_message(value: date, today: date) -> str:
+    """The row error for a date after the day of the upload (it gives the distance in years, not
+    the cell's value)."""
+    years = value.year - today.year
+    distance = f"{years} year(s) " if years > 0 else ""
+    return f"date lies {distance}after the day of the upload ({today.isoformat()}); an export holds no future dates: check the column"
 
 
 def _bool_field(row: Mapping[str, object], column: Kolonne, fail: Callable) -> bool | None:

@@ -15,7 +15,7 @@ from datetime import date
 import numpy as np
 import pytest
 
-from services.ingest.domain import classify, load_mapping, validate_row
+from services.ingest.domain import ExclusionReason, classify, load_mapping, validate_row
 from services.ingest.domain.fastpath import CachedRowValidator
 from services.ingest.domain.readers import iter_extract_rows
 from services.ingest.duplicates import SeenKeys
@@ -197,14 +197,19 @@ def test_a_block_holds_what_the_database_and_dispatch_need(tmp_path):
 def test_record_fast_path_equals_the_domain_functions():
     rng = random.Random(3)
     mapping = load_mapping()
-    validator = CachedRowValidator(REFERENCE, mapping)
+    today = date(2023, 8, 15)
+    validator = CachedRowValidator(REFERENCE, mapping, today)
     columns = [c.value for c in FAST_COLUMNS]
     positions = tuple(range(len(columns)))
     values = {
         "cpr": ["010190-1235", "0202852346", "320190-1234", "010124-4000", "290200-4001", "3110231234", "01019-1234", ""],
-        "ydelse": ["Dagpenge", "  sygedagpenge ", "Kontanthjælp - jobparat", "Ukendt", "Førtidspension", "", "x" * 250],
-        "overgangsdato": ["2022-01-01", "01-01-2022", "2023-07-31", "2023-09-01", "01-01-22", ""],
-        "seneste_samtale": ["2022-01-01", "", "bad"],
+        "ydelse": [
+            "Dagpenge", "  sygedagpenge ", "Kontanthjælp - jobparat", "Ukendt", "Førtidspension", "", "x" * 250,
+            "Kontanthjælp", "Ressourceforløbsydelse", "Uddannelseshjælp",
+        ],
+        "visitationskategori": ["", "Jobparat", "aktivitetsparat", "Jobafklaringsforløb", "Ressourceforløb", "Match 9", "z" * 250],
+        "overgangsdato": ["2022-01-01", "01-01-2022", "2023-07-31", "2023-09-01", "01-01-22", "", "2031-01-01"],
+        "seneste_samtale": ["2022-01-01", "", "bad", "2029-05-05"],
         "forloeb_afsluttet": ["ja", "nej", "", "måske"],
         "passiv": ["ja", "nej", "", "x"],
         "forskerbeskyttet": ["ja", "", "nej"],
@@ -213,14 +218,15 @@ def test_record_fast_path_equals_the_domain_functions():
     }
     for number in range(1, 3001):
         fields = [rng.choice(values[column]) for column in columns]
-        expected = validate_row(number, dict(zip(columns, fields, strict=True)), reference_date=REFERENCE)
+        expected = validate_row(number, dict(zip(columns, fields, strict=True)), reference_date=REFERENCE, today=today)
         fast = validator.validate_fields(fields, positions)
         if fast is None:
             continue  # handed to validate_row itself
         assert not isinstance(expected, list), fields
         cpr, birth_date, age, ydelse, overgangsdato, passiv, forsker, navn, phone, warning = fast
         assert (cpr, birth_date, age, ydelse, overgangsdato, passiv, forsker, navn, phone) == (
-            expected.cpr, expected.birth_date, expected.age, expected.ydelse, expected.overgangsdato, expected.passiv,
+            expected.cpr, expected.birth_date, expected.age, (expected.ydelse, expected.visitationskategori),
+            expected.overgangsdato, expected.passiv,
             expected.forskerbeskyttet, expected.navn, expected.phone_e164,
         )
         assert warning == (expected.warnings[0].message if expected.warnings else None)
@@ -228,6 +234,10 @@ def test_record_fast_path_equals_the_domain_functions():
         reason, maalgruppe, age_band, duration_band = validator.classify_parts(ydelse, overgangsdato, age, passiv, forsker)
         assert (reason, maalgruppe, age_band) == (classification.exclusion_reason, classification.maalgruppe, classification.age_band)
         assert duration_band == classification.duration_band
+        benefit = validator.benefit_part(ydelse, overgangsdato)
+        assert benefit[3] == classification.label
+        if reason is ExclusionReason.UNKNOWN_BENEFIT:
+            assert benefit[4] == classification.error
 
 
 def test_seen_keys_finds_every_repeat_with_its_first_row():

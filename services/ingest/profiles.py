@@ -1,0 +1,80 @@
+"""Column profiles at run time: the built-in ones and those registered over the API.
+
+A registered profile is a row of ``ingest.column_profile`` (versioned, never changed), read
+from the database whenever an upload names it, so a profile registered on one replica is used
+by every replica at once, without a restart. The worker processes never need it: the service
+process finds the header with it and sends them the column positions.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.ingest.domain.profiles import ColumnProfile, get_profile, load_profiles, registered_profile
+from services.ingest.models import RegisteredProfile
+from services.ingest.schemas import ProfileRegistration
+from shared.bus import UnitOfWork
+
+
+class UnknownProfile(LookupError):
+    pass
+
+
+async def resolve_profile(session: AsyncSession, reference: str) -> ColumnProfile:
+    """The profile an upload names: a built-in one ("momentum"), a registered one's newest
+    version ("acme") or a given version ("acme@2")."""
+    name, _, version_text = reference.strip().casefold().partition("@")
+    if not version_text and name in load_profiles():
+        return get_profile(name)
+    query = sa.select(RegisteredProfile).where(RegisteredProfile.name == name)
+    if version_text:
+        if not version_text.isdigit():
+            raise UnknownProfile(f"a profile version is a number, as in {name}@2")
+        query = query.where(RegisteredProfile.version == int(version_text))
+    record = (await session.execute(query.order_by(RegisteredProfile.version.desc()).limit(1))).scalar_one_or_none()
+    if record is None:
+        known = ", ".join(profile.reference for profile in await list_profiles(session))
+        raise UnknownProfile(f"unknown column profile {reference!r}; known profiles: {known} (GET /profiles)")
+    return _from_record(record)
+
+
+async def list_profiles(session: AsyncSession) -> list[ColumnProfile]:
+    """Every built-in profile and the newest version of every registered one."""
+    newest = (
+        sa.select(RegisteredProfile)
+        .distinct(RegisteredProfile.name)
+        .order_by(RegisteredProfile.name, RegisteredProfile.version.desc())
+    )
+    registered = [_from_record(record) for record in (await session.execute(newest)).scalars()]
+    return [*load_profiles().values(), *registered]
+
+
+async def register_profile(uow: UnitOfWork, registration: ProfileRegistration, registered_by: str) -> ColumnProfile:
+    """Store a new version of a named profile and commit. Raises ``MappingDataError`` or
+    ``LookupError`` when the profile would be ambiguous or names unknown columns or base."""
+    session = uow.session
+    name = registration.name.strip().casefold()
+    # Versions of one name are numbered under a transaction-scoped lock on the name.
+    await session.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(f"column_profile:{name}"))))
+    latest = await session.scalar(sa.select(sa.func.max(RegisteredProfile.version)).where(RegisteredProfile.name == name))
+    version = (latest or 0) + 1
+    profile = registered_profile(
+        name, version, registration.columns, base=registration.base.strip().casefold(), display_name=registration.display_name
+    )
+    session.add(
+        RegisteredProfile(
+            name=name,
+            version=version,
+            base=profile.base,
+            display_name=profile.display_name,
+            columns={column: list(headers) for column, headers in registration.columns.items()},
+            registered_by=registered_by,
+        )
+    )
+    await uow.commit()
+    return profile
+
+
+def _from_record(record: RegisteredProfile) -> ColumnProfile:
+    return registered_profile(record.name, record.version, record.columns, base=record.base, display_name=record.display_name)
