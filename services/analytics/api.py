@@ -1,4 +1,5 @@
-"""Thin routers: REST tables (JSON/CSV) and the OData feed, all from the cached publication."""
+"""Thin routers: REST tables (JSON/CSV) and the OData feed, all from each round's latest release,
+and the releases themselves (list; cut by the KL operator)."""
 
 from __future__ import annotations
 
@@ -10,27 +11,36 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from services.analytics import odata, service
-from services.analytics.domain.publication import DIMENSIONS, INDICATOR_COLUMNS, NATIONAL, RATE_COLUMNS, RATE_DIMENSIONS
-from services.analytics.schemas import ResponseRates, RoundOut, TablePage
+from services.analytics.domain.publication import INDICATOR_COLUMNS, NATIONAL, RATE_COLUMNS
+from services.analytics.schemas import ReleaseIn, ReleaseOut, ResponseRates, RoundOut, TablePage
 from shared.auth import Principal, ensure_kommune_access, require_scopes
 
 router = APIRouter(tags=["aggregates"])
 odata_router = APIRouter(prefix="/odata", tags=["odata"])
 ROUND_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 reader = require_scopes("aggregates:read")
+operator = require_scopes("rounds:admin", "kommuner:all")
 Format = Literal["json", "csv"]
 
 
-def _cache(request: Request) -> service.PublicationCache:
-    return request.app.state.publications
+def _releases(request: Request) -> service.Releases:
+    return request.app.state.releases
 
 
-async def _publication(request: Request, round_id: str):
+def _not_found(round_id: str, exc: LookupError) -> HTTPException:
+    if isinstance(exc, service.NotReleased):
+        return HTTPException(
+            404, detail=f"round {round_id} has no release yet: its tables are published from its first release on"
+        )
+    return HTTPException(404, detail=f"no data for round {round_id}")
+
+
+async def _release(request: Request, round_id: str) -> service.Release:
     async with request.app.state.runtime.uow() as uow:
         try:
-            return await _cache(request).get(uow, round_id)
-        except service.RoundNotFound:
-            raise HTTPException(404, detail=f"no data for round {round_id}") from None
+            return await _releases(request).latest(uow, round_id)
+        except (service.RoundNotFound, service.NotReleased) as exc:
+            raise _not_found(round_id, exc) from None
 
 
 def _check_kommune(principal: Principal, kommunekode: str | None) -> None:
@@ -38,23 +48,42 @@ def _check_kommune(principal: Principal, kommunekode: str | None) -> None:
         ensure_kommune_access(principal, kommunekode)
 
 
-def _table(request: Request, rows: list[dict], columns: tuple[str, ...], fmt: str, limit: int | None, offset: int, round_id: str | None, filename: str):
+def _csv_value(value):
+    return "" if value is None else ("true" if value is True else "false" if value is False else value)
+
+
+def _table(
+    request: Request,
+    rows: list[dict],
+    columns: tuple[str, ...],
+    fmt: str,
+    limit: int | None,
+    offset: int,
+    round_id: str | None,
+    filename: str,
+    release: service.ReleaseInfo | None = None,
+):
+    """One page of ``rows``; ``release``: the release they are from, said on the page (JSON),
+    on every row and in the headers (CSV). Without one the rows say it themselves (trends)."""
     settings = request.app.state.settings
     limit = min(limit or settings.max_page_size, settings.max_page_size)
     page = rows[offset : offset + limit]
+    stamp = release.stamp() if release is not None else {}
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(columns)
+        writer.writerow(columns + tuple(stamp))
+        extra = [_csv_value(v) for v in stamp.values()]
         for row in page:
-            writer.writerow(["" if row[c] is None else ("true" if row[c] is True else "false" if row[c] is False else row[c]) for c in columns])
-        return Response(
-            buffer.getvalue(),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{filename}.csv"', "X-Total-Count": str(len(rows))},
-        )
+            writer.writerow([_csv_value(row[c]) for c in columns] + extra)
+        headers = {"Content-Disposition": f'attachment; filename="{filename}.csv"', "X-Total-Count": str(len(rows))}
+        if release is not None:
+            headers.update({"X-Release": str(release.release), "X-Release-Phase": release.phase,
+                            "X-Release-Built-At": release.built_at_text})
+        return Response(buffer.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)
     return TablePage(
         round_id=round_id,
+        **stamp,
         suppression_threshold=settings.suppression_threshold,
         caution_below=settings.caution_below,
         total=len(rows),
@@ -82,7 +111,10 @@ async def get_response_rates(
     principal: Principal = Depends(reader),
 ) -> ResponseRates:
     async with request.app.state.runtime.uow() as uow:
-        return await service.response_rates(uow, _cache(request), round_id, principal)
+        try:
+            return await service.response_rates(uow, _releases(request), round_id, principal)
+        except (service.RoundNotFound, service.NotReleased) as exc:
+            raise _not_found(round_id, exc) from None
 
 
 @router.get(
@@ -102,13 +134,11 @@ async def get_response_rate_table(
     principal: Principal = Depends(reader),
 ):
     _check_kommune(principal, kommunekode)
-    async with request.app.state.runtime.uow() as uow:
-        try:
-            rate_rows = await _cache(request).rate_rows(uow, round_id)
-        except service.RoundNotFound:
-            raise HTTPException(404, detail=f"no data for round {round_id}") from None
-    rows = service.select_rows(service.visible(rate_rows, principal), {"dimension": dimension, "kommunekode": kommunekode, "level": level})
-    return _table(request, rows, RATE_COLUMNS, format, limit, offset, round_id, f"{round_id}-response-rates")
+    release = await _release(request, round_id)
+    rows = service.select_rows(
+        service.visible(release.publication.rate_rows, principal), {"dimension": dimension, "kommunekode": kommunekode, "level": level}
+    )
+    return _table(request, rows, RATE_COLUMNS, format, limit, offset, round_id, f"{round_id}-response-rates", release.info)
 
 
 @router.get(
@@ -117,7 +147,8 @@ async def get_response_rate_table(
     summary="Indicator tables (weighted with SE and 95 % CI, unweighted beside), suppressed",
     description=(
         "One row per question x dimension x municipality (or national) x level (or total). "
-        "Suppressed cells have every figure null and suppressed=true; caution=true marks few answers."
+        "Suppressed cells have every figure null and suppressed=true; caution=true marks few answers. "
+        "The rows are the round's latest release (release, phase, built_at); 404 before its first."
     ),
 )
 async def get_indicators(
@@ -133,11 +164,11 @@ async def get_indicators(
     principal: Principal = Depends(reader),
 ):
     _check_kommune(principal, kommunekode)
-    publication = await _publication(request, round_id)
-    rows = service.visible(publication.indicators(question, dimension, kommunekode), principal)
+    release = await _release(request, round_id)
+    rows = service.visible(release.publication.indicators(question, dimension, kommunekode), principal)
     if level is not None:
         rows = service.select_rows(rows, {"level": level})
-    return _table(request, rows, INDICATOR_COLUMNS, format, limit, offset, round_id, f"{round_id}-indicators")
+    return _table(request, rows, INDICATOR_COLUMNS, format, limit, offset, round_id, f"{round_id}-indicators", release.info)
 
 
 @router.get("/trends", response_model=TablePage, summary="Change since the previous round, with a significance flag")
@@ -154,9 +185,48 @@ async def get_trends(
 ):
     _check_kommune(principal, kommunekode)
     async with request.app.state.runtime.uow() as uow:
-        rows = await service.trends(uow, _cache(request), questionnaire_id)
+        rows = await service.trends(uow, _releases(request), questionnaire_id)
     rows = service.select_rows(service.visible(rows, principal), {"question": question, "kommunekode": kommunekode, "indicator": indicator})
     return _table(request, rows, service.TREND_COLUMNS, format, limit, offset, None, "trends")
+
+
+@router.get(
+    "/rounds/{round_id}/releases",
+    response_model=list[ReleaseOut],
+    summary="The round's releases, oldest first; every table is served from the latest",
+)
+async def get_releases(
+    request: Request, round_id: str = Path(pattern=ROUND_PATTERN), principal: Principal = Depends(reader)
+) -> list[ReleaseOut]:
+    async with request.app.state.runtime.uow() as uow:
+        try:
+            infos = await _releases(request).list(uow, round_id)
+        except service.RoundNotFound as exc:
+            raise _not_found(round_id, exc) from None
+    return [ReleaseOut(round_id=i.round_id, release=i.release, phase=i.phase, built_at=i.built_at, version=i.version) for i in infos]
+
+
+@router.post(
+    "/rounds/{round_id}/releases",
+    response_model=ReleaseOut,
+    status_code=201,
+    summary="Cut a release of the round now: preliminary, or final (a final may be cut again, a revision)",
+    description=(
+        "Builds the round's tables from its current data and publishes them as its next release. "
+        "Preliminary releases are also cut automatically while a round changes, until it has a final one; "
+        "a preliminary release after a final one is refused (409)."
+    ),
+)
+async def post_release(
+    request: Request, body: ReleaseIn, round_id: str = Path(pattern=ROUND_PATTERN), principal: Principal = Depends(operator)
+) -> ReleaseOut:
+    try:
+        info = await service.cut_release(_releases(request), round_id, body.phase)
+    except service.RoundNotFound as exc:
+        raise _not_found(round_id, exc) from None
+    except service.ReleaseRefused as exc:
+        raise HTTPException(409, detail=str(exc)) from None
+    return ReleaseOut(round_id=info.round_id, release=info.release, phase=info.phase, built_at=info.built_at, version=info.version)
 
 
 # -- OData v4 ---------------------------------------------------------------------------------------------
@@ -208,17 +278,18 @@ async def odata_entity_set(request: Request, entity_set: str, principal: Princip
         _check_kommune(principal, conditions["kommunekode"])
 
     async with request.app.state.runtime.uow() as uow:
-        cache = _cache(request)
+        releases = _releases(request)
         if es.name == "Trends":
-            rows = await service.trends(uow, cache, conditions.get("questionnaire_id"))
+            rows = await service.trends(uow, releases, conditions.get("questionnaire_id"))
         else:
             rounds = await service.list_rounds(uow)
             if isinstance(conditions.get("round_id"), str):
                 rounds = [r for r in rounds if r.round_id == conditions["round_id"]]
             rows = []
-            for info in rounds:
-                publication = await cache.get_for(uow, info)
-                rows.extend(publication.indicator_rows if es.name == "Indicators" else publication.rate_rows)
+            for release in await service.latest_releases(uow, releases, rounds):
+                stamp = release.info.stamp()
+                published = release.publication.indicator_rows if es.name == "Indicators" else release.publication.rate_rows
+                rows.extend({**r, **stamp} for r in published)
     rows = [r for r in (odata.with_id(es, r) for r in service.visible(rows, principal)) if odata.matches(r, conditions)]
 
     page_size = request.app.state.settings.max_page_size

@@ -1,17 +1,16 @@
 """Where a round's publication is built: reading its tallies from one snapshot and computing the
 suppressed tables (no HTTP, no consumer).
 
-A build is CPU-bound Python. Before, it ran in the service's process: the tallies were loaded
-and decoded into ~50,000 AnswerCount objects on the event loop itself (~0.2 s with the loop
-blocked, per build), then computed in a thread that held the GIL in 5 ms slices against that
-loop, which also runs the Kafka consumer, the version poll and every read. At 200 answers/s a
-live round's answer count went stale by up to 1.5 s and its tables by up to 8 s
-(bench/analytics_replay.py). Now the service hands builds to :class:`ProcessBuilder`: one
-worker process with its own database connection that loads, builds and returns the finished
-publication; the service's process only unpickles it (~1 ms: its indicator rows cross as
-columns, see publication.IndicatorTable). :func:`load_and_build` is the
-same function either way (the worker calls it, and so does the in-thread :class:`ThreadBuilder`),
-so where a build runs never changes its rows (tested).
+A build is CPU-bound Python, so the service hands builds to :class:`ProcessBuilder`: one worker
+process with its own database connection that loads, builds and returns the finished
+publication; the service's process only unpickles it (its indicator rows cross as columns, see
+publication.IndicatorTable), and the consumer and the reads never wait behind a build for the
+interpreter lock. :func:`load_and_build` is the same function either way (the worker calls it,
+and so does the in-thread :class:`ThreadBuilder`), so where a build runs never changes its rows
+(tested).
+
+A build is given the baseline of the round's previous release (JSON, as stored with it) and
+returns the new publication with the baseline the next release is to be built with.
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import gc
+import inspect
 import logging
 import multiprocessing
 import time
@@ -29,6 +29,8 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from services.analytics.domain import publication as _publication_module
+from services.analytics.domain import suppression as _suppression_module
 from services.analytics.domain.answers import CODES, answer_code
 from services.analytics.domain.publication import (
     GroupedCounts,
@@ -40,6 +42,14 @@ from services.analytics.domain.publication import (
 from services.analytics.models import AnswerTally, RateTally, ResponseFact, RoundState, StratumFrame
 
 logger = logging.getLogger(__name__)
+
+# The domain's interface for respondent counts and baselines. INTEGRATION SHIM, to be replaced
+# by plain imports (RESPONDENTS, Baseline) once the domain provides them: until then the
+# respondent rows are left out of what build_publication is given and no baseline is passed.
+RESPONDENTS: str = getattr(_publication_module, "RESPONDENTS", "__respondents__")
+_DOMAIN_COUNTS_RESPONDENTS = hasattr(_publication_module, "RESPONDENTS")
+_DOMAIN_TAKES_BASELINE = "baseline" in inspect.signature(build_publication).parameters
+_Baseline = getattr(_publication_module, "Baseline", None) or getattr(_suppression_module, "Baseline", None)
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,24 @@ _GROUPED = sa.text(
 )
 
 
+# Respondents (people who answered the questionnaire, whatever they answered) per stratum by
+# each band and in total: the counts suppression decides on. Rows of the grouped counts under
+# the question RESPONDENTS, the number in the first code's column.
+_RESPONDENTS = sa.text(
+    "SELECT stratum, "
+    "CASE WHEN grouping(gender) = 0 THEN 'gender' WHEN grouping(age_band) = 0 THEN 'age_band' "
+    "WHEN grouping(duration_band) = 0 THEN 'duration_band' ELSE 'total' END, "
+    "coalesce(gender, age_band, duration_band, 'total'), count(*)::int "
+    f"FROM {ResponseFact.__table__.fullname} WHERE round_id = :r "
+    "GROUP BY GROUPING SETS ((stratum, gender), (stratum, age_band), (stratum, duration_band), (stratum))"
+)
+_NO_CODES = (0,) * (len(CODES) - 1)
+
+
+def respondent_row(stratum: str, dimension: str, level: str, n: int) -> GroupedCounts:
+    return (stratum, dimension, level, RESPONDENTS, (n, *_NO_CODES))
+
+
 def with_totals(grouped: list[GroupedCounts]) -> list[GroupedCounts]:
     """The grouped tallies plus each (stratum, question)'s "total" row: the sum of its gender rows."""
     totals: dict[tuple[str, str], list[int]] = {}
@@ -98,9 +126,13 @@ async def load_rates(uow, round_id: str) -> list[RateCount]:
 
 
 async def load_grouped(uow, round_id: str) -> list[GroupedCounts]:
-    """A round's answer counts in full: the tallies grouped per stratum by each band, with totals."""
+    """A round's answer counts in full: the tallies grouped per stratum by each band, with
+    totals, and the respondents per stratum by each band and in total (question RESPONDENTS)."""
     rows = (await uow.session.execute(_GROUPED, {"r": round_id})).all()
-    return with_totals([(h, dim, lvl, q, counts) for h, dim, lvl, q, *counts in rows])
+    respondents = (await uow.session.execute(_RESPONDENTS, {"r": round_id})).all()
+    return with_totals([(h, dim, lvl, q, counts) for h, dim, lvl, q, *counts in rows]) + [
+        respondent_row(h, dim, lvl, n) for h, dim, lvl, n in respondents
+    ]
 
 
 _COUNTS_STATE = sa.text(f"SELECT version, counts_reset_version FROM {_STATE} WHERE round_id = :r")
@@ -169,10 +201,16 @@ class HeldCounts:
 
 def _add_facts(groups: dict[tuple[str, str, str, str], list[int]], facts) -> None:
     """Count facts' answers into grouped counts as the handlers count them into the tallies
-    (one per answer with a code), under the stratum's total and each of its bands."""
+    (one per answer with a code), and each fact once as a respondent (RESPONDENTS), under the
+    stratum's total and each of its bands."""
     width = len(CODES)
     for stratum, gender, age_band, duration_band, answers in facts:
         slots = (("total", "total"), ("gender", gender), ("age_band", age_band), ("duration_band", duration_band))
+        for dimension, level in slots:
+            counts = groups.get((stratum, dimension, level, RESPONDENTS))
+            if counts is None:
+                counts = groups[(stratum, dimension, level, RESPONDENTS)] = [0] * width
+            counts[0] += 1
         for question, value in answers.items():
             code = answer_code(value)
             if code is None:
@@ -233,31 +271,50 @@ async def snapshot_inputs(sessions, round_id: str, held: HeldCounts | None = Non
 class BuildResult:
     info: RoundInfo | None
     publication: RoundPublication | None
-    # The build's cost, what spacing builds is based on (PublicationCache._space): the time the
-    # snapshot took to load and the CPU seconds (process time of the builder) of the computation.
+    # The baseline the round's next release is to be built with (Baseline.to_json()).
+    baseline: dict | None = None
+    # The build's cost: the time the snapshot took to load and the CPU seconds (process time of
+    # the builder) of the computation.
     load_seconds: float = 0.0
     build_seconds: float = 0.0
 
 
+def _build(info: RoundInfo, strata, answers, rates, min_count: int, caution_below: int, baseline: dict | None):
+    """The pure build, with the domain's interface (see RESPONDENTS): (publication, next baseline)."""
+    if not _DOMAIN_COUNTS_RESPONDENTS:
+        answers = [row for row in answers if row[3] != RESPONDENTS]
+    kwargs: dict = {"min_count": min_count, "caution_below": caution_below}
+    if _DOMAIN_TAKES_BASELINE:
+        kwargs["baseline"] = None if baseline is None or _Baseline is None else _Baseline.from_json(baseline)
+    publication = build_publication(info.round_id, info.questionnaire_id, strata, answers, rates, **kwargs)
+    following = getattr(publication, "baseline", None)
+    return publication, None if following is None else following.to_json()
+
+
 async def load_and_build(
-    sessions, round_id: str, min_count: int, caution_below: int, compute: Callable | None = None, held: HeldCounts | None = None
+    sessions,
+    round_id: str,
+    min_count: int,
+    caution_below: int,
+    compute: Callable | None = None,
+    held: HeldCounts | None = None,
+    baseline: dict | None = None,
 ) -> BuildResult:
-    """Snapshot the round and build its publication. ``compute`` runs the pure build (default:
-    here); the in-thread fallback passes ``asyncio.to_thread``. ``held``: see snapshot_inputs."""
+    """Snapshot the round and build its publication with ``baseline`` (the previous release's,
+    None for the first). ``compute`` runs the pure build (default: here); the in-thread
+    fallback passes ``asyncio.to_thread``. ``held``: see snapshot_inputs."""
     started = time.perf_counter()
     info, inputs = await snapshot_inputs(sessions, round_id, held)
     if info is None:
         return BuildResult(None, None)
     loaded = time.perf_counter()
     strata, answers, rates = inputs
-    args = (info.round_id, info.questionnaire_id, strata, answers, rates)
-    kwargs = {"min_count": min_count, "caution_below": caution_below}
     cpu = time.process_time()
     if compute is None:
-        publication = build_publication(*args, **kwargs)
+        publication, following = _build(info, strata, answers, rates, min_count, caution_below, baseline)
     else:
-        publication = await compute(lambda: build_publication(*args, **kwargs))
-    return BuildResult(info, publication, loaded - started, time.process_time() - cpu)
+        publication, following = await compute(lambda: _build(info, strata, answers, rates, min_count, caution_below, baseline))
+    return BuildResult(info, publication, following, loaded - started, time.process_time() - cpu)
 
 
 # -- the worker process -----------------------------------------------------------------------------
@@ -289,9 +346,9 @@ def _worker_ready() -> bool:
     return True
 
 
-def _worker_build(round_id: str, min_count: int, caution_below: int) -> BuildResult:
+def _worker_build(round_id: str, min_count: int, caution_below: int, baseline: dict | None) -> BuildResult:
     return _worker["loop"].run_until_complete(
-        load_and_build(_worker["sessionmaker"], round_id, min_count, caution_below, held=_worker["held"])
+        load_and_build(_worker["sessionmaker"], round_id, min_count, caution_below, held=_worker["held"], baseline=baseline)
     )
 
 
@@ -322,14 +379,14 @@ class ProcessBuilder:
         start-up does not wait for it."""
         self._pool().submit(_worker_ready)
 
-    async def build(self, round_id: str, min_count: int, caution_below: int) -> BuildResult:
+    async def build(self, round_id: str, min_count: int, caution_below: int, baseline: dict | None = None) -> BuildResult:
         loop = asyncio.get_running_loop()
         for attempt in (1, 2):
             try:
-                return await loop.run_in_executor(self._pool(), _worker_build, round_id, min_count, caution_below)
+                return await loop.run_in_executor(self._pool(), _worker_build, round_id, min_count, caution_below, baseline)
             except concurrent.futures.process.BrokenProcessPool:
                 # The worker died (OOM kill, ...): a build is a pure read, so try once more on a
-                # fresh worker rather than fail the readers waiting for it.
+                # fresh worker rather than fail the release waiting for it.
                 logger.warning("publication builder process died; starting a new one", extra={"fields": {"attempt": attempt}})
                 self.close()
                 if attempt == 2:
@@ -358,8 +415,10 @@ class ThreadBuilder:
     def start(self) -> None:
         pass
 
-    async def build(self, round_id: str, min_count: int, caution_below: int) -> BuildResult:
-        return await load_and_build(self._session, round_id, min_count, caution_below, compute=asyncio.to_thread, held=self._held)
+    async def build(self, round_id: str, min_count: int, caution_below: int, baseline: dict | None = None) -> BuildResult:
+        return await load_and_build(
+            self._session, round_id, min_count, caution_below, compute=asyncio.to_thread, held=self._held, baseline=baseline
+        )
 
     def close(self) -> None:
         pass

@@ -9,22 +9,18 @@ class AnalyticsSettings(ServiceSettings):
     caution_below: int = 20
     # Largest page of a table (REST and OData server-driven paging).
     max_page_size: int = 5000
-    # The versions of the rounds being read are looked at whenever a round's change commits
-    # (LISTEN/NOTIFY) and a build ends, and polled this often besides (a lost notification only
-    # delays). Builds of one round use at most this share of one core (a build's cost: its
-    # snapshot's load plus its computation's CPU; changes in between are coalesced). Builds run
-    # in one worker process of their own (below), which already caps them at one core, so the
-    # default builds again as soon as the last build is done while a round keeps changing: at
-    # 200 answers/s that is ~0.6 CPU s per s on the bench machine, and what keeps the published
-    # tables within a second of an answer. Lower it where the service shares a small machine.
-    publication_interval_seconds: float = 0.05
-    publication_build_share: float = 1.0
+    # Releases (see service.Releases): a round's tables are published as releases, each built at
+    # one version of its data. The release loop cuts a preliminary release of a round whose data
+    # changed since its latest release once no change has come for `quiet` seconds, or once its
+    # latest release is `interval` seconds old (whichever is first), until the round has a final
+    # release. It looks at the rounds whenever one changes (LISTEN/NOTIFY) and every `poll`
+    # seconds besides (a lost notification only delays a release).
+    publication_release_quiet_seconds: float = 300.0
+    publication_release_interval_seconds: float = 3600.0
+    publication_release_poll_seconds: float = 1.0
     # Build publications in a worker process (its own database connection), not a thread of the
-    # service: a build holding the GIL stalled the consumer and the reads (see builder.py).
+    # service, so a build never holds the interpreter lock against the consumer and the reads.
     publication_build_process: bool = True
-    # A read may get tables up to this old (seconds) while the round changes, instead of waiting
-    # for the next build. 0: a read never sees less than the state it observed (tests rely on it).
-    publication_max_lag_seconds: float = 0.0
     # Bigger consumer batches for analytics: one transaction and a few set-based statements per
     # batch, so a replay costs per batch, not per event.
     consumer_batch_max_records: int = 1000

@@ -15,7 +15,7 @@ from services.analytics.handlers import HANDLERS
 from services.analytics.config import AnalyticsSettings
 from services.analytics.models import AUDIT, BUS
 from services.analytics.privacy import RULES as PRIVACY
-from services.analytics.service import PublicationCache, RoundChanges
+from services.analytics.service import Releases, RoundChanges
 from shared.app import install_common
 from shared.audit import install_audit
 from shared.privacy import privacy_handlers
@@ -38,21 +38,21 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
                 if settings.publication_build_process
                 else ThreadBuilder(runtime.uow)
             )
-            app.state.publications = publications = PublicationCache(
+            app.state.releases = releases = Releases(
                 runtime.uow,
                 settings.suppression_threshold,
                 settings.caution_below,
-                interval=settings.publication_interval_seconds,
-                max_lag=settings.publication_max_lag_seconds,
-                build_share=settings.publication_build_share,
+                quiet=settings.publication_release_quiet_seconds,
+                interval=settings.publication_release_interval_seconds,
+                poll=settings.publication_release_poll_seconds,
                 builder=builder,
             )
             builder.start()
             app.state.round_changes = changes = RoundChanges(
-                runtime.engine.url.render_as_string(hide_password=False), publications.round_changed
+                runtime.engine.url.render_as_string(hide_password=False), releases.round_changed
             )
             tasks = [
-                asyncio.create_task(publications.run(), name="analytics:publications"),
+                asyncio.create_task(releases.run(), name="analytics:releases"),
                 asyncio.create_task(changes.run(), name="analytics:round-changes"),
             ]
             try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import BYTEA, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.audit import audit_log_table
@@ -108,3 +108,28 @@ class RoundState(Base):
     # The version at which the tallies last changed otherwise than by new facts (an erasure):
     # counts a builder holds from before it are reloaded in full.
     counts_reset_version: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
+
+
+class PublicationRelease(Base):
+    """A round's published tables as released: built and suppressed at one round version,
+    numbered 1, 2, 3 ... per round. Reads are served the round's latest release; a release is
+    never changed once written (see service.Releases)."""
+
+    __tablename__ = "publication_release"
+
+    round_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    release: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    # The round version (RoundState.version) of the snapshot the release was built from.
+    version: Mapped[int] = mapped_column(sa.BigInteger)
+    phase: Mapped[str] = mapped_column(sa.Text)  # preliminary | final
+    built_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    # The RoundPublication (suppressed aggregates only), pickled and zlib-compressed.
+    publication: Mapped[bytes] = mapped_column(BYTEA)
+    # What the next release of the round is built with (domain Baseline.to_json()): what this and
+    # earlier releases published, so the next cannot be differenced against them.
+    baseline: Mapped[dict | None] = mapped_column(JSONB, nullable=True)
+
+    __table_args__ = (
+        sa.CheckConstraint("phase IN ('preliminary', 'final')", name="publication_release_phase"),
+        sa.CheckConstraint("release > 0", name="publication_release_number"),
+    )

@@ -15,15 +15,19 @@ from xml.sax.saxutils import escape
 from services.analytics.domain.publication import INDICATOR_COLUMNS, RATE_COLUMNS
 from services.analytics.service import TREND_COLUMNS
 
+# Every entity says which release of its round it is from (see service.Releases).
+RELEASE_COLUMNS: tuple[str, ...] = ("release", "phase", "built_at")
+
 NAMESPACE = "Borgerblik.Analytics"
 JSON_MEDIA_TYPE = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false"
 
 _STRINGS = {
     "id", "round_id", "previous_round_id", "questionnaire_id", "question", "dimension", "kommunekode", "level",
-    "suppression", "indicator",
+    "suppression", "indicator", "phase", "weighting",
 }
-_INTS = {"n_answers", "n_valid", "n_dont_know", "invited", "answers"}
-_BOOLS = {"suppressed", "caution", "significant"}
+_INTS = {"n_answers", "n_valid", "n_dont_know", "n_respondents", "invited", "answers", "release", "previous_release"}
+_BOOLS = {"suppressed", "caution", "significant", "few_answers"}
+_DATES = {"built_at"}
 
 
 def edm_type(column: str) -> str:
@@ -33,6 +37,8 @@ def edm_type(column: str) -> str:
         return "Edm.Int32"
     if column in _BOOLS:
         return "Edm.Boolean"
+    if column in _DATES:
+        return "Edm.DateTimeOffset"
     return "Edm.Double"
 
 
@@ -45,8 +51,12 @@ class EntitySet:
 
 
 ENTITY_SETS = {
-    "Indicators": EntitySet("Indicators", "Indicator", ("id",) + INDICATOR_COLUMNS, ("round_id", "question", "dimension", "kommunekode", "level")),
-    "ResponseRates": EntitySet("ResponseRates", "ResponseRate", ("id",) + RATE_COLUMNS, ("round_id", "dimension", "kommunekode", "level")),
+    "Indicators": EntitySet(
+        "Indicators", "Indicator", ("id",) + INDICATOR_COLUMNS + RELEASE_COLUMNS, ("round_id", "question", "dimension", "kommunekode", "level")
+    ),
+    "ResponseRates": EntitySet(
+        "ResponseRates", "ResponseRate", ("id",) + RATE_COLUMNS + RELEASE_COLUMNS, ("round_id", "dimension", "kommunekode", "level")
+    ),
     "Trends": EntitySet("Trends", "Trend", ("id",) + TREND_COLUMNS, ("round_id", "question", "kommunekode", "indicator")),
 }
 

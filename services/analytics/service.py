@@ -1,21 +1,26 @@
-"""Analytics' read side: a round's publication is computed from the tallies, cached by the
-round's version, and filtered per caller. Nothing here ever returns a response row."""
+"""Analytics' read side: a round's tables are published as releases, each built and suppressed at
+one round version and kept; reads are served the round's latest release, filtered per caller.
+Nothing here ever returns a response row."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
+import pickle
 import time
+import zlib
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import asyncpg
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from services.analytics.builder import BuildResult, RoundInfo, ThreadBuilder, load_rates, round_info
+from services.analytics.builder import RoundInfo, ThreadBuilder, round_info
 from services.analytics.handlers import ROUND_CHANGED_CHANNEL
-from services.analytics.domain.publication import NATIONAL, RoundPublication, build_rate_rows, change_between, natural_key
-from services.analytics.models import RoundState
+from services.analytics.domain.publication import NATIONAL, RoundPublication, change_between, natural_key
+from services.analytics.models import PublicationRelease, RoundState
 from services.analytics.schemas import ResponseRateRow, ResponseRates
 from shared.auth import Principal
 from shared.bus import UnitOfWork
@@ -24,36 +29,98 @@ from shared.db import to_plain_url
 
 logger = logging.getLogger(__name__)
 
+PRELIMINARY, FINAL = "preliminary", "final"
+PHASES = (PRELIMINARY, FINAL)
+
 
 class RoundNotFound(LookupError):
     pass
 
 
-class PublicationCache:
-    """Publications by round, each valid while the round's version is unchanged.
+class NotReleased(LookupError):
+    """The round has data, but no release yet: nothing of it is published."""
 
-    * Reads never compute on the event loop and never serve a state older than the version
-      they observe (:meth:`current`: the round's version as polled every ``interval``, so a
-      read costs no database round trip): a read whose round changed waits for the build
-      that covers it; builds run in ``builder`` (the service passes a
-      :class:`~services.analytics.builder.ProcessBuilder`: a worker process, so a build
-      never holds this process's GIL against the consumer and the reads), one at a time per
-      round, each from one REPEATABLE READ snapshot of the tallies, and concurrent readers
-      share it.
-    * A background loop (:meth:`run`) watches the versions of the rounds in the cache, woken
-      by every committed change (:class:`RoundChanges`) and polling every ``interval`` besides,
-      and rebuilds a changed round ahead of its readers. Builds of a round are spaced by
-      ``last build's cost x (1 / build_share - 1)`` (see :meth:`_space`):
-      changes arriving meanwhile are coalesced into the next build, so a live round's builds
-      use at most ``build_share`` of one core (the service's default: all of the builder's one).
-    * ``max_lag`` (seconds, default 0): a read may be served a publication whose snapshot is
-      younger than this even if the round changed since, instead of waiting for the next
-      build; 0 keeps "a read never sees less than the version it observed".
-    * Response rates have their own entry (rate tallies only, one small suppression), so the
-      count of answers is fresh without the indicator tables being rebuilt.
 
-    A build is a pure function of the tallies at one version, so a rebuild or a replay gives
-    identical rows.
+class ReleaseRefused(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ReleaseInfo:
+    round_id: str
+    release: int  # 1, 2, 3 ... per round
+    version: int  # the round version the release was built at
+    phase: str  # preliminary | final
+    built_at: datetime  # UTC
+
+    @property
+    def built_at_text(self) -> str:
+        """ISO 8601 in UTC with "Z", as the JSON responses write it."""
+        return self.built_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+    def stamp(self) -> dict:
+        """What every published row and page says about its release."""
+        return {"release": self.release, "phase": self.phase, "built_at": self.built_at_text}
+
+
+@dataclass(frozen=True)
+class Release:
+    info: ReleaseInfo
+    publication: RoundPublication
+
+
+def encode_publication(publication: RoundPublication) -> bytes:
+    return zlib.compress(pickle.dumps(publication, protocol=pickle.HIGHEST_PROTOCOL), 6)
+
+
+def decode_publication(blob: bytes) -> RoundPublication:
+    # Our own table, written only by encode_publication: aggregates this service built.
+    return pickle.loads(zlib.decompress(blob))  # noqa: S301
+
+
+_RELEASES = PublicationRelease.__table__.fullname
+_STATE = RoundState.__table__.fullname
+_LATEST = sa.text(
+    f"SELECT release, version, phase, built_at, publication FROM {_RELEASES} WHERE round_id = :r ORDER BY release DESC LIMIT 1"
+)
+_PREVIOUS = sa.text(f"SELECT release, version, phase, baseline FROM {_RELEASES} WHERE round_id = :r ORDER BY release DESC LIMIT 1")
+_LIST = sa.text(f"SELECT release, version, phase, built_at FROM {_RELEASES} WHERE round_id = :r ORDER BY release")
+_VERSION = sa.text(f"SELECT version FROM {_STATE} WHERE round_id = :r")
+# Every round with its version and its latest release (if any): what the release loop looks at.
+_ROUNDS = sa.text(
+    f"SELECT s.round_id, s.version, r.release, r.version, r.phase, r.built_at FROM {_STATE} s "
+    f"LEFT JOIN LATERAL (SELECT release, version, phase, built_at FROM {_RELEASES} p "
+    "WHERE p.round_id = s.round_id ORDER BY release DESC LIMIT 1) r ON true"
+)
+
+
+class Releases:
+    """A round's published tables are its releases (table ``publication_release``): each built
+    and suppressed at one round version and kept, numbered 1, 2, 3 ... per round, "preliminary"
+    or "final". Every read is served the round's latest release (held in memory, loaded from the
+    table on first use, so after a restart too); a round without one publishes nothing.
+
+    Why releases and not tables rebuilt at every answer: two publications one answer apart
+    differ by that citizen's answers. A release is cut
+
+    * by :meth:`run`, the release loop, for a round whose version moved past its latest
+      release's version, once the round has been quiet (no new version) for ``quiet`` seconds
+      or its latest release is ``interval`` seconds old (a round without a release: ``interval``
+      after the loop first saw it unreleased). These are preliminary; once a round has a final
+      release the loop leaves it alone.
+    * by the KL operator (:meth:`cut`, ``POST /rounds/{id}/releases``): preliminary, or final;
+      a final may be cut again (a revision), a preliminary after a final is refused.
+
+    Each build is given the baseline stored with the round's previous release (what earlier
+    releases published, so the new one cannot be differenced against them) and the new release
+    is stored with the baseline it returns. Builds run in ``builder`` (the service passes a
+    :class:`~services.analytics.builder.ProcessBuilder`: a worker process, one build at a time)
+    from one REPEATABLE READ snapshot, so a release never claims a version it lacks. The loop is
+    woken by every committed change (:class:`RoundChanges`, for the quiet clock) and looks at
+    the rounds every ``poll`` seconds besides, so a lost notification only delays. Several
+    service instances may run the loop: the release number is the table's key, so an instance
+    that loses a race builds again on top of the winner's release (or, cutting automatically,
+    keeps the winner's when the round has not changed since).
     """
 
     def __init__(
@@ -61,190 +128,182 @@ class PublicationCache:
         uow_factory: Callable[[], UnitOfWork],
         min_count: int,
         caution_below: int,
-        interval: float = 0.1,
-        max_lag: float = 0.0,
-        build_share: float = 0.25,
+        *,
+        quiet: float = 300.0,
+        interval: float = 3600.0,
+        poll: float = 1.0,
         builder=None,
     ) -> None:
         self._uow_factory = uow_factory
         self._builder = builder or ThreadBuilder(uow_factory)
         self.min_count = min_count
         self.caution_below = caution_below
+        self.quiet = quiet
         self.interval = interval
-        self.max_lag = max_lag
-        self.build_share = min(max(build_share, 0.01), 1.0)
-        # round -> (version, publication, monotonic time of the snapshot it was built from)
-        self._entries: dict[str, tuple[int, RoundPublication, float]] = {}
-        self._rates: dict[str, tuple[int, list[dict]]] = {}
-        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
-        self._next_build: dict[str, float] = {}
-        # Versions of the rounds readers asked for, refreshed by run() every interval: a read
-        # then costs no database round trip (see current()).
-        self._known: dict[str, RoundInfo] = {}
-        self._known_at = -math.inf
-        self._building: dict[str, asyncio.Task] = {}
+        self.poll = poll
+        self._latest: dict[str, Release] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        # round -> (version last seen, monotonic time it was first seen, monotonic time the
+        # round was first seen unreleased): the quiet and interval clocks of unreleased changes.
+        self._watch: dict[str, tuple[int, float, float]] = {}
         self._wake = asyncio.Event()
-        # Totals over the builds so far (the bench prints them; cheap enough to keep always).
-        self.stats = {"builds": 0, "wall_s": 0.0, "load_s": 0.0, "build_cpu_s": 0.0}
+        # Totals over the releases cut so far (the bench prints them).
+        self.stats = {"releases": 0, "wall_s": 0.0, "load_s": 0.0, "build_cpu_s": 0.0}
 
-    async def current(self, uow: UnitOfWork, round_id: str) -> RoundInfo | None:
-        """The round's state as of the last poll (at most ``interval`` old; a round not polled
-        yet, or a stalled poll, is read from the database). Every endpoint takes its version
-        from here, so response rates and tables agree on what "current" is."""
-        known = self._known.get(round_id)
-        if known is not None and time.monotonic() - self._known_at < max(1.0, 5 * self.interval):
-            return known
-        info = await round_info(uow, round_id)
-        if info is not None:
-            self._known[round_id] = info
-        return info
+    # -- reads --------------------------------------------------------------------------------
 
-    async def get(self, uow: UnitOfWork, round_id: str) -> RoundPublication:
-        info = await self.current(uow, round_id)
-        if info is None:
-            raise RoundNotFound(round_id)
-        return await self.get_for(uow, info)
-
-    async def get_for(self, uow: UnitOfWork, info: RoundInfo) -> RoundPublication:
-        cached = self._entries.get(info.round_id)
-        if cached and (cached[0] >= info.version or time.monotonic() - cached[2] < self.max_lag):
-            return cached[1]
-        return await self._build(info.round_id, info.version)
-
-    async def rate_rows(self, uow: UnitOfWork, round_id: str) -> list[dict]:
-        """The response-rate tables of a round at (at least) its current version."""
-        info = await self.current(uow, round_id)
-        if info is None:
-            raise RoundNotFound(round_id)
-        published = self._entries.get(round_id)
-        if published and published[0] >= info.version:
-            return published[1].rate_rows
-        async with self._lock("rates", round_id):
-            cached = self._rates.get(round_id)
-            if cached and cached[0] >= info.version:
-                return cached[1]
-            async with _Snapshot(self._uow_factory) as snapshot:
-                now = await round_info(snapshot, round_id)
-                rates = await load_rates(snapshot, round_id)
-            rows = await asyncio.to_thread(
-                build_rate_rows, round_id, rates, min_count=self.min_count, caution_below=self.caution_below
-            )
-            self._rates[round_id] = (now.version if now else 0, rows)
-            return rows
-
-    def _lock(self, kind: str, round_id: str) -> asyncio.Lock:
-        return self._locks.setdefault((kind, round_id), asyncio.Lock())
-
-    async def _build(self, round_id: str, version: int) -> RoundPublication:
-        async with self._lock("publication", round_id):
-            cached = self._entries.get(round_id)
-            if cached and cached[0] >= version:
-                return cached[1]
-            # Builds of a round are spaced (see _space): readers arriving meanwhile wait for,
-            # and share, the next one.
-            if (delay := self._next_build.get(round_id, 0.0) - time.monotonic()) > 0:
-                await asyncio.sleep(delay)
-            started = time.monotonic()
-            try:
-                result: BuildResult = await self._builder.build(round_id, self.min_count, self.caution_below)
-            except BaseException:
-                self._space(round_id, time.monotonic() - started)
-                raise
-            self._space(round_id, result.load_seconds + result.build_seconds)
-            if result.info is None:
+    async def latest(self, uow: UnitOfWork, round_id: str) -> Release:
+        """The round's latest release. RoundNotFound for a round analytics never heard of,
+        NotReleased for one that has no release yet."""
+        cached = self._latest.get(round_id)
+        if cached is not None:
+            return cached
+        row = (await uow.session.execute(_LATEST, {"r": round_id})).first()
+        if row is None:
+            if await round_info(uow, round_id) is None:
                 raise RoundNotFound(round_id)
-            logger.debug(
-                "publication built",
-                extra={"fields": {"round_id": round_id, "version": result.info.version, "load_s": round(result.load_seconds, 3),
-                                  "build_cpu_s": round(result.build_seconds, 3), "wall_s": round(time.monotonic() - started, 3)}},
-            )
-            for key, value in (("builds", 1), ("wall_s", time.monotonic() - started), ("load_s", result.load_seconds),
-                               ("build_cpu_s", result.build_seconds)):
-                self.stats[key] = round(self.stats[key] + value, 3)
-            # ``started`` is no later than the snapshot: max_lag is measured conservatively.
-            self._entries[round_id] = (result.info.version, result.publication, started)
-            return result.publication
+            raise NotReleased(round_id)
+        number, version, phase, built_at, blob = row
+        publication = await asyncio.to_thread(decode_publication, blob)
+        return self._keep(Release(ReleaseInfo(round_id, number, version, phase, built_at), publication))
 
-    def _space(self, round_id: str, took: float) -> None:
-        """The next build of the round starts no sooner than ``this build's cost x (1 /
-        build_share - 1)`` from now (and at least ``_MIN_GAP``): a round that changes all the
-        time takes at most ``build_share`` of one core for its builds, and the rest of the
-        machine (consumer, reads, PostgreSQL) keeps the CPU. ``took`` is the build's cost: the
-        time its snapshot took to load (PostgreSQL at work) plus the CPU seconds of its
-        computation. Time spent waiting, for a core the machine is busy with, in the builder's
-        queue or for its start-up, is not cost: spacing by it (wall time, as before) left the
-        builder idle longer the busier the machine was, and answers waited for the next build at
-        no saving of CPU."""
-        now = time.monotonic()
-        self._next_build[round_id] = now + max(_MIN_GAP, took * (1 / self.build_share - 1))
+    async def list(self, uow: UnitOfWork, round_id: str) -> list[ReleaseInfo]:
+        rows = (await uow.session.execute(_LIST, {"r": round_id})).all()
+        if not rows and await round_info(uow, round_id) is None:
+            raise RoundNotFound(round_id)
+        return [ReleaseInfo(round_id, *row) for row in rows]
+
+    def _keep(self, release: Release) -> Release:
+        """Hold ``release`` as the round's latest unless a later one is held already."""
+        held = self._latest.get(release.info.round_id)
+        if held is None or held.info.release < release.info.release:
+            self._latest[release.info.round_id] = held = release
+        return held
+
+    # -- cutting ------------------------------------------------------------------------------
+
+    async def cut(self, round_id: str, phase: str, *, automatic: bool = False) -> ReleaseInfo | None:
+        """Build and store the round's next release. ``automatic`` (the loop): only if the round
+        changed since its latest release and has no final one; returns None when not cut."""
+        if phase not in PHASES:
+            raise ReleaseRefused(f"phase must be one of {PHASES}")
+        async with self._locks.setdefault(round_id, asyncio.Lock()):
+            for _attempt in range(5):
+                async with self._uow_factory() as uow:
+                    previous = (await uow.session.execute(_PREVIOUS, {"r": round_id})).first()
+                    version = (await uow.session.execute(_VERSION, {"r": round_id})).scalar()
+                if version is None:
+                    raise RoundNotFound(round_id)
+                if previous is not None and previous.phase == FINAL and phase == PRELIMINARY:
+                    if automatic:
+                        return None
+                    raise ReleaseRefused(
+                        f"round {round_id} has a final release ({previous.release}); cut a final one to revise it"
+                    )
+                if automatic and previous is not None and previous.version >= version:
+                    return None
+                started = time.monotonic()
+                result = await self._builder.build(
+                    round_id, self.min_count, self.caution_below, None if previous is None else previous.baseline
+                )
+                if result.info is None:
+                    raise RoundNotFound(round_id)
+                info = ReleaseInfo(round_id, (0 if previous is None else previous.release) + 1, result.info.version, phase,
+                                   datetime.now(UTC))
+                blob = await asyncio.to_thread(encode_publication, result.publication)
+                insert = (
+                    pg_insert(PublicationRelease)
+                    .values(round_id=round_id, release=info.release, version=info.version, phase=phase,
+                            built_at=info.built_at, publication=blob, baseline=result.baseline)
+                    .on_conflict_do_nothing(index_elements=["round_id", "release"])
+                    .returning(PublicationRelease.release)
+                )
+                async with self._uow_factory() as uow:
+                    inserted = (await uow.session.execute(insert)).first()
+                    await uow.commit()
+                if inserted is None:
+                    continue  # another instance cut this number meanwhile: on top of its release
+                self._keep(Release(info, result.publication))
+                wall = time.monotonic() - started
+                for key, value in (("releases", 1), ("wall_s", wall), ("load_s", result.load_seconds),
+                                   ("build_cpu_s", result.build_seconds)):
+                    self.stats[key] = round(self.stats[key] + value, 3)
+                logger.info(
+                    "release cut",
+                    extra={"fields": {"round_id": round_id, "release": info.release, "phase": phase, "version": info.version,
+                                      "automatic": automatic, "bytes": len(blob), "wall_s": round(wall, 3)}},
+                )
+                return info
+            raise RuntimeError(f"could not cut a release of round {round_id}: other instances kept cutting")
+
+    # -- the release loop ---------------------------------------------------------------------
 
     def round_changed(self, round_id: str) -> None:
-        """A committed change to the round (RoundChanges): poll now if readers want the round."""
-        if round_id in self._known:
-            self._wake.set()
-
-    def _finished(self, round_id: str, task: asyncio.Task) -> None:
-        self._building.pop(round_id, None)
-        self._wake.set()  # changes that came during the build: build again as soon as due
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("publication rebuild failed", exc_info=task.exception())
+        """A committed change to the round (RoundChanges): look now, so the quiet clock starts."""
+        self._wake.set()
 
     async def run(self) -> None:
-        """Poll the versions of the rounds readers asked for, every ``interval`` and whenever a
-        round changes (:meth:`round_changed`) or a build ends; rebuild changed rounds ahead of
-        their readers (see the class docstring)."""
-        timeout = self.interval
+        """Cut the releases that are due (see the class docstring), looking whenever a round
+        changes, every ``poll`` seconds, and when the next release falls due."""
+        timeout = 0.0
         while True:
             try:
                 # asyncio.timeout, not wait_for: 3.11's wait_for could miss a cancellation that
                 # raced its timeout and never return, which hung the service's shutdown.
-                async with asyncio.timeout(timeout):
+                async with asyncio.timeout(max(timeout, 0.0)):
                     await self._wake.wait()
             except TimeoutError:
                 pass
             self._wake.clear()
-            timeout = self.interval
-            if not self._known:
-                continue
             try:
-                started = time.monotonic()
-                async with self._uow_factory() as uow:
-                    rows = (await uow.session.execute(_STATES, {"ids": sorted(self._known)})).all()
-                self._known.update({row[0]: RoundInfo(*row) for row in rows})
-                self._known_at = started
-                now = time.monotonic()
-                for info in [RoundInfo(*row) for row in rows]:
-                    cached = self._entries.get(info.round_id)
-                    if not cached or cached[0] >= info.version or info.round_id in self._building:
-                        continue
-                    due_at = self._next_build.get(info.round_id, 0.0)
-                    if due_at > now:
-                        timeout = min(timeout, due_at - now)  # look again when it is due
-                        continue
-                    # In its own task, so the versions keep being polled during a build.
-                    task = asyncio.create_task(self._build(info.round_id, info.version))
-                    self._building[info.round_id] = task
-                    task.add_done_callback(lambda t, r=info.round_id: self._finished(r, t))
+                timeout = await self._release_due()
             except asyncio.CancelledError:
-                for task in list(self._building.values()):
-                    task.cancel()
                 raise
             except Exception:
-                logger.exception("polling round versions failed; retrying")
-                await asyncio.sleep(1.0)
+                logger.exception("cutting due releases failed; retrying")
+                timeout = max(self.poll, 1.0)
 
-
-# Builds of a round are at least this far apart even when the builder may use its whole core:
-# answers arriving within it are coalesced into one build.
-_MIN_GAP = 0.005
+    async def _release_due(self) -> float:
+        """Cut every release that is due; the seconds until the next look."""
+        async with self._uow_factory() as uow:
+            rows = (await uow.session.execute(_ROUNDS)).all()
+        now, wall = time.monotonic(), datetime.now(UTC)
+        next_look = self.poll
+        for round_id, version, number, released_version, phase, built_at in rows:
+            held = self._latest.get(round_id)
+            if held is not None and number is not None and held.info.release < number:
+                self._latest.pop(round_id, None)  # cut by another instance: load it when read
+            if phase == FINAL or (released_version is not None and version <= released_version):
+                self._watch.pop(round_id, None)
+                continue
+            seen = self._watch.get(round_id)
+            if seen is None:
+                seen = (version, now, now)
+            elif seen[0] != version:
+                seen = (version, now, seen[2])
+            self._watch[round_id] = seen
+            quiet_left = seen[1] + self.quiet - now
+            age = (wall - built_at).total_seconds() if built_at is not None else now - seen[2]
+            due_in = min(quiet_left, self.interval - age)
+            if due_in > 0:
+                next_look = min(next_look, due_in)
+                continue
+            try:
+                if await self.cut(round_id, PRELIMINARY, automatic=True) is not None:
+                    self._watch.pop(round_id, None)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("release failed", extra={"fields": {"round_id": round_id}})
+        return next_look
 
 
 class RoundChanges:
-    """Tells the cache about every committed change to a round as it happens: LISTEN on the
-    channel the handlers NOTIFY (handlers.touch_round), on a connection of its own. Without it
-    a change waited for the next poll (``interval``), and a build that could start at once
-    waited with it. The poll stays, so a lost connection (reconnected after a second) or a
-    pooler that drops LISTEN only makes changes slower to show, never lost."""
+    """Tells the release loop about every committed change to a round as it happens: LISTEN on
+    the channel the handlers NOTIFY (handlers.touch_round), on a connection of its own, so a
+    round's quiet clock starts at its last change rather than at the next poll. The poll
+    stays, so a lost connection (reconnected after a second) or a pooler that drops LISTEN only
+    makes releases later, never lost."""
 
     def __init__(self, database_url: str, on_change: Callable[[str], None]) -> None:
         self._dsn = to_plain_url(database_url)
@@ -278,27 +337,6 @@ class RoundChanges:
             await asyncio.sleep(1.0)
 
 
-class _Snapshot:
-    """A read-only REPEATABLE READ transaction: every query sees the same committed state."""
-
-    def __init__(self, uow_factory: Callable[[], UnitOfWork]) -> None:
-        self._uow = uow_factory()
-
-    async def __aenter__(self) -> UnitOfWork:
-        uow = await self._uow.__aenter__()
-        await uow.session.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
-        return uow
-
-    async def __aexit__(self, *exc_info) -> None:
-        await self._uow.__aexit__(*exc_info)
-
-
-_STATES = sa.text(
-    f"SELECT round_id, questionnaire_id, first_submitted_at, version FROM {RoundState.__table__.fullname} "
-    "WHERE round_id = ANY(CAST(:ids AS text[]))"
-)
-
-
 async def list_rounds(uow: UnitOfWork) -> list[RoundInfo]:
     rows = (await uow.session.execute(sa.select(RoundState))).scalars().all()
     infos = [RoundInfo(r.round_id, r.questionnaire_id, r.first_submitted_at, r.version) for r in rows]
@@ -321,17 +359,30 @@ def select_rows(rows: Iterable[dict], filters: dict[str, object]) -> list[dict]:
     return [r for r in rows if all(r.get(k) == v for k, v in wanted.items())]
 
 
-# -- response rates (the original summary endpoint) ---------------------------------------------------
+# -- releases ------------------------------------------------------------------------------------------
 
 
-async def response_rates(uow: UnitOfWork, cache: PublicationCache, round_id: str, principal: Principal) -> ResponseRates:
-    try:
-        rows = [r for r in await cache.rate_rows(uow, round_id) if r["dimension"] == "maalgruppe" and r["level"] == "total"]
-    except RoundNotFound:
-        rows = []
+async def cut_release(releases: Releases, round_id: str, phase: str) -> ReleaseInfo:
+    """The KL operator's release of a round (preliminary or final). It spans a build, so it opens
+    its own short units of work (read the previous release; store the new one) rather than hold
+    one transaction open across the build."""
+    info = await releases.cut(round_id, phase)
+    assert info is not None  # only automatic cuts are skipped
+    return info
+
+
+# -- response rates (the summary endpoint) ------------------------------------------------------------
+
+
+async def response_rates(uow: UnitOfWork, releases: Releases, round_id: str, principal: Principal) -> ResponseRates:
+    """Answers and response rate per municipality and nationally, from the latest release
+    (RoundNotFound / NotReleased when there is none)."""
+    release = await releases.latest(uow, round_id)
+    rows = [r for r in release.publication.rate_rows if r["dimension"] == "maalgruppe" and r["level"] == "total"]
     return ResponseRates(
         round_id=round_id,
-        suppression_threshold=cache.min_count,
+        suppression_threshold=releases.min_count,
+        **release.info.stamp(),
         rows=[
             ResponseRateRow(
                 kommunekode=r["kommunekode"],
@@ -365,23 +416,41 @@ TREND_COLUMNS = (
     "z",
     "p_value",
     "significant",
+    "release",
+    "phase",
+    "built_at",
+    "previous_release",
 )
 
 
-async def trends(uow: UnitOfWork, cache: PublicationCache, questionnaire_id: str | None = None) -> list[dict]:
-    """Per round, question, municipality (and national) total: the estimate and its change since
-    the previous round of the same questionnaire, flagged when significant (z-test, 5 %)."""
-    rounds = [r for r in await list_rounds(uow) if r.questionnaire_id and (questionnaire_id in (None, r.questionnaire_id))]
-    out: list[dict] = []
-    previous_by_questionnaire: dict[str, tuple[str, dict]] = {}
+async def latest_releases(uow: UnitOfWork, releases: Releases, rounds: Iterable[RoundInfo]) -> list[Release]:
+    """The latest release of each of ``rounds`` that has one, in the same order."""
+    out = []
     for info in rounds:
-        publication = await cache.get_for(uow, info)
+        try:
+            out.append(await releases.latest(uow, info.round_id))
+        except (NotReleased, RoundNotFound):
+            continue
+    return out
+
+
+async def trends(uow: UnitOfWork, releases: Releases, questionnaire_id: str | None = None) -> list[dict]:
+    """Per round, question, municipality (and national) total: the estimate and its change since
+    the previous round of the same questionnaire, flagged when significant (z-test, 5 %); each
+    round as its latest release (rounds without one are left out), named in the row."""
+    rounds = [r for r in await list_rounds(uow) if r.questionnaire_id and (questionnaire_id in (None, r.questionnaire_id))]
+    questionnaires = {r.round_id: r.questionnaire_id for r in rounds}
+    out: list[dict] = []
+    previous_by_questionnaire: dict[str, tuple[str, dict, int]] = {}
+    for release in await latest_releases(uow, releases, rounds):
+        publication, stamp = release.publication, release.info.stamp()
+        info = RoundInfo(release.info.round_id, questionnaires[release.info.round_id], None, release.info.version)
         totals = {
             (r["question"], r["kommunekode"]): r
             for r in publication.indicator_rows
             if r["dimension"] == "maalgruppe" and r["level"] == "total"
         }
-        previous_round, previous = previous_by_questionnaire.get(info.questionnaire_id, (None, {}))
+        previous_round, previous, previous_release = previous_by_questionnaire.get(info.questionnaire_id, (None, {}, None))
         for (question, kommune), row in totals.items():
             before = previous.get((question, kommune))
             for ind in TREND_INDICATORS:
@@ -402,10 +471,12 @@ async def trends(uow: UnitOfWork, cache: PublicationCache, questionnaire_id: str
                     "z": None,
                     "p_value": None,
                     "significant": None,
+                    **stamp,
+                    "previous_release": previous_release,
                 }
                 if value is not None and trend["previous_value"] is not None:
                     change = change_between((trend["previous_value"], trend["previous_se"]), (value, se))
                     trend.update(change=change.difference, change_se=change.se, z=change.z, p_value=change.p_value, significant=change.significant)
                 out.append(trend)
-        previous_by_questionnaire[info.questionnaire_id] = (info.round_id, totals)
+        previous_by_questionnaire[info.questionnaire_id] = (info.round_id, totals, release.info.release)
     return out

@@ -44,7 +44,7 @@ import asyncio
 import json
 import math
 import os
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -52,7 +52,7 @@ from pathlib import Path
 import numpy as np
 import sqlalchemy as sa
 
-from services.analytics.domain.answers import SCORES
+from services.analytics.domain.answers import SCORES, answer_code
 from services.analytics.domain.estimators import normal_quantile
 from services.analytics.domain.publication import (
     DIMENSIONS,
@@ -62,7 +62,7 @@ from services.analytics.domain.publication import (
     estimate_from_counts,
     natural_key,
 )
-from services.analytics.models import AnswerTally, RateTally, ResponseFact, StratumFrame
+from services.analytics.models import ResponseFact, StratumFrame
 from shared.bus import UnitOfWork
 
 CONFIG_FILE = Path(__file__).with_name("comparable_municipalities.json")
@@ -101,18 +101,37 @@ class RoundData:
     _adjustments: dict = field(default_factory=dict)
 
 
+def _count_facts(facts) -> tuple[Counter, Counter, Counter]:
+    """Respondents per stratum, per (stratum, bands), and answers per cross-classified cell and
+    code, counted from answer facts as the handlers count them into the tallies."""
+    answered: Counter = Counter()
+    persons: Counter = Counter()
+    tallies: Counter = Counter()
+    for h, k, g, gender, age, duration, answers in facts:
+        answered[(h, k, g)] += 1
+        persons[(h, (gender, age, duration))] += 1
+        for question, value in answers.items():
+            code = answer_code(value)
+            if code is not None:
+                tallies[(h, k, g, gender, age, duration, question, code)] += 1
+    return answered, persons, tallies
+
+
 async def load(uow: UnitOfWork, round_id: str, version: int) -> RoundData:
+    """The round's data as of its release at ``version``: the answer facts counted up to it
+    (facts tagged up to a version are exactly what the tallies held at it), so the comparison
+    and the adjusted score change only with a new release, as every published table does."""
     s = uow.session
-    rates = (await s.execute(sa.select(RateTally.stratum, RateTally.kommunekode, RateTally.maalgruppe, sa.func.sum(RateTally.answered))
-                             .where(RateTally.round_id == round_id).group_by(RateTally.stratum, RateTally.kommunekode, RateTally.maalgruppe))).all()
     frame = (await s.execute(sa.select(StratumFrame).where(StratumFrame.round_id == round_id))).scalars().all()
-    t = AnswerTally
-    tallies = (await s.execute(sa.select(t.stratum, t.kommunekode, t.maalgruppe, t.gender, t.age_band, t.duration_band, t.question,
-                                         t.code, t.n).where(t.round_id == round_id))).all()
     f = ResponseFact
-    persons = {(h, (g, a, d)): int(n) for h, g, a, d, n in (await s.execute(
-        sa.select(f.stratum, f.gender, f.age_band, f.duration_band, sa.func.count()).where(f.round_id == round_id)
-        .group_by(f.stratum, f.gender, f.age_band, f.duration_band))).all()}
+    facts = (await s.execute(
+        sa.select(f.stratum, f.kommunekode, f.maalgruppe, f.gender, f.age_band, f.duration_band, f.answers)
+        .where(f.round_id == round_id, f.version <= version)
+    )).all()
+    answered, persons, counted = await asyncio.to_thread(_count_facts, facts)
+    rates = [(h, k, g, n) for (h, k, g), n in answered.items()]
+    tallies = [(*key, n) for key, n in counted.items()]
+    persons = dict(persons)
     population = {fr.stratum: fr.population for fr in frame}
     strata: dict[str, StratumInfo] = {}
     for h, k, g, answered in rates:
@@ -135,7 +154,7 @@ _LOCKS: dict[str, asyncio.Lock] = {}
 
 
 async def round_data(uow_factory, round_id: str, version: int) -> RoundData:
-    """Per round, recomputed when the round's version moves (as the publication cache)."""
+    """Per round, as of its latest release's ``version`` (recomputed when a new release comes)."""
     found = _CACHE.get(round_id)
     if found and found.version >= version:
         return found

@@ -51,12 +51,14 @@ class FreeTexts:
     texts: list[str]  # empty when suppressed
 
 
-async def load(uow: UnitOfWork, round_id: str, kommune: str, min_count: int) -> dict[str, FreeTexts]:
-    """Per question, the free texts of a municipality (or of all, for ``national``)."""
+async def load(uow: UnitOfWork, round_id: str, kommune: str, min_count: int, version: int) -> dict[str, FreeTexts]:
+    """Per question, the free texts of a municipality (or of all, for ``national``) as of the
+    release at round ``version``: texts change only with a new release, as the tables do."""
     value = sa.func.jsonb_each(ResponseFact.answers).table_valued("key", "value").alias("a")
     query = (sa.select(value.c.key, value.c.value.op("#>>")(sa.literal_column("'{}'::text[]")))
              .select_from(ResponseFact).join(value, sa.true())
-             .where(ResponseFact.round_id == round_id, sa.func.jsonb_typeof(value.c.value) == "string"))
+             .where(ResponseFact.round_id == round_id, ResponseFact.version <= version,
+                    sa.func.jsonb_typeof(value.c.value) == "string"))
     if kommune != NATIONAL:
         query = query.where(ResponseFact.kommunekode == kommune)
     by_question: dict[str, list[str]] = {}

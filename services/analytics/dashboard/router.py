@@ -54,15 +54,16 @@ class Ctx:
         self.t = tx.texts(self.lang)
         self.round_id = self.kommune = None
         self.ix: data.Index | None = None
+        self.release: service.ReleaseInfo | None = None
         self.rounds: list[service.RoundInfo] = []
         self.targets: dict[tuple[str, str], float] = {}
         self._rd: comparison.RoundData | None = None
 
     async def round_data(self) -> comparison.RoundData:
-        """The cross-classified tallies for the comparison group and the adjusted score."""
+        """The cross-classified counts for the comparison group and the adjusted score, as of the
+        release the page shows."""
         if self._rd is None:
-            version = next((r.version for r in self.rounds if r.round_id == self.round_id), 0)
-            self._rd = await comparison.round_data(self.request.app.state.runtime.uow, self.round_id, version)
+            self._rd = await comparison.round_data(self.request.app.state.runtime.uow, self.round_id, self.release.version)
         return self._rd
 
     async def comparable(self) -> comparison.Comparable:
@@ -87,21 +88,24 @@ async def _load(request: Request, principal: Principal, lang: str, round_id: str
         raise HTTPException(403, detail=f"not allowed to act for municipality {kommune}")
     async with request.app.state.runtime.uow() as uow:
         try:
-            publication = await request.app.state.publications.get(uow, round_id)
+            release = await request.app.state.releases.latest(uow, round_id)
+        except service.NotReleased:
+            raise HTTPException(404, detail=f"round {round_id} has no release yet: nothing of it is published") from None
         except service.RoundNotFound:
             raise HTTPException(404, detail=f"no data for round {round_id}") from None
         ctx.rounds = await service.list_rounds(uow)
         if kommune != NATIONAL:
             rows = (await uow.session.execute(sa.select(DashboardTarget).where(DashboardTarget.kommunekode == kommune))).scalars()
             ctx.targets = {(r.question, r.indicator): r.value for r in rows}
-    ctx.round_id, ctx.kommune, ctx.ix = round_id, kommune, data.index_of(publication)
+    ctx.round_id, ctx.kommune, ctx.ix = round_id, kommune, data.index_of(release.publication)
+    ctx.release = release.info
     return ctx
 
 
 async def _trend_rows(ctx: Ctx) -> tuple[list[dict], list[str]]:
     questionnaire_id = ctx.ix.publication.questionnaire_id
     async with ctx.request.app.state.runtime.uow() as uow:
-        rows = await service.trends(uow, ctx.request.app.state.publications, questionnaire_id)
+        rows = await service.trends(uow, ctx.request.app.state.releases, questionnaire_id)
     rows = service.visible(rows, ctx.principal)
     order = [r.round_id for r in ctx.rounds if r.questionnaire_id == questionnaire_id]
     upto = order[: order.index(ctx.round_id) + 1] if ctx.round_id in order else order
@@ -174,6 +178,8 @@ def _render(ctx: Ctx, template: str, status_code: int = 200, **extra) -> Respons
     if ctx.ix:
         context["min_count"] = ctx.ix.publication.min_count
         context["caution_below"] = ctx.ix.publication.caution_below
+    if ctx.release:
+        context["release_label"] = tx.release_label(ctx.release.phase, ctx.release.release, ctx.release.built_at, ctx.lang)
     return _secure(templates.TemplateResponse(ctx.request, template, context, status_code=status_code))
 
 
@@ -281,9 +287,9 @@ async def home(request: Request, lang: str = "da", principal: Principal = Depend
     async with request.app.state.runtime.uow() as uow:
         ctx.rounds = await service.list_rounds(uow)
         choices = []
-        for info in reversed(ctx.rounds):
-            ix = data.index_of(await request.app.state.publications.get_for(uow, info))
-            choices.append((info.round_id, [NATIONAL] + [k for k in ix.kommuner if principal.may_act_for(k)]))
+        for release in reversed(await service.latest_releases(uow, request.app.state.releases, ctx.rounds)):
+            ix = data.index_of(release.publication)
+            choices.append((release.info.round_id, [NATIONAL] + [k for k in ix.kommuner if principal.may_act_for(k)]))
     own = sorted(principal.kommunekoder)
     if choices and not principal.all_kommuner and len(own) == 1:
         return RedirectResponse(ctx.url(f"/dashboard/r/{choices[0][0]}/k/{own[0]}"), status_code=303)
@@ -420,7 +426,7 @@ async def texts_page(request: Request, round_id: str = RoundId, kommune: str = K
         raise HTTPException(403, detail="free texts of all municipalities are for KL only")
     ctx = await _load(request, principal, lang, round_id, kommune)
     async with request.app.state.runtime.uow() as uow:
-        found = await freetext.load(uow, round_id, kommune, ctx.ix.publication.min_count)
+        found = await freetext.load(uow, round_id, kommune, ctx.ix.publication.min_count, ctx.release.version)
     if question is not None and question not in found:
         raise HTTPException(404, detail="no such question")
     question = question or next(iter(found), None)

@@ -5,8 +5,10 @@ never imports another service's code."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 LANGS = ("da", "en")
 
@@ -22,6 +24,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "targets": "Mål",
         "report": "Rapport",
         "round": "Runde",
+        "release_preliminary": "Foreløbige tal · udgivelse {n} · {when}",
+        "release_final": "Endelige tal · udgivelse {n} · {when}",
         "kommune": "Kommune",
         "national": "Hele landet",
         "response_rate": "Svarprocent",
@@ -122,6 +126,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "targets": "Targets",
         "report": "Report",
         "round": "Round",
+        "release_preliminary": "Preliminary figures · release {n} · {when}",
+        "release_final": "Final figures · release {n} · {when}",
         "kommune": "Municipality",
         "national": "Whole country",
         "response_rate": "Response rate",
@@ -276,3 +282,31 @@ def fmt_percent(value: float | None, lang: str, digits: int = 0) -> str:
         return "—"
     text = f"{100 * value:.{digits}f}"
     return (text.replace(".", ",") + " %") if lang == "da" else text + " %"
+
+
+MONTHS = {
+    "da": ("januar", "februar", "marts", "april", "maj", "juni", "juli", "august", "september", "oktober", "november", "december"),
+    "en": ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"),
+}
+
+
+@lru_cache(maxsize=1)
+def _danish_time() -> ZoneInfo | None:
+    try:
+        return ZoneInfo("Europe/Copenhagen")
+    except ZoneInfoNotFoundError:
+        return None
+
+
+def fmt_datetime(moment: datetime, lang: str) -> str:
+    """Danish local time ("6. december 2026 14:00"; "6 December 2026 14:00" in English); in UTC,
+    said so, where the time zone database is missing."""
+    zone = _danish_time()
+    local = moment.astimezone(zone) if zone is not None else moment
+    day = f"{local.day}. " if lang == "da" else f"{local.day} "
+    text = f"{day}{MONTHS[lang][local.month - 1]} {local.year} {local:%H:%M}"
+    return text if zone is not None else f"{text} UTC"
+
+
+def release_label(phase: str, release: int, built_at: datetime, lang: str) -> str:
+    return texts(lang)[f"release_{phase}"].format(n=release, when=fmt_datetime(built_at, lang))

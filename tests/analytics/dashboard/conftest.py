@@ -9,6 +9,7 @@ import uuid
 import pytest
 
 from dashboard_helpers import ROUNDS, demo_round
+from services.analytics.builder import round_info
 from services.analytics.config import AnalyticsSettings
 from services.analytics.main import create_app
 from shared.testing.fixtures import (
@@ -26,11 +27,21 @@ async def produce(bootstrap: str, prefix: str, payloads) -> None:
 
 
 async def wait_for_counts(client, token: str, round_id: str, invited: int, answers: int, timeout: float = 90) -> None:
+    """Until the round's latest release has every invitation and answer and no change came
+    after it (the release loop cuts one once the round has been quiet)."""
     async with asyncio.timeout(timeout):
         while True:
             r = await client.get(f"/rounds/{round_id}/response-rates", headers=bearer(token))
             rows = r.json()["rows"] if r.status_code == 200 else []
             if rows and rows[0].get("invited") == invited and rows[0].get("answers") == answers:
+                break
+            await asyncio.sleep(0.2)
+        app = client._transport.app  # noqa: SLF001 - the test's own app
+        while True:
+            async with app.state.runtime.uow() as uow:
+                current = await round_info(uow, round_id)
+                listed = await app.state.releases.list(uow, round_id)
+            if listed and listed[-1].version == current.version:
                 return
             await asyncio.sleep(0.2)
 
@@ -54,7 +65,8 @@ def tokens(dev_issuer) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 async def app_and_client(module_env, kafka_bootstrap, tokens):
-    app = create_app(settings_from_env(AnalyticsSettings, module_env))
+    # Releases follow 0.3 s without a change: the events go out, then the release is read.
+    app = create_app(settings_from_env(AnalyticsSettings, module_env, publication_release_quiet_seconds=0.3))
     async with running_app(app) as client:
         prefix = module_env["KAFKA_TOPIC_PREFIX"]
         for round_id in ROUNDS:

@@ -167,14 +167,14 @@ def unit_level(round_id: str, question: str):
 
 async def test_group_figure_for_one_municipality_equals_the_published_cell(app, client, tokens):
     async with app.state.runtime.uow() as uow:
-        info = await service.round_info(uow, R)
-        publication = await app.state.publications.get(uow, R)
-    data = await comparison.round_data(app.state.runtime.uow, R, info.version)
+        release = await app.state.releases.latest(uow, R)
+    publication = release.publication
+    data = await comparison.round_data(app.state.runtime.uow, R, release.info.version)
     totals = {(r["question"], r["kommunekode"]): r for r in publication.indicator_rows
               if r["dimension"] == "maalgruppe" and r["level"] == "total"}
     checked = 0
     for (q, k), row in totals.items():
-        if k == "national" or row["suppressed"]:
+        if k == "national" or row["suppressed"] or row.get("weighting", "strata") != "strata" or row["mean"] is None:
             continue
         cell = comparison.group_cell(data, q, [k], False, 5, 20)
         assert math.isclose(cell.mean, row["mean"], rel_tol=1e-12) and math.isclose(cell.se, row["mean_se"], rel_tol=1e-9)

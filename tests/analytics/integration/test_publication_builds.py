@@ -1,10 +1,11 @@
-"""How a live round's publication is rebuilt, against real PostgreSQL, with the handlers called
-as the consumer calls them (one transaction per batch):
+"""How a live round's publication is built and released, against real PostgreSQL, with the
+handlers called as the consumer calls them (one transaction per batch):
 
 * a builder's counts held between builds (only the facts counted since are read) equal a full
-  load of the tallies at every version: through batches of any size, duplicates, rounds sharing
-  a batch, other handlers bumping the version, and an erasure;
-* a committed change wakes the rebuild (LISTEN/NOTIFY), with no poll to wait for.
+  load of the tallies and respondents at every version: through batches of any size,
+  duplicates, rounds sharing a batch, other handlers bumping the version, and an erasure;
+* the release loop hears of a committed change (LISTEN/NOTIFY), with no poll to wait for, and
+  releases the round once it has been quiet.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ import asyncio
 import random
 
 from services.analytics.domain.answers import answer_code
-from services.analytics.builder import HeldCounts, ThreadBuilder, load_and_build, load_grouped
+from services.analytics.builder import RESPONDENTS, HeldCounts, ThreadBuilder, load_and_build, load_grouped
 from services.analytics.handlers import on_invitations_sent, on_responses_submitted, on_sample_drawn
 from services.analytics.main import MIGRATIONS
 from services.analytics.models import BUS
 from services.analytics.privacy import erase_citizens
-from services.analytics.service import PublicationCache, RoundChanges
+from services.analytics.service import Releases, RoundChanges
 from services.analytics.synthetic import synthetic_round
 from shared.bus import UnitOfWork
 from shared.db import make_engine, make_sessionmaker, migrate
@@ -77,6 +78,11 @@ async def test_held_counts_equal_a_full_load_at_every_version(database_url):
                 fresh = await load_and_build(sessions, round_id, 5, 20)
                 assert result.info == fresh.info and result.publication == fresh.publication
     assert held.full_loads == 2 and held.facts_added > 0, "the round was loaded in full once, then only what was new"
+    # Respondents: each fact once per stratum's total and under each of its bands.
+    counted = await full("r-1")
+    people = {r.pseudonym for r in one.responses}
+    for dimension in ("total", "gender", "age_band", "duration_band"):
+        assert sum(c[0] for (_, d, _, q), c in counted.items() if q == RESPONDENTS and d == dimension) == len(people)
 
     # An erasure lowers counts, which no new fact shows: the held counts are reloaded in full.
     before = await full("r-1")
@@ -96,7 +102,7 @@ class _Uow:
         self.session = session
 
 
-async def test_a_committed_change_wakes_the_rebuild_without_a_poll(database_url):
+async def test_a_committed_change_starts_the_quiet_clock_without_a_poll(database_url):
     engine = make_engine(database_url)
     await migrate(engine, MIGRATIONS, "analytics")
     sessions = make_sessionmaker(engine)
@@ -109,24 +115,41 @@ async def test_a_committed_change_wakes_the_rebuild_without_a_poll(database_url)
             await on_responses_submitted(unit, wrapped(responses))
             await unit.commit()
 
+    async def latest() -> tuple[int, object]:
+        async with uow() as unit:
+            release = await releases.latest(unit, "r-1")
+        return release.info.release, release.publication
+
+    def q1_answers(publication) -> set:
+        return {r["n_answers"] for r in publication.indicators("q1", "maalgruppe", "national") if r["level"] == "total"}
+
     rnd = synthetic_round("r-1", ["101"], respondents=40, seed=5)
-    # An hour between polls: only the notification can make the rebuild happen in this test.
-    cache = PublicationCache(uow, 5, 20, interval=3600, builder=ThreadBuilder(uow))
-    changes = RoundChanges(database_url, cache.round_changed)
-    tasks = [asyncio.create_task(cache.run()), asyncio.create_task(changes.run())]
+    # An hour between polls: only the notification tells the loop of a change in this test.
+    releases = Releases(uow, 5, 20, quiet=0.3, interval=3600, poll=3600, builder=ThreadBuilder(uow))
+    changes = RoundChanges(database_url, releases.round_changed)
+    tasks = [asyncio.create_task(releases.run()), asyncio.create_task(changes.run())]
     try:
         await asyncio.wait_for(changes.listening.wait(), 30)
         await submit(rnd.responses[:20])
-        async with uow() as unit:
-            first = await cache.get(unit, "r-1")  # a reader asks: the round is watched from now on
+        async with asyncio.timeout(30):
+            while (found := await _released(releases, uow)) is None:
+                await asyncio.sleep(0.05)
+        assert found == 1
         await submit(rnd.responses[20:])
         async with asyncio.timeout(30):
-            while (rebuilt := cache._entries["r-1"][1]) is first:
-                await asyncio.sleep(0.02)
-        answers = {r["n_answers"] for r in rebuilt.indicators("q1", "maalgruppe", "national") if r["level"] == "total"}
-        assert answers == {sum(answer_code(r.answers["q1"]) is not None for r in rnd.responses)}
+            while (found := await _released(releases, uow)) == 1:
+                await asyncio.sleep(0.05)
+        number, publication = await latest()
+        assert number == 2
+        assert q1_answers(publication) == {sum(answer_code(r.answers["q1"]) is not None for r in rnd.responses)}
     finally:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await engine.dispose()
+
+
+async def _released(releases: Releases, uow) -> int | None:
+    async with uow() as unit:
+        listed = await releases.list(unit, "r-1")
+    return listed[-1].release if listed else None
