@@ -41,10 +41,15 @@ async def resolve_profile(session: AsyncSession, reference: str) -> ColumnProfil
 
 async def list_profiles(session: AsyncSession) -> list[ColumnProfile]:
     """Every built-in profile and the newest version of every registered one."""
+    newest_version = (
+        sa.select(RegisteredProfile.name, sa.func.max(RegisteredProfile.version).label("version"))
+        .group_by(RegisteredProfile.name)
+        .subquery()
+    )
     newest = (
         sa.select(RegisteredProfile)
-        .distinct(RegisteredProfile.name)
-        .order_by(RegisteredProfile.name, RegisteredProfile.version.desc())
+        .join(newest_version, sa.and_(RegisteredProfile.name == newest_version.c.name, RegisteredProfile.version == newest_version.c.version))
+        .order_by(RegisteredProfile.name)
     )
     registered = [_from_record(record) for record in (await session.execute(newest)).scalars()]
     return [*load_profiles().values(), *registered]

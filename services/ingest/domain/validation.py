@@ -39,6 +39,9 @@ _DANISH_DATE = re.compile(
     r"(?: \d{1,2}[:.]\d{2}(?:[:.]\d{2})?)?"
 )
 _TWO_DIGIT_YEAR = re.compile(r"\d{1,2}[-./]\d{1,2}[-./]\d{2}")
+# An Excel date cell formatted "General" and saved as CSV: its serial day number as text
+# (10000-99999 is 1927-05-18 .. 2173-10-14; no other date format has five bare digits).
+_EXCEL_SERIAL_TEXT = re.compile(r"[1-9][0-9]{4}")
 DATE_FORMATS_HINT = "use YYYY-MM-DD, DD-MM-YYYY or DD.MM.YYYY"
 BOOLEAN_HINT = "use ja/nej (also j/n, 1/0, true/false, x for yes)"
 
@@ -89,9 +92,10 @@ class ValidRow:
 def parse_date(value: object) -> date | None:
     """A date from an Excel cell, a JSON value or text. Blank gives None; junk raises ValueError.
 
-    Accepts date/datetime objects, Excel serial day numbers, ISO (YYYY-MM-DD, with an optional
-    time), and Danish DD-MM-YYYY, DD.MM.YYYY and DD/MM/YYYY (with an optional time, as Excel
-    writes it to CSV). Two-digit years are refused: 01-08-23 is ambiguous.
+    Accepts date/datetime objects, Excel serial day numbers (also as five-digit text, as a CSV
+    saved from a "General" column holds them), ISO (YYYY-MM-DD, with an optional time), and
+    Danish DD-MM-YYYY, DD.MM.YYYY and DD/MM/YYYY (with an optional time, as Excel writes it to
+    CSV). Two-digit years are refused: 01-08-23 is ambiguous.
     """
     if is_blank(value):
         return None
@@ -309,6 +313,8 @@ def _text(value: object) -> str | None:
 
 
 def _parse_date_text(text: str) -> date:
+    if _EXCEL_SERIAL_TEXT.fullmatch(text):
+        return _from_excel_serial(float(text))
     match = _ISO_DATE.fullmatch(text) or _DANISH_DATE.fullmatch(text)
     if match is None:
         if _TWO_DIGIT_YEAR.fullmatch(text):
