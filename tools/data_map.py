@@ -170,6 +170,9 @@ PERSONAL_OVERRIDES: dict[tuple[str, str, str], Personal | None] = {
     ("analytics", "rate_tally", "arm"): None,
     ("analytics", "stratum_frame", "maalgruppe"): None,
     ("analytics", "stratum_frame", "stratum"): None,
+    # Releases: the published tables as released (suppressed aggregates, what readers are
+    # served) and the baseline of what earlier releases published (aggregates too).
+    **{("analytics", "publication_release", column): None for column in ("release", "phase", "built_at", "publication", "baseline")},
     # The outbox holds events until Kafka acknowledges them (then the relay deletes the row).
     ("*", "outbox", "envelope"): Personal(
         "event payloads waiting to be published (see the topics below: pseudonyms, sealed contact, answers)",
@@ -223,6 +226,7 @@ READERS: dict[tuple[str, str], str] = {
     ("analytics", "invited"): "no API returns rows; suppressed rates: aggregates:read",
     ("analytics", "response_fact"): "no API returns rows; suppressed aggregates (n < 5 hidden): aggregates:read",
     ("analytics", "dashboard_target"): "dashboard (aggregates:read, bound to the municipality)",
+    ("analytics", "publication_release"): "the latest release's tables: aggregates:read (a municipality sees itself and the nation); cut: rounds:admin",
     ("*", "audit_log"): "GET /audit: audit:read (a municipality-bound auditor sees its municipality's entries)",
     ("ingest", "blocked_citizen"): "no API returns rows",
     ("ingest", "privacy_request"): "GET /privacy/requests/{id}: privacy:admin + kommuner:all",
