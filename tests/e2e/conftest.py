@@ -33,6 +33,8 @@ def stack(module_env, tmp_path_factory):
         # Every simulated citizen answers from 127.0.0.1, and the test polls links before
         # responses has learnt them: the per-address guessing limit would stop the round.
         "UNKNOWN_TOKEN_BURST": "100000",
+        # Analytics releases a round's tables once it has been quiet this long (production: minutes).
+        "PUBLICATION_RELEASE_QUIET_SECONDS": "0.3",
     }
     processes = {name: ServiceProcess(name, ports[name], env, log_file=logs / f"{name}.log").start() for name in SERVICES}
     try:

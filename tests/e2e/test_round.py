@@ -79,6 +79,8 @@ def run_round(stack, dev_issuer, sink: Path, round_id: str, kill: str | None = N
 
     def national():
         r = request_with_retry("GET", f"{stack['analytics'].url}/rounds/{round_id}/response-rates", headers=bearer(admin))
+        if r.status_code == 404:  # no release of the round yet
+            return None
         rows = {row["kommunekode"]: row for row in r.json()["rows"]}
         n = rows.get("national")
         return rows if n and n["answers"] == len(to_answer) and n["invited"] == sampled else None

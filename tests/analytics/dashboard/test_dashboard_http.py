@@ -267,3 +267,15 @@ async def test_deck_opens_in_libreoffice(client, tokens, tmp_path):
     pdf = PdfReader(str(tmp_path / "round.pdf"))
     assert len(pdf.pages) == 1 + 10  # title slide and one slide per chart
     assert "Kommune 101" in pdf.pages[1].extract_text()
+
+
+async def test_pages_say_which_release_they_show(client, tokens):
+    kl = tokens["kl"]
+    latest = (await client.get(f"/rounds/{R}/releases", headers=bearer(kl))).json()[-1]
+    for path in ("", "/q", "/breakdowns"):
+        r = await client.get(f"/dashboard/r/{R}/k/751{path}", headers=bearer(kl))
+        assert r.status_code == 200, r.text
+        shown = re.search(r'<p class="release">([^<]*)</p>', r.text).group(1)
+        assert re.fullmatch(rf"Foreløbige tal · udgivelse {latest['release']} · \d{{1,2}}\. [a-zæø]+ \d{{4}} \d{{2}}:\d{{2}}", shown), shown
+    r = await client.get(f"/dashboard/r/{R}/k/751", params={"lang": "en"}, headers=bearer(kl))
+    assert f"Preliminary figures · release {latest['release']} · " in r.text
