@@ -1,4 +1,4 @@
-"""Analytics bench: rebuild from the topics, freshness under load, read latency.
+"""Analytics bench: rebuild from the topics, cutting a release, read latency, a live round.
 
 Starts its own embedded PostgreSQL and Tansu, produces a round of 100,000 response.submitted
 events (plus sample.drawn strata and invitation.sent), starts the analytics service on a fresh
@@ -6,11 +6,12 @@ database and measures:
 
 * replay: the whole round is on the topics first; then the service starts on a fresh database
   and the time until every event is counted is the rebuild (events/s);
-* reads: p50/p99 of ``GET /rounds/{id}/indicators`` (one question x dimension) once computed,
-  and the time of the first read after a change (the recompute of the round's publication);
-* freshness: answers produced at ~200/s for ~30 s into a live round; time from producing a
-  response.submitted until the API's response count includes it (p50/p99), and until the
-  indicator table's national number of answers to q1 includes it (the rebuilt tables).
+* release: the KL operator's ``POST /rounds/{id}/releases`` of the whole round (build in the
+  worker process, compress, store) and the size of the stored release;
+* reads: p50/p99 of ``GET /rounds/{id}/indicators`` (one question x dimension) of the release;
+* live round: answers produced at ~200/s for ~30 s, with the release loop set to ``--quiet``
+  and ``--interval`` seconds: the service's CPU while answers arrive, the releases cut, and the
+  time from the last answer until a release has every answer (the quiet time plus a build).
 
 The HTTP client runs in the same process and event loop as the service (httpx's ASGI
 transport), so read latencies include the client's own cost.
@@ -107,18 +108,22 @@ async def main(args, infra: LocalInfra) -> None:
     settings = AnalyticsSettings(
         database_url=database_url, kafka_bootstrap_servers=infra.bootstrap_servers, kafka_topic_prefix=prefix,
         auth_jwks_json=issuer.jwks_json(), log_level="WARNING",
+        # No automatic release during the replay (the replay is measured alone); the live phase
+        # sets --quiet and --interval.
+        publication_release_quiet_seconds=1e9, publication_release_interval_seconds=1e9,
     )
     kommuner = [str(101 + 4 * i) for i in range(args.kommuner)]
     t0 = time.perf_counter()
-    # --only-freshness: a token round stands in for the big one (the freshness phase never
-    # touches it), so the live-round figures come in a minute instead of three.
-    big = synthetic_round("bench-1", kommuner, respondents=200 if args.only_freshness else args.responses, seed=5, invite_factor=(1, 2))
+    # --only-live: a token round stands in for the big one (the live phase never touches it),
+    # so the live-round figures come in a minute instead of three.
+    big = synthetic_round("bench-1", kommuner, respondents=200 if args.only_live else args.responses, seed=5, invite_factor=(1, 2))
     print(f"generated {len(big.responses)} responses, {len(big.invitations)} invitations, "
           f"{len(big.samples)} strata in {time.perf_counter() - t0:.1f} s", flush=True)
 
     producer = make_producer(infra.bootstrap_servers, "bench")
     await producer.start()
     token = issuer.mint("kl", ["aggregates:read", "kommuner:all"])
+    operator = issuer.mint("kl-operator", ["rounds:admin", "aggregates:read", "kommuner:all"])
     engine = create_async_engine(to_async_url(database_url))
     # The round is on the topics before the service starts: what follows is a rebuild from them.
     await ensure_topics(infra.bootstrap_servers, [topic_name(prefix, t) for t in TOPICS], partitions=settings.kafka_topic_partitions,
@@ -143,20 +148,25 @@ async def main(args, infra: LocalInfra) -> None:
               f"= {total_events / replay_s:.0f} events/s, after {started_in:.1f} s start-up; {replay_cpu:.1f} CPU s in this "
               f"process = {total_events / replay_cpu:.0f} events per CPU s (load average {load()})", flush=True)
 
-        if not args.only_freshness:
-            await reads(client, token, kommuner=kommuner, n=len(big.responses), count=args.reads)
+        if not args.only_live:
+            await release_and_reads(client, operator, token, engine, kommuner=kommuner, n=len(big.responses), count=args.reads)
 
-        await freshness(client, producer, prefix, token, kommuner, args)
+        await live_round(client, producer, prefix, token, engine, kommuner, args)
     await producer.stop()
     await engine.dispose()
 
 
-async def reads(client, token: str, *, kommuner: list[str], n: int, count: int) -> None:
-    # Reads of a computed publication, and the cost of the first read after a change.
+async def release_and_reads(client, operator: str, token: str, engine, *, kommuner: list[str], n: int, count: int) -> None:
+    # The operator's release of the whole round, then reads of it.
     t0, c0 = time.perf_counter(), cpu()
-    r = await client.get("/rounds/bench-1/indicators", params={"question": "q13", "dimension": "maalgruppe"}, headers=bearer(token))
-    assert r.status_code == 200, r.text
-    recompute, recompute_cpu = time.perf_counter() - t0, cpu() - c0
+    r = await client.post("/rounds/bench-1/releases", json={"phase": "preliminary"}, headers=bearer(operator))
+    assert r.status_code == 201, r.text
+    release_s, release_cpu = time.perf_counter() - t0, cpu() - c0
+    async with engine.connect() as conn:
+        size = (await conn.execute(sa.text("SELECT length(publication), pg_column_size(baseline) FROM analytics.publication_release "
+                                           "WHERE round_id = 'bench-1' AND release = :n"), {"n": r.json()["release"]})).one()
+    print(f"release of the {n}-response round: {release_s * 1000:.0f} ms, {release_cpu * 1000:.0f} ms CPU in this process "
+          f"(the build runs in the worker); stored {size[0] / 1e6:.2f} MB publication, {(size[1] or 0) / 1e3:.0f} kB baseline", flush=True)
     lat = []
     c0 = cpu()
     params = [{"question": f"q{1 + i % 13}", "dimension": ("maalgruppe", "gender", "age_band", "duration_band")[i % 4],
@@ -167,19 +177,18 @@ async def reads(client, token: str, *, kommuner: list[str], n: int, count: int) 
         lat.append((time.perf_counter() - t) * 1000)
         assert r.status_code == 200
     reads_cpu = cpu() - c0
-    print(f"first read after change (build of the {n}-response round's tables): {recompute * 1000:.0f} ms, "
-          f"{recompute_cpu * 1000:.0f} ms CPU", flush=True)
     print(f"aggregate reads ({len(lat)}): p50 {pct(lat, 50):.1f} ms, p99 {pct(lat, 99):.1f} ms; "
           f"{reads_cpu / len(lat) * 1000:.2f} ms CPU per read incl. the client (load average {load()})", flush=True)
 
 
-async def freshness(client, producer, prefix: str, token: str, kommuner: list[str], args) -> None:
-    # Freshness: a live round receiving ~200 answers/s.
+async def live_round(client, producer, prefix: str, token: str, engine, kommuner: list[str], args) -> None:
+    # A live round receiving ~200 answers/s; releases as the release loop cuts them.
     live = synthetic_round("bench-live", kommuner, respondents=int(args.rate * args.seconds), seed=9, invite_factor=(1, 1))
     await produce_all(producer, prefix, live.samples)
     sent_at: list[float] = []
-    seen_at: dict[int, float] = {}
-    done = asyncio.Event()
+    releases = client._transport.app.state.releases  # noqa: SLF001 - the bench's own app
+    releases.quiet, releases.interval = args.quiet, args.interval
+    before = dict(releases.stats)
 
     async def send() -> None:
         start = time.perf_counter()
@@ -190,56 +199,30 @@ async def freshness(client, producer, prefix: str, token: str, kommuner: list[st
             value = Envelope.wrap(p, source="bench", correlation_id="bench").model_dump_json().encode()
             sent_at.append(time.perf_counter())
             await producer.send(f"{prefix}{p.event_type}", value, key=p.key().encode())
-        done.set()
 
-    async def poll() -> None:
-        last = 0
+    t0, c0, kinds0, load0 = time.perf_counter(), cpu(), cpu_by_kind(), load()
+    await send()
+    elapsed, live_cpu = time.perf_counter() - t0, cpu() - c0
+    print(f"live phase: {cpu_report(kinds0, elapsed)} (load average before {load0}, after {load()})", flush=True)
+    print(f"{len(live.responses)} answers at {len(live.responses) / (sent_at[-1] - sent_at[0]):.0f}/s over {elapsed:.0f} s: "
+          f"{live_cpu / elapsed:.2f} CPU s per s in this process; releases cut meanwhile: {releases.stats['releases'] - before['releases']:.0f}",
+          flush=True)
+
+    async def released_all() -> None:
+        # Every answer counted, and a release at the round's version.
         while True:
-            r = await client.get("/rounds/bench-live/response-rates", headers=bearer(token))
-            now = time.perf_counter()
-            rows = r.json()["rows"]
-            count = (rows[0]["answers"] or 0) if rows else 0
-            for i in range(last, count):
-                seen_at.setdefault(i, now)
-            last = max(last, count)
-            if done.is_set() and last >= len(live.responses):
-                return
-            await asyncio.sleep(0.01)
-
-    # The indicator tables: the national number of answers to q1 (answered, incl. "ved ikke").
-    q1_answered = [i for i, p in enumerate(live.responses) if answer_code(p.answers.get("q1")) is not None]
-    table_seen_at: dict[int, float] = {}
-
-    async def poll_tables() -> None:
-        last = 0
-        while True:
-            r = await client.get("/rounds/bench-live/indicators", headers=bearer(token),
-                                 params={"question": "q1", "dimension": "maalgruppe", "kommunekode": "national", "level": "total"})
-            now = time.perf_counter()
-            rows = r.json()["rows"] if r.status_code == 200 else []
-            count = (rows[0]["n_answers"] or 0) if rows else 0
-            for i in range(last, count):
-                table_seen_at.setdefault(i, now)
-            last = max(last, count)
-            if done.is_set() and last >= len(q1_answered):
+            async with engine.connect() as conn:
+                answered, version = (await conn.execute(sa.text(
+                    "SELECT (SELECT coalesce(sum(answered), 0) FROM analytics.rate_tally WHERE round_id = 'bench-live'), "
+                    "(SELECT version FROM analytics.round_state WHERE round_id = 'bench-live')"))).one()
+            listed = (await client.get("/rounds/bench-live/releases", headers=bearer(token))).json()
+            if answered == len(live.responses) and listed and listed[-1]["version"] == version:
                 return
             await asyncio.sleep(0.05)
 
-    t0, c0, kinds0, load0 = time.perf_counter(), cpu(), cpu_by_kind(), load()
-    await asyncio.gather(send(), asyncio.wait_for(poll(), args.seconds + 120), asyncio.wait_for(poll_tables(), args.seconds + 120))
-    elapsed, live_cpu = time.perf_counter() - t0, cpu() - c0
-    print(f"live phase: {cpu_report(kinds0, elapsed)} (load average before {load0}, after {load()})", flush=True)
-    # Responses are counted in whatever order partitions deliver; the k-th counted answer
-    # is matched with the k-th sent, which is the fair pairing for a count.
-    fresh = [(seen_at[i] - sent_at[i]) * 1000 for i in range(len(sent_at)) if i in seen_at]
-    print(f"freshness of the answer count ({len(fresh)} answers at {len(live.responses) / (sent_at[-1] - sent_at[0]):.0f}/s over {elapsed:.0f} s): "
-          f"p50 {pct(fresh, 50):.0f} ms, p99 {pct(fresh, 99):.0f} ms; {live_cpu / elapsed:.2f} CPU s per s (load average {load()})", flush=True)
-    fresh = [(table_seen_at[k] - sent_at[i]) * 1000 for k, i in enumerate(q1_answered) if k in table_seen_at]
-    print(f"freshness of the indicator tables (national q1 answers, polled every 50 ms): "
-          f"p50 {pct(fresh, 50):.0f} ms, p99 {pct(fresh, 99):.0f} ms", flush=True)
-    stats = getattr(client._transport.app.state.publications, "stats", None)  # noqa: SLF001 - the bench's own app
-    if stats:
-        print(f"publication builds: {stats}", flush=True)
+    await asyncio.wait_for(released_all(), args.quiet + args.seconds + 120)
+    print(f"last answer to a release with every answer: {(time.perf_counter() - sent_at[-1]) * 1000:.0f} ms "
+          f"(quiet {args.quiet:g} s); release builds so far: {releases.stats}", flush=True)
 
 
 if __name__ == "__main__":
@@ -249,8 +232,10 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--reads", type=int, default=500)
-    parser.add_argument("--only-freshness", action="store_true",
-                        help="skip the 100k replay and the read latencies: a token round, then the live-round freshness")
+    parser.add_argument("--quiet", type=float, default=2.0, help="publication_release_quiet_seconds of the service")
+    parser.add_argument("--interval", type=float, default=10.0, help="publication_release_interval_seconds of the service")
+    parser.add_argument("--only-live", action="store_true",
+                        help="skip the 100k replay, the release and the read latencies: a token round, then the live round")
     os.environ.setdefault("LOG_JSON", "false")
     with local_infra() as infra:
         asyncio.run(main(parser.parse_args(), infra))
