@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 ENV = "BORGERBLIK_ROUTE_LOG"
@@ -98,8 +99,7 @@ class RouteRecorder:
         try:
             await self.app(scope, receive, recording_send)
         finally:
-            route = scope.get("route")  # set by the router on the matched route; None when nothing matched
-            path = getattr(route, "path", None)
+            path = _route_path(scope)
             if path is not None:
                 _LOG.write(
                     self.directory,
@@ -112,6 +112,20 @@ class RouteRecorder:
                         "test": _current_test(),
                     },
                 )
+
+
+def _route_path(scope: Scope) -> str | None:
+    """The matched route's path template: the router sets ``scope["route"]`` on a route; a mount
+    (static files) leaves its app as ``scope["endpoint"]``, and the mount's prefix is its path.
+    None when nothing matched."""
+    route = scope.get("route")
+    if route is not None:
+        return getattr(route, "path", None)
+    endpoint = scope.get("endpoint")
+    app = scope.get("app")
+    if endpoint is None or app is None:
+        return None
+    return next((r.path for r in getattr(app, "routes", ()) if isinstance(r, Mount) and r.app is endpoint), None)
 
 
 def read_records(directory: str | Path) -> Iterator[dict[str, Any]]:

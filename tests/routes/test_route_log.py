@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
 
 from shared.testing import route_log
 from shared.testing.route_log import Operation, RouteRecorder
@@ -99,3 +100,16 @@ def test_the_recorder_is_only_installed_when_asked_for(monkeypatch, tmp_path):
     assert [m.kwargs for m in recording.user_middleware if m.cls is RouteRecorder] == [
         {"service": "sampling", "directory": str(tmp_path)}
     ]
+
+
+async def test_a_mount_is_recorded_under_its_prefix(tmp_path):
+    files = tmp_path / "files"
+    files.mkdir()
+    (files / "site.css").write_text("body { color: black }")
+    app = FastAPI()
+    app.mount("/static", StaticFiles(directory=files), name="static")
+    app.add_middleware(RouteRecorder, service="responses", directory=str(tmp_path / "log"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        assert (await client.get("/static/site.css")).text == "body { color: black }"
+        assert (await client.get("/static/missing.css")).status_code == 404
+    assert [(r["path"], r["status"]) for r in route_log.read_records(tmp_path / "log")] == [("/static", 200), ("/static", 404)]
