@@ -82,6 +82,9 @@ async def test_releases_are_cut_served_and_kept(service_env, dev_issuer):
             assert (await client.get(f"/rounds/{ROUND}/response-rates", headers=bearer(kl))).status_code == 404
             assert (await client.get("/rounds/nope/releases", headers=bearer(kl))).status_code == 404
             assert await releases_of(client, kl) == []
+            # The round is known (listed), but publishes nothing yet.
+            rounds = (await client.get("/rounds", headers=bearer(kl))).json()
+            assert {"round_id": ROUND, "questionnaire_id": "kl_core"} in rounds
 
             # Only the KL operator cuts releases.
             assert (await client.post(f"/rounds/{ROUND}/releases", json={"phase": "preliminary"}, headers=bearer(kl))).status_code == 403
@@ -131,6 +134,11 @@ async def test_releases_are_cut_served_and_kept(service_env, dev_issuer):
             trends = (await client.get("/trends", params={"format": "csv"}, headers=bearer(kl))).text.splitlines()
             assert trends[0].split(",")[-4:] == ["release", "phase", "built_at", "previous_release"]
             assert all(line.split(",")[-4:-2] == ["4", "final"] for line in trends[1:])
+            # Every cut is in the audit log, with who cut it.
+            auditor = dev_issuer.mint("auditor", ["audit:read", "kommuner:all"])
+            entries = (await client.get("/audit", params={"limit": 100}, headers=bearer(auditor))).json()["entries"]
+            cuts = [e for e in entries if e["action"] == "POST /rounds/{round_id}/releases" and e["actor"] == "kl-operator"]
+            assert len(cuts) >= 3
     finally:
         await answers.engine.dispose()
 
