@@ -258,7 +258,7 @@ def group_cell(data: RoundData, question: str, kommuner: list[str], member_suppr
     for c in data.cells.get(question, []):
         if c.kommunekode in members:
             by_stratum[c.stratum][c.code] += c.n
-    est = cell_estimates(by_stratum, data.design, data.n_total, data.degf)
+    est = cell_estimates(by_stratum, data.design, data.degf)
     if est.n_valid < min_count or not members:
         return GroupCell(None, None, None, est.n_valid, True, "primary", False)
     if member_suppressed:

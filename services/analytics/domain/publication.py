@@ -43,10 +43,12 @@ import numpy as np
 
 from .answers import CODES, DONT_KNOW, SCORES
 from .estimators import Estimate, normal_quantile
-from .suppression import STATUS_CODES, TOTAL, CellDecision, CellStatus, CountTable, decide, suppress
+from .suppression import TOTAL, CountTable, Decided, History, cell_key, decide
 
 DIMENSIONS: tuple[str, ...] = ("maalgruppe", "gender", "age_band", "duration_band")
 RATE_DIMENSIONS: tuple[str, ...] = ("maalgruppe", "arm")
+# The respondent tables every published table follows (see respondent_pattern).
+RESPONDENT_DIMENSIONS: tuple[str, ...] = DIMENSIONS + ("arm",)
 NATIONAL = "national"
 ALL_LEVELS = "total"
 NO_ARM = "none"
@@ -62,12 +64,14 @@ INDICATOR_COLUMNS: tuple[str, ...] = (
     "dimension",
     "kommunekode",
     "level",
+    "n_respondents",
     "n_answers",
     "n_valid",
     "n_dont_know",
     "suppressed",
-    "suppression",
     "caution",
+    "few_answers",
+    "weighting",
 ) + tuple(f"{ind}{suffix}" for ind in INDICATORS for suffix in ESTIMATE_SUFFIXES)
 RATE_COLUMNS: tuple[str, ...] = (
     "round_id",
@@ -78,9 +82,18 @@ RATE_COLUMNS: tuple[str, ...] = (
     "answers",
     "response_rate",
     "suppressed",
-    "suppression",
     "caution",
 )
+# The protected measure: people who answered the questionnaire, the same in every question's
+# tables and the response-rate tables (see build_publication). The builder passes them as
+# grouped counts under this question name, the count in the first code's place.
+RESPONDENTS = "__respondents__"
+RESPONDENT_MEASURE = "respondents"
+# What the weighted figures of a row are (the ``weighting`` column): each stratum weighted by
+# N_h / n_h; the same with the cell's suppressed strata as one weighting class; or none
+# published (a breakdown by gender, age or duration: its weighted figures would give away how
+# each stratum's answers split over the breakdown, see build_indicator_table).
+WEIGHTINGS: tuple[str, ...] = ("strata", "strata_pooled", "unweighted")
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +216,6 @@ def _indicator_values(codes: Mapping[str, int]) -> dict[str, dict[float, int]]:
 def cell_estimates(
     by_stratum: Mapping[str, Mapping[str, int]],
     design: Mapping[str, _Stratum],
-    n_total: int,
     degrees_of_freedom: int,
 ) -> CellEstimates:
     """Weighted and unweighted indicators of one cell from its strata's answer-code counts."""
@@ -214,11 +226,14 @@ def cell_estimates(
             per_indicator[ind][h] = vc
         for c, n in codes.items():
             merged[c] += n
-    # The unweighted design: all respondents as one unstratified sample, no fpc (R: ids=~1).
-    plain = {None: _Stratum(n_total, 1.0, 1.0)}
+    # The unweighted figure: the indicator's base in the cell as a simple random sample, no fpc
+    # (R: svydesign(ids=~1) on those units), so SE = s / sqrt(n) of the cell alone.
     plain_values = _indicator_values(merged)
     weighted = {ind: estimate_from_counts(per_indicator.get(ind, {}), design, degrees_of_freedom) for ind in INDICATORS}
-    unweighted = {ind: estimate_from_counts({None: plain_values[ind]}, plain, n_total - 1) for ind in INDICATORS}
+    unweighted = {}
+    for ind in INDICATORS:
+        base = sum(plain_values[ind].values())
+        unweighted[ind] = estimate_from_counts({None: plain_values[ind]}, {None: _Stratum(max(base, 1), 1.0, 1.0)}, base - 1)
     valid = sum(merged.get(s, 0) for s in SCORES)
     return CellEstimates(valid + merged.get(DONT_KNOW, 0), valid, merged.get(DONT_KNOW, 0), weighted, unweighted)
 
@@ -240,33 +255,22 @@ def _kommune_order(kommunekode: str) -> tuple:
     return (kommunekode != NATIONAL, natural_key(kommunekode))
 
 
-# Per status code (suppression.STATUS_CODES) and caution flag: a row's suppressed, suppression
-# and caution columns.
-_STATUS_COLUMNS: dict[tuple[int, bool], tuple[bool, str, bool]] = {
-    (code, caution): (status is not CellStatus.PUBLISHED, status.value, caution)
-    for code, status in enumerate(STATUS_CODES)
-    for caution in (False, True)
-}
-
-
 @dataclass(eq=False)
 class IndicatorTable:
     """A round's indicator rows, suppressed, held as columns (numpy) and made tuples where read.
 
-    A live round's publication is rebuilt several times a second and crosses from the builder
-    process to the service at every build, while a reader asks for a few of its ~5,000 rows.
-    Built as tuples of ~60 Python objects each (from one CellDecision object per cell), a live
-    round of 6,000 answers took 144 ms of the builder's CPU, and pickling and unpickling it 22 +
-    27 ms more (the unpickling on the service's event loop); as columns it takes 49 ms and the
-    pickling ~1.5 ms (measured together). :meth:`rows` makes only the rows read: all of them
-    cost ~40 ms, once per version, where a reader asks for every row.
+    A publication crosses from the builder process to the service, while a reader asks for a
+    few of its thousands of rows: as columns it pickles in milliseconds, and :meth:`rows` makes
+    only the rows read.
 
     Row ``i`` is the cell (question ``questions[question[i]]``, dimension
     ``DIMENSIONS[dimension[i]]``, municipality ``kommuner[kommune[i]]`` (0 is national), level
     ``levels[slot[i]]``), with its suppression status (``status``: a code of
-    suppression.STATUS_CODES, and ``caution``) and its figures: row ``cell[i]`` of ``numbers``
-    (answers, valid, "Ved ikke") and of ``values`` (the indicators in _FIGURE_NAMES order, NaN
-    where the base is empty). A suppressed row's figures are never published (None).
+    suppression.STATUS_CODES, published only as suppressed or not), ``caution``, its
+    respondents, ``few`` (fewer valid answers to the question than the threshold: estimates
+    withheld), ``weighting`` (index into WEIGHTINGS) and its figures: row ``cell[i]`` of
+    ``numbers`` (answers, valid, "Ved ikke") and of ``values`` (the indicators in _FIGURE_NAMES
+    order, NaN where the base is empty). A suppressed row's figures are never published (None).
     """
 
     round_id: str
@@ -283,12 +287,16 @@ class IndicatorTable:
     cell: np.ndarray
     numbers: np.ndarray
     values: np.ndarray
+    respondents: np.ndarray
+    few: np.ndarray
+    weighting: np.ndarray
 
     @classmethod
     def empty(cls, round_id: str, questionnaire_id: str | None) -> IndicatorTable:
         none = np.zeros(0, dtype=np.int32)
         return cls(round_id, questionnaire_id, [], [NATIONAL], [ALL_LEVELS], none, none, none, none, none,
-                   np.zeros(0, dtype=bool), none, np.zeros((0, 3), dtype=np.int64), np.zeros((0, len(_FIGURE_NAMES) - 3)))
+                   np.zeros(0, dtype=bool), none, np.zeros((0, 3), dtype=np.int64), np.zeros((0, len(_FIGURE_NAMES) - 3)),
+                   np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int8))
 
     def __len__(self) -> int:
         return len(self.question)
@@ -317,9 +325,9 @@ class IndicatorTable:
             positions = np.arange(len(self))
         n = len(positions)
         cell = self.cell[positions]
-        status = self.status[positions]
-        caution = self.caution[positions]
-        hidden = status != 0
+        hidden = self.status[positions] != 0
+        few = self.few[positions] & ~hidden
+        weighting = self.weighting[positions]
         # One object array of the rows, filled a column at a time, then made tuples: numpy does
         # the boxing, and no Python loop runs per value.
         out = np.empty((n, len(INDICATOR_COLUMNS)), dtype=object)
@@ -329,16 +337,24 @@ class IndicatorTable:
         out[:, 3] = _labels(DIMENSIONS)[self.dimension[positions]]
         out[:, 4] = _labels(self.kommuner)[self.kommune[positions]]
         out[:, 5] = _labels(self.levels)[self.slot[positions]]
+        respondents = self.respondents[positions].astype(object)
+        respondents[hidden] = None
+        out[:, 6] = respondents
         numbers = self.numbers[cell].astype(object)
         numbers[hidden] = None
-        out[:, 6:9] = numbers
-        out[:, 9] = hidden.astype(object)
-        out[:, 10] = _labels([st.value for st in STATUS_CODES])[status]
-        out[:, 11] = caution.astype(object)
+        out[:, 7:10] = numbers
+        out[:, 10] = hidden.astype(object)
+        out[:, 11] = (self.caution[positions] & ~hidden).astype(object)
+        out[:, 12] = few.astype(object)
+        labels = _labels(WEIGHTINGS)[weighting]
+        labels[hidden] = None
+        out[:, 13] = labels
         values = self.values[cell]
         boxed = values.astype(object)
-        boxed[np.isnan(values) | hidden[:, None]] = None
-        out[:, 12:] = boxed
+        withheld = np.isnan(values) | (hidden | few)[:, None]
+        withheld |= (weighting == WEIGHTINGS.index("unweighted"))[:, None] & _WEIGHTED_COLUMN[None, :]
+        boxed[withheld] = None
+        out[:, 14:] = boxed
         return list(map(tuple, out.tolist()))
 
 
@@ -348,13 +364,34 @@ def _labels(labels) -> np.ndarray:
     return out
 
 
+@dataclass(frozen=True)
+class Baseline:
+    """What a round's releases so far told their readers about the respondent tables: the
+    history the next release is decided against (:class:`~.suppression.History`), as JSON
+    between releases (the service stores it with each release)."""
+
+    published: dict[str, int] = field(default_factory=dict)
+    floor: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"published": dict(sorted(self.published.items())), "floor": dict(sorted(self.floor.items()))}
+
+    @classmethod
+    def from_json(cls, data: Mapping | None) -> Baseline:
+        data = data or {}
+        return cls({k: int(v) for k, v in (data.get("published") or {}).items()}, {k: int(v) for k, v in (data.get("floor") or {}).items()})
+
+    def history(self) -> History:
+        return History(self.published, self.floor)
+
+
 @dataclass
 class RoundPublication:
     """Everything published for a round, already suppressed: rows are ready for any reader.
 
     The indicator rows are held as columns (:class:`IndicatorTable`, what crosses from the
     builder process) and made dicts where read, each row once, shared by every selection that
-    contains it.
+    contains it. ``baseline``: what the next release of the round is decided against.
     """
 
     round_id: str
@@ -363,6 +400,7 @@ class RoundPublication:
     caution_below: int
     indicator_columns: IndicatorTable | None = None
     rate_rows: list[dict] = field(default_factory=list)
+    baseline: Baseline = field(default_factory=Baseline)
     # Made on first use, never pickled with the publication (see __getstate__): each row's dict,
     # each selection's list of them.
     _dicts: list = field(default_factory=list, init=False, repr=False, compare=False)
@@ -410,12 +448,112 @@ class RoundPublication:
         return rows
 
 
-def _status(decision: CellDecision) -> dict:
-    return {"suppressed": decision.suppressed, "suppression": decision.status.value, "caution": decision.caution}
-
-
 def _label(value: Hashable, outer: str) -> str:
     return outer if value is TOTAL else str(value)
+
+
+# -- the respondent tables: one suppression for every table of a round -------------------------
+
+
+@dataclass(frozen=True)
+class RespondentPattern:
+    """The suppression of a round's respondent tables (municipality x each dimension of
+    RESPONDENT_DIMENSIONS, with municipal and national totals), which every published table
+    follows: a cell is published in every question's tables and the response-rate tables
+    alike, or in none."""
+
+    dimensions: tuple[str, ...]  # the tables' dimensions, in table order
+    decided: Decided
+    invited: dict[str, int]  # cell_key -> invited, where the rate tallies know it
+
+    def entry(self, dimension: str, kommunekode: str | None, level: str | None) -> int:
+        """The identity number of a cell (None: the total over that coordinate); -1 for a cell
+        the respondent tables do not have (never published)."""
+        coords = []
+        if kommunekode is not None:
+            coords.append(("kommunekode", kommunekode))
+        if level is not None:
+            coords.append((dimension, level))
+        return self._numbers.get(cell_key(RESPONDENT_MEASURE, coords), -1)
+
+    @property
+    def _numbers(self) -> dict[str, int]:
+        numbers = self.__dict__.get("_by_key")
+        if numbers is None:
+            numbers = {k: i for i, k in enumerate(self.decided.keys_by_number)}
+            object.__setattr__(self, "_by_key", numbers)
+        return numbers
+
+    def hidden(self, number: int) -> bool:
+        return number < 0 or int(self.decided.status[number]) != 0
+
+    def count(self, number: int) -> int:
+        return 0 if number < 0 else int(self.decided.count[number])
+
+    def baseline(self, previous: Baseline | None) -> Baseline:
+        """The history after this release: published cells at their counts, hidden cells at
+        the value last published (if ever) and at the audit's lower bound."""
+        previous = previous or Baseline()
+        published = dict(previous.published)
+        floor = dict(previous.floor)
+        lower = self.decided.lower
+        for i, key in enumerate(self.decided.keys_by_number):
+            if int(self.decided.status[i]) == 0:
+                published[key] = floor[key] = int(self.decided.count[i])
+            elif lower is not None:
+                floor[key] = max(floor.get(key, 0), int(lower[i]))
+        return Baseline(published, floor)
+
+
+def respondent_pattern(
+    strata: Mapping[str, StratumInfo],
+    respondents: Mapping[tuple[str, str, str], int],
+    rate_counts: Iterable[RateCount],
+    *,
+    min_count: int,
+    baseline: Baseline | None = None,
+) -> RespondentPattern:
+    """Decide the round's suppression once, on respondents.
+
+    ``respondents``: (stratum, dimension, level) -> people, for the breakdowns (gender, age
+    band, duration band); the target-group table is the strata's own respondents and the arm
+    table the rate tallies'. Every table partitions the same respondents, so they are linked by
+    their municipal and national totals. The published invited counts bound each target-group
+    and arm cell from above (nobody answers who was not invited), which the audit gives the
+    reader too; ``baseline``: the round's earlier releases.
+    """
+    kommune_of = {h: s.kommunekode for h, s in strata.items()}
+    cells: dict[str, dict[tuple[str, str], int]] = {d: defaultdict(int) for d in RESPONDENT_DIMENSIONS}
+    for h, info in strata.items():
+        cells["maalgruppe"][(info.kommunekode, info.maalgruppe)] += info.respondents
+    for (h, dim, lvl), n in respondents.items():
+        if dim in cells and h in kommune_of:
+            cells[dim][(kommune_of[h], lvl)] += n
+    invited: dict[str, int] = defaultdict(int)
+    for r in rate_counts:
+        cells["arm"][(r.kommunekode, r.arm)] += r.answered
+        k, a, arm = ("kommunekode", r.kommunekode), ("maalgruppe", r.maalgruppe), ("arm", r.arm)
+        for coords in ((k, a), (k, arm), (k,), (a,), (arm,), ()):
+            invited[cell_key(RESPONDENT_MEASURE, coords)] += r.invited
+    dims = tuple(d for d in RESPONDENT_DIMENSIONS if cells[d])
+    kommuner = sorted({k for d in dims for k, _ in cells[d]}, key=natural_key)
+    tables = []
+    for d in dims:
+        lvls = sorted({lvl for _, lvl in cells[d]}, key=natural_key)
+        table = {(k, lvl): cells[d].get((k, lvl), 0) for k in kommuner for lvl in lvls}
+        tables.append(CountTable(("kommunekode", d), table, (("kommunekode",), (d,), ()), RESPONDENT_MEASURE))
+        if invited and d in RATE_DIMENSIONS:
+            # Every target-group and arm cell has its invited published, none (0) included: a
+            # reader knows that a stratum nobody was invited from has no respondents.
+            for k in kommuner:
+                for lvl in lvls:
+                    invited.setdefault(cell_key(RESPONDENT_MEASURE, (("kommunekode", k), (d, lvl))), 0)
+    if not tables:
+        tables.append(CountTable(("kommunekode", "maalgruppe"), {}, (("kommunekode",), ("maalgruppe",), ()), RESPONDENT_MEASURE))
+    decided = decide(
+        tables, min_count=min_count, history=(baseline or Baseline()).history(), upper_bounds=invited,
+    )
+    return RespondentPattern(dims, decided, dict(invited))
 
 
 def build_publication(
@@ -427,32 +565,78 @@ def build_publication(
     *,
     min_count: int = 5,
     caution_below: int = 20,
+    baseline: Baseline | None = None,
 ) -> RoundPublication:
+    """A release of a round: every table suppressed by one decision on respondents
+    (:func:`respondent_pattern`), against the round's earlier releases (``baseline``)."""
+    rate_counts = list(rate_counts)
+    grouped, respondents = _split_respondents(answer_counts)
+    pattern = respondent_pattern(strata, respondents, rate_counts, min_count=min_count, baseline=baseline)
     return RoundPublication(
         round_id, questionnaire_id, min_count, caution_below,
         indicator_columns=build_indicator_table(
-            round_id, questionnaire_id, strata, answer_counts, min_count=min_count, caution_below=caution_below
+            round_id, questionnaire_id, strata, grouped, pattern, respondents, min_count=min_count, caution_below=caution_below
         ),
-        rate_rows=build_rate_rows(round_id, rate_counts, min_count=min_count, caution_below=caution_below),
+        rate_rows=build_rate_rows(round_id, rate_counts, pattern, caution_below=caution_below),
+        baseline=pattern.baseline(baseline),
     )
+
+
+def _split_respondents(
+    answer_counts: Iterable[AnswerCount | GroupedCounts],
+) -> tuple[list[GroupedCounts], dict[tuple[str, str, str], int]]:
+    """The answer counts as grouped rows, and the respondent rows (question RESPONDENTS) apart:
+    (stratum, dimension, level) -> people."""
+    grouped: list[GroupedCounts] = []
+    respondents: dict[tuple[str, str, str], int] = defaultdict(int)
+    for row in answer_counts:
+        if isinstance(row, AnswerCount):
+            if row.question == RESPONDENTS:
+                respondents[(row.stratum, row.dimension, row.level)] += row.n
+                continue
+            if row.code not in _CODE_INDEX or row.n <= 0:
+                continue
+            vector = [0] * len(CODES)
+            vector[_CODE_INDEX[row.code]] = row.n
+            row = (row.stratum, row.dimension, row.level, row.question, vector)
+        elif row[3] == RESPONDENTS:
+            respondents[(row[0], row[1], row[2])] += row[4][0]
+            continue
+        grouped.append(row)
+    return grouped, respondents
 
 
 def build_indicator_table(
     round_id: str,
     questionnaire_id: str | None,
     strata: Mapping[str, StratumInfo],
-    answer_counts: Iterable[AnswerCount | GroupedCounts],
+    grouped: list[GroupedCounts],
+    pattern: RespondentPattern,
+    respondents: Mapping[tuple[str, str, str], int],
     *,
     min_count: int = 5,
     caution_below: int = 20,
 ) -> IndicatorTable:
-    """The indicator tables of a round, suppressed, in table order (question, dimension, the
-    national cells then each municipality's, the total then each level).
+    """The indicator tables of a round in table order (question, dimension, the national cells
+    then each municipality's, the total then each level), suppressed as ``pattern`` decided.
 
-    Suppression runs per question: the tables of one measure (``valid:<question>``) are linked
-    by shared cells, tables of different measures never are (no equation of the attacker or
-    line of the line rule spans two measures), so one :func:`suppress` call per measure decides
-    exactly what one call over the whole round decides (tested).
+    Every question's cell (municipality or national x level) is published exactly when the
+    respondent cell is: a question's counts, per answer code, are a part of its respondents,
+    so one decision for all of them leaves nothing to difference between questions or against
+    the response rates. A published cell whose question has fewer than ``min_count`` valid
+    answers keeps its counts (its respondents are enough to publish) but not its estimates
+    (``few_answers``: a mean of a handful of answers is not a result).
+
+    Weighted figures are published where they tell no more than the counts do:
+    * a cell that is a union of whole strata (a stratum, a municipality's total, the national
+      total per target group, the national total) is weighted stratum by stratum, with its
+      suppressed strata as one weighting class (their sum is known from the published counts,
+      each one is not: weighting each by its own N_h / n_h would give every hidden stratum's
+      answers back, as a sum of known weights times whole numbers has one solution);
+    * a breakdown cell (gender, age band, duration band) holds part of several strata, and its
+      weighted and unweighted figures together would tell how each stratum's answers split
+      over the breakdown (the same sum-of-weights argument), small groups included: it
+      publishes the unweighted figures only.
 
     The counts are held as one array ``(question, stratum, slot, answer code)``, a slot being
     "all" or one level of one dimension, and every cell of every table (municipality or
@@ -462,22 +646,8 @@ def build_indicator_table(
     counts (tested) and depend only on the tallies.
     """
     design = design_strata(strata)
-    n_total = sum(s.respondents for s in strata.values())
     kommuner = sorted({s.kommunekode for s in strata.values()}, key=natural_key)
 
-    # One (question, stratum, dimension, level, counts in CODES order) per input row; a "total"
-    # row is also the stratum's row of its target group (strata nest in target groups).
-    grouped: list[GroupedCounts] = []
-    for row in answer_counts:
-        if isinstance(row, AnswerCount):
-            if row.code not in _CODE_INDEX or row.n <= 0:
-                continue
-            vector = [0] * len(CODES)
-            vector[_CODE_INDEX[row.code]] = row.n
-            row = (row.stratum, row.dimension, row.level, row.question, vector)
-        grouped.append(row)
-    # Negative counts (never from the tallies) count as none; a group without answers is dropped
-    # before its question or level is seen.
     vectors = np.maximum(np.array([row[4][: len(CODES)] for row in grouped], dtype=float).reshape(-1, len(CODES)), 0.0)
     present = vectors.any(axis=1)
     grouped = list(itertools.compress(grouped, present.tolist()))
@@ -490,6 +660,8 @@ def build_indicator_table(
     group_of_total = [("maalgruppe", strata[row[0]].maalgruppe) for row, total in zip(grouped, is_total) if total]
     questions = sorted({row[3] for row in grouped}, key=natural_key)
     seen_levels = {(row[1], row[2]) for row in grouped} | set(group_of_total)
+    seen_levels |= {(d, lvl) for (_, d, lvl) in respondents if d in DIMENSIONS}
+    seen_levels |= {("maalgruppe", s.maalgruppe) for s in strata.values()}
     levels = {dim: sorted({lvl for d, lvl in seen_levels if d == dim}, key=natural_key) for dim in DIMENSIONS}
     # Slots: 0 = all levels, then the levels of each dimension in order.
     slot_of: dict[tuple[str, str], int] = {("total", ALL_LEVELS): 0}
@@ -512,41 +684,27 @@ def build_indicator_table(
     totals = np.array(is_total)
     np.add.at(counts, (q_of[totals], h_of[totals], np.array([slot_of[g] for g in group_of_total], dtype=int)), vectors[totals])
 
-    # Valid (scale) answers per (question, municipality, slot) and (question, slot): the counts
-    # suppression decides on.
-    valid = counts[..., : len(SCORES)].sum(axis=3)  # (q, h, slot)
-    kommune_of_h = np.array([kommune_index[strata[h].kommunekode] for h in names], dtype=int)
-    valid_k = np.zeros((n_q, n_k, n_s))
-    np.add.at(valid_k, (slice(None), kommune_of_h, slice(None)), valid)
-    valid_k = valid_k.round().astype(int).tolist()
-
-    # Each question's tables suppressed together; the decisions laid out per (question,
-    # dimension) block of rows. Every question's tables have the same shape (the same levels),
-    # so a block's entries are found once per dimension.
-    row_entries: dict[int, np.ndarray] = {}
-    blocks: list[tuple[int, int, np.ndarray, np.ndarray]] = []  # (question, dimension, status, count) per row
-    for q in questions:
-        qi = q_index[q]
-        count_tables: list[CountTable] = []
-        for dim in DIMENSIONS:
-            cells = {
-                (k, lvl): valid_k[qi][ki][slot_of[(dim, lvl)]]
-                for ki, k in enumerate(kommuner)
-                for lvl in levels[dim]
-            }
-            count_tables.append(CountTable(("kommunekode", dim), cells, (("kommunekode",), (dim,), ()), f"valid:{q}"))
-        decided = decide(count_tables, min_count=min_count)
-        for t, dim in enumerate(DIMENSIONS):
-            if not levels[dim]:
-                continue  # a dimension with no answers at all has no table
-            entries = row_entries.get(t)
-            if entries is None:
-                position = {key: i for i, key in enumerate(decided.keys[t])}
-                entries = row_entries[t] = np.array(
-                    [position[(k, lvl)] for k in (TOTAL, *kommuner) for lvl in (TOTAL, *levels[dim])], dtype=np.intp
-                )
-            ids = decided.entry_ids[t][entries]
-            blocks.append((qi, t, decided.status[ids], decided.count[ids]))
+    # The respondent pattern per (dimension, municipality or national, slot), and each row's
+    # respondents.
+    dim_index = {d: t for t, d in enumerate(DIMENSIONS)}
+    kommune_labels = [NATIONAL, *kommuner]
+    level_labels = [ALL_LEVELS] + [lvl for dim in DIMENSIONS for lvl in levels[dim]]
+    layout_rows: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+    for t, dim in enumerate(DIMENSIONS):
+        if not levels[dim]:
+            continue  # a dimension with no answers at all has no table
+        kommune_col, slot_col, hidden_col, count_col = [], [], [], []
+        for ki, k in enumerate(kommune_labels):
+            for lvl in (ALL_LEVELS, *levels[dim]):
+                number = pattern.entry(dim, None if k == NATIONAL else k, None if lvl == ALL_LEVELS else lvl)
+                kommune_col.append(ki)
+                slot_col.append(0 if lvl == ALL_LEVELS else slot_of[(dim, lvl)])
+                hidden_col.append(pattern.hidden(number))
+                count_col.append(pattern.count(number))
+        layout_rows[t] = (
+            np.array(kommune_col, dtype=np.intp), np.array(slot_col, dtype=np.intp),
+            np.array(hidden_col, dtype=bool), np.array(count_col, dtype=np.int64), np.array([], dtype=np.intp),
+        )
 
     # Every (question, slot) cell: first the national one over all strata, then one per
     # municipality over its strata. Rows: one per (cell, stratum).
@@ -558,6 +716,7 @@ def build_indicator_table(
     municipal = counts[:, by_kommune].transpose(0, 2, 1, 3)  # h grouped by municipality
     n_blocks = n_q * n_s
     stacked = np.concatenate([national.reshape(n_blocks * n_h, n_c), municipal.reshape(n_blocks * n_h, n_c)])
+    kommune_of_h = np.array([kommune_index[strata[h].kommunekode] for h in names], dtype=int)
     # First row of each municipality within a block (every municipality has a stratum).
     kommune_starts = np.flatnonzero(np.diff(np.concatenate([[-1], kommune_of_h[by_kommune]])))
     block_offsets = np.arange(n_blocks) * n_h
@@ -569,82 +728,127 @@ def build_indicator_table(
         np.concatenate([np.tile(fpc, n_blocks), np.tile(fpc[order], n_blocks)]),
         np.concatenate([np.tile(n_units, n_blocks), np.tile(n_units[order], n_blocks)]),
         starts,
-        n_total,
     )
 
-    # Per dimension, a block's rows: municipality (0 national, then 1 + its index) and slot of
-    # each, and where its figures are: cell ``q * n_s + slot`` (national) or
-    # ``n_blocks + (q * n_s + slot) * n_k + municipality index``, i.e. offset + q x step.
-    layout: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
-    for t, dim in enumerate(DIMENSIONS):
-        slots = np.array([0] + [slot_of[(dim, lvl)] for lvl in levels[dim]], dtype=np.intp)
-        n_l = len(slots)
-        kommune = np.repeat(np.arange(n_k + 1), n_l)
-        slot = np.tile(slots, n_k + 1)
-        national_row = kommune == 0
-        offset = np.where(national_row, slot, n_blocks + slot * n_k + kommune - 1)
-        step = np.where(national_row, n_s, n_s * n_k)
-        layout[t] = (kommune, slot, offset, step)
-    question = np.concatenate([np.full(len(st), qi, dtype=np.int32) for qi, _, st, _ in blocks])
-    dimension = np.concatenate([np.full(len(st), t, dtype=np.int8) for _, t, st, _ in blocks])
-    status = np.concatenate([st for _, _, st, _ in blocks])
-    count = np.concatenate([c for _, _, _, c in blocks])
+    def cell_of(q: int, kommune: int, slot: int) -> int:
+        """Where the figures of question q, municipality (0 national, else 1 + index), slot are."""
+        block = q * n_s + slot
+        return block if kommune == 0 else n_blocks + block * n_k + kommune - 1
+
+    # Union cells with suppressed strata: weighted again with those strata as one class.
+    hidden_strata = {
+        h for h in names
+        if pattern.hidden(pattern.entry("maalgruppe", strata[h].kommunekode, strata[h].maalgruppe))
+    }
+    pooled: set[tuple[int, int]] = set()  # (municipality as in cell_of, slot)
+    if hidden_strata:
+        unions: list[tuple[int, int, list[str]]] = [(0, 0, names)]
+        for lvl in levels["maalgruppe"]:
+            unions.append((0, slot_of[("maalgruppe", lvl)], [h for h in names if strata[h].maalgruppe == lvl]))
+        for ki, k in enumerate(kommuner):
+            unions.append((ki + 1, 0, [h for h in names if strata[h].kommunekode == k]))
+        cells_to_pool = []
+        for kommune, slot, members in unions:
+            inside = [h for h in members if h in hidden_strata]
+            if not inside or len(inside) == len(members):
+                continue  # nothing to pool, or the cell is hidden with all of its strata
+            pool_info = StratumInfo(
+                "", "", sum(strata[h].respondents for h in inside),
+                None if any(strata[h].population is None for h in inside) else sum(strata[h].population for h in inside),
+            )
+            pool_design = {h: design[h] for h in members if h not in inside} | {_POOL: design_strata({_POOL: pool_info})[_POOL]}
+            for qi in range(n_q):
+                by_stratum: dict[str, dict[str, int]] = {}
+                for h in members:
+                    vector = counts[qi, position[h], slot]
+                    target = _POOL if h in inside else h
+                    acc = by_stratum.setdefault(target, dict.fromkeys(CODES, 0))
+                    for c, code in enumerate(CODES):
+                        acc[code] += int(vector[c])
+                cells_to_pool.append((cell_of(qi, kommune, slot), by_stratum, pool_design))
+            pooled.add((kommune, slot))
+        for cell, by_stratum, pool_design in cells_to_pool:
+            figures = estimate_cells([by_stratum], pool_design)[0]
+            values[cell] = [np.nan if figures[name] is None else figures[name] for name in _FIGURE_NAMES[3:]]
+
+    breakdown_slots = np.zeros(n_s, dtype=bool)
+    for dim in ("gender", "age_band", "duration_band"):
+        for lvl in levels[dim]:
+            breakdown_slots[slot_of[(dim, lvl)]] = True
+    pooled_mask = np.zeros((n_k + 1, n_s), dtype=bool)
+    for kommune, slot in pooled:
+        pooled_mask[kommune, slot] = True
+
+    blocks = []
+    for qi in range(n_q):
+        for t in range(len(DIMENSIONS)):
+            if t not in layout_rows:
+                continue
+            kommune_col, slot_col, hidden_col, count_col, _ = layout_rows[t]
+            cell = np.where(kommune_col == 0, qi * n_s + slot_col, n_blocks + (qi * n_s + slot_col) * n_k + kommune_col - 1)
+            blocks.append((qi, t, kommune_col, slot_col, hidden_col, count_col, cell))
+    question = np.concatenate([np.full(len(b[2]), b[0], dtype=np.int32) for b in blocks])
+    dimension = np.concatenate([np.full(len(b[2]), b[1], dtype=np.int8) for b in blocks])
+    kommune = np.concatenate([b[2] for b in blocks])
+    slot = np.concatenate([b[3] for b in blocks])
+    hidden = np.concatenate([b[4] for b in blocks])
+    people = np.concatenate([b[5] for b in blocks])
+    cell = np.concatenate([b[6] for b in blocks])
+    weighting = np.where(
+        breakdown_slots[slot], WEIGHTINGS.index("unweighted"),
+        np.where(pooled_mask[kommune, slot], WEIGHTINGS.index("strata_pooled"), WEIGHTINGS.index("strata")),
+    ).astype(np.int8)
     return IndicatorTable(
         round_id,
         questionnaire_id,
         questions,
-        [NATIONAL, *kommuner],
-        [ALL_LEVELS] + [lvl for dim in DIMENSIONS for lvl in levels[dim]],
+        kommune_labels,
+        level_labels,
         question,
         dimension,
-        np.concatenate([layout[t][0] for _, t, _, _ in blocks]),
-        np.concatenate([layout[t][1] for _, t, _, _ in blocks]),
-        status,
-        (status == 0) & (count < caution_below),
-        np.concatenate([layout[t][2] + qi * layout[t][3] for qi, t, _, _ in blocks]),
+        kommune,
+        slot,
+        hidden.astype(np.int8),
+        people < caution_below,
+        cell,
         numbers,
         values,
+        people,
+        numbers[cell, 1] < min_count,
+        weighting,
     )
 
 
-def build_rate_rows(
-    round_id: str, rate_counts: Iterable[RateCount], *, min_count: int = 5, caution_below: int = 20
-) -> list[dict]:
+_POOL = "~suppressed strata"  # the weighting class of a cell's suppressed strata
+
+
+def build_rate_rows(round_id: str, rate_counts: Iterable[RateCount], pattern: RespondentPattern, *, caution_below: int = 20) -> list[dict]:
     """Response-rate tables (respondents per municipality x target group and x arm, with
-    margins), suppressed together (one measure), sorted."""
-    rate_cells: dict[str, dict[tuple[str, str], list[int]]] = {d: defaultdict(lambda: [0, 0]) for d in RATE_DIMENSIONS}
+    margins), suppressed as the indicator tables are (``pattern``), sorted. The invited are
+    the sample: published for every cell."""
+    invited: dict[tuple[str, str, str], int] = defaultdict(int)
     for r in rate_counts:
         for dim, lvl in (("maalgruppe", r.maalgruppe), ("arm", r.arm)):
-            acc = rate_cells[dim][(r.kommunekode, lvl)]
-            acc[0] += r.invited
-            acc[1] += r.answered
-    dims = [dim for dim in RATE_DIMENSIONS if rate_cells[dim]]
-    count_tables = [
-        CountTable(("kommunekode", dim), {key: v[1] for key, v in rate_cells[dim].items()}, (("kommunekode",), (dim,), ()), "respondents")
-        for dim in dims
-    ]
-    decided = suppress(count_tables, min_count=min_count, caution_below=caution_below) if count_tables else []
+            for k, l in ((r.kommunekode, lvl), (r.kommunekode, ALL_LEVELS), (NATIONAL, lvl), (NATIONAL, ALL_LEVELS)):
+                invited[(dim, k, l)] += r.invited
     rows: list[dict] = []
-    for dim, result in zip(dims, decided):
-        acc_table = rate_cells[dim]
-        invited_by: dict[tuple, int] = defaultdict(int)
-        for (kk, ll), v in acc_table.items():
-            for key in ((kk, ll), (kk, TOTAL), (TOTAL, ll), (TOTAL, TOTAL)):
-                invited_by[key] += v[0]
-        for key, decision in result.decisions.items():
-            k, lvl = key
-            invited = invited_by.get(key, 0)
-            row = {
-                "round_id": round_id,
-                "dimension": dim,
-                "kommunekode": _label(k, NATIONAL),
-                "level": _label(lvl, ALL_LEVELS),
-                "invited": invited,
-                "answers": None if decision.suppressed else decision.count,
-                "response_rate": None if decision.suppressed or not invited else decision.count / invited,
-                **_status(decision),
-            }
-            rows.append({c: row[c] for c in RATE_COLUMNS})
+    for dim, k, lvl in invited:
+        if dim not in pattern.dimensions:
+            continue
+        number = pattern.entry(dim, None if k == NATIONAL else k, None if lvl == ALL_LEVELS else lvl)
+        hidden, count = pattern.hidden(number), pattern.count(number)
+        n_invited = invited[(dim, k, lvl)]
+        rows.append({
+            "round_id": round_id,
+            "dimension": dim,
+            "kommunekode": k,
+            "level": lvl,
+            "invited": n_invited,
+            "answers": None if hidden else count,
+            "response_rate": None if hidden or not n_invited else count / n_invited,
+            "suppressed": hidden,
+            "caution": not hidden and count < caution_below,
+        })
     rows.sort(key=lambda r: (RATE_DIMENSIONS.index(r["dimension"]), _kommune_order(r["kommunekode"]), _level_order(r["level"])))
     return rows
 
@@ -703,7 +907,7 @@ def _ratio_estimates(
 
 
 def estimate_cells(
-    cells: list[Mapping[str, Mapping[str, int]]], design: Mapping[str, _Stratum], n_total: int
+    cells: list[Mapping[str, Mapping[str, int]]], design: Mapping[str, _Stratum]
 ) -> list[dict]:
     """Published figures (counts, weighted and unweighted indicators) of many cells at once.
 
@@ -732,7 +936,7 @@ def estimate_cells(
             fpc.append(1.0)
             n.append(1)
     counts = np.array(rows, dtype=float)
-    numbers, values = _figure_arrays(counts, np.array(weight), np.array(fpc), np.array(n, dtype=float), np.array(starts), n_total)
+    numbers, values = _figure_arrays(counts, np.array(weight), np.array(fpc), np.array(n, dtype=float), np.array(starts))
     boxed = values.astype(object)
     boxed[np.isnan(values)] = None
     return [dict(zip(_FIGURE_NAMES, (*c, *v))) for c, v in zip(numbers.tolist(), boxed.tolist())]
@@ -743,11 +947,30 @@ _FIGURE_NAMES: tuple[str, ...] = ("n_answers", "n_valid", "n_dont_know") + tuple
 )
 # IndicatorTable.rows lays a row out in INDICATOR_COLUMNS order: the figures' counts, the
 # suppression status, then the indicators.
-assert INDICATOR_COLUMNS[6:] == _FIGURE_NAMES[:3] + ("suppressed", "suppression", "caution") + _FIGURE_NAMES[3:]
+assert INDICATOR_COLUMNS[7:] == _FIGURE_NAMES[:3] + ("suppressed", "caution", "few_answers", "weighting") + _FIGURE_NAMES[3:]
+# Which of a row's indicator columns are weighted figures (withheld where a row is unweighted).
+_WEIGHTED_COLUMN = np.array([suffix in ("", "_se", "_ci_low", "_ci_high") for _ in INDICATORS for suffix in ESTIMATE_SUFFIXES])
+
+
+def _plain_estimates(merged: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """The unweighted figures of many cells: per indicator (value, se), the indicator's base in
+    the cell taken as a simple random sample (SE = s / sqrt(n), s with n - 1). It depends on
+    the cell's own counts only: a figure resting on the round's total would give that total
+    away wherever it is suppressed."""
+    out = []
+    for base, value in zip(_IN_BASE, _VALUE):
+        m = merged * base[None, :]
+        inside = m.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            estimate = (m @ value) / inside
+            squares = (m * (value[None, :] - estimate[:, None]) ** 2).sum(axis=1)
+            se = np.where(inside > 1, np.sqrt(squares / (inside * (inside - 1))), 0.0)
+        out.append((np.where(inside == 0, np.nan, estimate), se, None))
+    return out
 
 
 def _figure_arrays(
-    counts: np.ndarray, weight: np.ndarray, fpc: np.ndarray, n: np.ndarray, starts: np.ndarray, n_total: int
+    counts: np.ndarray, weight: np.ndarray, fpc: np.ndarray, n: np.ndarray, starts: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """The published figures of many cells: (numbers, values), one row per cell, the counts
     (answers, valid, "Ved ikke") and the indicators (_FIGURE_NAMES order after the counts),
@@ -757,10 +980,7 @@ def _figure_arrays(
     the stratum's weight, fpc and n beside."""
     merged = np.add.reduceat(counts, starts, axis=0)
     weighted = _ratio_estimates(counts, weight, fpc, n, starts)
-    # The unweighted design: all respondents as one unstratified sample, no fpc (R: ids=~1).
-    k = len(starts)
-    plain_n = float(max(n_total, 1))
-    unweighted = _ratio_estimates(merged, np.ones(k), np.ones(k), np.full(k, plain_n), np.arange(k))
+    unweighted = _plain_estimates(merged)
     valid = merged[:, : len(SCORES)].sum(axis=1).round().astype(np.int64)
     dont_know = merged[:, len(SCORES)].round().astype(np.int64)
     numbers = np.stack([valid + dont_know, valid, dont_know], axis=1)

@@ -75,7 +75,7 @@ import itertools
 import math
 from collections import defaultdict
 from collections.abc import Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
 
@@ -90,6 +90,9 @@ __all__ = [
     "PublishedTable",
     "SuppressedTable",
     "find_recoverable_cells",
+    "History",
+    "audit",
+    "cell_key",
     "decide",
     "suppress",
     "suppress_table",
@@ -552,6 +555,12 @@ class Decided:
     entry_ids: list[np.ndarray]  # per table, per entry: its identity number
     count: np.ndarray  # per identity number
     status: np.ndarray  # per identity number, index into STATUS_CODES
+    # Per identity number: the interval a reader holding everything published (and, with a
+    # history, every earlier release) can prove for it; a published cell's is its count. The
+    # audit's result (:func:`audit`), None where no audit ran.
+    lower: np.ndarray | None = None
+    upper: np.ndarray | None = None  # inf where unbounded
+    keys_by_number: list[str] | None = None  # per identity number: :func:`cell_key`
 
 
 # A status's code in Decided.status.
@@ -578,8 +587,43 @@ def suppress(
     return out
 
 
-def decide(tables: Sequence[CountTable], *, min_count: int = 5) -> Decided:
-    """The decisions of :func:`suppress` (the module docstring's steps 1 and 2), as arrays."""
+def cell_key(measure: str, coords: Iterable[tuple[str, Hashable]]) -> str:
+    """A cell's identity as text (``measure:dim=value|dim=value``, dimensions sorted; the grand
+    total has none): how a release's history names the cells it published."""
+    return measure + ":" + "|".join(f"{d}={v}" for d, v in sorted((d, str(v)) for d, v in coords))
+
+
+@dataclass(frozen=True)
+class History:
+    """What the earlier releases of the same tables told a reader, by :func:`cell_key`.
+
+    ``published``: each cell's value in the last release that published it. ``floor``: the
+    lowest value a reader can prove for a cell from everything released so far: its published
+    value, or for a hidden cell the audit's lower bound in the last release (counts only grow:
+    answers are added, and an erasure lowering one is treated as if it had not, see
+    :func:`audit`).
+    """
+
+    published: Mapping[str, int] = field(default_factory=dict)
+    floor: Mapping[str, int] = field(default_factory=dict)
+
+
+def decide(
+    tables: Sequence[CountTable],
+    *,
+    min_count: int = 5,
+    history: History | None = None,
+    upper_bounds: Mapping[str, int] | None = None,
+    audit_intervals: bool = True,
+) -> Decided:
+    """The decisions of :func:`suppress` (the module docstring's steps 1 to 3), as arrays.
+
+    ``history``: the earlier releases of these tables (their changes are protected like
+    counts, step 1b). ``upper_bounds``: published limits a reader knows for a cell (the number
+    invited is an upper bound of its respondents), by :func:`cell_key`. ``audit_intervals``:
+    run the interval audit (step 2c); without it the decisions are the line rule's and the
+    exact check's only.
+    """
     if min_count < 1:
         raise ValueError("min_count must be at least 1")
     # Complete every table over the union of levels seen for its measure, so
@@ -594,6 +638,7 @@ def decide(tables: Sequence[CountTable], *, min_count: int = 5) -> Decided:
     canonical: dict[str, str] = {}
     for t in tables:
         canonical.setdefault(t.measure, f"m{len(canonical)}")
+    original = {c: m for m, c in canonical.items()}
     shape = _shape(tuple(
         (canonical[t.measure], t.dims, t.margins, tuple(tuple(levels[(t.measure, d)]) for d in t.dims)) for t in tables
     ))
@@ -616,16 +661,35 @@ def decide(tables: Sequence[CountTable], *, min_count: int = 5) -> Decided:
     count: list[int] = by_number.tolist()
     everything = range(len(count))
     rank, lines = shape.rank, shape.lines
+    names = [cell_key(original[measure], coords) for measure, coords in shape.idents]
+    history = history or History()
+    previous = [history.published.get(k) for k in names]
+    floor = [min(max(history.floor.get(k, 0), 0), c) for k, c in zip(names, count)]
+    bound = [(upper_bounds or {}).get(k) for k in names]
     published = CellStatus.PUBLISHED
-    status = [CellStatus.PRIMARY if c < min_count else published for c in count]
+    # 1a. small cells; 1b. cells a reader saw before whose count moved by less than min_count
+    # (comparing the two releases would give the answers of the few who joined or left).
+    # A cell a published limit holds at 0 (nobody invited) is a known zero, published as such.
+    status = [
+        CellStatus.PRIMARY if (c < min_count and b != 0) or (p is not None and 0 < abs(c - p) < min_count) else published
+        for c, p, b in zip(count, previous, bound)
+    ]
+    # What a hidden cell's interval must cover (step 2c): from the value a reader last saw (0
+    # for a cell never published) up to min_count more, unless a published limit is lower.
+    reference = [p if p is not None else 0 for p in previous]
+    protected = [st is not published for st in status]
 
-    def cheapest(candidates: Iterable[int]) -> int | None:
-        # Smallest count first (least information lost); interior cells
-        # before totals, so headline totals stay visible where possible.
+    def cheapest(candidates: Iterable[int], need: int = 0) -> int | None:
+        # Smallest count first (least information lost), but at least ``need`` where one is
+        # (a partner that can take up the difference); interior cells before totals, so
+        # headline totals stay visible where possible.
         pool = [c for c in candidates if status[c] is published]
         if not pool:
             return None
-        return min(pool, key=lambda c: (rank[c][0] > 0, count[c], rank[c]))
+        enough = [c for c in pool if count[c] >= need]
+        if enough:
+            return min(enough, key=lambda c: (rank[c][0] > 0, count[c], rank[c]))
+        return max(pool, key=lambda c: (rank[c][0] == 0, count[c], -rank[c][1]))
 
     def apply_line_rule() -> None:
         changed = True
@@ -646,26 +710,118 @@ def decide(tables: Sequence[CountTable], *, min_count: int = 5) -> Decided:
                         status[pick] = CellStatus.SECONDARY
                         changed = True
 
+    def near(target: int) -> set[int]:
+        return {e for li in shape.lines_through[target] for e in (lines[li][0], *lines[li][1])}
+
+    lower = upper = None
     while True:
         apply_line_rule()
         unknown = [i for i in everything if status[i] is not published]
         if not unknown:
+            lower = upper = np.array(count, dtype=float)
             break
         known = {i: count[i] for i in everything if status[i] is published}
         determined = _determined_integer(shape.equations(), known, unknown)
-        if not determined:
+        if determined:
+            target = min(determined, key=lambda i: rank[i])
+            pick = cheapest(near(target))
+            if pick is None:
+                pick = cheapest(everything)
+            if pick is None:  # pragma: no cover - everything hidden is never determined
+                break
+            status[pick] = CellStatus.SECONDARY
+            continue
+        if not audit_intervals:
             break
-        target = min(determined, key=lambda i: rank[i])
-        near = {e for li in shape.lines_through[target] for e in (lines[li][0], *lines[li][1])}
-        pick = cheapest(near)
-        if pick is None:
-            pick = cheapest(everything)
-        if pick is None:  # pragma: no cover - everything hidden is never determined
+        lo, hi = audit(shape.equations(), known, unknown, floor=[floor[i] for i in unknown], upper=[bound[i] for i in unknown])
+        lower = np.array(count, dtype=float)
+        upper = np.array(count, dtype=float)
+        lower[unknown], upper[unknown] = lo, hi
+        added = False
+        taken: set[int] = set()
+        for j, i in enumerate(unknown):
+            need = None
+            if protected[i]:
+                limit = reference[i] + min_count if bound[i] is None else min(reference[i] + min_count, bound[i])
+                if lo[j] > reference[i]:
+                    need = count[i] - reference[i]  # a partner that can take the cell down to what was known
+                elif hi[j] < limit:
+                    need = limit - count[i]  # a partner that can give the cell up to the limit
+            elif lo[j] >= hi[j] and (previous[i] is None or lo[j] != previous[i]):
+                need = 1  # recovered exactly, and not merely as the value a reader saw before
+            if need is None:
+                continue
+            candidates = near(i) - taken
+            pick = cheapest(candidates, need)
+            if pick is None:
+                pick = cheapest(set(everything) - taken, need)
+            if pick is not None:
+                status[pick] = CellStatus.SECONDARY
+                taken.add(pick)
+                added = True
+        if not added:
             break
-        status[pick] = CellStatus.SECONDARY
 
     code = {st: i for i, st in enumerate(STATUS_CODES)}
-    return Decided(shape.keys, shape.entry_ids, by_number, np.array([code[st] for st in status], dtype=np.int8))
+    return Decided(
+        shape.keys, shape.entry_ids, by_number, np.array([code[st] for st in status], dtype=np.int8),
+        lower, upper, names,
+    )
+
+
+def audit(
+    equations: Sequence[tuple[Hashable, list[Hashable]]],
+    known: Mapping[Hashable, int],
+    unknown: Sequence[Hashable],
+    *,
+    floor: Sequence[int] | None = None,
+    upper: Sequence[int | None] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The interval [lower, upper] each hidden cell has for a reader who holds every published
+    number: the smallest and largest value it takes in any whole-number solution of the
+    tables' equations, every count at least its ``floor`` (0, or what earlier releases proved)
+    and at most its published ``upper`` limit. Integer programs solved with HiGHS (scipy
+    ``milp``), two per cell; cells the equations do not touch keep [floor, limit]."""
+    from scipy.optimize import Bounds, LinearConstraint, milp
+    from scipy.sparse import coo_array
+
+    n = len(unknown)
+    order = {u: j for j, u in enumerate(unknown)}
+    floor_arr = np.zeros(n) if floor is None else np.asarray(floor, dtype=float)
+    upper_arr = np.full(n, np.inf) if upper is None else np.array([np.inf if u is None else u for u in upper], dtype=float)
+    upper_arr = np.maximum(upper_arr, floor_arr)
+    rows, cols, vals, rhs = [], [], [], []
+    for r, (coeffs, b) in enumerate(_equation_rows(equations, known, order)):
+        for c, v in coeffs.items():
+            rows.append(r)
+            cols.append(c)
+            vals.append(v)
+        rhs.append(b)
+    lo = floor_arr.copy()
+    hi = upper_arr.copy()
+    if not rhs:
+        return lo, hi
+    matrix = coo_array((vals, (rows, cols)), shape=(len(rhs), n)).tocsr()
+    constraints = LinearConstraint(matrix, rhs, rhs)
+    bounds = Bounds(floor_arr, upper_arr)
+    integrality = np.ones(n)
+    touched = np.zeros(n, dtype=bool)
+    touched[np.unique(np.asarray(cols, dtype=np.intp))] = True
+    for j in np.flatnonzero(touched).tolist():
+        objective = np.zeros(n)
+        for sign in (1.0, -1.0):
+            objective[j] = sign
+            result = milp(objective, integrality=integrality, bounds=bounds, constraints=constraints)
+            if result.status == 0:
+                value = round(sign * result.fun)
+                if sign > 0:
+                    lo[j] = value
+                else:
+                    hi[j] = value
+            elif result.status == 3 and sign < 0:  # unbounded above
+                hi[j] = np.inf
+            # infeasible (an erasure broke "counts only grow"): keep the a-priori interval
+    return lo, hi
 
 
 def suppress_table(

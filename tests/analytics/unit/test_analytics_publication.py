@@ -14,6 +14,7 @@ from services.analytics.domain.answers import CODES, DONT_KNOW, answer_code, sca
 from services.analytics.domain.publication import (
     DIMENSIONS,
     INDICATORS,
+    RESPONDENTS,
     AnswerCount,
     RateCount,
     StratumInfo,
@@ -57,8 +58,12 @@ def make_units(seed: int = 7) -> list[dict]:
 
 
 def tallies(units):
+    """The tallies as the builder gives them: answer codes per group, and the respondents."""
     counts = Counter()
     for u in units:
+        counts[(u["stratum"], "total", "total", RESPONDENTS, "1")] += 1
+        for dim in ("gender", "age_band", "duration_band"):
+            counts[(u["stratum"], dim, u[dim], RESPONDENTS, "1")] += 1
         for q, v in u["answers"].items():
             code = answer_code(v)
             if code is None:
@@ -81,69 +86,125 @@ def test_answer_codes() -> None:
     assert answer_code("tilfreds") == "4" and scale_label("5") == "Meget enig"
 
 
+def plain(values: list[float]) -> tuple[float, float] | None:
+    """The unweighted figure as published: the base as a simple random sample, SE = s / sqrt(n)."""
+    if not values:
+        return None
+    n = len(values)
+    mean = math.fsum(values) / n
+    return mean, (math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1) / n) if n > 1 else 0.0)
+
+
 def test_estimates_equal_the_domain_design() -> None:
+    """Every published figure against the domain's unit-level estimator: a cell weighted
+    stratum by stratum against the round's design, a cell with suppressed strata against the
+    design with those strata collapsed into one, a breakdown cell publishes no weighted figure,
+    and the unweighted figures are the cell's own base as a simple random sample."""
     units = make_units()
-    pub = build_publication("r1", "kl_core", strata_info(units), tallies(units), [], min_count=1)
-    design = StratifiedDesign([u["stratum"] for u in units], population_sizes={h: v[2] for h, v in STRATA.items()})
-    checked = 0
+    n = Counter(u["stratum"] for u in units)
+    rates = [RateCount(h, k, g, "none", n[h] * 2, n[h]) for h, (k, g, _) in STRATA.items()]
+    pub = build_publication("r1", "kl_core", strata_info(units), tallies(units), rates, min_count=5)
+    hidden = {
+        h for h, (k, g, _) in STRATA.items()
+        if next(r for r in pub.rate_rows if r["dimension"] == "maalgruppe" and r["kommunekode"] == k and r["level"] == g)["suppressed"]
+    }
+    assert hidden, "the round must have suppressed strata for the pooled cells to be checked"
+    seen = Counter()
     for row in pub.indicator_rows:
-        if row["suppressed"]:
+        if row["suppressed"] or row["few_answers"]:
             continue
-        labels = []
-        for u in units:
-            code = answer_code(u["answers"].get(row["question"]))
-            labels.append(None if code is None else scale_label(code))
         k, dim, lvl = row["kommunekode"], row["dimension"], row["level"]
         domain = [
             (k == "national" or STRATA[u["stratum"]][0] == k)
             and (lvl == "total" or (STRATA[u["stratum"]][1] if dim == "maalgruppe" else u[dim]) == lvl)
             for u in units
         ]
+        labels = []
+        for u in units:
+            code = answer_code(u["answers"].get(row["question"]))
+            labels.append(None if code is None else scale_label(code))
+        seen[row["weighting"]] += 1
+        codes = [answer_code(u["answers"].get(row["question"])) for u, inside in zip(units, domain) if inside]
+        valid = [float(c) for c in codes if c is not None and c != DONT_KNOW]
+        answered = [c for c in codes if c is not None]
+        assert row["n_answers"] == len(answered) and row["n_valid"] == len(valid)
+        unweighted = [("mean", plain(valid)), ("top2_share", plain([float(v >= 4) for v in valid])),
+                      ("dont_know_share", plain([float(c == DONT_KNOW) for c in answered]))]
+        unweighted += [(f"share_{s}", plain([float(c == str(s)) for c in answered])) for s in range(1, 6)]
+        for ind, (value, se) in unweighted:
+            assert math.isclose(row[f"{ind}_unweighted"], value, rel_tol=TOL, abs_tol=TOL), (row["question"], k, dim, lvl, ind)
+            assert math.isclose(row[f"{ind}_unweighted_se"], se, rel_tol=TOL, abs_tol=TOL), (row["question"], k, dim, lvl, ind)
+        if row["weighting"] == "unweighted":
+            assert dim in ("gender", "age_band", "duration_band") and lvl != "total"
+            assert all(row[f"{ind}{suffix}"] is None for ind in INDICATORS for suffix in ("", "_se", "_ci_low", "_ci_high"))
+            continue
+        # The cell's suppressed strata as one stratum of the design.
+        inside_hidden = {u["stratum"] for u, inside in zip(units, domain) if inside} & hidden
+        pooled = row["weighting"] == "strata_pooled"
+        assert pooled == bool(inside_hidden)
+        label = {h: ("pool" if h in inside_hidden else h) for h in STRATA}
+        sizes = Counter()
+        for h, (_, _, big_n) in STRATA.items():
+            sizes[label[h]] += big_n
+        design = StratifiedDesign([label[u["stratum"]] for u in units], population_sizes=dict(sizes))
         ref = cell_indicators(design, labels, domain)
-        assert row["n_answers"] == ref.n_answers and row["n_valid"] == ref.n_valid
-        pairs = [("mean", ref.weighted.mean_score, ref.unweighted.mean_score),
-                 ("top2_share", ref.weighted.top_box_share, ref.unweighted.top_box_share),
-                 ("dont_know_share", ref.weighted.dont_know_share, ref.unweighted.dont_know_share)]
-        pairs += [(f"share_{s}", ref.weighted.distribution[AGREEMENT_SCALE.labels[s - 1]],
-                   ref.unweighted.distribution[AGREEMENT_SCALE.labels[s - 1]]) for s in range(1, 6)]
-        for ind, w, uw in pairs:
+        pairs = [("mean", ref.weighted.mean_score), ("top2_share", ref.weighted.top_box_share),
+                 ("dont_know_share", ref.weighted.dont_know_share)]
+        pairs += [(f"share_{s}", ref.weighted.distribution[AGREEMENT_SCALE.labels[s - 1]]) for s in range(1, 6)]
+        for ind, w in pairs:
             for ours, theirs in ((row[ind], w.value), (row[f"{ind}_se"], w.se), (row[f"{ind}_ci_low"], w.ci_low),
-                                 (row[f"{ind}_ci_high"], w.ci_high), (row[f"{ind}_unweighted"], uw.value),
-                                 (row[f"{ind}_unweighted_se"], uw.se)):
+                                 (row[f"{ind}_ci_high"], w.ci_high)):
                 assert math.isclose(ours, theirs, rel_tol=TOL, abs_tol=TOL), (row["question"], k, dim, lvl, ind)
-        checked += 1
-    assert checked > 50
+    assert seen["strata"] > 10 and seen["strata_pooled"] >= 2 and seen["unweighted"] > 10, seen
 
 
 def published_tables(pub) -> list[PublishedTable]:
-    """Rebuild what a reader sees as the attacker's tables (hidden entries as None)."""
+    """Rebuild what a reader sees as the attacker's tables (hidden entries as None): the
+    respondents of every table (one measure: the same people in every question and the
+    response rates) and each question's answer counts."""
+    def key(r):
+        return (TOTAL if r["kommunekode"] == "national" else r["kommunekode"], TOTAL if r["level"] == "total" else r["level"])
+
     tables = []
     for q in pub.questions():
         for dim in DIMENSIONS:
             rows = [r for r in pub.indicator_rows if r["question"] == q and r["dimension"] == dim]
+            tables.append(PublishedTable(("kommunekode", dim), {key(r): r["n_respondents"] for r in rows}, "respondents"))
             for column in ("n_valid", "n_answers"):
-                tables.append(PublishedTable(("kommunekode", dim), {
-                    (TOTAL if r["kommunekode"] == "national" else r["kommunekode"], TOTAL if r["level"] == "total" else r["level"]): r[column]
-                    for r in rows}, f"{column}:{q}"))
+                tables.append(PublishedTable(("kommunekode", dim), {key(r): r[column] for r in rows}, f"{column}:{q}"))
     for dim in ("maalgruppe", "arm"):
         rows = [r for r in pub.rate_rows if r["dimension"] == dim]
-        tables.append(PublishedTable(("kommunekode", dim), {
-            (TOTAL if r["kommunekode"] == "national" else r["kommunekode"], TOTAL if r["level"] == "total" else r["level"]): r["answers"]
-            for r in rows}, "respondents"))
+        tables.append(PublishedTable(("kommunekode", dim), {key(r): r["answers"] for r in rows}, "respondents"))
     return tables
 
 
 def test_small_cells_are_suppressed_and_not_recoverable() -> None:
     units = make_units()
     n = Counter(u["stratum"] for u in units)
-    rates = [RateCount(h, k, g, "A" if i % 2 else "B", n[h] * 3, n[h]) for i, (h, (k, g, _)) in enumerate(STRATA.items())]
+    # Two dispatch arms, each stratum's invited split between them.
+    rates = [RateCount(h, k, g, arm, n[h] * 3 // 2 + 1, n[h] // 2 + (arm == "A") * (n[h] % 2))
+             for h, (k, g, _) in STRATA.items() for arm in ("A", "B")]
     pub = build_publication("r1", "kl_core", strata_info(units), tallies(units), rates)
     hidden = [r for r in pub.indicator_rows if r["suppressed"]]
-    assert hidden and all(r["mean"] is None and r["n_answers"] is None for r in hidden)
-    assert all(r["n_valid"] >= 5 for r in pub.indicator_rows if not r["suppressed"])
-    assert any(r["caution"] for r in pub.indicator_rows)
+    assert hidden and all(r["mean"] is None and r["n_answers"] is None and r["n_respondents"] is None for r in hidden)
+    # Published: at least 5 respondents, or a known zero (a stratum nobody was invited from).
+    assert all(r["n_respondents"] >= 5 or (r["n_respondents"] == 0 and r["kommunekode"] == "751")
+               for r in pub.indicator_rows if not r["suppressed"])
+    few = [r for r in pub.indicator_rows if r["few_answers"]]
+    assert all(r["n_valid"] < 5 and r["mean"] is None and r["mean_unweighted"] is None for r in few)
+    assert all(r["caution"] == (r["n_respondents"] < 20) for r in pub.indicator_rows if not r["suppressed"])
+    assert "suppression" not in pub.indicator_rows[0] and "suppression" not in pub.rate_rows[0]
     assert find_recoverable_cells(published_tables(pub)) == {}
     assert any(r["suppressed"] for r in pub.rate_rows)
+    # One decision for every table: a cell is hidden in every question and the rates alike.
+    status = {(r["dimension"], r["kommunekode"], r["level"]): r["suppressed"] for r in pub.rate_rows if r["dimension"] == "maalgruppe"}
+    checked = 0
+    for r in pub.indicator_rows:
+        key = (r["dimension"], r["kommunekode"], r["level"])
+        if key in status:
+            assert r["suppressed"] == status[key]
+            checked += 1
+    assert checked >= len(status) * len(pub.questions())
 
 
 def test_change_between_rounds() -> None:
@@ -164,16 +225,15 @@ def test_vectorised_cell_estimates_equal_the_per_cell_estimator() -> None:
         "d": StratumInfo("2", "h", 7, None),  # no frame yet: weight 1, no fpc
     }
     design = design_strata(strata)
-    n_total = sum(s.respondents for s in strata.values())
     cells = []
     for _ in range(200):
         chosen = rng.sample(sorted(strata), rng.randint(1, 4))
         cells.append({h: {c: rng.choice([0, 0, 1, 2, 7]) for c in CODES} for h in chosen})
     cells.append({"a": {"dk": 3}})  # "ved ikke" only: no mean
     cells.append({"b": {"4": 1}})
-    got = estimate_cells(cells, design, n_total)
+    got = estimate_cells(cells, design)
     for cell, row in zip(cells, got):
-        ref = cell_estimates(cell, design, n_total, 0)
+        ref = cell_estimates(cell, design, 0)
         assert (row["n_answers"], row["n_valid"], row["n_dont_know"]) == (ref.n_answers, ref.n_valid, ref.n_dont_know)
         for ind in INDICATORS:
             for suffix, est, attr in (("", ref.weighted[ind], "value"), ("_se", ref.weighted[ind], "se"),
@@ -247,51 +307,53 @@ def test_publication_depends_only_on_the_counts(seed) -> None:
     assert build_publication("r1", "kl_core", info, split, [], min_count=5).indicator_rows == reference
 
 
-def valid_tables(units, question: str) -> list[CountTable]:
-    """The count tables of one question straight from the units: valid (scale) answers per
-    municipality x level of each dimension, as the publication must suppress them."""
+def respondent_tables(units) -> list[CountTable]:
+    """The respondent tables straight from the units: people per municipality x level of each
+    dimension, as the publication must suppress them (one measure for every table)."""
     kommune_of = {h: k for h, (k, _, _) in STRATA.items()}
     group_of = {h: g for h, (_, g, _) in STRATA.items()}
-    kommuner = sorted({kommune_of[u["stratum"]] for u in units})
+    kommuner = sorted({k for k, _, _ in STRATA.values()})
     tables = []
     for dim in DIMENSIONS:
         def level(u):
             return group_of[u["stratum"]] if dim == "maalgruppe" else u[dim]
-        levels = sorted({level(u) for u in units if answer_code(u["answers"].get(question)) is not None})
+        levels = sorted({level(u) for u in units} | ({g for _, g, _ in STRATA.values()} if dim == "maalgruppe" else set()))
         cells = {(k, lvl): 0 for k in kommuner for lvl in levels}
         for u in units:
-            code = answer_code(u["answers"].get(question))
-            if code is not None and code != DONT_KNOW:
-                cells[(kommune_of[u["stratum"]], level(u))] += 1
-        tables.append(CountTable(("kommunekode", dim), cells, (("kommunekode",), (dim,), ()), f"valid:{question}"))
+            cells[(kommune_of[u["stratum"]], level(u))] += 1
+        tables.append(CountTable(("kommunekode", dim), cells, (("kommunekode",), (dim,), ()), "respondents"))
     return tables
 
 
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("min_count", [1, 5, 12])
 def test_every_row_carries_its_cells_suppression_decision(seed, min_count) -> None:
-    """The publication lays its decisions out in arrays of its own: each row's status, count
-    and caution flag equal suppress() run on the question's tables counted from the units."""
+    """The publication lays its decisions out in arrays of its own: each row's status,
+    respondents and caution flag equal suppress() run on the respondent tables counted from the
+    units, for every question alike."""
     units = make_units(seed)
     pub = build_publication("r1", "kl_core", strata_info(units), tallies(units), [], min_count=min_count, caution_below=20)
+    expected = {}
+    for dim, table in zip(DIMENSIONS, suppress(respondent_tables(units), min_count=min_count, caution_below=20)):
+        for (k, lvl), decision in table.decisions.items():
+            expected[(dim, "national" if k is TOTAL else k, "total" if lvl is TOTAL else lvl)] = decision
     for question in ("q1", "q13"):
-        expected = {}
-        for dim, table in zip(DIMENSIONS, suppress(valid_tables(units, question), min_count=min_count, caution_below=20)):
-            for (k, lvl), decision in table.decisions.items():
-                expected[(dim, "national" if k is TOTAL else k, "total" if lvl is TOTAL else lvl)] = decision
         rows = pub.indicators(question)
         assert {(r["dimension"], r["kommunekode"], r["level"]) for r in rows} == set(expected)
         for r in rows:
             decision = expected[(r["dimension"], r["kommunekode"], r["level"])]
-            assert (r["suppressed"], r["suppression"], r["caution"]) == (decision.suppressed, decision.status.value, decision.caution)
-            assert r["n_valid"] == (None if decision.suppressed else decision.count)
+            assert (r["suppressed"], r["caution"]) == (decision.suppressed, decision.caution)
+            assert r["n_respondents"] == (None if decision.suppressed else decision.count)
+            assert r["few_answers"] == (not decision.suppressed and r["n_valid"] < min_count)
 
 
 def test_a_publication_crosses_a_process_boundary_unchanged() -> None:
     """What the builder process sends: the rows read on the other side are the rows built,
     and a publication already read sends none of what its readers made."""
     units = make_units(3)
-    pub = build_publication("r1", "kl_core", strata_info(units), tallies(units), [RateCount("101:Dagpenge", "101", "Dagpenge", "A", 9, 6)])
+    n = Counter(u["stratum"] for u in units)
+    rates = [RateCount(h, k, g, "A", n[h] + 3, n[h]) for h, (k, g, _) in STRATA.items()]
+    pub = build_publication("r1", "kl_core", strata_info(units), tallies(units), rates)
     before = pickle.dumps(pub)
     rows, selection = pub.indicator_rows, pub.indicators("q1", "gender", "101")
     assert pickle.dumps(pub) == before
