@@ -45,8 +45,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if why is not None:
         session.config.stash[_RESULT] = (f"route coverage: not checked ({why}); records in {directory}", "skipped")
         return
-    operations = route_log.service_operations()
-    missing = route_log.uncovered(directory, operations)
+    try:
+        operations = route_log.service_operations()
+        missing = route_log.uncovered(directory, operations)
+    except Exception as error:  # a service that no longer builds: say so instead of an internal error
+        session.config.stash[_RESULT] = (f"route coverage: could not list the services' routes: {error!r}", "fail")
+        if session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        return
     if missing:
         session.config.stash[_RESULT] = (route_log.report(missing, directory, len(operations)), "fail")
         if session.exitstatus == pytest.ExitCode.OK:

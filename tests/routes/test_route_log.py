@@ -113,3 +113,45 @@ async def test_a_mount_is_recorded_under_its_prefix(tmp_path):
         assert (await client.get("/static/site.css")).text == "body { color: black }"
         assert (await client.get("/static/missing.css")).status_code == 404
     assert [(r["path"], r["status"]) for r in route_log.read_records(tmp_path / "log")] == [("/static", 200), ("/static", 404)]
+
+
+def test_the_gate_fails_only_a_full_run_and_names_what_is_missing(tmp_path):
+    """A pytest run of its own (rootdir tmp_path, the plugin loaded with -p): a full run of tests/
+    with one route unreached fails after its normal summary; a -k run is not checked; a full run
+    with every route reached passes."""
+    import json
+    import os
+    import subprocess
+
+    operations = route_log.service_operations()
+    gap = Operation("dispatch", "GET", "/rounds/{round_id}/failures")
+    assert gap in operations
+    log = tmp_path / "log"
+    log.mkdir()
+    records = [{"service": o.service, "method": o.method, "path": o.path, "status": 200, "location": None, "test": None} for o in operations]
+    (log / "routes-h-1.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records if Operation(r["service"], r["method"], r["path"]) != gap))
+    project = tmp_path / "project"
+    (project / "tests").mkdir(parents=True)
+    (project / "pytest.ini").write_text("[pytest]\ntestpaths = tests\n")  # as the repository's pyproject.toml
+    (project / "tests" / "test_one.py").write_text("def test_one():\n    assert True\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")} | {route_log.ENV: str(log)}
+
+    def run(*args):
+        command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "shared.testing.route_gate", *args]
+        return subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=240)
+
+    failed = run("tests")
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert f"1 of {len(operations)} routes have no test" in failed.stdout
+    assert "  dispatch:\n    GET    /rounds/{round_id}/failures\n" in failed.stdout
+    assert "1 passed" in failed.stdout.splitlines()[-1]
+
+    partial = run("tests", "-k", "one")
+    assert partial.returncode == 0, partial.stdout + partial.stderr
+    assert "route coverage: not checked (-k 'one')" in partial.stdout
+
+    with (log / "routes-h-1.jsonl").open("a") as file:
+        file.write(json.dumps({"service": gap.service, "method": gap.method, "path": gap.path, "status": 200, "location": None, "test": None}) + "\n")
+    passed = run()
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert f"every one of the {len(operations)} routes has a test" in passed.stdout
