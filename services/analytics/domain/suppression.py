@@ -818,7 +818,7 @@ def audit(
                     lo[j] = value
                 else:
                     hi[j] = value
-            elif result.status == 3 and sign < 0:  # unbounded above
+            elif result.status in (3, 4) and sign < 0:  # unbounded above (4: "unbounded or infeasible")
                 hi[j] = np.inf
             # infeasible (an erasure broke "counts only grow"): keep the a-priori interval
     return lo, hi
