@@ -125,6 +125,9 @@ class PublicationRelease(Base):
     built_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
     # The RoundPublication (suppressed aggregates only), pickled and zlib-compressed.
     publication: Mapped[bytes] = mapped_column(BYTEA)
+    # The publication classes' layout the pickle was written with (service.LAYOUT): a release
+    # written under another layout is released again (from its baseline) rather than misread.
+    layout: Mapped[str] = mapped_column(sa.Text)
     # What the next release of the round is built with (domain Baseline.to_json()): what this and
     # earlier releases published, so the next cannot be differenced against them.
     baseline: Mapped[dict | None] = mapped_column(JSONB, nullable=True)

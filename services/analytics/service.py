@@ -5,6 +5,8 @@ Nothing here ever returns a response row."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import hashlib
 import logging
 import pickle
 import time
@@ -19,7 +21,15 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from services.analytics.builder import RoundInfo, ThreadBuilder, round_info
 from services.analytics.handlers import ROUND_CHANGED_CHANNEL
-from services.analytics.domain.publication import NATIONAL, RoundPublication, change_between, natural_key
+from services.analytics.domain.publication import (
+    INDICATOR_COLUMNS,
+    NATIONAL,
+    RATE_COLUMNS,
+    IndicatorTable,
+    RoundPublication,
+    change_between,
+    natural_key,
+)
 from services.analytics.models import PublicationRelease, RoundState
 from services.analytics.schemas import ResponseRateRow, ResponseRates
 from shared.auth import Principal
@@ -69,6 +79,15 @@ class Release:
     publication: RoundPublication
 
 
+# What a stored publication's pickle depends on: the published columns and the fields of the
+# classes it is made of. A release stored under another layout (the code changed since) is not
+# unpickled into today's classes; the release loop releases the round again from its baseline.
+LAYOUT = hashlib.sha256(repr((
+    INDICATOR_COLUMNS, RATE_COLUMNS,
+    [f.name for f in dataclasses.fields(RoundPublication)], [f.name for f in dataclasses.fields(IndicatorTable)],
+)).encode()).hexdigest()[:16]
+
+
 def encode_publication(publication: RoundPublication) -> bytes:
     return zlib.compress(pickle.dumps(publication, protocol=pickle.HIGHEST_PROTOCOL), 6)
 
@@ -81,15 +100,15 @@ def decode_publication(blob: bytes) -> RoundPublication:
 _RELEASES = PublicationRelease.__table__.fullname
 _STATE = RoundState.__table__.fullname
 _LATEST = sa.text(
-    f"SELECT release, version, phase, built_at, publication FROM {_RELEASES} WHERE round_id = :r ORDER BY release DESC LIMIT 1"
+    f"SELECT release, version, phase, built_at, layout, publication FROM {_RELEASES} WHERE round_id = :r ORDER BY release DESC LIMIT 1"
 )
 _PREVIOUS = sa.text(f"SELECT release, version, phase, baseline FROM {_RELEASES} WHERE round_id = :r ORDER BY release DESC LIMIT 1")
 _LIST = sa.text(f"SELECT release, version, phase, built_at FROM {_RELEASES} WHERE round_id = :r ORDER BY release")
 _VERSION = sa.text(f"SELECT version FROM {_STATE} WHERE round_id = :r")
 # Every round with its version and its latest release (if any): what the release loop looks at.
 _ROUNDS = sa.text(
-    f"SELECT s.round_id, s.version, r.release, r.version, r.phase, r.built_at FROM {_STATE} s "
-    f"LEFT JOIN LATERAL (SELECT release, version, phase, built_at FROM {_RELEASES} p "
+    f"SELECT s.round_id, s.version, r.release, r.version, r.phase, r.built_at, r.layout FROM {_STATE} s "
+    f"LEFT JOIN LATERAL (SELECT release, version, phase, built_at, layout FROM {_RELEASES} p "
     "WHERE p.round_id = s.round_id ORDER BY release DESC LIMIT 1) r ON true"
 )
 
@@ -110,6 +129,9 @@ class Releases:
       release the loop leaves it alone.
     * by the KL operator (:meth:`cut`, ``POST /rounds/{id}/releases``): preliminary, or final;
       a final may be cut again (a revision), a preliminary after a final is refused.
+    * by the loop again, in the same phase, when the latest release was stored under another
+      ``LAYOUT`` of the publication classes (a deployment changed them): it is never unpickled
+      into classes it was not written with, and until the new release the round serves nothing.
 
     Each build is given the baseline stored with the round's previous release (what earlier
     releases published, so the new one cannot be differenced against them) and the new release
@@ -163,7 +185,10 @@ class Releases:
             if await round_info(uow, round_id) is None:
                 raise RoundNotFound(round_id)
             raise NotReleased(round_id)
-        number, version, phase, built_at, blob = row
+        number, version, phase, built_at, layout, blob = row
+        if layout != LAYOUT:
+            self._wake.set()  # the release loop releases it again under this layout
+            raise NotReleased(round_id)
         publication = await asyncio.to_thread(decode_publication, blob)
         return self._keep(Release(ReleaseInfo(round_id, number, version, phase, built_at), publication))
 
@@ -214,7 +239,7 @@ class Releases:
                 insert = (
                     pg_insert(PublicationRelease)
                     .values(round_id=round_id, release=info.release, version=info.version, phase=phase,
-                            built_at=info.built_at, publication=blob, baseline=result.baseline)
+                            built_at=info.built_at, layout=LAYOUT, publication=blob, baseline=result.baseline)
                     .on_conflict_do_nothing(index_elements=["round_id", "release"])
                     .returning(PublicationRelease.release)
                 )
@@ -263,16 +288,31 @@ class Releases:
                 logger.exception("cutting due releases failed; retrying")
                 timeout = max(self.poll, 1.0)
 
+    async def _release_again(self, round_id: str, phase: str) -> None:
+        """The round's latest release was stored under another layout (the code changed since):
+        release the round again in the same phase, built from the stored baseline."""
+        logger.warning("latest release stored under another layout; releasing the round again",
+                       extra={"fields": {"round_id": round_id, "phase": phase}})
+        try:
+            await self.cut(round_id, phase)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("release failed", extra={"fields": {"round_id": round_id}})
+
     async def _release_due(self) -> float:
         """Cut every release that is due; the seconds until the next look."""
         async with self._uow_factory() as uow:
             rows = (await uow.session.execute(_ROUNDS)).all()
         now, wall = time.monotonic(), datetime.now(UTC)
         next_look = self.poll
-        for round_id, version, number, released_version, phase, built_at in rows:
+        for round_id, version, number, released_version, phase, built_at, layout in rows:
             held = self._latest.get(round_id)
             if held is not None and number is not None and held.info.release < number:
                 self._latest.pop(round_id, None)  # cut by another instance: load it when read
+            if layout is not None and layout != LAYOUT:
+                await self._release_again(round_id, phase)
+                continue
             if phase == FINAL or (released_version is not None and version <= released_version):
                 self._watch.pop(round_id, None)
                 continue

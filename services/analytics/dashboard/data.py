@@ -202,7 +202,12 @@ def group_point(ix: Index, rd: comparison.RoundData, question: str, members: lis
     """The comparison group's mean, with the publication's suppression (see comparison.group_cell)."""
     if not members:
         return Point(None, missing=True)
-    member_suppressed = any((row := ix.total(question, k)) is not None and row["suppressed"] for k in members)
+    # The group's figure weights its members' strata one by one: it may only be shown where each
+    # member's total is published weighted stratum by stratum (no hidden stratum whose answers
+    # the group's weights would give away, see docs/analytics-method.md).
+    member_suppressed = any(
+        (row := ix.total(question, k)) is not None and (row["suppressed"] or row["weighting"] != "strata") for k in members
+    )
     g = comparison.group_cell(rd, question, members, member_suppressed, ix.publication.min_count, ix.publication.caution_below)
     if g.suppressed:
         return Point(None, suppressed=True)

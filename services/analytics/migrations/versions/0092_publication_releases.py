@@ -24,6 +24,8 @@ def upgrade() -> None:
         sa.Column("phase", sa.Text, nullable=False),
         sa.Column("built_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("publication", BYTEA, nullable=False),
+        # The publication classes' layout the pickle was written with (service.LAYOUT).
+        sa.Column("layout", sa.Text, nullable=False),
         sa.Column("baseline", JSONB, nullable=True),
         sa.CheckConstraint("phase IN ('preliminary', 'final')", name="publication_release_phase"),
         sa.CheckConstraint("release > 0", name="publication_release_number"),
