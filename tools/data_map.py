@@ -172,7 +172,7 @@ PERSONAL_OVERRIDES: dict[tuple[str, str, str], Personal | None] = {
     ("analytics", "stratum_frame", "stratum"): None,
     # Releases: the published tables as released (suppressed aggregates, what readers are
     # served) and the baseline of what earlier releases published (aggregates too).
-    **{("analytics", "publication_release", column): None for column in ("release", "phase", "built_at", "publication", "baseline")},
+    **{("analytics", "publication_release", column): None for column in ("release", "phase", "built_at", "layout", "publication", "baseline")},
     # The outbox holds events until Kafka acknowledges them (then the relay deletes the row).
     ("*", "outbox", "envelope"): Personal(
         "event payloads waiting to be published (see the topics below: pseudonyms, sealed contact, answers)",
