@@ -1,4 +1,5 @@
-"""Ingest a synthetic national extract end to end and compare with a bare PostgreSQL COPY.
+"""Ingest a synthetic national extract, shaped as KMD Momentum exports it, end to end and compare
+with a bare PostgreSQL COPY.
 
     .venv/bin/python bench/ingest_national.py              # 1,000,000 rows
     .venv/bin/python bench/ingest_national.py --rows 100000
@@ -32,8 +33,17 @@ from shared.crypto import new_key  # noqa: E402
 from shared.infra import TansuBroker, free_port, start_embedded_postgres  # noqa: E402
 from shared.testing.processes import ServiceProcess  # noqa: E402
 
-HEADER = "CPR-nummer;Ydelse;Overgangsdato;Seneste samtale;Forløb afsluttet;Telefon;Passiv;Navn\n"
-YDELSER = ["Dagpenge", "Sygedagpenge", "Kontanthjælp - jobparat", "Kontanthjælp - aktivitetsparat", "Ressourceforløbsydelse - jobafklaringsforløb"]
+# KMD Momentum's shape: its Danish headers, the visitation category in a column of its own next
+# to the benefit (uploaded with profile=momentum, classified with the v2 mapping).
+PROFILE = "momentum"
+HEADER = "CPR-nummer;Ydelse;Visitationskategori;Startdato ydelse;Seneste samtale;Forløb afsluttet;Mobilnummer;Passiv;Navn\n"
+YDELSER = [
+    "Dagpenge;",
+    "Sygedagpenge;",
+    "Kontanthjælp;Jobparat",
+    "Kontanthjælp;Aktivitetsparat",
+    "Ressourceforløbsydelse;Jobafklaringsforløb",
+]
 FIRST_BIRTH_DAY = date(1950, 1, 1)
 BIRTH_DAYS = 365 * 40  # born 1950-1989: serials 0000-3999 all mean the 1900s under the century rule
 
@@ -133,8 +143,8 @@ async def bare_copy(url: str, path: Path) -> tuple[float, float]:
     conn = await asyncpg.connect(url)
     try:
         await conn.execute(
-            "DROP TABLE IF EXISTS bench_copy; CREATE TABLE bench_copy (cpr text, ydelse text, overgangsdato text,"
-            " seneste_samtale text, forloeb_afsluttet text, telefon text, passiv text, navn text)"
+            "DROP TABLE IF EXISTS bench_copy; CREATE TABLE bench_copy (cpr text, ydelse text, visitationskategori text,"
+            " overgangsdato text, seneste_samtale text, forloeb_afsluttet text, telefon text, passiv text, navn text)"
         )
         backend = await conn.fetchval("SELECT pg_backend_pid()")
         cpu_before = cpu_seconds(backend, with_children=False)
@@ -213,7 +223,7 @@ def main() -> None:
             t0 = time.perf_counter()
             response = client.post(
                 "/rounds/bench-1/extracts/101/files",
-                params={"reference_date": "2023-08-01"},
+                params={"reference_date": "2023-08-01", "profile": PROFILE},
                 content=stream_file(extract),
                 headers=headers,
             )
@@ -230,6 +240,8 @@ def main() -> None:
             t_job = time.perf_counter()
         if job["status"] != "succeeded":
             sys.exit(f"job ended {job['status']}: {job.get('error')}")
+        if job["progress"]["rows_rejected"]:
+            sys.exit(f"{job['progress']['rows_rejected']} rows rejected: {job['errors'][:3]}")
         outbox = "SELECT (SELECT count(*) FROM ingest.outbox) + (SELECT count(*) FROM ingest.bulk_outbox)"
         while asyncio.run(scalar(url, outbox)):
             time.sleep(0.1)
@@ -261,6 +273,7 @@ def main() -> None:
                 f"{stages.get('event_bytes', 0) / 1e6:,.0f} MB of JSON, relayed in {t_done - t_job:.1f} s"
             )
         print(f"            {job['progress']}  stored citizens {citizens:,}")
+        print(f"            {job['maalgrupper']}")
         print(f"end to end  {total:.1f} s = {args.rows / total:,.0f} rows/s")
         print(f"memory      service peak RSS {rss:,.0f} MB; worker processes' peak RSS {', '.join(workers) or '-'} MB")
         print(f"bare COPY   {copy_seconds:.1f} s = {args.rows / copy_seconds:,.0f} rows/s")
