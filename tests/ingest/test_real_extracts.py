@@ -310,3 +310,10 @@ async def test_operator_listings_need_the_admin_scopes(stack):
     report = await client.get(f"/deliveries/{deliveries[0]['delivery_id']}", headers=bearer(stack["operator"]))
     assert report.status_code == 200 and report.json()["rows_valid"] == 10
     assert (await client.get(f"/deliveries/{uuid.uuid4()}", headers=bearer(stack["operator"]))).status_code == 404
+
+
+async def test_health_and_metrics_answer(stack):
+    health = await stack["client"].get("/healthz")
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    metrics = await stack["client"].get("/metrics")
+    assert metrics.status_code == 200 and "# TYPE" in metrics.text
