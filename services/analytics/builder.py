@@ -19,7 +19,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import gc
-import inspect
 import logging
 import multiprocessing
 import time
@@ -29,10 +28,10 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from services.analytics.domain import publication as _publication_module
-from services.analytics.domain import suppression as _suppression_module
 from services.analytics.domain.answers import CODES, answer_code
 from services.analytics.domain.publication import (
+    RESPONDENTS,
+    Baseline,
     GroupedCounts,
     RateCount,
     RoundPublication,
@@ -42,14 +41,6 @@ from services.analytics.domain.publication import (
 from services.analytics.models import AnswerTally, RateTally, ResponseFact, RoundState, StratumFrame
 
 logger = logging.getLogger(__name__)
-
-# The domain's interface for respondent counts and baselines. INTEGRATION SHIM, to be replaced
-# by plain imports (RESPONDENTS, Baseline) once the domain provides them: until then the
-# respondent rows are left out of what build_publication is given and no baseline is passed.
-RESPONDENTS: str = getattr(_publication_module, "RESPONDENTS", "__respondents__")
-_DOMAIN_COUNTS_RESPONDENTS = hasattr(_publication_module, "RESPONDENTS")
-_DOMAIN_TAKES_BASELINE = "baseline" in inspect.signature(build_publication).parameters
-_Baseline = getattr(_publication_module, "Baseline", None) or getattr(_suppression_module, "Baseline", None)
 
 
 @dataclass(frozen=True)
@@ -280,15 +271,12 @@ class BuildResult:
 
 
 def _build(info: RoundInfo, strata, answers, rates, min_count: int, caution_below: int, baseline: dict | None):
-    """The pure build, with the domain's interface (see RESPONDENTS): (publication, next baseline)."""
-    if not _DOMAIN_COUNTS_RESPONDENTS:
-        answers = [row for row in answers if row[3] != RESPONDENTS]
-    kwargs: dict = {"min_count": min_count, "caution_below": caution_below}
-    if _DOMAIN_TAKES_BASELINE:
-        kwargs["baseline"] = None if baseline is None or _Baseline is None else _Baseline.from_json(baseline)
-    publication = build_publication(info.round_id, info.questionnaire_id, strata, answers, rates, **kwargs)
-    following = getattr(publication, "baseline", None)
-    return publication, None if following is None else following.to_json()
+    """The pure build: (publication, the baseline of the next release as JSON)."""
+    publication = build_publication(
+        info.round_id, info.questionnaire_id, strata, answers, rates, min_count=min_count, caution_below=caution_below,
+        baseline=None if baseline is None else Baseline.from_json(baseline),
+    )
+    return publication, publication.baseline.to_json()
 
 
 async def load_and_build(
