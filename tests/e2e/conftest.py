@@ -33,8 +33,11 @@ def stack(module_env, tmp_path_factory):
         # Every simulated citizen answers from 127.0.0.1, and the test polls links before
         # responses has learnt them: the per-address guessing limit would stop the round.
         "UNKNOWN_TOKEN_BURST": "100000",
-        # Analytics releases a round's tables once it has been quiet this long (production: minutes).
-        "PUBLICATION_RELEASE_QUIET_SECONDS": "0.3",
+        # Analytics releases a round's tables once it has been quiet this long (production:
+        # minutes). Longer than any pause while the test answers: a release in the middle would
+        # hide every cell that then moves by fewer than 5 respondents (docs/analytics-method.md),
+        # the national count the test waits for included.
+        "PUBLICATION_RELEASE_QUIET_SECONDS": "10",
     }
     processes = {name: ServiceProcess(name, ports[name], env, log_file=logs / f"{name}.log").start() for name in SERVICES}
     try:
