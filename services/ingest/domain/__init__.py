@@ -3,12 +3,15 @@
 A municipality's population extract flows through these steps:
 
 1. ``readers.open_extract`` streams rows out of CSV, XLSX or JSON, mapping the vendor's headers
-   to canonical columns through a column profile (``profiles``, data in
-   ``kolonneprofiler_v1.json``);
+   to canonical columns through a column profile (``profiles``: built-in ones in
+   ``kolonneprofiler_v1.json``, more registered over the API);
 2. ``validation.validate_row`` turns each row into a ``ValidRow`` or ``RowError``s (CPR via
    ``cpr``, phone via ``phone``), and ``DuplicateTracker`` catches a CPR number delivered twice;
-3. ``classification.classify`` places a valid row in its maalgruppe (target group) or gives an
-   exclusion reason, using the versioned table in ``maalgrupper_v1.json``.
+3. ``classification.classify`` places a valid row in its maalgruppe (target group) from its
+   benefit and visitation category, or gives an exclusion reason, using a versioned table
+   (``maalgrupper_v2.json``; ``maalgrupper_v1.json`` for deliveries classified before);
+4. ``replacement.replacement_refusal`` says when a delivery may not replace the earlier one
+   without the caller's confirmation.
 """
 
 from services.ingest.domain.classification import (
