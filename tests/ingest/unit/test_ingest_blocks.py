@@ -27,7 +27,8 @@ from shared.crypto import SealedContact, open_contact
 from shared.events import PopulationPerson
 
 REFERENCE = date(2023, 8, 1)
-HEADER = "CPR-nummer;Ydelse;Overgangsdato;Seneste samtale;Forløb afsluttet;Telefon;Passiv;Navn"
+HEADER = "CPR-nummer;Ydelse;Overgangsdato;Seneste samtale;Forløb afsluttet;Telefon;Passiv;Navn;Visitationskategori"
+TODAY = date(2026, 1, 15)  # the day of the upload: later dates are row errors
 KEY = os.urandom(32)
 
 
@@ -36,13 +37,14 @@ def _spec() -> PreparationSpec:
         token=uuid.uuid4().hex,
         delivery_id=uuid.uuid4(),
         reference_date=REFERENCE,
-        mapping_version="v1",
+        mapping_version="v2",
         round_id="r1",
         pseudonym_key=KEY,
         cpr_key=KEY,
         cpr_key_id="cpr-1",
         contact_key=KEY,
         contact_key_id="contact-1",
+        today=TODAY,
     )
 
 
@@ -57,18 +59,22 @@ def _messy_extract(rows: int, seed: int = 7, *, plain: bool = False) -> str:
         cpr = cprs[i] if rng.random() > 0.05 else cprs[rng.randrange(max(1, i))]  # some duplicates
         if rng.random() < 0.03:
             cpr = rng.choice(["320190-1234", "0101AB-1234", "", "710190-1234", " 010190-1235 "])
-        ydelse = rng.choice(["Dagpenge", "Sygedagpenge", "Kontanthjælp - jobparat", "Ukendt ydelse", "Førtidspension", ""])
-        overgang = rng.choice(["01-01-2021", "2023-07-31", "15.06.2022", "2024-01-01", "01-01-22", ""])
+        ydelse = rng.choice([
+            "Dagpenge", "Sygedagpenge", "Kontanthjælp - jobparat", "Ukendt ydelse", "Førtidspension", "",
+            "Kontanthjælp", "Ressourceforløbsydelse", "Uddannelseshjælp",
+        ])
+        kategori = rng.choice(["", "Jobparat", "aktivitetsparat", "Jobafklaringsforløb", "Ressourceforløb", "Match 7", "Uddannelsesparat"])
+        overgang = rng.choice(["01-01-2021", "2023-07-31", "15.06.2022", "2024-01-01", "01-01-22", "", "44562", "01-01-2030"])
         telefon = rng.choice(["", "21234567", "+45 21 23 45 67", "20012345", "999", "0045-31234567"])
         passiv = rng.choice(["nej", "nej", "ja", "", "måske"])
         if plain:
             navn = rng.choice(["Bo Berg", "  Ib  ", "Bo\tBerg", "Bo\xa0Berg", "Ø" * 201, "", "Søren Ø"])
-            samtale = rng.choice(["15-06-2023", "", "31-02-2023"])
+            samtale = rng.choice(["15-06-2023", "", "31-02-2023", "03-03-2031"])
             afsluttet = rng.choice(["nej", "ja", "", "kanske"])
         else:
             navn = rng.choice(["Bo Berg", '"Berg; Bo"', '"Bo\nBerg"', '"Søren ""Søs"" Ø"', "  Ib  "])
             samtale, afsluttet = "15-06-2023", "nej"
-        line = f"{cpr};{ydelse};{overgang};{samtale};{afsluttet};{telefon};{passiv};{navn}"
+        line = f"{cpr};{ydelse};{overgang};{samtale};{afsluttet};{telefon};{passiv};{navn};{kategori}"
         if rng.random() < 0.02 and not plain:
             line += ";ekstra"
         lines.append(line)
@@ -129,6 +135,8 @@ def test_the_columnar_path_equals_the_row_path(tmp_path, encoding, block_bytes, 
     assert blocks["rows_read"] == 1500 and blocks["persons"] and b"\r\n\r\n" in body
     messages = {message for _, _, message in blocks["errors"] + blocks["warnings"]}
     assert any("appears more than once" in m for m in messages) and len(messages) > 8
+    assert any("(column visitationskategori)" in m for m in messages)
+    assert any("after the day of the upload" in m for m in messages)
     assert _comparable(blocks) == _comparable(rows)
 
 
@@ -138,7 +146,7 @@ def test_blocks_the_columnar_path_cannot_take_go_the_record_way(tmp_path):
     body = path.read_bytes().split(b"\r\n", 1)[1]
     layout = _layout(path)
     spec = _spec()
-    line = b"010190-1235;Dagpenge;01-01-2021;15-06-2023;nej;21234567;nej;Bo Berg\r\n"
+    line = b"010190-1235;Dagpenge;01-01-2021;15-06-2023;nej;21234567;nej;Bo Berg;\r\n"
     assert not _is_plain(body + line.replace(b"Bo Berg", b'"Berg; Bo"'))  # quoting
     assert not _is_plain(body + line.replace(b"\r\n", b"\r"))  # old Mac line end
     assert not _is_plain(body + b"\0" + line)
