@@ -155,6 +155,17 @@ PERSONAL_OVERRIDES: dict[tuple[str, str, str], Personal | None] = {
     ("ingest", "extract_job", "status"): None,
     ("sampling", "round_allocation", "status"): None,
     ("ingest", "extract_job", "finished_at"): None,
+    ("ingest", "extract_job", "file_name"): Personal(
+        "name of the uploaded file as the vendor gave it", "none", "the operator's listing of a round's uploads", "kept with the job"
+    ),
+    ("ingest", "extract_job", "profile_spec"): None,
+    ("ingest", "extract_job", "dry_run"): None,
+    ("ingest", "extract_job", "confirm_replacement"): None,
+    # Registered column profiles: header names of vendors' exports, no person.
+    ("ingest", "column_profile", "name"): None,
+    ("ingest", "column_profile", "base"): None,
+    ("ingest", "column_profile", "display_name"): None,
+    ("ingest", "column_profile", "columns"): None,
     # Aggregates (counts per cell), not about one person; suppression < 5 is applied when served.
     # Sampling's frame counts per cell (kept at delivery activation): counts, no person.
     **{("sampling", "frame_cell", column): None for column in (
@@ -210,13 +221,14 @@ NOT_PERSONAL: frozenset[str] = frozenset(
     }
 )
 # Who did an administrative action: an OAuth client id or operator subject (not a citizen).
-ACTOR_COLUMNS = frozenset({"delivered_by", "submitted_by", "drawn_by", "updated_by", "confirmed_by", "set_by", "closed_by", "requested_by"})
+ACTOR_COLUMNS = frozenset({"delivered_by", "submitted_by", "drawn_by", "updated_by", "confirmed_by", "set_by", "closed_by", "requested_by", "registered_by"})
 
 # (service, table) -> who can read the rows through an API (scopes), besides the service itself.
 READERS: dict[tuple[str, str], str] = {
     ("ingest", "citizen"): "no API returns rows; ingest only",
     ("ingest", "delivery"): "report: extracts:read / extracts:write, bound to the municipality",
-    ("ingest", "extract_job"): "report: extracts:read / extracts:write, bound to the municipality",
+    ("ingest", "extract_job"): "report: extracts:read / extracts:write, bound to the municipality; every job of a round: rounds:admin",
+    ("ingest", "column_profile"): "GET /profiles: any authenticated client",
     ("sampling", "frame_unit"): "no API returns rows; counts per stratum: rounds:admin",
     ("sampling", "sampled_unit"): "no API returns rows; margins: rounds:admin",
     ("dispatch", "invitation"): "no API returns rows; counts and failures: rounds:admin",
