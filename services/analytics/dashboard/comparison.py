@@ -10,32 +10,33 @@ Comparable municipalities (:func:`comparable`)
     either fixed groups (e.g. STAR's clusters, when sourced) or, by default, the ``neighbours``
     nearest municipalities by the composition of their survey population. A municipality's
     composition is its share of citizens per level of target group, gender, age band and
-    duration band. The target-group mix is the frame itself: sum_i w_h over a stratum's
-    respondents is n_h * N_h / n_h = N_h from ``sample.drawn``. The other three mixes are the
-    frame's as estimated with the design weights from the respondents (``sample.drawn``'s
-    strata summary carries only target-group margins). Distance = weighted mean over the
-    variables of the dissimilarity index D = 1/2 sum_l |p_kl - p_jl|.
+    duration band, from published figures only: the target-group mix is the frame (N_h from
+    ``sample.drawn``), the other three are the published respondents per level (weighted
+    shares per breakdown would give away how each stratum splits over it). Distance = weighted
+    mean over the variables of the dissimilarity index D = 1/2 sum_l |p_kl - p_jl|.
 
 The comparison group's figure (:func:`group_cell`)
     The ratio estimator over the union of the members' strata (as a published cell, with
-    Taylor SE and FPC). Suppression as the publication: primary when fewer than ``min_count``
-    scale answers; secondary when a member's published total of the question is suppressed
-    (the group figure minus the published members would recover it).
+    Taylor SE and FPC), the members' suppressed strata weighted as one class as in a published
+    total, so it tells no more than the members' published cells. Hidden when fewer than
+    ``min_count`` scale answers, or when a member's published total of the question is
+    suppressed (the group figure minus the published members would recover it).
 
 Adjusted score (:func:`adjustment`): indirect standardisation by weighted regression
     A national weighted least-squares model of the answer (1..5) on target group, gender,
     age band and duration band jointly (main effects, treatment coding; weight w_h per answer),
     fitted with numpy's least squares. For every respondent the model gives the expected answer
-    given only composition. For municipality k: observed O_k (its weighted mean, the published
-    raw score), expected E_k (weighted mean of the predictions over its respondents), and
+    given only composition. For municipality k: observed O_k (its published raw score),
+    expected E_k (the model's prediction at the municipality's published composition, as
+    above), and
 
-        adjusted_k = M + (O_k - E_k),  M = national weighted mean,
+        adjusted_k = M + (O_k - E_k),  M = the published national figure,
 
-    i.e. the national level plus what the municipality achieves beyond what its respondents'
-    composition predicts. SE: the Taylor-linearised SE (stratified, FPC, as every estimate) of
-    the weighted mean of the residuals y - yhat over the municipality; the national fit and M
-    are treated as fixed (they rest on all respondents). Shown only when the municipality's
-    published total cell is (same count rule).
+    i.e. the national level plus what the municipality achieves beyond what its composition
+    predicts. SE: the published SE of O_k; the national fit, its composition and M are treated
+    as fixed. Every input but the national fit is a published figure, so the adjusted score
+    tells nothing about a municipality that its published cells do not. Shown only when the
+    municipality's total and its composition are published.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ import json
 import math
 import os
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -59,7 +61,6 @@ from services.analytics.domain.publication import (
     StratumInfo,
     cell_estimates,
     design_strata,
-    estimate_from_counts,
     natural_key,
 )
 from services.analytics.models import ResponseFact, StratumFrame
@@ -172,28 +173,31 @@ async def round_data(uow_factory, round_id: str, version: int) -> RoundData:
 # -- composition and comparable municipalities -------------------------------------------------------
 
 
-def composition(data: RoundData) -> dict[str, dict[str, dict[str, float]]]:
-    """kommune -> variable -> level -> share of the survey population (respondents counted once
-    each from ``response_fact``, weighted by w_h: for the target group this is N_h exactly)."""
-    out: dict[str, dict[str, dict[str, float]]] = {}
-    totals: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(float)))
-    for (h, bands), n in data.persons.items():
-        info = data.strata.get(h)
-        if info is None:
-            continue
-        w = data.design[h].weight * n
-        for dim, level in zip(DIMENSIONS, (info.maalgruppe, *bands)):
-            totals[info.kommunekode][dim][level] += w
-    # The target-group mix straight from the frame (N_h of sample.drawn), strata without respondents included.
+def composition(data: RoundData, respondents: Mapping[str, Mapping[str, Mapping[str, int | None]]]) -> dict[str, dict[str, dict[str, float]]]:
+    """kommune -> variable -> level -> share of the survey population, from published figures
+    only: the target-group mix is the frame's (N_h of ``sample.drawn``), the other mixes are the
+    published respondents per level (``respondents``: kommune -> dimension -> level -> people,
+    None where suppressed). A municipality with a suppressed level has no composition: its mix
+    would have to come from figures that are not published (weighted shares per breakdown give
+    away how each stratum splits over it, see docs/analytics-method.md)."""
     frame: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for info in data.strata.values():
         if info.population:
             frame[info.kommunekode][info.maalgruppe] += info.population
-    for k, mix in frame.items():
-        if k in totals:
-            totals[k]["maalgruppe"] = mix
-    for k, dims in totals.items():
-        out[k] = {dim: {lvl: v / math.fsum(levels.values()) for lvl, v in levels.items()} for dim, levels in dims.items()}
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for k, dims in respondents.items():
+        if k not in frame or any(n is None for levels in dims.values() for n in levels.values()):
+            continue
+        mix = {"maalgruppe": dict(frame[k])}
+        mix.update({dim: dict(levels) for dim, levels in dims.items() if dim != "maalgruppe"})
+        shares = {}
+        for dim, levels in mix.items():
+            total = math.fsum(levels.values())
+            if not total:
+                break
+            shares[dim] = {lvl: v / total for lvl, v in levels.items()}
+        else:
+            out[k] = shares
     return out
 
 
@@ -251,14 +255,27 @@ class GroupCell:
     caution: bool
 
 
+_POOL = "~suppressed strata"
+
+
 def group_cell(data: RoundData, question: str, kommuner: list[str], member_suppressed: bool, min_count: int,
-               caution_below: int) -> GroupCell:
+               caution_below: int, hidden: set[tuple[str, str]] = frozenset()) -> GroupCell:
+    """The group's figure, weighted stratum by stratum as a published total is: the members'
+    suppressed strata (``hidden``: (kommunekode, maalgruppe)) form one weighting class, so the
+    figure tells no more than the members' published cells (docs/analytics-method.md)."""
     members = set(kommuner)
+    pooled = {h for h, info in data.strata.items() if info.kommunekode in members and (info.kommunekode, info.maalgruppe) in hidden}
+    design = data.design
+    if pooled:
+        population = [data.strata[h].population for h in pooled]
+        pool = StratumInfo("", "", sum(data.strata[h].respondents for h in pooled),
+                           None if None in population else sum(population))
+        design = {**data.design, _POOL: design_strata({_POOL: pool})[_POOL]}
     by_stratum: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for c in data.cells.get(question, []):
         if c.kommunekode in members:
-            by_stratum[c.stratum][c.code] += c.n
-    est = cell_estimates(by_stratum, data.design, data.degf)
+            by_stratum[_POOL if c.stratum in pooled else c.stratum][c.code] += c.n
+    est = cell_estimates(by_stratum, design, data.degf)
     if est.n_valid < min_count or not members:
         return GroupCell(None, None, None, est.n_valid, True, "primary", False)
     if member_suppressed:
@@ -273,14 +290,18 @@ def group_cell(data: RoundData, question: str, kommuner: list[str], member_suppr
 @dataclass
 class Adjustment:
     question: str
-    national: float  # M
+    national: float  # M of the fit's own data (the page shows the published national figure)
     columns: list[tuple[str, str]]  # (variable, level) of each coefficient after the intercept
     reference: dict[str, str]  # variable -> reference level
     coefficients: np.ndarray  # intercept first
-    observed: dict[str, float] = field(default_factory=dict)  # kommune -> O_k
-    expected: dict[str, float] = field(default_factory=dict)  # kommune -> E_k
-    adjusted: dict[str, float] = field(default_factory=dict)  # kommune -> M + O_k - E_k
-    se: dict[str, float] = field(default_factory=dict)
+
+    def expected(self, mix: Mapping[str, Mapping[str, float]]) -> float:
+        """E_k: what the model predicts for a population of composition ``mix`` (variable ->
+        level -> share): the intercept plus each level's share times its effect (main effects,
+        so the mean prediction is the prediction at the mean composition)."""
+        return float(self.coefficients[0]) + math.fsum(
+            mix.get(dim, {}).get(lvl, 0.0) * float(b) for (dim, lvl), b in zip(self.columns, self.coefficients[1:])
+        )
 
 
 def fit(rows: list[tuple[tuple[str, ...], float, float]]) -> tuple[np.ndarray, list[tuple[str, str]], dict[str, str], np.ndarray]:
@@ -320,19 +341,5 @@ def adjustment(data: RoundData, question: str) -> Adjustment | None:
     ys = np.array([r[1] for r in rows])
     national = float(np.sum(weights * ys) / np.sum(weights))
     out = Adjustment(question, national, columns, reference, beta)
-    residuals: dict[str, dict[str, dict[float, int]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
-    sums: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])  # sum w, sum w y, sum w yhat
-    for c, (_, y, w), yhat in zip(cells, rows, fitted):
-        residuals[c.kommunekode][c.stratum][y - float(yhat)] += c.n
-        s = sums[c.kommunekode]
-        s[0] += w
-        s[1] += w * y
-        s[2] += w * float(yhat)
-    for k, (sw, swy, swf) in sums.items():
-        est = estimate_from_counts(residuals[k], data.design, data.degf)
-        out.observed[k] = swy / sw
-        out.expected[k] = swf / sw
-        out.adjusted[k] = national + est.value
-        out.se[k] = est.se
     data._adjustments[question] = out
     return out

@@ -95,6 +95,23 @@ class Index:
     def rate(self, kommune: str) -> dict | None:
         return self.rates.get(("maalgruppe", kommune, "total"))
 
+    def respondents(self) -> dict[str, dict[str, dict[str, int | None]]]:
+        """kommune -> breakdown -> level -> published respondents (None: suppressed), from the
+        first question's rows (respondents are the same in every question's tables)."""
+        out: dict[str, dict[str, dict[str, int | None]]] = {}
+        if not self.questions:
+            return out
+        for r in self.publication.indicators(self.questions[0]):
+            if r["kommunekode"] != NATIONAL and r["level"] != "total" and r["dimension"] in ("gender", "age_band", "duration_band"):
+                out.setdefault(r["kommunekode"], {}).setdefault(r["dimension"], {})[r["level"]] = r["n_respondents"]
+        return out
+
+    def compositions(self, rd) -> dict:
+        found = self.__dict__.get("_compositions")
+        if found is None:
+            found = self.__dict__["_compositions"] = comparison.composition(rd, self.respondents())
+        return found
+
 
 def _natural(text: str) -> tuple:
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", text))
@@ -202,30 +219,32 @@ def group_point(ix: Index, rd: comparison.RoundData, question: str, members: lis
     """The comparison group's mean, with the publication's suppression (see comparison.group_cell)."""
     if not members:
         return Point(None, missing=True)
-    # The group's figure weights its members' strata one by one: it may only be shown where each
-    # member's total is published weighted stratum by stratum (no hidden stratum whose answers
-    # the group's weights would give away, see docs/analytics-method.md).
-    member_suppressed = any(
-        (row := ix.total(question, k)) is not None and (row["suppressed"] or row["weighting"] != "strata") for k in members
-    )
-    g = comparison.group_cell(rd, question, members, member_suppressed, ix.publication.min_count, ix.publication.caution_below)
+    member_suppressed = any((row := ix.total(question, k)) is not None and row["suppressed"] for k in members)
+    # The members' suppressed strata are weighted as one class, as in a published total.
+    hidden = {(k, lvl) for k in members for lvl in ix.levels["maalgruppe"]
+              if (row := ix.cell(question, "maalgruppe", k, lvl)) is not None and row["suppressed"]}
+    g = comparison.group_cell(rd, question, members, member_suppressed, ix.publication.min_count, ix.publication.caution_below, hidden)
     if g.suppressed:
         return Point(None, suppressed=True)
     return Point(g.mean, g.mean - Z95 * g.se, g.mean + Z95 * g.se, g.n_valid, False, g.caution)
 
 
 def adjusted_point(ix: Index, rd: comparison.RoundData, kommune: str, question: str) -> tuple[Point, float | None]:
-    """(adjusted score, expected score from composition); suppressed with the municipality's total cell."""
-    raw = ix.total(question, kommune)
-    if raw is None:
+    """(adjusted score, expected score from composition): M + O_k - E_k from the published raw
+    score O_k and national figure M, and E_k at the municipality's published composition (see
+    comparison); suppressed with the municipality's total cell, missing without a composition."""
+    raw, national = ix.total(question, kommune), ix.total(question, NATIONAL)
+    if raw is None or national is None:
         return Point(None, missing=True), None
-    if raw["suppressed"]:
+    if raw["suppressed"] or raw["mean"] is None:
         return Point(None, suppressed=True), None
     adj = comparison.adjustment(rd, question)
-    if adj is None or kommune not in adj.adjusted:
+    mix = ix.compositions(rd).get(kommune)
+    if adj is None or mix is None or national["mean"] is None:
         return Point(None, missing=True), None
-    value, se = adj.adjusted[kommune], adj.se[kommune]
-    return Point(value, value - Z95 * se, value + Z95 * se, raw["n_valid"], False, bool(raw["caution"])), adj.expected[kommune]
+    expected = adj.expected(mix)
+    value, se = national["mean"] + raw["mean"] - expected, raw["mean_se"]
+    return Point(value, value - Z95 * se, value + Z95 * se, raw["n_valid"], False, bool(raw["caution"])), expected
 
 
 def group_name(comp: comparison.Comparable, lang: str) -> str:

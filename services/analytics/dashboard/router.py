@@ -67,7 +67,7 @@ class Ctx:
         return self._rd
 
     async def comparable(self) -> comparison.Comparable:
-        return comparison.comparable(comparison.composition(await self.round_data()), self.kommune)
+        return comparison.comparable(self.ix.compositions(await self.round_data()), self.kommune)
 
     def url(self, path: str, **params) -> str:
         query = {k: v for k, v in params.items() if v is not None}
@@ -405,7 +405,7 @@ async def compare(request: Request, round_id: str = RoundId, kommune: str = Komm
     if kommune == NATIONAL:
         raise HTTPException(404, detail="the comparison is per municipality")
     rd, comp = await ctx.round_data(), await ctx.comparable()
-    compositions = comparison.composition(rd)
+    compositions = ctx.ix.compositions(rd)
     cfg = comparison.config()
     mix = []  # (variable, level, own share, group's average share)
     own = compositions.get(kommune, {})

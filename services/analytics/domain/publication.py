@@ -750,8 +750,8 @@ def build_indicator_table(
         cells_to_pool = []
         for kommune, slot, members in unions:
             inside = [h for h in members if h in hidden_strata]
-            if not inside or len(inside) == len(members):
-                continue  # nothing to pool, or the cell is hidden with all of its strata
+            if not inside:
+                continue  # nothing to pool (a cell with all its strata hidden pools them all)
             pool_info = StratumInfo(
                 "", "", sum(strata[h].respondents for h in inside),
                 None if any(strata[h].population is None for h in inside) else sum(strata[h].population for h in inside),

@@ -92,7 +92,8 @@ def test_weighted_least_squares_equals_r_lm(tmp_path):
 
 
 def test_one_variable_reduces_to_classic_indirect_standardisation():
-    """When only the target group varies, E_k = sum_l p_kl * (national mean of l), the textbook formula."""
+    """When only the target group varies, E_k at a municipality's frame mix is sum_l p_kl *
+    (national mean of l), the textbook formula."""
     strata = {"1:a": StratumInfo("1", "a", 10, 40), "1:b": StratumInfo("1", "b", 10, 10),
               "2:a": StratumInfo("2", "a", 10, 10), "2:b": StratumInfo("2", "b", 10, 30)}
     answers = {"1:a": {"4": 6, "5": 4}, "1:b": {"2": 5, "3": 5}, "2:a": {"3": 5, "5": 5}, "2:b": {"1": 4, "3": 6}}
@@ -106,15 +107,18 @@ def test_one_variable_reduces_to_classic_indirect_standardisation():
         num = sum(w[h] * int(c) * n for h, codes in answers.items() if h.endswith(g) for c, n in codes.items())
         den = sum(w[h] * n for h, codes in answers.items() if h.endswith(g) for n in codes.values())
         group_mean[g] = num / den
+    one_level = {"gender": {"K": 10}, "age_band": {"30-39": 10}, "duration_band": {"<6": 10}}
+    mixes = comparison.composition(data, {k: one_level for k in "12"})
+    expected = {}
     for k in "12":
-        size = {g: w[f"{k}:{g}"] * sum(answers[f"{k}:{g}"].values()) for g in "ab"}
-        share = {g: size[g] / sum(size.values()) for g in "ab"}
-        assert math.isclose(adj.expected[k], sum(share[g] * group_mean[g] for g in "ab"), rel_tol=1e-12)
-        observed = sum(w[f"{k}:{g}"] * int(c) * n for g in "ab" for c, n in answers[f"{k}:{g}"].items()) / sum(size.values())
-        assert math.isclose(adj.observed[k], observed, rel_tol=1e-12)
-        assert math.isclose(adj.adjusted[k], adj.national + observed - adj.expected[k], rel_tol=1e-12)
-    # Municipality 1 has many in the high-scoring group a: its adjusted score is below its raw score.
-    assert adj.adjusted["1"] < adj.observed["1"] and adj.adjusted["2"] > adj.observed["2"]
+        share = {g: strata[f"{k}:{g}"].population / sum(strata[f"{k}:{x}"].population for x in "ab") for g in "ab"}
+        assert mixes[k]["maalgruppe"] == pytest.approx(share, rel=1e-12)
+        expected[k] = adj.expected(mixes[k])
+        assert math.isclose(expected[k], sum(share[g] * group_mean[g] for g in "ab"), rel_tol=1e-12)
+    # Municipality 1 has many in the high-scoring group a: more is expected of it than of 2.
+    assert expected["1"] > expected["2"]
+    # A municipality with a suppressed level has no composition (no adjusted score, no neighbours).
+    assert "1" not in comparison.composition(data, {"1": {"gender": {"K": None, "M": 4}}})
 
 
 def test_comparable_municipalities_are_the_nearest_by_composition_or_a_fixed_group():
@@ -145,6 +149,9 @@ def test_comparison_group_figure_is_suppressed_like_a_cell():
     assert comparison.group_cell(data, "q1", ["1", "2"], True, 5, 20).suppression == "secondary"
     ok = comparison.group_cell(data, "q1", ["1", "2"], False, 5, 20)
     assert not ok.suppressed and not ok.caution and math.isclose(ok.mean, (10 / 3 * 4 * 3 + 2 * 5 * 30) / (10 + 60))
+    # With both strata suppressed in the publication they are one weighting class: N = 70, n = 33.
+    pooled = comparison.group_cell(data, "q1", ["1", "2"], False, 5, 20, hidden={("1", "a"), ("2", "a")})
+    assert math.isclose(pooled.mean, (4 * 3 + 5 * 30) / 33)
 
 
 # -- against the demo round -----------------------------------------------------------------------------
@@ -165,6 +172,24 @@ def unit_level(round_id: str, question: str):
     return out
 
 
+def pooled_group_mean(question: str, members: tuple[str, ...], hidden: set[str]) -> float:
+    """The group's weighted mean from the demo events, its suppressed strata (``hidden``) one
+    weighting class (N and n summed)."""
+    rnd, responses = demo_round(R)
+    n_h = defaultdict(int)
+    for r in responses:
+        n_h[r.stratum] += 1
+    units = [u for u in unit_level(R, question) if u[0] in members]
+    pool_w = sum(rnd.population[h] for h in hidden) / sum(n_h[h] for h in hidden) if hidden else 0.0
+    weights = [pool_w if u[1] in hidden else u[4] for u in units]
+    return sum(w * u[3] for w, u in zip(weights, units)) / sum(weights)
+
+
+async def hidden_strata(client, headers, question: str, members: tuple[str, ...]) -> set[str]:
+    rows = (await client.get(f"/rounds/{R}/indicators", params={"question": question, "dimension": "maalgruppe"}, headers=headers)).json()["rows"]
+    return {f"{r['kommunekode']}:{r['level']}" for r in rows if r["kommunekode"] in members and r["level"] != "total" and r["suppressed"]}
+
+
 async def test_group_figure_for_one_municipality_equals_the_published_cell(app, client, tokens):
     async with app.state.runtime.uow() as uow:
         release = await app.state.releases.latest(uow, R)
@@ -174,25 +199,34 @@ async def test_group_figure_for_one_municipality_equals_the_published_cell(app, 
               if r["dimension"] == "maalgruppe" and r["level"] == "total"}
     checked = 0
     for (q, k), row in totals.items():
-        if k == "national" or row["suppressed"] or row.get("weighting", "strata") != "strata" or row["mean"] is None:
+        if k == "national" or row["suppressed"] or row["mean"] is None:
             continue
-        cell = comparison.group_cell(data, q, [k], False, 5, 20)
+        hidden = {(k, r["level"]) for r in publication.indicators(q, "maalgruppe", k) if r["suppressed"]}
+        cell = comparison.group_cell(data, q, [k], False, 5, 20, hidden)
         assert math.isclose(cell.mean, row["mean"], rel_tol=1e-12) and math.isclose(cell.se, row["mean_se"], rel_tol=1e-9)
-        adj = comparison.adjustment(data, q)
-        assert math.isclose(adj.observed[k], row["mean"], rel_tol=1e-12)
         checked += 1
-    # Cells weighted by stratum only (the weighting column): a pooled cell is another estimator.
     assert checked >= 3
-    # the target-group mix is the frame's (N_h), exactly
-    mix = comparison.composition(data)
+    # The mix: the target groups' from the frame (N_h), exactly; the others the published respondents.
+    respondents = {}
+    for r in publication.indicators(publication.questions()[0]):
+        if r["kommunekode"] != "national" and r["level"] != "total" and r["dimension"] != "maalgruppe":
+            respondents.setdefault(r["kommunekode"], {}).setdefault(r["dimension"], {})[r["level"]] = r["n_respondents"]
+    mix = comparison.composition(data, respondents)
     rnd, _ = demo_round(R)
-    for k in KOMMUNER:
+    assert mix, "some municipality must have its composition published"
+    for k in mix:
         pops = {h.split(":")[1]: n for h, n in rnd.population.items() if h.startswith(f"{k}:")}
         for g, n in pops.items():
             assert math.isclose(mix[k]["maalgruppe"][g], n / sum(pops.values()), rel_tol=1e-12)
+        for dim, levels in respondents[k].items():
+            assert mix[k][dim] == pytest.approx({lvl: v / sum(levels.values()) for lvl, v in levels.items()}, rel=1e-12)
 
 
 async def test_fair_page_numbers_equal_independent_computation(client, tokens):
+    """The fair comparison from published figures and an independent fit: E_k is the unit-level
+    model's prediction at the municipality's published composition (frame mix of target groups,
+    published respondents per level), adjusted = published national + published raw - E_k, and
+    the group's figure weights the members' suppressed strata as one class."""
     kl = bearer(tokens["kl"])
     units = unit_level(R, "q13")
     # independent: unit-level dummies and normal equations
@@ -201,13 +235,20 @@ async def test_fair_page_numbers_equal_independent_computation(client, tokens):
     w = np.array([u[4] for u in units])
     y = np.array([u[3] for u in units])
     beta = np.linalg.solve(x.T @ (w[:, None] * x), x.T @ (w * y))
-    yhat = x @ beta
-    national = float(np.sum(w * y) / np.sum(w))
-    inside = np.array([u[0] == "751" for u in units])
-    observed = float(np.sum((w * y)[inside]) / np.sum(w[inside]))
-    expected = float(np.sum((w * yhat)[inside]) / np.sum(w[inside]))
-    others = np.array([u[0] in ("101", "147") for u in units])
-    group = float(np.sum((w * y)[others]) / np.sum(w[others]))
+    api = (await client.get(f"/rounds/{R}/indicators", params={"question": "q13"}, headers=kl)).json()["rows"]
+    cell = {(r["dimension"], r["kommunekode"], r["level"]): r for r in api}
+    rnd, _ = demo_round(R)
+    pops = {h.split(":")[1]: n for h, n in rnd.population.items() if h.startswith("751:")}
+    mix = [{g: n / sum(pops.values()) for g, n in pops.items()}]
+    for dim in BANDS[1:]:
+        people = {lvl: cell[(dim, "751", lvl)]["n_respondents"] for lvl in levels[BANDS.index(dim)]}
+        assert None not in people.values(), "the demo round publishes 751's composition"
+        mix.append({lvl: n / sum(people.values()) for lvl, n in people.items()})
+    expected = beta[0] + sum(share.get(lvl, 0.0) * b for share, lvl, b in zip(
+        [m for i, m in enumerate(mix) for _ in levels[i][1:]], [lvl for i in range(4) for lvl in levels[i][1:]], beta[1:]))
+    observed, national = cell[("maalgruppe", "751", "total")]["mean"], cell[("maalgruppe", "national", "total")]["mean"]
+    # The group: 101 and 147, their suppressed strata as one weighting class.
+    group = pooled_group_mean("q13", ("101", "147"), await hidden_strata(client, kl, "q13", ("101", "147")))
 
     r = await client.get(f"/dashboard/r/{R}/k/751/fair", params={"question": "q13"}, headers=kl)
     assert r.status_code == 200 and "indirekte standardisering" in r.text
@@ -216,12 +257,7 @@ async def test_fair_page_numbers_equal_independent_computation(client, tokens):
     assert math.isclose(expected_v, expected, rel_tol=1e-9)
     assert math.isclose(adjusted_v, national + observed - expected, rel_tol=1e-9)
     assert math.isclose(group_v, group, rel_tol=1e-12)
-    api = (await client.get(f"/rounds/{R}/indicators", params={"question": "q13", "dimension": "maalgruppe", "level": "total"},
-                            headers=kl)).json()["rows"]
-    published_national = next(x for x in api if x["kommunekode"] == "national")
-    assert math.isclose(national_v, published_national["mean"], rel_tol=1e-12)
-    if published_national.get("weighting", "strata") == "strata":  # a pooled cell is another estimator
-        assert math.isclose(national, national_v, rel_tol=1e-12)
+    assert math.isclose(national_v, national, rel_tol=1e-12)
     effects = Tables(r.text).tables["effects"]
     assert effects[1][1].startswith("0 (reference") and len(effects) == 1 + sum(len(lv) for lv in levels)
 
@@ -246,9 +282,7 @@ async def test_compare_page_lists_the_group_and_its_figures(client, tokens):
     assert table[0] == ["", "Kommune 751", "Sammenlignelige kommuner", "Hele landet"]
     for row in table[1:]:
         q = row[0]
-        units = unit_level(R, q)
-        members = [u for u in units if u[0] in ("101", "147")]
-        want = sum(u[3] * u[4] for u in members) / sum(u[4] for u in members)
+        want = pooled_group_mean(q, ("101", "147"), await hidden_strata(client, bearer(tokens["kl"]), q, ("101", "147")))
         assert math.isclose(float(row[2].split()[0].replace(",", ".")), want, abs_tol=0.005001), (q, row)
     assert "forskelsindeks" in r.text and "Sammensætning" in r.text
     assert (await client.get(f"/dashboard/r/{R}/k/101/compare", headers=aarhus)).status_code == 403
