@@ -80,6 +80,9 @@ def up() -> None:
     env["SURVEY_BASE_URL"] = f"http://127.0.0.1:{DEFAULT_PORTS['responses']}/s/"
     # On one developer's machine every citizen of `make demo` answers from 127.0.0.1.
     env.setdefault("UNKNOWN_TOKEN_BURST", "1000")
+    # A local round is released 5 s after its answers stop (production: 5 minutes, or hourly
+    # while answers keep coming; docs/analytics-method.md, releases).
+    env.setdefault("PUBLICATION_RELEASE_QUIET_SECONDS", "5")
 
     services = [
         ServiceProcess(name, DEFAULT_PORTS[name], env, log_file=STATE / "logs" / f"{name}.log").start() for name in SERVICES
@@ -166,13 +169,17 @@ def demo() -> None:
         answered += 1
     print(f"  responses  {answered} citizens answered")
 
+    # Analytics publishes releases: the release loop cuts one when the answers have been quiet
+    # for PUBLICATION_RELEASE_QUIET_SECONDS (5 s here); until then the round has none (404).
     def counted():
         r = operator.get(f"{url['analytics']}/rounds/{round_id}/response-rates")
-        rows = r.json()["rows"]
-        return rows if rows and rows[0]["answers"] == answered else None
+        if r.status_code == 200 and r.json()["rows"] and r.json()["rows"][0]["answers"] == answered:
+            return r.json()
+        return None
 
-    rows = wait_for(counted, 60, "analytics")
-    print("  analytics  response rates (cells under 5 answers suppressed):")
+    published = wait_for(counted, 90, "analytics")
+    rows = published["rows"]
+    print(f"  analytics  release {published['release']} ({published['phase']}); response rates, suppressed cells as —:")
     print(f"    {'kommune':<10}{'invited':>8}{'answers':>9}{'rate':>8}")
     for row in rows:
         answers = "—" if row["suppressed"] else str(row["answers"])
