@@ -25,7 +25,11 @@ ROUNDS = {
     1: dict(kommuner=("101", "147", "751"), questions=("q1", "q2", "q3")),
     2: dict(kommuner=("101", "147", "751", "461"), questions=("q1", "q2"), stratum_sizes=(0, 7)),
     3: dict(kommuner=("101", "751"), questions=("q1", "q2", "q3", "q4"), stratum_sizes=(1, 9), skip_rate=0.1),
+    # Slower variants (ATTACK_FULL=1): more municipalities, all 13 questions.
+    4: dict(kommuner=("101", "147", "751", "461", "851"), questions=("q1", "q2", "q3"), stratum_sizes=(0, 6)),
+    5: dict(kommuner=("101", "147", "751"), questions=tuple(f"q{i}" for i in range(1, 14)), stratum_sizes=(0, 9)),
 }
+SLOW = {4, 5}
 
 
 def manual_releases(service_env) -> AnalyticsSettings:
@@ -33,7 +37,7 @@ def manual_releases(service_env) -> AnalyticsSettings:
     return settings_from_env(AnalyticsSettings, service_env, publication_release_quiet_seconds=36000, publication_release_interval_seconds=36000)
 
 
-@pytest.mark.parametrize("seed", sorted(ROUNDS))
+@pytest.mark.parametrize("seed", [pytest.param(s, marks=pytest.mark.attack_slow) if s in SLOW else s for s in sorted(ROUNDS)])
 async def test_static_attack_recovers_nothing(seed, service_env, dev_issuer, kafka_bootstrap, topic_prefix):
     spec = ROUNDS[seed]
     rnd = generate_round(f"attack-{seed}", seed, **spec)

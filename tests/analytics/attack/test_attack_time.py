@@ -36,6 +36,11 @@ async def test_one_new_answer_cannot_be_read_from_two_releases(service_env, dev_
             await svc.wait_consumed()
             await svc.cut()
             snapshots.append((list(rnd.respondents), *await svc.read()))
+    if dump := os.environ.get("ATTACK_DUMP"):  # for studying a failure offline
+        import pickle
+
+        with open(dump, "wb") as f:
+            pickle.dump((rnd.population, snapshots), f)
     report, failures = [], []
     for (old, *old_views), (new, *new_views) in zip(snapshots, snapshots[1:]):
         for reader, before, after in zip(("national", f"kommune {svc.bound_kommune}"), old_views, new_views):
