@@ -270,11 +270,12 @@ class BuildResult:
     build_seconds: float = 0.0
 
 
-def _build(info: RoundInfo, strata, answers, rates, min_count: int, caution_below: int, baseline: dict | None):
+def _build(info: RoundInfo, strata, answers, rates, min_count: int, caution_below: int, baseline: dict | None,
+           scope: str = "all"):
     """The pure build: (publication, the baseline of the next release as JSON)."""
     publication = build_publication(
         info.round_id, info.questionnaire_id, strata, answers, rates, min_count=min_count, caution_below=caution_below,
-        baseline=None if baseline is None else Baseline.from_json(baseline),
+        baseline=None if baseline is None else Baseline.from_json(baseline), scope=scope,
     )
     return publication, publication.baseline.to_json()
 
@@ -287,6 +288,7 @@ async def load_and_build(
     compute: Callable | None = None,
     held: HeldCounts | None = None,
     baseline: dict | None = None,
+    scope: str = "all",
 ) -> BuildResult:
     """Snapshot the round and build its publication with ``baseline`` (the previous release's,
     None for the first). ``compute`` runs the pure build (default: here); the in-thread
@@ -299,9 +301,9 @@ async def load_and_build(
     strata, answers, rates = inputs
     cpu = time.process_time()
     if compute is None:
-        publication, following = _build(info, strata, answers, rates, min_count, caution_below, baseline)
+        publication, following = _build(info, strata, answers, rates, min_count, caution_below, baseline, scope)
     else:
-        publication, following = await compute(lambda: _build(info, strata, answers, rates, min_count, caution_below, baseline))
+        publication, following = await compute(lambda: _build(info, strata, answers, rates, min_count, caution_below, baseline, scope))
     return BuildResult(info, publication, following, loaded - started, time.process_time() - cpu)
 
 
@@ -334,9 +336,9 @@ def _worker_ready() -> bool:
     return True
 
 
-def _worker_build(round_id: str, min_count: int, caution_below: int, baseline: dict | None) -> BuildResult:
+def _worker_build(round_id: str, min_count: int, caution_below: int, baseline: dict | None, scope: str = "all") -> BuildResult:
     return _worker["loop"].run_until_complete(
-        load_and_build(_worker["sessionmaker"], round_id, min_count, caution_below, held=_worker["held"], baseline=baseline)
+        load_and_build(_worker["sessionmaker"], round_id, min_count, caution_below, held=_worker["held"], baseline=baseline, scope=scope)
     )
 
 
@@ -367,11 +369,13 @@ class ProcessBuilder:
         start-up does not wait for it."""
         self._pool().submit(_worker_ready)
 
-    async def build(self, round_id: str, min_count: int, caution_below: int, baseline: dict | None = None) -> BuildResult:
+    async def build(
+        self, round_id: str, min_count: int, caution_below: int, baseline: dict | None = None, scope: str = "all"
+    ) -> BuildResult:
         loop = asyncio.get_running_loop()
         for attempt in (1, 2):
             try:
-                return await loop.run_in_executor(self._pool(), _worker_build, round_id, min_count, caution_below, baseline)
+                return await loop.run_in_executor(self._pool(), _worker_build, round_id, min_count, caution_below, baseline, scope)
             except concurrent.futures.process.BrokenProcessPool:
                 # The worker died (OOM kill, ...): a build is a pure read, so try once more on a
                 # fresh worker rather than fail the release waiting for it.
@@ -403,9 +407,12 @@ class ThreadBuilder:
     def start(self) -> None:
         pass
 
-    async def build(self, round_id: str, min_count: int, caution_below: int, baseline: dict | None = None) -> BuildResult:
+    async def build(
+        self, round_id: str, min_count: int, caution_below: int, baseline: dict | None = None, scope: str = "all"
+    ) -> BuildResult:
         return await load_and_build(
-            self._session, round_id, min_count, caution_below, compute=asyncio.to_thread, held=self._held, baseline=baseline
+            self._session, round_id, min_count, caution_below, compute=asyncio.to_thread, held=self._held, baseline=baseline,
+            scope=scope
         )
 
     def close(self) -> None:

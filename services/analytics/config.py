@@ -1,3 +1,5 @@
+from typing import Literal
+
 from shared.settings import ServiceSettings
 
 
@@ -18,6 +20,12 @@ class AnalyticsSettings(ServiceSettings):
     publication_release_quiet_seconds: float = 300.0
     publication_release_interval_seconds: float = 3600.0
     publication_release_poll_seconds: float = 1.0
+    # What a preliminary release publishes: "totals" (the national cells and each municipality's
+    # total: what operators watch during fieldwork) or "all". A cell published once is published
+    # again only after it has moved by the suppression threshold, so municipal breakdowns published
+    # during fieldwork would stay hidden in the final tables wherever a few answers came late
+    # (docs/analytics-method.md, releases). The final release publishes every cell.
+    publication_preliminary_scope: Literal["totals", "all"] = "totals"
     # Build publications in a worker process (its own database connection), not a thread of the
     # service, so a build never holds the interpreter lock against the consumer and the reads.
     publication_build_process: bool = True

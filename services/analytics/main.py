@@ -45,6 +45,7 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
                 quiet=settings.publication_release_quiet_seconds,
                 interval=settings.publication_release_interval_seconds,
                 poll=settings.publication_release_poll_seconds,
+                preliminary_scope=settings.publication_preliminary_scope,
                 builder=builder,
             )
             builder.start()

@@ -154,9 +154,11 @@ class Releases:
         quiet: float = 300.0,
         interval: float = 3600.0,
         poll: float = 1.0,
+        preliminary_scope: str = "totals",
         builder=None,
     ) -> None:
         self._uow_factory = uow_factory
+        self.preliminary_scope = preliminary_scope  # what a preliminary release publishes (publication.SCOPES)
         self._builder = builder or ThreadBuilder(uow_factory)
         self.min_count = min_count
         self.caution_below = caution_below
@@ -229,7 +231,8 @@ class Releases:
                     return None
                 started = time.monotonic()
                 result = await self._builder.build(
-                    round_id, self.min_count, self.caution_below, None if previous is None else previous.baseline
+                    round_id, self.min_count, self.caution_below, None if previous is None else previous.baseline,
+                    "all" if phase == "final" else self.preliminary_scope,
                 )
                 if result.info is None:
                     raise RoundNotFound(round_id)

@@ -94,6 +94,13 @@ RESPONDENT_MEASURE = "respondents"
 # published (a breakdown by gender, age or duration: its weighted figures would give away how
 # each stratum's answers split over the breakdown, see build_indicator_table).
 WEIGHTINGS: tuple[str, ...] = ("strata", "strata_pooled", "unweighted")
+# What a release publishes: every cell, or the national cells and each municipality's total only
+# (no municipal breakdown). A cell published once can only be published again when it has moved
+# by at least the threshold (a smaller move would give away the answers that moved it), so
+# breakdowns published week by week during fieldwork would stay hidden in the final tables
+# wherever a few answers came late: preliminary releases publish "totals" by default
+# (PUBLICATION_PRELIMINARY_SCOPE), the final release "all".
+SCOPES: tuple[str, ...] = ("all", "totals")
 
 
 @dataclass(frozen=True, slots=True)
@@ -512,6 +519,7 @@ def respondent_pattern(
     *,
     min_count: int,
     baseline: Baseline | None = None,
+    scope: str = "all",
 ) -> RespondentPattern:
     """Decide the round's suppression once, on respondents.
 
@@ -520,7 +528,7 @@ def respondent_pattern(
     table the rate tallies'. Every table partitions the same respondents, so they are linked by
     their municipal and national totals. The published invited counts bound each target-group
     and arm cell from above (nobody answers who was not invited), which the audit gives the
-    reader too; ``baseline``: the round's earlier releases.
+    reader too; ``baseline``: the round's earlier releases; ``scope``: :data:`SCOPES`.
     """
     kommune_of = {h: s.kommunekode for h, s in strata.items()}
     cells: dict[str, dict[tuple[str, str], int]] = {d: defaultdict(int) for d in RESPONDENT_DIMENSIONS}
@@ -550,8 +558,21 @@ def respondent_pattern(
                     invited.setdefault(cell_key(RESPONDENT_MEASURE, (("kommunekode", k), (d, lvl))), 0)
     if not tables:
         tables.append(CountTable(("kommunekode", "maalgruppe"), {}, (("kommunekode",), ("maalgruppe",), ()), RESPONDENT_MEASURE))
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {SCOPES}")
+    withheld = set()
+    if scope == "totals":
+        for t in tables:
+            d = t.dims[1]
+            for k in kommuner:
+                keys = [cell_key(RESPONDENT_MEASURE, (("kommunekode", k), (d, lvl))) for kk, lvl in t.cells if kk == k]
+                # A municipality invited from one target group (or arm) only has that cell equal to
+                # its total: it is the total, published with it.
+                if d in RATE_DIMENSIONS and invited and sum(invited.get(key, 0) > 0 for key in keys) <= 1:
+                    continue
+                withheld.update(keys)
     decided = decide(
-        tables, min_count=min_count, history=(baseline or Baseline()).history(), upper_bounds=invited,
+        tables, min_count=min_count, history=(baseline or Baseline()).history(), upper_bounds=invited, withheld=withheld,
     )
     return RespondentPattern(dims, decided, dict(invited))
 
@@ -566,12 +587,14 @@ def build_publication(
     min_count: int = 5,
     caution_below: int = 20,
     baseline: Baseline | None = None,
+    scope: str = "all",
 ) -> RoundPublication:
     """A release of a round: every table suppressed by one decision on respondents
-    (:func:`respondent_pattern`), against the round's earlier releases (``baseline``)."""
+    (:func:`respondent_pattern`), against the round's earlier releases (``baseline``), with the
+    cells of its ``scope`` (:data:`SCOPES`)."""
     rate_counts = list(rate_counts)
     grouped, respondents = _split_respondents(answer_counts)
-    pattern = respondent_pattern(strata, respondents, rate_counts, min_count=min_count, baseline=baseline)
+    pattern = respondent_pattern(strata, respondents, rate_counts, min_count=min_count, baseline=baseline, scope=scope)
     return RoundPublication(
         round_id, questionnaire_id, min_count, caution_below,
         indicator_columns=build_indicator_table(

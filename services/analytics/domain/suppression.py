@@ -615,14 +615,16 @@ def decide(
     history: History | None = None,
     upper_bounds: Mapping[str, int] | None = None,
     audit_intervals: bool = True,
+    withheld: Iterable[str] = (),
 ) -> Decided:
     """The decisions of :func:`suppress` (the module docstring's steps 1 to 3), as arrays.
 
     ``history``: the earlier releases of these tables (their changes are protected like
     counts, step 1b). ``upper_bounds``: published limits a reader knows for a cell (the number
-    invited is an upper bound of its respondents), by :func:`cell_key`. ``audit_intervals``:
-    run the interval audit (step 2c); without it the decisions are the line rule's and the
-    exact check's only.
+    invited is an upper bound of its respondents), by :func:`cell_key`. ``withheld``: cells left
+    out of this release whatever their counts (hidden, and protected like any hidden cell).
+    ``audit_intervals``: run the interval audit (step 2c); without it the decisions are the line
+    rule's and the exact check's only.
     """
     if min_count < 1:
         raise ValueError("min_count must be at least 1")
@@ -678,6 +680,10 @@ def decide(
     # for a cell never published) up to min_count more, unless a published limit is lower.
     reference = [p if p is not None else 0 for p in previous]
     protected = [st is not published for st in status]
+    withheld = set(withheld)
+    for i, name in enumerate(names):
+        if name in withheld and status[i] is published:
+            status[i] = CellStatus.SECONDARY
 
     def cheapest(candidates: Iterable[int], need: int = 0) -> int | None:
         # Smallest count first (least information lost), but at least ``need`` where one is

@@ -66,7 +66,7 @@ def tokens(dev_issuer) -> dict[str, str]:
 @pytest.fixture(scope="module")
 async def app_and_client(module_env, kafka_bootstrap, tokens):
     # Releases follow 0.3 s without a change: the events go out, then the release is read.
-    app = create_app(settings_from_env(AnalyticsSettings, module_env, publication_release_quiet_seconds=0.3))
+    app = create_app(settings_from_env(AnalyticsSettings, module_env, publication_release_quiet_seconds=0.3, publication_preliminary_scope="all"))
     async with running_app(app) as client:
         prefix = module_env["KAFKA_TOPIC_PREFIX"]
         for round_id in ROUNDS:

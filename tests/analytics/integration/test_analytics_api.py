@@ -35,7 +35,8 @@ KOMMUNER = ["101", "147", "751"]
 TOL = 1e-9
 # The release loop cuts a release once the round has been quiet this long: the tests publish
 # their events, then read the release that follows.
-QUIET = {"publication_release_quiet_seconds": 0.3}
+# Full preliminary tables: the test reads every cell of the release the loop cuts.
+QUIET = {"publication_release_quiet_seconds": 0.3, "publication_preliminary_scope": "all"}
 
 
 async def produce(bootstrap: str, prefix: str, payloads, *, duplicate_every: int = 0) -> None:

@@ -145,15 +145,17 @@ async def test_releases_are_cut_served_and_kept(service_env, dev_issuer):
 
 
 class RecordingBuilder(ThreadBuilder):
-    """The in-thread builder, noting the baseline each build is given."""
+    """The in-thread builder, noting the baseline and the scope each build is given."""
 
     def __init__(self, uow_factory) -> None:
         super().__init__(uow_factory)
         self.given: list[dict | None] = []
+        self.scopes: list[str] = []
 
-    async def build(self, round_id, min_count, caution_below, baseline=None):
+    async def build(self, round_id, min_count, caution_below, baseline=None, scope="all"):
         self.given.append(baseline)
-        return await super().build(round_id, min_count, caution_below, baseline)
+        self.scopes.append(scope)
+        return await super().build(round_id, min_count, caution_below, baseline, scope)
 
 
 async def test_each_release_is_built_with_the_baseline_stored_with_the_previous(database_url):
@@ -175,6 +177,8 @@ async def test_each_release_is_built_with_the_baseline_stored_with_the_previous(
                 row = (await unit.session.execute(BASELINE, {"r": ROUND, "n": info.release})).scalar_one()
             stored.append(row)
         assert builder.given == [None, stored[0], stored[1]]
+        # Preliminary releases publish totals only (the default scope), the final every cell.
+        assert builder.scopes == ["totals", "totals", "all"]
         # An automatic cut with nothing new since the latest release cuts nothing.
         assert await releases.cut(ROUND, "preliminary", automatic=True) is None
 

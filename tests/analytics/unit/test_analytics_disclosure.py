@@ -239,3 +239,18 @@ def test_a_release_against_the_last_hides_every_cell_one_answer_moved(seed) -> N
         moved += r["n_respondents"] != old["n_respondents"]
     assert moved == 0  # one answer moves every cell it is in by 1: none of them is published
     assert Baseline.from_json(second.baseline.to_json()) == second.baseline
+
+
+def test_a_preliminary_release_publishes_national_cells_and_municipal_totals_only() -> None:
+    """During fieldwork: the country and each municipality's total, no municipal breakdown, so
+    the final release's breakdowns have no earlier value to be differenced against."""
+    info, answers, rates = units_round(5)
+    preliminary = build_publication("r", "kl", info, answers, rates, min_count=T, scope="totals")
+    shown = {(r["dimension"], r["kommunekode"], r["level"]) for r in preliminary.indicator_rows if not r["suppressed"]}
+    assert shown and all(k == "national" or lvl == "total" for _, k, lvl in shown)
+    assert any(k != "national" for _, k, _ in shown) and any(lvl != "total" for _, _, lvl in shown)
+    final = build_publication("r", "kl", info, answers, rates, min_count=T, baseline=preliminary.baseline, scope="all")
+    assert any(k != "national" and lvl != "total" for (_, k, lvl) in
+               {(r["dimension"], r["kommunekode"], r["level"]) for r in final.indicator_rows if not r["suppressed"]})
+    with pytest.raises(ValueError):
+        build_publication("r", "kl", info, answers, rates, scope="draft")
