@@ -481,7 +481,7 @@ class Attack:
         B = csr_matrix((data, (ri, ci)), shape=(len(extra), len(self.names)))
         return vstack([A, B]).tocsr(), np.concatenate([lo, [e[1] for e in extra]]), np.concatenate([hi, [e[2] for e in extra]])
 
-    def _solve(self, c: np.ndarray, extra=(), relaxed: bool = False):
+    def _solve(self, c: np.ndarray, extra=(), relaxed: bool = False, presolve: bool = True):
         A, lo, hi = self._matrix(extra)
         started = time.perf_counter()
         res = milp(
@@ -489,7 +489,7 @@ class Attack:
             integrality=np.zeros(len(self.names)) if relaxed else np.ones(len(self.names)),
             bounds=(np.zeros(len(self.names)), np.array(self.ub)),
             constraints=LinearConstraint(A, lo, hi),
-            options={"time_limit": self.time_limit, "presolve": True},
+            options={"time_limit": self.time_limit, "presolve": presolve},
         )
         self.solves += 1
         self.solve_seconds += time.perf_counter() - started
@@ -519,13 +519,15 @@ class Attack:
         solutions; a solve stopped by the time limit gives its proven bound (the attacker
         claims no more than it can prove)."""
         res = self._solve(sign * self._vector(expr), extra, relaxed)
+        if res.status == 2 and not extra:  # a program with a known solution: HiGHS's tolerances, retry
+            res = self._solve(sign * self._vector(expr), extra, relaxed, presolve=False)
         if res.status == 0:
             value = sign * res.fun
         elif res.status == 1 and getattr(res, "mip_dual_bound", None) is not None:
             value = sign * res.mip_dual_bound
             self.notes.append("bound from a time-limited solve")
         elif res.status == 2:
-            raise AssertionError("the attacker's program is infeasible: its model of the publication is wrong")
+            raise AssertionError("HiGHS calls the attacker's program infeasible although the truth solves it (numerics)")
         else:
             self.notes.append(f"solver status {res.status}: {res.message}")
             return 0 if sign > 0 else 10**9

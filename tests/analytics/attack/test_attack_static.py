@@ -45,15 +45,20 @@ async def test_static_attack_recovers_nothing(seed, service_env, dev_issuer, kaf
         svc = Service(client, dev_issuer, kafka_bootstrap, topic_prefix, service_env["DATABASE_URL"], rnd)
         await svc.send(rnd.samples + rnd.invitations + rnd.responses)
         await svc.wait_consumed()
+        # A preliminary release during fieldwork, then the final one: a reader holds both.
         await svc.cut("preliminary")
-        views = dict(zip(("national", f"kommune {svc.bound_kommune}"), await svc.read()))
+        preliminary = await svc.read()
+        await svc.cut("final")
+        final = await svc.read()
+    readers = ("national", f"kommune {svc.bound_kommune}")
     report = {}
     failures = []
-    for reader, view in views.items():
-        assert not view.conflicts, f"{reader}: formats disagree: {view.conflicts[:5]}"
+    for reader, before, view in zip(readers, preliminary, final):
+        assert not view.conflicts and not before.conflicts, f"{reader}: formats disagree: {(view.conflicts + before.conflicts)[:5]}"
         know = knowledge(rnd, view, form_requires_answers=not spec.get("skip_rate"))
-        attack = prepared(know, [view], [rnd.respondents])
-        results = score(attack, rnd.respondents, view)
+        # Unknowns for both releases (the reader does not know nothing came in between).
+        attack = prepared(know, [before, view], [rnd.respondents, []])
+        results = score(attack, rnd.respondents, view, release=1)
         report[reader] = summary(results) | {"solves": attack.solves, "solve_s": round(attack.solve_seconds, 1)}
         for c in results:
             if c.narrowed:

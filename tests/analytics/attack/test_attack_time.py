@@ -29,12 +29,13 @@ async def test_one_new_answer_cannot_be_read_from_two_releases(service_env, dev_
         await svc.wait_consumed()
         await svc.cut()
         snapshots.append((list(rnd.respondents), *await svc.read()))
-        for _ in range(STEPS):
+        for step in range(STEPS):
             person, event = rnd.pending.pop()
             rnd.answer(person, event)
             await svc.send([event])
             await svc.wait_consumed()
-            await svc.cut()
+            # Fieldwork's preliminary releases, then the final one (and a revision of it).
+            await svc.cut("preliminary" if step == 0 else "final")
             snapshots.append((list(rnd.respondents), *await svc.read()))
     if dump := os.environ.get("ATTACK_DUMP"):  # for studying a failure offline
         import pickle
