@@ -90,6 +90,12 @@ class CellResult:
     hi: int
     threshold: int = 5
     solved: bool = False  # False: [lo, hi] is the range over solutions found (the true one is wider)
+    published_before: int | None = None  # the value an earlier release the reader holds published
+
+    @property
+    def old_news(self) -> bool:
+        """Pinned at the value an earlier release already published: nothing new is learnt."""
+        return self.published_before is not None and self.lo == self.hi == self.published_before
 
     @property
     def exact(self) -> bool:
@@ -101,6 +107,8 @@ class CellResult:
         not hold both 0 and T (the reader learns whether it is 0, 1-4 or 5+)."""
         if self.kind == "delta":
             return 1 <= self.lo and self.hi < self.threshold
+        if self.old_news:
+            return False
         if self.exact:
             return True
         if self.kind == "n_valid":  # per-question counts: only exact recovery is scored
@@ -661,7 +669,22 @@ def hidden_cells(view) -> list[tuple]:
     return sorted(hidden)
 
 
-def score(attack: Attack, people: list, view, *, release: int = 0, per_question: bool = True) -> list[CellResult]:
+def _published_before(earlier: list, kind: str, key: tuple):
+    for pub in reversed(earlier):
+        if kind == "respondents":
+            dim, km, lv = key
+            for (q, d, k, l), row in pub.indicators.items():
+                if (d, k, l) == key and not row.get("suppressed") and row.get("n_respondents") is not None:
+                    return row["n_respondents"]
+            for (d, k, l), row in pub.rates.items():
+                if ((d, k, l) == key or (d == "summary" and dim == "maalgruppe" and (k, l) == (km, lv))) and row.get("answers") is not None:
+                    return row["answers"]
+        elif (row := pub.indicators.get(key)) and not row.get("suppressed") and row.get("n_valid") is not None:
+            return row["n_valid"]
+    return None
+
+
+def score(attack: Attack, people: list, view, *, release: int = 0, per_question: bool = True, earlier: list = ()) -> list[CellResult]:
     """The attacker's interval of every count the view hides: respondents of each
     (municipality or national) x level cell of which any published row is suppressed, and the
     valid answers of each suppressed question row whose true count is 1..T-1."""
@@ -676,10 +699,12 @@ def score(attack: Attack, people: list, view, *, release: int = 0, per_question:
                 if 1 <= truth < t:
                     targets.append(("n_valid", (q, dim, km, lv), attack.codes(release, q, km, dim, lv, SCALE), truth))
     attack.explore([e for _, _, e, _ in targets])
-    return [
-        attack.judge(kind, key, expr, truth) if kind == "respondents" else attack.judge_exact(kind, key, expr, truth)
-        for kind, key, expr, truth in targets
-    ]
+    out = []
+    for kind, key, expr, truth in targets:
+        cell = attack.judge(kind, key, expr, truth) if kind == "respondents" else attack.judge_exact(kind, key, expr, truth)
+        cell.published_before = _published_before(list(earlier), kind, key)
+        out.append(cell)
+    return out
 
 
 def score_change(attack: Attack, old: list, new: list, view, kommuner: list[str], arms) -> list[CellResult]:
@@ -716,11 +741,12 @@ def summary(results: list[CellResult]) -> dict:
     valid = [c for c in results if c.kind == "n_valid"]
     return {
         "hidden_cells": len(resp),
-        "exact": sum(c.exact for c in resp),
+        "exact": sum(c.exact and not c.old_news for c in resp),
+        "pinned_at_earlier_published_value": sum(c.old_news for c in results),
         "narrowed": sum(c.narrowed for c in resp),
         "below_T": sum(c.truth < c.threshold for c in resp),
-        "below_T_exact": sum(c.exact for c in resp if c.truth < c.threshold),
+        "below_T_exact": sum(c.exact and not c.old_news for c in resp if c.truth < c.threshold),
         "question_rows_1_4": len(valid),
-        "question_rows_exact": sum(c.exact for c in valid),
+        "question_rows_exact": sum(c.exact and not c.old_news for c in valid),
         "examples": [(c.key, c.truth, c.lo, c.hi) for c in results if c.narrowed][:6],
     }
