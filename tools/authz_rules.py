@@ -73,9 +73,27 @@ class ScopeRule:
 # Key: (service, METHOD, path as in the OpenAPI). Keep the reason: it is what the reviewer read.
 MANUAL_RULES: dict[tuple[str, str, str], ScopeRule] = {
     ("ingest", "GET", "/jobs/{job_id}"): ScopeRule(
-        any_of=frozenset({"extracts:read", "extracts:write"}),
-        source="services/ingest/api.py get_job: the uploader (extracts:write) or a reader (extracts:read); "
-        "municipality checked against the job's kommunekode",
+        any_of=frozenset({"extracts:read", "extracts:write", "rounds:admin"}),
+        source="services/ingest/api.py get_job: the uploader (extracts:write), a reader (extracts:read) or KL's "
+        "operator (rounds:admin); municipality checked against the job's kommunekode",
+    ),
+    ("ingest", "GET", "/deliveries/{delivery_id}"): ScopeRule(
+        any_of=frozenset({"extracts:read", "rounds:admin"}),
+        source="services/ingest/api.py get_delivery: a reader (extracts:read) or KL's operator (rounds:admin); "
+        "municipality checked against the delivery's kommunekode",
+    ),
+    **{
+        ("ingest", "GET", path): ScopeRule(
+            any_of=frozenset({"extracts:read", "extracts:write", "rounds:admin"}),
+            source="services/ingest/api.py RULE_READERS: the target-group mapping and the column profiles are read by "
+            "vendors, municipal readers and KL's operator",
+        )
+        for path in ("/maalgrupper", "/profiles", "/profiles/{reference}")
+    },
+    ("ingest", "POST", "/profiles"): ScopeRule(
+        any_of=frozenset({"extracts:write", "kommuner:all"}),
+        source="services/ingest/api.py register_profile: a vendor (extracts:write) or KL's operator (rounds:admin "
+        "with kommuner:all; a caller without either scope is refused)",
     ),
 }
 
