@@ -327,8 +327,9 @@ async def list_round_jobs(
 # --- the rules, readable --------------------------------------------------------------------------
 
 # Who reads the mapping and the column profiles: vendors (extracts:write), municipal readers
-# (extracts:read) and KL's operator.
-RULE_READERS = frozenset({"extracts:read", "extracts:write", ADMIN_SCOPE})
+# (extracts:read), readers of the results (aggregates:read: the mapping says how citizens were
+# grouped) and KL's operator.
+RULE_READERS = frozenset({"extracts:read", "extracts:write", "aggregates:read", ADMIN_SCOPE})
 
 
 def _is_operator(principal: Principal) -> bool:
