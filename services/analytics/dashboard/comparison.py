@@ -98,24 +98,21 @@ class RoundData:
     degf: int
     cells: dict[str, list[Cell]]  # question -> cells
     kommuner: list[str]
-    persons: dict[tuple[str, tuple[str, str, str]], int] = field(default_factory=dict)  # (stratum, bands) -> respondents
     _adjustments: dict = field(default_factory=dict)
 
 
-def _count_facts(facts) -> tuple[Counter, Counter, Counter]:
-    """Respondents per stratum, per (stratum, bands), and answers per cross-classified cell and
-    code, counted from answer facts as the handlers count them into the tallies."""
+def _count_facts(facts) -> tuple[Counter, Counter]:
+    """Respondents per stratum and answers per cross-classified cell and code, counted from
+    answer facts as the handlers count them into the tallies."""
     answered: Counter = Counter()
-    persons: Counter = Counter()
     tallies: Counter = Counter()
     for h, k, g, gender, age, duration, answers in facts:
         answered[(h, k, g)] += 1
-        persons[(h, (gender, age, duration))] += 1
         for question, value in answers.items():
             code = answer_code(value)
             if code is not None:
                 tallies[(h, k, g, gender, age, duration, question, code)] += 1
-    return answered, persons, tallies
+    return answered, tallies
 
 
 async def load(uow: UnitOfWork, round_id: str, version: int) -> RoundData:
@@ -129,10 +126,9 @@ async def load(uow: UnitOfWork, round_id: str, version: int) -> RoundData:
         sa.select(f.stratum, f.kommunekode, f.maalgruppe, f.gender, f.age_band, f.duration_band, f.answers)
         .where(f.round_id == round_id, f.version <= version)
     )).all()
-    answered, persons, counted = await asyncio.to_thread(_count_facts, facts)
+    answered, counted = await asyncio.to_thread(_count_facts, facts)
     rates = [(h, k, g, n) for (h, k, g), n in answered.items()]
     tallies = [(*key, n) for key, n in counted.items()]
-    persons = dict(persons)
     population = {fr.stratum: fr.population for fr in frame}
     strata: dict[str, StratumInfo] = {}
     for h, k, g, answered in rates:
@@ -147,7 +143,7 @@ async def load(uow: UnitOfWork, round_id: str, version: int) -> RoundData:
     n_total = sum(x.respondents for x in strata.values())
     degf = n_total - sum(1 for x in strata.values() if x.respondents > 0)
     kommuner = sorted({x.kommunekode for x in strata.values()}, key=natural_key)
-    return RoundData(round_id, version, strata, design_strata(strata), n_total, degf, dict(cells), kommuner, persons)
+    return RoundData(round_id, version, strata, design_strata(strata), n_total, degf, dict(cells), kommuner)
 
 
 _CACHE: dict[str, RoundData] = {}
