@@ -27,8 +27,12 @@ completed with zero cells over the union of the category levels seen.
 
 Suppression
 -----------
-1. Primary: every cell (margins included) with ``count < min_count`` is
-   suppressed. Zero cells count as small ("fewer than 5 answers").
+1. Primary: (a) every cell (margins included) with ``count < min_count`` is
+   suppressed; zero cells count as small ("fewer than 5 answers"), except a
+   cell a published limit holds at 0 (a known zero). (b) With a history of
+   earlier releases (:class:`History`): every cell whose count moved by 1 to
+   ``min_count - 1`` since the value last published. Cells a release leaves
+   out whatever their counts (``withheld``) are hidden too.
 2. Secondary, repeated until nothing changes:
 
    a. line rule: in every *line* (a published total with the cells it is
@@ -41,9 +45,17 @@ Suppression
       suppressed, interior cells before totals;
    b. exact check: the line rule does not cover every pattern (e.g. a
       suppressed cell that is the only link between two groups of
-      suppressed cells is still determined), so the attacker below is run;
-      for each cell it can recover, the smallest published entry of a line
-      through that cell is suppressed and we go back to (a).
+      suppressed cells is still determined), so the linear equations are
+      solved; for each cell they fix, the smallest published entry of a line
+      through that cell is suppressed and we go back to (a);
+   c. interval audit (:func:`audit`): integer programs give every hidden cell
+      the interval a reader holding all published numbers can prove (counts at
+      least 0 or what earlier releases proved, at most a published limit such
+      as the invited). A primary cell's interval must reach from the value last
+      published (0 for a cell never published) to ``min_count`` more; no other
+      hidden cell may be fixed at a value not published before. A failing
+      cell gets a published partner in one of its lines suppressed (one that
+      can take up the difference) and we go back to (a).
 
    Every round suppresses at least one more entry, so this terminates; with
    everything suppressed nothing can be recovered.
@@ -60,12 +72,13 @@ when its unit vector lies in the row space of the coefficient matrix
 restricted to suppressed cells. In the reduced row echelon form (exact
 rational arithmetic with :class:`fractions.Fraction`) that means: ``u`` is a
 pivot column and its row has no other non-zero coefficient; the row's
-right-hand side is then the recovered value.
+right-hand side is then the recovered value. The tests' independent attacker
+(``tests/analytics/attack``) adds integrality, bounds and every other
+published figure.
 
-Limitation: the attacker solves the linear equations only. Bounds from
-non-negativity and integrality (interval disclosure, e.g. a hidden cell that
-must lie in [0, 2]) are not assessed beyond the line rule on small sums
-in 2a; a linear-programming audit would be the next step.
+Limitation: the audit works on the protected measure (respondents) only.
+Figures published per answer code add equations it does not see (see
+docs/analytics-method.md, known limits).
 """
 
 from __future__ import annotations
