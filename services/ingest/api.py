@@ -274,10 +274,32 @@ async def _save_multipart(request: Request, settings) -> tuple[Path, int, str | 
         return path, size, upload.filename
 
 
+def one_of_or_operator(*scopes: str):
+    """Dependency: a caller holding one of ``scopes``, or KL's operator (rounds:admin with
+    kommuner:all: round-wide administration is for a caller bound to every municipality). A
+    dependency, so a caller without it gets 403 before a body is read or a row looked up."""
+    wanted = frozenset(scopes)
+
+    async def dependency(principal: Principal = Depends(get_principal)) -> Principal:
+        if not (principal.scopes & wanted or {ADMIN_SCOPE, "kommuner:all"} <= principal.scopes):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, detail=f"missing scope: one of {', '.join(sorted(wanted))}, or {ADMIN_SCOPE} with kommuner:all"
+            )
+        return principal
+
+    return dependency
+
+
+# Who reads the mapping and the column profiles: vendors (extracts:write), municipal readers
+# (extracts:read), readers of the results (aggregates:read: the mapping says how citizens were
+# grouped) and KL's operator.
+rule_reader = one_of_or_operator("extracts:read", "extracts:write", "aggregates:read")
+
+
 @router.get("/jobs/{job_id}", response_model=JobReport, summary="An upload job's progress, and its report when it has ended")
-async def get_job(request: Request, job_id: uuid.UUID, principal: Principal = Depends(get_principal)) -> JobReport:
-    if not (principal.scopes & {"extracts:write", "extracts:read"} or _is_operator(principal)):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"missing scope: extracts:read, extracts:write or {ADMIN_SCOPE} with kommuner:all")
+async def get_job(
+    request: Request, job_id: uuid.UUID, principal: Principal = Depends(one_of_or_operator("extracts:read", "extracts:write"))
+) -> JobReport:
     job = await jobs.get_job(request.app.state.runtime, job_id)
     if job is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such job")
@@ -286,9 +308,9 @@ async def get_job(request: Request, job_id: uuid.UUID, principal: Principal = De
 
 
 @router.get("/deliveries/{delivery_id}", response_model=DeliveryReport, summary="A delivery's report")
-async def get_delivery(request: Request, delivery_id: uuid.UUID, principal: Principal = Depends(get_principal)) -> DeliveryReport:
-    if not ("extracts:read" in principal.scopes or _is_operator(principal)):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"missing scope: extracts:read or {ADMIN_SCOPE} with kommuner:all")
+async def get_delivery(
+    request: Request, delivery_id: uuid.UUID, principal: Principal = Depends(one_of_or_operator("extracts:read"))
+) -> DeliveryReport:
     async with request.app.state.runtime.uow() as uow:
         report = await service.delivery_report(uow, delivery_id)
     if report is None:
@@ -326,37 +348,12 @@ async def list_round_jobs(
 
 # --- the rules, readable --------------------------------------------------------------------------
 
-# Who reads the mapping and the column profiles: vendors (extracts:write), municipal readers
-# (extracts:read), readers of the results (aggregates:read: the mapping says how citizens were
-# grouped) and KL's operator.
-RULE_READERS = frozenset({"extracts:read", "extracts:write", "aggregates:read", ADMIN_SCOPE})
-
-
-def _is_operator(principal: Principal) -> bool:
-    """KL's operator: round-wide administration is for a caller bound to every municipality."""
-    return {ADMIN_SCOPE, "kommuner:all"} <= principal.scopes
-
-
-def _ensure_rule_reader(principal: Principal) -> None:
-    if not (principal.scopes & (RULE_READERS - {ADMIN_SCOPE}) or _is_operator(principal)):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"missing scope: one of {', '.join(sorted(RULE_READERS))}")
-
-
-async def _profile_registrar(principal: Principal = Depends(get_principal)) -> Principal:
-    """A vendor or KL's operator; a dependency, so a caller without the scope gets 403 before its
-    body is read."""
-    if not ("extracts:write" in principal.scopes or _is_operator(principal)):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"missing scope: extracts:write or {ADMIN_SCOPE} with kommuner:all")
-    return principal
-
-
 @router.get("/maalgrupper", tags=["rules"], summary="The target-group mapping: benefits, visitation categories, durations, bands")
 async def get_maalgrupper(
     request: Request,
     version: str | None = Query(None, description="A mapping version (v1, v2); the one new deliveries use when omitted"),
-    principal: Principal = Depends(get_principal),
+    principal: Principal = Depends(rule_reader),
 ) -> dict:
-    _ensure_rule_reader(principal)
     try:
         mapping = load_mapping(version or request.app.state.settings.maalgruppe_mapping_version)
     except LookupError as exc:
@@ -365,15 +362,13 @@ async def get_maalgrupper(
 
 
 @router.get("/profiles", tags=["rules"], summary="The column profiles: which headers mean which column")
-async def get_profiles(request: Request, principal: Principal = Depends(get_principal)) -> list[dict]:
-    _ensure_rule_reader(principal)
+async def get_profiles(request: Request, principal: Principal = Depends(rule_reader)) -> list[dict]:
     async with request.app.state.runtime.uow() as uow:
         return [profile.to_json() for profile in await profiles.list_profiles(uow.session)]
 
 
 @router.get("/profiles/{reference}", tags=["rules"], summary="One column profile (name, or name@version)")
-async def get_one_profile(request: Request, reference: str, principal: Principal = Depends(get_principal)) -> dict:
-    _ensure_rule_reader(principal)
+async def get_one_profile(request: Request, reference: str, principal: Principal = Depends(rule_reader)) -> dict:
     async with request.app.state.runtime.uow() as uow:
         try:
             return (await profiles.resolve_profile(uow.session, reference)).to_json()
@@ -389,7 +384,7 @@ async def get_one_profile(request: Request, reference: str, principal: Principal
     responses={422: {"description": "ambiguous headers, unknown columns or base"}},
 )
 async def register_profile(
-    request: Request, body: ProfileRegistration, principal: Principal = Depends(_profile_registrar)
+    request: Request, body: ProfileRegistration, principal: Principal = Depends(one_of_or_operator("extracts:write"))
 ) -> dict:
     async with request.app.state.runtime.uow() as uow:
         try:

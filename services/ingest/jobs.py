@@ -134,6 +134,10 @@ async def get_job(runtime: ServiceRuntime, job_id: uuid.UUID) -> ExtractJob | No
         return job
 
 
+def _progress(job: ExtractJob) -> JobProgress:
+    return JobProgress(rows_read=job.rows_read, rows_valid=job.rows_valid, rows_rejected=job.rows_rejected, rows_excluded=job.rows_excluded)
+
+
 def job_report(job: ExtractJob, supersedes: uuid.UUID | None = None) -> JobReport:
     report = job.report or {}
     return JobReport(
@@ -148,9 +152,7 @@ def job_report(job: ExtractJob, supersedes: uuid.UUID | None = None) -> JobRepor
         policy=job.policy,
         file_format=job.file_format,
         file_bytes=job.file_bytes,
-        progress=JobProgress(
-            rows_read=job.rows_read, rows_valid=job.rows_valid, rows_rejected=job.rows_rejected, rows_excluded=job.rows_excluded
-        ),
+        progress=_progress(job),
         error=job.error,
         delivery_id=job.delivery_id,
         supersedes=report.get("supersedes"),
@@ -181,9 +183,7 @@ def job_summary(job: ExtractJob) -> JobSummary:
         profile=job.profile,
         dry_run=bool(job.dry_run),
         status=job.status,
-        progress=JobProgress(
-            rows_read=job.rows_read, rows_valid=job.rows_valid, rows_rejected=job.rows_rejected, rows_excluded=job.rows_excluded
-        ),
+        progress=_progress(job),
         error=job.error,
         delivery_id=job.delivery_id,
         created_at=job.created_at,

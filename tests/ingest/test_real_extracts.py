@@ -10,15 +10,13 @@ refused replacements, the 422's advice, the readable mapping and profiles.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 import uuid
 
 import httpx
 import pytest
 
-from ingest_helpers import CORPUS, CSV, XLSX, citizens_of_round, deliveries_of_round, new_round, service_env_for, upload
+from ingest_helpers import CORPUS, CSV, XLSX, citizens_of_round, deliveries_of_round, new_round, service_env_for, upload, wait_for_job
 from corpus.make_real_extracts import (
     CITIZENS,
     EXPECTED_GROUPS,
@@ -56,18 +54,6 @@ def _classifications(report: dict) -> set[tuple]:
     return {(c["ydelse"], c["visitationskategori"], c["maalgruppe"]) for c in report["classifications"]}
 
 
-async def _wait(client, token: str, job_id: str, timeout: float = 90) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        response = await client.get(f"/jobs/{job_id}", headers=bearer(token))
-        assert response.status_code == 200, response.text
-        job = response.json()
-        if job["status"] not in ("queued", "running"):
-            return job
-        assert time.monotonic() < deadline, f"job {job_id} still {job['status']}"
-        await asyncio.sleep(0.1)
-
-
 async def _upload_file(client, token, name, content_type, profile, *, round_id, kommunekode="101", **params) -> httpx.Response:
     return await upload(
         client, token, (CORPUS / name).read_bytes(), round_id=round_id, kommunekode=kommunekode,
@@ -102,7 +88,7 @@ async def test_vendor_exports_load_as_delivered_through_the_running_service(
                 own_round = f"{round_id}-{kommunekode}"
                 response = await _upload_file(client, vendor, name, content_type, profile, round_id=own_round, kommunekode=kommunekode)
                 assert response.status_code == 202, response.text
-                job = await _wait(client, vendor, response.json()["job_id"])
+                job = await wait_for_job(client, vendor, response.json()["job_id"])
                 assert job["status"] == "succeeded", job
                 assert job["progress"] == {"rows_read": 10, "rows_valid": 10, "rows_rejected": 0, "rows_excluded": 0}, name
                 assert job["errors"] == [] and job["maalgrupper"] == EXPECTED_GROUPS, name
@@ -130,7 +116,7 @@ async def test_vendor_exports_load_as_delivered_through_the_running_service(
             assert registered.json()["reference"] == "momentum-2024@1"
             response = await upload(client, vendor, new_headers, round_id=round_id, kommunekode="153", profile="momentum-2024")
             assert response.status_code == 202, response.text
-            job = await _wait(client, vendor, response.json()["job_id"])
+            job = await wait_for_job(client, vendor, response.json()["job_id"])
             assert job["status"] == "succeeded" and job["profile"] == "momentum-2024@1", job
             assert job["progress"]["rows_valid"] == 10 and job["maalgrupper"] == EXPECTED_GROUPS
 
@@ -171,7 +157,7 @@ async def stack(postgres_admin_url, kafka_bootstrap, dev_issuer, data_keys, tmp_
 async def _job(stack, name, content_type=CSV, profile="standard", **params) -> dict:
     response = await _upload_file(stack["client"], stack["token"], name, content_type, profile, **params)
     assert response.status_code == 202, response.text
-    return await _wait(stack["client"], stack["token"], response.json()["job_id"])
+    return await wait_for_job(stack["client"], stack["token"], response.json()["job_id"])
 
 
 async def test_bad_rows_name_data_row_line_column_and_never_a_cpr(stack):
@@ -242,12 +228,12 @@ async def test_a_delivery_that_would_wipe_the_frame_is_refused_unless_confirmed(
     lines = (CORPUS / MOMENTUM[0]).read_bytes().split(b"\r\n")
     few = b"\r\n".join(lines[:5]) + b"\r\n"
     response = await upload(client, token, few, round_id=round_id, profile="momentum")
-    job = await _wait(client, token, response.json()["job_id"])
+    job = await wait_for_job(client, token, response.json()["job_id"])
     assert job["status"] == "rejected" and "would remove 7 citizens" in job["error"], job
     assert await citizens_of_round(stack["db"], round_id) == 10
     # Confirmed, the replacement goes through.
     response = await upload(client, token, few, round_id=round_id, profile="momentum", confirm_replacement="true")
-    job = await _wait(client, token, response.json()["job_id"])
+    job = await wait_for_job(client, token, response.json()["job_id"])
     assert job["status"] == "succeeded" and job["supersedes"] == good["delivery_id"]
     assert await citizens_of_round(stack["db"], round_id) == 3
     # A JSON batch is answered 409 at once.
@@ -261,7 +247,7 @@ async def test_a_one_off_column_map_and_profile_versions(stack):
     content = (CORPUS / "real_new_vendor_headers.csv").read_bytes()
     column_map = json.dumps({"cpr": "Personident", "overgangsdato": "Ydelsesskift dato", "visitationskategori": "Borgerens målgruppekategori"})
     response = await upload(client, token, content, round_id=new_round(), column_map=column_map)
-    job = await _wait(client, token, response.json()["job_id"])
+    job = await wait_for_job(client, token, response.json()["job_id"])
     assert job["status"] == "succeeded" and job["maalgrupper"] == EXPECTED_GROUPS, job
     bad = await upload(client, token, content, round_id=new_round(), column_map='{"nosuchcolumn": "x"}')
     assert bad.status_code == 422 and "unknown column" in bad.json()["detail"]
