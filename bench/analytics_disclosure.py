@@ -24,7 +24,6 @@ sys.path.insert(0, str(ROOT))
 
 from services.analytics.domain import publication as after  # noqa: E402
 from services.analytics.domain.answers import answer_code  # noqa: E402
-from services.analytics.synthetic import synthetic_round  # noqa: E402
 
 GROUPS = ("jobparate", "aktivitetsparate", "uddannelsesparate", "aktivitetsparate_udd", "jobafklaring")
 AGES = ("18-29", "30-39", "40-49", "50+")

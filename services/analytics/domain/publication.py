@@ -37,7 +37,7 @@ import re
 from collections import defaultdict
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -483,13 +483,9 @@ class RespondentPattern:
             coords.append((dimension, level))
         return self._numbers.get(cell_key(RESPONDENT_MEASURE, coords), -1)
 
-    @property
+    @cached_property
     def _numbers(self) -> dict[str, int]:
-        numbers = self.__dict__.get("_by_key")
-        if numbers is None:
-            numbers = {k: i for i, k in enumerate(self.decided.keys_by_number)}
-            object.__setattr__(self, "_by_key", numbers)
-        return numbers
+        return {k: i for i, k in enumerate(self.decided.keys_by_number)}
 
     def hidden(self, number: int) -> bool:
         return number < 0 or int(self.decided.status[number]) != 0
@@ -709,10 +705,9 @@ def build_indicator_table(
 
     # The respondent pattern per (dimension, municipality or national, slot), and each row's
     # respondents.
-    dim_index = {d: t for t, d in enumerate(DIMENSIONS)}
     kommune_labels = [NATIONAL, *kommuner]
     level_labels = [ALL_LEVELS] + [lvl for dim in DIMENSIONS for lvl in levels[dim]]
-    layout_rows: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+    layout_rows: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
     for t, dim in enumerate(DIMENSIONS):
         if not levels[dim]:
             continue  # a dimension with no answers at all has no table
@@ -726,7 +721,7 @@ def build_indicator_table(
                 count_col.append(pattern.count(number))
         layout_rows[t] = (
             np.array(kommune_col, dtype=np.intp), np.array(slot_col, dtype=np.intp),
-            np.array(hidden_col, dtype=bool), np.array(count_col, dtype=np.int64), np.array([], dtype=np.intp),
+            np.array(hidden_col, dtype=bool), np.array(count_col, dtype=np.int64),
         )
 
     # Every (question, slot) cell: first the national one over all strata, then one per
@@ -807,7 +802,7 @@ def build_indicator_table(
         for t in range(len(DIMENSIONS)):
             if t not in layout_rows:
                 continue
-            kommune_col, slot_col, hidden_col, count_col, _ = layout_rows[t]
+            kommune_col, slot_col, hidden_col, count_col = layout_rows[t]
             cell = np.where(kommune_col == 0, qi * n_s + slot_col, n_blocks + (qi * n_s + slot_col) * n_k + kommune_col - 1)
             blocks.append((qi, t, kommune_col, slot_col, hidden_col, count_col, cell))
     question = np.concatenate([np.full(len(b[2]), b[0], dtype=np.int32) for b in blocks])
