@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 from uuid import UUID, uuid4
@@ -339,6 +339,62 @@ class ResponseOptedOut(EventPayload):
 
     def key(self) -> str:
         return self.pseudonym
+
+
+# --- the round: one definition, owned by ingest, followed by every service ----------------------------
+
+# A round's lifecycle. Each step is one operator action or a date passing; ingest owns the round
+# and is the only service that moves it (docs/rounds.md).
+RoundPhase = Literal[
+    "planned",  # defined; no delivery yet
+    "collecting_extracts",  # vendors deliver population extracts
+    "sample_drawn",  # sampling has drawn; dispatch has planned, nothing is sent
+    "fieldwork_scheduled",  # the operator has confirmed the send dates; nothing goes out before invitation_at
+    "in_fieldwork",  # invitation_at has passed: letters, reminders and answers
+    "fieldwork_ended",  # fieldwork_ends_at has passed, or the operator ended it early: no sending, no submits
+    "closed",  # the retention clock runs (round.purge_requested follows after retention_days)
+    "purged",
+]
+ROUND_PHASES: tuple[str, ...] = RoundPhase.__args__
+
+
+class SendingWindow(BaseModel):
+    """When messages may go out, in Danish local time (Europe/Copenhagen): no SMS at night."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    start: time = time(8, 0)
+    end: time = time(20, 0)
+
+
+@event("round.defined", 1)
+class RoundDefined(EventPayload):
+    """A round's whole definition and phase, sent again on every change (state transfer).
+
+    Keyed by round, so one round's revisions keep their order; a consumer keeps the highest
+    ``revision`` it has seen and ignores a lower or equal one (a replay). A service that has no
+    definition of a round refuses work for it with a 4xx naming the round. Times are UTC;
+    ``None`` means not decided yet (nothing is sent while ``invitation_at`` is ``None``)."""
+
+    round_id: str
+    revision: int = Field(ge=1)
+    name: str
+    reference_date: date
+    maalgruppe_mapping_version: str  # target-group mapping (ingest's maalgrupper_v*.json)
+    questionnaire_version: str | None = None
+    kommuner: list[str] = Field(default_factory=list)  # participating kommunekoder; empty: all 98
+    delivery_deadline: datetime | None = None
+    invitation_at: datetime | None = None
+    reminders_at: list[datetime] = Field(default_factory=list, max_length=2)  # reminder_1, reminder_2
+    fieldwork_ends_at: datetime | None = None
+    sending_window: SendingWindow = SendingWindow()
+    retention_days: int = Field(ge=1)
+    phase: RoundPhase
+    phase_changed_at: datetime
+    implicit: bool = False  # a round that existed before rounds were defined, given a default definition
+
+    def key(self) -> str:
+        return self.round_id
 
 
 # --- privacy: retention and data-subject requests (ingest coordinates, every service obeys) ------------
