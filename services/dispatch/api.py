@@ -1,10 +1,12 @@
 from __future__ import annotations
 
-import sqlalchemy as sa
+from datetime import UTC, datetime
+
 from fastapi import APIRouter, Depends, Path, Request
 
 from services.dispatch import service
-from services.dispatch.models import ROUND_DEFAULT, DispatchStep, Invitation
+from services.dispatch.domain.schedule import Schedule, round_sending
+from services.dispatch.models import ROUND_DEFAULT
 from services.dispatch.schemas import (
     ContactCount,
     DispatchStatus,
@@ -12,6 +14,7 @@ from services.dispatch.schemas import (
     Failures,
     RoundPlan,
     RoundPlans,
+    RoundSchedule,
     StepCount,
 )
 from shared.auth import Principal, ensure_kommune_access, require_scopes
@@ -59,23 +62,20 @@ def _plans(request: Request, round_id: str, plans: dict[str, RoundPlan]) -> Roun
 
 
 @router.get("/rounds/{round_id}/status", response_model=DispatchStatus,
-            summary="Messages per step, channel and status; invitations waiting for their contact")
+            summary="The round's schedule; messages per step, channel and status; invitations waiting for their contact")
 async def round_status(request: Request, round_id: str = Path(pattern=ROUND_PATTERN),
                        principal: Principal = Depends(admin)) -> DispatchStatus:
     async with request.app.state.runtime.uow() as uow:
-        rows = (
-            await uow.session.execute(
-                sa.select(Invitation.kommunekode, DispatchStep.step, DispatchStep.channel, DispatchStep.status, sa.func.count())
-                .join(Invitation, Invitation.id == DispatchStep.invitation_id)
-                .where(Invitation.round_id == round_id)
-                .group_by(Invitation.kommunekode, DispatchStep.step, DispatchStep.channel, DispatchStep.status)
-                .order_by(Invitation.kommunekode, DispatchStep.step, DispatchStep.channel, DispatchStep.status)
-            )
-        ).all()
+        definition = await service.load_definition(uow.session, round_id)
+        rows = await service.step_counts(uow.session, round_id)
         contacts = [ContactCount(**row) for row in await service.contact_counts(uow.session, round_id)]
-    return DispatchStatus(round_id=round_id, steps=[StepCount(kommunekode=k, step=s, channel=c, status=st, count=n)
-                                                    for k, s, c, st, n in rows],
-                          invitations_waiting_for_contact=sum(c.waiting for c in contacts), contacts=contacts)
+    schedule = Schedule.from_definition(definition) if definition is not None else None
+    return DispatchStatus(
+        round_id=round_id,
+        sending=round_sending(schedule, datetime.now(UTC)),
+        schedule=RoundSchedule(**definition.model_dump(include=set(RoundSchedule.model_fields))) if definition else None,
+        steps=[StepCount(kommunekode=k, step=s, channel=c, status=st, count=n) for k, s, c, st, n in rows],
+        invitations_waiting_for_contact=sum(c.waiting for c in contacts), contacts=contacts)
 
 
 @router.get("/rounds/{round_id}/failures", response_model=Failures, summary="Messages that failed permanently")

@@ -75,6 +75,7 @@ class RenderJob:
     created_at: datetime
     expires_at: datetime
     letter_date: date
+    deadline: date | None = None  # the last day to answer; None: response_deadline_days after created_at
 
     def __repr__(self) -> str:  # nothing personal reaches a log through repr()
         return f"RenderJob({self.key})"
@@ -124,7 +125,7 @@ def render_job(config: RenderConfig, job: RenderJob) -> RenderOutcome:
             f"{config.contact_name} i {municipality}" if config.contact_name == "jobcentret" else config.contact_name,
             config.contact_phone, config.contact_email)
         ctx = LetterContext(name=contact.name, link=link, municipality=municipality,
-                            deadline=(job.created_at + timedelta(days=config.response_deadline_days)).date(),
+                            deadline=job.deadline or (job.created_at + timedelta(days=config.response_deadline_days)).date(),
                             contact=contact_info, letter_date=job.letter_date, privacy_url=config.privacy_url)
         sender = MemoSender(sender_id=config.sender_cvr_by_kommune.get(job.kommunekode, config.default_sender_cvr),
                             label=municipality)

@@ -57,6 +57,9 @@ class DispatchSettings(ServiceSettings, KeyRingSettings):
     max_attempts: int = 6
     retry_backoff_seconds: float = 30.0  # doubled per attempt
     reconcile_interval_seconds: float = 30.0
+    # How often the sender cancels the steps of rounds whose fieldwork is over and moves steps
+    # due in a closed window to its opening (at once when a round's definition changes).
+    schedule_sweep_seconds: float = 5.0
     # 0: render in a thread (asyncio.to_thread); N: a pool of N processes (the bench uses 2).
     render_processes: int = 0
     # Validate every MeMo message against the XSD (~3 ms each), or only the first of each shape per

@@ -1,5 +1,6 @@
 """Dispatch's event handlers: plan invitations from the sample; give them the contacts ingest
-releases; stop reminders on an answer.
+releases; stop reminders on an answer; follow the round's definition (round.defined: due times,
+the end of fieldwork).
 
 A sample.drawn v2 chunk carries no contact: ingest answers it with contacts.released, on another
 topic, so the two may arrive in either order (and again, replayed). Whichever comes second
@@ -21,7 +22,8 @@ from services.dispatch.config import DispatchSettings
 from services.dispatch.domain.plan import assign_arm, plan_for_arm, planned_steps
 from services.dispatch.links import link_token, new_nonces, token_hash
 from services.dispatch.models import NO_CONTACT, WAITING, DispatchStep, Invitation, ReleasedContactRow
-from services.dispatch.service import resolve_plan
+from services.dispatch.domain.schedule import Schedule, due_time, fieldwork_over
+from services.dispatch.service import apply_definition, cancel_unsent, load_schedule, lock_round, resolve_plan
 from services.dispatch.stages import StageTimes
 from shared.bus import UnitOfWork
 from shared.events import (
@@ -30,6 +32,7 @@ from shared.events import (
     LinkIssued,
     ResponseOptedOut,
     ResponseSubmitted,
+    RoundDefined,
     SampleDrawn,
     SampleDrawnV1,
 )
@@ -59,11 +62,12 @@ _INSERT_INVITATIONS = sa.text(
 )
 _INSERT_STEPS = sa.text(
     f"""
-    INSERT INTO {_STEPS.fullname} (invitation_id, step, channel, due_at, status, skip_reason, attempts)
-    SELECT t.invitation_id, t.step, t.channel, t.due_at, t.status, t.skip_reason, 0
+    INSERT INTO {_STEPS.fullname} (invitation_id, step, channel, due_at, interval_days, status, skip_reason, attempts)
+    SELECT t.invitation_id, t.step, t.channel, t.due_at, t.interval_days, t.status, t.skip_reason, 0
     FROM unnest(CAST(:invitation_id AS uuid[]), CAST(:step AS text[]), CAST(:channel AS text[]),
-                CAST(:due_at AS timestamptz[]), CAST(:status AS text[]), CAST(:skip_reason AS text[]))
-         AS t(invitation_id, step, channel, due_at, status, skip_reason)
+                CAST(:due_at AS timestamptz[]), CAST(:interval_days AS float8[]), CAST(:status AS text[]),
+                CAST(:skip_reason AS text[]))
+         AS t(invitation_id, step, channel, due_at, interval_days, status, skip_reason)
     """
 )
 
@@ -168,21 +172,43 @@ def make_handlers(settings: DispatchSettings, stages: StageTimes | None = None):
 
     async def on_sample_drawn(uow: UnitOfWork, envelope: Envelope, event: SampleDrawn | SampleDrawnV1) -> None:
         with stages.measure("plan", len(event.persons)):
+            await lock_round(uow.session, event.round_id, exclusive=False)
             await lock_municipality(uow.session, event.round_id, event.kommunekode)
-            await plan_sample(uow, event)
+            schedule = await load_schedule(uow.session, event.round_id)
+            await plan_sample(uow, event, schedule)
+            await cancel_if_over(uow, event.round_id, schedule)
 
     async def on_contacts_released(uow: UnitOfWork, envelope: Envelope, event: ContactsReleased) -> None:
         with stages.measure("release", len(event.contacts) + len(event.missing)):
+            await lock_round(uow.session, event.round_id, exclusive=False)
             await lock_municipality(uow.session, event.round_id, event.kommunekode)
             contacts: dict[str, str | None] = {c.pseudonym: c.contact.model_dump_json() for c in event.contacts}
             # Listed as missing and released both (ingest should never): not contacting the
             # citizen is the side that cannot go wrong, e.g. when they have just objected.
             contacts.update(dict.fromkeys(event.missing))
             await apply_release(uow.session, event.round_id, event.kommunekode, contacts)
+            await cancel_if_over(uow, event.round_id, await load_schedule(uow.session, event.round_id))
 
-    async def plan_sample(uow: UnitOfWork, event: SampleDrawn | SampleDrawnV1) -> None:
+    async def cancel_if_over(uow: UnitOfWork, round_id: str, schedule: Schedule | None) -> None:
+        # A sample or a release arriving after fieldwork ended plans nothing that could be sent.
+        if fieldwork_over(schedule, datetime.now(UTC)):
+            await cancel_unsent(uow.session, round_id)
+
+    async def on_round_defined(uow: UnitOfWork, envelope: Envelope, event: RoundDefined) -> None:
+        await apply_definition(uow.session, event, datetime.now(UTC))
+
+    def link_expiry(now: datetime, schedule: Schedule | None) -> datetime:
+        # A link lives link_validity_days from its invitation, and at least to the end of fieldwork
+        # (responses closes a round's links at its end itself).
+        start = max(now, schedule.invitation_at) if schedule and schedule.invitation_at else now
+        expires_at = start + timedelta(days=settings.link_validity_days)
+        if schedule is not None and schedule.fieldwork_ends_at is not None:
+            expires_at = max(expires_at, schedule.fieldwork_ends_at)
+        return expires_at
+
+    async def plan_sample(uow: UnitOfWork, event: SampleDrawn | SampleDrawnV1, schedule: Schedule | None) -> None:
         now = datetime.now(UTC)
-        expires_at = now + timedelta(days=settings.link_validity_days)
+        expires_at = link_expiry(now, schedule)
         plan = await resolve_plan(uow.session, settings, event.round_id, event.kommunekode)
         persons = {p.pseudonym: p for p in event.persons}
         people = list(persons.values())
@@ -217,8 +243,8 @@ def make_handlers(settings: DispatchSettings, stages: StageTimes | None = None):
                     {**columns, "round_id": event.round_id, "kommunekode": event.kommunekode, "expires_at": expires_at},
                 )
             ).all()
-            steps: dict[str, list] = {"invitation_id": [], "step": [], "channel": [], "due_at": [], "status": [],
-                                      "skip_reason": []}
+            steps: dict[str, list] = {"invitation_id": [], "step": [], "channel": [], "due_at": [],
+                                      "interval_days": [], "status": [], "skip_reason": []}
             plans_by_arm: dict = {}
             for invitation_id, pseudonym, hashed, arm in inserted:
                 person = persons[pseudonym]
@@ -230,12 +256,14 @@ def make_handlers(settings: DispatchSettings, stages: StageTimes | None = None):
                 else:
                     status, skip_reason = "planned", None
                 if arm not in plans_by_arm:
-                    plans_by_arm[arm] = planned_steps(plan_for_arm(plan, arm), now)
-                for step, channel, due_at in plans_by_arm[arm]:
+                    plans_by_arm[arm] = [(step, channel, interval, due_time(schedule, step, channel, interval))
+                                         for step, channel, interval in planned_steps(plan_for_arm(plan, arm))]
+                for step, channel, interval, due_at in plans_by_arm[arm]:
                     steps["invitation_id"].append(invitation_id)
                     steps["step"].append(step)
                     steps["channel"].append(channel)
                     steps["due_at"].append(due_at)
+                    steps["interval_days"].append(interval)
                     steps["status"].append(status)
                     steps["skip_reason"].append(skip_reason)
                 # Issued whatever the contact: responses and analytics count every sampled
@@ -293,4 +321,5 @@ def make_handlers(settings: DispatchSettings, stages: StageTimes | None = None):
         "contacts.released": on_contacts_released,
         "response.submitted": on_response_submitted,
         "response.opted_out": on_response_opted_out,
+        "round.defined": on_round_defined,
     }

@@ -20,6 +20,7 @@ AUDIT = audit_log_table(Base.metadata)  # append-only (shared.audit)
 
 ROUND_DEFAULT = "*"  # round_plan.kommunekode for the plan of every municipality without its own
 WAITING = "waiting"  # step status: the invitation has no contact yet (never claimed, never sent)
+CANCELLED = "cancelled"  # step status: fieldwork ended before it was sent (never sent)
 NO_CONTACT = "no_contact"  # skip reason: ingest released no contact for the citizen (never contacted)
 
 
@@ -63,7 +64,12 @@ class DispatchStep(Base):
     -> sent | planned again (transient failure, due_at moved by the backoff) | failed | skipped.
     A step whose invitation has no contact yet starts as ``waiting`` (the sender claims only
     ``planned``) and becomes ``planned`` when the contact is released, or ``skipped``
-    (``no_contact``) when ingest has none.
+    (``no_contact``) when ingest has none. A step not sent when fieldwork ends is ``cancelled``.
+
+    ``due_at`` is ``domain.schedule.due_time`` of the step under the round's definition, stored
+    so the claim can walk the ``(status, due_at)`` index; NULL while the round has no schedule
+    (no definition, not in a sending phase, no invitation date). Every revision of the round
+    that changes it rewrites it (``service.reschedule``).
     """
 
     __tablename__ = "dispatch_step"
@@ -71,7 +77,10 @@ class DispatchStep(Base):
     invitation_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey(Invitation.id, ondelete="CASCADE"), primary_key=True)
     step: Mapped[str] = mapped_column(sa.Text, primary_key=True)  # invitation | reminder_1 | reminder_2
     channel: Mapped[str] = mapped_column(sa.Text, primary_key=True)  # letter | sms
-    due_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    due_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    # The plan's (or the arm's) reminder_interval_days, which a reminder's due time needs when
+    # the round sets no date for it; NULL for the invitation.
+    interval_days: Mapped[float | None] = mapped_column(sa.Float)
     status: Mapped[str] = mapped_column(sa.Text, default="planned")
     attempts: Mapped[int] = mapped_column(default=0)
     sent_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
@@ -103,3 +112,19 @@ class ReleasedContactRow(Base):
     kommunekode: Mapped[str] = mapped_column(sa.Text)
     contact: Mapped[dict | None] = mapped_column(JSONB)
     received_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
+
+
+class RoundDefinitionRow(Base):
+    """A round's definition as ingest last sent it (round.defined, the highest revision).
+
+    ``steps_cancelled_at``: when the round's unsent steps were cancelled at the end of fieldwork
+    (NULL while that has not been done, or when steps may have become planned again since)."""
+
+    __tablename__ = "round_definition"
+
+    round_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    revision: Mapped[int] = mapped_column(sa.Integer)
+    phase: Mapped[str] = mapped_column(sa.Text)
+    definition: Mapped[dict] = mapped_column(JSONB)  # the RoundDefined payload
+    steps_cancelled_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())

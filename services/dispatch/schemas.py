@@ -1,6 +1,9 @@
+from datetime import datetime
+
 from pydantic import BaseModel
 
 from services.dispatch.domain.plan import RoundPlan
+from shared.events import SendingWindow
 
 
 class StepCount(BaseModel):
@@ -19,9 +22,26 @@ class ContactCount(BaseModel):
     no_contact: int  # ingest released no contact (erased, objected, not in the current delivery): never sent
 
 
+class RoundSchedule(BaseModel):
+    """The round's definition as dispatch follows it (round.defined)."""
+
+    revision: int
+    phase: str
+    invitation_at: datetime | None
+    reminders_at: list[datetime]
+    fieldwork_ends_at: datetime | None
+    sending_window: SendingWindow
+
+
 class DispatchStatus(BaseModel):
     round_id: str
-    steps: list[StepCount]  # a step waiting for its invitation's contact has status "waiting"
+    # waiting_for_definition | waiting_for_schedule | scheduled | sending | outside_window | ended
+    sending: str
+    schedule: RoundSchedule | None = None  # None: no round.defined yet, nothing is sent
+    # Status per step: "waiting" (no contact yet), "waiting_for_schedule" (the round has no
+    # invitation date or is not in a sending phase), "planned" (due time set), "sending", "sent",
+    # "failed", "skipped", "cancelled" (fieldwork ended before it went).
+    steps: list[StepCount]
     invitations_waiting_for_contact: int = 0
     contacts: list[ContactCount] = []
 
@@ -51,4 +71,4 @@ class ArmCount(BaseModel):
     invited: int
 
 
-__all__ = ["ArmCount", "ContactCount", "DispatchStatus", "FailedStep", "Failures", "RoundPlan", "RoundPlans", "StepCount"]
+__all__ = ["ArmCount", "ContactCount", "DispatchStatus", "RoundSchedule", "FailedStep", "Failures", "RoundPlan", "RoundPlans", "StepCount"]

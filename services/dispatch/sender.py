@@ -2,6 +2,10 @@
 
 Per batch, and never holding a transaction open across an external call:
 
+0. **Schedules**: read the rounds' definitions (round.defined; a small table): which rounds may
+   send on which channel now (``domain/schedule.py``); every few seconds, cancel the unsent
+   steps of rounds whose fieldwork is over and move steps due while their window is closed to
+   its next opening.
 1. **Claim** (one statement, one short transaction): lock due steps of active invitations (``FOR UPDATE SKIP
    LOCKED``, so replicas share the work; the invitation rows are locked too, so an answer being
    recorded right now either commits first and the step is not claimed, or waits for the claim),
@@ -51,13 +55,24 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from prometheus_client import Counter
+from sqlalchemy.dialects import postgresql
 
 from services.dispatch.channels.base import Channel, OutgoingMessage, SendResult, SendStatus
 from services.dispatch.compose import RenderConfig, RenderJob, RenderOutcome, render_jobs
 from services.dispatch.config import DispatchSettings
-from services.dispatch.models import DispatchStep, Invitation
+from services.dispatch.domain.schedule import (
+    LOCAL,
+    WINDOWED_CHANNELS,
+    Schedule,
+    fieldwork_over,
+    open_keys,
+    retry_time,
+    round_key,
+)
+from services.dispatch.models import CANCELLED, DispatchStep, Invitation, RoundDefinitionRow
+from services.dispatch.service import cancel_unsent, defer_to_window, schedules
 from services.dispatch.stages import StageTimes
-from shared.events import InvitationSent
+from shared.events import InvitationSent, RoundDefined
 from shared.observability import log_fields
 from shared.runtime import ServiceRuntime
 
@@ -65,6 +80,8 @@ logger = logging.getLogger(__name__)
 
 MESSAGES = Counter("dispatch_messages_total", "Dispatch send outcomes", ["channel", "outcome"])
 RENDER_CHUNK = 100  # jobs per executor call: amortises the process pool's pickling
+CHANNELS = ("letter", "sms")
+ROUND_KEY_SEPARATOR = round_key("", "")
 
 _STEPS = DispatchStep.__table__
 _INVITATIONS = Invitation.__table__
@@ -78,11 +95,19 @@ _CLAIMED_COLUMNS = (
 
 def _claim_statement(batch_size: int) -> sa.Update:
     """Claim up to `batch_size` due steps in one statement: lock them and their invitations
-    (SKIP LOCKED), mark them ``sending`` with the attempt counted, return what composing needs."""
+    (SKIP LOCKED), mark them ``sending`` with the attempt counted, return what composing needs.
+
+    ``domain.schedule.sendable`` split in two: the step's due time (window included) is stored,
+    so ``due_at <= now`` keeps the index walk; whether its round may send on its channel now
+    (phase, end of fieldwork, window) is decided in Python over the rounds' definitions and
+    arrives as ``open``, the keys ``round_key(round, channel)`` of every pair that may."""
     due = (
         sa.select(_STEPS.c.invitation_id, _STEPS.c.step, _STEPS.c.channel)
         .join(_INVITATIONS, _INVITATIONS.c.id == _STEPS.c.invitation_id)
-        .where(_STEPS.c.status == "planned", _STEPS.c.due_at <= sa.bindparam("now"), _INVITATIONS.c.status == "active")
+        .where(_STEPS.c.status == "planned", _STEPS.c.due_at <= sa.bindparam("now"), _INVITATIONS.c.status == "active",
+               # The rounds that may send on the step's channel now (domain.schedule.open_keys).
+               (_INVITATIONS.c.round_id + ROUND_KEY_SEPARATOR + _STEPS.c.channel)
+               == sa.func.any(sa.bindparam("open", type_=postgresql.ARRAY(sa.Text))))
         .order_by(_STEPS.c.due_at)
         .limit(batch_size)
         .with_for_update(skip_locked=True)  # FOR UPDATE of the step and the invitation rows
@@ -150,6 +175,10 @@ class Sender:
         self._claim = _claim_statement(settings.sender_batch_size)
         self._render_config: RenderConfig | None = None
         self.stages = StageTimes()  # wall time per stage, for the bench and the curious
+        # The rounds' schedules as of the last claim, parsed once per revision.
+        self.schedules: dict[str, Schedule] = {}
+        self._revisions: dict[str, int] = {}
+        self._last_sweep = float("-inf")
 
     @property
     def render_config(self) -> RenderConfig:
@@ -266,6 +295,10 @@ class Sender:
                         await conn.execute(sa.select(sa.func.pg_advisory_unlock(owner)))
                         await conn.commit()
             if requeued:
+                # Requeued steps of a round whose fieldwork is over are cancelled by the next sweep.
+                await conn.execute(sa.update(RoundDefinitionRow).values(steps_cancelled_at=None))
+                await conn.commit()
+                self._last_sweep = float("-inf")
                 logger.warning("requeued steps of a dead sender; resending with the same keys", extra=log_fields(steps=requeued))
             return requeued
 
@@ -289,7 +322,47 @@ class Sender:
         with self.stages.measure("record", len(claimed)):
             await self.record(runtime, claimed, results)
 
+    async def refresh_schedules(self, runtime: ServiceRuntime) -> dict[str, datetime | None]:
+        """Read every round's definition (a small table), parsing only new revisions; returns
+        when each round's unsent steps were cancelled."""
+        async with runtime.sessionmaker() as session:
+            rows = await schedules(session)
+        cancelled = {}
+        for round_id, (revision, definition, steps_cancelled_at) in rows.items():
+            if self._revisions.get(round_id) != revision:
+                self.schedules[round_id] = Schedule.from_definition(RoundDefined.model_validate(definition))
+                self._revisions[round_id] = revision
+                self._last_sweep = float("-inf")  # a round changed: sweep at once
+            cancelled[round_id] = steps_cancelled_at
+        return cancelled
+
+    async def sweep(self, runtime: ServiceRuntime, cancelled: dict[str, datetime | None], now: datetime) -> None:
+        """Cancel the unsent steps of rounds whose fieldwork is over (once per round, again
+        after a reconciliation may have requeued some), and move steps that came due while
+        their round's window is closed to its next opening."""
+        for round_id, schedule in self.schedules.items():
+            if fieldwork_over(schedule, now):
+                if cancelled.get(round_id) is None:
+                    async with runtime.uow() as uow:
+                        n = await cancel_unsent(uow.session, round_id)
+                        await uow.commit()
+                    if n:
+                        logger.info("fieldwork over: unsent steps cancelled", extra=log_fields(round_id=round_id, steps=n))
+            elif schedule.times_steps and not schedule.window.is_open(now):
+                async with runtime.uow() as uow:
+                    await defer_to_window(uow.session, round_id, schedule.window.next_opening(now), now,
+                                          WINDOWED_CHANNELS)
+                    await uow.commit()
+
     async def claim(self, runtime: ServiceRuntime) -> list[Claimed]:
+        now = self.clock()
+        cancelled = await self.refresh_schedules(runtime)
+        if time.monotonic() - self._last_sweep > self.settings.schedule_sweep_seconds:
+            await self.sweep(runtime, cancelled, now)
+            self._last_sweep = time.monotonic()
+        open_now = open_keys(self.schedules, CHANNELS, now)
+        if not open_now:
+            return []
         with self.stages.measure("claim") as m:
             async with runtime.uow() as uow:
                 # The due steps must come from the (status, due_at) index in due order, stopping
@@ -297,7 +370,7 @@ class Sender:
                 # statistics lag, and the planner would join and sort every due step, per batch.
                 await uow.session.execute(sa.text("SET LOCAL enable_sort = off"))
                 rows = (
-                    await uow.session.execute(self._claim, {"now": self.clock(), "owner": self.instance_key})
+                    await uow.session.execute(self._claim, {"now": now, "owner": self.instance_key, "open": open_now})
                 ).all()
                 if not rows:
                     return []
@@ -308,7 +381,8 @@ class Sender:
     def job_for(self, c: Claimed, letter_date) -> RenderJob:
         return RenderJob(key=c.key, step=c.step, channel=c.channel, round_id=c.round_id, kommunekode=c.kommunekode,
                          pseudonym=c.pseudonym, token_nonce=c.token_nonce, contact=c.contact, created_at=c.created_at,
-                         expires_at=c.expires_at, letter_date=letter_date)
+                         expires_at=c.expires_at, letter_date=letter_date,
+                         deadline=answer_deadline(self.schedules.get(c.round_id), self.settings.response_deadline_days))
 
     async def render(self, claimed: list[Claimed]) -> dict[str, RenderOutcome]:
         with self.stages.measure("render", len(claimed)):
@@ -394,8 +468,11 @@ class Sender:
                         )
                     )
                 elif result.status is SendStatus.TRANSIENT_FAILURE and c.attempts < s.max_attempts:
+                    schedule = self.schedules.get(c.round_id)
                     backoff = min(s.retry_backoff_seconds * 2 ** (c.attempts - 1), 3600)
-                    status, due_at = "planned", now + timedelta(seconds=backoff)
+                    status, due_at = "planned", retry_time(schedule, c.channel, now + timedelta(seconds=backoff))
+                    if fieldwork_over(schedule, due_at):
+                        status = CANCELLED  # its next try would come after the end of fieldwork
                 else:
                     status = "failed"
                     logger.warning("message failed permanently",
@@ -420,6 +497,19 @@ class Sender:
 
     async def before_result_commit(self, claimed: list[Claimed]) -> None:
         """Hook for crash tests."""
+
+
+def answer_deadline(schedule: Schedule | None, response_deadline_days: int):
+    """The last day to answer, printed on letters: the last day of fieldwork when the round has
+    an end, else ``response_deadline_days`` after the invitation date; None: count from the
+    invitation's creation (a round without a schedule sends nothing anyway)."""
+    if schedule is None:
+        return None
+    if schedule.fieldwork_ends_at is not None:
+        return (schedule.fieldwork_ends_at - timedelta(microseconds=1)).astimezone(LOCAL).date()
+    if schedule.invitation_at is not None:
+        return (schedule.invitation_at + timedelta(days=response_deadline_days)).astimezone(LOCAL).date()
+    return None
 
 
 def make_executor(settings: DispatchSettings) -> Executor | None:

@@ -1,7 +1,10 @@
 """Dispatch's service functions: round plans (admin API), plan resolution, what the status and
-failure reports count."""
+failure reports count; the rounds' definitions, rescheduling and the end of fieldwork."""
 
 from __future__ import annotations
+
+import hashlib
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -9,7 +12,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.dispatch.config import DispatchSettings
 from services.dispatch.domain.plan import RoundPlan
-from services.dispatch.models import NO_CONTACT, ROUND_DEFAULT, WAITING, DispatchStep, Invitation, RoundPlanRow
+from services.dispatch.domain.schedule import Schedule, due_time, fieldwork_over, shown_status
+from services.dispatch.models import (
+    CANCELLED,
+    NO_CONTACT,
+    ROUND_DEFAULT,
+    WAITING,
+    DispatchStep,
+    Invitation,
+    RoundDefinitionRow,
+    RoundPlanRow,
+)
+from shared.events import RoundDefined
 
 
 def default_plan(settings: DispatchSettings) -> RoundPlan:
@@ -82,3 +96,161 @@ async def contact_counts(session: AsyncSession, round_id: str) -> list[dict]:
         )
     ).all()
     return [dict(row._mapping) for row in rows if row.waiting or row.no_contact]
+
+
+# --- the round's definition and schedule ------------------------------------------------------------
+
+_ROUND_LOCK = sa.text("SELECT pg_advisory_xact_lock(:key)")
+_ROUND_LOCK_SHARED = sa.text("SELECT pg_advisory_xact_lock_shared(:key)")
+
+
+def round_lock_key(round_id: str) -> int:
+    digest = hashlib.sha256(f"dispatch.round|{round_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+async def lock_round(session: AsyncSession, round_id: str, *, exclusive: bool) -> None:
+    """Planning and releases hold the round shared, a new definition exclusively, until the
+    transaction ends: a reschedule sees every planned step, and planning reads the definition
+    that its due times must follow. Taken before the municipality's lock, in that order."""
+    await session.execute(_ROUND_LOCK if exclusive else _ROUND_LOCK_SHARED, {"key": round_lock_key(round_id)})
+
+
+async def load_definition(session: AsyncSession, round_id: str) -> RoundDefined | None:
+    row = await session.get(RoundDefinitionRow, round_id)
+    return RoundDefined.model_validate(row.definition) if row is not None else None
+
+
+async def load_schedule(session: AsyncSession, round_id: str) -> Schedule | None:
+    definition = await load_definition(session, round_id)
+    return Schedule.from_definition(definition) if definition is not None else None
+
+
+async def store_definition(session: AsyncSession, event: RoundDefined) -> tuple[Schedule | None, bool]:
+    """Keep the definition if its revision is higher than the one kept; returns the schedule
+    kept before and whether this one was taken (a lower or equal revision is a replay)."""
+    row = (
+        await session.execute(sa.select(RoundDefinitionRow).where(RoundDefinitionRow.round_id == event.round_id)
+                              .with_for_update())
+    ).scalar_one_or_none()
+    if row is not None and row.revision >= event.revision:
+        return None, False
+    before = Schedule.from_definition(RoundDefined.model_validate(row.definition)) if row is not None else None
+    values = {"round_id": event.round_id, "revision": event.revision, "phase": event.phase,
+              "definition": event.model_dump(mode="json"), "updated_at": sa.func.now()}
+    await session.execute(
+        pg_insert(RoundDefinitionRow).values(**values)
+        .on_conflict_do_update(index_elements=["round_id"], set_={k: v for k, v in values.items() if k != "round_id"})
+    )
+    return before, True
+
+
+_UNSENT = ("planned", WAITING)
+
+_STEP_GROUPS = sa.text(
+    f"""
+    SELECT DISTINCT s.step, s.channel, s.interval_days
+    FROM {DispatchStep.__table__.fullname} AS s JOIN {Invitation.__table__.fullname} AS i ON i.id = s.invitation_id
+    WHERE i.round_id = :round_id AND s.status IN ('planned', '{WAITING}')
+    """
+)
+# Every unsent step of the round gets its group's due time (NULL: the round is not scheduled).
+# A step waiting for a retry keeps the later of its backoff and the new time.
+_RESCHEDULE = sa.text(
+    f"""
+    UPDATE {DispatchStep.__table__.fullname} AS s
+    SET due_at = CASE WHEN g.due_at IS NULL THEN NULL
+                      WHEN s.attempts > 0 THEN GREATEST(g.due_at, s.due_at) ELSE g.due_at END
+    FROM {Invitation.__table__.fullname} AS i,
+         unnest(CAST(:step AS text[]), CAST(:channel AS text[]), CAST(:interval_days AS float8[]),
+                CAST(:due_at AS timestamptz[])) AS g(step, channel, interval_days, due_at)
+    WHERE i.id = s.invitation_id AND i.round_id = :round_id AND s.status IN ('planned', '{WAITING}')
+      AND s.step = g.step AND s.channel = g.channel AND s.interval_days IS NOT DISTINCT FROM g.interval_days
+    """
+)
+
+
+async def reschedule(session: AsyncSession, round_id: str, schedule: Schedule | None) -> int:
+    """Give every unsent step of the round the due time ``schedule`` says: one statement, the
+    rule evaluated once per (step, channel, interval) group, never per row."""
+    groups = (await session.execute(_STEP_GROUPS, {"round_id": round_id})).all()
+    if not groups:
+        return 0
+    params: dict[str, list] = {"step": [], "channel": [], "interval_days": [], "due_at": []}
+    for step, channel, interval_days in groups:
+        params["step"].append(step)
+        params["channel"].append(channel)
+        params["interval_days"].append(interval_days)
+        params["due_at"].append(due_time(schedule, step, channel, interval_days))
+    return (await session.execute(_RESCHEDULE, {**params, "round_id": round_id})).rowcount
+
+
+async def cancel_unsent(session: AsyncSession, round_id: str) -> int:
+    """Fieldwork is over: every step of the round not sent (planned, or waiting for its
+    contact) is cancelled; sent, failed and skipped steps keep their status."""
+    cancelled = await session.execute(
+        sa.update(DispatchStep)
+        .where(DispatchStep.invitation_id.in_(sa.select(Invitation.id).where(Invitation.round_id == round_id)),
+               DispatchStep.status.in_(_UNSENT))
+        .values(status=CANCELLED)
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(
+        sa.update(RoundDefinitionRow).where(RoundDefinitionRow.round_id == round_id)
+        .values(steps_cancelled_at=sa.func.now())
+    )
+    return cancelled.rowcount
+
+
+async def apply_definition(session: AsyncSession, event: RoundDefined, now: datetime) -> bool:
+    """round.defined: keep the highest revision, move the round's steps when their due times
+    change, cancel what is unsent when fieldwork is over. False for a replayed revision."""
+    await lock_round(session, event.round_id, exclusive=True)
+    before, taken = await store_definition(session, event)
+    if not taken:
+        return False
+    schedule = Schedule.from_definition(event)
+    if fieldwork_over(schedule, now):
+        await cancel_unsent(session, event.round_id)
+    elif before is None or before.due_basis() != schedule.due_basis():
+        await reschedule(session, event.round_id, schedule)
+    return True
+
+
+async def schedules(session: AsyncSession) -> dict[str, tuple[int, dict, datetime | None]]:
+    """Every round's (revision, definition, steps_cancelled_at), for the sender."""
+    rows = await session.execute(sa.select(RoundDefinitionRow.round_id, RoundDefinitionRow.revision,
+                                           RoundDefinitionRow.definition, RoundDefinitionRow.steps_cancelled_at))
+    return {round_id: (revision, definition, cancelled) for round_id, revision, definition, cancelled in rows.all()}
+
+
+async def defer_to_window(session: AsyncSession, round_id: str, until: datetime, now: datetime, channels) -> int:
+    """Steps of the round due while its window is closed wait for its next opening, so the claim
+    never reads them meanwhile (it reads only the ``(status, due_at)`` range that is due)."""
+    result = await session.execute(
+        sa.update(DispatchStep)
+        .where(DispatchStep.status == "planned", DispatchStep.due_at <= now, DispatchStep.channel.in_(list(channels)),
+               DispatchStep.invitation_id.in_(sa.select(Invitation.id).where(Invitation.round_id == round_id)))
+        .values(due_at=until)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount
+
+
+async def step_counts(session: AsyncSession, round_id: str) -> list[tuple[str, str, str, str, int]]:
+    """(kommunekode, step, channel, status as the operator sees it, count)."""
+    rows = (
+        await session.execute(
+            sa.select(Invitation.kommunekode, DispatchStep.step, DispatchStep.channel, DispatchStep.status,
+                      DispatchStep.due_at.is_(None), sa.func.count())
+            .join(Invitation, Invitation.id == DispatchStep.invitation_id)
+            .where(Invitation.round_id == round_id)
+            .group_by(Invitation.kommunekode, DispatchStep.step, DispatchStep.channel, DispatchStep.status,
+                      DispatchStep.due_at.is_(None))
+        )
+    ).all()
+    counts: dict[tuple[str, str, str, str], int] = {}
+    for kommunekode, step, channel, status, unscheduled, n in rows:
+        key = (kommunekode, step, channel, shown_status(status, None if unscheduled else datetime.min))
+        counts[key] = counts.get(key, 0) + n
+    return [(*key, n) for key, n in sorted(counts.items())]

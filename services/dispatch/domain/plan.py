@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -87,10 +86,10 @@ def plan_for_arm(plan: RoundPlan, arm: str | None) -> RoundPlan:
     return plan.model_copy(update=changes)
 
 
-def planned_steps(plan: RoundPlan, start: datetime) -> list[tuple[str, ChannelName, datetime]]:
-    """(step, channel, due_at) for every message the plan sends."""
-    out: list[tuple[str, ChannelName, datetime]] = [(STEPS[0], ch, start) for ch in plan.invitation_channels]
+def planned_steps(plan: RoundPlan) -> list[tuple[str, ChannelName, float | None]]:
+    """(step, channel, reminder interval in days; None for the invitation) for every message the
+    plan sends. When each goes out is the round's schedule (domain/schedule.py)."""
+    out: list[tuple[str, ChannelName, float | None]] = [(STEPS[0], ch, None) for ch in plan.invitation_channels]
     for i in range(1, plan.reminder_count + 1):
-        due = start + timedelta(days=plan.reminder_interval_days * i)
-        out.extend((STEPS[i], ch, due) for ch in plan.reminder_channels)
+        out.extend((STEPS[i], ch, plan.reminder_interval_days) for ch in plan.reminder_channels)
     return out

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -31,16 +31,36 @@ from shared.events import (
     ReleasedContact,
     ResponseOptedOut,
     ResponseSubmitted,
+    RoundDefined,
     SampleDrawn,
     SampleDrawnV1,
     SampledPerson,
     SampledPersonV1,
+    SendingWindow,
 )
 from shared.runtime import ServiceRuntime
 from shared.testing.fixtures import publish_events, settings_from_env
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))  # the unit tests' fakes
 
+
+
+# Open all day: CI runs at night.
+ALL_DAY = SendingWindow(start=time(0, 0), end=time(23, 59, 59, 999999))
+
+
+def round_defined(round_id: str, revision: int = 1, *, phase: str = "fieldwork_scheduled",
+                  invitation_at: datetime | None | str = "now", reminders_at: list[datetime] = (),
+                  fieldwork_ends_at: datetime | None = None, window: SendingWindow = ALL_DAY) -> RoundDefined:
+    """The round's definition as ingest sends it; by default scheduled with the invitation due now."""
+    now = datetime.now(UTC)
+    return RoundDefined(
+        round_id=round_id, revision=revision, name=f"Runde {round_id}", reference_date=date(2026, 8, 1),
+        maalgruppe_mapping_version="v1", questionnaire_version="kl_core_v1", kommuner=[],
+        invitation_at=now - timedelta(seconds=1) if invitation_at == "now" else invitation_at,
+        reminders_at=list(reminders_at), fieldwork_ends_at=fieldwork_ends_at, sending_window=window,
+        retention_days=365, phase=phase, phase_changed_at=now,
+    )
 
 
 def make_settings(env: dict[str, str], **overrides) -> DispatchSettings:

@@ -24,6 +24,7 @@ from dispatch_harness import (
     make_settings,
     opted_out,
     produce,
+    round_defined,
     sample,
     sink_files,
     step_statuses,
@@ -57,7 +58,7 @@ async def test_plan_api_arms_and_invitations_in_the_sink(service_env, dev_issuer
         assert (await client.put("/rounds/r1/plan", json={"reminder_count": 3}, headers=admin)).status_code == 422
 
         event = sample(service_env, "r1", KOMMUNE, 40, exempt={0})
-        await produce(service_env, *event.events)
+        await produce(service_env, round_defined(event.round_id), *event.events)
 
         async def invitations_sent():
             counts = await step_statuses(app, "r1")
@@ -114,13 +115,14 @@ class RacingSender(Sender):
 
 
 async def test_no_reminder_after_an_answer_or_opt_out(service_env):
-    settings = make_settings(service_env, reminder_interval_days=2.5 / 86400, reminder_count=2)
+    # Reminders 8 s apart, counted from the invitation date (the round is defined with it now).
+    settings = make_settings(service_env, reminder_interval_days=8 / 86400, reminder_count=2)
     sink = Path(service_env["DEV_SINK_DIR"])
     event = sample(service_env, "r2", KOMMUNE, 8)
     RacingSender.victim = event.persons[2].pseudonym
     app = create_app(settings, sender_class=RacingSender)
     async with running_app(app):
-        await produce(service_env, *event.events)
+        await produce(service_env, round_defined(event.round_id), *event.events)
 
         async def invited():
             return (await step_statuses(app, "r2"))[("invitation", "letter", "sent")] == 8
@@ -166,7 +168,7 @@ async def test_no_double_send_under_a_crash(service_env, crash):
                              crash_after_accept=crash == "after_channel_accepted")
     app = create_app(settings, channels={"letter": first, "sms": first}, sender_class=CrashingSender)
     async with running_app(app):
-        await produce(service_env, *event.events)
+        await produce(service_env, round_defined(event.round_id), *event.events)
 
         async def crashed():
             return first.crashed
@@ -230,7 +232,7 @@ async def test_sf1601_and_sms_gateway_adapters_get_what_the_receivers_expect(ser
                 await set_plan(uow.session, "r4", KOMMUNE, RoundPlan(reminder_count=0, invitation_channels=["letter", "sms"]))
                 await uow.commit()
             event = sample(service_env, "r4", KOMMUNE, 3, exempt={1}, no_phone={2})
-            await produce(service_env, *event.events)
+            await produce(service_env, round_defined(event.round_id), *event.events)
 
             async def done():
                 c = await step_statuses(app, "r4")

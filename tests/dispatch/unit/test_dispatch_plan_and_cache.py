@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 
 import pypdf
 import pytest
@@ -18,10 +18,13 @@ TOKEN = "abcDEF_-0123456789abcdefghijklmnopqrstuvwxy"
 
 
 def test_default_plan_is_an_invitation_and_two_reminders_a_week_apart():
-    start = datetime(2025, 9, 1, tzinfo=UTC)
-    steps = planned_steps(RoundPlan(), start)
+    from services.dispatch.domain.schedule import Schedule, Window, due_time
+
+    start = datetime(2025, 9, 1, 8, tzinfo=UTC)
+    steps = planned_steps(RoundPlan())
     assert [(s, c) for s, c, _ in steps] == [("invitation", "letter"), ("reminder_1", "letter"), ("reminder_2", "letter")]
-    assert [(d - start).days for _, _, d in steps] == [0, 7, 14]
+    schedule = Schedule("in_fieldwork", invitation_at=start, window=Window(time(0), time(23, 59, 59)))
+    assert [(due_time(schedule, s, c, i) - start).days for s, c, i in steps] == [0, 7, 14]
 
 
 def test_arms_are_reproducible_roughly_balanced_and_change_the_plan():
