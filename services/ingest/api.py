@@ -75,7 +75,11 @@ UPLOAD_CONTENT_TYPES = frozenset(
     responses={
         403: {"description": "not allowed for this municipality"},
         200: {"description": "dry run: the report, nothing stored", "model": DeliveryReport},
-        409: {"description": "the round is closed, or the delivery would remove citizens without confirm_replacement"},
+        404: {"description": "the round is not defined (KL's operator creates it with POST /rounds)"},
+        409: {
+            "description": "the round takes no delivery (drawn, closed, or the municipality does not take part), or the "
+            "delivery would remove citizens without confirm_replacement"
+        },
         422: {"description": "delivery rejected"},
     },
 )
@@ -111,7 +115,9 @@ async def deliver_extract(
         outcome = await service.ingest_delivery(
             request.app.state.runtime, settings, delivery_request, service.json_rows(body.rows)
         )
-    except service.RoundClosed as exc:
+    except service.RoundUnknown as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
+    except service.DeliveryRefused as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
     except service.ReplacementRefused as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, detail={"message": str(exc), "errors": exc.report["errors"]}) from None
@@ -138,7 +144,11 @@ async def deliver_extract(
     responses={
         400: {"description": "empty body"},
         403: {"description": "not allowed for this municipality"},
-        409: {"description": "the round is closed, or a header-only file would remove citizens without confirm_replacement"},
+        404: {"description": "the round is not defined (KL's operator creates it with POST /rounds)"},
+        409: {
+            "description": "the round takes no delivery (drawn, closed, or the municipality does not take part), or a "
+            "header-only file would remove citizens without confirm_replacement"
+        },
         413: {"description": "file too large"},
         415: {"description": "unsupported content type"},
         422: {"description": "the file cannot be read as an extract (format, encoding, missing columns)"},
@@ -196,8 +206,10 @@ async def upload_extract(
     # Refused before the file is received; the job checks again when it stores the delivery.
     async with runtime.uow() as uow:
         try:
-            await service.ensure_round_open(uow.session, round_id)
-        except service.RoundClosed as exc:
+            await service.ensure_round_open(uow.session, round_id, kommunekode)
+        except service.RoundUnknown as exc:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
+        except service.DeliveryRefused as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
     try:
         if content_type == "multipart/form-data":

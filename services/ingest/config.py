@@ -55,6 +55,10 @@ class IngestSettings(ServiceSettings, KeyRingSettings):
     # Retention: a closed round's identifiers are purged everywhere this many days after closing.
     retention_days: int = Field(default=90, ge=0)
     retention_check_interval_seconds: float = 60.0
+    # How often the phase clock looks for rounds whose invitation or end of fieldwork has come
+    # (services.ingest.rounds.run_phase_clock); dispatch follows the dates itself, the phase
+    # says where the round is.
+    round_clock_interval_seconds: float = Field(default=1.0, gt=0)
     # CPR ciphertexts under a key other than the active one are re-encrypted this many per step.
     reencrypt_batch_rows: int = 5_000
     reencrypt_interval_seconds: float = 30.0

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.ingest import jobs, partitions, release
+from services.ingest import jobs, partitions, release, rounds
 from services.ingest.api import router
+from services.ingest.round_api import router as round_router
 from services.ingest.config import IngestSettings
 from services.ingest.models import AUDIT, BUS
 from services.ingest.privacy import api as privacy_api
@@ -39,6 +40,9 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
                 "retention-clock": run_retention_clock,
                 "cpr-reencryption": run_reencryption,
                 "citizen-partitions": partitions.run_partition_cleanup,
+                # Rounds whose invitation or end of fieldwork has come move on; definitions
+                # without an event yet (the migration's) are published.
+                "round-phase-clock": rounds.run_phase_clock,
             },
         ) as runtime:
             app.state.runtime = runtime
@@ -48,6 +52,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     app.state.settings = settings
     install_common(app, settings)
     install_audit(app, AUDIT)
+    app.include_router(round_router)
     app.include_router(router)
     app.include_router(privacy_api.router)
     return app

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import date, datetime, time
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
@@ -147,3 +147,46 @@ class RegisteredProfile(Base):
     columns: Mapped[dict] = mapped_column(JSONB)  # canonical column -> the headers it adds
     registered_by: Mapped[str] = mapped_column(sa.Text)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
+
+
+class RoundDefinition(Base):
+    """A round as KL's operator defined it, with its phase (services.ingest.domain.rounds).
+
+    Every change raises ``revision`` and publishes the whole definition (round.defined) in the
+    same transaction; ``published_revision`` lags only for definitions written without an event
+    (the migration that defined the rounds delivered before rounds were defined: the phase
+    worker publishes them)."""
+
+    __tablename__ = "round_definition"
+
+    round_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    revision: Mapped[int]
+    published_revision: Mapped[int] = mapped_column(server_default="0")
+    name: Mapped[str] = mapped_column(sa.Text)
+    reference_date: Mapped[date]
+    maalgruppe_mapping_version: Mapped[str] = mapped_column(sa.Text)
+    questionnaire_version: Mapped[str | None] = mapped_column(sa.Text)
+    kommuner: Mapped[list[str]] = mapped_column(sa.ARRAY(sa.Text), server_default="{}")  # empty: all 98
+    delivery_deadline: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    invitation_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    reminders_at: Mapped[list[datetime]] = mapped_column(sa.ARRAY(sa.DateTime(timezone=True)), server_default="{}")
+    fieldwork_ends_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    sending_window_start: Mapped[time] = mapped_column(sa.Time, server_default="08:00")
+    sending_window_end: Mapped[time] = mapped_column(sa.Time, server_default="20:00")
+    retention_days: Mapped[int]
+    phase: Mapped[str] = mapped_column(sa.Text)
+    phase_changed_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    implicit: Mapped[bool] = mapped_column(server_default=sa.false())
+    created_by: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
+    updated_by: Mapped[str] = mapped_column(sa.Text)
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
+
+    __table_args__ = (
+        sa.CheckConstraint(
+            "phase IN ('planned', 'collecting_extracts', 'sample_drawn', 'fieldwork_scheduled', 'in_fieldwork', "
+            "'fieldwork_ended', 'closed', 'purged')",
+            name="ck_round_definition_phase_known",
+        ),
+        sa.Index("ix_round_definition_unpublished", "round_id", postgresql_where=sa.text("published_revision < revision")),
+    )

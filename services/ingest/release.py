@@ -22,6 +22,7 @@ import logging
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 
+from services.ingest import rounds
 from services.ingest.models import AUDIT, Citizen, Delivery
 from shared.audit import record
 from shared.bus import UnitOfWork
@@ -36,6 +37,8 @@ AUDIT_KIND = "personal-data-release"
 
 
 async def on_sample_drawn(uow: UnitOfWork, envelope: Envelope, event: SampleDrawn | SampleDrawnV1) -> None:
+    # The draw moves the round to sample_drawn (its first chunk does; the rest find it there).
+    await rounds.advance(uow, event.round_id, "sample_drawn", actor=envelope.source)
     if isinstance(event, SampleDrawnV1) or not event.persons:
         return  # v1 carried the sealed contacts itself; a chunk of strata only has nobody to contact
     session = uow.session

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 
 class ExtractRow(BaseModel):
@@ -185,3 +185,74 @@ class ProfileRegistration(BaseModel):
     columns: dict[str, list[str]] = Field(
         description='Canonical column -> the extra headers that mean it, e.g. {"overgangsdato": ["Dato for skift"]}'
     )
+
+
+# --- the round (KL's operator) ----------------------------------------------------------------------
+
+
+class SendingWindowIn(BaseModel):
+    """When messages may go out, Danish local time (Europe/Copenhagen)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start: time = time(8, 0)
+    end: time = time(20, 0)
+
+
+class RoundFields(BaseModel):
+    """The parts of a round's definition an operator sets. Times are ISO 8601 with an offset
+    (UTC or Danish time); a time without one is refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    reference_date: date | None = None
+    maalgruppe_mapping_version: str | None = Field(default=None, pattern=r"^v\d+$", description="e.g. v2 (GET /maalgrupper)")
+    questionnaire_version: str | None = Field(default=None, max_length=100)
+    kommuner: list[str] | None = Field(default=None, description="Participating kommunekoder; empty: all 98")
+    delivery_deadline: AwareDatetime | None = None
+    invitation_at: AwareDatetime | None = None
+    reminders_at: list[AwareDatetime] | None = Field(default=None, max_length=2)
+    fieldwork_ends_at: AwareDatetime | None = None
+    sending_window: SendingWindowIn | None = None
+    retention_days: int | None = Field(default=None, ge=1, le=3650)
+
+
+class RoundCreate(RoundFields):
+    round_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    name: str = Field(min_length=1, max_length=200)
+    reference_date: date
+
+
+class RoundSchedule(BaseModel):
+    """Confirm the send dates; any given here replace the round's before the check."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    invitation_at: AwareDatetime | None = None
+    reminders_at: list[AwareDatetime] | None = Field(default=None, max_length=2)
+    fieldwork_ends_at: AwareDatetime | None = None
+
+
+class RoundView(BaseModel):
+    round_id: str
+    revision: int
+    name: str
+    reference_date: date
+    maalgruppe_mapping_version: str
+    questionnaire_version: str | None
+    kommuner: list[str]
+    delivery_deadline: datetime | None
+    invitation_at: datetime | None
+    reminders_at: list[datetime]
+    fieldwork_ends_at: datetime | None
+    sending_window: SendingWindowIn
+    retention_days: int
+    phase: str
+    phase_changed_at: datetime
+    implicit: bool
+    created_by: str
+    created_at: datetime
+    updated_by: str
+    updated_at: datetime
+    next_actions: list[str] = Field(description="What the round waits for, in words")

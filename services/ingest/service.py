@@ -22,7 +22,7 @@ from typing import Literal
 import numpy as np
 import sqlalchemy as sa
 
-from services.ingest import partitions
+from services.ingest import partitions, rounds
 from services.ingest.config import IngestSettings
 from services.ingest.domain.classification import load_mapping
 from services.ingest.domain.profiles import Kolonne
@@ -31,7 +31,7 @@ from services.ingest.domain.replacement import replacement_refusal
 from services.ingest.domain.validation import RowError
 from services.ingest.duplicates import RoundMembers, SeenKeys
 from services.ingest.events import PopulationChunks
-from services.ingest.models import POPULATION_OUTBOX, Delivery, ExtractJob
+from services.ingest.models import POPULATION_OUTBOX, Delivery, ExtractJob, RoundDefinition
 from services.ingest.privacy.models import BlockedCitizen, RoundClosure
 from services.ingest.parallel import BlockSettings, ExtractFile, prepared_blocks, worker_count
 from services.ingest.preparation import (
@@ -158,16 +158,33 @@ class ReplacementRefused(DeliveryError):
         self.report = report
 
 
-class RoundClosed(DeliveryError):
+class RoundUnknown(DeliveryError):
+    """No round of that id is defined: KL's operator creates it (POST /rounds) first."""
+
+
+class DeliveryRefused(DeliveryError):
+    """The round takes no delivery from this municipality now (its phase, or its municipalities)."""
+
+
+class RoundClosed(DeliveryRefused):
     """The round was closed by an operator and takes no more deliveries: its identifiers are
     purged on the retention clock from the close, and a delivery after the close would outlive
     that purge (the purge runs once)."""
 
 
-async def ensure_round_open(session, round_id: str) -> None:
+async def ensure_round_open(session, round_id: str, kommunekode: str, *, lock: bool = False) -> RoundDefinition:
+    """The round's definition, if it takes a delivery from this municipality (the rule:
+    domain.rounds.delivery_refusal); RoundUnknown or DeliveryRefused otherwise."""
+    try:
+        row, refusal = await rounds.delivery_refusal(session, round_id, kommunekode, lock=lock)
+    except rounds.RoundUnknown as exc:
+        raise RoundUnknown(str(exc)) from None
     closure = await session.get(RoundClosure, round_id)
     if closure is not None:
         raise RoundClosed(f"round {round_id} was closed on {closure.closed_at:%Y-%m-%d} and takes no more deliveries")
+    if refusal is not None:
+        raise DeliveryRefused(refusal)
+    return row
 
 
 async def current_citizens(session, round_id: str, kommunekode: str) -> int | None:
@@ -233,9 +250,7 @@ async def ingest_delivery(
     """
     timings: Counter = Counter()
     started = time.perf_counter()
-    mapping = load_mapping(settings.maalgruppe_mapping_version)
     delivery_id = uuid.uuid4()
-    spec = preparation_spec(settings, request, delivery_id, mapping.version)
     block_settings = BlockSettings(
         block_bytes=settings.ingest_block_bytes,
         block_rows=settings.ingest_batch_rows,
@@ -249,8 +264,10 @@ async def ingest_delivery(
         session = uow.session
         await session.execute(sa.select(sa.func.pg_advisory_xact_lock(round_lock_key(request.round_id))))
         # Under the round's lock, which closing a round takes too: a delivery either commits
-        # before the close or sees it.
-        await ensure_round_open(session, request.round_id)
+        # before the close or sees it. The round's mapping classifies its citizens.
+        definition = await ensure_round_open(session, request.round_id, request.kommunekode)
+        mapping = load_mapping(definition.maalgruppe_mapping_version)
+        spec = preparation_spec(settings, request, delivery_id, mapping.version)
         previous = (
             await session.execute(
                 sa.select(Delivery).where(
@@ -385,6 +402,10 @@ async def ingest_delivery(
         delivery.rows_excluded = totals.rows_excluded
         delivery.report = report
         outcome = DeliveryOutcome(status="accepted", totals=totals, report=report, delivery=delivery)
+        # The phase may have moved while the file was read (the draw): checked again, briefly
+        # locked; the first accepted delivery starts collecting extracts.
+        await ensure_round_open(session, request.round_id, request.kommunekode, lock=True)
+        await rounds.advance(uow, request.round_id, "first_delivery", actor=request.delivered_by)
         if before_commit is not None:
             await before_commit(uow, outcome)
         await uow.commit()  # nudges the relays, the bulk outbox's among them

@@ -11,7 +11,7 @@ import re
 import time
 from xml.etree import ElementTree
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -96,3 +96,92 @@ def request_with_retry(method: str, url: str, *, attempts: int = 100, **kwargs) 
                 raise
             time.sleep(0.2)
     raise AssertionError("unreachable")
+
+
+# --- defining and scheduling a round (ingest owns it; docs/rounds.md) --------------------------------
+
+OPERATOR_SCOPES = ["rounds:admin", "kommuner:all"]
+# Tests run at any hour (CI at night): a window of the whole day lets dispatch send at once.
+ALL_DAY = {"start": "00:00:00", "end": "23:59:59.999999"}
+
+
+def round_body(round_id: str, **overrides) -> dict:
+    """A POST /rounds body for tests: the synthetic extracts' reference date, every municipality,
+    a delivery deadline just passed (the draw need not wait for all 98) and the whole day as
+    sending window. ``overrides`` replace or add fields (datetimes may be given as such)."""
+    now = datetime.now(UTC)
+    body = {
+        "round_id": round_id,
+        "name": f"Testrunde {round_id}",
+        "reference_date": "2023-08-01",
+        "delivery_deadline": now - timedelta(seconds=1),
+        "sending_window": ALL_DAY,
+    }
+    body.update(overrides)
+    return {k: _json(v) for k, v in body.items()}
+
+
+def _json(value):
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return [_json(v) for v in value]
+    return value
+
+
+async def define_round(client: httpx.AsyncClient, token: str, round_id: str, **overrides) -> dict:
+    """POST /rounds on an ingest app (in-process client); the round as ingest answers it."""
+    response = await client.post("/rounds", json=round_body(round_id, **overrides), headers=_bearer(token))
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def define_round_at(ingest_url: str, token: str, round_id: str, **overrides) -> dict:
+    """POST /rounds on a running ingest (a process); the round as ingest answers it."""
+    response = request_with_retry("POST", f"{ingest_url}/rounds", json=round_body(round_id, **overrides), headers=_bearer(token))
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def schedule_round_at(ingest_url: str, token: str, round_id: str, timeout: float = 60, **dates) -> dict:
+    """Wait until ingest has seen the draw (phase sample_drawn), then confirm the send dates:
+    ``dates`` (invitation_at, reminders_at, fieldwork_ends_at) default to an invitation now and
+    an end of fieldwork in a week. Dispatch sends from invitation_at on."""
+    def drawn():
+        r = request_with_retry("GET", f"{ingest_url}/rounds/{round_id}", headers=_bearer(token))
+        return r.status_code == 200 and r.json()["phase"] == "sample_drawn"
+
+    wait_for(drawn, timeout, f"ingest to see round {round_id}'s draw")
+    now = datetime.now(UTC)
+    body = {"invitation_at": now, "fieldwork_ends_at": now + timedelta(days=7), **dates}
+    response = request_with_retry(
+        "POST", f"{ingest_url}/rounds/{round_id}/schedule", json={k: _json(v) for k, v in body.items()}, headers=_bearer(token)
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def round_defined_event(round_id: str, *, revision: int = 1, phase: str = "collecting_extracts", **overrides):
+    """A round.defined payload as ingest publishes it, for tests that feed a service events
+    directly: defaults as ``round_body``'s, phase collecting_extracts."""
+    from shared.events import RoundDefined
+
+    now = datetime.now(UTC)
+    values = {
+        "round_id": round_id,
+        "revision": revision,
+        "name": f"Testrunde {round_id}",
+        "reference_date": date(2023, 8, 1),
+        "maalgruppe_mapping_version": "v2",
+        "delivery_deadline": now - timedelta(seconds=1),
+        "sending_window": ALL_DAY,
+        "retention_days": 90,
+        "phase": phase,
+        "phase_changed_at": now,
+    }
+    values.update(overrides)
+    return RoundDefined.model_validate(values)
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shared.events import Envelope
 from shared.testing.fixtures import bearer
+from shared.testing.round import define_round
 
 CORPUS = Path(__file__).parent / "corpus"
 REFERENCE_DATE = "2023-08-01"
@@ -130,5 +131,17 @@ async def wait_outbox_empty(database_url: str, timeout: float = 30) -> None:
         await asyncio.sleep(0.1)
 
 
-def new_round() -> str:
-    return f"r-{uuid.uuid4().hex[:10]}"
+async def ensure_round(client: httpx.AsyncClient, dev_issuer, round_id: str, **overrides) -> None:
+    """The round defined at ingest by KL's operator, unless it already is (tests that deliver
+    to one round several times)."""
+    operator = dev_issuer.mint("kl-operator", ["rounds:admin", "kommuner:all"])
+    if (await client.get(f"/rounds/{round_id}", headers=bearer(operator))).status_code == 404:
+        await define_round(client, operator, round_id, **overrides)
+
+
+async def new_round(stack: dict, **overrides) -> str:
+    """A fresh round, defined at ingest by KL's operator (``stack`` holds the client and the
+    operator's token), so that deliveries for it are taken."""
+    round_id = f"r-{uuid.uuid4().hex[:10]}"
+    await define_round(stack["client"], stack["operator"], round_id, **overrides)
+    return round_id

@@ -11,6 +11,7 @@ import uuid
 import asyncpg
 from aiokafka import AIOKafkaConsumer
 
+from ingest_helpers import ensure_round
 from services.ingest.config import IngestSettings
 from services.ingest.main import create_app
 from services.ingest.pseudonymisation import pseudonym_for
@@ -44,6 +45,7 @@ def _keyring(data_keys: dict) -> dict[str, bytes]:
 
 
 async def _deliver(client, dev_issuer, round_id: str, rows) -> dict:
+    await ensure_round(client, dev_issuer, round_id)
     token = dev_issuer.mint("momentum-dev", ["extracts:write"], ["101"])
     response = await client.post(
         f"/rounds/{round_id}/extracts/101", json={"reference_date": "2023-08-01", "rows": rows}, headers=bearer(token)

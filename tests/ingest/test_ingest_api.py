@@ -7,6 +7,7 @@ import json
 
 from aiokafka import AIOKafkaConsumer
 
+from ingest_helpers import ensure_round
 from services.ingest.config import IngestSettings
 from services.ingest.main import create_app
 from shared.events import Envelope, PopulationReceived
@@ -40,6 +41,7 @@ async def test_delivery_is_stored_pseudonymised_and_published(service_env, dev_i
     app = create_app(settings_from_env(IngestSettings, service_env))
     token = dev_issuer.mint("momentum-dev", ["extracts:write", "extracts:read"], ["101"])
     async with running_app(app) as client:
+        await ensure_round(client, dev_issuer, "2026-1")
         response = await client.post(
             "/rounds/2026-1/extracts/101",
             json={"reference_date": "2023-08-01", "rows": ROWS},

@@ -7,7 +7,7 @@ import asyncio
 import shutil
 import uuid
 
-from ingest_helpers import CORPUS, citizens_of_round, fetch, wait_for_job
+from ingest_helpers import CORPUS, citizens_of_round, ensure_round, fetch, wait_for_job
 from services.ingest.config import IngestSettings
 from services.ingest.main import create_app
 from shared.testing.fixtures import running_app, settings_from_env
@@ -46,6 +46,8 @@ async def test_interrupted_jobs_are_retried_or_failed(service_env, dev_issuer, t
     app = create_app(settings)
     async with running_app(app) as client:
         await asyncio.sleep(0.3)  # migrations have run; the worker is polling
+        for round_id in ("crash-1", "crash-2", "crash-3"):
+            await ensure_round(client, dev_issuer, round_id)
         retried = await _insert_stale_job(database_url, round_id="crash-1", file_path=str(retry_file), attempts=1)
         vanished = await _insert_stale_job(database_url, round_id="crash-2", file_path=str(tmp_path / "gone"), attempts=1)
         exhausted = await _insert_stale_job(database_url, round_id="crash-3", file_path=str(exhausted_file), attempts=2)

@@ -63,6 +63,7 @@ async def stack(postgres_admin_url, kafka_bootstrap, dev_issuer, data_keys, tmp_
             "bootstrap": kafka_bootstrap,
             "settings": settings,
             "token": dev_issuer.mint("momentum-dev", ["extracts:write"], ["101", "147"]),
+            "operator": dev_issuer.mint("kl-operator", ["rounds:admin", "kommuner:all"]),
             "data_keys": data_keys,
         }
 
@@ -109,7 +110,7 @@ async def citizen_partitions(database_url: str) -> dict[str, str]:
     ],
 )
 async def test_good_files_in_every_encoding_and_layout_are_stored(stack, name, content_type):
-    round_id = new_round()
+    round_id = await new_round(stack)
     job = await upload_and_wait(
         stack["client"], stack["token"], (CORPUS / name).read_bytes(), round_id=round_id, content_type=content_type
     )
@@ -124,7 +125,7 @@ async def test_good_files_in_every_encoding_and_layout_are_stored(stack, name, c
 
 async def test_multipart_upload_and_json_files(stack):
     client, token = stack["client"], stack["token"]
-    round_id = new_round()
+    round_id = await new_round(stack)
     response = await client.post(
         f"/rounds/{round_id}/extracts/101/files",
         params={"reference_date": "2023-08-01", "profile": "momentum"},
@@ -142,7 +143,7 @@ async def test_multipart_upload_and_json_files(stack):
         b'{"cpr": "020285-2346", "ydelse": "Sygedagpenge", "overgangsdato": "2023-03-01", "seneste_samtale": null,'
         b' "forloeb_afsluttet": false, "telefon": null, "passiv": true}\n'
     )
-    job = await upload_and_wait(client, token, ndjson, round_id=new_round(), content_type="application/x-ndjson")
+    job = await upload_and_wait(client, token, ndjson, round_id=await new_round(stack), content_type="application/x-ndjson")
     assert job["status"] == "succeeded", job
     assert job["progress"]["rows_valid"] == 1 and job["exclusions"] == {"passive": 1}
 
@@ -164,7 +165,7 @@ async def test_multipart_upload_and_json_files(stack):
     ],
 )
 async def test_unreadable_files_are_refused_at_once_and_store_nothing(stack, name, status, says):
-    round_id = new_round()
+    round_id = await new_round(stack)
     response = await upload(stack["client"], stack["token"], (CORPUS / name).read_bytes(), round_id=round_id)
     assert response.status_code == status, response.text
     detail = response.json()["detail"]
@@ -174,7 +175,7 @@ async def test_unreadable_files_are_refused_at_once_and_store_nothing(stack, nam
 
 
 async def test_missing_columns_are_named(stack):
-    response = await upload(stack["client"], stack["token"], (CORPUS / "missing_columns.csv").read_bytes(), round_id=new_round())
+    response = await upload(stack["client"], stack["token"], (CORPUS / "missing_columns.csv").read_bytes(), round_id=await new_round(stack))
     detail = response.json()["detail"]
     for column in ("seneste_samtale", "forloeb_afsluttet", "telefon", "passiv"):
         assert column in detail["message"]
@@ -184,12 +185,12 @@ async def test_missing_columns_are_named(stack):
 async def test_bad_requests(stack):
     client, token = stack["client"], stack["token"]
     good = (CORPUS / "good_cp1252_semicolon.csv").read_bytes()
-    assert (await upload(client, token, good, round_id=new_round(), content_type="image/png")).status_code == 415
-    assert (await upload(client, token, good, round_id=new_round(), profile="nosuchvendor")).status_code == 422
-    response = await client.post(f"/rounds/{new_round()}/extracts/101/files", content=good, headers={**bearer(token), "Content-Type": CSV})
+    assert (await upload(client, token, good, round_id=await new_round(stack), content_type="image/png")).status_code == 415
+    assert (await upload(client, token, good, round_id=await new_round(stack), profile="nosuchvendor")).status_code == 422
+    response = await client.post(f"/rounds/{await new_round(stack)}/extracts/101/files", content=good, headers={**bearer(token), "Content-Type": CSV})
     assert response.status_code == 422  # reference_date is required
     response = await client.post(
-        f"/rounds/{new_round()}/extracts/101/files",
+        f"/rounds/{await new_round(stack)}/extracts/101/files",
         params={"reference_date": "2023-08-01"},
         files={"wrong": ("x.csv", good, "text/csv")},
         headers=bearer(token),
@@ -201,7 +202,7 @@ async def test_bad_requests(stack):
 
 
 async def test_invalid_and_substitute_cprs_are_reported_per_row_masked(stack):
-    round_id = new_round()
+    round_id = await new_round(stack)
     content = (CORPUS / "invalid_cprs.csv").read_bytes()
     job = await upload_and_wait(stack["client"], stack["token"], content, round_id=round_id)
     assert job["status"] == "succeeded", job
@@ -220,7 +221,7 @@ async def test_invalid_and_substitute_cprs_are_reported_per_row_masked(stack):
 
 
 async def test_reject_all_stores_nothing(stack):
-    round_id = new_round()
+    round_id = await new_round(stack)
     content = (CORPUS / "invalid_cprs.csv").read_bytes()
     job = await upload_and_wait(stack["client"], stack["token"], content, round_id=round_id, policy="reject_all")
     assert job["status"] == "rejected"
@@ -230,7 +231,7 @@ async def test_reject_all_stores_nothing(stack):
 
 
 async def test_duplicates_within_a_delivery(stack):
-    round_id = new_round()
+    round_id = await new_round(stack)
     job = await upload_and_wait(stack["client"], stack["token"], (CORPUS / "duplicates.csv").read_bytes(), round_id=round_id)
     assert job["status"] == "succeeded"
     assert [(e["row"], e["column"]) for e in job["errors"]] == [(6, "cpr"), (7, "cpr")]
@@ -239,7 +240,7 @@ async def test_duplicates_within_a_delivery(stack):
 
 
 async def test_a_file_that_breaks_midway_leaves_no_partial_rows(stack):
-    round_id = new_round()
+    round_id = await new_round(stack)
     content = (CORPUS / "unterminated_quote.csv").read_bytes()
     job = await upload_and_wait(stack["client"], stack["token"], content, round_id=round_id)
     assert job["status"] == "failed"
@@ -264,7 +265,7 @@ async def test_a_200_mb_file_is_streamed_and_its_error_found(stack, tmp_path):
                 yield chunk
 
     before = _peak_rss_mb()
-    round_id = new_round()
+    round_id = await new_round(stack)
     response = await upload(stack["client"], stack["token"], stream(), round_id=round_id)
     assert response.status_code == 422, response.text
     assert "passiv" in response.json()["detail"]["message"]
@@ -277,7 +278,7 @@ async def test_upload_over_the_size_limit_is_refused(stack):
     limit = settings.max_upload_bytes
     settings.max_upload_bytes = 1000
     try:
-        response = await upload(stack["client"], stack["token"], b"x" * 5000, round_id=new_round())
+        response = await upload(stack["client"], stack["token"], b"x" * 5000, round_id=await new_round(stack))
     finally:
         settings.max_upload_bytes = limit
     assert response.status_code == 413
@@ -288,7 +289,7 @@ async def test_upload_over_the_size_limit_is_refused(stack):
 
 async def test_redelivery_replaces_the_previous_delivery_atomically(stack):
     client, token, db = stack["client"], stack["token"], stack["db"]
-    round_id = new_round()
+    round_id = await new_round(stack)
     first = await upload_and_wait(client, token, (CORPUS / "good_cp1252_semicolon.csv").read_bytes(), round_id=round_id)
     corrected = await upload_and_wait(client, token, (CORPUS / "duplicates.csv").read_bytes(), round_id=round_id)
     assert first["status"] == corrected["status"] == "succeeded"
@@ -351,7 +352,7 @@ async def test_redelivery_replaces_the_previous_delivery_atomically(stack):
 
 async def test_the_same_citizen_from_two_municipalities_is_an_error_on_the_later_delivery(stack):
     client, token = stack["client"], stack["token"]
-    round_id = new_round()
+    round_id = await new_round(stack)
     content = (CORPUS / "good_cp1252_semicolon.csv").read_bytes()
     first = await upload_and_wait(client, token, content, round_id=round_id, kommunekode="101")
     later = await upload_and_wait(client, token, content, round_id=round_id, kommunekode="147")
@@ -369,7 +370,7 @@ async def test_cross_delivery_duplicates_are_found_in_every_other_municipalitys_
     """Citizens spread over two earlier deliveries (two partitions); the third municipality's
     file mixes citizens of both with a new one: exactly those two rows are errors."""
     client, token, db = stack["client"], stack["token"], stack["db"]
-    round_id = new_round()
+    round_id = await new_round(stack)
     header, a, b, c, d = (CORPUS / "good_cp1252_semicolon.csv").read_bytes().splitlines(keepends=True)[:5]
     assert (await upload_and_wait(client, token, header + a + b, round_id=round_id, kommunekode="101"))["status"] == "succeeded"
     assert (await upload_and_wait(client, token, header + c, round_id=round_id, kommunekode="147"))["status"] == "succeeded"
@@ -400,7 +401,7 @@ async def test_a_closed_round_takes_no_more_deliveries(stack, dev_issuer):
     """Its identifiers are purged once, on the clock from the close: a later delivery would
     outlive that purge, so it is refused with what is wrong, as a file or as a JSON batch."""
     client, token, db = stack["client"], stack["token"], stack["db"]
-    round_id = new_round()
+    round_id = await new_round(stack)
     content = (CORPUS / "good_cp1252_semicolon.csv").read_bytes()
     assert (await upload_and_wait(client, token, content, round_id=round_id))["status"] == "succeeded"
     closed = await client.post(f"/rounds/{round_id}/close", json={}, headers=bearer(operator_token(dev_issuer)))
@@ -424,7 +425,7 @@ async def test_a_job_whose_round_closes_before_it_stores_is_refused(stack):
     """The upload was accepted while the round was open; the close commits while the job waits
     for the round's lock: the job sees it, fails saying so, and stores nothing."""
     client, token, db = stack["client"], stack["token"], stack["db"]
-    round_id = new_round()
+    round_id = await new_round(stack)
     lock = await holding_round_lock(db, round_id)
     try:
         accepted = await upload(client, token, (CORPUS / "good_cp1252_semicolon.csv").read_bytes(), round_id=round_id)
@@ -444,7 +445,7 @@ async def test_closing_a_round_waits_for_a_delivery_in_flight(stack, dev_issuer)
     """A delivery holds the round's lock for its whole transaction; the close takes it too, so
     a delivery either commits before the close or sees it (never one after the close)."""
     client, db = stack["client"], stack["db"]
-    round_id = new_round()
+    round_id = await new_round(stack)
     lock = await holding_round_lock(db, round_id)
     try:
         closing = asyncio.create_task(client.post(f"/rounds/{round_id}/close", json={}, headers=bearer(operator_token(dev_issuer))))
@@ -464,12 +465,12 @@ async def test_access_control(stack, dev_issuer):
     client = stack["client"]
     content = (CORPUS / "good_cp1252_semicolon.csv").read_bytes()
     other = dev_issuer.mint("fasit-dev", ["extracts:write"], ["461"])
-    assert (await upload(client, other, content, round_id=new_round())).status_code == 403
+    assert (await upload(client, other, content, round_id=await new_round(stack))).status_code == 403
     reader = dev_issuer.mint("aarhus-bi", ["aggregates:read"], ["101"])
-    assert (await upload(client, reader, content, round_id=new_round())).status_code == 403
-    assert (await upload(client, None, content, round_id=new_round())).status_code == 401
+    assert (await upload(client, reader, content, round_id=await new_round(stack))).status_code == 403
+    assert (await upload(client, None, content, round_id=await new_round(stack))).status_code == 401
 
-    accepted = await upload(client, stack["token"], content, round_id=new_round())
+    accepted = await upload(client, stack["token"], content, round_id=await new_round(stack))
     job_url = f"/jobs/{accepted.json()['job_id']}"
     await wait_for_job(client, stack["token"], accepted.json()["job_id"])
     assert (await client.get(job_url, headers=bearer(other))).status_code == 403

@@ -11,6 +11,7 @@ import os
 import asyncpg
 import pytest
 
+from ingest_helpers import ensure_round
 from services.ingest.config import IngestSettings
 from services.ingest.main import create_app
 from services.ingest.partitions import drop_dead_partitions, partition_name
@@ -29,6 +30,7 @@ def _operator(dev_issuer) -> str:
 
 
 async def _deliver(client, dev_issuer, round_id: str, rows=ROWS):
+    await ensure_round(client, dev_issuer, round_id)
     token = dev_issuer.mint("momentum-dev", ["extracts:write"], ["101"])
     response = await client.post(
         f"/rounds/{round_id}/extracts/101", json={"reference_date": "2023-08-01", "rows": rows}, headers=bearer(token)

@@ -28,6 +28,7 @@ from services.ingest.main import create_app
 from shared.infra import free_port
 from shared.testing.fixtures import bearer, create_test_database, running_app, settings_from_env
 from shared.testing.processes import ServiceProcess
+from shared.testing.round import define_round
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -77,10 +78,12 @@ async def test_vendor_exports_load_as_delivered_through_the_running_service(
     service = ServiceProcess("ingest", free_port(), env, log_file=tmp_path / "ingest.log").start()
     vendor = dev_issuer.mint("momentum-dev", ["extracts:write", "extracts:read"], ["101", "147", "151", "153"])
     operator = dev_issuer.mint("kl-operator", ["rounds:admin", "kommuner:all"], [])
-    round_id = new_round()
+    round_id = f"r-{uuid.uuid4().hex[:10]}"
     try:
         service.wait_healthy(90)
         async with httpx.AsyncClient(base_url=service.url, timeout=60) as client:
+            for defined in (round_id, *(f"{round_id}-{k}" for k in ("101", "147", "151"))):
+                await define_round(client, operator, defined)
             jobs = {}
             for kommunekode, (name, content_type, profile) in zip(("101", "147", "151"), (MOMENTUM, FASIT_CSV, FASIT_XLSX), strict=True):
                 # Each municipality its own citizens: the same synthetic people in three files
@@ -161,7 +164,7 @@ async def _job(stack, name, content_type=CSV, profile="standard", **params) -> d
 
 
 async def test_bad_rows_name_data_row_line_column_and_never_a_cpr(stack):
-    round_id = new_round()
+    round_id = await new_round(stack)
     job = await _job(stack, "real_mixed_bad_rows.csv", round_id=round_id)
     assert job["status"] == "succeeded", job
     assert {e["data_row"]: e["column"] for e in job["errors"]} == MIXED_EXPECTED_ERRORS
@@ -191,7 +194,7 @@ async def test_the_v1_mapping_would_misclassify_jobafklaring_v2_does_not(stack):
         {"cpr": "2306901233", "ydelse": "Kontanthjælp - jobparat", "overgangsdato": "2022-05-02"},  # v1's combined name
     ]
     response = await stack["client"].post(
-        f"/rounds/{new_round()}/extracts/101", json={"reference_date": "2023-08-01", "rows": rows}, headers=bearer(stack["token"])
+        f"/rounds/{await new_round(stack)}/extracts/101", json={"reference_date": "2023-08-01", "rows": rows}, headers=bearer(stack["token"])
     )
     assert response.status_code == 201, response.text
     report = response.json()
@@ -202,7 +205,7 @@ async def test_the_v1_mapping_would_misclassify_jobafklaring_v2_does_not(stack):
 
 
 async def test_dry_run_reports_in_full_and_stores_nothing(stack):
-    round_id = new_round()
+    round_id = await new_round(stack)
     job = await _job(stack, MOMENTUM[0], profile="momentum", round_id=round_id, dry_run="true")
     assert job["status"] == "validated" and job["dry_run"] is True, job
     assert job["maalgrupper"] == EXPECTED_GROUPS and job["delivery_id"] is None
@@ -218,7 +221,7 @@ async def test_dry_run_reports_in_full_and_stores_nothing(stack):
 
 async def test_a_delivery_that_would_wipe_the_frame_is_refused_unless_confirmed(stack):
     client, token = stack["client"], stack["token"]
-    round_id = new_round()
+    round_id = await new_round(stack)
     good = await _job(stack, MOMENTUM[0], profile="momentum", round_id=round_id)
     assert good["progress"]["rows_valid"] == 10
     header_only = (CORPUS / MOMENTUM[0]).read_bytes().split(b"\r\n")[:2]
@@ -246,10 +249,10 @@ async def test_a_one_off_column_map_and_profile_versions(stack):
     client, token = stack["client"], stack["token"]
     content = (CORPUS / "real_new_vendor_headers.csv").read_bytes()
     column_map = json.dumps({"cpr": "Personident", "overgangsdato": "Ydelsesskift dato", "visitationskategori": "Borgerens målgruppekategori"})
-    response = await upload(client, token, content, round_id=new_round(), column_map=column_map)
+    response = await upload(client, token, content, round_id=await new_round(stack), column_map=column_map)
     job = await wait_for_job(client, token, response.json()["job_id"])
     assert job["status"] == "succeeded" and job["maalgrupper"] == EXPECTED_GROUPS, job
-    bad = await upload(client, token, content, round_id=new_round(), column_map='{"nosuchcolumn": "x"}')
+    bad = await upload(client, token, content, round_id=await new_round(stack), column_map='{"nosuchcolumn": "x"}')
     assert bad.status_code == 422 and "unknown column" in bad.json()["detail"]
 
     body = {"name": "fasit-lokal", "base": "fasit", "columns": {"overgangsdato": ["Skiftedato"]}}
@@ -286,7 +289,7 @@ async def test_the_mapping_is_readable(stack):
 
 async def test_operator_listings_need_the_admin_scopes(stack):
     client = stack["client"]
-    round_id = new_round()
+    round_id = await new_round(stack)
     await _job(stack, FASIT_CSV[0], content_type=FASIT_CSV[1], profile="fasit", round_id=round_id)
     for path in (f"/rounds/{round_id}/jobs", f"/rounds/{round_id}/deliveries"):
         assert (await client.get(path, headers=bearer(stack["token"]))).status_code == 403

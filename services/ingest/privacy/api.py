@@ -16,6 +16,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
 from pydantic import BaseModel, Field
 
+from services.ingest import rounds
+from services.ingest.domain.rounds import TransitionRefused
 from services.ingest.privacy import keys, service
 from shared.audit import AUDITED_READ
 from shared.auth import Principal, require_scopes
@@ -30,7 +32,7 @@ KeysAdmin = Annotated[Principal, Depends(require_scopes("keys:admin", "kommuner:
 
 
 class CloseRound(BaseModel):
-    # Default: the service's RETENTION_DAYS. 0 purges at the next tick of the retention clock.
+    # Default: the round's retention_days. 0 purges at the next tick of the retention clock.
     retention_days: int | None = Field(default=None, ge=0, le=3650)
 
 
@@ -104,8 +106,9 @@ async def _retention(request: Request, round_id: str) -> RetentionStatus:
     "/rounds/{round_id}/close",
     response_model=RetentionStatus,
     status_code=status.HTTP_201_CREATED,
-    summary="Close a round: its identifiers are purged in every service when the retention period has run out",
-    responses={409: {"description": "already closed"}},
+    summary="Close a round (phase closed; ends fieldwork if it runs): its identifiers are purged in every service "
+    "when the retention period has run out",
+    responses={404: {"description": "no such round"}, 409: {"description": "already closed"}},
 )
 async def close_round(request: Request, round_id: RoundId, principal: RoundAdmin, body: CloseRound | None = None) -> RetentionStatus:
     settings = request.app.state.settings
@@ -116,6 +119,10 @@ async def close_round(request: Request, round_id: RoundId, principal: RoundAdmin
             )
         except service.RoundAlreadyClosed:
             raise HTTPException(status.HTTP_409_CONFLICT, detail=f"round {round_id} is already closed") from None
+        except rounds.RoundUnknown as exc:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
+        except TransitionRefused as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, detail={"message": str(exc), "problems": exc.problems}) from None
     if (body or CloseRound()).retention_days == 0:
         async with _uow(request) as uow:
             await service.request_purge(uow, round_id)

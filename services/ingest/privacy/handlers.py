@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from services.ingest.privacy import service
 from services.ingest.privacy.models import PrivacyReceipt, PurgeReceipt
 from services.ingest.privacy.rules import RULES
 from shared.bus import UnitOfWork
@@ -18,6 +19,7 @@ async def on_round_purged(uow: UnitOfWork, envelope: Envelope, event: RoundPurge
         .values(round_id=event.round_id, service=event.service, **values)
         .on_conflict_do_update(index_elements=["round_id", "service"], set_=values)
     )
+    await service.record_purge_complete(uow, event.round_id)
 
 
 async def on_citizen_erased(uow: UnitOfWork, envelope: Envelope, event: CitizenErased) -> None:

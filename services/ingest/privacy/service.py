@@ -15,6 +15,7 @@ from services.ingest.config import IngestSettings
 from services.ingest.domain.cpr import parse_cpr
 from services.ingest.privacy.models import BlockedCitizen, PrivacyReceipt, PrivacyRequest, PurgeReceipt, RoundClosure
 from services.ingest.privacy.rules import RULES
+from services.ingest import rounds
 from services.ingest.service import round_lock_key
 from shared.bus import UnitOfWork
 from shared.events import CitizenErasureRequested, RoundPurgeRequested
@@ -40,7 +41,11 @@ async def close_round(
     # one in flight, and every later delivery sees the closure and is refused.
     await uow.session.execute(sa.select(sa.func.pg_advisory_xact_lock(round_lock_key(round_id))))
     now = datetime.now(UTC)
-    days = settings.retention_days if retention_days is None else retention_days
+    if await uow.session.get(RoundClosure, round_id) is not None:
+        raise RoundAlreadyClosed(round_id)
+    # The round's phase becomes closed (ending fieldwork if it runs), published as round.defined.
+    definition = await rounds.close(uow, round_id, actor=closed_by, now=now)
+    days = definition.retention_days if retention_days is None else retention_days
     closure = RoundClosure(
         round_id=round_id, closed_at=now, closed_by=closed_by, purge_after=now + timedelta(days=days), purge_requested_at=None
     )
@@ -59,6 +64,15 @@ async def close_round(
         raise RoundAlreadyClosed(round_id)
     await uow.commit()
     return closure
+
+
+async def record_purge_complete(uow: UnitOfWork, round_id: str) -> bool:
+    """The round becomes purged once every service has purged it and verified (no commit: the
+    receipt's handler holds the transaction)."""
+    found = await retention_status(uow, round_id)
+    if found is None or not found["complete"]:
+        return False
+    return await rounds.advance(uow, round_id, "purge", actor="ingest:retention")
 
 
 async def request_purge(uow: UnitOfWork, round_id: str, *, now: datetime | None = None) -> bool:
