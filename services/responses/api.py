@@ -30,6 +30,9 @@ def _link_error(request: Request, exc: Exception) -> HTTPException:
     if isinstance(exc, service.UnknownLink):
         request.app.state.limiter.record_miss(client_ip(request, request.app.state.settings))
         return HTTPException(status.HTTP_404_NOT_FOUND, detail="unknown link")
+    if isinstance(exc, service.FieldworkEnded):
+        return HTTPException(status.HTTP_410_GONE, detail="fieldwork has ended for this round: answers can no longer be "
+                             "sent in (a saved draft is kept)")
     if isinstance(exc, service.LinkExpired):
         return HTTPException(status.HTTP_410_GONE, detail="the survey has closed for this link")
     return HTTPException(status.HTTP_409_CONFLICT, detail="this link has already been used")

@@ -28,25 +28,30 @@ import sqlalchemy as sa
 
 from services.responses.config import ResponsesSettings
 from services.responses.domain import LocalSupplement, Questionnaire, QuestionnaireError
-from services.responses.models import BUS, Respondent, Response
+from services.responses.models import BUS, Respondent, Response, RoundState
 from services.responses.questionnaires import build_for_key, offered_questionnaire
-from services.responses.service import LinkExpired, LinkUsed, UnknownLink, hash_token
+from services.responses.domain.rounds import closed_sql
+from services.responses.service import LinkExpired, LinkUsed, UnknownLink, ensure_round_open, hash_token
 from shared.bus.outbox import wrap_for_outbox
 from shared.events import Bands, ResponseSubmitted
 
 _RESPONDENT = [column.name for column in Respondent.__table__.columns]
 _R = Respondent.__table__.fullname
 _RQ = "responses.round_questionnaire"
+_RS = RoundState.__table__.fullname
 _RESPONSE = Response.__table__.fullname
 _OUTBOX = BUS.outbox.fullname
 
-# The link, and (only while no questionnaire is fixed yet) the round's configuration with this
-# municipality's supplement version: one round trip for every page view.
+# The link, its round's phase and end (NULL: no definition yet), and (only while no
+# questionnaire is fixed yet) the round's configuration with this municipality's supplement
+# version: one round trip for every page view.
 FIND = f"""
 SELECT {", ".join(f"r.{name}" for name in _RESPONDENT)},
+       s.phase AS round_phase, s.fieldwork_ends_at AS round_ends_at,
        c.round_id IS NOT NULL AS cfg_present, c.core AS cfg_core, c.modules::text AS cfg_modules,
        (c.supplements ->> r.kommunekode)::int AS cfg_supplement
   FROM {_R} r
+  LEFT JOIN {_RS} s ON s.round_id = r.round_id
   LEFT JOIN {_RQ} c ON r.questionnaire_key IS NULL AND c.round_id = r.round_id
  WHERE r.token_hash = $1
 """
@@ -64,12 +69,14 @@ UNION ALL
 SELECT questionnaire_key FROM {_R} WHERE token_hash = $1 AND NOT EXISTS (SELECT 1 FROM fixed)
 """
 
-# The submission. The UPDATE is the one place that decides (open and not expired); the answer
-# and the event are inserted from its result, so all three commit together or not at all.
+# The submission. The UPDATE is the one place that decides (open, not expired, its round's
+# fieldwork not over); the answer and the event are inserted from its result, so all three
+# commit together or not at all.
 SUBMIT = f"""
 WITH spent AS (
-    UPDATE {_R} SET status = 'submitted', finished_at = $2, draft = '{{}}'::jsonb
+    UPDATE {_R} AS r SET status = 'submitted', finished_at = $2, draft = '{{}}'::jsonb
      WHERE token_hash = $1 AND status = 'open' AND expires_at > $2
+       AND NOT EXISTS (SELECT 1 FROM {_RS} AS s WHERE s.round_id = r.round_id AND {closed_sql("s", "$2")})
     RETURNING token_hash
 ), answer AS (
     INSERT INTO {_RESPONSE} (id, token_hash, questionnaire_id, questionnaire_version, questionnaire_key,
@@ -95,6 +102,16 @@ def _respondent(row: asyncpg.Record) -> Respondent:
     link = SimpleNamespace(**{name: row[name] for name in _RESPONDENT})
     link.draft = json.loads(link.draft) if link.draft is not None else {}
     return link  # type: ignore[return-value]
+
+
+def _ensure_open(row: asyncpg.Record, respondent: Respondent) -> None:
+    """The rules of ``service.open_link``: spent, then the round's end, then the link's expiry."""
+    if respondent.status != "open":
+        raise LinkUsed(respondent.status)
+    now = datetime.now(UTC)
+    ensure_round_open(row["round_phase"], row["round_ends_at"], now)
+    if respondent.expires_at <= now:
+        raise LinkExpired()
 
 
 def dsn_of(engine: sa.ext.asyncio.AsyncEngine) -> str:
@@ -151,10 +168,7 @@ class FormStore:
             if row is None:
                 raise UnknownLink()
             respondent = _respondent(row)
-            if respondent.status != "open":
-                raise LinkUsed(respondent.status)
-            if respondent.expires_at <= datetime.now(UTC):
-                raise LinkExpired()
+            _ensure_open(row, respondent)
 
             async def fetch(kommunekode: str, version: int) -> LocalSupplement:
                 return await self._fetch_supplement(connection, kommunekode, version)
@@ -214,8 +228,7 @@ class FormStore:
                 row = await connection.fetchrow(FIND, hash_token(token))
                 if row is None:
                     raise UnknownLink()
-                if row["status"] != "open":
-                    raise LinkUsed(row["status"])
+                _ensure_open(row, _respondent(row))
                 raise LinkExpired()
         if self._on_commit is not None:
             self._on_commit()

@@ -1,12 +1,15 @@
-"""Responses' event handlers: learn which links exist."""
+"""Responses' event handlers: learn which links exist, and each round's definition (when its
+fieldwork ends)."""
 
 from __future__ import annotations
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from services.responses.models import Respondent
+import sqlalchemy as sa
+
+from services.responses.models import Respondent, RoundState
 from shared.bus import UnitOfWork
-from shared.events import Envelope, LinkIssued
+from shared.events import Envelope, LinkIssued, RoundDefined
 
 
 async def on_link_issued(uow: UnitOfWork, envelope: Envelope, event: LinkIssued) -> None:
@@ -32,4 +35,16 @@ async def on_link_issued(uow: UnitOfWork, envelope: Envelope, event: LinkIssued)
     )
 
 
-HANDLERS = {"link.issued": on_link_issued}
+async def on_round_defined(uow: UnitOfWork, envelope: Envelope, event: RoundDefined) -> None:
+    """Keep the highest revision; a lower or equal one is a replay and changes nothing."""
+    values = {"revision": event.revision, "phase": event.phase, "fieldwork_ends_at": event.fieldwork_ends_at,
+              "definition": event.model_dump(mode="json"), "updated_at": sa.func.now()}
+    await uow.session.execute(
+        pg_insert(RoundState)
+        .values(round_id=event.round_id, **values)
+        .on_conflict_do_update(index_elements=["round_id"], set_=values,
+                               where=RoundState.revision < event.revision)
+    )
+
+
+HANDLERS = {"link.issued": on_link_issued, "round.defined": on_round_defined}

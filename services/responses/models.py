@@ -82,3 +82,17 @@ class LocalSupplementRow(Base):
     version: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
     definition: Mapped[dict] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+
+
+class RoundState(Base):
+    """A round's definition as ingest last sent it (round.defined, the highest revision): what
+    responses needs of it is whether fieldwork is over (domain/rounds.py)."""
+
+    __tablename__ = "round_state"
+
+    round_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    revision: Mapped[int] = mapped_column(sa.Integer)
+    phase: Mapped[str] = mapped_column(sa.Text)
+    fieldwork_ends_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    definition: Mapped[dict] = mapped_column(JSONB)  # the RoundDefined payload
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())

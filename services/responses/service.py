@@ -11,7 +11,8 @@ import sqlalchemy as sa
 
 from services.responses.config import ResponsesSettings
 from services.responses.domain import Questionnaire, ValidationResult, scrub_free_text, validate_answers
-from services.responses.models import Respondent, Response
+from services.responses.domain.rounds import closed_sql, fieldwork_over
+from services.responses.models import Respondent, Response, RoundState
 from services.responses.questionnaires import questionnaire_for_key, questionnaire_for_round
 from shared.bus import UnitOfWork
 from shared.events import Bands, ResponseOptedOut, ResponseSubmitted
@@ -31,6 +32,15 @@ class LinkUsed(Exception):
 
 class LinkExpired(Exception):
     pass
+
+
+class FieldworkEnded(LinkExpired):
+    """The link's round has ended its fieldwork (domain/rounds.py): nothing more is taken in;
+    a saved draft stays. ``ended_at``: the round's end date when it has one."""
+
+    def __init__(self, ended_at: datetime | None = None) -> None:
+        super().__init__("fieldwork has ended")
+        self.ended_at = ended_at
 
 
 class InvalidAnswers(Exception):
@@ -59,9 +69,26 @@ async def open_link(uow: UnitOfWork, token: str, authorize: Callable[[Respondent
         authorize(respondent)  # before any state is revealed
     if respondent.status != "open":
         raise LinkUsed(respondent.status)
-    if respondent.expires_at <= datetime.now(UTC):
+    now = datetime.now(UTC)
+    round_state = await uow.session.get(RoundState, respondent.round_id)
+    if round_state is not None:
+        uow.session.expunge(round_state)
+        ensure_round_open(round_state.phase, round_state.fieldwork_ends_at, now)
+    if respondent.expires_at <= now:
         raise LinkExpired()
     return respondent
+
+
+def ensure_round_open(phase: str | None, fieldwork_ends_at: datetime | None, now: datetime) -> None:
+    if fieldwork_over(phase, fieldwork_ends_at, now):
+        raise FieldworkEnded(fieldwork_ends_at if fieldwork_ends_at is not None and fieldwork_ends_at <= now else None)
+
+
+# The same rule inside the spending UPDATE, so an answer racing the end is decided atomically.
+ROUND_OPEN = sa.text(
+    f"NOT EXISTS (SELECT 1 FROM {RoundState.__table__.fullname} AS s "
+    f"WHERE s.round_id = {Respondent.__table__.fullname}.round_id AND {closed_sql('s', ':now')})"
+)
 
 
 async def questionnaire_of(uow: UnitOfWork, settings: ResponsesSettings, respondent: Respondent) -> Questionnaire:
@@ -146,7 +173,8 @@ async def _spend(uow: UnitOfWork, token: str, new_status: str) -> Respondent:
     spent = (
         await uow.session.execute(
             sa.update(Respondent)
-            .where(Respondent.token_hash == hash_token(token), Respondent.status == "open", Respondent.expires_at > now)
+            .where(Respondent.token_hash == hash_token(token), Respondent.status == "open", Respondent.expires_at > now,
+                   ROUND_OPEN.bindparams(now=now))
             .values(status=new_status, finished_at=now, draft={})
             .returning(Respondent)
             .execution_options(populate_existing=True)

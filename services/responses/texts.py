@@ -49,6 +49,11 @@ TEXTS: dict[str, dict[str, str]] = {
         "used_body": "Linket er allerede brugt. Man kan kun svare én gang. Tak for din hjælp.",
         "expired_title": "Undersøgelsen er lukket",
         "expired_body": "Det er ikke længere muligt at svare på undersøgelsen med dette link.",
+        "closed_title": "Undersøgelsen er slut",
+        "closed_body": "Du kan ikke længere svare på spørgeskemaet. Undersøgelsen er afsluttet.",
+        "closed_last_day": "Sidste dag for at svare var den {date}.",
+        "closed_draft": "Har du gemt svar undervejs, er de ikke slettet. De kan bare ikke sendes ind mere.",
+        "closed_thanks": "Tak for din interesse for undersøgelsen.",
         "csrf_title": "Siden var udløbet",
         "csrf_body": "Vi kunne ikke gemme dine svar, fordi siden var udløbet. Gå tilbage til spørgeskemaet og prøv igen. Din browser skal tillade cookies fra denne side.",
         "csrf_back": "Tilbage til spørgeskemaet",
@@ -100,6 +105,11 @@ TEXTS: dict[str, dict[str, str]] = {
         "used_body": "The link has already been used. You can only answer once. Thank you for your help.",
         "expired_title": "The survey is closed",
         "expired_body": "It is no longer possible to answer the survey with this link.",
+        "closed_title": "The survey has ended",
+        "closed_body": "You can no longer answer the questionnaire. The survey is over.",
+        "closed_last_day": "The last day to answer was {date}.",
+        "closed_draft": "If you saved answers along the way, they have not been deleted. They just cannot be sent in any more.",
+        "closed_thanks": "Thank you for your interest in the survey.",
         "csrf_title": "The page had expired",
         "csrf_body": "We could not save your answers because the page had expired. Go back to the questionnaire and try again. Your browser must allow cookies from this site.",
         "csrf_back": "Back to the questionnaire",
@@ -107,3 +117,17 @@ TEXTS: dict[str, dict[str, str]] = {
         "rate_body": "There have been too many attempts with wrong links from your connection. Wait a little and try again.",
     },
 }
+
+
+MONTHS = {
+    "da": ("januar", "februar", "marts", "april", "maj", "juni", "juli", "august", "september", "oktober",
+           "november", "december"),
+    "en": ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+           "November", "December"),
+}
+
+
+def long_date(day, lang: str) -> str:
+    """"3. oktober 2026" / "3 October 2026"."""
+    month = MONTHS[lang][day.month - 1]
+    return f"{day.day}. {month} {day.year}" if lang == "da" else f"{day.day} {month} {day.year}"

@@ -10,13 +10,18 @@ Routes (``?lang=en`` for English on every page):
   GET  /s/{token}/afmeldt     confirmation of the opt-out
   GET  /tilgaengelighed       accessibility statement
 
+After the round's fieldwork ends every page of a link, and every POST, answers with the closed
+page (410); what the citizen saved stays stored.
+
 The token is a credential: it is never logged, and pages carry Referrer-Policy: no-referrer.
 """
 
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -26,7 +31,7 @@ from services.responses import service
 from services.responses.domain import Questionnaire, is_visible, render_question_text, scrub_free_text, validate_answers
 from services.responses.formstore import FormStore
 from services.responses.protection import CSRF_FIELD, client_ip, csrf_token_for, csrf_valid, is_tls, set_csrf_cookie
-from services.responses.texts import TEXTS
+from services.responses.texts import TEXTS, long_date
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -34,6 +39,7 @@ templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 templates.env.auto_reload = False
 TOKEN_FORMAT = re.compile(r"^[A-Za-z0-9_-]{20,100}$")
 ACTIONS = {"next", "back", "save", "submit"}
+DANISH_TIME = ZoneInfo("Europe/Copenhagen")
 
 
 class TooManyGuesses(Exception):
@@ -91,11 +97,25 @@ def link_problem(request: Request, exc: Exception) -> HTMLResponse:
     if isinstance(exc, service.UnknownLink):
         request.app.state.limiter.record_miss(client_ip(request, request.app.state.settings))
         return message(request, "unknown", 404)
+    if isinstance(exc, service.FieldworkEnded):
+        return closed(request, exc)
     if isinstance(exc, service.LinkExpired):
         return message(request, "expired", 410)
     if isinstance(exc, service.LinkUsed) and exc.status == "opted_out":
         return message(request, "optedout", 409)
     return message(request, "used", 409)
+
+
+def closed(request: Request, exc: service.FieldworkEnded) -> HTMLResponse:
+    """The round's fieldwork is over: the same page for opening the link and for anything sent
+    (410: the survey is gone for good), saying that saved answers are kept."""
+    lang = _lang(request)
+    t = TEXTS[lang]
+    extra = []
+    if exc.ended_at is not None:
+        last_day = (exc.ended_at - timedelta(microseconds=1)).astimezone(DANISH_TIME).date()
+        extra.append(t["closed_last_day"].format(date=long_date(last_day, lang)))
+    return message(request, "closed", 410, extra=[*extra, t["closed_draft"], t["closed_thanks"]])
 
 
 def _guard(request: Request, token: str) -> None:

@@ -8,14 +8,14 @@ import hashlib
 import json
 import re
 import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer
 
-from services.responses.models import Respondent
+from services.responses.models import Respondent, RoundState
 from shared.bus import make_producer
-from shared.events import Bands, Envelope, LinkIssued
+from shared.events import Bands, Envelope, LinkIssued, RoundDefined
 
 CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -98,3 +98,24 @@ def csrf_of(html: str) -> str:
     match = CSRF_INPUT.search(html)
     assert match, "no CSRF field in the form"
     return match.group(1)
+
+
+def round_defined(round_id: str, revision: int, phase: str = "in_fieldwork", *,
+                  fieldwork_ends_at: datetime | None = None) -> RoundDefined:
+    """The round's definition as ingest sends it (only the phase and the end matter here)."""
+    now = datetime.now(UTC)
+    return RoundDefined(round_id=round_id, revision=revision, name=f"Runde {round_id}", reference_date=date(2026, 8, 1),
+                        maalgruppe_mapping_version="v1", invitation_at=now - timedelta(days=1),
+                        fieldwork_ends_at=fieldwork_ends_at, retention_days=365, phase=phase, phase_changed_at=now)
+
+
+async def define_round(app, bootstrap: str, prefix: str, event: RoundDefined, timeout: float = 60) -> None:
+    """Publish the definition and wait until responses keeps it (or a higher revision)."""
+    await produce(bootstrap, prefix, [event])
+    async with asyncio.timeout(timeout):
+        while True:
+            async with app.state.runtime.sessionmaker() as session:
+                kept = await session.get(RoundState, event.round_id)
+            if kept is not None and kept.revision >= event.revision:
+                return
+            await asyncio.sleep(0.1)

@@ -216,3 +216,27 @@ async def test_opt_out_and_link_pages_without_javascript(live, browser, axe_sour
     assert "Siden var udløbet" in await page.content()
     await checked.audit("CSRF failure page")
     await context.close()
+
+
+async def test_the_closed_page_after_fieldwork_ends(live, browser, axe_source, kafka_bootstrap, module_env):
+    """The link of a round whose fieldwork has ended, in the browser: the closed page, in Danish
+    and English, passes axe; a form left open is refused with the same page."""
+    from responses_helpers import define_round, round_defined
+
+    app, base = live
+    prefix = module_env["KAFKA_TOPIC_PREFIX"]
+    [token] = await issue(app, kafka_bootstrap, prefix, round_id="r-browser-closed")
+    context = await browser.new_context()
+    page = await context.new_page()
+    checked = Checked(page, axe_source)
+    await page.goto(f"{base}/s/{token}/side/1")  # the citizen has the form open ...
+    await define_round(app, kafka_bootstrap, prefix, round_defined("r-browser-closed", 1, "fieldwork_ended"))
+    await page.get_by_role("button", name="Næste").click()  # ... and sends it after the end
+    assert "Undersøgelsen er slut" in await page.content()
+    await checked.audit("closed page after a POST")
+    for path, label in [(f"/s/{token}", "closed page"), (f"/s/{token}?lang=en", "closed page (English)")]:
+        response = await page.goto(base + path)
+        assert response.status == 410, label
+        await checked.audit(label)
+    assert await page.get_by_role("heading", level=1).inner_text() == "The survey has ended"
+    await context.close()
