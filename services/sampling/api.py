@@ -34,10 +34,19 @@ _ERRORS: dict[type[Exception], tuple[int, str]] = {
     service.NoAllocation: (status.HTTP_404_NOT_FOUND, "round {round_id} has no allocation yet: POST one first"),
     service.EmptyFrame: (422, "round {round_id} has no population yet"),
     service.InvalidAllocation: (422, "{error}"),
+    service.RoundNotDefined: (
+        status.HTTP_404_NOT_FOUND,
+        "round {round_id} is not defined: KL's operator creates it at ingest (POST /rounds), and sampling learns it "
+        "from round.defined",
+    ),
+    service.RoundRefused: (status.HTTP_409_CONFLICT, "{error}"),
 }
 RESPONSES = {
-    404: {"description": "no allocation for the round"},
-    409: {"description": "already drawn, or the frame changed since the allocation"},
+    404: {"description": "the round is not defined, or has no allocation"},
+    409: {
+        "description": "already drawn, the frame changed since the allocation, the round's phase is past the draw, or "
+        "(a draw) not every participating municipality has delivered before the deadline and force is not set"
+    },
     422: {"description": "empty frame, or rules/overrides break a hard rule"},
 }
 
@@ -135,6 +144,7 @@ async def create_draw(
             seed=body.seed,
             sample_per_stratum=body.sample_per_stratum,
             drawn_by=principal.subject,
+            force=body.force,
         ),
     )
     # The events were written to the bulk outbox in SQL, not through uow.publish: wake the relays.

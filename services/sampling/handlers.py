@@ -1,4 +1,5 @@
-"""Sampling's event handlers: keep the frame per round and municipality current.
+"""Sampling's event handlers: keep the frame per round and municipality current, and each
+round's definition (round.defined, highest revision).
 
 The frame holds no contact data: population.received v2 carries none (ingest keeps the contacts
 and releases the sampled citizens' itself, on contacts.released), and the sealed contacts of v1
@@ -10,9 +11,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from services.sampling import frame
-from services.sampling.models import FrameDelivery, FrameUnit
+from services.sampling.models import FrameDelivery, FrameUnit, RoundDefinition
 from shared.bus import UnitOfWork
-from shared.events import Envelope, PopulationReceived, PopulationReceivedV1
+from shared.events import Envelope, PopulationReceived, PopulationReceivedV1, RoundDefined
 
 
 async def on_population_received(uow: UnitOfWork, envelope: Envelope, event: PopulationReceived | PopulationReceivedV1) -> None:
@@ -87,4 +88,22 @@ async def _activate(uow: UnitOfWork, delivery: FrameDelivery) -> None:
     await frame.record_activation(session, delivery.delivery_id, delivery.round_id)
 
 
-HANDLERS = {"population.received": on_population_received}
+async def on_round_defined(uow: UnitOfWork, envelope: Envelope, event: RoundDefined) -> None:
+    """Keep the highest revision of the round's definition; a lower or equal one is a replay."""
+    values = {
+        "revision": event.revision,
+        "phase": event.phase,
+        "kommuner": list(event.kommuner),
+        "delivery_deadline": event.delivery_deadline,
+        "definition": event.model_dump(mode="json"),
+        "received_at": sa.func.now(),
+    }
+    statement = pg_insert(RoundDefinition).values(round_id=event.round_id, **values)
+    await uow.session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["round_id"], set_=values, where=RoundDefinition.revision < statement.excluded.revision
+        )
+    )
+
+
+HANDLERS = {"population.received": on_population_received, "round.defined": on_round_defined}

@@ -116,6 +116,9 @@ class RoundAllocation(Base):
     updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
     confirmed_by: Mapped[str | None] = mapped_column(sa.Text)
     confirmed_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    # Where the operator's max_sample capped a municipality below what the 200-answers rule asks
+    # (domain.allocation.CapConflict as JSON, with who set the cap and when).
+    cap_decisions: Mapped[list] = mapped_column(JSONB, server_default="[]")
 
 
 class Draw(Base):
@@ -136,6 +139,10 @@ class Draw(Base):
     margins: Mapped[dict | None] = mapped_column(JSONB)
     population: Mapped[int | None]  # eligible frame size
     sampled: Mapped[int | None]
+    # A draw before every participating municipality had delivered and before the deadline:
+    # who forced it, and what was missing (domain.readiness).
+    forced_by: Mapped[str | None] = mapped_column(sa.Text)
+    readiness: Mapped[dict | None] = mapped_column(JSONB)
 
 
 class SampledUnit(Base):
@@ -159,3 +166,19 @@ class SampledUnit(Base):
     age_band: Mapped[str | None] = mapped_column(sa.Text)
     duration_band: Mapped[str | None] = mapped_column(sa.Text)
     delivery_id: Mapped[uuid.UUID | None]  # the frame delivery the person was drawn from
+
+
+class RoundDefinition(Base):
+    """A round as ingest defines it (round.defined): the highest revision seen. Sampling refuses
+    work for a round it has no definition of, and draws only when the round is ready
+    (domain.readiness)."""
+
+    __tablename__ = "round_definition"
+
+    round_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    revision: Mapped[int]
+    phase: Mapped[str] = mapped_column(sa.Text)
+    kommuner: Mapped[list[str]] = mapped_column(sa.ARRAY(sa.Text))  # participating; empty: all 98
+    delivery_deadline: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    definition: Mapped[dict] = mapped_column(JSONB)  # the event's data, as received
+    received_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())

@@ -49,6 +49,9 @@ class RulesOverride(BaseModel):
     min_expected_answers: float | None = Field(None, ge=0)
     min_expected_answers_per_stratum: float | None = Field(None, ge=0)
     allocation_power: float | None = Field(None, ge=0, le=1)
+    max_sample_is_cap: bool | None = Field(
+        None, description="max_sample wins over the answer minimums (the default when max_sample is given here)"
+    )
 
 
 class AllocationRequest(BaseModel):
@@ -93,6 +96,18 @@ class StratumAllocationOut(BaseModel):
     overridden: bool
 
 
+class CapConflictOut(BaseModel):
+    """The operator's max_sample overrode an answer rule in this municipality: the cap won."""
+
+    rule: str = Field(description="The rule the cap overrode: min_expected_answers or min_expected_answers_per_stratum")
+    cap: int = Field(description="The operator's max_sample: the municipality's sample")
+    sample_needed: int = Field(description="The sample the rule asked for")
+    expected_answers: float = Field(description="Expected answers at the cap")
+    expected_answers_needed: float
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+
+
 class MunicipalityAllocationOut(BaseModel):
     kommunekode: str
     population: int
@@ -103,6 +118,7 @@ class MunicipalityAllocationOut(BaseModel):
     max_expected_answers: float
     shortfall: float
     warnings: list[AllocationWarningOut]
+    cap_conflict: CapConflictOut | None = None
 
 
 class AllocationTotals(BaseModel):
@@ -136,6 +152,11 @@ class DrawRequest(BaseModel):
     # Kept for the first callers (demo, e2e): n_h = min(sample_per_stratum, N_h) in every
     # stratum, applied as operator overrides on top of the round's allocation.
     sample_per_stratum: int | None = Field(default=None, ge=0, le=100_000)
+    force: bool = Field(
+        default=False,
+        description="Draw before every participating municipality has delivered and before the delivery deadline "
+        "(recorded with the draw: who, and what was missing)",
+    )
 
 
 class DrawStratum(BaseModel):
@@ -152,6 +173,8 @@ class DrawResult(BaseModel):
     draw_id: uuid.UUID
     round_id: str
     seed: int
+    forced: bool = Field(default=False, description="Drawn with force=true before the round was ready")
+    missing: list[str] = Field(default_factory=list, description="Participating municipalities without a delivery")
     sampled: int
     population: int
     exclusions: ExclusionCounts

@@ -43,12 +43,14 @@ from services.sampling.domain import (
     check_seed,
     new_seed,
 )
-from services.sampling.models import Draw, FrameDelivery, RoundAllocation
+from services.sampling.domain.readiness import DRAWABLE_PHASES, draw_readiness
+from services.sampling.models import AUDIT, Draw, FrameDelivery, RoundAllocation, RoundDefinition
 from services.sampling.schemas import (
     AllocationRequest,
     AllocationTotals,
     AllocationView,
     AllocationWarningOut,
+    CapConflictOut,
     DrawMargins,
     DrawResult,
     DrawStratum,
@@ -60,6 +62,7 @@ from services.sampling.schemas import (
     StratumAllocationOut,
     StratumCount,
 )
+from shared.audit import record
 from shared.bus import UnitOfWork
 from shared.events import Bands, Envelope, SampledPerson, SampleDrawn, StratumSummary
 
@@ -95,6 +98,25 @@ class StaleAllocation(Exception):
 
 class InvalidAllocation(Exception):
     """Rules or overrides break a hard rule; the message says which."""
+
+
+class RoundNotDefined(Exception):
+    """No round.defined has arrived for the round: sampling does no work for it."""
+
+
+class RoundRefused(Exception):
+    """The round's phase or readiness forbids the work; the message says why."""
+
+
+async def require_round(uow: UnitOfWork, round_id: str, *, drawing: bool = False) -> RoundDefinition:
+    """The round's definition; when ``drawing`` (an allocation or a draw), also a phase in which
+    it may still be drawn."""
+    definition = await uow.session.get(RoundDefinition, round_id)
+    if definition is None:
+        raise RoundNotDefined(round_id)
+    if drawing and definition.phase not in DRAWABLE_PHASES:
+        raise RoundRefused(f"round {round_id} is {definition.phase}: it is drawn only while its extracts are collected")
+    return definition
 
 
 def stratum_key(kommunekode: str, maalgruppe: str) -> str:
@@ -197,6 +219,7 @@ async def frame_summary(uow: UnitOfWork, settings: SamplingSettings, round_id: s
     # One snapshot for the reference date, the recent draws and the counts: a delivery that
     # becomes active between those reads would otherwise be counted without its exclusions.
     await uow.session.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+    await require_round(uow, round_id)
     stored = await uow.session.get(RoundAllocation, round_id)
     recent_rounds = stored.recent_rounds if stored else settings.exclude_sampled_in_last_rounds
     reference_date = await round_reference_date(uow, round_id)
@@ -222,6 +245,9 @@ def merge_rules(base: AllocationRules, override: RulesOverride) -> AllocationRul
     observed rates can be given for just the groups that have them."""
     values = base.model_dump()
     changes = override.model_dump(exclude_none=True)
+    # A maximum the operator gives is a cap (it wins over the answer minimums), unless they say not.
+    if "max_sample" in changes:
+        changes.setdefault("max_sample_is_cap", True)
     if rates := changes.pop("response_rates", None):
         values["response_rates"] = {**values["response_rates"], **rates}
     values.update(changes)
@@ -241,8 +267,9 @@ def compute_allocation(
         raise InvalidAllocation(str(exc)) from None
 
 
-def allocation_table(allocation: Allocation, counts: FrameCounts) -> dict:
-    """The table an operator reviews: per stratum and per municipality (JSON-ready)."""
+def allocation_table(allocation: Allocation, counts: FrameCounts, decisions: Mapping[str, dict] = {}) -> dict:
+    """The table an operator reviews: per stratum and per municipality (JSON-ready), with each
+    cap conflict and who decided it (``decisions``: kommunekode -> decided_by, decided_at)."""
     strata = [
         StratumAllocationOut(
             stratum=stratum_key(*key),
@@ -276,6 +303,7 @@ def allocation_table(allocation: Allocation, counts: FrameCounts) -> dict:
                 AllocationWarningOut(code=w.code.value, maalgruppe=w.maalgruppe, shortfall=w.shortfall, message=w.message)
                 for w in m.warnings
             ],
+            cap_conflict=CapConflictOut(**m.cap_conflict.to_json(), **decisions.get(kode, {})) if m.cap_conflict else None,
         )
         for kode, m in allocation.municipalities.items()
     ]
@@ -288,7 +316,7 @@ def allocation_table(allocation: Allocation, counts: FrameCounts) -> dict:
     return {
         "exclusions": counts.exclusions,
         "totals": totals.model_dump(),
-        "municipalities": [m.model_dump() for m in municipalities],
+        "municipalities": [m.model_dump(mode="json") for m in municipalities],
         "strata": [s.model_dump() for s in strata],
     }
 
@@ -301,6 +329,7 @@ def _view(stored: RoundAllocation) -> AllocationView:
     counts = FrameCounts.from_json(stored.frame_counts)
     rules = AllocationRules.model_validate(stored.rules)
     allocation = compute_allocation(counts, rules, _overrides(stored))
+    decisions = {d["kommunekode"]: {"decided_by": d["decided_by"], "decided_at": d["decided_at"]} for d in stored.cap_decisions or []}
     return AllocationView(
         round_id=stored.round_id,
         status=stored.status,
@@ -309,7 +338,7 @@ def _view(stored: RoundAllocation) -> AllocationView:
         updated_by=stored.updated_by,
         updated_at=stored.updated_at,
         confirmed_by=stored.confirmed_by,
-        **allocation_table(allocation, counts),
+        **allocation_table(allocation, counts, decisions),
     )
 
 
@@ -323,6 +352,7 @@ async def preview_allocation(
 ) -> AllocationView:
     """Compute and store the round's proposed allocation from rules (operator overrides of an
     earlier proposal are dropped: new rules, new starting point)."""
+    await require_round(uow, round_id, drawing=True)
     await _ensure_not_drawn(uow, round_id)
     rules = merge_rules(settings.allocation_rules, request.rules)
     recent_rounds = request.recent_rounds if request.recent_rounds is not None else settings.exclude_sampled_in_last_rounds
@@ -330,7 +360,7 @@ async def preview_allocation(
     counts = await count_frame(uow, round_id, await recent_draw_ids(uow, round_id, reference_date, recent_rounds))
     if not counts.population:
         raise EmptyFrame(round_id)
-    compute_allocation(counts, rules)  # validates (e.g. a group without a response rate)
+    allocation = compute_allocation(counts, rules)  # validates (e.g. a group without a response rate)
     stored = await uow.session.get(RoundAllocation, round_id, with_for_update=True)
     if stored is None:
         stored = RoundAllocation(round_id=round_id)
@@ -339,6 +369,18 @@ async def preview_allocation(
     stored.recent_rounds = recent_rounds
     stored.overrides = {}
     stored.frame_counts = counts.to_json()
+    # Where the operator's cap wins over an answer rule: recorded, who and when, and audited.
+    now = datetime.now(UTC)
+    stored.cap_decisions = [
+        {"kommunekode": kode, **m.cap_conflict.to_json(), "decided_by": actor, "decided_at": now.isoformat()}
+        for kode, m in allocation.municipalities.items()
+        if m.cap_conflict is not None
+    ]
+    if stored.cap_decisions:
+        await record(
+            uow.session, AUDIT, actor=actor, action="allocation.capped", kind="round",
+            resource={"round_id": round_id, "cap_decisions": stored.cap_decisions},
+        )
     return await _save_as_proposed(uow, stored, actor)
 
 
@@ -688,6 +730,7 @@ async def draw(
     seed: int | None,
     sample_per_stratum: int | None,
     drawn_by: str,
+    force: bool = False,
     stages: dict[str, float] | None = None,
 ) -> DrawResult:
     """Draw the round's sample from its stored allocation (confirmed or latest proposal; the
@@ -711,9 +754,10 @@ async def draw(
     # so the frame counted, the frame drawn from and the persons published are one frame. One
     # that was activated (or an allocation changed) after the snapshot: a serialization failure.
     try:
+        definition = await require_round(uow, round_id, drawing=True)
         deliveries = (
             await session.execute(
-                sa.select(FrameDelivery.delivery_id, FrameDelivery.reference_date)
+                sa.select(FrameDelivery.delivery_id, FrameDelivery.reference_date, FrameDelivery.kommunekode)
                 .where(FrameDelivery.round_id == round_id, FrameDelivery.active.is_(True))
                 .with_for_update(read=True)
             )
@@ -726,6 +770,11 @@ async def draw(
         if getattr(exc.orig, "sqlstate", None) == "40001":
             raise StaleAllocation(round_id) from None
         raise
+    # Every participating municipality delivered, or the deadline passed; else only forced.
+    readiness = draw_readiness(definition.kommuner, [d.kommunekode for d in deliveries], definition.delivery_deadline, datetime.now(UTC))
+    if not readiness.ready and not force:
+        raise RoundRefused(f"round {round_id} is not ready for the draw: {readiness.reason}")
+    forced = not readiness.ready
     reference_date = max(d.reference_date for d in deliveries)
     if stored is not None:
         rules = AllocationRules.model_validate(stored.rules)
@@ -755,7 +804,8 @@ async def draw(
     except SampleError as exc:
         raise InvalidAllocation(str(exc)) from None
     draw_id = uuid.uuid4()
-    table = allocation_table(allocation, counts)
+    decisions = {d["kommunekode"]: {"decided_by": d["decided_by"], "decided_at": d["decided_at"]} for d in (stored.cap_decisions if stored else [])}
+    table = allocation_table(allocation, counts, decisions)
     population = sum(counts.eligible.values())
     clock.lap("allocation")
     try:
@@ -773,6 +823,8 @@ async def draw(
                 margins=margins_json(scanned.margins),
                 population=population,
                 sampled=allocation.total_sample,
+                forced_by=drawn_by if forced else None,
+                readiness=readiness.to_json() if forced else None,
             )
         )
     except sa.exc.IntegrityError:  # a concurrent draw of the same round won the race
@@ -817,6 +869,11 @@ async def draw(
         await raw.execute("ROLLBACK TO SAVEPOINT draw")
         checks = await run([draw_sql.NO_THRESHOLD] * len(allocation.strata))
     clock.lap("draw, sampled_unit, outbox (one statement)")
+    if forced:
+        await record(
+            session, AUDIT, actor=drawn_by, action="draw.forced", kind="round",
+            resource={"round_id": round_id, "draw_id": str(draw_id), **readiness.to_json()},
+        )
     if checks["sampled"] != allocation.total_sample or checks["events"] != len(headers):
         # Counts and draw read one snapshot of the locked frame, so this cannot happen; refuse
         # rather than state wrong probabilities. Leaving without commit rolls it all back.
@@ -830,6 +887,8 @@ async def draw(
         draw_id=draw_id,
         round_id=round_id,
         seed=seed,
+        forced=forced,
+        missing=list(readiness.missing),
         sampled=allocation.total_sample,
         population=population,
         exclusions=counts.exclusions,

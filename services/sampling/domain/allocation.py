@@ -20,11 +20,15 @@ Method (seed 004, "Stikprøveudvælgelse"):
    is raised, keeping the same shape, to the smallest total that reaches 200 — even above
    `max_sample`, because the 200 rule comes first. If even the whole population cannot
    reach 200, everyone is taken and a warning states the exact shortfall.
+   Unless `max_sample_is_cap` (the operator set a maximum): then the operator's maximum wins,
+   the municipality gets at most `max_sample`, and the conflict is reported (`CapConflict`:
+   the rule it overrode, the sample that rule asked for, the answers expected at the cap).
 5. Rounding to whole citizens uses largest remainders, so totals are exact and
    lower ≤ n_h ≤ N_h holds by construction.
 
-Priority of the rules, strongest first: n_h ≤ N_h (hard) > 200 expected answers per
-municipality > per-stratum minimum answers > min/max sample size.
+Priority of the rules, strongest first: n_h ≤ N_h (hard) > an operator's cap
+(`max_sample_is_cap`) > 200 expected answers per municipality > per-stratum minimum answers >
+min/max sample size.
 """
 
 from __future__ import annotations
@@ -89,6 +93,8 @@ class AllocationRules(BaseModel):
     min_expected_answers_per_stratum: float | None = Field(None, ge=0.0)
     # α in n_h ∝ N_h^α / r_h; see the module docstring.
     allocation_power: float = Field(0.5, ge=0.0, le=1.0)
+    # max_sample as the operator's cap: it wins over the answer minimums (step 4).
+    max_sample_is_cap: bool = False
 
     @model_validator(mode="after")
     def _check(self) -> AllocationRules:
@@ -142,6 +148,28 @@ class WarningCode(StrEnum):
     STRATUM_MIN_ANSWERS_NOT_MET = "stratum_min_answers_not_met"
     ABOVE_MAX_SAMPLE = "above_max_sample"
     BELOW_MIN_SAMPLE = "below_min_sample"
+    # The operator's cap kept the sample below what an answer minimum asks for.
+    CAPPED_BY_MAX_SAMPLE = "capped_by_max_sample"
+
+
+@dataclass(frozen=True, slots=True)
+class CapConflict:
+    """The operator's max_sample against an answer rule, in one municipality: the cap won."""
+
+    rule: Literal["min_expected_answers", "min_expected_answers_per_stratum"]
+    cap: int  # the operator's max_sample: the municipality's sample
+    sample_needed: int  # what the rule asked for (the whole population when even that falls short)
+    expected_answers: float  # at the cap
+    expected_answers_needed: float  # the rule's minimum
+
+    def to_json(self) -> dict:
+        return {
+            "rule": self.rule,
+            "cap": self.cap,
+            "sample_needed": self.sample_needed,
+            "expected_answers": self.expected_answers,
+            "expected_answers_needed": self.expected_answers_needed,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +213,7 @@ class MunicipalityAllocation:
     max_expected_answers: float  # if the whole population were taken
     shortfall: float  # expected answers below min_expected_answers (0.0 if met)
     warnings: tuple[AllocationWarning, ...]
+    cap_conflict: CapConflict | None = None  # the operator's cap overrode an answer rule
 
 
 @dataclass(frozen=True)
@@ -222,9 +251,9 @@ def allocate(
     municipalities: dict[Kommunekode, MunicipalityAllocation] = {}
     for kode in sorted(by_kommune):
         groups = sorted(by_kommune[kode])
-        rows, target = _allocate_municipality(kode, groups, rules)
+        rows, target, conflict = _allocate_municipality(kode, groups, rules)
         strata.update((s.key, s) for s in rows)
-        municipalities[kode] = _summarise(kode, target, rows, rules)
+        municipalities[kode] = _summarise(kode, target, rows, rules, conflict)
     return Allocation(rules=rules, strata=strata, municipalities=municipalities)
 
 
@@ -254,7 +283,7 @@ def adjust(allocation: Allocation, overrides: Mapping[StratumKey, int]) -> Alloc
     municipalities = {}
     for kode, old in allocation.municipalities.items():
         rows = [s for s in strata.values() if s.kommunekode == kode]
-        municipalities[kode] = _summarise(kode, old.target_sample, rows, allocation.rules)
+        municipalities[kode] = _summarise(kode, old.target_sample, rows, allocation.rules, old.cap_conflict)
     return Allocation(rules=allocation.rules, strata=strata, municipalities=municipalities)
 
 
@@ -273,7 +302,7 @@ def _check_key(key: object) -> StratumKey:
 
 def _allocate_municipality(
     kode: Kommunekode, groups: Sequence[tuple[Maalgruppe, int]], rules: AllocationRules
-) -> tuple[list[StratumAllocation], int]:
+) -> tuple[list[StratumAllocation], int, CapConflict | None]:
     rates = [rules.response_rate(g) for g, _ in groups]
     upper = [n for _, n in groups]
     population = sum(upper)
@@ -286,9 +315,9 @@ def _allocate_municipality(
         else [0] * len(groups)
     )
 
-    def spread(total: int) -> list[int]:
+    def spread(total: int, floors: Sequence[int] = lower) -> list[int]:
         return _largest_remainder(
-            _box_proportional(total, weights, lower, upper), total, lower, upper
+            _box_proportional(total, weights, floors, upper), total, floors, upper
         )
 
     def answers(sizes: Iterable[int]) -> float:
@@ -314,10 +343,26 @@ def _allocate_municipality(
         else:
             sizes = list(upper)  # best possible; _summarise reports the shortfall
 
+    conflict = None
+    cap = rules.max_sample
+    if rules.max_sample_is_cap and sum(sizes) > cap:
+        # Only an answer rule raises a total above the (clamped) target: the operator's cap
+        # wins over it, with the same shape (the per-stratum floors too, if they alone exceed it).
+        asked = sum(sizes)
+        rule = "min_expected_answers_per_stratum" if sum(lower) > cap or answers(spread(cap, [0] * len(groups))) >= needed else "min_expected_answers"
+        sizes = spread(cap, lower if sum(lower) <= cap else [0] * len(groups))
+        conflict = CapConflict(
+            rule=rule,
+            cap=cap,
+            sample_needed=asked,
+            expected_answers=answers(sizes),
+            expected_answers_needed=needed if rule == "min_expected_answers" else float(per_stratum or 0.0),
+        )
+
     rows = [
         StratumAllocation(kode, g, n_pop, n, r) for (g, n_pop), n, r in zip(groups, sizes, rates)
     ]
-    return rows, target
+    return rows, target, conflict
 
 
 def _summarise(
@@ -325,6 +370,7 @@ def _summarise(
     target: int,
     rows: Sequence[StratumAllocation],
     rules: AllocationRules,
+    conflict: CapConflict | None = None,
 ) -> MunicipalityAllocation:
     population = sum(s.population for s in rows)
     sample = sum(s.sample for s in rows)
@@ -378,6 +424,15 @@ def _summarise(
             if not any(s.overridden for s in rows)
             else f"sample {sample} above max {rules.max_sample}",
         )
+    if conflict is not None:
+        warn(
+            WarningCode.CAPPED_BY_MAX_SAMPLE,
+            None,
+            max(0.0, conflict.expected_answers_needed - conflict.expected_answers),
+            f"the operator's max_sample {conflict.cap} overrides {conflict.rule} ({conflict.expected_answers_needed:g} "
+            f"expected answers, which needs a sample of {conflict.sample_needed}): {conflict.expected_answers:.1f} "
+            "expected answers",
+        )
     if sample < rules.min_sample:
         warn(
             WarningCode.BELOW_MIN_SAMPLE,
@@ -394,6 +449,7 @@ def _summarise(
         max_expected_answers=best,
         shortfall=shortfall,
         warnings=tuple(warnings),
+        cap_conflict=conflict,
     )
 
 

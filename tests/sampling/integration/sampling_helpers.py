@@ -26,6 +26,7 @@ from shared.events import (
     SampleDrawn,
 )
 from shared.testing.fixtures import bearer, publish_events
+from shared.testing.round import round_defined_event
 
 CONTACT_KEY = base64.b64decode(new_key())
 AGE = ["16-29", "30-39", "40-49", "50-59", "60+"]
@@ -101,8 +102,12 @@ def delivery(
     ]
 
 
-async def produce(bootstrap: str, prefix: str, payloads: list[PopulationReceived | PopulationReceivedV1]) -> None:
-    await publish_events(bootstrap, prefix, payloads, source="ingest")
+async def produce(bootstrap: str, prefix: str, payloads: list[PopulationReceived | PopulationReceivedV1], *, define: bool = True) -> None:
+    """Publish the chunks as ingest would; with ``define``, each round's definition first (ingest
+    publishes round.defined when KL's operator creates the round, before any delivery; a
+    repeated revision 1 is a replay sampling ignores)."""
+    rounds = [round_defined_event(r) for r in dict.fromkeys(p.round_id for p in payloads)] if define else []
+    await publish_events(bootstrap, prefix, [*rounds, *payloads], source="ingest")
 
 
 async def wait_for_frame(client, token: str, round_id: str, populations: dict[str, int], timeout: float = 60) -> dict:

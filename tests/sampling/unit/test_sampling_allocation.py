@@ -428,3 +428,41 @@ def test_adjust_to_whole_population_clears_warnings() -> None:
     adjusted = adjust(original, counts)
     assert adjusted.sample_sizes() == counts
     assert adjusted.warnings == ()
+
+
+# --- the operator's cap (max_sample_is_cap) ------------------------------------------------------
+
+
+def test_an_operators_cap_of_100_is_a_cap_not_a_280_person_census() -> None:
+    counts = {("101", "dagpenge"): 200, ("101", "aktivitetsparate"): 80}
+    uncapped = allocate(counts, AllocationRules(min_sample=50, max_sample=100))
+    assert uncapped.municipalities["101"].sample == 280  # the 200 rule wins over a plain max
+    capped = allocate(counts, AllocationRules(min_sample=50, max_sample=100, max_sample_is_cap=True))
+    municipality = capped.municipalities["101"]
+    assert municipality.sample == capped.total_sample == 100
+    conflict = municipality.cap_conflict
+    assert conflict is not None and (conflict.rule, conflict.cap, conflict.sample_needed) == ("min_expected_answers", 100, 280)
+    assert conflict.expected_answers == pytest.approx(municipality.expected_answers)
+    assert "capped_by_max_sample" in {w.code.value for w in municipality.warnings}
+
+
+@given(scenarios(), st.integers(min_value=1, max_value=3000))
+@settings(max_examples=200, deadline=None)
+def test_a_cap_wins_in_every_municipality_and_each_conflict_is_reported(scenario, cap) -> None:
+    counts, rules = scenario
+    rules = rules.model_copy(update={"max_sample": cap, "min_sample": min(rules.min_sample, cap), "max_sample_is_cap": True})
+    free = allocate(counts, rules.model_copy(update={"max_sample_is_cap": False}))
+    capped = allocate(counts, rules)
+    for kode, municipality in capped.municipalities.items():
+        population = municipality.population
+        assert municipality.sample <= cap
+        asked = free.municipalities[kode].sample
+        # A conflict exactly where the rules asked for more than the cap; the cap is then taken in full.
+        assert (municipality.cap_conflict is not None) == (asked > cap)
+        if municipality.cap_conflict is not None:
+            assert municipality.sample == min(cap, population) == cap
+            assert municipality.cap_conflict.sample_needed == asked
+        else:
+            assert municipality.sample == asked
+    for key, stratum in capped.strata.items():
+        assert 0 <= stratum.sample <= stratum.population
