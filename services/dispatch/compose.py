@@ -130,6 +130,7 @@ def render_job(config: RenderConfig, job: RenderJob) -> RenderOutcome:
         sender = MemoSender(sender_id=config.sender_cvr_by_kommune.get(job.kommunekode, config.default_sender_cvr),
                             label=municipality)
         cpr = _NON_DIGITS.sub("", contact.cpr)
+        folder = (job.round_id, job.kommunekode)
         if job.channel == "sms":
             phone = contact.phone_e164
             if not phone:
@@ -139,8 +140,9 @@ def render_job(config: RenderConfig, job: RenderJob) -> RenderOutcome:
                 memo = build_nemsms_message(sender, MemoRecipient(cpr), label="Spørgeskema om jobcentret", text=sms.text,
                                             message_uuid=message_uuid(job.key), validate=_validate(config, ("nemsms",)))
                 return RenderOutcome(job.key, OutgoingMessage(job.key, MessageKind.SMS, address=phone, text=sms.text,
-                                                              memo_xml=memo.xml))
-            return RenderOutcome(job.key, OutgoingMessage(job.key, MessageKind.SMS, address=phone, text=sms.text))
+                                                              memo_xml=memo.xml, folder=folder))
+            return RenderOutcome(job.key, OutgoingMessage(job.key, MessageKind.SMS, address=phone, text=sms.text,
+                                                          folder=folder))
         exempt = contact.digital_post_exempt
         letter, pdf_base64 = render_letter_fast_b64(kind, ctx, paper=exempt)
         memo = build_letter_message_fast(
@@ -151,7 +153,7 @@ def render_job(config: RenderConfig, job: RenderJob) -> RenderOutcome:
             validate=_validate(config, ("letter", job.step, exempt, municipality, bool(contact.name))),
         )
         return RenderOutcome(job.key, OutgoingMessage(job.key, MessageKind.DIGITAL_POST, memo_xml=memo.xml,
-                                                      exempt_from_digital_post=exempt))
+                                                      exempt_from_digital_post=exempt, folder=folder))
     except Exception as exc:  # noqa: BLE001 - one bad letter must not stop the batch
         return RenderOutcome(job.key, error=redact(f"cannot build message: {type(exc).__name__}: {exc}"))
 

@@ -72,6 +72,9 @@ class OutgoingMessage:
     attachments: tuple[Attachment, ...] = field(default=(), repr=False)
     exempt_from_digital_post: bool = False
     """The citizen is exempt from Digital Post: SF1601 must print the letter."""
+    folder: tuple[str, ...] = ()
+    """Where a channel that files messages (the dev sink) puts this one: (round, kommunekode).
+    No personal data."""
 
     def __post_init__(self) -> None:
         if not self.idempotency_key or len(self.idempotency_key) > _KEY_MAX:

@@ -1,7 +1,9 @@
 """A channel that delivers to a directory: for development, demos and tests.
 
 One file per message, named by the idempotency key: `<key>.xml` for MeMo
-(Digital Post or NemSMS), `<key>.txt` for SMS, `<key>.eml` for e-mail. It
+(Digital Post or NemSMS), `<key>.txt` for SMS, `<key>.eml` for e-mail, in one
+folder per round and municipality (`<dir>/<round>/<kommunekode>/`, the message's
+`folder`; a message without one goes to `<dir>` itself). It
 keeps the production guarantee that matters: the same key never makes a
 second delivery. The file is written under a temporary name and then
 hard-linked to its final name; `link` fails if the name exists, so of two
@@ -50,7 +52,8 @@ class DevSinkChannel(Channel):
             except ValueError as exc:
                 results[i] = SendResult.permanent(str(exc))
                 continue
-            writes.append((i, key_as_filename(message.idempotency_key) + suffix, data))
+            folder = "/".join(key_as_filename(part) for part in message.folder)
+            writes.append((i, folder, key_as_filename(message.idempotency_key) + suffix, data))
         if writes:
             for i, result in await asyncio.to_thread(self._write_all, writes):
                 results[i] = result
@@ -58,18 +61,23 @@ class DevSinkChannel(Channel):
             self._done(message, result)
         return results
 
-    def _write_all(self, writes: list[tuple[int, str, bytes]]) -> list[tuple[int, SendResult]]:
+    def _write_all(self, writes: list[tuple[int, str, str, bytes]]) -> list[tuple[int, SendResult]]:
         done = []
-        for i, filename, data in writes:
+        made: set[str] = set()
+        for i, folder, filename, data in writes:
             try:
-                done.append((i, SendResult.sent(str(self._write_once(filename, data)))))
+                directory = self._directory / folder if folder else self._directory
+                if folder not in made:
+                    directory.mkdir(parents=True, exist_ok=True)
+                    made.add(folder)
+                done.append((i, SendResult.sent(str(self._write_once(directory, filename, data)))))
             except OSError as exc:
                 done.append((i, SendResult.transient(f"write failed: {type(exc).__name__}")))
         return done
 
-    def _write_once(self, filename: str, data: bytes) -> Path:
-        final = self._directory / filename
-        fd, tmp = tempfile.mkstemp(dir=self._directory, prefix=".partial-")
+    def _write_once(self, directory: Path, filename: str, data: bytes) -> Path:
+        final = directory / filename
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".partial-")
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)

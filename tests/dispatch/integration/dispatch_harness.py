@@ -275,7 +275,8 @@ async def invitations(app, round_id: str) -> list[Invitation]:
 
 
 def sink_files(sink: Path) -> dict[str, Path]:
-    return {p.stem: p for p in sink.iterdir() if not p.name.startswith(".")} if sink.exists() else {}
+    """Idempotency key -> file, over the sink's folders (one per round and municipality)."""
+    return {p.stem: p for p in sink.rglob("*") if p.is_file() and not p.name.startswith(".")} if sink.exists() else {}
 
 
 class SimulatedCrash(BaseException):

@@ -68,6 +68,7 @@ async def test_plan_api_arms_and_invitations_in_the_sink(service_env, dev_issuer
         # One file per citizen, a valid MeMo, and the first link in it is the citizen's own.
         files = sink_files(sink)
         assert len(files) == 40
+        assert {path.parent for path in files.values()} == {sink / "r1" / KOMMUNE}  # a folder per round and municipality
         by_hash = {inv.token_hash: inv for inv in await invitations(app, "r1")}
         for path in files.values():
             data = path.read_bytes()

@@ -88,3 +88,18 @@ def test_outgoing_message_hides_personal_data_and_checks_its_key():
         except ValueError:
             continue
         raise AssertionError(f"accepted idempotency key {bad!r}")
+
+
+async def test_one_folder_per_round_and_municipality(tmp_path):
+    sink = DevSinkChannel(tmp_path)
+    first = OutgoingMessage(idempotency_key="inv-1.invitation.sms", kind=MessageKind.SMS, address=PHONE, text=LINK,
+                            folder=("2026-efteraar", "492"))
+    other = dataclasses.replace(first, idempotency_key="inv-2.invitation.sms", folder=("2026-efteraar", "101"))
+    unsafe = dataclasses.replace(first, idempotency_key="inv-3.invitation.sms", folder=("../../etc", "101"))
+    results = await sink.send_many([first, other, unsafe])
+    assert all(r.ok for r in results)
+    written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert {"2026-efteraar/101/inv-2.invitation.sms.txt", "2026-efteraar/492/inv-1.invitation.sms.txt"} < set(written)
+    # A folder name that is not plainly safe becomes a stable UUID: nothing lands outside the sink.
+    assert all(tmp_path in p.parents for p in tmp_path.rglob("*")) and len(written) == 3
+    assert results[0].provider_reference == str(tmp_path / "2026-efteraar" / "492" / "inv-1.invitation.sms.txt")
