@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
+from typing import Literal
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 
 from services.dispatch import service
 from services.dispatch.domain.schedule import Schedule, round_sending
@@ -84,3 +86,27 @@ async def round_failures(request: Request, round_id: str = Path(pattern=ROUND_PA
     async with request.app.state.runtime.uow() as uow:
         rows = await service.failures(uow.session, round_id)
     return Failures(round_id=round_id, failed=[FailedStep(**row) for row in rows])
+
+
+@router.get("/rounds/{round_id}/preview/{kommunekode}/{step}.pdf", response_class=Response,
+            summary="Preview a municipality's letter for one step (PDF, a made-up citizen and link)",
+            responses={200: {"content": {"application/pdf": {}}}, 404: {"description": "round not defined, or "
+                       "municipality unknown or not taking part"}})
+async def preview_letter(request: Request, round_id: str = Path(pattern=ROUND_PATTERN),
+                         kommunekode: str = Path(pattern=KOMMUNE_PATTERN),
+                         step: Literal["invitation", "reminder_1", "reminder_2"] = Path(),
+                         paper: bool = Query(False, description="the printed letter (citizens exempt from Digital Post)"),
+                         principal: Principal = Depends(admin)) -> Response:
+    ensure_kommune_access(principal, kommunekode)
+    settings = request.app.state.settings
+    async with request.app.state.runtime.uow() as uow:
+        definition = await service.load_definition(uow.session, round_id)
+        plan = await service.resolve_plan(uow.session, settings, round_id, kommunekode)
+    try:
+        pdf = await asyncio.to_thread(service.preview_letter, settings, round_id, definition, plan, kommunekode, step,
+                                      paper=paper, today=datetime.now(UTC).date())
+    except service.PreviewRefused as exc:
+        raise HTTPException(404, detail=str(exc)) from None
+    filename = f"preview-{round_id}-{kommunekode}-{step}.pdf"
+    return Response(pdf, media_type="application/pdf",
+                    headers={"Content-Disposition": f'inline; filename="{filename}"', "Cache-Control": "no-store"})

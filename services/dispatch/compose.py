@@ -121,9 +121,7 @@ def render_job(config: RenderConfig, job: RenderJob) -> RenderOutcome:
         kind = LetterKind(job.step)
         municipality = municipality_name(job.kommunekode)
         link = config.survey_base_url + link_token(config.link_key, job.token_nonce)
-        contact_info = ContactInfo(
-            f"{config.contact_name} i {municipality}" if config.contact_name == "jobcentret" else config.contact_name,
-            config.contact_phone, config.contact_email)
+        contact_info = _contact_info(config, municipality)
         ctx = LetterContext(name=contact.name, link=link, municipality=municipality,
                             deadline=job.deadline or (job.created_at + timedelta(days=config.response_deadline_days)).date(),
                             contact=contact_info, letter_date=job.letter_date, privacy_url=config.privacy_url)
@@ -156,6 +154,30 @@ def render_job(config: RenderConfig, job: RenderJob) -> RenderOutcome:
                                                       exempt_from_digital_post=exempt, folder=folder))
     except Exception as exc:  # noqa: BLE001 - one bad letter must not stop the batch
         return RenderOutcome(job.key, error=redact(f"cannot build message: {type(exc).__name__}: {exc}"))
+
+
+def _contact_info(config: RenderConfig, municipality: str) -> ContactInfo:
+    name = f"{config.contact_name} i {municipality}" if config.contact_name == "jobcentret" else config.contact_name
+    return ContactInfo(name, config.contact_phone, config.contact_email)
+
+
+# The preview's citizen: nobody's name, and a link that is no survey token (too short to be one),
+# so opening it from a preview shows "we cannot find the link".
+PREVIEW_NAME = "Eksempel Borgersen"
+PREVIEW_TOKEN = "EKSEMPEL"
+
+
+def render_preview(config: RenderConfig, kommunekode: str, step: str, letter_date: date, deadline: date,
+                   *, paper: bool = False) -> bytes:
+    """The letter of ``step`` as a municipality's citizens get it, for a made-up citizen: the
+    same templates, municipality, contact details and dates, the full render (not the cache)."""
+    from services.dispatch.domain.letters import render_letter
+
+    municipality = municipality_name(kommunekode)
+    ctx = LetterContext(name=PREVIEW_NAME, link=config.survey_base_url + PREVIEW_TOKEN, municipality=municipality,
+                        deadline=deadline, contact=_contact_info(config, municipality), letter_date=letter_date,
+                        privacy_url=config.privacy_url)
+    return render_letter(LetterKind(step), ctx, paper=paper).pdf
 
 
 def render_jobs(config: RenderConfig, jobs: list[RenderJob]) -> list[RenderOutcome]:

@@ -61,9 +61,9 @@ from services.dispatch.channels.base import Channel, OutgoingMessage, SendResult
 from services.dispatch.compose import RenderConfig, RenderJob, RenderOutcome, render_jobs
 from services.dispatch.config import DispatchSettings
 from services.dispatch.domain.schedule import (
-    LOCAL,
     WINDOWED_CHANNELS,
     Schedule,
+    answer_deadline,
     fieldwork_over,
     open_keys,
     retry_time,
@@ -497,19 +497,6 @@ class Sender:
 
     async def before_result_commit(self, claimed: list[Claimed]) -> None:
         """Hook for crash tests."""
-
-
-def answer_deadline(schedule: Schedule | None, response_deadline_days: int):
-    """The last day to answer, printed on letters: the last day of fieldwork when the round has
-    an end, else ``response_deadline_days`` after the invitation date; None: count from the
-    invitation's creation (a round without a schedule sends nothing anyway)."""
-    if schedule is None:
-        return None
-    if schedule.fieldwork_ends_at is not None:
-        return (schedule.fieldwork_ends_at - timedelta(microseconds=1)).astimezone(LOCAL).date()
-    if schedule.invitation_at is not None:
-        return (schedule.invitation_at + timedelta(days=response_deadline_days)).astimezone(LOCAL).date()
-    return None
 
 
 def make_executor(settings: DispatchSettings) -> Executor | None:

@@ -4,15 +4,17 @@ failure reports count; the rounds' definitions, rescheduling and the end of fiel
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.dispatch.config import DispatchSettings
-from services.dispatch.domain.plan import RoundPlan
-from services.dispatch.domain.schedule import Schedule, due_time, fieldwork_over, shown_status
+from services.dispatch.compose import RenderConfig, render_preview
+from services.dispatch.domain.municipalities import municipalities
+from services.dispatch.domain.plan import RoundPlan, planned_steps
+from services.dispatch.domain.schedule import LOCAL, Schedule, answer_deadline, due_time, fieldwork_over, shown_status
 from services.dispatch.models import (
     CANCELLED,
     NO_CONTACT,
@@ -254,3 +256,27 @@ async def step_counts(session: AsyncSession, round_id: str) -> list[tuple[str, s
         key = (kommunekode, step, channel, shown_status(status, None if unscheduled else datetime.min))
         counts[key] = counts.get(key, 0) + n
     return [(*key, n) for key, n in sorted(counts.items())]
+
+
+class PreviewRefused(Exception):
+    """Why a letter cannot be previewed (a 404 for the operator)."""
+
+
+def preview_letter(settings: DispatchSettings, round_id: str, definition: RoundDefined | None, plan: RoundPlan,
+                   kommunekode: str, step: str, *, paper: bool, today: date) -> bytes:
+    """The municipality's letter for ``step`` as it will go out (CPU-bound: call off the loop):
+    dated the step's due date under the round's schedule (today while it has none), with the
+    deadline the real letters print."""
+    if definition is None:
+        raise PreviewRefused(f"round {round_id} is not defined (no round.defined has reached dispatch)")
+    if kommunekode not in municipalities():
+        raise PreviewRefused(f"no municipality {kommunekode}")
+    if definition.kommuner and kommunekode not in definition.kommuner:
+        raise PreviewRefused(f"municipality {kommunekode} does not take part in round {definition.round_id}")
+    schedule = Schedule.from_definition(definition)
+    interval = dict((s, i) for s, _c, i in planned_steps(plan.model_copy(update={"reminder_count": 2})))[step]
+    due = due_time(schedule, step, "letter", interval)
+    letter_date = due.astimezone(LOCAL).date() if due is not None else today
+    deadline = answer_deadline(schedule, settings.response_deadline_days) or letter_date + timedelta(
+        days=settings.response_deadline_days)
+    return render_preview(RenderConfig.from_settings(settings), kommunekode, step, letter_date, deadline, paper=paper)

@@ -177,6 +177,19 @@ def round_key(round_id: str, channel: str) -> str:
     return f"{round_id}\x1f{channel}"
 
 
+def answer_deadline(schedule: Schedule | None, response_deadline_days: int):
+    """The last day to answer, printed on letters: the last day of fieldwork when the round has
+    an end, else ``response_deadline_days`` after the invitation date; None: count from the
+    invitation's creation (a round without a schedule sends nothing anyway)."""
+    if schedule is None:
+        return None
+    if schedule.fieldwork_ends_at is not None:
+        return (schedule.fieldwork_ends_at - timedelta(microseconds=1)).astimezone(LOCAL).date()
+    if schedule.invitation_at is not None:
+        return (schedule.invitation_at + timedelta(days=response_deadline_days)).astimezone(LOCAL).date()
+    return None
+
+
 STEP_WAITING_FOR_SCHEDULE = "waiting_for_schedule"
 
 
