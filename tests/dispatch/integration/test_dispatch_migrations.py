@@ -1,7 +1,9 @@
-"""Migration 0003 (contacts released apart from the sample) on a database that has invitations
-from before it, down again, and up again."""
+"""Migrations 0003 (contacts released apart from the sample) and 0004 (rounds' definitions
+schedule the steps) on a database that has rows from before them, down again, and up again."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from alembic import command
@@ -48,6 +50,41 @@ async def test_0003_keeps_old_invitations_and_downgrades_without_the_contactless
             released = await conn.scalar(sa.text("SELECT to_regclass('dispatch.released_contact')"))
         assert left == ["with-contact"] and nullable == "NO" and released is None
 
+        await migrate(engine, MIGRATIONS, "dispatch")
+    finally:
+        await engine.dispose()
+
+
+STEP = """
+    INSERT INTO dispatch.dispatch_step (invitation_id, step, channel, due_at, status, attempts)
+    SELECT id, :step, 'letter', CAST(:due AS timestamptz), :status, 0 FROM dispatch.invitation WHERE pseudonym = :pseudonym
+"""
+
+
+async def test_0004_unsent_steps_wait_for_their_rounds_definition_and_keep_their_interval(database_url):
+    engine = make_engine(database_url)
+    try:
+        await migrate(engine, MIGRATIONS, "dispatch", revision="0003")
+        async with engine.begin() as conn:
+            await conn.execute(sa.text(INVITATION), {"pseudonym": "planned", "contact": SEALED})
+            start = datetime(2026, 9, 1, 8, tzinfo=UTC)
+            for step, due, status in (("invitation", start, "sent"), ("reminder_1", start + timedelta(days=7), "planned"),
+                                      ("reminder_2", start + timedelta(days=14), "planned")):
+                await conn.execute(sa.text(STEP), {"step": step, "due": due, "status": status, "pseudonym": "planned"})
+
+        await migrate(engine, MIGRATIONS, "dispatch")
+        async with engine.begin() as conn:
+            rows = dict((step, (due, interval)) for step, due, interval in (await conn.execute(sa.text(
+                "SELECT step, due_at, interval_days FROM dispatch.dispatch_step"))).all())
+        assert rows["invitation"][0] is not None and rows["invitation"][1] is None  # sent: kept as it was
+        assert rows["reminder_1"] == (None, 7.0) and rows["reminder_2"] == (None, 7.0)
+
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("UPDATE dispatch.dispatch_step SET status = 'cancelled' WHERE step = 'reminder_2'"))
+            await conn.run_sync(_downgrade, "0003")
+            left = dict((await conn.execute(sa.text("SELECT step, status FROM dispatch.dispatch_step"
+                                                     " WHERE due_at IS NOT NULL"))).all())
+        assert left == {"invitation": "sent", "reminder_1": "planned", "reminder_2": "skipped"}
         await migrate(engine, MIGRATIONS, "dispatch")
     finally:
         await engine.dispose()

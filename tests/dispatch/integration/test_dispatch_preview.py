@@ -5,7 +5,7 @@ broker for round.defined)."""
 from __future__ import annotations
 
 import io
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime
 
 import pypdf
 
