@@ -5,7 +5,8 @@ when ``KAFKA_BOOTSTRAP_SERVERS`` is unset), the development token issuer and the
 processes, prints their URLs and stops all of it on Ctrl-C.
 
 ``demo`` drives a small synthetic round through the running services' public APIs, with tokens
-fetched by OAuth2 client credentials, and prints what arrived in analytics.
+fetched by OAuth2 client credentials: the operator defines the round, vendors deliver, sampling
+draws, the operator confirms the send dates, citizens answer; it prints what arrived in analytics.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from shared.crypto import new_key
@@ -126,7 +128,7 @@ def demo() -> None:
     import httpx
     from authlib.integrations.httpx_client import OAuth2Client
 
-    from shared.testing.round import links_in_sink, synthetic_rows, wait_for
+    from shared.testing.round import links_in_sink, round_body, synthetic_rows, wait_for
 
     def client(client_id: str, secret: str) -> OAuth2Client:
         oauth = OAuth2Client(client_id, secret, token_endpoint=f"http://127.0.0.1:{ISSUER_PORT}/oauth/token", timeout=15)
@@ -142,6 +144,18 @@ def demo() -> None:
     round_id = f"demo-{int(time.time())}"
     sizes = {"101": 30, "147": 18, "751": 12}
     print(f"round {round_id}")
+    # KL's operator defines the round: three municipalities, the invitation about now, a week
+    # of fieldwork, letters at any hour (a demo may run at night).
+    now = datetime.now(UTC)
+    r = operator.post(
+        f"{url['ingest']}/rounds",
+        json=round_body(
+            round_id, name=f"Demo {round_id}", kommuner=list(sizes), delivery_deadline=None,
+            invitation_at=now, fieldwork_ends_at=now + timedelta(days=7),
+        ),
+    )
+    r.raise_for_status()
+    print(f"  ingest     round defined ({r.json()['phase']}), municipalities {', '.join(sizes)}")
     for i, (kommunekode, size) in enumerate(sizes.items()):
         r = vendor.post(f"{url['ingest']}/rounds/{round_id}/extracts/{kommunekode}", json={"reference_date": "2023-08-01", "rows": synthetic_rows(size, seed=i)})
         r.raise_for_status()
@@ -156,6 +170,19 @@ def demo() -> None:
     r.raise_for_status()
     sampled = r.json()["sampled"]
     print(f"  sampling   drew {sampled} citizens (seed 2026)")
+
+    # The draw plans the letters; the operator confirms the send dates once ingest has seen it.
+    def drawn():
+        return operator.get(f"{url['ingest']}/rounds/{round_id}").json()["phase"] == "sample_drawn"
+
+    wait_for(drawn, 60, "ingest to see the draw")
+    now = datetime.now(UTC)
+    r = operator.post(
+        f"{url['ingest']}/rounds/{round_id}/schedule",
+        json={"invitation_at": now.isoformat(), "fieldwork_ends_at": (now + timedelta(days=7)).isoformat()},
+    )
+    r.raise_for_status()
+    print(f"  ingest     send dates confirmed ({r.json()['phase']}): invitation {now:%H:%M:%S} UTC")
 
     sink = STATE / "dispatch-sink"
     before = set(links_in_sink(sink).values())

@@ -166,6 +166,8 @@ PERSONAL_OVERRIDES: dict[tuple[str, str, str], Personal | None] = {
     ("ingest", "column_profile", "base"): None,
     ("ingest", "column_profile", "display_name"): None,
     ("ingest", "column_profile", "columns"): None,
+    # A round's name, given by KL's operator (not a person's).
+    ("ingest", "round_definition", "name"): None,
     # Aggregates (counts per cell), not about one person; suppression < 5 is applied when served.
     # Sampling's frame counts per cell (kept at delivery activation): counts, no person.
     **{("sampling", "frame_cell", column): None for column in (
@@ -218,10 +220,19 @@ NOT_PERSONAL: frozenset[str] = frozenset(
         "first_submitted_at", "sample", "cpr_key_id", "contact_key_id", "indicator", "value", "closed_at", "purge_after",
         "purge_requested_at", "service", "removed", "verified", "purged_at", "kind", "requested_at", "request_id",
         "erased_at", "counts_reset_version",
+        # The round's definition and phase (docs/rounds.md; round.defined): dates and settings, no person.
+        "revision", "published_revision", "maalgruppe_mapping_version", "kommuner", "delivery_deadline", "invitation_at",
+        "reminders_at", "fieldwork_ends_at", "sending_window_start", "sending_window_end", "retention_days", "phase",
+        "phase_changed_at", "implicit", "steps_cancelled_at", "interval_days", "readiness", "cap_decisions",
     }
 )
 # Who did an administrative action: an OAuth client id or operator subject (not a citizen).
-ACTOR_COLUMNS = frozenset({"delivered_by", "submitted_by", "drawn_by", "updated_by", "confirmed_by", "set_by", "closed_by", "requested_by", "registered_by"})
+ACTOR_COLUMNS = frozenset(
+    {
+        "delivered_by", "submitted_by", "drawn_by", "updated_by", "confirmed_by", "set_by", "closed_by", "requested_by",
+        "registered_by", "created_by", "forced_by",
+    }
+)
 
 # (service, table) -> who can read the rows through an API (scopes), besides the service itself.
 READERS: dict[tuple[str, str], str] = {
@@ -282,6 +293,14 @@ def _event_fields(model, prefix: str = "") -> list[tuple[str, str]]:
 
 
 EVENT_NOT_PERSONAL = NOT_PERSONAL | {"final", "chunk_no", "strata", "kommunekode"}
+# Event fields whose name alone says too little: (event type, field path), reviewed.
+EVENT_FIELDS_NOT_PERSONAL = frozenset(
+    {
+        ("round.defined", "name"),  # the round's name, given by KL's operator
+        ("round.defined", "sending_window.start"),
+        ("round.defined", "sending_window.end"),
+    }
+)
 
 
 def event_rows() -> tuple[list[list[str]], list[str]]:
@@ -291,7 +310,7 @@ def event_rows() -> tuple[list[list[str]], list[str]]:
     for (type_, version), model in sorted(REGISTRY.items()):
         personal = []
         for path, name in _event_fields(model):
-            if name in EVENT_NOT_PERSONAL or path.startswith("strata[]."):
+            if name in EVENT_NOT_PERSONAL or path.startswith("strata[].") or (type_, path) in EVENT_FIELDS_NOT_PERSONAL:
                 continue
             klass = PERSONAL_BY_NAME.get(name)
             if klass is None:

@@ -175,7 +175,10 @@ def _changes(fields: RoundFields) -> dict:
 
 
 def _utc(moment: datetime) -> datetime:
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise rules.RoundRuleError([f"{moment.isoformat()}: not a time a round can have"]) from None
 
 
 def _apply(row: RoundDefinition, plan: rules.RoundPlan) -> None:

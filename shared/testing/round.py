@@ -75,11 +75,12 @@ def survey_token(message: bytes) -> str | None:
 
 
 def links_in_sink(sink: Path) -> dict[str, str]:
-    """Idempotency key -> link token, for every message the dev sink holds."""
+    """Idempotency key -> link token, for every message the dev sink holds (in its folders per
+    round and municipality; a file being written starts with a dot)."""
     found = {}
     if sink.exists():
-        for path in sink.iterdir():
-            if path.name.startswith("."):
+        for path in sink.rglob("*"):
+            if path.name.startswith(".") or not path.is_file():
                 continue
             if token := survey_token(path.read_bytes()):
                 found[path.stem] = token

@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shared.events import TOPICS
 from shared.testing.fixtures import bearer
-from shared.testing.round import request_with_retry, synthetic_rows, wait_for
+from shared.testing.round import define_round_at, request_with_retry, synthetic_rows, wait_for
 from test_round import KOMMUNER, run_round
 
 pytestmark = pytest.mark.e2e
@@ -144,7 +144,7 @@ async def test_retention_leaves_no_identifier_of_the_round_anywhere(stack, dev_i
     before = await _columns_holding(db, _pattern(pseudonyms))
     assert {schema for schema, _, _ in before} == set(SCHEMAS), before
     assert all((await _sealed_rows(db, round_id)).values())
-    letters = list(sink.glob("*.xml"))
+    letters = list(sink.rglob("*.xml"))
     assert letters and any(re.search(plain, p.read_text(errors="replace")) for p in letters)
 
     admin = _admin(dev_issuer)
@@ -160,6 +160,9 @@ async def test_retention_leaves_no_identifier_of_the_round_anywhere(stack, dev_i
     status = wait_for(purged, 90, "every service's purge receipt")
     assert {r["service"] for r in status["receipts"]} == set(SCHEMAS)
     assert all(r["verified"] for r in status["receipts"])
+    # Every receipt in: the round's last phase.
+    definition = request_with_retry("GET", f"{stack['ingest'].url}/rounds/{round_id}", headers=bearer(admin)).json()
+    assert definition["phase"] == "purged"
 
     # After: no plaintext identifier in any column, topic, log line or sink file ...
     assert await _columns_holding(db, plain) == {}
@@ -167,7 +170,7 @@ async def test_retention_leaves_no_identifier_of_the_round_anywhere(stack, dev_i
     assert payloads
     assert not [p for p in payloads if re.search(plain.encode(), p)]
     assert not re.search(plain, _log_text(stack))
-    assert not [p for p in sink.glob("*") if p.is_file() and re.search(plain, p.read_text(errors="replace"))]
+    assert not [p for p in sink.rglob("*") if p.is_file() and re.search(plain, p.read_text(errors="replace"))]
     # ... nothing left that a key holder could open ...
     assert await _sealed_rows(db, round_id) == {"ingest.citizen": 0, "sampling.frame_unit": 0, "dispatch.invitation": 0}
     # ... and no way back from the answers to the person: only the documented sparing record.
@@ -220,6 +223,7 @@ async def test_an_objection_removes_the_citizen_everywhere_and_from_the_next_ext
     assert citizen["cpr"] not in _log_text(stack) and citizen["cpr"].replace("-", "") not in _log_text(stack)
 
     # The next extract that lists the citizen leaves them out, and says why.
+    define_round_at(stack["ingest"].url, _admin(dev_issuer), "erasure-2")
     token = dev_issuer.mint("momentum-dev", ["extracts:write"], ["101"])
     response = request_with_retry(
         "POST",

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from shared.testing.fixtures import bearer
-from shared.testing.round import links_in_sink, request_with_retry, synthetic_rows, wait_for
+from shared.testing.round import (
+    define_round_at,
+    links_in_sink,
+    request_with_retry,
+    schedule_round_at,
+    synthetic_rows,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -39,6 +47,13 @@ def wait_for_frame(stack, admin: str, round_id: str) -> None:
 def run_round(stack, dev_issuer, sink: Path, round_id: str, kill: str | None = None) -> None:
     admin = dev_issuer.mint("kl-operator", ["rounds:admin", "aggregates:read", "kommuner:all"])
     letters_before = set(links_in_sink(sink))
+    # KL's operator defines the round: its municipalities, an invitation about now, a week of
+    # fieldwork, the whole day as sending window (the test may run at night).
+    now = datetime.now(UTC)
+    define_round_at(
+        stack["ingest"].url, admin, round_id,
+        kommuner=list(KOMMUNER), delivery_deadline=None, invitation_at=now, fieldwork_ends_at=now + timedelta(days=7),
+    )
     deliver(stack, dev_issuer, round_id)
     if kill == "ingest":
         stack["ingest"].kill()  # its outbox may still hold the population events
@@ -51,6 +66,9 @@ def run_round(stack, dev_issuer, sink: Path, round_id: str, kill: str | None = N
     assert response.status_code == 201, response.text
     sampled = response.json()["sampled"]
     assert sampled == sum(KOMMUNER.values())
+    assert not response.json()["forced"]  # every participating municipality had delivered
+    # The draw plans; the operator's confirmation of the send dates (invitation now) sends.
+    schedule_round_at(stack["ingest"].url, admin, round_id)
     if kill in ("sampling", "dispatch", "analytics"):
         time.sleep(0.3)  # let events start flowing, then crash mid-stream
         stack[kill].kill()
