@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -20,6 +21,7 @@ from shared.testing.fixtures import (
     running_app,
     settings_from_env,
 )
+from shared.testing.round import round_defined_event
 
 
 async def produce(bootstrap: str, prefix: str, payloads) -> None:
@@ -69,8 +71,15 @@ async def app_and_client(module_env, kafka_bootstrap, tokens):
     app = create_app(settings_from_env(AnalyticsSettings, module_env, publication_release_quiet_seconds=0.3, publication_preliminary_scope="all"))
     async with running_app(app) as client:
         prefix = module_env["KAFKA_TOPIC_PREFIX"]
+        now = datetime.now(UTC)
         for round_id in ROUNDS:
             rnd, responses = demo_round(round_id)
+            # As ingest defines it: drawn, scheduled, and in fieldwork since an hour ago.
+            definition = round_defined_event(
+                round_id, phase="in_fieldwork", delivery_deadline=now - timedelta(days=1), invitation_at=now - timedelta(hours=1),
+                fieldwork_ends_at=now + timedelta(days=14),
+            )
+            await produce(kafka_bootstrap, prefix, [definition])
             await produce(kafka_bootstrap, prefix, rnd.samples)
             await produce(kafka_bootstrap, prefix, rnd.invitations)
             await produce(kafka_bootstrap, prefix, responses)
