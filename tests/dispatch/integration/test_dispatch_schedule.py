@@ -212,3 +212,20 @@ async def test_over_the_bus_nothing_before_the_date_all_at_it_and_the_end_cancel
             return status["sending"] == "ended" and counts.get(("reminder_2", "cancelled")) == 5 and counts
         counts = await wait_for(cancelled, 30, "the second reminder cancelled")
         assert counts[("reminder_2", "skipped")] == 1 and counts[("invitation", "sent")] == 6
+
+
+async def test_links_live_from_the_invitation_date_to_at_least_the_end_of_fieldwork(service_env, runtime, handlers):
+    settings = make_settings(service_env)
+    invitation_at, ends_at = local(2, 8), local(30, 0)
+    early = f"expiry-{uuid.uuid4().hex[:8]}"
+    await handle(runtime, handlers, round_defined(early, 1, invitation_at=invitation_at, fieldwork_ends_at=ends_at))
+    late_end = f"expiry-{uuid.uuid4().hex[:8]}"
+    await handle(runtime, handlers, round_defined(late_end, 1, invitation_at=invitation_at,
+                                                  fieldwork_ends_at=invitation_at + timedelta(days=60)))
+    for round_id in (early, late_end):
+        await handle(runtime, handlers, sample(service_env, round_id, KOMMUNE, 1).sample)
+    async with runtime.sessionmaker() as session:
+        expiry = dict((await session.execute(sa.select(Invitation.round_id, Invitation.expires_at)
+                                             .where(Invitation.round_id.in_([early, late_end])))).all())
+    assert expiry[early] == invitation_at + timedelta(days=settings.link_validity_days)
+    assert expiry[late_end] == invitation_at + timedelta(days=60)
