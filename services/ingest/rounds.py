@@ -26,7 +26,7 @@ from services.ingest.config import IngestSettings
 from services.ingest.domain import rounds as rules
 from services.ingest.domain.classification import load_mapping
 from services.ingest.models import AUDIT, RoundDefinition
-from services.ingest.schemas import RoundCreate, RoundFields, RoundSchedule, RoundView, SendingWindowIn
+from services.ingest.schemas import RoundCreate, RoundFields, RoundSchedule, RoundView, SendingWindowIn, SendingWindowOut
 from shared.audit import record
 from shared.bus import UnitOfWork
 from shared.events import RoundDefined, SendingWindow
@@ -122,7 +122,7 @@ def view_of(row: RoundDefinition) -> RoundView:
         invitation_at=row.invitation_at,
         reminders_at=list(row.reminders_at or ()),
         fieldwork_ends_at=row.fieldwork_ends_at,
-        sending_window=SendingWindowIn(start=row.sending_window_start, end=row.sending_window_end),
+        sending_window=SendingWindowOut(start=row.sending_window_start.isoformat(), end=row.sending_window_end.isoformat()),
         retention_days=row.retention_days,
         phase=row.phase,
         phase_changed_at=row.phase_changed_at,

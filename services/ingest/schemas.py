@@ -199,6 +199,13 @@ class SendingWindowIn(BaseModel):
     end: time = time(20, 0)
 
 
+class SendingWindowOut(BaseModel):
+    """The sending window as answered: local times of day (HH:MM:SS, Europe/Copenhagen, no offset)."""
+
+    start: str = Field(pattern=r"^\d{2}:\d{2}:\d{2}(\.\d+)?$")
+    end: str = Field(pattern=r"^\d{2}:\d{2}:\d{2}(\.\d+)?$")
+
+
 class RoundFields(BaseModel):
     """The parts of a round's definition an operator sets. Times are ISO 8601 with an offset
     (UTC or Danish time); a time without one is refused."""
@@ -246,7 +253,7 @@ class RoundView(BaseModel):
     invitation_at: datetime | None
     reminders_at: list[datetime]
     fieldwork_ends_at: datetime | None
-    sending_window: SendingWindowIn
+    sending_window: SendingWindowOut
     retention_days: int
     phase: str
     phase_changed_at: datetime
