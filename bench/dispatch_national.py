@@ -35,7 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "dispatch" / "integration"))
 
-from dispatch_harness import make_settings, produce, sample, step_statuses  # noqa: E402
+from dispatch_harness import make_settings, produce, round_defined, sample, step_statuses  # noqa: E402
 
 from services.dispatch.domain.municipalities import municipalities  # noqa: E402
 from services.dispatch.main import create_app  # noqa: E402
@@ -116,11 +116,12 @@ class Drain(threading.Thread):
     def sweep(self) -> None:
         t0 = time.thread_time()
         if self.sink.exists():
-            with os.scandir(self.sink) as entries:
-                for entry in entries:
-                    if not entry.name.startswith("."):
+            # The sink keeps one folder per round and municipality.
+            for folder, _dirs, files in os.walk(self.sink):
+                for name in files:
+                    if not name.startswith("."):
                         try:
-                            os.unlink(entry.path)
+                            os.unlink(os.path.join(folder, name))
                             self.seen += 1
                         except FileNotFoundError:
                             pass
@@ -190,7 +191,7 @@ async def main(args) -> None:
             drain.start()
             cpu0 = cpu_by_group(base / "pg")
             t_start = time.perf_counter()
-            producer = asyncio.create_task(produce(env, *events))
+            producer = asyncio.create_task(produce(env, round_defined("national"), *events))
             stages = app.state.stages
             # Progress from the service's own counters (committed results; a query over 600,000
             # steps every half second would cost PostgreSQL more than the bench measures).
