@@ -220,6 +220,14 @@ def main() -> None:
                 stderr=subprocess.DEVNULL,
             )
         with httpx.Client(base_url=service.url, timeout=600) as client:
+            # KL's operator defines the round first: ingest takes deliveries only for a defined round.
+            operator = issuer.mint("kl-operator", ["rounds:admin", "kommuner:all"])
+            defined = client.post(
+                "/rounds",
+                json={"round_id": "bench-1", "name": "Bench", "reference_date": "2023-08-01"},
+                headers={"Authorization": f"Bearer {operator}"},
+            )
+            defined.raise_for_status()
             t0 = time.perf_counter()
             response = client.post(
                 "/rounds/bench-1/extracts/101/files",

@@ -45,9 +45,11 @@ from services.sampling import frame, service  # noqa: E402
 from services.sampling.config import SamplingSettings  # noqa: E402
 from services.sampling.domain import MAALGRUPPER  # noqa: E402
 from services.sampling.main import create_app  # noqa: E402
+from services.sampling.models import RoundDefinition  # noqa: E402
 from services.sampling.schemas import AllocationRequest  # noqa: E402
 from shared.auth.dev_issuer import DevIssuer  # noqa: E402
 from shared.events import Envelope, SampleDrawn  # noqa: E402
+from shared.testing.round import round_defined_event  # noqa: E402
 from shared.testing.local_infra import LocalInfra, local_infra  # noqa: E402
 
 GROUP_SHARES = [0.30, 0.20, 0.25, 0.15, 0.10]
@@ -129,6 +131,15 @@ async def load_round(runtime, round_id: str, deliveries, units) -> None:
         )
         await raw.copy_records_to_table(
             "frame_unit", schema_name="sampling", columns=UNIT_COLUMNS, records=[(mapping[u[0]], *u[1:]) for u in units]
+        )
+        # The round as ingest defines it (round.defined, as the handler keeps it): the deadline
+        # has passed, so the draw may go ahead.
+        definition = round_defined_event(round_id, reference_date=date(2025, 8, 1))
+        await conn.execute(
+            sa.insert(RoundDefinition).values(
+                round_id=round_id, revision=definition.revision, phase=definition.phase, kommuner=[],
+                delivery_deadline=definition.delivery_deadline, definition=definition.model_dump(mode="json"),
+            )
         )
         # What the handler records when it activates each delivery (counts, duplicate candidates).
         await frame.lock_round(conn, round_id)

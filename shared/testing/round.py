@@ -144,15 +144,20 @@ def define_round_at(ingest_url: str, token: str, round_id: str, **overrides) -> 
     return response.json()
 
 
+def wait_for_phase_at(ingest_url: str, token: str, round_id: str, phase: str, timeout: float = 60) -> dict:
+    """The round as ingest answers it, once it is in ``phase``."""
+    def reached():
+        r = request_with_retry("GET", f"{ingest_url}/rounds/{round_id}", headers=_bearer(token))
+        return r.json() if r.status_code == 200 and r.json()["phase"] == phase else None
+
+    return wait_for(reached, timeout, f"round {round_id} to be {phase} at ingest")
+
+
 def schedule_round_at(ingest_url: str, token: str, round_id: str, timeout: float = 60, **dates) -> dict:
     """Wait until ingest has seen the draw (phase sample_drawn), then confirm the send dates:
     ``dates`` (invitation_at, reminders_at, fieldwork_ends_at) default to an invitation now and
     an end of fieldwork in a week. Dispatch sends from invitation_at on."""
-    def drawn():
-        r = request_with_retry("GET", f"{ingest_url}/rounds/{round_id}", headers=_bearer(token))
-        return r.status_code == 200 and r.json()["phase"] == "sample_drawn"
-
-    wait_for(drawn, timeout, f"ingest to see round {round_id}'s draw")
+    wait_for_phase_at(ingest_url, token, round_id, "sample_drawn", timeout)
     now = datetime.now(UTC)
     body = {"invitation_at": now, "fieldwork_ends_at": now + timedelta(days=7), **dates}
     response = request_with_retry(

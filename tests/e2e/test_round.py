@@ -16,6 +16,7 @@ from shared.testing.round import (
     schedule_round_at,
     synthetic_rows,
     wait_for,
+    wait_for_phase_at,
 )
 
 pytestmark = pytest.mark.e2e
@@ -67,7 +68,19 @@ def run_round(stack, dev_issuer, sink: Path, round_id: str, kill: str | None = N
     sampled = response.json()["sampled"]
     assert sampled == sum(KOMMUNER.values())
     assert not response.json()["forced"]  # every participating municipality had delivered
-    # The draw plans; the operator's confirmation of the send dates (invitation now) sends.
+    if kill is None:
+        # The draw plans and sends nothing: every invitation waits for the operator's schedule.
+        def planned():
+            r = request_with_retry("GET", f"{stack['dispatch'].url}/rounds/{round_id}/status", headers=bearer(admin))
+            steps = r.json()["steps"] if r.status_code == 200 else []
+            waiting = sum(s["count"] for s in steps if s["step"] == "invitation" and s["status"] == "waiting_for_schedule")
+            return steps if waiting == sampled else None
+
+        steps = wait_for(planned, 60, "dispatch to plan every invitation")
+        assert not [s for s in steps if s["status"] == "sent"]
+        wait_for_phase_at(stack["ingest"].url, admin, round_id, "sample_drawn")
+        assert set(links_in_sink(sink)) == letters_before
+    # The operator confirms the send dates (invitation now): the letters go.
     schedule_round_at(stack["ingest"].url, admin, round_id)
     if kill in ("sampling", "dispatch", "analytics"):
         time.sleep(0.3)  # let events start flowing, then crash mid-stream
