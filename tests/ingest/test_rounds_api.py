@@ -227,3 +227,32 @@ async def test_rounds_that_existed_before_get_an_implicit_definition_and_its_eve
         assert len(implicit) == 1 and implicit[0].phase == "collecting_extracts"
         # An implicit round keeps working: a municipality re-delivers.
         assert (await _deliver(client, vendor, "r-old", "101")).status_code == 201
+
+
+async def test_the_phase_clock_starts_and_ends_fieldwork_at_their_times(service_env, dev_issuer, kafka_bootstrap, topic_prefix):
+    app = create_app(settings_from_env(IngestSettings, service_env, round_clock_interval_seconds=0.2))
+    operator, vendor = _tokens(dev_issuer)
+    async with running_app(app) as client:
+        await define_round(client, dev_issuer.mint("kl", ["rounds:admin", "kommuner:all"]), "r-clock")
+        assert (await _deliver(client, vendor, "r-clock")).status_code == 201
+        await publish_events(
+            kafka_bootstrap, topic_prefix,
+            [SampleDrawn(round_id="r-clock", kommunekode="101", draw_id=uuid.uuid4(), seed=1, chunk_no=0, final=True, chunk_count=1, persons=[])],
+            source="sampling",
+        )
+        await _phase(client, operator, "r-clock", "sample_drawn")
+        now = datetime.now(UTC)
+        ends = now + timedelta(seconds=3)
+        scheduled = await client.post(
+            "/rounds/r-clock/schedule",
+            json={"invitation_at": now.isoformat(), "reminders_at": [(now + timedelta(seconds=1)).isoformat()], "fieldwork_ends_at": ends.isoformat()},
+            headers=operator,
+        )
+        assert scheduled.status_code == 200, scheduled.text
+        await _phase(client, operator, "r-clock", "in_fieldwork")
+        ended = await _phase(client, operator, "r-clock", "fieldwork_ended")
+        # Ended by its date: the definition keeps the dates it ran by.
+        assert datetime.fromisoformat(ended["fieldwork_ends_at"]) == ends
+        assert len(ended["reminders_at"]) == 1
+        assert datetime.now(UTC) >= ends
+        assert ended["next_actions"] == ["POST /rounds/r-clock/close: start the retention clock"]
