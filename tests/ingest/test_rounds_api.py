@@ -13,7 +13,7 @@ import asyncpg
 from ingest_helpers import all_events
 from services.ingest.config import IngestSettings
 from services.ingest.main import create_app
-from shared.events import RoundDefined, SampleDrawn
+from shared.events import Bands, RoundDefined, SampledPerson, SampleDrawn
 from shared.testing.fixtures import bearer, publish_events, running_app, settings_from_env
 from shared.testing.round import define_round
 
@@ -206,6 +206,20 @@ async def test_rounds_that_existed_before_get_an_implicit_definition_and_its_eve
         assert (await _deliver(client, vendor, "r-old")).status_code == 201
         assert (await _deliver(client, vendor, "r-old-closed")).status_code == 201
         assert (await client.post("/rounds/r-old-closed/close", json={"retention_days": 20}, headers=operator)).status_code == 201
+        # A round drawn before rounds were defined: its letters went out with the draw.
+        await define_round(client, dev_issuer.mint("kl", ["rounds:admin", "kommuner:all"]), "r-old-drawn")
+        assert (await _deliver(client, vendor, "r-old-drawn", "147")).status_code == 201
+        person = SampledPerson(
+            pseudonym="0" * 64, maalgruppe="dagpenge", stratum="147:dagpenge",
+            bands=Bands(gender="M", age_band="30-39", duration_band="12-23 mdr"), inclusion_probability=1.0, design_weight=1.0,
+        )
+        await publish_events(
+            kafka_bootstrap, topic_prefix,
+            [SampleDrawn(round_id="r-old-drawn", kommunekode="147", draw_id=uuid.uuid4(), seed=1, chunk_no=0, final=True, chunk_count=1, persons=[person])],
+            source="sampling",
+        )
+        await _phase(client, operator, "r-old-drawn", "sample_drawn")
+        await asyncio.sleep(0.5)  # the release's audit entry commits with the phase
     # As the database was before rounds were defined: the table gone, the migration run again.
     conn = await asyncpg.connect(database_url)
     try:
@@ -222,6 +236,8 @@ async def test_rounds_that_existed_before_get_an_implicit_definition_and_its_eve
             True, "collecting_extracts", "2023-08-01", "v2",
         )
         assert (closed["phase"], closed["retention_days"]) == ("closed", 20)
+        drawn = (await client.get("/rounds/r-old-drawn", headers=operator)).json()
+        assert drawn["phase"] == "in_fieldwork" and drawn["invitation_at"] is not None
         events = await _revisions(kafka_bootstrap, topic_prefix, "r-old", 3)
         implicit = [e for e in events if e.implicit]
         assert len(implicit) == 1 and implicit[0].phase == "collecting_extracts"

@@ -3,7 +3,11 @@
 ``round_definition`` holds each round's definition and lifecycle phase (docs/rounds.md). Every
 round that already has deliveries, upload jobs or a closure gets a default definition here
 (``implicit``): its name is its id, its reference date and mapping version those of its
-deliveries, its phase ``closed`` when it was closed and ``collecting_extracts`` otherwise. The
+deliveries, and its phase what ingest knows of it: ``closed`` when it was closed; ``in_fieldwork``
+when it was drawn (ingest released the sample's contacts: ``contacts.released`` in its audit
+log), with the first release as ``invitation_at``, since before rounds were defined the draw sent
+the letters at once, and dispatch keeps sending such a round's reminders; ``collecting_extracts``
+otherwise. The
 migration publishes nothing itself: its rows have ``published_revision`` 0, and ingest's phase
 worker publishes every definition whose revision is unpublished (services.ingest.rounds).
 
@@ -67,10 +71,14 @@ def upgrade() -> None:
             SELECT round_id FROM ingest.delivery
             UNION SELECT round_id FROM ingest.extract_job
             UNION SELECT round_id FROM ingest.round_closure
+        ),
+        released AS (
+            SELECT resource->>'round_id' AS round_id, min(at) AS first_at
+            FROM ingest.audit_log WHERE action = 'contacts.released' GROUP BY 1
         )
         INSERT INTO ingest.round_definition (
             round_id, revision, published_revision, name, reference_date, maalgruppe_mapping_version,
-            retention_days, phase, phase_changed_at, implicit, created_by, updated_by
+            retention_days, phase, phase_changed_at, implicit, created_by, updated_by, invitation_at
         )
         SELECT k.round_id, 1, 0, k.round_id,
                coalesce(
@@ -85,9 +93,13 @@ def upgrade() -> None:
                ),
                CASE WHEN c.round_id IS NULL THEN {DEFAULT_RETENTION_DAYS}
                     ELSE greatest(1, ceil(extract(epoch FROM c.purge_after - c.closed_at) / 86400)::int) END,
-               CASE WHEN c.round_id IS NULL THEN 'collecting_extracts' ELSE 'closed' END,
-               coalesce(c.closed_at, now()), true, 'migration i096', 'migration i096'
-        FROM known k LEFT JOIN ingest.round_closure c ON c.round_id = k.round_id
+               CASE WHEN c.round_id IS NOT NULL THEN 'closed'
+                    WHEN r.round_id IS NOT NULL THEN 'in_fieldwork'
+                    ELSE 'collecting_extracts' END,
+               coalesce(c.closed_at, r.first_at, now()), true, 'migration i096', 'migration i096', r.first_at
+        FROM known k
+        LEFT JOIN ingest.round_closure c ON c.round_id = k.round_id
+        LEFT JOIN released r ON r.round_id = k.round_id
         """
     )
 
