@@ -8,7 +8,10 @@ Two ways in for a municipality's extract, both validated and stored the same way
   raw body, or multipart field ``file``): answered at once with a job (202); the job runs in
   the background and ``GET /jobs/{job_id}`` shows its progress and report.
 
-Both take ``dry_run=true`` (validate and report in full, store nothing) and
+Both need a round KL's operator has defined (``POST /rounds``, services.ingest.round_api), in a
+phase that takes deliveries, and a municipality that takes part in it (404, 409 otherwise;
+services.ingest.domain.rounds). Both take ``dry_run=true`` (validate and report in full, store
+nothing) and
 ``confirm_replacement=true`` (accept a delivery that would shrink the municipality's frame,
 ``domain.replacement``). The rules are readable: ``GET /maalgrupper`` (the target-group mapping)
 and ``GET /profiles`` (the column profiles; ``POST /profiles`` registers one). KL's operator
