@@ -1,4 +1,5 @@
-"""The FastAPI pieces every service has: health, metrics, request timing, correlation ids."""
+"""The FastAPI pieces every service has: health, metrics, request timing, correlation ids, and the
+edge rule for input PostgreSQL cannot hold (shared/edge.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth.verify import CachingAuthenticator
+from shared.edge import EdgeInput, database_refused
 from shared.observability import REQUEST_LATENCY, configure_logging, correlation_id_var
 from shared.settings import ServiceSettings
 
@@ -64,6 +67,10 @@ def install_common(app: FastAPI, settings: ServiceSettings) -> None:
     app.state.authenticator = CachingAuthenticator(settings)
     service = settings.service_name
 
+    # Input PostgreSQL cannot hold is the caller's error (422 naming the field), never a 500:
+    # refused at the edge, and what only a column knows answered from the database's refusal.
+    app.add_middleware(EdgeInput)
+    app.add_exception_handler(DBAPIError, database_refused)
     # A plain ASGI middleware: @app.middleware("http") costs ~0.8 ms CPU per request.
     app.add_middleware(TimingAndCorrelation, service=service)
     if route_log := os.environ.get("BORGERBLIK_ROUTE_LOG"):

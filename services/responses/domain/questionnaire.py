@@ -31,7 +31,7 @@ DEFAULT_FREE_TEXT_MAX_LENGTH = 2000
 
 _ID = r"^[a-z][a-z0-9_]*$"
 _PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_]+)\}")
-_DATA_FILE_NAME = re.compile(r"^[a-z0-9_]+$")
+_DATA_FILE_NAME = re.compile(r"^[a-z0-9_]{1,64}$")  # a file name: bounded by what a file system holds
 
 
 class QuestionnaireError(ValueError):
