@@ -397,6 +397,102 @@ class RoundDefined(EventPayload):
         return self.round_id
 
 
+# --- the round's overview: each service's counts of a round (analytics keeps the latest) ------------
+#
+# State transfer, like round.defined: each event is a whole snapshot of what its source counts,
+# never a delta, so a replay or a duplicate changes nothing and a consumer keeps the latest
+# (by ``as_of``; a delivery by its id). Counts only: no pseudonym, CPR number, name or phone.
+
+
+@event("delivery.accepted", 1)
+class DeliveryAccepted(EventPayload):
+    """A municipality's delivery for a round, as ingest accepted it: its row counts, who
+    delivered it (the case system's client) and when. It replaces ``supersedes``, the
+    municipality's previous delivery. Keyed like the delivery's population chunks."""
+
+    round_id: str
+    kommunekode: str
+    delivery_id: UUID
+    supersedes: UUID | None = None
+    delivered_by: str  # the delivering client's id (a case-system vendor), never a person
+    rows_read: int = Field(ge=0)
+    rows_valid: int = Field(ge=0)  # accepted: the citizens stored and sent to sampling
+    rows_rejected: int = Field(ge=0)  # rows with errors
+    rows_excluded: int = Field(ge=0)  # valid rows outside the survey population
+    exclusions: dict[str, int] = Field(default_factory=dict)  # reason -> rows
+    maalgrupper: dict[str, int] = Field(default_factory=dict)  # target group -> citizens
+    accepted_at: datetime
+
+    def key(self) -> str:
+        return f"{self.round_id}:{self.kommunekode}"
+
+
+class SamplingMunicipality(BaseModel):
+    """One municipality's frame, allocation and (once drawn) sample."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kommunekode: str
+    population: int = Field(ge=0)  # citizens in the delivered frame
+    excluded: dict[str, int] = Field(default_factory=dict)  # reason -> citizens (first reason)
+    eligible: int = Field(ge=0)
+    sample: int = Field(ge=0)
+    expected_answers: float = Field(ge=0)
+    capped: bool = False  # the operator's max_sample won over the answer rule here
+
+
+@event("sampling.progress", 1)
+class SamplingProgress(EventPayload):
+    """A round's frame, allocation and draw as sampling holds them, sent on every change to the
+    allocation (preview, overrides, confirmation) and with the draw. ``stage`` says which;
+    ``min_expected_answers`` is the answer target the allocation aims at (200)."""
+
+    round_id: str
+    stage: Literal["proposed", "confirmed", "drawn"]
+    draw_id: UUID | None = None
+    forced: bool = False  # drawn before the round was ready (recorded at sampling)
+    max_sample: int | None = None
+    min_expected_answers: float = Field(ge=0)
+    municipalities: list[SamplingMunicipality]
+    as_of: datetime
+
+    def key(self) -> str:
+        return self.round_id
+
+
+class DispatchStepCount(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kommunekode: str
+    step: DispatchStep
+    channel: str
+    status: str  # as dispatch's GET /rounds/{id}/status shows it
+    count: int = Field(ge=0)
+
+
+class DispatchContactCount(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kommunekode: str
+    waiting: int = Field(ge=0)  # invitations whose contact ingest has not released yet
+    no_contact: int = Field(ge=0)  # invitations ingest had no contact for (never sent)
+
+
+@event("dispatch.progress", 1)
+class DispatchProgress(EventPayload):
+    """A round's messages per municipality, step, channel and status, as dispatch's status
+    shows them, sent whenever they change (dispatch looks every few seconds)."""
+
+    round_id: str
+    sending: str  # dispatch's sending state of the round (GET /rounds/{id}/status)
+    steps: list[DispatchStepCount]
+    contacts: list[DispatchContactCount] = Field(default_factory=list)
+    as_of: datetime
+
+    def key(self) -> str:
+        return self.round_id
+
+
 # --- privacy: retention and data-subject requests (ingest coordinates, every service obeys) ------------
 
 

@@ -203,6 +203,11 @@ PERSONAL_OVERRIDES: dict[tuple[str, str, str], Personal | None] = {
     ("*", "bulk_outbox", "correlation_id"): None,  # the delivery or draw id
     ("*", "bulk_outbox", "event_type"): None,
     ("*", "bulk_outbox", "event_version"): None,
+    # The round overview (services/analytics/overview): counts per municipality, the delivering
+    # client and the sources' snapshots of counts (delivery.accepted, sampling.progress,
+    # dispatch.progress): no person in them.
+    ("analytics", "overview_delivery", "accepted_at"): None,
+    **{("analytics", "overview_snapshot", column): None for column in ("source", "as_of", "snapshot")},
     ("*", "outbox", "key"): Personal("event key: the pseudonym for per-citizen events", "pseudonymous", "partitioning", "until published"),
 }
 
@@ -249,6 +254,8 @@ READERS: dict[tuple[str, str], str] = {
     ("analytics", "invited"): "no API returns rows; suppressed rates: aggregates:read",
     ("analytics", "response_fact"): "no API returns rows; suppressed aggregates (n < 5 hidden): aggregates:read",
     ("analytics", "dashboard_target"): "dashboard (aggregates:read, bound to the municipality)",
+    **{("analytics", table): "the round overview: rounds:admin + kommuner:all (GET /rounds/{id}/overview, /dashboard/rounds/{id})"
+       for table in ("overview_round", "overview_delivery", "overview_snapshot")},
     ("analytics", "publication_release"): "the latest release's tables: aggregates:read (a municipality sees itself and the nation); cut: rounds:admin",
     ("*", "audit_log"): "GET /audit: audit:read (a municipality-bound auditor sees its municipality's entries)",
     ("ingest", "blocked_citizen"): "no API returns rows",
@@ -299,6 +306,18 @@ EVENT_FIELDS_NOT_PERSONAL = frozenset(
         ("round.defined", "name"),  # the round's name, given by KL's operator
         ("round.defined", "sending_window.start"),
         ("round.defined", "sending_window.end"),
+        # The round overview's counts (docs/rounds.md): per municipality, no person.
+        ("delivery.accepted", "delivered_by"),  # the delivering case system's client id
+        ("delivery.accepted", "maalgrupper"),  # target group -> citizens delivered
+        ("delivery.accepted", "accepted_at"),
+        *(("dispatch.progress", path) for path in ("sending", "steps[].count", "contacts[].waiting", "contacts[].no_contact", "as_of")),
+        *(
+            ("sampling.progress", path)
+            for path in (
+                "stage", "forced", "max_sample", "min_expected_answers", "municipalities[].excluded",
+                "municipalities[].eligible", "municipalities[].expected_answers", "municipalities[].capped", "as_of",
+            )
+        ),
     }
 )
 

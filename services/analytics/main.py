@@ -14,6 +14,8 @@ from services.analytics.dashboard import dashboard_router
 from services.analytics.handlers import HANDLERS
 from services.analytics.config import AnalyticsSettings
 from services.analytics.models import AUDIT, BUS
+from services.analytics.overview.handlers import HANDLERS as OVERVIEW_HANDLERS
+from services.analytics.overview.router import api_router as overview_api, page_router as overview_page
 from services.analytics.privacy import RULES as PRIVACY
 from services.analytics.service import Releases, RoundChanges
 from shared.app import install_common
@@ -29,7 +31,7 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        async with ServiceRuntime(settings, tables=BUS, migrations_dir=MIGRATIONS, handlers={**HANDLERS, **privacy_handlers(PRIVACY)}) as runtime:
+        async with ServiceRuntime(settings, tables=BUS, migrations_dir=MIGRATIONS, handlers={**HANDLERS, **OVERVIEW_HANDLERS, **privacy_handlers(PRIVACY)}) as runtime:
             app.state.runtime = runtime
             # Builds in a worker process (see builder.py); the in-thread builder on the service's
             # own pool when disabled.
@@ -71,4 +73,6 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
     app.include_router(router)
     app.include_router(odata_router)
     app.include_router(dashboard_router)
+    app.include_router(overview_api)
+    app.include_router(overview_page)
     return app

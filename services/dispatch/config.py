@@ -60,6 +60,9 @@ class DispatchSettings(ServiceSettings, KeyRingSettings):
     # How often the sender cancels the steps of rounds whose fieldwork is over and moves steps
     # due in a closed window to its opening (at once when a round's definition changes).
     schedule_sweep_seconds: float = 5.0
+    # How often each round's message counts are compared with those published last, and
+    # published (dispatch.progress) when they changed: the round overview's delay.
+    progress_interval_seconds: float = Field(default=2.0, gt=0)
     # 0: render in a thread (asyncio.to_thread); N: a pool of N processes (the bench uses 2).
     render_processes: int = 0
     # Validate every MeMo message against the XSD (~3 ms each), or only the first of each shape per

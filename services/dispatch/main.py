@@ -15,6 +15,7 @@ from services.dispatch.config import DispatchSettings
 from services.dispatch.handlers import make_handlers
 from services.dispatch.models import AUDIT, BUS
 from services.dispatch.privacy import privacy_rules
+from services.dispatch.progress import ProgressPublisher
 from services.dispatch.sender import Sender, make_executor
 from services.dispatch.stages import StageTimes
 from shared.app import install_common
@@ -48,7 +49,7 @@ def create_app(
                 tables=BUS,
                 migrations_dir=MIGRATIONS,
                 handlers={**make_handlers(settings, stages), **privacy_handlers(privacy_rules(settings))},
-                workers={"sender": sender.run},
+                workers={"sender": sender.run, "progress": ProgressPublisher(settings.progress_interval_seconds).run},
             ) as runtime:
                 app.state.runtime = runtime
                 yield

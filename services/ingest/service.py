@@ -16,7 +16,7 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Literal
 
 import numpy as np
@@ -48,6 +48,7 @@ from services.ingest.preparation import (
 )
 from services.ingest.schemas import Classification, DeliveryReport, DeliverySummary, ExtractRow, RowIssue
 from shared.bus import UnitOfWork
+from shared.events import DeliveryAccepted
 from shared.runtime import ServiceRuntime
 
 Policy = Literal["accept_valid", "reject_all"]
@@ -406,6 +407,7 @@ async def ingest_delivery(
         # locked; the first accepted delivery starts collecting extracts.
         await ensure_round_open(session, request.round_id, request.kommunekode, lock=True)
         await rounds.advance(uow, request.round_id, "first_delivery", actor=request.delivered_by)
+        uow.publish(delivery_accepted(delivery, totals))  # counts only, for the round's overview
         if before_commit is not None:
             await before_commit(uow, outcome)
         await uow.commit()  # nudges the relays, the bulk outbox's among them
@@ -414,6 +416,24 @@ async def ingest_delivery(
         outcome.timings["events"] = chunks.chunks
         outcome.timings["event_bytes"] = chunks.bytes_written
         return outcome
+
+
+def delivery_accepted(delivery: Delivery, totals: DeliveryTotals) -> DeliveryAccepted:
+    """The accepted delivery's counts (no row, no person), for analytics' round overview."""
+    return DeliveryAccepted(
+        round_id=delivery.round_id,
+        kommunekode=delivery.kommunekode,
+        delivery_id=delivery.id,
+        supersedes=delivery.supersedes,
+        delivered_by=delivery.delivered_by,
+        rows_read=totals.rows_read,
+        rows_valid=totals.rows_valid,
+        rows_rejected=totals.rows_rejected,
+        rows_excluded=totals.rows_excluded,
+        exclusions={reason: n for reason, n in totals.exclusions.items() if n},
+        maalgrupper=dict(totals.maalgrupper),
+        accepted_at=datetime.now(UTC),
+    )
 
 
 def _seconds(timings: Counter, started: float) -> dict[str, float]:

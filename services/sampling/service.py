@@ -64,7 +64,7 @@ from services.sampling.schemas import (
 )
 from shared.audit import record
 from shared.bus import UnitOfWork
-from shared.events import Bands, Envelope, SampledPerson, SampleDrawn, StratumSummary
+from shared.events import Bands, Envelope, SampledPerson, SampleDrawn, SamplingMunicipality, SamplingProgress, StratumSummary
 
 SCHEMA = "sampling"
 REASONS = [r.value for r in ExclusionReason]
@@ -321,6 +321,42 @@ def allocation_table(allocation: Allocation, counts: FrameCounts, decisions: Map
     }
 
 
+def sampling_progress(
+    round_id: str, stage: str, table: dict, counts: FrameCounts, rules: AllocationRules, *,
+    draw_id: uuid.UUID | None = None, forced: bool = False,
+) -> SamplingProgress:
+    """The round's frame, allocation and (drawn) sample per municipality, counts only: what
+    analytics' round overview shows (``table`` as allocation_table makes it)."""
+    excluded: dict[str, Counter] = defaultdict(Counter)
+    for (kommunekode, _), reasons in counts.excluded.items():
+        excluded[kommunekode].update(reasons)
+    return SamplingProgress(
+        round_id=round_id,
+        stage=stage,
+        draw_id=draw_id,
+        forced=forced,
+        max_sample=rules.max_sample,
+        min_expected_answers=rules.min_expected_answers,
+        municipalities=[
+            SamplingMunicipality(
+                kommunekode=m["kommunekode"], population=m["population"], eligible=m["eligible"], sample=m["sample"],
+                expected_answers=m["expected_answers"], capped=m.get("cap_conflict") is not None,
+                excluded={reason: n for reason, n in excluded[m["kommunekode"]].items() if n},
+            )
+            for m in table["municipalities"]
+        ],
+        as_of=datetime.now(UTC),
+    )
+
+
+def _progress_of(stored: RoundAllocation, view: AllocationView) -> SamplingProgress:
+    """sampling.progress for a stored allocation, from the view just computed of it."""
+    return sampling_progress(
+        stored.round_id, stored.status, {"municipalities": [m.model_dump(mode="json") for m in view.municipalities]},
+        FrameCounts.from_json(stored.frame_counts), view.rules,
+    )
+
+
 def _overrides(stored: RoundAllocation) -> dict[StratumKey, int]:
     return {parse_stratum(k): n for k, n in stored.overrides.items()}
 
@@ -393,6 +429,7 @@ async def _save_as_proposed(uow: UnitOfWork, stored: RoundAllocation, actor: str
     stored.confirmed_at = None
     await uow.session.flush()
     view = _view(stored)
+    uow.publish(_progress_of(stored, view))
     await uow.commit()
     return view
 
@@ -437,6 +474,7 @@ async def confirm_allocation(uow: UnitOfWork, round_id: str, actor: str) -> Allo
     stored.confirmed_at = datetime.now(UTC)
     await uow.session.flush()
     view = _view(stored)
+    uow.publish(_progress_of(stored, view))
     await uow.commit()
     return view
 
@@ -881,6 +919,7 @@ async def draw(
             f"the draw does not match the allocation: {checks['sampled']} sampled of {allocation.total_sample}, "
             f"{checks['events']} events of {len(headers)}"
         )
+    uow.publish(sampling_progress(round_id, "drawn", table, counts, rules, draw_id=draw_id, forced=forced))
     await uow.commit()
     clock.lap("commit")
     return DrawResult(

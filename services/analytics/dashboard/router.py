@@ -23,6 +23,7 @@ from services.analytics.dashboard.auth import COOKIE, SCOPE, dashboard_principal
 from services.analytics.dashboard.models import DashboardTarget
 from services.analytics.dashboard.present import alt_text, table_rows
 from services.analytics.domain.publication import DIMENSIONS, NATIONAL
+from services.analytics.overview import service as round_overviews
 from shared.auth import Principal
 
 HERE = Path(__file__).parent
@@ -290,10 +291,12 @@ async def home(request: Request, lang: str = "da", principal: Principal = Depend
         for release in reversed(await service.latest_releases(uow, request.app.state.releases, ctx.rounds)):
             ix = data.index_of(release.publication)
             choices.append((release.info.round_id, [NATIONAL] + [k for k in ix.kommuner if principal.may_act_for(k)]))
+        # KL's operator: every defined round's overview (services.analytics.overview).
+        operator_rounds = await round_overviews.list_rounds(uow) if round_overviews.may_see(principal) else []
     own = sorted(principal.kommunekoder)
     if choices and not principal.all_kommuner and len(own) == 1:
         return RedirectResponse(ctx.url(f"/dashboard/r/{choices[0][0]}/k/{own[0]}"), status_code=303)
-    return _render(ctx, "home.html", choices=choices)
+    return _render(ctx, "home.html", choices=choices, operator_rounds=operator_rounds)
 
 
 RoundId = P(pattern=ROUND)
