@@ -6,7 +6,7 @@ import uuid
 from datetime import date, datetime, time
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 
 class ExtractRow(BaseModel):
@@ -197,6 +197,14 @@ class SendingWindowIn(BaseModel):
 
     start: time = time(8, 0)
     end: time = time(20, 0)
+
+    @field_validator("start", "end")
+    @classmethod
+    def local_time(cls, value: time) -> time:
+        # A time of day in Danish local time: an offset ("08:00Z") would make it another day's time.
+        if value.tzinfo is not None:
+            raise ValueError("a local time of day (HH:MM:SS) without an offset")
+        return value
 
 
 class SendingWindowOut(BaseModel):

@@ -23,7 +23,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "25"))
-SERVICE_BUDGET_SECONDS = float(os.environ.get("FUZZ_SERVICE_BUDGET_SECONDS", "30"))
+SERVICE_BUDGET_SECONDS = float(os.environ.get("FUZZ_SERVICE_BUDGET_SECONDS", "60"))
 ALL_SCOPES = ["extracts:write", "extracts:read", "rounds:admin", "aggregates:read", "responses:paper", "kommuner:all"]
 
 
