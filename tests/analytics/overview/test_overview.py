@@ -220,7 +220,7 @@ async def test_the_page_shows_the_figures_and_the_start_page_links_to_it(client,
     assert r.headers["content-security-policy"].startswith("default-src 'none'")
     page = r.text
     assert '<html lang="da">' in page and "i feltarbejde" in page and "Svar pr. dag siden invitationen" in page
-    assert "momentum-dev" in page and "fasit-dev" in page and "(2 leverancer)" in page
+    assert "momentum-dev" in page and "fasit-dev" in page and "(loftet af max_sample)" in page
     assert "25,0 %" in page  # 101's response rate, 5 of 20
     home = await client.get("/dashboard/", headers=bearer(tokens["operator"]))
     assert f'href="/dashboard/rounds/{R}"' in home.text
