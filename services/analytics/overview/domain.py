@@ -102,20 +102,21 @@ def message_counts(steps: list[dict]) -> list[MessageCount]:
     ]
 
 
-def answer_days(invitation_at: datetime | None, submitted: list[tuple[str, datetime]], now: datetime) -> tuple[list[date], dict[str, list[int]]]:
-    """Answers per municipality on day 0, 1, ... since the invitation (Danish calendar days; the
-    first answer's day when there is no invitation date), up to today or the last answer."""
+def answer_days(invitation_at: datetime | None, submitted: list[tuple[str, date, int]], now: datetime) -> tuple[list[date], dict[str, list[int]]]:
+    """Answers per municipality on day 0, 1, ... since the invitation, from the answers counted
+    per municipality and Danish calendar day (the first answer's day when there is no invitation
+    date), up to today or the last answer."""
     if not submitted:
         return [], {}
-    first = (invitation_at or min(t for _, t in submitted)).astimezone(LOCAL).date()
-    last = max(max(t for _, t in submitted).astimezone(LOCAL).date(), min(now.astimezone(LOCAL).date(), first + timedelta(days=366)))
+    first = invitation_at.astimezone(LOCAL).date() if invitation_at else min(day for _, day, _ in submitted)
+    last = max(max(day for _, day, _ in submitted), min(now.astimezone(LOCAL).date(), first + timedelta(days=366)))
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     counts: dict[str, list[int]] = {}
-    for kommunekode, moment in submitted:
-        index = max(0, (moment.astimezone(LOCAL).date() - first).days)
+    for kommunekode, day, n in submitted:
+        index = max(0, (day - first).days)
         row = counts.setdefault(kommunekode, [0] * len(days))
         if index < len(row):
-            row[index] += 1
+            row[index] += n
     return days, counts
 
 

@@ -61,11 +61,16 @@ async def round_overview(uow: UnitOfWork, round_id: str, now: datetime | None = 
             sa.select(Invited.kommunekode, sa.func.count()).where(Invited.round_id == round_id).group_by(Invited.kommunekode)
         )).all()
     )
-    submitted = (
-        await session.execute(
-            sa.select(ResponseFact.kommunekode, ResponseFact.submitted_at).where(ResponseFact.round_id == round_id)
-        )
-    ).all()
+    # Answers per municipality and Danish calendar day (domain.answer_days).
+    day = sa.cast(sa.func.timezone(str(domain.LOCAL), ResponseFact.submitted_at), sa.Date)
+    submitted = [
+        tuple(row) for row in (
+            await session.execute(
+                sa.select(ResponseFact.kommunekode, day, sa.func.count())
+                .where(ResponseFact.round_id == round_id).group_by(ResponseFact.kommunekode, day)
+            )
+        ).all()
+    ]
     if definition_row is None and not snapshots and not deliveries and not invited and not submitted:
         raise RoundUnknown(round_id)
 
@@ -103,9 +108,9 @@ async def round_overview(uow: UnitOfWork, round_id: str, now: datetime | None = 
     for kommunekode, n in invited.items():
         figures(kommunekode).invited = n
     invitation_at = domain.parse_time(definition.get("invitation_at"))
-    days, per_day = domain.answer_days(invitation_at, [tuple(row) for row in submitted], now)
-    for kommunekode, moment in submitted:
-        figures(kommunekode).answers += 1
+    days, per_day = domain.answer_days(invitation_at, submitted, now)
+    for kommunekode, _, n in submitted:
+        figures(kommunekode).answers += n
     for f in by_kommune.values():
         f.answers_by_day = per_day.get(f.kommunekode, [0] * len(days))
         domain.rates(f)

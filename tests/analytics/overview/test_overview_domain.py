@@ -3,7 +3,7 @@ invitation (Danish calendar days), messages per step and channel, and the totals
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from services.analytics.overview import domain
 from services.analytics.overview.schemas import Figures
@@ -29,14 +29,14 @@ def test_what_the_round_waits_for_in_each_phase():
 
 
 def test_answers_by_danish_day_since_the_invitation():
-    invitation = datetime(2026, 9, 1, 6, 0, tzinfo=UTC)  # 08:00 in Copenhagen
-    submitted = [("101", datetime(2026, 9, 1, 21, 59, tzinfo=UTC)),  # 23:59 local: day 0
-                 ("101", datetime(2026, 9, 1, 22, 1, tzinfo=UTC)),  # 00:01 local on the 2nd: day 1
-                 ("751", datetime(2026, 9, 3, 10, 0, tzinfo=UTC))]
-    days, counts = domain.answer_days(invitation, submitted, datetime(2026, 9, 4, 10, 0, tzinfo=UTC))
-    assert [d.day for d in days] == [1, 2, 3, 4]
-    assert counts == {"101": [1, 1, 0, 0], "751": [0, 0, 1, 0]}
+    invitation = datetime(2026, 9, 1, 22, 30, tzinfo=UTC)  # 00:30 on the 2nd in Copenhagen: day 0 is the 2nd
+    submitted = [("101", date(2026, 9, 2), 2), ("101", date(2026, 9, 3), 1), ("751", date(2026, 9, 4), 3)]
+    days, counts = domain.answer_days(invitation, submitted, datetime(2026, 9, 5, 10, 0, tzinfo=UTC))
+    assert [d.day for d in days] == [2, 3, 4, 5]
+    assert counts == {"101": [2, 1, 0, 0], "751": [0, 0, 3, 0]}
     assert domain.answer_days(invitation, [], NOW) == ([], {})
+    # No invitation date: from the first answer's day.
+    assert domain.answer_days(None, submitted, datetime(2026, 9, 4, 10, 0, tzinfo=UTC))[0][0] == date(2026, 9, 2)
 
 
 def test_messages_per_step_and_channel_and_the_total():
