@@ -16,5 +16,11 @@ RUN pip install --no-deps . \
 USER borgerblik
 
 EXPOSE 8000
+# TRUSTED_PROXIES: the addresses (or CIDR ranges) of the reverse proxies in front of the service,
+# comma-separated. Only a request from one of them has its X-Forwarded-For / X-Forwarded-Proto
+# believed: the client address is what the guessing and login limits count by, so with an
+# empty or wrong list every citizen behind the proxy would share one budget, and with "*" any
+# caller could pick its own address. Default: none (the peer's address is the client's).
+ENV TRUSTED_PROXIES=""
 # e.g. SERVICE=ingest; migrations run as a separate step: python -m shared.migrate ingest
-CMD ["sh", "-c", "exec uvicorn services.${SERVICE}.main:create_app --factory --host 0.0.0.0 --port 8000 --proxy-headers --no-access-log"]
+CMD ["sh", "-c", "exec uvicorn services.${SERVICE}.main:create_app --factory --host 0.0.0.0 --port 8000 --proxy-headers --forwarded-allow-ips \"${TRUSTED_PROXIES}\" --no-access-log"]

@@ -80,8 +80,6 @@ def up() -> None:
     wait_for_port("127.0.0.1", ISSUER_PORT, 30)
     env["AUTH_JWKS_URL"] = f"http://127.0.0.1:{ISSUER_PORT}/.well-known/jwks.json"
     env["SURVEY_BASE_URL"] = f"http://127.0.0.1:{DEFAULT_PORTS['responses']}/s/"
-    # On one developer's machine every citizen of `make demo` answers from 127.0.0.1.
-    env.setdefault("UNKNOWN_TOKEN_BURST", "1000")
     # A local round is released 5 s after its answers stop (production: 5 minutes, or hourly
     # while answers keep coming; docs/analytics-method.md, releases).
     env.setdefault("PUBLICATION_RELEASE_QUIET_SECONDS", "5")

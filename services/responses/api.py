@@ -17,7 +17,6 @@ from services.responses.schemas import (
     Submission,
     SubmissionReceipt,
 )
-from services.responses.web import TooManyGuesses
 from shared.app import ErrorDetail
 from shared.auth import Principal, ensure_kommune_access, require_scopes
 
@@ -28,7 +27,10 @@ TOKEN = Path(pattern=r"^[A-Za-z0-9_-]{20,100}$", description="The token from the
 
 def _link_error(request: Request, exc: Exception) -> HTTPException:
     if isinstance(exc, service.UnknownLink):
-        request.app.state.limiter.record_miss(client_ip(request, request.app.state.settings))
+        if (wait := request.app.state.limiter.miss(client_ip(request))) is not None:
+            return HTTPException(
+                status.HTTP_429_TOO_MANY_REQUESTS, detail="too many unknown links from this address", headers={"Retry-After": str(wait)}
+            )
         return HTTPException(status.HTTP_404_NOT_FOUND, detail="unknown link")
     if isinstance(exc, service.FieldworkEnded):
         return HTTPException(status.HTTP_410_GONE, detail="fieldwork has ended for this round: answers can no longer be "
@@ -36,12 +38,6 @@ def _link_error(request: Request, exc: Exception) -> HTTPException:
     if isinstance(exc, service.LinkExpired):
         return HTTPException(status.HTTP_410_GONE, detail="the survey has closed for this link")
     return HTTPException(status.HTTP_409_CONFLICT, detail="this link has already been used")
-
-
-def _guard(request: Request) -> None:
-    limiter, ip = request.app.state.limiter, client_ip(request, request.app.state.settings)
-    if limiter.blocked(ip):
-        raise TooManyGuesses(limiter.retry_after(ip))
 
 
 def _invalid(result: ValidationResult, lang: str = "en") -> HTTPException:
@@ -61,7 +57,6 @@ def _invalid(result: ValidationResult, lang: str = "en") -> HTTPException:
     responses={404: {}, 409: {}, 410: {}, 422: {}, 429: {}},
 )
 async def submit(request: Request, body: Submission, token: str = TOKEN) -> SubmissionReceipt:
-    _guard(request)
     async with request.app.state.runtime.uow() as uow:
         try:
             respondent = await service.submit(uow, request.app.state.settings, token, body.answers)
@@ -79,7 +74,6 @@ async def submit(request: Request, body: Submission, token: str = TOKEN) -> Subm
     responses={404: {}, 409: {}, 410: {}, 429: {}},
 )
 async def opt_out(request: Request, token: str = TOKEN) -> SubmissionReceipt:
-    _guard(request)
     async with request.app.state.runtime.uow() as uow:
         try:
             respondent = await service.opt_out(uow, token)

@@ -15,7 +15,7 @@ from services.responses.formstore import FormStore, dsn_of
 from services.responses.handlers import HANDLERS
 from services.responses.models import AUDIT, BUS
 from services.responses.privacy import RULES as PRIVACY
-from services.responses.protection import SecurityHeaders, UnknownTokenLimiter
+from services.responses.protection import GuessLimiter, SecurityHeaders
 from shared.app import install_common
 from shared.audit import install_audit
 from shared.privacy import privacy_handlers
@@ -43,7 +43,7 @@ def create_app(settings: ResponsesSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="Borgerblik responses", version="1", lifespan=lifespan)
     app.state.settings = settings
-    app.state.limiter = UnknownTokenLimiter(settings.unknown_token_burst, settings.unknown_token_refill_per_minute)
+    app.state.limiter = GuessLimiter.from_settings(settings)
     install_common(app, settings)
     install_audit(app, AUDIT)
     app.add_middleware(SecurityHeaders, settings=settings)

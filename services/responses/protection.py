@@ -1,68 +1,62 @@
-"""Protection of the citizen-facing pages: token-guessing rate limit, CSRF, security headers.
+"""Protection of the citizen-facing pages: the unknown-token budget, CSRF, security headers.
 
-Multi-replica note on the rate limit: the buckets live in this process's memory, so with N
-replicas behind a load balancer a client gets up to N times the budget (less with sticky
-sessions). That is acceptable because the limit is defence in depth (tokens are 128-bit random);
-to make it exact, enforce it at the ingress (e.g. nginx ``limit_req`` keyed by client address)
-or move the buckets to a shared store (PostgreSQL row per address, or Redis).
+The defence against guessing a link is the token's size: 256 bits (services/dispatch/links.py),
+and never fewer than 128 accepted here. docs/threat-model.md computes what a round absorbs: even
+at 128 bits and a million live links, 3.4e23 failed guesses give a chance of one in a billion of
+hitting any link, more than the platform could answer in the round's lifetime at any rate. So the
+guessing limit is built never to lock a citizen out: a valid, open link is always served, and only
+lookups that found no link spend a budget (per client address, and one for all addresses together);
+a spent budget turns the 404 of an unknown link into a 429 with Retry-After. Kept by
+shared/ratelimit.py (the ``limits`` library, in this process's memory: N replicas allow N times
+the budget).
+
+The client address is the TCP peer's, or the one a trusted proxy put in X-Forwarded-For:
+uvicorn's ``--forwarded-allow-ips`` (``TRUSTED_PROXIES`` in the Dockerfile and docker-compose.yml)
+rewrites it before the app sees the request, and only for those proxies.
 """
 
 from __future__ import annotations
 
 import hmac
 import secrets
-import time
-from collections import OrderedDict
 
 from fastapi import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.responses.config import ResponsesSettings
+from shared.ratelimit import FailureBudget
 
 CSRF_COOKIE = "bb_csrf"
 CSRF_FIELD = "csrf_token"
 
 
-def client_ip(request: Request, settings: ResponsesSettings) -> str:
-    if settings.trust_forwarded_headers and (forwarded := request.headers.get("x-forwarded-for")):
-        return forwarded.split(",")[0].strip()
+def client_ip(request: Request) -> str:
+    """The client's address, as uvicorn gives it (behind a trusted proxy: the forwarded one)."""
     return request.client.host if request.client else "unknown"
 
 
-def is_tls(scope: Scope, headers: dict[bytes, bytes], settings: ResponsesSettings) -> bool:
-    if scope.get("scheme") == "https":
-        return True
-    return settings.trust_forwarded_headers and headers.get(b"x-forwarded-proto", b"").lower() == b"https"
+def is_tls(scope: Scope) -> bool:
+    return scope.get("scheme") == "https"
 
 
-class UnknownTokenLimiter:
-    """Token bucket per client address, drained by lookups of unknown tokens only, so citizens
-    answering from one shared address (a job centre, a library) are never slowed down."""
+class GuessLimiter:
+    """The unknown-token budgets: per address and for everyone (module docstring)."""
 
-    def __init__(self, burst: int, refill_per_minute: float, max_clients: int = 100_000) -> None:
-        self.burst = float(burst)
-        self.rate = refill_per_minute / 60.0
-        self.max_clients = max_clients
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # ip -> (tokens, updated)
+    def __init__(self, per_address: str, everyone: str, service: str = "responses") -> None:
+        self.per_address = FailureBudget(service, "unknown_token", per_address)
+        self.everyone = FailureBudget(service, "unknown_token_global", everyone)
 
-    def _level(self, ip: str, now: float) -> float:
-        tokens, updated = self._buckets.get(ip, (self.burst, now))
-        return min(self.burst, tokens + (now - updated) * self.rate)
+    def miss(self, address: str) -> int | None:
+        """An unknown (or malformed) token from ``address``: the seconds to wait when a budget is
+        spent, else None. A miss refused per address does not spend the global budget, so one
+        address cannot make every other address's misses 429."""
+        if (wait := self.per_address.failed(("address", address))) is not None:
+            return wait
+        return self.everyone.failed(("everyone", "*"))
 
-    def blocked(self, ip: str) -> bool:
-        return ip in self._buckets and self._level(ip, time.monotonic()) < 1.0
-
-    def retry_after(self, ip: str) -> int:
-        missing = 1.0 - self._level(ip, time.monotonic())
-        return max(1, int(missing / self.rate) + 1) if self.rate > 0 else 3600
-
-    def record_miss(self, ip: str) -> None:
-        now = time.monotonic()
-        self._buckets[ip] = (max(0.0, self._level(ip, now) - 1.0), now)
-        self._buckets.move_to_end(ip)
-        # Bounded memory under a spray of addresses: forget the least recently seen.
-        while len(self._buckets) > self.max_clients:
-            self._buckets.popitem(last=False)
+    @classmethod
+    def from_settings(cls, settings: ResponsesSettings) -> GuessLimiter:
+        return cls(settings.unknown_token_per_address, settings.unknown_token_global)
 
 
 # --- CSRF: double-submit cookie -------------------------------------------------------------------
@@ -113,8 +107,7 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         path: str = scope.get("path", "")
-        request_headers = dict(scope.get("headers") or [])
-        tls = is_tls(scope, request_headers, self.settings)
+        tls = is_tls(scope)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

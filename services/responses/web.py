@@ -43,7 +43,8 @@ DANISH_TIME = ZoneInfo("Europe/Copenhagen")
 
 
 class TooManyGuesses(Exception):
-    pass
+    """An unknown link after the address's (or everyone's) budget of unknown links is spent;
+    args[0] is the Retry-After in seconds."""
 
 
 def _lang(request: Request) -> str:
@@ -72,8 +73,7 @@ def render(request: Request, template: str, context: dict, status_code: int = 20
         status_code=status_code,
     )
     if new:
-        settings = request.app.state.settings
-        set_csrf_cookie(response, csrf_token, secure=is_tls(request.scope, dict(request.scope["headers"]), settings))
+        set_csrf_cookie(response, csrf_token, secure=is_tls(request.scope))
     return response
 
 
@@ -95,7 +95,8 @@ def message(request: Request, key: str, status_code: int, link: tuple[str, str] 
 def link_problem(request: Request, exc: Exception) -> HTMLResponse:
     """The clear page for an unknown, used or expired link, with the matching status."""
     if isinstance(exc, service.UnknownLink):
-        request.app.state.limiter.record_miss(client_ip(request, request.app.state.settings))
+        if (wait := request.app.state.limiter.miss(client_ip(request))) is not None:
+            return too_many(request, TooManyGuesses(wait))
         return message(request, "unknown", 404)
     if isinstance(exc, service.FieldworkEnded):
         return closed(request, exc)
@@ -119,12 +120,8 @@ def closed(request: Request, exc: service.FieldworkEnded) -> HTMLResponse:
 
 
 def _guard(request: Request, token: str) -> None:
-    """Refuse early when this address has guessed too much; a malformed token is a miss."""
-    settings = request.app.state.settings
-    limiter = request.app.state.limiter
-    ip = client_ip(request, settings)
-    if limiter.blocked(ip):
-        raise TooManyGuesses(limiter.retry_after(ip))
+    """A malformed token is an unknown link (and a miss) without a lookup. No budget is checked
+    before the lookup: a valid link is served however much its address guessed (protection.py)."""
     if not TOKEN_FORMAT.match(token):
         raise service.UnknownLink()
 

@@ -62,3 +62,12 @@ def test_env_example_names_every_variable_the_file_requires():
     required = set(re.findall(r"\$\{([A-Z_]+):\?", COMPOSE.read_text()))
     example = {line.split("=", 1)[0] for line in (ROOT / ".env.example").read_text().splitlines() if "=" in line and not line.startswith("#")}
     assert required <= example, required - example
+
+
+def test_client_addresses_come_from_the_trusted_proxies_only():
+    """The limits count by client address: uvicorn believes X-Forwarded-For only from the
+    proxies in TRUSTED_PROXIES, which compose requires to be set."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert '--forwarded-allow-ips \\"${TRUSTED_PROXIES}\\"' in dockerfile and "--proxy-headers" in dockerfile
+    assert 'ENV TRUSTED_PROXIES=""' in dockerfile  # no proxy trusted unless configured
+    assert "TRUSTED_PROXIES: ${TRUSTED_PROXIES:?" in COMPOSE.read_text()

@@ -30,9 +30,10 @@ def stack(module_env, tmp_path_factory):
     env = {
         **module_env,
         "SURVEY_BASE_URL": f"http://127.0.0.1:{ports['responses']}/s/",
-        # Every simulated citizen answers from 127.0.0.1, and the test polls links before
-        # responses has learnt them: the per-address guessing limit would stop the round.
-        "UNKNOWN_TOKEN_BURST": "100000",
+        # The test polls links before responses has learnt them, all from 127.0.0.1: those
+        # lookups are unknown links, and the guessing budgets would stop the round.
+        "UNKNOWN_TOKEN_PER_ADDRESS": "100000/minute",
+        "UNKNOWN_TOKEN_GLOBAL": "100000/minute",
         # Analytics releases a round's tables once it has been quiet this long (production:
         # minutes). Longer than any pause while the test answers: a release in the middle would
         # hide every cell that then moves by fewer than 5 respondents (docs/analytics-method.md),

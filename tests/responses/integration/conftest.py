@@ -9,7 +9,7 @@ import pytest
 
 from services.responses.config import ResponsesSettings
 from services.responses.main import create_app
-from services.responses.protection import UnknownTokenLimiter
+from services.responses.protection import GuessLimiter
 from shared.testing.fixtures import create_test_database, make_service_env, running_app, settings_from_env
 
 
@@ -31,7 +31,7 @@ async def app_and_client(module_env):
 def app(app_and_client):
     app, _ = app_and_client
     # Each test starts with a fresh guessing budget.
-    app.state.limiter = UnknownTokenLimiter(app.state.settings.unknown_token_burst, app.state.settings.unknown_token_refill_per_minute)
+    app.state.limiter = GuessLimiter.from_settings(app.state.settings)
     return app
 
 

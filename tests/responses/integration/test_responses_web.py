@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from responses_helpers import csrf_of, issue, read_events, token_hash
 from services.responses.models import Respondent, Response
-from services.responses.protection import UnknownTokenLimiter
+from services.responses.protection import GuessLimiter
 from shared.testing.fixtures import bearer
 
 
@@ -182,7 +182,7 @@ async def test_form_submit_after_the_deadline_is_refused_and_stores_nothing(app,
 
 async def test_answering_with_real_links_never_drains_the_guessing_budget(app, client, kafka_bootstrap, prefix):
     """Many citizens behind one address (a job centre, a library, a load test) are not guesses."""
-    app.state.limiter = UnknownTokenLimiter(burst=2, refill_per_minute=0)
+    app.state.limiter = GuessLimiter("2/hour", "1000/hour")
     tokens = await issue(app, kafka_bootstrap, prefix, 4)
     for token in tokens:
         client.cookies.clear()
@@ -258,16 +258,65 @@ async def test_csrf_is_required_on_every_form_post(app, client, kafka_bootstrap,
     assert respondent.draft == {} and respondent.status == "open"
 
 
-async def test_token_guessing_is_rate_limited(app, client, kafka_bootstrap, prefix):
+async def test_token_guessing_is_rate_limited_but_a_valid_link_is_always_served(app, client, kafka_bootstrap, prefix):
     [token] = await issue(app, kafka_bootstrap, prefix)
-    app.state.limiter = UnknownTokenLimiter(burst=3, refill_per_minute=0)
+    app.state.limiter = GuessLimiter("3/hour", "1000/hour")
     for i in range(3):
         assert (await client.get(f"/s/guessguessguessguess{i:04d}")).status_code == 404
-    r = await client.get(f"/s/{token}")  # blocked: even a right guess now gets nothing
-    assert r.status_code == 429 and r.headers["retry-after"] and "For mange forsøg" in r.text
+    r = await client.get("/s/guessguessguessguess0003")
+    assert r.status_code == 429 and int(r.headers["retry-after"]) > 0 and "For mange forsøg" in r.text
+    r = await client.post("/api/survey/guessguessguessguess0004/submission", json={"answers": {}})
+    assert r.status_code == 429 and r.headers["retry-after"]
+    assert (await client.get(f"/s/{token}")).status_code == 200  # the right link: served all the same
     r = await client.post(f"/api/survey/{token}/submission", json={"answers": {}})
-    assert r.status_code == 429
-    assert (await _respondent(app, token)).status == "open"
+    assert r.status_code == 201, r.text
+
+
+async def test_a_citizen_answers_from_an_address_that_just_made_thousands_of_wrong_guesses(app, client, kafka_bootstrap, prefix):
+    """A job centre's shared PC, a library, a mobile operator's NAT: one address, one guesser, and
+    a citizen mid-questionnaire. The production budgets (settings) apply."""
+    [token] = await issue(app, kafka_bootstrap, prefix)
+    page = await client.get(f"/s/{token}/side/1")
+    assert page.status_code == 200
+    statuses = [(await client.get(f"/s/guess{i:019d}")).status_code for i in range(2000)]
+    statuses += [(await client.post(f"/api/survey/guess{i:019d}/submission", json={"answers": {}})).status_code for i in range(1000)]
+    assert statuses.count(404) == 20 and statuses.count(429) == 2980  # the address's budget: 20 a minute
+    # The citizen, from the same address, goes on where they were and sends their answers.
+    page = await client.get(f"/s/{token}/side/5")
+    assert page.status_code == 200
+    r = await client.post(f"/s/{token}/side/5", data={"csrf_token": csrf_of(page.text), "shown": "q13,q15", "action": "submit"})
+    assert (r.status_code, r.headers["location"]) == (303, f"/s/{token}/tak")
+    assert (await client.get(f"/s/{token}/tak")).status_code == 200
+    assert (await _respondent(app, token)).status == "submitted"
+
+
+async def test_addresses_behind_a_trusted_proxy_have_their_own_budgets(app, kafka_bootstrap, prefix):
+    """uvicorn's --forwarded-allow-ips (TRUSTED_PROXIES in the Dockerfile and compose) gives the app
+    the client's address from X-Forwarded-For, only when the peer is a trusted proxy."""
+    import httpx
+    from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+    app.state.limiter = GuessLimiter("3/hour", "1000/hour")
+    behind_proxy = ProxyHeadersMiddleware(app, trusted_hosts="10.0.0.2")
+
+    def via(peer: str) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=behind_proxy, client=(peer, 40000))
+        return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+
+    guesser, citizen = {"x-forwarded-for": "203.0.113.9"}, {"x-forwarded-for": "198.51.100.7"}
+    async with via("10.0.0.2") as proxy, via("192.0.2.50") as untrusted:
+        assert [(await proxy.get(f"/s/guessguessguessguess{i:04d}", headers=guesser)).status_code for i in range(4)] == [404, 404, 404, 429]
+        assert (await proxy.get("/s/guessguessguessguess0100", headers=citizen)).status_code == 404  # another address
+        # A forwarded address from a peer that is not a trusted proxy is ignored: its own budget.
+        assert [(await untrusted.get(f"/s/guessguessguessguess{i:04d}", headers=citizen)).status_code for i in range(4)] == [404, 404, 404, 429]
+        assert (await proxy.get("/s/guessguessguessguess0101", headers=citizen)).status_code == 404
+
+
+async def test_the_global_budget_turns_unknown_links_from_any_address_into_429():
+    limiter = GuessLimiter("5/minute", "4/minute")
+    assert [limiter.miss(f"192.0.2.{i}") for i in range(4)] == [None] * 4
+    assert limiter.miss("192.0.2.99") is not None  # a fresh address, but every address's budget is spent
+    assert limiter.per_address.failed(("address", "192.0.2.99")) is None  # its own budget was not the reason
 
 
 async def test_security_headers(app, client, kafka_bootstrap, prefix):
