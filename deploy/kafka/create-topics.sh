@@ -26,6 +26,12 @@ create link.issued         $(( 60 * DAY ))
 create invitation.sent     $(( 400 * DAY ))
 create response.submitted  $(( 400 * DAY ))
 create response.opted_out  $(( 400 * DAY ))
+# The round's definition (ingest) and the counts behind analytics' round overview: no personal
+# data; kept as long as the answers, so analytics can rebuild the overview by replay.
+create round.defined      $(( 400 * DAY ))
+create delivery.accepted  $(( 400 * DAY ))
+create sampling.progress  $(( 400 * DAY ))
+create dispatch.progress  $(( 400 * DAY ))
 # Privacy coordination (no personal data: pseudonyms of erased citizens only until handled).
 create round.purge_requested      $(( 30 * DAY ))
 create round.purged               $(( 400 * DAY ))
