@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 import httpx
@@ -17,6 +17,7 @@ import uvicorn
 
 from services.analytics.config import AnalyticsSettings
 from services.analytics.main import create_app
+from services.analytics.overview.domain import LOCAL
 from shared.auth.dev_issuer import create_app as issuer_app
 from shared.auth.dev_issuer import load_clients
 from shared.events import (
@@ -43,7 +44,9 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-INVITATION_AT = now() - timedelta(days=2, hours=1)
+# 09:00 Danish time two days ago: the answers 5 minutes, a day and two days after it fall on
+# days 0, 1 and 2 whatever the hour the test runs.
+INVITATION_AT = datetime.combine(now().astimezone(LOCAL).date() - timedelta(days=2), time(9), LOCAL).astimezone(UTC)
 FIRST, SECOND, AARHUS = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
 
 
