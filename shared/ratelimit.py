@@ -80,3 +80,27 @@ class FailureBudget:
 
     def reset(self) -> None:
         self._limiter.storage.reset()
+
+
+# Wrong secrets at the token endpoint and wrong dashboard logins: tighter per address (where a
+# guesser sits) than per client id (which anyone who knows the id can spend, locking the client
+# out for the window: the looser budget keeps that window short).
+ADDRESS_WINDOWS = "5/minute;20/hour;100/day"
+CLIENT_WINDOWS = "10/minute;50/hour;200/day"
+
+
+class CredentialBudget:
+    """Failed logins with a client id and secret, per client id and per client address."""
+
+    def __init__(self, service: str, name: str, address_windows: str = ADDRESS_WINDOWS, client_windows: str = CLIENT_WINDOWS) -> None:
+        self.by_address = FailureBudget(service, name, address_windows)
+        self.by_client = FailureBudget(service, name, client_windows)
+
+    def refused(self, client_id: str, address: str) -> int | None:
+        """Before checking the secret: the seconds to wait if the address or the client id has
+        spent its budget of failures, else None."""
+        return self.by_address.refused(("address", address)) or self.by_client.refused(("client", client_id))
+
+    def failed(self, client_id: str, address: str) -> None:
+        self.by_address.failed(("address", address))
+        self.by_client.failed(("client", client_id))

@@ -12,6 +12,7 @@ import argparse
 import base64
 import hmac
 import json
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from pathlib import Path
 from fastapi import FastAPI, Form, HTTPException, Request
 from joserfc import jwt as jose_jwt
 from joserfc.jwk import RSAKey
+
+from shared.ratelimit import CredentialBudget
 
 DEFAULT_CLIENTS_FILE = Path(__file__).resolve().parents[2] / "deploy" / "dev-clients.json"
 
@@ -95,12 +98,24 @@ def load_clients(path: Path = DEFAULT_CLIENTS_FILE) -> dict[str, DevClient]:
 def create_app(issuer: DevIssuer, clients: dict[str, DevClient]) -> FastAPI:
     app = FastAPI(title="Borgerblik dev token issuer", version="1")
 
+    # Wrong secrets slow down per client id and per address (shared/ratelimit.py: backoff in
+    # minute, hour and day windows, logged and counted in /metrics).
+    app.state.failed_logins = CredentialBudget("dev-issuer", "token_endpoint")
+
     def authenticate(request: Request, client_id: str | None, client_secret: str | None) -> DevClient:
         header = request.headers.get("authorization", "")
         if header.lower().startswith("basic "):
-            client_id, _, client_secret = base64.b64decode(header[6:]).decode().partition(":")
+            try:
+                client_id, _, client_secret = base64.b64decode(header[6:], validate=True).decode().partition(":")
+            except (ValueError, UnicodeDecodeError):
+                raise HTTPException(401, detail={"error": "invalid_client"}) from None
+        address = request.client.host if request.client else "unknown"
+        budget: CredentialBudget = request.app.state.failed_logins
+        if (wait := budget.refused(client_id or "", address)) is not None:
+            raise HTTPException(429, detail={"error": "too_many_failed_attempts"}, headers={"Retry-After": str(wait)})
         client = clients.get(client_id or "")
         if client is None or not hmac.compare_digest(client.client_secret, client_secret or ""):
+            budget.failed(client_id or "", address)
             raise HTTPException(401, detail={"error": "invalid_client"})
         return client
 
@@ -144,7 +159,12 @@ def main() -> None:
     parser.add_argument("--clients", type=Path, default=DEFAULT_CLIENTS_FILE)
     args = parser.parse_args()
     issuer = DevIssuer.from_file(args.key_file)
-    uvicorn.run(create_app(issuer, load_clients(args.clients)), host="127.0.0.1", port=args.port, log_level="warning")
+    # The dashboard's dev login relays a person's login from this host with their address in
+    # X-Forwarded-For; the failure budget per address counts that address.
+    uvicorn.run(
+        create_app(issuer, load_clients(args.clients)), host="127.0.0.1", port=args.port, log_level="warning",
+        proxy_headers=True, forwarded_allow_ips=os.environ.get("TRUSTED_PROXIES") or "127.0.0.1",
+    )
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from fastapi import HTTPException, Request, status
 
 from services.analytics.dashboard import oidc
 from shared.auth import Principal
+from shared.ratelimit import CredentialBudget
 
 COOKIE = "bb_dashboard"
 SCOPE = "aggregates:read"
@@ -73,13 +74,25 @@ def require_dashboard_scopes(*scopes: str):
 dashboard_principal = require_dashboard_scopes(SCOPE)
 
 
+def failed_logins(app) -> CredentialBudget:
+    """The dashboard login's budget of failures, per client id and per address (backoff in minute,
+    hour and day windows; shared/ratelimit.py), one per app."""
+    budget = getattr(app.state, "dashboard_failed_logins", None)
+    if budget is None:
+        budget = app.state.dashboard_failed_logins = CredentialBudget("analytics", "dashboard_login")
+    return budget
+
+
 async def fetch_token(request: Request, client_id: str, client_secret: str) -> tuple[str, int] | None:
     """Client-credentials grant at the dev issuer. Tests put an ASGI transport on app.state."""
     transport = getattr(request.app.state, "dashboard_token_transport", None)
     async with httpx.AsyncClient(transport=transport, timeout=10) as client:
         try:
+            # The person's address, for the token endpoint's limit per address (the dev issuer
+            # believes it from the dashboard's host only: its trusted proxies).
+            forwarded = {"X-Forwarded-For": request.client.host} if request.client else {}
             r = await client.post(token_url(), data={"grant_type": "client_credentials", "client_id": client_id,
-                                                     "client_secret": client_secret})
+                                                     "client_secret": client_secret}, headers=forwarded)
         except httpx.HTTPError:
             return None
     if r.status_code != 200:

@@ -19,7 +19,9 @@ from fastapi.templating import Jinja2Templates
 from services.analytics import service
 from services.analytics.dashboard import charts, comparison, data, freetext, oidc, slides
 from services.analytics.dashboard import texts as tx
-from services.analytics.dashboard.auth import COOKIE, SCOPE, dashboard_principal, dev_login_enabled, fetch_token, safe_next
+from services.analytics.dashboard.auth import (
+    COOKIE, SCOPE, dashboard_principal, dev_login_enabled, failed_logins, fetch_token, safe_next,
+)
 from services.analytics.dashboard.models import DashboardTarget
 from services.analytics.dashboard.present import alt_text, table_rows
 from services.analytics.domain.publication import DIMENSIONS, NATIONAL
@@ -211,6 +213,11 @@ async def login(request: Request, client_id: str = Form(...), client_secret: str
     ctx = Ctx(request, None, lang)
     if not dev_login_enabled():
         return _render(ctx, "login.html", status_code=403, next=safe_next(next), failed=False, **(_login_options(ctx, next) | {"enabled": False}))
+    address = request.client.host if request.client else "unknown"
+    if (wait := failed_logins(request.app).refused(client_id, address)) is not None:
+        response = _render(ctx, "login.html", status_code=429, next=safe_next(next), slowed=True, **_login_options(ctx, next))
+        response.headers["Retry-After"] = str(wait)
+        return response
     got = await fetch_token(request, client_id, client_secret)
     principal = None
     if got:
@@ -219,6 +226,7 @@ async def login(request: Request, client_id: str = Form(...), client_secret: str
         except HTTPException:
             principal = None
     if principal is None or SCOPE not in principal.scopes:
+        failed_logins(request.app).failed(client_id, address)
         return _render(ctx, "login.html", status_code=401, next=safe_next(next), failed=True, **_login_options(ctx, next))
     response = RedirectResponse(safe_next(next), status_code=303)
     response.set_cookie(COOKIE, got[0], max_age=got[1], path="/dashboard", httponly=True, samesite="strict",

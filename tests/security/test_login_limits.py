@@ -1,0 +1,91 @@
+"""Wrong secrets slow down (issue 26): the token endpoint (dev issuer) and the dashboard login
+keep a budget of failures per client id and per address, with backoff (minute, hour and day
+windows), logged and counted in /metrics (shared/ratelimit.py)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import httpx
+from prometheus_client import REGISTRY
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+from shared.auth.dev_issuer import create_app as issuer_app
+from shared.auth.dev_issuer import load_clients
+from shared.ratelimit import FailureBudget
+
+
+def _client(app, address: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=(address, 40000)), base_url="http://issuer")
+
+
+def _grant(client_id: str, secret: str) -> dict:
+    return {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
+
+
+def _refusals(service: str, limit: str, kind: str) -> float:
+    return REGISTRY.get_sample_value("borgerblik_rate_limited_total", {"service": service, "limit": limit, "key_kind": kind}) or 0.0
+
+
+async def test_token_endpoint_slows_wrong_secrets_per_address_and_per_client(dev_issuer, caplog):
+    app = issuer_app(dev_issuer, load_clients())
+    refused_before = _refusals("dev-issuer", "token_endpoint", "address")
+    caplog.set_level(logging.WARNING, logger="shared.ratelimit")
+    async with _client(app, "203.0.113.9") as guesser, _client(app, "198.51.100.7") as owner:
+        started = time.perf_counter()
+        statuses = [(await guesser.post("/oauth/token", data=_grant("aarhus-bi", f"wrong-{i}"))).status_code for i in range(200)]
+        elapsed = time.perf_counter() - started
+        assert statuses[:5] == [401] * 5 and set(statuses[5:]) == {429}
+        refused = await guesser.post("/oauth/token", data=_grant("aarhus-bi", "dev-secret-aarhus"))
+        assert refused.status_code == 429 and 0 < int(refused.headers["retry-after"]) <= 60
+        # The client itself, from its own address, still gets its token: 5 failures of its id so far.
+        assert (await owner.post("/oauth/token", data=_grant("aarhus-bi", "dev-secret-aarhus"))).status_code == 200
+    # Spread over addresses, failures of one client id are limited too (10 a minute).
+    for i in range(5):
+        async with _client(app, f"192.0.2.{i}") as elsewhere:
+            assert (await elsewhere.post("/oauth/token", data=_grant("aarhus-bi", "wrong"))).status_code == 401
+    async with _client(app, "192.0.2.200") as fresh:
+        assert (await fresh.post("/oauth/token", data=_grant("aarhus-bi", "wrong"))).status_code == 429
+        assert (await fresh.post("/oauth/token", data=_grant("momentum-dev", "dev-secret-momentum"))).status_code == 200
+    print(f"token endpoint: 200 wrong secrets from one address in {elapsed:.2f}s, 195 of them refused with 429")
+    assert _refusals("dev-issuer", "token_endpoint", "address") >= refused_before + 195
+    assert any("rate limit" in record.getMessage() for record in caplog.records)
+
+
+async def test_dashboard_login_slows_wrong_secrets(dev_issuer, monkeypatch, live_services):
+    monkeypatch.delenv("DASHBOARD_DEV_LOGIN", raising=False)
+    monkeypatch.delenv("DASHBOARD_TOKEN_URL", raising=False)
+    await live_services.client("analytics")
+    app = live_services.apps["analytics"]
+    # The issuer as shared/auth/dev_issuer.py runs it: the dashboard's host (127.0.0.1) is a trusted
+    # proxy, so each person's failures count against their own address there too.
+    issuer = ProxyHeadersMiddleware(issuer_app(dev_issuer, load_clients()), trusted_hosts="127.0.0.1")
+    app.state.dashboard_token_transport = httpx.ASGITransport(app=issuer)
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=("203.0.113.10", 1)), base_url="http://t") as browser:
+            statuses = []
+            for i in range(8):
+                r = await browser.post("/dashboard/login", data={"client_id": "aarhus-bi", "client_secret": f"wrong-{i}"})
+                statuses.append(r.status_code)
+            assert statuses == [401] * 5 + [429] * 3
+            assert "For mange mislykkede login" in r.text and int(r.headers["retry-after"]) > 0
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=("198.51.100.11", 1)), base_url="http://t") as other:
+            r = await other.post("/dashboard/login", data={"client_id": "aarhus-bi", "client_secret": "dev-secret-aarhus"})
+            assert r.status_code == 303  # the client, from its own address, logs in
+        assert _refusals("analytics", "dashboard_login", "address") >= 3
+    finally:
+        del app.state.dashboard_token_transport
+
+
+def test_more_failures_wait_longer():
+    """The backoff: the first window's budget costs a second, the next one a minute."""
+    budget = FailureBudget("test", "backoff", "2/second;3/minute")
+    key = ("address", "192.0.2.1")
+    assert budget.refused(key) is None
+    assert budget.failed(key) is None and budget.failed(key) is None
+    assert budget.refused(key) == 1  # two failures this second: wait for the next
+    time.sleep(1.1)
+    assert budget.refused(key) is None
+    assert budget.failed(key) is None  # the third this minute: the minute's budget is spent
+    assert 50 < budget.refused(key) <= 60
