@@ -1,56 +1,54 @@
-"""Known vulnerabilities in the installed dependencies (issue 10): pip-audit against PyPI's
-advisory data (the OSV-backed PyPI JSON API), over the environment the tests run in.
-
-Needs network access to pypi.org. Unreachable -> skipped with the reason (visible with -rs), never
-silently green. Accepted findings go in IGNORED with a reason and a date to look again."""
+"""Known vulnerabilities in the installed dependencies (issues 10, 26): every installed Python
+package checked against the PyPI advisory database kept in tools/advisories (offline; why and how
+to refresh it: tools/dependency_audit.py). Accepted findings: tools/advisories/accepted.toml, each
+with a reason and an expiry date."""
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-import sys
+from datetime import date
 
 import pytest
 
-# vulnerability id -> why it is accepted (and until when)
-IGNORED: dict[str, str] = {}
+from conftest import load_tool
+
+audit = load_tool("dependency_audit")
 
 
 @pytest.mark.audit
-@pytest.mark.timeout(300)
-def test_installed_dependencies_have_no_known_vulnerabilities(tmp_path):
-    if shutil.which("pip-audit") is None and subprocess.run([sys.executable, "-m", "pip_audit", "--version"], capture_output=True).returncode != 0:
-        pytest.fail("pip-audit is not installed: add it to the test extras (pip install pip-audit)")
-    report = tmp_path / "audit.json"
-    command = [
-        sys.executable, "-m", "pip_audit",
-        "--format", "json", "--output", str(report),
-        "--progress-spinner", "off",
-        "--skip-editable",  # borgerblik itself is not on PyPI
-        "--cache-dir", str(tmp_path / "cache"),
-        *[arg for vuln in IGNORED for arg in ("--ignore-vuln", vuln)],
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=280)
-    if not report.exists():
-        message = (done.stderr or done.stdout).strip()
-        if any(s in message for s in ("ConnectionError", "Max retries", "Name or service not known", "timed out", "ServiceError")):
-            pytest.skip(f"the vulnerability service could not be reached: {message[-500:]}")
-        pytest.fail(f"pip-audit did not produce a report (exit {done.returncode}): {message[-2000:]}")
-    result = json.loads(report.read_text())
-    findings = [
-        f"{dep['name']} {dep['version']}: {vuln['id']} (fixed in {', '.join(vuln.get('fix_versions') or ['-'])})"
-        for dep in result.get("dependencies", [])
-        for vuln in dep.get("vulns", [])
-        if vuln["id"] not in IGNORED and not set(vuln.get("aliases", [])) & set(IGNORED)
-    ]
-    dependencies = [dep for dep in result.get("dependencies", []) if "editable" not in (dep.get("skip_reason") or "")]
-    unaudited = [f"{dep['name']} {dep.get('version', '')}" for dep in dependencies if dep.get("skip_reason")]
-    print(f"pip-audit: {len(dependencies) - len(unaudited)} of {len(dependencies)} packages audited")
-    assert not findings, "known vulnerabilities in installed packages:\n" + "\n".join(findings)
-    if dependencies and len(unaudited) == len(dependencies):
-        # pip-audit reports "not found on PyPI" for everything when the index is a mirror without
-        # the JSON API (/pypi/<name>/<version>/json): nothing was audited, which is not a pass.
-        pytest.skip(f"the vulnerability service answered for none of the {len(dependencies)} packages: "
-                    f"{dependencies[0].get('skip_reason')}")
-    assert not unaudited, "packages pip-audit could not audit (not on PyPI?):\n" + "\n".join(unaudited)
+def test_installed_dependencies_have_no_known_vulnerabilities():
+    data = audit.load_data()
+    packages = audit.installed()
+    findings = audit.audit(packages, data)
+    open_findings, expired = audit.split(findings, audit.load_accepted(), date.today())
+    print(f"dependency audit: {len(packages)} installed packages checked against advisories of {data['date'][:10]} "
+          f"(commit {data['commit'][:12]}): {len(findings)} known vulnerabilities, {len(findings) - len(open_findings)} accepted")
+    assert len(packages) > 50 and "fastapi" in packages  # the environment the services run in, not an empty one
+    assert not open_findings, "known vulnerabilities in installed packages:\n" + "\n".join(map(str, open_findings))
+    assert not expired, "accepted vulnerabilities whose acceptance expired:\n" + "\n".join(expired)
+
+
+def test_the_audit_finds_a_known_vulnerability_and_not_a_fixed_one():
+    data = audit.load_data()
+    found = {(f.package, f.advisory) for f in audit.audit({"setuptools": "65.5.0", "jinja2": "2.7.1", "pyyaml": "6.0.1"}, data)}
+    assert ("setuptools", "PYSEC-2022-43012") in found  # ReDoS in package_index, fixed in 65.5.1
+    assert ("jinja2", "PYSEC-2014-8") in found  # explicit version list and range introduced 0, fixed 2.7.2
+    assert not [f for f in found if f[0] == "pyyaml"]
+    assert not audit.audit({"setuptools": "65.5.1", "jinja2": "3.1.4"}, {"packages": {k: v for k, v in data["packages"].items() if k == "setuptools"}})
+
+
+def test_last_affected_and_unordered_events():
+    advisory = {"id": "X", "ranges": [[{"last_affected": "1.4"}, {"introduced": "1.2"}]], "versions": []}
+    assert [audit.affected(v, advisory) for v in ("1.1", "1.2", "1.4", "1.4.1")] == [False, True, True, False]
+
+
+def test_an_acceptance_needs_a_reason_and_expires(tmp_path):
+    finding = audit.Finding("setuptools", "65.5.0", "PYSEC-2022-43012", ("CVE-2022-40897",), ("65.5.1",))
+    accepted = tmp_path / "accepted.toml"
+    accepted.write_text('[[accepted]]\nid = "CVE-2022-40897"\npackage = "setuptools"\nreason = "build only"\nexpires = 2027-01-31\n')
+    entries = audit.load_accepted(accepted)
+    assert audit.split([finding], entries, date(2027, 1, 31)) == ([], [])  # accepted by its alias, until the date
+    still_open, expired = audit.split([finding], entries, date(2027, 2, 1))
+    assert still_open == [finding] and expired and "accepted until 2027-01-31" in expired[0]
+    accepted.write_text('[[accepted]]\nid = "CVE-2022-40897"\npackage = "setuptools"\nexpires = 2027-01-31\n')
+    with pytest.raises(ValueError, match="reason"):
+        audit.load_accepted(accepted)
