@@ -89,3 +89,33 @@ def test_more_failures_wait_longer():
     assert budget.refused(key) is None
     assert budget.failed(key) is None  # the third this minute: the minute's budget is spent
     assert 50 < budget.refused(key) <= 60
+
+
+async def test_a_replayed_dashboard_cookie_opens_nothing_outside_the_dashboard(dev_issuer, monkeypatch, live_services):
+    """The dev login keeps the access token on the server: the cookie is the sealed Principal,
+    which no service takes as a bearer token; logging out clears it."""
+    monkeypatch.delenv("DASHBOARD_DEV_LOGIN", raising=False)
+    monkeypatch.delenv("DASHBOARD_TOKEN_URL", raising=False)
+    analytics = await live_services.client("analytics")
+    app = live_services.apps["analytics"]
+    app.state.dashboard_token_transport = httpx.ASGITransport(app=issuer_app(dev_issuer, load_clients()))
+    try:
+        # KL's operator: its token opens every service's administration
+        operator = next(c for c in load_clients().values() if c.client_id == "kl-operator")
+        r = await analytics.post("/dashboard/login", data={"client_id": operator.client_id, "client_secret": operator.client_secret})
+        assert r.status_code == 303, r.text
+        cookie = analytics.cookies.get("bb_dashboard_session")
+        assert cookie and cookie.count(".") != 2  # not a JWT
+        home = await analytics.get("/dashboard/")
+        assert home.status_code in (200, 303) and not home.headers.get("location", "").startswith("/dashboard/login")
+        for service, path in (("sampling", "/rounds/r1/frame"), ("dispatch", "/rounds/r1/status"), ("analytics", "/rounds/r1/indicators"),
+                              ("ingest", "/rounds"), ("responses", "/api/admin/rounds/r1/questionnaire")):
+            client = await live_services.client(service)
+            replayed = await client.get(path, headers={"Authorization": f"Bearer {cookie}"})
+            assert replayed.status_code == 401, (service, replayed.status_code)
+        await analytics.post("/dashboard/logout")
+        assert not analytics.cookies.get("bb_dashboard_session")
+        assert (await analytics.get("/dashboard/")).status_code == 303
+    finally:
+        del app.state.dashboard_token_transport
+        analytics.cookies.clear()

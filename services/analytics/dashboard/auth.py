@@ -1,11 +1,13 @@
-"""Who is looking: the API's bearer token, or (browsers) the same token in a cookie.
+"""Who is looking: the API's bearer token, or (browsers) the dashboard's sealed session cookie.
 
 Locally, /dashboard/login takes a dev client's id and secret, asks the dev issuer's token
-endpoint (client-credentials grant) for an access token, verifies it with the service's own
-JWKS-backed Authenticator and keeps it in an HttpOnly, SameSite=Strict cookie. In production
-municipal users log in through an OIDC broker in front of KOMBIT's Fælleskommunal
-Adgangsstyring (:mod:`.oidc`): the broker's claims become the same Principal, kept in a sealed
-session cookie.
+endpoint (client-credentials grant) for an access token and verifies it with the service's own
+JWKS-backed Authenticator; the token itself is then dropped. In production municipal users log
+in through an OIDC broker in front of KOMBIT's Fælleskommunal Adgangsstyring (:mod:`.oidc`).
+Either way the browser gets one HttpOnly, SameSite=Strict cookie holding the Principal sealed
+with the dashboard's key (AES-GCM, :func:`.oidc.session_value`): no access token ever reaches the
+browser, so a copied cookie opens the dashboard until it expires and nothing else (no service
+accepts it as a bearer token).
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from services.analytics.dashboard import oidc
 from shared.auth import Principal
 from shared.ratelimit import CredentialBudget
 
-COOKIE = "bb_dashboard"
+# The cookie that held the raw access token before sessions were sealed; logout still clears it.
+LEGACY_TOKEN_COOKIE = "bb_dashboard"
+COOKIE = oidc.SESSION_COOKIE
 SCOPE = "aggregates:read"
 
 
@@ -42,26 +46,20 @@ def _login_redirect(request: Request) -> HTTPException:
 
 
 def require_dashboard_scopes(*scopes: str):
-    """Dependency: the bearer header (API clients, tests) or the dashboard cookie (browsers),
-    verified like every API token and holding every one of ``scopes``; no token at all sends a
+    """Dependency: the bearer header (API clients, tests), verified like every API token, or the
+    dashboard's sealed session (browsers), holding every one of ``scopes``; neither sends a
     browser to the login page. (Named require_* with ``scopes`` in its closure, as
     shared.auth.require_scopes, so tools/authz_rules.py reads the rule from the code.)"""
 
     async def dependency(request: Request) -> Principal:
         header = request.headers.get("authorization", "")
-        token = header[7:].strip() if header.lower().startswith("bearer ") else request.cookies.get(COOKIE)
-        if token:
-            try:
-                principal = await request.app.state.authenticator.verify(token)
-            except HTTPException:
-                if header:
-                    raise
-                raise _login_redirect(request) from None  # an expired cookie: log in again
+        if header.lower().startswith("bearer "):
+            principal = await request.app.state.authenticator.verify(header[7:].strip())
         else:
-            # the municipal (OIDC) login's sealed session: the same Principal, mapped from the broker's claims
-            principal = oidc.principal_from_session(request.cookies.get(oidc.SESSION_COOKIE))
+            # the sealed session of either login: the Principal, never a token
+            principal = oidc.principal_from_session(request.cookies.get(COOKIE))
             if principal is None:
-                raise _login_redirect(request)
+                raise _login_redirect(request)  # none, or expired: log in again
         missing = [scope for scope in scopes if scope not in principal.scopes]
         if missing:
             raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"missing scope: {' '.join(missing)}")

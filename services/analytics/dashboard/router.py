@@ -20,7 +20,7 @@ from services.analytics import service
 from services.analytics.dashboard import charts, comparison, data, freetext, oidc, slides
 from services.analytics.dashboard import texts as tx
 from services.analytics.dashboard.auth import (
-    COOKIE, SCOPE, dashboard_principal, dev_login_enabled, failed_logins, fetch_token, safe_next,
+    COOKIE, LEGACY_TOKEN_COOKIE, SCOPE, dashboard_principal, dev_login_enabled, failed_logins, fetch_token, safe_next,
 )
 from services.analytics.dashboard.models import DashboardTarget
 from services.analytics.dashboard.present import alt_text, table_rows
@@ -228,9 +228,10 @@ async def login(request: Request, client_id: str = Form(...), client_secret: str
     if principal is None or SCOPE not in principal.scopes:
         failed_logins(request.app).failed(client_id, address)
         return _render(ctx, "login.html", status_code=401, next=safe_next(next), failed=True, **_login_options(ctx, next))
+    # The session holds the verified Principal, sealed; the access token stays here and is dropped.
     response = RedirectResponse(safe_next(next), status_code=303)
-    response.set_cookie(COOKIE, got[0], max_age=got[1], path="/dashboard", httponly=True, samesite="strict",
-                        secure=request.url.scheme == "https")
+    response.set_cookie(COOKIE, oidc.session_value(principal, got[1]), max_age=got[1], path="/dashboard", httponly=True,
+                        samesite="strict", secure=request.url.scheme == "https")
     return response
 
 
@@ -286,7 +287,7 @@ async def oidc_callback(request: Request) -> Response:
 async def logout() -> Response:
     response = RedirectResponse("/dashboard/login", status_code=303)
     response.delete_cookie(COOKIE, path="/dashboard", httponly=True, samesite="strict")
-    response.delete_cookie(oidc.SESSION_COOKIE, path="/dashboard", httponly=True, samesite="strict")
+    response.delete_cookie(LEGACY_TOKEN_COOKIE, path="/dashboard", httponly=True, samesite="strict")
     return response
 
 

@@ -97,7 +97,7 @@ async def test_pages_in_chromium_with_axe(live, browser, axe_source, client, tok
     await page.get_by_role("button", name="Log ind").click()
     await page.wait_for_url(f"**/dashboard/r/{R}/k/751")
     cookies = {c["name"]: c for c in await context.cookies()}
-    assert cookies["bb_dashboard"]["httpOnly"] and cookies["bb_dashboard"]["sameSite"] == "Strict"
+    assert cookies["bb_dashboard_session"]["httpOnly"] and cookies["bb_dashboard_session"]["sameSite"] == "Strict"
 
     kl = tokens["kl"]
     q13 = (await client.get(f"/rounds/{R}/indicators", params={"question": "q13", "dimension": "maalgruppe", "level": "total"}, headers=bearer(kl))).json()["rows"]
