@@ -11,7 +11,7 @@ from services.dispatch.main import create_app
 from shared.testing.fixtures import bearer, running_app
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "dispatch" / "integration"))
-from dispatch_harness import make_settings, produce, sample, step_statuses, wait_for  # noqa: E402
+from dispatch_harness import make_settings, produce, round_defined, sample, step_statuses, wait_for  # noqa: E402
 
 KOMMUNE = "492"
 
@@ -49,7 +49,7 @@ async def test_default_plan_and_permanent_failures(service_env, dev_issuer):
         assert (await client.get("/rounds/rf1/failures", headers=admin)).json() == {"round_id": "rf1", "failed": []}
 
         chunk = sample(service_env, "rf1", KOMMUNE, 3)
-        await produce(service_env, *chunk.events)
+        await produce(service_env, round_defined("rf1"), *chunk.events)
 
         async def all_failed():
             counts = await step_statuses(app, "rf1")
