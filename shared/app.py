@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
+from secure import ContentSecurityPolicy, Secure, StrictTransportSecurity, XContentTypeOptions, XFrameOptions
 from sqlalchemy.exc import DBAPIError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -62,6 +63,92 @@ class TimingAndCorrelation:
             )
 
 
+# --- browser protection: every page of every service --------------------------------------------------
+
+# Header values from the `secure` library. Its own ASGI middleware is not used: it overwrites the
+# headers a page set itself (the questionnaire's and the dashboard's stricter CSPs) and sends HSTS
+# over plain HTTP too; here a page's own header wins and HSTS goes only with HTTPS.
+_FRAME_AND_SNIFF = {
+    name.lower().encode(): value.encode()
+    for name, value in Secure(
+        xfo=XFrameOptions().deny(),
+        csp=ContentSecurityPolicy().frame_ancestors("'none'"),
+        xcto=XContentTypeOptions(),
+    ).headers.items()
+}
+HSTS_MAX_AGE = 31_536_000
+_HSTS = {
+    name.lower().encode(): value.encode()
+    for name, value in Secure(hsts=StrictTransportSecurity().max_age(HSTS_MAX_AGE).include_subdomains()).headers.items()
+}
+_UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _origin_host(value: bytes) -> bytes | None:
+    """host[:port] of an Origin or Referer header; None for "null" or no URL."""
+    value = value.strip()
+    if b"://" not in value:
+        return None
+    return value.split(b"://", 1)[1].split(b"/", 1)[0].lower()
+
+
+def _cross_site(headers: dict[bytes, bytes]) -> bool:
+    """Whether the browser says the request comes from another site. Sec-Fetch-Site first (sent by
+    current browsers whatever the page's Referrer-Policy); else an Origin, or a Referer, naming
+    another host. An Origin of "null" (a page with Referrer-Policy no-referrer, like the
+    questionnaire) and no header at all (an older browser, a script) decide nothing: SameSite
+    cookies and the questionnaire's CSRF token stay the guard there."""
+    fetch_site = headers.get(b"sec-fetch-site")
+    if fetch_site is not None:
+        return fetch_site.lower() not in (b"same-origin", b"none")
+    host = headers.get(b"host", b"").lower()
+    for name in (b"origin", b"referer"):
+        claimed = headers.get(name)
+        if claimed is not None and (origin := _origin_host(claimed)) is not None:
+            return origin != host
+    return False
+
+
+class BrowserProtection:
+    """Pure ASGI middleware on every service:
+
+    - no page may be framed (X-Frame-Options DENY, CSP frame-ancestors 'none' unless the page
+      sends its own CSP), no content sniffing, and HSTS on every answer over HTTPS (behind the
+      ingress: its X-Forwarded-Proto, believed from TRUSTED_PROXIES only);
+    - a form (any unsafe method) sent with cookies and without a bearer token must come from this
+      site (``_cross_site``), else 403. That covers every cookie-authenticated form (the
+      dashboard's, the questionnaire's) besides their SameSite cookies and the questionnaire's
+      CSRF token; API clients send a bearer token, no cookie. The ingress must pass the Host
+      header through (nginx: ``proxy_set_header Host $host``).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        if scope["method"] in _UNSAFE and b"cookie" in headers and not headers.get(b"authorization", b"").lower().startswith(b"bearer "):
+            if _cross_site(headers):
+                response = JSONResponse({"detail": "cross-site form refused: it was not sent from this site"}, status_code=403)
+                await self._with_headers(response, scope, receive, send)
+                return
+        await self._with_headers(self.app, scope, receive, send)
+
+    async def _with_headers(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+        extra = {**_FRAME_AND_SNIFF, **(_HSTS if scope.get("scheme") == "https" else {})}
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                message["headers"] = [*message.get("headers", []), *((n, v) for n, v in extra.items() if n not in present)]
+            await send(message)
+
+        await app(scope, receive, send_with_headers)
+
+
 def install_common(app: FastAPI, settings: ServiceSettings) -> None:
     configure_logging(settings.log_level, settings.log_json)
     app.state.authenticator = CachingAuthenticator(settings)
@@ -70,6 +157,7 @@ def install_common(app: FastAPI, settings: ServiceSettings) -> None:
     # Input PostgreSQL cannot hold is the caller's error (422 naming the field), never a 500:
     # refused at the edge, and what only a column knows answered from the database's refusal.
     app.add_middleware(EdgeInput)
+    app.add_middleware(BrowserProtection)
     app.add_exception_handler(DBAPIError, database_refused)
     # A plain ASGI middleware: @app.middleware("http") costs ~0.8 ms CPU per request.
     app.add_middleware(TimingAndCorrelation, service=service)

@@ -44,9 +44,11 @@ def create_app(settings: ResponsesSettings | None = None) -> FastAPI:
     app = FastAPI(title="Borgerblik responses", version="1", lifespan=lifespan)
     app.state.settings = settings
     app.state.limiter = GuessLimiter.from_settings(settings)
+    # Inside the common middleware: the questionnaire's own headers (its strict CSP) are set
+    # first, and the common ones (shared/app.py) only fill in what a page did not send.
+    app.add_middleware(SecurityHeaders, settings=settings)
     install_common(app, settings)
     install_audit(app, AUDIT)
-    app.add_middleware(SecurityHeaders, settings=settings)
     app.add_exception_handler(web.TooManyGuesses, web.too_many)
     # The citizen's pages first: routes are tried in order, and they take nearly all the traffic.
     app.include_router(web.router)

@@ -3,8 +3,6 @@ module on one test database and one topic prefix, and the reviewed rules in tool
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import uuid
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -13,20 +11,9 @@ import httpx
 import pytest_asyncio
 
 from shared.testing.fixtures import create_test_database, make_service_env, running_app
+from shared.testing.tools import load_tool
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def load_tool(name: str):
-    """Import tools/<name>.py (tools/ is a folder of scripts, not a package)."""
-    module_name = f"borgerblik_tools_{name}"
-    if module_name in sys.modules:
-        return sys.modules[module_name]
-    spec = importlib.util.spec_from_file_location(module_name, ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 class LiveServices:

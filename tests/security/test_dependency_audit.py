@@ -9,7 +9,7 @@ from datetime import date
 
 import pytest
 
-from conftest import load_tool
+from shared.testing.tools import load_tool
 
 audit = load_tool("dependency_audit")
 

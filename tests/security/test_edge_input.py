@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from shared.testing.fixtures import bearer
-from conftest import load_tool
+from shared.testing.tools import load_tool
 
 rules = load_tool("authz_rules")
 SERVICES = list(rules.SERVICES)

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from conftest import load_tool
+from shared.testing.tools import load_tool
 from shared.events import Bands, LinkIssued
 from shared.testing.fixtures import bearer, publish_events
 from shared.testing.round import define_round, synthetic_rows
