@@ -43,7 +43,7 @@ import numpy as np
 
 from .answers import CODES, DONT_KNOW, SCORES
 from .estimators import Estimate, normal_quantile
-from .suppression import TOTAL, CountTable, Decided, History, cell_key, decide
+from .suppression import TOTAL, CountTable, Decided, History, LastRelease, cell_key, decide
 
 DIMENSIONS: tuple[str, ...] = ("maalgruppe", "gender", "age_band", "duration_band")
 RATE_DIMENSIONS: tuple[str, ...] = ("maalgruppe", "arm")
@@ -379,17 +379,36 @@ class Baseline:
 
     published: dict[str, int] = field(default_factory=dict)
     floor: dict[str, int] = field(default_factory=dict)
+    last: LastRelease | None = None  # the release this baseline follows, in full (never published)
 
     def to_json(self) -> dict:
-        return {"published": dict(sorted(self.published.items())), "floor": dict(sorted(self.floor.items()))}
+        data = {"published": dict(sorted(self.published.items())), "floor": dict(sorted(self.floor.items()))}
+        if self.last is not None:
+            data["last"] = {
+                "count": dict(sorted(self.last.count.items())),
+                "hidden": sorted(self.last.hidden),
+                "parts": {q: {k: list(v) for k, v in sorted(cells.items())} for q, cells in sorted(self.last.parts.items())},
+            }
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping | None) -> Baseline:
         data = data or {}
-        return cls({k: int(v) for k, v in (data.get("published") or {}).items()}, {k: int(v) for k, v in (data.get("floor") or {}).items()})
+        last = None
+        if raw := data.get("last"):
+            last = LastRelease(
+                {k: int(v) for k, v in raw["count"].items()},
+                frozenset(raw["hidden"]),
+                {q: {k: tuple(int(x) for x in v) for k, v in cells.items()} for q, cells in raw.get("parts", {}).items()},
+            )
+        return cls(
+            {k: int(v) for k, v in (data.get("published") or {}).items()},
+            {k: int(v) for k, v in (data.get("floor") or {}).items()},
+            last,
+        )
 
     def history(self) -> History:
-        return History(self.published, self.floor)
+        return History(self.published, self.floor, self.last)
 
 
 @dataclass
@@ -500,12 +519,22 @@ class RespondentPattern:
         published = dict(previous.published)
         floor = dict(previous.floor)
         lower = self.decided.lower
-        for i, key in enumerate(self.decided.keys_by_number):
+        keys = self.decided.keys_by_number
+        for i, key in enumerate(keys):
             if int(self.decided.status[i]) == 0:
                 published[key] = floor[key] = int(self.decided.count[i])
             elif lower is not None:
                 floor[key] = max(floor.get(key, 0), int(lower[i]))
-        return Baseline(published, floor)
+        parts = {
+            q: {key: tuple(int(x) for x in counts[:, i]) for i, key in enumerate(keys) if counts[0, i] >= 0}
+            for q, counts in (self.decided.parts or {}).items()
+        }
+        last = LastRelease(
+            {key: int(c) for key, c in zip(keys, self.decided.count.tolist())},
+            frozenset(key for i, key in enumerate(keys) if int(self.decided.status[i]) != 0),
+            parts,
+        )
+        return Baseline(published, floor, last)
 
 
 def respondent_pattern(
@@ -516,6 +545,8 @@ def respondent_pattern(
     min_count: int,
     baseline: Baseline | None = None,
     scope: str = "all",
+    answers: Iterable[GroupedCounts] = (),
+    audit_time_limit: float | None = None,
 ) -> RespondentPattern:
     """Decide the round's suppression once, on respondents.
 
@@ -525,6 +556,10 @@ def respondent_pattern(
     their municipal and national totals. The published invited counts bound each target-group
     and arm cell from above (nobody answers who was not invited), which the audit gives the
     reader too; ``baseline``: the round's earlier releases; ``scope``: :data:`SCOPES`.
+    ``answers``: the grouped answer counts; a published cell shows each question's answers per
+    code, so the audit treats every question as a breakdown of the respondents (a reader who
+    knows how a line's hidden cells answered, code by code, can narrow them where the
+    respondents alone would not).
     """
     kommune_of = {h: s.kommunekode for h, s in strata.items()}
     cells: dict[str, dict[tuple[str, str], int]] = {d: defaultdict(int) for d in RESPONDENT_DIMENSIONS}
@@ -567,8 +602,23 @@ def respondent_pattern(
                 if d in RATE_DIMENSIONS and invited and sum(invited.get(key, 0) > 0 for key in keys) <= 1:
                     continue
                 withheld.update(keys)
+    per_question: dict[str, dict[str, dict[tuple[str, str], list[int]]]] = defaultdict(lambda: defaultdict(dict))
+    for h, dim, lvl, question, vector in answers:
+        if h not in kommune_of or question == RESPONDENTS:
+            continue
+        key, table = ((kommune_of[h], strata[h].maalgruppe), "maalgruppe") if dim == ALL_LEVELS else ((kommune_of[h], lvl), dim)
+        if table not in dims or dim == "arm":
+            continue
+        have = per_question[question][table].get(key)
+        if have is None:
+            per_question[question][table][key] = list(vector)
+        else:
+            for c, v in enumerate(vector):
+                have[c] += v
+    breakdowns = {q: [by_table.get(d) if d != "arm" else None for d in dims] for q, by_table in per_question.items()}
     decided = decide(
         tables, min_count=min_count, history=(baseline or Baseline()).history(), upper_bounds=invited, withheld=withheld,
+        breakdowns=breakdowns, audit_time_limit=audit_time_limit,
     )
     return RespondentPattern(dims, decided, dict(invited))
 
@@ -590,7 +640,9 @@ def build_publication(
     cells of its ``scope`` (:data:`SCOPES`)."""
     rate_counts = list(rate_counts)
     grouped, respondents = _split_respondents(answer_counts)
-    pattern = respondent_pattern(strata, respondents, rate_counts, min_count=min_count, baseline=baseline, scope=scope)
+    pattern = respondent_pattern(
+        strata, respondents, rate_counts, min_count=min_count, baseline=baseline, scope=scope, answers=grouped,
+    )
     return RoundPublication(
         round_id, questionnaire_id, min_count, caution_below,
         indicator_columns=build_indicator_table(

@@ -48,14 +48,20 @@ Suppression
       suppressed cells is still determined), so the linear equations are
       solved; for each cell they fix, the smallest published entry of a line
       through that cell is suppressed and we go back to (a);
-   c. interval audit (:func:`audit`): integer programs give every hidden cell
-      the interval a reader holding all published numbers can prove (counts at
-      least 0 or what earlier releases proved, at most a published limit such
-      as the invited). A primary cell's interval must reach from the value last
-      published (0 for a cell never published) to ``min_count`` more; no other
-      hidden cell may be fixed at a value not published before. A failing
-      cell gets a published partner in one of its lines suppressed (one that
-      can take up the difference) and we go back to (a).
+   c. interval audit (:func:`audit`): integer programs search, for every
+      hidden cell, the values a reader holding all published numbers cannot
+      rule out (counts at least 0 or what earlier releases proved, at most a
+      published limit such as the invited), with everything else a published
+      cell shows of the same people (``breakdowns``: each question's answers
+      per code) and the previous release in full (``history.last``: its
+      equations, and every count only growing since). A primary cell must be
+      able to take the value last published (0 for a cell never published)
+      and ``min_count`` more; no other hidden cell may be fixed at a value not
+      published before; and no cell may be provably grown by 1 to
+      ``min_count - 1`` since the previous release. A failing cell gets a
+      published partner in one of its lines suppressed (one that can take up
+      the difference; a published cell provably grown by a few is hidden
+      itself) and we go back to (a).
 
    Every round suppresses at least one more entry, so this terminates; with
    everything suppressed nothing can be recovered.
@@ -76,9 +82,8 @@ right-hand side is then the recovered value. The tests' independent attacker
 (``tests/analytics/attack``) adds integrality, bounds and every other
 published figure.
 
-Limitation: the audit works on the protected measure (respondents) only.
-Figures published per answer code add equations it does not see (see
-docs/analytics-method.md, known limits).
+Releases before the previous one enter the audit as lower bounds only (the
+``floor`` of :class:`History`), see docs/analytics-method.md.
 """
 
 from __future__ import annotations
@@ -104,7 +109,11 @@ __all__ = [
     "SuppressedTable",
     "find_recoverable_cells",
     "History",
+    "LastRelease",
     "audit",
+    "Earlier",
+    "Intervals",
+    "Split",
     "cell_key",
     "decide",
     "suppress",
@@ -574,6 +583,7 @@ class Decided:
     lower: np.ndarray | None = None
     upper: np.ndarray | None = None  # inf where unbounded
     keys_by_number: list[str] | None = None  # per identity number: :func:`cell_key`
+    parts: dict[str, np.ndarray] | None = None  # per breakdown: (parts, identities), -1 where not covered
 
 
 # A status's code in Decided.status.
@@ -585,9 +595,11 @@ def suppress(
     *,
     min_count: int = 5,
     caution_below: int = 20,
+    breakdowns: Mapping[str, Sequence[Mapping[Key, Sequence[int]] | None]] | None = None,
 ) -> list[SuppressedTable]:
-    """Primary and secondary suppression over a round's (linked) tables."""
-    decided = decide(tables, min_count=min_count)
+    """Primary and secondary suppression over a round's (linked) tables (``breakdowns``: as
+    :func:`decide`)."""
+    decided = decide(tables, min_count=min_count, breakdowns=breakdowns)
     count, status = decided.count.tolist(), [STATUS_CODES[c] for c in decided.status.tolist()]
     published = CellStatus.PUBLISHED
     out: list[SuppressedTable] = []
@@ -619,6 +631,18 @@ class History:
 
     published: Mapping[str, int] = field(default_factory=dict)
     floor: Mapping[str, int] = field(default_factory=dict)
+    last: LastRelease | None = None
+
+
+@dataclass(frozen=True)
+class LastRelease:
+    """The previous release in full (kept by the service, never published): every cell's
+    count then, which cells it hid, and each breakdown's parts per cell. The audit holds the
+    next release against it the way a reader holding both would (:class:`Earlier`)."""
+
+    count: Mapping[str, int]
+    hidden: frozenset[str]
+    parts: Mapping[str, Mapping[str, Sequence[int]]] = field(default_factory=dict)  # breakdown -> cell -> parts
 
 
 def decide(
@@ -629,6 +653,8 @@ def decide(
     upper_bounds: Mapping[str, int] | None = None,
     audit_intervals: bool = True,
     withheld: Iterable[str] = (),
+    breakdowns: Mapping[str, Sequence[Mapping[Key, Sequence[int]] | None]] | None = None,
+    audit_time_limit: float | None = None,
 ) -> Decided:
     """The decisions of :func:`suppress` (the module docstring's steps 1 to 3), as arrays.
 
@@ -637,7 +663,12 @@ def decide(
     invited is an upper bound of its respondents), by :func:`cell_key`. ``withheld``: cells left
     out of this release whatever their counts (hidden, and protected like any hidden cell).
     ``audit_intervals``: run the interval audit (step 2c); without it the decisions are the line
-    rule's and the exact check's only.
+    rule's and the exact check's only. ``breakdowns``: what every published cell also shows of
+    the measure, by name, e.g. one per question: per table (in ``tables``' order; None for a
+    table the breakdown does not cover) its interior cells' counts per answer code. The audit
+    includes them (:class:`Split`, the rest of each cell, no answer, as one more part). With
+    ``history.last`` the audit also holds this release against the previous one: no cell may
+    be provably grown by 1 to ``min_count - 1`` since then.
     """
     if min_count < 1:
         raise ValueError("min_count must be at least 1")
@@ -658,15 +689,21 @@ def decide(
         (canonical[t.measure], t.dims, t.margins, tuple(tuple(levels[(t.measure, d)]) for d in t.dims)) for t in tables
     ))
 
+    def entries_of(t: int, interior: np.ndarray) -> np.ndarray:
+        # A table's entries from its interior cells (rows: cells; columns: parts, if any).
+        n_interior = shape.n_interior[t]
+        entries = np.zeros((len(shape.keys[t]),) + interior.shape[1:], dtype=np.int64)
+        entries[:n_interior] = interior
+        for into in shape.into[t]:
+            np.add.at(entries, into, interior)
+        return entries
+
     # Every entry's count: the interior cells as given, each margin level the sum of those.
     by_number = np.full(len(shape.idents), -1, dtype=np.int64)
     for t, table in enumerate(tables):
         keys, n_interior, cells = shape.keys[t], shape.n_interior[t], table.cells
         interior = np.fromiter((cells.get(k, 0) for k in keys[:n_interior]), dtype=np.int64, count=n_interior)
-        entries = np.zeros(len(keys), dtype=np.int64)
-        entries[:n_interior] = interior
-        for into in shape.into[t]:
-            np.add.at(entries, into, interior)
+        entries = entries_of(t, interior)
         ids = shape.entry_ids[t]
         before = by_number[ids]
         clash = np.flatnonzero((before >= 0) & (before != entries))
@@ -675,10 +712,37 @@ def decide(
         by_number[ids] = entries
     count: list[int] = by_number.tolist()
     everything = range(len(count))
+    split_names: list[str] = []
+    splits: list[Split] = []
+    for name, breakdown in sorted((breakdowns or {}).items()):
+        width = max((len(v) for cells in breakdown if cells for v in cells.values()), default=0)
+        parts = np.full((len(count), width + 1), -1, dtype=np.int64)
+        for t, cells in enumerate(breakdown):
+            if cells is None:
+                continue
+            keys = shape.keys[t][: shape.n_interior[t]]
+            interior = np.zeros((len(keys), width), dtype=np.int64)
+            for r, k in enumerate(keys):
+                if (vector := cells.get(k)) is not None:
+                    interior[r, : len(vector)] = vector
+            entries = entries_of(t, interior)
+            ids = shape.entry_ids[t]
+            rest = by_number[ids] - entries.sum(axis=1)
+            if (rest < 0).any():
+                raise ValueError(f"breakdown {name!r} counts more than table {t}")
+            parts[ids, :width] = entries
+            parts[ids, width] = rest
+        split_names.append(name)
+        splits.append(Split(np.ascontiguousarray(parts.T)))
     rank, lines = shape.rank, shape.lines
     names = [cell_key(original[measure], coords) for measure, coords in shape.idents]
     history = history or History()
     previous = [history.published.get(k) for k in names]
+    earlier = _earlier(history.last, names, by_number, split_names, splits) if history.last is not None else None
+    changes = []
+    if earlier is not None:
+        growth = by_number - earlier.count
+        changes = np.flatnonzero((growth >= 1) & (growth < min_count)).tolist()
     floor = [min(max(history.floor.get(k, 0), 0), c) for k, c in zip(names, count)]
     bound = [(upper_bounds or {}).get(k) for k in names]
     published = CellStatus.PUBLISHED
@@ -752,7 +816,19 @@ def decide(
             continue
         if not audit_intervals:
             break
-        lo, hi = audit(shape.equations(), known, unknown, floor=[floor[i] for i in unknown], upper=[bound[i] for i in unknown])
+        targets = []
+        for i in unknown:
+            if protected[i]:
+                limit = reference[i] + min_count if bound[i] is None else min(reference[i] + min_count, bound[i])
+                targets.append((reference[i], limit))
+            else:
+                targets.append((None, None))
+        intervals = audit(
+            shape.equations(), by_number, unknown, floor=[floor[i] for i in unknown], upper=[bound[i] for i in unknown],
+            splits=splits, earlier=earlier, changes=[i for i in changes if status[i] is not published or earlier.hidden[i]],
+            targets=targets, time_limit=audit_time_limit,
+        )
+        lo, hi = intervals.lower, intervals.upper
         lower = np.array(count, dtype=float)
         upper = np.array(count, dtype=float)
         lower[unknown], upper[unknown] = lo, hi
@@ -761,7 +837,7 @@ def decide(
         for j, i in enumerate(unknown):
             need = None
             if protected[i]:
-                limit = reference[i] + min_count if bound[i] is None else min(reference[i] + min_count, bound[i])
+                limit = targets[j][1]
                 if lo[j] > reference[i]:
                     need = count[i] - reference[i]  # a partner that can take the cell down to what was known
                 elif hi[j] < limit:
@@ -778,69 +854,386 @@ def decide(
                 status[pick] = CellStatus.SECONDARY
                 taken.add(pick)
                 added = True
+        for i, least in intervals.least_change.items():
+            if least < 1:
+                continue  # a reader cannot tell the cell from one that did not change
+            # Provably grown by a few: hide it, or with it hidden already, a partner that can
+            # take up a change (so "nothing came in" stays possible).
+            pick = i if status[i] is published else cheapest(near(i) - taken, 1)
+            if pick is None:
+                pick = cheapest(set(everything) - taken, 1)
+            if pick is not None:
+                status[pick] = CellStatus.SECONDARY
+                taken.add(pick)
+                added = True
         if not added:
             break
 
     code = {st: i for i, st in enumerate(STATUS_CODES)}
     return Decided(
         shape.keys, shape.entry_ids, by_number, np.array([code[st] for st in status], dtype=np.int8),
-        lower, upper, names,
+        lower, upper, names, {name: split.counts for name, split in zip(split_names, splits)},
     )
 
 
+def _earlier(last: LastRelease, names: Sequence[str], count: np.ndarray, split_names: Sequence[str], splits: Sequence[Split]) -> Earlier:
+    """The previous release laid out on this release's identities and breakdowns: a cell it
+    did not have counted 0, a breakdown it did not have all "no answer"."""
+    e_count = np.array([last.count.get(k, 0) for k in names], dtype=np.int64)
+    e_hidden = np.array([k in last.hidden for k in names], dtype=bool)
+    e_splits = []
+    for name, split in zip(split_names, splits):
+        width = split.counts.shape[0]
+        parts = np.full((width, len(names)), -1, dtype=np.int64)
+        kept = last.parts.get(name, {})
+        for i, key in enumerate(names):
+            if split.counts[0, i] < 0:
+                continue
+            vector = kept.get(key)
+            if vector is not None and len(vector) == width:
+                parts[:, i] = vector
+            else:
+                parts[:, i] = 0
+                parts[width - 1, i] = e_count[i]
+        e_splits.append(Split(parts))
+    return Earlier(e_count, e_hidden, e_splits)
+
+
+@dataclass(frozen=True)
+class Split:
+    """How the protected measure splits into parts in one published breakdown, e.g. a
+    question's answers per code: ``counts[c, i]`` is the part ``c`` of identity number ``i``
+    (the parts of an identity add up to its count; a residual part such as "no answer" is one
+    of them), -1 where the breakdown has no such identity (a table it does not cover). A reader
+    of a published cell knows all its parts; of a hidden cell none, only that they add up."""
+
+    counts: np.ndarray  # (parts, identities), int64
+
+
+def _components(n: int, rows: Iterable[Iterable[int]]) -> list[list[int]]:
+    """Groups of unknowns that share an equation, directly or through others (union-find)."""
+    parent = list(range(n))
+
+    def root(a: int) -> int:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    for cols in rows:
+        cols = list(cols)
+        first = root(cols[0])
+        for c in cols[1:]:
+            other = root(c)
+            if other != first:
+                parent[other] = first
+    groups: dict[int, list[int]] = defaultdict(list)
+    for j in range(n):
+        groups[root(j)].append(j)
+    return list(groups.values())
+
+
+@dataclass(frozen=True)
+class Earlier:
+    """The release before this one, as the audit needs it (identities by number): each cell's
+    value then (0 for a cell the release did not have), whether it was hidden, and its parts
+    in each breakdown (aligned with this release's :class:`Split` list)."""
+
+    count: np.ndarray  # int64
+    hidden: np.ndarray  # bool
+    splits: Sequence[Split] = ()
+
+
+@dataclass
+class Intervals:
+    """The audit's result for the hidden cells (in ``unknown``'s order) and for the cells whose
+    change since the earlier release it was asked about: the least change a reader can prove."""
+
+    lower: np.ndarray
+    upper: np.ndarray
+    least_change: dict[int, int] = field(default_factory=dict)
+
+
+class _Program:
+    """One group of linked cells as an integer program: blocks of one variable per cell (a
+    release's cells, or a breakdown part of them), each block with the tables' relations over
+    its values (every identity's, the group's and the relations' known terms; a published cell
+    fixed at its value, a hidden one free), and growth from the
+    earlier release's block to this release's (``releases``: 1 or 2, the blocks split evenly
+    between them). ``parts_of``: the blocks are parts of the cells (block c of release r is
+    ``blocks[r * parts + c]``), summing to cells given at :meth:`solve_given`."""
+
+    def __init__(self, group, relations, blocks, cap, low, releases: int, parts_of: bool = False) -> None:
+        from scipy.sparse import coo_array
+
+        size = len(group)
+        local = {ident: g for g, ident in enumerate(group)}
+        self.size, self.width = size, size * len(blocks)
+        rows, cols, vals, lb, ub = [], [], [], [], []
+
+        def add(entries, lo, hi):
+            r = len(lb)
+            for col, v in entries:
+                rows.append(r)
+                cols.append(col)
+                vals.append(v)
+            lb.append(lo)
+            ub.append(hi)
+
+        index = np.asarray(group, dtype=np.intp)
+        for b, (values, _hidden) in enumerate(blocks):
+            for coeffs, fixed in relations:
+                if any(values[i] < 0 for i in itertools.chain(coeffs, fixed)):
+                    continue  # a relation of a table this breakdown does not cover
+                rhs = -sum(v * int(values[i]) for i, v in fixed.items())
+                add([(b * size + local[i], v) for i, v in coeffs.items()], rhs, rhs)
+        blocks = [(values[index], hidden[index]) for values, hidden in blocks]
+        per = len(blocks) // releases
+        if releases == 2:  # growth since the earlier release, block by block
+            for b in range(per):
+                now_values, now_hidden = blocks[b]
+                then_values, then_hidden = blocks[per + b]
+                for g in range(size):
+                    if (now_hidden[g] or then_hidden[g]) and then_values[g] >= 0 and now_values[g] >= then_values[g]:
+                        add([(b * size + g, 1.0), ((per + b) * size + g, -1.0)], 0, np.inf)
+        self.sum_rows = []  # (row, release, cell): the parts of a hidden cell add up to it
+        if parts_of:
+            for r in range(releases):
+                hidden = blocks[r * per][1]
+                covered = blocks[r * per][0] >= 0
+                for g in np.flatnonzero(hidden & covered).tolist():
+                    self.sum_rows.append((len(lb), r, g))
+                    add([((r * per + c) * size + g, 1.0) for c in range(per)], 0, 0)
+        self.matrix = coo_array((vals, (rows, cols)), shape=(len(lb), self.width)).tocsr()
+        self.lb, self.ub = np.array(lb, dtype=float), np.array(ub, dtype=float)
+        self.lower = np.empty(self.width)
+        self.upper = np.empty(self.width)
+        for b, (values, hidden) in enumerate(blocks):
+            sl = slice(b * size, (b + 1) * size)
+            v = values.astype(float)
+            self.lower[sl] = np.where(hidden, low[b], np.maximum(v, 0))
+            self.upper[sl] = np.where(hidden, np.where(v < 0, 0.0, cap), np.maximum(v, 0))
+        self.integrality = np.ones(self.width)
+
+    def solve_given(self, cells: np.ndarray, options=None) -> bool:
+        lb, ub = self.lb.copy(), self.ub.copy()
+        for row, r, g in self.sum_rows:
+            lb[row] = ub[row] = cells[r * self.size + g]
+        from scipy.optimize import Bounds, LinearConstraint, milp
+
+        constraints = [LinearConstraint(self.matrix, lb, ub)] if lb.size else []
+        res = milp(np.zeros(self.width), integrality=self.integrality, bounds=Bounds(self.lower, self.upper),
+                   constraints=constraints, options=options or {})
+        return res.x is not None
+
+
+class _Joint:
+    """The cells' program with some breakdowns' parts included (their parts add up to the cell
+    variables): a tighter relaxation of the whole, grown one breakdown at a time where the
+    cells it finds have no parts in a breakdown left out."""
+
+    def __init__(self, master: _Program, subs: Sequence[_Program]) -> None:
+        self.master, self.subs, self.included = master, subs, []
+        self._build()
+
+    def include(self, s_i: int) -> None:
+        self.included.append(s_i)
+        self._build()
+
+    def _build(self) -> None:
+        from scipy.sparse import block_diag, coo_array, vstack
+
+        programs = [self.master] + [self.subs[i] for i in self.included]
+        matrix = block_diag([p.matrix for p in programs], format="csr") if len(programs) > 1 else self.master.matrix
+        lb = np.concatenate([p.lb for p in programs])
+        ub = np.concatenate([p.ub for p in programs])
+        # Each included breakdown's "parts add up to the cell" rows take the cell variable in.
+        rows, cols = [], []
+        row_offset, col_offset = self.master.lb.size, self.master.width
+        for p in programs[1:]:
+            for row, r, g in p.sum_rows:
+                rows.append(row_offset + row)
+                cols.append(r * self.master.size + g)
+            row_offset += p.lb.size
+            col_offset += p.width
+        if rows:
+            link = coo_array((-np.ones(len(rows)), (rows, cols)), shape=matrix.shape).tocsr()
+            matrix = (matrix + link).tocsr()
+        self.matrix, self.lb, self.ub = matrix, lb, ub
+        self.lower = np.concatenate([p.lower for p in programs])
+        self.upper = np.concatenate([p.upper for p in programs])
+        self.width = self.lower.size
+
+    def solve(self, hold: dict[int, tuple[float, float]], change=None, options=None, objective=None):
+        from scipy.optimize import Bounds, LinearConstraint, milp
+
+        lower, upper = self.lower.copy(), self.upper.copy()
+        for g, (lo, hi) in hold.items():
+            lower[g], upper[g] = max(lower[g], lo), min(upper[g], hi)
+            if lower[g] > upper[g]:
+                return None
+        constraints = [LinearConstraint(self.matrix, self.lb, self.ub)] if self.lb.size else []
+        g, at_most = change if change is not None else (None, None)
+        if at_most is not None:
+            row = np.zeros(self.width)
+            row[g], row[self.master.size + g] = 1.0, -1.0
+            constraints.append(LinearConstraint(row.reshape(1, -1), -np.inf, at_most))
+        objective = np.zeros(self.width) if objective is None else objective
+        res = milp(objective, integrality=np.ones(self.width), bounds=Bounds(lower, upper), constraints=constraints, options=options or {})
+        return None if res.x is None else res.x[: self.master.width]
+
+
 def audit(
-    equations: Sequence[tuple[Hashable, list[Hashable]]],
-    known: Mapping[Hashable, int],
-    unknown: Sequence[Hashable],
+    equations: Sequence[tuple[int, list[int]]],
+    count: Sequence[int],
+    unknown: Sequence[int],
     *,
     floor: Sequence[int] | None = None,
     upper: Sequence[int | None] | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The interval [lower, upper] each hidden cell has for a reader who holds every published
-    number: the smallest and largest value it takes in any whole-number solution of the
-    tables' equations, every count at least its ``floor`` (0, or what earlier releases proved)
-    and at most its published ``upper`` limit. Integer programs solved with HiGHS (scipy
-    ``milp``), two per cell; cells the equations do not touch keep [floor, limit]."""
+    splits: Sequence[Split] = (),
+    earlier: Earlier | None = None,
+    changes: Iterable[int] = (),
+    targets: Sequence[tuple[float | None, float | None]] | None = None,
+    time_limit: float | None = None,
+) -> Intervals:
+    """What a reader holding every published number can prove about each hidden cell: the
+    values it can take in the whole-number solutions of the tables' equations, every count at
+    least its ``floor`` (0, or what earlier releases proved) and at most its published ``upper``
+    limit. Identities are numbers; ``count`` holds every identity's value: the published ones
+    are what the reader knows, the rest is the truth, one solution to start from.
+
+    The audit searches for solutions, one group of linked cells at a time, until each hidden
+    cell has shown what its ``targets`` ask: ``(low, high)``, a solution with the cell at most
+    ``low`` and one with it at least ``high`` (either may be None); ``(None, None)`` (and no
+    targets): some solution with another value than its count (not pinned). Each search is a
+    HiGHS feasibility program (scipy ``milp``) with the cell held to the target; every solution
+    found counts for every cell of the group, so most cells need none of their own. The
+    program holds the cells and, by constraint generation, the breakdowns that matter: cells
+    are found first, then every breakdown is checked for parts of those cells on its own (given
+    the cells, breakdowns are independent); one that has none joins the program (:class:`_Joint`)
+    and the search repeats, so a round whose answers constrain little stays a small program.
+    :class:`Intervals` gives per hidden cell the least and greatest value seen: a target it
+    did not reach cannot be reached (or was not found within ``time_limit`` seconds per
+    search, which counts the same: the audit never claims protection it has not shown).
+
+    ``splits``: published breakdowns of the measure (:class:`Split`). Each adds, per hidden
+    cell, one unknown per part, the tables' equations for every part (over the identities the
+    breakdown has) and "the parts add up to the cell".
+
+    ``earlier``: the previous release, which the reader holds too. Its hidden cells (and their
+    parts) are unknowns with the same equations over its published values, and every cell and
+    part can only have grown since (answers are added; where a count fell, an erasure, nothing
+    is assumed). ``changes``: cells (numbers) for which a solution where the cell has not grown
+    since the earlier release is searched: a reader must not be able to prove a cell gained
+    1..T-1 respondents (it would read the few who joined); ``least_change`` is the least growth
+    seen."""
     from scipy.optimize import Bounds, LinearConstraint, milp
     from scipy.sparse import coo_array
 
+    count = np.asarray(count, dtype=np.int64)
     n = len(unknown)
-    order = {u: j for j, u in enumerate(unknown)}
     floor_arr = np.zeros(n) if floor is None else np.asarray(floor, dtype=float)
     upper_arr = np.full(n, np.inf) if upper is None else np.array([np.inf if u is None else u for u in upper], dtype=float)
     upper_arr = np.maximum(upper_arr, floor_arr)
-    rows, cols, vals, rhs = [], [], [], []
-    for r, (coeffs, b) in enumerate(_equation_rows(equations, known, order)):
-        for c, v in coeffs.items():
-            rows.append(r)
-            cols.append(c)
-            vals.append(v)
-        rhs.append(b)
-    lo = floor_arr.copy()
-    hi = upper_arr.copy()
-    if not rhs:
-        return lo, hi
-    matrix = coo_array((vals, (rows, cols)), shape=(len(rhs), n)).tocsr()
-    constraints = LinearConstraint(matrix, rhs, rhs)
-    bounds = Bounds(floor_arr, upper_arr)
-    integrality = np.ones(n)
-    touched = np.zeros(n, dtype=bool)
-    touched[np.unique(np.asarray(cols, dtype=np.intp))] = True
-    for j in np.flatnonzero(touched).tolist():
-        objective = np.zeros(n)
-        for sign in (1.0, -1.0):
-            objective[j] = sign
-            result = milp(objective, integrality=integrality, bounds=bounds, constraints=constraints)
-            if result.status == 0:
-                value = round(sign * result.fun)
-                if sign > 0:
-                    lo[j] = value
+    result = Intervals(floor_arr.copy(), upper_arr.copy())
+    hidden_now = np.zeros(len(count), dtype=bool)
+    hidden_now[list(unknown)] = True
+    hidden_then = earlier.hidden if earlier is not None else np.zeros(len(count), dtype=bool)
+    involved = hidden_now | hidden_then  # unknown in at least one release
+    position = {u: j for j, u in enumerate(unknown)}
+    # Each relation: the involved identities with their coefficients, and the others (known in
+    # both releases) with theirs.
+    relations = []
+    for agg, parts in equations:
+        coeffs: dict[int, int] = defaultdict(int)
+        fixed: dict[int, int] = defaultdict(int)
+        for ident, sign in [(agg, 1)] + [(q, -1) for q in parts]:
+            (coeffs if involved[ident] else fixed)[ident] += sign
+        coeffs = {c: v for c, v in coeffs.items() if v}
+        if coeffs:
+            relations.append((coeffs, {c: v for c, v in fixed.items() if v}))
+    wanted_changes = set(changes)
+    if not relations:
+        return result
+    members = sorted(set(itertools.chain.from_iterable(r[0] for r in relations)))
+    index = {ident: m for m, ident in enumerate(members)}
+    options = {"time_limit": time_limit} if time_limit else {}
+    releases = [(count, hidden_now, list(splits))]
+    if earlier is not None:
+        releases.append((earlier.count, hidden_then, list(earlier.splits)))
+    for group_local in _components(len(members), ([index[c] for c in r[0]] for r in relations)):
+        group = [members[m] for m in group_local]
+        local = {ident: g for g, ident in enumerate(group)}
+        rel = [r for r in relations if next(iter(r[0])) in local]
+        cap = np.array([upper_arr[position[i]] if i in position else np.inf for i in group])
+        low = np.array([floor_arr[position[i]] if i in position else 0.0 for i in group])
+        # The cells of each release (the master program), then each breakdown's parts given the
+        # cells (one program per breakdown: given the cells, breakdowns are independent).
+        cells = [(values, hidden) for values, hidden, _ in releases]
+        master = _Program(group, rel, cells, cap, [low] + [np.zeros(len(group))] * (len(cells) - 1), len(cells))
+        subs = []
+        for s_i in range(len(splits)):
+            blocks = []
+            for values, hidden, release_splits in releases:
+                counts = release_splits[s_i].counts
+                blocks += [(counts[c], hidden) for c in range(counts.shape[0])]
+            subs.append(_Program(group, rel, blocks, cap, [np.zeros(len(group))] * len(blocks), len(releases), parts_of=True))
+        truth = np.concatenate([np.maximum(values[group], 0) for values, _ in cells]).astype(float)
+        size = len(group)
+        seen_lo = truth[:size].copy()
+        seen_hi = truth[:size].copy()
+        change_lo = truth[:size] - truth[size: 2 * size] if earlier is not None else None
+
+        def record(x: np.ndarray) -> None:
+            nonlocal change_lo
+            cur = np.round(x[:size])
+            np.minimum(seen_lo, cur, out=seen_lo)
+            np.maximum(seen_hi, cur, out=seen_hi)
+            if change_lo is not None:
+                np.minimum(change_lo, cur - np.round(x[size: 2 * size]), out=change_lo)
+
+        joint = _Joint(master, subs)
+
+        def reachable(g: int, lo_: float = -np.inf, hi_: float = np.inf, change_at_most: float | None = None) -> bool:
+            """Whether a solution has cell g within [lo_, hi_] (grown by at most change_at_most):
+            cells from the joint program, then every breakdown left out of it checked for
+            parts of those cells; one without takes its parts into the joint program (for the
+            rest of the group) and the search repeats. The joint program is a relaxation of the
+            whole, so when it has no solution there is none."""
+            while True:
+                x = joint.solve({g: (lo_, hi_)}, (g, change_at_most), options)
+                if x is None:
+                    return False
+                cells_x = np.round(x)
+                missing = next((i for i in range(len(subs)) if i not in joint.included and not subs[i].solve_given(cells_x, options)), None)
+                if missing is None:
+                    record(cells_x)
+                    return True
+                joint.include(missing)
+
+        for g, ident in enumerate(group):
+            if ident in position:
+                j = position[ident]
+                target_lo, target_hi = targets[j] if targets is not None else (None, None)
+                if target_lo is None and target_hi is None:  # not pinned: any other value will do
+                    c = float(count[ident])
+                    if seen_lo[g] >= c and seen_hi[g] <= c:
+                        reachable(g, hi_=c - 1) or reachable(g, lo_=c + 1)
                 else:
-                    hi[j] = value
-            elif result.status in (3, 4) and sign < 0:  # unbounded above (4: "unbounded or infeasible")
-                hi[j] = np.inf
-            # infeasible (an erasure broke "counts only grow"): keep the a-priori interval
-    return lo, hi
+                    if target_lo is not None and seen_lo[g] > target_lo:
+                        reachable(g, hi_=target_lo)
+                    if target_hi is not None and seen_hi[g] < target_hi:
+                        reachable(g, lo_=target_hi)
+            if ident in wanted_changes and change_lo is not None and change_lo[g] > 0:
+                reachable(g, change_at_most=0)
+        for g, ident in enumerate(group):
+            if ident in position:
+                j = position[ident]
+                result.lower[j] = max(seen_lo[g], floor_arr[j])
+                result.upper[j] = seen_hi[g]
+            if ident in wanted_changes and change_lo is not None:
+                result.least_change[ident] = int(change_lo[g])
+    return result
 
 
 def suppress_table(

@@ -254,3 +254,100 @@ def test_a_preliminary_release_publishes_national_cells_and_municipal_totals_onl
                {(r["dimension"], r["kommunekode"], r["level"]) for r in final.indicator_rows if not r["suppressed"]})
     with pytest.raises(ValueError):
         build_publication("r", "kl", info, answers, rates, scope="draft")
+
+
+# --- answers per code ---------------------------------------------------------------------------
+
+CODES3 = ("a", "b", "c")
+
+
+def coded_units(seed: int) -> list[tuple[str, str, str]]:
+    """(municipality, target group, answer code) per respondent: small strata, skewed answers."""
+    rng = random.Random(seed)
+    units = []
+    for k in ("k1", "k2", "k3"):
+        for g in ("g1", "g2", "g3"):
+            for _ in range(rng.choice([0, 1, 2, 3, 4, 6, 9])):
+                units.append((k, g, rng.choices(CODES3, weights=(6, 3, 1))[0]))
+    return units
+
+
+def coded_reader(units, status: dict) -> dict:
+    """A reader's [min, max] for every hidden cell of a municipality x target group table with
+    its margins, knowing each published cell's respondents and answers per code; unknowns: the
+    hidden cells' respondents and answers per code (summing to the respondents)."""
+    ks, gs = ("k1", "k2", "k3"), ("g1", "g2", "g3")
+    cells = [(k, g) for k in ks for g in gs] + [(k, TOTAL) for k in ks] + [(TOTAL, g) for g in gs] + [(TOTAL, TOTAL)]
+
+    def inside(cell, u):
+        return all(v is TOTAL or v == w for v, w in zip(cell, u[:2]))
+
+    truth = {c: sum(inside(c, u) for u in units) for c in cells}
+    per_code = {(c, a): sum(inside(c, u) and u[2] == a for u in units) for c in cells for a in CODES3}
+    hidden = [c for c in cells if status[c]]
+    column = {}
+    for c in hidden:
+        column[(c, None)] = len(column)
+        for a in CODES3:
+            column[(c, a)] = len(column)
+    lines = [((k, TOTAL), [(k, g) for g in gs]) for k in (*ks, TOTAL)] + [((TOTAL, g), [(k, g) for k in ks]) for g in gs]
+    rows, rhs = [], []
+    for measure in (None, *CODES3):
+        for total, parts in lines:
+            coeffs, b = np.zeros(len(column)), 0
+            for cell, sign in [(total, 1), *[(p, -1) for p in parts]]:
+                if (cell, measure) in column:
+                    coeffs[column[(cell, measure)]] += sign
+                else:
+                    b -= sign * (truth[cell] if measure is None else per_code[(cell, measure)])
+            if coeffs.any():
+                rows.append(coeffs)
+                rhs.append(b)
+    for c in hidden:
+        coeffs = np.zeros(len(column))
+        coeffs[column[(c, None)]] = 1
+        for a in CODES3:
+            coeffs[column[(c, a)]] = -1
+        rows.append(coeffs)
+        rhs.append(0)
+    bounds = {}
+    if not rows:
+        return bounds
+    constraint = LinearConstraint(np.array(rows), rhs, rhs)
+    for c in hidden:
+        out = []
+        for sign in (1, -1):
+            objective = np.zeros(len(column))
+            objective[column[(c, None)]] = sign
+            res = milp(objective, integrality=np.ones(len(column)), bounds=Bounds(0, 100), constraints=constraint)
+            out.append(round(sign * res.fun))
+        bounds[c] = (out[0], out[1], truth[c])
+    return bounds
+
+
+def coded_decision(units, with_answers: bool) -> dict:
+    ks, gs = ("k1", "k2", "k3"), ("g1", "g2", "g3")
+    table = CountTable(("k", "g"), {(k, g): sum(u[:2] == (k, g) for u in units) for k in ks for g in gs}, (("k",), ("g",), ()), "respondents")
+    answers = {(k, g): [sum(u == (k, g, a) for u in units) for a in CODES3] for k in ks for g in gs}
+    decided = suppress([table], breakdowns={"q1": [answers]} if with_answers else None)[0]
+    return {key: d.suppressed for key, d in decided.decisions.items()}
+
+
+def protection_failures(bounds: dict) -> list:
+    return [(c, b) for c, b in bounds.items() if (b[2] < T and not (b[0] == 0 and b[1] >= T)) or b[0] == b[1]]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_answers_per_code_cannot_narrow_a_hidden_cell(seed) -> None:
+    """Every published cell gives its answers per code; a reader holding them (an integer
+    program written here) still cannot tell a hidden cell below 5 from 0 and from 5, nor pin
+    any hidden cell."""
+    units = coded_units(seed)
+    assert protection_failures(coded_reader(units, coded_decision(units, with_answers=True))) == []
+
+
+def test_without_the_answers_per_code_the_audit_would_let_cells_be_narrowed() -> None:
+    """The same rounds decided on respondents alone: the reader with the answers per code
+    narrows hidden cells in some of them (what the breakdowns in the audit are for)."""
+    narrowed = [seed for seed in range(12) if protection_failures(coded_reader(coded_units(seed), coded_decision(coded_units(seed), with_answers=False)))]
+    assert narrowed, "no round where answers per code narrow a cell the respondents' audit protects"

@@ -325,16 +325,38 @@ def respondent_tables(units) -> list[CountTable]:
     return tables
 
 
+def answer_breakdowns(units) -> dict[str, list[dict]]:
+    """Per question, per respondent table: the answers per code of each interior cell (what a
+    published cell shows besides its respondents), counted from the units."""
+    kommune_of = {h: k for h, (k, _, _) in STRATA.items()}
+    group_of = {h: g for h, (_, g, _) in STRATA.items()}
+    out: dict[str, list[dict]] = {}
+    for q in ("q1", "q13"):
+        tables = []
+        for dim in DIMENSIONS:
+            cells: dict[tuple, list[int]] = {}
+            for u in units:
+                code = answer_code(u["answers"][q])
+                if code is None:
+                    continue
+                key = (kommune_of[u["stratum"]], group_of[u["stratum"]] if dim == "maalgruppe" else u[dim])
+                cells.setdefault(key, [0] * len(CODES))[CODES.index(code)] += 1
+            tables.append(cells)
+        out[q] = tables
+    return out
+
+
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("min_count", [1, 5, 12])
 def test_every_row_carries_its_cells_suppression_decision(seed, min_count) -> None:
     """The publication lays its decisions out in arrays of its own: each row's status,
     respondents and caution flag equal suppress() run on the respondent tables counted from the
-    units, for every question alike."""
+    units, with every question's answers per code as breakdowns, for every question alike."""
     units = make_units(seed)
     pub = build_publication("r1", "kl_core", strata_info(units), tallies(units), [], min_count=min_count, caution_below=20)
     expected = {}
-    for dim, table in zip(DIMENSIONS, suppress(respondent_tables(units), min_count=min_count, caution_below=20)):
+    decisions = suppress(respondent_tables(units), min_count=min_count, caution_below=20, breakdowns=answer_breakdowns(units))
+    for dim, table in zip(DIMENSIONS, decisions):
         for (k, lvl), decision in table.decisions.items():
             expected[(dim, "national" if k is TOTAL else k, "total" if lvl is TOTAL else lvl)] = decision
     for question in ("q1", "q13"):
