@@ -380,9 +380,12 @@ class Baseline:
     published: dict[str, int] = field(default_factory=dict)
     floor: dict[str, int] = field(default_factory=dict)
     last: LastRelease | None = None  # the release this baseline follows, in full (never published)
+    published_parts: dict[str, dict[str, tuple[int, ...]]] = field(default_factory=dict)  # question -> cell -> parts
 
     def to_json(self) -> dict:
         data = {"published": dict(sorted(self.published.items())), "floor": dict(sorted(self.floor.items()))}
+        if self.published_parts:
+            data["published_parts"] = {q: {k: list(v) for k, v in sorted(c.items())} for q, c in sorted(self.published_parts.items())}
         if self.last is not None:
             data["last"] = {
                 "count": dict(sorted(self.last.count.items())),
@@ -405,10 +408,11 @@ class Baseline:
             {k: int(v) for k, v in (data.get("published") or {}).items()},
             {k: int(v) for k, v in (data.get("floor") or {}).items()},
             last,
+            {q: {k: tuple(int(x) for x in v) for k, v in c.items()} for q, c in (data.get("published_parts") or {}).items()},
         )
 
     def history(self) -> History:
-        return History(self.published, self.floor, self.last)
+        return History(self.published, self.floor, self.last, self.published_parts)
 
 
 @dataclass
@@ -529,12 +533,18 @@ class RespondentPattern:
             q: {key: tuple(int(x) for x in counts[:, i]) for i, key in enumerate(keys) if counts[0, i] >= 0}
             for q, counts in (self.decided.parts or {}).items()
         }
+        published_parts = {q: dict(cells) for q, cells in previous.published_parts.items()}
+        for q, cells in parts.items():
+            kept = published_parts.setdefault(q, {})
+            for i, key in enumerate(keys):
+                if int(self.decided.status[i]) == 0 and key in cells:
+                    kept[key] = cells[key]
         last = LastRelease(
             {key: int(c) for key, c in zip(keys, self.decided.count.tolist())},
             frozenset(key for i, key in enumerate(keys) if int(self.decided.status[i]) != 0),
             parts,
         )
-        return Baseline(published, floor, last)
+        return Baseline(published, floor, last, published_parts)
 
 
 def respondent_pattern(

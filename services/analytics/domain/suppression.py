@@ -622,7 +622,8 @@ def cell_key(measure: str, coords: Iterable[tuple[str, Hashable]]) -> str:
 class History:
     """What the earlier releases of the same tables told a reader, by :func:`cell_key`.
 
-    ``published``: each cell's value in the last release that published it. ``floor``: the
+    ``published``: each cell's value in the last release that published it (and
+    ``published_parts`` its parts in each breakdown then). ``floor``: the
     lowest value a reader can prove for a cell from everything released so far: its published
     value, or for a hidden cell the audit's lower bound in the last release (counts only grow:
     answers are added, and an erasure lowering one is treated as if it had not, see
@@ -632,6 +633,8 @@ class History:
     published: Mapping[str, int] = field(default_factory=dict)
     floor: Mapping[str, int] = field(default_factory=dict)
     last: LastRelease | None = None
+    # breakdown -> cell -> its parts in the last release that published the cell
+    published_parts: Mapping[str, Mapping[str, Sequence[int]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -712,6 +715,8 @@ def decide(
         by_number[ids] = entries
     count: list[int] = by_number.tolist()
     everything = range(len(count))
+    names = [cell_key(original[measure], coords) for measure, coords in shape.idents]
+    history = history or History()
     split_names: list[str] = []
     splits: list[Split] = []
     for name, breakdown in sorted((breakdowns or {}).items()):
@@ -733,10 +738,14 @@ def decide(
             parts[ids, :width] = entries
             parts[ids, width] = rest
         split_names.append(name)
-        splits.append(Split(np.ascontiguousarray(parts.T)))
+        counts_t = np.ascontiguousarray(parts.T)
+        floor_parts = np.zeros_like(counts_t)
+        for i, key in enumerate(names):
+            known_parts = (history.published_parts.get(name) or {}).get(key)
+            if known_parts is not None and len(known_parts) == counts_t.shape[0] and counts_t[0, i] >= 0:
+                floor_parts[:, i] = np.minimum(np.asarray(known_parts, dtype=np.int64), counts_t[:, i])
+        splits.append(Split(counts_t, floor_parts))
     rank, lines = shape.rank, shape.lines
-    names = [cell_key(original[measure], coords) for measure, coords in shape.idents]
-    history = history or History()
     previous = [history.published.get(k) for k in names]
     earlier = _earlier(history.last, names, by_number, split_names, splits) if history.last is not None else None
     changes = []
@@ -908,6 +917,9 @@ class Split:
     of a published cell knows all its parts; of a hidden cell none, only that they add up."""
 
     counts: np.ndarray  # (parts, identities), int64
+    # (parts, identities): what a reader knows each part to be at least (the parts a release
+    # published for the cell; counts only grow), None: 0
+    floor: np.ndarray | None = None
 
 
 def _components(n: int, rows: Iterable[Iterable[int]]) -> list[list[int]]:
@@ -1177,7 +1189,10 @@ def audit(
             for values, hidden, release_splits in releases:
                 counts = release_splits[s_i].counts
                 blocks += [(counts[c], hidden) for c in range(counts.shape[0])]
-            subs.append(_Program(group, rel, blocks, cap, [np.zeros(len(group))] * len(blocks), len(releases), parts_of=True))
+            floor = splits[s_i].floor
+            lows = [floor[c, group].astype(float) if floor is not None else np.zeros(len(group)) for c in range(splits[s_i].counts.shape[0])]
+            lows += [np.zeros(len(group))] * (len(blocks) - len(lows))
+            subs.append(_Program(group, rel, blocks, cap, lows, len(releases), parts_of=True))
         truth = np.concatenate([np.maximum(values[group], 0) for values, _ in cells]).astype(float)
         size = len(group)
         seen_lo = truth[:size].copy()
