@@ -1164,6 +1164,9 @@ def audit(
         coeffs = {c: v for c, v in coeffs.items() if v}
         if coeffs:
             relations.append((coeffs, {c: v for c, v in fixed.items() if v}))
+    # In a fixed order (the equations come from sets): the same tables give the same programs,
+    # so the same solutions, in every process.
+    relations.sort(key=lambda r: (sorted(r[0].items()), sorted(r[1].items())))
     wanted_changes = set(changes)
     if not relations:
         return result
