@@ -316,9 +316,8 @@ async def get_job(
     request: Request, job_id: uuid.UUID, principal: Principal = Depends(one_of_or_operator("extracts:read", "extracts:write"))
 ) -> JobReport:
     job = await jobs.get_job(request.app.state.runtime, job_id)
-    if job is None:
+    if job is None or not principal.may_act_for(job.kommunekode):  # as for a delivery, below
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such job")
-    ensure_kommune_access(principal, job.kommunekode)
     return jobs.job_report(job)
 
 
@@ -328,9 +327,10 @@ async def get_delivery(
 ) -> DeliveryReport:
     async with request.app.state.runtime.uow() as uow:
         report = await service.delivery_report(uow, delivery_id)
-    if report is None:
+    # Another municipality's delivery answers as an unknown one: neither its existence nor its
+    # municipality is told.
+    if report is None or not principal.may_act_for(report.kommunekode):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such delivery")
-    ensure_kommune_access(principal, report.kommunekode)
     return report
 
 

@@ -3,6 +3,8 @@ delivery got, and once a corrected delivery replaces it, marked superseded."""
 
 from __future__ import annotations
 
+import uuid
+
 from services.ingest.config import IngestSettings
 from services.ingest.main import create_app
 from shared.testing.fixtures import bearer, running_app, settings_from_env
@@ -34,6 +36,13 @@ async def test_a_delivery_report_is_read_back_and_marked_superseded(service_env,
         assert [(e["row"], e["column"]) for e in report["errors"]] == [(3, "cpr")]
         assert "320190-1234" not in read.text  # the CPR is never echoed in full
 
+        # Another municipality's reader gets the answer an unknown id gets: nothing tells it that
+        # the delivery (or its job) exists, or whose it is.
+        odense = bearer(dev_issuer.mint("odense-reader", ["extracts:read"], ["461"]))
+        unknown = await client.get(f"/deliveries/{uuid.uuid4()}", headers=odense)
+        other = await client.get(f"/deliveries/{first['delivery_id']}", headers=odense)
+        assert (other.status_code, other.json()) == (unknown.status_code, unknown.json()) == (404, {"detail": "no such delivery"})
+
         corrected = await client.post(
             "/rounds/r-read/extracts/101", json={"reference_date": "2023-08-01", "rows": ROWS[:2]}, headers=uploader
         )
@@ -51,7 +60,6 @@ async def test_the_operator_runs_a_round_through_the_running_service(service_env
     """The operator's user path, on ingest as a process (as make up runs it): define the round,
     list and read it, edit it, vendors deliver, sampling's draw arrives, confirm the send dates,
     end fieldwork early, close; each answer is the round as it then is."""
-    import uuid
     from datetime import UTC, datetime, timedelta
 
     import httpx
