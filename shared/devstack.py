@@ -82,7 +82,7 @@ def up() -> None:
     env["SURVEY_BASE_URL"] = f"http://127.0.0.1:{DEFAULT_PORTS['responses']}/s/"
     # A local round is released 5 s after its answers stop (production: 5 minutes, or hourly
     # while answers keep coming; docs/analytics-method.md, releases).
-    env.setdefault("PUBLICATION_RELEASE_QUIET_SECONDS", "5")
+    env.setdefault("PUBLICATION_RELEASE_QUIET_SECONDS", "20")
 
     services = [
         ServiceProcess(name, DEFAULT_PORTS[name], env, log_file=STATE / "logs" / f"{name}.log").start() for name in SERVICES
@@ -195,7 +195,9 @@ def demo() -> None:
     print(f"  responses  {answered} citizens answered")
 
     # Analytics publishes releases: the release loop cuts one when the answers have been quiet
-    # for PUBLICATION_RELEASE_QUIET_SECONDS (5 s here); until then the round has none (404).
+    # for PUBLICATION_RELEASE_QUIET_SECONDS (20 s here, longer than any pause while the demo
+    # answers: a release cut in between would hide every total the last answers then move by
+    # 1-4, docs/analytics-method.md); until then the round has none (404).
     def counted():
         r = operator.get(f"{url['analytics']}/rounds/{round_id}/response-rates")
         if r.status_code == 200 and r.json()["rows"] and r.json()["rows"][0]["answers"] == answered:
