@@ -356,6 +356,16 @@ RoundPhase = Literal[
     "purged",
 ]
 ROUND_PHASES: tuple[str, ...] = RoundPhase.__args__
+# Phases in which fieldwork is over: nothing is sent and no answer is taken in.
+FIELDWORK_OVER_PHASES: tuple[str, ...] = ("fieldwork_ended", "closed", "purged")
+
+
+def fieldwork_over(phase: str | None, fieldwork_ends_at: datetime | None, now: datetime) -> bool:
+    """Whether a round's fieldwork is over at ``now``: its phase says so, or its end has passed
+    (before the phase clock has moved it). ``phase`` None: the round is not defined (open)."""
+    if phase is None:
+        return False
+    return phase in FIELDWORK_OVER_PHASES or (fieldwork_ends_at is not None and now >= fieldwork_ends_at)
 
 
 class SendingWindow(BaseModel):

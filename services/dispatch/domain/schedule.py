@@ -35,10 +35,12 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from services.dispatch.domain.plan import STEPS
+from shared.events import FIELDWORK_OVER_PHASES
+from shared.events import fieldwork_over as round_fieldwork_over
 
 LOCAL = ZoneInfo("Europe/Copenhagen")
 SENDING_PHASES = frozenset({"fieldwork_scheduled", "in_fieldwork"})
-ENDED_PHASES = frozenset({"fieldwork_ended", "closed", "purged"})
+ENDED_PHASES = frozenset(FIELDWORK_OVER_PHASES)
 WINDOWED_CHANNELS = frozenset({"letter", "sms"})
 
 RoundSending = Literal["waiting_for_definition", "waiting_for_schedule", "scheduled", "sending", "outside_window", "ended"]
@@ -125,9 +127,7 @@ def due_time(schedule: Schedule | None, step: str, channel: str, interval_days: 
 
 
 def fieldwork_over(schedule: Schedule | None, now: datetime) -> bool:
-    if schedule is None:
-        return False
-    return schedule.phase in ENDED_PHASES or (schedule.fieldwork_ends_at is not None and now >= schedule.fieldwork_ends_at)
+    return schedule is not None and round_fieldwork_over(schedule.phase, schedule.fieldwork_ends_at, now)
 
 
 def may_send(schedule: Schedule | None, channel: str, now: datetime) -> bool:

@@ -14,16 +14,10 @@ round closes. ``closed_sql`` is the same rule for the statements that must decid
 
 from __future__ import annotations
 
-from datetime import datetime
+from shared.events import FIELDWORK_OVER_PHASES as ENDED_PHASES
+from shared.events import fieldwork_over
 
-ENDED_PHASES = ("fieldwork_ended", "closed", "purged")
-
-
-def fieldwork_over(phase: str | None, fieldwork_ends_at: datetime | None, now: datetime) -> bool:
-    """``phase`` None: the round has no definition here (open)."""
-    if phase is None:
-        return False
-    return phase in ENDED_PHASES or (fieldwork_ends_at is not None and now >= fieldwork_ends_at)
+__all__ = ["ENDED_PHASES", "closed_sql", "fieldwork_over"]
 
 
 def closed_sql(alias: str, now: str) -> str:
