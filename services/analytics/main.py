@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
 
 from services.analytics.api import odata_router, router
 from services.analytics.builder import ProcessBuilder, ThreadBuilder
@@ -75,4 +76,10 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
     app.include_router(dashboard_router)
     app.include_router(overview_api)
     app.include_router(overview_page)
+
+    @app.get("/", include_in_schema=False)
+    async def start_page() -> RedirectResponse:
+        """A person who opens the service's address lands on the dashboard (its login first)."""
+        return RedirectResponse("/dashboard/", status_code=307)
+
     return app

@@ -31,7 +31,8 @@ from shared.auth import Principal
 HERE = Path(__file__).parent
 router = APIRouter(prefix="/dashboard", tags=["dashboard"])
 templates = Jinja2Templates(directory=str(HERE / "templates"))
-templates.env.globals.update(fmt_number=tx.fmt_number, fmt_percent=tx.fmt_percent, level_label=tx.level_label)
+templates.env.globals.update(fmt_number=tx.fmt_number, fmt_percent=tx.fmt_percent, level_label=tx.level_label,
+                             question_label=tx.question_label, municipality_name=tx.municipality_name)
 
 ROUND = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 KOMMUNE = r"^(national|[0-9]{3,4})$"

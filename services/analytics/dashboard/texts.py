@@ -1,9 +1,13 @@
 """Danish first, English with ?lang=en. Labels of the kl_core questionnaire are a copy
-(kl_core_labels.json, taken from services/responses' published kl_core_v1.json): analytics
-never imports another service's code."""
+(kl_core_labels.json, taken from services/responses' published kl_core_v1.json, with a short
+text per question for chart axes, slides and tables): analytics never imports another
+service's code. Municipalities are named from municipalities.csv: the 98 kommunekoder and
+names of Danmarks Adresseregister's kommunekodeliste (as HL7 Denmark's DK Core code system
+dk-core-municipality-codes publishes it, without 411 Christiansø, which is no municipality)."""
 
 from __future__ import annotations
 
+import csv
 import json
 from datetime import datetime
 from functools import lru_cache
@@ -223,12 +227,17 @@ TEXTS: dict[str, dict[str, str]] = {
     },
 }
 
+# Target groups by the display names of ingest's central mapping (maalgrupper_v2.json: both
+# concepts' groups), gender and the bands as a reader says them.
 LEVEL_LABELS = {
     "da": {"M": "Mænd", "K": "Kvinder", "dagpenge": "Dagpenge", "sygedagpenge": "Sygedagpenge", "jobparate": "Jobparate",
-           "aktivitetsparate": "Aktivitetsparate", "total": "I alt"},
+           "job_og_uddannelsesparate": "Job- og uddannelsesparate", "aktivitetsparate": "Aktivitetsparate",
+           "jobafklaring": "Jobafklaring", "total": "I alt"},
     "en": {"M": "Men", "K": "Women", "dagpenge": "Unemployment benefit", "sygedagpenge": "Sickness benefit",
-           "jobparate": "Job-ready", "aktivitetsparate": "Activity-ready", "<6 mdr": "<6 months", "6-12 mdr": "6–12 months",
-           "12+ mdr": "12+ months", "total": "Total"},
+           "jobparate": "Job-ready", "job_og_uddannelsesparate": "Job- and education-ready", "aktivitetsparate": "Activity-ready",
+           "jobafklaring": "Job clarification", "<6 mdr": "<6 months", "6-12 mdr": "6–12 months", "12+ mdr": "12+ months",
+           "<6 mdr.": "<6 months", "6-12 mdr.": "6–12 months", "12-24 mdr.": "12–24 months", "24+ mdr.": "24+ months",
+           "total": "Total"},
 }
 
 
@@ -259,6 +268,28 @@ def question_text(question: str, lang: str) -> str:
             if q["id"] == question:
                 return q["text"][lang]
     return question
+
+
+def question_label(question: str, lang: str) -> str:
+    """The question's short text (axes, legends, slide titles); its id only for a question the
+    questionnaire does not know."""
+    for theme in themes():
+        for q in theme["questions"]:
+            if q["id"] == question:
+                return (q.get("short") or q["text"])[lang]
+    return question
+
+
+@lru_cache(maxsize=1)
+def municipalities() -> dict[str, str]:
+    """kommunekode (3 digits, as stored) -> the municipality's name."""
+    with (Path(__file__).parent / "municipalities.csv").open(encoding="utf-8", newline="") as handle:
+        return {row["kommunekode"]: row["navn"] for row in csv.DictReader(handle)}
+
+
+def municipality_name(kommunekode: str, lang: str) -> str:
+    """The municipality's name; a code outside the list is said to be one ("Kommune 999")."""
+    return municipalities().get(kommunekode.lstrip("0").zfill(3)) or f"{texts(lang)['kommune']} {kommunekode}"
 
 
 def question_scale(question: str) -> str:
