@@ -244,6 +244,8 @@ def demo() -> None:
         answers = "—" if row["suppressed"] else str(row["answers"])
         rate = "—" if row["response_rate"] is None else f"{row['response_rate']:.0%}"
         print(f"    {row['kommunekode']:<10}{row['invited']:>8}{answers:>9}{rate:>8}")
+    print(f"\n  dashboard  {url['analytics']}/dashboard/r/{round_id}/k/national   (log in as kl-operator / dev-secret-kl)")
+    print(f"  overview   {url['analytics']}/dashboard/rounds/{round_id}")
 
 
 def main() -> None:
