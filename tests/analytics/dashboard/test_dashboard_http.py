@@ -103,9 +103,15 @@ async def test_municipality_cannot_open_another_municipality(client, tokens):
                  "/chart/bd-gender-q13.pptx", "/chart/compare.pptx", "/chart/fair-q13.png", "/report.pptx", "/report.pdf"):
         r = await client.get(f"/dashboard/r/{R}/k/101{path}", headers=aarhus)
         assert r.status_code == 403, (path, r.status_code)
+        # a page that says why, and the way back
+        assert r.headers["content-type"].startswith("text/html") and "<h1>Ingen adgang</h1>" in r.text, path
+        assert "resultaterne for København" in r.text and 'href="/dashboard/"' in r.text, path
     r = await client.post(f"/dashboard/r/{R}/k/101/targets", data={"question": "q13", "value": "1"}, headers=aarhus)
     assert r.status_code == 403
-    assert (await client.get(f"/dashboard/r/{R}/k/751", headers=bearer(tokens["noscope"]))).status_code == 403
+    r = await client.get(f"/dashboard/r/{R}/k/751", headers=bearer(tokens["noscope"]), params={"lang": "en"})
+    assert r.status_code == 403 and "does not have the right to read results" in r.text and "Log in as another user" in r.text
+    r = await client.get(f"/dashboard/r/{R}/k/751/q/q99", headers=aarhus)
+    assert r.status_code == 404 and "<h1>Siden findes ikke</h1>" in r.text and "Spørgsmålet findes ikke" in r.text
     # no token: a browser is sent to the login page
     r = await client.get(f"/dashboard/r/{R}/k/751")
     assert r.status_code == 303 and r.headers["location"].startswith("/dashboard/login?next=")
