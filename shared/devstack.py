@@ -47,9 +47,39 @@ def dev_keys() -> dict[str, str]:
     return json.loads(path.read_text())
 
 
+def runtime_dir() -> None:
+    """A private XDG runtime directory when the session has none (a container, ssh without
+    systemd-logind): embedded PostgreSQL puts its lock there, through platformdirs, which warns
+    and falls back to /tmp otherwise."""
+    current = os.environ.get("XDG_RUNTIME_DIR")
+    if current and Path(current).is_dir():
+        return
+    path = STATE / "xdg-runtime"
+    path.mkdir(mode=0o700, exist_ok=True)
+    path.chmod(0o700)
+    os.environ["XDG_RUNTIME_DIR"] = str(path)
+
+
+def banner(services_healthy: float) -> str:
+    """What a newcomer needs after `make up`: where things are and how to log in."""
+    analytics, responses = (f"http://127.0.0.1:{DEFAULT_PORTS[name]}" for name in ("analytics", "responses"))
+    return "\n".join([
+        f"\nAll five services healthy after {services_healthy:.1f} s.",
+        "",
+        f"  Dashboard   {analytics}/dashboard/   (also {analytics}/)",
+        "              log in with a dev client from deploy/dev-clients.json, e.g.",
+        "                aarhus-bi / dev-secret-aarhus       (Aarhus Kommune's results)",
+        "                kl-operator / dev-secret-kl         (KL: every municipality and the rounds' overview)",
+        f"  Overview    {analytics}/dashboard/rounds/<round>   (KL's operator; listed on the dashboard's start page)",
+        f"  Survey      {responses}/s/<token>   (links are in the letters in {STATE / 'dispatch-sink'})",
+        "  A first round: README.md, \"Your first round\"; or `make demo` drives one.",
+    ])
+
+
 def up() -> None:
     STATE.mkdir(exist_ok=True)
     (STATE / "logs").mkdir(exist_ok=True)
+    runtime_dir()
     started = time.monotonic()
     cleanups = []
     env = {**dev_keys(), "DEV_SINK_DIR": str(STATE / "dispatch-sink"), "LOCAL_STATE_DIR": str(STATE)}
@@ -107,11 +137,13 @@ def up() -> None:
     except Exception as exc:
         print(f"start-up failed: {exc}")
         shutdown()
-    print(f"\nAll five services healthy after {time.monotonic() - started:.1f} s:")
+    elapsed = time.monotonic() - started
+    print("\nServices:")
     print(f"  {'dev token issuer':<12} http://127.0.0.1:{ISSUER_PORT}/oauth/token   (clients: deploy/dev-clients.json)")
     for service in services:
         print(f"  {service.name:<12} {service.url}   docs: {service.url}/docs")
     print(f"\nLetters go to {STATE / 'dispatch-sink'}; logs in {STATE / 'logs'}. Ctrl-C stops everything.")
+    print(banner(elapsed), flush=True)
     while True:
         for service in services:
             if service.process and service.process.poll() is not None:
@@ -212,6 +244,8 @@ def demo() -> None:
         answers = "—" if row["suppressed"] else str(row["answers"])
         rate = "—" if row["response_rate"] is None else f"{row['response_rate']:.0%}"
         print(f"    {row['kommunekode']:<10}{row['invited']:>8}{answers:>9}{rate:>8}")
+    print(f"\n  dashboard  {url['analytics']}/dashboard/r/{round_id}/k/national   (log in as kl-operator / dev-secret-kl)")
+    print(f"  overview   {url['analytics']}/dashboard/rounds/{round_id}")
 
 
 def main() -> None:

@@ -7,6 +7,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.analytics.api import odata_router, router
 from services.analytics.builder import ProcessBuilder, ThreadBuilder
@@ -24,6 +26,21 @@ from shared.privacy import privacy_handlers
 from shared.runtime import ServiceRuntime
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class StartPage:
+    """A person who opens the service's address (``/``) lands on the dashboard's start page,
+    which asks for the login first. A redirect before routing, not a route: it serves nothing of
+    its own, so it needs no place in the API's description or its authorisation rules."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/" and scope["method"] in ("GET", "HEAD"):
+            await RedirectResponse("/dashboard/", status_code=307)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
@@ -70,9 +87,11 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
     app.state.settings = settings
     install_common(app, settings)
     install_audit(app, AUDIT)
+    app.add_middleware(StartPage)
     app.include_router(router)
     app.include_router(odata_router)
     app.include_router(dashboard_router)
     app.include_router(overview_api)
     app.include_router(overview_page)
+
     return app

@@ -35,6 +35,7 @@ from starlette.datastructures import UploadFile
 from services.ingest import jobs, profiles, service
 from services.ingest.domain.classification import load_mapping
 from services.ingest.domain.errors import ExtractFormatError, MappingDataError, MissingColumnsError
+from services.ingest.domain import kommunekode as kommunekoder
 from services.ingest.domain.replacement import replacement_refusal
 from services.ingest.schemas import (
     DeliveryReport,
@@ -51,7 +52,14 @@ router = APIRouter(tags=["extracts"])
 ADMIN_SCOPE = "rounds:admin"  # KL's operator: sees every upload of a round
 MAX_FILE_NAME = 200
 
-KOMMUNEKODE_PATTERN = r"^\d{3}$"
+KOMMUNEKODE_PATTERN = kommunekoder.PATTERN
+
+
+def kommunekode_path(
+    kommunekode: str = PathParam(pattern=KOMMUNEKODE_PATTERN, description="3 digits (101) or 4 (0101); stored as 3"),
+) -> str:
+    return kommunekoder.parse(kommunekode)
+
 ROUND_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 # The format is read from the content (exports are often mislabelled); the declared type only
 # has to be one a case system would plausibly send.
@@ -90,7 +98,7 @@ async def deliver_extract(
     request: Request,
     body: JsonExtract,
     round_id: str = PathParam(pattern=ROUND_PATTERN),
-    kommunekode: str = PathParam(pattern=KOMMUNEKODE_PATTERN),
+    kommunekode: str = Depends(kommunekode_path),
     dry_run: bool = Query(False, description="Validate and report in full; store nothing"),
     confirm_replacement: bool = Query(
         False, description="Accept a delivery with no valid citizens, or under half of those it replaces"
@@ -160,7 +168,7 @@ async def deliver_extract(
 async def upload_extract(
     request: Request,
     round_id: str = PathParam(pattern=ROUND_PATTERN),
-    kommunekode: str = PathParam(pattern=KOMMUNEKODE_PATTERN),
+    kommunekode: str = Depends(kommunekode_path),
     reference_date: date = Query(description="The round's reference date (ages and durations are computed at it)"),
     profile: str = Query(
         "standard",

@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+from services.ingest.domain import kommunekode as kommunekoder
+
 
 class ExtractRow(BaseModel):
     """One citizen as a case system exports it (JSON deliveries; files map to the same fields)."""
@@ -224,13 +226,23 @@ class RoundFields(BaseModel):
     reference_date: date | None = None
     maalgruppe_mapping_version: str | None = Field(default=None, pattern=r"^v\d+$", description="e.g. v2 (GET /maalgrupper)")
     questionnaire_version: str | None = Field(default=None, max_length=100)
-    kommuner: list[str] | None = Field(default=None, description="Participating kommunekoder; empty: all 98")
+    kommuner: list[str] | None = Field(
+        default=None, description="Participating kommunekoder, 3 digits (101) or 4 (0101), kept as 3; empty: all 98"
+    )
     delivery_deadline: AwareDatetime | None = None
     invitation_at: AwareDatetime | None = None
     reminders_at: list[AwareDatetime] | None = Field(default=None, max_length=2)
     fieldwork_ends_at: AwareDatetime | None = None
     sending_window: SendingWindowIn | None = None
     retention_days: int | None = Field(default=None, ge=1, le=3650)
+
+    @field_validator("kommuner")
+    @classmethod
+    def _kommunekoder(cls, value: list[str] | None) -> list[str] | None:
+        """4-digit codes read as their 3-digit form; anything else stays for the round's rules to name."""
+        if value is None:
+            return None
+        return [kommunekoder.parse(k) if kommunekoder.is_kommunekode(k) else k for k in value]
 
 
 class RoundCreate(RoundFields):

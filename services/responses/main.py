@@ -8,7 +8,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from services.responses import web
+from services.responses import error_pages, web
 from services.responses.api import admin, router
 from services.responses.config import ResponsesSettings
 from services.responses.formstore import FormStore, dsn_of
@@ -50,6 +50,10 @@ def create_app(settings: ResponsesSettings | None = None) -> FastAPI:
     install_common(app, settings)
     install_audit(app, AUDIT)
     app.add_exception_handler(web.TooManyGuesses, web.too_many)
+    # Outermost: whatever answers a citizen's path with an error (routing, validation, the edge
+    # rule, a fault) is a Danish page (error_pages.py).
+    app.add_exception_handler(Exception, error_pages.server_error)
+    app.add_middleware(error_pages.CitizenErrorPages)
     # The citizen's pages first: routes are tried in order, and they take nearly all the traffic.
     app.include_router(web.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

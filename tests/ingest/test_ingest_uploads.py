@@ -524,3 +524,22 @@ def _peak_rss_mb() -> float:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
     return 0.0
+
+
+async def test_a_four_digit_kommunekode_in_the_path_is_the_same_municipality(stack):
+    """Registers and many exports write 0101: the upload takes it, stores 101 and shows 101."""
+    round_id = await new_round(stack)
+    job = await upload_and_wait(
+        stack["client"], stack["token"], (CORPUS / "good_cp1252_semicolon.csv").read_bytes(), round_id=round_id,
+        kommunekode="0101",
+    )
+    assert job["status"] == "succeeded", job
+    [delivery] = await deliveries_of_round(stack["db"], round_id)
+    assert delivery["kommunekode"] == "101"
+    assert job["kommunekode"] == "101"
+    # a 4-digit code that is no kommunekode is a 422 naming the parameter
+    response = await upload(stack["client"], stack["token"], b"x", round_id=round_id, kommunekode="1081")
+    assert response.status_code == 422 and "kommunekode" in response.text
+    # and the municipality's access rule holds for the 4-digit form too
+    response = await upload(stack["client"], stack["token"], b"x", round_id=round_id, kommunekode="0751")
+    assert response.status_code == 403

@@ -131,7 +131,7 @@ def index_of(publication: RoundPublication) -> Index:
 
 
 def kommune_name(kommune: str, lang: str) -> str:
-    return tx.texts(lang)["national"] if kommune == NATIONAL else f"{tx.texts(lang)['kommune']} {kommune}"
+    return tx.texts(lang)["national"] if kommune == NATIONAL else tx.municipality_name(kommune, lang)
 
 
 def _series_for(kommune: str, lang: str) -> list[str]:
@@ -165,7 +165,8 @@ def themes_chart(ix: Index, kommune: str, lang: str) -> ChartSpec:
 def questions_chart(ix: Index, kommune: str, lang: str, targets: dict) -> ChartSpec:
     t = tx.texts(lang)
     series = [Series(kommune_name(k, lang), [Point.of(ix.total(q, k), "mean") for q in ix.questions]) for k in _series_for(kommune, lang)]
-    return ChartSpec("questions", f"{t['mean']}: {t['questions'].lower()}", list(ix.questions), series, kind="bar", unit="mean")
+    return ChartSpec("questions", f"{t['mean']}: {t['questions'].lower()}", [tx.question_label(q, lang) for q in ix.questions], series,
+                     kind="barh", unit="mean")
 
 
 def distribution_chart(ix: Index, kommune: str, question: str, lang: str) -> ChartSpec:
@@ -175,7 +176,7 @@ def distribution_chart(ix: Index, kommune: str, question: str, lang: str) -> Cha
         Series(kommune_name(k, lang), [Point.of(ix.total(question, k), "dont_know_share" if c == "dk" else f"share_{c}") for c in SHARE_CODES])
         for k in _series_for(kommune, lang)
     ]
-    return ChartSpec(f"dist-{question}", f"{t['distribution']}: {question}", categories, series, kind="barh", unit="share")
+    return ChartSpec(f"dist-{question}", f"{t['distribution']}: {tx.question_label(question, lang)}", categories, series, kind="barh", unit="share")
 
 
 def breakdown_chart(ix: Index, kommune: str, question: str, dim: str, lang: str, targets: dict) -> ChartSpec:
@@ -183,7 +184,7 @@ def breakdown_chart(ix: Index, kommune: str, question: str, dim: str, lang: str,
     levels = ["total", *ix.levels[dim]]
     series = [Series(kommune_name(k, lang), [Point.of(ix.cell(question, dim, k, lvl), "mean") for lvl in levels]) for k in _series_for(kommune, lang)]
     target = target_for(targets, question, "mean")
-    return ChartSpec(f"bd-{dim}-{question}", f"{question} – {t['mean'].lower()} – {t[dim].lower()}",
+    return ChartSpec(f"bd-{dim}-{question}", f"{tx.question_label(question, lang)} – {t['mean'].lower()} – {t[dim].lower()}",
                      [tx.level_label(lvl, lang) for lvl in levels], series, kind="bar", unit="mean", target=target,
                      target_label=None if target is None else t["target_line"].format(value=tx.fmt_number(target, lang, 1)))
 
@@ -204,7 +205,7 @@ def trend_chart(trend_rows: list[dict], rounds: list[str], kommune: str, questio
                 points.append(Point(row["value"], row["value"] - 1.959963984540054 * row["se"], row["value"] + 1.959963984540054 * row["se"]))
         series.append(Series(kommune_name(k, lang), points))
     target = target_for(targets, question, "mean")
-    return ChartSpec(f"trend-{question}", f"{t['trends']}: {question} – {t['mean'].lower()}", list(rounds), series, kind="line",
+    return ChartSpec(f"trend-{question}", f"{t['trends']}: {tx.question_label(question, lang)} – {t['mean'].lower()}", list(rounds), series, kind="line",
                      unit="mean", target=target,
                      target_label=None if target is None else t["target_line"].format(value=tx.fmt_number(target, lang, 1)))
 
@@ -263,8 +264,8 @@ def compare_chart(ix: Index, rd: comparison.RoundData, kommune: str, comp: compa
         Series(kommune_name(NATIONAL, lang), [Point.of(ix.total(q, NATIONAL), "mean") for q in ix.questions]),
     ]
     return ChartSpec("compare", f"{t['mean']}: {kommune_name(kommune, lang)}, {t['comparable'].lower()}, {t['national'].lower()}",
-                     list(ix.questions), series, kind="bar", unit="mean",
-                     notes=[t["comparable_members"].format(members=", ".join(members) or "–")])
+                     [tx.question_label(q, lang) for q in ix.questions], series, kind="barh", unit="mean",
+                     notes=[t["comparable_members"].format(members=", ".join(kommune_name(k, lang) for k in members) or "–")])
 
 
 def fair_chart(ix: Index, rd: comparison.RoundData, kommune: str, comp: comparison.Comparable, question: str, lang: str) -> ChartSpec:
@@ -274,7 +275,7 @@ def fair_chart(ix: Index, rd: comparison.RoundData, kommune: str, comp: comparis
     group = group_point(ix, rd, question, comp.kommuner if comp.enough else [])
     national = Point.of(ix.total(question, NATIONAL), "mean")
     categories = [t["raw"], t["adjusted"], group_name(comp, lang), t["national"]]
-    return ChartSpec(f"fair-{question}", f"{t['fair']}: {question} – {kommune_name(kommune, lang)}", categories,
+    return ChartSpec(f"fair-{question}", f"{t['fair']}: {tx.question_label(question, lang)} – {kommune_name(kommune, lang)}", categories,
                      [Series(kommune_name(kommune, lang), [raw, adjusted, group, national])], kind="barh", unit="mean",
                      notes=[t["adjusted_note"]])
 

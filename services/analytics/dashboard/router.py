@@ -14,6 +14,7 @@ from authlib.common.errors import AuthlibBaseError
 from joserfc.errors import JoseError
 from fastapi import APIRouter, Depends, Form, HTTPException, Path as P, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 
 from services.analytics import service
@@ -29,9 +30,9 @@ from services.analytics.overview import service as round_overviews
 from shared.auth import Principal
 
 HERE = Path(__file__).parent
-router = APIRouter(prefix="/dashboard", tags=["dashboard"])
 templates = Jinja2Templates(directory=str(HERE / "templates"))
-templates.env.globals.update(fmt_number=tx.fmt_number, fmt_percent=tx.fmt_percent, level_label=tx.level_label)
+templates.env.globals.update(fmt_number=tx.fmt_number, fmt_percent=tx.fmt_percent, level_label=tx.level_label,
+                             question_label=tx.question_label, municipality_name=tx.municipality_name)
 
 ROUND = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 KOMMUNE = r"^(national|[0-9]{3,4})$"
@@ -39,6 +40,62 @@ QUESTION = re.compile(r"^q\d{1,3}$")
 CSP = "default-src 'none'; img-src 'self'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 MEDIA = {"png": "image/png", "svg": "image/svg+xml",
          "pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation"}
+
+
+# -- refusals: a page that says why and the way back ---------------------------------------------------
+
+# The refusal's reason from its detail (the API's words), so that the raise sites stay plain
+# HTTPExceptions: (pattern, key of the reason in texts.py).
+REFUSAL_REASONS = (
+    (re.compile(r"^not allowed to act for municipality (?P<kommune>\w+)"), "why_kommune"),
+    (re.compile(r"^missing scope"), "why_scope"),
+    (re.compile(r"^free texts of all municipalities"), "why_texts_all"),
+    (re.compile(r"^round (?P<round>\S+) has no release yet"), "why_no_release"),
+    (re.compile(r"^no data for round (?P<round>\S+)"), "why_no_round"),
+    (re.compile(r"^no such question"), "why_question"),
+    (re.compile(r"^no such chart"), "why_chart"),
+    (re.compile(r"(comparison is per municipality|targets belong to a municipality)"), "why_per_kommune"),
+    (re.compile(r"^municipal login is not configured"), "why_oidc_off"),
+)
+
+
+def refusal_page(request: Request, exc: HTTPException) -> Response:
+    """403 and 404 of the dashboard as a page in its language: why, and the way back (the start
+    page; after a 403 also the login, to change user). The status stays."""
+    ctx = Ctx(request, None, request.query_params.get("lang", "da"))
+    detail = exc.detail if isinstance(exc.detail, str) else ""
+    why = ctx.t[f"why_{exc.status_code}"]
+    for pattern, key in REFUSAL_REASONS:
+        if found := pattern.search(detail):
+            values = found.groupdict()
+            if "kommune" in values:
+                values["kommune"] = data.kommune_name(values["kommune"], ctx.lang)
+            why = ctx.t[key].format(**values)
+            break
+    login_url = ctx.url("/dashboard/login", next=request.url.path) if exc.status_code == 403 else None
+    return _render(ctx, "refusal.html", status_code=exc.status_code, heading=ctx.t[f"refused_{exc.status_code}"], why=why,
+                   home_url=ctx.url("/dashboard/"), login_url=login_url)
+
+
+class RefusalPages(APIRoute):
+    """The dashboard's routes answer a 403 or 404 (from the route or a dependency) with
+    :func:`refusal_page`; other answers, the login redirect among them, pass unchanged."""
+
+    def get_route_handler(self):
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except HTTPException as exc:
+                if exc.status_code not in (403, 404):
+                    raise
+                return refusal_page(request, exc)
+
+        return handle
+
+
+router = APIRouter(prefix="/dashboard", tags=["dashboard"], route_class=RefusalPages)
 
 
 def _secure(response: Response) -> Response:

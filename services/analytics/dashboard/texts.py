@@ -1,9 +1,13 @@
 """Danish first, English with ?lang=en. Labels of the kl_core questionnaire are a copy
-(kl_core_labels.json, taken from services/responses' published kl_core_v1.json): analytics
-never imports another service's code."""
+(kl_core_labels.json, taken from services/responses' published kl_core_v1.json, with a short
+text per question for chart axes, slides and tables): analytics never imports another
+service's code. Municipalities are named from municipalities.csv: the 98 kommunekoder and
+names of Danmarks Adresseregister's kommunekodeliste (as HL7 Denmark's DK Core code system
+dk-core-municipality-codes publishes it, without 411 Christiansø, which is no municipality)."""
 
 from __future__ import annotations
 
+import csv
 import json
 from datetime import datetime
 from functools import lru_cache
@@ -116,6 +120,21 @@ TEXTS: dict[str, dict[str, str]] = {
         "login_denied": "Login lykkedes, men du har ingen rolle, der giver adgang til resultaterne. Kontakt kommunens brugeradministrator.",
         "logged_in": "Du er logget ind",
         "continue": "Fortsæt",
+        "refused_403": "Ingen adgang",
+        "refused_404": "Siden findes ikke",
+        "why_kommune": "Du har ikke adgang til resultaterne for {kommune}. En kommunes brugere ser deres egen kommune og hele landet; KL ser alle.",
+        "why_scope": "Din bruger har ikke rettigheden til at læse resultater. Kontakt kommunens brugeradministrator, eller log ind med en anden bruger.",
+        "why_texts_all": "Fritekstsvar fra hele landet er kun for KL. Du kan læse din egen kommunes fritekstsvar.",
+        "why_no_release": "Runden {round} har endnu ingen offentliggjorte tal. Siderne kommer, når runden er udgivet.",
+        "why_no_round": "Der findes ingen runde {round}.",
+        "why_question": "Spørgsmålet findes ikke i denne runde.",
+        "why_chart": "Figuren findes ikke.",
+        "why_per_kommune": "Denne side findes for en kommune, ikke for hele landet.",
+        "why_oidc_off": "Kommunens login er ikke sat op her.",
+        "why_403": "Du har ikke adgang til denne side.",
+        "why_404": "Adressen passer ikke til en side i dashboardet.",
+        "back_home": "Til forsiden: runder og kommuner",
+        "login_other": "Log ind som en anden bruger",
     },
     "en": {
         "app": "Borgerblik – results",
@@ -220,15 +239,35 @@ TEXTS: dict[str, dict[str, str]] = {
         "login_denied": "You logged in, but you have no role that gives access to the results. Contact your municipality's user administrator.",
         "logged_in": "You are logged in",
         "continue": "Continue",
+        "refused_403": "No access",
+        "refused_404": "The page does not exist",
+        "why_kommune": "You do not have access to the results of {kommune}. A municipality's users see their own municipality and the whole country; KL sees all.",
+        "why_scope": "Your user does not have the right to read results. Contact your municipality's user administrator, or log in as another user.",
+        "why_texts_all": "Free-text answers from the whole country are for KL only. You can read your own municipality's free-text answers.",
+        "why_no_release": "Round {round} has no published figures yet. Its pages come when the round is released.",
+        "why_no_round": "There is no round {round}.",
+        "why_question": "The question does not exist in this round.",
+        "why_chart": "The chart does not exist.",
+        "why_per_kommune": "This page exists for a municipality, not for the whole country.",
+        "why_oidc_off": "Municipal login is not configured here.",
+        "why_403": "You do not have access to this page.",
+        "why_404": "The address does not match a page of the dashboard.",
+        "back_home": "To the start page: rounds and municipalities",
+        "login_other": "Log in as another user",
     },
 }
 
+# Target groups by the display names of ingest's central mapping (maalgrupper_v2.json: both
+# concepts' groups), gender and the bands as a reader says them.
 LEVEL_LABELS = {
     "da": {"M": "Mænd", "K": "Kvinder", "dagpenge": "Dagpenge", "sygedagpenge": "Sygedagpenge", "jobparate": "Jobparate",
-           "aktivitetsparate": "Aktivitetsparate", "total": "I alt"},
+           "job_og_uddannelsesparate": "Job- og uddannelsesparate", "aktivitetsparate": "Aktivitetsparate",
+           "jobafklaring": "Jobafklaring", "total": "I alt"},
     "en": {"M": "Men", "K": "Women", "dagpenge": "Unemployment benefit", "sygedagpenge": "Sickness benefit",
-           "jobparate": "Job-ready", "aktivitetsparate": "Activity-ready", "<6 mdr": "<6 months", "6-12 mdr": "6–12 months",
-           "12+ mdr": "12+ months", "total": "Total"},
+           "jobparate": "Job-ready", "job_og_uddannelsesparate": "Job- and education-ready", "aktivitetsparate": "Activity-ready",
+           "jobafklaring": "Job clarification", "<6 mdr": "<6 months", "6-12 mdr": "6–12 months", "12+ mdr": "12+ months",
+           "<6 mdr.": "<6 months", "6-12 mdr.": "6–12 months", "12-24 mdr.": "12–24 months", "24+ mdr.": "24+ months",
+           "total": "Total"},
 }
 
 
@@ -259,6 +298,28 @@ def question_text(question: str, lang: str) -> str:
             if q["id"] == question:
                 return q["text"][lang]
     return question
+
+
+def question_label(question: str, lang: str) -> str:
+    """The question's short text (axes, legends, slide titles); its id only for a question the
+    questionnaire does not know."""
+    for theme in themes():
+        for q in theme["questions"]:
+            if q["id"] == question:
+                return (q.get("short") or q["text"])[lang]
+    return question
+
+
+@lru_cache(maxsize=1)
+def municipalities() -> dict[str, str]:
+    """kommunekode (3 digits, as stored) -> the municipality's name."""
+    with (Path(__file__).parent / "municipalities.csv").open(encoding="utf-8", newline="") as handle:
+        return {row["kommunekode"]: row["navn"] for row in csv.DictReader(handle)}
+
+
+def municipality_name(kommunekode: str, lang: str) -> str:
+    """The municipality's name; a code outside the list is said to be one ("Kommune 999")."""
+    return municipalities().get(kommunekode.lstrip("0").zfill(3)) or f"{texts(lang)['kommune']} {kommunekode}"
 
 
 def question_scale(question: str) -> str:

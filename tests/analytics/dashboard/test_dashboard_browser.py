@@ -124,9 +124,22 @@ async def test_pages_in_chromium_with_axe(live, browser, axe_source, client, tok
     await page.keyboard.press("Tab")
     assert await page.evaluate("document.activeElement.className") == "skipnav"
 
-    # Another municipality: refused.
+    # Another municipality: refused, with a page that says why and the way back.
     response = await page.goto(f"{live}/dashboard/r/{R}/k/101")
     assert response.status == 403
+    assert await page.locator("h1").inner_text() == "Ingen adgang"
+    assert "resultaterne for København" in await page.locator("#why").inner_text()
+    await audit(page, axe_source, "refusal 403")
+    for suffix, status, says in (("/q/q99", 404, "Spørgsmålet findes ikke"), ("/chart/nope.png", 404, "Figuren findes ikke"),
+                                 ("/texts?lang=en", 403, "You do not have access to the results of København")):
+        response = await page.goto(f"{live}/dashboard/r/{R}/k/{'751' if status == 404 else '101'}{suffix}")
+        assert response.status == status and says in await page.locator("#why").inner_text(), suffix
+        await audit(page, axe_source, f"refusal {suffix}")
+    response = await page.goto(f"{live}/dashboard/r/nosuchround/k/751")
+    assert response.status == 404 and "nosuchround" in await page.locator("#why").inner_text()
+    await audit(page, axe_source, "refusal: no such round")
+    await page.get_by_role("link", name="Til forsiden: runder og kommuner").click()
+    await page.wait_for_url(f"**/dashboard/r/{R}/k/751")  # Aarhus' user: the start page leads to its round
     response = await page.goto(f"{live}/dashboard/r/{R}/k/101/chart/themes.png")
     assert response.status == 403
     # The comparison group's and the adjusted figures as the browser shows them equal the fair page's source

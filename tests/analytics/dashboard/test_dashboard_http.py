@@ -16,6 +16,7 @@ from pptx import Presentation
 
 from dashboard_helpers import Tables, da_number
 from services.analytics.dashboard import auth as dashboard_auth
+from services.analytics.dashboard.texts import question_label
 from shared.auth.dev_issuer import create_app as issuer_app
 from shared.auth.dev_issuer import load_clients
 from shared.testing.fixtures import bearer
@@ -102,9 +103,15 @@ async def test_municipality_cannot_open_another_municipality(client, tokens):
                  "/chart/bd-gender-q13.pptx", "/chart/compare.pptx", "/chart/fair-q13.png", "/report.pptx", "/report.pdf"):
         r = await client.get(f"/dashboard/r/{R}/k/101{path}", headers=aarhus)
         assert r.status_code == 403, (path, r.status_code)
+        # a page that says why, and the way back
+        assert r.headers["content-type"].startswith("text/html") and "<h1>Ingen adgang</h1>" in r.text, path
+        assert "resultaterne for København" in r.text and 'href="/dashboard/"' in r.text, path
     r = await client.post(f"/dashboard/r/{R}/k/101/targets", data={"question": "q13", "value": "1"}, headers=aarhus)
     assert r.status_code == 403
-    assert (await client.get(f"/dashboard/r/{R}/k/751", headers=bearer(tokens["noscope"]))).status_code == 403
+    r = await client.get(f"/dashboard/r/{R}/k/751", headers=bearer(tokens["noscope"]), params={"lang": "en"})
+    assert r.status_code == 403 and "does not have the right to read results" in r.text and "Log in as another user" in r.text
+    r = await client.get(f"/dashboard/r/{R}/k/751/q/q99", headers=aarhus)
+    assert r.status_code == 404 and "<h1>Siden findes ikke</h1>" in r.text and "Spørgsmålet findes ikke" in r.text
     # no token: a browser is sent to the login page
     r = await client.get(f"/dashboard/r/{R}/k/751")
     assert r.status_code == 303 and r.headers["location"].startswith("/dashboard/login?next=")
@@ -167,13 +174,13 @@ async def test_chart_downloads_hold_the_api_numbers(client, tokens):
     assert r.status_code == 200
     [chart] = chart_values(r.content)
     rows = await api_rows(client, kl, question="q13", dimension="maalgruppe")
-    for name, k in (("Kommune 147", "147"), ("Hele landet", "national")):
+    for name, k in (("Frederiksberg", "147"), ("Hele landet", "national")):
         by_level = {x["level"]: x for x in rows if x["kommunekode"] == k}
         expected = [by_level["total"]["mean"]] + [by_level[lvl]["mean"] for lvl in sorted(set(by_level) - {"total"})]
         assert len(chart[name]) == len(expected)
         for got, want in zip(chart[name], expected):
             assert (got is None and want is None) or math.isclose(got, want, rel_tol=1e-12), (name, chart[name], expected)
-    assert any(v is None for v in chart["Kommune 147"] + chart["Hele landet"]) == any(x["suppressed"] for x in rows if x["kommunekode"] in ("147", "national"))
+    assert any(v is None for v in chart["Frederiksberg"] + chart["Hele landet"]) == any(x["suppressed"] for x in rows if x["kommunekode"] in ("147", "national"))
     assert (await client.get(f"{base}/chart/nope.png", headers=bearer(kl))).status_code == 404
     assert (await client.get(f"{base}/chart/dist-q99.png", headers=bearer(kl))).status_code == 404
 
@@ -184,10 +191,11 @@ async def test_round_deck_and_pdf(client, tokens):
     assert r.status_code == 200 and r.headers["content-disposition"].endswith('.pptx"')
     charts = chart_values(r.content)
     assert len(charts) == 10  # themes, questions, distribution, 4 breakdowns, trend, comparable municipalities, fair
-    questions = next(c for c in charts if c["categories"] == ["q1", "q4", "q7", "q11", "q13"])
+    short = {q: question_label(q, "da") for q in ("q1", "q4", "q7", "q11", "q13")}
+    questions = next(c for c in charts if c["categories"] == list(short.values()))
     totals = {(x["question"], x["kommunekode"]): x for x in await api_rows(client, kl, dimension="maalgruppe", level="total")}
-    for name, k in (("Kommune 751", "751"), ("Hele landet", "national")):
-        for q, got in zip(questions["categories"], questions[name]):
+    for name, k in (("Aarhus", "751"), ("Hele landet", "national")):
+        for q, got in zip(short, questions[name]):
             want = totals[(q, k)]["mean"]
             assert (got is None and want is None) or math.isclose(got, want, rel_tol=1e-12)
     trend = next(c for c in charts if c["categories"] == ["2025-1", "2026-1"])
@@ -208,7 +216,7 @@ async def test_targets_are_stored_and_drawn(client, tokens):
     assert r.status_code == 303
     assert (await client.post(f"{base}/targets", data={"question": "q13", "value": "7"}, headers=kbh)).status_code == 400
     r = await client.get(f"{base}/targets", headers=kbh)
-    assert Tables(r.text).tables["targets"][1][:3] == ["q13", "Gennemsnit (1–5)", "4,20"]
+    assert Tables(r.text).tables["targets"][1][:3] == ["Samlet tilfredshed", "Gennemsnit (1–5)", "4,20"]
     r = await client.get(f"{base}/trends", params={"question": "q13"}, headers=kbh)
     assert "Mål: 4,2" in r.text
     r = await client.get(f"{base}/chart/trend-q13.pptx", headers=kbh)
@@ -266,7 +274,7 @@ async def test_deck_opens_in_libreoffice(client, tokens, tmp_path):
 
     pdf = PdfReader(str(tmp_path / "round.pdf"))
     assert len(pdf.pages) == 1 + 10  # title slide and one slide per chart
-    assert "Kommune 101" in pdf.pages[1].extract_text()
+    assert "København" in pdf.pages[1].extract_text()
 
 
 async def test_pages_say_which_release_they_show(client, tokens):
@@ -279,3 +287,60 @@ async def test_pages_say_which_release_they_show(client, tokens):
         assert re.fullmatch(rf"Foreløbige tal · udgivelse {latest['release']} · \d{{1,2}}\. [a-zæø]+ \d{{4}} \d{{2}}:\d{{2}}", shown), shown
     r = await client.get(f"/dashboard/r/{R}/k/751", params={"lang": "en"}, headers=bearer(kl))
     assert f"Preliminary figures · release {latest['release']} · " in r.text
+
+
+def deck_text(content: bytes) -> str:
+    """Every word a reader meets in a deck: shapes, tables, notes, charts' categories and series."""
+    parts = []
+    for slide in Presentation(io.BytesIO(content)).slides:
+        for shape in slide.shapes:
+            if shape.has_text_frame:
+                parts.append(shape.text_frame.text)
+            if shape.has_chart:
+                plot = shape.chart.plots[0]
+                parts += [str(c) for c in plot.categories] + [s.name for s in plot.series]
+        if slide.has_notes_slide:
+            parts.append(slide.notes_slide.notes_text_frame.text)
+    return "\n".join(parts)
+
+
+BARE_ID = re.compile(r"\bq\d{1,2}\b|\bKommune \d{3,4}\b|\bMunicipality \d{3,4}\b")
+
+
+@pytest.mark.parametrize("lang", ["da", "en"])
+async def test_deck_and_pdf_name_municipalities_and_questions_in_words(client, tokens, lang):
+    """The demo round's deck and PDF, as a committee reads them: municipalities and questions by
+    name (the 98 names as data), never a bare question id or "Kommune 101"."""
+    from pypdf import PdfReader
+
+    kl = bearer(tokens["kl"])
+    for kommune, name in (("101", "København"), ("147", "Frederiksberg"), ("751", "Aarhus")):
+        pptx = await client.get(f"/dashboard/r/{R}/k/{kommune}/report.pptx", params={"lang": lang}, headers=kl)
+        pdf = await client.get(f"/dashboard/r/{R}/k/{kommune}/report.pdf", params={"lang": lang}, headers=kl)
+        assert pptx.status_code == 200 and pdf.status_code == 200
+        pdf_text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages)
+        for label, text in (("pptx", deck_text(pptx.content)), ("pdf", pdf_text)):
+            assert not BARE_ID.findall(text), (kommune, label, sorted(set(BARE_ID.findall(text))))
+            assert name in text, (kommune, label)
+            assert question_label("q13", lang) in text and question_label("q1", lang) in text, (kommune, label)
+    # target groups by their display names
+    r = await client.get(f"/dashboard/r/{R}/k/751/breakdowns", params={"question": "q13"}, headers=kl)
+    assert "Aktivitetsparate" in r.text and ">aktivitetsparate<" not in r.text
+
+
+def test_the_98_municipalities_are_data():
+    from services.analytics.dashboard.texts import municipalities, municipality_name
+
+    names = municipalities()
+    assert len(names) == 98 and len(set(names.values())) == 98
+    assert all(re.fullmatch(r"[1-8]\d\d", code) for code in names)
+    assert (names["101"], names["147"], names["751"], names["400"], names["825"]) == ("København", "Frederiksberg", "Aarhus", "Bornholm", "Læsø")
+    assert municipality_name("0101", "da") == "København"
+    assert municipality_name("999", "da") == "Kommune 999"
+
+
+async def test_the_service_address_leads_to_the_dashboard(client, tokens):
+    r = await client.get("/")
+    assert r.status_code == 307 and r.headers["location"] == "/dashboard/"
+    r = await client.get("/", headers=bearer(tokens["kl"]), follow_redirects=True)
+    assert r.status_code == 200 and str(r.url).endswith("/dashboard/") and "Aarhus" in r.text
