@@ -469,8 +469,7 @@ async def targets_page(request: Request, round_id: str = RoundId, kommune: str =
              "value (decimal comma or point), delete (any value deletes), lang. 400 on a bad field.")
 async def set_target(request: Request, round_id: str = RoundId, kommune: str = Kommune,
                      principal: Principal = Depends(kommune_access)) -> Response:
-    """The form is read here, after the access check (the cookie is SameSite=Strict, so a
-    cross-site form cannot post with the user's session)."""
+    """The form is read here, after the access check (and after its CSRF token, .csrf)."""
     form = await request.form()
     field = lambda name, default="": str(form.get(name) or default)[:64]  # noqa: E731
     question, indicator, value, delete = field("question"), field("indicator", "mean"), field("value"), field("delete")
