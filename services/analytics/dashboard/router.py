@@ -196,11 +196,10 @@ async def stylesheet() -> Response:
 
 
 @router.get("/login", include_in_schema=False)
-async def login_page(request: Request, next: str | None = None, lang: str = "da", failed: bool = False, ended: bool = False,
-                     logged_out: bool = False) -> Response:
+async def login_page(request: Request, next: str | None = None, lang: str = "da", failed: bool = False,
+                     ended: bool = False) -> Response:
     ctx = Ctx(request, None, lang)
-    return _render(ctx, "login.html", next=safe_next(next), failed=failed, ended=ended, logged_out=logged_out,
-                   **_login_options(ctx, next))
+    return _render(ctx, "login.html", next=safe_next(next), failed=failed, ended=ended, **_login_options(ctx, next))
 
 
 def _login_options(ctx: Ctx, next: str | None) -> dict:
@@ -282,12 +281,11 @@ async def oidc_callback(request: Request) -> Response:
 
 
 @router.post("/logout", include_in_schema=False)
-async def logout(request: Request, everywhere: str = Form(""), lang: str = Form("da")) -> Response:
+async def logout(request: Request, everywhere: str = Form("")) -> Response:
     """End this browser's session (the form's CSRF token checked first, .csrf), or with
     ``everywhere`` every session of the same user."""
     await sessions.end(request, everywhere=bool(everywhere))
-    query = urlencode({"logged_out": 1} | ({"lang": tx.lang_of(lang)} if tx.lang_of(lang) != "da" else {}))
-    return RedirectResponse(f"/dashboard/login?{query}", status_code=303)
+    return RedirectResponse("/dashboard/login", status_code=303)
 
 
 @router.get("/", response_class=HTMLResponse, summary="Dashboard: rounds and municipalities the caller may see")
