@@ -201,3 +201,23 @@ async def test_over_https_the_cookies_are_host_prefixed_and_secure(served):
         header = next(v for k, v in r.headers.multi_items() if k == "set-cookie" and v.startswith(sessions.HTTPS_COOKIE)).lower()
         assert "secure" in header and "path=/;" in header and "httponly" in header and "samesite=lax" in header and "domain" not in header
         assert (await client.get("/dashboard/")).status_code == 200
+
+
+async def test_a_request_in_flight_does_not_bring_an_ended_session_back(served):
+    """starsessions saves the session as every request ends: a request that loaded the session
+    before a logout (another tab, or logout everywhere) saves it after. That save, like one under
+    an id the server never issued, creates nothing."""
+    app, base = served
+    store = app.state.dashboard_sessions
+    lifetime = store.settings.seconds
+    async with browser(base) as client:
+        await log_in(client)
+        cookie = client.cookies.get(sessions.HTTP_COOKIE)
+        loaded = await store.read(cookie, lifetime)  # what the request in flight holds
+        assert b'"sub": "aarhus-bi"' in loaded
+        await store.remove(cookie)  # the logout meanwhile
+        await store.write(cookie, loaded, lifetime, lifetime)
+        assert await row(app, cookie) is None
+        assert (await client.get("/dashboard/")).status_code == 303
+        await store.write("f" * 32, loaded, lifetime, lifetime)
+        assert await row(app, "f" * 32) is None
