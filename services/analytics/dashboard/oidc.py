@@ -84,7 +84,7 @@ def client(request: Request, cfg: OidcSettings):
     return registered
 
 
-# -- the flow's sealed cookie ------------------------------------------------------------------------------------
+# -- the flow's sealed cookie ------------------------------------------------------------------------
 
 _PROCESS_KEY = os.urandom(32)
 
