@@ -26,6 +26,7 @@ SERVICES = ("ingest", "sampling", "dispatch", "responses", "analytics")
 REVIEW = "REVIEW"
 RETENTION = "until the round closes + RETENTION_DAYS (default 90): then deleted or anonymised by round.purge_requested, verified, receipt to ingest"
 RETENTION_REFERENCE = "kept for reuse (not per citizen); no retention rule yet"
+DASHBOARD_SESSION_RETENTION = "until the session ends (logout, 8 h, 30 min idle), then purged within DASHBOARD_SESSION_PURGE_INTERVAL_SECONDS"
 
 
 @dataclass(frozen=True)
@@ -209,6 +210,17 @@ PERSONAL_OVERRIDES: dict[tuple[str, str, str], Personal | None] = {
     ("analytics", "overview_delivery", "accepted_at"): None,
     **{("analytics", "overview_snapshot", column): None for column in ("source", "as_of", "snapshot")},
     ("*", "outbox", "key"): Personal("event key: the pseudonym for per-citizen events", "pseudonymous", "partitioning", "until published"),
+    # The dashboard's server-side sessions (services/analytics/dashboard/sessions.py): a municipal
+    # user's login, not a citizen's; purged once ended.
+    ("analytics", "dashboard_session", "subject"): Personal(
+        "dashboard user: dev client id or the municipal user's login name (OIDC preferred_username)", "none",
+        "whose session it is; logout everywhere", DASHBOARD_SESSION_RETENTION,
+    ),
+    ("analytics", "dashboard_session", "last_seen_at"): Personal(
+        "dashboard user's last request", "none", "the idle timeout", DASHBOARD_SESSION_RETENTION,
+    ),
+    ("analytics", "dashboard_session", "id_hash"): None,  # SHA-256 of the cookie's random id: opens no session
+    **{("analytics", "dashboard_session", column): None for column in ("scopes", "kommunekoder", "idle_seconds", "expires_at")},
 }
 
 # Columns that hold no personal data, by name: reviewed.
@@ -254,6 +266,7 @@ READERS: dict[tuple[str, str], str] = {
     ("analytics", "invited"): "no API returns rows; suppressed rates: aggregates:read",
     ("analytics", "response_fact"): "no API returns rows; suppressed aggregates (n < 5 hidden): aggregates:read",
     ("analytics", "dashboard_target"): "dashboard (aggregates:read, bound to the municipality)",
+    ("analytics", "dashboard_session"): "no API returns rows; the dashboard reads the caller's own session",
     **{("analytics", table): "the round overview: rounds:admin + kommuner:all (GET /rounds/{id}/overview, /dashboard/rounds/{id})"
        for table in ("overview_round", "overview_delivery", "overview_snapshot")},
     ("analytics", "publication_release"): "the latest release's tables: aggregates:read (a municipality sees itself and the nation); cut: rounds:admin",

@@ -12,7 +12,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.analytics.api import odata_router, router
 from services.analytics.builder import ProcessBuilder, ThreadBuilder
-from services.analytics.dashboard import dashboard_router
+from services.analytics.dashboard import dashboard_router, install_dashboard
 from services.analytics.handlers import HANDLERS
 from services.analytics.config import AnalyticsSettings
 from services.analytics.models import AUDIT, BUS
@@ -48,7 +48,8 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        async with ServiceRuntime(settings, tables=BUS, migrations_dir=MIGRATIONS, handlers={**HANDLERS, **OVERVIEW_HANDLERS, **privacy_handlers(PRIVACY)}) as runtime:
+        async with ServiceRuntime(settings, tables=BUS, migrations_dir=MIGRATIONS, handlers={**HANDLERS, **OVERVIEW_HANDLERS, **privacy_handlers(PRIVACY)},
+                                  workers=dashboard_workers) as runtime:
             app.state.runtime = runtime
             # Builds in a worker process (see builder.py); the in-thread builder on the service's
             # own pool when disabled.
@@ -85,6 +86,8 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="Borgerblik analytics", version="1", lifespan=lifespan)
     app.state.settings = settings
+    # Before the common middleware, so the dashboard's session and CSRF layers sit inside it.
+    dashboard_workers = install_dashboard(app)
     install_common(app, settings)
     install_audit(app, AUDIT)
     app.add_middleware(StartPage)

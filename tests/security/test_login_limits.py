@@ -5,6 +5,7 @@ windows), logged and counted in /metrics (shared/ratelimit.py)."""
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 import httpx
@@ -18,6 +19,11 @@ from shared.ratelimit import FailureBudget
 
 def _client(app, address: str) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=(address, 40000)), base_url="http://issuer")
+
+
+async def _form_token(client: httpx.AsyncClient, path: str = "/dashboard/login") -> str:
+    """The CSRF token of a dashboard page's forms (its cookie stays in the client's jar)."""
+    return re.search(r'name="csrftoken" value="([^"]+)"', (await client.get(path)).text).group(1)
 
 
 def _grant(client_id: str, secret: str) -> dict:
@@ -64,14 +70,15 @@ async def test_dashboard_login_slows_wrong_secrets(dev_issuer, monkeypatch, live
     app.state.dashboard_token_transport = httpx.ASGITransport(app=issuer)
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=("203.0.113.10", 1)), base_url="http://t") as browser:
-            statuses = []
+            statuses, token = [], await _form_token(browser)
             for i in range(8):
-                r = await browser.post("/dashboard/login", data={"client_id": "aarhus-bi", "client_secret": f"wrong-{i}"})
+                r = await browser.post("/dashboard/login", data={"client_id": "aarhus-bi", "client_secret": f"wrong-{i}", "csrftoken": token})
                 statuses.append(r.status_code)
             assert statuses == [401] * 5 + [429] * 3
             assert "For mange mislykkede login" in r.text and int(r.headers["retry-after"]) > 0
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=("198.51.100.11", 1)), base_url="http://t") as other:
-            r = await other.post("/dashboard/login", data={"client_id": "aarhus-bi", "client_secret": "dev-secret-aarhus"})
+            r = await other.post("/dashboard/login", data={"client_id": "aarhus-bi", "client_secret": "dev-secret-aarhus",
+                                                            "csrftoken": await _form_token(other)})
             assert r.status_code == 303  # the client, from its own address, logs in
         assert _refusals("analytics", "dashboard_login", "address") >= 3
     finally:
@@ -92,8 +99,8 @@ def test_more_failures_wait_longer():
 
 
 async def test_a_replayed_dashboard_cookie_opens_nothing_outside_the_dashboard(dev_issuer, monkeypatch, live_services):
-    """The dev login keeps the access token on the server: the cookie is the sealed Principal,
-    which no service takes as a bearer token; logging out clears it."""
+    """The dev login keeps the access token on the server: the cookie is an opaque session id,
+    which no service takes as a bearer token; after logout it opens not even the dashboard."""
     monkeypatch.delenv("DASHBOARD_DEV_LOGIN", raising=False)
     monkeypatch.delenv("DASHBOARD_TOKEN_URL", raising=False)
     analytics = await live_services.client("analytics")
@@ -102,10 +109,11 @@ async def test_a_replayed_dashboard_cookie_opens_nothing_outside_the_dashboard(d
     try:
         # KL's operator: its token opens every service's administration
         operator = next(c for c in load_clients().values() if c.client_id == "kl-operator")
-        r = await analytics.post("/dashboard/login", data={"client_id": operator.client_id, "client_secret": operator.client_secret})
+        r = await analytics.post("/dashboard/login", data={"client_id": operator.client_id, "client_secret": operator.client_secret,
+                                                           "csrftoken": await _form_token(analytics)})
         assert r.status_code == 303, r.text
         cookie = analytics.cookies.get("bb_dashboard_session")
-        assert cookie and cookie.count(".") != 2  # not a JWT
+        assert cookie and re.fullmatch(r"[0-9a-f]{32}", cookie)  # an id: not a JWT, nothing sealed inside
         home = await analytics.get("/dashboard/")
         assert home.status_code in (200, 303) and not home.headers.get("location", "").startswith("/dashboard/login")
         for service, path in (("sampling", "/rounds/r1/frame"), ("dispatch", "/rounds/r1/status"), ("analytics", "/rounds/r1/indicators"),
@@ -113,9 +121,13 @@ async def test_a_replayed_dashboard_cookie_opens_nothing_outside_the_dashboard(d
             client = await live_services.client(service)
             replayed = await client.get(path, headers={"Authorization": f"Bearer {cookie}"})
             assert replayed.status_code == 401, (service, replayed.status_code)
-        await analytics.post("/dashboard/logout")
+        r = await analytics.post("/dashboard/logout", data={"csrftoken": await _form_token(analytics, "/dashboard/login")})
+        assert r.status_code == 303
         assert not analytics.cookies.get("bb_dashboard_session")
         assert (await analytics.get("/dashboard/")).status_code == 303
+        # the copied cookie, replayed after logout: the session is gone on the server
+        replayed = await analytics.get("/dashboard/", headers={"cookie": f"bb_dashboard_session={cookie}"})
+        assert replayed.status_code == 303 and replayed.headers["location"].endswith("&ended=1")
     finally:
         del app.state.dashboard_token_transport
         analytics.cookies.clear()

@@ -1,13 +1,13 @@
-"""Who is looking: the API's bearer token, or (browsers) the dashboard's sealed session cookie.
+"""Who is looking: the API's bearer token, or (browsers) the dashboard's server-side session.
 
 Locally, /dashboard/login takes a dev client's id and secret, asks the dev issuer's token
 endpoint (client-credentials grant) for an access token and verifies it with the service's own
 JWKS-backed Authenticator; the token itself is then dropped. In production municipal users log
 in through an OIDC broker in front of KOMBIT's Fælleskommunal Adgangsstyring (:mod:`.oidc`).
-Either way the browser gets one HttpOnly, SameSite=Strict cookie holding the Principal sealed
-with the dashboard's key (AES-GCM, :func:`.oidc.session_value`): no access token ever reaches the
-browser, so a copied cookie opens the dashboard until it expires and nothing else (no service
-accepts it as a bearer token).
+Either way the verified Principal goes into a server-side session (:mod:`.sessions`) and the
+browser gets only its opaque id: no access token ever reaches the browser, and a copied cookie
+opens nothing outside the dashboard (no service accepts it as a bearer token) and nothing after
+logout, expiry or idleness.
 """
 
 from __future__ import annotations
@@ -18,13 +18,10 @@ from urllib.parse import quote, urlparse
 import httpx
 from fastapi import HTTPException, Request, status
 
-from services.analytics.dashboard import oidc
+from services.analytics.dashboard import sessions
 from shared.auth import Principal
 from shared.ratelimit import CredentialBudget
 
-# The cookie that held the raw access token before sessions were sealed; logout still clears it.
-LEGACY_TOKEN_COOKIE = "bb_dashboard"
-COOKIE = oidc.SESSION_COOKIE
 SCOPE = "aggregates:read"
 
 
@@ -39,15 +36,18 @@ def dev_login_enabled() -> bool:
     return urlparse(token_url()).hostname in ("127.0.0.1", "localhost", "::1")
 
 
-def _login_redirect(request: Request) -> HTTPException:
+def _login_redirect(request: Request, ended: bool) -> HTTPException:
+    """To the login page, and back here after it; ``ended``: the browser's session has ended
+    (expired, idle or logged out), which the login page says."""
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    reason = "&ended=1" if ended else ""
     return HTTPException(status.HTTP_303_SEE_OTHER, detail="login required",
-                         headers={"Location": f"/dashboard/login?next={quote(target, safe='')}"})
+                         headers={"Location": f"/dashboard/login?next={quote(target, safe='')}{reason}"})
 
 
 def require_dashboard_scopes(*scopes: str):
     """Dependency: the bearer header (API clients, tests), verified like every API token, or the
-    dashboard's sealed session (browsers), holding every one of ``scopes``; neither sends a
+    dashboard's server-side session (browsers), holding every one of ``scopes``; neither sends a
     browser to the login page. (Named require_* with ``scopes`` in its closure, as
     shared.auth.require_scopes, so tools/authz_rules.py reads the rule from the code.)"""
 
@@ -56,10 +56,10 @@ def require_dashboard_scopes(*scopes: str):
         if header.lower().startswith("bearer "):
             principal = await request.app.state.authenticator.verify(header[7:].strip())
         else:
-            # the sealed session of either login: the Principal, never a token
-            principal = oidc.principal_from_session(request.cookies.get(COOKIE))
+            # the session of either login: the Principal, never a token
+            principal, sent = await sessions.current(request)
             if principal is None:
-                raise _login_redirect(request)  # none, or expired: log in again
+                raise _login_redirect(request, ended=sent)
         missing = [scope for scope in scopes if scope not in principal.scopes]
         if missing:
             raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"missing scope: {' '.join(missing)}")

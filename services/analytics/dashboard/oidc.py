@@ -8,11 +8,11 @@ configuration (``DASHBOARD_OIDC_*``, :class:`OidcSettings`), as is the mapping o
 API's scopes, so the dashboard session holds the same :class:`~shared.auth.Principal` (scopes,
 ``kommunekode`` binding) the bearer tokens give: the same 403 rules apply.
 
-The dashboard session is an AES-GCM sealed cookie (key ``DASHBOARD_SESSION_KEY``, 32 bytes
-base64url; without it a random key per process, so sessions end with the process). authlib keeps
-its state, nonce and PKCE verifier in ``request.session``; the analytics app has no session
-middleware, so :func:`open_flow` / :func:`store_flow` provide one for the two login routes only,
-in a short-lived sealed cookie.
+The login ends in a server-side dashboard session (:mod:`.sessions`). authlib keeps its state,
+nonce and PKCE verifier in ``request.session`` between the redirect and the callback;
+:func:`open_flow` / :func:`store_flow` keep that in a short-lived AES-GCM sealed cookie (key
+``DASHBOARD_SESSION_KEY``, 32 bytes base64url; without it a random key per process), so a flow
+that never comes back leaves nothing on the server.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.auth import Principal
 
-SESSION_COOKIE = "bb_dashboard_session"
 FLOW_COOKIE = "bb_oidc_flow"
 KOMMUNEKODE = re.compile(r"^[0-9]{3}$")
 
@@ -56,7 +55,6 @@ class OidcSettings(BaseSettings):
     }
     kommune_map: dict[str, str] = {}  # e.g. {"55133018": "751"} (CVR -> kommunekode)
     redirect_uri: str | None = None  # behind a proxy; default: this app's callback URL
-    session_seconds: int = 8 * 3600
 
     @property
     def enabled(self) -> bool:
@@ -86,7 +84,7 @@ def client(request: Request, cfg: OidcSettings):
     return registered
 
 
-# -- sealed cookies ------------------------------------------------------------------------------------
+# -- the flow's sealed cookie ------------------------------------------------------------------------
 
 _PROCESS_KEY = os.urandom(32)
 
@@ -169,15 +167,3 @@ def principal_from_claims(claims: dict, cfg: OidcSettings) -> Principal:
     kommuner = {cfg.kommune_map.get(v, v) for v in _as_list(claim(claims, cfg.kommune_claim))}
     subject = str(claims.get("preferred_username") or claims.get("sub"))
     return Principal(subject=subject, scopes=frozenset(scopes), kommunekoder=frozenset(k for k in kommuner if KOMMUNEKODE.match(k)))
-
-
-def session_value(principal: Principal, seconds: int) -> str:
-    return seal({"sub": principal.subject, "scopes": sorted(principal.scopes), "kommuner": sorted(principal.kommunekoder),
-                 "exp": time.time() + seconds}, SESSION_COOKIE)
-
-
-def principal_from_session(value: str | None) -> Principal | None:
-    payload = unseal(value, SESSION_COOKIE)
-    if payload is None:
-        return None
-    return Principal(subject=payload["sub"], scopes=frozenset(payload["scopes"]), kommunekoder=frozenset(payload["kommuner"]))

@@ -18,11 +18,9 @@ from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 
 from services.analytics import service
-from services.analytics.dashboard import charts, comparison, data, freetext, oidc, slides
+from services.analytics.dashboard import charts, comparison, csrf, data, freetext, oidc, sessions, slides
 from services.analytics.dashboard import texts as tx
-from services.analytics.dashboard.auth import (
-    COOKIE, LEGACY_TOKEN_COOKIE, SCOPE, dashboard_principal, dev_login_enabled, failed_logins, fetch_token, safe_next,
-)
+from services.analytics.dashboard.auth import SCOPE, dashboard_principal, dev_login_enabled, failed_logins, fetch_token, safe_next
 from services.analytics.dashboard.models import DashboardTarget
 from services.analytics.dashboard.present import alt_text, table_rows
 from services.analytics.domain.publication import DIMENSIONS, NATIONAL
@@ -33,6 +31,7 @@ HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 templates.env.globals.update(fmt_number=tx.fmt_number, fmt_percent=tx.fmt_percent, level_label=tx.level_label,
                              question_label=tx.question_label, municipality_name=tx.municipality_name)
+templates.env.globals.update(csrf_token=csrf.token)  # every form's hidden csrftoken field (.csrf)
 
 ROUND = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 KOMMUNE = r"^(national|[0-9]{3,4})$"
@@ -254,9 +253,10 @@ async def stylesheet() -> Response:
 
 
 @router.get("/login", include_in_schema=False)
-async def login_page(request: Request, next: str | None = None, lang: str = "da", failed: bool = False) -> Response:
+async def login_page(request: Request, next: str | None = None, lang: str = "da", failed: bool = False,
+                     ended: bool = False) -> Response:
     ctx = Ctx(request, None, lang)
-    return _render(ctx, "login.html", next=safe_next(next), failed=failed, **_login_options(ctx, next))
+    return _render(ctx, "login.html", next=safe_next(next), failed=failed, ended=ended, **_login_options(ctx, next))
 
 
 def _login_options(ctx: Ctx, next: str | None) -> dict:
@@ -285,11 +285,9 @@ async def login(request: Request, client_id: str = Form(...), client_secret: str
     if principal is None or SCOPE not in principal.scopes:
         failed_logins(request.app).failed(client_id, address)
         return _render(ctx, "login.html", status_code=401, next=safe_next(next), failed=True, **_login_options(ctx, next))
-    # The session holds the verified Principal, sealed; the access token stays here and is dropped.
-    response = RedirectResponse(safe_next(next), status_code=303)
-    response.set_cookie(COOKIE, oidc.session_value(principal, got[1]), max_age=got[1], path="/dashboard", httponly=True,
-                        samesite="strict", secure=request.url.scheme == "https")
-    return response
+    # A new server-side session holds the verified Principal; the access token is dropped here.
+    await sessions.begin(request, principal)
+    return RedirectResponse(safe_next(next), status_code=303)
 
 
 @router.get("/login/oidc", include_in_schema=False)
@@ -312,7 +310,7 @@ async def login_oidc(request: Request, next: str | None = None, lang: str = "da"
 @router.get("/oidc/callback", name="oidc_callback", include_in_schema=False)
 async def oidc_callback(request: Request) -> Response:
     """The broker's answer: code -> tokens (ID token checked: signature, issuer, audience, nonce),
-    claims -> Principal, kept in a sealed session cookie."""
+    claims -> Principal, kept in a new server-side session."""
     cfg = oidc.settings()
     if not cfg.enabled:
         raise HTTPException(404, detail="municipal login is not configured")
@@ -331,21 +329,20 @@ async def oidc_callback(request: Request) -> Response:
         response = _render(ctx, "login.html", status_code=403, next=next_url, denied=True, **_login_options(ctx, next_url))
         oidc.clear_flow(response)
         return response
-    # A page, not a redirect: the browser arrived cross-site, and a SameSite=Strict cookie is only
-    # sent on the next navigation that starts here.
+    # A page that continues to the one asked for: the browser arrived from the broker's site, and
+    # the next navigation starts here.
+    await sessions.begin(request, principal)
     response = _render(ctx, "logged_in.html", next_url=safe_next(next_url))
-    response.set_cookie(oidc.SESSION_COOKIE, oidc.session_value(principal, cfg.session_seconds), max_age=cfg.session_seconds,
-                        path="/dashboard", httponly=True, samesite="strict", secure=request.url.scheme == "https")
     oidc.clear_flow(response)
     return response
 
 
 @router.post("/logout", include_in_schema=False)
-async def logout() -> Response:
-    response = RedirectResponse("/dashboard/login", status_code=303)
-    response.delete_cookie(COOKIE, path="/dashboard", httponly=True, samesite="strict")
-    response.delete_cookie(LEGACY_TOKEN_COOKIE, path="/dashboard", httponly=True, samesite="strict")
-    return response
+async def logout(request: Request, everywhere: str = Form("")) -> Response:
+    """End this browser's session (the form's CSRF token checked first, .csrf), or with
+    ``everywhere`` every session of the same user."""
+    await sessions.end(request, everywhere=bool(everywhere))
+    return RedirectResponse("/dashboard/login", status_code=303)
 
 
 @router.get("/", response_class=HTMLResponse, summary="Dashboard: rounds and municipalities the caller may see")
@@ -527,8 +524,7 @@ async def targets_page(request: Request, round_id: str = RoundId, kommune: str =
              "value (decimal comma or point), delete (any value deletes), lang. 400 on a bad field.")
 async def set_target(request: Request, round_id: str = RoundId, kommune: str = Kommune,
                      principal: Principal = Depends(kommune_access)) -> Response:
-    """The form is read here, after the access check (the cookie is SameSite=Strict, so a
-    cross-site form cannot post with the user's session)."""
+    """The form is read here, after the access check (and after its CSRF token, .csrf)."""
     form = await request.form()
     field = lambda name, default="": str(form.get(name) or default)[:64]  # noqa: E731
     question, indicator, value, delete = field("question"), field("indicator", "mean"), field("value"), field("delete")

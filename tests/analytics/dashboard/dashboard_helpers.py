@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from html.parser import HTMLParser
 
 from services.analytics.synthetic import synthetic_round
 
 KOMMUNER = ["101", "147", "751"]
+CSRF_FIELD = re.compile(r'name="csrftoken" value="([^"]+)"')
 QUESTIONS = ("q1", "q4", "q7", "q11", "q13")  # one per theme
 ROUNDS = ("2025-1", "2026-1")
 
@@ -29,6 +31,9 @@ def demo_round(round_id: str):
     return rnd, responses
 
 
+async def form_token(client, path: str = "/dashboard/login") -> str:
+    """The CSRF token a page puts in its forms (its cookie lands in the client's jar)."""
+    return CSRF_FIELD.search((await client.get(path)).text).group(1)
 
 
 class Tables(HTMLParser):

@@ -1,6 +1,6 @@
 """The dashboard over HTTP: pages carry the API's numbers, suppressed cells read as suppressed,
 a municipality cannot open another's pages, downloads (PNG, SVG, PPTX with native charts, PDF)
-hold the same figures, targets are drawn, and the dev login sets a safe cookie."""
+hold the same figures, targets are drawn, and the dev login opens a server-side session."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import httpx
 import pytest
 from pptx import Presentation
 
-from dashboard_helpers import Tables, da_number
-from services.analytics.dashboard import auth as dashboard_auth
+from dashboard_helpers import Tables, da_number, form_token
+from services.analytics.dashboard import sessions
 from services.analytics.dashboard.texts import question_label
 from shared.auth.dev_issuer import create_app as issuer_app
 from shared.auth.dev_issuer import load_clients
@@ -120,34 +120,38 @@ async def test_municipality_cannot_open_another_municipality(client, tokens):
     assert r.status_code == 303 and r.headers["location"] == f"/dashboard/r/{R}/k/751"
 
 
-async def test_dev_login_sets_an_httponly_strict_cookie(client, app, dev_issuer, monkeypatch):
+async def test_dev_login_opens_a_session_with_an_httponly_lax_cookie(client, app, dev_issuer, monkeypatch):
     monkeypatch.delenv("DASHBOARD_DEV_LOGIN", raising=False)
     monkeypatch.delenv("DASHBOARD_TOKEN_URL", raising=False)
     app.state.dashboard_token_transport = httpx.ASGITransport(app=issuer_app(dev_issuer, load_clients()))
+
+    async def login(**fields) -> httpx.Response:
+        return await client.post("/dashboard/login", data={**fields, "csrftoken": await form_token(client)})
+
     try:
         r = await client.get("/dashboard/login")
         assert r.status_code == 200 and 'name="client_secret"' in r.text
-        r = await client.post("/dashboard/login", data={"client_id": "aarhus-bi", "client_secret": "wrong", "next": "/dashboard/"})
+        r = await login(client_id="aarhus-bi", client_secret="wrong", next="/dashboard/")
         assert r.status_code == 401 and "Login mislykkedes" in r.text
-        r = await client.post("/dashboard/login", data={"client_id": "momentum-dev", "client_secret": "dev-secret-momentum"})
+        r = await login(client_id="momentum-dev", client_secret="dev-secret-momentum")
         assert r.status_code == 401  # a client without aggregates:read gets no session
-        r = await client.post("/dashboard/login", data={"client_id": "aarhus-bi", "client_secret": "dev-secret-aarhus",
-                                                        "next": f"/dashboard/r/{R}/k/751/trends"})
+        r = await login(client_id="aarhus-bi", client_secret="dev-secret-aarhus", next=f"/dashboard/r/{R}/k/751/trends")
         assert r.status_code == 303 and r.headers["location"] == f"/dashboard/r/{R}/k/751/trends"
-        cookie = r.headers["set-cookie"].lower()
-        assert cookie.startswith(dashboard_auth.COOKIE) and "httponly" in cookie and "samesite=strict" in cookie and "path=/dashboard" in cookie
+        cookie = next(v for k, v in r.headers.multi_items() if k == "set-cookie" and v.startswith(sessions.HTTP_COOKIE)).lower()
+        assert "httponly" in cookie and "samesite=lax" in cookie and "path=/dashboard" in cookie
         assert (await client.get(f"/dashboard/r/{R}/k/751")).status_code == 200
         assert (await client.get(f"/dashboard/r/{R}/k/101")).status_code == 403
-        r = await client.post("/dashboard/logout")
+        r = await client.post("/dashboard/logout", data={"csrftoken": await form_token(client, f"/dashboard/r/{R}/k/751")})
         assert r.status_code == 303
         assert (await client.get(f"/dashboard/r/{R}/k/751")).status_code == 303
         # an open redirect is refused
-        r = await client.post("/dashboard/login", data={"client_id": "aarhus-bi", "client_secret": "dev-secret-aarhus", "next": "https://evil.example/"})
+        r = await login(client_id="aarhus-bi", client_secret="dev-secret-aarhus", next="https://evil.example/")
         assert r.headers["location"] == "/dashboard/"
     finally:
         del app.state.dashboard_token_transport
+    token = await form_token(client)
     monkeypatch.setenv("DASHBOARD_DEV_LOGIN", "false")
-    r = await client.post("/dashboard/login", data={"client_id": "aarhus-bi", "client_secret": "dev-secret-aarhus"})
+    r = await client.post("/dashboard/login", data={"client_id": "aarhus-bi", "client_secret": "dev-secret-aarhus", "csrftoken": token})
     assert r.status_code == 403
 
 

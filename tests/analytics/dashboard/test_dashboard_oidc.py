@@ -9,8 +9,9 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 import pytest
 
+from dashboard_helpers import form_token
 from oidc_provider import Provider, serve
-from services.analytics.dashboard import oidc
+from services.analytics.dashboard import oidc, sessions
 
 R = "2026-1"
 
@@ -55,19 +56,19 @@ async def test_oidc_login_maps_claims_to_the_principal(client, configured):
     r = await login(client, provider, f"/dashboard/r/{R}/k/751/fair")
     assert r.status_code == 200, r.text
     assert f'content="0; url=/dashboard/r/{R}/k/751/fair"' in r.text
-    cookie = next(v for k, v in r.headers.multi_items() if k == "set-cookie" and v.startswith(oidc.SESSION_COOKIE)).lower()
-    assert "httponly" in cookie and "samesite=strict" in cookie and "path=/dashboard" in cookie
+    cookie = next(v for k, v in r.headers.multi_items() if k == "set-cookie" and v.startswith(sessions.HTTP_COOKIE)).lower()
+    assert "httponly" in cookie and "samesite=lax" in cookie and "path=/dashboard" in cookie
     page = await client.get(f"/dashboard/r/{R}/k/751")
     assert page.status_code == 200 and "anna@aarhus.dk" in page.text
     assert (await client.get(f"/dashboard/r/{R}/k/national")).status_code == 200
     for path in ("", "/fair", "/texts", "/chart/themes.png"):
         assert (await client.get(f"/dashboard/r/{R}/k/101{path}")).status_code == 403
-    # the session is sealed: a tampered cookie is no session
-    value = client.cookies.get(oidc.SESSION_COOKIE)
-    client.cookies.set(oidc.SESSION_COOKIE, value[:-4] + ("AAAA" if not value.endswith("AAAA") else "BBBB"), path="/dashboard")
-    assert (await client.get(f"/dashboard/r/{R}/k/751")).status_code == 303
-    r = await client.post("/dashboard/logout")
-    assert oidc.SESSION_COOKIE in r.headers.get("set-cookie", "")
+    # the cookie is an id the server issued: another value is no session
+    value = client.cookies.get(sessions.HTTP_COOKIE)
+    tampered = value[:-4] + ("aaaa" if not value.endswith("aaaa") else "bbbb")
+    assert (await client.get(f"/dashboard/r/{R}/k/751", headers={"cookie": f"{sessions.HTTP_COOKIE}={tampered}"})).status_code == 303
+    r = await client.post("/dashboard/logout", data={"csrftoken": await form_token(client, f"/dashboard/r/{R}/k/751")})
+    assert r.status_code == 303 and sessions.HTTP_COOKIE in r.headers.get("set-cookie", "")
 
 
 async def test_kl_role_sees_all_and_a_user_without_a_role_gets_no_session(client, configured):
@@ -82,7 +83,7 @@ async def test_kl_role_sees_all_and_a_user_without_a_role_gets_no_session(client
     provider.user = {"sub": "u-3", "roles": ["something-else"], "kommunekode": "751"}
     r = await login(client, provider, f"/dashboard/r/{R}/k/751")
     assert r.status_code == 403 and "ingen rolle" in r.text
-    assert oidc.SESSION_COOKIE not in client.cookies
+    assert sessions.HTTP_COOKIE not in client.cookies
     assert (await client.get(f"/dashboard/r/{R}/k/751")).status_code == 303
 
 
