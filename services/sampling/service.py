@@ -34,6 +34,7 @@ from services.sampling.domain import (
     Allocation,
     AllocationError,
     AllocationRules,
+    UNIT_FLAGS,
     ExclusionReason,
     Margins,
     SampleError,
@@ -42,6 +43,7 @@ from services.sampling.domain import (
     allocate,
     check_seed,
     new_seed,
+    reasons_for,
 )
 from services.sampling.domain.readiness import DRAWABLE_PHASES, draw_readiness
 from services.sampling.models import AUDIT, Draw, FrameDelivery, RoundAllocation, RoundDefinition
@@ -67,9 +69,7 @@ from shared.bus import UnitOfWork
 from shared.events import Bands, Envelope, SampledPerson, SampleDrawn, SamplingMunicipality, SamplingProgress, StratumSummary
 
 SCHEMA = "sampling"
-REASONS = [r.value for r in ExclusionReason]
-# The SQL below hard-codes the domain's precedence; fail at import if the domain changes it.
-assert REASONS == ["forskerbeskyttet", "deceased", "emigrated", "recently_sampled"], REASONS
+REASONS = [r.value for r in ExclusionReason]  # in precedence order
 BAND_VARIABLES = ("gender", "age_band", "duration_band")
 # The draw statement writes the persons of sample.drawn v2 field by field (_draw_statement, no
 # contact); fail at import if the contract's person or version changes under it.
@@ -176,9 +176,25 @@ class FrameCounts:
         return counts
 
 
-def _recent_sql(recent_draws: list[uuid.UUID], param: str) -> str:
+def eligible_sql(conditions: Mapping[ExclusionReason, str]) -> str:
+    """The eligibility rule of ``domain.exclusions`` as an SQL condition: true when no reason
+    applies. ``conditions`` holds, for every reason, the SQL expression that says it applies."""
+    if set(conditions) != set(ExclusionReason):
+        raise ValueError(f"an SQL condition for every exclusion reason is needed, got {sorted(conditions)}")
+    # NOT a AND NOT b ...: a NOT EXISTS at the top of a WHERE stays an anti-join for the planner.
+    return " AND ".join(f"NOT ({conditions[reason]})" for reason in ExclusionReason)
+
+
+def unit_conditions(alias: str, recent: str) -> dict[ExclusionReason, str]:
+    """Each reason over a row ``alias`` with the units' flag columns (frame_unit, frame_cell):
+    its flag, and ``recent`` (an SQL expression) for having been sampled recently."""
+    return {**{reason: f"{alias}.{flag}" for reason, flag in UNIT_FLAGS.items()}, ExclusionReason.RECENTLY_SAMPLED: recent}
+
+
+def _recent_sql(with_recent_draws: bool, param: str) -> str:
+    """Whether frame_unit ``fu`` was sampled by a recent draw (their ids in ``param``)."""
     # Without earlier draws a constant, so the planner does no anti-join probe per unit.
-    if not recent_draws:
+    if not with_recent_draws:
         return "false"
     return (
         f"EXISTS (SELECT 1 FROM {SCHEMA}.sampled_unit su "
@@ -509,6 +525,50 @@ class DrawFrame:
     duplicates: int
 
 
+def _scan_sql(with_recent_draws: bool) -> str:
+    """The statement of _scan_draw_frame ($1 the round, $2 the recent draws if any): per
+    municipality, the units by target group and every reason's flag (in precedence order), then
+    the eligible units' band counts. The flag columns and the eligibility condition come from
+    ``domain.exclusions`` (UNIT_FLAGS, eligible_sql)."""
+    recent = "$2::uuid[]" if with_recent_draws else "'{}'::uuid[]"
+    flags = list(UNIT_FLAGS.values())
+    cell = "kommunekode, maalgruppe, gender, age_band, duration_band"
+    group = ", ".join(str(i) for i in range(1, 6 + len(flags)))
+    c_flags = ", ".join(f"c.{f}" for f in flags)
+    g_conditions = unit_conditions("g", "g.recently_sampled")
+    reason_columns = ", ".join(g_conditions[reason] for reason in ExclusionReason)
+    no_reasons = ", ".join("false" for _ in ExclusionReason)
+    return f"""
+        WITH active AS (
+            SELECT delivery_id, kommunekode FROM {SCHEMA}.frame_delivery WHERE round_id = $1 AND active
+        ), cells AS (
+            SELECT a.kommunekode, c.maalgruppe, c.gender, c.age_band, c.duration_band, {c_flags}, sum(c.n)::bigint AS n
+            FROM {SCHEMA}.frame_cell c JOIN active a ON a.delivery_id = c.delivery_id
+            GROUP BY {group}
+        ), recent AS MATERIALIZED (
+            SELECT a.kommunekode, fu.maalgruppe, fu.gender, fu.age_band, fu.duration_band,
+                   {", ".join(f"fu.{f}" for f in flags)}, count(*) AS n
+            FROM {SCHEMA}.frame_unit fu JOIN active a ON a.delivery_id = fu.delivery_id
+            WHERE cardinality({recent}) > 0
+              AND fu.pseudonym IN (SELECT su.pseudonym FROM {SCHEMA}.sampled_unit su WHERE su.draw_id = ANY({recent}))
+            GROUP BY {group}
+        ), g AS MATERIALIZED (
+            SELECT c.kommunekode, c.maalgruppe, c.gender, c.age_band, c.duration_band, {c_flags},
+                   false AS recently_sampled, c.n - coalesce(r.n, 0) AS n
+            FROM cells c LEFT JOIN recent r USING ({cell}, {", ".join(flags)})
+            UNION ALL
+            SELECT {cell}, {", ".join(flags)}, true, n FROM recent
+        ), e AS (
+            SELECT * FROM g WHERE {eligible_sql(g_conditions)} AND n > 0
+        )
+        SELECT 'maalgruppe' AS variable, kommunekode, maalgruppe AS value, {reason_columns}, sum(n)::bigint AS n
+            FROM g WHERE n > 0 GROUP BY kommunekode, maalgruppe, {reason_columns}
+        UNION ALL SELECT 'gender', kommunekode, gender, {no_reasons}, sum(n)::bigint FROM e GROUP BY 2, 3
+        UNION ALL SELECT 'age_band', kommunekode, age_band, {no_reasons}, sum(n)::bigint FROM e GROUP BY 2, 3
+        UNION ALL SELECT 'duration_band', kommunekode, duration_band, {no_reasons}, sum(n)::bigint FROM e GROUP BY 2, 3
+        """
+
+
 async def _scan_draw_frame(
     uow: UnitOfWork, round_id: str, recent_draws: list[uuid.UUID], *, duplicates: bool = True
 ) -> DrawFrame:
@@ -523,41 +583,7 @@ async def _scan_draw_frame(
     activation can occur twice; they are looked up by pseudonym and counted when at least two
     of their occurrences are eligible (counted, never read: they are personal data)."""
     raw = await _raw(uow)
-    recent = "$2::uuid[]" if recent_draws else "'{}'::uuid[]"
-    rows = await raw.fetch(
-        f"""
-        WITH active AS (
-            SELECT delivery_id, kommunekode FROM {SCHEMA}.frame_delivery WHERE round_id = $1 AND active
-        ), cells AS (
-            SELECT a.kommunekode, c.maalgruppe, c.gender, c.age_band, c.duration_band,
-                   c.forskerbeskyttet AS fb, c.deceased AS de, c.emigrated AS em, sum(c.n)::bigint AS n
-            FROM {SCHEMA}.frame_cell c JOIN active a ON a.delivery_id = c.delivery_id
-            GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
-        ), recent AS MATERIALIZED (
-            SELECT a.kommunekode, fu.maalgruppe, fu.gender, fu.age_band, fu.duration_band,
-                   fu.forskerbeskyttet AS fb, fu.deceased AS de, fu.emigrated AS em, count(*) AS n
-            FROM {SCHEMA}.frame_unit fu JOIN active a ON a.delivery_id = fu.delivery_id
-            WHERE cardinality({recent}) > 0
-              AND fu.pseudonym IN (SELECT su.pseudonym FROM {SCHEMA}.sampled_unit su WHERE su.draw_id = ANY({recent}))
-            GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
-        ), g AS MATERIALIZED (
-            SELECT c.kommunekode, c.maalgruppe, c.gender, c.age_band, c.duration_band, c.fb, c.de, c.em,
-                   false AS rs, c.n - coalesce(r.n, 0) AS n
-            FROM cells c LEFT JOIN recent r USING (kommunekode, maalgruppe, gender, age_band, duration_band, fb, de, em)
-            UNION ALL
-            SELECT kommunekode, maalgruppe, gender, age_band, duration_band, fb, de, em, true, n FROM recent
-        ), e AS (
-            SELECT * FROM g WHERE NOT (fb OR de OR em OR rs) AND n > 0
-        )
-        SELECT 'maalgruppe' AS variable, kommunekode, maalgruppe AS value, fb, de, em, rs, sum(n)::bigint AS n
-            FROM g WHERE n > 0 GROUP BY kommunekode, maalgruppe, fb, de, em, rs
-        UNION ALL SELECT 'gender', kommunekode, gender, false, false, false, false, sum(n)::bigint FROM e GROUP BY 2, 3
-        UNION ALL SELECT 'age_band', kommunekode, age_band, false, false, false, false, sum(n)::bigint FROM e GROUP BY 2, 3
-        UNION ALL SELECT 'duration_band', kommunekode, duration_band, false, false, false, false, sum(n)::bigint FROM e GROUP BY 2, 3
-        """,
-        round_id,
-        *([recent_draws] if recent_draws else []),
-    )
+    rows = await raw.fetch(_scan_sql(bool(recent_draws)), round_id, *([recent_draws] if recent_draws else []))
     duplicate_count = await raw.fetchval(_DUPLICATES_SQL, round_id, recent_draws) if duplicates else 0
     counts = FrameCounts()
     strata: dict[StratumKey, int] = {}
@@ -571,8 +597,8 @@ async def _scan_draw_frame(
             counts.eligible.setdefault(key, 0)
             for reason, flagged in zip(REASONS, flags):
                 counts.flags[reason] += n if flagged else 0
-            if any(flags):
-                reason = REASONS[flags.index(True)]  # the first reason, as domain.apply_exclusions
+            if reasons := reasons_for(dict(zip(ExclusionReason, flags))):
+                reason = reasons[0].value  # counted under the first, as domain.apply_exclusions
                 excluded = counts.excluded.setdefault(key, {})
                 excluded[reason] = excluded.get(reason, 0) + n
             else:
@@ -604,8 +630,7 @@ _DUPLICATES_SQL = f"""
           AND fu.pseudonym IN (
               SELECT fd.pseudonym FROM {SCHEMA}.frame_duplicate fd JOIN {SCHEMA}.frame_delivery dd ON dd.delivery_id = fd.delivery_id
               WHERE dd.round_id = $1 AND dd.active)
-          AND NOT (fu.forskerbeskyttet OR fu.deceased OR fu.emigrated)
-          AND NOT EXISTS (SELECT 1 FROM {SCHEMA}.sampled_unit su WHERE su.draw_id = ANY($2::uuid[]) AND su.pseudonym = fu.pseudonym)
+          AND {eligible_sql(unit_conditions("fu", _recent_sql(True, "$2")))}
         GROUP BY fu.pseudonym HAVING count(*) > 1
     ) twice
 """
@@ -629,8 +654,7 @@ def _eligible_frame_sql(recent_draws: list[uuid.UUID]) -> str:
                fu.delivery_id
         FROM {SCHEMA}.frame_unit fu JOIN {SCHEMA}.frame_delivery d ON d.delivery_id = fu.delivery_id
         WHERE fu.delivery_id = ANY($1::uuid[])
-          AND NOT fu.forskerbeskyttet AND NOT fu.deceased AND NOT fu.emigrated
-          AND NOT {_recent_sql(recent_draws, "$2")}
+          AND {eligible_sql(unit_conditions("fu", _recent_sql(bool(recent_draws), "$2")))}
     """
 
 
@@ -691,11 +715,9 @@ def _person_fragments(allocation: Allocation, chunk_size: int) -> tuple[list[str
     for s in allocation.strata.values():
         sampled[s.kommunekode] += s.sample
     for key, s in allocation.strata.items():
-        pi = s.sample / s.population if s.population else 0.0
-        weight = s.population / s.sample if s.sample else 0.0
         fragments.append(
             f',"maalgruppe":{json.dumps(s.maalgruppe)},"stratum":{json.dumps(stratum_key(*key))},'
-            f'"inclusion_probability":{json.dumps(pi)},"design_weight":{json.dumps(weight)}'
+            f'"inclusion_probability":{json.dumps(s.inclusion_probability)},"design_weight":{json.dumps(s.design_weight)}'
         )
         if s.kommunekode not in first:
             first[s.kommunekode] = (seq, chunks)
@@ -939,7 +961,7 @@ async def draw(
                 population=s.population,
                 sample=s.sample,
                 inclusion_probability=s.inclusion_probability,
-                design_weight=s.population / s.sample if s.sample else 0.0,
+                design_weight=s.design_weight,
             )
             for k, s in allocation.strata.items()
         ],
