@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+from shared.events import ROUND_ID_PATTERN
+
 
 class ExtractRow(BaseModel):
     """One citizen as a case system exports it (JSON deliveries; files map to the same fields)."""
@@ -234,7 +236,7 @@ class RoundFields(BaseModel):
 
 
 class RoundCreate(RoundFields):
-    round_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    round_id: str = Field(pattern=ROUND_ID_PATTERN)
     name: str = Field(min_length=1, max_length=200)
     reference_date: date
 
