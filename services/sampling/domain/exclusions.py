@@ -5,7 +5,7 @@ drawn, so π = n_h / N_h stays true and the weights add up to the eligible popul
 Every excluded citizen is counted under a reason so the operator can report it.
 
 This module is the eligibility rule. Sampling's SQL (the frame counts, the draw's frame and the
-duplicate check, ``services.sampling.service``) is generated from ``UNIT_FLAGS`` and the
+duplicate check, ``services.sampling.service.frame``) is generated from ``UNIT_FLAGS`` and the
 reasons' order here, and the integration tests check the counts it gives against
 ``apply_exclusions``.
 """
