@@ -6,9 +6,9 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Path, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
@@ -18,8 +18,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth.verify import CachingAuthenticator
 from shared.edge import EdgeInput, database_refused
+from shared.events import ROUND_ID_PATTERN
 from shared.observability import REQUEST_LATENCY, configure_logging, correlation_id_var
 from shared.settings import ServiceSettings
+
+
+# The round id in a route's path (shared.events.ROUND_ID_PATTERN): anything else is a 422 naming it.
+RoundId = Annotated[str, Path(pattern=ROUND_ID_PATTERN)]
 
 
 class ErrorDetail(BaseModel):

@@ -86,11 +86,15 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
-# --- migrations ----------------------------------------------------------------------------------
-
-
-def _advisory_key(name: str) -> int:
+def advisory_key(name: str) -> int:
+    """The PostgreSQL advisory-lock key of a name: the same in every process and every release of
+    the code (a hash, not Python's salted ``hash``), signed 64-bit as PostgreSQL's bigint wants
+    it. Every advisory lock of the platform is keyed by this; names carry their owner's prefix
+    (``migrate:<schema>``, ``outbox-relay:<service>``, ``delivery:<round>``) so no two share one."""
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+# --- migrations ----------------------------------------------------------------------------------
 
 
 def alembic_config(migrations_dir: Path, schema: str) -> Config:
@@ -102,7 +106,7 @@ def alembic_config(migrations_dir: Path, schema: str) -> Config:
 
 def _upgrade(connection: Connection, migrations_dir: Path, schema: str, revision: str) -> None:
     # Replicas starting together must not run the same migration twice.
-    connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _advisory_key(f"migrate:{schema}")})
+    connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": advisory_key(f"migrate:{schema}")})
     connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
     cfg = alembic_config(migrations_dir, schema)
     cfg.attributes["connection"] = connection
@@ -147,7 +151,7 @@ def run_alembic_env(target_metadata: MetaData) -> None:
     async def standalone() -> None:
         engine = create_async_engine(to_async_url(os.environ["DATABASE_URL"]))
         async with engine.begin() as conn:
-            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _advisory_key(f"migrate:{schema}")})
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": advisory_key(f"migrate:{schema}")})
             await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
             await conn.run_sync(run)
         await engine.dispose()

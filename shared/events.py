@@ -356,6 +356,9 @@ RoundPhase = Literal[
     "purged",
 ]
 ROUND_PHASES: tuple[str, ...] = RoundPhase.__args__
+# A round's id: what ingest accepts when a round is defined (POST /rounds) and what every
+# service's routes take (shared.app.RoundId).
+ROUND_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 # Phases in which fieldwork is over: nothing is sent and no answer is taken in.
 FIELDWORK_OVER_PHASES: tuple[str, ...] = ("fieldwork_ended", "closed", "purged")
 

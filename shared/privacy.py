@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from shared.audit import record
 from shared.bus import UnitOfWork
 from shared.bus.consumer import Handler
-from shared.events import CitizenErased, CitizenErasureRequested, Envelope, RoundPurged, RoundPurgeRequested
+from shared.events import CitizenErased, CitizenErasureRequested, Envelope, EventPayload, RoundPurged, RoundPurgeRequested
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class PrivacyRules:
     audit_table: object | None = None  # the service's audit_log table
 
 
-def privacy_handlers(rules: PrivacyRules) -> dict[str, Handler]:
+def privacy_handlers(rules: PrivacyRules) -> dict[type[EventPayload], Handler]:
     async def on_purge_requested(uow: UnitOfWork, envelope: Envelope, event: RoundPurgeRequested) -> None:
         removed = await rules.purge_round(uow, event.round_id)
         left = await rules.identifiers_left_in_round(uow, event.round_id)
@@ -95,4 +95,4 @@ def privacy_handlers(rules: PrivacyRules) -> dict[str, Handler]:
         )
         logger.info("erasure done", extra={"fields": {"request_id": str(event.request_id), "removed": removed}})
 
-    return {"round.purge_requested": on_purge_requested, "citizen.erasure_requested": on_erasure_requested}
+    return {RoundPurgeRequested: on_purge_requested, CitizenErasureRequested: on_erasure_requested}

@@ -22,9 +22,9 @@ from shared.bus import (
     make_producer,
     topic_name,
 )
-from shared.bus.consumer import Handler
+from shared.bus.consumer import Handler, handler_table
 from shared.db import make_engine, make_sessionmaker, migrate
-from shared.events import TOPICS
+from shared.events import TOPICS, EventPayload
 from shared.infra import resolve_database_url, resolve_kafka
 from shared.settings import ServiceSettings
 
@@ -56,13 +56,14 @@ class ServiceRuntime:
         *,
         tables: BusTables,
         migrations_dir: Path,
-        handlers: dict[str, Handler] | None = None,
+        handlers: dict[type[EventPayload], Handler] | None = None,
         workers: dict[str, Worker] | None = None,
     ) -> None:
         self.settings = settings
         self.tables = tables
         self._migrations_dir = migrations_dir
-        self._handlers = handlers or {}
+        # Keyed by payload class; a handler for an unknown event type stops the start here.
+        self._handlers = handler_table(handlers or {})
         self._workers = workers or {}
         self._tasks: list[asyncio.Task] = []
         self.engine: AsyncEngine

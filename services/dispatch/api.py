@@ -19,24 +19,24 @@ from services.dispatch.schemas import (
     RoundSchedule,
     StepCount,
 )
+from shared.app import RoundId
 from shared.auth import Principal, ensure_kommune_access, require_scopes
 
 router = APIRouter(tags=["dispatch"])
-ROUND_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 KOMMUNE_PATTERN = r"^\d{3}$"
 # Dispatch plans, status and failures span every municipality of a round: KL's operators only.
 admin = require_scopes("rounds:admin", "kommuner:all")
 
 
 @router.put("/rounds/{round_id}/plan", response_model=RoundPlans, summary="Set the round's default dispatch plan")
-async def put_round_plan(request: Request, plan: RoundPlan, round_id: str = Path(pattern=ROUND_PATTERN),
+async def put_round_plan(request: Request, plan: RoundPlan, round_id: RoundId,
                          principal: Principal = Depends(admin)) -> RoundPlans:
     return await _put(request, round_id, ROUND_DEFAULT, plan)
 
 
 @router.put("/rounds/{round_id}/plan/{kommunekode}", response_model=RoundPlans,
             summary="Set one municipality's dispatch plan in a round (e.g. more SMS for a small one)")
-async def put_municipality_plan(request: Request, plan: RoundPlan, round_id: str = Path(pattern=ROUND_PATTERN),
+async def put_municipality_plan(request: Request, plan: RoundPlan, round_id: RoundId,
                                 kommunekode: str = Path(pattern=KOMMUNE_PATTERN),
                                 principal: Principal = Depends(admin)) -> RoundPlans:
     ensure_kommune_access(principal, kommunekode)
@@ -44,7 +44,7 @@ async def put_municipality_plan(request: Request, plan: RoundPlan, round_id: str
 
 
 @router.get("/rounds/{round_id}/plan", response_model=RoundPlans, summary="The round's dispatch plans")
-async def get_plans(request: Request, round_id: str = Path(pattern=ROUND_PATTERN),
+async def get_plans(request: Request, round_id: RoundId,
                     principal: Principal = Depends(admin)) -> RoundPlans:
     async with request.app.state.runtime.uow() as uow:
         return _plans(request, round_id, await service.get_plans(uow.session, round_id))
@@ -65,7 +65,7 @@ def _plans(request: Request, round_id: str, plans: dict[str, RoundPlan]) -> Roun
 
 @router.get("/rounds/{round_id}/status", response_model=DispatchStatus,
             summary="The round's schedule; messages per step, channel and status; invitations waiting for their contact")
-async def round_status(request: Request, round_id: str = Path(pattern=ROUND_PATTERN),
+async def round_status(request: Request, round_id: RoundId,
                        principal: Principal = Depends(admin)) -> DispatchStatus:
     async with request.app.state.runtime.uow() as uow:
         definition = await service.load_definition(uow.session, round_id)
@@ -81,7 +81,7 @@ async def round_status(request: Request, round_id: str = Path(pattern=ROUND_PATT
 
 
 @router.get("/rounds/{round_id}/failures", response_model=Failures, summary="Messages that failed permanently")
-async def round_failures(request: Request, round_id: str = Path(pattern=ROUND_PATTERN),
+async def round_failures(request: Request, round_id: RoundId,
                          principal: Principal = Depends(admin)) -> Failures:
     async with request.app.state.runtime.uow() as uow:
         rows = await service.failures(uow.session, round_id)
@@ -92,7 +92,7 @@ async def round_failures(request: Request, round_id: str = Path(pattern=ROUND_PA
             summary="Preview a municipality's letter for one step (PDF, a made-up citizen and link)",
             responses={200: {"content": {"application/pdf": {}}}, 404: {"description": "round not defined, or "
                        "municipality unknown or not taking part"}})
-async def preview_letter(request: Request, round_id: str = Path(pattern=ROUND_PATTERN),
+async def preview_letter(request: Request, round_id: RoundId,
                          kommunekode: str = Path(pattern=KOMMUNE_PATTERN),
                          step: Literal["invitation", "reminder_1", "reminder_2"] = Path(),
                          paper: bool = Query(False, description="the printed letter (citizens exempt from Digital Post)"),

@@ -12,7 +12,6 @@ advisory lock per round and municipality, so neither can miss the other's uncomm
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -21,11 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.dispatch.config import DispatchSettings
 from services.dispatch.domain.plan import assign_arm, plan_for_arm, planned_steps
 from services.dispatch.links import link_token, new_nonces, token_hash
-from services.dispatch.models import NO_CONTACT, WAITING, DispatchStep, Invitation, ReleasedContactRow
+from services.dispatch.domain.lifecycle import UNSENT, InvitationStatus, StepStatus, sends, stop_reason
+from services.dispatch.models import NO_CONTACT, DispatchStep, Invitation, ReleasedContactRow
 from services.dispatch.domain.schedule import Schedule, due_time, fieldwork_over
 from services.dispatch.service import apply_definition, cancel_unsent, load_schedule, lock_round, resolve_plan
 from services.dispatch.stages import StageTimes
 from shared.bus import UnitOfWork
+from shared.db import advisory_key
 from shared.events import (
     ContactsReleased,
     Envelope,
@@ -52,7 +53,7 @@ _INSERT_INVITATIONS = sa.text(
         (id, round_id, kommunekode, pseudonym, token_nonce, token_hash, maalgruppe, stratum, arm, contact, status,
          expires_at)
     SELECT gen_random_uuid(), :round_id, :kommunekode, t.pseudonym, t.token_nonce, t.token_hash, t.maalgruppe,
-           t.stratum, t.arm, CAST(t.contact AS jsonb), 'active', :expires_at
+           t.stratum, t.arm, CAST(t.contact AS jsonb), '{InvitationStatus.ACTIVE}', :expires_at
     FROM unnest(CAST(:pseudonym AS text[]), CAST(:token_nonce AS bytea[]), CAST(:token_hash AS text[]),
                 CAST(:maalgruppe AS text[]), CAST(:stratum AS text[]), CAST(:arm AS text[]), CAST(:contact AS text[]))
          AS t(pseudonym, token_nonce, token_hash, maalgruppe, stratum, arm, contact)
@@ -104,7 +105,7 @@ _APPLY_RELEASE = sa.text(
         SELECT r.pseudonym, r.contact
         FROM unnest(CAST(:pseudonym AS text[]), CAST(:contact AS text[])) AS r(pseudonym, contact)
     ), invited AS (
-        SELECT i.id, i.contact IS NULL AND i.status = 'active' AS without_contact, r.pseudonym, r.contact
+        SELECT i.id, i.contact IS NULL AND i.status = '{InvitationStatus.ACTIVE}' AS without_contact, r.pseudonym, r.contact
         FROM released AS r
         CROSS JOIN LATERAL (SELECT id, contact, status FROM {_INVITATIONS.fullname}
                             WHERE round_id = :round_id AND pseudonym = r.pseudonym OFFSET 0) AS i
@@ -116,9 +117,9 @@ _APPLY_RELEASE = sa.text(
         WHERE v.without_contact
     ), flipped AS (
         UPDATE {_STEPS.fullname} AS s
-        SET status = CASE WHEN s.status <> '{WAITING}' THEN s.status
-                          WHEN t.contact IS NULL THEN 'skipped' ELSE 'planned' END,
-            skip_reason = CASE WHEN s.status <> '{WAITING}' THEN s.skip_reason
+        SET status = CASE WHEN s.status <> '{StepStatus.WAITING}' THEN s.status
+                          WHEN t.contact IS NULL THEN '{StepStatus.SKIPPED}' ELSE '{StepStatus.PLANNED}' END,
+            skip_reason = CASE WHEN s.status <> '{StepStatus.WAITING}' THEN s.skip_reason
                                WHEN t.contact IS NULL THEN '{NO_CONTACT}' END
         FROM steps AS t
         WHERE s.invitation_id = t.invitation_id AND s.step = t.step AND s.channel = t.channel
@@ -127,7 +128,7 @@ _APPLY_RELEASE = sa.text(
         UPDATE {_INVITATIONS.fullname} AS i SET contact = CAST(v.contact AS jsonb)
         FROM invited AS v
         WHERE i.id = v.id AND v.contact IS NOT NULL
-          AND i.id IN (SELECT invitation_id FROM flipped WHERE status = 'planned')
+          AND i.id IN (SELECT invitation_id FROM flipped WHERE status = '{StepStatus.PLANNED}')
     )
     INSERT INTO {_RELEASED.fullname} (round_id, pseudonym, kommunekode, contact)
     SELECT :round_id, r.pseudonym, :kommunekode, CAST(r.contact AS jsonb)
@@ -141,11 +142,8 @@ _LOCK = sa.text("SELECT pg_advisory_xact_lock(:key)")
 
 
 def municipality_lock_key(round_id: str, kommunekode: str) -> int:
-    """The advisory-lock key of one municipality's part of a round: the same in every process
-    and every release of the code (a hash, not Python's salted ``hash``), signed 64-bit as
-    PostgreSQL's bigint wants it."""
-    digest = hashlib.sha256(f"dispatch.contacts|{round_id}|{kommunekode}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
+    """The advisory-lock key of one municipality's part of a round (shared.db.advisory_key)."""
+    return advisory_key(f"dispatch.contacts|{round_id}|{kommunekode}")
 
 
 async def lock_municipality(session: AsyncSession, round_id: str, kommunekode: str) -> None:
@@ -250,11 +248,11 @@ def make_handlers(settings: DispatchSettings, stages: StageTimes | None = None):
                 person = persons[pseudonym]
                 planned_now.add(pseudonym)
                 if pseudonym not in released:
-                    status, skip_reason = WAITING, None
+                    status, skip_reason = StepStatus.WAITING, None
                 elif released[pseudonym] is None:
-                    status, skip_reason = "skipped", NO_CONTACT
+                    status, skip_reason = StepStatus.SKIPPED, NO_CONTACT
                 else:
-                    status, skip_reason = "planned", None
+                    status, skip_reason = StepStatus.PLANNED, None
                 if arm not in plans_by_arm:
                     plans_by_arm[arm] = [(step, channel, interval, due_time(schedule, step, channel, interval))
                                          for step, channel, interval in planned_steps(plan_for_arm(plan, arm))]
@@ -292,7 +290,9 @@ def make_handlers(settings: DispatchSettings, stages: StageTimes | None = None):
             leftover = {p: contact for p, contact in released.items() if p not in planned_now}
             await apply_release(uow.session, event.round_id, event.kommunekode, leftover)
 
-    async def stop_reminders(uow: UnitOfWork, round_id: str, pseudonym: str, status: str) -> None:
+    async def stop_reminders(uow: UnitOfWork, round_id: str, pseudonym: str, status: InvitationStatus) -> None:
+        # The stop rule (domain.lifecycle.sends): the citizen's unsent steps are skipped here,
+        # and the sender's claim and its re-check before sending read the same status.
         # Takes the invitation's row lock: a sender claiming this citizen's steps right now
         # either committed its claim first (that message goes) or sees the new status (it does not).
         invitation_id = (
@@ -303,23 +303,23 @@ def make_handlers(settings: DispatchSettings, stages: StageTimes | None = None):
                 .returning(Invitation.id)
             )
         ).scalar_one_or_none()
-        if invitation_id is not None:
+        if invitation_id is not None and not sends(status):
             await uow.session.execute(
                 sa.update(DispatchStep)
-                .where(DispatchStep.invitation_id == invitation_id, DispatchStep.status.in_(("planned", WAITING)))
-                .values(status="skipped", skip_reason=status)
+                .where(DispatchStep.invitation_id == invitation_id, DispatchStep.status.in_(UNSENT))
+                .values(status=StepStatus.SKIPPED, skip_reason=stop_reason(status))
             )
 
     async def on_response_submitted(uow: UnitOfWork, envelope: Envelope, event: ResponseSubmitted) -> None:
-        await stop_reminders(uow, event.round_id, event.pseudonym, "answered")
+        await stop_reminders(uow, event.round_id, event.pseudonym, InvitationStatus.ANSWERED)
 
     async def on_response_opted_out(uow: UnitOfWork, envelope: Envelope, event: ResponseOptedOut) -> None:
-        await stop_reminders(uow, event.round_id, event.pseudonym, "opted_out")
+        await stop_reminders(uow, event.round_id, event.pseudonym, InvitationStatus.OPTED_OUT)
 
     return {
-        "sample.drawn": on_sample_drawn,
-        "contacts.released": on_contacts_released,
-        "response.submitted": on_response_submitted,
-        "response.opted_out": on_response_opted_out,
-        "round.defined": on_round_defined,
+        SampleDrawn: on_sample_drawn,
+        ContactsReleased: on_contacts_released,
+        ResponseSubmitted: on_response_submitted,
+        ResponseOptedOut: on_response_opted_out,
+        RoundDefined: on_round_defined,
     }

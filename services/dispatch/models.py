@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
+from services.dispatch.domain.lifecycle import InvitationStatus, StepStatus
 from shared.audit import audit_log_table
 from shared.bus import bus_tables
 from shared.db import make_base
@@ -19,8 +20,6 @@ BUS = bus_tables(Base.metadata)
 AUDIT = audit_log_table(Base.metadata)  # append-only (shared.audit)
 
 ROUND_DEFAULT = "*"  # round_plan.kommunekode for the plan of every municipality without its own
-WAITING = "waiting"  # step status: the invitation has no contact yet (never claimed, never sent)
-CANCELLED = "cancelled"  # step status: fieldwork ended before it was sent (never sent)
 NO_CONTACT = "no_contact"  # skip reason: ingest released no contact for the citizen (never contacted)
 
 
@@ -50,7 +49,7 @@ class Invitation(Base):
     # Sealed contact details, opened only to send. NULL until contacts.released brings them (the
     # steps wait meanwhile), or for good when ingest had none to release.
     contact: Mapped[dict | None] = mapped_column(JSONB)
-    status: Mapped[str] = mapped_column(sa.Text, default="active")  # active | answered | opted_out
+    status: Mapped[str] = mapped_column(sa.Text, default=InvitationStatus.ACTIVE.value)  # domain.lifecycle.InvitationStatus
     expires_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
 
@@ -60,11 +59,8 @@ class Invitation(Base):
 class DispatchStep(Base):
     """One planned message: the invitation or a reminder, on one channel (letter or sms).
 
-    status: planned -> sending (attempt recorded and committed before the external call)
-    -> sent | planned again (transient failure, due_at moved by the backoff) | failed | skipped.
-    A step whose invitation has no contact yet starts as ``waiting`` (the sender claims only
-    ``planned``) and becomes ``planned`` when the contact is released, or ``skipped``
-    (``no_contact``) when ingest has none. A step not sent when fieldwork ends is ``cancelled``.
+    status: a ``domain.lifecycle.StepStatus``, moving as ``domain.lifecycle.TRANSITIONS`` says
+    (planned -> sending, the attempt committed before the external call, -> sent, and so on).
 
     ``due_at`` is ``domain.schedule.due_time`` of the step under the round's definition, stored
     so the claim can walk the ``(status, due_at)`` index; NULL while the round has no schedule
@@ -81,7 +77,7 @@ class DispatchStep(Base):
     # The plan's (or the arm's) reminder_interval_days, which a reminder's due time needs when
     # the round sets no date for it; NULL for the invitation.
     interval_days: Mapped[float | None] = mapped_column(sa.Float)
-    status: Mapped[str] = mapped_column(sa.Text, default="planned")
+    status: Mapped[str] = mapped_column(sa.Text, default=StepStatus.PLANNED.value)
     attempts: Mapped[int] = mapped_column(default=0)
     sent_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     provider_reference: Mapped[str | None] = mapped_column(sa.Text)

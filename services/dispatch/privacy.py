@@ -18,7 +18,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from services.dispatch.config import DispatchSettings
-from services.dispatch.models import AUDIT, WAITING, DispatchStep, Invitation, ReleasedContactRow
+from services.dispatch.domain.lifecycle import UNSENT, StepStatus
+from services.dispatch.models import AUDIT, DispatchStep, Invitation, ReleasedContactRow
 from shared.bus import UnitOfWork
 from shared.privacy import PrivacyRules, rows_with_pseudonyms
 
@@ -62,8 +63,8 @@ def privacy_rules(settings: DispatchSettings) -> PrivacyRules:
         cancelled = await uow.session.execute(
             sa.update(DispatchStep)
             .where(DispatchStep.invitation_id.in_(round_invitations(round_id)),
-                   DispatchStep.status.in_(("planned", WAITING)))
-            .values(status="skipped", skip_reason="round_purged")
+                   DispatchStep.status.in_(UNSENT))
+            .values(status=StepStatus.SKIPPED, skip_reason="round_purged")
         )
         released = await uow.session.execute(sa.delete(ReleasedContactRow).where(ReleasedContactRow.round_id == round_id))
         await uow.session.execute(

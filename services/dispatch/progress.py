@@ -12,7 +12,6 @@ one round are never taken side by side. After a restart every round is published
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from datetime import UTC, datetime
 
@@ -22,13 +21,14 @@ from services.dispatch.domain.schedule import Schedule, round_sending
 from services.dispatch.models import RoundDefinitionRow
 from services.dispatch.service import contact_counts, step_counts
 from shared.bus import UnitOfWork
+from shared.db import advisory_key
 from shared.events import DispatchContactCount, DispatchProgress, DispatchStepCount, RoundDefined
 from shared.runtime import ServiceRuntime
 
 logger = logging.getLogger(__name__)
 
 _LEADER = sa.text("SELECT pg_try_advisory_xact_lock(:key)")
-LEADER_KEY = int.from_bytes(hashlib.sha256(b"dispatch.progress").digest()[:8], "big", signed=True)
+LEADER_KEY = advisory_key("dispatch.progress")
 
 
 async def round_progress(uow: UnitOfWork, round_id: str, definition: dict, now: datetime) -> DispatchProgress:

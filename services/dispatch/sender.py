@@ -69,7 +69,8 @@ from services.dispatch.domain.schedule import (
     retry_time,
     round_key,
 )
-from services.dispatch.models import CANCELLED, DispatchStep, Invitation, RoundDefinitionRow
+from services.dispatch.domain.lifecycle import StepStatus, sends, stop_reason
+from services.dispatch.models import DispatchStep, Invitation, RoundDefinitionRow
 from services.dispatch.service import cancel_unsent, defer_to_window, schedules
 from services.dispatch.stages import StageTimes
 from shared.events import InvitationSent, RoundDefined
@@ -104,7 +105,7 @@ def _claim_statement(batch_size: int) -> sa.Update:
     due = (
         sa.select(_STEPS.c.invitation_id, _STEPS.c.step, _STEPS.c.channel)
         .join(_INVITATIONS, _INVITATIONS.c.id == _STEPS.c.invitation_id)
-        .where(_STEPS.c.status == "planned", _STEPS.c.due_at <= sa.bindparam("now"), _INVITATIONS.c.status == "active",
+        .where(_STEPS.c.status == StepStatus.PLANNED, _STEPS.c.due_at <= sa.bindparam("now"), sends(_INVITATIONS.c.status),
                # The rounds that may send on the step's channel now (domain.schedule.open_keys).
                (_INVITATIONS.c.round_id + ROUND_KEY_SEPARATOR + _STEPS.c.channel)
                == sa.func.any(sa.bindparam("open", type_=postgresql.ARRAY(sa.Text))))
@@ -122,7 +123,7 @@ def _claim_statement(batch_size: int) -> sa.Update:
             _STEPS.c.channel == due.c.channel,
             _INVITATIONS.c.id == _STEPS.c.invitation_id,
         )
-        .values(status="sending", attempts=_STEPS.c.attempts + 1, sending_since=sa.bindparam("now"),
+        .values(status=StepStatus.SENDING, attempts=_STEPS.c.attempts + 1, sending_since=sa.bindparam("now"),
                 claimed_by=sa.bindparam("owner"))
         .returning(*_CLAIMED_COLUMNS)
     )
@@ -140,7 +141,7 @@ _RECORD = sa.text(
                 CAST(:provider_reference AS text[]), CAST(:last_error AS text[]), CAST(:skip_reason AS text[]))
          AS r(invitation_id, step, channel, status, due_at, sent_at, provider_reference, last_error, skip_reason)
     WHERE s.invitation_id = r.invitation_id AND s.step = r.step AND s.channel = r.channel
-      AND s.status = 'sending' AND s.claimed_by = :owner
+      AND s.status = '{StepStatus.SENDING}' AND s.claimed_by = :owner
     """
 )
 _RECORD_FIELDS = ("invitation_id", "step", "channel", "status", "due_at", "sent_at", "provider_reference",
@@ -263,7 +264,7 @@ class Sender:
         async with runtime.engine.connect() as conn:
             owners = (
                 await conn.execute(
-                    sa.select(DispatchStep.claimed_by).distinct().where(DispatchStep.status == "sending")
+                    sa.select(DispatchStep.claimed_by).distinct().where(DispatchStep.status == StepStatus.SENDING)
                 )
             ).scalars().all()
             await conn.commit()
@@ -278,11 +279,11 @@ class Sender:
                     owner_filter = DispatchStep.claimed_by == owner if owner is not None else DispatchStep.claimed_by.is_(None)
                     result = await conn.execute(
                         sa.update(DispatchStep)
-                        .where(DispatchStep.status == "sending", owner_filter, Invitation.id == DispatchStep.invitation_id)
+                        .where(DispatchStep.status == StepStatus.SENDING, owner_filter, Invitation.id == DispatchStep.invitation_id)
                         .values(
-                            # Answered meanwhile: a reminder no longer goes out.
-                            status=sa.case((Invitation.status == "active", "planned"), else_="skipped"),
-                            skip_reason=sa.case((Invitation.status == "active", None), else_=Invitation.status),
+                            # Answered meanwhile: a reminder no longer goes out (the stop rule).
+                            status=sa.case((sends(Invitation.status), StepStatus.PLANNED.value), else_=StepStatus.SKIPPED.value),
+                            skip_reason=sa.case((sends(Invitation.status), None), else_=Invitation.status),
                             due_at=sa.func.now(),
                             claimed_by=None,
                             sending_since=None,
@@ -401,9 +402,9 @@ class Sender:
     async def inactive_invitations(self, runtime: ServiceRuntime, ids: set) -> dict:
         async with runtime.sessionmaker() as session:
             rows = await session.execute(
-                sa.select(Invitation.id, Invitation.status).where(Invitation.id.in_(ids), Invitation.status != "active")
+                sa.select(Invitation.id, Invitation.status).where(Invitation.id.in_(ids), ~sends(Invitation.status))
             )
-            return dict(rows.all())
+            return {invitation_id: stop_reason(status) for invitation_id, status in rows.all()}
 
     async def deliver_all(self, claimed: list[Claimed], outcomes: dict[str, RenderOutcome],
                           inactive: dict) -> list[tuple[str, SendResult | None, str | None]]:
@@ -414,11 +415,11 @@ class Sender:
         for i, c in enumerate(claimed):
             outcome = outcomes[c.key]
             if c.invitation_id in inactive:
-                results[i] = ("skipped", None, inactive[c.invitation_id])
+                results[i] = (StepStatus.SKIPPED, None, inactive[c.invitation_id])
             elif outcome.skip_reason:
-                results[i] = ("skipped", None, outcome.skip_reason)
+                results[i] = (StepStatus.SKIPPED, None, outcome.skip_reason)
             elif outcome.error:
-                results[i] = ("failed", SendResult.permanent(outcome.error), None)
+                results[i] = (StepStatus.FAILED, SendResult.permanent(outcome.error), None)
             elif getattr(self.channels[c.channel], "batched", False):
                 batches.setdefault(c.channel, []).append((i, outcome.message))
             else:
@@ -456,10 +457,10 @@ class Sender:
         async with runtime.uow() as uow:
             for c, (outcome, result, skip_reason) in zip(claimed, results, strict=True):
                 due_at, sent_at = c.due_at, None
-                if outcome == "skipped":
-                    status = "skipped"
+                if outcome == StepStatus.SKIPPED:
+                    status = StepStatus.SKIPPED
                 elif result.status is SendStatus.SENT:
-                    status, sent_at = "sent", now
+                    status, sent_at = StepStatus.SENT, now
                     uow.publish(
                         InvitationSent(
                             round_id=c.round_id, kommunekode=c.kommunekode, pseudonym=c.pseudonym, step=c.step,
@@ -470,11 +471,11 @@ class Sender:
                 elif result.status is SendStatus.TRANSIENT_FAILURE and c.attempts < s.max_attempts:
                     schedule = self.schedules.get(c.round_id)
                     backoff = min(s.retry_backoff_seconds * 2 ** (c.attempts - 1), 3600)
-                    status, due_at = "planned", retry_time(schedule, c.channel, now + timedelta(seconds=backoff))
+                    status, due_at = StepStatus.PLANNED, retry_time(schedule, c.channel, now + timedelta(seconds=backoff))
                     if fieldwork_over(schedule, due_at):
-                        status = CANCELLED  # its next try would come after the end of fieldwork
+                        status = StepStatus.CANCELLED  # its next try would come after the end of fieldwork
                 else:
-                    status = "failed"
+                    status = StepStatus.FAILED
                     logger.warning("message failed permanently",
                                    extra=log_fields(key=c.key, attempts=c.attempts, error=result.error))
                 tally[(c.channel, status)] += 1
@@ -489,7 +490,7 @@ class Sender:
         for (channel, status), n in tally.items():
             MESSAGES.labels(channel, status).inc(n)
         for c, (outcome, _result, _skip) in zip(claimed, results, strict=True):
-            if outcome == "sent":
+            if outcome == SendStatus.SENT:
                 self.stages.count(f"sent.{c.step}.{c.channel}")
 
     def event_channel(self, c: Claimed, outcome) -> str:

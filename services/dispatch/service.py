@@ -3,7 +3,6 @@ failure reports count; the rounds' definitions, rescheduling and the end of fiel
 
 from __future__ import annotations
 
-import hashlib
 from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
@@ -15,16 +14,16 @@ from services.dispatch.compose import RenderConfig, render_preview
 from services.dispatch.domain.municipalities import municipalities
 from services.dispatch.domain.plan import RoundPlan, planned_steps
 from services.dispatch.domain.schedule import LOCAL, Schedule, answer_deadline, due_time, fieldwork_over, shown_status
+from services.dispatch.domain.lifecycle import UNSENT, StepStatus
 from services.dispatch.models import (
-    CANCELLED,
     NO_CONTACT,
     ROUND_DEFAULT,
-    WAITING,
     DispatchStep,
     Invitation,
     RoundDefinitionRow,
     RoundPlanRow,
 )
+from shared.db import advisory_key
 from shared.events import RoundDefined
 
 
@@ -72,7 +71,7 @@ async def failures(session: AsyncSession, round_id: str, limit: int = 1000) -> l
             sa.select(Invitation.kommunekode, Invitation.pseudonym, DispatchStep.step, DispatchStep.channel,
                       DispatchStep.attempts, DispatchStep.last_error)
             .join(Invitation, Invitation.id == DispatchStep.invitation_id)
-            .where(Invitation.round_id == round_id, DispatchStep.status == "failed")
+            .where(Invitation.round_id == round_id, DispatchStep.status == StepStatus.FAILED)
             .order_by(Invitation.kommunekode, Invitation.pseudonym)
             .limit(limit)
         )
@@ -87,7 +86,7 @@ async def contact_counts(session: AsyncSession, round_id: str) -> list[dict]:
     def having_a_step(*conditions):
         return sa.exists().where(DispatchStep.invitation_id == Invitation.id, *conditions)
 
-    waiting = sa.func.count().filter(having_a_step(DispatchStep.status == WAITING))
+    waiting = sa.func.count().filter(having_a_step(DispatchStep.status == StepStatus.WAITING))
     no_contact = sa.func.count().filter(having_a_step(DispatchStep.skip_reason == NO_CONTACT))
     rows = (
         await session.execute(
@@ -107,8 +106,7 @@ _ROUND_LOCK_SHARED = sa.text("SELECT pg_advisory_xact_lock_shared(:key)")
 
 
 def round_lock_key(round_id: str) -> int:
-    digest = hashlib.sha256(f"dispatch.round|{round_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
+    return advisory_key(f"dispatch.round|{round_id}")
 
 
 async def lock_round(session: AsyncSession, round_id: str, *, exclusive: bool) -> None:
@@ -147,13 +145,13 @@ async def store_definition(session: AsyncSession, event: RoundDefined) -> tuple[
     return before, True
 
 
-_UNSENT = ("planned", WAITING)
+_UNSENT_SQL = ", ".join(f"'{status}'" for status in UNSENT)
 
 _STEP_GROUPS = sa.text(
     f"""
     SELECT DISTINCT s.step, s.channel, s.interval_days
     FROM {DispatchStep.__table__.fullname} AS s JOIN {Invitation.__table__.fullname} AS i ON i.id = s.invitation_id
-    WHERE i.round_id = :round_id AND s.status IN ('planned', '{WAITING}')
+    WHERE i.round_id = :round_id AND s.status IN ({_UNSENT_SQL})
     """
 )
 # Every unsent step of the round gets its group's due time (NULL: the round is not scheduled).
@@ -166,7 +164,7 @@ _RESCHEDULE = sa.text(
     FROM {Invitation.__table__.fullname} AS i,
          unnest(CAST(:step AS text[]), CAST(:channel AS text[]), CAST(:interval_days AS float8[]),
                 CAST(:due_at AS timestamptz[])) AS g(step, channel, interval_days, due_at)
-    WHERE i.id = s.invitation_id AND i.round_id = :round_id AND s.status IN ('planned', '{WAITING}')
+    WHERE i.id = s.invitation_id AND i.round_id = :round_id AND s.status IN ({_UNSENT_SQL})
       AND s.step = g.step AND s.channel = g.channel AND s.interval_days IS NOT DISTINCT FROM g.interval_days
     """
 )
@@ -193,8 +191,8 @@ async def cancel_unsent(session: AsyncSession, round_id: str) -> int:
     cancelled = await session.execute(
         sa.update(DispatchStep)
         .where(DispatchStep.invitation_id.in_(sa.select(Invitation.id).where(Invitation.round_id == round_id)),
-               DispatchStep.status.in_(_UNSENT))
-        .values(status=CANCELLED)
+               DispatchStep.status.in_(UNSENT))
+        .values(status=StepStatus.CANCELLED)
         .execution_options(synchronize_session=False)
     )
     await session.execute(
@@ -231,7 +229,7 @@ async def defer_to_window(session: AsyncSession, round_id: str, until: datetime,
     never reads them meanwhile (it reads only the ``(status, due_at)`` range that is due)."""
     result = await session.execute(
         sa.update(DispatchStep)
-        .where(DispatchStep.status == "planned", DispatchStep.due_at <= now, DispatchStep.channel.in_(list(channels)),
+        .where(DispatchStep.status == StepStatus.PLANNED, DispatchStep.due_at <= now, DispatchStep.channel.in_(list(channels)),
                DispatchStep.invitation_id.in_(sa.select(Invitation.id).where(Invitation.round_id == round_id)))
         .values(due_at=until)
         .execution_options(synchronize_session=False)

@@ -46,6 +46,7 @@ from services.ingest.schemas import (
     JsonExtract,
     ProfileRegistration,
 )
+from shared.app import RoundId
 from shared.auth import Principal, ensure_kommune_access, get_principal, require_scopes
 
 router = APIRouter(tags=["extracts"])
@@ -60,7 +61,6 @@ def kommunekode_path(
 ) -> str:
     return kommunekoder.parse(kommunekode)
 
-ROUND_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 # The format is read from the content (exports are often mislabelled); the declared type only
 # has to be one a case system would plausibly send.
 UPLOAD_CONTENT_TYPES = frozenset(
@@ -97,7 +97,7 @@ UPLOAD_CONTENT_TYPES = frozenset(
 async def deliver_extract(
     request: Request,
     body: JsonExtract,
-    round_id: str = PathParam(pattern=ROUND_PATTERN),
+    round_id: RoundId,
     kommunekode: str = Depends(kommunekode_path),
     dry_run: bool = Query(False, description="Validate and report in full; store nothing"),
     confirm_replacement: bool = Query(
@@ -167,7 +167,7 @@ async def deliver_extract(
 )
 async def upload_extract(
     request: Request,
-    round_id: str = PathParam(pattern=ROUND_PATTERN),
+    round_id: RoundId,
     kommunekode: str = Depends(kommunekode_path),
     reference_date: date = Query(description="The round's reference date (ages and durations are computed at it)"),
     profile: str = Query(
@@ -349,7 +349,7 @@ async def get_delivery(
 )
 async def list_round_deliveries(
     request: Request,
-    round_id: str = PathParam(pattern=ROUND_PATTERN),
+    round_id: RoundId,
     principal: Principal = Depends(require_scopes(ADMIN_SCOPE, "kommuner:all")),
 ) -> list[DeliverySummary]:
     async with request.app.state.runtime.uow() as uow:
@@ -363,7 +363,7 @@ async def list_round_deliveries(
 )
 async def list_round_jobs(
     request: Request,
-    round_id: str = PathParam(pattern=ROUND_PATTERN),
+    round_id: RoundId,
     principal: Principal = Depends(require_scopes(ADMIN_SCOPE, "kommuner:all")),
 ) -> list[JobSummary]:
     return await jobs.list_jobs(request.app.state.runtime, round_id)

@@ -15,6 +15,7 @@ from services.ingest.domain.profiles import ColumnProfile, get_profile, load_pro
 from services.ingest.models import RegisteredProfile
 from services.ingest.schemas import ProfileRegistration
 from shared.bus import UnitOfWork
+from shared.db import advisory_key
 
 
 class UnknownProfile(LookupError):
@@ -61,7 +62,7 @@ async def register_profile(uow: UnitOfWork, registration: ProfileRegistration, r
     session = uow.session
     name = registration.name.strip().casefold()
     # Versions of one name are numbered under a transaction-scoped lock on the name.
-    await session.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(f"column_profile:{name}"))))
+    await session.execute(sa.select(sa.func.pg_advisory_xact_lock(advisory_key(f"column_profile:{name}"))))
     latest = await session.scalar(sa.select(sa.func.max(RegisteredProfile.version)).where(RegisteredProfile.name == name))
     version = (latest or 0) + 1
     profile = registered_profile(

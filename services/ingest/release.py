@@ -100,4 +100,4 @@ async def on_sample_drawn(uow: UnitOfWork, envelope: Envelope, event: SampleDraw
         )
 
 
-HANDLERS = {"sample.drawn": on_sample_drawn}
+HANDLERS = {SampleDrawn: on_sample_drawn}

@@ -12,16 +12,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Request, status
 
 from services.ingest import rounds
 from services.ingest.domain.rounds import FieldLocked, RoundRuleError, TransitionRefused
 from services.ingest.schemas import RoundCreate, RoundFields, RoundSchedule, RoundView
+from shared.app import RoundId
 from shared.auth import Principal, require_scopes
 
 router = APIRouter(tags=["rounds"])
-ROUND_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-RoundId = Annotated[str, Path(pattern=ROUND_PATTERN)]
 Operator = Annotated[Principal, Depends(require_scopes("rounds:admin", "kommuner:all"))]
 T = TypeVar("T")
 

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from services.ingest.domain import kommunekode as kommunekoder
+from shared.events import ROUND_ID_PATTERN
 
 
 class ExtractRow(BaseModel):
@@ -246,7 +247,7 @@ class RoundFields(BaseModel):
 
 
 class RoundCreate(RoundFields):
-    round_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    round_id: str = Field(pattern=ROUND_ID_PATTERN)
     name: str = Field(min_length=1, max_length=200)
     reference_date: date
 

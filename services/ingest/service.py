@@ -10,7 +10,6 @@ Nothing is visible until it commits, and a crash or a rejected delivery leaves n
 
 from __future__ import annotations
 
-import hashlib
 import time
 import uuid
 from collections import Counter
@@ -48,6 +47,7 @@ from services.ingest.preparation import (
 )
 from services.ingest.schemas import Classification, DeliveryReport, DeliverySummary, ExtractRow, RowIssue
 from shared.bus import UnitOfWork
+from shared.db import advisory_key
 from shared.events import DeliveryAccepted
 from shared.runtime import ServiceRuntime
 
@@ -209,7 +209,7 @@ def _issue(error: RowError, header_row_number: int) -> dict:
 
 def round_lock_key(round_id: str) -> int:
     """The advisory lock that serialises a round's deliveries and its close."""
-    return int.from_bytes(hashlib.sha256(f"delivery:{round_id}".encode()).digest()[:8], "big", signed=True)
+    return advisory_key(f"delivery:{round_id}")
 
 
 def preparation_spec(settings: IngestSettings, request: DeliveryRequest, delivery_id: uuid.UUID, mapping_version: str) -> PreparationSpec:
@@ -388,6 +388,7 @@ async def ingest_delivery(
 
         mark = time.perf_counter()
         await chunks.finish()
+        uow.events_written()  # the population.received chunks, in the bulk outbox: wake its relay at commit
         timings["write_events"] += time.perf_counter() - mark
         mark = time.perf_counter()
         if previous is not None:
@@ -410,7 +411,7 @@ async def ingest_delivery(
         uow.publish(delivery_accepted(delivery, totals))  # counts only, for the round's overview
         if before_commit is not None:
             await before_commit(uow, outcome)
-        await uow.commit()  # nudges the relays, the bulk outbox's among them
+        await uow.commit()  # wakes the relays, the bulk outbox's among them
         timings["commit"] += time.perf_counter() - mark
         outcome.timings = _seconds(timings, started)
         outcome.timings["events"] = chunks.chunks

@@ -4,7 +4,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Request, status
 
 from services.sampling import service
 from services.sampling.schemas import (
@@ -16,10 +16,10 @@ from services.sampling.schemas import (
     FrameSummary,
     OverridesRequest,
 )
+from shared.app import RoundId
 from shared.auth import Principal, require_scopes
 
 router = APIRouter(tags=["sampling"])
-ROUND_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 # Round-wide: a draw or an allocation spans every municipality of the round, so only a caller
 # acting for all of them (KL's operators) may run it.
 ADMIN = Depends(require_scopes("rounds:admin", "kommuner:all"))
@@ -62,7 +62,7 @@ async def _run(request: Request, round_id: str, call: Callable[..., Awaitable[T]
 
 
 @router.get("/rounds/{round_id}/frame", response_model=FrameSummary, summary="The sampling frame per stratum, with exclusions")
-async def get_frame(request: Request, round_id: str = Path(pattern=ROUND_PATTERN), principal: Principal = ADMIN) -> FrameSummary:
+async def get_frame(request: Request, round_id: RoundId, principal: Principal = ADMIN) -> FrameSummary:
     return await _run(request, round_id, lambda uow: service.frame_summary(uow, request.app.state.settings, round_id))
 
 
@@ -74,8 +74,8 @@ async def get_frame(request: Request, round_id: str = Path(pattern=ROUND_PATTERN
 )
 async def preview_allocation(
     request: Request,
+    round_id: RoundId,
     body: AllocationRequest | None = None,
-    round_id: str = Path(pattern=ROUND_PATTERN),
     principal: Principal = ADMIN,
 ) -> AllocationView:
     body = body or AllocationRequest()
@@ -85,7 +85,7 @@ async def preview_allocation(
 
 
 @router.get("/rounds/{round_id}/allocation", response_model=AllocationView, summary="The round's allocation", responses=RESPONSES)
-async def get_allocation(request: Request, round_id: str = Path(pattern=ROUND_PATTERN), principal: Principal = ADMIN) -> AllocationView:
+async def get_allocation(request: Request, round_id: RoundId, principal: Principal = ADMIN) -> AllocationView:
     return await _run(request, round_id, lambda uow: service.get_allocation(uow, round_id))
 
 
@@ -96,7 +96,7 @@ async def get_allocation(request: Request, round_id: str = Path(pattern=ROUND_PA
     responses=RESPONSES,
 )
 async def patch_allocation(
-    request: Request, body: OverridesRequest, round_id: str = Path(pattern=ROUND_PATTERN), principal: Principal = ADMIN
+    request: Request, body: OverridesRequest, round_id: RoundId, principal: Principal = ADMIN
 ) -> AllocationView:
     return await _run(request, round_id, lambda uow: service.set_overrides(uow, round_id, body, principal.subject, replace_all=False))
 
@@ -108,7 +108,7 @@ async def patch_allocation(
     responses=RESPONSES,
 )
 async def put_overrides(
-    request: Request, body: OverridesRequest, round_id: str = Path(pattern=ROUND_PATTERN), principal: Principal = ADMIN
+    request: Request, body: OverridesRequest, round_id: RoundId, principal: Principal = ADMIN
 ) -> AllocationView:
     return await _run(request, round_id, lambda uow: service.set_overrides(uow, round_id, body, principal.subject, replace_all=True))
 
@@ -119,7 +119,7 @@ async def put_overrides(
     summary="Confirm the allocation for the draw",
     responses=RESPONSES,
 )
-async def confirm_allocation(request: Request, round_id: str = Path(pattern=ROUND_PATTERN), principal: Principal = ADMIN) -> AllocationView:
+async def confirm_allocation(request: Request, round_id: RoundId, principal: Principal = ADMIN) -> AllocationView:
     return await _run(request, round_id, lambda uow: service.confirm_allocation(uow, round_id, principal.subject))
 
 
@@ -131,7 +131,7 @@ async def confirm_allocation(request: Request, round_id: str = Path(pattern=ROUN
     responses=RESPONSES,
 )
 async def create_draw(
-    request: Request, body: DrawRequest | None = None, round_id: str = Path(pattern=ROUND_PATTERN), principal: Principal = ADMIN
+    request: Request, round_id: RoundId, body: DrawRequest | None = None, principal: Principal = ADMIN
 ) -> DrawResult:
     body = body or DrawRequest()
     result = await _run(
@@ -158,7 +158,7 @@ async def create_draw(
     summary="Population margins of the drawn frame per municipality (for post-stratification / raking)",
 )
 async def get_margins(
-    request: Request, draw_id: uuid.UUID, round_id: str = Path(pattern=ROUND_PATTERN), principal: Principal = ADMIN
+    request: Request, draw_id: uuid.UUID, round_id: RoundId, principal: Principal = ADMIN
 ) -> DrawMargins:
     margins = await _run(request, round_id, lambda uow: service.draw_margins(uow, round_id, draw_id))
     if margins is None:

@@ -45,10 +45,10 @@ KEY_SQL = "hashtextextended({unit}, {seed})"
 @dataclass(frozen=True)
 class StrataArrays:
     """The allocation as parallel arrays in its (sorted) stratum order, which is the order of
-    the draw's ``seq``. π and the weight are computed here once per stratum exactly as
-    ``draw_sample`` does (weight as N/n, not 1/(n/N): one rounding step, so Σ weights = N_h as
-    exactly as floats allow) and travel to PostgreSQL as binary float8. `offset` is the seq of
-    the stratum's first drawn unit."""
+    the draw's ``seq``. π and the weight come once per stratum from the allocation
+    (``domain.allocation.inclusion_probability`` and ``design_weight``, as ``draw_sample`` takes
+    them) and travel to PostgreSQL as binary float8: the SQL computes neither. `offset` is the
+    seq of the stratum's first drawn unit."""
 
     kommunekode: list[str]
     maalgruppe: list[str]
@@ -67,8 +67,8 @@ class StrataArrays:
             arrays.maalgruppe.append(s.maalgruppe)
             arrays.population.append(s.population)
             arrays.sample.append(s.sample)
-            arrays.pi.append(s.sample / s.population if s.population else 0.0)
-            arrays.weight.append(s.population / s.sample if s.sample else 0.0)
+            arrays.pi.append(s.inclusion_probability)
+            arrays.weight.append(s.design_weight)
             arrays.offset.append(seq)
             seq += s.sample
         return arrays
@@ -93,7 +93,7 @@ def thresholds(allocation: Allocation, sigmas: float | None = None) -> list[int]
         if not s.population or s.sample >= s.population:
             out.append(NO_THRESHOLD)
             continue
-        pi = s.sample / s.population
+        pi = s.inclusion_probability
         q = pi + sigmas * math.sqrt(pi * (1 - pi) / s.population) + 5 / s.population
         out.append(NO_THRESHOLD if q >= 1 else max(-(1 << 63), min(NO_THRESHOLD, int(-(2.0**63) + q * 2.0**64))))
     return out

@@ -5,7 +5,7 @@ When a delivery is activated (handlers._activate), in its transaction:
 
 * ``frame_cell``: its units counted by (target group, bands, exclusion flags) — ~200 rows for a
   municipality of 5,000. Population, eligible N_h, exclusions per reason and the margins of a
-  round are sums of these (service._frame_cells) plus, when earlier draws exclude citizens, a
+  round are sums of these (service.frame.scan_draw_frame) plus, when earlier draws exclude citizens, a
   count of the round's units those draws sampled.
 * ``frame_duplicate``: its units whose pseudonym is in another active delivery of the round (a
   citizen delivered by two municipalities). Activations of one round take a transaction-scoped

@@ -106,4 +106,4 @@ async def on_round_defined(uow: UnitOfWork, envelope: Envelope, event: RoundDefi
     )
 
 
-HANDLERS = {"population.received": on_population_received, "round.defined": on_round_defined}
+HANDLERS = {PopulationReceived: on_population_received, RoundDefined: on_round_defined}

@@ -1,6 +1,6 @@
 """The Kafka bus: transactional outbox + relay, idempotent consumer, dead-letter topics."""
 
-from shared.bus.consumer import BatchHandler, Handler, IdempotentConsumer, batch_handler
+from shared.bus.consumer import BatchHandler, Handler, IdempotentConsumer, UnknownEventType, batch_handler, handler_table
 from shared.bus.kafka import ensure_topics, make_producer, topic_name
 from shared.bus.outbox import BulkOutboxRelay, OutboxRelay, UnitOfWork
 from shared.bus.tables import BusTables, bus_tables, create_bulk_outbox_table, create_bus_tables
@@ -10,10 +10,12 @@ __all__ = [
     "BulkOutboxRelay",
     "BusTables",
     "Handler",
+    "UnknownEventType",
     "IdempotentConsumer",
     "OutboxRelay",
     "UnitOfWork",
     "batch_handler",
+    "handler_table",
     "bus_tables",
     "create_bulk_outbox_table",
     "create_bus_tables",

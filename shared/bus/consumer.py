@@ -13,7 +13,7 @@ import asyncio
 import logging
 import uuid
 from itertools import groupby
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -31,6 +31,33 @@ logger = logging.getLogger(__name__)
 
 Handler = Callable[[UnitOfWork, Envelope, Any], Awaitable[None]]
 BatchHandler = Callable[[UnitOfWork, list[tuple[Envelope, Any]]], Awaitable[None]]
+
+
+class UnknownEventType(ValueError):
+    """A handler for an event type no payload is registered for (a misspelt type would otherwise
+    subscribe to nothing, silently): raised when the service starts."""
+
+
+def handler_table(handlers: Mapping[type[EventPayload] | str, Handler]) -> dict[str, Handler]:
+    """Handlers keyed by the payload class they take, as the consumer looks them up: by event
+    type (every version of the type goes to the handler, which says in its annotation which
+    versions it reads). A key that is no registered event type, or two handlers for one type,
+    is an error at start-up. (An event-type string is taken as a key too, checked the same way.)"""
+    known = {type_ for type_, _ in REGISTRY}
+    table: dict[str, Handler] = {}
+    for key, handler in handlers.items():
+        if isinstance(key, type) and issubclass(key, EventPayload):
+            event_type = getattr(key, "event_type", None)
+        elif isinstance(key, str):
+            event_type = key
+        else:
+            event_type = None
+        if event_type not in known:
+            raise UnknownEventType(f"a handler for {key!r}, which is no registered event type (shared.events)")
+        if table.get(event_type, handler) is not handler:
+            raise ValueError(f"two handlers for event type {event_type!r}")
+        table[event_type] = handler
+    return table
 
 
 def batch_handler(handler: BatchHandler) -> BatchHandler:
@@ -65,7 +92,7 @@ class IdempotentConsumer:
         service: str,
         bootstrap_servers: str,
         topic_prefix: str,
-        handlers: dict[str, Handler],
+        handlers: Mapping[type[EventPayload] | str, Handler],
         uow_factory: Callable[[], UnitOfWork],
         tables: BusTables,
         dead_letter_producer: AIOKafkaProducer,
@@ -78,7 +105,7 @@ class IdempotentConsumer:
         fetch_max_wait_ms: int = 100,
     ) -> None:
         self._service = service
-        self._handlers = handlers
+        self._handlers = handlers = handler_table(handlers)
         self._uow_factory = uow_factory
         self._processed = tables.processed_event
         self._mark_statement = sa.text(

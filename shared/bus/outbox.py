@@ -6,7 +6,6 @@ between publish and delete publishes it again, which idempotent consumers absorb
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from collections.abc import Callable
 
@@ -16,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.bus.kafka import topic_name
 from shared.bus.tables import BusTables
+from shared.db import advisory_key
 from shared.events import Envelope, EventPayload
 from shared.observability import EVENTS_PRODUCED, OUTBOX_BACKLOG, correlation_id_var
 
@@ -50,11 +50,13 @@ class UnitOfWork:
         self._source = source
         self._on_commit = on_commit
         self._pending: list[tuple[EventPayload, Envelope]] = []
+        self._written_in_sql = False
         self.session: AsyncSession
 
     async def __aenter__(self) -> UnitOfWork:
         self.session = self._sessionmaker()
         self._pending = []
+        self._written_in_sql = False
         return self
 
     async def __aexit__(self, *exc_info) -> None:
@@ -63,12 +65,19 @@ class UnitOfWork:
                 await self.session.rollback()
         finally:
             self._pending = []
+            self._written_in_sql = False
             await self.session.close()
 
     def publish(self, payload: EventPayload, *, correlation_id: str | None = None) -> Envelope:
         envelope = wrap_for_outbox(payload, source=self._source, correlation_id=correlation_id)
         self._pending.append((payload, envelope))
         return envelope
+
+    def events_written(self) -> None:
+        """Say that this transaction wrote events in SQL (a bulk outbox filled by COPY or INSERT
+        ... SELECT rather than ``publish``): the commit then wakes the relays as it does for
+        published events, so they go out without waiting for the relay's next poll."""
+        self._written_in_sql = True
 
     async def flush_events(self) -> None:
         """Write pending events into the outbox now (still inside the transaction)."""
@@ -87,19 +96,17 @@ class UnitOfWork:
         self._pending = []
 
     async def commit(self) -> None:
-        had_events = bool(self._pending)
+        had_events = bool(self._pending) or self._written_in_sql
         await self.flush_events()
         await self.session.commit()
+        self._written_in_sql = False
         if had_events and self._on_commit is not None:
             self._on_commit()
 
     async def rollback(self) -> None:
         self._pending = []
+        self._written_in_sql = False
         await self.session.rollback()
-
-
-def _lock_key(name: str) -> int:
-    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
 class OutboxRelay:
@@ -129,7 +136,7 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._wakeup = asyncio.Event()
-        self._lock_key = _lock_key(f"outbox-relay:{service}")
+        self._lock_key = advisory_key(f"outbox-relay:{service}")
 
     def nudge(self) -> None:
         """Called after a commit that wrote events, so they go out without waiting for the poll."""

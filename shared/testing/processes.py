@@ -29,18 +29,24 @@ class ServiceProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def command(self) -> list[str]:
+        return [
+            sys.executable, "-m", "uvicorn", f"services.{self.name}.main:create_app", "--factory",
+            "--host", "127.0.0.1", "--port", str(self.port), "--no-access-log", "--log-level", "warning",
+        ]
+
     def start(self) -> ServiceProcess:
         log = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
         self.process = subprocess.Popen(
-            [
-                sys.executable, "-m", "uvicorn", f"services.{self.name}.main:create_app", "--factory",
-                "--host", "127.0.0.1", "--port", str(self.port), "--no-access-log", "--log-level", "warning",
-            ],
+            self.command(),
             # Without the test that started it: the process outlives that test (route_log.py).
             env={**{k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}, **self.env, "SERVICE_NAME": self.name},
             cwd=REPO_ROOT,
             stdout=log,
             stderr=subprocess.STDOUT if self.log_file else subprocess.DEVNULL,
+            # Its own process group, so that stopping the service ends every process it started
+            # (worker pools, e.g. analytics' build workers) with it: see _end_group.
+            start_new_session=True,
         )
         return self
 
@@ -58,15 +64,58 @@ class ServiceProcess:
         raise TimeoutError(f"{self.name} not healthy within {timeout:.0f} s (log: {self.log_file})")
 
     def kill(self) -> None:
-        """SIGKILL: no shutdown hooks run, as in a crash."""
+        """SIGKILL: no shutdown hooks run, as in a crash (its worker processes go with it)."""
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+        self._end_group(grace=0)
 
     def stop(self) -> None:
+        """SIGTERM and wait for the service's shutdown; then whatever it left running in its
+        process group is ended too (SIGTERM, then SIGKILL after ``grace`` seconds)."""
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(10)
             except subprocess.TimeoutExpired:
                 self.kill()
+        self._end_group()
+
+    def _end_group(self, grace: float = 2.0) -> None:
+        if self.process is None:
+            return
+        group = self.process.pid  # the session leader's pid is its process group's id
+        for sig in ((signal.SIGTERM,) if grace else ()) + (signal.SIGKILL,):
+            try:
+                os.killpg(group, sig)
+            except ProcessLookupError:
+                return  # nothing left in the group
+            # A signal takes effect a moment later: wait for it (SIGKILL's is not long).
+            deadline = time.monotonic() + (grace if sig == signal.SIGTERM else 5.0)
+            while _group_alive(group) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if not _group_alive(group):
+                return
+
+
+def _group_alive(group: int) -> bool:
+    """Whether any process of the group still runs (zombies waiting to be reaped do not count)."""
+    if not os.path.isdir("/proc"):  # no procfs (macOS): ask the kernel, zombies included
+        try:
+            os.killpg(group, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # pid (comm) state ppid pgrp ...: comm may hold spaces, so split after its ")".
+        state, _ppid, pgrp = stat[stat.rindex(b")") + 2 :].split(b" ", 3)[:3]
+        if int(pgrp) == group and state != b"Z":
+            return True
+    return False

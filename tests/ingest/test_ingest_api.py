@@ -64,6 +64,21 @@ async def test_delivery_is_stored_pseudonymised_and_published(service_env, dev_i
     assert "0101901234" not in raw and "010190-1234" not in raw and "Test Person" not in raw
 
 
+async def test_a_deliverys_events_go_out_at_its_commit_not_at_the_relays_next_poll(service_env, dev_issuer, kafka_bootstrap, topic_prefix):
+    # The relays poll once a minute here: the events arrive because the commit wakes them.
+    app = create_app(settings_from_env(IngestSettings, service_env, outbox_poll_interval_seconds=60.0))
+    token = dev_issuer.mint("momentum-dev", ["extracts:write"], ["101"])
+    async with running_app(app) as client:
+        await ensure_round(client, dev_issuer, "2026-2")
+        await asyncio.sleep(1.0)  # the relays have run their first pass and wait for a wake-up
+        response = await client.post(
+            "/rounds/2026-2/extracts/101", json={"reference_date": "2023-08-01", "rows": ROWS}, headers=bearer(token)
+        )
+        assert response.status_code == 201, response.text
+        events = await consume_all(kafka_bootstrap, f"{topic_prefix}population.received", expected=1, timeout=15)
+    assert events[0].payload().round_id == "2026-2"
+
+
 async def test_wrong_municipality_and_missing_scope_are_refused(service_env, dev_issuer):
     app = create_app(settings_from_env(IngestSettings, service_env))
     async with running_app(app) as client:

@@ -34,6 +34,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from services.dispatch.domain.lifecycle import StepStatus
 from services.dispatch.domain.plan import STEPS
 from shared.events import FIELDWORK_OVER_PHASES
 from shared.events import fieldwork_over as round_fieldwork_over
@@ -196,4 +197,4 @@ STEP_WAITING_FOR_SCHEDULE = "waiting_for_schedule"
 def shown_status(status: str, due_at: datetime | None) -> str:
     """A step's status as the operator sees it: a planned step without a due time is waiting
     for the round's schedule."""
-    return STEP_WAITING_FOR_SCHEDULE if status == "planned" and due_at is None else status
+    return STEP_WAITING_FOR_SCHEDULE if status == StepStatus.PLANNED and due_at is None else status

@@ -7,8 +7,6 @@ never repeat the cell value (a masked CPR number is the most they show).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -21,6 +19,7 @@ from services.ingest.domain.cpr import Gender, mask_cpr, parse_cpr
 from services.ingest.domain.errors import CprError, PhoneNumberError
 from services.ingest.domain.phone import normalise_phone
 from services.ingest.domain.profiles import Kolonne
+from services.ingest.domain.pseudonym import PseudonymKey
 from services.ingest.domain.readers import EXTRA_FIELDS_KEY
 from services.ingest.domain.text import is_blank
 
@@ -243,12 +242,14 @@ class DuplicateTracker:
 
 
 def hmac_sha256_key(secret: bytes) -> Callable[[str], bytes]:
-    """A ``key_for`` for ``DuplicateTracker``: HMAC-SHA256 of the CPR number under ``secret``."""
+    """A ``key_for`` for ``DuplicateTracker``: the pseudonym rule under ``secret``."""
     if len(secret) < 16:
         raise ValueError("the HMAC secret must be at least 16 bytes")
 
+    digest = PseudonymKey(secret).digest
+
     def key_for(cpr: str) -> bytes:
-        return hmac.new(secret, cpr.encode("ascii"), hashlib.sha256).digest()
+        return digest(cpr.encode("ascii"))
 
     return key_for
 

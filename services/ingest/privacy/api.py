@@ -13,19 +13,18 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import BaseModel, Field
 
 from services.ingest import rounds
 from services.ingest.domain.rounds import TransitionRefused
 from services.ingest.privacy import keys, service
+from shared.app import RoundId
 from shared.audit import AUDITED_READ
 from shared.auth import Principal, require_scopes
 
 router = APIRouter(tags=["privacy"])
 
-ROUND_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-RoundId = Annotated[str, Path(pattern=ROUND_PATTERN)]
 RoundAdmin = Annotated[Principal, Depends(require_scopes("rounds:admin", "kommuner:all"))]
 PrivacyAdmin = Annotated[Principal, Depends(require_scopes("privacy:admin", "kommuner:all"))]
 KeysAdmin = Annotated[Principal, Depends(require_scopes("keys:admin", "kommuner:all"))]

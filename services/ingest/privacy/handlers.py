@@ -31,4 +31,4 @@ async def on_citizen_erased(uow: UnitOfWork, envelope: Envelope, event: CitizenE
     )
 
 
-HANDLERS = {**privacy_handlers(RULES), "round.purged": on_round_purged, "citizen.erased": on_citizen_erased}
+HANDLERS = {**privacy_handlers(RULES), RoundPurged: on_round_purged, CitizenErased: on_citizen_erased}

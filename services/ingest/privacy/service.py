@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -13,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from services.ingest.config import IngestSettings
 from services.ingest.domain.cpr import parse_cpr
+from services.ingest.domain.pseudonym import pseudonym_for
 from services.ingest.privacy.models import BlockedCitizen, PrivacyReceipt, PrivacyRequest, PurgeReceipt, RoundClosure
 from services.ingest.privacy.rules import RULES
 from services.ingest import rounds
@@ -117,7 +116,7 @@ async def retention_status(uow: UnitOfWork, round_id: str) -> dict | None:
 def pseudonyms_for(settings: IngestSettings, cpr: str) -> list[str]:
     """The citizen's pseudonym under every pseudonym key still in use (active first)."""
     keys = [settings.pseudonym_key_bytes, *settings.retired_pseudonym_keyring.values()]
-    return [hmac.new(key, cpr.encode(), hashlib.sha256).hexdigest() for key in keys]
+    return [pseudonym_for(cpr, key) for key in keys]
 
 
 class InvalidCpr(ValueError):

@@ -24,6 +24,8 @@ from .allocation import (
     WarningCode,
     adjust,
     allocate,
+    design_weight,
+    inclusion_probability,
 )
 from .draw import (
     MISSING_BAND,
@@ -36,13 +38,14 @@ from .draw import (
     new_seed,
     unit_key,
 )
-from .exclusions import ExclusionReason, ExclusionResult, ExclusionRules, apply_exclusions
+from .exclusions import UNIT_FLAGS, ExclusionReason, ExclusionResult, ExclusionRules, apply_exclusions, reasons_for
 from .strata import MAALGRUPPER, FrameUnit, Kommunekode, Maalgruppe, StratumKey
 
 __all__ = [
     "DEFAULT_RESPONSE_RATES",
     "MAALGRUPPER",
     "MISSING_BAND",
+    "UNIT_FLAGS",
     "Allocation",
     "AllocationError",
     "AllocationRules",
@@ -66,8 +69,11 @@ __all__ = [
     "allocate",
     "apply_exclusions",
     "check_seed",
+    "design_weight",
     "draw_sample",
+    "inclusion_probability",
     "margins",
     "new_seed",
+    "reasons_for",
     "unit_key",
 ]

@@ -181,6 +181,21 @@ class AllocationWarning:
     message: str
 
 
+def inclusion_probability(population: int, sample: int) -> float:
+    """π_h = n_h / N_h: the chance that a unit of the stratum is drawn (0 for an empty stratum)."""
+    return sample / population if population else 0.0
+
+
+def design_weight(population: int, sample: int) -> float:
+    """w_h = N_h / n_h: how many citizens a drawn unit stands for (0 where nobody is drawn).
+
+    The one definition of the design weight: the reference draw (``draw.draw_sample``), the SQL
+    draw (``draw_sql.StrataArrays``, which hands PostgreSQL these floats), the sample.drawn
+    persons and the draw endpoint all take it from here. N/n rather than 1/(n/N): one rounding
+    step, so that Σ w = N_h as exactly as floats allow."""
+    return population / sample if sample else 0.0
+
+
 @dataclass(frozen=True, slots=True)
 class StratumAllocation:
     kommunekode: Kommunekode
@@ -200,7 +215,11 @@ class StratumAllocation:
 
     @property
     def inclusion_probability(self) -> float:
-        return self.sample / self.population if self.population else 0.0
+        return inclusion_probability(self.population, self.sample)
+
+    @property
+    def design_weight(self) -> float:
+        return design_weight(self.population, self.sample)
 
 
 @dataclass(frozen=True, slots=True)

@@ -153,9 +153,8 @@ def draw_sample(
         for s in strata:
             if not s.sample:
                 continue
-            # Same float objects for the whole stratum; weight as N/n, not 1/(n/N), to keep
-            # one rounding step so that Σ weights = N_h as exactly as floats allow.
-            pi, weight = s.sample / s.population, s.population / s.sample
+            # Same float objects for the whole stratum (allocation.design_weight defines them).
+            pi, weight = s.inclusion_probability, s.design_weight
             chosen = map(ids.__getitem__, picked[offset : offset + s.sample])
             # tuple.__new__ through map: builds the NamedTuples without a Python-level call.
             result.extend(

@@ -3,12 +3,17 @@
 Exclusion must happen *before* the allocation: N_h is the count of citizens who can be
 drawn, so π = n_h / N_h stays true and the weights add up to the eligible population.
 Every excluded citizen is counted under a reason so the operator can report it.
+
+This module is the eligibility rule. Sampling's SQL (the frame counts, the draw's frame and the
+duplicate check, ``services.sampling.service.frame``) is generated from ``UNIT_FLAGS`` and the
+reasons' order here, and the integration tests check the counts it gives against
+``apply_exclusions``.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence, Set
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -24,6 +29,22 @@ class ExclusionReason(StrEnum):
     DECEASED = "deceased"
     EMIGRATED = "emigrated"
     RECENTLY_SAMPLED = "recently_sampled"
+
+
+# The reasons a unit carries as a flag (``FrameUnit``'s field, and the column of the same name in
+# sampling's frame_unit and frame_cell tables), in precedence order. RECENTLY_SAMPLED is the one
+# reason that is not the unit's own: it comes from earlier rounds' samples.
+UNIT_FLAGS: dict[ExclusionReason, str] = {
+    ExclusionReason.FORSKERBESKYTTET: "forskerbeskyttet",
+    ExclusionReason.DECEASED: "deceased",
+    ExclusionReason.EMIGRATED: "emigrated",
+}
+
+
+def reasons_for(flags: Mapping[ExclusionReason, bool]) -> list[ExclusionReason]:
+    """The reasons that apply, in precedence order (the first is the one a unit is counted under);
+    none: the unit is eligible. ``flags`` says for every reason whether it applies."""
+    return [reason for reason in ExclusionReason if flags[reason]]
 
 
 class ExclusionRules(BaseModel):
@@ -98,13 +119,5 @@ def apply_exclusions(
 
 
 def _reasons(unit: FrameUnit, recent: set[str]) -> list[ExclusionReason]:
-    reasons = []
-    if unit.forskerbeskyttet:
-        reasons.append(ExclusionReason.FORSKERBESKYTTET)
-    if unit.deceased:
-        reasons.append(ExclusionReason.DECEASED)
-    if unit.emigrated:
-        reasons.append(ExclusionReason.EMIGRATED)
-    if unit.unit_id in recent:
-        reasons.append(ExclusionReason.RECENTLY_SAMPLED)
-    return reasons
+    flags = {reason: getattr(unit, flag) for reason, flag in UNIT_FLAGS.items()}
+    return reasons_for({**flags, ExclusionReason.RECENTLY_SAMPLED: unit.unit_id in recent})

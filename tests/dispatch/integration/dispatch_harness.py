@@ -23,6 +23,7 @@ from services.dispatch.channels.base import Channel, OutgoingMessage, SendResult
 from services.dispatch.config import DispatchSettings
 from services.dispatch.main import MIGRATIONS
 from services.dispatch.models import BUS, DispatchStep, Invitation, ReleasedContactRow
+from shared.bus import handler_table
 from shared.crypto import ContactDetails, seal_contact
 from shared.events import (
     Bands,
@@ -167,7 +168,7 @@ async def handle(runtime: ServiceRuntime, handlers: dict, payload) -> None:
     the consumer decodes it (by type and version)."""
     envelope = Envelope.model_validate_json(Envelope.wrap(payload, source="test", correlation_id="test").model_dump_json())
     async with runtime.uow() as uow:
-        await handlers[envelope.type](uow, envelope, envelope.payload())
+        await handler_table(handlers)[envelope.type](uow, envelope, envelope.payload())
         await uow.commit()
 
 

@@ -42,6 +42,7 @@ from services.dispatch.models import DispatchStep, Invitation, ReleasedContactRo
 from services.dispatch.privacy import privacy_rules
 from services.dispatch.domain.schedule import open_keys
 from services.dispatch.sender import CHANNELS, Sender, _claim_statement
+from shared.bus import handler_table
 from shared.crypto import ContactDetails, seal_contact
 from shared.events import CitizenErasureRequested, ContactsReleased, Envelope, ReleasedContact, RoundPurgeRequested
 from shared.privacy import privacy_handlers
@@ -299,7 +300,7 @@ async def test_planning_and_a_release_in_concurrent_transactions_do_not_miss_eac
     first, second = (chunk.sample, chunk.release) if sample_first else (chunk.release, chunk.sample)
     async with runtime.uow() as uow:
         envelope = Envelope.wrap(first, source="test", correlation_id="test")
-        await handlers[envelope.type](uow, envelope, envelope.payload())
+        await handler_table(handlers)[envelope.type](uow, envelope, envelope.payload())
         racing = asyncio.create_task(handle(runtime, handlers, second))
         await wait_for(lambda: waits_for_the_municipality_lock(runtime, chunk.round_id, KOMMUNE), 30,
                        "the second transaction to wait for the municipality's lock")

@@ -127,6 +127,20 @@ async def test_preview_adjust_confirm_draw_and_the_events_carry_exact_weights(se
             weights[key] += p.design_weight
         for key, total in weights.items():
             assert math.isclose(total, eligible[key], rel_tol=1e-12), key  # Σ w = N_h
+        # One design weight, N_h / n_h, exactly (not merely close) in the draw's response, in every
+        # sample.drawn person and in the recorded sample.
+        expected_w = {f"{k}:{g}": eligible[(k, g)] / n for (k, g), n in expected_n.items() if n}
+        assert {s["stratum"]: s["design_weight"] for s in result["strata"] if s["sample"]} == expected_w
+        assert all(s["design_weight"] == 0.0 for s in result["strata"] if not s["sample"])
+        assert {s["stratum"]: s["inclusion_probability"] for s in result["strata"] if s["sample"]} == {
+            f"{k}:{g}": n / eligible[(k, g)] for (k, g), n in expected_n.items() if n
+        }
+        assert {(p.stratum, p.design_weight) for p in persons} == set(expected_w.items())
+        engine = create_async_engine(to_async_url(service_env["DATABASE_URL"]))
+        async with engine.connect() as conn:
+            recorded = set((await conn.execute(sa.text("SELECT DISTINCT stratum, design_weight FROM sampling.sampled_unit"))).all())
+        await engine.dispose()
+        assert recorded == set(expected_w.items())
         finals = {e.kommunekode: e for _, e in events if e.final}
         assert set(finals) == set(SIZES)
         for kode, e in finals.items():
