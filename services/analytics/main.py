@@ -8,7 +8,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.analytics.api import odata_router, router
+from services.analytics.api import API_DESCRIPTION, odata_router, router
 from services.analytics.builder import ProcessBuilder, ThreadBuilder
 from services.analytics.dashboard import dashboard_router
 from services.analytics.handlers import HANDLERS
@@ -66,7 +66,7 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
                 await asyncio.gather(*tasks, return_exceptions=True)
                 builder.close()
 
-    app = FastAPI(title="Borgerblik analytics", version="1", lifespan=lifespan)
+    app = FastAPI(title="Borgerblik analytics", version="1", description=API_DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     install_common(app, settings)
     install_audit(app, AUDIT)
