@@ -325,6 +325,27 @@ class ODataRoute(APIRoute):
 odata_router = APIRouter(prefix="/odata", tags=["odata"], route_class=ODataRoute)
 
 
+def _query_option(name: str, description: str) -> dict:
+    return {"name": name, "in": "query", "required": False, "schema": {"type": "string"}, "description": description}
+
+
+# The system query options the feed answers, read from the query string by odata.parse_query
+# (documented here; OData clients write them).
+_FILTER_OPTION = _query_option(
+    "$filter", "A condition: eq ne gt ge lt le, and or not, in (..), parentheses, startswith contains endswith tolower toupper "
+    "trim length, add sub mul div mod; null compares as OData says (e.g. mean gt 3 and kommunekode in ('101', '751'))",
+)
+ODATA_OPTIONS = [
+    _FILTER_OPTION,
+    _query_option("$orderby", "Properties to sort by, each asc (default) or desc, null lowest (e.g. mean desc,question)"),
+    _query_option("$top", "At most this many rows (server pages of at most the page size follow @odata.nextLink)"),
+    _query_option("$skip", "Rows to skip"),
+    _query_option("$count", "true: the number of matching rows as @odata.count"),
+    _query_option("$select", "Properties to return, comma-separated"),
+    _query_option("$format", "json (the only format)"),
+]
+
+
 def _odata_json(body: dict) -> JSONResponse:
     return JSONResponse(body, media_type=odata.JSON_MEDIA_TYPE, headers=ODATA_HEADERS)
 
@@ -397,6 +418,7 @@ async def odata_vocabulary(
     "/{entity_set}/$count",
     response_class=PlainTextResponse,
     summary="The number of entities matching $filter (text/plain)",
+    openapi_extra={"parameters": [_FILTER_OPTION]},
 )
 async def odata_count(
     request: Request,
@@ -419,6 +441,7 @@ async def odata_count(
         "$select; server-driven paging by @odata.nextLink. $expand, $search, $apply and other options: 501. "
         f"Columns, bases and flags: $metadata and the method document ({METHOD_PATH})."
     ),
+    openapi_extra={"parameters": ODATA_OPTIONS},
 )
 async def odata_entity_set(
     request: Request,
