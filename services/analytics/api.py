@@ -362,25 +362,29 @@ def _entity_set(name: str) -> odata.EntitySet:
 
 
 async def _entities(request: Request, es: odata.EntitySet, flt: odata.Filter, principal: Principal) -> list[dict]:
-    """The set's rows the caller may see that pass ``flt``, in table order."""
-    wanted = flt.equalities
-    if isinstance(wanted.get("kommunekode"), str):
+    """The set's rows the caller may see that pass ``flt``, in table order. The filter's top-level
+    equalities on round, question, dimension and municipality narrow what is read (the
+    publication's index) before each row is made an entity."""
+    wanted = {k: v for k, v in flt.equalities.items() if isinstance(v, str)}
+    if "kommunekode" in wanted:
         _check_kommune(principal, wanted["kommunekode"])
     async with request.app.state.runtime.uow() as uow:
         releases = _releases(request)
         if es.name == "Trends":
-            questionnaire = wanted.get("questionnaire_id")
-            rows = await service.trends(uow, releases, questionnaire if isinstance(questionnaire, str) else None)
-        else:
-            rounds = await service.list_rounds(uow)
-            if isinstance(wanted.get("round_id"), str):
-                rounds = [r for r in rounds if r.round_id == wanted["round_id"]]
-            rows = []
-            for release in await service.latest_releases(uow, releases, rounds):
-                stamp = release.info.stamp()
-                published = release.publication.indicator_rows if es.name == "Indicators" else release.publication.rate_rows
-                rows.extend({**r, **stamp} for r in published)
-    return [r for r in (odata.with_id(es, r) for r in service.visible(rows, principal)) if flt(r)]
+            rows = await service.trends(uow, releases, wanted.get("questionnaire_id"))
+            return [e for e in (odata.entity(es, r) for r in service.visible(rows, principal)) if flt(e)]
+        rounds = await service.list_rounds(uow)
+        if "round_id" in wanted:
+            rounds = [r for r in rounds if r.round_id == wanted["round_id"]]
+        out = []
+        for release in await service.latest_releases(uow, releases, rounds):
+            if es.name == "Indicators":
+                published = release.publication.indicators(wanted.get("question"), wanted.get("dimension"), wanted.get("kommunekode"))
+            else:
+                published = release.publication.rate_rows
+            stamp = release.info.stamp()
+            out.extend(e for e in (odata.entity(es, r, stamp) for r in service.visible(published, principal)) if flt(e))
+    return out
 
 
 @odata_router.get("/", name="odata_service_document", summary="OData service document")

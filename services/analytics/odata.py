@@ -84,8 +84,10 @@ ENTITY_SETS = {
 KEY_SEPARATOR = "~"
 
 
-def with_id(entity_set: EntitySet, row: dict) -> dict:
-    return {"id": KEY_SEPARATOR.join(str(row[c]) for c in entity_set.key_columns), **row}
+def entity(entity_set: EntitySet, row: dict, stamp: dict | None = None) -> dict:
+    """A published row as an entity of the set: its ``id`` key first, then its columns and the
+    release it is from (``stamp``; trend rows carry theirs)."""
+    return {"id": KEY_SEPARATOR.join(str(row[c]) for c in entity_set.key_columns), **row, **(stamp or {})}
 
 
 # -- errors ---------------------------------------------------------------------------------------
