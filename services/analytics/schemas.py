@@ -46,8 +46,16 @@ _SUFFIX_TEXT = {
     "_ci_high": "Upper bound of the 95 % confidence interval of the weighted {ind} (estimate + 1.96 SE), same unit",
     "_unweighted": "Unweighted {ind}: the cell's answers as a simple random sample. Null when suppressed or few_answers",
     "_unweighted_se": "Standard error of the unweighted {ind} (s / sqrt(n)), same unit",
+    # Beside the estimates once the publication computes them (domain/publication.py, ESTIMATE_SUFFIXES).
+    "_population": "Weighted population size of the {ind}'s base: the sum of the weights N_h / n_h of the answers in it "
+                   "(persons in the population the estimate speaks for). Null where the weighted estimate is",
+    "_deff": "Design effect of the weighted {ind}: its variance over that of a simple random sample (with replacement) "
+             "of as many answers, S^2 / n with S^2 the weighted element variance (R: svymean(deff = \"replace\")). "
+             "Null where the weighted estimate is",
+    "_n_effective": "Effective sample size of the weighted {ind}: the answers in its base divided by the design effect "
+                    "(persons). Null where the weighted estimate is",
 }
-assert set(_SUFFIX_TEXT) == set(ESTIMATE_SUFFIXES)
+assert set(ESTIMATE_SUFFIXES) <= set(_SUFFIX_TEXT), set(ESTIMATE_SUFFIXES) - set(_SUFFIX_TEXT)
 
 COLUMNS: dict[str, Column] = {
     "id": Column(str, "The row's key: its identifying columns joined by \"~\" (the OData key)", nullable=False),
@@ -84,6 +92,7 @@ COLUMNS: dict[str, Column] = {
         f"{ind}{suffix}": Column(float, text.format(ind=f"{ind} ({_INDICATOR_TEXT[ind]})" if suffix == "" else ind))
         for ind in INDICATORS
         for suffix, text in _SUFFIX_TEXT.items()
+        if suffix in ESTIMATE_SUFFIXES
     },
     "invited": Column(int, "Citizens invited (the sample) in the cell (persons); published for every cell"),
     "answers": Column(int, "Respondents in the cell: citizens who answered the questionnaire (persons). Null when suppressed"),
