@@ -492,7 +492,7 @@ async def _odata_entity(
     columns = odata.parse_select(params.get("$select"), es.columns)
     parts = key.split(odata.KEY_SEPARATOR)
     equalities = dict(zip(es.key_columns, parts)) if len(parts) == len(es.key_columns) else {}
-    flt = odata.Filter(lambda row: row["id"] == key, {k: v for k, v in equalities.items() if k in ("round_id", "kommunekode")})
+    flt = odata.Filter(lambda row: row["id"] == key, equalities)  # the key's columns narrow what is read
     rows = await _entities(request, es, flt, principal)
     if not rows:
         raise odata.ODataError(404, f"no {es.entity_type} with key {key!r}", f"{es.name}({key_text})")
