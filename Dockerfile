@@ -11,6 +11,8 @@ RUN mkdir -p shared services && touch shared/__init__.py services/__init__.py \
 COPY shared ./shared
 COPY services ./services
 COPY deploy/dev-clients.json ./deploy/dev-clients.json
+# Served by analytics at /method, linked from its OpenAPI description and $metadata.
+COPY docs/analytics-method.md ./docs/analytics-method.md
 RUN pip install --no-deps . \
     && useradd --system --uid 10001 borgerblik
 USER borgerblik

@@ -5,22 +5,58 @@ from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path as FilePath
 from typing import Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.routing import APIRoute
 
 from services.analytics import odata, service
 from services.analytics.domain.publication import INDICATOR_COLUMNS, NATIONAL, RATE_COLUMNS
-from services.analytics.schemas import ReleaseIn, ReleaseOut, ResponseRates, RoundOut, TablePage
+from services.analytics.schemas import (
+    METHOD_PATH,
+    IndicatorPage,
+    ReleaseIn,
+    ReleaseOut,
+    ResponseRatePage,
+    ResponseRates,
+    RoundOut,
+    page_model,
+    row_model,
+)
 from shared.auth import Principal, ensure_kommune_access, require_scopes
 
+API_DESCRIPTION = (
+    "Borgerblik's published survey tables: indicators per question, municipality and breakdown, response rates "
+    "and trends, as JSON, CSV or an OData v4 feed (/odata, for Power BI and other BI tools). Every figure comes "
+    "from the round's latest release and is suppressed where a cell has few respondents. What each column means, "
+    "which answers count in which base, what suppressed and caution mean and how the estimates are made: "
+    f"[the method document]({METHOD_PATH}) (docs/analytics-method.md)."
+)
+TrendRow = row_model(
+    "TrendRow", service.TREND_COLUMNS,
+    "One indicator's change in a municipality (or nationally) since the previous round of the same questionnaire.",
+)
+TrendPage = page_model("TrendPage", TrendRow)
+
 router = APIRouter(tags=["aggregates"])
-odata_router = APIRouter(prefix="/odata", tags=["odata"])
 ROUND_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 reader = require_scopes("aggregates:read")
 operator = require_scopes("rounds:admin", "kommuner:all")
 Format = Literal["json", "csv"]
+
+ROUND = Path(pattern=ROUND_PATTERN, description="The survey round (e.g. 2026-1)")
+QUESTION = Query(None, description="Only this question's rows (its id in the questionnaire, e.g. q13)")
+KOMMUNEKODE = Query(
+    None, description='Only this municipality\'s rows (its code, e.g. 751), or "national"; a municipality reads its own and national'
+)
+LEVEL = Query(None, description='Only rows of this level of the dimension (e.g. a target group), or "total"')
+FORMAT = Query("json", description="json (a page with typed rows) or csv (the release on every row and in X-Release headers)")
+LIMIT = Query(None, ge=1, description="Rows per page (at most the service's page size, 5000 by default)")
+OFFSET = Query(0, ge=0, description="Rows to skip (paging)")
+CSV_RESPONSE = {200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "The page (json) or the rows (csv)"}}
 
 
 def _releases(request: Request) -> service.Releases:
@@ -61,6 +97,7 @@ def _table(
     offset: int,
     round_id: str | None,
     filename: str,
+    page_type: type,
     release: service.ReleaseInfo | None = None,
 ):
     """One page of ``rows``; ``release``: the release they are from, said on the page (JSON),
@@ -81,7 +118,7 @@ def _table(
             headers.update({"X-Release": str(release.release), "X-Release-Phase": release.phase,
                             "X-Release-Built-At": release.built_at_text})
         return Response(buffer.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)
-    return TablePage(
+    return page_type(
         round_id=round_id,
         **stamp,
         suppression_threshold=settings.suppression_threshold,
@@ -107,7 +144,7 @@ async def get_rounds(request: Request, principal: Principal = Depends(reader)) -
 )
 async def get_response_rates(
     request: Request,
-    round_id: str = Path(pattern=ROUND_PATTERN),
+    round_id: str = ROUND,
     principal: Principal = Depends(reader),
 ) -> ResponseRates:
     async with request.app.state.runtime.uow() as uow:
@@ -119,18 +156,21 @@ async def get_response_rates(
 
 @router.get(
     "/rounds/{round_id}/response-rates/detail",
-    response_model=TablePage,
+    response_model=ResponseRatePage,
+    responses=CSV_RESPONSE,
     summary="Response rates per municipality x target group or x dispatch arm, with margins",
 )
 async def get_response_rate_table(
     request: Request,
-    round_id: str = Path(pattern=ROUND_PATTERN),
-    dimension: Literal["maalgruppe", "arm"] | None = None,
-    kommunekode: str | None = None,
-    level: str | None = None,
-    format: Format = "json",
-    limit: int | None = Query(None, ge=1),
-    offset: int = Query(0, ge=0),
+    round_id: str = ROUND,
+    dimension: Literal["maalgruppe", "arm"] | None = Query(
+        None, description="Only rows broken down by the target group (maalgruppe) or the dispatch strategy (arm)"
+    ),
+    kommunekode: str | None = KOMMUNEKODE,
+    level: str | None = LEVEL,
+    format: Format = FORMAT,
+    limit: int | None = LIMIT,
+    offset: int = OFFSET,
     principal: Principal = Depends(reader),
 ):
     _check_kommune(principal, kommunekode)
@@ -138,12 +178,13 @@ async def get_response_rate_table(
     rows = service.select_rows(
         service.visible(release.publication.rate_rows, principal), {"dimension": dimension, "kommunekode": kommunekode, "level": level}
     )
-    return _table(request, rows, RATE_COLUMNS, format, limit, offset, round_id, f"{round_id}-response-rates", release.info)
+    return _table(request, rows, RATE_COLUMNS, format, limit, offset, round_id, f"{round_id}-response-rates", ResponseRatePage, release.info)
 
 
 @router.get(
     "/rounds/{round_id}/indicators",
-    response_model=TablePage,
+    response_model=IndicatorPage,
+    responses=CSV_RESPONSE,
     summary="Indicator tables (weighted with SE and 95 % CI, unweighted beside), suppressed",
     description=(
         "One row per question x dimension x municipality (or national) x level (or total). "
@@ -153,14 +194,16 @@ async def get_response_rate_table(
 )
 async def get_indicators(
     request: Request,
-    round_id: str = Path(pattern=ROUND_PATTERN),
-    question: str | None = None,
-    dimension: Literal["maalgruppe", "gender", "age_band", "duration_band"] | None = None,
-    kommunekode: str | None = None,
-    level: str | None = None,
-    format: Format = "json",
-    limit: int | None = Query(None, ge=1),
-    offset: int = Query(0, ge=0),
+    round_id: str = ROUND,
+    question: str | None = QUESTION,
+    dimension: Literal["maalgruppe", "gender", "age_band", "duration_band"] | None = Query(
+        None, description="Only rows broken down by this dimension (target group, gender, age band, time on the benefit)"
+    ),
+    kommunekode: str | None = KOMMUNEKODE,
+    level: str | None = LEVEL,
+    format: Format = FORMAT,
+    limit: int | None = LIMIT,
+    offset: int = OFFSET,
     principal: Principal = Depends(reader),
 ):
     _check_kommune(principal, kommunekode)
@@ -168,26 +211,28 @@ async def get_indicators(
     rows = service.visible(release.publication.indicators(question, dimension, kommunekode), principal)
     if level is not None:
         rows = service.select_rows(rows, {"level": level})
-    return _table(request, rows, INDICATOR_COLUMNS, format, limit, offset, round_id, f"{round_id}-indicators", release.info)
+    return _table(request, rows, INDICATOR_COLUMNS, format, limit, offset, round_id, f"{round_id}-indicators", IndicatorPage, release.info)
 
 
-@router.get("/trends", response_model=TablePage, summary="Change since the previous round, with a significance flag")
+@router.get(
+    "/trends", response_model=TrendPage, responses=CSV_RESPONSE, summary="Change since the previous round, with a significance flag"
+)
 async def get_trends(
     request: Request,
-    questionnaire_id: str | None = None,
-    question: str | None = None,
-    kommunekode: str | None = None,
-    indicator: Literal["mean", "top2_share"] | None = None,
-    format: Format = "json",
-    limit: int | None = Query(None, ge=1),
-    offset: int = Query(0, ge=0),
+    questionnaire_id: str | None = Query(None, description="Only rounds of this questionnaire"),
+    question: str | None = QUESTION,
+    kommunekode: str | None = KOMMUNEKODE,
+    indicator: Literal["mean", "top2_share"] | None = Query(None, description="Only this indicator's trend rows"),
+    format: Format = FORMAT,
+    limit: int | None = LIMIT,
+    offset: int = OFFSET,
     principal: Principal = Depends(reader),
 ):
     _check_kommune(principal, kommunekode)
     async with request.app.state.runtime.uow() as uow:
         rows = await service.trends(uow, _releases(request), questionnaire_id)
     rows = service.select_rows(service.visible(rows, principal), {"question": question, "kommunekode": kommunekode, "indicator": indicator})
-    return _table(request, rows, service.TREND_COLUMNS, format, limit, offset, None, "trends")
+    return _table(request, rows, service.TREND_COLUMNS, format, limit, offset, None, "trends", TrendPage)
 
 
 @router.get(
@@ -229,9 +274,76 @@ async def post_release(
     return ReleaseOut(round_id=info.round_id, release=info.release, phase=info.phase, built_at=info.built_at, version=info.version)
 
 
-# -- OData v4 ---------------------------------------------------------------------------------------------
+# -- the method document ---------------------------------------------------------------------------
+
+METHOD_FILE = FilePath(__file__).resolve().parents[2] / "docs" / "analytics-method.md"
+
+
+@router.get(
+    METHOD_PATH,
+    response_class=PlainTextResponse,
+    summary="The method document: estimators, bases, suppression, caution, releases (Markdown)",
+    responses={200: {"content": {"text/markdown": {}}}},
+)
+async def get_method(principal: Principal = Depends(reader)) -> PlainTextResponse:
+    return PlainTextResponse(METHOD_FILE.read_text(encoding="utf-8"), media_type="text/markdown; charset=utf-8")
+
+
+# -- OData v4 ---------------------------------------------------------------------------------------
 
 ODATA_HEADERS = {"OData-Version": "4.0"}
+
+
+def _odata_error(error: odata.ODataError) -> JSONResponse:
+    return JSONResponse(error.body(), status_code=error.status, headers=ODATA_HEADERS)
+
+
+class ODataRoute(APIRoute):
+    """Every refusal under /odata is an OData error body (``{"error": {"code", "message", "target"}}``),
+    the access checks' 401/403 and the parameters' 422 included, so a client shows its message."""
+
+    def get_route_handler(self):
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except odata.ODataError as exc:
+                return _odata_error(exc)
+            except HTTPException as exc:
+                response = _odata_error(odata.ODataError(exc.status_code, str(exc.detail)))
+                response.headers.update(exc.headers or {})
+                return response
+            except RequestValidationError as exc:
+                first = exc.errors()[0] if exc.errors() else {}
+                where = ".".join(str(x) for x in first.get("loc", ()))
+                return _odata_error(odata.ODataError(400, f"{where}: {first.get('msg', 'invalid request')}", where or None))
+
+        return route
+
+
+odata_router = APIRouter(prefix="/odata", tags=["odata"], route_class=ODataRoute)
+
+
+def _query_option(name: str, description: str) -> dict:
+    return {"name": name, "in": "query", "required": False, "schema": {"type": "string"}, "description": description}
+
+
+# The system query options the feed answers, read from the query string by odata.parse_query
+# (documented here; OData clients write them).
+_FILTER_OPTION = _query_option(
+    "$filter", "A condition: eq ne gt ge lt le, and or not, in (..), parentheses, startswith contains endswith tolower toupper "
+    "trim length, add sub mul div mod; null compares as OData says (e.g. mean gt 3 and kommunekode in ('101', '751'))",
+)
+ODATA_OPTIONS = [
+    _FILTER_OPTION,
+    _query_option("$orderby", "Properties to sort by, each asc (default) or desc, null lowest (e.g. mean desc,question)"),
+    _query_option("$top", "At most this many rows (server pages of at most the page size follow @odata.nextLink)"),
+    _query_option("$skip", "Rows to skip"),
+    _query_option("$count", "true: the number of matching rows as @odata.count"),
+    _query_option("$select", "Properties to return, comma-separated"),
+    _query_option("$format", "json (the only format)"),
+]
 
 
 def _odata_json(body: dict) -> JSONResponse:
@@ -240,6 +352,39 @@ def _odata_json(body: dict) -> JSONResponse:
 
 def _odata_root(request: Request) -> str:
     return str(request.url_for("odata_service_document")).rstrip("/")
+
+
+def _entity_set(name: str) -> odata.EntitySet:
+    es = odata.ENTITY_SETS.get(name)
+    if es is None:
+        raise odata.ODataError(404, f"no entity set {name!r} (there are: {', '.join(odata.ENTITY_SETS)})", name)
+    return es
+
+
+async def _entities(request: Request, es: odata.EntitySet, flt: odata.Filter, principal: Principal) -> list[dict]:
+    """The set's rows the caller may see that pass ``flt``, in table order. The filter's top-level
+    equalities on round, question, dimension and municipality narrow what is read (the
+    publication's index) before each row is made an entity."""
+    wanted = {k: v for k, v in flt.equalities.items() if isinstance(v, str)}
+    if "kommunekode" in wanted:
+        _check_kommune(principal, wanted["kommunekode"])
+    async with request.app.state.runtime.uow() as uow:
+        releases = _releases(request)
+        if es.name == "Trends":
+            rows = await service.trends(uow, releases, wanted.get("questionnaire_id"))
+            return [e for e in (odata.entity(es, r) for r in service.visible(rows, principal)) if flt(e)]
+        rounds = await service.list_rounds(uow)
+        if "round_id" in wanted:
+            rounds = [r for r in rounds if r.round_id == wanted["round_id"]]
+        out = []
+        for release in await service.latest_releases(uow, releases, rounds):
+            if es.name == "Indicators":
+                published = release.publication.indicators(wanted.get("question"), wanted.get("dimension"), wanted.get("kommunekode"))
+            else:
+                published = release.publication.rate_rows
+            stamp = release.info.stamp()
+            out.extend(e for e in (odata.entity(es, r, stamp) for r in service.visible(published, principal)) if flt(e))
+    return out
 
 
 @odata_router.get("/", name="odata_service_document", summary="OData service document")
@@ -252,53 +397,80 @@ async def odata_service_document(request: Request, principal: Principal = Depend
     )
 
 
-@odata_router.get("/$metadata", summary="OData CSDL")
+@odata_router.get(
+    "/$metadata",
+    summary="OData CSDL: types, descriptions (Core.Description) and capabilities (Org.OData.Capabilities.V1)",
+)
 async def odata_metadata(principal: Principal = Depends(reader)) -> Response:
     return Response(odata.metadata_xml(), media_type="application/xml", headers=ODATA_HEADERS)
 
 
-@odata_router.get("/{entity_set}", summary="An OData entity set ($filter eq/and, $select, $top, $skip, $count)")
-async def odata_entity_set(request: Request, entity_set: str, principal: Principal = Depends(reader)) -> JSONResponse:
-    es = odata.ENTITY_SETS.get(entity_set)
-    if es is None:
-        raise HTTPException(404, detail=f"no entity set {entity_set!r}")
-    params = dict(request.query_params)
-    try:
-        conditions = odata.parse_filter(params.get("$filter"), es.columns)
-        columns = odata.parse_select(params.get("$select"), es.columns)
-        top = int(params["$top"]) if "$top" in params else None
-        skip = int(params.get("$skip", 0))
-        if (top is not None and top < 0) or skip < 0:
-            raise ValueError
-    except odata.ODataQueryError as exc:
-        raise HTTPException(400, detail=str(exc)) from None
-    except ValueError:
-        raise HTTPException(400, detail="$top and $skip must be non-negative integers") from None
-    if isinstance(conditions.get("kommunekode"), str):
-        _check_kommune(principal, conditions["kommunekode"])
+@odata_router.get(
+    "/vocabularies/{namespace}.xml",
+    summary="The OData vocabularies $metadata references (the terms it uses, as OASIS defines them)",
+)
+async def odata_vocabulary(
+    namespace: str = Path(description="Org.OData.Core.V1 or Org.OData.Capabilities.V1"), principal: Principal = Depends(reader)
+) -> Response:
+    document = odata.VOCABULARIES.get(namespace)
+    if document is None:
+        raise odata.ODataError(404, f"no vocabulary {namespace!r} here (there are: {', '.join(odata.VOCABULARIES)})", namespace)
+    return Response(document, media_type="application/xml", headers=ODATA_HEADERS)
 
-    async with request.app.state.runtime.uow() as uow:
-        releases = _releases(request)
-        if es.name == "Trends":
-            rows = await service.trends(uow, releases, conditions.get("questionnaire_id"))
-        else:
-            rounds = await service.list_rounds(uow)
-            if isinstance(conditions.get("round_id"), str):
-                rounds = [r for r in rounds if r.round_id == conditions["round_id"]]
-            rows = []
-            for release in await service.latest_releases(uow, releases, rounds):
-                stamp = release.info.stamp()
-                published = release.publication.indicator_rows if es.name == "Indicators" else release.publication.rate_rows
-                rows.extend({**r, **stamp} for r in published)
-    rows = [r for r in (odata.with_id(es, r) for r in service.visible(rows, principal)) if odata.matches(r, conditions)]
+
+@odata_router.get(
+    "/{entity_set}/$count",
+    response_class=PlainTextResponse,
+    summary="The number of entities matching $filter (text/plain)",
+    openapi_extra={"parameters": [_FILTER_OPTION]},
+)
+async def odata_count(
+    request: Request,
+    entity_set: str = Path(description="Indicators, ResponseRates or Trends"),
+    principal: Principal = Depends(reader),
+) -> PlainTextResponse:
+    es = _entity_set(entity_set)
+    params = dict(request.query_params)
+    odata.check_options(params)
+    rows = await _entities(request, es, odata.parse_filter(params.get("$filter"), es.columns), principal)
+    return PlainTextResponse(str(len(rows)), headers=ODATA_HEADERS)
+
+
+@odata_router.get(
+    "/{entity_set}",
+    summary="An OData entity set, or one entity by key: Set('id'), Set(id='id') or Set(k1=..,k2=..)",
+    description=(
+        "$filter (eq ne gt ge lt le, and or not, in, parentheses, startswith contains endswith tolower toupper trim "
+        "length, add sub mul div mod), $orderby (several keys, asc/desc, null lowest), $top, $skip, $count=true, "
+        "$select; server-driven paging by @odata.nextLink. $expand, $search, $apply and other options: 501. "
+        f"Columns, bases and flags: $metadata and the method document ({METHOD_PATH})."
+    ),
+    openapi_extra={"parameters": ODATA_OPTIONS},
+)
+async def odata_entity_set(
+    request: Request,
+    entity_set: str = Path(description="Indicators, ResponseRates or Trends, optionally with a key predicate"),
+    principal: Principal = Depends(reader),
+) -> JSONResponse:
+    params = dict(request.query_params)
+    root = _odata_root(request)
+    name, paren, key_text = entity_set.partition("(")
+    if paren:
+        if not key_text.endswith(")"):
+            raise odata.ODataError(400, f"a key predicate ends with ')': {entity_set!r}", entity_set)
+        return await _odata_entity(request, _entity_set(name), key_text[:-1], params, root, principal)
+    es = _entity_set(name)
+    query = odata.parse_query(params, es)
+    rows = odata.sort_rows(await _entities(request, es, query.filter, principal), query.orderby)
 
     page_size = request.app.state.settings.max_page_size
+    skip, top = query.skip, query.top
     wanted = len(rows) - skip if top is None else top
     take = max(min(wanted, page_size), 0)
     page = rows[skip : skip + take]
-    root = _odata_root(request)
+    columns = query.select
     body: dict = {"@odata.context": f"{root}/$metadata#{es.name}" + (f"({','.join(columns)})" if columns != es.columns else "")}
-    if params.get("$count", "").lower() == "true":
+    if query.count:
         body["@odata.count"] = len(rows)
     body["value"] = [{c: r[c] for c in columns} for r in page]
     if take < wanted and skip + take < len(rows):
@@ -307,3 +479,22 @@ async def odata_entity_set(request: Request, entity_set: str, principal: Princip
             forwarded["$top"] = str(top - take)
         body["@odata.nextLink"] = odata.next_link(f"{root}/{es.name}", forwarded, skip + take)
     return _odata_json(body)
+
+
+async def _odata_entity(
+    request: Request, es: odata.EntitySet, key_text: str, params: dict, root: str, principal: Principal
+) -> JSONResponse:
+    odata.check_options(params)
+    for option in ("$filter", "$orderby", "$top", "$skip", "$count"):
+        if option in params:
+            raise odata.ODataError(400, f"{option} does not apply to a single entity", option)
+    key = odata.parse_key(key_text, es)
+    columns = odata.parse_select(params.get("$select"), es.columns)
+    parts = key.split(odata.KEY_SEPARATOR)
+    equalities = dict(zip(es.key_columns, parts)) if len(parts) == len(es.key_columns) else {}
+    flt = odata.Filter(lambda row: row["id"] == key, equalities)  # the key's columns narrow what is read
+    rows = await _entities(request, es, flt, principal)
+    if not rows:
+        raise odata.ODataError(404, f"no {es.entity_type} with key {key!r}", f"{es.name}({key_text})")
+    selected = f"({','.join(columns)})" if columns != es.columns else ""
+    return _odata_json({"@odata.context": f"{root}/$metadata#{es.name}{selected}/$entity", **{c: rows[0][c] for c in columns}})

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services.analytics.api import odata_router, router
+from services.analytics.api import API_DESCRIPTION, odata_router, router
 from services.analytics.builder import ProcessBuilder, ThreadBuilder
 from services.analytics.dashboard import dashboard_router, install_dashboard
 from services.analytics.handlers import HANDLERS
@@ -84,7 +84,7 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
                 await asyncio.gather(*tasks, return_exceptions=True)
                 builder.close()
 
-    app = FastAPI(title="Borgerblik analytics", version="1", lifespan=lifespan)
+    app = FastAPI(title="Borgerblik analytics", version="1", description=API_DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     # Before the common middleware, so the dashboard's session and CSRF layers sit inside it.
     dashboard_workers = install_dashboard(app)
