@@ -27,6 +27,7 @@ from services.analytics.schemas import (
     row_model,
 )
 from shared.auth import Principal, ensure_kommune_access, require_scopes
+from shared.events import ROUND_ID_PATTERN
 
 API_DESCRIPTION = (
     "Borgerblik's published survey tables: indicators per question, municipality and breakdown, response rates "
@@ -42,12 +43,11 @@ TrendRow = row_model(
 TrendPage = page_model("TrendPage", TrendRow)
 
 router = APIRouter(tags=["aggregates"])
-ROUND_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 reader = require_scopes("aggregates:read")
 operator = require_scopes("rounds:admin", "kommuner:all")
 Format = Literal["json", "csv"]
 
-ROUND = Path(pattern=ROUND_PATTERN, description="The survey round (e.g. 2026-1)")
+ROUND = Path(pattern=ROUND_ID_PATTERN, description="The survey round (e.g. 2026-1)")
 QUESTION = Query(None, description="Only this question's rows (its id in the questionnaire, e.g. q13)")
 KOMMUNEKODE = Query(
     None, description='Only this municipality\'s rows (its code, e.g. 751), or "national"; a municipality reads its own and national'
@@ -241,7 +241,7 @@ async def get_trends(
     summary="The round's releases, oldest first; every table is served from the latest",
 )
 async def get_releases(
-    request: Request, round_id: str = Path(pattern=ROUND_PATTERN), principal: Principal = Depends(reader)
+    request: Request, round_id: str = Path(pattern=ROUND_ID_PATTERN), principal: Principal = Depends(reader)
 ) -> list[ReleaseOut]:
     async with request.app.state.runtime.uow() as uow:
         try:
@@ -263,7 +263,7 @@ async def get_releases(
     ),
 )
 async def post_release(
-    request: Request, body: ReleaseIn, round_id: str = Path(pattern=ROUND_PATTERN), principal: Principal = Depends(operator)
+    request: Request, body: ReleaseIn, round_id: str = Path(pattern=ROUND_ID_PATTERN), principal: Principal = Depends(operator)
 ) -> ReleaseOut:
     try:
         info = await service.cut_release(_releases(request), round_id, body.phase)

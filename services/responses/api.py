@@ -19,6 +19,7 @@ from services.responses.schemas import (
 )
 from shared.app import ErrorDetail
 from shared.auth import Principal, ensure_kommune_access, require_scopes
+from shared.events import ROUND_ID_PATTERN
 
 router = APIRouter(tags=["survey"])
 admin = APIRouter(tags=["admin"])
@@ -165,7 +166,7 @@ async def publish_supplement(
 async def configure_round(
     request: Request,
     body: RoundQuestionnaireIn,
-    round_id: str = Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$"),
+    round_id: str = Path(pattern=ROUND_ID_PATTERN),
     principal: Principal = Depends(require_scopes("rounds:admin", "kommuner:all")),
 ) -> RoundQuestionnaireOut:
     async with request.app.state.runtime.uow() as uow:
@@ -179,7 +180,9 @@ async def configure_round(
 
 @admin.get("/api/admin/rounds/{round_id}/questionnaire", response_model=RoundQuestionnaireOut, summary="A round's questionnaire")
 async def get_round(
-    request: Request, round_id: str, principal: Principal = Depends(require_scopes("rounds:admin", "kommuner:all"))
+    request: Request,
+    round_id: str = Path(pattern=ROUND_ID_PATTERN),
+    principal: Principal = Depends(require_scopes("rounds:admin", "kommuner:all")),
 ) -> RoundQuestionnaireOut:
     async with request.app.state.runtime.uow() as uow:
         return await _round_out(request, uow, round_id)

@@ -26,6 +26,7 @@ from services.analytics.dashboard.present import alt_text, table_rows
 from services.analytics.domain.publication import DIMENSIONS, NATIONAL
 from services.analytics.overview import service as round_overviews
 from shared.auth import Principal
+from shared.events import ROUND_ID_PATTERN
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -33,7 +34,7 @@ templates.env.globals.update(fmt_number=tx.fmt_number, fmt_percent=tx.fmt_percen
                              question_label=tx.question_label, municipality_name=tx.municipality_name)
 templates.env.globals.update(csrf_token=csrf.token)  # every form's hidden csrftoken field (.csrf)
 
-ROUND = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+ROUND = ROUND_ID_PATTERN
 KOMMUNE = r"^(national|[0-9]{3,4})$"
 QUESTION = re.compile(r"^q\d{1,3}$")
 CSP = "default-src 'none'; img-src 'self'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"

@@ -15,8 +15,9 @@ from services.analytics.dashboard.router import _secure
 from services.analytics.overview import domain, service
 from services.analytics.overview.schemas import RoundOverview
 from shared.auth import Principal, require_scopes
+from shared.events import ROUND_ID_PATTERN
 
-ROUND = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+ROUND = ROUND_ID_PATTERN
 
 api_router = APIRouter(tags=["overview"])
 page_router = APIRouter(prefix="/dashboard", tags=["dashboard"])

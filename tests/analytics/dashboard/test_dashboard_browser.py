@@ -16,6 +16,7 @@ import pytest
 import uvicorn
 
 from dashboard_helpers import Tables
+from services.analytics.dashboard.texts import question_label
 from shared.auth.dev_issuer import create_app as issuer_app
 from shared.auth.dev_issuer import load_clients
 from shared.infra import free_port
@@ -208,7 +209,7 @@ async def test_logout_and_an_ended_session_in_chromium(live, browser, axe_source
     await page.get_by_role("button", name="Gem").click()
     await page.wait_for_url(f"**/dashboard/r/{R}/k/751/targets")
     assert "4,10" in await page.content()
-    await page.get_by_role("button", name="Slet q13").click()
+    await page.get_by_role("button", name=f"Slet {question_label('q13', 'da')}").click()
     await page.wait_for_url(f"**/dashboard/r/{R}/k/751/targets")
 
     await page.get_by_role("button", name="Log ud (aarhus-bi)").click()
