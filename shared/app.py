@@ -164,7 +164,8 @@ def install_common(app: FastAPI, settings: ServiceSettings) -> None:
     app.add_middleware(EdgeInput)
     app.add_middleware(BrowserProtection)
     app.add_exception_handler(DBAPIError, database_refused)
-    # A plain ASGI middleware: @app.middleware("http") costs ~0.8 ms CPU per request.
+    # A plain ASGI middleware: @app.middleware("http") (BaseHTTPMiddleware) adds a task and memory
+    # streams to every request.
     app.add_middleware(TimingAndCorrelation, service=service)
     if route_log := os.environ.get("BORGERBLIK_ROUTE_LOG"):
         # Tests only: which routes answered with what (shared/testing/route_log.py). Unset, the

@@ -55,8 +55,7 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """An async engine whose pool hands out no connection the server has closed.
 
     Not ``pool_pre_ping``: on asyncpg that is a BEGIN, a ping and a ROLLBACK (three round trips)
-    before every unit of work: ~110 µs of a trivial unit of work's ~960 (measured), 6.7 % of the
-    analytics service's samples under the bench's live load (py-spy). A server restart,
+    before every unit of work, a large share of a small one (bench/README.md, analytics). A server restart,
     ``pg_terminate_backend`` or an idle timeout closes the socket, which the event loop notices
     at once (the pooled connection is idle and its reader sees end of file), so a free local
     check at checkout catches the same connections (:func:`discard_closed_connections`). A

@@ -65,7 +65,7 @@ class DispatchSettings(ServiceSettings, KeyRingSettings):
     progress_interval_seconds: float = Field(default=2.0, gt=0)
     # 0: render in a thread (asyncio.to_thread); N: a pool of N processes (the bench uses 2).
     render_processes: int = 0
-    # Validate every MeMo message against the XSD (~3 ms each), or only the first of each shape per
+    # Validate every MeMo message against the XSD (its cost per letter: bench/README.md, dispatch), or only the first of each shape per
     # process (the builder is deterministic; per-letter values are checked by the builder).
     memo_validate_all: bool = True
 

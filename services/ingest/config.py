@@ -34,7 +34,7 @@ class IngestSettings(ServiceSettings, KeyRingSettings):
     ingest_batch_rows: int = 20_000
     ingest_block_bytes: int = 2 * 1024 * 1024
     # Worker processes preparing CSV blocks (0: one per available core); files smaller than
-    # ingest_parallel_min_bytes are prepared in a thread (starting processes costs ~1 s).
+    # ingest_parallel_min_bytes are prepared in a thread (starting the processes costs more than they save there).
     ingest_workers: int = 0
     ingest_parallel_min_bytes: int = 4 * 1024 * 1024
     # Start the worker processes with the service (idle, ~100 MB each) rather than at the first

@@ -89,9 +89,9 @@ class RoundMembers:
 
     Read once per delivery with one COPY instead of probing every block's pseudonyms in every
     other delivery's partition: with one partition per delivery (services.ingest.partitions)
-    a probe of 2,000 pseudonyms costs ~1.5-2 ms per partition, 140-180 ms per block late in a
-    round of 97 deliveries of 10,000, against 0.6 s to read the round's 970,000 prefixes once
-    and 0.4 ms to check a block against them (measured). A prefix match is only a candidate; the
+    probing costs a few milliseconds per partition and block, growing with the round, while
+    reading the round's prefixes once and checking blocks in numpy stays flat (figures in
+    bench/README.md, ingest). A prefix match is only a candidate; the
     service confirms candidates exactly (``_reject_cross_delivery_duplicates``).
     """
 

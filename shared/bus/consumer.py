@@ -134,7 +134,7 @@ class IdempotentConsumer:
             max_partition_fetch_bytes=8 * 1024 * 1024,
             # How long the broker may hold a fetch that finds nothing new. Kafka answers as soon
             # as a record arrives; Tansu (the embedded default) holds it the whole time, so
-            # aiokafka's 500 ms default was up to half a second of latency per event there.
+            # aiokafka's default wait is added to the latency of an event there.
             fetch_max_wait_ms=fetch_max_wait_ms,
         )
         self._pending_offsets: dict[TopicPartition, int] = {}

@@ -132,7 +132,7 @@ def format_memo_datetime(value: datetime) -> str:
 
 @functools.cache
 def memo_schema() -> xmlschema.XMLSchema10:
-    """The MeMo 1.2 schema, loaded once per process (loading takes ~0.5 s).
+    """The MeMo 1.2 schema, loaded once per process (loading it is slow).
 
     `allow="local"` keeps schema imports on disk: the relative imports of the
     copied XSDs resolve, nothing is fetched."""
@@ -166,8 +166,8 @@ def build_letter_message(
 
     Pass `message_uuid` when re-building a message that may already have been
     handed to SF1601 (a retry): Digital Post treats the messageUUID as the
-    message's identity. Validation costs ~3 ms per letter, cheap enough to
-    run on every message; `validate=False` exists for benchmarks and for
+    message's identity. Validation is cheap enough to run on every
+    message; `validate=False` exists for benchmarks and for
     re-building a message already validated once. The length checks always run.
     """
     _check_letter(letter)
