@@ -64,8 +64,10 @@ class ChartSpec:
     target: float | None = None
     target_label: str | None = None
     notes: list[str] = field(default_factory=list)
-    min_count: int = 5  # the publication's suppression threshold and caution limit, for the footnotes
-    caution_below: int = 20
+    # The publication's suppression threshold and caution limit, for the footnotes (set from the
+    # release being drawn: services/analytics/config.py is their one home).
+    min_count: int | None = None
+    caution_below: int | None = None
 
     def any_suppressed(self) -> bool:
         return any(p.suppressed for s in self.series for p in s.points)

@@ -228,11 +228,12 @@ def _render(ctx: Ctx, template: str, status_code: int = 200, **extra) -> Respons
             nav.append(("targets", ctx.url(f"{b}/targets")))
     other_lang = "en" if ctx.lang == "da" else "da"
     query = dict(ctx.request.query_params) | {"lang": other_lang}
+    settings = ctx.request.app.state.settings
     context = {
         "request": ctx.request, "ctx": ctx, "t": ctx.t, "lang": ctx.lang, "nav": nav,
         "lang_url": ctx.request.url.path + "?" + urlencode(query), "other_lang": other_lang,
         "kommune_name": data.kommune_name(ctx.kommune, ctx.lang) if ctx.kommune else None,
-        "min_count": 5, "caution_below": 20, "subject": ctx.principal.subject if ctx.principal else None,
+        "min_count": settings.suppression_threshold, "caution_below": settings.caution_below, "subject": ctx.principal.subject if ctx.principal else None,
         **extra,
     }
     if ctx.ix:
