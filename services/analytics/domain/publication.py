@@ -447,7 +447,8 @@ class Baseline:
         return self.previous if self.previous is not None else self.last
 
     def history(self) -> History:
-        """What a release that publishes answers is decided against (growth rule included)."""
+        """What a release that publishes answers is decided against: the last release with
+        answers in full (the growth rule's) and every release's floors."""
         return History(self.published, self.floor, self.last, self.published_parts, self.shown)
 
     def rates_history(self) -> History:
