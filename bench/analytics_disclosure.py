@@ -1,7 +1,8 @@
 """What disclosure control costs in published cells: the demo round and a national-size simulated
 round, built by the publication of a given git revision ("before") and of the working tree
-("after"), and the same round released as it would be: two preliminary releases (national cells
-and municipal totals) and a final one. Prints counts and build times; asserts nothing.
+("after"), and the same round released as the release loop releases it: two fieldwork releases
+of response rates only (scope "rates"), more answers after each, then the final release of every
+cell. Prints counts and build times; asserts nothing.
 
     .venv/bin/python bench/analytics_disclosure.py                  # before = abb8c3c
     .venv/bin/python bench/analytics_disclosure.py --before <rev> --national-respondents 60000
@@ -114,20 +115,21 @@ def report(name: str, units, before) -> None:
         started = time.perf_counter()
         pub = module.build_publication("r", "kl", *inputs(units, module), min_count=5)
         print(f"  {label:<34} {time.perf_counter() - started:6.1f} s  " + "  ".join(f"{k}: {v}" for k, v in summary(pub).items()))
-    # A round as it is released: two preliminary releases (totals only) during fieldwork, each
-    # followed by 2 % more answers, then the final release of every cell.
+    # A round as the release loop releases it: two fieldwork releases of response rates only,
+    # each followed by more answers (2 %, at least one), then the final release of every cell.
     rng = random.Random(1)
+    step = max(1, len(units) // 50)
 
     def more(previous):
-        return previous + [(*rng.choice(previous)[:4], {q: rng.choice([1, 2, 3, 4, 5]) for q in QUESTIONS})
-                           for _ in range(max(1, len(previous) // 50))]
+        return previous + [(*rng.choice(previous)[:4], {q: rng.choice([1, 2, 3, 4, 5]) for q in QUESTIONS}) for _ in range(step)]
 
     baseline, current = None, units
-    for label, scope in (("preliminary 1", "totals"), ("preliminary 2 (+2 %)", "totals"), ("final (+2 %)", "all")):
+    for label, scope in (("rates 1", "rates"), (f"rates 2 (+{step})", "rates"), (f"final after them (+{step})", "all")):
         if baseline is not None:
             current = more(current)
+        counts = inputs(current, after)
         started = time.perf_counter()
-        pub = after.build_publication("r", "kl", *inputs(current, after), min_count=5, baseline=baseline, scope=scope)
+        pub = after.build_publication("r", "kl", *counts, min_count=5, baseline=baseline, scope=scope)
         baseline = pub.baseline
         print(f"  {label:<34} {time.perf_counter() - started:6.1f} s  " + "  ".join(f"{k}: {v}" for k, v in summary(pub).items()))
 

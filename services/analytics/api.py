@@ -105,7 +105,7 @@ def _table(
     settings = request.app.state.settings
     limit = min(limit or settings.max_page_size, settings.max_page_size)
     page = rows[offset : offset + limit]
-    stamp = release.stamp() if release is not None else {}
+    stamp = release.page_stamp() if release is not None else {}
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
@@ -116,7 +116,7 @@ def _table(
         headers = {"Content-Disposition": f'attachment; filename="{filename}.csv"', "X-Total-Count": str(len(rows))}
         if release is not None:
             headers.update({"X-Release": str(release.release), "X-Release-Phase": release.phase,
-                            "X-Release-Built-At": release.built_at_text})
+                            "X-Release-Built-At": release.built_at_text, "X-Release-Scope": release.scope})
         return Response(buffer.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)
     return page_type(
         round_id=round_id,
@@ -248,7 +248,12 @@ async def get_releases(
             infos = await _releases(request).list(uow, round_id)
         except service.RoundNotFound as exc:
             raise _not_found(round_id, exc) from None
-    return [ReleaseOut(round_id=i.round_id, release=i.release, phase=i.phase, built_at=i.built_at, version=i.version) for i in infos]
+    return [_release_out(i) for i in infos]
+
+
+def _release_out(info: service.ReleaseInfo) -> ReleaseOut:
+    return ReleaseOut(round_id=info.round_id, release=info.release, phase=info.phase, built_at=info.built_at,
+                      version=info.version, scope=info.scope, answers_published=info.answers_published)
 
 
 @router.post(
@@ -258,6 +263,9 @@ async def get_releases(
     summary="Cut a release of the round now: preliminary, or final (a final may be cut again, a revision)",
     description=(
         "Builds the round's tables from its current data and publishes them as its next release. "
+        "A preliminary publishes its `scope`: `rates` (response rates only, no answers), `totals` (national "
+        "cells and municipal totals, every question: a release point with answers during fieldwork) or `all`; "
+        "by default the configured preliminary scope. A final publishes every cell (scope `all`). "
         "Preliminary releases are also cut automatically while a round changes, until it has a final one; "
         "a preliminary release after a final one is refused (409)."
     ),
@@ -266,12 +274,12 @@ async def post_release(
     request: Request, body: ReleaseIn, round_id: str = Path(pattern=ROUND_ID_PATTERN), principal: Principal = Depends(operator)
 ) -> ReleaseOut:
     try:
-        info = await service.cut_release(_releases(request), round_id, body.phase)
+        info = await service.cut_release(_releases(request), round_id, body.phase, body.scope)
     except service.RoundNotFound as exc:
         raise _not_found(round_id, exc) from None
     except service.ReleaseRefused as exc:
         raise HTTPException(409, detail=str(exc)) from None
-    return ReleaseOut(round_id=info.round_id, release=info.release, phase=info.phase, built_at=info.built_at, version=info.version)
+    return _release_out(info)
 
 
 # -- the method document ---------------------------------------------------------------------------

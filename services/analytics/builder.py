@@ -272,12 +272,13 @@ class BuildResult:
 
 def _build(info: RoundInfo, strata, answers, rates, min_count: int, caution_below: int, baseline: dict | None,
            scope: str = "all"):
-    """The pure build: (publication, the baseline of the next release as JSON)."""
+    """The pure build: (publication, the baseline of the next release as JSON, which also says
+    the release's ``scope``)."""
     publication = build_publication(
         info.round_id, info.questionnaire_id, strata, answers, rates, min_count=min_count, caution_below=caution_below,
         baseline=None if baseline is None else Baseline.from_json(baseline), scope=scope,
     )
-    return publication, publication.baseline.to_json()
+    return publication, {**publication.baseline.to_json(), "scope": scope}
 
 
 async def load_and_build(

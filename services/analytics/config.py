@@ -20,12 +20,15 @@ class AnalyticsSettings(ServiceSettings):
     publication_release_quiet_seconds: float = 300.0
     publication_release_interval_seconds: float = 3600.0
     publication_release_poll_seconds: float = 1.0
-    # What a preliminary release publishes: "totals" (the national cells and each municipality's
-    # total: what operators watch during fieldwork) or "all". A cell published once is published
-    # again only after it has moved by the suppression threshold, so municipal breakdowns published
-    # during fieldwork would stay hidden in the final tables wherever a few answers came late
-    # (docs/analytics-method.md, releases). The final release publishes every cell.
-    publication_preliminary_scope: Literal["totals", "all"] = "totals"
+    # What a preliminary release publishes unless the operator asks for another scope
+    # (docs/analytics-method.md, "Over time: releases"): "rates" (who answered, never what: the
+    # response-rate tables only, no answer content), "totals" (the national cells and each
+    # municipality's total, every question) or "all". A release that publishes answers is held
+    # against the previous one that did by the growth rule (a cell published once is published
+    # again only after it moved by the threshold), which a "rates" release needs not: fieldwork's
+    # automatic releases publish response rates, and answers come with the final release or an
+    # operator's release point. The final release publishes every cell.
+    publication_preliminary_scope: Literal["rates", "totals", "all"] = "rates"
     # Build publications in a worker process (its own database connection), not a thread of the
     # service, so a build never holds the interpreter lock against the consumer and the reads.
     publication_build_process: bool = True

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from services.analytics.domain.publication import ESTIMATE_SUFFIXES, INDICATOR_COLUMNS, INDICATORS, RATE_COLUMNS
 
@@ -135,6 +135,13 @@ ResponseRateDetailRow = row_model(
 )
 
 
+Scope = Literal["rates", "totals", "all"]
+SCOPE_DESCRIPTION = (
+    "what the release publishes: rates (who answered, never what: response rates only, no indicator rows), "
+    "totals (national cells and each municipality's total, every question) or all (every cell)"
+)
+
+
 class ResponseRateRow(BaseModel):
     """Answers and response rate of one municipality (or the nation), all target groups."""
 
@@ -152,19 +159,30 @@ class ResponseRates(BaseModel):
     release: int = Field(description="the release these figures are from (1, 2, 3 ... per round)")
     phase: Literal["preliminary", "final"] = Field(description=COLUMNS["phase"].description)
     built_at: datetime = Field(description="when the release was built (UTC)")
+    scope: Scope = Field(description=SCOPE_DESCRIPTION)
     rows: list[ResponseRateRow] = Field(description="The nation first, then each municipality the caller may read")
 
 
 class ReleaseIn(BaseModel):
-    phase: Literal["preliminary", "final"]
+    phase: Literal["preliminary", "final"] = Field(description=COLUMNS["phase"].description)
+    scope: Scope | None = Field(None, description=SCOPE_DESCRIPTION + "; a preliminary's default is the "
+                                "configured preliminary scope, a final is always all")
+
+    @model_validator(mode="after")
+    def _final_publishes_everything(self) -> ReleaseIn:
+        if self.phase == "final" and self.scope not in (None, "all"):
+            raise ValueError('a final release publishes every cell: its scope is "all" (or leave scope out)')
+        return self
 
 
 class ReleaseOut(BaseModel):
-    round_id: str
+    round_id: str = Field(description=COLUMNS["round_id"].description)
     release: int = Field(description="1, 2, 3 ... per round; reads are served the latest")
-    phase: Literal["preliminary", "final"]
+    phase: Literal["preliminary", "final"] = Field(description=COLUMNS["phase"].description)
     built_at: datetime = Field(description="when the release was built (UTC)")
     version: int = Field(description="the round's data version the release was built at")
+    scope: Scope = Field(description=SCOPE_DESCRIPTION)
+    answers_published: bool = Field(description="whether the release publishes answers (false for a rates release)")
 
 
 class RoundOut(BaseModel):
@@ -179,6 +197,7 @@ class TablePage(BaseModel):
     release: int | None = Field(None, description="the release the rows are from (null where rows come from several rounds' releases: see each row)")
     phase: Literal["preliminary", "final"] | None = Field(None, description=COLUMNS["phase"].description)
     built_at: datetime | None = Field(None, description="when the release was built (UTC)")
+    scope: Scope | None = Field(None, description=SCOPE_DESCRIPTION + "; a rates release's indicator tables are empty")
     suppression_threshold: int = Field(description="Cells with fewer respondents than this are never shown (suppressed)")
     caution_below: int = Field(description="Published cells with fewer respondents than this have caution=true")
     total: int = Field(description="rows matching the filters, all pages")

@@ -22,9 +22,11 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from services.analytics.builder import RoundInfo, ThreadBuilder, round_info
 from services.analytics.handlers import ROUND_CHANGED_CHANNEL
 from services.analytics.domain.publication import (
+    CONTENT_SCOPES,
     INDICATOR_COLUMNS,
     NATIONAL,
     RATE_COLUMNS,
+    SCOPES,
     IndicatorTable,
     RoundPublication,
     change_between,
@@ -62,6 +64,12 @@ class ReleaseInfo:
     version: int  # the round version the release was built at
     phase: str  # preliminary | final
     built_at: datetime  # UTC
+    scope: str = "all"  # publication.SCOPES: "rates" publishes who answered, never what
+
+    @property
+    def answers_published(self) -> bool:
+        """Whether the release publishes answers (indicator rows); a "rates" release has none."""
+        return self.scope in CONTENT_SCOPES
 
     @property
     def built_at_text(self) -> str:
@@ -69,8 +77,12 @@ class ReleaseInfo:
         return self.built_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
     def stamp(self) -> dict:
-        """What every published row and page says about its release."""
+        """What every published row says about its release."""
         return {"release": self.release, "phase": self.phase, "built_at": self.built_at_text}
+
+    def page_stamp(self) -> dict:
+        """What every page of a table says about its release: the row stamp and the scope."""
+        return {**self.stamp(), "scope": self.scope}
 
 
 @dataclass(frozen=True)
@@ -99,16 +111,20 @@ def decode_publication(blob: bytes) -> RoundPublication:
 
 _RELEASES = PublicationRelease.__table__.fullname
 _STATE = RoundState.__table__.fullname
+# A release's scope is kept in the baseline stored with it (builder._build); a release stored
+# without one was a final ("all") or a preliminary of national cells and municipal totals.
+_SCOPE = "COALESCE(baseline->>'scope', CASE WHEN phase = 'final' THEN 'all' ELSE 'totals' END)"
 _LATEST = sa.text(
-    f"SELECT release, version, phase, built_at, layout, publication FROM {_RELEASES} WHERE round_id = :r ORDER BY release DESC LIMIT 1"
+    f"SELECT release, version, phase, built_at, {_SCOPE}, layout, publication FROM {_RELEASES} "
+    "WHERE round_id = :r ORDER BY release DESC LIMIT 1"
 )
 _PREVIOUS = sa.text(f"SELECT release, version, phase, baseline FROM {_RELEASES} WHERE round_id = :r ORDER BY release DESC LIMIT 1")
-_LIST = sa.text(f"SELECT release, version, phase, built_at FROM {_RELEASES} WHERE round_id = :r ORDER BY release")
+_LIST = sa.text(f"SELECT release, version, phase, built_at, {_SCOPE} FROM {_RELEASES} WHERE round_id = :r ORDER BY release")
 _VERSION = sa.text(f"SELECT version FROM {_STATE} WHERE round_id = :r")
 # Every round with its version and its latest release (if any): what the release loop looks at.
 _ROUNDS = sa.text(
-    f"SELECT s.round_id, s.version, r.release, r.version, r.phase, r.built_at, r.layout FROM {_STATE} s "
-    f"LEFT JOIN LATERAL (SELECT release, version, phase, built_at, layout FROM {_RELEASES} p "
+    f"SELECT s.round_id, s.version, r.release, r.version, r.phase, r.built_at, r.layout, r.scope FROM {_STATE} s "
+    f"LEFT JOIN LATERAL (SELECT release, version, phase, built_at, layout, {_SCOPE} AS scope FROM {_RELEASES} p "
     "WHERE p.round_id = s.round_id ORDER BY release DESC LIMIT 1) r ON true"
 )
 
@@ -127,8 +143,16 @@ class Releases:
       or its latest release is ``interval`` seconds old (a round without a release: ``interval``
       after the loop first saw it unreleased). These are preliminary; once a round has a final
       release the loop leaves it alone.
-    * by the KL operator (:meth:`cut`, ``POST /rounds/{id}/releases``): preliminary, or final;
-      a final may be cut again (a revision), a preliminary after a final is refused.
+    * by the KL operator (:meth:`cut`, ``POST /rounds/{id}/releases``): preliminary (in a scope
+      of its choosing: a release point), or final; a final may be cut again (a revision), a
+      preliminary after a final is refused.
+
+    What a release publishes is its scope (publication.SCOPES): the loop's preliminaries publish
+    ``preliminary_scope``, by default "rates" (who answered, never what: the response-rate
+    tables, no indicator rows), an operator's preliminary the scope it asks for ("totals" or
+    "all": answers during fieldwork, held against the last release with answers by the growth
+    rule), a final "all". A read of a "rates" release's indicator tables is an empty page that
+    says its scope.
     * by the loop again, in the same phase, when the latest release was stored under another
       ``LAYOUT`` of the publication classes (a deployment changed them): it is never unpickled
       into classes it was not written with, and until the new release the round serves nothing.
@@ -154,7 +178,7 @@ class Releases:
         quiet: float = 300.0,
         interval: float = 3600.0,
         poll: float = 1.0,
-        preliminary_scope: str = "totals",
+        preliminary_scope: str = "rates",
         builder=None,
     ) -> None:
         self._uow_factory = uow_factory
@@ -187,12 +211,12 @@ class Releases:
             if await round_info(uow, round_id) is None:
                 raise RoundNotFound(round_id)
             raise NotReleased(round_id)
-        number, version, phase, built_at, layout, blob = row
+        number, version, phase, built_at, scope, layout, blob = row
         if layout != LAYOUT:
             self._wake.set()  # the release loop releases it again under this layout
             raise NotReleased(round_id)
         publication = await asyncio.to_thread(decode_publication, blob)
-        return self._keep(Release(ReleaseInfo(round_id, number, version, phase, built_at), publication))
+        return self._keep(Release(ReleaseInfo(round_id, number, version, phase, built_at, scope), publication))
 
     async def list(self, uow: UnitOfWork, round_id: str) -> list[ReleaseInfo]:
         rows = (await uow.session.execute(_LIST, {"r": round_id})).all()
@@ -209,11 +233,18 @@ class Releases:
 
     # -- cutting ------------------------------------------------------------------------------
 
-    async def cut(self, round_id: str, phase: str, *, automatic: bool = False) -> ReleaseInfo | None:
+    async def cut(self, round_id: str, phase: str, *, automatic: bool = False, scope: str | None = None) -> ReleaseInfo | None:
         """Build and store the round's next release. ``automatic`` (the loop): only if the round
-        changed since its latest release and has no final one; returns None when not cut."""
+        changed since its latest release and has no final one; returns None when not cut.
+        ``scope`` (publication.SCOPES): what a preliminary publishes, by default
+        ``preliminary_scope``; a final publishes every cell ("all")."""
         if phase not in PHASES:
             raise ReleaseRefused(f"phase must be one of {PHASES}")
+        if scope is not None and scope not in SCOPES:
+            raise ReleaseRefused(f"scope must be one of {SCOPES}")
+        if phase == FINAL and scope not in (None, "all"):
+            raise ReleaseRefused('a final release publishes every cell: its scope is "all"')
+        scope = "all" if phase == FINAL else scope or self.preliminary_scope
         async with self._locks.setdefault(round_id, asyncio.Lock()):
             for _attempt in range(5):
                 async with self._uow_factory() as uow:
@@ -231,13 +262,12 @@ class Releases:
                     return None
                 started = time.monotonic()
                 result = await self._builder.build(
-                    round_id, self.min_count, self.caution_below, None if previous is None else previous.baseline,
-                    "all" if phase == "final" else self.preliminary_scope,
+                    round_id, self.min_count, self.caution_below, None if previous is None else previous.baseline, scope,
                 )
                 if result.info is None:
                     raise RoundNotFound(round_id)
                 info = ReleaseInfo(round_id, (0 if previous is None else previous.release) + 1, result.info.version, phase,
-                                   datetime.now(UTC))
+                                   datetime.now(UTC), scope)
                 blob = await asyncio.to_thread(encode_publication, result.publication)
                 insert = (
                     pg_insert(PublicationRelease)
@@ -258,7 +288,8 @@ class Releases:
                     self.stats[key] = round(self.stats[key] + value, 3)
                 logger.info(
                     "release cut",
-                    extra={"fields": {"round_id": round_id, "release": info.release, "phase": phase, "version": info.version,
+                    extra={"fields": {"round_id": round_id, "release": info.release, "phase": phase, "scope": scope,
+                                      "version": info.version,
                                       "automatic": automatic, "bytes": len(blob), "wall_s": round(wall, 3)}},
                 )
                 return info
@@ -291,13 +322,13 @@ class Releases:
                 logger.exception("cutting due releases failed; retrying")
                 timeout = max(self.poll, 1.0)
 
-    async def _release_again(self, round_id: str, phase: str) -> None:
+    async def _release_again(self, round_id: str, phase: str, scope: str) -> None:
         """The round's latest release was stored under another layout (the code changed since):
-        release the round again in the same phase, built from the stored baseline."""
+        release the round again in the same phase and scope, built from the stored baseline."""
         logger.warning("latest release stored under another layout; releasing the round again",
-                       extra={"fields": {"round_id": round_id, "phase": phase}})
+                       extra={"fields": {"round_id": round_id, "phase": phase, "scope": scope}})
         try:
-            await self.cut(round_id, phase)
+            await self.cut(round_id, phase, scope=scope if scope in SCOPES else None)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -309,12 +340,12 @@ class Releases:
             rows = (await uow.session.execute(_ROUNDS)).all()
         now, wall = time.monotonic(), datetime.now(UTC)
         next_look = self.poll
-        for round_id, version, number, released_version, phase, built_at, layout in rows:
+        for round_id, version, number, released_version, phase, built_at, layout, scope in rows:
             held = self._latest.get(round_id)
             if held is not None and number is not None and held.info.release < number:
                 self._latest.pop(round_id, None)  # cut by another instance: load it when read
             if layout is not None and layout != LAYOUT:
-                await self._release_again(round_id, phase)
+                await self._release_again(round_id, phase, scope)
                 continue
             if phase == FINAL or (released_version is not None and version <= released_version):
                 self._watch.pop(round_id, None)
@@ -405,11 +436,12 @@ def select_rows(rows: Iterable[dict], filters: dict[str, object]) -> list[dict]:
 # -- releases ------------------------------------------------------------------------------------------
 
 
-async def cut_release(releases: Releases, round_id: str, phase: str) -> ReleaseInfo:
-    """The KL operator's release of a round (preliminary or final). It spans a build, so it opens
-    its own short units of work (read the previous release; store the new one) rather than hold
-    one transaction open across the build."""
-    info = await releases.cut(round_id, phase)
+async def cut_release(releases: Releases, round_id: str, phase: str, scope: str | None = None) -> ReleaseInfo:
+    """The KL operator's release of a round: a preliminary (``scope``, by default the configured
+    preliminary scope: "totals" or "all" is a release point with answers during fieldwork) or
+    the final. It spans a build, so it opens its own short units of work (read the previous
+    release; store the new one) rather than hold one transaction open across the build."""
+    info = await releases.cut(round_id, phase, scope=scope)
     assert info is not None  # only automatic cuts are skipped
     return info
 
@@ -425,7 +457,7 @@ async def response_rates(uow: UnitOfWork, releases: Releases, round_id: str, pri
     return ResponseRates(
         round_id=round_id,
         suppression_threshold=releases.min_count,
-        **release.info.stamp(),
+        **release.info.page_stamp(),
         rows=[
             ResponseRateRow(
                 kommunekode=r["kommunekode"],

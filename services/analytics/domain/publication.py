@@ -94,13 +94,20 @@ RESPONDENT_MEASURE = "respondents"
 # published (a breakdown by gender, age or duration: its weighted figures would give away how
 # each stratum's answers split over the breakdown, see build_indicator_table).
 WEIGHTINGS: tuple[str, ...] = ("strata", "strata_pooled", "unweighted")
-# What a release publishes: every cell, or the national cells and each municipality's total only
-# (no municipal breakdown). A cell published once can only be published again when it has moved
-# by at least the threshold (a smaller move would give away the answers that moved it), so
-# breakdowns published week by week during fieldwork would stay hidden in the final tables
-# wherever a few answers came late: preliminary releases publish "totals" by default
-# (PUBLICATION_PRELIMINARY_SCOPE), the final release "all".
-SCOPES: tuple[str, ...] = ("all", "totals")
+# What a release publishes (docs/analytics-method.md, "Over time: releases"):
+# * "rates": who answered, never what: the response-rate tables (respondents per municipality x
+#   target group and x dispatch arm, with their margins) and no answer content at all. Its audit
+#   is the respondent counts' static one against every earlier release's floors (counts only
+#   grow) and the previous release in full, without the growth rule: a count moved by 1-4 tells
+#   that someone answered, never what. The release loop's preliminaries publish this.
+# * "totals": the national cells and each municipality's total, every question (an operator's
+#   release point during fieldwork), held against the last release that published answers by
+#   the growth rule: a cell published once is published again only after it moved by the
+#   threshold.
+# * "all": every cell (the final release).
+SCOPES: tuple[str, ...] = ("all", "totals", "rates")
+# The scopes whose release publishes answers (the releases the growth rule holds together).
+CONTENT_SCOPES: tuple[str, ...] = ("all", "totals")
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,48 +378,83 @@ def _labels(labels) -> np.ndarray:
     return out
 
 
+def _release_json(release: LastRelease) -> dict:
+    return {
+        "count": dict(sorted(release.count.items())),
+        "hidden": sorted(release.hidden),
+        "parts": {q: {k: list(v) for k, v in sorted(cells.items())} for q, cells in sorted(release.parts.items())},
+    }
+
+
+def _release_from_json(raw: Mapping) -> LastRelease:
+    return LastRelease(
+        {k: int(v) for k, v in raw["count"].items()},
+        frozenset(raw["hidden"]),
+        {q: {k: tuple(int(x) for x in v) for k, v in cells.items()} for q, cells in raw.get("parts", {}).items()},
+    )
+
+
 @dataclass(frozen=True)
 class Baseline:
     """What a round's releases so far told their readers about the respondent tables: the
     history the next release is decided against (:class:`~.suppression.History`), as JSON
-    between releases (the service stores it with each release)."""
+    between releases (the service stores it with each release).
+
+    ``published``, ``published_parts`` and ``last`` are those of the releases that published
+    answers (scopes "totals" and "all"): the growth rule holds the next such release against
+    them. ``floor`` is what every release so far proved, "rates" releases included (each
+    cell's lowest provable count: counts only grow). ``previous`` is the release this baseline
+    follows, in full, whatever its scope (None: the same as ``last``): a "rates" release is
+    audited against it without the growth rule.
+    """
 
     published: dict[str, int] = field(default_factory=dict)
     floor: dict[str, int] = field(default_factory=dict)
-    last: LastRelease | None = None  # the release this baseline follows, in full (never published)
+    last: LastRelease | None = None  # the last release that published answers, in full (never published)
     published_parts: dict[str, dict[str, tuple[int, ...]]] = field(default_factory=dict)  # question -> cell -> parts
+    previous: LastRelease | None = None  # the release this baseline follows, where it is not ``last``
+    shown: dict[str, int] = field(default_factory=dict)  # cells a "rates" release published since, at that value
 
     def to_json(self) -> dict:
         data = {"published": dict(sorted(self.published.items())), "floor": dict(sorted(self.floor.items()))}
         if self.published_parts:
             data["published_parts"] = {q: {k: list(v) for k, v in sorted(c.items())} for q, c in sorted(self.published_parts.items())}
         if self.last is not None:
-            data["last"] = {
-                "count": dict(sorted(self.last.count.items())),
-                "hidden": sorted(self.last.hidden),
-                "parts": {q: {k: list(v) for k, v in sorted(cells.items())} for q, cells in sorted(self.last.parts.items())},
-            }
+            data["last"] = _release_json(self.last)
+        if self.previous is not None and self.previous is not self.last:
+            data["previous"] = _release_json(self.previous)
+        if self.shown:
+            data["shown"] = dict(sorted(self.shown.items()))
         return data
 
     @classmethod
     def from_json(cls, data: Mapping | None) -> Baseline:
         data = data or {}
-        last = None
-        if raw := data.get("last"):
-            last = LastRelease(
-                {k: int(v) for k, v in raw["count"].items()},
-                frozenset(raw["hidden"]),
-                {q: {k: tuple(int(x) for x in v) for k, v in cells.items()} for q, cells in raw.get("parts", {}).items()},
-            )
+        last = _release_from_json(raw) if (raw := data.get("last")) else None
+        previous = _release_from_json(raw) if (raw := data.get("previous")) else None
         return cls(
             {k: int(v) for k, v in (data.get("published") or {}).items()},
             {k: int(v) for k, v in (data.get("floor") or {}).items()},
             last,
             {q: {k: tuple(int(x) for x in v) for k, v in c.items()} for q, c in (data.get("published_parts") or {}).items()},
+            previous,
+            {k: int(v) for k, v in (data.get("shown") or {}).items()},
         )
 
+    @property
+    def previous_release(self) -> LastRelease | None:
+        """The release this baseline follows, in full, whatever its scope."""
+        return self.previous if self.previous is not None else self.last
+
     def history(self) -> History:
-        return History(self.published, self.floor, self.last, self.published_parts)
+        """What a release that publishes answers is decided against: the last release with
+        answers in full (the growth rule's) and every release's floors."""
+        return History(self.published, self.floor, self.last, self.published_parts, self.shown)
+
+    def rates_history(self) -> History:
+        """What a "rates" release is decided against: every earlier release's floors and the
+        previous release in full (counts only grow), no published values to grow from."""
+        return History({}, self.floor, self.previous_release, {}, {**self.published, **self.shown})
 
 
 @dataclass
@@ -495,6 +537,7 @@ class RespondentPattern:
     dimensions: tuple[str, ...]  # the tables' dimensions, in table order
     decided: Decided
     invited: dict[str, int]  # cell_key -> invited, where the rate tallies know it
+    scope: str = "all"  # SCOPES
 
     def entry(self, dimension: str, kommunekode: str | None, level: str | None) -> int:
         """The identity number of a cell (None: the total over that coordinate); -1 for a cell
@@ -518,12 +561,29 @@ class RespondentPattern:
 
     def baseline(self, previous: Baseline | None) -> Baseline:
         """The history after this release: published cells at their counts, hidden cells at
-        the value last published (if ever) and at the audit's lower bound."""
+        the value last published (if ever) and at the audit's lower bound. A "rates" release
+        only raises the floors and becomes the previous release: what the growth rule holds
+        the next release that publishes answers against stays the last such release."""
         previous = previous or Baseline()
         published = dict(previous.published)
         floor = dict(previous.floor)
         lower = self.decided.lower
         keys = self.decided.keys_by_number
+        if self.scope == "rates":
+            for i, key in enumerate(keys):
+                proved = int(self.decided.count[i]) if int(self.decided.status[i]) == 0 else (
+                    None if lower is None else int(lower[i]))
+                if proved is not None:
+                    floor[key] = max(floor.get(key, 0), proved)
+            shown = {**previous.shown}
+            for i, key in enumerate(keys):
+                if int(self.decided.status[i]) == 0:
+                    shown[key] = int(self.decided.count[i])
+            full = LastRelease(
+                {key: int(c) for key, c in zip(keys, self.decided.count.tolist())},
+                frozenset(key for i, key in enumerate(keys) if int(self.decided.status[i]) != 0),
+            )
+            return Baseline(published, floor, previous.last, previous.published_parts, full, shown)
         for i, key in enumerate(keys):
             if int(self.decided.status[i]) == 0:
                 published[key] = floor[key] = int(self.decided.count[i])
@@ -544,7 +604,11 @@ class RespondentPattern:
             frozenset(key for i, key in enumerate(keys) if int(self.decided.status[i]) != 0),
             parts,
         )
-        return Baseline(published, floor, last, published_parts)
+        # A cell published now is held at this value; one a "rates" release published since the
+        # last release with answers and hidden now keeps that value as the last it showed.
+        now = {key for i, key in enumerate(keys) if int(self.decided.status[i]) == 0}
+        shown = {k: v for k, v in previous.shown.items() if k not in now}
+        return Baseline(published, floor, last, published_parts, shown=shown)
 
 
 def respondent_pattern(
@@ -584,7 +648,12 @@ def respondent_pattern(
         k, a, arm = ("kommunekode", r.kommunekode), ("maalgruppe", r.maalgruppe), ("arm", r.arm)
         for coords in ((k, a), (k, arm), (k,), (a,), (arm,), ()):
             invited[cell_key(RESPONDENT_MEASURE, coords)] += r.invited
-    dims = tuple(d for d in RESPONDENT_DIMENSIONS if cells[d])
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {SCOPES}")
+    # A "rates" release publishes the response-rate tables only: the respondents by target
+    # group and by arm, nothing of what anyone answered.
+    wanted = RATE_DIMENSIONS if scope == "rates" else RESPONDENT_DIMENSIONS
+    dims = tuple(d for d in RESPONDENT_DIMENSIONS if cells[d] and d in wanted)
     kommuner = sorted({k for d in dims for k, _ in cells[d]}, key=natural_key)
     tables = []
     for d in dims:
@@ -599,8 +668,6 @@ def respondent_pattern(
                     invited.setdefault(cell_key(RESPONDENT_MEASURE, (("kommunekode", k), (d, lvl))), 0)
     if not tables:
         tables.append(CountTable(("kommunekode", "maalgruppe"), {}, (("kommunekode",), ("maalgruppe",), ()), RESPONDENT_MEASURE))
-    if scope not in SCOPES:
-        raise ValueError(f"scope must be one of {SCOPES}")
     withheld = set()
     if scope == "totals":
         for t in tables:
@@ -626,11 +693,20 @@ def respondent_pattern(
             for c, v in enumerate(vector):
                 have[c] += v
     breakdowns = {q: [by_table.get(d) if d != "arm" else None for d in dims] for q, by_table in per_question.items()}
-    decided = decide(
-        tables, min_count=min_count, history=(baseline or Baseline()).history(), upper_bounds=invited, withheld=withheld,
-        breakdowns=breakdowns, audit_time_limit=audit_time_limit,
-    )
-    return RespondentPattern(dims, decided, dict(invited))
+    baseline = baseline or Baseline()
+    if scope == "rates":
+        # Who answered, not what: no breakdown by answers, no growth rule; every earlier
+        # release's floors and the previous release in full hold (counts only grow).
+        decided = decide(
+            tables, min_count=min_count, history=baseline.rates_history(), upper_bounds=invited, growth=False,
+            audit_time_limit=audit_time_limit,
+        )
+    else:
+        decided = decide(
+            tables, min_count=min_count, history=baseline.history(), upper_bounds=invited, withheld=withheld,
+            breakdowns=breakdowns, audit_time_limit=audit_time_limit,
+        )
+    return RespondentPattern(dims, decided, dict(invited), scope)
 
 
 def build_publication(
@@ -647,8 +723,15 @@ def build_publication(
 ) -> RoundPublication:
     """A release of a round: every table suppressed by one decision on respondents
     (:func:`respondent_pattern`), against the round's earlier releases (``baseline``), with the
-    cells of its ``scope`` (:data:`SCOPES`)."""
+    cells of its ``scope`` (:data:`SCOPES`; a "rates" release has no indicator rows)."""
     rate_counts = list(rate_counts)
+    if scope == "rates":
+        pattern = respondent_pattern(strata, {}, rate_counts, min_count=min_count, baseline=baseline, scope=scope)
+        return RoundPublication(
+            round_id, questionnaire_id, min_count, caution_below,
+            rate_rows=build_rate_rows(round_id, rate_counts, pattern, caution_below=caution_below),
+            baseline=pattern.baseline(baseline),
+        )
     grouped, respondents = _split_respondents(answer_counts)
     pattern = respondent_pattern(
         strata, respondents, rate_counts, min_count=min_count, baseline=baseline, scope=scope, answers=grouped,

@@ -635,6 +635,10 @@ class History:
     last: LastRelease | None = None
     # breakdown -> cell -> its parts in the last release that published the cell
     published_parts: Mapping[str, Mapping[str, Sequence[int]]] = field(default_factory=dict)
+    # Each cell's value in the last release of any kind that published it, where that is not
+    # ``published`` (releases that publish counts without answers): a hidden cell pinned at it
+    # tells nothing new.
+    shown: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -658,6 +662,7 @@ def decide(
     withheld: Iterable[str] = (),
     breakdowns: Mapping[str, Sequence[Mapping[Key, Sequence[int]] | None]] | None = None,
     audit_time_limit: float | None = None,
+    growth: bool = True,
 ) -> Decided:
     """The decisions of :func:`suppress` (the module docstring's steps 1 to 3), as arrays.
 
@@ -671,7 +676,9 @@ def decide(
     table the breakdown does not cover) its interior cells' counts per answer code. The audit
     includes them (:class:`Split`, the rest of each cell, no answer, as one more part). With
     ``history.last`` the audit also holds this release against the previous one: no cell may
-    be provably grown by 1 to ``min_count - 1`` since then.
+    be provably grown by 1 to ``min_count - 1`` since then, unless ``growth`` is False: then the
+    previous release only holds the reader's solutions (every count at least what it was
+    then), as for tables that tell who answered but nothing of what.
     """
     if min_count < 1:
         raise ValueError("min_count must be at least 1")
@@ -747,11 +754,12 @@ def decide(
         splits.append(Split(counts_t, floor_parts))
     rank, lines = shape.rank, shape.lines
     previous = [history.published.get(k) for k in names]
+    seen_before = [history.shown.get(k, p) for k, p in zip(names, previous)]
     earlier = _earlier(history.last, names, by_number, split_names, splits) if history.last is not None else None
     changes = []
-    if earlier is not None:
-        growth = by_number - earlier.count
-        changes = np.flatnonzero((growth >= 1) & (growth < min_count)).tolist()
+    if earlier is not None and growth:
+        grown = by_number - earlier.count
+        changes = np.flatnonzero((grown >= 1) & (grown < min_count)).tolist()
     floor = [min(max(history.floor.get(k, 0), 0), c) for k, c in zip(names, count)]
     bound = [(upper_bounds or {}).get(k) for k in names]
     published = CellStatus.PUBLISHED
@@ -851,7 +859,7 @@ def decide(
                     need = count[i] - reference[i]  # a partner that can take the cell down to what was known
                 elif hi[j] < limit:
                     need = limit - count[i]  # a partner that can give the cell up to the limit
-            elif lo[j] >= hi[j] and (previous[i] is None or lo[j] != previous[i]):
+            elif lo[j] >= hi[j] and (seen_before[i] is None or lo[j] != seen_before[i]):
                 need = 1  # recovered exactly, and not merely as the value a reader saw before
             if need is None:
                 continue

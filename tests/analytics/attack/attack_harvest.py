@@ -38,7 +38,7 @@ class Published:
                 self.conflicts.append((source, key, column, old, value))
 
 
-TEXT_COLUMNS = {"question", "dimension", "kommunekode", "level", "suppression", "weighting", "phase", "built_at", "questionnaire_id", "round_id"}
+TEXT_COLUMNS = {"question", "dimension", "kommunekode", "level", "suppression", "weighting", "phase", "built_at", "scope", "questionnaire_id", "round_id"}
 
 
 def _scalar(text: str, column: str = ""):

@@ -673,11 +673,16 @@ def _published_before(earlier: list, kind: str, key: tuple):
     for pub in reversed(earlier):
         if kind == "respondents":
             dim, km, lv = key
+
+            def same(d, k, l) -> bool:
+                # A municipality's (or the nation's) total is one number in every table.
+                return (d, k, l) == key or (lv == TOTAL and (k, l) == (km, lv))
+
             for (q, d, k, l), row in pub.indicators.items():
-                if (d, k, l) == key and not row.get("suppressed") and row.get("n_respondents") is not None:
+                if same(d, k, l) and not row.get("suppressed") and row.get("n_respondents") is not None:
                     return row["n_respondents"]
             for (d, k, l), row in pub.rates.items():
-                if ((d, k, l) == key or (d == "summary" and dim == "maalgruppe" and (k, l) == (km, lv))) and row.get("answers") is not None:
+                if (same(d, k, l) or (d == "summary" and dim == "maalgruppe" and (k, l) == (km, lv))) and row.get("answers") is not None:
                     return row["answers"]
         elif (row := pub.indicators.get(key)) and not row.get("suppressed") and row.get("n_valid") is not None:
             return row["n_valid"]

@@ -49,17 +49,28 @@ class Service:
         finally:
             await conn.close()
 
-    async def cut(self, phase: str = "preliminary") -> dict:
-        r = await self.client.post(f"/rounds/{self.round.round_id}/releases", json={"phase": phase}, headers=bearer(self.operator))
+    async def cut(self, phase: str = "preliminary", scope: str | None = None) -> dict:
+        """The KL operator cuts a release (``scope``: a preliminary's, None the configured one)."""
+        body = {"phase": phase} | ({"scope": scope} if scope else {})
+        r = await self.client.post(f"/rounds/{self.round.round_id}/releases", json=body, headers=bearer(self.operator))
         assert r.status_code == 201, r.text
         release = r.json()
-        # Wait until reads serve it (or a later one).
-        async with asyncio.timeout(30):
+        await self.served(release["release"])
+        return release
+
+    async def served(self, number: int, timeout: float = 30) -> None:
+        """Until reads serve release ``number`` (or a later one)."""
+        async with asyncio.timeout(timeout):
             while True:
-                body = (await self.client.get(f"/rounds/{self.round.round_id}/response-rates", headers=bearer(self.national))).json()
-                if body.get("release", 0) >= release["release"]:
-                    return release
+                r = await self.client.get(f"/rounds/{self.round.round_id}/response-rates", headers=bearer(self.national))
+                if r.status_code == 200 and r.json().get("release", 0) >= number:
+                    return
                 await asyncio.sleep(0.05)
+
+    async def listed(self) -> list[dict]:
+        r = await self.client.get(f"/rounds/{self.round.round_id}/releases", headers=bearer(self.national))
+        assert r.status_code == 200, r.text
+        return r.json()
 
     async def read(self) -> tuple[Published, Published]:
         kommuner = self.round.kommuner

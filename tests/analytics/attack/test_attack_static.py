@@ -48,8 +48,9 @@ async def test_static_attack_recovers_nothing(seed, service_env, dev_issuer, kaf
         svc = Service(client, dev_issuer, kafka_bootstrap, topic_prefix, service_env["DATABASE_URL"], rnd)
         await svc.send(rnd.samples + rnd.invitations + rnd.responses)
         await svc.wait_consumed()
-        # A preliminary release during fieldwork, then the final one: a reader holds both.
-        await svc.cut("preliminary")
+        # An operator's release point with answers during fieldwork, then the final one: a
+        # reader holds both.
+        await svc.cut("preliminary", "totals")
         preliminary = await svc.read()
         await svc.cut("final")
         final = await svc.read()

@@ -91,50 +91,77 @@ async def test_releases_are_cut_served_and_kept(service_env, dev_issuer):
             assert (await client.post(f"/rounds/{ROUND}/releases", json={"phase": "preliminary"}, headers=bearer(kl))).status_code == 403
             assert (await client.post(f"/rounds/{ROUND}/releases", json={"phase": "draft"}, headers=bearer(operator))).status_code == 422
             assert (await client.post("/rounds/nope/releases", json={"phase": "final"}, headers=bearer(operator))).status_code == 404
+            # A scope the method does not have, or a final that would not publish everything.
+            for body in ({"phase": "preliminary", "scope": "draft"}, {"phase": "final", "scope": "totals"}):
+                r = await client.post(f"/rounds/{ROUND}/releases", json=body, headers=bearer(operator))
+                assert r.status_code == 422 and "scope" in r.text, r.text
+            # A preliminary publishes the configured scope by default: response rates, no answers.
             r = await client.post(f"/rounds/{ROUND}/releases", json={"phase": "preliminary"}, headers=bearer(operator))
             assert r.status_code == 201, r.text
             first = r.json()
             assert (first["round_id"], first["release"], first["phase"]) == (ROUND, 1, "preliminary") and first["version"] > 0
+            assert (first["scope"], first["answers_published"]) == ("rates", False)
             assert await releases_of(client, kl) == [first]
             assert await national_answers(client, kl) == (1, 60)
+            rates = (await client.get(f"/rounds/{ROUND}/response-rates", headers=bearer(kl))).json()
+            assert rates["scope"] == "rates"
+            # Its indicator tables are empty pages that say so (JSON, CSV); the rate table is full.
+            page = (await client.get(f"/rounds/{ROUND}/indicators", headers=bearer(kl))).json()
+            assert (page["release"], page["phase"], page["scope"], page["total"], page["rows"]) == (1, "preliminary", "rates", 0, [])
+            r = await client.get(f"/rounds/{ROUND}/indicators", params={"format": "csv"}, headers=bearer(kl))
+            assert r.headers["X-Release-Scope"] == "rates" and r.text.splitlines()[0].endswith(",release,phase,built_at,scope")
+            assert len(r.text.splitlines()) == 1
+            table = (await client.get(f"/rounds/{ROUND}/response-rates/detail", headers=bearer(kl))).json()
+            assert table["scope"] == "rates" and {x["dimension"] for x in table["rows"]} == {"maalgruppe", "arm"}
+
+            # An operator's release point: answers during fieldwork (national cells and totals).
+            await answers.more(10)
+            r = await client.post(f"/rounds/{ROUND}/releases", json={"phase": "preliminary", "scope": "totals"}, headers=bearer(operator))
+            assert r.status_code == 201 and (r.json()["release"], r.json()["scope"], r.json()["answers_published"]) == (2, "totals", True)
+            page = (await client.get(f"/rounds/{ROUND}/indicators", params={"kommunekode": "national"}, headers=bearer(kl))).json()
+            assert page["scope"] == "totals" and page["rows"] and not any(x["suppressed"] for x in page["rows"] if x["level"] == "total")
+            assert await national_answers(client, kl) == (2, 70)
 
             # New answers change nothing published until the next release.
-            await answers.more(30)
+            await answers.more(20)
             await asyncio.sleep(0.5)
-            assert await national_answers(client, kl) == (1, 60)
-            page = (await client.get(f"/rounds/{ROUND}/indicators", params={"limit": 1}, headers=bearer(kl))).json()
-            assert (page["release"], page["phase"], page["built_at"]) == (1, "preliminary", first["built_at"])
+            assert await national_answers(client, kl) == (2, 70)
 
         # The release loop: a preliminary release once the round has been quiet.
         async with running_app(create_app(automatic)) as client:
             async with asyncio.timeout(90):  # the builder process starts first
-                while len(await releases_of(client, kl)) < 2:
+                while len(await releases_of(client, kl)) < 3:
                     await asyncio.sleep(0.1)
-            assert await national_answers(client, kl) == (2, 90)
-            assert [x["phase"] for x in await releases_of(client, kl)] == ["preliminary", "preliminary"]
+            assert await national_answers(client, kl) == (3, 90)
+            listed = await releases_of(client, kl)
+            assert [(x["phase"], x["scope"]) for x in listed] == [("preliminary", "rates"), ("preliminary", "totals"), ("preliminary", "rates")]
+            # The loop's release publishes response rates only.
+            page = (await client.get(f"/rounds/{ROUND}/indicators", headers=bearer(kl))).json()
+            assert (page["release"], page["scope"], page["rows"]) == (3, "rates", [])
 
             # A final release, after which the loop cuts no more and a preliminary is refused.
             r = await client.post(f"/rounds/{ROUND}/releases", json={"phase": "final"}, headers=bearer(operator))
-            assert r.status_code == 201 and r.json()["release"] == 3 and r.json()["phase"] == "final"
+            assert r.status_code == 201 and r.json()["release"] == 4 and r.json()["phase"] == "final"
+            assert (r.json()["scope"], r.json()["answers_published"]) == ("all", True)
             r = await client.post(f"/rounds/{ROUND}/releases", json={"phase": "preliminary"}, headers=bearer(operator))
             assert r.status_code == 409 and "final" in r.json()["detail"]
             await answers.more(30)
             await asyncio.sleep(1.0)  # more than the quiet time
-            assert len(await releases_of(client, kl)) == 3
-            assert await national_answers(client, kl) == (3, 90)
+            assert len(await releases_of(client, kl)) == 4
+            assert await national_answers(client, kl) == (4, 90)
             # A revision: the final cut again.
             r = await client.post(f"/rounds/{ROUND}/releases", json={"phase": "final"}, headers=bearer(operator))
-            assert r.status_code == 201 and r.json()["release"] == 4
-            assert await national_answers(client, kl) == (4, 120)
+            assert r.status_code == 201 and r.json()["release"] == 5
+            assert await national_answers(client, kl) == (5, 120)
 
         # A restarted service serves the latest release from the table.
         async with running_app(create_app(automatic)) as client:
             page = (await client.get(f"/rounds/{ROUND}/indicators", params={"limit": 1}, headers=bearer(kl))).json()
-            assert (page["release"], page["phase"]) == (4, "final")
-            assert await national_answers(client, kl) == (4, 120)
+            assert (page["release"], page["phase"], page["scope"]) == (5, "final", "all")
+            assert await national_answers(client, kl) == (5, 120)
             trends = (await client.get("/trends", params={"format": "csv"}, headers=bearer(kl))).text.splitlines()
             assert trends[0].split(",")[-4:] == ["release", "phase", "built_at", "previous_release"]
-            assert all(line.split(",")[-4:-2] == ["4", "final"] for line in trends[1:])
+            assert all(line.split(",")[-4:-2] == ["5", "final"] for line in trends[1:])
             # Every cut is in the audit log, with who cut it.
             auditor = dev_issuer.mint("auditor", ["audit:read", "kommuner:all"])
             entries = (await client.get("/audit", params={"limit": 100}, headers=bearer(auditor))).json()["entries"]
@@ -177,8 +204,12 @@ async def test_each_release_is_built_with_the_baseline_stored_with_the_previous(
                 row = (await unit.session.execute(BASELINE, {"r": ROUND, "n": info.release})).scalar_one()
             stored.append(row)
         assert builder.given == [None, stored[0], stored[1]]
-        # Preliminary releases publish totals only (the default scope), the final every cell.
-        assert builder.scopes == ["totals", "totals", "all"]
+        # Preliminary releases publish response rates only (the default scope), the final every
+        # cell; each release's scope is stored with it.
+        assert builder.scopes == ["rates", "rates", "all"]
+        assert [b["scope"] for b in stored] == ["rates", "rates", "all"]
+        # A rates release leaves what the growth rule holds the next release against alone.
+        assert "last" not in stored[0] and "previous" in stored[0] and stored[1]["floor"]
         # An automatic cut with nothing new since the latest release cuts nothing.
         assert await releases.cut(ROUND, "preliminary", automatic=True) is None
 
@@ -195,6 +226,6 @@ async def test_each_release_is_built_with_the_baseline_stored_with_the_previous(
         await fresh._release_due()  # noqa: SLF001 - one look of the release loop
         async with uow() as unit:
             again = await fresh.latest(unit, ROUND)
-        assert (again.info.release, again.info.phase) == (4, "final") and builder.given[-1] == stored[2]
+        assert (again.info.release, again.info.phase, again.info.scope) == (4, "final", "all") and builder.given[-1] == stored[2]
     finally:
         await answers.engine.dispose()
