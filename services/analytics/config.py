@@ -1,14 +1,15 @@
 from typing import Literal
 
+from services.analytics.domain.suppression import CAUTION_BELOW, SUPPRESSION_THRESHOLD
 from shared.settings import ServiceSettings
 
 
 class AnalyticsSettings(ServiceSettings):
     service_name: str = "analytics"
-    # Cells with fewer answers than this are never shown (GDPR; seed 004).
-    suppression_threshold: int = 5
-    # Published cells with fewer answers than this are flagged "read with caution".
-    caution_below: int = 20
+    # Cells with fewer respondents than this are never shown, and published cells with fewer than
+    # caution_below are flagged "read with caution" (KL's rule: domain/suppression.py).
+    suppression_threshold: int = SUPPRESSION_THRESHOLD
+    caution_below: int = CAUTION_BELOW
     # Largest page of a table (REST and OData server-driven paging).
     max_page_size: int = 5000
     # Releases (see service.Releases): a round's tables are published as releases, each built at

@@ -27,11 +27,11 @@ class Column:
 
 
 _SUPPRESSED = (
-    "true: the cell is hidden to protect its respondents (fewer than the suppression threshold, 5, or hidden so that "
+    "true: the cell is hidden to protect its respondents (fewer than the suppression threshold, suppression_threshold on the page, or hidden so that "
     "another small cell cannot be worked out); every count and figure of the row is then null. No reason is given: "
     "a reason would narrow the hidden number"
 )
-_CAUTION = "true: published, but on fewer respondents than caution_below (20): read with caution"
+_CAUTION = "true: published, but on fewer respondents than caution_below (the page says how many): read with caution"
 _INDICATOR_TEXT = {
     "mean": "mean score over the scale answers (1 = most negative .. 5 = most positive; \"ved ikke\" left out), points 1-5",
     "top2_share": "share of the scale answers that are 4 or 5 (\"ved ikke\" left out), a proportion 0-1",

@@ -43,7 +43,7 @@ import numpy as np
 
 from .answers import CODES, DONT_KNOW, SCORES
 from .estimators import Estimate, normal_quantile
-from .suppression import TOTAL, CountTable, Decided, History, LastRelease, cell_key, decide
+from .suppression import CAUTION_BELOW, SUPPRESSION_THRESHOLD, TOTAL, CountTable, Decided, History, LastRelease, cell_key, decide
 
 DIMENSIONS: tuple[str, ...] = ("maalgruppe", "gender", "age_band", "duration_band")
 RATE_DIMENSIONS: tuple[str, ...] = ("maalgruppe", "arm")
@@ -716,8 +716,8 @@ def build_publication(
     answer_counts: Iterable[AnswerCount | GroupedCounts],
     rate_counts: Iterable[RateCount],
     *,
-    min_count: int = 5,
-    caution_below: int = 20,
+    min_count: int = SUPPRESSION_THRESHOLD,
+    caution_below: int = CAUTION_BELOW,
     baseline: Baseline | None = None,
     scope: str = "all",
 ) -> RoundPublication:
@@ -778,8 +778,8 @@ def build_indicator_table(
     pattern: RespondentPattern,
     respondents: Mapping[tuple[str, str, str], int],
     *,
-    min_count: int = 5,
-    caution_below: int = 20,
+    min_count: int = SUPPRESSION_THRESHOLD,
+    caution_below: int = CAUTION_BELOW,
 ) -> IndicatorTable:
     """The indicator tables of a round in table order (question, dimension, the national cells
     then each municipality's, the total then each level), suppressed as ``pattern`` decided.
@@ -985,7 +985,7 @@ def build_indicator_table(
 _POOL = "~suppressed strata"  # the weighting class of a cell's suppressed strata
 
 
-def build_rate_rows(round_id: str, rate_counts: Iterable[RateCount], pattern: RespondentPattern, *, caution_below: int = 20) -> list[dict]:
+def build_rate_rows(round_id: str, rate_counts: Iterable[RateCount], pattern: RespondentPattern, *, caution_below: int = CAUTION_BELOW) -> list[dict]:
     """Response-rate tables (respondents per municipality x target group and x arm, with
     margins), suppressed as the indicator tables are (``pattern``), sorted. The invited are
     the sample: published for every cell."""

@@ -140,6 +140,12 @@ class _Total:
 
 TOTAL = _Total()
 
+# KL's rule (seed 004, GDPR): a cell with fewer respondents than this is never shown; a published
+# cell with fewer than CAUTION_BELOW is flagged "read with caution". The service's settings
+# (services/analytics/config.py) default to these and pass the configured values everywhere.
+SUPPRESSION_THRESHOLD = 5
+CAUTION_BELOW = 20
+
 Key = tuple[Hashable, ...]
 # (measure, frozenset of (dimension, value)) - the same number in any table.
 Identity = tuple[str, frozenset[tuple[str, Hashable]]]
@@ -593,8 +599,8 @@ STATUS_CODES: tuple[CellStatus, ...] = (CellStatus.PUBLISHED, CellStatus.PRIMARY
 def suppress(
     tables: Sequence[CountTable],
     *,
-    min_count: int = 5,
-    caution_below: int = 20,
+    min_count: int = SUPPRESSION_THRESHOLD,
+    caution_below: int = CAUTION_BELOW,
     breakdowns: Mapping[str, Sequence[Mapping[Key, Sequence[int]] | None]] | None = None,
 ) -> list[SuppressedTable]:
     """Primary and secondary suppression over a round's (linked) tables (``breakdowns``: as
@@ -655,7 +661,7 @@ class LastRelease:
 def decide(
     tables: Sequence[CountTable],
     *,
-    min_count: int = 5,
+    min_count: int = SUPPRESSION_THRESHOLD,
     history: History | None = None,
     upper_bounds: Mapping[str, int] | None = None,
     audit_intervals: bool = True,
@@ -1263,7 +1269,7 @@ def audit(
 
 
 def suppress_table(
-    table: CountTable, *, min_count: int = 5, caution_below: int = 20
+    table: CountTable, *, min_count: int = SUPPRESSION_THRESHOLD, caution_below: int = CAUTION_BELOW
 ) -> SuppressedTable:
     """:func:`suppress` for a single table."""
     return suppress([table], min_count=min_count, caution_below=caution_below)[0]

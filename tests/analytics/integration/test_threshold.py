@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import Counter
 
 from services.analytics.config import AnalyticsSettings
+from services.analytics.domain.suppression import CAUTION_BELOW, SUPPRESSION_THRESHOLD
 from services.analytics.handlers import on_invitations_sent, on_responses_submitted, on_sample_drawn
 from services.analytics.main import MIGRATIONS, create_app
 from services.analytics.models import BUS
@@ -21,7 +22,9 @@ KOMMUNER = ["101", "147", "751"]
 
 
 def test_kls_threshold_is_the_default():
-    assert AnalyticsSettings.model_fields["suppression_threshold"].default == 5
+    assert SUPPRESSION_THRESHOLD == 5 and CAUTION_BELOW == 20
+    assert AnalyticsSettings.model_fields["suppression_threshold"].default == SUPPRESSION_THRESHOLD
+    assert AnalyticsSettings.model_fields["caution_below"].default == CAUTION_BELOW
 
 
 async def write_round(database_url: str, round_id: str):
