@@ -110,7 +110,7 @@ def up() -> None:
     wait_for_port("127.0.0.1", ISSUER_PORT, 30)
     env["AUTH_JWKS_URL"] = f"http://127.0.0.1:{ISSUER_PORT}/.well-known/jwks.json"
     env["SURVEY_BASE_URL"] = f"http://127.0.0.1:{DEFAULT_PORTS['responses']}/s/"
-    # A local round is released 5 s after its answers stop (production: 5 minutes, or hourly
+    # A local round is released 20 s after its answers stop (production: 5 minutes, or hourly
     # while answers keep coming; docs/analytics-method.md, releases).
     env.setdefault("PUBLICATION_RELEASE_QUIET_SECONDS", "20")
 
@@ -226,10 +226,9 @@ def demo() -> None:
         answered += 1
     print(f"  responses  {answered} citizens answered")
 
-    # Analytics publishes releases: the release loop cuts one when the answers have been quiet
-    # for PUBLICATION_RELEASE_QUIET_SECONDS (20 s here, longer than any pause while the demo
-    # answers: a release cut in between would hide every total the last answers then move by
-    # 1-4, docs/analytics-method.md); until then the round has none (404).
+    # Analytics publishes releases: during fieldwork the release loop cuts one when the answers
+    # have been quiet for PUBLICATION_RELEASE_QUIET_SECONDS (20 s here), publishing who answered
+    # and never what (scope "rates", docs/analytics-method.md); until then the round has none (404).
     def counted():
         r = operator.get(f"{url['analytics']}/rounds/{round_id}/response-rates")
         if r.status_code == 200 and r.json()["rows"] and r.json()["rows"][0]["answers"] == answered:
@@ -244,6 +243,17 @@ def demo() -> None:
         answers = "—" if row["suppressed"] else str(row["answers"])
         rate = "—" if row["response_rate"] is None else f"{row['response_rate']:.0%}"
         print(f"    {row['kommunekode']:<10}{row['invited']:>8}{answers:>9}{rate:>8}")
+    # After fieldwork the operator ends it and cuts the final release: the results are published.
+    r = operator.post(f"{url['ingest']}/rounds/{round_id}/end-fieldwork")
+    if r.status_code != 200:
+        sys.exit(f"ending fieldwork failed: {r.status_code} {r.text}")
+    r = operator.post(f"{url['analytics']}/rounds/{round_id}/releases", json={"phase": "final"}, timeout=300)
+    if r.status_code != 201:
+        sys.exit(f"the final release failed: {r.status_code} {r.text}")
+    final = r.json()
+    page = operator.get(f"{url['analytics']}/rounds/{round_id}/indicators", params={"question": "q13", "dimension": "maalgruppe", "level": "total"})
+    shown = [f"{row['kommunekode']} {row['mean']:.2f}" for row in page.json()["rows"] if not row["suppressed"] and row["mean"] is not None]
+    print(f"  analytics  fieldwork ended; final release {final['release']}, q13's mean where published: {', '.join(shown) or 'none'}")
     print(f"\n  dashboard  {url['analytics']}/dashboard/r/{round_id}/k/national   (log in as kl-operator / dev-secret-kl)")
     print(f"  overview   {url['analytics']}/dashboard/rounds/{round_id}")
 

@@ -26,13 +26,14 @@ ROUND = "min-foerste-runde"
 pytestmark = [*needs_chromium, pytest.mark.timeout(420)]
 
 
-def first_round_commands() -> str:
-    """The ```sh blocks of README's "Your first round", in order."""
+def first_round_commands(after_fieldwork: bool = False) -> str:
+    """The ```sh blocks of README's "Your first round", in order: up to the citizen's answer, or
+    (``after_fieldwork``) the addresses and tokens, then the last block, which ends fieldwork."""
     text = README.read_text(encoding="utf-8")
     section = text.split("\n## Your first round\n", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"^```sh\n(.*?)^```", section, flags=re.S | re.M)
-    assert len(blocks) >= 5, "README's first round lost its commands"
-    return "\n".join(blocks)
+    assert len(blocks) >= 6, "README's first round lost its commands"
+    return "\n".join([blocks[0], blocks[-1]] if after_fieldwork else blocks[:-1])
 
 
 @pytest.fixture(scope="module")
@@ -71,11 +72,11 @@ def newcomer_stack(module_env, issuer, tmp_path_factory):
             process.stop()
 
 
-async def run_readme(urls: dict[str, str], issuer: str, sink: str, workdir: Path) -> str:
+async def run_readme(urls: dict[str, str], issuer: str, sink: str, workdir: Path, after_fieldwork: bool = False) -> str:
     env = {**os.environ, "ISSUER": issuer, "INGEST": urls["ingest"], "SAMPLING": urls["sampling"],
            "RESPONSES": urls["responses"], "ANALYTICS": urls["analytics"], "SINK": sink}
     proc = await asyncio.create_subprocess_exec(
-        "bash", "-euo", "pipefail", "-c", first_round_commands(), cwd=workdir, env=env,
+        "bash", "-euo", "pipefail", "-c", first_round_commands(after_fieldwork), cwd=workdir, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), 240)
     assert proc.returncode == 0, (out.decode()[-2000:], err.decode()[-2000:])
@@ -133,14 +134,16 @@ async def test_readme_first_round_as_a_newcomer(newcomer_stack, issuer, module_e
                     await page.context.clear_cookies()
                     await asyncio.sleep(2)
             assert await page.locator("h1").inner_text() == "Overblik: Aarhus"
+            # During fieldwork: the response rate, and why the results are not there yet.
+            assert "ikke hvad de har svaret" in await page.locator("#rates-only").inner_text()
+            assert await page.locator("#rates").count() == 1
+            # Step 9: the operator ends fieldwork and cuts the final release; the results follow.
+            await run_readme(urls, issuer, module_env["DEV_SINK_DIR"], tmp_path, after_fieldwork=True)
+            await page.reload()
+            assert await page.locator("#rates-only").count() == 0
             await page.get_by_role("link", name="Spørgsmål", exact=True).click()
             await page.wait_for_url(f"**/dashboard/r/{ROUND}/k/751/q")
-            # A release cut before the answer (the round was quiet while the citizen read the
-            # letter) has no questions yet; the next one, after the answer, has them by name.
-            async with asyncio.timeout(60):
-                while "Samlet tilfredshed" not in await page.locator("main").inner_text():
-                    await asyncio.sleep(2)
-                    await page.reload()
+            assert "Samlet tilfredshed" in await page.locator("main").inner_text()
             assert "q13" not in await page.locator("main").inner_text()
 
             # KL's operator: every municipality, and the round overview from the start page.

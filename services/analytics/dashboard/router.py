@@ -53,6 +53,7 @@ REFUSAL_REASONS = (
     (re.compile(r"^round (?P<round>\S+) has no release yet"), "why_no_release"),
     (re.compile(r"^no data for round (?P<round>\S+)"), "why_no_round"),
     (re.compile(r"^no such question"), "why_question"),
+    (re.compile(r"^round (?P<round>\S+) publishes response rates only"), "why_rates_only"),
     (re.compile(r"^no such chart"), "why_chart"),
     (re.compile(r"(comparison is per municipality|targets belong to a municipality)"), "why_per_kommune"),
     (re.compile(r"^municipal login is not configured"), "why_oidc_off"),
@@ -142,7 +143,9 @@ class Ctx:
         return [k for k in self.ix.kommuner if self.principal.may_act_for(k)] if self.ix else []
 
 
-async def _load(request: Request, principal: Principal, lang: str, round_id: str, kommune: str) -> Ctx:
+async def _load(request: Request, principal: Principal, lang: str, round_id: str, kommune: str, *, answers: bool = True) -> Ctx:
+    """The request's view of the round's latest release. ``answers``: the page shows answers, so
+    a release that publishes none (scope "rates", during fieldwork) is refused with why."""
     ctx = Ctx(request, principal, lang)
     if kommune != NATIONAL and not principal.may_act_for(kommune):
         raise HTTPException(403, detail=f"not allowed to act for municipality {kommune}")
@@ -157,6 +160,8 @@ async def _load(request: Request, principal: Principal, lang: str, round_id: str
         if kommune != NATIONAL:
             rows = (await uow.session.execute(sa.select(DashboardTarget).where(DashboardTarget.kommunekode == kommune))).scalars()
             ctx.targets = {(r.question, r.indicator): r.value for r in rows}
+    if answers and not release.info.answers_published:
+        raise HTTPException(404, detail=f"round {round_id} publishes response rates only until its results are released")
     ctx.round_id, ctx.kommune, ctx.ix = round_id, kommune, data.index_of(release.publication)
     ctx.release = release.info
     return ctx
@@ -387,9 +392,11 @@ def _question(ctx: Ctx, question: str | None) -> str:
 @router.get("/r/{round_id}/k/{kommune}", response_class=HTMLResponse, summary="Dashboard page: overview of a round for a municipality (or national)")
 async def overview(request: Request, round_id: str = RoundId, kommune: str = Kommune, lang: str = "da",
                    principal: Principal = Depends(kommune_access)) -> Response:
-    ctx = await _load(request, principal, lang, round_id, kommune)
+    ctx = await _load(request, principal, lang, round_id, kommune, answers=False)
     ix = ctx.ix
     rates = [(data.kommune_name(k, ctx.lang), ix.rate(k)) for k in ([kommune, NATIONAL] if kommune != NATIONAL else [NATIONAL])]
+    if not ctx.release.answers_published:
+        return _render(ctx, "overview.html", rates=rates, satisfaction=[], target=None, charts=[], rates_only=True)
     satisfaction = [(data.kommune_name(k, ctx.lang), data.Point.of(ix.total(data.OVERALL, k), "mean"),
                      data.Point.of(ix.total(data.OVERALL, k), "top2_share"))
                     for k in ([kommune, NATIONAL] if kommune != NATIONAL else [NATIONAL])]
