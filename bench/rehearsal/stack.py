@@ -134,7 +134,9 @@ class Stack:
 
     def stop_services(self) -> None:
         for service in self.services.values():
+            children = _descendants(service)
             service.stop()
+            _kill(children)  # a worker busy past the service's shutdown (analytics' builder) would outlive it
 
     def stop(self) -> None:
         for cleanup in reversed(self._cleanups):
@@ -163,7 +165,11 @@ class Stack:
     def kill_and_restart(self, name: str) -> float:
         """kill -9 of one service, then start it again; the seconds until it is healthy."""
         started = time.monotonic()
+        # The whole process tree, as a crashed container goes: a worker process left behind (ingest's
+        # preparation workers, analytics' builder) would go on using CPU beside its successor.
+        children = _descendants(self.services[name])
         self.services[name].kill()
+        _kill(children)
         self.services[name].start().wait_healthy(180)
         return time.monotonic() - started
 
@@ -211,6 +217,21 @@ class Stack:
             return found
         finally:
             await consumer.stop()
+
+
+def _descendants(service: ServiceProcess) -> list[psutil.Process]:
+    try:
+        return psutil.Process(service.process.pid).children(recursive=True) if service.process else []
+    except psutil.Error:
+        return []
+
+
+def _kill(processes: list[psutil.Process]) -> None:
+    for proc in processes:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
 
 
 # --- measuring the processes ----------------------------------------------------------------------
