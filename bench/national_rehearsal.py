@@ -44,6 +44,8 @@ def main() -> None:
                         help=f"kill -9 each service once in its busiest phase, restart PostgreSQL (and Apache Kafka) once; "
                         f"or a comma-separated choice of {', '.join(ALL_FAULTS)}")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="extra environment for the services")
+    parser.add_argument("--phase-timeout", type=float, default=3600,
+                        help="seconds a fieldwork phase may wait (for letters, answers) before fieldwork is ended early")
     parser.add_argument("--release-timeout", type=float, default=1800, help="seconds the final release may take")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, sink, database)")
     parser.add_argument("--json", metavar="FILE", help="also write the figures and the books as JSON")
@@ -59,7 +61,8 @@ def main() -> None:
     books = None
     try:
         stack = Stack.start(work, broker=args.broker, extra_env=dict(e.split("=", 1) for e in args.env))
-        rehearsal = Rehearsal(stack, scale=args.scale, peak=peak, faults=faults, release_timeout=args.release_timeout)
+        rehearsal = Rehearsal(stack, scale=args.scale, peak=peak, faults=faults, release_timeout=args.release_timeout,
+                              phase_timeout=args.phase_timeout)
         try:
             books = asyncio.run(rehearsal.run())
         finally:

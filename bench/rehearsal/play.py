@@ -108,7 +108,8 @@ class Fault:
 
 class Rehearsal:
     def __init__(self, stack: Stack, *, scale: float, peak: float, faults: set[str], seed: int = 2026,
-                 round_id: str | None = None, municipalities: int = 98, release_timeout: float = 1800, log=print) -> None:
+                 round_id: str | None = None, municipalities: int = 98, release_timeout: float = 1800,
+                 phase_timeout: float = 3600, log=print) -> None:
         self.stack = stack
         self.scale = scale
         self.peak = peak
@@ -117,6 +118,7 @@ class Rehearsal:
         self.round_id = round_id or f"rehearsal-{int(time.time())}"
         self.log = log
         self.release_timeout = release_timeout
+        self.phase_timeout = phase_timeout  # a fieldwork phase waiting longer ends fieldwork early
         self.municipalities = municipalities  # the largest this many take part (a small test: fewer than 98)
         self.operator = stack.operator_token()
         self.bi = stack.bi_token()
@@ -228,7 +230,13 @@ class Rehearsal:
             try:
                 await self._define_and_deliver()
                 await self._draw()
-                await self._fieldwork()
+                try:
+                    await self._fieldwork()
+                except TimeoutError as exc:
+                    # Something did not happen (a lost event, a stuck sender): end the round anyway
+                    # and let the books show what is missing.
+                    self.log(f"  fieldwork: {exc}; ending fieldwork now")
+                    self.marks["fieldwork_timed_out"] = str(exc)
                 await self._end()
                 books = await self._books()
             finally:
@@ -399,7 +407,7 @@ class Rehearsal:
             ended = sent + counts[("invitation", "failed")] + counts[("invitation", "skipped")]
             return ended >= self.sampled and self.sink_steps["invitation"] >= sent
 
-        await self.until(all_sent, "every invitation sent and in the sink", 7200, interval=0.5)
+        await self.until(all_sent, "every invitation sent and in the sink", self.phase_timeout, interval=0.5)
         # A wave quicker than the status polls: the faults due in it come at its end.
         await self.fault("dispatch", "the end of the invitation wave")
         await self.fault("broker", "the end of the invitation wave")
@@ -415,7 +423,7 @@ class Rehearsal:
             self.progress(f"{step} {dict((k[1], n) for k, n in counts.items() if k[0] == step)}, in the sink {self.sink_steps[step]}")
             return done >= self.sampled and self.sink_steps[step] >= counts[(step, "sent")]
 
-        await self.until(all_done, f"every {step} sent or skipped", 7200, interval=0.5)
+        await self.until(all_done, f"every {step} sent or skipped", self.phase_timeout, interval=0.5)
         self.marks[f"{step}_done"] = time.monotonic()
 
     async def _wave_done(self, w: int) -> None:
@@ -425,7 +433,7 @@ class Rehearsal:
             return self.marks.get("invitations_done") and not self.tokens_by_wave[w] and \
                 self.answered_by_wave[w] >= self.assigned[w] and not self.in_flight
 
-        await self.until(done, f"the answers after letter {w + 1}", 7200, interval=0.5)
+        await self.until(done, f"the answers after letter {w + 1}", self.phase_timeout, interval=0.5)
 
     # --- the sink: letters as citizens receive them -------------------------------------------------
 

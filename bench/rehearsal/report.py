@@ -57,6 +57,9 @@ def report(rehearsal: Rehearsal, books: dict | None) -> str:
         for fault in r.faults_done:
             seconds = f"back after {fault.seconds:.1f} s" if fault.seconds else fault.note
             out(f"  {fault.service:<10} during {fault.when}: {seconds}")
+    if "fieldwork_timed_out" in r.marks:
+        out("")
+        out(f"fieldwork ended early: {r.marks['fieldwork_timed_out']}")
     out("")
     out("targets (while the five share the machine)")
     for what, value, held in targets(r):
