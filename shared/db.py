@@ -15,7 +15,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import MetaData, event, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 
@@ -83,6 +84,38 @@ def discard_closed_connections(engine: AsyncEngine) -> None:
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     # expire_on_commit=False: objects stay usable after the unit of work commits, with no lazy loads.
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database could not be reached (down, restarting, a connection
+    lost or refused, the pool exhausted) rather than that the work itself failed: the same work
+    will succeed once the database is back, so it is to be retried, never judged."""
+    import asyncpg  # the only driver the services use
+
+    unreachable = (
+        ConnectionError,  # refused, reset, aborted
+        TimeoutError,
+        PoolTimeout,
+        DisconnectionError,
+        asyncpg.exceptions.PostgresConnectionError,  # SQLSTATE class 08
+        asyncpg.exceptions.OperatorInterventionError,  # 57: admin or crash shutdown, cannot connect now
+        asyncpg.exceptions.ConnectionDoesNotExistError,
+    )
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, unreachable):
+            return True
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(current, asyncpg.exceptions.InterfaceError) and "connection is closed" in str(current):
+            return True
+        pending.extend([current.__cause__, current.__context__, getattr(current, "orig", None)])
+    return False
 
 
 def advisory_key(name: str) -> int:

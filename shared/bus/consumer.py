@@ -24,10 +24,13 @@ from aiokafka.structs import ConsumerRecord
 from shared.bus.kafka import DEAD_LETTER_SUFFIX, topic_name
 from shared.bus.outbox import UnitOfWork
 from shared.bus.tables import BusTables
+from shared.db import database_unavailable
 from shared.events import REGISTRY, Envelope, EventPayload
 from shared.observability import CONSUMER_LAG, DEAD_LETTERS, EVENTS_CONSUMED, correlation_id_var
 
 logger = logging.getLogger(__name__)
+# The longest wait between tries while the database cannot be reached (seconds).
+UNAVAILABLE_BACKOFF_MAX = 5.0
 
 Handler = Callable[[UnitOfWork, Envelope, Any], Awaitable[None]]
 BatchHandler = Callable[[UnitOfWork, list[tuple[Envelope, Any]]], Awaitable[None]]
@@ -285,14 +288,29 @@ class IdempotentConsumer:
                 correlation_id_var.reset(token)
 
     async def _handle_with_retries(self, record: ConsumerRecord, envelope: Envelope, payload: EventPayload) -> None:
+        """Handle one event, retrying; after ``max_attempts`` failures of the handler, dead-letter
+        it. A database that cannot be reached (restarting, connections lost) is not the event's
+        fault: the consumer waits for it (backing off up to ``UNAVAILABLE_BACKOFF_MAX`` seconds)
+        without spending attempts, holding the partition so order is kept."""
         last_error = ""
-        for attempt in range(1, self._max_attempts + 1):
+        attempt = waits = 0
+        while attempt < self._max_attempts:
             try:
                 await self._handle_in_one_transaction([(record, envelope, payload)])
                 return
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if database_unavailable(exc):
+                    waits += 1
+                    logger.warning(
+                        "database unavailable; waiting to handle the event",
+                        extra={"fields": {"event_id": str(envelope.event_id), "event_type": envelope.type, "waits": waits,
+                                          "error": type(exc).__name__}},
+                    )
+                    await asyncio.sleep(min(self._retry_backoff * 2 ** min(waits, 10), UNAVAILABLE_BACKOFF_MAX))
+                    continue
+                attempt += 1
                 last_error = f"{type(exc).__name__}: {exc}"[:2000]
                 logger.warning(
                     "handler failed",

@@ -265,3 +265,87 @@ async def test_relay_killed_repeatedly_loses_no_committed_event(engine, database
     assert len(committed) == total
     assert left == 0
     assert published == committed  # every committed event reached Kafka; nothing uncommitted did
+
+
+class Outage:
+    """A TCP proxy in front of PostgreSQL that can take the database away: ``down()`` cuts every
+    open connection and refuses new ones (as a server restart does), ``up()`` brings it back."""
+
+    def __init__(self, connect) -> None:
+        self.connect = connect  # opens a connection to the real server
+        self.available = True
+        self.links: set[asyncio.StreamWriter] = set()
+        self.server = None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        return self.server.sockets[0].getsockname()[1]
+
+    async def _accept(self, reader, writer) -> None:
+        if not self.available:
+            writer.close()
+            return
+        up_reader, up_writer = await self.connect()
+        self.links |= {writer, up_writer}
+
+        async def pipe(src, dst):
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    def down(self) -> None:
+        self.available = False
+        for link in self.links:
+            link.transport.abort()
+        self.links.clear()
+
+    def up(self) -> None:
+        self.available = True
+
+    async def stop(self) -> None:
+        self.down()
+        self.server.close()
+
+
+async def test_a_database_outage_is_waited_out_never_dead_lettered(engine, database_url, producer, kafka_bootstrap, topic_prefix):
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    socket_dir = url.query.get("host")
+    if socket_dir and socket_dir.startswith("/"):  # the embedded server listens on a unix socket
+        socket = f"{socket_dir}/.s.PGSQL.{url.port or 5432}"
+        outage = Outage(lambda: asyncio.open_unix_connection(socket))
+    else:
+        outage = Outage(lambda: asyncio.open_connection(url.host or "127.0.0.1", url.port or 5432))
+    proxied_url = url.difference_update_query(["host"]).set(host="127.0.0.1", port=await outage.start())
+    proxied = make_engine(proxied_url.render_as_string(hide_password=False))
+    topic = topic_name(topic_prefix, TOPIC)
+    await ensure_topics(kafka_bootstrap, [topic])
+    worker = consumer(kafka_bootstrap, topic_prefix, proxied, producer, max_attempts=2, retry_backoff=0.05)
+    await worker.start()
+    task = asyncio.create_task(worker.run())
+    try:
+        await produce_raw(kafka_bootstrap, topic, [wire(event(i)) for i in range(3)])
+        await wait_until(lambda: _effects_are(engine, 3), 60, "the first events")
+        # The database goes away for longer than every retry of a failing handler together,
+        # and events keep coming meanwhile.
+        outage.down()
+        await produce_raw(kafka_bootstrap, topic, [wire(event(i)) for i in range(3, 8)])
+        await asyncio.sleep(3.0)
+        assert (await effects(engine))[1] == 3
+        outage.up()
+        await wait_until(lambda: _effects_are(engine, 8), 60, "the events after the outage")
+    finally:
+        task.cancel()
+        await worker.stop()
+        await outage.stop()
+        await proxied.dispose()
+    assert await effects(engine) == (8, 8)  # each once
+    assert await read_topic(kafka_bootstrap, dlq_topic(topic_prefix), timeout=10) == []
