@@ -24,6 +24,7 @@ import functools
 import html
 import io
 import re
+import threading
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
@@ -222,8 +223,20 @@ def _qr_code(link: str) -> Drawing:
     return drawing
 
 
+# reportlab keeps fonts and their per-document glyph assignments in process-wide state: two
+# letters drawn at once in two threads (the sender renders its next batch while one is sent)
+# can corrupt each other. Drawing is serialised; the letters from a cached template
+# (letter_cache) are byte patches and need no lock.
+_REPORTLAB = threading.Lock()
+
+
 def _draw_pdf(title: str, body_markup: str, ctx: LetterContext, *, page_compression: int = 1,
               on_first_page=None) -> bytes:
+    with _REPORTLAB:
+        return _draw_pdf_unlocked(title, body_markup, ctx, page_compression=page_compression, on_first_page=on_first_page)
+
+
+def _draw_pdf_unlocked(title: str, body_markup: str, ctx: LetterContext, *, page_compression: int, on_first_page) -> bytes:
     styles = _styles()
     story: list = [
         Paragraph(xml_escape(ctx.municipality), styles["sender"]),

@@ -82,3 +82,29 @@ def test_cached_letters_fall_back_to_the_full_render_when_they_must():
     assert long_name in text
     paper = render_letter_fast(LetterKind.INVITATION, _ctx("A B", "https://svar.borgerblik.dk/s/" + TOKEN), paper=True)
     assert paper.pdf.startswith(b"%PDF-")
+
+
+def test_letters_rendered_in_threads_at_once_read_right():
+    """The sender renders its next batch in a thread while one is sent, so templates are built
+    and letters drawn concurrently: every letter still carries its own municipality, name and
+    link (reportlab's process-wide font state is drawn under one lock)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from services.dispatch.domain import letter_cache
+
+    letter_cache._template.cache_clear()
+    kommuner = [name for _, name in sorted(municipalities().items())][:24]
+
+    def render(i: int) -> tuple[str, str, str, bytes]:
+        name = f"Borger Nr{i:02d} Ærø"
+        link = "https://svar.borgerblik.dk/s/" + TOKEN[:-2] + f"{i:02d}"
+        ctx = LetterContext(name=name, link=link, municipality=kommuner[i % len(kommuner)], deadline=date(2025, 9, 22),
+                            contact=ContactInfo("jobcentret"), letter_date=date(2025, 9, 1 + i % 20))
+        letter = render_letter_fast(LetterKind.INVITATION if i % 2 else LetterKind.REMINDER_1, ctx)
+        return name, link, kommuner[i % len(kommuner)], letter.pdf
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(render, range(48)))
+    for name, link, kommune, pdf in results:
+        text = "".join(pypdf.PdfReader(io.BytesIO(pdf)).pages[0].extract_text().split())
+        assert "".join(name.split()) in text and link.rsplit("/", 1)[1] in text and "".join(kommune.split()) in text
