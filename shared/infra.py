@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -20,6 +22,19 @@ logger = logging.getLogger(__name__)
 
 LOCAL_DATABASE = "borgerblik"
 LOCAL_KAFKA_PORT = 9092
+
+
+def exit_with_parent() -> None:
+    """In a worker process (a process pool's initializer): exit once the service that started it
+    is gone, so a service killed with SIGKILL leaves no worker behind, idle or busy."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def free_port() -> int:

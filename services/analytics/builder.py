@@ -319,7 +319,9 @@ def _worker_init(database_url: str) -> None:
     from sqlalchemy.ext.asyncio import async_sessionmaker
 
     from shared.db import make_engine
+    from shared.infra import exit_with_parent
 
+    exit_with_parent()  # a killed service leaves no build running
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     # A build allocates ~10^5 short-lived objects, nearly all freed by reference counting; with

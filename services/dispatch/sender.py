@@ -74,6 +74,7 @@ from services.dispatch.models import DispatchStep, Invitation, RoundDefinitionRo
 from services.dispatch.service import cancel_unsent, defer_to_window, schedules
 from services.dispatch.stages import StageTimes
 from shared.events import InvitationSent, RoundDefined
+from shared.infra import exit_with_parent
 from shared.observability import log_fields
 from shared.runtime import ServiceRuntime
 
@@ -507,7 +508,7 @@ def make_executor(settings: DispatchSettings) -> Executor | None:
     from concurrent.futures import ProcessPoolExecutor
 
     # spawn, not fork: forking a process with a running event loop and threads is unsafe.
-    return ProcessPoolExecutor(settings.render_processes, mp_context=multiprocessing.get_context("spawn"))
+    return ProcessPoolExecutor(settings.render_processes, mp_context=multiprocessing.get_context("spawn"), initializer=exit_with_parent)
 
 
 __all__ = ["Sender", "make_executor"]

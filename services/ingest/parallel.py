@@ -20,8 +20,6 @@ import io
 import multiprocessing
 import os
 import re
-import threading
-import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -43,6 +41,7 @@ from services.ingest.preparation import (
     prepare_csv_block,
     prepare_rows,
 )
+from shared.infra import exit_with_parent
 
 _ASCII_COMPATIBLE = {"utf-8": "utf-8", "utf-8-sig": "utf-8", "cp1252": "cp1252", "latin-1": "latin-1"}
 _NEWLINE = re.compile(rb"\r\n|\r|\n")
@@ -192,14 +191,7 @@ def _ready() -> None:
 def _warm_up() -> None:
     """In a new worker: follow the service if it dies (a killed service must not leave idle
     workers behind), and import the heavy modules before the first block arrives."""
-    parent = os.getppid()
-
-    def watch_parent() -> None:
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(0)
-
-    threading.Thread(target=watch_parent, name="watch-parent", daemon=True).start()
+    exit_with_parent()
     import services.ingest.preparation  # noqa: F401
 
 
