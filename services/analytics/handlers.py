@@ -196,7 +196,7 @@ _RATES_UPSERT = _unnest_insert(
 
 
 HANDLERS = {
-    "sample.drawn": on_sample_drawn,
-    "invitation.sent": on_invitations_sent,
-    "response.submitted": on_responses_submitted,
+    SampleDrawn: on_sample_drawn,  # v1 and v2
+    InvitationSent: on_invitations_sent,
+    ResponseSubmitted: on_responses_submitted,
 }

@@ -47,4 +47,4 @@ async def on_round_defined(uow: UnitOfWork, envelope: Envelope, event: RoundDefi
     )
 
 
-HANDLERS = {"link.issued": on_link_issued, "round.defined": on_round_defined}
+HANDLERS = {LinkIssued: on_link_issued, RoundDefined: on_round_defined}

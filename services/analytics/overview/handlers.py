@@ -59,8 +59,8 @@ async def on_dispatch_progress(uow: UnitOfWork, envelope: Envelope, event: Dispa
 
 
 HANDLERS = {
-    "round.defined": on_round_defined,
-    "delivery.accepted": on_delivery_accepted,
-    "sampling.progress": on_sampling_progress,
-    "dispatch.progress": on_dispatch_progress,
+    RoundDefined: on_round_defined,
+    DeliveryAccepted: on_delivery_accepted,
+    SamplingProgress: on_sampling_progress,
+    DispatchProgress: on_dispatch_progress,
 }
