@@ -147,11 +147,40 @@ async def deliver_extract(
     return service.report_for(outcome.delivery)
 
 
+# The upload's body as OpenAPI shows it: the route reads the raw body itself (files of a million
+# rows are streamed to disk, never parsed by the framework), so its layout is declared here.
+UPLOAD_CSV_EXAMPLE = (
+    "CPR-nummer;Ydelse;Overgangsdato;Seneste samtale;Forløb afsluttet;Telefon;Passiv;Navn\n"
+    "010190-1235;Dagpenge;01-01-2022;15-06-2023;nej;12 34 56 78;nej;Søren Ærø\n"
+    "030375-3457;Kontanthjælp - aktivitetsparat;01-06-2021;;ja;;nej;Bo Berg\n"
+)
+UPLOAD_BODY = {
+    "required": True,
+    "description": (
+        "The extract: one row per citizen, a header row naming the columns in the vendor's words (the column "
+        "profile maps them: GET /profiles; docs/extracts.md). CSV (separator ; , or tab; UTF-8, UTF-8 with BOM or "
+        "Windows-1252; dates dd-mm-yyyy, yyyy-mm-dd or Excel serials), XLSX (first sheet), JSON or NDJSON (the "
+        "rows of POST /rounds/{round_id}/extracts/{kommunekode}), as the raw body or as a multipart field 'file'. "
+        "Required columns: the CPR number, the benefit (ydelse) and the transition date (overgangsdato); the "
+        "visitation category, latest interview, ended, phone, passive flag and name are optional."
+    ),
+    "content": {
+        "text/csv": {"schema": {"type": "string"}, "example": UPLOAD_CSV_EXAMPLE},
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {"schema": {"type": "string", "format": "binary"}},
+        "application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/ExtractRow"}}},
+        "multipart/form-data": {
+            "schema": {"type": "object", "required": ["file"], "properties": {"file": {"type": "string", "format": "binary"}}}
+        },
+    },
+}
+
+
 @router.post(
     "/rounds/{round_id}/extracts/{kommunekode}/files",
     response_model=JobAccepted,
     status_code=status.HTTP_202_ACCEPTED,
     summary="Upload a municipality's extract file (CSV, XLSX, JSON) for a round; processed as a job",
+    openapi_extra={"requestBody": UPLOAD_BODY},
     responses={
         400: {"description": "empty body"},
         403: {"description": "not allowed for this municipality"},

@@ -543,3 +543,15 @@ async def test_a_four_digit_kommunekode_in_the_path_is_the_same_municipality(sta
     # and the municipality's access rule holds for the 4-digit form too
     response = await upload(stack["client"], stack["token"], b"x", round_id=round_id, kommunekode="0751")
     assert response.status_code == 403
+
+
+async def test_the_upload_body_documented_in_openapi_is_accepted_as_it_stands(stack):
+    """A vendor reads the upload's layout from /openapi.json: its CSV example is a valid extract."""
+    spec = (await stack["client"].get("/openapi.json")).json()
+    body = spec["paths"]["/rounds/{round_id}/extracts/{kommunekode}/files"]["post"]["requestBody"]
+    assert {"text/csv", "application/json", "multipart/form-data"} <= set(body["content"]) and body["description"]
+    example = body["content"]["text/csv"]["example"]
+    round_id = await new_round(stack)
+    job = await upload_and_wait(stack["client"], stack["token"], example.encode(), round_id=round_id, content_type=CSV)
+    assert job["status"] == "succeeded", job
+    assert job["progress"]["rows_valid"] == example.count("\n") - 1
