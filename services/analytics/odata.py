@@ -526,7 +526,8 @@ class Query:
 
 
 def check_options(params: dict[str, str]) -> None:
-    """501 for every system query option the service does not implement, and for aliases."""
+    """501 for every system query option the service does not implement, and for aliases; 406
+    for a $format other than JSON."""
     for name in params:
         if name.startswith("@"):
             raise _not_implemented(f"parameter aliases ({name}) are not supported", name)
@@ -536,7 +537,8 @@ def check_options(params: dict[str, str]) -> None:
             )
     fmt = params.get("$format")
     if fmt is not None and fmt.split(";")[0].strip().lower() not in ("json", "application/json"):
-        raise _not_implemented(f"$format={fmt}: only JSON is served", "$format")
+        # The option is served; a format it cannot give is Not Acceptable (OData 4.01 Protocol, 8.2.1).
+        raise ODataError(406, f"$format={fmt}: only JSON is served", "$format", "NotAcceptable")
 
 
 def parse_query(params: dict[str, str], es: EntitySet) -> Query:

@@ -193,7 +193,7 @@ def test_select_and_format():
     assert parse_query({"$format": "json"}, INDICATORS).select == COLUMNS
     with pytest.raises(ODataError) as caught:
         parse_query({"$format": "xml"}, INDICATORS)
-    assert caught.value.status == 501
+    assert caught.value.status == 406 and caught.value.code == "NotAcceptable"
 
 
 def test_key_predicates():
