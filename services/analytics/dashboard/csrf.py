@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import html
 import os
+from contextvars import ContextVar
 
 from asgi_csrf import asgi_csrf
 from starlette.requests import Request
@@ -53,6 +54,13 @@ def _secret() -> str:
     return os.environ.get("DASHBOARD_SESSION_KEY") or os.urandom(32).hex()
 
 
+# The scope this middleware was called with: asgi-csrf hands the app a copy of it, so what the
+# router sets there (the matched route, which the middleware outside reads: logs, the tests'
+# route recorder) is copied back.
+_OUTER_SCOPE: ContextVar[Scope | None] = ContextVar("dashboard_csrf_outer_scope", default=None)
+_ROUTING_KEYS = ("route", "endpoint", "path_params")
+
+
 class DashboardCsrf:
     """asgi-csrf for /dashboard, with the cookie of the request's scheme."""
 
@@ -60,14 +68,26 @@ class DashboardCsrf:
         self.app = app
         common = {"signing_secret": _secret(), "always_protect": ALWAYS, "cookie_samesite": "Lax", "send_csrf_failed": _refused,
                   "skip_if_scope": lambda scope: not scope["path"].startswith(PATH_PREFIX)}
-        self.http = asgi_csrf(app, cookie_name=HTTP_COOKIE, cookie_path=PATH_PREFIX, cookie_secure=False, **common)
-        self.https = asgi_csrf(app, cookie_name=HTTPS_COOKIE, cookie_path="/", cookie_secure=True, **common)
+        self.http = asgi_csrf(self._routed, cookie_name=HTTP_COOKIE, cookie_path=PATH_PREFIX, cookie_secure=False, **common)
+        self.https = asgi_csrf(self._routed, cookie_name=HTTPS_COOKIE, cookie_path="/", cookie_secure=True, **common)
+
+    async def _routed(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            outer = _OUTER_SCOPE.get()
+            if outer is not None and outer is not scope:
+                outer.update({key: scope[key] for key in _ROUTING_KEYS if key in scope})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(PATH_PREFIX):
             await self.app(scope, receive, send)
             return
-        await (self.https if scope.get("scheme") == "https" else self.http)(scope, receive, send)
+        token = _OUTER_SCOPE.set(scope)
+        try:
+            await (self.https if scope.get("scheme") == "https" else self.http)(scope, receive, send)
+        finally:
+            _OUTER_SCOPE.reset(token)
 
 
 def token(request: Request) -> str:
