@@ -181,6 +181,33 @@ async def running_app(app) -> AsyncIterator[httpx.AsyncClient]:
             yield client
 
 
+@asynccontextmanager
+async def served(app, *, lifespan: str = "off", port: int | None = None) -> AsyncIterator[str]:
+    """Serve an ASGI app with uvicorn on a local port (a free one unless given), for a browser or
+    another process to reach over real HTTP; its address. ``lifespan="off"``: the app's lifespan
+    already runs (``running_app``)."""
+    import asyncio
+
+    import uvicorn
+
+    from shared.infra import free_port
+
+    port = port or free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, access_log=False, log_level="warning",
+                                           lifespan=lifespan))
+    task = asyncio.create_task(server.serve())
+    try:
+        async with asyncio.timeout(60):
+            while not server.started:
+                if task.done():
+                    task.result()  # a server that could not start says why
+                await asyncio.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 

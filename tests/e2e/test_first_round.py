@@ -12,13 +12,13 @@ import re
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from shared.auth.dev_issuer import create_app as issuer_app
 from shared.auth.dev_issuer import load_clients
 from shared.infra import free_port
 from shared.testing.browser import CHROMIUM, CHROMIUM_ARGS, needs_chromium
 from shared.testing.processes import SERVICES, ServiceProcess
+from shared.testing.fixtures import served
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 ROUND = "min-foerste-runde"
@@ -40,16 +40,8 @@ def first_round_commands(after_fieldwork: bool = False) -> str:
 async def issuer(dev_issuer):
     """The dev token issuer over HTTP with deploy/dev-clients.json, as `make up` runs it (its key is
     the one the services trust)."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(issuer_app(dev_issuer, load_clients()), host="127.0.0.1", port=port,
-                                           access_log=False, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve())
-    async with asyncio.timeout(30):
-        while not server.started:
-            await asyncio.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await task
+    async with served(issuer_app(dev_issuer, load_clients())) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

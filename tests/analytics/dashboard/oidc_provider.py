@@ -5,7 +5,6 @@ shared/auth/dev_issuer.py has only client credentials, so this lives here."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import secrets
@@ -14,12 +13,12 @@ from contextlib import asynccontextmanager
 from urllib.parse import urlencode
 
 import jwt
-import uvicorn
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse
 
 from shared.infra import free_port
+from shared.testing.fixtures import served
 
 
 class Provider:
@@ -88,13 +87,5 @@ class Provider:
 async def serve(provider: Provider):
     port = free_port()
     provider.base = f"http://127.0.0.1:{port}"
-    server = uvicorn.Server(uvicorn.Config(provider.app(), host="127.0.0.1", port=port, access_log=False, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    async with asyncio.timeout(30):
-        while not server.started:
-            await asyncio.sleep(0.05)
-    try:
+    async with served(provider.app(), lifespan="auto", port=port):
         yield provider
-    finally:
-        server.should_exit = True
-        await task

@@ -6,21 +6,18 @@ tables carry the API's numbers, check another municipality's page is refused, an
 
 from __future__ import annotations
 
-import asyncio
 import math
 from pathlib import Path
 
 import httpx
 import pytest
 
-import uvicorn
 
 from dashboard_helpers import Tables
 from services.analytics.dashboard.texts import question_label
 from shared.auth.dev_issuer import create_app as issuer_app
 from shared.auth.dev_issuer import load_clients
-from shared.infra import free_port
-from shared.testing.fixtures import bearer
+from shared.testing.fixtures import bearer, served
 from shared.testing.browser import CHROMIUM, CHROMIUM_ARGS, WCAG_TAGS, needs_chromium
 from shared.testing.browser import axe_source as load_axe
 
@@ -39,16 +36,9 @@ def axe_source() -> str:
 async def live(app_and_client, dev_issuer):
     app, _ = app_and_client
     app.state.dashboard_token_transport = httpx.ASGITransport(app=issuer_app(dev_issuer, load_clients()))
-    port = free_port()
     # The module's app already runs its lifespan (consumers, publication cache): serve it as is.
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, access_log=False, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve())
-    async with asyncio.timeout(30):
-        while not server.started:
-            await asyncio.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await task
+    async with served(app) as url:
+        yield url
     del app.state.dashboard_token_transport
 
 

@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 import sqlalchemy as sa
-import uvicorn
 
 from dashboard_helpers import CSRF_FIELD, form_token
 from services.analytics.config import AnalyticsSettings
@@ -23,8 +22,7 @@ from services.analytics.dashboard.models import DashboardSession
 from services.analytics.main import create_app
 from shared.auth.dev_issuer import create_app as issuer_app
 from shared.auth.dev_issuer import load_clients
-from shared.infra import free_port
-from shared.testing.fixtures import running_app, settings_from_env
+from shared.testing.fixtures import running_app, served as serving, settings_from_env
 
 AARHUS = {"client_id": "aarhus-bi", "client_secret": "dev-secret-aarhus"}
 
@@ -40,15 +38,8 @@ async def served(module_env, dev_issuer):
         del os.environ["DASHBOARD_SESSION_PURGE_INTERVAL_SECONDS"]
     app.state.dashboard_token_transport = httpx.ASGITransport(app=issuer_app(dev_issuer, load_clients()))
     async with running_app(app):
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, access_log=False, log_level="warning", lifespan="off"))
-        task = asyncio.create_task(server.serve())
-        async with asyncio.timeout(30):
-            while not server.started:
-                await asyncio.sleep(0.05)
-        yield app, f"http://127.0.0.1:{port}"
-        server.should_exit = True
-        await task
+        async with serving(app) as url:
+            yield app, url
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from services.analytics.config import AnalyticsSettings
 from services.analytics.main import create_app
@@ -31,9 +30,8 @@ from shared.events import (
     SamplingMunicipality,
     SamplingProgress,
 )
-from shared.infra import free_port
 from shared.testing.browser import CHROMIUM, CHROMIUM_ARGS, WCAG_TAGS, axe_source
-from shared.testing.fixtures import bearer, create_test_database, make_service_env, publish_events, running_app, settings_from_env
+from shared.testing.fixtures import bearer, create_test_database, make_service_env, publish_events, running_app, served, settings_from_env
 from shared.testing.round import round_defined_event
 
 R = "ov-1"
@@ -235,15 +233,8 @@ async def test_the_page_shows_the_figures_and_the_start_page_links_to_it(client,
 async def live(app_and_client, dev_issuer):
     app, _ = app_and_client
     app.state.dashboard_token_transport = httpx.ASGITransport(app=issuer_app(dev_issuer, load_clients()))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, access_log=False, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve())
-    async with asyncio.timeout(30):
-        while not server.started:
-            await asyncio.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await task
+    async with served(app) as url:
+        yield url
     del app.state.dashboard_token_transport
 
 

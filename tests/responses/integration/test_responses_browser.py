@@ -5,19 +5,16 @@ axe-core (npm axe-core) on every page including error states: no WCAG 2.1 A/AA v
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-import uvicorn
 
 from responses_helpers import issue
 from services.responses.config import ResponsesSettings
 from services.responses.main import create_app
-from shared.infra import free_port
-from shared.testing.fixtures import settings_from_env
+from shared.testing.fixtures import served, settings_from_env
 from shared.testing.browser import CHROMIUM, CHROMIUM_ARGS, WCAG_TAGS, needs_chromium
 from shared.testing.browser import axe_source as load_axe
 
@@ -34,15 +31,8 @@ def axe_source() -> str:
 @pytest.fixture(scope="module")
 async def live(module_env):
     app = create_app(settings_from_env(ResponsesSettings, module_env))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, access_log=False, log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    async with asyncio.timeout(60):
-        while not server.started:
-            await asyncio.sleep(0.05)
-    yield app, f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await task
+    async with served(app, lifespan="on") as url:
+        yield app, url
 
 
 @pytest.fixture(scope="module")

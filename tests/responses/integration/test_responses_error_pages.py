@@ -5,18 +5,15 @@ too many unknown links, a fault of ours; the API keeps its JSON."""
 
 from __future__ import annotations
 
-import asyncio
 
 import httpx
 import pytest
-import uvicorn
 
 from responses_helpers import issue
 from services.responses.config import ResponsesSettings
 from services.responses.main import create_app
-from shared.infra import free_port
 from shared.testing.browser import CHROMIUM, CHROMIUM_ARGS, needs_chromium
-from shared.testing.fixtures import settings_from_env
+from shared.testing.fixtures import served, settings_from_env
 from test_responses_browser import Checked, axe_source, browser  # noqa: F401 - fixtures
 
 pytestmark = needs_chromium
@@ -32,15 +29,8 @@ async def live_strict(module_env):
         raise RuntimeError("a fault of ours")
 
     app.router.add_api_route("/s/{token}/fejl", fault, include_in_schema=False)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, access_log=False, log_level="critical", lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    async with asyncio.timeout(60):
-        while not server.started:
-            await asyncio.sleep(0.05)
-    yield app, f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await task
+    async with served(app, lifespan="on") as url:
+        yield app, url
 
 
 async def test_every_citizen_error_is_a_danish_page(live_strict, browser, axe_source, kafka_bootstrap, module_env):  # noqa: F811
