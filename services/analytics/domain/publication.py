@@ -108,6 +108,10 @@ WEIGHTINGS: tuple[str, ...] = ("strata", "strata_pooled", "unweighted")
 SCOPES: tuple[str, ...] = ("all", "totals", "rates")
 # The scopes whose release publishes answers (the releases the growth rule holds together).
 CONTENT_SCOPES: tuple[str, ...] = ("all", "totals")
+# How many "rates" releases since the last release with answers the next release is held to in
+# full (their equations together); older ones hold it through their floors only
+# (docs/analytics-method.md, Known limits).
+RATES_HELD_IN_FULL = 24
 
 
 @dataclass(frozen=True, slots=True)
@@ -403,16 +407,16 @@ class Baseline:
     ``published``, ``published_parts`` and ``last`` are those of the releases that published
     answers (scopes "totals" and "all"): the growth rule holds the next such release against
     them. ``floor`` is what every release so far proved, "rates" releases included (each
-    cell's lowest provable count: counts only grow). ``previous`` is the release this baseline
-    follows, in full, whatever its scope (None: the same as ``last``): a "rates" release is
-    audited against it without the growth rule.
+    cell's lowest provable count: counts only grow). ``rates`` are the "rates" releases since
+    ``last``, oldest first, in full (the latest :data:`RATES_HELD_IN_FULL`): the next release is
+    held to their equations together (a reader holds them all), never by the growth rule.
     """
 
     published: dict[str, int] = field(default_factory=dict)
     floor: dict[str, int] = field(default_factory=dict)
     last: LastRelease | None = None  # the last release that published answers, in full (never published)
     published_parts: dict[str, dict[str, tuple[int, ...]]] = field(default_factory=dict)  # question -> cell -> parts
-    previous: LastRelease | None = None  # the release this baseline follows, where it is not ``last``
+    rates: tuple[LastRelease, ...] = ()  # the "rates" releases since ``last``, oldest first
     shown: dict[str, int] = field(default_factory=dict)  # cells a "rates" release published since, at that value
 
     def to_json(self) -> dict:
@@ -421,8 +425,8 @@ class Baseline:
             data["published_parts"] = {q: {k: list(v) for k, v in sorted(c.items())} for q, c in sorted(self.published_parts.items())}
         if self.last is not None:
             data["last"] = _release_json(self.last)
-        if self.previous is not None and self.previous is not self.last:
-            data["previous"] = _release_json(self.previous)
+        if self.rates:
+            data["rates"] = [_release_json(r) for r in self.rates]
         if self.shown:
             data["shown"] = dict(sorted(self.shown.items()))
         return data
@@ -431,30 +435,30 @@ class Baseline:
     def from_json(cls, data: Mapping | None) -> Baseline:
         data = data or {}
         last = _release_from_json(raw) if (raw := data.get("last")) else None
-        previous = _release_from_json(raw) if (raw := data.get("previous")) else None
+        rates = tuple(_release_from_json(raw) for raw in data.get("rates") or ())
+        if not rates and (raw := data.get("previous")):  # a baseline stored with one "rates" release
+            rates = (_release_from_json(raw),)
         return cls(
             {k: int(v) for k, v in (data.get("published") or {}).items()},
             {k: int(v) for k, v in (data.get("floor") or {}).items()},
             last,
             {q: {k: tuple(int(x) for x in v) for k, v in c.items()} for q, c in (data.get("published_parts") or {}).items()},
-            previous,
+            rates,
             {k: int(v) for k, v in (data.get("shown") or {}).items()},
         )
 
-    @property
-    def previous_release(self) -> LastRelease | None:
-        """The release this baseline follows, in full, whatever its scope."""
-        return self.previous if self.previous is not None else self.last
-
     def history(self) -> History:
         """What a release that publishes answers is decided against: the last release with
-        answers in full (the growth rule's) and every release's floors."""
-        return History(self.published, self.floor, self.last, self.published_parts, self.shown)
+        answers in full (the growth rule's), the "rates" releases since in full (counts only
+        grow through them) and every release's floors."""
+        return History(self.published, self.floor, self.last, self.published_parts, self.shown, self.rates)
 
     def rates_history(self) -> History:
-        """What a "rates" release is decided against: every earlier release's floors and the
-        previous release in full (counts only grow), no published values to grow from."""
-        return History({}, self.floor, self.previous_release, {}, {**self.published, **self.shown})
+        """What a "rates" release is decided against: every earlier release's floors, and the
+        last release with answers and the "rates" releases since in full (counts only grow),
+        no published values to grow from."""
+        chain = ((self.last,) if self.last is not None else ()) + self.rates
+        return History({}, self.floor, None, {}, {**self.published, **self.shown}, chain)
 
 
 @dataclass
@@ -583,7 +587,8 @@ class RespondentPattern:
                 {key: int(c) for key, c in zip(keys, self.decided.count.tolist())},
                 frozenset(key for i, key in enumerate(keys) if int(self.decided.status[i]) != 0),
             )
-            return Baseline(published, floor, previous.last, previous.published_parts, full, shown)
+            rates = (*previous.rates, full)[-RATES_HELD_IN_FULL:]
+            return Baseline(published, floor, previous.last, previous.published_parts, rates, shown)
         for i, key in enumerate(keys):
             if int(self.decided.status[i]) == 0:
                 published[key] = floor[key] = int(self.decided.count[i])
