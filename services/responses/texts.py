@@ -25,7 +25,7 @@ SOURCE_TEXTS: dict[str, str] = _FILES[SOURCE_LANGUAGE]["texts"]
 
 #: Each language's page texts, every key present (Danish where the translation lacks one).
 TEXTS: dict[str, dict[str, str]] = {
-    lang: {**SOURCE_TEXTS, **{k: v for k, v in doc["texts"].items() if k in SOURCE_TEXTS and v.strip()}}
+    lang: {**SOURCE_TEXTS, **{k: v for k, v in doc["texts"].items() if k in SOURCE_TEXTS and v}}
     for lang, doc in _FILES.items()
 }
 #: The review status of each language's page texts.

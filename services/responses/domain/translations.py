@@ -245,10 +245,15 @@ def _localize(key: str, fingerprint: str, lang: str, questionnaire: Questionnair
 def _texts_for(questionnaire: Questionnaire, lang: str) -> dict[str, Shown]:
     if lang in IN_SOURCE:
         return {k: Shown(v, lang) for k, v in source_texts(questionnaire, lang).items()}
-    source = source_texts(questionnaire, SOURCE_LANGUAGE)
+    translations = [_usable(name, version, lang) for name, version in components_of(questionnaire.version_key)]
+    return merge_texts(source_texts(questionnaire, SOURCE_LANGUAGE), translations, lang)
+
+
+def merge_texts(source: Mapping[str, str], translations: list[Translation | None], lang: str) -> dict[str, Shown]:
+    """Every source text, in ``lang`` where one of ``translations`` (core first, then modules;
+    None: that component has none) has it, else in Danish, marked as Danish."""
     texts = {k: Shown(v, SOURCE_LANGUAGE) for k, v in source.items()}
-    for position, (name, version) in enumerate(components_of(questionnaire.version_key)):
-        translation = _usable(name, version, lang)
+    for position, translation in enumerate(translations):
         if translation is None:
             continue
         for k, v in translation.texts.items():
