@@ -27,7 +27,7 @@ from importlib import resources
 from pydantic import BaseModel, ConfigDict, Field
 
 from .languages import LANGUAGES, SOURCE_LANGUAGE, ReviewStatus, weakest
-from .questionnaire import Questionnaire, QuestionnaireModule, Scale, ScaleOption, _pipeable, is_visible
+from .questionnaire import Questionnaire, QuestionnaireModule, Scale, ScaleOption, pipeable, is_visible
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_]+)\}")
 _COMPONENT_NAME = re.compile(r"^[a-z0-9_]{1,64}$")
@@ -208,7 +208,7 @@ class LocalizedQuestionnaire:
         for pipe in question.piping:
             scale = self.questionnaire.scale_for(pipe.source)
             option = scale.option(answers.get(pipe.source)) if scale else None
-            if scale is None or option is None or not _pipeable(scale, option):
+            if scale is None or option is None or not pipeable(scale, option):
                 return self._texts[f"question.{question_id}.fallback.{pipe.placeholder}"]
             label = self._texts.get(f"scale.{scale.id}.{option.value}.pipe")
             if label is None:
