@@ -222,18 +222,17 @@ class LocalizedQuestionnaire:
         return question is not None and is_visible(self.questionnaire, question, answers)
 
 
+_localized: dict[tuple[str, str], LocalizedQuestionnaire] = {}
+
+
 def localize(questionnaire: Questionnaire, lang: str) -> LocalizedQuestionnaire:
     """``questionnaire`` in ``lang``: Danish and English from the source files, any other
-    language from its translation files over the Danish source."""
-    return _localize(questionnaire.version_key, questionnaire.fingerprint, lang, questionnaire)
-
-
-_localized: dict[tuple[str, str, str], LocalizedQuestionnaire] = {}
-
-
-def _localize(key: str, fingerprint: str, lang: str, questionnaire: Questionnaire) -> LocalizedQuestionnaire:
-    cache_key = (key, fingerprint, lang)
-    if (found := _localized.get(cache_key)) is not None:
+    language from its translation files over the Danish source. Cached per questionnaire
+    object (the services keep one immutable object per version key), so a page view costs a
+    dictionary lookup."""
+    cache_key = (questionnaire.version_key, lang)
+    found = _localized.get(cache_key)
+    if found is not None and found.questionnaire is questionnaire:
         return found
     localized = LocalizedQuestionnaire(questionnaire, lang, _texts_for(questionnaire, lang))
     if len(_localized) > 2048:
