@@ -105,9 +105,17 @@ _FULL = load_translation("kl_core_v1", "uk")
 
 
 @settings(max_examples=60, deadline=None)
-@given(dropped=st.sets(st.sampled_from(sorted(_SOURCE))), blanked=st.sets(st.sampled_from(sorted(_SOURCE))))
-def test_a_missing_or_blank_text_falls_back_to_danish_marked_as_danish(dropped, blanked):
+@given(
+    dropped=st.sets(st.sampled_from(sorted(_SOURCE))),
+    blanked=st.sets(st.sampled_from(sorted(_SOURCE))),
+    extra=st.sets(st.from_regex(r"question\.x[0-9]{1,3}\.text|scale\.enighed\.x[a-z]{1,5}", fullmatch=True), max_size=3),
+)
+def test_a_missing_or_blank_text_falls_back_to_danish_marked_as_danish(dropped, blanked, extra):
+    """Any translation with texts dropped, blanked or added for ids the source lacks: every
+    source text is shown (in Danish, marked, where the translation has none), no unknown id is
+    shown, and the coverage check reports exactly what is missing and what is unknown."""
     texts = {k: ("  " if k in blanked else v) for k, v in _FULL.texts.items() if k not in dropped}
+    texts |= {k: "Щось інше" for k in extra}
     partial = Translation(source_version=1, status="draft", texts=texts)
     merged = merge_texts(_SOURCE, [partial], "uk")
     assert set(merged) == set(_SOURCE)
@@ -119,6 +127,7 @@ def test_a_missing_or_blank_text_falls_back_to_danish_marked_as_danish(dropped, 
             assert (shown.text, shown.lang) == (_FULL.texts[key], "uk")
     result = coverage(_SOURCE, partial)
     assert result.missing == frozenset(dropped | blanked)  # and the check reports exactly those
+    assert result.unknown == frozenset(extra) and result.complete == (not (dropped or blanked or extra))
 
 
 def test_a_text_with_other_placeholders_is_not_used_and_is_reported():
