@@ -405,6 +405,12 @@ class RoundDefined(EventPayload):
     phase: RoundPhase
     phase_changed_at: datetime
     implicit: bool = False  # a round that existed before rounds were defined, given a default definition
+    # The languages citizens may answer in (BCP 47 codes, services/responses/domain/languages.py);
+    # empty: every language whose translation meets ``translation_status``. Danish always.
+    languages: list[str] = Field(default_factory=list, max_length=20)
+    # The review status a translation needs to be offered: "reviewed" offers only translations a
+    # person has checked; "draft" also drafts nobody has checked yet.
+    translation_status: Literal["draft", "reviewed"] = "draft"
 
     def key(self) -> str:
         return self.round_id

@@ -80,6 +80,9 @@ PERSONAL_BY_NAME: dict[str, Personal] = {
     "arm": Personal("dispatch-experiment arm", "pseudonymous", "response-rate experiments"),
     "status": Personal("status of the citizen's link (open/submitted/opted out)", "pseudonymous", "one answer per link; stop reminders"),
     "mode": Personal("answer mode (web/paper)", "pseudonymous", "mode effects"),
+    # A language such as Arabic or Somali hints at origin: kept with the answer, reported only
+    # as suppressed counts.
+    "language": Personal("language the citizen answered in (hints at origin)", "pseudonymous", "response rates and answers by language"),
     "submitted_at": Personal("time of answering", "pseudonymous", "response-rate curves"),
     "first_sent_at": Personal("time of first letter", "pseudonymous", "response-rate curves"),
     "sent_at": Personal("time a letter/SMS was sent", "pseudonymous", "reminders, response-rate curves"),
@@ -241,6 +244,7 @@ NOT_PERSONAL: frozenset[str] = frozenset(
         "revision", "published_revision", "maalgruppe_mapping_version", "kommuner", "delivery_deadline", "invitation_at",
         "reminders_at", "fieldwork_ends_at", "sending_window_start", "sending_window_end", "retention_days", "phase",
         "phase_changed_at", "implicit", "steps_cancelled_at", "interval_days", "readiness", "cap_decisions",
+        "languages", "translation_status",
     }
 )
 # Who did an administrative action: an OAuth client id or operator subject (not a citizen).

@@ -53,6 +53,9 @@ class Response(Base):
     questionnaire_id: Mapped[str] = mapped_column(sa.Text)
     questionnaire_version: Mapped[int]
     mode: Mapped[str] = mapped_column(sa.Text)  # web | paper
+    # The language the citizen answered in (domain/languages.py); None where it is not known
+    # (the JSON API, paper entry without one).
+    language: Mapped[str | None] = mapped_column(sa.Text)
     answers: Mapped[dict] = mapped_column(JSONB)
     submitted_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
     questionnaire_key: Mapped[str | None] = mapped_column(sa.Text)

@@ -194,11 +194,14 @@ async def submit(
     answers: Mapping[str, object],
     *,
     mode: str = "web",
+    language: str | None = None,
     entered_by: str | None = None,
     authorize: Callable[[Respondent], None] | None = None,
     respondent: Respondent | None = None,
 ) -> Respondent:
     """Validate against the citizen's questionnaire, spend the link, store and publish the answers.
+
+    ``language``: the language the answers were given in, stored with them (None: not known).
 
     Nothing is mandatory (a citizen may skip any question: forcing answers costs answers and
     honesty); only what is given must be valid. Ints are accepted as scale scores and stored as
@@ -220,6 +223,7 @@ async def submit(
             questionnaire_version=questionnaire.version,
             questionnaire_key=questionnaire.version_key,
             mode=mode,
+            language=language,
             entered_by=entered_by,
             answers=clean,
             submitted_at=now,
