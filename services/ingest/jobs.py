@@ -15,13 +15,12 @@ import os
 import tempfile
 import uuid
 from collections.abc import AsyncIterator
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from services.ingest import service
+from services.ingest import rounds, service
 from services.ingest.config import IngestSettings
 from services.ingest.domain.errors import ExtractFormatError
 from services.ingest.domain.profiles import ColumnProfile, from_spec, get_profile
@@ -36,8 +35,6 @@ from shared.runtime import ServiceRuntime
 logger = logging.getLogger(__name__)
 
 UPLOAD_CHUNK_BYTES = 1024 * 1024
-# "The day of the upload" is the Danish calendar day: a date after it is in the future.
-DANISH_TIME = ZoneInfo("Europe/Copenhagen")
 _wakeups: dict[int, asyncio.Event] = {}  # per runtime: an upload wakes the worker at once
 
 
@@ -79,12 +76,8 @@ def inspect_upload(path: Path, profile: ColumnProfile | str) -> tuple[ExtractFor
         return reader.format, has_rows
 
 
-def upload_day(moment: datetime | None) -> date:
-    """The Danish calendar day of an upload (now, when not known)."""
-    return (moment or datetime.now(DANISH_TIME)).astimezone(DANISH_TIME).date()
-
-
 async def create_job(
+    uow: UnitOfWork,
     runtime: ServiceRuntime,
     *,
     round_id: str,
@@ -100,38 +93,38 @@ async def create_job(
     confirm_replacement: bool = False,
     file_name: str | None = None,
 ) -> ExtractJob:
-    async with runtime.uow() as uow:
-        job = ExtractJob(
-            profile_spec=profile.to_spec(),
-            dry_run=dry_run,
-            confirm_replacement=confirm_replacement,
-            file_name=file_name,
-            id=uuid.uuid4(),
-            round_id=round_id,
-            kommunekode=kommunekode,
-            submitted_by=submitted_by,
-            reference_date=reference_date,
-            profile=profile.reference,
-            policy=policy,
-            file_format=file_format.value,
-            file_path=str(path),
-            file_bytes=size,
-            status="queued",
-            attempts=0,
-            report={},
-        )
-        uow.session.add(job)
-        await uow.commit()
+    """Queue the saved upload as a job and commit; the runtime's worker wakes for it at once."""
+    job = ExtractJob(
+        profile_spec=profile.to_spec(),
+        dry_run=dry_run,
+        confirm_replacement=confirm_replacement,
+        file_name=file_name,
+        id=uuid.uuid4(),
+        round_id=round_id,
+        kommunekode=kommunekode,
+        submitted_by=submitted_by,
+        reference_date=reference_date,
+        profile=profile.reference,
+        policy=policy,
+        file_format=file_format.value,
+        file_path=str(path),
+        file_bytes=size,
+        status="queued",
+        attempts=0,
+        report={},
+    )
+    uow.session.add(job)
+    await uow.commit()
     wake_worker(runtime)
     return job
 
 
-async def get_job(runtime: ServiceRuntime, job_id: uuid.UUID) -> ExtractJob | None:
-    async with runtime.uow() as uow:
-        job = await uow.session.get(ExtractJob, job_id)
-        if job is not None:
-            uow.session.expunge(job)  # leaving the unit of work rolls back, which would expire it
-        return job
+async def get_job(uow: UnitOfWork, job_id: uuid.UUID) -> ExtractJob | None:
+    """The job, detached: it outlives the unit of work (whose end rolls back and would expire it)."""
+    job = await uow.session.get(ExtractJob, job_id)
+    if job is not None:
+        uow.session.expunge(job)
+    return job
 
 
 def _progress(job: ExtractJob) -> JobProgress:
@@ -191,15 +184,12 @@ def job_summary(job: ExtractJob) -> JobSummary:
     )
 
 
-async def list_jobs(runtime: ServiceRuntime, round_id: str) -> list[JobSummary]:
+async def list_jobs(uow: UnitOfWork, round_id: str) -> list[JobSummary]:
     """A round's upload jobs, newest first."""
-    async with runtime.uow() as uow:
-        jobs = (
-            await uow.session.execute(
-                sa.select(ExtractJob).where(ExtractJob.round_id == round_id).order_by(ExtractJob.created_at.desc())
-            )
-        ).scalars()
-        return [job_summary(job) for job in jobs]
+    jobs = await uow.session.scalars(
+        sa.select(ExtractJob).where(ExtractJob.round_id == round_id).order_by(ExtractJob.created_at.desc())
+    )
+    return [job_summary(job) for job in jobs]
 
 
 # --- the worker -------------------------------------------------------------------------------------
@@ -282,8 +272,48 @@ async def recover_stale_jobs(runtime: ServiceRuntime, settings: IngestSettings) 
 
 
 async def run_job(runtime: ServiceRuntime, settings: IngestSettings, job_id: uuid.UUID, attempt: int) -> None:
-    job = await get_job(runtime, job_id)
+    async with runtime.uow() as uow:
+        job = await get_job(uow, job_id)
     assert job is not None
+    j = ExtractJob.__table__
+    ours = sa.and_(j.c.id == job_id, j.c.status == "running", j.c.attempts == attempt)
+    logger.info("extract job started", extra={"fields": {"job_id": str(job_id), "attempt": attempt}})
+    outcome = None
+    try:
+        outcome = await _deliver(runtime, settings, job, ours)
+    except JobLost:
+        logger.warning("extract job was taken over by another worker", extra={"fields": {"job_id": str(job_id)}})
+        return
+    except service.ReplacementRefused as exc:
+        await _finish(runtime, ours, status="rejected", report=exc.report, error=str(exc), **_counts(exc.totals))
+    except (ExtractFormatError, service.DeliveryError, rounds.RoundUnknown) as exc:
+        # The message names what is wrong with the file and never echoes its contents.
+        await _finish(runtime, ours, status="failed", error=str(exc))
+    except Exception as exc:
+        logger.exception("extract job failed", extra={"fields": {"job_id": str(job_id)}})
+        await _finish(runtime, ours, status="failed", error=f"internal error while processing the file ({type(exc).__name__})")
+    else:
+        if outcome.status == "validated":
+            await _finish(runtime, ours, status="validated", report=outcome.report, **_counts(outcome.totals))
+        elif outcome.status == "rejected":
+            await _finish(
+                runtime, ours, status="rejected", report=outcome.report, error=(
+                    f"delivery rejected: {outcome.totals.rows_rejected} row(s) with errors and policy reject_all; nothing was stored"
+                ), **_counts(outcome.totals),
+            )
+    # The file holds CPR numbers in clear: it goes as soon as the job has an outcome.
+    if job.file_path:
+        Path(job.file_path).unlink(missing_ok=True)
+    fields = {"job_id": str(job_id)}
+    if outcome is not None:
+        # Seconds per stage (no personal data): where a big delivery's time went.
+        fields["timings"] = outcome.timings
+    logger.info("extract job ended", extra={"fields": fields})
+
+
+async def _deliver(runtime: ServiceRuntime, settings: IngestSettings, job: ExtractJob, ours) -> service.DeliveryOutcome:
+    """The job's file as a delivery; progress and the job's end are written only while the job
+    is still ``ours`` (JobLost otherwise: the delivery does not commit)."""
     request = service.DeliveryRequest(
         round_id=job.round_id,
         kommunekode=job.kommunekode,
@@ -291,12 +321,11 @@ async def run_job(runtime: ServiceRuntime, settings: IngestSettings, job_id: uui
         reference_date=job.reference_date,
         policy=job.policy,  # type: ignore[arg-type]
         job_id=job.id,
-        today=upload_day(job.created_at),
+        today=service.upload_day(job.created_at),
         dry_run=bool(job.dry_run),
         confirm_replacement=bool(job.confirm_replacement),
     )
     j = ExtractJob.__table__
-    ours = sa.and_(j.c.id == job_id, j.c.status == "running", j.c.attempts == attempt)
 
     async def on_progress(totals: service.DeliveryTotals) -> None:
         async with runtime.uow() as uow:  # its own short transaction, so readers see it at once
@@ -320,42 +349,13 @@ async def run_job(runtime: ServiceRuntime, settings: IngestSettings, job_id: uui
         if result.rowcount != 1:
             raise JobLost()
 
-    logger.info("extract job started", extra={"fields": {"job_id": str(job_id), "attempt": attempt}})
-    outcome = None
-    try:
-        if not job.file_path or not Path(job.file_path).exists():
-            raise ExtractFormatError("the uploaded file is no longer available")
-        profile = from_spec(job.profile_spec) if job.profile_spec else get_profile(job.profile)
-        extract = ExtractFile(job.file_path, profile)
-        outcome = await service.ingest_delivery(runtime, settings, request, extract, on_progress=on_progress, before_commit=before_commit)
-    except JobLost:
-        logger.warning("extract job was taken over by another worker", extra={"fields": {"job_id": str(job_id)}})
-        return
-    except service.ReplacementRefused as exc:
-        await _finish(runtime, ours, status="rejected", report=exc.report, error=str(exc), **_counts(exc.totals))
-    except (ExtractFormatError, service.DeliveryError) as exc:
-        # The message names what is wrong with the file and never echoes its contents.
-        await _finish(runtime, ours, status="failed", error=str(exc))
-    except Exception as exc:
-        logger.exception("extract job failed", extra={"fields": {"job_id": str(job_id)}})
-        await _finish(runtime, ours, status="failed", error=f"internal error while processing the file ({type(exc).__name__})")
-    else:
-        if outcome.status == "validated":
-            await _finish(runtime, ours, status="validated", report=outcome.report, **_counts(outcome.totals))
-        elif outcome.status == "rejected":
-            await _finish(
-                runtime, ours, status="rejected", report=outcome.report, error=(
-                    f"delivery rejected: {outcome.totals.rows_rejected} row(s) with errors and policy reject_all; nothing was stored"
-                ), **_counts(outcome.totals),
-            )
-    # The file holds CPR numbers in clear: it goes as soon as the job has an outcome.
-    if job.file_path:
-        Path(job.file_path).unlink(missing_ok=True)
-    fields = {"job_id": str(job_id)}
-    if outcome is not None:
-        # Seconds per stage (no personal data): where a big delivery's time went.
-        fields["timings"] = outcome.timings
-    logger.info("extract job ended", extra={"fields": fields})
+    if not job.file_path or not Path(job.file_path).exists():
+        raise ExtractFormatError("the uploaded file is no longer available")
+    profile = from_spec(job.profile_spec) if job.profile_spec else get_profile(job.profile)
+    async with runtime.uow() as uow:
+        return await service.ingest_delivery(
+            uow, settings, request, ExtractFile(job.file_path, profile), on_progress=on_progress, before_commit=before_commit
+        )
 
 
 async def _finish(runtime: ServiceRuntime, ours, *, status: str, error: str | None = None, report: dict | None = None, **counts) -> None:

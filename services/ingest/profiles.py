@@ -8,9 +8,12 @@ process finds the header with it and sends them the column positions.
 
 from __future__ import annotations
 
+import json
+
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.ingest.domain.errors import MappingDataError
 from services.ingest.domain.profiles import ColumnProfile, get_profile, load_profiles, registered_profile
 from services.ingest.models import RegisteredProfile
 from services.ingest.schemas import ProfileRegistration
@@ -20,6 +23,34 @@ from shared.db import advisory_key
 
 class UnknownProfile(LookupError):
     pass
+
+
+class ProfileRefused(ValueError):
+    """A profile that cannot be used: an unknown one named by an upload, a one-off column_map
+    that is not a JSON object of known columns, or a registration that would be ambiguous or
+    names unknown columns or base."""
+
+
+async def for_upload(session: AsyncSession, reference: str, column_map: str | None) -> ColumnProfile:
+    """The profile an upload names, with its one-off ``column_map`` (JSON: canonical column ->
+    this file's header) over it."""
+    try:
+        profile = await resolve_profile(session, reference)
+    except UnknownProfile as exc:
+        raise ProfileRefused(str(exc)) from None
+    if not column_map:
+        return profile
+    try:
+        mapping = json.loads(column_map)
+        if not isinstance(mapping, dict):
+            raise ValueError
+        return profile.with_overrides(mapping)
+    except ValueError:
+        raise ProfileRefused(
+            'column_map must be a JSON object of canonical column -> header, e.g. {"overgangsdato": "Dato for skift"}'
+        ) from None
+    except LookupError as exc:
+        raise ProfileRefused(f"column_map: {exc}") from None
 
 
 async def resolve_profile(session: AsyncSession, reference: str) -> ColumnProfile:
@@ -57,17 +88,20 @@ async def list_profiles(session: AsyncSession) -> list[ColumnProfile]:
 
 
 async def register_profile(uow: UnitOfWork, registration: ProfileRegistration, registered_by: str) -> ColumnProfile:
-    """Store a new version of a named profile and commit. Raises ``MappingDataError`` or
-    ``LookupError`` when the profile would be ambiguous or names unknown columns or base."""
+    """Store a new version of a named profile and commit. Raises ``ProfileRefused`` when the
+    profile would be ambiguous or names unknown columns or base."""
     session = uow.session
     name = registration.name.strip().casefold()
     # Versions of one name are numbered under a transaction-scoped lock on the name.
     await session.execute(sa.select(sa.func.pg_advisory_xact_lock(advisory_key(f"column_profile:{name}"))))
     latest = await session.scalar(sa.select(sa.func.max(RegisteredProfile.version)).where(RegisteredProfile.name == name))
     version = (latest or 0) + 1
-    profile = registered_profile(
-        name, version, registration.columns, base=registration.base.strip().casefold(), display_name=registration.display_name
-    )
+    try:
+        profile = registered_profile(
+            name, version, registration.columns, base=registration.base.strip().casefold(), display_name=registration.display_name
+        )
+    except (MappingDataError, LookupError) as exc:
+        raise ProfileRefused(str(exc)) from None
     session.add(
         RegisteredProfile(
             name=name,

@@ -29,7 +29,7 @@ from services.ingest.models import AUDIT, RoundDefinition
 from services.ingest.schemas import RoundCreate, RoundFields, RoundSchedule, RoundView, SendingWindowIn, SendingWindowOut
 from shared.audit import record
 from shared.bus import UnitOfWork
-from shared.events import RoundDefined, SendingWindow
+from shared.events import RoundDefined
 from shared.observability import log_fields
 
 logger = logging.getLogger(__name__)
