@@ -28,7 +28,7 @@ from services.ingest.domain.readers import ExtractFormat, open_extract
 from services.ingest.parallel import ExtractFile
 from services.ingest.models import ExtractJob
 from services.ingest.parallel import shutdown_pool, warm_pool
-from services.ingest.schemas import Classification, JobProgress, JobReport, JobSummary, RowIssue
+from services.ingest.schemas import JobProgress, JobReport, JobSummary
 from shared.bus import UnitOfWork
 from shared.runtime import ServiceRuntime
 
@@ -127,44 +127,6 @@ async def get_job(uow: UnitOfWork, job_id: uuid.UUID) -> ExtractJob | None:
     return job
 
 
-def _progress(job: ExtractJob) -> JobProgress:
-    return JobProgress(rows_read=job.rows_read, rows_valid=job.rows_valid, rows_rejected=job.rows_rejected, rows_excluded=job.rows_excluded)
-
-
-def job_report(job: ExtractJob, supersedes: uuid.UUID | None = None) -> JobReport:
-    report = job.report or {}
-    return JobReport(
-        job_id=job.id,
-        round_id=job.round_id,
-        kommunekode=job.kommunekode,
-        status=job.status,
-        submitted_by=job.submitted_by,
-        file_name=job.file_name,
-        dry_run=bool(job.dry_run),
-        profile=job.profile,
-        policy=job.policy,
-        file_format=job.file_format,
-        file_bytes=job.file_bytes,
-        progress=_progress(job),
-        error=job.error,
-        delivery_id=job.delivery_id,
-        supersedes=report.get("supersedes"),
-        mapping_version=report.get("mapping_version"),
-        exclusions=report.get("exclusions", {}),
-        maalgrupper=report.get("maalgrupper", {}),
-        classifications=[Classification(**c) for c in report.get("classifications", [])],
-        replacement_refused=report.get("replacement_refused"),
-        errors_total=report.get("errors_total", 0),
-        errors_by_column=report.get("errors_by_column", {}),
-        errors=[RowIssue(**e) for e in report.get("errors", [])],
-        warnings_total=report.get("warnings_total", 0),
-        warnings=[RowIssue(**w) for w in report.get("warnings", [])],
-        created_at=job.created_at,
-        started_at=job.started_at,
-        finished_at=job.finished_at,
-    )
-
-
 def job_summary(job: ExtractJob) -> JobSummary:
     return JobSummary(
         job_id=job.id,
@@ -176,11 +138,25 @@ def job_summary(job: ExtractJob) -> JobSummary:
         profile=job.profile,
         dry_run=bool(job.dry_run),
         status=job.status,
-        progress=_progress(job),
+        progress=JobProgress(**service.row_counts(job)),
         error=job.error,
         delivery_id=job.delivery_id,
         created_at=job.created_at,
         finished_at=job.finished_at,
+    )
+
+
+def job_report(job: ExtractJob) -> JobReport:
+    """The summary, with the round, the policy and, once the job has ended, its delivery's report."""
+    report = job.report or {}
+    return JobReport(
+        **job_summary(job).model_dump(),
+        **service.report_parts(report),
+        round_id=job.round_id,
+        policy=job.policy,
+        started_at=job.started_at,
+        supersedes=report.get("supersedes"),
+        errors_by_column=report.get("errors_by_column", {}),
     )
 
 
@@ -256,7 +232,7 @@ async def recover_stale_jobs(runtime: ServiceRuntime, settings: IngestSettings) 
         for row in rows:
             file_there = row.file_path is not None and Path(row.file_path).exists()
             if file_there and row.attempts < settings.job_max_attempts:
-                values = {"status": "queued", "rows_read": 0, "rows_valid": 0, "rows_rejected": 0, "rows_excluded": 0}
+                values = {"status": "queued", **dict.fromkeys(service.ROW_COUNTS, 0)}
             else:
                 values = {
                     "status": "failed",
@@ -285,7 +261,7 @@ async def run_job(runtime: ServiceRuntime, settings: IngestSettings, job_id: uui
         logger.warning("extract job was taken over by another worker", extra={"fields": {"job_id": str(job_id)}})
         return
     except service.ReplacementRefused as exc:
-        await _finish(runtime, ours, status="rejected", report=exc.report, error=str(exc), **_counts(exc.totals))
+        await _finish(runtime, ours, status="rejected", report=exc.report, error=str(exc), **service.row_counts(exc.totals))
     except (ExtractFormatError, service.DeliveryError, rounds.RoundUnknown) as exc:
         # The message names what is wrong with the file and never echoes its contents.
         await _finish(runtime, ours, status="failed", error=str(exc))
@@ -294,12 +270,12 @@ async def run_job(runtime: ServiceRuntime, settings: IngestSettings, job_id: uui
         await _finish(runtime, ours, status="failed", error=f"internal error while processing the file ({type(exc).__name__})")
     else:
         if outcome.status == "validated":
-            await _finish(runtime, ours, status="validated", report=outcome.report, **_counts(outcome.totals))
+            await _finish(runtime, ours, status="validated", report=outcome.report, **service.row_counts(outcome.totals))
         elif outcome.status == "rejected":
             await _finish(
                 runtime, ours, status="rejected", report=outcome.report, error=(
                     f"delivery rejected: {outcome.totals.rows_rejected} row(s) with errors and policy reject_all; nothing was stored"
-                ), **_counts(outcome.totals),
+                ), **service.row_counts(outcome.totals),
             )
     # The file holds CPR numbers in clear: it goes as soon as the job has an outcome.
     if job.file_path:
@@ -329,7 +305,7 @@ async def _deliver(runtime: ServiceRuntime, settings: IngestSettings, job: Extra
 
     async def on_progress(totals: service.DeliveryTotals) -> None:
         async with runtime.uow() as uow:  # its own short transaction, so readers see it at once
-            await uow.session.execute(sa.update(j).where(ours).values(heartbeat_at=sa.func.now(), **_counts(totals)))
+            await uow.session.execute(sa.update(j).where(ours).values(heartbeat_at=sa.func.now(), **service.row_counts(totals)))
             await uow.commit()
 
     async def before_commit(uow: UnitOfWork, outcome: service.DeliveryOutcome) -> None:
@@ -343,7 +319,7 @@ async def _deliver(runtime: ServiceRuntime, settings: IngestSettings, job: Extra
                 report={**outcome.report, "supersedes": str(outcome.delivery.supersedes) if outcome.delivery.supersedes else None},
                 finished_at=sa.func.now(),
                 file_path=None,
-                **_counts(outcome.totals),
+                **service.row_counts(outcome.totals),
             )
         )
         if result.rowcount != 1:
@@ -366,12 +342,3 @@ async def _finish(runtime: ServiceRuntime, ours, *, status: str, error: str | No
     async with runtime.uow() as uow:
         await uow.session.execute(sa.update(j).where(ours).values(**values))
         await uow.commit()
-
-
-def _counts(totals: service.DeliveryTotals) -> dict[str, int]:
-    return {
-        "rows_read": totals.rows_read,
-        "rows_valid": totals.rows_valid,
-        "rows_rejected": totals.rows_rejected,
-        "rows_excluded": totals.rows_excluded,
-    }

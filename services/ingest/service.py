@@ -478,10 +478,8 @@ async def _accept(
     await partitions.attach(load.raw, delivery.id)
     timings["attach_citizens"] += time.perf_counter() - mark
     mark = time.perf_counter()
-    delivery.rows_read = totals.rows_read
-    delivery.rows_valid = totals.rows_valid
-    delivery.rows_rejected = totals.rows_rejected
-    delivery.rows_excluded = totals.rows_excluded
+    for name, count in row_counts(totals).items():
+        setattr(delivery, name, count)
     delivery.report = report
     outcome = DeliveryOutcome(status="accepted", totals=totals, report=report, delivery=delivery)
     # The phase may have moved while the file was read (the draw): checked again, briefly
@@ -504,10 +502,7 @@ def delivery_accepted(delivery: Delivery, totals: DeliveryTotals) -> DeliveryAcc
         delivery_id=delivery.id,
         supersedes=delivery.supersedes,
         delivered_by=delivery.delivered_by,
-        rows_read=totals.rows_read,
-        rows_valid=totals.rows_valid,
-        rows_rejected=totals.rows_rejected,
-        rows_excluded=totals.rows_excluded,
+        **row_counts(totals),
         exclusions={reason: n for reason, n in totals.exclusions.items() if n},
         maalgrupper=dict(totals.maalgrupper),
         accepted_at=datetime.now(UTC),
@@ -649,25 +644,39 @@ def json_rows(rows: list[ExtractRow]) -> Iterator[NumberedRow]:
         yield number, row.model_dump()
 
 
+# A delivery's four counts, by the same names on its totals, its row, its job and every answer.
+ROW_COUNTS = ("rows_read", "rows_valid", "rows_rejected", "rows_excluded")
+
+
+def row_counts(source: DeliveryTotals | Delivery | ExtractJob) -> dict[str, int]:
+    return {name: getattr(source, name) for name in ROW_COUNTS}
+
+
+def report_parts(report: dict) -> dict:
+    """A stored delivery report (``DeliveryTotals.report``) as the delivery's and the job's
+    answers show it; an older or purged report lacks parts and answers them empty."""
+    errors = report.get("errors", [])
+    return {
+        "mapping_version": report.get("mapping_version"),
+        "exclusions": report.get("exclusions", {}),
+        "maalgrupper": report.get("maalgrupper", {}),
+        "classifications": [Classification(**c) for c in report.get("classifications", [])],
+        "replacement_refused": report.get("replacement_refused"),
+        "errors_total": report.get("errors_total", len(errors)),
+        "errors": [RowIssue(**e) for e in errors],
+        "warnings_total": report.get("warnings_total", 0),
+        "warnings": [RowIssue(**w) for w in report.get("warnings", [])],
+    }
+
+
 def report_for(delivery: Delivery) -> DeliveryReport:
-    report = delivery.report or {}
     return DeliveryReport(
+        **row_counts(delivery),
+        **{**report_parts(delivery.report or {}), "mapping_version": delivery.mapping_version},
         delivery_id=delivery.id,
         round_id=delivery.round_id,
         kommunekode=delivery.kommunekode,
         status=delivery.status,
-        rows_read=delivery.rows_read,
-        rows_valid=delivery.rows_valid,
-        rows_rejected=delivery.rows_rejected,
-        rows_excluded=delivery.rows_excluded,
-        mapping_version=delivery.mapping_version,
-        exclusions=report.get("exclusions", {}),
-        maalgrupper=report.get("maalgrupper", {}),
-        classifications=[Classification(**c) for c in report.get("classifications", [])],
-        errors_total=report.get("errors_total", len(report.get("errors", []))),
-        errors=[RowIssue(**e) for e in report.get("errors", [])],
-        warnings_total=report.get("warnings_total", 0),
-        warnings=[RowIssue(**w) for w in report.get("warnings", [])],
         supersedes=delivery.supersedes,
         created_at=delivery.created_at,
     )
@@ -675,25 +684,13 @@ def report_for(delivery: Delivery) -> DeliveryReport:
 
 def dry_run_report(request: DeliveryRequest, outcome: DeliveryOutcome) -> DeliveryReport:
     """A dry run's report: what a delivery of these rows would be, with nothing stored."""
-    report, totals = outcome.report, outcome.totals
     return DeliveryReport(
+        **row_counts(outcome.totals),
+        **report_parts(outcome.report),
         delivery_id=None,
         round_id=request.round_id,
         kommunekode=request.kommunekode,
         status="validated",
-        rows_read=totals.rows_read,
-        rows_valid=totals.rows_valid,
-        rows_rejected=totals.rows_rejected,
-        rows_excluded=totals.rows_excluded,
-        mapping_version=report["mapping_version"],
-        exclusions=report["exclusions"],
-        maalgrupper=report["maalgrupper"],
-        classifications=[Classification(**c) for c in report["classifications"]],
-        replacement_refused=report.get("replacement_refused"),
-        errors_total=report["errors_total"],
-        errors=[RowIssue(**e) for e in report["errors"]],
-        warnings_total=report["warnings_total"],
-        warnings=[RowIssue(**w) for w in report["warnings"]],
     )
 
 
@@ -719,10 +716,7 @@ async def list_deliveries(uow: UnitOfWork, round_id: str) -> list[DeliverySummar
             status=delivery.status,
             job_id=delivery.job_id,
             file_name=file_name,
-            rows_read=delivery.rows_read,
-            rows_valid=delivery.rows_valid,
-            rows_rejected=delivery.rows_rejected,
-            rows_excluded=delivery.rows_excluded,
+            **row_counts(delivery),
             mapping_version=delivery.mapping_version,
             supersedes=delivery.supersedes,
             created_at=delivery.created_at,
