@@ -358,7 +358,7 @@ async def _open_delivery(uow: UnitOfWork, settings: IngestSettings, request: Del
         raw=raw,
         citizen_table=await partitions.create_loading_table(raw, delivery_id),
         others=others,
-        members=await RoundMembers.load(raw, _id_list(others)) if others else None,
+        members=await RoundMembers.load(raw, others) if others else None,
         objections_stand=objections_stand,
         chunks=PopulationChunks(
             raw,
@@ -568,12 +568,6 @@ async def _exclude_objectors(raw, block: PreparedBlock) -> None:
     block.drop_citizens(drop)
 
 
-def _id_list(deliveries: list[uuid.UUID]) -> str:
-    """Delivery ids as an SQL list, written into statements (UUIDs we hold, not input) so that
-    PostgreSQL prunes ingest.citizen to their partitions when planning and locks no other."""
-    return ", ".join(f"'{uuid.UUID(str(delivery))}'" for delivery in deliveries)
-
-
 async def _reject_cross_delivery_duplicates(
     raw, others: list[uuid.UUID], members: RoundMembers, block: PreparedBlock
 ) -> None:
@@ -589,7 +583,7 @@ async def _reject_cross_delivery_duplicates(
         return
     pseudonyms = [digests[32 * index : 32 * index + 32].hex() for index, _ in candidates]
     found = await raw.fetch(
-        f"SELECT pseudonym FROM ingest.citizen WHERE delivery_id IN ({_id_list(others)}) AND pseudonym = ANY($1::text[])",
+        partitions.citizens_of(others, "pseudonym") + " AND pseudonym = ANY($1::text[])",
         pseudonyms,
     )
     if not found:
