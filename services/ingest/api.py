@@ -197,7 +197,7 @@ async def upload_extract(
     filename: str | None = Query(None, max_length=MAX_FILE_NAME, description="The file's name, for the round's listing"),
 ) -> JSONResponse:
     ensure_kommune_access(principal, kommunekode)
-    column_profile = await profiles.for_upload(uow.session, profile, column_map)
+    column_profile = await profiles.for_upload(uow, profile, column_map)
     content_type = _upload_content_type(request)
     # Refused before the file is received; the job checks again when it stores the delivery.
     await service.check_round_open(uow, round_id, kommunekode)
@@ -346,12 +346,12 @@ async def get_maalgrupper(
 
 @router.get("/profiles", tags=["rules"], summary="The column profiles: which headers mean which column")
 async def get_profiles(uow: Uow, principal: RuleReader) -> list[dict]:
-    return [profile.to_json() for profile in await profiles.list_profiles(uow.session)]
+    return [profile.to_json() for profile in await profiles.list_profiles(uow)]
 
 
 @router.get("/profiles/{reference}", tags=["rules"], summary="One column profile (name, or name@version)")
 async def get_one_profile(uow: Uow, reference: str, principal: RuleReader) -> dict:
-    return (await profiles.resolve_profile(uow.session, reference)).to_json()
+    return (await profiles.resolve_profile(uow, reference)).to_json()
 
 
 @router.post(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.ingest.domain.errors import MappingDataError
 from services.ingest.domain.profiles import ColumnProfile, get_profile, load_profiles, registered_profile
@@ -31,11 +30,11 @@ class ProfileRefused(ValueError):
     names unknown columns or base."""
 
 
-async def for_upload(session: AsyncSession, reference: str, column_map: str | None) -> ColumnProfile:
+async def for_upload(uow: UnitOfWork, reference: str, column_map: str | None) -> ColumnProfile:
     """The profile an upload names, with its one-off ``column_map`` (JSON: canonical column ->
     this file's header) over it."""
     try:
-        profile = await resolve_profile(session, reference)
+        profile = await resolve_profile(uow, reference)
     except UnknownProfile as exc:
         raise ProfileRefused(str(exc)) from None
     if not column_map:
@@ -53,7 +52,7 @@ async def for_upload(session: AsyncSession, reference: str, column_map: str | No
         raise ProfileRefused(f"column_map: {exc}") from None
 
 
-async def resolve_profile(session: AsyncSession, reference: str) -> ColumnProfile:
+async def resolve_profile(uow: UnitOfWork, reference: str) -> ColumnProfile:
     """The profile an upload names: a built-in one ("momentum"), a registered one's newest
     version ("acme") or a given version ("acme@2")."""
     name, _, version_text = reference.strip().casefold().partition("@")
@@ -64,14 +63,14 @@ async def resolve_profile(session: AsyncSession, reference: str) -> ColumnProfil
         if not version_text.isdigit():
             raise UnknownProfile(f"a profile version is a number, as in {name}@2")
         query = query.where(RegisteredProfile.version == int(version_text))
-    record = (await session.execute(query.order_by(RegisteredProfile.version.desc()).limit(1))).scalar_one_or_none()
+    record = (await uow.session.execute(query.order_by(RegisteredProfile.version.desc()).limit(1))).scalar_one_or_none()
     if record is None:
-        known = ", ".join(profile.reference for profile in await list_profiles(session))
+        known = ", ".join(profile.reference for profile in await list_profiles(uow))
         raise UnknownProfile(f"unknown column profile {reference!r}; known profiles: {known} (GET /profiles)")
     return _from_record(record)
 
 
-async def list_profiles(session: AsyncSession) -> list[ColumnProfile]:
+async def list_profiles(uow: UnitOfWork) -> list[ColumnProfile]:
     """Every built-in profile and the newest version of every registered one."""
     newest_version = (
         sa.select(RegisteredProfile.name, sa.func.max(RegisteredProfile.version).label("version"))
@@ -83,7 +82,7 @@ async def list_profiles(session: AsyncSession) -> list[ColumnProfile]:
         .join(newest_version, sa.and_(RegisteredProfile.name == newest_version.c.name, RegisteredProfile.version == newest_version.c.version))
         .order_by(RegisteredProfile.name)
     )
-    registered = [_from_record(record) for record in (await session.execute(newest)).scalars()]
+    registered = [_from_record(record) for record in (await uow.session.execute(newest)).scalars()]
     return [*load_profiles().values(), *registered]
 
 
