@@ -52,6 +52,11 @@ class Invitation(Base):
     status: Mapped[str] = mapped_column(sa.Text, default=InvitationStatus.ACTIVE.value)  # domain.lifecycle.InvitationStatus
     expires_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
+    # The invitation's number, from a sequence: its answer id (shared.answer_id.answer_id_for),
+    # printed on its paper questionnaire, is derived from it.
+    answer_seq: Mapped[int] = mapped_column(
+        sa.BigInteger, sa.Sequence("invitation_answer_seq", schema="dispatch", minvalue=1, maxvalue=999_999_999),
+        server_default=sa.text("nextval('dispatch.invitation_answer_seq')"), unique=True)
 
     __table_args__ = (sa.UniqueConstraint("round_id", "pseudonym", name="uq_invitation_round_pseudonym"),)
 
@@ -108,6 +113,19 @@ class ReleasedContactRow(Base):
     kommunekode: Mapped[str] = mapped_column(sa.Text)
     contact: Mapped[dict | None] = mapped_column(JSONB)
     received_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
+
+
+class RoundQuestionnaireRow(Base):
+    """A round's questionnaires for print, as responses last offered them (questionnaire.offered,
+    the latest ``offered_at``): ``"*"`` and any municipality with a supplement of its own ->
+    ``shared.events.OfferedQuestionnaire``. The paper questionnaire is printed from it."""
+
+    __tablename__ = "round_questionnaire"
+
+    round_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    offered_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    questionnaires: Mapped[dict] = mapped_column(JSONB)
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
 
 
 class RoundDefinitionRow(Base):

@@ -28,6 +28,7 @@ async def purge_round(uow: UnitOfWork, round_id: str) -> dict[str, int]:
         .values(
             pseudonym=sa.literal(ANONYMOUS) + sa.cast(sa.func.gen_random_uuid(), sa.Text),
             token_hash=sa.literal(_PURGED_TOKEN) + sa.cast(sa.func.gen_random_uuid(), sa.Text),
+            answer_id=None,
             draft={},
         )
     )
@@ -40,7 +41,8 @@ async def identifiers_left_in_round(uow: UnitOfWork, round_id: str) -> int:
         .select_from(Respondent)
         .where(
             Respondent.round_id == round_id,
-            sa.or_(~Respondent.pseudonym.startswith(ANONYMOUS), ~Respondent.token_hash.startswith(_PURGED_TOKEN)),
+            sa.or_(~Respondent.pseudonym.startswith(ANONYMOUS), ~Respondent.token_hash.startswith(_PURGED_TOKEN),
+                   Respondent.answer_id.is_not(None)),
         )
     )
 
