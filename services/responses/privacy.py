@@ -2,7 +2,8 @@
 
 The answers stay: they are what the round was for. What goes is every way back to the person:
 the pseudonym (replaced by a random one, so the answers still count once each), the link's token
-hash (the letter the citizen holds) and unsubmitted drafts. An erased citizen's link and answers
+hash (the letter the citizen holds), its answer id (the paper questionnaire the citizen holds) and
+unsubmitted drafts. An erased citizen's link and answers
 are deleted outright.
 """
 
