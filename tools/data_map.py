@@ -115,7 +115,7 @@ PERSONAL_OVERRIDES: dict[tuple[str, str, str], Personal | None] = {
     ),
     ("dispatch", "dispatch_step", "sent_at"): Personal("time a message was sent", "pseudonymous", "reminders, response-rate curves"),
     ("dispatch", "dispatch_step", "skip_reason"): Personal(
-        "why a message was skipped (answered/opted out/no phone/no contact released/round purged)", "pseudonymous", "reminders"
+        "why a message was skipped (answered/opted out/no phone/no contact released/round purged/has Digital Post/paper questionnaire instead)", "pseudonymous", "reminders"
     ),
     ("ingest", "delivery", "report"): Personal(
         "validation report: row numbers, columns, masked CPR (DDMMYY-XXXX: birth date shown)",

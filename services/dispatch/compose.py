@@ -36,6 +36,7 @@ from services.dispatch.domain.paper_questionnaire import PaperContext, render_pa
 from services.dispatch.domain.plan import PAPER_CHANNELS, PAPER_EXEMPT
 from services.dispatch.domain.privacy import redact
 from services.dispatch.links import link_token
+from shared.answer_id import answer_id_for
 from shared.crypto import ContactDetails, SealedContact, open_contact
 from shared.events import PrintedQuestionnaire
 
@@ -84,6 +85,9 @@ class RenderJob:
     # The paper questionnaire's content (shared.events.OfferedQuestionnaire as JSON; None: responses
     # has offered none for the round yet).
     printed: dict | None = field(default=None, repr=False)
+    # A reminder letter whose step also sends the citizen a paper questionnaire (which carries
+    # the reminder): an exempt citizen's printed letter is then not sent as a second envelope.
+    paper_questionnaire_with_it: bool = False
 
     def __repr__(self) -> str:  # nothing personal reaches a log through repr()
         return f"RenderJob({self.key})"
@@ -153,6 +157,8 @@ def render_job(config: RenderConfig, job: RenderJob) -> RenderOutcome:
             return RenderOutcome(job.key, OutgoingMessage(job.key, MessageKind.SMS, address=phone, text=sms.text,
                                                           folder=folder))
         exempt = contact.digital_post_exempt
+        if exempt and job.paper_questionnaire_with_it:
+            return RenderOutcome(job.key, skip_reason="paper_questionnaire")
         letter, pdf_base64 = render_letter_fast_b64(kind, ctx, paper=exempt)
         memo = build_letter_message_fast(
             SurveyLetter(sender=sender, recipient=MemoRecipient(cpr, contact.name or None), title=letter.title,
@@ -222,6 +228,21 @@ def render_preview(config: RenderConfig, kommunekode: str, step: str, letter_dat
                         deadline=deadline, contact=_contact_info(config, municipality), letter_date=letter_date,
                         privacy_url=config.privacy_url)
     return render_letter(LetterKind(step), ctx, paper=paper).pdf
+
+
+# A number no invitation has (the sequence starts at 1): the preview's answer id is nobody's.
+PREVIEW_ANSWER_NUMBER = 0
+
+
+def render_paper_preview(config: RenderConfig, kommunekode: str, printed: dict, letter_date: date, deadline: date,
+                         language: str | None) -> bytes:
+    """The paper questionnaire as a municipality's citizens get it, for a made-up citizen, link
+    and answer id."""
+    languages = {lang: PrintedQuestionnaire.model_validate(q) for lang, q in printed["languages"].items()}
+    ctx = PaperContext(name=PREVIEW_NAME, link=config.survey_base_url + PREVIEW_TOKEN,
+                       answer_id=answer_id_for(PREVIEW_ANSWER_NUMBER), municipality=municipality_name(kommunekode),
+                       deadline=deadline, letter_date=letter_date)
+    return render_paper_questionnaire(languages, ctx, language).pdf
 
 
 def render_jobs(config: RenderConfig, jobs: list[RenderJob]) -> list[RenderOutcome]:

@@ -77,7 +77,7 @@ class DispatchStep(Base):
 
     invitation_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey(Invitation.id, ondelete="CASCADE"), primary_key=True)
     step: Mapped[str] = mapped_column(sa.Text, primary_key=True)  # invitation | reminder_1 | reminder_2
-    channel: Mapped[str] = mapped_column(sa.Text, primary_key=True)  # letter | sms
+    channel: Mapped[str] = mapped_column(sa.Text, primary_key=True)  # letter | sms | paper_exempt | paper_all
     due_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     # The plan's (or the arm's) reminder_interval_days, which a reminder's due time needs when
     # the round sets no date for it; NULL for the invitation.
@@ -89,7 +89,7 @@ class DispatchStep(Base):
     sending_since: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     claimed_by: Mapped[int | None] = mapped_column(sa.BigInteger)  # the sender instance's advisory-lock key
     last_error: Mapped[str | None] = mapped_column(sa.Text)  # redacted
-    skip_reason: Mapped[str | None] = mapped_column(sa.Text)  # answered | opted_out | no_phone | no_contact | round_purged
+    skip_reason: Mapped[str | None] = mapped_column(sa.Text)  # answered | opted_out | no_phone | no_contact | round_purged | has_digital_post | paper_questionnaire
 
     __table_args__ = (sa.Index("ix_dispatch_step_due", "status", "due_at"),)
 

@@ -34,6 +34,10 @@ async def offered_for(session: AsyncSession, round_ids: Iterable[str]) -> dict[s
     return dict(rows.all())
 
 
+async def offered_for_round(session: AsyncSession, round_id: str) -> dict | None:
+    return (await offered_for(session, [round_id])).get(round_id)
+
+
 def questionnaire_for(questionnaires: dict | None, kommunekode: str) -> dict | None:
     """The municipality's own questionnaire (a supplement), else the round's."""
     if not questionnaires:

@@ -155,12 +155,16 @@ _RECORD_FIELDS = ("invitation_id", "step", "channel", "status", "due_at", "sent_
 class Claimed:
     """A step claimed for sending, with what is needed to compose it (no ORM objects)."""
 
-    __slots__ = ("invitation_id", "step", "channel", "attempts", "due_at", "round_id", "kommunekode", "pseudonym",
-                 "token_nonce", "contact", "maalgruppe", "stratum", "arm", "created_at", "expires_at", "answer_seq")
+    _COLUMNS = ("invitation_id", "step", "channel", "attempts", "due_at", "round_id", "kommunekode", "pseudonym",
+                "token_nonce", "contact", "maalgruppe", "stratum", "arm", "created_at", "expires_at", "answer_seq")
+    # Read after the claim: a paper step's questionnaire for print; whether a reminder letter's
+    # step also sends a paper questionnaire.
+    __slots__ = (*_COLUMNS, "printed", "paper_with_it")
 
     def __init__(self, row) -> None:
-        for name, value in zip(self.__slots__, row, strict=True):
+        for name, value in zip(self._COLUMNS, row, strict=True):
             setattr(self, name, value)
+        self.printed, self.paper_with_it = None, False
 
     @property
     def key(self) -> str:
@@ -184,8 +188,6 @@ class Sender:
         self.schedules: dict[str, Schedule] = {}
         self._revisions: dict[str, int] = {}
         self._last_sweep = float("-inf")
-        # The questionnaires for print of the rounds in the last claimed batch with a paper step.
-        self.printed: dict[str, dict] = {}
 
     @property
     def render_config(self) -> RenderConfig:
@@ -384,10 +386,30 @@ class Sender:
                 await uow.commit()  # the attempt is on record before anything is sent
             m.items = len(rows)
         claimed = sorted((Claimed(row) for row in rows), key=lambda c: c.due_at)
-        if paper_rounds := {c.round_id for c in claimed if c.channel in PAPER_CHANNELS}:
-            async with runtime.sessionmaker() as session:
-                self.printed.update(await offered_for(session, paper_rounds))
+        await self.paper_questionnaires(runtime, claimed)
         return claimed
+
+    async def paper_questionnaires(self, runtime: ServiceRuntime, claimed: list[Claimed]) -> None:
+        """Give the claimed paper steps their round's questionnaire for print, and mark the
+        claimed reminder letters whose step also sends a paper questionnaire (an exempt citizen's
+        printed letter then stays home: compose.py). Two small reads, only for such batches."""
+        paper = [c for c in claimed if c.channel in PAPER_CHANNELS]
+        reminder_letters = [c for c in claimed if c.channel == "letter" and c.step != "invitation"]
+        if not (paper or reminder_letters):
+            return
+        async with runtime.sessionmaker() as session:
+            if paper:
+                offered = await offered_for(session, {c.round_id for c in paper})
+                for c in paper:
+                    c.printed = questionnaire_for(offered.get(c.round_id), c.kommunekode)
+            if reminder_letters:
+                with_paper = set((await session.execute(
+                    sa.select(DispatchStep.invitation_id, DispatchStep.step)
+                    .where(DispatchStep.invitation_id.in_({c.invitation_id for c in reminder_letters}),
+                           DispatchStep.channel.in_(PAPER_CHANNELS))
+                )).all())
+                for c in reminder_letters:
+                    c.paper_with_it = (c.invitation_id, c.step) in with_paper
 
     def job_for(self, c: Claimed, letter_date) -> RenderJob:
         return RenderJob(key=c.key, step=c.step, channel=c.channel, round_id=c.round_id, kommunekode=c.kommunekode,
@@ -395,8 +417,7 @@ class Sender:
                          expires_at=c.expires_at, letter_date=letter_date,
                          deadline=answer_deadline(self.schedules.get(c.round_id), self.settings.response_deadline_days),
                          answer_id=answer_id_for(c.answer_seq),
-                         printed=questionnaire_for(self.printed.get(c.round_id), c.kommunekode)
-                         if c.channel in PAPER_CHANNELS else None)
+                         printed=c.printed, paper_questionnaire_with_it=c.paper_with_it)
 
     async def render(self, claimed: list[Claimed]) -> dict[str, RenderOutcome]:
         with self.stages.measure("render", len(claimed)):

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from dispatch_harness import consume_all, invitations, make_settings, produce, round_defined, sample, step_statuses, wait_for
 from services.dispatch.links import token_hash
 from services.dispatch.main import create_app as create_dispatch
+from services.dispatch.models import DispatchStep, Invitation
 from services.responses.config import ResponsesSettings
 from services.responses.main import create_app as create_responses
 from services.responses.models import Respondent, Response
@@ -56,6 +57,20 @@ async def test_an_exempt_citizen_gets_a_paper_questionnaire_whose_answers_count_
             await produce(service_env, round_defined(ROUND, reminders_at=[reminder_at]), *exempt_chunk.events,
                           *everyone_chunk.events)
 
+            # The operator previews the paper questionnaire once responses has offered it for print.
+            preview_url = f"/rounds/{ROUND}/paper-questionnaire/{EXEMPT_ONLY}/preview.pdf"
+
+            async def previewed():
+                r = await dispatch_client.get(preview_url, headers=admin)
+                assert r.status_code in (200, 404), r.text
+                return r if r.status_code == 200 else None
+            preview = await wait_for(previewed, 30, "the paper questionnaire's preview")
+            assert preview.headers["content-type"] == "application/pdf"
+            text = "".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(preview.content)).pages)
+            assert "Kære Eksempel Borgersen" in text and ANSWER_ID.search(text)
+            english = await dispatch_client.get(preview_url, params={"language": "en"}, headers=admin)
+            assert "Dear Eksempel Borgersen" in pypdf.PdfReader(io.BytesIO(english.content)).pages[0].extract_text()
+
             async def invited():
                 counts = await step_statuses(dispatch, ROUND)
                 return counts[("invitation", "letter", "sent")] == 5 and counts
@@ -80,12 +95,19 @@ async def test_an_exempt_citizen_gets_a_paper_questionnaire_whose_answers_count_
             assert datetime.now(UTC) >= reminder_at
             assert counts[("reminder_1", "paper_exempt", "skipped")] == 2  # they have Digital Post
             assert counts[("reminder_1", "paper_all", "skipped")] == 1  # answered on the web
+            # The exempt citizen's printed reminder letter stays home: the paper questionnaire carries it.
+            await wait_for(lambda: _settled(dispatch), 30, "the reminder letters")
+            counts = await step_statuses(dispatch, ROUND)
+            assert (counts[("reminder_1", "letter", "sent")], counts[("reminder_1", "letter", "skipped")]) == (3, 2)
+            assert sorted(await _skip_reasons(dispatch, "letter")) == ["answered", "paper_questionnaire"]
 
             # SF1601 got two physical-post deliveries of the paper questionnaire, each a PDF naming
             # its citizen's answer id and link.
             papers = [r for r in sf.requests if r.checked.get("kombi") == "Fysisk Post"
                       and b"Sp\xc3\xb8rgeskema p\xc3\xa5 papir.pdf" in r.body]
             assert len(papers) == 2
+            # Fysisk Post: the exempt citizen's invitation and the two paper questionnaires, nothing else.
+            assert len([r for r in sf.requests if r.checked.get("kombi") == "Fysisk Post"]) == 3
             answer_ids = {inv.token_hash: answer_id_for(inv.answer_seq) for inv in await invitations(dispatch, ROUND)}
             printed = {}
             for request in papers:
@@ -131,3 +153,17 @@ async def test_an_exempt_citizen_gets_a_paper_questionnaire_whose_answers_count_
     assert [e["pseudonym"] for e in submitted if e["mode"] == "paper"] == [exempt_pseudonym]
     offered = await consume_all(service_env, "questionnaire.offered", 1)
     assert {e["round_id"] for e in offered} == {ROUND} and set(offered[0]["questionnaires"]["*"]["languages"]) == {"da", "en"}
+
+
+async def _settled(dispatch) -> bool:
+    counts = await step_statuses(dispatch, ROUND)
+    return sum(n for (step, channel, status), n in counts.items() if step == "reminder_1" and channel == "letter"
+               and status in ("sent", "skipped")) == 5
+
+
+async def _skip_reasons(dispatch, channel: str) -> list[str]:
+    async with dispatch.state.runtime.sessionmaker() as session:
+        return list((await session.execute(
+            sa.select(DispatchStep.skip_reason).join(Invitation, Invitation.id == DispatchStep.invitation_id)
+            .where(Invitation.round_id == ROUND, DispatchStep.step == "reminder_1", DispatchStep.channel == channel,
+                   DispatchStep.status == "skipped"))).scalars())
