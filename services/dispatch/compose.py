@@ -191,8 +191,9 @@ def _paper_questionnaire(config: RenderConfig, job: RenderJob, contact: ContactD
         languages,
         PaperContext(name=ctx.name, link=ctx.link, answer_id=job.answer_id, municipality=ctx.municipality,
                      deadline=ctx.deadline, letter_date=job.letter_date),
-        # The citizen's language, once the contact carries one (the extracts do not yet): else Danish.
-        language=getattr(contact, "language", None),
+        # The citizen's language: no extract carries one yet, so Danish. The rendering takes any
+        # language the questionnaire has (domain/paper_questionnaire.py, choose_language).
+        language=None,
     )
     memo = build_letter_message(
         SurveyLetter(sender=sender, recipient=recipient, title=PAPER_TITLE,
