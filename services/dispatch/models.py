@@ -62,7 +62,8 @@ class Invitation(Base):
 
 
 class DispatchStep(Base):
-    """One planned message: the invitation or a reminder, on one channel (letter or sms).
+    """One planned message: the invitation or a reminder, on one channel (letter, sms, or a
+    reminder's paper questionnaire: ``paper_exempt`` / ``paper_all``, domain/plan.py).
 
     status: a ``domain.lifecycle.StepStatus``, moving as ``domain.lifecycle.TRANSITIONS`` says
     (planned -> sending, the attempt committed before the external call, -> sent, and so on).

@@ -85,3 +85,55 @@ def test_a_plan_sends_the_paper_questionnaire_with_a_reminder_it_sends():
         RoundPlan(reminder_count=2, paper_questionnaire={"reminder": 1}, arms={"short": {"weight": 1, "reminder_count": 0}})
     with pytest.raises(ValidationError):
         RoundPlan(paper_questionnaire={"reminder": 3})
+
+
+def test_compose_prints_for_the_exempt_retries_without_a_questionnaire_and_keeps_the_letter_home():
+    """compose.render_job on the paper channels: an exempt citizen's paper questionnaire is a
+    valid MeMo for physical post with the PDF; a citizen with Digital Post is skipped on
+    paper_exempt and printed on paper_all; no questionnaire offered yet is a retry; an exempt
+    citizen's reminder letter on a step with a paper questionnaire is not sent as well."""
+    import base64
+    import dataclasses
+    import os
+    from datetime import UTC, datetime, timedelta
+
+    from lxml import etree
+
+    from services.dispatch.channels.sf1601 import DigitalPostSF1601Channel, KombiValg, SF1601Config
+    from services.dispatch.compose import RenderConfig, RenderJob, render_jobs
+    from services.dispatch.domain.memo import MEMO_NS, validate_memo
+    from shared.crypto import ContactDetails, seal_contact
+
+    key, link_key = os.urandom(32), os.urandom(32)
+    config = RenderConfig(contact_keyring={"c1": key}, link_key=link_key, survey_base_url="https://svar.borgerblik.dk/s/",
+                          sms_via="dev_sink", response_deadline_days=21, default_sender_cvr="29189978",
+                          sender_cvr_by_kommune={}, contact_name="jobcentret", contact_phone=None, contact_email=None,
+                          privacy_url=None, validate_all=True)
+    now = datetime.now(UTC)
+    printed = offered(load_questionnaire("kl_core_v1")).model_dump(mode="json")
+
+    def job(pseudonym: str, exempt: bool, channel: str, **changes) -> RenderJob:
+        sealed = seal_contact(ContactDetails(cpr="010190-1234", name="Søren Ærø", phone_e164=None, digital_post_exempt=exempt),
+                              round_id="r", pseudonym=pseudonym, key_id="c1", key=key)
+        return RenderJob(key=f"{pseudonym}.reminder_1.{channel}", step="reminder_1", channel=channel, round_id="r",
+                         kommunekode="492", pseudonym=pseudonym, token_nonce=os.urandom(16), contact=sealed.model_dump(),
+                         created_at=now, expires_at=now + timedelta(days=35), letter_date=now.date(),
+                         answer_id="48291-30575", **{"printed": printed, **changes})
+
+    exempt, digital, everyone, waiting, letter = render_jobs(config, [
+        job("p1", True, PAPER_EXEMPT), job("p2", False, PAPER_EXEMPT), job("p3", False, PAPER_ALL),
+        job("p4", True, PAPER_EXEMPT, printed=None), job("p5", True, "letter", printed=None, paper_questionnaire_with_it=True),
+    ])
+    memo = exempt.message.memo_xml
+    validate_memo(memo)
+    m = f"{{{MEMO_NS}}}"
+    pdf = base64.b64decode(etree.fromstring(memo).findtext(f"{m}MessageBody/{m}MainDocument/{m}File/{m}content"))
+    assert "Svar-id 48291-30575" in pypdf.PdfReader(io.BytesIO(pdf)).pages[0].extract_text()
+    channel = DigitalPostSF1601Channel(SF1601Config(endpoint="https://sf1601.invalid/kombi"))
+    assert channel.kombi_valg_for(exempt.message) is KombiValg.PHYSICAL_POST
+    assert digital.skip_reason == "has_digital_post"
+    assert everyone.message.physical_post and channel.kombi_valg_for(everyone.message) is KombiValg.PHYSICAL_POST
+    assert waiting.retry and waiting.message is None and waiting.error is None
+    assert letter.skip_reason == "paper_questionnaire"
+    on_its_own = render_jobs(config, [dataclasses.replace(job("p5", True, "letter"), printed=None)])[0]
+    assert on_its_own.message is not None  # the printed letter, when its step sends no questionnaire
