@@ -133,6 +133,15 @@ async def test_an_exempt_citizen_gets_a_paper_questionnaire_whose_answers_count_
                                                  json={**entry, "answers": {"q1": "uenig"}})
             assert second.status_code == 409 and "a second entry is refused and nothing was written" in second.text
 
+            # A form whose citizen answered on the web is refused the same way; an id nobody has is 404.
+            operator_101 = bearer(dev_issuer.mint("paper-101", ["responses:paper"], EVERYONE))
+            late = await responses_client.post("/api/paper/responses", headers=operator_101, json={
+                "answer_id": answer_ids[token_hash(web_token)], "answers": {"q1": "enig"}})
+            assert late.status_code == 409 and "answered on the web" in late.text
+            nobody = await responses_client.post("/api/paper/responses", headers=operator_101, json={
+                "answer_id": answer_id_for(999_999_999), "answers": {"q1": "enig"}})
+            assert nobody.status_code == 404 and "no questionnaire has answer id" in nobody.text
+
             async with responses.state.runtime.sessionmaker() as session:
                 stored = (await session.execute(
                     sa.select(Response.mode, Response.answers).join(Respondent, Respondent.token_hash == Response.token_hash)
