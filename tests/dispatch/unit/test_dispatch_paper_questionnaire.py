@@ -137,3 +137,28 @@ def test_compose_prints_for_the_exempt_retries_without_a_questionnaire_and_keeps
     assert letter.skip_reason == "paper_questionnaire"
     on_its_own = render_jobs(config, [dataclasses.replace(job("p5", True, "letter"), printed=None)])[0]
     assert on_its_own.message is not None  # the printed letter, when its step sends no questionnaire
+
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from services.dispatch.domain.plan import assign_arm, plan_for_arm  # noqa: E402
+
+
+@given(reminders=st.integers(0, 2), paper_at=st.integers(1, 2), everyone=st.booleans(),
+       arm_reminders=st.lists(st.one_of(st.none(), st.integers(0, 2)), max_size=3), pseudonym=st.text(min_size=1, max_size=20))
+def test_a_plan_is_taken_exactly_when_every_arm_sends_the_paper_steps_reminder(reminders, paper_at, everyone, arm_reminders,
+                                                                                pseudonym):
+    arms = {f"arm{i}": {"weight": 1, "reminder_count": n} for i, n in enumerate(arm_reminders)}
+    body = {"reminder_count": reminders, "arms": arms,
+            "paper_questionnaire": {"reminder": paper_at, "everyone_unanswered": everyone}}
+    sent_by_all = paper_at <= reminders and all(n is None or paper_at <= n for n in arm_reminders)
+    if not sent_by_all:
+        with pytest.raises(ValidationError, match="paper_questionnaire.reminder"):
+            RoundPlan.model_validate(body)
+        return
+    plan = RoundPlan.model_validate(body)
+    # Every citizen, whatever their arm, gets the paper step with the reminder it names, once.
+    steps = planned_steps(plan_for_arm(plan, assign_arm(plan, "r", pseudonym)))
+    paper = [(step, channel) for step, channel, _ in steps if channel in (PAPER_EXEMPT, PAPER_ALL)]
+    assert paper == [(f"reminder_{paper_at}", PAPER_ALL if everyone else PAPER_EXEMPT)]
