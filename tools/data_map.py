@@ -63,6 +63,10 @@ PERSONAL_BY_NAME: dict[str, Personal] = {
         "dispatch never contacts them",
     ),
     "token_hash": Personal("survey-link hash (SHA-256 of the link token)", "hashed", "finds the citizen's link without storing the token"),
+    "answer_id": Personal("answer id printed on the citizen's paper questionnaire (shared.answer_id)", "pseudonymous",
+                          "finds the link of a paper form keyed in (paper entry)"),
+    "answer_seq": Personal("invitation number: the answer id printed on the paper questionnaire is derived from it",
+                           "pseudonymous", "the paper questionnaire's answer id"),
     "token_nonce": Personal("survey-link token nonce (re-derives the token with LINK_KEY)", "none (useless without LINK_KEY)", "re-sends the same link in reminders"),
     "answers": Personal("opinions (survey answers; free text scrubbed of personal data)", "pseudonymous", "the survey's results"),
     "draft": Personal("partial opinions (saved, unsubmitted answers; free text scrubbed)", "pseudonymous", "save and resume"),
@@ -114,7 +118,7 @@ PERSONAL_OVERRIDES: dict[tuple[str, str, str], Personal | None] = {
     ),
     ("dispatch", "dispatch_step", "sent_at"): Personal("time a message was sent", "pseudonymous", "reminders, response-rate curves"),
     ("dispatch", "dispatch_step", "skip_reason"): Personal(
-        "why a message was skipped (answered/opted out/no phone/no contact released/round purged)", "pseudonymous", "reminders"
+        "why a message was skipped (answered/opted out/no phone/no contact released/round purged/has Digital Post/paper questionnaire instead)", "pseudonymous", "reminders"
     ),
     ("ingest", "delivery", "report"): Personal(
         "validation report: row numbers, columns, masked CPR (DDMMYY-XXXX: birth date shown)",
@@ -245,6 +249,8 @@ NOT_PERSONAL: frozenset[str] = frozenset(
         "reminders_at", "fieldwork_ends_at", "sending_window_start", "sending_window_end", "retention_days", "phase",
         "phase_changed_at", "implicit", "steps_cancelled_at", "interval_days", "readiness", "cap_decisions",
         "languages", "translation_status",
+        # The round's questionnaire for print (questionnaire.offered): wording, no person.
+        "offered_at", "questionnaires",
     }
 )
 # Who did an administrative action: an OAuth client id or operator subject (not a citizen).
@@ -327,6 +333,16 @@ EVENT_FIELDS_NOT_PERSONAL = frozenset(
         ("delivery.accepted", "delivered_by"),  # the delivering case system's client id
         ("delivery.accepted", "maalgrupper"),  # target group -> citizens delivered
         ("delivery.accepted", "accepted_at"),
+        # The questionnaire for print (questionnaire.offered): its wording in each language, no person.
+        *(
+            ("questionnaire.offered", f"questionnaires.{path}")
+            for path in (
+                "version_key", "languages.language", "languages.title", "languages.themes[].title",
+                "languages.themes[].questions[].text", "languages.themes[].questions[].help",
+                "languages.themes[].questions[].options[].label", "languages.themes[].questions[].max_length",
+                "languages.fallback_to_da",
+            )
+        ),
         *(("dispatch.progress", path) for path in ("sending", "steps[].count", "contacts[].waiting", "contacts[].no_contact", "as_of")),
         *(
             ("sampling.progress", path)
@@ -432,6 +448,11 @@ def build() -> tuple[str, list[str]]:
         "  upload job ends (then deleted). Protect the volume (encryption at rest, no backups of it).",
         "- **Letters** (dispatch; the dev sink writes them to `DEV_SINK_DIR`): name and survey link in clear;",
         "  production hands them to Digital Post / the SMS gateway (data processors).",
+        "- **Paper questionnaires** (dispatch renders them at send time, docs/rounds.md): name, survey link (text and",
+        "  QR code) and answer id in clear, printed and posted by SF1601's Fysisk Post (a data processor). The",
+        "  questionnaire's wording reaches dispatch on `questionnaire.offered` (no personal data); the form comes",
+        "  back by post, is keyed in against its answer id (responses, scope `responses:paper`) and then holds the",
+        "  citizen's answers on paper: the municipality keeps or destroys the forms under its own records rules.",
         "- **Logs**: JSON lines; correlation ids only, contact details have a redacting `repr`. Not yet proven",
         "  free of personal data by a test (issue 10).",
         "- **Backups** of PostgreSQL and Kafka: follow the stores above; no erasure in backups yet.",

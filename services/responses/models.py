@@ -43,6 +43,8 @@ class Respondent(Base):
     questionnaire_key: Mapped[str | None] = mapped_column(sa.Text)
     opened_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     last_page: Mapped[int] = mapped_column(sa.Integer, default=0)  # highest page saved, for resuming
+    # Printed on the paper questionnaire (shared.answer_id): the paper entry finds the link by it.
+    answer_id: Mapped[str | None] = mapped_column(sa.Text, unique=True)
 
 
 class Response(Base):

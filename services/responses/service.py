@@ -53,8 +53,18 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+class LinkHash(str):
+    """A link named by its stored hash rather than its token, for a caller that found it by
+    another key (the paper entry, by the answer id): every function here that takes a token
+    takes this too."""
+
+
+def link_hash(token: str) -> str:
+    return str(token) if isinstance(token, LinkHash) else hash_token(token)
+
+
 async def find_link(uow: UnitOfWork, token: str) -> Respondent:
-    respondent = await uow.session.get(Respondent, hash_token(token))
+    respondent = await uow.session.get(Respondent, link_hash(token))
     if respondent is None:
         raise UnknownLink()
     # Detached, so it stays readable after the unit of work ends (a rollback on leaving would
@@ -173,7 +183,7 @@ async def _spend(uow: UnitOfWork, token: str, new_status: str) -> Respondent:
     spent = (
         await uow.session.execute(
             sa.update(Respondent)
-            .where(Respondent.token_hash == hash_token(token), Respondent.status == "open", Respondent.expires_at > now,
+            .where(Respondent.token_hash == link_hash(token), Respondent.status == "open", Respondent.expires_at > now,
                    ROUND_OPEN.bindparams(now=now))
             .values(status=new_status, finished_at=now, draft={})
             .returning(Respondent)
