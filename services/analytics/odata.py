@@ -31,6 +31,7 @@ from odata_query import ast as q
 from odata_query import exceptions as query_errors
 from odata_query.grammar import ODataLexer, ODataParser
 from odata_query.visitor import NodeVisitor
+from sly.lex import Token
 
 from services.analytics.domain.publication import INDICATOR_COLUMNS, RATE_COLUMNS
 from services.analytics.schemas import COLUMNS, METHOD_PATH
@@ -435,11 +436,44 @@ def _equalities(node) -> dict[str, object]:
     return {}
 
 
+def _one_item_lists(tokens) -> list:
+    """OData writes a list of one as ``('0101')`` (ABNF ``listExpr``), which odata-query reads as
+    a parenthesised expression and then refuses after ``in``; it takes the Python spelling
+    ``('0101',)``. Give it that: after each ``in``, a parenthesis whose contents have no comma of
+    their own gets one before it closes."""
+    tokens = list(tokens)
+    closing_commas: set[int] = set()
+    for i, token in enumerate(tokens):
+        if token.type != "IN":
+            continue
+        start = next((j for j in range(i + 1, len(tokens)) if tokens[j].type != "WS"), None)
+        if start is None or tokens[start].type != "(":
+            continue
+        depth, has_comma = 0, False
+        for j in range(start, len(tokens)):
+            kind = tokens[j].type
+            depth += (kind == "(") - (kind == ")")
+            has_comma |= kind == "," and depth == 1
+            if depth == 0:
+                if not has_comma and j > start + 1:
+                    closing_commas.add(j)
+                break
+    out = []
+    for i, token in enumerate(tokens):
+        if i in closing_commas:
+            comma = Token()
+            comma.type = comma.value = ","
+            comma.lineno, comma.index = token.lineno, token.index
+            out.append(comma)
+        out.append(token)
+    return out
+
+
 def parse_filter(text: str | None, columns: tuple[str, ...]) -> Filter:
     if not text or not text.strip():
         return Filter(lambda row: True, {})
     try:
-        tree = _parser.parse(_lexer.tokenize(text.strip()))
+        tree = _parser.parse(iter(_one_item_lists(_lexer.tokenize(text.strip()))))
     except query_errors.FunctionCallException as exc:
         raise _not_implemented(f"$filter: {exc}", "$filter") from None
     except query_errors.ODataException as exc:

@@ -115,6 +115,10 @@ async def test_odata_answers_are_the_json_rows_queried(service_env, dev_issuer, 
             "mean ge 3 and mean lt 4": lambda r: r["mean"] is not None and 3 <= r["mean"] < 4,
             "kommunekode in ('101', '751') and startswith(question, 'q1')":
                 lambda r: r["kommunekode"] in ("101", "751") and r["question"].startswith("q1"),
+            # A list of one, as OData writes it (no trailing comma), alone and inside parentheses.
+            "kommunekode in ('147')": lambda r: r["kommunekode"] == "147",
+            "(question in ('q12')) and kommunekode in ('national', '751')":
+                lambda r: r["question"] == "q12" and r["kommunekode"] in ("national", "751"),
             "contains(level, 'parat') or endswith(question, '3')": lambda r: "parat" in r["level"] or r["question"].endswith("3"),
             "mean eq null and not (suppressed eq true)": lambda r: r["mean"] is None and not r["suppressed"],
         }
