@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.routing import APIRoute
 
 from services.analytics import odata, service
+from services.analytics.bi_keys.auth import require_scopes_or_key
 from services.analytics.domain.publication import INDICATOR_COLUMNS, NATIONAL, RATE_COLUMNS
 from services.analytics.schemas import (
     METHOD_PATH,
@@ -43,7 +44,8 @@ TrendRow = row_model(
 TrendPage = page_model("TrendPage", TrendRow)
 
 router = APIRouter(tags=["aggregates"])
-reader = require_scopes("aggregates:read")
+# The tables are read with a bearer token or a BI key (services/analytics/bi_keys).
+reader = require_scopes_or_key("aggregates:read")
 operator = require_scopes("rounds:admin", "kommuner:all")
 Format = Literal["json", "csv"]
 
