@@ -161,3 +161,22 @@ def test_each_weighted_estimate_has_its_population_design_effect_and_effective_s
         assert "divided by the design effect" in row[f"{ind}_n_effective"]["description"]
         interval = row[f"{ind}_ci_low"]["description"]
         assert ("svyciprop" in interval) == (ind in PROPORTIONS), ind
+
+
+def test_the_overview_and_bi_key_models_are_described(openapi):
+    """The round overview's response (RoundOverview, Figures, DeliveryOut, MessageCount) and the
+    BI keys' bodies: every field described, like the tables'."""
+    schemas = openapi["components"]["schemas"]
+    found: set[str] = set()
+    for path in ("/rounds/{round_id}/overview", "/bi-keys", "/bi-keys/{key_id}"):
+        for operation in openapi["paths"][path].values():
+            _refs(operation.get("responses", {}), found)
+            _refs(operation.get("requestBody", {}), found)
+    todo = list(found)
+    while todo:
+        for ref in _refs(schemas[todo.pop()], set()) - found:
+            found.add(ref)
+            todo.append(ref)
+    models = found - NOT_TABLE_MODELS
+    assert {"RoundOverview", "Figures", "DeliveryOut", "MessageCount", "BiKeyIn", "BiKeyOut", "BiKeyCreated"} <= models
+    assert undescribed_fields(openapi, models) == []
