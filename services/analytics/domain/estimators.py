@@ -199,9 +199,9 @@ def proportion_interval(p, se, n, level: float = 0.95):
         spread = q * se / (safe * (1.0 - safe))
         low = 1.0 / (1.0 + np.exp(-(centre - spread)))
         high = 1.0 / (1.0 + np.exp(-(centre + spread)))
-        exact = 1.0 - half_alpha ** (1.0 / np.maximum(n, 1.0))  # upper bound for 0 of n
-    low = np.where(inner, low, np.where(p >= 1.0, 1.0 - exact, 0.0))
-    high = np.where(inner, high, np.where(p <= 0.0, exact, 1.0))
+        exact = half_alpha ** (1.0 / np.maximum(n, 1.0))  # lower bound for n of n; 1 - it: upper for 0 of n
+    low = np.where(inner, low, np.where(p >= 1.0, exact, 0.0))
+    high = np.where(inner, high, np.where(p <= 0.0, 1.0 - exact, 1.0))
     nan = np.isnan(p)
     low, high = np.where(nan, np.nan, low), np.where(nan, np.nan, high)
     if low.ndim == 0:

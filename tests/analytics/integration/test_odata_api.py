@@ -5,6 +5,7 @@ refusals are OData error bodies; what the service does not implement is 501."""
 from __future__ import annotations
 
 import asyncio
+import math
 import xml.etree.ElementTree as ET
 
 from services.analytics.config import AnalyticsSettings
@@ -85,6 +86,16 @@ async def test_odata_answers_are_the_json_rows_queried(service_env, dev_issuer, 
         assert "n_valid" in method.text or "valid (scale) answers" in method.text
         assert "/method" in (await client.get("/openapi.json")).json()["info"]["description"]
 
+        # Beside each weighted estimate its population, design effect and effective sample size;
+        # a suppressed cell carries none of them, a share's interval stays within 0-1.
+        weighted = [r for r in json_rows if r["weighting"] in ("strata", "strata_pooled") and not r["few_answers"]]
+        assert weighted and all(r["mean_population"] > 0 and r["mean_deff"] > 0 for r in weighted)
+        assert all(math.isclose(r["mean_n_effective"], r["n_valid"] / r["mean_deff"]) for r in weighted)
+        hidden = [r for r in json_rows if r["suppressed"]]
+        assert hidden and all(r[c] is None for r in hidden for c in INDICATOR_COLUMNS if c.endswith(("_population", "_deff", "_n_effective")))
+        for r in weighted:
+            for share in ("top2_share", "dont_know_share", "share_1", "share_5"):
+                assert 0.0 <= r[f"{share}_ci_low"] <= r[share] <= r[f"{share}_ci_high"] <= 1.0
         odata_rows = await every_page("/odata/Indicators")
         assert [{c: r[c] for c in INDICATOR_COLUMNS} for r in odata_rows] == json_rows
         assert [r["id"] for r in odata_rows] == [row_id(r) for r in json_rows]
