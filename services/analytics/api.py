@@ -35,7 +35,9 @@ API_DESCRIPTION = (
     "and trends, as JSON, CSV or an OData v4 feed (/odata, for Power BI and other BI tools). Every figure comes "
     "from the round's latest release and is suppressed where a cell has few respondents. What each column means, "
     "which answers count in which base, what suppressed and caution mean and how the estimates are made: "
-    f"[the method document]({METHOD_PATH}) (docs/analytics-method.md)."
+    f"[the method document]({METHOD_PATH}) (docs/analytics-method.md). Read with an OAuth2 bearer token, or, for a "
+    "BI tool that refreshes unattended, with a BI key (POST /bi-keys) sent as Basic credentials: user name the key's "
+    "id, password its secret."
 )
 TrendRow = row_model(
     "TrendRow", service.TREND_COLUMNS,
