@@ -19,6 +19,7 @@ not apply). Errors are :class:`ODataError`, rendered as OData error bodies by th
 
 from __future__ import annotations
 
+import copy
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,7 +32,6 @@ from odata_query import ast as q
 from odata_query import exceptions as query_errors
 from odata_query.grammar import ODataLexer, ODataParser
 from odata_query.visitor import NodeVisitor
-from sly.lex import Token
 
 from services.analytics.domain.publication import INDICATOR_COLUMNS, RATE_COLUMNS
 from services.analytics.schemas import COLUMNS, METHOD_PATH
@@ -461,9 +461,8 @@ def _one_item_lists(tokens) -> list:
     out = []
     for i, token in enumerate(tokens):
         if i in closing_commas:
-            comma = Token()
+            comma = copy.copy(token)  # the lexer's token class (sly's), at the parenthesis' place
             comma.type = comma.value = ","
-            comma.lineno, comma.index = token.lineno, token.index
             out.append(comma)
         out.append(token)
     return out
