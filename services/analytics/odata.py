@@ -31,8 +31,9 @@ from xml.sax.saxutils import escape, quoteattr
 from odata_query import ast as q
 from odata_query import exceptions as query_errors
 from odata_query.grammar import ODataLexer, ODataParser
-from odata_query.visitor import NodeVisitor
+from odata_query.visitor import NodeTransformer, NodeVisitor
 
+from services.analytics.domain import kommunekode as kommunekoder
 from services.analytics.domain.publication import INDICATOR_COLUMNS, RATE_COLUMNS
 from services.analytics.schemas import COLUMNS, METHOD_PATH
 from services.analytics.service import TREND_COLUMNS
@@ -477,8 +478,28 @@ def parse_filter(text: str | None, columns: tuple[str, ...]) -> Filter:
         raise _not_implemented(f"$filter: {exc}", "$filter") from None
     except query_errors.ODataException as exc:
         raise _bad(f"cannot parse $filter {text!r}: {exc}", "$filter") from None
+    tree = _KommunekodeLiterals().visit(tree)
     expr = _Compiler(columns)._boolean(tree)
     return Filter(expr.evaluate, _equalities(tree))
+
+
+class _KommunekodeLiterals(NodeTransformer):
+    """A code compared with the kommunekode column, written with 4 digits ('0751'), is read as
+    the stored 3 ('751'), in ``eq``/``ne`` and ``in`` lists alike."""
+
+    def visit_Compare(self, node: q.Compare) -> q.Compare:
+        node = self.generic_visit(node)
+        sides = (node.left, node.right)
+        if not any(isinstance(side, q.Identifier) and side.name == "kommunekode" and not side.namespace for side in sides):
+            return node
+        return q.Compare(node.comparator, *(self._stored(side) for side in sides))
+
+    def _stored(self, node):
+        if isinstance(node, q.String):
+            return q.String(kommunekoder.stored(node.val))
+        if isinstance(node, q.List):
+            return q.List([self._stored(item) for item in node.val])
+        return node
 
 
 @dataclass(frozen=True)

@@ -143,6 +143,14 @@ def test_a_list_of_one_is_a_list(text):
     assert keep({"kommunekode": "751"}) and not keep({"kommunekode": "101"}) and not keep({"kommunekode": "0751"})
 
 
+@pytest.mark.parametrize("text", ["kommunekode in ('0751')", "kommunekode eq '0751'", "'0751' eq kommunekode",
+                                  "kommunekode in ('0101', '0751')", "not (kommunekode ne '0751')"])
+def test_a_kommunekode_with_4_digits_is_the_stored_3(text):
+    keep = parse_filter(text, COLUMNS)
+    assert keep({"kommunekode": "751"}) and not keep({"kommunekode": "147"})
+    assert parse_filter("level eq '0751'", COLUMNS)({"level": "0751"})  # other columns keep their text
+
+
 def test_a_list_of_one_whose_item_has_commas_of_its_own():
     keep = parse_filter("suppressed in (startswith(question, 'q1'))", COLUMNS)
     assert keep({"suppressed": True, "question": "q13"}) and not keep({"suppressed": True, "question": "q2"})

@@ -18,8 +18,6 @@ READ_SCOPE = "aggregates:read"
 KEY_ID_PREFIX = "bbk_"
 KEY_ID_PATTERN = r"^bbk_[0-9a-f]{16}$"
 _KEY_ID = re.compile(KEY_ID_PATTERN)
-# A kommunekode as it comes in: 3 digits (stored and shown), or 4 with a leading zero.
-_KOMMUNEKODE = re.compile(r"^(?:[0-9]{3}|0[0-9]{3})$")
 
 
 class KeyRightsError(ValueError):
@@ -51,11 +49,6 @@ def is_key_id(text: str) -> bool:
     return bool(_KEY_ID.fullmatch(text))
 
 
-def kommunekode(text: str) -> str:
-    """The stored form (3 digits) of a kommunekode given as 3 or 4 digits."""
-    if not _KOMMUNEKODE.fullmatch(text):
-        raise ValueError(f"{text!r} is not a kommunekode (3 digits, e.g. 751, or 4 with a leading zero, e.g. 0751)")
-    return text[-3:]
 
 
 def key_rights(maker: Principal, kommunekoder: Iterable[str] | None, all_kommuner: bool) -> KeyRights:

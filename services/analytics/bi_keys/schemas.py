@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field, field_validator
 
-from services.analytics.bi_keys import domain
+from services.analytics.domain import kommunekode as kommunekoder
 
 
 class BiKeyIn(BaseModel):
@@ -24,7 +24,7 @@ class BiKeyIn(BaseModel):
     @field_validator("kommunekoder")
     @classmethod
     def _kommunekoder(cls, value: list[str] | None) -> list[str] | None:
-        return None if value is None else [domain.kommunekode(k) for k in value]
+        return None if value is None else [kommunekoder.parse(k) for k in value]
 
     @field_validator("expires_at")
     @classmethod

@@ -109,6 +109,13 @@ async def test_odata_answers_are_the_json_rows_queried(service_env, dev_issuer, 
         missing = await get("/odata/vocabularies/Org.Nothing.xml")
         assert missing.status_code == 404 and missing.json()["error"]["code"] == "NotFound"
 
+        # The JSON API takes a code with 4 digits too (a page of at most 40 rows here).
+        four = (await get(f"/rounds/{ROUND}/indicators", kommunekode="0751")).json()
+        aarhus_rows = [r for r in json_rows if r["kommunekode"] == "751"]
+        assert four["total"] == len(aarhus_rows) and four["rows"] == aarhus_rows[: four["limit"]]
+        r = await get(f"/rounds/{ROUND}/indicators", aarhus, kommunekode="0751", limit=5)
+        assert r.status_code == 200 and {x["kommunekode"] for x in r.json()["rows"]} == {"751"}
+
         # Sort, then keep the top rows.
         top = (await get("/odata/Indicators", **{"$orderby": "mean desc", "$top": "20"})).json()["value"]
         assert [r["id"] for r in top] == [row_id(r) for r in sorted_like_odata(json_rows, ("mean", True))[:20]]
@@ -128,6 +135,9 @@ async def test_odata_answers_are_the_json_rows_queried(service_env, dev_issuer, 
                 lambda r: r["kommunekode"] in ("101", "751") and r["question"].startswith("q1"),
             # A list of one, as OData writes it (no trailing comma), alone and inside parentheses.
             "kommunekode in ('147')": lambda r: r["kommunekode"] == "147",
+            # A code with 4 digits, as registers write it, is the stored 3.
+            "kommunekode in ('0147')": lambda r: r["kommunekode"] == "147",
+            "kommunekode eq '0751' and mean gt 1": lambda r: r["kommunekode"] == "751" and r["mean"] is not None and r["mean"] > 1,
             "(question in ('q12')) and kommunekode in ('national', '751')":
                 lambda r: r["question"] == "q12" and r["kommunekode"] in ("national", "751"),
             "contains(level, 'parat') or endswith(question, '3')": lambda r: "parat" in r["level"] or r["question"].endswith("3"),

@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.analytics.bi_keys import domain
+from services.analytics.domain import kommunekode as kommunekoder
 from shared.auth import Principal
 
 CODES = st.sampled_from(["101", "147", "751", "851", "461"])
@@ -46,7 +47,9 @@ def test_secrets_are_checked_against_their_hash():
     stored = domain.hash_secret(secret)
     assert secret not in stored and domain.secret_matches(secret, stored)
     assert not domain.secret_matches(secret[:-1], stored)
-    assert domain.kommunekode("0751") == "751" and domain.kommunekode("751") == "751"
+    assert kommunekoder.parse("0751") == "751" and kommunekoder.parse("751") == "751"
     for bad in ("75", "1751", "07511", "abc"):
         with pytest.raises(ValueError):
-            domain.kommunekode(bad)
+            kommunekoder.parse(bad)
+        assert kommunekoder.stored(bad) == bad
+    assert kommunekoder.stored("0101") == "101" and kommunekoder.stored("national") == "national"
