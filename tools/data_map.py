@@ -228,6 +228,11 @@ PERSONAL_OVERRIDES: dict[tuple[str, str, str], Personal | None] = {
     ),
     ("analytics", "dashboard_session", "id_hash"): None,  # SHA-256 of the cookie's random id: opens no session
     **{("analytics", "dashboard_session", column): None for column in ("scopes", "kommunekoder", "idle_seconds", "expires_at")},
+    # BI keys (services/analytics/bi_keys): a BI client's credential, not a citizen's. The owner and
+    # who revoked it are OAuth clients (or KL's operator); the secret is kept as its SHA-256 only.
+    ("analytics", "bi_key", "secret_hash"): None,  # SHA-256 of 256 random bits: opens nothing
+    **{("analytics", "bi_key", column): None for column in (
+        "key_id", "owner", "label", "scopes", "kommunekoder", "expires_at", "revoked_at", "revoked_by", "last_used_at")},
 }
 
 # Columns that hold no personal data, by name: reviewed.
@@ -277,6 +282,7 @@ READERS: dict[tuple[str, str], str] = {
     ("analytics", "response_fact"): "no API returns rows; suppressed aggregates (n < 5 hidden): aggregates:read",
     ("analytics", "dashboard_target"): "dashboard (aggregates:read, bound to the municipality)",
     ("analytics", "dashboard_session"): "no API returns rows; the dashboard reads the caller's own session",
+    ("analytics", "bi_key"): "GET /bi-keys: the maker's own keys (aggregates:read), every key for rounds:admin + kommuner:all; never the secret",
     **{("analytics", table): "the round overview: rounds:admin + kommuner:all (GET /rounds/{id}/overview, /dashboard/rounds/{id})"
        for table in ("overview_round", "overview_delivery", "overview_snapshot")},
     ("analytics", "publication_release"): "the latest release's tables: aggregates:read (a municipality sees itself and the nation); cut: rounds:admin",

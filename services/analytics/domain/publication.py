@@ -42,7 +42,7 @@ from functools import cached_property, lru_cache
 import numpy as np
 
 from .answers import CODES, DONT_KNOW, SCORES
-from .estimators import Estimate, normal_quantile
+from .estimators import Estimate, design_effect, normal_quantile, proportion_interval
 from .suppression import CAUTION_BELOW, SUPPRESSION_THRESHOLD, TOTAL, CountTable, Decided, History, LastRelease, cell_key, decide
 
 DIMENSIONS: tuple[str, ...] = ("maalgruppe", "gender", "age_band", "duration_band")
@@ -56,7 +56,14 @@ _CENSUS_EPSILON = 1e-7  # as the domain estimator (and R): 1 - f_h below this is
 
 # Indicators in column order; the distribution is one share per score plus "Ved ikke".
 INDICATORS: tuple[str, ...] = ("mean", "top2_share", "dont_know_share") + tuple(f"share_{s}" for s in SCORES)
-ESTIMATE_SUFFIXES: tuple[str, ...] = ("", "_se", "_ci_low", "_ci_high", "_unweighted", "_unweighted_se")
+# The indicators that are proportions (0/1 per unit): their interval is the logit interval.
+PROPORTIONS: frozenset[str] = frozenset(INDICATORS) - {"mean"}
+# Beside each weighted estimate: its base's weighted population size, design effect and
+# effective sample size (weighted figures: withheld where a row's weighted figures are).
+ESTIMATE_SUFFIXES: tuple[str, ...] = (
+    "", "_se", "_ci_low", "_ci_high", "_population", "_deff", "_n_effective", "_unweighted", "_unweighted_se"
+)
+WEIGHTED_SUFFIXES: tuple[str, ...] = ("", "_se", "_ci_low", "_ci_high", "_population", "_deff", "_n_effective")
 INDICATOR_COLUMNS: tuple[str, ...] = (
     "round_id",
     "questionnaire_id",
@@ -166,11 +173,14 @@ def estimate_from_counts(
     strata: Mapping[Hashable, _Stratum],
     degrees_of_freedom: int,
     level: float = 0.95,
+    *,
+    proportion: bool = False,
 ) -> Estimate | None:
     """The ratio estimator of :meth:`StratifiedDesign.mean` from per-stratum value counts.
 
     ``values[h][y]`` is how many units of stratum h are in the domain with value y. None when
-    the domain has no unit with a value.
+    the domain has no unit with a value. ``proportion``: the values are 0/1, the interval the
+    logit interval.
     """
     total_w = math.fsum(strata[h].weight * m for h, vc in values.items() for m in vc.values())
     n_inside = sum(m for vc in values.values() for m in vc.values())
@@ -189,9 +199,16 @@ def estimate_from_counts(
             parts.append(s.fpc * sum_z2)  # lonely stratum, "adjust": centred at 0
         else:
             parts.append(s.fpc * s.n / (s.n - 1) * max(sum_z2 - sum_z * sum_z / s.n, 0.0))
-    se = math.sqrt(math.fsum(parts))
+    variance = math.fsum(parts)
+    se = math.sqrt(variance)
     q = normal_quantile(level)
-    return Estimate(estimate, se, estimate - q * se, estimate + q * se, level, n_inside, total_w, degrees_of_freedom)
+    if proportion:
+        ci_low, ci_high = proportion_interval(estimate, se, n_inside, level)
+    else:
+        ci_low, ci_high = estimate - q * se, estimate + q * se
+    element_ss = math.fsum(strata[h].weight * m * (y - estimate) ** 2 for h, vc in values.items() for y, m in vc.items())
+    deff = design_effect(variance, element_ss, n_inside, total_w)
+    return Estimate(estimate, se, ci_low, ci_high, level, n_inside, total_w, degrees_of_freedom, None if math.isnan(deff) else deff)
 
 
 def design_strata(strata: Mapping[str, StratumInfo]) -> dict[str, _Stratum]:
@@ -247,11 +264,16 @@ def cell_estimates(
     # The unweighted figure: the indicator's base in the cell as a simple random sample, no fpc
     # (R: svydesign(ids=~1) on those units), so SE = s / sqrt(n) of the cell alone.
     plain_values = _indicator_values(merged)
-    weighted = {ind: estimate_from_counts(per_indicator.get(ind, {}), design, degrees_of_freedom) for ind in INDICATORS}
+    weighted = {
+        ind: estimate_from_counts(per_indicator.get(ind, {}), design, degrees_of_freedom, proportion=ind in PROPORTIONS)
+        for ind in INDICATORS
+    }
     unweighted = {}
     for ind in INDICATORS:
         base = sum(plain_values[ind].values())
-        unweighted[ind] = estimate_from_counts({None: plain_values[ind]}, {None: _Stratum(max(base, 1), 1.0, 1.0)}, base - 1)
+        unweighted[ind] = estimate_from_counts(
+            {None: plain_values[ind]}, {None: _Stratum(max(base, 1), 1.0, 1.0)}, base - 1, proportion=ind in PROPORTIONS
+        )
     valid = sum(merged.get(s, 0) for s in SCORES)
     return CellEstimates(valid + merged.get(DONT_KNOW, 0), valid, merged.get(DONT_KNOW, 0), weighted, unweighted)
 
@@ -1034,16 +1056,16 @@ _VALUE = np.array(
 
 
 def _ratio_estimates(
-    counts: np.ndarray, weight: np.ndarray, fpc: np.ndarray, n: np.ndarray, starts: np.ndarray, level: float = 0.95
-) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    counts: np.ndarray, weight: np.ndarray, fpc: np.ndarray, n: np.ndarray, starts: np.ndarray
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """Vectorised :func:`estimate_from_counts` for many domains at once.
 
     ``counts`` has one row per (domain, stratum) with the counts per answer code (CODES order),
     rows of a domain contiguous and starting at ``starts``; ``weight``, ``fpc`` and ``n`` are
-    the row's stratum's. Returns per indicator (value, se, units in the base) per domain; a
-    domain whose base is empty has value NaN (published as null).
+    the row's stratum's. Returns per indicator, per domain: (value, se, units in the base, their
+    summed weight, design effect); a domain whose base is empty has value NaN (published as
+    null), a design effect that is undefined is NaN.
     """
-    q = normal_quantile(level)
     lengths = np.diff(np.append(starts, len(counts)))
     census = fpc < _CENSUS_EPSILON
     lonely = n == 1
@@ -1063,14 +1085,17 @@ def _ratio_estimates(
             dev = value[:, None] - np.repeat(estimate, lengths)[None, :]
             weighted_dev = m * dev
             sum_z = scale * weighted_dev.sum(axis=0)
-            sum_z2 = scale * scale * (weighted_dev * dev).sum(axis=0)
+            squares = (weighted_dev * dev).sum(axis=0)
+            sum_z2 = scale * scale * squares
             part = np.where(
                 lonely, fpc * sum_z2, fpc * safe_n / (safe_n - 1) * np.maximum(sum_z2 - sum_z * sum_z / safe_n, 0.0)
             )
         part = np.where(census | (inside == 0), 0.0, part)
-        se = np.sqrt(np.add.reduceat(part, starts))
+        variance = np.add.reduceat(part, starts)
+        se = np.sqrt(variance)
         estimate = np.where(n_inside == 0, np.nan, estimate)
-        out.append((estimate, se, q))
+        element_ss = np.add.reduceat(np.where(inside == 0, 0.0, weight * squares), starts)
+        out.append((estimate, se, n_inside, total_w, design_effect(variance, element_ss, n_inside, total_w)))
     return out
 
 
@@ -1117,10 +1142,10 @@ _FIGURE_NAMES: tuple[str, ...] = ("n_answers", "n_valid", "n_dont_know") + tuple
 # suppression status, then the indicators.
 assert INDICATOR_COLUMNS[7:] == _FIGURE_NAMES[:3] + ("suppressed", "caution", "few_answers", "weighting") + _FIGURE_NAMES[3:]
 # Which of a row's indicator columns are weighted figures (withheld where a row is unweighted).
-_WEIGHTED_COLUMN = np.array([suffix in ("", "_se", "_ci_low", "_ci_high") for _ in INDICATORS for suffix in ESTIMATE_SUFFIXES])
+_WEIGHTED_COLUMN = np.array([suffix in WEIGHTED_SUFFIXES for _ in INDICATORS for suffix in ESTIMATE_SUFFIXES])
 
 
-def _plain_estimates(merged: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, float]]:
+def _plain_estimates(merged: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """The unweighted figures of many cells: per indicator (value, se), the indicator's base in
     the cell taken as a simple random sample (SE = s / sqrt(n), s with n - 1). It depends on
     the cell's own counts only: a figure resting on the round's total would give that total
@@ -1133,7 +1158,7 @@ def _plain_estimates(merged: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, f
             estimate = (m @ value) / inside
             squares = (m * (value[None, :] - estimate[:, None]) ** 2).sum(axis=1)
             se = np.where(inside > 1, np.sqrt(squares / (inside * (inside - 1))), 0.0)
-        out.append((np.where(inside == 0, np.nan, estimate), se, None))
+        out.append((np.where(inside == 0, np.nan, estimate), se))
     return out
 
 
@@ -1152,15 +1177,26 @@ def _figure_arrays(
     valid = merged[:, : len(SCORES)].sum(axis=1).round().astype(np.int64)
     dont_know = merged[:, len(SCORES)].round().astype(np.int64)
     numbers = np.stack([valid + dont_know, valid, dont_know], axis=1)
+    q = normal_quantile(0.95)
     columns = []
-    for (w_est, w_se, q), (u_est, u_se, _) in zip(weighted, unweighted):
-        # An empty base has no estimate: its standard error (0) and interval are not figures either.
+    for ind, (w_est, w_se, w_n, w_total, w_deff), (u_est, u_se) in zip(INDICATORS, weighted, unweighted):
+        if ind in PROPORTIONS:
+            ci_low, ci_high = proportion_interval(w_est, w_se, w_n)
+        else:
+            ci_low, ci_high = w_est - q * w_se, w_est + q * w_se
+        with np.errstate(divide="ignore", invalid="ignore"):
+            n_effective = np.where(w_deff > 0, w_n / w_deff, np.nan)
+        figures = {
+            "": w_est, "_se": w_se, "_ci_low": ci_low, "_ci_high": ci_high,
+            "_population": w_total, "_deff": w_deff, "_n_effective": n_effective,
+            "_unweighted": u_est, "_unweighted_se": u_se,
+        }
+        # An empty base has no estimate: its standard error (0), interval and the rest are not
+        # figures either.
         w_missing, u_missing = np.isnan(w_est), np.isnan(u_est)
-        for figures, missing in (
-            (w_est, w_missing), (w_se, w_missing), (w_est - q * w_se, w_missing), (w_est + q * w_se, w_missing),
-            (u_est, u_missing), (u_se, u_missing),
-        ):
-            columns.append(np.where(missing, np.nan, figures))
+        for suffix in ESTIMATE_SUFFIXES:
+            missing = w_missing if suffix in WEIGHTED_SUFFIXES else u_missing
+            columns.append(np.where(missing, np.nan, figures[suffix]))
     return numbers, np.stack(columns, axis=1)
 
 
