@@ -85,7 +85,7 @@ MANUAL_RULES: dict[tuple[str, str, str], ScopeRule] = {
     **{
         ("ingest", "GET", path): ScopeRule(
             any_of=frozenset({"extracts:read", "extracts:write", "aggregates:read", "kommuner:all"}),
-            source="services/ingest/api.py rule_reader: the target-group mapping and the column profiles are read by "
+            source="services/ingest/deps.py RuleReader: the target-group mapping and the column profiles are read by "
             "vendors, municipal readers, readers of the results and KL's operator (rounds:admin with kommuner:all)",
         )
         for path in ("/maalgrupper", "/profiles", "/profiles/{reference}")
