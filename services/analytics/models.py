@@ -30,6 +30,23 @@ class StratumFrame(Base):
     sample: Mapped[int]
 
 
+class PopulationCell(Base):
+    """The round's population (the drawn frame, not the sample) per municipality x target group x
+    gender x age band x duration band, from frame.margins: what calibration rakes to and where
+    the population's mix comes from. ``draw_id`` is the draw that counted it."""
+
+    __tablename__ = "population_cell"
+
+    round_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    kommunekode: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    maalgruppe: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    gender: Mapped[str] = mapped_column(sa.String(1), primary_key=True)
+    age_band: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    duration_band: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    draw_id: Mapped[str] = mapped_column(sa.Text)
+    population: Mapped[int]
+
+
 class Invited(Base):
     __tablename__ = "invited"
 

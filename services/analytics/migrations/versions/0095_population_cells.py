@@ -1,0 +1,35 @@
+"""analytics: the round's population per municipality x target group x gender x age band x
+duration band (frame.margins from sampling's draw): the margins calibration rakes the design
+weights to, and the population mix of the dashboard's fair comparison.
+
+Revision ID: a095
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "a095"
+down_revision = "a094"
+branch_labels = None
+depends_on = None
+
+SCHEMA = "analytics"
+
+
+def upgrade() -> None:
+    op.create_table(
+        "population_cell",
+        sa.Column("round_id", sa.Text, primary_key=True),
+        sa.Column("kommunekode", sa.Text, primary_key=True),
+        sa.Column("maalgruppe", sa.Text, primary_key=True),
+        sa.Column("gender", sa.String(1), primary_key=True),
+        sa.Column("age_band", sa.Text, primary_key=True),
+        sa.Column("duration_band", sa.Text, primary_key=True),
+        sa.Column("draw_id", sa.Text, nullable=False),
+        sa.Column("population", sa.Integer, nullable=False),
+        schema=SCHEMA,
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("population_cell", schema=SCHEMA)
