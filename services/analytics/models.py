@@ -47,6 +47,23 @@ class PopulationCell(Base):
     population: Mapped[int]
 
 
+class RoundCalibration(Base):
+    """A round's estimation settings, set by the operator (PUT /rounds/{id}/calibration): the
+    calibration's margins and bounds (domain.calibration.CalibrationSpec as JSON) and the rule
+    for strata with one respondent (domain.calibration.LONELY_RULES). A round without a row uses
+    the defaults."""
+
+    __tablename__ = "round_calibration"
+
+    round_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    spec: Mapped[dict] = mapped_column(JSONB)
+    lonely: Mapped[str] = mapped_column(sa.Text)
+    updated_by: Mapped[str] = mapped_column(sa.Text)
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
+
+    __table_args__ = (sa.CheckConstraint("lonely IN ('adjust', 'certainty', 'average')", name="round_calibration_lonely"),)
+
+
 class Invited(Base):
     __tablename__ = "invited"
 

@@ -96,8 +96,8 @@ class CalibrationSpec:
     """Which margins to rake to and the bounds on g = calibrated weight / design weight."""
 
     margins: tuple[tuple[str, ...], ...] = DEFAULT_MARGINS
-    lower: float = DEFAULT_BOUNDS[0]
-    upper: float = DEFAULT_BOUNDS[1]
+    lower: float = DEFAULT_BOUNDS[0]  # -inf: no lower bound (R's default)
+    upper: float = DEFAULT_BOUNDS[1]  # inf: no upper bound
 
     def __post_init__(self) -> None:
         if not self.margins:
@@ -108,11 +108,16 @@ class CalibrationSpec:
             unknown = [v for v in margin if v not in VARIABLES]
             if unknown:
                 raise CalibrationSpecError(f"unknown variables {unknown} in a margin; known: {list(VARIABLES)}")
-        if not (0.0 <= self.lower < 1.0 < self.upper):
-            raise CalibrationSpecError(f"bounds must satisfy 0 <= lower < 1 < upper, got ({self.lower}, {self.upper})")
+        if not ((0.0 <= self.lower or self.lower == -math.inf) and self.lower < 1.0 < self.upper):
+            raise CalibrationSpecError(
+                f"bounds must satisfy 0 <= lower < 1 < upper (null: no bound), got ({self.lower}, {self.upper})"
+            )
 
     def to_json(self) -> dict:
-        return {"margins": [list(m) for m in self.margins], "bounds": [self.lower, None if math.isinf(self.upper) else self.upper]}
+        return {
+            "margins": [list(m) for m in self.margins],
+            "bounds": [None if math.isinf(self.lower) else self.lower, None if math.isinf(self.upper) else self.upper],
+        }
 
     @classmethod
     def from_json(cls, data: Mapping | None) -> CalibrationSpec:
@@ -121,7 +126,7 @@ class CalibrationSpec:
         lower, upper = data.get("bounds", DEFAULT_BOUNDS)
         return cls(
             tuple(tuple(m) for m in data.get("margins", DEFAULT_MARGINS)),
-            float(lower),
+            -math.inf if lower is None else float(lower),
             math.inf if upper is None else float(upper),
         )
 
@@ -404,3 +409,43 @@ def estimate(
     ybar = np.where(empty, nan, ybar)
     se = np.where(empty, nan, se)
     return Figures(ybar, se, ybar - z * se, ybar + z * se)
+
+
+def union_figures(
+    cal: Calibration,
+    counts: Mapping[str, np.ndarray],
+    *,
+    lonely: LonelyRule = "adjust",
+    national: str = "national",
+    all_levels: str = "total",
+) -> dict[tuple[str, str, str], tuple[float, ...]]:
+    """The calibrated figures of the cells that are unions of whole strata, per question: the
+    national total and each target group nationally, each municipality's total and each of its
+    strata. ``counts``: question -> (cells, codes) answers. Keys (question, kommunekode or
+    ``national``, target group or ``all_levels``); values in CALIBRATED_COLUMNS order."""
+    if not cal.cells:
+        return {}
+    names: list[tuple[str, str]] = [(national, all_levels)]
+    columns = [np.ones(len(cal.cells), dtype=bool)]
+    kommune = np.array([c.kommunekode for c in cal.cells])
+    group = np.array([c.maalgruppe for c in cal.cells])
+    for g in sorted(set(group.tolist())):
+        names.append((national, g))
+        columns.append(group == g)
+    for k in sorted(set(kommune.tolist())):
+        names.append((k, all_levels))
+        columns.append(kommune == k)
+        for g in sorted(set(group[kommune == k].tolist())):
+            names.append((k, g))
+            columns.append((kommune == k) & (group == g))
+    mask = np.stack(columns, axis=1)
+    out: dict[tuple[str, str, str], tuple[float, ...]] = {}
+    for question, per_cell in counts.items():
+        parts = []
+        for indicator in CALIBRATED_INDICATORS:
+            f = estimate(cal, per_cell, mask, indicator, lonely=lonely)
+            parts.extend([f.value, f.se, f.ci_low, f.ci_high])
+        table = np.stack(parts, axis=1)
+        for j, (k, level) in enumerate(names):
+            out[(question, k, level)] = tuple(table[j].tolist())
+    return out

@@ -42,6 +42,7 @@ from functools import cached_property, lru_cache
 import numpy as np
 
 from .answers import CODES, DONT_KNOW, SCORES
+from .calibration import CALIBRATED_COLUMNS
 from .estimators import Estimate, normal_quantile
 from .suppression import CAUTION_BELOW, SUPPRESSION_THRESHOLD, TOTAL, CountTable, Decided, History, LastRelease, cell_key, decide
 
@@ -72,7 +73,7 @@ INDICATOR_COLUMNS: tuple[str, ...] = (
     "caution",
     "few_answers",
     "weighting",
-) + tuple(f"{ind}{suffix}" for ind in INDICATORS for suffix in ESTIMATE_SUFFIXES)
+) + tuple(f"{ind}{suffix}" for ind in INDICATORS for suffix in ESTIMATE_SUFFIXES) + CALIBRATED_COLUMNS
 RATE_COLUMNS: tuple[str, ...] = (
     "round_id",
     "dimension",
@@ -304,6 +305,10 @@ class IndicatorTable:
     respondents: np.ndarray
     few: np.ndarray
     weighting: np.ndarray
+    # Per cell (as ``values``): the calibrated figures in CALIBRATED_COLUMNS order (NaN where
+    # none; domain/calibration.py), published where the row's weighted figures are (a published
+    # cell that is a union of whole strata). None: the round has no calibrated figures.
+    calibrated: np.ndarray | None = None
 
     @classmethod
     def empty(cls, round_id: str, questionnaire_id: str | None) -> IndicatorTable:
@@ -368,7 +373,13 @@ class IndicatorTable:
         withheld = np.isnan(values) | (hidden | few)[:, None]
         withheld |= (weighting == WEIGHTINGS.index("unweighted"))[:, None] & _WEIGHTED_COLUMN[None, :]
         boxed[withheld] = None
-        out[:, 14:] = boxed
+        out[:, 14:14 + values.shape[1]] = boxed
+        out[:, 14 + values.shape[1]:] = None
+        if self.calibrated is not None:
+            calibrated = self.calibrated[cell]
+            boxed = calibrated.astype(object)
+            boxed[np.isnan(calibrated) | (hidden | few | (weighting == WEIGHTINGS.index("unweighted")))[:, None]] = None
+            out[:, 14 + values.shape[1]:] = boxed
         return list(map(tuple, out.tolist()))
 
 
@@ -473,6 +484,9 @@ class RoundPublication:
     indicator_columns: IndicatorTable | None = None
     rate_rows: list[dict] = field(default_factory=list)
     baseline: Baseline = field(default_factory=Baseline)
+    # How the figures were estimated beyond the design weights (published metadata): the
+    # calibration's margins, bounds and report, and the lonely-stratum rule.
+    method: dict = field(default_factory=dict)
     # Made on first use, never pickled with the publication (see __getstate__): each row's dict,
     # each selection's list of them.
     _dicts: list = field(default_factory=list, init=False, repr=False, compare=False)
@@ -720,10 +734,17 @@ def build_publication(
     caution_below: int = CAUTION_BELOW,
     baseline: Baseline | None = None,
     scope: str = "all",
+    calibrated: Mapping[tuple[str, str, str], tuple[float, ...]] | None = None,
+    method: Mapping | None = None,
 ) -> RoundPublication:
     """A release of a round: every table suppressed by one decision on respondents
     (:func:`respondent_pattern`), against the round's earlier releases (``baseline``), with the
-    cells of its ``scope`` (:data:`SCOPES`; a "rates" release has no indicator rows)."""
+    cells of its ``scope`` (:data:`SCOPES`; a "rates" release has no indicator rows).
+
+    ``calibrated``: (question, kommunekode or NATIONAL, target group or ALL_LEVELS) -> the
+    figures in CALIBRATED_COLUMNS order (domain/calibration.py), put beside the cells' weighted
+    figures and published exactly where those are (never for a suppressed cell). ``method``: the
+    published metadata of how the figures were made."""
     rate_counts = list(rate_counts)
     if scope == "rates":
         pattern = respondent_pattern(strata, {}, rate_counts, min_count=min_count, baseline=baseline, scope=scope)
@@ -736,14 +757,31 @@ def build_publication(
     pattern = respondent_pattern(
         strata, respondents, rate_counts, min_count=min_count, baseline=baseline, scope=scope, answers=grouped,
     )
+    table = build_indicator_table(
+        round_id, questionnaire_id, strata, grouped, pattern, respondents, min_count=min_count, caution_below=caution_below
+    )
+    if calibrated is not None:
+        table.calibrated = _calibrated_cells(table, calibrated)
     return RoundPublication(
         round_id, questionnaire_id, min_count, caution_below,
-        indicator_columns=build_indicator_table(
-            round_id, questionnaire_id, strata, grouped, pattern, respondents, min_count=min_count, caution_below=caution_below
-        ),
+        indicator_columns=table,
         rate_rows=build_rate_rows(round_id, rate_counts, pattern, caution_below=caution_below),
         baseline=pattern.baseline(baseline),
+        method=dict(method or {}),
     )
+
+
+def _calibrated_cells(table: IndicatorTable, calibrated: Mapping[tuple[str, str, str], tuple[float, ...]]) -> np.ndarray:
+    """The calibrated figures per cell of ``table`` (rows of the target-group tables, whose cells
+    the other dimensions' total rows share), NaN where there are none."""
+    out = np.full((len(table.numbers), len(CALIBRATED_COLUMNS)), np.nan)
+    rows = np.flatnonzero(table.dimension == DIMENSIONS.index("maalgruppe"))
+    for i in rows.tolist():
+        key = (table.questions[table.question[i]], table.kommuner[table.kommune[i]], table.levels[table.slot[i]])
+        figures = calibrated.get(key)
+        if figures is not None:
+            out[table.cell[i]] = figures
+    return out
 
 
 def _split_respondents(
@@ -1110,7 +1148,9 @@ _FIGURE_NAMES: tuple[str, ...] = ("n_answers", "n_valid", "n_dont_know") + tuple
 )
 # IndicatorTable.rows lays a row out in INDICATOR_COLUMNS order: the figures' counts, the
 # suppression status, then the indicators.
-assert INDICATOR_COLUMNS[7:] == _FIGURE_NAMES[:3] + ("suppressed", "caution", "few_answers", "weighting") + _FIGURE_NAMES[3:]
+assert INDICATOR_COLUMNS[7:] == (
+    _FIGURE_NAMES[:3] + ("suppressed", "caution", "few_answers", "weighting") + _FIGURE_NAMES[3:] + CALIBRATED_COLUMNS
+)
 # Which of a row's indicator columns are weighted figures (withheld where a row is unweighted).
 _WEIGHTED_COLUMN = np.array([suffix in ("", "_se", "_ci_low", "_ci_high") for _ in INDICATORS for suffix in ESTIMATE_SUFFIXES])
 

@@ -124,14 +124,12 @@ def generated():
     return make_round()
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory, generated) -> dict[str, float]:
+def run_r(units, population, bounds, folder: Path) -> dict[str, float]:
+    """R's figures (calibration_reference.R) for the units and population; skips without R."""
     rscript = shutil.which("Rscript")
     if rscript is None:
         pytest.skip("Rscript is not on PATH (apt-get install r-base-core r-cran-survey)")
-    units, population = generated
     names, totals, member = categories(units, population)
-    folder = tmp_path_factory.mktemp("rcalibration")
     with (folder / "data.csv").open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["stratum", "kommune", "maalgruppe", "w", "N", "score", "top2", *names])
@@ -147,11 +145,17 @@ def reference(tmp_path_factory, generated) -> dict[str, float]:
     out = folder / "out.txt"
     proc = subprocess.run(
         [rscript, "--vanilla", str(R_SCRIPT), str(folder / "data.csv"), str(folder / "population.csv"),
-         repr(BOUNDS[0]), repr(BOUNDS[1]), str(out)],
+         repr(bounds[0]), repr(bounds[1]), str(out)],
         capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     return {name: float(value) for name, value in (line.rsplit(" ", 1) for line in out.read_text().splitlines())}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, generated) -> dict[str, float]:
+    units, population = generated
+    return run_r(units, population, BOUNDS, tmp_path_factory.mktemp("rcalibration"))
 
 
 @pytest.fixture(scope="module")

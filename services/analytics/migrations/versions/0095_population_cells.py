@@ -1,12 +1,14 @@
 """analytics: the round's population per municipality x target group x gender x age band x
 duration band (frame.margins from sampling's draw): the margins calibration rakes the design
-weights to, and the population mix of the dashboard's fair comparison.
+weights to, and the population mix of the dashboard's fair comparison; and each round's
+estimation settings (calibration margins and bounds, lonely-stratum rule).
 
 Revision ID: a095
 """
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects.postgresql import JSONB
 
 revision = "a095"
 down_revision = "a094"
@@ -29,7 +31,18 @@ def upgrade() -> None:
         sa.Column("population", sa.Integer, nullable=False),
         schema=SCHEMA,
     )
+    op.create_table(
+        "round_calibration",
+        sa.Column("round_id", sa.Text, primary_key=True),
+        sa.Column("spec", JSONB, nullable=False),
+        sa.Column("lonely", sa.Text, nullable=False),
+        sa.Column("updated_by", sa.Text, nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.CheckConstraint("lonely IN ('adjust', 'certainty', 'average')", name="round_calibration_lonely"),
+        schema=SCHEMA,
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("round_calibration", schema=SCHEMA)
     op.drop_table("population_cell", schema=SCHEMA)
