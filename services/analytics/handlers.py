@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from services.analytics.domain.answers import answer_code
 from services.analytics.domain.publication import NO_ARM
-from services.analytics.models import AnswerTally, Invited, PopulationCell, RateTally, ResponseFact, RoundState, StratumFrame
+from services.analytics.models import AnswerTally, Invited, PopulationCell, RateTally, ResponseFact, RoundState, SampleChunk, StratumFrame
 from shared.bus import UnitOfWork, batch_handler
 from shared.events import Envelope, FrameMargins, InvitationSent, ResponseSubmitted, SampleDrawn, SampleDrawnV1
 
@@ -88,8 +88,16 @@ def _rate_key(event: InvitationSent | ResponseSubmitted) -> tuple:
 
 
 async def on_sample_drawn(uow: UnitOfWork, envelope: Envelope, event: SampleDrawn | SampleDrawnV1) -> None:
-    # Either version (v1 chunks may still be on the topic): only the strata are read, which
-    # both carry alike.
+    # Either version (v1 chunks may still be on the topic): the strata and the persons' target
+    # group, bands and design weight are read, which both carry alike (never a contact).
+    if event.persons:
+        cells = Counter((p.maalgruppe, p.bands.gender, p.bands.age_band, p.bands.duration_band, p.design_weight) for p in event.persons)
+        await uow.session.execute(
+            pg_insert(SampleChunk)
+            .values(round_id=event.round_id, kommunekode=event.kommunekode, draw_id=str(event.draw_id), chunk_no=event.chunk_no,
+                    cells=[[*key, n] for key, n in sorted(cells.items())])
+            .on_conflict_do_nothing()
+        )
     for summary in event.strata:
         statement = pg_insert(StratumFrame).values(
             round_id=event.round_id,

@@ -47,6 +47,21 @@ class PopulationCell(Base):
     population: Mapped[int]
 
 
+class SampleChunk(Base):
+    """The sampled citizens of one sample.drawn chunk, counted per target group x bands x design
+    weight (JSON rows [maalgruppe, gender, age_band, duration_band, design_weight, citizens]):
+    who could have answered, for the response rates by band and the R-indicator. Keyed by the
+    chunk, so a redelivered chunk is not counted twice; counts only, no pseudonym."""
+
+    __tablename__ = "sample_chunk"
+
+    round_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    kommunekode: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    draw_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    chunk_no: Mapped[int] = mapped_column(primary_key=True)
+    cells: Mapped[list] = mapped_column(JSONB)
+
+
 class RoundCalibration(Base):
     """A round's estimation settings, set by the operator (PUT /rounds/{id}/calibration): the
     calibration's margins and bounds (domain.calibration.CalibrationSpec as JSON) and the rule

@@ -38,6 +38,8 @@ PHASE_LABELS = {
     "closed": "lukket", "purged": "slettet",
 }
 STEP_LABELS = {"invitation": "invitation", "reminder_1": "1. påmindelse", "reminder_2": "2. påmindelse"}
+PARTIAL_LABELS = {"maalgruppe": "målgruppe", "gender": "køn", "age_band": "aldersgruppe", "duration_band": "varighed",
+                  "kommunekode": "kommune"}
 SENDING_LABELS = {
     "waiting_for_definition": "venter på rundens definition", "waiting_for_schedule": "venter på udsendelsesdatoer",
     "scheduled": "planlagt, intet sendt endnu", "sending": "sender", "outside_window": "uden for udsendelsesvinduet",
@@ -48,7 +50,7 @@ SENDING_LABELS = {
 async def _overview(request: Request, round_id: str) -> RoundOverview:
     async with request.app.state.runtime.uow() as uow:
         try:
-            return await service.round_overview(uow, round_id)
+            return await service.round_overview(uow, round_id, min_count=request.app.state.settings.suppression_threshold)
         except service.RoundUnknown:
             raise HTTPException(404, detail=f"nothing of round {round_id} has reached analytics") from None
 
@@ -68,6 +70,7 @@ async def round_overview_page(request: Request, round_id: str = P(pattern=ROUND)
     overview = await _overview(request, round_id)
     return _secure(templates.TemplateResponse(request, "round_overview.html", {
         "o": overview, "subject": principal.subject, "status_labels": STATUS_LABELS, "phase_labels": PHASE_LABELS,
-        "step_labels": STEP_LABELS, "sending_labels": SENDING_LABELS,
+        "step_labels": STEP_LABELS, "sending_labels": SENDING_LABELS, "partial_labels": PARTIAL_LABELS,
+        "min_count": request.app.state.settings.suppression_threshold,
     }))
 

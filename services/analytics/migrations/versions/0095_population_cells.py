@@ -1,7 +1,9 @@
 """analytics: the round's population per municipality x target group x gender x age band x
 duration band (frame.margins from sampling's draw): the margins calibration rakes the design
 weights to, and the population mix of the dashboard's fair comparison; and each round's
-estimation settings (calibration margins and bounds, lonely-stratum rule).
+estimation settings (calibration margins and bounds, lonely-stratum rule); and the sampled
+citizens counted per sample.drawn chunk by target group x bands (response rates by band, the
+R-indicator).
 
 Revision ID: a095
 """
@@ -41,8 +43,18 @@ def upgrade() -> None:
         sa.CheckConstraint("lonely IN ('adjust', 'certainty', 'average')", name="round_calibration_lonely"),
         schema=SCHEMA,
     )
+    op.create_table(
+        "sample_chunk",
+        sa.Column("round_id", sa.Text, primary_key=True),
+        sa.Column("kommunekode", sa.Text, primary_key=True),
+        sa.Column("draw_id", sa.Text, primary_key=True),
+        sa.Column("chunk_no", sa.Integer, primary_key=True),
+        sa.Column("cells", JSONB, nullable=False),
+        schema=SCHEMA,
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("sample_chunk", schema=SCHEMA)
     op.drop_table("round_calibration", schema=SCHEMA)
     op.drop_table("population_cell", schema=SCHEMA)
