@@ -350,7 +350,7 @@ def _build(info: RoundInfo, strata, answers, rates, min_count: int, caution_belo
     publication = build_publication(
         info.round_id, info.questionnaire_id, strata, answers, rates, min_count=min_count, caution_below=caution_below,
         baseline=None if baseline is None else Baseline.from_json(baseline), scope=scope,
-        calibrated=calibrated if scope != "rates" else None, method=method,
+        calibrated=calibrated if scope != "rates" else None, method=method, lonely=method["lonely_strata"],
     )
     return publication, {**publication.baseline.to_json(), "scope": scope}
 

@@ -736,6 +736,7 @@ def build_publication(
     scope: str = "all",
     calibrated: Mapping[tuple[str, str, str], tuple[float, ...]] | None = None,
     method: Mapping | None = None,
+    lonely: str = "adjust",
 ) -> RoundPublication:
     """A release of a round: every table suppressed by one decision on respondents
     (:func:`respondent_pattern`), against the round's earlier releases (``baseline``), with the
@@ -744,7 +745,8 @@ def build_publication(
     ``calibrated``: (question, kommunekode or NATIONAL, target group or ALL_LEVELS) -> the
     figures in CALIBRATED_COLUMNS order (domain/calibration.py), put beside the cells' weighted
     figures and published exactly where those are (never for a suppressed cell). ``method``: the
-    published metadata of how the figures were made."""
+    published metadata of how the figures were made. ``lonely``: the rule for strata with one
+    respondent in the weighted figures' variance (calibration.LONELY_RULES)."""
     rate_counts = list(rate_counts)
     if scope == "rates":
         pattern = respondent_pattern(strata, {}, rate_counts, min_count=min_count, baseline=baseline, scope=scope)
@@ -758,7 +760,8 @@ def build_publication(
         strata, respondents, rate_counts, min_count=min_count, baseline=baseline, scope=scope, answers=grouped,
     )
     table = build_indicator_table(
-        round_id, questionnaire_id, strata, grouped, pattern, respondents, min_count=min_count, caution_below=caution_below
+        round_id, questionnaire_id, strata, grouped, pattern, respondents, min_count=min_count, caution_below=caution_below,
+        lonely=lonely,
     )
     if calibrated is not None:
         table.calibrated = _calibrated_cells(table, calibrated)
@@ -818,6 +821,7 @@ def build_indicator_table(
     *,
     min_count: int = SUPPRESSION_THRESHOLD,
     caution_below: int = CAUTION_BELOW,
+    lonely: str = "adjust",
 ) -> IndicatorTable:
     """The indicator tables of a round in table order (question, dimension, the national cells
     then each municipality's, the total then each level), suppressed as ``pattern`` decided.
@@ -929,6 +933,7 @@ def build_indicator_table(
         np.concatenate([np.tile(fpc, n_blocks), np.tile(fpc[order], n_blocks)]),
         np.concatenate([np.tile(n_units, n_blocks), np.tile(n_units[order], n_blocks)]),
         starts,
+        lonely,
     )
 
     def cell_of(q: int, kommune: int, slot: int) -> int:
@@ -969,7 +974,7 @@ def build_indicator_table(
                 cells_to_pool.append((cell_of(qi, kommune, slot), by_stratum, pool_design))
             pooled.add((kommune, slot))
         for cell, by_stratum, pool_design in cells_to_pool:
-            figures = estimate_cells([by_stratum], pool_design)[0]
+            figures = estimate_cells([by_stratum], pool_design, lonely)[0]
             values[cell] = [np.nan if figures[name] is None else figures[name] for name in _FIGURE_NAMES[3:]]
 
     breakdown_slots = np.zeros(n_s, dtype=bool)
@@ -1067,7 +1072,8 @@ _VALUE = np.array(
 
 
 def _ratio_estimates(
-    counts: np.ndarray, weight: np.ndarray, fpc: np.ndarray, n: np.ndarray, starts: np.ndarray, level: float = 0.95
+    counts: np.ndarray, weight: np.ndarray, fpc: np.ndarray, n: np.ndarray, starts: np.ndarray, level: float = 0.95,
+    lonely: str = "adjust",
 ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Vectorised :func:`estimate_from_counts` for many domains at once.
 
@@ -1075,11 +1081,16 @@ def _ratio_estimates(
     rows of a domain contiguous and starting at ``starts``; ``weight``, ``fpc`` and ``n`` are
     the row's stratum's. Returns per indicator (value, se, units in the base) per domain; a
     domain whose base is empty has value NaN (published as null).
+
+    ``lonely``: the rule for a stratum with one respondent (R's survey.lonely.psu, see
+    domain/calibration.py): "adjust" (its z centred at 0), "certainty" (no variance) or
+    "average" (the domain's variance times its strata / its strata that are not lonely; strata
+    with no unit in the domain's base are not in the domain's design, as in R).
     """
     q = normal_quantile(level)
     lengths = np.diff(np.append(starts, len(counts)))
     census = fpc < _CENSUS_EPSILON
-    lonely = n == 1
+    rule, lonely = lonely, n == 1
     safe_n = np.where(lonely, 2.0, n)
     # Codes first, (code, row): sums over a row's six codes are then five whole-array adds, where
     # summing the short inner axis of (row, code) was a third of the estimates' time.
@@ -1101,14 +1112,22 @@ def _ratio_estimates(
                 lonely, fpc * sum_z2, fpc * safe_n / (safe_n - 1) * np.maximum(sum_z2 - sum_z * sum_z / safe_n, 0.0)
             )
         part = np.where(census | (inside == 0), 0.0, part)
-        se = np.sqrt(np.add.reduceat(part, starts))
+        if rule != "adjust":
+            part = np.where(lonely & ~census, 0.0, part)
+        variance = np.add.reduceat(part, starts)
+        if rule == "average":
+            present = np.add.reduceat((inside > 0).astype(float), starts)
+            alone = np.add.reduceat(((inside > 0) & lonely & ~census).astype(float), starts)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                variance = np.where(present > alone, variance * present / (present - alone), np.nan)
+        se = np.sqrt(variance)
         estimate = np.where(n_inside == 0, np.nan, estimate)
         out.append((estimate, se, q))
     return out
 
 
 def estimate_cells(
-    cells: list[Mapping[str, Mapping[str, int]]], design: Mapping[str, _Stratum]
+    cells: list[Mapping[str, Mapping[str, int]]], design: Mapping[str, _Stratum], lonely: str = "adjust"
 ) -> list[dict]:
     """Published figures (counts, weighted and unweighted indicators) of many cells at once.
 
@@ -1137,7 +1156,7 @@ def estimate_cells(
             fpc.append(1.0)
             n.append(1)
     counts = np.array(rows, dtype=float)
-    numbers, values = _figure_arrays(counts, np.array(weight), np.array(fpc), np.array(n, dtype=float), np.array(starts))
+    numbers, values = _figure_arrays(counts, np.array(weight), np.array(fpc), np.array(n, dtype=float), np.array(starts), lonely)
     boxed = values.astype(object)
     boxed[np.isnan(values)] = None
     return [dict(zip(_FIGURE_NAMES, (*c, *v))) for c, v in zip(numbers.tolist(), boxed.tolist())]
@@ -1173,7 +1192,7 @@ def _plain_estimates(merged: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, f
 
 
 def _figure_arrays(
-    counts: np.ndarray, weight: np.ndarray, fpc: np.ndarray, n: np.ndarray, starts: np.ndarray
+    counts: np.ndarray, weight: np.ndarray, fpc: np.ndarray, n: np.ndarray, starts: np.ndarray, lonely: str = "adjust"
 ) -> tuple[np.ndarray, np.ndarray]:
     """The published figures of many cells: (numbers, values), one row per cell, the counts
     (answers, valid, "Ved ikke") and the indicators (_FIGURE_NAMES order after the counts),
@@ -1182,7 +1201,7 @@ def _figure_arrays(
     ``counts`` has one row per (cell, stratum), a cell's rows contiguous from ``starts``, with
     the stratum's weight, fpc and n beside."""
     merged = np.add.reduceat(counts, starts, axis=0)
-    weighted = _ratio_estimates(counts, weight, fpc, n, starts)
+    weighted = _ratio_estimates(counts, weight, fpc, n, starts, lonely=lonely)
     unweighted = _plain_estimates(merged)
     valid = merged[:, : len(SCORES)].sum(axis=1).round().astype(np.int64)
     dont_know = merged[:, len(SCORES)].round().astype(np.int64)

@@ -30,6 +30,7 @@ from services.analytics.domain.calibration import (
     calibrate,
     estimate,
 )
+from services.analytics.domain.publication import StratumInfo, design_strata, estimate_cells
 
 R_SCRIPT = Path(__file__).with_name("calibration_reference.R")
 TOL = 1e-9
@@ -211,3 +212,35 @@ def test_estimates_ses_and_intervals_equal_r(reference, calibrated, lonely, weig
                     assert math.isclose(ours, theirs, rel_tol=TOL, abs_tol=TOL), (prefix, suffix, ours, theirs)
                 checked += 1
     assert checked == 2 * 4 * (1 + len(KOMMUNER) + len(GROUPS) + len(SIZES))
+
+
+@pytest.mark.parametrize("lonely", LONELY_RULES)
+def test_published_design_weighted_figures_follow_the_lonely_rule_as_r(reference, generated, lonely):
+    """The publication's weighted figures (publication.estimate_cells, the tables' estimator) under
+    each lonely-stratum rule equal R's svymean/svyby with options(survey.lonely.psu = rule)."""
+    units, _ = generated
+    by_stratum: dict[str, Counter] = {}
+    respondents = Counter(u["stratum"] for u in units)
+    for u in units:
+        by_stratum.setdefault(u["stratum"], Counter())
+        if u["code"] is not None:
+            by_stratum[u["stratum"]][u["code"]] += 1
+    strata = {h: StratumInfo(h.split(":")[0], h.split(":")[1], respondents[h], SIZES[tuple(h.split(":"))][0]) for h in by_stratum}
+    design = design_strata(strata)
+    domains = {"national": list(strata)}
+    for k in KOMMUNER:
+        domains[f"kommune.{k}"] = [h for h in strata if h.startswith(f"{k}:")]
+    for g in GROUPS:
+        domains[f"maalgruppe.{g}"] = [h for h in strata if h.endswith(f":{g}")]
+    for h in strata:
+        domains[f"stratum.{h}"] = [h]
+    cells = estimate_cells([{h: dict(by_stratum[h]) for h in members} for members in domains.values()], design, lonely)
+    for (name, _), figures in zip(domains.items(), cells):
+        for r_var, ind in (("score", "mean"), ("top2", "top2_share")):
+            for suffix, r_suffix in (("", "est"), ("_se", "se"), ("_ci_low", "lo"), ("_ci_high", "hi")):
+                theirs = reference[f"design.{lonely}.{r_var}.{name}.{r_suffix}"]
+                ours = figures[f"{ind}{suffix}"]
+                if math.isnan(theirs):
+                    assert lonely == "average" and (ours is None or math.isnan(ours)), (name, ind, suffix, ours)
+                else:
+                    assert math.isclose(ours, theirs, rel_tol=TOL, abs_tol=TOL), (lonely, name, ind, suffix, ours, theirs)
