@@ -47,7 +47,7 @@ weights ``w0`` (R: ``qr.resid(qr(X sqrt(w0)), ...)``); ``e`` goes into the strat
 without-replacement formula (fpc ``1 - r_h / N_h``, as the design-weighted figures). Units
 outside the domain have ``v = 0`` but a residual ``-w_i x_i' B``: every unit of a calibrated
 municipality counts. Per cell the fit ``f_c = x_c' B`` is a projection of the cells' sums of v
-(:attr:`Calibration.blocks`).
+(:attr:`Calibration.groups`).
 
 Lonely strata (one respondent) follow the rule of :data:`LONELY_RULES`, as R's
 ``options(survey.lonely.psu = ...)``: "adjust" (the unit's value centred at 0, not at its
@@ -83,7 +83,7 @@ CALIBRATED_SUFFIXES: tuple[str, ...] = ("_calibrated", "_calibrated_se", "_calib
 CALIBRATED_COLUMNS: tuple[str, ...] = tuple(f"{ind}{s}" for ind in CALIBRATED_INDICATORS for s in CALIBRATED_SUFFIXES)
 
 _CENSUS_EPSILON = 1e-7  # as the design estimator (and R): 1 - f_h below this is a census
-_MAX_ITERATIONS = 500
+_MAX_ITERATIONS = 50  # R calibrate's default maxit
 _TOLERANCE = 1e-12  # R's convergence test: |misfit| / (1 + |total|) below this for every category
 
 
@@ -175,8 +175,9 @@ class Calibration:
     respondents: np.ndarray  # per cell
     base_weight: np.ndarray  # per cell: w0 = N_h / n_h
     g: np.ndarray  # per cell: calibrated / design weight (1 where not calibrated)
-    # Per calibrated municipality: (its cells, H) with f = H @ V for V the cells' sums of v.
-    blocks: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+    # Per municipality: (its cells, H) with f = H @ V for V the cells' sums of v; H None where
+    # the municipality was not raked (no residual fit: its design weights' linearisation).
+    groups: list[tuple[np.ndarray, np.ndarray | None]] = field(default_factory=list)
     calibrated: list[str] = field(default_factory=list)  # municipalities raked
     problems: list[CalibrationProblem] = field(default_factory=list)
 
@@ -230,6 +231,7 @@ def calibrate(
             out.calibrated.append(kommune)
         else:
             out.problems.append(problem)
+            out.groups.append((ix, None))
     return out
 
 
@@ -275,7 +277,7 @@ def _rake_municipality(out: Calibration, kommune: str, ix: np.ndarray, populatio
     # over cell c's units, f = H V for H = X (X' diag(r w0) X)^+ X' diag(w0).
     moment = x.T @ (w0[:, None] * x)
     h = x @ np.linalg.pinv(moment, rcond=1e-11, hermitian=True) @ x.T * out.base_weight[ix][None, :]
-    out.blocks.append((ix, h))
+    out.groups.append((ix, h))
     return None
 
 
@@ -349,65 +351,77 @@ def estimate(
         raise ValueError(f"lonely must be one of {LONELY_RULES}, got {lonely!r}")
     value, base = (np.array(a, dtype=float) for a in CALIBRATED_INDICATORS[indicator])
     d = domains.astype(float)
+    n_domains = d.shape[1]
     w = cal.weight if calibrated else cal.base_weight
     inside = (counts * base[None, :]).sum(axis=1)  # per cell: units in the indicator's base
     valued = (counts * (base * value)[None, :]).sum(axis=1)
-    n_in = inside[:, None] * d  # (cells, D)
-    total_w = (w[:, None] * n_in).sum(axis=0)
+    total_w = (w * inside) @ d
+    n_total = inside @ d
     with np.errstate(invalid="ignore", divide="ignore"):
-        ybar = (w[:, None] * valued[:, None] * d).sum(axis=0) / total_w
-        # V: per cell and domain the sum of v = (y - ybar) / W over the cell's units in the domain;
-        # Q: the sum of v^2.
-        big_v = (valued[:, None] - n_in * ybar[None, :]) * d / total_w[None, :]
-        dev = value[None, :, None] - ybar[None, None, :]  # (1, codes, D)
-        q = ((counts * base[None, :])[:, :, None] * dev * dev).sum(axis=1) * d / (total_w[None, :] ** 2)
-    big_v = np.nan_to_num(big_v)
-    q = np.nan_to_num(q)
-    fit = np.zeros_like(big_v)
-    if calibrated:
-        for ix, h in cal.blocks:
-            fit[ix] = h @ big_v[ix]
-    r = cal.respondents[:, None]
-    wc = w[:, None]
-    # Per cell, the residuals' sum and sum of squares: units in the domain's base have
-    # e = w (v - f), every other unit of the cell e = -w f.
-    s1_cell = wc * (big_v - fit * r)
-    s2_cell = wc * wc * (q - 2.0 * fit * big_v + r * fit * fit)
-    n_strata = len(cal.strata)
-    s1 = np.zeros((n_strata, d.shape[1]))
-    s2 = np.zeros((n_strata, d.shape[1]))
-    np.add.at(s1, cal.stratum_of, s1_cell)
-    np.add.at(s2, cal.stratum_of, s2_cell)
-    n = cal.n[:, None]
-    fpc = cal.fpc[:, None]
-    census = (cal.fpc < _CENSUS_EPSILON)[:, None]
-    lonely_h = (cal.n == 1)[:, None] & ~census
-    safe_n = np.where(n == 1, 2.0, n)
-    part = fpc * safe_n / (safe_n - 1) * np.maximum(s2 - s1 * s1 / safe_n, 0.0)
-    if lonely == "adjust":
-        part = np.where(lonely_h, fpc * s2, part)
-    else:  # certainty: the lonely unit centred at itself, nothing; average: left out, then scaled
-        part = np.where(lonely_h, 0.0, part)
-    part = np.where(census, 0.0, part)
-    if not calibrated:
-        # Without calibration a stratum with no unit in the domain is not in the domain's design
-        # (R drops those rows), which matters only for how "average" counts strata.
-        present = np.zeros((n_strata, d.shape[1]), dtype=bool)
-        np.logical_or.at(present, cal.stratum_of, n_in > 0)
-    else:
-        present = np.ones((n_strata, d.shape[1]), dtype=bool)
-    variance = part.sum(axis=0)
-    if lonely == "average":
-        strata_in = present.sum(axis=0)
-        ok = strata_in - (lonely_h & present).sum(axis=0)
+        ybar = ((w * valued) @ d) / total_w
+    variance = np.zeros(n_domains)
+    present = np.zeros(n_domains)  # strata with a unit in the domain's base (R's design of the domain)
+    alone = np.zeros(n_domains)  # ... of them lonely (one respondent, not a census)
+    census_h = cal.fpc < _CENSUS_EPSILON
+    lonely_h = (cal.n == 1) & ~census_h
+    # Municipality by municipality, over the domains that have a cell in it: a domain's residuals
+    # are zero in every municipality it does not touch (its v is zero there, and so is the fit).
+    for ix, h in cal.groups:
+        cols = np.flatnonzero(domains[ix].any(axis=0))
+        if not len(cols):
+            continue
+        dd = d[np.ix_(ix, cols)]
+        yb, tw = ybar[cols], total_w[cols]
+        counted = counts[ix] * base[None, :]
         with np.errstate(invalid="ignore", divide="ignore"):
-            variance = np.where(ok > 0, variance * strata_in / ok, np.nan)
+            # V: per cell and domain the sum of v = (y - ybar) / W over the cell's units in the
+            # domain; Q: the sum of v^2.
+            big_v = (valued[ix][:, None] - inside[ix][:, None] * yb[None, :]) * dd / tw[None, :]
+            dev = value[None, :, None] - yb[None, None, :]
+            q = (counted[:, :, None] * dev * dev).sum(axis=1) * dd / (tw[None, :] ** 2)
+        big_v = np.nan_to_num(big_v)
+        q = np.nan_to_num(q)
+        fit = h @ big_v if calibrated and h is not None else np.zeros_like(big_v)
+        r = cal.respondents[ix][:, None]
+        wc = w[ix][:, None]
+        # Per cell, the residuals' sum and sum of squares: units in the domain's base have
+        # e = w (v - f), every other unit of the cell e = -w f.
+        s1_cell = wc * (big_v - fit * r)
+        s2_cell = wc * wc * (q - 2.0 * fit * big_v + r * fit * fit)
+        local, position = np.unique(cal.stratum_of[ix], return_inverse=True)
+        s1 = np.zeros((len(local), len(cols)))
+        s2 = np.zeros((len(local), len(cols)))
+        np.add.at(s1, position, s1_cell)
+        np.add.at(s2, position, s2_cell)
+        n = cal.n[local][:, None]
+        fpc = cal.fpc[local][:, None]
+        census = census_h[local][:, None]
+        alone_here = lonely_h[local][:, None]
+        safe_n = np.where(n == 1, 2.0, n)
+        part = fpc * safe_n / (safe_n - 1) * np.maximum(s2 - s1 * s1 / safe_n, 0.0)
+        if lonely == "adjust":
+            part = np.where(alone_here, fpc * s2, part)
+        else:  # certainty: the lonely unit centred at itself, nothing; average: left out, then scaled
+            part = np.where(alone_here, 0.0, part)
+        variance[cols] += np.where(census, 0.0, part).sum(axis=0)
+        if not calibrated:
+            # Without calibration a stratum with no unit in the domain is not in the domain's
+            # design (R drops those rows): it counts for "average" only where it has one.
+            has = np.zeros((len(local), len(cols)), dtype=bool)
+            np.logical_or.at(has, position, (inside[ix][:, None] * dd) > 0)
+            present[cols] += has.sum(axis=0)
+            alone[cols] += (has & alone_here).sum(axis=0)
+    if lonely == "average":
+        if calibrated:  # every unit stays in a calibrated design: all its strata count
+            present[:] = len(cal.strata)
+            alone[:] = lonely_h.sum()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            variance = np.where(present > alone, variance * present / (present - alone), np.nan)
     se = np.sqrt(variance)
     z = normal_quantile(level)
-    empty = (n_in.sum(axis=0) == 0)
-    nan = np.full(d.shape[1], np.nan)
-    ybar = np.where(empty, nan, ybar)
-    se = np.where(empty, nan, se)
+    empty = n_total == 0
+    ybar = np.where(empty, np.nan, ybar)
+    se = np.where(empty, np.nan, se)
     return Figures(ybar, se, ybar - z * se, ybar + z * se)
 
 

@@ -51,7 +51,7 @@ des <- svydesign(ids = ~1, strata = ~stratum, weights = ~w, fpc = ~N, data = d)
 categories <- pop$name
 population <- setNames(pop$total, categories)
 cal <- calibrate(des, as.formula(paste("~0 +", paste(categories, collapse = " + "))), population = population,
-                 calfun = "raking", bounds = c(lower, upper), epsilon = 1e-12, maxit = 500)
+                 calfun = "raking", bounds = c(lower, upper), epsilon = 1e-12, maxit = 50)
 g <- weights(cal) / weights(des)
 emit("g_min", min(g))
 emit("g_max", max(g))
