@@ -227,6 +227,43 @@ class SampleDrawnV1(_SampleChunk):
     persons: list[SampledPersonV1]
 
 
+# --- frame.margins: sampling -> analytics ------------------------------------------------------------
+
+
+class PopulationCell(BaseModel):
+    """How many citizens of the drawn frame fall in one target group x bands cell (a count)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    maalgruppe: str
+    bands: Bands
+    population: int = Field(ge=1)
+
+
+@event("frame.margins", 1)
+class FrameMargins(EventPayload):
+    """One chunk of a municipality's population counts at the draw: the eligible frame (the
+    population the round estimates for, not the sample) per target group x gender x age band x
+    duration band. Analytics calibrates the design weights to these margins and reads the
+    population's mix from them. Counts only: no pseudonym, CPR number or contact.
+
+    Keyed like the municipality's sample.drawn chunks; the last chunk has ``final`` set with the
+    chunk count, so a consumer knows when it holds the municipality's whole frame. Cells with no
+    citizen are not sent."""
+
+    round_id: str
+    kommunekode: str
+    draw_id: UUID
+    chunk_no: int = Field(ge=0)
+    final: bool
+    chunk_count: int | None = None  # set on the final chunk
+    population: int | None = Field(default=None, ge=0)  # the municipality's eligible frame, on the final chunk
+    cells: list[PopulationCell]
+
+    def key(self) -> str:
+        return f"{self.round_id}:{self.kommunekode}"
+
+
 # --- contacts.released: ingest -> dispatch -------------------------------------------------------------
 
 

@@ -191,6 +191,12 @@ PERSONAL_OVERRIDES: dict[tuple[str, str, str], Personal | None] = {
     ("analytics", "rate_tally", "arm"): None,
     ("analytics", "stratum_frame", "maalgruppe"): None,
     ("analytics", "stratum_frame", "stratum"): None,
+    # The population per cell (frame.margins) and the sampled counted per sample.drawn chunk by
+    # target group x bands x weight: counts, no person. A round's estimation settings (margins,
+    # bounds, lonely-stratum rule): configuration.
+    **{("analytics", "population_cell", column): None for column in ("maalgruppe", "gender", "age_band", "duration_band")},
+    **{("analytics", "sample_chunk", column): None for column in ("chunk_no", "cells")},
+    **{("analytics", "round_calibration", column): None for column in ("spec", "lonely")},
     # Releases: the published tables as released (suppressed aggregates, what readers are
     # served) and the baseline of what earlier releases published (aggregates too).
     **{("analytics", "publication_release", column): None for column in ("release", "phase", "built_at", "layout", "publication", "baseline")},

@@ -19,6 +19,8 @@ from services.analytics.domain import kommunekode as kommunekoder
 from services.analytics.domain.publication import INDICATOR_COLUMNS, NATIONAL, RATE_COLUMNS
 from services.analytics.schemas import (
     METHOD_PATH,
+    CalibrationIn,
+    CalibrationOut,
     IndicatorPage,
     ReleaseIn,
     ReleaseOut,
@@ -111,6 +113,7 @@ def _table(
     filename: str,
     page_type: type,
     release: service.ReleaseInfo | None = None,
+    **extra,
 ):
     """One page of ``rows``; ``release``: the release they are from, said on the page (JSON),
     on every row and in the headers (CSV). Without one the rows say it themselves (trends)."""
@@ -140,6 +143,7 @@ def _table(
         limit=limit,
         columns=list(columns),
         rows=page,
+        **extra,
     )
 
 
@@ -223,7 +227,8 @@ async def get_indicators(
     rows = service.visible(release.publication.indicators(question, dimension, kommunekode), principal)
     if level is not None:
         rows = service.select_rows(rows, {"level": level})
-    return _table(request, rows, INDICATOR_COLUMNS, format, limit, offset, round_id, f"{round_id}-indicators", IndicatorPage, release.info)
+    return _table(request, rows, INDICATOR_COLUMNS, format, limit, offset, round_id, f"{round_id}-indicators", IndicatorPage, release.info,
+                  method=release.publication.method or None)
 
 
 @router.get(
@@ -292,6 +297,43 @@ async def post_release(
     except service.ReleaseRefused as exc:
         raise HTTPException(409, detail=str(exc)) from None
     return _release_out(info)
+
+
+@router.get(
+    "/rounds/{round_id}/calibration",
+    response_model=CalibrationOut,
+    summary="The round's estimation settings (calibration margins and bounds, lonely-stratum rule) and its latest release's report",
+)
+async def get_calibration(request: Request, round_id: str = ROUND, principal: Principal = Depends(reader)) -> CalibrationOut:
+    async with request.app.state.runtime.uow() as uow:
+        try:
+            view = await service.round_method_view(uow, _releases(request), round_id)
+        except service.RoundNotFound as exc:
+            raise _not_found(round_id, exc) from None
+    return CalibrationOut.model_validate(view)
+
+
+@router.put(
+    "/rounds/{round_id}/calibration",
+    response_model=CalibrationOut,
+    summary="Set the round's calibration margins and bounds and its lonely-stratum rule (used from its next release)",
+    description=(
+        "Margins are lists of the frame's variables (maalgruppe, gender, age_band, duration_band), each raked to within "
+        "every municipality; bounds limit g = calibrated weight / design weight. A municipality that cannot be raked "
+        "keeps its design weights and is named in the release's calibration report. 422 names what is wrong."
+    ),
+)
+async def put_calibration(
+    request: Request, body: CalibrationIn, round_id: str = ROUND, principal: Principal = Depends(operator)
+) -> CalibrationOut:
+    async with request.app.state.runtime.uow() as uow:
+        try:
+            await service.set_round_method(uow, round_id, body.spec(), body.lonely_strata, principal.subject)
+        except service.RoundNotFound as exc:
+            raise _not_found(round_id, exc) from None
+    async with request.app.state.runtime.uow() as uow:
+        view = await service.round_method_view(uow, _releases(request), round_id)
+    return CalibrationOut.model_validate(view)
 
 
 # -- the method document ---------------------------------------------------------------------------

@@ -26,10 +26,14 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import sqlalchemy as sa
 
 from services.analytics.domain.answers import CODES, answer_code
+from services.analytics.domain.calibration import CalibrationSpec, RespondentCell, calibrate, union_figures
 from services.analytics.domain.publication import (
+    ALL_LEVELS,
+    NATIONAL,
     RESPONDENTS,
     Baseline,
     GroupedCounts,
@@ -38,7 +42,7 @@ from services.analytics.domain.publication import (
     StratumInfo,
     build_publication,
 )
-from services.analytics.models import AnswerTally, RateTally, ResponseFact, RoundState, StratumFrame
+from services.analytics.models import AnswerTally, PopulationCell, RateTally, ResponseFact, RoundCalibration, RoundState, StratumFrame
 
 logger = logging.getLogger(__name__)
 
@@ -236,6 +240,74 @@ async def load_inputs(
     return strata, answers, rates
 
 
+# Calibration's inputs (domain/calibration.py): respondents per stratum x bands, answers per
+# stratum x bands x question x code, the population per cell (frame.margins) and the round's
+# calibration settings.
+_RESPONDENT_CELLS = sa.text(
+    "SELECT stratum, kommunekode, maalgruppe, gender, age_band, duration_band, count(*)::int "
+    f"FROM {ResponseFact.__table__.fullname} WHERE round_id = :r GROUP BY 1, 2, 3, 4, 5, 6"
+)
+_ANSWER_CELLS = sa.text(
+    f"SELECT stratum, gender, age_band, duration_band, question, code, n FROM {AnswerTally.__table__.fullname} "
+    "WHERE round_id = :r AND n > 0"
+)
+_POPULATION = sa.text(
+    "SELECT kommunekode, maalgruppe, gender, age_band, duration_band, population "
+    f"FROM {PopulationCell.__table__.fullname} WHERE round_id = :r"
+)
+_ROUND_CALIBRATION = sa.text(f"SELECT spec, lonely FROM {RoundCalibration.__table__.fullname} WHERE round_id = :r")
+DEFAULT_LONELY = "adjust"
+
+
+@dataclass
+class CalibrationInputs:
+    spec: CalibrationSpec
+    lonely: str
+    cells: list[RespondentCell]
+    answers: list[tuple]  # (stratum, gender, age_band, duration_band, question, code, n)
+    population: list[tuple]  # (kommunekode, maalgruppe, gender, age_band, duration_band, citizens)
+
+
+async def round_method(uow, round_id: str) -> tuple[CalibrationSpec, str]:
+    """The round's calibration specification and lonely-stratum rule (defaults where unset)."""
+    row = (await uow.session.execute(_ROUND_CALIBRATION, {"r": round_id})).first()
+    if row is None:
+        return CalibrationSpec(), DEFAULT_LONELY
+    return CalibrationSpec.from_json(row.spec), row.lonely
+
+
+async def load_calibration_inputs(uow, round_id: str) -> CalibrationInputs:
+    s = uow.session
+    spec, lonely = await round_method(uow, round_id)
+    cells = [RespondentCell(*row) for row in (await s.execute(_RESPONDENT_CELLS, {"r": round_id})).all()]
+    answers = [tuple(row) for row in (await s.execute(_ANSWER_CELLS, {"r": round_id})).all()]
+    population = [tuple(row) for row in (await s.execute(_POPULATION, {"r": round_id})).all()]
+    return CalibrationInputs(spec, lonely, cells, answers, population)
+
+
+def calibrated_figures(strata: dict[str, StratumInfo], inputs: CalibrationInputs) -> tuple[dict | None, dict]:
+    """(the calibrated figures for build_publication, or None without population counts; the
+    method metadata: lonely-stratum rule and the calibration's report)."""
+    method: dict = {"lonely_strata": inputs.lonely}
+    if not inputs.population or not inputs.cells:
+        method["calibration"] = {**inputs.spec.to_json(), "calibrated": [], "problems": [],
+                                 "note": "no population counts (frame.margins) for the round: no calibrated figures"}
+        return None, method
+    cal = calibrate(inputs.cells, {h: info.population for h, info in strata.items()}, inputs.population, inputs.spec)
+    position = {(c.stratum, c.gender, c.age_band, c.duration_band): i for i, c in enumerate(cal.cells)}
+    code_index = {code: j for j, code in enumerate(CODES)}
+    counts: dict[str, np.ndarray] = {}
+    for h, gender, age, duration, question, code, n in inputs.answers:
+        i = position.get((h, gender, age, duration))
+        if i is None or code not in code_index:
+            continue
+        if question not in counts:
+            counts[question] = np.zeros((len(cal.cells), len(CODES)))
+        counts[question][i, code_index[code]] += n
+    method["calibration"] = cal.report()
+    return union_figures(cal, counts, lonely=inputs.lonely, national=NATIONAL, all_levels=ALL_LEVELS), method
+
+
 class _Session:
     """The minimal unit of work :func:`load_inputs` needs: a session."""
 
@@ -255,7 +327,7 @@ async def snapshot_inputs(sessions, round_id: str, held: HeldCounts | None = Non
             info = await round_info(uow, round_id)
             if info is None:
                 return None, None
-            return info, await load_inputs(uow, round_id, held)
+            return info, (*await load_inputs(uow, round_id, held), await load_calibration_inputs(uow, round_id))
 
 
 @dataclass
@@ -271,12 +343,14 @@ class BuildResult:
 
 
 def _build(info: RoundInfo, strata, answers, rates, min_count: int, caution_below: int, baseline: dict | None,
-           scope: str = "all"):
+           scope: str = "all", calibration: CalibrationInputs | None = None):
     """The pure build: (publication, the baseline of the next release as JSON, which also says
     the release's ``scope``)."""
+    calibrated, method = (None, {"lonely_strata": DEFAULT_LONELY}) if calibration is None else calibrated_figures(strata, calibration)
     publication = build_publication(
         info.round_id, info.questionnaire_id, strata, answers, rates, min_count=min_count, caution_below=caution_below,
         baseline=None if baseline is None else Baseline.from_json(baseline), scope=scope,
+        calibrated=calibrated if scope != "rates" else None, method=method, lonely=method["lonely_strata"],
     )
     return publication, {**publication.baseline.to_json(), "scope": scope}
 
@@ -299,12 +373,14 @@ async def load_and_build(
     if info is None:
         return BuildResult(None, None)
     loaded = time.perf_counter()
-    strata, answers, rates = inputs
+    strata, answers, rates, calibration = inputs
     cpu = time.process_time()
     if compute is None:
-        publication, following = _build(info, strata, answers, rates, min_count, caution_below, baseline, scope)
+        publication, following = _build(info, strata, answers, rates, min_count, caution_below, baseline, scope, calibration)
     else:
-        publication, following = await compute(lambda: _build(info, strata, answers, rates, min_count, caution_below, baseline, scope))
+        publication, following = await compute(
+            lambda: _build(info, strata, answers, rates, min_count, caution_below, baseline, scope, calibration)
+        )
     return BuildResult(info, publication, following, loaded - started, time.process_time() - cpu)
 
 

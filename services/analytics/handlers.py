@@ -16,9 +16,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from services.analytics.domain.answers import answer_code
 from services.analytics.domain.publication import NO_ARM
-from services.analytics.models import AnswerTally, Invited, RateTally, ResponseFact, RoundState, StratumFrame
+from services.analytics.models import AnswerTally, Invited, PopulationCell, RateTally, ResponseFact, RoundState, SampleChunk, StratumFrame
 from shared.bus import UnitOfWork, batch_handler
-from shared.events import Envelope, InvitationSent, ResponseSubmitted, SampleDrawn, SampleDrawnV1
+from shared.events import Envelope, FrameMargins, InvitationSent, ResponseSubmitted, SampleDrawn, SampleDrawnV1
 
 
 # Insert the round with its first version, or update it (which locks its row until commit).
@@ -88,8 +88,16 @@ def _rate_key(event: InvitationSent | ResponseSubmitted) -> tuple:
 
 
 async def on_sample_drawn(uow: UnitOfWork, envelope: Envelope, event: SampleDrawn | SampleDrawnV1) -> None:
-    # Either version (v1 chunks may still be on the topic): only the strata are read, which
-    # both carry alike.
+    # Either version (v1 chunks may still be on the topic): the strata and the persons' target
+    # group, bands and design weight are read, which both carry alike (never a contact).
+    if event.persons:
+        cells = Counter((p.maalgruppe, p.bands.gender, p.bands.age_band, p.bands.duration_band, p.design_weight) for p in event.persons)
+        await uow.session.execute(
+            pg_insert(SampleChunk)
+            .values(round_id=event.round_id, kommunekode=event.kommunekode, draw_id=str(event.draw_id), chunk_no=event.chunk_no,
+                    cells=[[*key, n] for key, n in sorted(cells.items())])
+            .on_conflict_do_nothing()
+        )
     for summary in event.strata:
         statement = pg_insert(StratumFrame).values(
             round_id=event.round_id,
@@ -106,6 +114,44 @@ async def on_sample_drawn(uow: UnitOfWork, envelope: Envelope, event: SampleDraw
             )
         )
     if event.strata:
+        await touch_round(uow, event.round_id)
+
+
+async def on_frame_margins(uow: UnitOfWork, envelope: Envelope, event: FrameMargins) -> None:
+    """Keep the municipality's population cells. Each cell is keyed (round, municipality,
+    target group, bands) and set, never added to, so a redelivered chunk changes nothing; a
+    chunk of another draw than the one held replaces the municipality's cells (a round has one
+    draw, so only a re-drawn round after a purge meets this)."""
+    session = uow.session
+    draw_id = str(event.draw_id)
+    await session.execute(
+        sa.delete(PopulationCell).where(
+            PopulationCell.round_id == event.round_id,
+            PopulationCell.kommunekode == event.kommunekode,
+            PopulationCell.draw_id != draw_id,
+        )
+    )
+    if event.cells:
+        statement = pg_insert(PopulationCell).values(
+            [
+                {
+                    "round_id": event.round_id, "kommunekode": event.kommunekode, "maalgruppe": c.maalgruppe,
+                    "gender": c.bands.gender, "age_band": c.bands.age_band, "duration_band": c.bands.duration_band,
+                    "draw_id": draw_id, "population": c.population,
+                }
+                for c in event.cells
+            ]
+        )
+        await session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[
+                    PopulationCell.round_id, PopulationCell.kommunekode, PopulationCell.maalgruppe,
+                    PopulationCell.gender, PopulationCell.age_band, PopulationCell.duration_band,
+                ],
+                set_={"population": statement.excluded.population, "draw_id": statement.excluded.draw_id},
+            )
+        )
+    if event.final:
         await touch_round(uow, event.round_id)
 
 
@@ -197,6 +243,7 @@ _RATES_UPSERT = _unnest_insert(
 
 HANDLERS = {
     SampleDrawn: on_sample_drawn,  # v1 and v2
+    FrameMargins: on_frame_margins,
     InvitationSent: on_invitations_sent,
     ResponseSubmitted: on_responses_submitted,
 }

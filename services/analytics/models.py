@@ -30,6 +30,55 @@ class StratumFrame(Base):
     sample: Mapped[int]
 
 
+class PopulationCell(Base):
+    """The round's population (the drawn frame, not the sample) per municipality x target group x
+    gender x age band x duration band, from frame.margins: what calibration rakes to and where
+    the population's mix comes from. ``draw_id`` is the draw that counted it."""
+
+    __tablename__ = "population_cell"
+
+    round_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    kommunekode: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    maalgruppe: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    gender: Mapped[str] = mapped_column(sa.String(1), primary_key=True)
+    age_band: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    duration_band: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    draw_id: Mapped[str] = mapped_column(sa.Text)
+    population: Mapped[int]
+
+
+class SampleChunk(Base):
+    """The sampled citizens of one sample.drawn chunk, counted per target group x bands x design
+    weight (JSON rows [maalgruppe, gender, age_band, duration_band, design_weight, citizens]):
+    who could have answered, for the response rates by band and the R-indicator. Keyed by the
+    chunk, so a redelivered chunk is not counted twice; counts only, no pseudonym."""
+
+    __tablename__ = "sample_chunk"
+
+    round_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    kommunekode: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    draw_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    chunk_no: Mapped[int] = mapped_column(primary_key=True)
+    cells: Mapped[list] = mapped_column(JSONB)
+
+
+class RoundCalibration(Base):
+    """A round's estimation settings, set by the operator (PUT /rounds/{id}/calibration): the
+    calibration's margins and bounds (domain.calibration.CalibrationSpec as JSON) and the rule
+    for strata with one respondent (domain.calibration.LONELY_RULES). A round without a row uses
+    the defaults."""
+
+    __tablename__ = "round_calibration"
+
+    round_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    spec: Mapped[dict] = mapped_column(JSONB)
+    lonely: Mapped[str] = mapped_column(sa.Text)
+    updated_by: Mapped[str] = mapped_column(sa.Text)
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
+
+    __table_args__ = (sa.CheckConstraint("lonely IN ('adjust', 'certainty', 'average')", name="round_calibration_lonely"),)
+
+
 class Invited(Base):
     __tablename__ = "invited"
 

@@ -10,6 +10,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
+from services.analytics.domain.calibration import (
+    CALIBRATED_INDICATORS,
+    CALIBRATED_SUFFIXES,
+    CalibrationSpec,
+    CalibrationSpecError,
+)
 from services.analytics.domain.publication import ESTIMATE_SUFFIXES, INDICATOR_COLUMNS, INDICATORS, PROPORTIONS, RATE_COLUMNS
 
 
@@ -63,6 +69,18 @@ _PROPORTION_INTERVAL = (
     "answers in its base"
 )
 
+_CALIBRATED_TEXT = {
+    "_calibrated": "Calibrated estimate of the {ind}: the design weights raked within each municipality to the population's "
+                   "margins (target group x gender, target group x age band, duration band by default; see calibration on the "
+                   "page and docs/analytics-method.md). The headline figure is the weighted estimate without this suffix. Null "
+                   "where the weighted estimate is, for weighting strata_pooled, and where the round has no population counts",
+    "_calibrated_se": "Standard error of the calibrated {ind} (linearisation with the calibration residuals, finite-population "
+                      "correction), same unit",
+    "_calibrated_ci_low": "Lower bound of the 95 % confidence interval of the calibrated {ind} (estimate - 1.96 SE), same unit",
+    "_calibrated_ci_high": "Upper bound of the 95 % confidence interval of the calibrated {ind} (estimate + 1.96 SE), same unit",
+}
+assert tuple(_CALIBRATED_TEXT) == CALIBRATED_SUFFIXES
+
 COLUMNS: dict[str, Column] = {
     "id": Column(str, "The row's key: its identifying columns joined by \"~\" (the OData key)", nullable=False),
     "round_id": Column(str, "The survey round (e.g. 2026-1)", nullable=False),
@@ -102,6 +120,11 @@ COLUMNS: dict[str, Column] = {
         for ind in INDICATORS
         for suffix, text in _SUFFIX_TEXT.items()
         if suffix in ESTIMATE_SUFFIXES
+    },
+    **{
+        f"{ind}{suffix}": Column(float, text.format(ind=ind))
+        for ind in CALIBRATED_INDICATORS
+        for suffix, text in _CALIBRATED_TEXT.items()
     },
     "invited": Column(int, "Citizens invited (the sample) in the cell (persons); published for every cell"),
     "answers": Column(int, "Respondents in the cell: citizens who answered the questionnaire (persons). Null when suppressed"),
@@ -220,5 +243,89 @@ def page_model(name: str, row: type[BaseModel]) -> type[TablePage]:
     return create_model(name, __base__=TablePage, rows=(list[row], Field(description="The page's rows, in table order")))
 
 
-IndicatorPage = page_model("IndicatorPage", IndicatorRow)
+Variable = Literal["maalgruppe", "gender", "age_band", "duration_band"]
+LonelyRule = Literal["adjust", "certainty", "average"]
+LONELY_DESCRIPTION = (
+    "The rule for a stratum (municipality x target group) with a single respondent, as R's survey.lonely.psu: "
+    "adjust (its value centred at 0 rather than at its stratum's mean: conservative), certainty (it adds no variance), "
+    "average (the variance is scaled up by strata / strata that are not lonely)"
+)
+
+
+class CalibrationProblemOut(BaseModel):
+    kommunekode: str = Field(description=COLUMNS["kommunekode"].description)
+    reason: Literal["no_population", "empty_category", "unknown_category", "not_converged"] = Field(
+        description="Why the municipality was not calibrated (its calibrated figures are its design-weighted ones): no population "
+                    "counts; a category with population but no respondent; respondents in a category the frame lacks; raking "
+                    "did not converge within the bounds"
+    )
+    detail: str = Field(description="Which categories, or the bounds")
+
+
+class CalibrationReport(BaseModel):
+    margins: list[list[Variable]] = Field(description="The margins raked to, each within municipality (e.g. [maalgruppe, gender])")
+    bounds: tuple[float | None, float | None] = Field(description="Bounds on g = calibrated weight / design weight (null: no bound)")
+    calibrated: list[str] = Field(description="Municipalities whose weights were raked")
+    problems: list[CalibrationProblemOut] = Field(description="Municipalities left at their design weights, and why")
+    g_min: float | None = Field(None, description="Smallest g of the round")
+    g_max: float | None = Field(None, description="Largest g of the round")
+    note: str | None = Field(None, description="Why there are no calibrated figures at all, where so")
+
+
+class EstimationMethod(BaseModel):
+    """How a release's figures were estimated beyond the design weights (published metadata)."""
+
+    lonely_strata: LonelyRule = Field(description=LONELY_DESCRIPTION)
+    calibration: CalibrationReport | None = Field(None, description="The calibration behind the *_calibrated columns")
+
+
+class IndicatorTablePage(TablePage):
+    method: EstimationMethod | None = Field(None, description="How the release's figures were estimated: lonely-stratum rule, calibration")
+
+
+IndicatorPage = create_model(
+    "IndicatorPage", __base__=IndicatorTablePage, rows=(list[IndicatorRow], Field(description="The page's rows, in table order"))
+)
+
+
+class CalibrationIn(BaseModel):
+    """A round's estimation settings; every field left out keeps its default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    margins: list[list[Variable]] | None = Field(
+        None, min_length=1, description="Margins to rake to within each municipality; default [[maalgruppe, gender], "
+                                        "[maalgruppe, age_band], [duration_band]]",
+        examples=[[["maalgruppe", "gender"], ["maalgruppe", "age_band"], ["duration_band"]]],
+    )
+    bounds: tuple[float | None, float | None] | None = Field(
+        None, description="Bounds (lower, upper) on g = calibrated / design weight, 0 <= lower < 1 < upper (null: no "
+                          "bound on that side); default [0.2, 5.0]", examples=[[0.2, 5.0]],
+    )
+    lonely_strata: LonelyRule = Field("adjust", description=LONELY_DESCRIPTION)
+
+    @model_validator(mode="after")
+    def _valid_spec(self) -> CalibrationIn:
+        try:
+            self.spec()
+        except CalibrationSpecError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    def spec(self) -> CalibrationSpec:
+        data = {}
+        if self.margins is not None:
+            data["margins"] = self.margins
+        if self.bounds is not None:
+            data["bounds"] = list(self.bounds)
+        return CalibrationSpec.from_json(data)
+
+
+class CalibrationOut(BaseModel):
+    round_id: str = Field(description=COLUMNS["round_id"].description)
+    margins: list[list[Variable]] = Field(description="Margins the next release rakes to, within each municipality")
+    bounds: tuple[float | None, float | None] = Field(description="Bounds on g = calibrated / design weight (null: no bound)")
+    lonely_strata: LonelyRule = Field(description=LONELY_DESCRIPTION)
+    release: int | None = Field(None, description="The latest release (null: none yet)")
+    method: EstimationMethod | None = Field(None, description="How the latest release's figures were estimated")
 ResponseRatePage = page_model("ResponseRatePage", ResponseRateDetailRow)

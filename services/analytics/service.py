@@ -19,8 +19,9 @@ import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from services.analytics.builder import RoundInfo, ThreadBuilder, round_info
-from services.analytics.handlers import ROUND_CHANGED_CHANNEL
+from services.analytics.builder import RoundInfo, ThreadBuilder, round_info, round_method
+from services.analytics.domain.calibration import CalibrationSpec
+from services.analytics.handlers import ROUND_CHANGED_CHANNEL, touch_round
 from services.analytics.domain.publication import (
     CONTENT_SCOPES,
     INDICATOR_COLUMNS,
@@ -32,7 +33,8 @@ from services.analytics.domain.publication import (
     change_between,
     natural_key,
 )
-from services.analytics.models import PublicationRelease, RoundState
+from services.analytics.models import PublicationRelease, RoundCalibration, RoundState
+from services.analytics.overview.models import OverviewRound
 from services.analytics.schemas import ResponseRateRow, ResponseRates
 from shared.auth import Principal
 from shared.bus import UnitOfWork
@@ -444,6 +446,37 @@ async def cut_release(releases: Releases, round_id: str, phase: str, scope: str 
     info = await releases.cut(round_id, phase, scope=scope)
     assert info is not None  # only automatic cuts are skipped
     return info
+
+
+# -- estimation settings per round (calibration, lonely strata) ----------------------------------------
+
+
+async def set_round_method(uow: UnitOfWork, round_id: str, spec: CalibrationSpec, lonely: str, by: str) -> None:
+    """Store the round's calibration settings and lonely-stratum rule; the round's next release
+    (built because the round changed) uses them. Refused (RoundNotFound) for a round analytics
+    has not heard of (neither defined nor with data)."""
+    known = await uow.session.scalar(sa.select(OverviewRound.round_id).where(OverviewRound.round_id == round_id))
+    if known is None and await round_info(uow, round_id) is None:
+        raise RoundNotFound(round_id)
+    values = {"spec": spec.to_json(), "lonely": lonely, "updated_by": by, "updated_at": sa.func.now()}
+    statement = pg_insert(RoundCalibration).values(round_id=round_id, **values)
+    await uow.session.execute(statement.on_conflict_do_update(index_elements=["round_id"], set_=values))
+    await touch_round(uow, round_id)
+    await uow.commit()
+
+
+async def round_method_view(uow: UnitOfWork, releases: Releases, round_id: str) -> dict:
+    """The round's settings for its next release, and how its latest release was estimated."""
+    known = await uow.session.scalar(sa.select(OverviewRound.round_id).where(OverviewRound.round_id == round_id))
+    if known is None and await round_info(uow, round_id) is None:
+        raise RoundNotFound(round_id)
+    spec, lonely = await round_method(uow, round_id)
+    out = {"round_id": round_id, **spec.to_json(), "lonely_strata": lonely, "release": None, "method": None}
+    try:
+        release = await releases.latest(uow, round_id)
+    except (NotReleased, RoundNotFound):
+        return out
+    return out | {"release": release.info.release, "method": release.publication.method or None}
 
 
 # -- response rates (the summary endpoint) ------------------------------------------------------------

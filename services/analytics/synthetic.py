@@ -1,4 +1,4 @@
-"""Synthetic events of a round (sample.drawn strata, invitation.sent, response.submitted), for
+"""Synthetic events of a round (sample.drawn strata, frame.margins, invitation.sent, response.submitted), for
 tests and bench/analytics_*.py. Answers mix integer scores and value codes, as the responses
 service may send either."""
 
@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from shared.events import Bands, InvitationSent, ResponseSubmitted, SampleDrawn, StratumSummary
+from shared.events import Bands, FrameMargins, InvitationSent, PopulationCell, ResponseSubmitted, SampleDrawn, StratumSummary
 
 GROUPS = ("dagpenge", "sygedagpenge", "jobparate", "aktivitetsparate")
 AGE_BANDS = ("18-29", "30-39", "40-49", "50+")
@@ -26,6 +27,7 @@ class SyntheticRound:
     invitations: list[InvitationSent] = field(default_factory=list)
     responses: list[ResponseSubmitted] = field(default_factory=list)
     population: dict[str, int] = field(default_factory=dict)  # stratum -> N_h
+    margins: list[FrameMargins] = field(default_factory=list)  # the population per cell, one event per municipality
 
 
 def synthetic_round(
@@ -81,4 +83,32 @@ def synthetic_round(
                         submitted_at=start + timedelta(days=1, seconds=rng.randrange(86400)),
                     )
                 )
+    out.margins = population_margins(out, seed)
     return out
+
+
+def population_margins(rnd: SyntheticRound, seed: int) -> list[FrameMargins]:
+    """frame.margins for the round: each stratum's N_h split over gender x age band x duration
+    band. Every respondent's cell holds at least its respondents; the rest of the population
+    leans to older citizens and women (from its own random stream, so the answers above do not
+    change), so the population's mix differs from the respondents'."""
+    rng = random.Random(seed * 7919 + 17)
+    cells = [(g, a, d) for g in "KM" for a in AGE_BANDS for d in DURATION_BANDS]
+    lean = [(1.4 if g == "K" else 1.0) * (1 + AGE_BANDS.index(a)) for g, a, _ in cells]
+    answered = Counter((r.stratum, r.bands.gender, r.bands.age_band, r.bands.duration_band) for r in rnd.responses)
+    by_kommune: dict[str, list[PopulationCell]] = {}
+    for stratum, population in rnd.population.items():
+        k, g = stratum.split(":")
+        counts = Counter({c: answered[(stratum, *c)] for c in cells})
+        for c in rng.choices(cells, lean, k=population - sum(counts.values())):
+            counts[c] += 1
+        by_kommune.setdefault(k, []).extend(
+            PopulationCell(maalgruppe=g, bands=Bands(gender=c[0], age_band=c[1], duration_band=c[2]), population=n)
+            for c, n in sorted(counts.items()) if n
+        )
+    draw_id = uuid.UUID(int=rng.getrandbits(128))
+    return [
+        FrameMargins(round_id=rnd.round_id, kommunekode=k, draw_id=draw_id, chunk_no=0, final=True, chunk_count=1,
+                     population=sum(c.population for c in of_k), cells=of_k)
+        for k, of_k in sorted(by_kommune.items())
+    ]

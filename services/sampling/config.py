@@ -6,7 +6,7 @@ from shared.settings import ServiceSettings
 
 class SamplingSettings(ServiceSettings):
     service_name: str = "sampling"
-    # Persons per sample.drawn event.
+    # Persons per sample.drawn event, and population cells per frame.margins event.
     event_chunk_size: int = 500
     # Default allocation rules for a round (JSON in ALLOCATION_RULES, e.g.
     # '{"min_sample": 800, "response_rates": {"dagpenge": 0.31, ...}}'); a round's preview

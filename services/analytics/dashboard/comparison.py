@@ -9,11 +9,13 @@ Comparable municipalities (:func:`comparable`)
     The definition is data (``comparable_municipalities.json``, or ``DASHBOARD_COMPARABLE_FILE``):
     either fixed groups (e.g. STAR's clusters, when sourced) or, by default, the ``neighbours``
     nearest municipalities by the composition of their survey population. A municipality's
-    composition is its share of citizens per level of target group, gender, age band and
-    duration band, from published figures only: the target-group mix is the frame (N_h from
-    ``sample.drawn``), the other three are the published respondents per level (weighted
-    shares per breakdown would give away how each stratum splits over it). Distance = weighted
-    mean over the variables of the dissimilarity index D = 1/2 sum_l |p_kl - p_jl|.
+    composition is its population's share of citizens per level of target group, gender, age
+    band and duration band: the frame counted at the draw (``frame.margins``, the
+    ``population_cell`` table), not the respondents, whose mix leans to whoever answers. A
+    round drawn before frame.margins existed has no population cells: there the target-group
+    mix is the frame (N_h from ``sample.drawn``) and the other three are the published
+    respondents per level. Distance = weighted mean over the variables of the dissimilarity
+    index D = 1/2 sum_l |p_kl - p_jl|.
 
 The comparison group's figure (:func:`group_cell`)
     The ratio estimator over the union of the members' strata (as a published cell, with
@@ -27,8 +29,8 @@ Adjusted score (:func:`adjustment`): indirect standardisation by weighted regres
     age band and duration band jointly (main effects, treatment coding; weight w_h per answer),
     fitted with numpy's least squares. For every respondent the model gives the expected answer
     given only composition. For municipality k: observed O_k (its published raw score),
-    expected E_k (the model's prediction at the municipality's published composition, as
-    above), and
+    expected E_k (the model's prediction at the municipality's composition: its population's
+    mix, as above), and
 
         adjusted_k = M + (O_k - E_k),  M = the published national figure,
 
@@ -63,7 +65,7 @@ from services.analytics.domain.publication import (
     design_strata,
     natural_key,
 )
-from services.analytics.models import ResponseFact, StratumFrame
+from services.analytics.models import PopulationCell, ResponseFact, StratumFrame
 from shared.bus import UnitOfWork
 
 CONFIG_FILE = Path(__file__).with_name("comparable_municipalities.json")
@@ -98,6 +100,8 @@ class RoundData:
     degf: int
     cells: dict[str, list[Cell]]  # question -> cells
     kommuner: list[str]
+    # kommune -> variable -> level -> citizens of the population (frame.margins), where counted.
+    population: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
     _adjustments: dict = field(default_factory=dict)
 
 
@@ -127,6 +131,10 @@ async def load(uow: UnitOfWork, round_id: str, version: int) -> RoundData:
         .where(f.round_id == round_id, f.version <= version)
     )).all()
     answered, counted = await asyncio.to_thread(_count_facts, facts)
+    p = PopulationCell
+    population_cells = (await s.execute(
+        sa.select(p.kommunekode, p.maalgruppe, p.gender, p.age_band, p.duration_band, p.population).where(p.round_id == round_id)
+    )).all()
     rates = [(h, k, g, n) for (h, k, g), n in answered.items()]
     tallies = [(*key, n) for key, n in counted.items()]
     population = {fr.stratum: fr.population for fr in frame}
@@ -143,7 +151,19 @@ async def load(uow: UnitOfWork, round_id: str, version: int) -> RoundData:
     n_total = sum(x.respondents for x in strata.values())
     degf = n_total - sum(1 for x in strata.values() if x.respondents > 0)
     kommuner = sorted({x.kommunekode for x in strata.values()}, key=natural_key)
-    return RoundData(round_id, version, strata, design_strata(strata), n_total, degf, dict(cells), kommuner)
+    return RoundData(round_id, version, strata, design_strata(strata), n_total, degf, dict(cells), kommuner,
+                     population_mix(population_cells))
+
+
+def population_mix(cells) -> dict[str, dict[str, dict[str, int]]]:
+    """kommune -> variable -> level -> citizens, from population cells (kommunekode, maalgruppe,
+    gender, age band, duration band, citizens)."""
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for k, *levels, n in cells:
+        dims = out.setdefault(k, {d: {} for d in DIMENSIONS})
+        for dim, lvl in zip(DIMENSIONS, levels):
+            dims[dim][lvl] = dims[dim].get(lvl, 0) + int(n)
+    return out
 
 
 _CACHE: dict[str, RoundData] = {}
@@ -170,18 +190,29 @@ async def round_data(uow_factory, round_id: str, version: int) -> RoundData:
 
 
 def composition(data: RoundData, respondents: Mapping[str, Mapping[str, Mapping[str, int | None]]]) -> dict[str, dict[str, dict[str, float]]]:
-    """kommune -> variable -> level -> share of the survey population, from published figures
-    only: the target-group mix is the frame's (N_h of ``sample.drawn``), the other mixes are the
-    published respondents per level (``respondents``: kommune -> dimension -> level -> people,
-    None where suppressed). A municipality with a suppressed level has no composition: its mix
-    would have to come from figures that are not published (weighted shares per breakdown give
-    away how each stratum splits over it, see docs/analytics-method.md)."""
+    """kommune -> variable -> level -> share of the survey population.
+
+    Where the round's population was counted at the draw (``data.population``), the mix is the
+    population's, every variable from it: the fair comparison adjusts for who lives in the
+    municipality, not for who answered. Otherwise (a round drawn before frame.margins) from
+    published figures only: the target-group mix is the frame's (N_h of ``sample.drawn``), the
+    other mixes are the published respondents per level (``respondents``: kommune -> dimension
+    -> level -> people, None where suppressed), and a municipality with a suppressed level has
+    no composition (its mix would have to come from figures that are not published: weighted
+    shares per breakdown give away how each stratum splits over it, see
+    docs/analytics-method.md)."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for k, mix in data.population.items():
+        totals = {dim: math.fsum(levels.values()) for dim, levels in mix.items()}
+        if all(totals.values()):
+            out[k] = {dim: {lvl: v / totals[dim] for lvl, v in levels.items()} for dim, levels in mix.items()}
     frame: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for info in data.strata.values():
         if info.population:
             frame[info.kommunekode][info.maalgruppe] += info.population
-    out: dict[str, dict[str, dict[str, float]]] = {}
     for k, dims in respondents.items():
+        if k in data.population:
+            continue
         if k not in frame or any(n is None for levels in dims.values() for n in levels.values()):
             continue
         mix = {"maalgruppe": dict(frame[k])}

@@ -234,7 +234,7 @@ def group_point(ix: Index, rd: comparison.RoundData, question: str, members: lis
 
 def adjusted_point(ix: Index, rd: comparison.RoundData, kommune: str, question: str) -> tuple[Point, float | None]:
     """(adjusted score, expected score from composition): M + O_k - E_k from the published raw
-    score O_k and national figure M, and E_k at the municipality's published composition (see
+    score O_k and national figure M, and E_k at the municipality's composition, its population's mix (see
     comparison); suppressed with the municipality's total cell, missing without a composition."""
     raw, national = ix.total(question, kommune), ix.total(question, NATIONAL)
     if raw is None or national is None:

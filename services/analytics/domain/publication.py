@@ -42,6 +42,7 @@ from functools import cached_property, lru_cache
 import numpy as np
 
 from .answers import CODES, DONT_KNOW, SCORES
+from .calibration import CALIBRATED_COLUMNS
 from .estimators import Estimate, design_effect, normal_quantile, proportion_interval
 from .suppression import CAUTION_BELOW, SUPPRESSION_THRESHOLD, TOTAL, CountTable, Decided, History, LastRelease, cell_key, decide
 
@@ -79,7 +80,7 @@ INDICATOR_COLUMNS: tuple[str, ...] = (
     "caution",
     "few_answers",
     "weighting",
-) + tuple(f"{ind}{suffix}" for ind in INDICATORS for suffix in ESTIMATE_SUFFIXES)
+) + tuple(f"{ind}{suffix}" for ind in INDICATORS for suffix in ESTIMATE_SUFFIXES) + CALIBRATED_COLUMNS
 RATE_COLUMNS: tuple[str, ...] = (
     "round_id",
     "dimension",
@@ -330,6 +331,10 @@ class IndicatorTable:
     respondents: np.ndarray
     few: np.ndarray
     weighting: np.ndarray
+    # Per cell (as ``values``): the calibrated figures in CALIBRATED_COLUMNS order (NaN where
+    # none; domain/calibration.py), published where the row's weighted figures are (a published
+    # cell that is a union of whole strata). None: the round has no calibrated figures.
+    calibrated: np.ndarray | None = None
 
     @classmethod
     def empty(cls, round_id: str, questionnaire_id: str | None) -> IndicatorTable:
@@ -394,7 +399,13 @@ class IndicatorTable:
         withheld = np.isnan(values) | (hidden | few)[:, None]
         withheld |= (weighting == WEIGHTINGS.index("unweighted"))[:, None] & _WEIGHTED_COLUMN[None, :]
         boxed[withheld] = None
-        out[:, 14:] = boxed
+        out[:, 14:14 + values.shape[1]] = boxed
+        out[:, 14 + values.shape[1]:] = None
+        if self.calibrated is not None:
+            calibrated = self.calibrated[cell]
+            boxed = calibrated.astype(object)
+            boxed[np.isnan(calibrated) | (hidden | few | (weighting != WEIGHTINGS.index("strata")))[:, None]] = None
+            out[:, 14 + values.shape[1]:] = boxed
         return list(map(tuple, out.tolist()))
 
 
@@ -499,6 +510,9 @@ class RoundPublication:
     indicator_columns: IndicatorTable | None = None
     rate_rows: list[dict] = field(default_factory=list)
     baseline: Baseline = field(default_factory=Baseline)
+    # How the figures were estimated beyond the design weights (published metadata): the
+    # calibration's margins, bounds and report, and the lonely-stratum rule.
+    method: dict = field(default_factory=dict)
     # Made on first use, never pickled with the publication (see __getstate__): each row's dict,
     # each selection's list of them.
     _dicts: list = field(default_factory=list, init=False, repr=False, compare=False)
@@ -747,10 +761,19 @@ def build_publication(
     caution_below: int = CAUTION_BELOW,
     baseline: Baseline | None = None,
     scope: str = "all",
+    calibrated: Mapping[tuple[str, str, str], tuple[float, ...]] | None = None,
+    method: Mapping | None = None,
+    lonely: str = "adjust",
 ) -> RoundPublication:
     """A release of a round: every table suppressed by one decision on respondents
     (:func:`respondent_pattern`), against the round's earlier releases (``baseline``), with the
-    cells of its ``scope`` (:data:`SCOPES`; a "rates" release has no indicator rows)."""
+    cells of its ``scope`` (:data:`SCOPES`; a "rates" release has no indicator rows).
+
+    ``calibrated``: (question, kommunekode or NATIONAL, target group or ALL_LEVELS) -> the
+    figures in CALIBRATED_COLUMNS order (domain/calibration.py), put beside the cells' weighted
+    figures and published exactly where those are (never for a suppressed cell). ``method``: the
+    published metadata of how the figures were made. ``lonely``: the rule for strata with one
+    respondent in the weighted figures' variance (calibration.LONELY_RULES)."""
     rate_counts = list(rate_counts)
     if scope == "rates":
         pattern = respondent_pattern(strata, {}, rate_counts, min_count=min_count, baseline=baseline, scope=scope)
@@ -763,14 +786,32 @@ def build_publication(
     pattern = respondent_pattern(
         strata, respondents, rate_counts, min_count=min_count, baseline=baseline, scope=scope, answers=grouped,
     )
+    table = build_indicator_table(
+        round_id, questionnaire_id, strata, grouped, pattern, respondents, min_count=min_count, caution_below=caution_below,
+        lonely=lonely,
+    )
+    if calibrated is not None:
+        table.calibrated = _calibrated_cells(table, calibrated)
     return RoundPublication(
         round_id, questionnaire_id, min_count, caution_below,
-        indicator_columns=build_indicator_table(
-            round_id, questionnaire_id, strata, grouped, pattern, respondents, min_count=min_count, caution_below=caution_below
-        ),
+        indicator_columns=table,
         rate_rows=build_rate_rows(round_id, rate_counts, pattern, caution_below=caution_below),
         baseline=pattern.baseline(baseline),
+        method=dict(method or {}),
     )
+
+
+def _calibrated_cells(table: IndicatorTable, calibrated: Mapping[tuple[str, str, str], tuple[float, ...]]) -> np.ndarray:
+    """The calibrated figures per cell of ``table`` (rows of the target-group tables, whose cells
+    the other dimensions' total rows share), NaN where there are none."""
+    out = np.full((len(table.numbers), len(CALIBRATED_COLUMNS)), np.nan)
+    rows = np.flatnonzero(table.dimension == DIMENSIONS.index("maalgruppe"))
+    for i in rows.tolist():
+        key = (table.questions[table.question[i]], table.kommuner[table.kommune[i]], table.levels[table.slot[i]])
+        figures = calibrated.get(key)
+        if figures is not None:
+            out[table.cell[i]] = figures
+    return out
 
 
 def _split_respondents(
@@ -807,6 +848,7 @@ def build_indicator_table(
     *,
     min_count: int = SUPPRESSION_THRESHOLD,
     caution_below: int = CAUTION_BELOW,
+    lonely: str = "adjust",
 ) -> IndicatorTable:
     """The indicator tables of a round in table order (question, dimension, the national cells
     then each municipality's, the total then each level), suppressed as ``pattern`` decided.
@@ -918,6 +960,7 @@ def build_indicator_table(
         np.concatenate([np.tile(fpc, n_blocks), np.tile(fpc[order], n_blocks)]),
         np.concatenate([np.tile(n_units, n_blocks), np.tile(n_units[order], n_blocks)]),
         starts,
+        lonely,
     )
 
     def cell_of(q: int, kommune: int, slot: int) -> int:
@@ -958,7 +1001,7 @@ def build_indicator_table(
                 cells_to_pool.append((cell_of(qi, kommune, slot), by_stratum, pool_design))
             pooled.add((kommune, slot))
         for cell, by_stratum, pool_design in cells_to_pool:
-            figures = estimate_cells([by_stratum], pool_design)[0]
+            figures = estimate_cells([by_stratum], pool_design, lonely)[0]
             values[cell] = [np.nan if figures[name] is None else figures[name] for name in _FIGURE_NAMES[3:]]
 
     breakdown_slots = np.zeros(n_s, dtype=bool)
@@ -1056,7 +1099,7 @@ _VALUE = np.array(
 
 
 def _ratio_estimates(
-    counts: np.ndarray, weight: np.ndarray, fpc: np.ndarray, n: np.ndarray, starts: np.ndarray
+    counts: np.ndarray, weight: np.ndarray, fpc: np.ndarray, n: np.ndarray, starts: np.ndarray, lonely: str = "adjust",
 ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """Vectorised :func:`estimate_from_counts` for many domains at once.
 
@@ -1065,10 +1108,15 @@ def _ratio_estimates(
     the row's stratum's. Returns per indicator, per domain: (value, se, units in the base, their
     summed weight, design effect); a domain whose base is empty has value NaN (published as
     null), a design effect that is undefined is NaN.
+
+    ``lonely``: the rule for a stratum with one respondent (R's survey.lonely.psu, see
+    domain/calibration.py): "adjust" (its z centred at 0), "certainty" (no variance) or
+    "average" (the domain's variance times its strata / its strata that are not lonely; strata
+    with no unit in the domain's base are not in the domain's design, as in R).
     """
     lengths = np.diff(np.append(starts, len(counts)))
     census = fpc < _CENSUS_EPSILON
-    lonely = n == 1
+    rule, lonely = lonely, n == 1
     safe_n = np.where(lonely, 2.0, n)
     # Codes first, (code, row): sums over a row's six codes are then five whole-array adds, where
     # summing the short inner axis of (row, code) was a third of the estimates' time.
@@ -1091,7 +1139,14 @@ def _ratio_estimates(
                 lonely, fpc * sum_z2, fpc * safe_n / (safe_n - 1) * np.maximum(sum_z2 - sum_z * sum_z / safe_n, 0.0)
             )
         part = np.where(census | (inside == 0), 0.0, part)
+        if rule != "adjust":
+            part = np.where(lonely & ~census, 0.0, part)
         variance = np.add.reduceat(part, starts)
+        if rule == "average":
+            present = np.add.reduceat((inside > 0).astype(float), starts)
+            alone = np.add.reduceat(((inside > 0) & lonely & ~census).astype(float), starts)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                variance = np.where(present > alone, variance * present / (present - alone), np.nan)
         se = np.sqrt(variance)
         estimate = np.where(n_inside == 0, np.nan, estimate)
         element_ss = np.add.reduceat(np.where(inside == 0, 0.0, weight * squares), starts)
@@ -1100,7 +1155,7 @@ def _ratio_estimates(
 
 
 def estimate_cells(
-    cells: list[Mapping[str, Mapping[str, int]]], design: Mapping[str, _Stratum]
+    cells: list[Mapping[str, Mapping[str, int]]], design: Mapping[str, _Stratum], lonely: str = "adjust"
 ) -> list[dict]:
     """Published figures (counts, weighted and unweighted indicators) of many cells at once.
 
@@ -1129,7 +1184,7 @@ def estimate_cells(
             fpc.append(1.0)
             n.append(1)
     counts = np.array(rows, dtype=float)
-    numbers, values = _figure_arrays(counts, np.array(weight), np.array(fpc), np.array(n, dtype=float), np.array(starts))
+    numbers, values = _figure_arrays(counts, np.array(weight), np.array(fpc), np.array(n, dtype=float), np.array(starts), lonely)
     boxed = values.astype(object)
     boxed[np.isnan(values)] = None
     return [dict(zip(_FIGURE_NAMES, (*c, *v))) for c, v in zip(numbers.tolist(), boxed.tolist())]
@@ -1140,7 +1195,9 @@ _FIGURE_NAMES: tuple[str, ...] = ("n_answers", "n_valid", "n_dont_know") + tuple
 )
 # IndicatorTable.rows lays a row out in INDICATOR_COLUMNS order: the figures' counts, the
 # suppression status, then the indicators.
-assert INDICATOR_COLUMNS[7:] == _FIGURE_NAMES[:3] + ("suppressed", "caution", "few_answers", "weighting") + _FIGURE_NAMES[3:]
+assert INDICATOR_COLUMNS[7:] == (
+    _FIGURE_NAMES[:3] + ("suppressed", "caution", "few_answers", "weighting") + _FIGURE_NAMES[3:] + CALIBRATED_COLUMNS
+)
 # Which of a row's indicator columns are weighted figures (withheld where a row is unweighted).
 _WEIGHTED_COLUMN = np.array([suffix in WEIGHTED_SUFFIXES for _ in INDICATORS for suffix in ESTIMATE_SUFFIXES])
 
@@ -1163,7 +1220,7 @@ def _plain_estimates(merged: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 def _figure_arrays(
-    counts: np.ndarray, weight: np.ndarray, fpc: np.ndarray, n: np.ndarray, starts: np.ndarray
+    counts: np.ndarray, weight: np.ndarray, fpc: np.ndarray, n: np.ndarray, starts: np.ndarray, lonely: str = "adjust"
 ) -> tuple[np.ndarray, np.ndarray]:
     """The published figures of many cells: (numbers, values), one row per cell, the counts
     (answers, valid, "Ved ikke") and the indicators (_FIGURE_NAMES order after the counts),
@@ -1172,7 +1229,7 @@ def _figure_arrays(
     ``counts`` has one row per (cell, stratum), a cell's rows contiguous from ``starts``, with
     the stratum's weight, fpc and n beside."""
     merged = np.add.reduceat(counts, starts, axis=0)
-    weighted = _ratio_estimates(counts, weight, fpc, n, starts)
+    weighted = _ratio_estimates(counts, weight, fpc, n, starts, lonely=lonely)
     unweighted = _plain_estimates(merged)
     valid = merged[:, : len(SCORES)].sum(axis=1).round().astype(np.int64)
     dont_know = merged[:, len(SCORES)].round().astype(np.int64)

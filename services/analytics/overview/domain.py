@@ -1,5 +1,6 @@
 """The overview's pure rules: the figures per municipality and in total from the sources'
-snapshots, and what the round waits for, in Danish (no I/O; the clock passed in)."""
+snapshots, what the round waits for, in Danish, and how representative the answers are so far
+(no I/O; the clock passed in)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from collections import Counter, defaultdict
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from services.analytics.overview.schemas import DeliveryOut, Figures, MessageCount
+from services.analytics.domain.representativeness import SampleCell, reading_da
+from services.analytics.domain.representativeness import representativeness as measure
+from services.analytics.overview.schemas import DeliveryOut, Figures, MessageCount, Representativeness
 
 LOCAL = ZoneInfo("Europe/Copenhagen")
 TOTAL = "total"
@@ -158,3 +161,57 @@ def rates(figures: Figures) -> None:
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
+
+
+# -- representativeness: response rates by band, R-indicator ------------------------------------------
+
+BAND_DIMENSIONS = ("gender", "age_band", "duration_band")
+
+
+def representativeness(
+    sampled: list[tuple], answered: list[tuple], min_count: int
+) -> tuple[dict[str, Representativeness], Representativeness | None]:
+    """Per municipality and for the whole round: response rates by band (hidden where fewer than
+    ``min_count`` answered or did not answer), the R-indicator, CV and partial R-indicators of
+    a propensity model on the frame variables (the municipality too, nationally).
+
+    ``sampled``: (kommunekode, maalgruppe, gender, age_band, duration_band, design weight,
+    citizens); ``answered``: (kommunekode, maalgruppe, gender, age_band, duration_band, citizens)."""
+    weight: dict[tuple, float] = {}
+    count: dict[tuple, int] = defaultdict(int)
+    for k, g, gender, age, duration, w, n in sampled:
+        weight[(k, g, gender, age, duration)] = float(w)
+        count[(k, g, gender, age, duration)] += int(n)
+    got: dict[tuple, int] = defaultdict(int)
+    for k, g, gender, age, duration, n in answered:
+        if (k, g, gender, age, duration) in count:
+            got[(k, g, gender, age, duration)] += int(n)
+    variables = ("maalgruppe", *BAND_DIMENSIONS)
+
+    def figures(keys: list[tuple], with_kommune: bool) -> Representativeness:
+        cells = [
+            SampleCell((key[0], *key[1:]) if with_kommune else key[1:], weight[key], count[key], min(got[key], count[key]))
+            for key in keys
+        ]
+        names = ("kommunekode", *variables) if with_kommune else variables
+        total, answers = sum(c.sampled for c in cells), sum(c.answered for c in cells)
+        rates: dict[str, dict[str, float | None]] = {}
+        for j, dim in enumerate(BAND_DIMENSIONS, start=1):
+            per: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+            for key in keys:
+                per[key[1 + j]][0] += count[key]
+                per[key[1 + j]][1] += min(got[key], count[key])
+            rates[dim] = {lvl: (a / s if a >= min_count and s - a >= min_count else None) for lvl, (s, a) in sorted(per.items())}
+        if answers == 0 or answers == total:
+            return Representativeness(sampled=total, answered=answers, response_rates=rates,
+                                      reading="Ingen forskel at måle endnu: " + ("ingen har svaret." if answers == 0 else "alle har svaret."))
+        r = measure(cells, names)
+        return Representativeness(sampled=total, answered=answers, r_indicator=r.r_indicator, cv=r.cv,
+                                  partial_r=r.partial_unconditional, response_rates=rates, reading=reading_da(r))
+
+    by_kommune: dict[str, list[tuple]] = defaultdict(list)
+    for key in count:
+        by_kommune[key[0]].append(key)
+    municipal = {k: figures(sorted(keys), False) for k, keys in by_kommune.items()}
+    national = figures(sorted(count), True) if count else None
+    return municipal, national

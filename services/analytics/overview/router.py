@@ -40,6 +40,8 @@ PHASE_LABELS = {
 STEP_LABELS = {"invitation": "invitation", "reminder_1": "1. påmindelse", "reminder_2": "2. påmindelse"}
 CHANNEL_LABELS = {"letter": "brev", "sms": "sms", "paper_exempt": "spørgeskema på papir (fritaget for Digital Post)",
                   "paper_all": "spørgeskema på papir (alle uden svar)"}
+PARTIAL_LABELS = {"maalgruppe": "målgruppe", "gender": "køn", "age_band": "aldersgruppe", "duration_band": "varighed",
+                  "kommunekode": "kommune"}
 SENDING_LABELS = {
     "waiting_for_definition": "venter på rundens definition", "waiting_for_schedule": "venter på udsendelsesdatoer",
     "scheduled": "planlagt, intet sendt endnu", "sending": "sender", "outside_window": "uden for udsendelsesvinduet",
@@ -50,7 +52,7 @@ SENDING_LABELS = {
 async def _overview(request: Request, round_id: str) -> RoundOverview:
     async with request.app.state.runtime.uow() as uow:
         try:
-            return await service.round_overview(uow, round_id)
+            return await service.round_overview(uow, round_id, min_count=request.app.state.settings.suppression_threshold)
         except service.RoundUnknown:
             raise HTTPException(404, detail=f"nothing of round {round_id} has reached analytics") from None
 
@@ -71,5 +73,6 @@ async def round_overview_page(request: Request, round_id: str = P(pattern=ROUND)
     return _secure(templates.TemplateResponse(request, "round_overview.html", {
         "o": overview, "subject": principal.subject, "status_labels": STATUS_LABELS, "phase_labels": PHASE_LABELS,
         "step_labels": STEP_LABELS, "sending_labels": SENDING_LABELS, "channel_labels": CHANNEL_LABELS,
+        "partial_labels": PARTIAL_LABELS, "min_count": request.app.state.settings.suppression_threshold,
     }))
 

@@ -37,6 +37,21 @@ class MessageCount(BaseModel):
                          "(no phone for an SMS)")
 
 
+class Representativeness(BaseModel):
+    """How well the respondents represent the sample (domain/representativeness.py)."""
+
+    sampled: int = Field(description="Citizens sampled (sample.drawn)")
+    answered: int = Field(description="Of them, citizens who answered")
+    r_indicator: float | None = Field(None, description="R = 1 - 2 S(rho): 1 when every group answers alike (Schouten et al. 2009)")
+    cv: float | None = Field(None, description="Coefficient of variation of the response propensities, S(rho) / mean")
+    partial_r: dict[str, float] = Field({}, description="Unconditional partial R-indicator per frame variable: how much it "
+                                                         "makes response uneven")
+    response_rates: dict[str, dict[str, float | None]] = Field(
+        {}, description="Response rate (answered / sampled) per gender, age band and duration band; null where fewer than the "
+                        "suppression threshold answered or did not answer")
+    reading: str = Field("", description="A plain-language Danish reading")
+
+
 class Figures(BaseModel):
     """One municipality's figures, or the round's total (kommunekode "total")."""
 
@@ -66,6 +81,7 @@ class Figures(BaseModel):
     answers: int = Field(0, description="Citizens who answered (persons)")
     response_rate: float | None = Field(None, description="answers / sample")
     answers_by_day: list[int] = Field([], description="Answers on day 0, 1, ... since the invitation")
+    representativeness: Representativeness | None = Field(None, description="None before the sample has reached analytics")
 
 
 class RoundOverview(BaseModel):

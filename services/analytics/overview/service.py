@@ -7,7 +7,8 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from services.analytics.models import Invited, ResponseFact
+from services.analytics.domain.suppression import SUPPRESSION_THRESHOLD
+from services.analytics.models import Invited, ResponseFact, SampleChunk
 from services.analytics.overview import domain
 from services.analytics.overview.models import OverviewDelivery, OverviewRound, OverviewSnapshot
 from services.analytics.overview.schemas import Figures, RoundOverview
@@ -35,7 +36,7 @@ async def list_rounds(uow: UnitOfWork) -> list[tuple[str, str, str]]:
     return [tuple(row) for row in rows.all()]
 
 
-async def round_overview(uow: UnitOfWork, round_id: str, now: datetime | None = None) -> RoundOverview:
+async def round_overview(uow: UnitOfWork, round_id: str, now: datetime | None = None, min_count: int = SUPPRESSION_THRESHOLD) -> RoundOverview:
     now = now or domain.now_utc()
     session = uow.session
     # One snapshot of every table read.
@@ -114,7 +115,25 @@ async def round_overview(uow: UnitOfWork, round_id: str, now: datetime | None = 
     for f in by_kommune.values():
         f.answers_by_day = per_day.get(f.kommunekode, [0] * len(days))
         domain.rates(f)
+    # Representativeness: the sampled (sample.drawn's persons, counted per chunk) against who answered.
+    sampled = [
+        (k, *cell)
+        for k, cells in (await session.execute(
+            sa.select(SampleChunk.kommunekode, SampleChunk.cells).where(SampleChunk.round_id == round_id)
+        )).all()
+        for cell in cells
+    ]
+    f_ = ResponseFact
+    answered = [tuple(row) for row in (await session.execute(
+        sa.select(f_.kommunekode, f_.maalgruppe, f_.gender, f_.age_band, f_.duration_band, sa.func.count())
+        .where(f_.round_id == round_id).group_by(f_.kommunekode, f_.maalgruppe, f_.gender, f_.age_band, f_.duration_band)
+    )).all()]
+    municipal, national = domain.representativeness(sampled, answered, min_count)
+    for kommunekode, figures_of in municipal.items():
+        figures(kommunekode).representativeness = figures_of
     municipalities = sorted(by_kommune.values(), key=lambda f: f.kommunekode)
+    total = domain.total_of(municipalities, len(days), target)
+    total.representativeness = national
     return RoundOverview(
         round_id=round_id,
         name=definition.get("name"),
@@ -133,7 +152,7 @@ async def round_overview(uow: UnitOfWork, round_id: str, now: datetime | None = 
         sending=dispatch.get("sending"),
         days=days,
         municipalities=municipalities,
-        total=domain.total_of(municipalities, len(days), target),
+        total=total,
         sampling_as_of=snapshots.get("sampling", (None, None))[0],
         dispatch_as_of=snapshots.get("dispatch", (None, None))[0],
     )

@@ -33,7 +33,7 @@ from services.sampling.service.frame import (
     stratum_key,
 )
 from services.sampling.service.rounds import require_round
-from services.sampling.service.views import allocation_table, margins_json, sampling_progress
+from services.sampling.service.views import allocation_table, frame_margins, margins_json, sampling_progress
 from shared.audit import record
 from shared.bus import UnitOfWork
 from shared.events import Bands, Envelope, SampledPerson, SampleDrawn, StratumSummary
@@ -407,7 +407,7 @@ async def draw(
     locked = await _lock_round(uow, settings, round_id, force)
     recent_draws = await recent_draw_ids(uow, round_id, locked.reference_date, locked.recent_rounds)
     clock.lap("lock")
-    scanned = await scan_draw_frame(uow, round_id, recent_draws)
+    scanned = await scan_draw_frame(uow, round_id, recent_draws, cells=True)
     counts = scanned.counts
     clock.lap("frame counts (cells, exclusions, margins, duplicates)")
     allocation = _allocate(locked, scanned, round_id, sample_per_stratum)
@@ -427,6 +427,9 @@ async def draw(
             resource={"round_id": round_id, "draw_id": str(draw_id), **locked.readiness.to_json()},
         )
     uow.publish(sampling_progress(round_id, "drawn", table, counts, locked.rules, draw_id=draw_id, forced=locked.forced))
+    # The population the round estimates for, counted by cell (analytics calibrates to it).
+    for event in frame_margins(round_id, draw_id, scanned.cells, settings.event_chunk_size):
+        uow.publish(event)
     await uow.commit()
     clock.lap("commit")
     return _draw_result(locked, counts, allocation, draw_id=draw_id, round_id=round_id, seed=seed)

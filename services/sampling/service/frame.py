@@ -140,6 +140,9 @@ class DrawFrame:
     counts: FrameCounts
     margins: Margins
     duplicates: int
+    # The eligible frame per (kommunekode, maalgruppe, gender, age_band, duration_band): the
+    # population cells of frame.margins (only when asked for: scan_draw_frame(cells=True)).
+    cells: list[tuple[str, str, str, str, str, int]] = field(default_factory=list)
 
 
 def _scan_sql(with_recent_draws: bool) -> str:
@@ -147,14 +150,35 @@ def _scan_sql(with_recent_draws: bool) -> str:
     municipality, the units by target group and every reason's flag (in precedence order), then
     the eligible units' band counts. The flag columns and the eligibility condition come from
     ``domain.exclusions`` (UNIT_FLAGS, eligible_sql)."""
+    g_conditions = unit_conditions("g", "g.recently_sampled")
+    reason_columns = ", ".join(g_conditions[reason] for reason in ExclusionReason)
+    no_reasons = ", ".join("false" for _ in ExclusionReason)
+    return _frame_ctes(with_recent_draws) + f"""
+        SELECT 'maalgruppe' AS variable, kommunekode, maalgruppe AS value, {reason_columns}, sum(n)::bigint AS n
+            FROM g WHERE n > 0 GROUP BY kommunekode, maalgruppe, {reason_columns}
+        UNION ALL SELECT 'gender', kommunekode, gender, {no_reasons}, sum(n)::bigint FROM e GROUP BY 2, 3
+        UNION ALL SELECT 'age_band', kommunekode, age_band, {no_reasons}, sum(n)::bigint FROM e GROUP BY 2, 3
+        UNION ALL SELECT 'duration_band', kommunekode, duration_band, {no_reasons}, sum(n)::bigint FROM e GROUP BY 2, 3
+        """
+
+
+def _cells_sql(with_recent_draws: bool) -> str:
+    """The eligible frame counted per municipality x target group x gender x age band x duration
+    band (the cells of frame.margins), over the same counts as _scan_sql."""
+    return _frame_ctes(with_recent_draws) + """
+        SELECT kommunekode, maalgruppe, gender, age_band, duration_band, sum(n)::bigint AS n
+        FROM e GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+        """
+
+
+def _frame_ctes(with_recent_draws: bool) -> str:
+    """The common table expressions of _scan_sql and _cells_sql: ``g`` the round's counts by
+    cell and every reason's flag, ``e`` its eligible cells."""
     recent = "$2::uuid[]" if with_recent_draws else "'{}'::uuid[]"
     flags = list(UNIT_FLAGS.values())
     cell = "kommunekode, maalgruppe, gender, age_band, duration_band"
     group = ", ".join(str(i) for i in range(1, 6 + len(flags)))
     c_flags = ", ".join(f"c.{f}" for f in flags)
-    g_conditions = unit_conditions("g", "g.recently_sampled")
-    reason_columns = ", ".join(g_conditions[reason] for reason in ExclusionReason)
-    no_reasons = ", ".join("false" for _ in ExclusionReason)
     return f"""
         WITH active AS (
             SELECT delivery_id, kommunekode FROM {SCHEMA}.frame_delivery WHERE round_id = $1 AND active
@@ -176,18 +200,13 @@ def _scan_sql(with_recent_draws: bool) -> str:
             UNION ALL
             SELECT {cell}, {", ".join(flags)}, true, n FROM recent
         ), e AS (
-            SELECT * FROM g WHERE {eligible_sql(g_conditions)} AND n > 0
+            SELECT * FROM g WHERE {eligible_sql(unit_conditions("g", "g.recently_sampled"))} AND n > 0
         )
-        SELECT 'maalgruppe' AS variable, kommunekode, maalgruppe AS value, {reason_columns}, sum(n)::bigint AS n
-            FROM g WHERE n > 0 GROUP BY kommunekode, maalgruppe, {reason_columns}
-        UNION ALL SELECT 'gender', kommunekode, gender, {no_reasons}, sum(n)::bigint FROM e GROUP BY 2, 3
-        UNION ALL SELECT 'age_band', kommunekode, age_band, {no_reasons}, sum(n)::bigint FROM e GROUP BY 2, 3
-        UNION ALL SELECT 'duration_band', kommunekode, duration_band, {no_reasons}, sum(n)::bigint FROM e GROUP BY 2, 3
         """
 
 
 async def scan_draw_frame(
-    uow: UnitOfWork, round_id: str, recent_draws: list[uuid.UUID], *, duplicates: bool = True
+    uow: UnitOfWork, round_id: str, recent_draws: list[uuid.UUID], *, duplicates: bool = True, cells: bool = False
 ) -> DrawFrame:
     """count_frame, the margins and the duplicate check, without scanning the frame's units.
 
@@ -202,6 +221,10 @@ async def scan_draw_frame(
     raw = await raw_connection(uow)
     rows = await raw.fetch(_scan_sql(bool(recent_draws)), round_id, *([recent_draws] if recent_draws else []))
     duplicate_count = await raw.fetchval(_DUPLICATES_SQL, round_id, recent_draws) if duplicates else 0
+    population_cells = (
+        [tuple(r) for r in await raw.fetch(_cells_sql(bool(recent_draws)), round_id, *([recent_draws] if recent_draws else []))]
+        if cells else []
+    )
     counts = FrameCounts()
     strata: dict[StratumKey, int] = {}
     variables: dict[str, dict[tuple[str, str], int]] = {name: {} for name in BAND_VARIABLES}
@@ -233,7 +256,7 @@ async def scan_draw_frame(
         municipalities=dict(sorted(municipalities.items())),
         variables={name: dict(sorted(c.items())) for name, c in variables.items()},
     )
-    return DrawFrame(counts, margins, duplicate_count)
+    return DrawFrame(counts, margins, duplicate_count, population_cells)
 
 
 # The eligible pseudonyms that occur more than once in the round's active frame ($1 round, $2

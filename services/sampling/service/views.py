@@ -27,7 +27,7 @@ from services.sampling.schemas import (
 from services.sampling.service.frame import FrameCounts, count_frame, recent_draw_ids, round_reference_date, stratum_key
 from services.sampling.service.rounds import require_round
 from shared.bus import UnitOfWork
-from shared.events import SamplingMunicipality, SamplingProgress
+from shared.events import Bands, FrameMargins, PopulationCell, SamplingMunicipality, SamplingProgress
 
 
 async def frame_summary(uow: UnitOfWork, settings: SamplingSettings, round_id: str) -> FrameSummary:
@@ -132,6 +132,36 @@ def sampling_progress(
         ],
         as_of=datetime.now(UTC),
     )
+
+
+def frame_margins(
+    round_id: str, draw_id: uuid.UUID, cells: list[tuple[str, str, str, str, str, int]], chunk_size: int
+) -> list[FrameMargins]:
+    """The frame.margins events of a draw: per municipality, its eligible frame's cells
+    (``cells``: kommunekode, maalgruppe, gender, age band, duration band, citizens, as
+    frame.scan_draw_frame counts them) in chunks of at most ``chunk_size`` cells, the last one
+    final with the chunk count and the municipality's population."""
+    by_kommune: dict[str, list[PopulationCell]] = defaultdict(list)
+    for kommunekode, maalgruppe, gender, age_band, duration_band, n in cells:
+        if n > 0:
+            by_kommune[kommunekode].append(
+                PopulationCell(maalgruppe=maalgruppe, bands=Bands(gender=gender, age_band=age_band, duration_band=duration_band), population=n)
+            )
+    events = []
+    for kommunekode in sorted(by_kommune):
+        of_kommune = by_kommune[kommunekode]
+        chunk_count = -(-len(of_kommune) // chunk_size)
+        for chunk_no in range(chunk_count):
+            final = chunk_no == chunk_count - 1
+            events.append(
+                FrameMargins(
+                    round_id=round_id, kommunekode=kommunekode, draw_id=draw_id, chunk_no=chunk_no, final=final,
+                    chunk_count=chunk_count if final else None,
+                    population=sum(c.population for c in of_kommune) if final else None,
+                    cells=of_kommune[chunk_no * chunk_size:(chunk_no + 1) * chunk_size],
+                )
+            )
+    return events
 
 
 def margins_json(margins: Margins) -> dict:

@@ -8,11 +8,13 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from dashboard_helpers import ROUNDS, demo_round
 from services.analytics.builder import round_info
 from services.analytics.config import AnalyticsSettings
 from services.analytics.main import create_app
+from services.analytics.models import PopulationCell
 from shared.testing.fixtures import (
     bearer,
     create_test_database,
@@ -26,6 +28,20 @@ from shared.testing.round import round_defined_event
 
 async def produce(bootstrap: str, prefix: str, payloads) -> None:
     await publish_events(bootstrap, prefix, payloads)
+
+
+async def wait_for_population(app, round_id: str, cells: int, timeout: float = 60) -> None:
+    """Until analytics holds the round's population cells (frame.margins): they come on a topic
+    of their own, so the answers' release would otherwise be cut with or without them."""
+    async with asyncio.timeout(timeout):
+        while True:
+            async with app.state.runtime.uow() as uow:
+                held = await uow.session.scalar(
+                    sa.select(sa.func.count()).select_from(PopulationCell).where(PopulationCell.round_id == round_id)
+                )
+            if held == cells:
+                return
+            await asyncio.sleep(0.2)
 
 
 async def wait_for_counts(client, token: str, round_id: str, invited: int, answers: int, timeout: float = 90) -> None:
@@ -81,6 +97,8 @@ async def app_and_client(module_env, kafka_bootstrap, tokens):
             )
             await produce(kafka_bootstrap, prefix, [definition])
             await produce(kafka_bootstrap, prefix, rnd.samples)
+            await produce(kafka_bootstrap, prefix, rnd.margins)
+            await wait_for_population(app, round_id, sum(len(e.cells) for e in rnd.margins))
             await produce(kafka_bootstrap, prefix, rnd.invitations)
             await produce(kafka_bootstrap, prefix, responses)
             await wait_for_counts(client, tokens["kl"], round_id, len(rnd.invitations), len(responses))

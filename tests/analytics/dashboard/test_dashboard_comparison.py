@@ -4,6 +4,7 @@ demo round's events, the pages and the deck against each other and the API."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import math
@@ -13,6 +14,7 @@ from collections import defaultdict
 
 import numpy as np
 import pytest
+import sqlalchemy as sa
 from pptx import Presentation
 
 from dashboard_helpers import KOMMUNER, QUESTIONS, Tables, demo_round
@@ -21,7 +23,8 @@ from services.analytics.dashboard import comparison
 from services.analytics.dashboard.texts import question_label
 from services.analytics.domain.answers import answer_code
 from services.analytics.domain.publication import StratumInfo, design_strata
-from shared.testing.fixtures import bearer
+from services.analytics.models import PopulationCell
+from shared.testing.fixtures import bearer, publish_events
 
 R = "2026-1"
 BANDS = ("maalgruppe", "gender", "age_band", "duration_band")
@@ -207,27 +210,43 @@ async def test_group_figure_for_one_municipality_equals_the_published_cell(app, 
         assert math.isclose(cell.mean, row["mean"], rel_tol=1e-12) and math.isclose(cell.se, row["mean_se"], rel_tol=1e-9)
         checked += 1
     assert checked >= 3
-    # The mix: the target groups' from the frame (N_h), exactly; the others the published respondents.
+    # The mix is the population's (frame.margins), every variable, for every municipality:
+    # published or suppressed respondents play no part.
     respondents = {}
     for r in publication.indicators(publication.questions()[0]):
         if r["kommunekode"] != "national" and r["level"] != "total" and r["dimension"] != "maalgruppe":
             respondents.setdefault(r["kommunekode"], {}).setdefault(r["dimension"], {})[r["level"]] = r["n_respondents"]
     mix = comparison.composition(data, respondents)
     rnd, _ = demo_round(R)
-    assert mix, "some municipality must have its composition published"
-    for k in mix:
+    assert set(mix) == set(KOMMUNER)
+    for k in KOMMUNER:
+        assert mix[k] == population_mix(rnd, k)
         pops = {h.split(":")[1]: n for h, n in rnd.population.items() if h.startswith(f"{k}:")}
         for g, n in pops.items():
             assert math.isclose(mix[k]["maalgruppe"][g], n / sum(pops.values()), rel_tol=1e-12)
-        for dim, levels in respondents[k].items():
-            assert mix[k][dim] == pytest.approx({lvl: v / sum(levels.values()) for lvl, v in levels.items()}, rel=1e-12)
+    # ... and it differs from the respondents' mix (the population leans older, the answers do not).
+    k = KOMMUNER[0]
+    people = respondents[k]["age_band"]
+    assert None not in people.values()
+    assert max(abs(mix[k]["age_band"][lvl] - n / sum(people.values())) for lvl, n in people.items()) > 0.05
+
+
+def population_mix(rnd, kommune: str) -> dict[str, dict[str, float]]:
+    """Shares per variable of the municipality's population, from the demo round's frame.margins."""
+    counts: dict[str, dict[str, int]] = {d: defaultdict(int) for d in BANDS}
+    for event in rnd.margins:
+        if event.kommunekode == kommune:
+            for c in event.cells:
+                for dim, lvl in zip(BANDS, (c.maalgruppe, c.bands.gender, c.bands.age_band, c.bands.duration_band)):
+                    counts[dim][lvl] += c.population
+    return {d: {lvl: n / sum(levels.values()) for lvl, n in levels.items()} for d, levels in counts.items()}
 
 
 async def test_fair_page_numbers_equal_independent_computation(client, tokens):
     """The fair comparison from published figures and an independent fit: E_k is the unit-level
-    model's prediction at the municipality's published composition (frame mix of target groups,
-    published respondents per level), adjusted = published national + published raw - E_k, and
-    the group's figure weights the members' suppressed strata as one class."""
+    model's prediction at the municipality's population mix (frame.margins), adjusted =
+    published national + published raw - E_k, and the group's figure weights the members'
+    suppressed strata as one class."""
     kl = bearer(tokens["kl"])
     units = unit_level(R, "q13")
     # independent: unit-level dummies and normal equations
@@ -239,12 +258,8 @@ async def test_fair_page_numbers_equal_independent_computation(client, tokens):
     api = (await client.get(f"/rounds/{R}/indicators", params={"question": "q13"}, headers=kl)).json()["rows"]
     cell = {(r["dimension"], r["kommunekode"], r["level"]): r for r in api}
     rnd, _ = demo_round(R)
-    pops = {h.split(":")[1]: n for h, n in rnd.population.items() if h.startswith("751:")}
-    mix = [{g: n / sum(pops.values()) for g, n in pops.items()}]
-    for dim in BANDS[1:]:
-        people = {lvl: cell[(dim, "751", lvl)]["n_respondents"] for lvl in levels[BANDS.index(dim)]}
-        assert None not in people.values(), "the demo round publishes 751's composition"
-        mix.append({lvl: n / sum(people.values()) for lvl, n in people.items()})
+    population = population_mix(rnd, "751")
+    mix = [population[dim] for dim in BANDS]
     expected = beta[0] + sum(share.get(lvl, 0.0) * b for share, lvl, b in zip(
         [m for i, m in enumerate(mix) for _ in levels[i][1:]], [lvl for i in range(4) for lvl in levels[i][1:]], beta[1:]))
     observed, national = cell[("maalgruppe", "751", "total")]["mean"], cell[("maalgruppe", "national", "total")]["mean"]
@@ -310,3 +325,28 @@ async def test_round_deck_carries_comparable_and_adjusted_figures(client, tokens
     want = [values[0], values[2], values[3], values[4]]
     for g, v in zip(got, want):
         assert (g is None and v is None) or math.isclose(g, v, rel_tol=1e-12)
+
+
+async def test_population_cells_are_set_not_added_when_frame_margins_come_again(app, kafka_bootstrap, module_env):
+    """frame.margins delivered twice (a relay's retry publishes a new envelope of the same
+    chunk): the population cells hold the frame's counts once."""
+    rnd, _ = demo_round(R)
+    processed = sa.text("SELECT count(*) FROM analytics.processed_event")
+    async with app.state.runtime.uow() as uow:
+        before = await uow.session.scalar(processed)
+    await publish_events(kafka_bootstrap, module_env["KAFKA_TOPIC_PREFIX"], rnd.margins)
+    async with asyncio.timeout(30):
+        while True:
+            async with app.state.runtime.uow() as uow:
+                if await uow.session.scalar(processed) >= before + len(rnd.margins):
+                    break
+            await asyncio.sleep(0.2)
+    cell = PopulationCell
+    async with app.state.runtime.uow() as uow:
+        rows = (await uow.session.execute(
+            sa.select(cell.kommunekode, cell.maalgruppe, cell.gender, cell.age_band, cell.duration_band, cell.population)
+            .where(cell.round_id == R)
+        )).all()
+    expected = {(e.kommunekode, c.maalgruppe, c.bands.gender, c.bands.age_band, c.bands.duration_band): c.population
+                for e in rnd.margins for c in e.cells}
+    assert {tuple(r[:5]): r[5] for r in rows} == expected

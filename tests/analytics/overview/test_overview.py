@@ -27,6 +27,8 @@ from shared.events import (
     DispatchStepCount,
     InvitationSent,
     ResponseSubmitted,
+    SampledPerson,
+    SampleDrawn,
     SamplingMunicipality,
     SamplingProgress,
 )
@@ -87,6 +89,20 @@ def dispatch(as_of: datetime, sent_101: int) -> DispatchProgress:
     )
 
 
+def bands_of(i: int) -> Bands:
+    return Bands(gender="KM"[i % 2], age_band=("18-29", "30-39", "50+")[i % 3], duration_band="0-6m")
+
+
+def sample_events(round_id: str, sizes, bands=lambda k, i: bands_of(i)) -> list[SampleDrawn]:
+    """sample.drawn chunks with the persons invited (their bands), no strata summary."""
+    return [
+        SampleDrawn(round_id=round_id, kommunekode=k, draw_id=uuid.UUID(int=1), seed=1, chunk_no=0, final=True, chunk_count=1,
+                    persons=[SampledPerson(pseudonym=f"{k}{i:061d}", maalgruppe="dagpenge", stratum=f"{k}:dagpenge",
+                                           bands=bands(k, i), inclusion_probability=0.5, design_weight=2.0) for i in range(n)])
+        for k, n in sizes
+    ]
+
+
 def citizen_events() -> tuple[list[InvitationSent], list[ResponseSubmitted]]:
     invitations, answers = [], []
     for kommunekode, invited, answered in (("101", 19, 5), ("751", 12, 3)):
@@ -101,7 +117,7 @@ def citizen_events() -> tuple[list[InvitationSent], list[ResponseSubmitted]]:
                 answers.append(ResponseSubmitted(
                     round_id=R, kommunekode=kommunekode, pseudonym=pseudonym, questionnaire_id="kl_core",
                     questionnaire_version=1, mode="web", maalgruppe="dagpenge", stratum=stratum,
-                    bands=Bands(gender="K", age_band="30-39", duration_band="0-6m"), design_weight=1.0,
+                    bands=bands_of(i), design_weight=2.0,
                     answers={"q1": 4}, submitted_at=INVITATION_AT + timedelta(minutes=5) + timedelta(days=min(i, 2)),
                 ))
     return invitations, answers
@@ -146,16 +162,19 @@ async def app_and_client(postgres_admin_url, kafka_bootstrap, dev_issuer, data_k
         await publish_events(kafka_bootstrap, prefix, [
             round_defined_event(R, revision=1, phase="collecting_extracts", kommuner=["101", "147", "751"]), definition,
             *deliveries(), sampling("proposed", t0 - timedelta(minutes=5), 30), sampling("drawn", t0, 20),
-            dispatch(t0 - timedelta(seconds=5), 10), dispatch(t0, 19), *invitations, *answers,
+            dispatch(t0 - timedelta(seconds=5), 10), dispatch(t0, 19), *sample_events(R, [("101", 19), ("751", 12)]),
+            *invitations, *answers,
         ])
         await wait_until(client, tokens["operator"], lambda b: b["total"]["answers"] == len(answers) and b["sending"]
                          and b["total"]["invited"] == len(invitations) and b["sampling_stage"] == "drawn" and b["phase"] == "in_fieldwork"
-                         and b["dispatch_as_of"] and len(b["total"]["deliveries"]) == 3)
+                         and b["dispatch_as_of"] and len(b["total"]["deliveries"]) == 3
+                         and (b["total"]["representativeness"] or {}).get("sampled") == len(invitations))
         # Replays (new event ids, as a re-publication), an older snapshot arriving late, and an
         # older revision of the round: nothing changes.
         await publish_events(kafka_bootstrap, prefix, [
             definition, round_defined_event(R, revision=2, phase="sample_drawn"), *deliveries(),
             sampling("confirmed", t0 - timedelta(minutes=1), 30), dispatch(t0 - timedelta(seconds=1), 3), *answers[:3],
+            *sample_events(R, [("101", 19), ("751", 12)]),
             round_defined_event("ov-marker", phase="planned"),
         ])
         async with asyncio.timeout(60):  # the marker round comes after the replays on the same topic
@@ -203,6 +222,8 @@ async def test_the_overview_api_counts_what_the_events_say(client, tokens):
     assert total["response_rate"] == pytest.approx(8 / 32)
     assert total["answers_by_day"][:3] == [2, 2, 4] and len(total["answers_by_day"]) == len(body["days"])
     assert {(m["step"], m["channel"]): m["sent"] for m in total["messages"]}[("invitation", "letter")] == 31
+    # The sample's chunks, replayed, are counted once.
+    assert (total["representativeness"]["sampled"], total["representativeness"]["answered"]) == (31, 8)
 
 
 async def test_the_overviews_openapi_describes_every_field(client):
@@ -236,6 +257,78 @@ async def test_the_page_shows_the_figures_and_the_start_page_links_to_it(client,
     assert f'href="/dashboard/rounds/{R}"' in home.text
     home = await client.get("/dashboard/", headers=bearer(tokens["kl_reader"]))
     assert "/dashboard/rounds/" not in home.text
+
+
+async def test_representativeness_per_municipality_and_nationally(app_and_client, client, tokens, kafka_bootstrap):
+    """Response rates by band, the R-indicator, CV and partial R-indicators on the overview, as the
+    domain computes them from the sample and the answers; small groups' rates hidden; a Danish
+    reading on the page."""
+    import random
+
+    from services.analytics.domain.representativeness import SampleCell, representativeness
+
+    app, _ = app_and_client
+    rnd = random.Random(5)
+    ages = ("18-29", "30-39", "50+")
+    sizes = [("101", 240), ("751", 160), ("147", 12)]
+    people = {k: [Bands(gender=rnd.choice("KM"), age_band=rnd.choice(ages), duration_band=rnd.choice(["0-6m", "6m+"]))
+                  for _ in range(n)] for k, n in sizes}
+    responded = {k: [rnd.random() < (0.15 + 0.2 * ages.index(b.age_band) + 0.1 * (b.gender == "K")) for b in people[k]] for k, _ in sizes}
+    responded["147"] = [i >= 2 for i in range(12)]  # 10 of 12 answer: 2 non-answers would show through a rate
+    rid = "ov-rep"
+    answers = [
+        ResponseSubmitted(round_id=rid, kommunekode=k, pseudonym=f"{k}{i:061d}", questionnaire_id="kl_core", questionnaire_version=1,
+                          mode="web", maalgruppe="dagpenge", stratum=f"{k}:dagpenge", bands=people[k][i], design_weight=2.0,
+                          answers={"q1": 4}, submitted_at=INVITATION_AT)
+        for k, _ in sizes for i in range(len(people[k])) if responded[k][i]
+    ]
+    await publish_events(kafka_bootstrap, app.state.settings.kafka_topic_prefix, [
+        round_defined_event(rid, phase="in_fieldwork", kommuner=["101", "147", "751"]),
+        *sample_events(rid, sizes, bands=lambda k, i: people[k][i]),
+    ] + answers)
+    op = tokens["operator"]
+    async with asyncio.timeout(60):
+        while True:
+            r = await client.get(f"/rounds/{rid}/overview", headers=bearer(op))
+            body = r.json() if r.status_code == 200 else {}
+            rep = (body.get("total") or {}).get("representativeness") or {}
+            if rep.get("sampled") == 412 and rep.get("answered") == len(answers):
+                break
+            await asyncio.sleep(0.2)
+
+    def cells(keys):
+        counts = {}
+        for k, values, answered in keys:
+            c = counts.setdefault((k, *values), [0, 0])
+            c[0] += 1
+            c[1] += answered
+        return counts
+
+    units = [(k, (b.gender, b.age_band, b.duration_band), responded[k][i]) for k, _ in sizes for i, b in enumerate(people[k])]
+    national = representativeness(
+        [SampleCell((key[0], "dagpenge", *key[1:]), 2.0, s, a) for key, (s, a) in sorted(cells(units).items())],
+        ("kommunekode", "maalgruppe", "gender", "age_band", "duration_band"),
+    )
+    assert rep["r_indicator"] == pytest.approx(national.r_indicator, rel=1e-9) and rep["cv"] == pytest.approx(national.cv, rel=1e-9)
+    assert rep["partial_r"] == pytest.approx(national.partial_unconditional, rel=1e-9)
+    assert max(rep["partial_r"], key=rep["partial_r"].get) == "age_band"
+    by = {f["kommunekode"]: f["representativeness"] for f in body["municipalities"]}
+    aarhus = representativeness(
+        [SampleCell(("dagpenge", *key[1:]), 2.0, s, a) for key, (s, a) in sorted(cells([u for u in units if u[0] == "751"]).items())],
+        ("maalgruppe", "gender", "age_band", "duration_band"),
+    )
+    assert by["751"]["r_indicator"] == pytest.approx(aarhus.r_indicator, rel=1e-9)
+    # Rates by band: answered / sampled, hidden below 5 answers or 5 non-answers.
+    for band, index in (("gender", 0), ("age_band", 1), ("duration_band", 2)):
+        for level, rate in by["101"]["response_rates"][band].items():
+            mine = [u for u in units if u[0] == "101" and u[1][index] == level]
+            got = sum(u[2] for u in mine)
+            expected = got / len(mine) if got >= 5 and len(mine) - got >= 5 else None
+            assert rate == (None if expected is None else pytest.approx(expected)), (band, level)
+    assert all(rate is None for levels in by["147"]["response_rates"].values() for rate in levels.values())
+    page = await client.get(f"/dashboard/rounds/{rid}", headers=bearer(op))
+    assert page.status_code == 200 and "Ligner svarpersonerne stikprøven?" in page.text
+    assert rep["reading"] in page.text and "R-indikator" in rep["reading"] and "aldersgruppe" in rep["reading"]
 
 
 @pytest.fixture(scope="module")

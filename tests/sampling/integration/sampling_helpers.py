@@ -19,6 +19,7 @@ from shared.crypto import ContactDetails, new_key, seal_contact
 from shared.events import (
     Bands,
     Envelope,
+    FrameMargins,
     PopulationPerson,
     PopulationPersonV1,
     PopulationReceived,
@@ -153,6 +154,27 @@ async def consume_sample(bootstrap: str, prefix: str, round_id: str, expected_pe
                                 assert set(person) == SAMPLED_PERSON_FIELDS, sorted(person)
                                 assert set(person["bands"]) == {"gender", "age_band", "duration_band"}
                             assert b"contact" not in r.value
+                            out.append((r.value, event))
+    finally:
+        await consumer.stop()
+    return out
+
+
+async def consume_frame_margins(bootstrap: str, prefix: str, round_id: str, kommuner: set[str], timeout: float = 60) -> list[tuple[bytes, FrameMargins]]:
+    """The round's frame.margins chunks as published (raw bytes) and parsed, until every one of
+    `kommuner` has sent its final chunk."""
+    consumer = AIOKafkaConsumer(f"{prefix}frame.margins", bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    out: list[tuple[bytes, FrameMargins]] = []
+    try:
+        async with asyncio.timeout(timeout):
+            while {e.kommunekode for _, e in out if e.final} != kommuner:
+                batch = await consumer.getmany(timeout_ms=200)
+                for records in batch.values():
+                    for r in records:
+                        event = Envelope.model_validate_json(r.value).payload()
+                        assert isinstance(event, FrameMargins)
+                        if event.round_id == round_id:
                             out.append((r.value, event))
     finally:
         await consumer.stop()

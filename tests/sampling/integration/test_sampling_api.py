@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import uuid
 from collections import Counter, defaultdict
 from datetime import date
 
@@ -22,7 +23,7 @@ from shared.bus import UnitOfWork
 from shared.db import make_sessionmaker, to_async_url
 from shared.testing.fixtures import bearer, create_test_database, running_app, settings_from_env
 
-from sampling_helpers import citizens, consume_sample, delivery, frame_units, produce, wait_for_frame, with_contacts
+from sampling_helpers import citizens, consume_frame_margins, consume_sample, delivery, frame_units, produce, wait_for_frame, with_contacts
 
 REF = date(2025, 8, 1)
 SIZES = {"101": 1_800, "147": 300, "751": 40}
@@ -159,6 +160,25 @@ async def test_preview_adjust_confirm_draw_and_the_events_carry_exact_weights(se
         for m in r.json()["municipalities"]:
             assert m["population"] == expected_margins.municipalities[m["kommunekode"]]
             assert m["margins"] == expected_margins.for_municipality(m["kommunekode"])
+
+        # The population the round estimates for travels to analytics as frame.margins: the
+        # eligible frame (not the sample) per target group x gender x age band x duration band,
+        # counts only.
+        published = await consume_frame_margins(kafka_bootstrap, topic_prefix, round_id, set(SIZES))
+        expected_cells = Counter(
+            (u.kommunekode, u.maalgruppe, u.bands["gender"], u.bands["age_band"], u.bands["duration_band"]) for u in domain.eligible
+        )
+        got = Counter()
+        for raw, e in published:
+            assert e.draw_id == uuid.UUID(result["draw_id"])
+            assert b"pseudonym" not in raw and b"contact" not in raw
+            for c in e.cells:
+                got[(e.kommunekode, c.maalgruppe, c.bands.gender, c.bands.age_band, c.bands.duration_band)] += c.population
+        assert got == expected_cells
+        for kode in SIZES:
+            final = [e for _, e in published if e.kommunekode == kode and e.final]
+            assert len(final) == 1 and final[0].population == expected_margins.municipalities[kode]
+            assert final[0].chunk_count == sum(1 for _, e in published if e.kommunekode == kode)
 
 
 async def test_redelivery_recent_rounds_and_a_stale_allocation(service_env, dev_issuer, kafka_bootstrap, topic_prefix):
