@@ -60,7 +60,7 @@ def _invalid(result: ValidationResult, lang: str = "en") -> HTTPException:
 async def submit(request: Request, body: Submission, token: str = TOKEN) -> SubmissionReceipt:
     async with request.app.state.runtime.uow() as uow:
         try:
-            respondent = await service.submit(uow, request.app.state.settings, token, body.answers)
+            respondent = await service.submit(uow, request.app.state.settings, token, body.answers, language=body.language)
         except (service.UnknownLink, service.LinkUsed, service.LinkExpired) as exc:
             raise _link_error(request, exc) from None
         except service.InvalidAnswers as exc:
@@ -105,6 +105,7 @@ async def submit_paper(
                 body.answers,
                 mode="paper",
                 entered_by=principal.subject,
+                language=body.language,
                 # Checked before anything is read or written: an operator of one municipality
                 # cannot key in (or probe) another municipality's citizens.
                 authorize=lambda r: ensure_kommune_access(principal, r.kommunekode),

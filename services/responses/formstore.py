@@ -80,8 +80,8 @@ WITH spent AS (
     RETURNING token_hash
 ), answer AS (
     INSERT INTO {_RESPONSE} (id, token_hash, questionnaire_id, questionnaire_version, questionnaire_key,
-                             mode, entered_by, answers, submitted_at)
-    SELECT $3, token_hash, $4, $5, $6, 'web', NULL, $7::jsonb, $2 FROM spent
+                             mode, entered_by, answers, submitted_at, language)
+    SELECT $3, token_hash, $4, $5, $6, 'web', NULL, $7::jsonb, $2, $12 FROM spent
 ), event AS (
     INSERT INTO {_OUTBOX} (event_id, topic, key, envelope)
     SELECT $8, $9, $10, $11::jsonb FROM spent
@@ -186,7 +186,8 @@ class FormStore:
             return respondent, await build_for_key(respondent.questionnaire_key, fetch)  # type: ignore[arg-type]
 
     async def submit(
-        self, token: str, respondent: Respondent, questionnaire: Questionnaire, clean: Mapping[str, object]
+        self, token: str, respondent: Respondent, questionnaire: Questionnaire, clean: Mapping[str, object],
+        *, language: str = "da",
     ) -> None:
         """Spend the link, store the (validated, scrubbed) web answers and write response.submitted
         to the outbox, atomically. Raises LinkUsed / LinkExpired / UnknownLink when the link
@@ -206,6 +207,7 @@ class FormStore:
             arm=respondent.arm,
             answers=dict(clean),
             submitted_at=now,
+            language=language,
         )
         # The same envelope and outbox row as UnitOfWork.publish + flush_events write.
         envelope = wrap_for_outbox(event, source=self._settings.service_name)
@@ -223,6 +225,7 @@ class FormStore:
                 event.topic,
                 event.key(),
                 envelope.model_dump_json(),
+                language,
             )
             if not spent:
                 row = await connection.fetchrow(FIND, hash_token(token))

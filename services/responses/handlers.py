@@ -7,9 +7,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 import sqlalchemy as sa
 
+from services.responses.interviews import on_phones_released
 from services.responses.models import Respondent, RoundState
 from shared.bus import UnitOfWork
-from shared.events import Envelope, LinkIssued, RoundDefined
+from shared.events import Envelope, InterviewPhonesReleased, LinkIssued, RoundDefined
 
 
 async def on_link_issued(uow: UnitOfWork, envelope: Envelope, event: LinkIssued) -> None:
@@ -47,4 +48,4 @@ async def on_round_defined(uow: UnitOfWork, envelope: Envelope, event: RoundDefi
     )
 
 
-HANDLERS = {LinkIssued: on_link_issued, RoundDefined: on_round_defined}
+HANDLERS = {LinkIssued: on_link_issued, RoundDefined: on_round_defined, InterviewPhonesReleased: on_phones_released}

@@ -2,11 +2,15 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from shared.events import LANGUAGE_PATTERN
+
 AnswerValue = int | str | None
+LANGUAGE = Field("da", pattern=LANGUAGE_PATTERN, description="The language the citizen answered in (BCP 47, e.g. da, en)")
 
 
 class Submission(BaseModel):
     answers: dict[str, AnswerValue] = Field(max_length=200)
+    language: str = LANGUAGE
 
 
 class SubmissionReceipt(BaseModel):
@@ -20,6 +24,7 @@ class PaperSubmission(BaseModel):
 
     token: str = Field(pattern=r"^[A-Za-z0-9_-]{20,100}$")
     answers: dict[str, AnswerValue] = Field(max_length=200)
+    language: str = LANGUAGE  # the language of the paper form
 
 
 class PaperReceipt(BaseModel):

@@ -279,7 +279,7 @@ async def _save_page(request: Request, settings, form, token: str, n: int, lang:
         if sending:
             # Validated above against the citizen's questionnaire version; scrubbed before it is
             # stored or published; link spent, answers stored and event written in one statement.
-            await _store(request).submit(token, respondent, questionnaire, scrub_free_text(questionnaire, result.accepted))
+            await _store(request).submit(token, respondent, questionnaire, scrub_free_text(questionnaire, result.accepted), language=lang)
             return RedirectResponse(f"{_base(token)}/tak{q}", status_code=303)
         async with _uow(request) as uow:
             await service.save_draft(uow, settings, token, merged, n, respondent=respondent)

@@ -41,6 +41,9 @@ class RoundPlan(BaseModel):
     # {"sms_reminder": {"weight": 0.5, "reminder_channels": ["letter", "sms"]}, "no_sms": 0.5}
     arms: dict[str, ArmSpec] = Field(default_factory=dict)
     experiment_seed: str | None = None  # defaults to the round id
+    # Interviews by phone: the phone numbers of the round's citizens go, sealed, to the
+    # interviewer's page in responses (interview.phones_released). Off: no number leaves dispatch.
+    phone_interviews: bool = False
 
     @field_validator("arms", mode="before")
     @classmethod
