@@ -64,7 +64,7 @@ _NEXT = sa.text(
     "SELECT i.id" + _CALLABLE
     # The interviewer's own open call first (a reload shows the same citizen), then call backs
     # that are due, then the fewest calls so far.
-    + " ORDER BY (i.claimed_by = :me AND i.claimed_until > :now) DESC, i.call_back_at NULLS LAST, i.calls, i.id"
+    + " ORDER BY coalesce(i.claimed_by = :me AND i.claimed_until > :now, false) DESC, i.call_back_at NULLS LAST, i.calls, i.id"
     " LIMIT 1 FOR UPDATE OF i SKIP LOCKED"
 )
 _COUNT = sa.text("SELECT count(*)" + _CALLABLE)

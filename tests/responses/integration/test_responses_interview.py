@@ -161,6 +161,7 @@ async def test_one_citizen_at_a_time_and_the_english_interview(app, client, modu
     first = (await next_call(client, round_id, anna))[0]
     second = (await next_call(client, round_id, bo))[0]
     assert first and second and first != second  # two interviewers never call the same citizen
+    assert (await next_call(client, round_id, anna))[0] == first  # a reload shows one's own call again
     # Bo cannot record Anna's call while she has it.
     r = await client.post(f"/interview/rounds/{round_id}/calls/{first}/refused", headers=bo)
     assert r.status_code == 303 and r.headers["location"].endswith("done=taken")
