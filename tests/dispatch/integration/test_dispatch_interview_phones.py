@@ -65,3 +65,21 @@ async def test_a_round_without_interviews_releases_no_phone_number(service_env, 
     for event in sample(service_env, round_id, KOMMUNE, 3).events:
         await handle(runtime, handlers, event)
     assert await consume_all(service_env, "interview.phones_released", 0, timeout=3) == []
+
+
+async def test_the_plan_offers_interviews_only_where_the_interview_key_is_set(service_env, dev_issuer):
+    from services.dispatch.main import create_app
+    from shared.testing.fixtures import bearer, running_app
+
+    admin = bearer(dev_issuer.mint("kl-operator", ["rounds:admin", "kommuner:all"]))
+    round_id = f"plan-{uuid.uuid4().hex[:8]}"
+    async with running_app(create_app(make_settings(service_env))) as client:
+        r = await client.put(f"/rounds/{round_id}/plan", json={"phone_interviews": True}, headers=admin)
+        assert r.status_code == 200, r.text
+        assert r.json()["default"]["phone_interviews"] is True
+        assert (await client.get(f"/rounds/{round_id}/plan", headers=admin)).json()["default"]["phone_interviews"] is True
+    # Without the key a round could not release its numbers: refused when the plan is set, not at every release.
+    async with running_app(create_app(make_settings(service_env, interview_keys=None, interview_active_key_id=None))) as client:
+        r = await client.put(f"/rounds/{round_id}/plan/751", json={"phone_interviews": True}, headers=admin)
+        assert r.status_code == 422 and "INTERVIEW_KEYS" in r.text
+        assert (await client.put(f"/rounds/{round_id}/plan/751", json={"phone_interviews": False}, headers=admin)).status_code == 200
