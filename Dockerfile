@@ -2,6 +2,9 @@
 FROM python:3.11-slim AS base
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
+# DejaVu Sans: the letters' lines in Arabic, Ukrainian and Polish (services/dispatch/domain/letters.py);
+# the letters' own font, Vera, has no Arabic or Cyrillic.
+RUN apt-get update && apt-get install -y --no-install-recommends fonts-dejavu-core && rm -rf /var/lib/apt/lists/*
 
 # Dependencies first, so code changes do not reinstall them.
 COPY pyproject.toml ./

@@ -1,8 +1,8 @@
 """What disclosure control costs in published cells: the demo round and a national-size simulated
 round, built by the publication of a given git revision ("before") and of the working tree
-("after"), and the same round released as the release loop releases it: two fieldwork releases
-of response rates only (scope "rates"), more answers after each, then the final release of every
-cell. Prints counts and build times; asserts nothing.
+("after"), and the same round released as the release loop releases it (by both): fieldwork releases
+of response rates only (scope "rates", ``--rates-releases``), more answers after each, then the
+final release of every cell. Prints counts and build times; asserts nothing.
 
     .venv/bin/python bench/analytics_disclosure.py                  # before = abb8c3c
     .venv/bin/python bench/analytics_disclosure.py --before <rev> --national-respondents 60000
@@ -109,40 +109,43 @@ def summary(pub) -> dict:
     }
 
 
-def report(name: str, units, before) -> None:
+def report(name: str, units, before, rates_releases: int = 2) -> None:
     print(f"\n{name}: {len(units)} respondents, {len({u[0] for u in units})} strata")
     for label, module in (("before", before), ("after", after)):
         started = time.perf_counter()
         pub = module.build_publication("r", "kl", *inputs(units, module), min_count=5)
         print(f"  {label:<34} {time.perf_counter() - started:6.1f} s  " + "  ".join(f"{k}: {v}" for k, v in summary(pub).items()))
-    # A round as the release loop releases it: two fieldwork releases of response rates only,
-    # each followed by more answers (2 %, at least one), then the final release of every cell.
-    rng = random.Random(1)
-    step = max(1, len(units) // 50)
+    # A round as the release loop releases it: fieldwork releases of response rates only, each
+    # followed by more answers (2 %, at least one), then the final release of every cell.
+    for label, module in (("before", before), ("after", after)):
+        rng = random.Random(1)
+        step = max(1, len(units) // 50)
 
-    def more(previous):
-        return previous + [(*rng.choice(previous)[:4], {q: rng.choice([1, 2, 3, 4, 5]) for q in QUESTIONS}) for _ in range(step)]
+        def more(previous):
+            return previous + [(*rng.choice(previous)[:4], {q: rng.choice([1, 2, 3, 4, 5]) for q in QUESTIONS}) for _ in range(step)]
 
-    baseline, current = None, units
-    for label, scope in (("rates 1", "rates"), (f"rates 2 (+{step})", "rates"), (f"final after them (+{step})", "all")):
-        if baseline is not None:
-            current = more(current)
-        counts = inputs(current, after)
-        started = time.perf_counter()
-        pub = after.build_publication("r", "kl", *counts, min_count=5, baseline=baseline, scope=scope)
-        baseline = pub.baseline
-        print(f"  {label:<34} {time.perf_counter() - started:6.1f} s  " + "  ".join(f"{k}: {v}" for k, v in summary(pub).items()))
+        baseline, current = None, units
+        releases = [("rates 1", "rates")] + [(f"rates {i} (+{step})", "rates") for i in range(2, rates_releases + 1)]
+        for release, scope in (*releases, (f"final after them (+{step})", "all")):
+            if baseline is not None:
+                current = more(current)
+            counts = inputs(current, module)
+            started = time.perf_counter()
+            pub = module.build_publication("r", "kl", *counts, min_count=5, baseline=baseline, scope=scope)
+            baseline = pub.baseline
+            print(f"  {label} {release:<27} {time.perf_counter() - started:6.1f} s  " + "  ".join(f"{k}: {v}" for k, v in summary(pub).items()))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", default="abb8c3c", help="git revision of the publication to compare with")
     parser.add_argument("--national-respondents", type=int, default=60000)
+    parser.add_argument("--rates-releases", type=int, default=2, help="fieldwork releases before the final")
     args = parser.parse_args()
     before = domain_at(args.before)
     print(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
-    report("demo round", units_of_demo(), before)
-    report("national-size round", units_of_nation(args.national_respondents), before)
+    report("demo round", units_of_demo(), before, args.rates_releases)
+    report("national-size round", units_of_nation(args.national_respondents), before, args.rates_releases)
 
 
 if __name__ == "__main__":

@@ -278,6 +278,9 @@ class LinkIssued(EventPayload):
     design_weight: float
     arm: str | None = None  # response-rate experiment arm, if the round runs one
     expires_at: datetime
+    # Printed on the citizen's paper questionnaire (shared.answer_id); the paper entry finds the
+    # link by it. None from a dispatch that gave none.
+    answer_id: str | None = None
 
     def key(self) -> str:
         return self.pseudonym
@@ -434,6 +437,12 @@ class RoundDefined(EventPayload):
     phase: RoundPhase
     phase_changed_at: datetime
     implicit: bool = False  # a round that existed before rounds were defined, given a default definition
+    # The languages citizens may answer in (BCP 47 codes, services/responses/domain/languages.py);
+    # empty: every language whose translation meets ``translation_status``. Danish always.
+    languages: list[str] = Field(default_factory=list, max_length=20)
+    # The review status a translation needs to be offered: "reviewed" offers only translations a
+    # person has checked; "draft" also drafts nobody has checked yet.
+    translation_status: Literal["draft", "reviewed"] = "draft"
 
     def key(self) -> str:
         return self.round_id
@@ -598,6 +607,68 @@ class CitizenErased(EventPayload):
 
     def key(self) -> str:
         return str(self.request_id)
+
+
+# --- questionnaire.offered: responses -> dispatch (the paper questionnaire) -------------------------
+
+
+class PrintedOption(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    value: str  # the option code the paper entry keys in
+    label: str
+
+
+class PrintedQuestion(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    kind: str  # likert5 | single_choice | free_text
+    text: str
+    help: str | None = None
+    options: list[PrintedOption] = Field(default_factory=list)  # empty for free text
+    max_length: int | None = None
+
+
+class PrintedTheme(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    title: str
+    questions: list[PrintedQuestion]
+
+
+class PrintedQuestionnaire(BaseModel):
+    """One language of a questionnaire, flattened for print: every text in that language, or
+    the Danish text where the translation lacks it (``fallback_to_da`` names those questions)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    language: str
+    title: str
+    themes: list[PrintedTheme]
+    fallback_to_da: list[str] = Field(default_factory=list)
+
+
+class OfferedQuestionnaire(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version_key: str  # e.g. kl_core@1+lokal_751@2: what the paper entry validates against
+    languages: dict[str, PrintedQuestionnaire]  # "da" always
+
+
+@event("questionnaire.offered", 1)
+class QuestionnaireOffered(EventPayload):
+    """The questionnaire a round offers today, in every language it has, for print: ``"*"`` for
+    every municipality without a supplement of its own, and one entry per municipality with
+    one. The whole state, sent again whenever the round's definition or questionnaire changes;
+    a consumer keeps the latest ``offered_at``. No personal data."""
+
+    round_id: str
+    offered_at: datetime
+    questionnaires: dict[str, OfferedQuestionnaire]
+
+    def key(self) -> str:
+        return self.round_id
 
 
 # --- JSON Schema export ------------------------------------------------------------------------------------

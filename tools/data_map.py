@@ -63,6 +63,10 @@ PERSONAL_BY_NAME: dict[str, Personal] = {
         "dispatch never contacts them",
     ),
     "token_hash": Personal("survey-link hash (SHA-256 of the link token)", "hashed", "finds the citizen's link without storing the token"),
+    "answer_id": Personal("answer id printed on the citizen's paper questionnaire (shared.answer_id)", "pseudonymous",
+                          "finds the link of a paper form keyed in (paper entry)"),
+    "answer_seq": Personal("invitation number: the answer id printed on the paper questionnaire is derived from it",
+                           "pseudonymous", "the paper questionnaire's answer id"),
     "token_nonce": Personal("survey-link token nonce (re-derives the token with LINK_KEY)", "none (useless without LINK_KEY)", "re-sends the same link in reminders"),
     "answers": Personal("opinions (survey answers; free text scrubbed of personal data)", "pseudonymous", "the survey's results"),
     "draft": Personal("partial opinions (saved, unsubmitted answers; free text scrubbed)", "pseudonymous", "save and resume"),
@@ -80,7 +84,9 @@ PERSONAL_BY_NAME: dict[str, Personal] = {
     "arm": Personal("dispatch-experiment arm", "pseudonymous", "response-rate experiments"),
     "status": Personal("status of the citizen's link (open/submitted/opted out)", "pseudonymous", "one answer per link; stop reminders"),
     "mode": Personal("answer mode (web/paper/phone)", "pseudonymous", "mode effects; response rates by mode"),
-    "language": Personal("language the citizen answered in", "pseudonymous", "response rates by language"),
+    # A language such as Arabic or Somali hints at origin: kept with the answer, reported only
+    # as suppressed counts.
+    "language": Personal("language the citizen answered in (hints at origin)", "pseudonymous", "response rates and answers by language"),
     # Interviews by phone: the number alone, sealed by dispatch for responses (shared.crypto.seal_phone).
     "phone": Personal(
         "phone number of a citizen to interview (alone: no CPR number, no name)",
@@ -120,7 +126,7 @@ PERSONAL_OVERRIDES: dict[tuple[str, str, str], Personal | None] = {
     ),
     ("dispatch", "dispatch_step", "sent_at"): Personal("time a message was sent", "pseudonymous", "reminders, response-rate curves"),
     ("dispatch", "dispatch_step", "skip_reason"): Personal(
-        "why a message was skipped (answered/opted out/no phone/no contact released/round purged)", "pseudonymous", "reminders"
+        "why a message was skipped (answered/opted out/no phone/no contact released/round purged/has Digital Post/paper questionnaire instead)", "pseudonymous", "reminders"
     ),
     ("ingest", "delivery", "report"): Personal(
         "validation report: row numbers, columns, masked CPR (DDMMYY-XXXX: birth date shown)",
@@ -242,6 +248,11 @@ PERSONAL_OVERRIDES: dict[tuple[str, str, str], Personal | None] = {
     ),
     ("analytics", "dashboard_session", "id_hash"): None,  # SHA-256 of the cookie's random id: opens no session
     **{("analytics", "dashboard_session", column): None for column in ("scopes", "kommunekoder", "idle_seconds", "expires_at")},
+    # BI keys (services/analytics/bi_keys): a BI client's credential, not a citizen's. The owner and
+    # who revoked it are OAuth clients (or KL's operator); the secret is kept as its SHA-256 only.
+    ("analytics", "bi_key", "secret_hash"): None,  # SHA-256 of 256 random bits: opens nothing
+    **{("analytics", "bi_key", column): None for column in (
+        "key_id", "owner", "label", "scopes", "kommunekoder", "expires_at", "revoked_at", "revoked_by", "last_used_at")},
 }
 
 # Columns that hold no personal data, by name: reviewed.
@@ -262,6 +273,9 @@ NOT_PERSONAL: frozenset[str] = frozenset(
         "revision", "published_revision", "maalgruppe_mapping_version", "kommuner", "delivery_deadline", "invitation_at",
         "reminders_at", "fieldwork_ends_at", "sending_window_start", "sending_window_end", "retention_days", "phase",
         "phase_changed_at", "implicit", "steps_cancelled_at", "interval_days", "readiness", "cap_decisions",
+        "languages", "translation_status",
+        # The round's questionnaire for print (questionnaire.offered): wording, no person.
+        "offered_at", "questionnaires",
     }
 )
 # Who did an administrative action: an OAuth client id or operator subject (not a citizen).
@@ -289,6 +303,7 @@ READERS: dict[tuple[str, str], str] = {
     ("analytics", "response_fact"): "no API returns rows; suppressed aggregates (n < 5 hidden): aggregates:read",
     ("analytics", "dashboard_target"): "dashboard (aggregates:read, bound to the municipality)",
     ("analytics", "dashboard_session"): "no API returns rows; the dashboard reads the caller's own session",
+    ("analytics", "bi_key"): "GET /bi-keys: the maker's own keys (aggregates:read), every key for rounds:admin + kommuner:all; never the secret",
     **{("analytics", table): "the round overview: rounds:admin + kommuner:all (GET /rounds/{id}/overview, /dashboard/rounds/{id})"
        for table in ("overview_round", "overview_delivery", "overview_snapshot")},
     ("analytics", "publication_release"): "the latest release's tables: aggregates:read (a municipality sees itself and the nation); cut: rounds:admin",
@@ -374,6 +389,16 @@ EVENT_FIELDS_NOT_PERSONAL = frozenset(
         ("delivery.accepted", "delivered_by"),  # the delivering case system's client id
         ("delivery.accepted", "maalgrupper"),  # target group -> citizens delivered
         ("delivery.accepted", "accepted_at"),
+        # The questionnaire for print (questionnaire.offered): its wording in each language, no person.
+        *(
+            ("questionnaire.offered", f"questionnaires.{path}")
+            for path in (
+                "version_key", "languages.language", "languages.title", "languages.themes[].title",
+                "languages.themes[].questions[].text", "languages.themes[].questions[].help",
+                "languages.themes[].questions[].options[].label", "languages.themes[].questions[].max_length",
+                "languages.fallback_to_da",
+            )
+        ),
         *(("dispatch.progress", path) for path in ("sending", "steps[].count", "contacts[].waiting", "contacts[].no_contact", "as_of")),
         *(
             ("sampling.progress", path)
@@ -479,6 +504,11 @@ def build() -> tuple[str, list[str]]:
         "  upload job ends (then deleted). Protect the volume (encryption at rest, no backups of it).",
         "- **Letters** (dispatch; the dev sink writes them to `DEV_SINK_DIR`): name and survey link in clear;",
         "  production hands them to Digital Post / the SMS gateway (data processors).",
+        "- **Paper questionnaires** (dispatch renders them at send time, docs/rounds.md): name, survey link (text and",
+        "  QR code) and answer id in clear, printed and posted by SF1601's Fysisk Post (a data processor). The",
+        "  questionnaire's wording reaches dispatch on `questionnaire.offered` (no personal data); the form comes",
+        "  back by post, is keyed in against its answer id (responses, scope `responses:paper`) and then holds the",
+        "  citizen's answers on paper: the municipality keeps or destroys the forms under its own records rules.",
         "- **Logs**: JSON lines; correlation ids only, contact details have a redacting `repr`. Not yet proven",
         "  free of personal data by a test (issue 10).",
         "- **Backups** of PostgreSQL and Kafka: follow the stores above; no erasure in backups yet.",

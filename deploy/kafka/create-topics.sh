@@ -34,6 +34,9 @@ create round.defined      $(( 400 * DAY ))
 create delivery.accepted  $(( 400 * DAY ))
 create sampling.progress  $(( 400 * DAY ))
 create dispatch.progress  $(( 400 * DAY ))
+# The round's questionnaire for print (responses -> dispatch): wording only, the latest state per
+# round; kept as long as a round runs, so a dispatch rebuilt by replay can still print it.
+create questionnaire.offered $(( 400 * DAY ))
 # Privacy coordination (no personal data: pseudonyms of erased citizens only until handled).
 create round.purge_requested      $(( 30 * DAY ))
 create round.purged               $(( 400 * DAY ))

@@ -14,6 +14,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.routing import APIRoute
 
 from services.analytics import odata, service
+from services.analytics.bi_keys.auth import require_scopes_or_key
+from services.analytics.domain import kommunekode as kommunekoder
 from services.analytics.domain.publication import INDICATOR_COLUMNS, NATIONAL, RATE_COLUMNS
 from services.analytics.schemas import (
     METHOD_PATH,
@@ -34,7 +36,9 @@ API_DESCRIPTION = (
     "and trends, as JSON, CSV or an OData v4 feed (/odata, for Power BI and other BI tools). Every figure comes "
     "from the round's latest release and is suppressed where a cell has few respondents. What each column means, "
     "which answers count in which base, what suppressed and caution mean and how the estimates are made: "
-    f"[the method document]({METHOD_PATH}) (docs/analytics-method.md)."
+    f"[the method document]({METHOD_PATH}) (docs/analytics-method.md). Read with an OAuth2 bearer token, or, for a "
+    "BI tool that refreshes unattended, with a BI key (POST /bi-keys) sent as Basic credentials: user name the key's "
+    "id, password its secret."
 )
 TrendRow = row_model(
     "TrendRow", service.TREND_COLUMNS,
@@ -43,7 +47,8 @@ TrendRow = row_model(
 TrendPage = page_model("TrendPage", TrendRow)
 
 router = APIRouter(tags=["aggregates"])
-reader = require_scopes("aggregates:read")
+# The tables are read with a bearer token or a BI key (services/analytics/bi_keys).
+reader = require_scopes_or_key("aggregates:read")
 operator = require_scopes("rounds:admin", "kommuner:all")
 Format = Literal["json", "csv"]
 
@@ -52,6 +57,13 @@ QUESTION = Query(None, description="Only this question's rows (its id in the que
 KOMMUNEKODE = Query(
     None, description='Only this municipality\'s rows (its code, e.g. 751), or "national"; a municipality reads its own and national'
 )
+
+
+def kommunekode_filter(kommunekode: str | None = KOMMUNEKODE) -> str | None:
+    """The municipality filter, a code given with 4 digits (0751) read as the stored 3 (751)."""
+    return kommunekoder.stored(kommunekode)
+
+
 LEVEL = Query(None, description='Only rows of this level of the dimension (e.g. a target group), or "total"')
 FORMAT = Query("json", description="json (a page with typed rows) or csv (the release on every row and in X-Release headers)")
 LIMIT = Query(None, ge=1, description="Rows per page (at most the service's page size, 5000 by default)")
@@ -168,7 +180,7 @@ async def get_response_rate_table(
         "answer mode (mode: web, paper, phone) or the language answered in (language); a mode's or a language's "
         "response rate is the share of the invited who answered that way",
     ),
-    kommunekode: str | None = KOMMUNEKODE,
+    kommunekode: str | None = Depends(kommunekode_filter),
     level: str | None = LEVEL,
     format: Format = FORMAT,
     limit: int | None = LIMIT,
@@ -201,7 +213,7 @@ async def get_indicators(
     dimension: Literal["maalgruppe", "gender", "age_band", "duration_band"] | None = Query(
         None, description="Only rows broken down by this dimension (target group, gender, age band, time on the benefit)"
     ),
-    kommunekode: str | None = KOMMUNEKODE,
+    kommunekode: str | None = Depends(kommunekode_filter),
     level: str | None = LEVEL,
     format: Format = FORMAT,
     limit: int | None = LIMIT,
@@ -223,7 +235,7 @@ async def get_trends(
     request: Request,
     questionnaire_id: str | None = Query(None, description="Only rounds of this questionnaire"),
     question: str | None = QUESTION,
-    kommunekode: str | None = KOMMUNEKODE,
+    kommunekode: str | None = Depends(kommunekode_filter),
     indicator: Literal["mean", "top2_share"] | None = Query(None, description="Only this indicator's trend rows"),
     format: Format = FORMAT,
     limit: int | None = LIMIT,

@@ -11,6 +11,7 @@ from fastapi.responses import RedirectResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.analytics.api import API_DESCRIPTION, odata_router, router
+from services.analytics.bi_keys.router import router as bi_keys_router
 from services.analytics.builder import ProcessBuilder, ThreadBuilder
 from services.analytics.dashboard import dashboard_router, install_dashboard
 from services.analytics.handlers import HANDLERS
@@ -93,6 +94,7 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
     app.add_middleware(StartPage)
     app.include_router(router)
     app.include_router(odata_router)
+    app.include_router(bi_keys_router)
     app.include_router(dashboard_router)
     app.include_router(overview_api)
     app.include_router(overview_page)

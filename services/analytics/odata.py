@@ -19,6 +19,7 @@ not apply). Errors are :class:`ODataError`, rendered as OData error bodies by th
 
 from __future__ import annotations
 
+import copy
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,8 +31,9 @@ from xml.sax.saxutils import escape, quoteattr
 from odata_query import ast as q
 from odata_query import exceptions as query_errors
 from odata_query.grammar import ODataLexer, ODataParser
-from odata_query.visitor import NodeVisitor
+from odata_query.visitor import NodeTransformer, NodeVisitor
 
+from services.analytics.domain import kommunekode as kommunekoder
 from services.analytics.domain.publication import INDICATOR_COLUMNS, RATE_COLUMNS
 from services.analytics.schemas import COLUMNS, METHOD_PATH
 from services.analytics.service import TREND_COLUMNS
@@ -436,17 +438,69 @@ def _equalities(node) -> dict[str, object]:
     return {}
 
 
+def _one_item_lists(tokens) -> list:
+    """OData writes a list of one as ``('0101')`` (ABNF ``listExpr``), which odata-query reads as
+    a parenthesised expression and then refuses after ``in``; it takes the Python spelling
+    ``('0101',)``. Give it that: after each ``in``, a parenthesis whose contents have no comma of
+    their own gets one before it closes."""
+    tokens = list(tokens)
+    closing_commas: set[int] = set()
+    for i, token in enumerate(tokens):
+        if token.type != "IN":
+            continue
+        start = next((j for j in range(i + 1, len(tokens)) if tokens[j].type != "WS"), None)
+        if start is None or tokens[start].type != "(":
+            continue
+        depth, has_comma = 0, False
+        for j in range(start, len(tokens)):
+            kind = tokens[j].type
+            depth += (kind == "(") - (kind == ")")
+            has_comma |= kind == "," and depth == 1
+            if depth == 0:
+                if not has_comma and j > start + 1:
+                    closing_commas.add(j)
+                break
+    out = []
+    for i, token in enumerate(tokens):
+        if i in closing_commas:
+            comma = copy.copy(token)  # the lexer's token class (sly's), at the parenthesis' place
+            comma.type = comma.value = ","
+            out.append(comma)
+        out.append(token)
+    return out
+
+
 def parse_filter(text: str | None, columns: tuple[str, ...]) -> Filter:
     if not text or not text.strip():
         return Filter(lambda row: True, {})
     try:
-        tree = _parser.parse(_lexer.tokenize(text.strip()))
+        tree = _parser.parse(iter(_one_item_lists(_lexer.tokenize(text.strip()))))
     except query_errors.FunctionCallException as exc:
         raise _not_implemented(f"$filter: {exc}", "$filter") from None
     except query_errors.ODataException as exc:
         raise _bad(f"cannot parse $filter {text!r}: {exc}", "$filter") from None
+    tree = _KommunekodeLiterals().visit(tree)
     expr = _Compiler(columns)._boolean(tree)
     return Filter(expr.evaluate, _equalities(tree))
+
+
+class _KommunekodeLiterals(NodeTransformer):
+    """A code compared with the kommunekode column, written with 4 digits ('0751'), is read as
+    the stored 3 ('751'), in ``eq``/``ne`` and ``in`` lists alike."""
+
+    def visit_Compare(self, node: q.Compare) -> q.Compare:
+        node = self.generic_visit(node)
+        sides = (node.left, node.right)
+        if not any(isinstance(side, q.Identifier) and side.name == "kommunekode" and not side.namespace for side in sides):
+            return node
+        return q.Compare(node.comparator, *(self._stored(side) for side in sides))
+
+    def _stored(self, node):
+        if isinstance(node, q.String):
+            return q.String(kommunekoder.stored(node.val))
+        if isinstance(node, q.List):
+            return q.List([self._stored(item) for item in node.val])
+        return node
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
-from services.analytics.domain.publication import ESTIMATE_SUFFIXES, INDICATOR_COLUMNS, INDICATORS, RATE_COLUMNS
+from services.analytics.domain.publication import ESTIMATE_SUFFIXES, INDICATOR_COLUMNS, INDICATORS, PROPORTIONS, RATE_COLUMNS
 
 
 # The method document (docs/analytics-method.md), served by analytics at this path.
@@ -42,20 +42,26 @@ _SUFFIX_TEXT = {
     "": "Weighted estimate (stratum weights N_h / n_h, see weighting): the {ind}. Null when suppressed, "
         "when few_answers, or when weighting is unweighted",
     "_se": "Standard error of the weighted {ind} (Taylor linearisation with finite-population correction), same unit",
-    "_ci_low": "Lower bound of the 95 % confidence interval of the weighted {ind} (estimate - 1.96 SE), same unit",
-    "_ci_high": "Upper bound of the 95 % confidence interval of the weighted {ind} (estimate + 1.96 SE), same unit",
+    "_ci_low": "Lower bound of the 95 % confidence interval of the weighted {ind} ({interval}), same unit",
+    "_ci_high": "Upper bound of the 95 % confidence interval of the weighted {ind} ({interval}), same unit",
     "_unweighted": "Unweighted {ind}: the cell's answers as a simple random sample. Null when suppressed or few_answers",
     "_unweighted_se": "Standard error of the unweighted {ind} (s / sqrt(n)), same unit",
-    # Beside the estimates once the publication computes them (domain/publication.py, ESTIMATE_SUFFIXES).
     "_population": "Weighted population size of the {ind}'s base: the sum of the weights N_h / n_h of the answers in it "
                    "(persons in the population the estimate speaks for). Null where the weighted estimate is",
-    "_deff": "Design effect of the weighted {ind}: its variance over that of a simple random sample (with replacement) "
-             "of as many answers, S^2 / n with S^2 the weighted element variance (R: svymean(deff = \"replace\")). "
-             "Null where the weighted estimate is",
+    "_deff": "Design effect of the weighted {ind}: its variance over that of a simple random sample without replacement "
+             "of as many answers from the population the estimate speaks for, S^2 / n (1 - n / N) with S^2 the weighted "
+             "element variance, n the answers in the base and N its population (R: svymean(deff = TRUE)). Null where "
+             "the weighted estimate is, and where it is undefined: all answers alike, or N = n (a census)",
     "_n_effective": "Effective sample size of the weighted {ind}: the answers in its base divided by the design effect "
-                    "(persons). Null where the weighted estimate is",
+                    "(persons): as many answers from a simple random sample would estimate it as precisely. Null where "
+                    "the design effect is null or 0",
 }
 assert set(ESTIMATE_SUFFIXES) <= set(_SUFFIX_TEXT), set(ESTIMATE_SUFFIXES) - set(_SUFFIX_TEXT)
+_PROPORTION_INTERVAL = (
+    "the logit interval, R's svyciprop(method = \"logit\"): estimate and SE taken to the log-odds scale, +/- 1.96 SE "
+    "there and back, so it stays within 0-1; for a share of exactly 0 or 1 the exact interval of 0 (or n) out of the n "
+    "answers in its base"
+)
 
 COLUMNS: dict[str, Column] = {
     "id": Column(str, "The row's key: its identifying columns joined by \"~\" (the OData key)", nullable=False),
@@ -90,7 +96,10 @@ COLUMNS: dict[str, Column] = {
         "(a breakdown by gender, age or duration: weighted figures not published, null)",
     ),
     **{
-        f"{ind}{suffix}": Column(float, text.format(ind=f"{ind} ({_INDICATOR_TEXT[ind]})" if suffix == "" else ind))
+        f"{ind}{suffix}": Column(float, text.format(
+            ind=f"{ind} ({_INDICATOR_TEXT[ind]})" if suffix == "" else ind,
+            interval=_PROPORTION_INTERVAL if ind in PROPORTIONS else "estimate +/- 1.96 SE",
+        ))
         for ind in INDICATORS
         for suffix, text in _SUFFIX_TEXT.items()
         if suffix in ESTIMATE_SUFFIXES

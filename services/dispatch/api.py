@@ -6,7 +6,7 @@ from typing import Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
 
-from services.dispatch import service
+from services.dispatch import paper, service
 from services.dispatch.domain.schedule import Schedule, round_sending
 from services.dispatch.models import ROUND_DEFAULT
 from services.dispatch.schemas import (
@@ -113,5 +113,31 @@ async def preview_letter(request: Request, round_id: RoundId,
     except service.PreviewRefused as exc:
         raise HTTPException(404, detail=str(exc)) from None
     filename = f"preview-{round_id}-{kommunekode}-{step}.pdf"
+    return Response(pdf, media_type="application/pdf",
+                    headers={"Content-Disposition": f'inline; filename="{filename}"', "Cache-Control": "no-store"})
+
+
+@router.get("/rounds/{round_id}/paper-questionnaire/{kommunekode}/preview.pdf", response_class=Response,
+            summary="Preview a municipality's paper questionnaire (PDF, a made-up citizen, link and answer id)",
+            responses={200: {"content": {"application/pdf": {}}}, 404: {"description": "round not defined, municipality "
+                       "unknown or not taking part, or no questionnaire offered for print by responses yet"}})
+async def preview_paper_questionnaire(request: Request, round_id: RoundId,
+                                      kommunekode: str = Path(pattern=KOMMUNE_PATTERN),
+                                      language: str | None = Query(None, pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$",
+                                                                   description="the citizen's language; Danish "
+                                                                   "where it cannot be printed"),
+                                      principal: Principal = Depends(admin)) -> Response:
+    ensure_kommune_access(principal, kommunekode)
+    settings = request.app.state.settings
+    async with request.app.state.runtime.uow() as uow:
+        definition = await service.load_definition(uow.session, round_id)
+        plan = await service.resolve_plan(uow.session, settings, round_id, kommunekode)
+        printed = paper.questionnaire_for(await paper.offered_for_round(uow.session, round_id), kommunekode)
+    try:
+        pdf = await asyncio.to_thread(service.preview_paper_questionnaire, settings, round_id, definition, plan, printed,
+                                      kommunekode, language=language, today=datetime.now(UTC).date())
+    except service.PreviewRefused as exc:
+        raise HTTPException(404, detail=str(exc)) from None
+    filename = f"preview-{round_id}-{kommunekode}-paper-questionnaire.pdf"
     return Response(pdf, media_type="application/pdf",
                     headers={"Content-Disposition": f'inline; filename="{filename}"', "Cache-Control": "no-store"})

@@ -14,6 +14,7 @@ from services.dispatch.channels import (
     TokenBucket,
 )
 from services.dispatch.config import DispatchSettings
+from services.dispatch.domain.plan import PAPER_CHANNELS
 
 
 def _sf1601_config(s: DispatchSettings) -> SF1601Config:
@@ -28,7 +29,7 @@ def _limited(channel: Channel, rate: float) -> Channel:
 
 
 def build_channels(s: DispatchSettings) -> dict[str, Channel]:
-    """Logical channel (letter | sms) -> the adapter that delivers it."""
+    """Logical channel (letter | sms | the paper questionnaire's) -> the adapter that delivers it."""
     sink = DevSinkChannel(s.dev_sink_dir) if "dev_sink" in (s.letter_channel, s.sms_channel) else None
     letter = sink if s.letter_channel == "dev_sink" else DigitalPostSF1601Channel(_sf1601_config(s))
     if s.sms_channel == "dev_sink":
@@ -40,7 +41,9 @@ def build_channels(s: DispatchSettings) -> dict[str, Channel]:
             raise RuntimeError("SMS_GATEWAY_ENDPOINT and SMS_GATEWAY_API_KEY must be set")
         sms = SmsGatewayChannel(SmsGatewayConfig(endpoint=s.sms_gateway_endpoint, api_key=s.sms_gateway_api_key,
                                                  api_key_header=s.sms_gateway_api_key_header, sender_name=s.sms_sender_name))
-    return {"letter": _limited(letter, s.letter_rate_per_second), "sms": _limited(sms, s.sms_rate_per_second)}
+    letters = _limited(letter, s.letter_rate_per_second)
+    # The paper questionnaire goes through the letters' adapter (SF1601: Fysisk Post).
+    return {"letter": letters, "sms": _limited(sms, s.sms_rate_per_second), **dict.fromkeys(PAPER_CHANNELS, letters)}
 
 
 async def close_channels(channels: dict[str, Channel]) -> None:

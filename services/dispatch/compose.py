@@ -27,13 +27,18 @@ from services.dispatch.domain.memo import (
     MemoRecipient,
     MemoSender,
     SurveyLetter,
+    build_letter_message,
     build_letter_message_fast,
     build_nemsms_message,
 )
 from services.dispatch.domain.municipalities import municipality_name
+from services.dispatch.domain.paper_questionnaire import PaperContext, render_paper_questionnaire
+from services.dispatch.domain.plan import PAPER_CHANNELS, PAPER_EXEMPT
 from services.dispatch.domain.privacy import redact
 from services.dispatch.links import link_token
-from shared.crypto import SealedContact, open_contact
+from shared.answer_id import answer_id_for
+from shared.crypto import ContactDetails, SealedContact, open_contact
+from shared.events import PrintedQuestionnaire
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,13 @@ class RenderJob:
     expires_at: datetime
     letter_date: date
     deadline: date | None = None  # the last day to answer; None: response_deadline_days after created_at
+    answer_id: str | None = None  # printed on the paper questionnaire
+    # The paper questionnaire's content (shared.events.OfferedQuestionnaire as JSON; None: responses
+    # has offered none for the round yet).
+    printed: dict | None = field(default=None, repr=False)
+    # A reminder letter whose step also sends the citizen a paper questionnaire (which carries
+    # the reminder): an exempt citizen's printed letter is then not sent as a second envelope.
+    paper_questionnaire_with_it: bool = False
 
     def __repr__(self) -> str:  # nothing personal reaches a log through repr()
         return f"RenderJob({self.key})"
@@ -87,6 +99,7 @@ class RenderOutcome:
     message: OutgoingMessage | None = None
     skip_reason: str | None = None  # e.g. no_phone: nothing to send on this channel
     error: str | None = None  # permanent: the message cannot be built (redacted)
+    retry: str | None = None  # transient: it cannot be built yet (retried with backoff)
 
 
 _validated_shapes: set[tuple] = set()  # per process
@@ -129,6 +142,8 @@ def render_job(config: RenderConfig, job: RenderJob) -> RenderOutcome:
                             label=municipality)
         cpr = _NON_DIGITS.sub("", contact.cpr)
         folder = (job.round_id, job.kommunekode)
+        if job.channel in PAPER_CHANNELS:
+            return _paper_questionnaire(config, job, contact, ctx, sender, MemoRecipient(cpr, contact.name or None), folder)
         if job.channel == "sms":
             phone = contact.phone_e164
             if not phone:
@@ -142,6 +157,8 @@ def render_job(config: RenderConfig, job: RenderJob) -> RenderOutcome:
             return RenderOutcome(job.key, OutgoingMessage(job.key, MessageKind.SMS, address=phone, text=sms.text,
                                                           folder=folder))
         exempt = contact.digital_post_exempt
+        if exempt and job.paper_questionnaire_with_it:
+            return RenderOutcome(job.key, skip_reason="paper_questionnaire")
         letter, pdf_base64 = render_letter_fast_b64(kind, ctx, paper=exempt)
         memo = build_letter_message_fast(
             SurveyLetter(sender=sender, recipient=MemoRecipient(cpr, contact.name or None), title=letter.title,
@@ -154,6 +171,40 @@ def render_job(config: RenderConfig, job: RenderJob) -> RenderOutcome:
                                                       exempt_from_digital_post=exempt, folder=folder))
     except Exception as exc:  # noqa: BLE001 - one bad letter must not stop the batch
         return RenderOutcome(job.key, error=redact(f"cannot build message: {type(exc).__name__}: {exc}"))
+
+
+PAPER_TITLE = "Spørgeskema om jobcentret på papir"
+
+
+def _paper_questionnaire(config: RenderConfig, job: RenderJob, contact: ContactDetails, ctx: LetterContext,
+                         sender: MemoSender, recipient: MemoRecipient, folder: tuple[str, ...]) -> RenderOutcome:
+    """The paper questionnaire, always by physical post (SF1601 Fysisk Post)."""
+    if job.channel == PAPER_EXEMPT and not contact.digital_post_exempt:
+        return RenderOutcome(job.key, skip_reason="has_digital_post")
+    if job.printed is None:
+        return RenderOutcome(job.key, retry="responses has offered no questionnaire for print for this round yet "
+                             "(questionnaire.offered)")
+    if job.answer_id is None:
+        return RenderOutcome(job.key, error="the invitation has no answer id")
+    languages = {lang: PrintedQuestionnaire.model_validate(q) for lang, q in job.printed["languages"].items()}
+    paper = render_paper_questionnaire(
+        languages,
+        PaperContext(name=ctx.name, link=ctx.link, answer_id=job.answer_id, municipality=ctx.municipality,
+                     deadline=ctx.deadline, letter_date=job.letter_date),
+        # The citizen's language: no extract carries one yet, so Danish. The rendering takes any
+        # language the questionnaire has (domain/paper_questionnaire.py, choose_language).
+        language=None,
+    )
+    memo = build_letter_message(
+        SurveyLetter(sender=sender, recipient=recipient, title=PAPER_TITLE,
+                     notification=f"Spørgeskema om jobcentret fra {ctx.municipality}, på papir", pdf=paper.pdf,
+                     survey_url=ctx.link, pdf_filename=paper.filename, action_end=job.expires_at, message_id=job.key),
+        message_uuid=message_uuid(job.key), created=datetime.now(UTC),
+        validate=_validate(config, ("paper", job.step, ctx.municipality, bool(contact.name))),
+    )
+    return RenderOutcome(job.key, OutgoingMessage(job.key, MessageKind.DIGITAL_POST, memo_xml=memo.xml,
+                                                  exempt_from_digital_post=contact.digital_post_exempt,
+                                                  physical_post=True, folder=folder))
 
 
 def _contact_info(config: RenderConfig, municipality: str) -> ContactInfo:
@@ -178,6 +229,21 @@ def render_preview(config: RenderConfig, kommunekode: str, step: str, letter_dat
                         deadline=deadline, contact=_contact_info(config, municipality), letter_date=letter_date,
                         privacy_url=config.privacy_url)
     return render_letter(LetterKind(step), ctx, paper=paper).pdf
+
+
+# A number no invitation has (the sequence starts at 1): the preview's answer id is nobody's.
+PREVIEW_ANSWER_NUMBER = 0
+
+
+def render_paper_preview(config: RenderConfig, kommunekode: str, printed: dict, letter_date: date, deadline: date,
+                         language: str | None) -> bytes:
+    """The paper questionnaire as a municipality's citizens get it, for a made-up citizen, link
+    and answer id."""
+    languages = {lang: PrintedQuestionnaire.model_validate(q) for lang, q in printed["languages"].items()}
+    ctx = PaperContext(name=PREVIEW_NAME, link=config.survey_base_url + PREVIEW_TOKEN,
+                       answer_id=answer_id_for(PREVIEW_ANSWER_NUMBER), municipality=municipality_name(kommunekode),
+                       deadline=deadline, letter_date=letter_date)
+    return render_paper_questionnaire(languages, ctx, language).pdf
 
 
 def render_jobs(config: RenderConfig, jobs: list[RenderJob]) -> list[RenderOutcome]:

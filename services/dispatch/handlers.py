@@ -1,6 +1,6 @@
 """Dispatch's event handlers: plan invitations from the sample; give them the contacts ingest
 releases; stop reminders on an answer; follow the round's definition (round.defined: due times,
-the end of fieldwork).
+the end of fieldwork); keep the round's questionnaire for print (questionnaire.offered).
 
 A sample.drawn v2 chunk carries no contact: ingest answers it with contacts.released, on another
 topic, so the two may arrive in either order (and again, replayed). Whichever comes second
@@ -23,8 +23,10 @@ from services.dispatch.links import link_token, new_nonces, token_hash
 from services.dispatch.domain.lifecycle import UNSENT, InvitationStatus, StepStatus, sends, stop_reason
 from services.dispatch.models import NO_CONTACT, DispatchStep, Invitation, ReleasedContactRow
 from services.dispatch.domain.schedule import Schedule, due_time, fieldwork_over
+from services.dispatch.paper import store_offered
 from services.dispatch.service import apply_definition, cancel_unsent, load_schedule, lock_round, resolve_plan
 from services.dispatch.stages import StageTimes
+from shared.answer_id import answer_id_for
 from shared.bus import UnitOfWork
 from shared.crypto import SealedContact, open_contact, seal_phone
 from shared.db import advisory_key
@@ -34,6 +36,7 @@ from shared.events import (
     InterviewPhonesReleased,
     ReleasedPhone,
     LinkIssued,
+    QuestionnaireOffered,
     ResponseOptedOut,
     ResponseSubmitted,
     RoundDefined,
@@ -61,7 +64,7 @@ _INSERT_INVITATIONS = sa.text(
                 CAST(:maalgruppe AS text[]), CAST(:stratum AS text[]), CAST(:arm AS text[]), CAST(:contact AS text[]))
          AS t(pseudonym, token_nonce, token_hash, maalgruppe, stratum, arm, contact)
     ON CONFLICT ON CONSTRAINT uq_invitation_round_pseudonym DO NOTHING
-    RETURNING id, pseudonym, token_hash, arm
+    RETURNING id, pseudonym, token_hash, arm, answer_seq
     """
 )
 _INSERT_STEPS = sa.text(
@@ -274,7 +277,7 @@ def make_handlers(settings: DispatchSettings, stages: StageTimes | None = None):
             steps: dict[str, list] = {"invitation_id": [], "step": [], "channel": [], "due_at": [],
                                       "interval_days": [], "status": [], "skip_reason": []}
             plans_by_arm: dict = {}
-            for invitation_id, pseudonym, hashed, arm in inserted:
+            for invitation_id, pseudonym, hashed, arm, answer_seq in inserted:
                 person = persons[pseudonym]
                 planned_now.add(pseudonym)
                 if pseudonym not in released:
@@ -308,6 +311,7 @@ def make_handlers(settings: DispatchSettings, stages: StageTimes | None = None):
                         design_weight=person.design_weight,
                         arm=arm,
                         expires_at=expires_at,
+                        answer_id=answer_id_for(answer_seq),
                     )
                 )
             if steps["invitation_id"]:
@@ -346,7 +350,11 @@ def make_handlers(settings: DispatchSettings, stages: StageTimes | None = None):
     async def on_response_opted_out(uow: UnitOfWork, envelope: Envelope, event: ResponseOptedOut) -> None:
         await stop_reminders(uow, event.round_id, event.pseudonym, InvitationStatus.OPTED_OUT)
 
+    async def on_questionnaire_offered(uow: UnitOfWork, envelope: Envelope, event: QuestionnaireOffered) -> None:
+        await store_offered(uow.session, event)
+
     return {
+        QuestionnaireOffered: on_questionnaire_offered,
         SampleDrawn: on_sample_drawn,
         ContactsReleased: on_contacts_released,
         ResponseSubmitted: on_response_submitted,

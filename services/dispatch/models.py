@@ -52,12 +52,18 @@ class Invitation(Base):
     status: Mapped[str] = mapped_column(sa.Text, default=InvitationStatus.ACTIVE.value)  # domain.lifecycle.InvitationStatus
     expires_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
+    # The invitation's number, from a sequence: its answer id (shared.answer_id.answer_id_for),
+    # printed on its paper questionnaire, is derived from it.
+    answer_seq: Mapped[int] = mapped_column(
+        sa.BigInteger, sa.Sequence("invitation_answer_seq", schema="dispatch", minvalue=1, maxvalue=999_999_999),
+        server_default=sa.text("nextval('dispatch.invitation_answer_seq')"), unique=True)
 
     __table_args__ = (sa.UniqueConstraint("round_id", "pseudonym", name="uq_invitation_round_pseudonym"),)
 
 
 class DispatchStep(Base):
-    """One planned message: the invitation or a reminder, on one channel (letter or sms).
+    """One planned message: the invitation or a reminder, on one channel (letter, sms, or a
+    reminder's paper questionnaire: ``paper_exempt`` / ``paper_all``, domain/plan.py).
 
     status: a ``domain.lifecycle.StepStatus``, moving as ``domain.lifecycle.TRANSITIONS`` says
     (planned -> sending, the attempt committed before the external call, -> sent, and so on).
@@ -72,7 +78,7 @@ class DispatchStep(Base):
 
     invitation_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey(Invitation.id, ondelete="CASCADE"), primary_key=True)
     step: Mapped[str] = mapped_column(sa.Text, primary_key=True)  # invitation | reminder_1 | reminder_2
-    channel: Mapped[str] = mapped_column(sa.Text, primary_key=True)  # letter | sms
+    channel: Mapped[str] = mapped_column(sa.Text, primary_key=True)  # letter | sms | paper_exempt | paper_all
     due_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     # The plan's (or the arm's) reminder_interval_days, which a reminder's due time needs when
     # the round sets no date for it; NULL for the invitation.
@@ -84,7 +90,7 @@ class DispatchStep(Base):
     sending_since: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     claimed_by: Mapped[int | None] = mapped_column(sa.BigInteger)  # the sender instance's advisory-lock key
     last_error: Mapped[str | None] = mapped_column(sa.Text)  # redacted
-    skip_reason: Mapped[str | None] = mapped_column(sa.Text)  # answered | opted_out | no_phone | no_contact | round_purged
+    skip_reason: Mapped[str | None] = mapped_column(sa.Text)  # answered | opted_out | no_phone | no_contact | round_purged | has_digital_post | paper_questionnaire
 
     __table_args__ = (sa.Index("ix_dispatch_step_due", "status", "due_at"),)
 
@@ -108,6 +114,19 @@ class ReleasedContactRow(Base):
     kommunekode: Mapped[str] = mapped_column(sa.Text)
     contact: Mapped[dict | None] = mapped_column(JSONB)
     received_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
+
+
+class RoundQuestionnaireRow(Base):
+    """A round's questionnaires for print, as responses last offered them (questionnaire.offered,
+    the latest ``offered_at``): ``"*"`` and any municipality with a supplement of its own ->
+    ``shared.events.OfferedQuestionnaire``. The paper questionnaire is printed from it."""
+
+    __tablename__ = "round_questionnaire"
+
+    round_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    offered_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    questionnaires: Mapped[dict] = mapped_column(JSONB)
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
 
 
 class RoundDefinitionRow(Base):

@@ -70,9 +70,12 @@ from services.dispatch.domain.schedule import (
     round_key,
 )
 from services.dispatch.domain.lifecycle import StepStatus, sends, stop_reason
+from services.dispatch.domain.plan import PAPER_CHANNELS
 from services.dispatch.models import DispatchStep, Invitation, RoundDefinitionRow
+from services.dispatch.paper import offered_for, questionnaire_for
 from services.dispatch.service import cancel_unsent, defer_to_window, schedules
 from services.dispatch.stages import StageTimes
+from shared.answer_id import answer_id_for
 from shared.events import InvitationSent, RoundDefined
 from shared.infra import exit_with_parent
 from shared.observability import log_fields
@@ -82,7 +85,7 @@ logger = logging.getLogger(__name__)
 
 MESSAGES = Counter("dispatch_messages_total", "Dispatch send outcomes", ["channel", "outcome"])
 RENDER_CHUNK = 100  # jobs per executor call: amortises the process pool's pickling
-CHANNELS = ("letter", "sms")
+CHANNELS = ("letter", "sms", *PAPER_CHANNELS)
 ROUND_KEY_SEPARATOR = round_key("", "")
 
 _STEPS = DispatchStep.__table__
@@ -91,7 +94,7 @@ _CLAIMED_COLUMNS = (
     _STEPS.c.invitation_id, _STEPS.c.step, _STEPS.c.channel, _STEPS.c.attempts, _STEPS.c.due_at,
     _INVITATIONS.c.round_id, _INVITATIONS.c.kommunekode, _INVITATIONS.c.pseudonym, _INVITATIONS.c.token_nonce,
     _INVITATIONS.c.contact, _INVITATIONS.c.maalgruppe, _INVITATIONS.c.stratum, _INVITATIONS.c.arm,
-    _INVITATIONS.c.created_at, _INVITATIONS.c.expires_at,
+    _INVITATIONS.c.created_at, _INVITATIONS.c.expires_at, _INVITATIONS.c.answer_seq,
 )
 
 
@@ -152,12 +155,16 @@ _RECORD_FIELDS = ("invitation_id", "step", "channel", "status", "due_at", "sent_
 class Claimed:
     """A step claimed for sending, with what is needed to compose it (no ORM objects)."""
 
-    __slots__ = ("invitation_id", "step", "channel", "attempts", "due_at", "round_id", "kommunekode", "pseudonym",
-                 "token_nonce", "contact", "maalgruppe", "stratum", "arm", "created_at", "expires_at")
+    _COLUMNS = ("invitation_id", "step", "channel", "attempts", "due_at", "round_id", "kommunekode", "pseudonym",
+                "token_nonce", "contact", "maalgruppe", "stratum", "arm", "created_at", "expires_at", "answer_seq")
+    # Read after the claim: a paper step's questionnaire for print; whether a reminder letter's
+    # step also sends a paper questionnaire.
+    __slots__ = (*_COLUMNS, "printed", "paper_with_it")
 
     def __init__(self, row) -> None:
-        for name, value in zip(self.__slots__, row, strict=True):
+        for name, value in zip(self._COLUMNS, row, strict=True):
             setattr(self, name, value)
+        self.printed, self.paper_with_it = None, False
 
     @property
     def key(self) -> str:
@@ -378,13 +385,39 @@ class Sender:
                     return []
                 await uow.commit()  # the attempt is on record before anything is sent
             m.items = len(rows)
-        return sorted((Claimed(row) for row in rows), key=lambda c: c.due_at)
+        claimed = sorted((Claimed(row) for row in rows), key=lambda c: c.due_at)
+        await self.paper_questionnaires(runtime, claimed)
+        return claimed
+
+    async def paper_questionnaires(self, runtime: ServiceRuntime, claimed: list[Claimed]) -> None:
+        """Give the claimed paper steps their round's questionnaire for print, and mark the
+        claimed reminder letters whose step also sends a paper questionnaire (an exempt citizen's
+        printed letter then stays home: compose.py). Two small reads, only for such batches."""
+        paper = [c for c in claimed if c.channel in PAPER_CHANNELS]
+        reminder_letters = [c for c in claimed if c.channel == "letter" and c.step != "invitation"]
+        if not (paper or reminder_letters):
+            return
+        async with runtime.sessionmaker() as session:
+            if paper:
+                offered = await offered_for(session, {c.round_id for c in paper})
+                for c in paper:
+                    c.printed = questionnaire_for(offered.get(c.round_id), c.kommunekode)
+            if reminder_letters:
+                with_paper = set((await session.execute(
+                    sa.select(DispatchStep.invitation_id, DispatchStep.step)
+                    .where(DispatchStep.invitation_id.in_({c.invitation_id for c in reminder_letters}),
+                           DispatchStep.channel.in_(PAPER_CHANNELS))
+                )).all())
+                for c in reminder_letters:
+                    c.paper_with_it = (c.invitation_id, c.step) in with_paper
 
     def job_for(self, c: Claimed, letter_date) -> RenderJob:
         return RenderJob(key=c.key, step=c.step, channel=c.channel, round_id=c.round_id, kommunekode=c.kommunekode,
                          pseudonym=c.pseudonym, token_nonce=c.token_nonce, contact=c.contact, created_at=c.created_at,
                          expires_at=c.expires_at, letter_date=letter_date,
-                         deadline=answer_deadline(self.schedules.get(c.round_id), self.settings.response_deadline_days))
+                         deadline=answer_deadline(self.schedules.get(c.round_id), self.settings.response_deadline_days),
+                         answer_id=answer_id_for(c.answer_seq),
+                         printed=c.printed, paper_questionnaire_with_it=c.paper_with_it)
 
     async def render(self, claimed: list[Claimed]) -> dict[str, RenderOutcome]:
         with self.stages.measure("render", len(claimed)):
@@ -421,6 +454,8 @@ class Sender:
                 results[i] = (StepStatus.SKIPPED, None, outcome.skip_reason)
             elif outcome.error:
                 results[i] = (StepStatus.FAILED, SendResult.permanent(outcome.error), None)
+            elif outcome.retry:
+                results[i] = (SendStatus.TRANSIENT_FAILURE.value, SendResult.transient(outcome.retry), None)
             elif getattr(self.channels[c.channel], "batched", False):
                 batches.setdefault(c.channel, []).append((i, outcome.message))
             else:
@@ -495,6 +530,8 @@ class Sender:
                 self.stages.count(f"sent.{c.step}.{c.channel}")
 
     def event_channel(self, c: Claimed, outcome) -> str:
+        if c.channel in PAPER_CHANNELS:
+            return "physical_post"
         return "sms" if c.channel == "sms" else "digital_post"
 
     async def before_result_commit(self, claimed: list[Claimed]) -> None:

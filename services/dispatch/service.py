@@ -10,9 +10,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.dispatch.config import DispatchSettings
-from services.dispatch.compose import RenderConfig, render_preview
+from services.dispatch.compose import RenderConfig, render_paper_preview, render_preview
 from services.dispatch.domain.municipalities import municipalities
-from services.dispatch.domain.plan import RoundPlan, planned_steps
+from services.dispatch.domain.plan import STEPS, RoundPlan, planned_steps
 from services.dispatch.domain.schedule import LOCAL, Schedule, answer_deadline, due_time, fieldwork_over, shown_status
 from services.dispatch.domain.lifecycle import UNSENT, StepStatus
 from services.dispatch.models import (
@@ -260,17 +260,22 @@ class PreviewRefused(Exception):
     """Why a letter cannot be previewed (a 404 for the operator)."""
 
 
-def preview_letter(settings: DispatchSettings, round_id: str, definition: RoundDefined | None, plan: RoundPlan,
-                   kommunekode: str, step: str, *, paper: bool, today: date) -> bytes:
-    """The municipality's letter for ``step`` as it will go out (CPU-bound: call off the loop):
-    dated the step's due date under the round's schedule (today while it has none), with the
-    deadline the real letters print."""
+def _previewable(round_id: str, definition: RoundDefined | None, kommunekode: str) -> RoundDefined:
     if definition is None:
         raise PreviewRefused(f"round {round_id} is not defined (no round.defined has reached dispatch)")
     if kommunekode not in municipalities():
         raise PreviewRefused(f"no municipality {kommunekode}")
     if definition.kommuner and kommunekode not in definition.kommuner:
         raise PreviewRefused(f"municipality {kommunekode} does not take part in round {definition.round_id}")
+    return definition
+
+
+def preview_letter(settings: DispatchSettings, round_id: str, definition: RoundDefined | None, plan: RoundPlan,
+                   kommunekode: str, step: str, *, paper: bool, today: date) -> bytes:
+    """The municipality's letter for ``step`` as it will go out (CPU-bound: call off the loop):
+    dated the step's due date under the round's schedule (today while it has none), with the
+    deadline the real letters print."""
+    definition = _previewable(round_id, definition, kommunekode)
     schedule = Schedule.from_definition(definition)
     interval = dict((s, i) for s, _c, i in planned_steps(plan.model_copy(update={"reminder_count": 2})))[step]
     due = due_time(schedule, step, "letter", interval)
@@ -278,3 +283,21 @@ def preview_letter(settings: DispatchSettings, round_id: str, definition: RoundD
     deadline = answer_deadline(schedule, settings.response_deadline_days) or letter_date + timedelta(
         days=settings.response_deadline_days)
     return render_preview(RenderConfig.from_settings(settings), kommunekode, step, letter_date, deadline, paper=paper)
+
+
+def preview_paper_questionnaire(settings: DispatchSettings, round_id: str, definition: RoundDefined | None,
+                                plan: RoundPlan, printed: dict | None, kommunekode: str, *, language: str | None,
+                                today: date) -> bytes:
+    """The municipality's paper questionnaire as it will go out (CPU-bound: call off the loop),
+    dated its reminder's due date when the plan sends one, with the letters' deadline."""
+    definition = _previewable(round_id, definition, kommunekode)
+    if printed is None:
+        raise PreviewRefused(f"responses has offered no questionnaire for print for round {round_id} yet "
+                             "(questionnaire.offered)")
+    schedule = Schedule.from_definition(definition)
+    step = plan.paper_questionnaire.step if plan.paper_questionnaire else STEPS[1]
+    due = due_time(schedule, step, "letter", plan.reminder_interval_days)
+    letter_date = due.astimezone(LOCAL).date() if due is not None else today
+    deadline = answer_deadline(schedule, settings.response_deadline_days) or letter_date + timedelta(
+        days=settings.response_deadline_days)
+    return render_paper_preview(RenderConfig.from_settings(settings), kommunekode, printed, letter_date, deadline, language)

@@ -15,28 +15,41 @@ nothing) and
 ``confirm_replacement=true`` (accept a delivery that would shrink the municipality's frame,
 ``domain.replacement``). The rules are readable: ``GET /maalgrupper`` (the target-group mapping)
 and ``GET /profiles`` (the column profiles; ``POST /profiles`` registers one). KL's operator
-(``rounds:admin``) lists a round's deliveries and jobs.
+(``rounds:admin``) lists a round's deliveries and jobs. The service functions' refusals answer
+as ``services.ingest.errors`` says.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import date
 from pathlib import Path
 from typing import Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path as PathParam, Query, Request, status
+from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 
 from services.ingest import jobs, profiles, service
+from services.ingest.config import IngestSettings
+from services.ingest.deps import (
+    DeliveryReader,
+    JobReader,
+    Kommunekode,
+    Operator,
+    ProfileWriter,
+    RoundId,
+    RuleReader,
+    Runtime,
+    Settings,
+    Uow,
+    Vendor,
+)
 from services.ingest.domain.classification import load_mapping
-from services.ingest.domain.errors import ExtractFormatError, MappingDataError, MissingColumnsError
-from services.ingest.domain import kommunekode as kommunekoder
-from services.ingest.domain.replacement import replacement_refusal
+from services.ingest.domain.errors import ExtractFormatError, MissingColumnsError
+from services.ingest.domain.readers import ExtractFormat
 from services.ingest.schemas import (
     DeliveryReport,
     DeliverySummary,
@@ -46,20 +59,10 @@ from services.ingest.schemas import (
     JsonExtract,
     ProfileRegistration,
 )
-from shared.app import RoundId
-from shared.auth import Principal, ensure_kommune_access, get_principal, require_scopes
+from shared.auth import ensure_kommune_access
 
 router = APIRouter(tags=["extracts"])
-ADMIN_SCOPE = "rounds:admin"  # KL's operator: sees every upload of a round
 MAX_FILE_NAME = 200
-
-KOMMUNEKODE_PATTERN = kommunekoder.PATTERN
-
-
-def kommunekode_path(
-    kommunekode: str = PathParam(pattern=KOMMUNEKODE_PATTERN, description="3 digits (101) or 4 (0101); stored as 3"),
-) -> str:
-    return kommunekoder.parse(kommunekode)
 
 # The format is read from the content (exports are often mislabelled); the declared type only
 # has to be one a case system would plausibly send.
@@ -76,6 +79,8 @@ UPLOAD_CONTENT_TYPES = frozenset(
         "multipart/form-data",
     }
 )
+DRY_RUN = Query(False, description="Validate and report in full; store nothing")
+CONFIRM_REPLACEMENT = Query(False, description="Accept a delivery with no valid citizens, or under half of those it replaces")
 
 
 @router.post(
@@ -95,56 +100,30 @@ UPLOAD_CONTENT_TYPES = frozenset(
     },
 )
 async def deliver_extract(
-    request: Request,
+    uow: Uow,
+    settings: Settings,
     body: JsonExtract,
     round_id: RoundId,
-    kommunekode: str = Depends(kommunekode_path),
-    dry_run: bool = Query(False, description="Validate and report in full; store nothing"),
-    confirm_replacement: bool = Query(
-        False, description="Accept a delivery with no valid citizens, or under half of those it replaces"
-    ),
-    principal: Principal = Depends(require_scopes("extracts:write")),
+    kommunekode: Kommunekode,
+    principal: Vendor,
+    dry_run: bool = DRY_RUN,
+    confirm_replacement: bool = CONFIRM_REPLACEMENT,
 ) -> DeliveryReport:
     ensure_kommune_access(principal, kommunekode)
-    settings = request.app.state.settings
-    if len(body.rows) > settings.json_batch_max_rows:
-        raise HTTPException(
-            status.HTTP_413_CONTENT_TOO_LARGE,
-            detail=f"a JSON batch holds at most {settings.json_batch_max_rows:,} rows; upload bigger extracts as a file",
-        )
     delivery_request = service.DeliveryRequest(
         round_id=round_id,
         kommunekode=kommunekode,
         delivered_by=principal.subject,
         reference_date=body.reference_date,
         policy=body.policy,
-        today=jobs.upload_day(None),
+        today=service.upload_day(None),
         dry_run=dry_run,
         confirm_replacement=confirm_replacement,
     )
-    try:
-        outcome = await service.ingest_delivery(
-            request.app.state.runtime, settings, delivery_request, service.json_rows(body.rows)
-        )
-    except service.RoundUnknown as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
-    except service.DeliveryRefused as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
-    except service.ReplacementRefused as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail={"message": str(exc), "errors": exc.report["errors"]}) from None
-    if outcome.status == "validated":
-        return JSONResponse(
-            service.dry_run_report(delivery_request, outcome).model_dump(mode="json"), status_code=status.HTTP_200_OK
-        )
-    if outcome.delivery is None:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            detail={
-                "message": f"delivery rejected: {outcome.totals.rows_rejected} row(s) with errors and policy reject_all",
-                "errors": outcome.report["errors"],
-            },
-        )
-    return service.report_for(outcome.delivery)
+    report = await service.deliver_batch(uow, settings, delivery_request, body.rows)
+    if report.status == "validated":  # a dry run: 200, nothing was created
+        return JSONResponse(report.model_dump(mode="json"), status_code=status.HTTP_200_OK)
+    return report
 
 
 # The upload's body as OpenAPI shows it: the route reads the raw body itself (files of a million
@@ -196,8 +175,12 @@ UPLOAD_BODY = {
 )
 async def upload_extract(
     request: Request,
+    uow: Uow,
+    runtime: Runtime,
+    settings: Settings,
     round_id: RoundId,
-    kommunekode: str = Depends(kommunekode_path),
+    kommunekode: Kommunekode,
+    principal: Vendor,
     reference_date: date = Query(description="The round's reference date (ages and durations are computed at it)"),
     profile: str = Query(
         "standard",
@@ -209,80 +192,25 @@ async def upload_extract(
         description='A one-off mapping of canonical columns to this file\'s headers, as JSON: {"overgangsdato": "Dato for skift"}',
     ),
     policy: Literal["accept_valid", "reject_all"] = Query("accept_valid"),
-    dry_run: bool = Query(False, description="Validate and report in full; store nothing"),
-    confirm_replacement: bool = Query(
-        False, description="Accept a delivery with no valid citizens, or under half of those it replaces"
-    ),
+    dry_run: bool = DRY_RUN,
+    confirm_replacement: bool = CONFIRM_REPLACEMENT,
     filename: str | None = Query(None, max_length=MAX_FILE_NAME, description="The file's name, for the round's listing"),
-    principal: Principal = Depends(require_scopes("extracts:write")),
 ) -> JSONResponse:
     ensure_kommune_access(principal, kommunekode)
-    runtime, settings = request.app.state.runtime, request.app.state.settings
-    async with runtime.uow() as uow:
-        try:
-            column_profile = await profiles.resolve_profile(uow.session, profile)
-        except profiles.UnknownProfile as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
-    if column_map:
-        try:
-            mapping = json.loads(column_map)
-            if not isinstance(mapping, dict):
-                raise ValueError
-            column_profile = column_profile.with_overrides(mapping)
-        except ValueError:
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_CONTENT,
-                detail='column_map must be a JSON object of canonical column -> header, e.g. {"overgangsdato": "Dato for skift"}',
-            ) from None
-        except LookupError as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=f"column_map: {exc}") from None
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type not in UPLOAD_CONTENT_TYPES:
-        raise HTTPException(
-            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
-            detail="send the extract as text/csv, an XLSX workbook, application/json, application/x-ndjson, "
-            "application/octet-stream, or as multipart/form-data with a 'file' part",
-        )
+    column_profile = await profiles.for_upload(uow, profile, column_map)
+    content_type = _upload_content_type(request)
     # Refused before the file is received; the job checks again when it stores the delivery.
-    async with runtime.uow() as uow:
-        try:
-            await service.ensure_round_open(uow.session, round_id, kommunekode)
-        except service.RoundUnknown as exc:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
-        except service.DeliveryRefused as exc:
-            raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+    await service.check_round_open(uow, round_id, kommunekode)
+    path, size, part_name = await _receive(request, settings, content_type)
     try:
-        if content_type == "multipart/form-data":
-            path, size, part_name = await _save_multipart(request, settings)
-            filename = filename or part_name
-        else:
-            path, size = await jobs.save_upload(request.stream(), settings.upload_path, settings.max_upload_bytes)
-    except jobs.UploadTooLarge as exc:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, detail=str(exc)) from None
-    if size == 0:
-        path.unlink(missing_ok=True)
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail="the request body is empty: send the extract file as the body")
-    try:
-        file_format, has_rows = await asyncio.to_thread(jobs.inspect_upload, path, column_profile)
-    except MissingColumnsError as exc:
-        path.unlink(missing_ok=True)
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            detail={"message": f"the file cannot be read as an extract: {exc}", "missing_columns": exc.missing},
-        ) from None
-    except ExtractFormatError as exc:
-        path.unlink(missing_ok=True)
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=f"the file cannot be read as an extract: {exc}") from None
+        file_format, has_rows = await _inspect(path, column_profile)
+        if not has_rows and not dry_run and not confirm_replacement:
+            await service.refuse_empty_replacement(uow, round_id, kommunekode)
     except BaseException:
         path.unlink(missing_ok=True)
         raise
-    if not has_rows and not dry_run and not confirm_replacement:
-        # A header-only file: known without running the job (domain.replacement's rule).
-        async with runtime.uow() as uow:
-            previous = await service.current_citizens(uow.session, round_id, kommunekode)
-        path.unlink(missing_ok=True)
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=replacement_refusal(previous, 0))
     job = await jobs.create_job(
+        uow,
         runtime,
         round_id=round_id,
         kommunekode=kommunekode,
@@ -295,11 +223,50 @@ async def upload_extract(
         size=size,
         dry_run=dry_run,
         confirm_replacement=confirm_replacement,
-        file_name=_file_name(filename),
+        file_name=_file_name(filename or part_name),
     )
     status_url = str(request.url_for("get_job", job_id=job.id).path)
     accepted = JobAccepted(job_id=job.id, status="queued", status_url=status_url)
     return JSONResponse(accepted.model_dump(mode="json"), status_code=status.HTTP_202_ACCEPTED, headers={"Location": status_url})
+
+
+def _upload_content_type(request: Request) -> str:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in UPLOAD_CONTENT_TYPES:
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            detail="send the extract as text/csv, an XLSX workbook, application/json, application/x-ndjson, "
+            "application/octet-stream, or as multipart/form-data with a 'file' part",
+        )
+    return content_type
+
+
+async def _receive(request: Request, settings: IngestSettings, content_type: str) -> tuple[Path, int, str | None]:
+    """The body (or its multipart 'file' part) streamed to a private file: its path, size and,
+    for a multipart part, the file name it came with. 400 for an empty body."""
+    if content_type == "multipart/form-data":
+        path, size, part_name = await _save_multipart(request, settings)
+    else:
+        path, size = await jobs.save_upload(request.stream(), settings.upload_path, settings.max_upload_bytes)
+        part_name = None
+    if size == 0:
+        path.unlink(missing_ok=True)
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail="the request body is empty: send the extract file as the body")
+    return path, size, part_name
+
+
+async def _inspect(path: Path, column_profile: profiles.ColumnProfile) -> tuple[ExtractFormat, bool]:
+    """The file's format and whether a data row follows its header; 422 for a file that cannot
+    be read as an extract."""
+    try:
+        return await asyncio.to_thread(jobs.inspect_upload, path, column_profile)
+    except MissingColumnsError as exc:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail={"message": f"the file cannot be read as an extract: {exc}", "missing_columns": exc.missing},
+        ) from None
+    except ExtractFormatError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=f"the file cannot be read as an extract: {exc}") from None
 
 
 def _file_name(name: str | None) -> str | None:
@@ -311,7 +278,7 @@ def _file_name(name: str | None) -> str | None:
     return cleaned or None
 
 
-async def _save_multipart(request: Request, settings) -> tuple[Path, int, str | None]:
+async def _save_multipart(request: Request, settings: IngestSettings) -> tuple[Path, int, str | None]:
     # Starlette spools file parts to disk beyond 1 MB, so memory stays flat here too.
     async with request.form(max_files=1, max_fields=10) as form:
         upload = form.get("file")
@@ -326,44 +293,17 @@ async def _save_multipart(request: Request, settings) -> tuple[Path, int, str | 
         return path, size, upload.filename
 
 
-def one_of_or_operator(*scopes: str):
-    """Dependency: a caller holding one of ``scopes``, or KL's operator (rounds:admin with
-    kommuner:all: round-wide administration is for a caller bound to every municipality). A
-    dependency, so a caller without it gets 403 before a body is read or a row looked up."""
-    wanted = frozenset(scopes)
-
-    async def dependency(principal: Principal = Depends(get_principal)) -> Principal:
-        if not (principal.scopes & wanted or {ADMIN_SCOPE, "kommuner:all"} <= principal.scopes):
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN, detail=f"missing scope: one of {', '.join(sorted(wanted))}, or {ADMIN_SCOPE} with kommuner:all"
-            )
-        return principal
-
-    return dependency
-
-
-# Who reads the mapping and the column profiles: vendors (extracts:write), municipal readers
-# (extracts:read), readers of the results (aggregates:read: the mapping says how citizens were
-# grouped) and KL's operator.
-rule_reader = one_of_or_operator("extracts:read", "extracts:write", "aggregates:read")
-
-
 @router.get("/jobs/{job_id}", response_model=JobReport, summary="An upload job's progress, and its report when it has ended")
-async def get_job(
-    request: Request, job_id: uuid.UUID, principal: Principal = Depends(one_of_or_operator("extracts:read", "extracts:write"))
-) -> JobReport:
-    job = await jobs.get_job(request.app.state.runtime, job_id)
+async def get_job(uow: Uow, job_id: uuid.UUID, principal: JobReader) -> JobReport:
+    job = await jobs.get_job(uow, job_id)
     if job is None or not principal.may_act_for(job.kommunekode):  # as for a delivery, below
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such job")
     return jobs.job_report(job)
 
 
 @router.get("/deliveries/{delivery_id}", response_model=DeliveryReport, summary="A delivery's report")
-async def get_delivery(
-    request: Request, delivery_id: uuid.UUID, principal: Principal = Depends(one_of_or_operator("extracts:read"))
-) -> DeliveryReport:
-    async with request.app.state.runtime.uow() as uow:
-        report = await service.delivery_report(uow, delivery_id)
+async def get_delivery(uow: Uow, delivery_id: uuid.UUID, principal: DeliveryReader) -> DeliveryReport:
+    report = await service.delivery_report(uow, delivery_id)
     # Another municipality's delivery answers as an unknown one: neither its existence nor its
     # municipality is told.
     if report is None or not principal.may_act_for(report.kommunekode):
@@ -376,13 +316,8 @@ async def get_delivery(
     response_model=list[DeliverySummary],
     summary="Every delivery of a round, newest first (KL's operator)",
 )
-async def list_round_deliveries(
-    request: Request,
-    round_id: RoundId,
-    principal: Principal = Depends(require_scopes(ADMIN_SCOPE, "kommuner:all")),
-) -> list[DeliverySummary]:
-    async with request.app.state.runtime.uow() as uow:
-        return await service.list_deliveries(uow, round_id)
+async def list_round_deliveries(uow: Uow, round_id: RoundId, principal: Operator) -> list[DeliverySummary]:
+    return await service.list_deliveries(uow, round_id)
 
 
 @router.get(
@@ -390,42 +325,33 @@ async def list_round_deliveries(
     response_model=list[JobSummary],
     summary="Every upload job of a round, newest first: who, when, file, counts, status (KL's operator)",
 )
-async def list_round_jobs(
-    request: Request,
-    round_id: RoundId,
-    principal: Principal = Depends(require_scopes(ADMIN_SCOPE, "kommuner:all")),
-) -> list[JobSummary]:
-    return await jobs.list_jobs(request.app.state.runtime, round_id)
+async def list_round_jobs(uow: Uow, round_id: RoundId, principal: Operator) -> list[JobSummary]:
+    return await jobs.list_jobs(uow, round_id)
 
 
 # --- the rules, readable --------------------------------------------------------------------------
 
 @router.get("/maalgrupper", tags=["rules"], summary="The target-group mapping: benefits, visitation categories, durations, bands")
 async def get_maalgrupper(
-    request: Request,
+    settings: Settings,
+    principal: RuleReader,
     version: str | None = Query(None, description="A mapping version (v1, v2); the one new deliveries use when omitted"),
-    principal: Principal = Depends(rule_reader),
 ) -> dict:
     try:
-        mapping = load_mapping(version or request.app.state.settings.maalgruppe_mapping_version)
+        mapping = load_mapping(version or settings.maalgruppe_mapping_version)
     except LookupError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
-    return {"current_version": request.app.state.settings.maalgruppe_mapping_version, **mapping.raw}
+    return {"current_version": settings.maalgruppe_mapping_version, **mapping.raw}
 
 
 @router.get("/profiles", tags=["rules"], summary="The column profiles: which headers mean which column")
-async def get_profiles(request: Request, principal: Principal = Depends(rule_reader)) -> list[dict]:
-    async with request.app.state.runtime.uow() as uow:
-        return [profile.to_json() for profile in await profiles.list_profiles(uow.session)]
+async def get_profiles(uow: Uow, principal: RuleReader) -> list[dict]:
+    return [profile.to_json() for profile in await profiles.list_profiles(uow)]
 
 
 @router.get("/profiles/{reference}", tags=["rules"], summary="One column profile (name, or name@version)")
-async def get_one_profile(request: Request, reference: str, principal: Principal = Depends(rule_reader)) -> dict:
-    async with request.app.state.runtime.uow() as uow:
-        try:
-            return (await profiles.resolve_profile(uow.session, reference)).to_json()
-        except profiles.UnknownProfile as exc:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
+async def get_one_profile(uow: Uow, reference: str, principal: RuleReader) -> dict:
+    return (await profiles.resolve_profile(uow, reference)).to_json()
 
 
 @router.post(
@@ -435,12 +361,6 @@ async def get_one_profile(request: Request, reference: str, principal: Principal
     summary="Register a column profile (a new version when the name exists); used by uploads at once",
     responses={422: {"description": "ambiguous headers, unknown columns or base"}},
 )
-async def register_profile(
-    request: Request, body: ProfileRegistration, principal: Principal = Depends(one_of_or_operator("extracts:write"))
-) -> dict:
-    async with request.app.state.runtime.uow() as uow:
-        try:
-            profile = await profiles.register_profile(uow, body, principal.subject)
-        except (MappingDataError, LookupError) as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
+async def register_profile(uow: Uow, body: ProfileRegistration, principal: ProfileWriter) -> dict:
+    profile = await profiles.register_profile(uow, body, principal.subject)
     return profile.to_json()

@@ -13,7 +13,11 @@ and compare ``lo`` too, so two keys that share their first 8 bytes are never tak
 
 from __future__ import annotations
 
+import uuid
+
 import numpy as np
+
+from services.ingest.partitions import citizens_of
 
 KEY_BYTES = 16
 _HALF = np.dtype(">u8")
@@ -99,11 +103,11 @@ class RoundMembers:
         self._prefixes = np.sort(prefixes.astype(np.uint64, copy=False))
 
     @classmethod
-    async def load(cls, connection, deliveries_sql: str) -> RoundMembers:
-        """``deliveries_sql``: the SQL list of the deliveries' ids (``delivery_id IN (...)``)."""
+    async def load(cls, connection, deliveries: list[uuid.UUID]) -> RoundMembers:
+        """The hash prefixes of the citizens of ``deliveries``."""
         buffer = _Buffer()
         await connection.copy_from_query(
-            f"SELECT decode(left(pseudonym, 16), 'hex') FROM ingest.citizen WHERE delivery_id IN ({deliveries_sql})",
+            citizens_of(deliveries, "decode(left(pseudonym, 16), 'hex')"),
             output=buffer.write,
             format="binary",
         )

@@ -15,13 +15,12 @@ import os
 import tempfile
 import uuid
 from collections.abc import AsyncIterator
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from services.ingest import service
+from services.ingest import rounds, service
 from services.ingest.config import IngestSettings
 from services.ingest.domain.errors import ExtractFormatError
 from services.ingest.domain.profiles import ColumnProfile, from_spec, get_profile
@@ -29,15 +28,13 @@ from services.ingest.domain.readers import ExtractFormat, open_extract
 from services.ingest.parallel import ExtractFile
 from services.ingest.models import ExtractJob
 from services.ingest.parallel import shutdown_pool, warm_pool
-from services.ingest.schemas import Classification, JobProgress, JobReport, JobSummary, RowIssue
+from services.ingest.schemas import JobProgress, JobReport, JobSummary
 from shared.bus import UnitOfWork
 from shared.runtime import ServiceRuntime
 
 logger = logging.getLogger(__name__)
 
 UPLOAD_CHUNK_BYTES = 1024 * 1024
-# "The day of the upload" is the Danish calendar day: a date after it is in the future.
-DANISH_TIME = ZoneInfo("Europe/Copenhagen")
 _wakeups: dict[int, asyncio.Event] = {}  # per runtime: an upload wakes the worker at once
 
 
@@ -79,12 +76,8 @@ def inspect_upload(path: Path, profile: ColumnProfile | str) -> tuple[ExtractFor
         return reader.format, has_rows
 
 
-def upload_day(moment: datetime | None) -> date:
-    """The Danish calendar day of an upload (now, when not known)."""
-    return (moment or datetime.now(DANISH_TIME)).astimezone(DANISH_TIME).date()
-
-
 async def create_job(
+    uow: UnitOfWork,
     runtime: ServiceRuntime,
     *,
     round_id: str,
@@ -100,76 +93,38 @@ async def create_job(
     confirm_replacement: bool = False,
     file_name: str | None = None,
 ) -> ExtractJob:
-    async with runtime.uow() as uow:
-        job = ExtractJob(
-            profile_spec=profile.to_spec(),
-            dry_run=dry_run,
-            confirm_replacement=confirm_replacement,
-            file_name=file_name,
-            id=uuid.uuid4(),
-            round_id=round_id,
-            kommunekode=kommunekode,
-            submitted_by=submitted_by,
-            reference_date=reference_date,
-            profile=profile.reference,
-            policy=policy,
-            file_format=file_format.value,
-            file_path=str(path),
-            file_bytes=size,
-            status="queued",
-            attempts=0,
-            report={},
-        )
-        uow.session.add(job)
-        await uow.commit()
+    """Queue the saved upload as a job and commit; the runtime's worker wakes for it at once."""
+    job = ExtractJob(
+        profile_spec=profile.to_spec(),
+        dry_run=dry_run,
+        confirm_replacement=confirm_replacement,
+        file_name=file_name,
+        id=uuid.uuid4(),
+        round_id=round_id,
+        kommunekode=kommunekode,
+        submitted_by=submitted_by,
+        reference_date=reference_date,
+        profile=profile.reference,
+        policy=policy,
+        file_format=file_format.value,
+        file_path=str(path),
+        file_bytes=size,
+        status="queued",
+        attempts=0,
+        report={},
+    )
+    uow.session.add(job)
+    await uow.commit()
     wake_worker(runtime)
     return job
 
 
-async def get_job(runtime: ServiceRuntime, job_id: uuid.UUID) -> ExtractJob | None:
-    async with runtime.uow() as uow:
-        job = await uow.session.get(ExtractJob, job_id)
-        if job is not None:
-            uow.session.expunge(job)  # leaving the unit of work rolls back, which would expire it
-        return job
-
-
-def _progress(job: ExtractJob) -> JobProgress:
-    return JobProgress(rows_read=job.rows_read, rows_valid=job.rows_valid, rows_rejected=job.rows_rejected, rows_excluded=job.rows_excluded)
-
-
-def job_report(job: ExtractJob, supersedes: uuid.UUID | None = None) -> JobReport:
-    report = job.report or {}
-    return JobReport(
-        job_id=job.id,
-        round_id=job.round_id,
-        kommunekode=job.kommunekode,
-        status=job.status,
-        submitted_by=job.submitted_by,
-        file_name=job.file_name,
-        dry_run=bool(job.dry_run),
-        profile=job.profile,
-        policy=job.policy,
-        file_format=job.file_format,
-        file_bytes=job.file_bytes,
-        progress=_progress(job),
-        error=job.error,
-        delivery_id=job.delivery_id,
-        supersedes=report.get("supersedes"),
-        mapping_version=report.get("mapping_version"),
-        exclusions=report.get("exclusions", {}),
-        maalgrupper=report.get("maalgrupper", {}),
-        classifications=[Classification(**c) for c in report.get("classifications", [])],
-        replacement_refused=report.get("replacement_refused"),
-        errors_total=report.get("errors_total", 0),
-        errors_by_column=report.get("errors_by_column", {}),
-        errors=[RowIssue(**e) for e in report.get("errors", [])],
-        warnings_total=report.get("warnings_total", 0),
-        warnings=[RowIssue(**w) for w in report.get("warnings", [])],
-        created_at=job.created_at,
-        started_at=job.started_at,
-        finished_at=job.finished_at,
-    )
+async def get_job(uow: UnitOfWork, job_id: uuid.UUID) -> ExtractJob | None:
+    """The job, detached: it outlives the unit of work (whose end rolls back and would expire it)."""
+    job = await uow.session.get(ExtractJob, job_id)
+    if job is not None:
+        uow.session.expunge(job)
+    return job
 
 
 def job_summary(job: ExtractJob) -> JobSummary:
@@ -183,7 +138,7 @@ def job_summary(job: ExtractJob) -> JobSummary:
         profile=job.profile,
         dry_run=bool(job.dry_run),
         status=job.status,
-        progress=_progress(job),
+        progress=JobProgress(**service.row_counts(job)),
         error=job.error,
         delivery_id=job.delivery_id,
         created_at=job.created_at,
@@ -191,15 +146,26 @@ def job_summary(job: ExtractJob) -> JobSummary:
     )
 
 
-async def list_jobs(runtime: ServiceRuntime, round_id: str) -> list[JobSummary]:
+def job_report(job: ExtractJob) -> JobReport:
+    """The summary, with the round, the policy and, once the job has ended, its delivery's report."""
+    report = job.report or {}
+    return JobReport(
+        **job_summary(job).model_dump(),
+        **service.report_parts(report),
+        round_id=job.round_id,
+        policy=job.policy,
+        started_at=job.started_at,
+        supersedes=report.get("supersedes"),
+        errors_by_column=report.get("errors_by_column", {}),
+    )
+
+
+async def list_jobs(uow: UnitOfWork, round_id: str) -> list[JobSummary]:
     """A round's upload jobs, newest first."""
-    async with runtime.uow() as uow:
-        jobs = (
-            await uow.session.execute(
-                sa.select(ExtractJob).where(ExtractJob.round_id == round_id).order_by(ExtractJob.created_at.desc())
-            )
-        ).scalars()
-        return [job_summary(job) for job in jobs]
+    jobs = await uow.session.scalars(
+        sa.select(ExtractJob).where(ExtractJob.round_id == round_id).order_by(ExtractJob.created_at.desc())
+    )
+    return [job_summary(job) for job in jobs]
 
 
 # --- the worker -------------------------------------------------------------------------------------
@@ -266,7 +232,7 @@ async def recover_stale_jobs(runtime: ServiceRuntime, settings: IngestSettings) 
         for row in rows:
             file_there = row.file_path is not None and Path(row.file_path).exists()
             if file_there and row.attempts < settings.job_max_attempts:
-                values = {"status": "queued", "rows_read": 0, "rows_valid": 0, "rows_rejected": 0, "rows_excluded": 0}
+                values = {"status": "queued", **dict.fromkeys(service.ROW_COUNTS, 0)}
             else:
                 values = {
                     "status": "failed",
@@ -282,8 +248,48 @@ async def recover_stale_jobs(runtime: ServiceRuntime, settings: IngestSettings) 
 
 
 async def run_job(runtime: ServiceRuntime, settings: IngestSettings, job_id: uuid.UUID, attempt: int) -> None:
-    job = await get_job(runtime, job_id)
+    async with runtime.uow() as uow:
+        job = await get_job(uow, job_id)
     assert job is not None
+    j = ExtractJob.__table__
+    ours = sa.and_(j.c.id == job_id, j.c.status == "running", j.c.attempts == attempt)
+    logger.info("extract job started", extra={"fields": {"job_id": str(job_id), "attempt": attempt}})
+    outcome = None
+    try:
+        outcome = await _deliver(runtime, settings, job, ours)
+    except JobLost:
+        logger.warning("extract job was taken over by another worker", extra={"fields": {"job_id": str(job_id)}})
+        return
+    except service.ReplacementRefused as exc:
+        await _finish(runtime, ours, status="rejected", report=exc.report, error=str(exc), **service.row_counts(exc.totals))
+    except (ExtractFormatError, service.DeliveryError, rounds.RoundUnknown) as exc:
+        # The message names what is wrong with the file and never echoes its contents.
+        await _finish(runtime, ours, status="failed", error=str(exc))
+    except Exception as exc:
+        logger.exception("extract job failed", extra={"fields": {"job_id": str(job_id)}})
+        await _finish(runtime, ours, status="failed", error=f"internal error while processing the file ({type(exc).__name__})")
+    else:
+        if outcome.status == "validated":
+            await _finish(runtime, ours, status="validated", report=outcome.report, **service.row_counts(outcome.totals))
+        elif outcome.status == "rejected":
+            await _finish(
+                runtime, ours, status="rejected", report=outcome.report, error=(
+                    f"delivery rejected: {outcome.totals.rows_rejected} row(s) with errors and policy reject_all; nothing was stored"
+                ), **service.row_counts(outcome.totals),
+            )
+    # The file holds CPR numbers in clear: it goes as soon as the job has an outcome.
+    if job.file_path:
+        Path(job.file_path).unlink(missing_ok=True)
+    fields = {"job_id": str(job_id)}
+    if outcome is not None:
+        # Seconds per stage (no personal data): where a big delivery's time went.
+        fields["timings"] = outcome.timings
+    logger.info("extract job ended", extra={"fields": fields})
+
+
+async def _deliver(runtime: ServiceRuntime, settings: IngestSettings, job: ExtractJob, ours) -> service.DeliveryOutcome:
+    """The job's file as a delivery; progress and the job's end are written only while the job
+    is still ``ours`` (JobLost otherwise: the delivery does not commit)."""
     request = service.DeliveryRequest(
         round_id=job.round_id,
         kommunekode=job.kommunekode,
@@ -291,16 +297,15 @@ async def run_job(runtime: ServiceRuntime, settings: IngestSettings, job_id: uui
         reference_date=job.reference_date,
         policy=job.policy,  # type: ignore[arg-type]
         job_id=job.id,
-        today=upload_day(job.created_at),
+        today=service.upload_day(job.created_at),
         dry_run=bool(job.dry_run),
         confirm_replacement=bool(job.confirm_replacement),
     )
     j = ExtractJob.__table__
-    ours = sa.and_(j.c.id == job_id, j.c.status == "running", j.c.attempts == attempt)
 
     async def on_progress(totals: service.DeliveryTotals) -> None:
         async with runtime.uow() as uow:  # its own short transaction, so readers see it at once
-            await uow.session.execute(sa.update(j).where(ours).values(heartbeat_at=sa.func.now(), **_counts(totals)))
+            await uow.session.execute(sa.update(j).where(ours).values(heartbeat_at=sa.func.now(), **service.row_counts(totals)))
             await uow.commit()
 
     async def before_commit(uow: UnitOfWork, outcome: service.DeliveryOutcome) -> None:
@@ -314,48 +319,19 @@ async def run_job(runtime: ServiceRuntime, settings: IngestSettings, job_id: uui
                 report={**outcome.report, "supersedes": str(outcome.delivery.supersedes) if outcome.delivery.supersedes else None},
                 finished_at=sa.func.now(),
                 file_path=None,
-                **_counts(outcome.totals),
+                **service.row_counts(outcome.totals),
             )
         )
         if result.rowcount != 1:
             raise JobLost()
 
-    logger.info("extract job started", extra={"fields": {"job_id": str(job_id), "attempt": attempt}})
-    outcome = None
-    try:
-        if not job.file_path or not Path(job.file_path).exists():
-            raise ExtractFormatError("the uploaded file is no longer available")
-        profile = from_spec(job.profile_spec) if job.profile_spec else get_profile(job.profile)
-        extract = ExtractFile(job.file_path, profile)
-        outcome = await service.ingest_delivery(runtime, settings, request, extract, on_progress=on_progress, before_commit=before_commit)
-    except JobLost:
-        logger.warning("extract job was taken over by another worker", extra={"fields": {"job_id": str(job_id)}})
-        return
-    except service.ReplacementRefused as exc:
-        await _finish(runtime, ours, status="rejected", report=exc.report, error=str(exc), **_counts(exc.totals))
-    except (ExtractFormatError, service.DeliveryError) as exc:
-        # The message names what is wrong with the file and never echoes its contents.
-        await _finish(runtime, ours, status="failed", error=str(exc))
-    except Exception as exc:
-        logger.exception("extract job failed", extra={"fields": {"job_id": str(job_id)}})
-        await _finish(runtime, ours, status="failed", error=f"internal error while processing the file ({type(exc).__name__})")
-    else:
-        if outcome.status == "validated":
-            await _finish(runtime, ours, status="validated", report=outcome.report, **_counts(outcome.totals))
-        elif outcome.status == "rejected":
-            await _finish(
-                runtime, ours, status="rejected", report=outcome.report, error=(
-                    f"delivery rejected: {outcome.totals.rows_rejected} row(s) with errors and policy reject_all; nothing was stored"
-                ), **_counts(outcome.totals),
-            )
-    # The file holds CPR numbers in clear: it goes as soon as the job has an outcome.
-    if job.file_path:
-        Path(job.file_path).unlink(missing_ok=True)
-    fields = {"job_id": str(job_id)}
-    if outcome is not None:
-        # Seconds per stage (no personal data): where a big delivery's time went.
-        fields["timings"] = outcome.timings
-    logger.info("extract job ended", extra={"fields": fields})
+    if not job.file_path or not Path(job.file_path).exists():
+        raise ExtractFormatError("the uploaded file is no longer available")
+    profile = from_spec(job.profile_spec) if job.profile_spec else get_profile(job.profile)
+    async with runtime.uow() as uow:
+        return await service.ingest_delivery(
+            uow, settings, request, ExtractFile(job.file_path, profile), on_progress=on_progress, before_commit=before_commit
+        )
 
 
 async def _finish(runtime: ServiceRuntime, ours, *, status: str, error: str | None = None, report: dict | None = None, **counts) -> None:
@@ -366,12 +342,3 @@ async def _finish(runtime: ServiceRuntime, ours, *, status: str, error: str | No
     async with runtime.uow() as uow:
         await uow.session.execute(sa.update(j).where(ours).values(**values))
         await uow.commit()
-
-
-def _counts(totals: service.DeliveryTotals) -> dict[str, int]:
-    return {
-        "rows_read": totals.rows_read,
-        "rows_valid": totals.rows_valid,
-        "rows_rejected": totals.rows_rejected,
-        "rows_excluded": totals.rows_excluded,
-    }

@@ -7,15 +7,16 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.ingest import jobs, partitions, release, rounds
+from services.ingest import jobs, partitions, rounds
 from services.ingest.api import router
-from services.ingest.round_api import router as round_router
 from services.ingest.config import IngestSettings
+from services.ingest.errors import install_errors
+from services.ingest.handlers import HANDLERS
 from services.ingest.models import AUDIT, BUS
 from services.ingest.privacy import api as privacy_api
-from services.ingest.privacy.handlers import HANDLERS as PRIVACY_HANDLERS
 from services.ingest.privacy.keys import run_reencryption
 from services.ingest.privacy.scheduler import run_retention_clock
+from services.ingest.round_api import router as round_router
 from shared.app import install_common
 from shared.audit import install_audit
 from shared.runtime import ServiceRuntime
@@ -34,7 +35,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             tables=BUS,
             migrations_dir=MIGRATIONS,
             # Its share of privacy requests, and the sampled citizens' contacts for dispatch.
-            handlers={**PRIVACY_HANDLERS, **release.HANDLERS},
+            handlers=HANDLERS,
             workers={
                 "extract-jobs": jobs.run_worker,
                 "retention-clock": run_retention_clock,
@@ -52,6 +53,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     app.state.settings = settings
     install_common(app, settings)
     install_audit(app, AUDIT)
+    install_errors(app)
     app.include_router(round_router)
     app.include_router(router)
     app.include_router(privacy_api.router)

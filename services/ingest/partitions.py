@@ -30,6 +30,14 @@ SCHEMA = "ingest"
 PARENT = f"{SCHEMA}.citizen"
 
 
+def citizens_of(deliveries: list[uuid.UUID], columns: str) -> str:
+    """``SELECT columns`` of the deliveries' citizens. Their ids are written into the statement
+    (UUIDs we hold, not input), so that PostgreSQL prunes ingest.citizen to their partitions
+    when planning and locks no other."""
+    ids = ", ".join(f"'{uuid.UUID(str(delivery))}'" for delivery in deliveries)
+    return f"SELECT {columns} FROM {PARENT} WHERE delivery_id IN ({ids})"
+
+
 def partition_name(delivery_id: uuid.UUID) -> str:
     """The table (in ``ingest``) holding a delivery's citizens."""
     return f"citizen_{delivery_id.hex}"

@@ -40,6 +40,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 from itertools import accumulate
 from datetime import date
 from json.encoder import encode_basestring_ascii as _json_str
@@ -354,11 +355,23 @@ def _prepare_plain_block(spec: PreparationSpec, layout: CsvLayout, data: bytes, 
     once per row. Rows in a common shape are then pseudonymised in one tight loop; any other row
     goes through ``_add_record`` exactly as on the record path. None: not a block this path takes
     (the record path then reads it and reports what is wrong)."""
-    p_cpr, p_ydelse, p_overgang, p_samtale, p_afsluttet, p_passiv, p_forsker, p_navn, p_telefon, p_kategori = (
-        layout.fast_positions
-    )
+    p_cpr, p_ydelse, p_overgang = layout.fast_positions[:3]
     if min(p_cpr, p_ydelse, p_overgang) < 0 or layout.width < 2:
         return None
+    table = _read_plain(layout, data)
+    if table is None:
+        return None
+    state = _state(spec)
+    columns = [table.column(i).combine_chunks() for i in range(layout.width)]
+    checked = _check_columns(state.validator, layout, columns)
+    outcome_index, outcomes = _outcomes(state, checked)
+    return _build_plain(spec, state, layout, columns, first_line, checked.numbers, outcome_index, outcomes)
+
+
+def _read_plain(layout: CsvLayout, data: bytes):
+    """The block as a pyarrow table of string columns, one row per line; None when it does not
+    read that way (another encoding that fails, a row of the wrong width, invalid UTF-8, a line
+    the reader skipped or merged: row numbers would not hold)."""
     if layout.encoding != "utf-8":
         try:
             data = data.decode(layout.encoding).encode("utf-8")
@@ -378,14 +391,33 @@ def _prepare_plain_block(spec: PreparationSpec, layout: CsvLayout, data: bytes, 
             ),
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return None  # a row of the wrong width, invalid UTF-8, ...
-    count = table.num_rows
-    if count != _count_lines(data) + (0 if data.endswith((b"\n", b"\r")) else 1):
-        return None  # the reader skipped or merged a line: row numbers would not hold
-    state = _state(spec)
-    validator = state.validator
-    columns = [table.column(i).combine_chunks() for i in range(layout.width)]
+        return None
+    if table.num_rows != _count_lines(data) + (0 if data.endswith((b"\n", b"\r")) else 1):
+        return None
+    return table
 
+
+@dataclass
+class _CheckedColumns:
+    """Per row of a plain block: whether every check passed (``fast``), and what the checks
+    found, indexed per distinct value where the value is shared."""
+
+    fast: np.ndarray
+    numbers: Any  # the CPR numbers without the dash (a pyarrow array)
+    ages: np.ndarray
+    male: np.ndarray
+    ydelse_index: np.ndarray
+    ydelser: list
+    date_index: np.ndarray
+    dates: list
+    passiv: np.ndarray
+    forsker: np.ndarray
+
+
+def _check_columns(validator: CachedRowValidator, layout: CsvLayout, columns: list) -> _CheckedColumns:
+    """``validate_fields``'s checks, column by column, once per distinct value."""
+    p_cpr, p_ydelse, p_overgang, p_samtale, p_afsluttet, p_passiv, p_forsker, _, _, p_kategori = layout.fast_positions
+    count = len(columns[0])
     # The CPR number's shape, its birth date and age (per distinct first seven digits), gender.
     raw_cpr = columns[p_cpr]
     fast = pc.match_substring_regex(raw_cpr, r"^[0-9]{6}-?[0-9]{4}$").to_numpy(zero_copy_only=False)
@@ -421,15 +453,20 @@ def _prepare_plain_block(spec: PreparationSpec, layout: CsvLayout, data: bytes, 
         else:
             flags.append(np.zeros(count, dtype=bool))
     passiv, forsker = flags
+    return _CheckedColumns(fast, numbers, ages, male, ydelse_index, ydelser, date_index, dates, passiv, forsker)
 
-    # What each fast row becomes (state.outcome), per distinct (benefit meaning, age, gender, flags).
-    pair = ydelse_index.astype(np.int64) * max(1, len(dates)) + date_index
+
+def _outcomes(state: _State, checked: _CheckedColumns) -> tuple[np.ndarray, list]:
+    """What each fast row becomes (state.outcome), per distinct (benefit meaning, age, gender,
+    flags): each row's index into the outcomes, and the outcomes (None: not a fast row)."""
+    fast, ydelser, dates = checked.fast, checked.ydelser, checked.dates
+    pair = checked.ydelse_index.astype(np.int64) * max(1, len(dates)) + checked.date_index
     benefit_of_pair: dict[int, int] = {}
     for code in np.unique(pair[fast]).tolist():
         benefit_of_pair[code] = state.benefit_id(ydelser[code // max(1, len(dates))], dates[code % max(1, len(dates))])
     pairs, pair_inverse = np.unique(pair, return_inverse=True)
     benefits = np.array([benefit_of_pair.get(code, 0) for code in pairs.tolist()], dtype=np.int64)[pair_inverse]
-    key = (((benefits * 1024 + np.clip(ages, 0, 1023)) * 2 + male) * 2 + passiv) * 2 + forsker
+    key = (((benefits * 1024 + np.clip(checked.ages, 0, 1023)) * 2 + checked.male) * 2 + checked.passiv) * 2 + checked.forsker
     outcome_keys, outcome_index = np.unique(np.where(fast, key, -1), return_inverse=True)
     outcomes = []
     for code in outcome_keys.tolist():
@@ -440,8 +477,23 @@ def _prepare_plain_block(spec: PreparationSpec, layout: CsvLayout, data: bytes, 
         age, rest = divmod(rest, 8)
         gender = "M" if rest & 4 else "K"
         outcomes.append(state.outcome_of(benefit, age, gender, bool(rest & 2), bool(rest & 1)))
+    return outcome_index, outcomes
 
-    # Per row: the name and phone rules (mostly distinct values), crypto and encoding.
+
+def _build_plain(
+    spec: PreparationSpec,
+    state: _State,
+    layout: CsvLayout,
+    columns: list,
+    first_line: int,
+    numbers,
+    outcome_index: np.ndarray,
+    outcomes: list,
+) -> PreparedBlock:
+    """Per row: the name and phone rules (mostly distinct values), crypto and encoding; a row
+    that is not fast goes through ``_add_record``."""
+    p_navn, p_telefon = layout.fast_positions[7], layout.fast_positions[8]
+    validator = state.validator
     block = _Builder(spec, state)
     number_list = numbers.to_pylist()
     navn_list = columns[p_navn].to_pylist() if p_navn >= 0 else None

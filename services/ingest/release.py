@@ -24,6 +24,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 from services.ingest import rounds
 from services.ingest.models import AUDIT, Citizen, Delivery
+from services.ingest.service import accepted_delivery
 from shared.audit import record
 from shared.bus import UnitOfWork
 from shared.crypto import SealedContact
@@ -43,27 +44,7 @@ async def on_sample_drawn(uow: UnitOfWork, envelope: Envelope, event: SampleDraw
         return  # v1 carried the sealed contacts itself; a chunk of strata only has nobody to contact
     session = uow.session
     pseudonyms = [person.pseudonym for person in event.persons]
-    delivery_id = await session.scalar(
-        sa.select(Delivery.id).where(
-            Delivery.round_id == event.round_id, Delivery.kommunekode == event.kommunekode, Delivery.status == "accepted"
-        )
-    )
-    found: dict[str, SealedContact] = {}
-    if delivery_id is not None:
-        # One delivery's partition, found by its primary key (pseudonym, delivery_id).
-        rows = await session.execute(
-            sa.select(Citizen.pseudonym, Citizen.contact_sealed, Citizen.contact_key_id).where(
-                Citizen.delivery_id == delivery_id,
-                Citizen.pseudonym == sa.any_(sa.literal(pseudonyms, ARRAY(sa.Text))),  # one array parameter
-                Citizen.contact_sealed.is_not(None),
-            )
-        )
-        for pseudonym, sealed, key_id in rows:
-            found[pseudonym] = SealedContact(
-                key_id=key_id,
-                nonce=base64.b64encode(sealed[:NONCE_BYTES]).decode(),
-                ciphertext=base64.b64encode(sealed[NONCE_BYTES:]).decode(),
-            )
+    found = await sealed_contacts(session, event.round_id, event.kommunekode, pseudonyms)
     contacts = [ReleasedContact(pseudonym=p, contact=found[p]) for p in dict.fromkeys(pseudonyms) if p in found]
     missing = [p for p in dict.fromkeys(pseudonyms) if p not in found]
     uow.publish(
@@ -98,6 +79,29 @@ async def on_sample_drawn(uow: UnitOfWork, envelope: Envelope, event: SampleDraw
             "sampled citizens without a contact to release",
             extra=log_fields(round_id=event.round_id, kommunekode=event.kommunekode, chunk_no=event.chunk_no, missing=len(missing)),
         )
+
+
+async def sealed_contacts(session, round_id: str, kommunekode: str, pseudonyms: list[str]) -> dict[str, SealedContact]:
+    """The sealed contacts of these citizens in the municipality's current accepted delivery."""
+    delivery_id = await session.scalar(accepted_delivery(round_id, kommunekode).with_only_columns(Delivery.id))
+    if delivery_id is None:
+        return {}
+    # One delivery's partition, found by its primary key (pseudonym, delivery_id).
+    rows = await session.execute(
+        sa.select(Citizen.pseudonym, Citizen.contact_sealed, Citizen.contact_key_id).where(
+            Citizen.delivery_id == delivery_id,
+            Citizen.pseudonym == sa.any_(sa.literal(pseudonyms, ARRAY(sa.Text))),  # one array parameter
+            Citizen.contact_sealed.is_not(None),
+        )
+    )
+    return {
+        pseudonym: SealedContact(
+            key_id=key_id,
+            nonce=base64.b64encode(sealed[:NONCE_BYTES]).decode(),
+            ciphertext=base64.b64encode(sealed[NONCE_BYTES:]).decode(),
+        )
+        for pseudonym, sealed, key_id in rows
+    }
 
 
 HANDLERS = {SampleDrawn: on_sample_drawn}

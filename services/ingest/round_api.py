@@ -3,49 +3,26 @@
 ``POST /rounds`` creates one, ``PATCH /rounds/{id}`` edits what its phase still allows,
 ``POST /rounds/{id}/schedule`` confirms the send dates and ``POST /rounds/{id}/end-fieldwork``
 ends fieldwork early; ``POST /rounds/{id}/close`` (services.ingest.privacy.api) closes it. Every
-change is published as round.defined. Errors say what is wrong: 404 an unknown round, 409 a
-field or an action the phase no longer allows (and why), 422 an inconsistent definition.
+change is published as round.defined. Errors say what is wrong (services.ingest.errors): 404 an
+unknown round, 409 a field or an action the phase no longer allows (and why), 422 an
+inconsistent definition.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
-
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, status
 
 from services.ingest import rounds
-from services.ingest.domain.rounds import FieldLocked, RoundRuleError, TransitionRefused
+from services.ingest.deps import Operator, RoundId, Settings, Uow
 from services.ingest.schemas import RoundCreate, RoundFields, RoundSchedule, RoundView
-from shared.app import RoundId
-from shared.auth import Principal, require_scopes
 
 router = APIRouter(tags=["rounds"])
-Operator = Annotated[Principal, Depends(require_scopes("rounds:admin", "kommuner:all"))]
-T = TypeVar("T")
 
 RESPONSES = {
     404: {"description": "no such round"},
     409: {"description": "the round's phase no longer allows the change or the action (the detail says which and why)"},
     422: {"description": "the definition is inconsistent (the detail lists every problem)"},
 }
-
-
-async def _run(request: Request, call: Callable[..., Awaitable[T]]) -> T:
-    """One unit of work; the rules' refusals become HTTP errors here and nowhere else."""
-    async with request.app.state.runtime.uow() as uow:
-        try:
-            return await call(uow)
-        except rounds.RoundUnknown as exc:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
-        except rounds.RoundExists as exc:
-            raise HTTPException(status.HTTP_409_CONFLICT, detail=f"round {exc} is already defined: PATCH it") from None
-        except (FieldLocked, TransitionRefused) as exc:
-            raise HTTPException(status.HTTP_409_CONFLICT, detail={"message": str(exc), "problems": exc.problems}) from None
-        except RoundRuleError as exc:
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_CONTENT, detail={"message": str(exc), "problems": exc.problems}
-            ) from None
 
 
 @router.post(
@@ -55,19 +32,18 @@ async def _run(request: Request, call: Callable[..., Awaitable[T]]) -> T:
     summary="Define a round (phase planned): vendors can deliver for it from now on",
     responses={409: {"description": "already defined"}, 422: RESPONSES[422]},
 )
-async def create_round(request: Request, body: RoundCreate, principal: Operator) -> RoundView:
-    settings = request.app.state.settings
-    return await _run(request, lambda uow: rounds.create_round(uow, settings, body, principal.subject))
+async def create_round(uow: Uow, settings: Settings, body: RoundCreate, principal: Operator) -> RoundView:
+    return await rounds.create_round(uow, settings, body, principal.subject)
 
 
 @router.get("/rounds", response_model=list[RoundView], summary="Every round, newest first, with its phase")
-async def list_rounds(request: Request, principal: Operator) -> list[RoundView]:
-    return await _run(request, rounds.list_rounds)
+async def list_rounds(uow: Uow, principal: Operator) -> list[RoundView]:
+    return await rounds.list_rounds(uow)
 
 
 @router.get("/rounds/{round_id}", response_model=RoundView, summary="A round's definition, phase and what it waits for", responses={404: RESPONSES[404]})
-async def get_round(request: Request, round_id: RoundId, principal: Operator) -> RoundView:
-    return await _run(request, lambda uow: rounds.get_round(uow, round_id))
+async def get_round(uow: Uow, round_id: RoundId, principal: Operator) -> RoundView:
+    return await rounds.get_round(uow, round_id)
 
 
 @router.patch(
@@ -76,8 +52,8 @@ async def get_round(request: Request, round_id: RoundId, principal: Operator) ->
     summary="Change a round's definition (only what its phase still allows; null removes an optional date)",
     responses=RESPONSES,
 )
-async def edit_round(request: Request, body: RoundFields, round_id: RoundId, principal: Operator) -> RoundView:
-    return await _run(request, lambda uow: rounds.edit_round(uow, round_id, body, principal.subject))
+async def edit_round(uow: Uow, body: RoundFields, round_id: RoundId, principal: Operator) -> RoundView:
+    return await rounds.edit_round(uow, round_id, body, principal.subject)
 
 
 @router.post(
@@ -86,8 +62,8 @@ async def edit_round(request: Request, body: RoundFields, round_id: RoundId, pri
     summary="Confirm the send dates after the draw (fieldwork_scheduled): nothing is sent before invitation_at",
     responses=RESPONSES,
 )
-async def schedule_round(request: Request, round_id: RoundId, principal: Operator, body: RoundSchedule | None = None) -> RoundView:
-    return await _run(request, lambda uow: rounds.schedule_round(uow, round_id, body or RoundSchedule(), principal.subject))
+async def schedule_round(uow: Uow, round_id: RoundId, principal: Operator, body: RoundSchedule | None = None) -> RoundView:
+    return await rounds.schedule_round(uow, round_id, body or RoundSchedule(), principal.subject)
 
 
 @router.post(
@@ -96,5 +72,5 @@ async def schedule_round(request: Request, round_id: RoundId, principal: Operato
     summary="End fieldwork now (fieldwork_ended): nothing more is sent, answers are refused",
     responses=RESPONSES,
 )
-async def end_fieldwork(request: Request, round_id: RoundId, principal: Operator) -> RoundView:
-    return await _run(request, lambda uow: rounds.take_action(uow, round_id, "end_fieldwork", principal.subject))
+async def end_fieldwork(uow: Uow, round_id: RoundId, principal: Operator) -> RoundView:
+    return await rounds.take_action(uow, round_id, "end_fieldwork", principal.subject)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -29,7 +29,7 @@ from services.ingest.models import AUDIT, RoundDefinition
 from services.ingest.schemas import RoundCreate, RoundFields, RoundSchedule, RoundView, SendingWindowIn, SendingWindowOut
 from shared.audit import record
 from shared.bus import UnitOfWork
-from shared.events import RoundDefined, SendingWindow
+from shared.events import RoundDefined
 from shared.observability import log_fields
 
 logger = logging.getLogger(__name__)
@@ -50,6 +50,7 @@ class RoundExists(Exception):
 
 
 def plan_of(row: RoundDefinition) -> rules.RoundPlan:
+    """The stored definition as the rules see it; ``_apply`` writes a plan back."""
     return rules.RoundPlan(
         round_id=row.round_id,
         name=row.name,
@@ -67,24 +68,20 @@ def plan_of(row: RoundDefinition) -> rules.RoundPlan:
     )
 
 
+def _apply(row: RoundDefinition, plan: rules.RoundPlan) -> None:
+    """Write the plan's definition (every field an operator sets) into the row."""
+    for name in rules.EDITABLE_FIELDS:
+        value = getattr(plan, name)
+        if name == "sending_window":
+            row.sending_window_start, row.sending_window_end = value.start, value.end
+        else:
+            setattr(row, name, list(value) if isinstance(value, tuple) else value)
+
+
 def event_of(row: RoundDefinition) -> RoundDefined:
+    """The whole definition as round.defined publishes it: the plan, its revision and phase time."""
     return RoundDefined(
-        round_id=row.round_id,
-        revision=row.revision,
-        name=row.name,
-        reference_date=row.reference_date,
-        maalgruppe_mapping_version=row.maalgruppe_mapping_version,
-        questionnaire_version=row.questionnaire_version,
-        kommuner=list(row.kommuner or ()),
-        delivery_deadline=row.delivery_deadline,
-        invitation_at=row.invitation_at,
-        reminders_at=list(row.reminders_at or ()),
-        fieldwork_ends_at=row.fieldwork_ends_at,
-        sending_window=SendingWindow(start=row.sending_window_start, end=row.sending_window_end),
-        retention_days=row.retention_days,
-        phase=row.phase,  # type: ignore[arg-type]
-        phase_changed_at=row.phase_changed_at,
-        implicit=row.implicit,
+        **asdict(plan_of(row)), revision=row.revision, phase_changed_at=row.phase_changed_at, implicit=row.implicit
     )
 
 
@@ -110,23 +107,11 @@ def next_actions(plan: rules.RoundPlan) -> list[str]:
 
 
 def view_of(row: RoundDefinition) -> RoundView:
+    """The operator's view: the definition as published, who made it, and what the round waits for."""
+    event = event_of(row)
     return RoundView(
-        round_id=row.round_id,
-        revision=row.revision,
-        name=row.name,
-        reference_date=row.reference_date,
-        maalgruppe_mapping_version=row.maalgruppe_mapping_version,
-        questionnaire_version=row.questionnaire_version,
-        kommuner=list(row.kommuner or ()),
-        delivery_deadline=row.delivery_deadline,
-        invitation_at=row.invitation_at,
-        reminders_at=list(row.reminders_at or ()),
-        fieldwork_ends_at=row.fieldwork_ends_at,
-        sending_window=SendingWindowOut(start=row.sending_window_start.isoformat(), end=row.sending_window_end.isoformat()),
-        retention_days=row.retention_days,
-        phase=row.phase,
-        phase_changed_at=row.phase_changed_at,
-        implicit=row.implicit,
+        **event.model_dump(exclude={"sending_window"}),
+        sending_window=SendingWindowOut(start=event.sending_window.start.isoformat(), end=event.sending_window.end.isoformat()),
         created_by=row.created_by,
         created_at=row.created_at,
         updated_by=row.updated_by,
@@ -181,21 +166,6 @@ def _utc(moment: datetime) -> datetime:
         raise rules.RoundRuleError([f"{moment.isoformat()}: not a time a round can have"]) from None
 
 
-def _apply(row: RoundDefinition, plan: rules.RoundPlan) -> None:
-    row.name = plan.name
-    row.reference_date = plan.reference_date
-    row.maalgruppe_mapping_version = plan.maalgruppe_mapping_version
-    row.questionnaire_version = plan.questionnaire_version
-    row.kommuner = list(plan.kommuner)
-    row.delivery_deadline = plan.delivery_deadline
-    row.invitation_at = plan.invitation_at
-    row.reminders_at = list(plan.reminders_at)
-    row.fieldwork_ends_at = plan.fieldwork_ends_at
-    row.sending_window_start = plan.sending_window.start
-    row.sending_window_end = plan.sending_window.end
-    row.retention_days = plan.retention_days
-
-
 async def _save(uow: UnitOfWork, row: RoundDefinition, plan: rules.RoundPlan, *, actor: str, action: str, now: datetime) -> None:
     """The plan stored as the round's next revision, published in the same transaction, audited."""
     before = row.phase
@@ -221,6 +191,18 @@ async def _save(uow: UnitOfWork, row: RoundDefinition, plan: rules.RoundPlan, *,
             "round phase changed",
             extra=log_fields(round_id=row.round_id, phase=plan.phase, from_phase=before, action=action, revision=row.revision),
         )
+
+
+async def _transition(uow: UnitOfWork, row: RoundDefinition, action: rules.Action, *, actor: str, now: datetime) -> None:
+    """Take ``action`` on the stored round (``rules.transition`` decides), saved as ``_save`` does."""
+    await _save(uow, row, rules.transition(plan_of(row), action, now), actor=actor, action=action, now=now)
+
+
+async def _committed(uow: UnitOfWork, row: RoundDefinition) -> RoundView:
+    """Commit the operator's change; the round as it now stands."""
+    view = view_of(row)
+    await uow.commit()
+    return view
 
 
 # --- the operator's calls --------------------------------------------------------------------------
@@ -260,9 +242,7 @@ async def create_round(uow: UnitOfWork, settings: IngestSettings, body: RoundCre
     except sa.exc.IntegrityError:  # created at the same moment by another call
         raise RoundExists(body.round_id) from None
     await _save(uow, row, plan, actor=actor, action="created", now=now)
-    view = view_of(row)
-    await uow.commit()
-    return view
+    return await _committed(uow, row)
 
 
 async def list_rounds(uow: UnitOfWork) -> list[RoundView]:
@@ -283,9 +263,7 @@ async def edit_round(uow: UnitOfWork, round_id: str, body: RoundFields, actor: s
         _check_mapping(plan.maalgruppe_mapping_version)
     if plan != plan_of(row):
         await _save(uow, row, plan, actor=actor, action="edited", now=now)
-    view = view_of(row)
-    await uow.commit()
-    return view
+    return await _committed(uow, row)
 
 
 async def schedule_round(uow: UnitOfWork, round_id: str, body: RoundSchedule, actor: str) -> RoundView:
@@ -299,19 +277,15 @@ async def schedule_round(uow: UnitOfWork, round_id: str, body: RoundSchedule, ac
         plan = replace(plan, **changes)
     plan = rules.transition(plan, "schedule", now)
     await _save(uow, row, plan, actor=actor, action="scheduled", now=now)
-    view = view_of(row)
-    await uow.commit()
-    return view
+    return await _committed(uow, row)
 
 
 async def take_action(uow: UnitOfWork, round_id: str, action: rules.Action, actor: str, *, now: datetime | None = None) -> RoundView:
     """An operator's transition (end-fieldwork)."""
     now = now or datetime.now(UTC)
     row = await require(uow.session, round_id, lock=True)
-    await _save(uow, row, rules.transition(plan_of(row), action, now), actor=actor, action=action, now=now)
-    view = view_of(row)
-    await uow.commit()
-    return view
+    await _transition(uow, row, action, actor=actor, now=now)
+    return await _committed(uow, row)
 
 
 # --- transitions inside other work (no commit: the caller's transaction) ----------------------------
@@ -323,8 +297,7 @@ async def advance(uow: UnitOfWork, round_id: str, action: rules.Action, *, actor
     row = await load(uow.session, round_id, lock=True)
     if row is None or row.phase not in rules.TRANSITIONS[action][0]:
         return False
-    now = now or datetime.now(UTC)
-    await _save(uow, row, rules.transition(plan_of(row), action, now), actor=actor, action=action, now=now)
+    await _transition(uow, row, action, actor=actor, now=now or datetime.now(UTC))
     return True
 
 
@@ -332,7 +305,7 @@ async def close(uow: UnitOfWork, round_id: str, *, actor: str, now: datetime) ->
     """The close's transition (privacy.service.close_round holds the transaction): ends fieldwork
     if it runs."""
     row = await require(uow.session, round_id, lock=True)
-    await _save(uow, row, rules.transition(plan_of(row), "close", now), actor=actor, action="close", now=now)
+    await _transition(uow, row, "close", actor=actor, now=now)
     return row
 
 
@@ -381,7 +354,7 @@ async def advance_by_date(uow: UnitOfWork, round_id: str, now: datetime) -> rule
     action = rules.due_action(plan_of(row), now)
     if action is None:
         return None
-    await _save(uow, row, rules.transition(plan_of(row), action, now), actor="ingest:phase-clock", action=action, now=now)
+    await _transition(uow, row, action, actor="ingest:phase-clock", now=now)
     await uow.commit()
     return action
 

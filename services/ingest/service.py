@@ -16,10 +16,12 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Literal
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY, asyncpg
 
 from services.ingest import partitions, rounds
 from services.ingest.config import IngestSettings
@@ -49,7 +51,6 @@ from services.ingest.schemas import Classification, DeliveryReport, DeliverySumm
 from shared.bus import UnitOfWork
 from shared.db import advisory_key
 from shared.events import DeliveryAccepted
-from shared.runtime import ServiceRuntime
 
 Policy = Literal["accept_valid", "reject_all"]
 
@@ -60,6 +61,15 @@ CROSS_DELIVERY_MESSAGE = (
     "belongs to one municipality's population (the first delivery keeps them; contact KL if the "
     "citizen has moved)"
 )
+
+
+# "The day of the upload" is the Danish calendar day: a date after it is in the future.
+DANISH_TIME = ZoneInfo("Europe/Copenhagen")
+
+
+def upload_day(moment: datetime | None) -> date:
+    """The Danish calendar day of an upload (now, when not known)."""
+    return (moment or datetime.now(DANISH_TIME)).astimezone(DANISH_TIME).date()
 
 
 @dataclass(frozen=True)
@@ -159,10 +169,6 @@ class ReplacementRefused(DeliveryError):
         self.report = report
 
 
-class RoundUnknown(DeliveryError):
-    """No round of that id is defined: KL's operator creates it (POST /rounds) first."""
-
-
 class DeliveryRefused(DeliveryError):
     """The round takes no delivery from this municipality now (its phase, or its municipalities)."""
 
@@ -175,11 +181,8 @@ class RoundClosed(DeliveryRefused):
 
 async def ensure_round_open(session, round_id: str, kommunekode: str, *, lock: bool = False) -> RoundDefinition:
     """The round's definition, if it takes a delivery from this municipality (the rule:
-    domain.rounds.delivery_refusal); RoundUnknown or DeliveryRefused otherwise."""
-    try:
-        row, refusal = await rounds.delivery_refusal(session, round_id, kommunekode, lock=lock)
-    except rounds.RoundUnknown as exc:
-        raise RoundUnknown(str(exc)) from None
+    domain.rounds.delivery_refusal); rounds.RoundUnknown or DeliveryRefused otherwise."""
+    row, refusal = await rounds.delivery_refusal(session, round_id, kommunekode, lock=lock)
     closure = await session.get(RoundClosure, round_id)
     if closure is not None:
         raise RoundClosed(f"round {round_id} was closed on {closure.closed_at:%Y-%m-%d} and takes no more deliveries")
@@ -188,13 +191,28 @@ async def ensure_round_open(session, round_id: str, kommunekode: str, *, lock: b
     return row
 
 
-async def current_citizens(session, round_id: str, kommunekode: str) -> int | None:
-    """The stored citizens of the municipality's accepted delivery for the round (None: none yet)."""
-    return await session.scalar(
-        sa.select(Delivery.rows_valid).where(
-            Delivery.round_id == round_id, Delivery.kommunekode == kommunekode, Delivery.status == "accepted"
-        )
-    )
+def accepted_deliveries(round_id: str) -> sa.Select:
+    """The round's accepted deliveries: one a municipality at most (a new one supersedes it)."""
+    return sa.select(Delivery).where(Delivery.round_id == round_id, Delivery.status == "accepted")
+
+
+def accepted_delivery(round_id: str, kommunekode: str) -> sa.Select:
+    """The municipality's accepted delivery for the round: its frame."""
+    return accepted_deliveries(round_id).where(Delivery.kommunekode == kommunekode)
+
+
+async def check_round_open(uow: UnitOfWork, round_id: str, kommunekode: str) -> None:
+    """Refuse an upload before its file is received (``ensure_round_open``; the job checks again
+    when it stores the delivery). Reads only; the transaction ends here, so no connection is
+    held while the file arrives."""
+    await ensure_round_open(uow.session, round_id, kommunekode)
+    await uow.rollback()
+
+
+async def refuse_empty_replacement(uow: UnitOfWork, round_id: str, kommunekode: str) -> None:
+    """A header-only file: refused without running a job (domain.replacement's rule)."""
+    previous = await uow.session.scalar(accepted_delivery(round_id, kommunekode).with_only_columns(Delivery.rows_valid))
+    raise DeliveryRefused(replacement_refusal(previous, 0))
 
 
 def _issue(error: RowError, header_row_number: int) -> dict:
@@ -233,8 +251,24 @@ def preparation_spec(settings: IngestSettings, request: DeliveryRequest, deliver
         raise DeliveryError(f"ingest's data keys are not configured ({type(exc).__name__})") from None
 
 
+@dataclass
+class _Load:
+    """A delivery being written, under the round's lock: its row, what it replaces, where its
+    citizens and events go, and what the round already holds."""
+
+    delivery: Delivery
+    previous: Delivery | None
+    spec: PreparationSpec
+    raw: Any  # the transaction's asyncpg connection: COPY and the bulk outbox
+    citizen_table: str
+    others: list[uuid.UUID]  # other municipalities' accepted deliveries of the round
+    members: RoundMembers | None  # their citizens' hash prefixes (None: no other delivery)
+    objections_stand: bool  # someone objected (a privacy request): blocks are checked
+    chunks: PopulationChunks
+
+
 async def ingest_delivery(
-    runtime: ServiceRuntime,
+    uow: UnitOfWork,
     settings: IngestSettings,
     request: DeliveryRequest,
     rows: Iterator[NumberedRow] | ExtractFile,
@@ -242,7 +276,8 @@ async def ingest_delivery(
     on_progress: ProgressCallback | None = None,
     before_commit: BeforeCommit | None = None,
 ) -> DeliveryOutcome:
-    """Validate, classify and store a delivery from ``rows``; one transaction or nothing.
+    """Validate, classify and store a delivery from ``rows``; one transaction (``uow``'s,
+    committed here) or nothing.
 
     The rows are prepared in blocks on every core (``services.ingest.parallel``) while the event
     loop copies earlier blocks into PostgreSQL and writes their events, so the stages overlap.
@@ -251,64 +286,81 @@ async def ingest_delivery(
     """
     timings: Counter = Counter()
     started = time.perf_counter()
-    delivery_id = uuid.uuid4()
-    block_settings = BlockSettings(
-        block_bytes=settings.ingest_block_bytes,
-        block_rows=settings.ingest_batch_rows,
-        workers=worker_count(settings.ingest_workers),
-        parallel_min_bytes=settings.ingest_parallel_min_bytes,
-    )
     totals = DeliveryTotals()
-    seen = SeenKeys()
+    load = await _open_delivery(uow, settings, request)
+    timings["setup"] += time.perf_counter() - started
+    await _load_rows(load, settings, request, rows, totals, timings, on_progress)
 
-    async with runtime.uow() as uow:
-        session = uow.session
-        await session.execute(sa.select(sa.func.pg_advisory_xact_lock(round_lock_key(request.round_id))))
-        # Under the round's lock, which closing a round takes too: a delivery either commits
-        # before the close or sees it. The round's mapping classifies its citizens.
-        definition = await ensure_round_open(session, request.round_id, request.kommunekode)
-        mapping = load_mapping(definition.maalgruppe_mapping_version)
-        spec = preparation_spec(settings, request, delivery_id, mapping.version)
-        previous = (
-            await session.execute(
-                sa.select(Delivery).where(
-                    Delivery.round_id == request.round_id,
-                    Delivery.kommunekode == request.kommunekode,
-                    Delivery.status == "accepted",
-                )
-            )
-        ).scalar_one_or_none()
-        # Citizens who objected (privacy requests) never enter a frame again.
-        objections_stand = bool(await session.scalar(sa.select(sa.exists().where(BlockedCitizen.pseudonym.is_not(None)))))
-        # Other municipalities' accepted deliveries of the round (stable while the lock is held).
-        others = list(
-            await session.scalars(
-                sa.select(Delivery.id).where(
-                    Delivery.round_id == request.round_id,
-                    Delivery.kommunekode != request.kommunekode,
-                    Delivery.status == "accepted",
-                )
-            )
+    report = totals.report(load.delivery.mapping_version)
+    if request.policy == "reject_all" and totals.rows_rejected:
+        await uow.rollback()
+        return DeliveryOutcome(status="rejected", totals=totals, report=report, timings=_seconds(timings, started))
+    refusal = None if request.confirm_replacement else replacement_refusal(
+        load.previous.rows_valid if load.previous is not None else None, totals.rows_valid
+    )
+    if request.dry_run:
+        await uow.rollback()
+        if refusal is not None:
+            report["replacement_refused"] = refusal  # what a real delivery would be told
+        return DeliveryOutcome(status="validated", totals=totals, report=report, timings=_seconds(timings, started))
+    if refusal is not None:
+        await uow.rollback()
+        raise ReplacementRefused(refusal, totals, report)
+    outcome = await _accept(uow, load, request, totals, report, timings, before_commit)
+    outcome.timings = _seconds(timings, started)
+    outcome.timings["events"] = load.chunks.chunks
+    outcome.timings["event_bytes"] = load.chunks.bytes_written
+    return outcome
+
+
+async def _open_delivery(uow: UnitOfWork, settings: IngestSettings, request: DeliveryRequest) -> _Load:
+    """Take the round's lock, check the round, and start the delivery: its row, its loading
+    table, its event chunks, and what the round already holds."""
+    session = uow.session
+    await session.execute(sa.select(sa.func.pg_advisory_xact_lock(round_lock_key(request.round_id))))
+    # Under the round's lock, which closing a round takes too: a delivery either commits
+    # before the close or sees it. The round's mapping classifies its citizens.
+    definition = await ensure_round_open(session, request.round_id, request.kommunekode)
+    mapping = load_mapping(definition.maalgruppe_mapping_version)
+    delivery_id = uuid.uuid4()
+    spec = preparation_spec(settings, request, delivery_id, mapping.version)
+    previous = (await session.execute(accepted_delivery(request.round_id, request.kommunekode))).scalar_one_or_none()
+    # Citizens who objected (privacy requests) never enter a frame again.
+    objections_stand = bool(await session.scalar(sa.select(sa.exists().where(BlockedCitizen.pseudonym.is_not(None)))))
+    # Other municipalities' accepted deliveries of the round (stable while the lock is held).
+    others = list(
+        await session.scalars(
+            accepted_deliveries(request.round_id)
+            .where(Delivery.kommunekode != request.kommunekode)
+            .with_only_columns(Delivery.id)
         )
-        delivery = Delivery(
-            id=delivery_id,
-            round_id=request.round_id,
-            kommunekode=request.kommunekode,
-            delivered_by=request.delivered_by,
-            reference_date=request.reference_date,
-            status="accepted",
-            report={},
-            supersedes=previous.id if previous else None,
-            mapping_version=mapping.version,
-            job_id=request.job_id,
-        )
-        session.add(delivery)
-        await session.flush()
-        connection = await session.connection()
-        raw = (await connection.get_raw_connection()).driver_connection
-        citizen_table = await partitions.create_loading_table(raw, delivery_id)
-        members = await RoundMembers.load(raw, _id_list(others)) if others else None
-        chunks = PopulationChunks(
+    )
+    delivery = Delivery(
+        id=delivery_id,
+        round_id=request.round_id,
+        kommunekode=request.kommunekode,
+        delivered_by=request.delivered_by,
+        reference_date=request.reference_date,
+        status="accepted",
+        report={},
+        supersedes=previous.id if previous else None,
+        mapping_version=mapping.version,
+        job_id=request.job_id,
+    )
+    session.add(delivery)
+    await session.flush()
+    connection = await session.connection()
+    raw = (await connection.get_raw_connection()).driver_connection
+    return _Load(
+        delivery=delivery,
+        previous=previous,
+        spec=spec,
+        raw=raw,
+        citizen_table=await partitions.create_loading_table(raw, delivery_id),
+        others=others,
+        members=await RoundMembers.load(raw, others) if others else None,
+        objections_stand=objections_stand,
+        chunks=PopulationChunks(
             raw,
             POPULATION_OUTBOX.fullname,
             source=settings.service_name,
@@ -319,104 +371,127 @@ async def ingest_delivery(
             reference_date=request.reference_date,
             size=settings.event_chunk_size,
             max_bytes=settings.event_chunk_max_bytes,
+        ),
+    )
+
+
+async def _load_rows(
+    load: _Load,
+    settings: IngestSettings,
+    request: DeliveryRequest,
+    rows: Iterator[NumberedRow] | ExtractFile,
+    totals: DeliveryTotals,
+    timings: Counter,
+    on_progress: ProgressCallback | None,
+) -> None:
+    """Prepare the rows block by block, check each block against the delivery and the round,
+    count it, and copy its citizens and events in (a dry run, and a reject_all delivery once a
+    row has an error, read on for the report and write nothing)."""
+    block_settings = BlockSettings(
+        block_bytes=settings.ingest_block_bytes,
+        block_rows=settings.ingest_batch_rows,
+        workers=worker_count(settings.ingest_workers),
+        parallel_min_bytes=settings.ingest_parallel_min_bytes,
+    )
+    seen = SeenKeys()
+    last_progress = 0.0
+
+    def on_header(row_number: int) -> None:
+        totals.header_row_number = row_number
+
+    blocks = prepared_blocks(rows, load.spec, block_settings, on_header)
+    writes = not request.dry_run
+    try:
+        while True:
+            mark = time.perf_counter()
+            block = await anext(blocks, None)
+            now = time.perf_counter()
+            timings["wait_for_blocks"] += now - mark
+            if block is None:
+                break
+            await _check_block(load, block, seen)
+            totals.add(block)
+            mark = time.perf_counter()
+            timings["merge"] += mark - now
+            if request.policy == "reject_all" and totals.rows_rejected:
+                writes = False
+            if writes:
+                await _write_block(load, block, timings)
+            if on_progress is not None and time.monotonic() - last_progress >= PROGRESS_INTERVAL_SECONDS:
+                last_progress = time.monotonic()
+                await on_progress(totals)
+    finally:
+        await blocks.aclose()
+        forget(load.spec)
+    if on_progress is not None:
+        await on_progress(totals)
+
+
+async def _check_block(load: _Load, block: PreparedBlock, seen: SeenKeys) -> None:
+    """The rules across rows: a CPR number once in the delivery, no objector, no citizen of
+    another municipality's delivery of the round."""
+    _drop_duplicates(block, seen)
+    if load.objections_stand and block.citizens:
+        await _exclude_objectors(load.raw, block)
+    if load.members is not None and block.citizens:
+        await _reject_cross_delivery_duplicates(load.raw, load.others, load.members, block)
+
+
+async def _write_block(load: _Load, block: PreparedBlock, timings: Counter) -> None:
+    mark = time.perf_counter()
+    if block.citizens:
+        await load.raw.copy_to_table(
+            load.citizen_table,
+            schema_name=partitions.SCHEMA,
+            columns=CITIZEN_COLUMNS,
+            # a buffer, not bytes: asyncpg would take bytes for a file name
+            source=memoryview(b"".join((COPY_HEADER, block.copy_data, COPY_TRAILER))),
+            format="binary",
         )
-        timings["setup"] += time.perf_counter() - started
+    now = time.perf_counter()
+    timings["copy_citizens"] += now - mark
+    await load.chunks.add(block.persons_data, block.person_offsets)
+    timings["write_events"] += time.perf_counter() - now
 
-        last_progress = 0.0
-        def on_header(row_number: int) -> None:
-            totals.header_row_number = row_number
 
-        blocks = prepared_blocks(rows, spec, block_settings, on_header)
-        # A dry run, and a reject_all delivery with an error, read on for the report and write nothing.
-        writes = not request.dry_run
-        try:
-            while True:
-                mark = time.perf_counter()
-                block = await anext(blocks, None)
-                now = time.perf_counter()
-                timings["wait_for_blocks"] += now - mark
-                if block is None:
-                    break
-                _drop_duplicates(block, seen)
-                if objections_stand and block.citizens:
-                    await _exclude_objectors(raw, block)
-                if members is not None and block.citizens:
-                    await _reject_cross_delivery_duplicates(raw, others, members, block)
-                totals.add(block)
-                mark = time.perf_counter()
-                timings["merge"] += mark - now
-                if request.policy == "reject_all" and totals.rows_rejected:
-                    writes = False
-                if writes:
-                    if block.citizens:
-                        await raw.copy_to_table(
-                            citizen_table,
-                            schema_name=partitions.SCHEMA,
-                            columns=CITIZEN_COLUMNS,
-                            # a buffer, not bytes: asyncpg would take bytes for a file name
-                            source=memoryview(b"".join((COPY_HEADER, block.copy_data, COPY_TRAILER))),
-                            format="binary",
-                        )
-                    now = time.perf_counter()
-                    timings["copy_citizens"] += now - mark
-                    await chunks.add(block.persons_data, block.person_offsets)
-                    timings["write_events"] += time.perf_counter() - now
-                if on_progress is not None and time.monotonic() - last_progress >= PROGRESS_INTERVAL_SECONDS:
-                    last_progress = time.monotonic()
-                    await on_progress(totals)
-        finally:
-            await blocks.aclose()
-            forget(spec)
-        if on_progress is not None:
-            await on_progress(totals)
-
-        report = totals.report(mapping.version)
-        if request.policy == "reject_all" and totals.rows_rejected:
-            await uow.rollback()
-            return DeliveryOutcome(status="rejected", totals=totals, report=report, timings=_seconds(timings, started))
-        refusal = None if request.confirm_replacement else replacement_refusal(
-            previous.rows_valid if previous is not None else None, totals.rows_valid
-        )
-        if request.dry_run:
-            await uow.rollback()
-            if refusal is not None:
-                report["replacement_refused"] = refusal  # what a real delivery would be told
-            return DeliveryOutcome(status="validated", totals=totals, report=report, timings=_seconds(timings, started))
-        if refusal is not None:
-            await uow.rollback()
-            raise ReplacementRefused(refusal, totals, report)
-
-        mark = time.perf_counter()
-        await chunks.finish()
-        uow.events_written()  # the population.received chunks, in the bulk outbox: wake its relay at commit
-        timings["write_events"] += time.perf_counter() - mark
-        mark = time.perf_counter()
-        if previous is not None:
-            previous.status = "superseded"
-            # The superseded frame's identifiers are no longer needed.
-            await partitions.empty(raw, previous.id)
-        await partitions.attach(raw, delivery_id)
-        timings["attach_citizens"] += time.perf_counter() - mark
-        mark = time.perf_counter()
-        delivery.rows_read = totals.rows_read
-        delivery.rows_valid = totals.rows_valid
-        delivery.rows_rejected = totals.rows_rejected
-        delivery.rows_excluded = totals.rows_excluded
-        delivery.report = report
-        outcome = DeliveryOutcome(status="accepted", totals=totals, report=report, delivery=delivery)
-        # The phase may have moved while the file was read (the draw): checked again, briefly
-        # locked; the first accepted delivery starts collecting extracts.
-        await ensure_round_open(session, request.round_id, request.kommunekode, lock=True)
-        await rounds.advance(uow, request.round_id, "first_delivery", actor=request.delivered_by)
-        uow.publish(delivery_accepted(delivery, totals))  # counts only, for the round's overview
-        if before_commit is not None:
-            await before_commit(uow, outcome)
-        await uow.commit()  # wakes the relays, the bulk outbox's among them
-        timings["commit"] += time.perf_counter() - mark
-        outcome.timings = _seconds(timings, started)
-        outcome.timings["events"] = chunks.chunks
-        outcome.timings["event_bytes"] = chunks.bytes_written
-        return outcome
+async def _accept(
+    uow: UnitOfWork,
+    load: _Load,
+    request: DeliveryRequest,
+    totals: DeliveryTotals,
+    report: dict,
+    timings: Counter,
+    before_commit: BeforeCommit | None,
+) -> DeliveryOutcome:
+    """Store the delivery: its last events, its citizens' partition in place of the previous
+    delivery's, its counts, the round's phase and the delivery.accepted event; commit."""
+    mark = time.perf_counter()
+    await load.chunks.finish()
+    uow.events_written()  # the population.received chunks, in the bulk outbox: wake its relay at commit
+    timings["write_events"] += time.perf_counter() - mark
+    mark = time.perf_counter()
+    delivery, previous = load.delivery, load.previous
+    if previous is not None:
+        previous.status = "superseded"
+        # The superseded frame's identifiers are no longer needed.
+        await partitions.empty(load.raw, previous.id)
+    await partitions.attach(load.raw, delivery.id)
+    timings["attach_citizens"] += time.perf_counter() - mark
+    mark = time.perf_counter()
+    for name, count in row_counts(totals).items():
+        setattr(delivery, name, count)
+    delivery.report = report
+    outcome = DeliveryOutcome(status="accepted", totals=totals, report=report, delivery=delivery)
+    # The phase may have moved while the file was read (the draw): checked again, briefly
+    # locked; the first accepted delivery starts collecting extracts.
+    await ensure_round_open(uow.session, request.round_id, request.kommunekode, lock=True)
+    await rounds.advance(uow, request.round_id, "first_delivery", actor=request.delivered_by)
+    uow.publish(delivery_accepted(delivery, totals))  # counts only, for the round's overview
+    if before_commit is not None:
+        await before_commit(uow, outcome)
+    await uow.commit()  # wakes the relays, the bulk outbox's among them
+    timings["commit"] += time.perf_counter() - mark
+    return outcome
 
 
 def delivery_accepted(delivery: Delivery, totals: DeliveryTotals) -> DeliveryAccepted:
@@ -427,10 +502,7 @@ def delivery_accepted(delivery: Delivery, totals: DeliveryTotals) -> DeliveryAcc
         delivery_id=delivery.id,
         supersedes=delivery.supersedes,
         delivered_by=delivery.delivered_by,
-        rows_read=totals.rows_read,
-        rows_valid=totals.rows_valid,
-        rows_rejected=totals.rows_rejected,
-        rows_excluded=totals.rows_excluded,
+        **row_counts(totals),
         exclusions={reason: n for reason, n in totals.exclusions.items() if n},
         maalgrupper=dict(totals.maalgrupper),
         accepted_at=datetime.now(UTC),
@@ -472,25 +544,28 @@ def _drop_duplicates(block: PreparedBlock, seen: SeenKeys) -> None:
     block.drop_citizens(drop_citizens)
 
 
+# Which of the given citizens objected (ingest.blocked_citizen): written with the model, run on
+# the block loop's asyncpg connection ($1: the pseudonyms as text[]).
+OBJECTED_SQL = str(
+    sa.select(BlockedCitizen.pseudonym)
+    .where(BlockedCitizen.pseudonym == sa.any_(sa.bindparam("pseudonyms", type_=ARRAY(sa.Text))))
+    .compile(dialect=asyncpg.dialect())
+)
+
+
 async def _exclude_objectors(raw, block: PreparedBlock) -> None:
     """Citizens who objected to the survey (ingest's block list) are excluded, reason
     ``objection``: counted in the report like every exclusion, never stored or published."""
     digests = block.valid_digests
     included = [(index, outcome) for index, outcome in enumerate(block.valid_outcome) if outcome >= 0]
     pseudonyms = [digests[32 * index : 32 * index + 32].hex() for index, _ in included]
-    found = await raw.fetch("SELECT pseudonym FROM ingest.blocked_citizen WHERE pseudonym = ANY($1::text[])", pseudonyms)
+    found = await raw.fetch(OBJECTED_SQL, pseudonyms)
     if not found:
         return
     blocked = {record["pseudonym"] for record in found}
     drop = {citizen for (_, citizen), pseudonym in zip(included, pseudonyms, strict=True) if pseudonym in blocked}
     block.exclusions["objection"] += len(drop)
     block.drop_citizens(drop)
-
-
-def _id_list(deliveries: list[uuid.UUID]) -> str:
-    """Delivery ids as an SQL list, written into statements (UUIDs we hold, not input) so that
-    PostgreSQL prunes ingest.citizen to their partitions when planning and locks no other."""
-    return ", ".join(f"'{uuid.UUID(str(delivery))}'" for delivery in deliveries)
 
 
 async def _reject_cross_delivery_duplicates(
@@ -508,7 +583,7 @@ async def _reject_cross_delivery_duplicates(
         return
     pseudonyms = [digests[32 * index : 32 * index + 32].hex() for index, _ in candidates]
     found = await raw.fetch(
-        f"SELECT pseudonym FROM ingest.citizen WHERE delivery_id IN ({_id_list(others)}) AND pseudonym = ANY($1::text[])",
+        partitions.citizens_of(others, "pseudonym") + " AND pseudonym = ANY($1::text[])",
         pseudonyms,
     )
     if not found:
@@ -528,31 +603,74 @@ async def _reject_cross_delivery_duplicates(
 # --- JSON batches (rows in the request body) ------------------------------------------------------
 
 
+class BatchTooLarge(ValueError):
+    """More rows than a JSON batch may hold: a bigger extract is uploaded as a file."""
+
+
+class DeliveryRejected(Exception):
+    """A reject_all delivery with a row error: nothing was stored. Carries the delivery's report."""
+
+    def __init__(self, message: str, report: dict) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+async def deliver_batch(uow: UnitOfWork, settings: IngestSettings, request: DeliveryRequest, rows: list[ExtractRow]) -> DeliveryReport:
+    """A JSON batch as a delivery (``ingest_delivery``): the stored delivery's report, or, for a
+    dry run, what it would be (status validated, nothing stored)."""
+    if len(rows) > settings.json_batch_max_rows:
+        raise BatchTooLarge(
+            f"a JSON batch holds at most {settings.json_batch_max_rows:,} rows; upload bigger extracts as a file"
+        )
+    outcome = await ingest_delivery(uow, settings, request, json_rows(rows))
+    if outcome.status == "validated":
+        return dry_run_report(request, outcome)
+    if outcome.delivery is None:
+        raise DeliveryRejected(
+            f"delivery rejected: {outcome.totals.rows_rejected} row(s) with errors and policy reject_all", outcome.report
+        )
+    return report_for(outcome.delivery)
+
+
 def json_rows(rows: list[ExtractRow]) -> Iterator[NumberedRow]:
     """A JSON batch's rows as the file readers yield them (row numbers from 1)."""
     for number, row in enumerate(rows, start=1):
         yield number, row.model_dump()
 
 
+# A delivery's four counts, by the same names on its totals, its row, its job and every answer.
+ROW_COUNTS = ("rows_read", "rows_valid", "rows_rejected", "rows_excluded")
+
+
+def row_counts(source: DeliveryTotals | Delivery | ExtractJob) -> dict[str, int]:
+    return {name: getattr(source, name) for name in ROW_COUNTS}
+
+
+def report_parts(report: dict) -> dict:
+    """A stored delivery report (``DeliveryTotals.report``) as the delivery's and the job's
+    answers show it; an older or purged report lacks parts and answers them empty."""
+    errors = report.get("errors", [])
+    return {
+        "mapping_version": report.get("mapping_version"),
+        "exclusions": report.get("exclusions", {}),
+        "maalgrupper": report.get("maalgrupper", {}),
+        "classifications": [Classification(**c) for c in report.get("classifications", [])],
+        "replacement_refused": report.get("replacement_refused"),
+        "errors_total": report.get("errors_total", len(errors)),
+        "errors": [RowIssue(**e) for e in errors],
+        "warnings_total": report.get("warnings_total", 0),
+        "warnings": [RowIssue(**w) for w in report.get("warnings", [])],
+    }
+
+
 def report_for(delivery: Delivery) -> DeliveryReport:
-    report = delivery.report or {}
     return DeliveryReport(
+        **row_counts(delivery),
+        **{**report_parts(delivery.report or {}), "mapping_version": delivery.mapping_version},
         delivery_id=delivery.id,
         round_id=delivery.round_id,
         kommunekode=delivery.kommunekode,
         status=delivery.status,
-        rows_read=delivery.rows_read,
-        rows_valid=delivery.rows_valid,
-        rows_rejected=delivery.rows_rejected,
-        rows_excluded=delivery.rows_excluded,
-        mapping_version=delivery.mapping_version,
-        exclusions=report.get("exclusions", {}),
-        maalgrupper=report.get("maalgrupper", {}),
-        classifications=[Classification(**c) for c in report.get("classifications", [])],
-        errors_total=report.get("errors_total", len(report.get("errors", []))),
-        errors=[RowIssue(**e) for e in report.get("errors", [])],
-        warnings_total=report.get("warnings_total", 0),
-        warnings=[RowIssue(**w) for w in report.get("warnings", [])],
         supersedes=delivery.supersedes,
         created_at=delivery.created_at,
     )
@@ -560,25 +678,13 @@ def report_for(delivery: Delivery) -> DeliveryReport:
 
 def dry_run_report(request: DeliveryRequest, outcome: DeliveryOutcome) -> DeliveryReport:
     """A dry run's report: what a delivery of these rows would be, with nothing stored."""
-    report, totals = outcome.report, outcome.totals
     return DeliveryReport(
+        **row_counts(outcome.totals),
+        **report_parts(outcome.report),
         delivery_id=None,
         round_id=request.round_id,
         kommunekode=request.kommunekode,
         status="validated",
-        rows_read=totals.rows_read,
-        rows_valid=totals.rows_valid,
-        rows_rejected=totals.rows_rejected,
-        rows_excluded=totals.rows_excluded,
-        mapping_version=report["mapping_version"],
-        exclusions=report["exclusions"],
-        maalgrupper=report["maalgrupper"],
-        classifications=[Classification(**c) for c in report["classifications"]],
-        replacement_refused=report.get("replacement_refused"),
-        errors_total=report["errors_total"],
-        errors=[RowIssue(**e) for e in report["errors"]],
-        warnings_total=report["warnings_total"],
-        warnings=[RowIssue(**w) for w in report["warnings"]],
     )
 
 
@@ -604,10 +710,7 @@ async def list_deliveries(uow: UnitOfWork, round_id: str) -> list[DeliverySummar
             status=delivery.status,
             job_id=delivery.job_id,
             file_name=file_name,
-            rows_read=delivery.rows_read,
-            rows_valid=delivery.rows_valid,
-            rows_rejected=delivery.rows_rejected,
-            rows_excluded=delivery.rows_excluded,
+            **row_counts(delivery),
             mapping_version=delivery.mapping_version,
             supersedes=delivery.supersedes,
             created_at=delivery.created_at,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
 from fastapi.responses import JSONResponse
 
-from services.responses import questionnaires, service
+from services.responses import paper, printed, questionnaires, service
 from services.responses.domain import LocalSupplement, QuestionnaireError, ValidationResult
 from services.responses.protection import client_ip
 from services.responses.schemas import (
@@ -90,27 +90,31 @@ async def opt_out(request: Request, token: str = TOKEN) -> SubmissionReceipt:
     "/api/paper/responses",
     response_model=PaperReceipt,
     status_code=status.HTTP_201_CREATED,
-    summary="Key in a paper questionnaire (mode 'paper'); spends the link",
+    summary="Key in a paper questionnaire (mode 'paper') by its answer id; once",
+    description="The form is named by the answer id printed on it (or, for a form without one, the link's "
+    "token). A form is entered once: a second entry, or one after the citizen answered on the web or opted "
+    "out, is refused with 409 and nothing is written.",
     responses={403: {}, 404: {}, 409: {}, 410: {}, 422: {}},
 )
 async def submit_paper(
     request: Request, body: PaperSubmission, principal: Principal = Depends(require_scopes("responses:paper"))
 ) -> PaperReceipt:
+    form = f"answer id {body.answer_id}" if body.answer_id else "this link"
     async with request.app.state.runtime.uow() as uow:
         try:
-            respondent = await service.submit(
-                uow,
-                request.app.state.settings,
-                body.token,
-                body.answers,
-                mode="paper",
-                entered_by=principal.subject,
+            respondent = await paper.enter(
+                uow, request.app.state.settings, body.answers, token=body.token, answer_id=body.answer_id,
+                entered_by=principal.subject, authorize=lambda r: ensure_kommune_access(principal, r.kommunekode),
                 language=body.language,
-                # Checked before anything is read or written: an operator of one municipality
-                # cannot key in (or probe) another municipality's citizens.
-                authorize=lambda r: ensure_kommune_access(principal, r.kommunekode),
             )
-        except (service.UnknownLink, service.LinkUsed, service.LinkExpired) as exc:
+        except paper.UnknownAnswerId:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no questionnaire has {form}: check the number "
+                                "on the form") from None
+        except service.LinkUsed as exc:
+            already = "the citizen has opted out" if exc.status == "opted_out" else "its answers are already in"
+            raise HTTPException(status.HTTP_409_CONFLICT, detail=f"{form}: {already} (entered before, or answered "
+                                "on the web); a second entry is refused and nothing was written") from None
+        except (service.UnknownLink, service.LinkExpired) as exc:
             raise _link_error(request, exc) from None
         except service.InvalidAnswers as exc:
             raise _invalid(exc.result) from None
@@ -175,6 +179,7 @@ async def configure_round(
             await questionnaires.configure_round(uow.session, round_id, body.core, body.modules, body.supplements)
         except QuestionnaireError as exc:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
+        await printed.publish_offered(uow, request.app.state.settings, round_id)  # dispatch prints from it
         await uow.commit()
         return await _round_out(request, uow, round_id)
 

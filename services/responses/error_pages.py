@@ -1,5 +1,5 @@
-"""Every error a citizen can meet is a Danish page in the design system (English with
-?lang=en), never JSON: a link cut short (``/s/``), a path that is no page (``/s/..%2F..``,
+"""Every error a citizen can meet is a Danish page in the design system (another language with
+?lang=<code>), never JSON: a link cut short (``/s/``), a path that is no page (``/s/..%2F..``,
 ``/s/{token}/nope``), a page number that is no number (``/s/{token}/side/abc``), a method the page
 does not take (405), a refusal at the edge (422, shared/edge.py), too many guesses (429), and a
 fault of ours (5xx). The API under ``/api/`` keeps its JSON.
@@ -49,8 +49,8 @@ def page_for(request: Request, status: int) -> Response:
     found = _TOKEN_PATH.match(request.url.path)
     link = None
     if found and status != 429:
-        lang = "en" if request.query_params.get("lang") == "en" else "da"
-        link = (f"/s/{found.group(1)}" + ("?lang=en" if lang == "en" else ""), TEXTS[lang]["to_start"])
+        lang = web._lang(request)
+        link = (f"/s/{found.group(1)}{web._query(lang)}", TEXTS[lang]["to_start"])
     return web.message(request, _kind(status), status, link=link)
 
 

@@ -42,12 +42,13 @@ _RS = RoundState.__table__.fullname
 _RESPONSE = Response.__table__.fullname
 _OUTBOX = BUS.outbox.fullname
 
-# The link, its round's phase and end (NULL: no definition yet), and (only while no
+# The link, its round's phase, end and languages (NULL: no definition yet), and (only while no
 # questionnaire is fixed yet) the round's configuration with this municipality's supplement
 # version: one round trip for every page view.
 FIND = f"""
 SELECT {", ".join(f"r.{name}" for name in _RESPONDENT)},
        s.phase AS round_phase, s.fieldwork_ends_at AS round_ends_at,
+       s.definition -> 'languages' AS round_languages, s.definition ->> 'translation_status' AS round_translation_status,
        c.round_id IS NOT NULL AS cfg_present, c.core AS cfg_core, c.modules::text AS cfg_modules,
        (c.supplements ->> r.kommunekode)::int AS cfg_supplement
   FROM {_R} r
@@ -80,8 +81,8 @@ WITH spent AS (
     RETURNING token_hash
 ), answer AS (
     INSERT INTO {_RESPONSE} (id, token_hash, questionnaire_id, questionnaire_version, questionnaire_key,
-                             mode, entered_by, answers, submitted_at, language)
-    SELECT $3, token_hash, $4, $5, $6, 'web', NULL, $7::jsonb, $2, $12 FROM spent
+                             mode, language, entered_by, answers, submitted_at)
+    SELECT $3, token_hash, $4, $5, $6, 'web', $12, NULL, $7::jsonb, $2 FROM spent
 ), event AS (
     INSERT INTO {_OUTBOX} (event_id, topic, key, envelope)
     SELECT $8, $9, $10, $11::jsonb FROM spent
@@ -101,6 +102,9 @@ def _respondent(row: asyncpg.Record) -> Respondent:
     page view costs more than the query; it is only read, never added to a session)."""
     link = SimpleNamespace(**{name: row[name] for name in _RESPONDENT})
     link.draft = json.loads(link.draft) if link.draft is not None else {}
+    # What the round offers (round.defined; None: not defined, or no choice made).
+    link.round_languages = json.loads(row["round_languages"]) if row["round_languages"] is not None else None
+    link.round_translation_status = row["round_translation_status"]
     return link  # type: ignore[return-value]
 
 
@@ -160,6 +164,16 @@ class FormStore:
             raise UnknownLink()
         return _respondent(row)
 
+    async def open_link(self, token: str) -> Respondent:
+        """An open link (the rules of ``service.open_link``), without its questionnaire."""
+        async with self._pool.acquire() as connection:
+            row = await connection.fetchrow(FIND, hash_token(token))
+        if row is None:
+            raise UnknownLink()
+        respondent = _respondent(row)
+        _ensure_open(row, respondent)
+        return respondent
+
     async def open_survey(self, token: str) -> tuple[Respondent, Questionnaire]:
         """An open link and its questionnaire, fixing the questionnaire version on first use:
         the same rules as ``service.open_survey``, in one statement (two on first opening)."""
@@ -189,8 +203,8 @@ class FormStore:
         self, token: str, respondent: Respondent, questionnaire: Questionnaire, clean: Mapping[str, object],
         *, language: str = "da",
     ) -> None:
-        """Spend the link, store the (validated, scrubbed) web answers and write response.submitted
-        to the outbox, atomically. Raises LinkUsed / LinkExpired / UnknownLink when the link
+        """Spend the link, store the (validated, scrubbed) web answers, in ``language`` (the
+        page's), and write response.submitted to the outbox, atomically. Raises LinkUsed / LinkExpired / UnknownLink when the link
         could not be spent (a double click, a second tab, the deadline)."""
         now = datetime.now(UTC)
         event = ResponseSubmitted(

@@ -1,5 +1,6 @@
-"""Responses' event handlers: learn which links exist, and each round's definition (when its
-fieldwork ends)."""
+"""Responses' event handlers: learn which links exist (and their answer ids), and each round's
+definition (when its fieldwork ends); a round's definition also sends its questionnaire for print
+(printed.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 import sqlalchemy as sa
 
 from services.responses.interviews import on_phones_released
+from services.responses.config import ResponsesSettings
 from services.responses.models import Respondent, RoundState
+from services.responses.printed import publish_offered
 from shared.bus import UnitOfWork
 from shared.events import Envelope, InterviewPhonesReleased, LinkIssued, RoundDefined
 
@@ -29,6 +32,7 @@ async def on_link_issued(uow: UnitOfWork, envelope: Envelope, event: LinkIssued)
             design_weight=event.design_weight,
             arm=event.arm,
             expires_at=event.expires_at,
+            answer_id=event.answer_id,
             status="open",
             draft={},
         )
@@ -48,4 +52,11 @@ async def on_round_defined(uow: UnitOfWork, envelope: Envelope, event: RoundDefi
     )
 
 
-HANDLERS = {LinkIssued: on_link_issued, RoundDefined: on_round_defined, InterviewPhonesReleased: on_phones_released}
+def make_handlers(settings: ResponsesSettings) -> dict:
+    async def on_round_defined_offer(uow: UnitOfWork, envelope: Envelope, event: RoundDefined) -> None:
+        await on_round_defined(uow, envelope, event)
+        # Dispatch prints paper questionnaires from it, and learns the round's questionnaire no
+        # other way; sent on every revision (a replay sends the same state again: harmless).
+        await publish_offered(uow, settings, event.round_id)
+
+    return {LinkIssued: on_link_issued, RoundDefined: on_round_defined_offer, InterviewPhonesReleased: on_phones_released}

@@ -12,7 +12,7 @@ from services.responses import error_pages, interview_web, web
 from services.responses.api import admin, router
 from services.responses.config import ResponsesSettings
 from services.responses.formstore import FormStore, dsn_of
-from services.responses.handlers import HANDLERS
+from services.responses.handlers import make_handlers
 from services.responses.models import AUDIT, BUS
 from services.responses.privacy import RULES as PRIVACY
 from services.responses.protection import GuessLimiter, SecurityHeaders
@@ -33,7 +33,7 @@ def create_app(settings: ResponsesSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        async with ServiceRuntime(settings, tables=BUS, migrations_dir=MIGRATIONS, handlers={**HANDLERS, **privacy_handlers(PRIVACY)}) as runtime:
+        async with ServiceRuntime(settings, tables=BUS, migrations_dir=MIGRATIONS, handlers={**make_handlers(settings), **privacy_handlers(PRIVACY)}) as runtime:
             store = await FormStore.connect(dsn_of(runtime.engine), settings, on_commit=runtime.relay.nudge)
             app.state.runtime, app.state.form_store = runtime, store
             try:

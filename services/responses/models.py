@@ -43,6 +43,8 @@ class Respondent(Base):
     questionnaire_key: Mapped[str | None] = mapped_column(sa.Text)
     opened_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     last_page: Mapped[int] = mapped_column(sa.Integer, default=0)  # highest page saved, for resuming
+    # Printed on the paper questionnaire (shared.answer_id): the paper entry finds the link by it.
+    answer_id: Mapped[str | None] = mapped_column(sa.Text, unique=True)
 
 
 class Response(Base):
@@ -53,11 +55,13 @@ class Response(Base):
     questionnaire_id: Mapped[str] = mapped_column(sa.Text)
     questionnaire_version: Mapped[int]
     mode: Mapped[str] = mapped_column(sa.Text)  # web | paper | phone
+    # The language the citizen answered in (domain/languages.py); None where it is not known
+    # (the JSON API, paper entry without one).
+    language: Mapped[str | None] = mapped_column(sa.Text)
     answers: Mapped[dict] = mapped_column(JSONB)
     submitted_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
     questionnaire_key: Mapped[str | None] = mapped_column(sa.Text)
     entered_by: Mapped[str | None] = mapped_column(sa.Text)  # the operator or interviewer (token subject): paper, phone
-    language: Mapped[str] = mapped_column(sa.Text, server_default="da")  # the language the citizen answered in
 
 
 class RoundQuestionnaire(Base):

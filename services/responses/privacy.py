@@ -2,7 +2,8 @@
 
 The answers stay: they are what the round was for. What goes is every way back to the person:
 the pseudonym (replaced by a random one, so the answers still count once each), the link's token
-hash (the letter the citizen holds) and unsubmitted drafts. An erased citizen's link and answers
+hash (the letter the citizen holds), its answer id (the paper questionnaire the citizen holds) and
+unsubmitted drafts. An erased citizen's link and answers
 are deleted outright.
 """
 
@@ -28,6 +29,7 @@ async def purge_round(uow: UnitOfWork, round_id: str) -> dict[str, int]:
         .values(
             pseudonym=sa.literal(ANONYMOUS) + sa.cast(sa.func.gen_random_uuid(), sa.Text),
             token_hash=sa.literal(_PURGED_TOKEN) + sa.cast(sa.func.gen_random_uuid(), sa.Text),
+            answer_id=None,
             draft={},
         )
     )
@@ -45,7 +47,8 @@ async def identifiers_left_in_round(uow: UnitOfWork, round_id: str) -> int:
         .select_from(Respondent)
         .where(
             Respondent.round_id == round_id,
-            sa.or_(~Respondent.pseudonym.startswith(ANONYMOUS), ~Respondent.token_hash.startswith(_PURGED_TOKEN)),
+            sa.or_(~Respondent.pseudonym.startswith(ANONYMOUS), ~Respondent.token_hash.startswith(_PURGED_TOKEN),
+                   Respondent.answer_id.is_not(None)),
         )
     )
 

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from shared.answer_id import normalise
 
 from shared.events import LANGUAGE_PATTERN
 
@@ -19,12 +21,25 @@ class SubmissionReceipt(BaseModel):
 
 
 class PaperSubmission(BaseModel):
-    """A paper questionnaire keyed in by an operator. ``token`` is the code printed on the paper
-    form (the same token as in the web link)."""
+    """A paper questionnaire keyed in by an operator: the form's ``answer_id`` (printed on it,
+    ``12345-67890``; spaces and hyphens are ignored), or ``token``, the link's token, for a form
+    printed without one. Exactly one of the two."""
 
-    token: str = Field(pattern=r"^[A-Za-z0-9_-]{20,100}$")
+    answer_id: str | None = Field(None, max_length=40, examples=["48291-30575"])
+    token: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{20,100}$")
     answers: dict[str, AnswerValue] = Field(max_length=200)
     language: str = LANGUAGE  # the language of the paper form
+
+    @field_validator("answer_id")
+    @classmethod
+    def _answer_id(cls, value: str | None) -> str | None:
+        return normalise(value) if value is not None else None  # InvalidAnswerId is a ValueError: 422
+
+    @model_validator(mode="after")
+    def _one_key(self) -> PaperSubmission:
+        if (self.answer_id is None) == (self.token is None):
+            raise ValueError("give the form's answer_id (or, for a form without one, the link's token): exactly one")
+        return self
 
 
 class PaperReceipt(BaseModel):

@@ -53,8 +53,18 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+class LinkHash(str):
+    """A link named by its stored hash rather than its token, for a caller that found it by
+    another key (the paper entry, by the answer id): every function here that takes a token
+    takes this too."""
+
+
+def link_hash(token: str) -> str:
+    return str(token) if isinstance(token, LinkHash) else hash_token(token)
+
+
 async def find_link(uow: UnitOfWork, token: str) -> Respondent:
-    respondent = await uow.session.get(Respondent, hash_token(token))
+    respondent = await uow.session.get(Respondent, link_hash(token))
     if respondent is None:
         raise UnknownLink()
     # Detached, so it stays readable after the unit of work ends (a rollback on leaving would
@@ -169,7 +179,7 @@ async def save_draft(
 async def _spend(uow: UnitOfWork, token: str, new_status: str) -> Respondent:
     """Spend the link: the conditional UPDATE is the one place that decides, so a double click
     or a second tab cannot submit twice."""
-    spent = await spend_link(uow, hash_token(token), new_status)
+    spent = await spend_link(uow, link_hash(token), new_status)
     if spent is None:
         uow.session.expunge_all()
         await open_link(uow, token)  # raises the precise reason
@@ -207,6 +217,8 @@ async def submit(
 ) -> Respondent:
     """Validate against the citizen's questionnaire, spend the link, store and publish the answers.
 
+    ``language``: the language the answers were given in, stored and published with them.
+
     Nothing is mandatory (a citizen may skip any question: forcing answers costs answers and
     honesty); only what is given must be valid. Ints are accepted as scale scores and stored as
     the option codes ("meget_enig"), so analytics gets one canonical form.
@@ -243,10 +255,10 @@ def record_answers(
             questionnaire_version=questionnaire.version,
             questionnaire_key=questionnaire.version_key,
             mode=mode,
+            language=language,
             entered_by=entered_by,
             answers=clean,
             submitted_at=now,
-            language=language,
         )
     )
     uow.publish(

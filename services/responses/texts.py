@@ -1,155 +1,48 @@
-"""The web form's own wording (the questions themselves are questionnaire data), in plain
-Danish with an English version. Short sentences, everyday words, no jargon (klarsprog)."""
+"""The web form's own wording (the questions themselves are questionnaire data), one JSON file
+per language in ``page_texts/``: ``{"status", "date_format", "months", "texts"}``. Danish is the
+source, in plain words, short sentences, no jargon (klarsprog); easy-read Danish (``da-x-let``)
+has one idea per sentence and everyday words. ``status`` is ``draft`` until a person has
+reviewed the translation (docs/languages.md). A key a translation lacks shows the Danish text;
+tests/responses/unit/test_responses_translations.py reports every file that lacks one."""
 
 from __future__ import annotations
 
+import json
+from datetime import date
+from pathlib import Path
+
+from services.responses.domain.languages import LANGUAGES, SOURCE_LANGUAGE, ReviewStatus
+
+PAGE_TEXTS_DIR = Path(__file__).with_name("page_texts")
+
+
+def _load(lang: str) -> dict:
+    return json.loads((PAGE_TEXTS_DIR / f"{lang}.json").read_text(encoding="utf-8"))
+
+
+_FILES: dict[str, dict] = {lang: _load(lang) for lang in LANGUAGES}
+SOURCE_TEXTS: dict[str, str] = _FILES[SOURCE_LANGUAGE]["texts"]
+
+#: Each language's page texts, every key present (Danish where the translation lacks one).
 TEXTS: dict[str, dict[str, str]] = {
-    "da": {
-        "site": "Borgerundersøgelse om jobcentret",
-        "skip": "Gå til sidens indhold",
-        "other_lang": "English",
-        "other_lang_code": "en",
-        "footer_a11y": "Tilgængelighedserklæring",
-        "footer_privacy": "Dine svar bruges kun til statistik. Ingen kan se, hvad netop du har svaret.",
-        "start_lead": "Vi vil gerne høre om dine oplevelser med jobcentret. Dine svar hjælper jobcentrene med at blive bedre.",
-        "start_time": "Det tager cirka 5 minutter.",
-        "start_skip": "Du bestemmer selv, hvilke spørgsmål du svarer på. Du kan springe et spørgsmål over.",
-        "start_resume": "Du kan gemme dine svar og fortsætte senere med det samme link.",
-        "start_anon": "Dine svar bliver behandlet fortroligt. Jobcentret kan ikke se, hvad du har svaret.",
-        "start_button": "Start",
-        "resume_button": "Fortsæt, hvor du slap",
-        "optout_link": "Jeg ønsker ikke at deltage",
-        "page_of": "Side {n} af {total}",
-        "next": "Næste",
-        "back": "Tilbage",
-        "save": "Gem og fortsæt senere",
-        "submit": "Send dine svar",
-        "submit_note": "Når du sender dine svar, kan du ikke ændre dem bagefter.",
-        "error_title_prefix": "Fejl: ",
-        "error_summary": "Der er et problem",
-        "error_prefix": "Fejl:",
-        "followup_note": "Vi har tilføjet et spørgsmål på siden ud fra dit svar.",
-        "max_chars": "Du kan skrive op til {n} tegn.",
-        "saved_title": "Dine svar er gemt",
-        "saved_body": "Du kan fortsætte senere. Brug det samme link som i brevet fra os.",
-        "saved_continue": "Fortsæt nu",
-        "thanks_title": "Tak for dine svar",
-        "thanks_body": "Vi har modtaget dine svar. Du får ikke flere påmindelser om undersøgelsen.",
-        "thanks_close": "Du kan nu lukke siden.",
-        "optout_title": "Jeg ønsker ikke at deltage",
-        "optout_body": "Hvis du ikke vil deltage, kan du melde fra her. Så får du ikke flere påmindelser om undersøgelsen.",
-        "optout_body2": "Det har ingen betydning for din sag i jobcentret, om du deltager eller ej.",
-        "optout_confirm": "Jeg ønsker ikke at deltage",
-        "optout_cancel": "Tilbage til spørgeskemaet",
-        "optedout_title": "Du har meldt fra",
-        "optedout_body": "Du deltager ikke i undersøgelsen, og du får ikke flere påmindelser.",
-        "unknown_title": "Vi kan ikke finde linket",
-        "unknown_body": "Linket er ikke gyldigt. Tjek, at du har skrevet hele linket fra brevet.",
-        "used_title": "Du har allerede svaret",
-        "used_body": "Linket er allerede brugt. Man kan kun svare én gang. Tak for din hjælp.",
-        "expired_title": "Undersøgelsen er lukket",
-        "expired_body": "Det er ikke længere muligt at svare på undersøgelsen med dette link.",
-        "closed_title": "Undersøgelsen er slut",
-        "closed_body": "Du kan ikke længere svare på spørgeskemaet. Undersøgelsen er afsluttet.",
-        "closed_last_day": "Sidste dag for at svare var den {date}.",
-        "closed_draft": "Har du gemt svar undervejs, er de ikke slettet. De kan bare ikke sendes ind mere.",
-        "closed_thanks": "Tak for din interesse for undersøgelsen.",
-        "csrf_title": "Siden var udløbet",
-        "csrf_body": "Vi kunne ikke gemme dine svar, fordi siden var udløbet. Gå tilbage til spørgeskemaet og prøv igen. Din browser skal tillade cookies fra denne side.",
-        "csrf_back": "Tilbage til spørgeskemaet",
-        "rate_title": "For mange forsøg",
-        "rate_body": "Der har været for mange forsøg med forkerte links fra din forbindelse. Vent lidt, og prøv igen.",
-        "notfound_title": "Siden findes ikke",
-        "notfound_body": "Adressen passer ikke til en side i spørgeskemaet. Brug linket fra brevet, og tjek, at du har fået hele linket med.",
-        "method_title": "Siden kan ikke bruges på den måde",
-        "method_body": "Siden tager ikke imod det, din browser sendte. Gå tilbage, og brug knapperne på siden.",
-        "invalid_title": "Adressen kan ikke læses",
-        "invalid_body": "Adressen indeholder noget, spørgeskemaet ikke kan læse. Brug linket fra brevet, eller gå til spørgeskemaets start.",
-        "refused_title": "Siden kunne ikke sendes",
-        "refused_body": "Vi kunne ikke tage imod det, der blev sendt. Gå til spørgeskemaets start, og prøv igen.",
-        "error_title": "Der skete en fejl",
-        "error_body": "Vi kan ikke vise siden lige nu. De svar, du har gemt, er ikke gået tabt. Prøv igen om lidt.",
-        "to_start": "Gå til spørgeskemaets start",
-    },
-    "en": {
-        "site": "Citizen survey about the job centre",
-        "skip": "Skip to main content",
-        "other_lang": "Dansk",
-        "other_lang_code": "da",
-        "footer_a11y": "Accessibility statement",
-        "footer_privacy": "Your answers are only used for statistics. No one can see what you in particular answered.",
-        "start_lead": "We would like to hear about your experiences with the job centre. Your answers help the job centres improve.",
-        "start_time": "It takes about 5 minutes.",
-        "start_skip": "You decide which questions to answer. You can skip a question.",
-        "start_resume": "You can save your answers and continue later with the same link.",
-        "start_anon": "Your answers are treated confidentially. The job centre cannot see what you answered.",
-        "start_button": "Start",
-        "resume_button": "Continue where you left off",
-        "optout_link": "I do not wish to take part",
-        "page_of": "Page {n} of {total}",
-        "next": "Next",
-        "back": "Back",
-        "save": "Save and continue later",
-        "submit": "Send your answers",
-        "submit_note": "Once you send your answers, you cannot change them.",
-        "error_title_prefix": "Error: ",
-        "error_summary": "There is a problem",
-        "error_prefix": "Error:",
-        "followup_note": "We have added a question to the page based on your answer.",
-        "max_chars": "You can write up to {n} characters.",
-        "saved_title": "Your answers are saved",
-        "saved_body": "You can continue later. Use the same link as in our letter.",
-        "saved_continue": "Continue now",
-        "thanks_title": "Thank you for your answers",
-        "thanks_body": "We have received your answers. You will not get any more reminders about the survey.",
-        "thanks_close": "You can close the page now.",
-        "optout_title": "I do not wish to take part",
-        "optout_body": "If you do not want to take part, you can say so here. Then you will not get any more reminders about the survey.",
-        "optout_body2": "Whether you take part or not makes no difference to your case at the job centre.",
-        "optout_confirm": "I do not wish to take part",
-        "optout_cancel": "Back to the questionnaire",
-        "optedout_title": "You have opted out",
-        "optedout_body": "You are not taking part in the survey, and you will not get any more reminders.",
-        "unknown_title": "We cannot find the link",
-        "unknown_body": "The link is not valid. Check that you have typed the whole link from the letter.",
-        "used_title": "You have already answered",
-        "used_body": "The link has already been used. You can only answer once. Thank you for your help.",
-        "expired_title": "The survey is closed",
-        "expired_body": "It is no longer possible to answer the survey with this link.",
-        "closed_title": "The survey has ended",
-        "closed_body": "You can no longer answer the questionnaire. The survey is over.",
-        "closed_last_day": "The last day to answer was {date}.",
-        "closed_draft": "If you saved answers along the way, they have not been deleted. They just cannot be sent in any more.",
-        "closed_thanks": "Thank you for your interest in the survey.",
-        "csrf_title": "The page had expired",
-        "csrf_body": "We could not save your answers because the page had expired. Go back to the questionnaire and try again. Your browser must allow cookies from this site.",
-        "csrf_back": "Back to the questionnaire",
-        "rate_title": "Too many attempts",
-        "rate_body": "There have been too many attempts with wrong links from your connection. Wait a little and try again.",
-        "notfound_title": "The page does not exist",
-        "notfound_body": "The address does not match a page of the questionnaire. Use the link from the letter, and check that you have the whole link.",
-        "method_title": "The page cannot be used that way",
-        "method_body": "The page does not accept what your browser sent. Go back and use the buttons on the page.",
-        "invalid_title": "The address cannot be read",
-        "invalid_body": "The address contains something the questionnaire cannot read. Use the link from the letter, or go to the start of the questionnaire.",
-        "refused_title": "The page could not be sent",
-        "refused_body": "We could not accept what was sent. Go to the start of the questionnaire and try again.",
-        "error_title": "Something went wrong",
-        "error_body": "We cannot show the page right now. The answers you have saved are not lost. Try again in a little while.",
-        "to_start": "Go to the start of the questionnaire",
-    },
+    lang: {**SOURCE_TEXTS, **{k: v for k, v in doc["texts"].items() if k in SOURCE_TEXTS and v}}
+    for lang, doc in _FILES.items()
 }
+#: The review status of each language's page texts.
+PAGE_STATUS: dict[str, ReviewStatus] = {lang: doc["status"] for lang, doc in _FILES.items()}
 
 
-MONTHS = {
-    "da": ("januar", "februar", "marts", "april", "maj", "juni", "juli", "august", "september", "oktober",
-           "november", "december"),
-    "en": ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-           "November", "December"),
-}
+def raw_page_texts(lang: str) -> dict[str, str]:
+    """The page texts exactly as the language's file has them (for coverage checks)."""
+    return dict(_FILES[lang]["texts"])
 
 
-def long_date(day, lang: str) -> str:
-    """"3. oktober 2026" / "3 October 2026"."""
-    month = MONTHS[lang][day.month - 1]
-    return f"{day.day}. {month} {day.year}" if lang == "da" else f"{day.day} {month} {day.year}"
+def long_date(day: date, lang: str) -> str:
+    """"3. oktober 2026" / "3 October 2026" / "3 жовтня 2026"."""
+    doc = _FILES.get(lang, _FILES[SOURCE_LANGUAGE])
+    return doc["date_format"].format(day=day.day, month=doc["months"][day.month - 1], year=day.year)
+
+
+def number(n: int, lang: str) -> str:
+    """``n`` with the language's thousands separator (none where the language writes none)."""
+    return f"{n:,}".replace(",", TEXTS[lang]["thousands"])

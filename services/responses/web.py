@@ -1,6 +1,6 @@
 """The citizen's questionnaire as server-rendered pages (no JavaScript needed).
 
-Routes (``?lang=en`` for English on every page):
+Routes (``?lang=<code>`` chooses the language on every page; none: Danish):
   GET  /s/{token}             start page (fixes the questionnaire version on first visit)
   GET  /s/{token}/side/{n}    theme n of the questionnaire
   POST /s/{token}/side/{n}    save the page, then next / back / save-for-later / send
@@ -12,6 +12,11 @@ Routes (``?lang=en`` for English on every page):
 
 After the round's fieldwork ends every page of a link, and every POST, answers with the closed
 page (410); what the citizen saved stays stored.
+
+The language is a query parameter, carried by every link, form action and redirect, so it
+persists through the flow without a cookie or JavaScript; every page lists the round's offered
+languages as plain links (domain/languages.py). A language the round does not offer shows Danish.
+The answers are recorded with the language of the page they were sent from.
 
 The token is a credential: it is never logged, and pages carry Referrer-Policy: no-referrer.
 """
@@ -28,10 +33,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from services.responses import service
-from services.responses.domain import Questionnaire, is_visible, render_question_text, scrub_free_text, validate_answers
+from services.responses.domain import Questionnaire, is_visible, scrub_free_text, validate_answers
+from services.responses.domain.languages import LANGUAGES, NATIVE_NAMES, SOURCE_LANGUAGE, direction, offered_languages, weakest
+from services.responses.domain.translations import IN_SOURCE, localize, questionnaire_status
 from services.responses.formstore import FormStore
 from services.responses.protection import CSRF_FIELD, client_ip, csrf_token_for, csrf_valid, is_tls, set_csrf_cookie
-from services.responses.texts import TEXTS, long_date
+from services.responses.texts import PAGE_STATUS, TEXTS, long_date, number
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -47,26 +54,51 @@ class TooManyGuesses(Exception):
     args[0] is the Retry-After in seconds."""
 
 
+def _offered(request: Request) -> tuple[str, ...]:
+    """The languages this request may be shown in: its link's round's (``offer``), or all."""
+    return getattr(request.state, "languages", LANGUAGES)
+
+
 def _lang(request: Request) -> str:
-    return "en" if request.query_params.get("lang") == "en" else "da"
+    wanted = request.query_params.get("lang")
+    return wanted if wanted in _offered(request) else SOURCE_LANGUAGE
 
 
 def _query(lang: str) -> str:
-    return "?lang=en" if lang == "en" else ""
+    return "" if lang == SOURCE_LANGUAGE else f"?lang={lang}"
+
+
+def offer(request: Request, respondent, questionnaire_key: str | None = None) -> str:
+    """Fix the languages the link's round offers for this request (round.defined's ``languages``
+    and ``translation_status``; each language's status is the weakest of the page texts and the
+    questionnaire's translations) and return the page's language."""
+    key = questionnaire_key or getattr(respondent, "questionnaire_key", None)
+    status_of = {
+        lang: weakest([PAGE_STATUS[lang], *([questionnaire_status(key, lang)] if key else [])]) for lang in LANGUAGES
+    }
+    request.state.languages = offered_languages(
+        status_of,
+        getattr(respondent, "round_languages", None),
+        getattr(respondent, "round_translation_status", None) or "draft",
+    )
+    return _lang(request)
 
 
 def render(request: Request, template: str, context: dict, status_code: int = 200) -> HTMLResponse:
     lang = _lang(request)
     csrf_token, new = csrf_token_for(request)
-    other = "da" if lang == "en" else "en"
     response = templates.TemplateResponse(
         request,
         template,
         {
             "lang": lang,
+            "dir": direction(lang),
             "t": TEXTS[lang],
             "q": _query(lang),
-            "switch_url": request.url.path + _query(other),
+            "languages": [
+                {"code": code, "name": NATIVE_NAMES[code], "dir": direction(code), "url": request.url.path + _query(code)}
+                for code in _offered(request)
+            ],
             "csrf_token": csrf_token,
             **context,
         },
@@ -149,15 +181,18 @@ async def start(request: Request, token: str) -> Response:
         respondent, questionnaire = await _store(request).open_survey(token)
     except (service.UnknownLink, service.LinkUsed, service.LinkExpired) as exc:
         return link_problem(request, exc)
+    lang = offer(request, respondent, questionnaire.version_key)
     resume = min(max(respondent.last_page + 1, 1), len(questionnaire.themes)) if respondent.draft or respondent.last_page else 1
-    return render(request, "start.html", {"questionnaire": questionnaire, "base": _base(token), "resume_page": resume})
+    return render(request, "start.html", {"lq": localize(questionnaire, lang), "base": _base(token), "resume_page": resume})
 
 
 # --- one theme per page -----------------------------------------------------------------------
 
 
 def _page_items(questionnaire: Questionnaire, theme_index: int, values: dict, errors: dict[str, str], lang: str) -> list[dict]:
-    """The visible questions of a page, with piped text, options and the error for each."""
+    """The visible questions of a page, with piped text, options and the error for each, in
+    ``lang`` (a text the translation lacks in Danish, marked)."""
+    lq = localize(questionnaire, lang)
     theme = questionnaire.themes[theme_index]
     # Visibility and piping look at answers that validated; raw posted values may be invalid.
     answers = {k: v for k, v in values.items() if isinstance(v, str)}
@@ -165,19 +200,30 @@ def _page_items(questionnaire: Questionnaire, theme_index: int, values: dict, er
     for question in theme.questions:
         if not is_visible(questionnaire, question, answers):
             continue
-        scale = questionnaire.scale_for(question.id)
         items.append(
             {
                 "question": question,
-                "text": render_question_text(questionnaire, question.id, answers, lang),  # type: ignore[arg-type]
-                "help": question.help.get(lang) if question.help else None,  # type: ignore[arg-type]
-                "limit": TEXTS[lang]["max_chars"].format(n=f"{question.text_limit:,}".replace(",", "." if lang == "da" else ",")),
-                "options": [(o.value, o.label.get(lang)) for o in scale.options] if scale else None,  # type: ignore[arg-type]
+                "text": lq.question_text(question.id, answers),
+                "help": lq.help(question.id),
+                "limit": TEXTS[lang]["max_chars"].format(n=number(question.text_limit, lang)),
+                "options": lq.options(question.id),
                 "value": values.get(question.id),
                 "error": errors.get(question.id),
             }
         )
     return items
+
+
+def _error_message(error, lang: str) -> str:
+    """An answer's error in the page's language: Danish and English come with the error, the
+    other languages from the page texts."""
+    if lang in IN_SOURCE:
+        return error.message.get(lang)
+    if error.code == "too_long":
+        return TEXTS[lang]["err_too_long"].format(
+            max_length=number(error.params["max_length"], lang), length=number(error.params["length"], lang)
+        )
+    return TEXTS[lang]["err_invalid"]
 
 
 def _render_page(
@@ -187,7 +233,7 @@ def _render_page(
     theme = questionnaire.themes[n - 1]
     theme_questions = {q.id for q in theme.questions}
     page_errors = [e for e in (result.errors if result else ()) if e.question_id in theme_questions]
-    errors = {e.question_id: e.message.get(lang) for e in page_errors}  # type: ignore[arg-type]
+    errors = {e.question_id: _error_message(e, lang) for e in page_errors}
     items = _page_items(questionnaire, n - 1, values, errors, lang)
     summary = [
         {"anchor": f"{item['question'].id}-1" if item["options"] else item["question"].id, "message": item["error"]}
@@ -199,6 +245,7 @@ def _render_page(
         "page.html",
         {
             "questionnaire": questionnaire,
+            "lq": localize(questionnaire, lang),
             "theme": theme,
             "n": n,
             "last": n == len(questionnaire.themes),
@@ -220,8 +267,9 @@ async def page(request: Request, token: str, n: int) -> Response:
         respondent, questionnaire = await _store(request).open_survey(token)
     except (service.UnknownLink, service.LinkUsed, service.LinkExpired) as exc:
         return link_problem(request, exc)
+    lang = offer(request, respondent, questionnaire.version_key)
     if not 1 <= n <= len(questionnaire.themes):
-        return RedirectResponse(f"{_base(token)}/side/1{_query(_lang(request))}", status_code=303)
+        return RedirectResponse(f"{_base(token)}/side/1{_query(lang)}", status_code=303)
     return _render_page(request, token, questionnaire, n, dict(respondent.draft), followup=request.query_params.get("ny") == "1")
 
 
@@ -250,6 +298,8 @@ async def _save_page(request: Request, settings, form, token: str, n: int, lang:
         return link_problem(request, exc)
     except (service.UnknownLink, service.LinkExpired) as exc:
         return link_problem(request, exc)
+    lang = offer(request, respondent, questionnaire.version_key)
+    q = _query(lang)
     if not 1 <= n <= len(questionnaire.themes):
         return RedirectResponse(f"{_base(token)}/side/1{q}", status_code=303)
 
@@ -279,7 +329,9 @@ async def _save_page(request: Request, settings, form, token: str, n: int, lang:
         if sending:
             # Validated above against the citizen's questionnaire version; scrubbed before it is
             # stored or published; link spent, answers stored and event written in one statement.
-            await _store(request).submit(token, respondent, questionnaire, scrub_free_text(questionnaire, result.accepted), language=lang)
+            await _store(request).submit(
+                token, respondent, questionnaire, scrub_free_text(questionnaire, result.accepted), language=lang
+            )
             return RedirectResponse(f"{_base(token)}/tak{q}", status_code=303)
         async with _uow(request) as uow:
             await service.save_draft(uow, settings, token, merged, n, respondent=respondent)
@@ -313,39 +365,40 @@ async def _status(request: Request, token: str):
 async def saved(request: Request, token: str) -> Response:
     try:
         _guard(request, token)
-        async with _uow(request) as uow:
-            respondent = await service.open_link(uow, token)
+        respondent = await _store(request).open_link(token)
     except (service.UnknownLink, service.LinkUsed, service.LinkExpired) as exc:
         return link_problem(request, exc)
+    lang = offer(request, respondent)
     resume = respondent.last_page + 1
-    t = TEXTS[_lang(request)]
-    return message(request, "saved", 200, link=(f"{_base(token)}/side/{resume}{_query(_lang(request))}", t["saved_continue"]))
+    return message(request, "saved", 200, link=(f"{_base(token)}/side/{resume}{_query(lang)}", TEXTS[lang]["saved_continue"]))
 
 
-async def _final_page(request: Request, token: str, status: str, page: str, **kwargs) -> Response:
+async def _final_page(request: Request, token: str, status: str, page: str, extra: tuple[str, ...] | list[str] = ()) -> Response:
     """The page after a link is spent; anyone else who opens it is sent back to the start."""
     try:
         respondent = await _status(request, token)
     except service.UnknownLink as exc:
         return link_problem(request, exc)
+    offer(request, respondent)
     if respondent.status != status:
         return RedirectResponse(f"{_base(token)}{_query(_lang(request))}", status_code=303)
-    return message(request, page, 200, **kwargs)
+    t = TEXTS[_lang(request)]
+    return message(request, page, 200, extra=[t[key] for key in extra])
 
 
 @router.get("/s/{token}/tak")
 async def thanks(request: Request, token: str) -> Response:
-    return await _final_page(request, token, "submitted", "thanks", extra=[TEXTS[_lang(request)]["thanks_close"]])
+    return await _final_page(request, token, "submitted", "thanks", extra=["thanks_close"])
 
 
 @router.get("/s/{token}/afmeld")
 async def opt_out_form(request: Request, token: str) -> Response:
     try:
         _guard(request, token)
-        async with _uow(request) as uow:
-            await service.open_link(uow, token)
+        respondent = await _store(request).open_link(token)
     except (service.UnknownLink, service.LinkUsed, service.LinkExpired) as exc:
         return link_problem(request, exc)
+    offer(request, respondent)
     return render(request, "optout.html", {"base": _base(token)})
 
 
@@ -374,8 +427,7 @@ async def opted_out(request: Request, token: str) -> Response:
 
 @router.get("/tilgaengelighed")
 async def accessibility_statement(request: Request) -> Response:
-    title = "Accessibility statement" if _lang(request) == "en" else "Tilgængelighedserklæring"
-    return render(request, "accessibility.html", {"title": title, "contact": request.app.state.settings.accessibility_contact_email})
+    return render(request, "accessibility.html", {"contact": request.app.state.settings.accessibility_contact_email})
 
 
 def too_many(request: Request, exc: TooManyGuesses) -> Response:

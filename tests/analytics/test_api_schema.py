@@ -137,3 +137,46 @@ def test_odata_metadata_carries_the_same_descriptions_and_capabilities(openapi):
             assert f"Org.OData.Capabilities.V1.{term}" in terms
         expand = terms["Org.OData.Capabilities.V1.ExpandRestrictions"].find(f"{EDM}Record/{EDM}PropertyValue")
         assert (expand.get("Property"), expand.get("Bool")) == ("Expandable", "false")
+
+
+def test_each_weighted_estimate_has_its_population_design_effect_and_effective_sample_size(openapi):
+    """Beside every weighted estimate: the population its base speaks for, its design effect
+    (svymean's deff = TRUE) and the effective sample size, typed and described alike in the
+    JSON rows, the CSV header (the columns) and OData's $metadata; a share's interval says it is
+    the logit interval."""
+    from services.analytics.domain.publication import INDICATORS, PROPORTIONS
+
+    row = openapi["components"]["schemas"]["IndicatorRow"]["properties"]
+    root = ET.fromstring(odata.metadata_xml())
+    indicator = next(t for t in root.iter(f"{EDM}EntityType") if t.get("Name") == "Indicator")
+    edm = {p.get("Name"): p for p in indicator.iter(f"{EDM}Property")}
+    for ind in INDICATORS:
+        columns = [f"{ind}{suffix}" for suffix in ("", "_se", "_ci_low", "_ci_high", "_population", "_deff", "_n_effective")]
+        assert [c for c in INDICATOR_COLUMNS if c in columns] == columns
+        for c in columns[4:]:
+            assert {"type": "number"} in row[c]["anyOf"] and {"type": "null"} in row[c]["anyOf"]
+            assert edm[c].get("Type") == "Edm.Double" and edm[c].get("Nullable") != "false"
+        assert "svymean(deff = TRUE)" in row[f"{ind}_deff"]["description"]
+        assert "sum of the weights" in row[f"{ind}_population"]["description"]
+        assert "divided by the design effect" in row[f"{ind}_n_effective"]["description"]
+        interval = row[f"{ind}_ci_low"]["description"]
+        assert ("svyciprop" in interval) == (ind in PROPORTIONS), ind
+
+
+def test_the_overview_and_bi_key_models_are_described(openapi):
+    """The round overview's response (RoundOverview, Figures, DeliveryOut, MessageCount) and the
+    BI keys' bodies: every field described, like the tables'."""
+    schemas = openapi["components"]["schemas"]
+    found: set[str] = set()
+    for path in ("/rounds/{round_id}/overview", "/bi-keys", "/bi-keys/{key_id}"):
+        for operation in openapi["paths"][path].values():
+            _refs(operation.get("responses", {}), found)
+            _refs(operation.get("requestBody", {}), found)
+    todo = list(found)
+    while todo:
+        for ref in _refs(schemas[todo.pop()], set()) - found:
+            found.add(ref)
+            todo.append(ref)
+    models = found - NOT_TABLE_MODELS
+    assert {"RoundOverview", "Figures", "DeliveryOut", "MessageCount", "BiKeyIn", "BiKeyOut", "BiKeyCreated"} <= models
+    assert undescribed_fields(openapi, models) == []

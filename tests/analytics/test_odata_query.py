@@ -51,7 +51,7 @@ def _in(column: str, values):
         text = f"{column} in ({', '.join(repr(v) if not isinstance(v, str) else chr(39) + v + chr(39) for v in chosen)})"
         return (text, lambda row: row[column] in chosen)
 
-    return st.lists(values, min_size=2, max_size=3).map(make)
+    return st.lists(values, min_size=1, max_size=3).map(make)
 
 
 def _function(name: str):
@@ -133,6 +133,28 @@ def test_top_level_equalities_are_what_narrows_the_rows_read():
         "round_id": "2026-1", "kommunekode": "751"}
     assert parse_filter("round_id eq '2026-1' or kommunekode eq '751'", COLUMNS).equalities == {}
     assert parse_filter("'751' eq kommunekode", COLUMNS).equalities == {"kommunekode": "751"}
+
+
+@pytest.mark.parametrize("text", ["kommunekode in ('751')", "kommunekode in ( '751' )", "kommunekode in ('751',)",
+                                  "(kommunekode in ('751'))", "not (kommunekode in ('101')) and kommunekode in ('751', '147')"])
+def test_a_list_of_one_is_a_list(text):
+    """OData's ABNF writes a one-item list as ('751'); odata-query alone reads it only as ('751',)."""
+    keep = parse_filter(text, COLUMNS)
+    assert keep({"kommunekode": "751"}) and not keep({"kommunekode": "101"}) and not keep({"kommunekode": "0751"})
+
+
+@pytest.mark.parametrize("text", ["kommunekode in ('0751')", "kommunekode eq '0751'", "'0751' eq kommunekode",
+                                  "kommunekode in ('0101', '0751')", "not (kommunekode ne '0751')"])
+def test_a_kommunekode_with_4_digits_is_the_stored_3(text):
+    keep = parse_filter(text, COLUMNS)
+    assert keep({"kommunekode": "751"}) and not keep({"kommunekode": "147"})
+    assert parse_filter("level eq '0751'", COLUMNS)({"level": "0751"})  # other columns keep their text
+
+
+def test_a_list_of_one_whose_item_has_commas_of_its_own():
+    keep = parse_filter("suppressed in (startswith(question, 'q1'))", COLUMNS)
+    assert keep({"suppressed": True, "question": "q13"}) and not keep({"suppressed": True, "question": "q2"})
+    assert keep({"suppressed": False, "question": "q2"})
 
 
 def test_dates_compare_as_dates():

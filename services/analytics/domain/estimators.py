@@ -72,14 +72,39 @@ Two policies, each matching an R ``options(survey.lonely.psu=...)`` setting:
 
 Confidence intervals
 --------------------
-``estimate +/- q * SE`` with ``q`` the standard normal quantile
-(``q = 1.959963984540054`` for 95 %). This is what ``confint()`` gives by
-default for ``svymean`` results in R (``df = Inf``). The design's degrees of
-freedom (``n - H``, R's ``degf()``) are reported on each :class:`Estimate`;
-with hundreds of respondents the t quantile would differ from the normal one
-only in the third decimal of ``q``, so we follow R's default. Intervals for
-proportions are Wald intervals and are not clipped to [0, 1] (neither does
-R's ``confint``); a presentation layer may clip.
+A mean's interval is ``estimate +/- q * SE`` with ``q`` the standard normal
+quantile (``q = 1.959963984540054`` for 95 %). This is what ``confint()``
+gives by default for ``svymean`` results in R (``df = Inf``). The design's
+degrees of freedom (``n - H``, R's ``degf()``) are reported on each
+:class:`Estimate`; we follow R's ``confint`` default and use the normal
+quantile throughout.
+
+A proportion's interval is the logit interval (:func:`proportion_interval`),
+R's ``svyciprop(method = "logit", df = Inf)``: the Wald interval of
+``logit(p)``, whose standard error is ``SE / (p (1 - p))`` by the delta
+method, mapped back with the inverse logit. It stays inside (0, 1), and is
+asymmetric near 0 and 1 where a Wald interval of a small share falls below 0.
+Where the estimate is exactly 0 or 1 the logit does not exist (R's
+``svyciprop`` then gives a degenerate interval at the estimate); the interval
+is then Clopper-Pearson's exact one for 0 (or n) of the n units in the base,
+``[0, 1 - (alpha/2)^(1/n)]`` (R: ``binom.test(0, n)``), which is Korn and
+Graubard's interval with the design effect taken as 1 where none can be
+estimated.
+
+Design effect
+-------------
+R's ``svymean(..., deff = TRUE)``: the design variance over the variance of
+the same estimator under simple random sampling without replacement of as
+many units from the estimated population,
+
+    deff = V(ybar_D) / (S^2 / n * (1 - n / W)),
+    S^2  = n / (n - 1) * sum_i w_i d_i (y_i - ybar_D)^2 / W,
+
+with ``n`` the units in the domain with a value and ``W`` their summed
+weight. It is undefined (None) where the SRS variance is 0: a single unit,
+all values equal, or ``W = n`` (every unit its own population: a census, or
+weights of 1 before the frame has arrived). The effective sample size is
+``n / deff`` (None where the design effect is None or 0).
 
 Unweighted figures
 ------------------
@@ -118,6 +143,8 @@ from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Literal
 
+import numpy as np
+
 __all__ = [
     "CalibrationError",
     "EmptyDomainError",
@@ -128,6 +155,7 @@ __all__ = [
     "StratifiedDesign",
     "normal_quantile",
     "post_stratify",
+    "proportion_interval",
     "rake",
 ]
 
@@ -156,6 +184,46 @@ def normal_quantile(level: float) -> float:
     return NormalDist().inv_cdf(1.0 - (1.0 - level) / 2.0)
 
 
+def proportion_interval(p, se, n, level: float = 0.95):
+    """The logit interval of a proportion ``p`` with standard error ``se`` (R's
+    ``svyciprop(method = "logit", df = Inf)``); for ``p`` 0 or 1 the exact interval of 0 (or
+    ``n``) out of ``n`` (the module docstring says why). Takes floats or numpy arrays alike
+    (elementwise; NaN in, NaN out); returns (low, high)."""
+    q = normal_quantile(level)
+    half_alpha = (1.0 - level) / 2.0
+    p, se, n = np.asarray(p, dtype=float), np.asarray(se, dtype=float), np.asarray(n, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inner = (p > 0.0) & (p < 1.0)
+        safe = np.where(inner, p, 0.5)
+        centre = np.log(safe / (1.0 - safe))
+        spread = q * se / (safe * (1.0 - safe))
+        low = 1.0 / (1.0 + np.exp(-(centre - spread)))
+        high = 1.0 / (1.0 + np.exp(-(centre + spread)))
+        exact = half_alpha ** (1.0 / np.maximum(n, 1.0))  # lower bound for n of n; 1 - it: upper for 0 of n
+    low = np.where(inner, low, np.where(p >= 1.0, exact, 0.0))
+    high = np.where(inner, high, np.where(p <= 0.0, 1.0 - exact, 1.0))
+    nan = np.isnan(p)
+    low, high = np.where(nan, np.nan, low), np.where(nan, np.nan, high)
+    if low.ndim == 0:
+        return float(low), float(high)
+    return low, high
+
+
+def design_effect(variance, element_ss, n, total_weight):
+    """R's ``svymean(deff = TRUE)`` design effect from the design ``variance``, the weighted sum
+    of squares ``element_ss = sum w (y - ybar)^2`` over the ``n`` units with a value and their
+    summed weight ``total_weight``: NaN where the SRS variance is 0 or undefined. Floats or numpy
+    arrays alike."""
+    variance, element_ss = np.asarray(variance, dtype=float), np.asarray(element_ss, dtype=float)
+    n, total_weight = np.asarray(n, dtype=float), np.asarray(total_weight, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s2 = n / (n - 1.0) * element_ss / total_weight
+        srs = s2 * (total_weight - n) / (total_weight * n)
+        defined = (n > 1.0) & (total_weight - n > _CENSUS_EPSILON * total_weight) & (srs > 0.0)
+        deff = np.where(defined, variance / np.where(defined, srs, 1.0), np.nan)
+    return float(deff) if deff.ndim == 0 else deff
+
+
 @dataclass(frozen=True, slots=True)
 class Estimate:
     """A point estimate with its design-based uncertainty.
@@ -164,6 +232,8 @@ class Estimate:
     with a value); ``weighted_n`` their summed weight, i.e. the estimated
     population size of the domain. ``degrees_of_freedom`` is the design's
     (n - H), for information: the interval uses the normal quantile.
+    ``deff`` is the design effect (R's ``svymean(deff = TRUE)``; None where
+    it is undefined, see the module docstring).
     """
 
     value: float
@@ -174,10 +244,16 @@ class Estimate:
     n: int
     weighted_n: float
     degrees_of_freedom: int
+    deff: float | None = None
 
     @property
     def variance(self) -> float:
         return self.se * self.se
+
+    @property
+    def n_effective(self) -> float | None:
+        """The effective sample size n / deff (None where the design effect is None or 0)."""
+        return self.n / self.deff if self.deff else None
 
     @property
     def cv(self) -> float:
@@ -313,10 +389,13 @@ class StratifiedDesign:
         domain: Sequence[bool] | None = None,
         *,
         level: float = 0.95,
+        proportion: bool = False,
     ) -> Estimate:
         """Weighted mean of ``y`` over ``domain``; ``None`` values are left out.
 
-        Raises :class:`EmptyDomainError` when no unit of the domain has a value.
+        ``proportion``: ``y`` is 0/1 and the interval is the logit interval
+        (:func:`proportion_interval`). Raises :class:`EmptyDomainError` when no
+        unit of the domain has a value.
         """
         if len(y) != self.n:
             raise ValueError(f"expected {self.n} values, got {len(y)}")
@@ -342,15 +421,22 @@ class StratifiedDesign:
         variance = self._stratified_variance(z, inside)
         se = math.sqrt(variance)
         q = normal_quantile(level)
+        if proportion:
+            ci_low, ci_high = proportion_interval(estimate, se, n_inside, level)
+        else:
+            ci_low, ci_high = estimate - q * se, estimate + q * se
+        element_ss = math.fsum(w[i] * (yv[i] - estimate) ** 2 for i in range(self.n) if inside[i])
+        deff = design_effect(variance, element_ss, n_inside, total_w)
         return Estimate(
             value=estimate,
             se=se,
-            ci_low=estimate - q * se,
-            ci_high=estimate + q * se,
+            ci_low=ci_low,
+            ci_high=ci_high,
             level=level,
             n=n_inside,
             weighted_n=total_w,
             degrees_of_freedom=self.degrees_of_freedom,
+            deff=None if math.isnan(deff) else deff,
         )
 
     def proportion(
@@ -362,7 +448,7 @@ class StratifiedDesign:
     ) -> Estimate:
         """Weighted share of units with ``indicator`` True among those not None."""
         y = [None if x is None else (1.0 if x else 0.0) for x in indicator]
-        return self.mean(y, domain, level=level)
+        return self.mean(y, domain, level=level, proportion=True)
 
     def _stratified_variance(self, z: Sequence[float], inside: Sequence[bool]) -> float:
         parts: list[float] = []

@@ -43,7 +43,7 @@ from functools import cached_property, lru_cache
 import numpy as np
 
 from .answers import CODES, DONT_KNOW, SCORES
-from .estimators import Estimate, normal_quantile
+from .estimators import Estimate, design_effect, normal_quantile, proportion_interval
 from .suppression import CAUTION_BELOW, SUPPRESSION_THRESHOLD, TOTAL, CountTable, Decided, History, LastRelease, cell_key, decide
 
 DIMENSIONS: tuple[str, ...] = ("maalgruppe", "gender", "age_band", "duration_band")
@@ -61,7 +61,14 @@ _CENSUS_EPSILON = 1e-7  # as the domain estimator (and R): 1 - f_h below this is
 
 # Indicators in column order; the distribution is one share per score plus "Ved ikke".
 INDICATORS: tuple[str, ...] = ("mean", "top2_share", "dont_know_share") + tuple(f"share_{s}" for s in SCORES)
-ESTIMATE_SUFFIXES: tuple[str, ...] = ("", "_se", "_ci_low", "_ci_high", "_unweighted", "_unweighted_se")
+# The indicators that are proportions (0/1 per unit): their interval is the logit interval.
+PROPORTIONS: frozenset[str] = frozenset(INDICATORS) - {"mean"}
+# Beside each weighted estimate: its base's weighted population size, design effect and
+# effective sample size (weighted figures: withheld where a row's weighted figures are).
+ESTIMATE_SUFFIXES: tuple[str, ...] = (
+    "", "_se", "_ci_low", "_ci_high", "_population", "_deff", "_n_effective", "_unweighted", "_unweighted_se"
+)
+WEIGHTED_SUFFIXES: tuple[str, ...] = ("", "_se", "_ci_low", "_ci_high", "_population", "_deff", "_n_effective")
 INDICATOR_COLUMNS: tuple[str, ...] = (
     "round_id",
     "questionnaire_id",
@@ -113,6 +120,10 @@ WEIGHTINGS: tuple[str, ...] = ("strata", "strata_pooled", "unweighted")
 SCOPES: tuple[str, ...] = ("all", "totals", "rates")
 # The scopes whose release publishes answers (the releases the growth rule holds together).
 CONTENT_SCOPES: tuple[str, ...] = ("all", "totals")
+# How many "rates" releases since the last release with answers the next release is held to in
+# full (their equations together); older ones hold it through their floors only
+# (docs/analytics-method.md, Known limits).
+RATES_HELD_IN_FULL = 24
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,11 +181,14 @@ def estimate_from_counts(
     strata: Mapping[Hashable, _Stratum],
     degrees_of_freedom: int,
     level: float = 0.95,
+    *,
+    proportion: bool = False,
 ) -> Estimate | None:
     """The ratio estimator of :meth:`StratifiedDesign.mean` from per-stratum value counts.
 
     ``values[h][y]`` is how many units of stratum h are in the domain with value y. None when
-    the domain has no unit with a value.
+    the domain has no unit with a value. ``proportion``: the values are 0/1, the interval the
+    logit interval.
     """
     total_w = math.fsum(strata[h].weight * m for h, vc in values.items() for m in vc.values())
     n_inside = sum(m for vc in values.values() for m in vc.values())
@@ -193,9 +207,16 @@ def estimate_from_counts(
             parts.append(s.fpc * sum_z2)  # lonely stratum, "adjust": centred at 0
         else:
             parts.append(s.fpc * s.n / (s.n - 1) * max(sum_z2 - sum_z * sum_z / s.n, 0.0))
-    se = math.sqrt(math.fsum(parts))
+    variance = math.fsum(parts)
+    se = math.sqrt(variance)
     q = normal_quantile(level)
-    return Estimate(estimate, se, estimate - q * se, estimate + q * se, level, n_inside, total_w, degrees_of_freedom)
+    if proportion:
+        ci_low, ci_high = proportion_interval(estimate, se, n_inside, level)
+    else:
+        ci_low, ci_high = estimate - q * se, estimate + q * se
+    element_ss = math.fsum(strata[h].weight * m * (y - estimate) ** 2 for h, vc in values.items() for y, m in vc.items())
+    deff = design_effect(variance, element_ss, n_inside, total_w)
+    return Estimate(estimate, se, ci_low, ci_high, level, n_inside, total_w, degrees_of_freedom, None if math.isnan(deff) else deff)
 
 
 def design_strata(strata: Mapping[str, StratumInfo]) -> dict[str, _Stratum]:
@@ -251,11 +272,16 @@ def cell_estimates(
     # The unweighted figure: the indicator's base in the cell as a simple random sample, no fpc
     # (R: svydesign(ids=~1) on those units), so SE = s / sqrt(n) of the cell alone.
     plain_values = _indicator_values(merged)
-    weighted = {ind: estimate_from_counts(per_indicator.get(ind, {}), design, degrees_of_freedom) for ind in INDICATORS}
+    weighted = {
+        ind: estimate_from_counts(per_indicator.get(ind, {}), design, degrees_of_freedom, proportion=ind in PROPORTIONS)
+        for ind in INDICATORS
+    }
     unweighted = {}
     for ind in INDICATORS:
         base = sum(plain_values[ind].values())
-        unweighted[ind] = estimate_from_counts({None: plain_values[ind]}, {None: _Stratum(max(base, 1), 1.0, 1.0)}, base - 1)
+        unweighted[ind] = estimate_from_counts(
+            {None: plain_values[ind]}, {None: _Stratum(max(base, 1), 1.0, 1.0)}, base - 1, proportion=ind in PROPORTIONS
+        )
     valid = sum(merged.get(s, 0) for s in SCORES)
     return CellEstimates(valid + merged.get(DONT_KNOW, 0), valid, merged.get(DONT_KNOW, 0), weighted, unweighted)
 
@@ -411,16 +437,16 @@ class Baseline:
     ``published``, ``published_parts`` and ``last`` are those of the releases that published
     answers (scopes "totals" and "all"): the growth rule holds the next such release against
     them. ``floor`` is what every release so far proved, "rates" releases included (each
-    cell's lowest provable count: counts only grow). ``previous`` is the release this baseline
-    follows, in full, whatever its scope (None: the same as ``last``): a "rates" release is
-    audited against it without the growth rule.
+    cell's lowest provable count: counts only grow). ``rates`` are the "rates" releases since
+    ``last``, oldest first, in full (the latest :data:`RATES_HELD_IN_FULL`): the next release is
+    held to their equations together (a reader holds them all), never by the growth rule.
     """
 
     published: dict[str, int] = field(default_factory=dict)
     floor: dict[str, int] = field(default_factory=dict)
     last: LastRelease | None = None  # the last release that published answers, in full (never published)
     published_parts: dict[str, dict[str, tuple[int, ...]]] = field(default_factory=dict)  # question -> cell -> parts
-    previous: LastRelease | None = None  # the release this baseline follows, where it is not ``last``
+    rates: tuple[LastRelease, ...] = ()  # the "rates" releases since ``last``, oldest first
     shown: dict[str, int] = field(default_factory=dict)  # cells a "rates" release published since, at that value
 
     def to_json(self) -> dict:
@@ -429,8 +455,8 @@ class Baseline:
             data["published_parts"] = {q: {k: list(v) for k, v in sorted(c.items())} for q, c in sorted(self.published_parts.items())}
         if self.last is not None:
             data["last"] = _release_json(self.last)
-        if self.previous is not None and self.previous is not self.last:
-            data["previous"] = _release_json(self.previous)
+        if self.rates:
+            data["rates"] = [_release_json(r) for r in self.rates]
         if self.shown:
             data["shown"] = dict(sorted(self.shown.items()))
         return data
@@ -439,30 +465,30 @@ class Baseline:
     def from_json(cls, data: Mapping | None) -> Baseline:
         data = data or {}
         last = _release_from_json(raw) if (raw := data.get("last")) else None
-        previous = _release_from_json(raw) if (raw := data.get("previous")) else None
+        rates = tuple(_release_from_json(raw) for raw in data.get("rates") or ())
+        if not rates and (raw := data.get("previous")):  # a baseline stored with one "rates" release
+            rates = (_release_from_json(raw),)
         return cls(
             {k: int(v) for k, v in (data.get("published") or {}).items()},
             {k: int(v) for k, v in (data.get("floor") or {}).items()},
             last,
             {q: {k: tuple(int(x) for x in v) for k, v in c.items()} for q, c in (data.get("published_parts") or {}).items()},
-            previous,
+            rates,
             {k: int(v) for k, v in (data.get("shown") or {}).items()},
         )
 
-    @property
-    def previous_release(self) -> LastRelease | None:
-        """The release this baseline follows, in full, whatever its scope."""
-        return self.previous if self.previous is not None else self.last
-
     def history(self) -> History:
         """What a release that publishes answers is decided against: the last release with
-        answers in full (the growth rule's) and every release's floors."""
-        return History(self.published, self.floor, self.last, self.published_parts, self.shown)
+        answers in full (the growth rule's), the "rates" releases since in full (counts only
+        grow through them) and every release's floors."""
+        return History(self.published, self.floor, self.last, self.published_parts, self.shown, self.rates)
 
     def rates_history(self) -> History:
-        """What a "rates" release is decided against: every earlier release's floors and the
-        previous release in full (counts only grow), no published values to grow from."""
-        return History({}, self.floor, self.previous_release, {}, {**self.published, **self.shown})
+        """What a "rates" release is decided against: every earlier release's floors, and the
+        last release with answers and the "rates" releases since in full (counts only grow),
+        no published values to grow from."""
+        chain = ((self.last,) if self.last is not None else ()) + self.rates
+        return History({}, self.floor, None, {}, {**self.published, **self.shown}, chain)
 
 
 @dataclass
@@ -591,7 +617,8 @@ class RespondentPattern:
                 {key: int(c) for key, c in zip(keys, self.decided.count.tolist())},
                 frozenset(key for i, key in enumerate(keys) if int(self.decided.status[i]) != 0),
             )
-            return Baseline(published, floor, previous.last, previous.published_parts, full, shown)
+            rates = (*previous.rates, full)[-RATES_HELD_IN_FULL:]
+            return Baseline(published, floor, previous.last, previous.published_parts, rates, shown)
         for i, key in enumerate(keys):
             if int(self.decided.status[i]) == 0:
                 published[key] = floor[key] = int(self.decided.count[i])
@@ -1057,16 +1084,16 @@ _VALUE = np.array(
 
 
 def _ratio_estimates(
-    counts: np.ndarray, weight: np.ndarray, fpc: np.ndarray, n: np.ndarray, starts: np.ndarray, level: float = 0.95
-) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    counts: np.ndarray, weight: np.ndarray, fpc: np.ndarray, n: np.ndarray, starts: np.ndarray
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """Vectorised :func:`estimate_from_counts` for many domains at once.
 
     ``counts`` has one row per (domain, stratum) with the counts per answer code (CODES order),
     rows of a domain contiguous and starting at ``starts``; ``weight``, ``fpc`` and ``n`` are
-    the row's stratum's. Returns per indicator (value, se, units in the base) per domain; a
-    domain whose base is empty has value NaN (published as null).
+    the row's stratum's. Returns per indicator, per domain: (value, se, units in the base, their
+    summed weight, design effect); a domain whose base is empty has value NaN (published as
+    null), a design effect that is undefined is NaN.
     """
-    q = normal_quantile(level)
     lengths = np.diff(np.append(starts, len(counts)))
     census = fpc < _CENSUS_EPSILON
     lonely = n == 1
@@ -1086,14 +1113,17 @@ def _ratio_estimates(
             dev = value[:, None] - np.repeat(estimate, lengths)[None, :]
             weighted_dev = m * dev
             sum_z = scale * weighted_dev.sum(axis=0)
-            sum_z2 = scale * scale * (weighted_dev * dev).sum(axis=0)
+            squares = (weighted_dev * dev).sum(axis=0)
+            sum_z2 = scale * scale * squares
             part = np.where(
                 lonely, fpc * sum_z2, fpc * safe_n / (safe_n - 1) * np.maximum(sum_z2 - sum_z * sum_z / safe_n, 0.0)
             )
         part = np.where(census | (inside == 0), 0.0, part)
-        se = np.sqrt(np.add.reduceat(part, starts))
+        variance = np.add.reduceat(part, starts)
+        se = np.sqrt(variance)
         estimate = np.where(n_inside == 0, np.nan, estimate)
-        out.append((estimate, se, q))
+        element_ss = np.add.reduceat(np.where(inside == 0, 0.0, weight * squares), starts)
+        out.append((estimate, se, n_inside, total_w, design_effect(variance, element_ss, n_inside, total_w)))
     return out
 
 
@@ -1140,10 +1170,10 @@ _FIGURE_NAMES: tuple[str, ...] = ("n_answers", "n_valid", "n_dont_know") + tuple
 # suppression status, then the indicators.
 assert INDICATOR_COLUMNS[7:] == _FIGURE_NAMES[:3] + ("suppressed", "caution", "few_answers", "weighting") + _FIGURE_NAMES[3:]
 # Which of a row's indicator columns are weighted figures (withheld where a row is unweighted).
-_WEIGHTED_COLUMN = np.array([suffix in ("", "_se", "_ci_low", "_ci_high") for _ in INDICATORS for suffix in ESTIMATE_SUFFIXES])
+_WEIGHTED_COLUMN = np.array([suffix in WEIGHTED_SUFFIXES for _ in INDICATORS for suffix in ESTIMATE_SUFFIXES])
 
 
-def _plain_estimates(merged: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, float]]:
+def _plain_estimates(merged: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """The unweighted figures of many cells: per indicator (value, se), the indicator's base in
     the cell taken as a simple random sample (SE = s / sqrt(n), s with n - 1). It depends on
     the cell's own counts only: a figure resting on the round's total would give that total
@@ -1156,7 +1186,7 @@ def _plain_estimates(merged: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, f
             estimate = (m @ value) / inside
             squares = (m * (value[None, :] - estimate[:, None]) ** 2).sum(axis=1)
             se = np.where(inside > 1, np.sqrt(squares / (inside * (inside - 1))), 0.0)
-        out.append((np.where(inside == 0, np.nan, estimate), se, None))
+        out.append((np.where(inside == 0, np.nan, estimate), se))
     return out
 
 
@@ -1175,15 +1205,26 @@ def _figure_arrays(
     valid = merged[:, : len(SCORES)].sum(axis=1).round().astype(np.int64)
     dont_know = merged[:, len(SCORES)].round().astype(np.int64)
     numbers = np.stack([valid + dont_know, valid, dont_know], axis=1)
+    q = normal_quantile(0.95)
     columns = []
-    for (w_est, w_se, q), (u_est, u_se, _) in zip(weighted, unweighted):
-        # An empty base has no estimate: its standard error (0) and interval are not figures either.
+    for ind, (w_est, w_se, w_n, w_total, w_deff), (u_est, u_se) in zip(INDICATORS, weighted, unweighted):
+        if ind in PROPORTIONS:
+            ci_low, ci_high = proportion_interval(w_est, w_se, w_n)
+        else:
+            ci_low, ci_high = w_est - q * w_se, w_est + q * w_se
+        with np.errstate(divide="ignore", invalid="ignore"):
+            n_effective = np.where(w_deff > 0, w_n / w_deff, np.nan)
+        figures = {
+            "": w_est, "_se": w_se, "_ci_low": ci_low, "_ci_high": ci_high,
+            "_population": w_total, "_deff": w_deff, "_n_effective": n_effective,
+            "_unweighted": u_est, "_unweighted_se": u_se,
+        }
+        # An empty base has no estimate: its standard error (0), interval and the rest are not
+        # figures either.
         w_missing, u_missing = np.isnan(w_est), np.isnan(u_est)
-        for figures, missing in (
-            (w_est, w_missing), (w_se, w_missing), (w_est - q * w_se, w_missing), (w_est + q * w_se, w_missing),
-            (u_est, u_missing), (u_se, u_missing),
-        ):
-            columns.append(np.where(missing, np.nan, figures))
+        for suffix in ESTIMATE_SUFFIXES:
+            missing = w_missing if suffix in WEIGHTED_SUFFIXES else u_missing
+            columns.append(np.where(missing, np.nan, figures[suffix]))
     return numbers, np.stack(columns, axis=1)
 
 

@@ -53,8 +53,10 @@ Suppression
       rule out (counts at least 0 or what earlier releases proved, at most a
       published limit such as the invited), with everything else a published
       cell shows of the same people (``breakdowns``: each question's answers
-      per code) and the previous release in full (``history.last``: its
-      equations, and every count only growing since). A primary cell must be
+      per code), the previous release in full (``history.last``: its
+      equations, and every count only growing since) and the releases since
+      that published counts only (``history.chain``: their equations, counts
+      only growing from one to the next). A primary cell must be
       able to take the value last published (0 for a cell never published)
       and ``min_count`` more; no other hidden cell may be fixed at a value not
       published before; and no cell may be provably grown by 1 to
@@ -645,6 +647,10 @@ class History:
     # ``published`` (releases that publish counts without answers): a hidden cell pinned at it
     # tells nothing new.
     shown: Mapping[str, int] = field(default_factory=dict)
+    # Releases after ``last`` that published counts without answers, oldest first, in full: a
+    # reader holds their equations together (counts only grow from one to the next), so the
+    # audit does too. Their cells enter as counts only (no breakdown was published).
+    chain: Sequence[LastRelease] = ()
 
 
 @dataclass(frozen=True)
@@ -684,7 +690,9 @@ def decide(
     ``history.last`` the audit also holds this release against the previous one: no cell may
     be provably grown by 1 to ``min_count - 1`` since then, unless ``growth`` is False: then the
     previous release only holds the reader's solutions (every count at least what it was
-    then), as for tables that tell who answered but nothing of what.
+    then), as for tables that tell who answered but nothing of what. ``history.chain``: the
+    releases after ``history.last`` that published counts only, held the same way (their
+    equations, every count only growing through them), never by the growth rule.
     """
     if min_count < 1:
         raise ValueError("min_count must be at least 1")
@@ -762,6 +770,7 @@ def decide(
     previous = [history.published.get(k) for k in names]
     seen_before = [history.shown.get(k, p) for k, p in zip(names, previous)]
     earlier = _earlier(history.last, names, by_number, split_names, splits) if history.last is not None else None
+    chain = [_layer(release, names) for release in history.chain]
     changes = []
     if earlier is not None and growth:
         grown = by_number - earlier.count
@@ -848,7 +857,7 @@ def decide(
                 targets.append((None, None))
         intervals = audit(
             shape.equations(), by_number, unknown, floor=[floor[i] for i in unknown], upper=[bound[i] for i in unknown],
-            splits=splits, earlier=earlier, changes=[i for i in changes if status[i] is not published or earlier.hidden[i]],
+            splits=splits, earlier=earlier, chain=chain, changes=[i for i in changes if status[i] is not published or earlier.hidden[i]],
             targets=targets, time_limit=audit_time_limit,
         )
         lo, hi = intervals.lower, intervals.upper
@@ -922,6 +931,16 @@ def _earlier(last: LastRelease, names: Sequence[str], count: np.ndarray, split_n
     return Earlier(e_count, e_hidden, e_splits)
 
 
+def _layer(release: LastRelease, names: Sequence[str]) -> Earlier:
+    """A release that published counts only, laid out on this release's identities: a cell it
+    did not have is -1 (no variable, no equation: its table was not published then), and no
+    breakdown (nothing of what anyone answered was published; the parts a reader could assume
+    then are free, which adds nothing the cells' own growth does not)."""
+    e_count = np.array([release.count.get(k, -1) for k in names], dtype=np.int64)
+    e_hidden = np.array([k in release.hidden for k in names], dtype=bool)
+    return Earlier(e_count, e_hidden & (e_count >= 0))
+
+
 @dataclass(frozen=True)
 class Split:
     """How the protected measure splits into parts in one published breakdown, e.g. a
@@ -984,12 +1003,14 @@ class _Program:
     """One group of linked cells as an integer program: blocks of one variable per cell (a
     release's cells, or a breakdown part of them), each block with the tables' relations over
     its values (every identity's, the group's and the relations' known terms; a published cell
-    fixed at its value, a hidden one free), and growth from the
-    earlier release's block to this release's (``releases``: 1 or 2, the blocks split evenly
-    between them). ``parts_of``: the blocks are parts of the cells (block c of release r is
+    fixed at its value, a hidden one free), and growth between releases (``releases``: how many,
+    the blocks split evenly between them; ``growth``: pairs (later, earlier) of release
+    indices, each cell and part at least its earlier value). A value below 0 is a cell the
+    release (or breakdown) does not have: no equation and no growth through it.
+    ``parts_of``: the blocks are parts of the cells (block c of release r is
     ``blocks[r * parts + c]``), summing to cells given at :meth:`solve_given`."""
 
-    def __init__(self, group, relations, blocks, cap, low, releases: int, parts_of: bool = False) -> None:
+    def __init__(self, group, relations, blocks, cap, low, releases: int, growth: Sequence[tuple[int, int]] = (), parts_of: bool = False) -> None:
         from scipy.sparse import coo_array
 
         size = len(group)
@@ -1015,13 +1036,13 @@ class _Program:
                 add([(b * size + local[i], v) for i, v in coeffs.items()], rhs, rhs)
         blocks = [(values[index], hidden[index]) for values, hidden in blocks]
         per = len(blocks) // releases
-        if releases == 2:  # growth since the earlier release, block by block
+        for later, before in growth:  # counts only grow, block by block
             for b in range(per):
-                now_values, now_hidden = blocks[b]
-                then_values, then_hidden = blocks[per + b]
+                now_values, now_hidden = blocks[later * per + b]
+                then_values, then_hidden = blocks[before * per + b]
                 for g in range(size):
                     if (now_hidden[g] or then_hidden[g]) and then_values[g] >= 0 and now_values[g] >= then_values[g]:
-                        add([(b * size + g, 1.0), ((per + b) * size + g, -1.0)], 0, np.inf)
+                        add([((later * per + b) * size + g, 1.0), ((before * per + b) * size + g, -1.0)], 0, np.inf)
         self.sum_rows = []  # (row, release, cell): the parts of a hidden cell add up to it
         if parts_of:
             for r in range(releases):
@@ -1118,6 +1139,7 @@ def audit(
     upper: Sequence[int | None] | None = None,
     splits: Sequence[Split] = (),
     earlier: Earlier | None = None,
+    chain: Sequence[Earlier] = (),
     changes: Iterable[int] = (),
     targets: Sequence[tuple[float | None, float | None]] | None = None,
     time_limit: float | None = None,
@@ -1152,9 +1174,12 @@ def audit(
     is assumed). ``changes``: cells (numbers) for which a solution where the cell has not grown
     since the earlier release is searched: a reader must not be able to prove a cell gained
     1..T-1 respondents (it would read the few who joined); ``least_change`` is the least growth
-    seen."""
-    from scipy.optimize import Bounds, LinearConstraint, milp
-    from scipy.sparse import coo_array
+    seen.
+
+    ``chain``: releases after ``earlier`` that published counts only (oldest first), held the
+    same way: their hidden cells are unknowns with their equations, and every count only grows
+    from ``earlier`` through each of them to this release (their cells only: no part of a
+    breakdown was published then)."""
 
     count = np.asarray(count, dtype=np.int64)
     n = len(unknown)
@@ -1166,6 +1191,8 @@ def audit(
     hidden_now[list(unknown)] = True
     hidden_then = earlier.hidden if earlier is not None else np.zeros(len(count), dtype=bool)
     involved = hidden_now | hidden_then  # unknown in at least one release
+    for layer in chain:
+        involved = involved | layer.hidden
     position = {u: j for j, u in enumerate(unknown)}
     # Each relation: the involved identities with their coefficients, and the others (known in
     # both releases) with theirs.
@@ -1190,6 +1217,15 @@ def audit(
     releases = [(count, hidden_now, list(splits))]
     if earlier is not None:
         releases.append((earlier.count, hidden_then, list(earlier.splits)))
+    # The chain's releases carry no breakdown: every part -1 (not published then).
+    releases += [(layer.count, layer.hidden, [Split(np.full_like(s.counts, -1)) for s in splits]) for layer in chain]
+    # Counts only grow: earlier -> chain (oldest first) -> now; parts straight from earlier to
+    # now (the chain has none). Release 0 is now, 1 the earlier one, then the chain's.
+    first_chain = len(releases) - len(chain)
+    order = ([1] if earlier is not None else []) + list(range(first_chain, len(releases))) + [0]
+    growth = list(zip(order[1:], order[:-1]))
+    if earlier is not None and chain:
+        growth.append((0, 1))  # the parts' (the chain's cells imply it for the cells)
     for group_local in _components(len(members), ([index[c] for c in r[0]] for r in relations)):
         group = [members[m] for m in group_local]
         local = {ident: g for g, ident in enumerate(group)}
@@ -1199,7 +1235,7 @@ def audit(
         # The cells of each release (the master program), then each breakdown's parts given the
         # cells (one program per breakdown: given the cells, breakdowns are independent).
         cells = [(values, hidden) for values, hidden, _ in releases]
-        master = _Program(group, rel, cells, cap, [low] + [np.zeros(len(group))] * (len(cells) - 1), len(cells))
+        master = _Program(group, rel, cells, cap, [low] + [np.zeros(len(group))] * (len(cells) - 1), len(cells), growth)
         subs = []
         for s_i in range(len(splits)):
             blocks = []
@@ -1209,7 +1245,7 @@ def audit(
             floor = splits[s_i].floor
             lows = [floor[c, group].astype(float) if floor is not None else np.zeros(len(group)) for c in range(splits[s_i].counts.shape[0])]
             lows += [np.zeros(len(group))] * (len(blocks) - len(lows))
-            subs.append(_Program(group, rel, blocks, cap, lows, len(releases), parts_of=True))
+            subs.append(_Program(group, rel, blocks, cap, lows, len(releases), growth, parts_of=True))
         truth = np.concatenate([np.maximum(values[group], 0) for values, _ in cells]).astype(float)
         size = len(group)
         seen_lo = truth[:size].copy()

@@ -38,6 +38,8 @@ PHASE_LABELS = {
     "closed": "lukket", "purged": "slettet",
 }
 STEP_LABELS = {"invitation": "invitation", "reminder_1": "1. påmindelse", "reminder_2": "2. påmindelse"}
+CHANNEL_LABELS = {"letter": "brev", "sms": "sms", "paper_exempt": "spørgeskema på papir (fritaget for Digital Post)",
+                  "paper_all": "spørgeskema på papir (alle uden svar)"}
 SENDING_LABELS = {
     "waiting_for_definition": "venter på rundens definition", "waiting_for_schedule": "venter på udsendelsesdatoer",
     "scheduled": "planlagt, intet sendt endnu", "sending": "sender", "outside_window": "uden for udsendelsesvinduet",
@@ -68,6 +70,6 @@ async def round_overview_page(request: Request, round_id: str = P(pattern=ROUND)
     overview = await _overview(request, round_id)
     return _secure(templates.TemplateResponse(request, "round_overview.html", {
         "o": overview, "subject": principal.subject, "status_labels": STATUS_LABELS, "phase_labels": PHASE_LABELS,
-        "step_labels": STEP_LABELS, "sending_labels": SENDING_LABELS,
+        "step_labels": STEP_LABELS, "sending_labels": SENDING_LABELS, "channel_labels": CHANNEL_LABELS,
     }))
 

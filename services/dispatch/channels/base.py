@@ -72,6 +72,8 @@ class OutgoingMessage:
     attachments: tuple[Attachment, ...] = field(default=(), repr=False)
     exempt_from_digital_post: bool = False
     """The citizen is exempt from Digital Post: SF1601 must print the letter."""
+    physical_post: bool = False
+    """Printed and posted whatever the citizen's Digital Post (a paper questionnaire)."""
     folder: tuple[str, ...] = ()
     """Where a channel that files messages (the dev sink) puts this one: (round, kommunekode).
     No personal data."""

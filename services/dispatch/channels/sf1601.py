@@ -134,7 +134,7 @@ class DigitalPostSF1601Channel(Channel):
         )
 
     def kombi_valg_for(self, message: OutgoingMessage) -> KombiValg:
-        if message.exempt_from_digital_post:
+        if message.exempt_from_digital_post or message.physical_post:
             return KombiValg.PHYSICAL_POST
         return self._config.default_kombi_valg
 

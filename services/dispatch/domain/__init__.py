@@ -1,4 +1,4 @@
-"""Pure parts of the dispatch service: MeMo messages, letters and SMS texts.
+"""Pure parts of the dispatch service: MeMo messages, letters, SMS texts and the paper questionnaire.
 
 No I/O here beyond reading the package's own templates, fonts and schemas."""
 

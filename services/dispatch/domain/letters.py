@@ -4,7 +4,9 @@ Wording lives in Jinja2 templates under `templates/` so it can be changed
 without touching code: `letter_<kind>.j2` has the blocks `title`, `notification`
 and `body`; `sms_<kind>.j2` has `long` and `short`. Letter bodies are a tiny
 format: paragraphs split by blank lines, a paragraph starting with "## " is a
-subheading, and ReportLab's paragraph markup (<b>, <br/>, <a>) is allowed.
+subheading, and ReportLab's paragraph markup (<b>, <br/>, <a>) is allowed; a
+paragraph "[[languages]]" becomes one line in each language the round offers,
+saying (in that language) that it is chosen on the questionnaire's first page.
 Letter templates are auto-escaped, so a merge value such as a name with "&"
 or "<" cannot break the markup.
 
@@ -42,13 +44,32 @@ from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
-from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer
+from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from .gsm import SmsLength, sms_length
 
 TEMPLATE_DIR = Path(__file__).with_name("templates")
 _FONT_DIR = Path(reportlab.__file__).with_name("fonts")
 _FONT = "BorgerblikVera"
+
+#: One line per language the questionnaire is offered in, in that language: how to choose it.
+#: The codes are the survey's (BCP 47; ``da-x-let`` is easy-read Danish, let dansk).
+LANGUAGE_CHOICE: dict[str, str] = {
+    "da": "Vælg sprog på skemaets første side.",
+    "da-x-let": "Vælg let dansk på første side.",
+    "en": "Choose English on the first page.",
+    "ar": "اختر العربية في الصفحة الأولى.",
+    "uk": "Виберіть українську на першій сторінці.",
+    "tr": "Türkçeyi ilk sayfada seçebilirsiniz.",
+    "so": "Af-Soomaali ka dooro bogga koowaad.",
+    "pl": "Polski wybierzesz na pierwszej stronie.",
+}
+_RIGHT_TO_LEFT = frozenset({"ar"})
+# Vera has no Cyrillic or Arabic and not every Polish letter: a line Vera cannot draw is drawn
+# in DejaVu Sans (Vera's extension, found in ReportLab's font search path); a line no font
+# here can draw is left out rather than printed as empty boxes.
+_WIDE_FONT = "BorgerblikDejaVu"
+_WIDE_FONT_FILE = "DejaVuSans.ttf"
 
 _DA_MONTHS = (
     "januar", "februar", "marts", "april", "maj", "juni",
@@ -87,6 +108,8 @@ class LetterContext:
     """Date printed on the letter; today when not given."""
     privacy_url: str | None = None
     """Where the privacy notice is (GDPR art. 14 information); linked when set."""
+    languages: tuple[str, ...] = tuple(LANGUAGE_CHOICE)
+    """The languages the round offers (Danish first): the letter says in each how to choose it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +162,7 @@ def _render_blocks(template_name: str, ctx: LetterContext, *blocks: str,
         "contact": ctx.contact,
         "paper": paper,
         "privacy_url": ctx.privacy_url,
+        "languages": language_lines(ctx.languages),
     }
     context = template.new_context(variables)
     return {b: "".join(template.blocks[b](context)).strip() for b in blocks}
@@ -185,6 +209,14 @@ _FILENAMES = {
 }
 
 
+def language_lines(languages: tuple[str, ...] | list[str]) -> list[tuple[str, str]]:
+    """(language, line) for each offered language the letter has a line for, Danish first;
+    none when Danish is all there is (nothing to choose)."""
+    ordered = ["da", *(lang for lang in languages if lang != "da")]
+    lines = [(lang, LANGUAGE_CHOICE[lang]) for lang in ordered if lang in LANGUAGE_CHOICE]
+    return lines if len(lines) > 1 else []
+
+
 def _one_line(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
@@ -210,7 +242,77 @@ def _styles() -> dict[str, ParagraphStyle]:
                                 fontSize=17, leading=22, spaceBefore=10, spaceAfter=12),
         "heading": ParagraphStyle("heading", parent=body, fontName=_FONT + "-Bold",
                                   fontSize=12.5, leading=17, spaceBefore=8, spaceAfter=4),
+        "language": ParagraphStyle("language", parent=body, fontSize=8.5, leading=10.5, spaceAfter=0),
     }
+
+
+@functools.cache
+def _wide_font() -> str | None:
+    try:
+        pdfmetrics.registerFont(TTFont(_WIDE_FONT, _WIDE_FONT_FILE))
+    except Exception:  # not installed here: such lines are left out  # noqa: BLE001
+        return None
+    return _WIDE_FONT
+
+
+def _draws(font_name: str, text: str) -> bool:
+    char_to_glyph = pdfmetrics.getFont(font_name).face.charToGlyph
+    return all(ord(c) in char_to_glyph for c in text if not c.isspace())
+
+
+_TIGHT = [("LEFTPADDING", (0, 0), (-1, -1), 0), ("RIGHTPADDING", (0, 0), (-1, -1), 6),
+          ("TOPPADDING", (0, 0), (-1, -1), 0), ("BOTTOMPADDING", (0, 0), (-1, -1), 1), ("VALIGN", (0, 0), (-1, -1), "TOP")]
+
+
+def _language_table(languages: tuple[str, ...], columns: int = 2, width: float = 160 * mm) -> Table | None:
+    """The offered languages' lines in ``columns`` columns (so the letter stays one page), each
+    in a font that has its letters; Arabic shaped, in visual order (ReportLab lays out left to
+    right) and right-aligned."""
+    cells = _language_paragraphs(languages)
+    if not cells:
+        return None
+    rows = [cells[i:i + columns] + [""] * (columns - len(cells[i:i + columns])) for i in range(0, len(cells), columns)]
+    table = Table(rows, colWidths=[width / columns] * columns, hAlign="LEFT")
+    table.setStyle(TableStyle(_TIGHT))
+    return table
+
+
+def _qr_with_languages(link: str, languages: tuple[str, ...]):
+    """A paper letter's QR code with the language lines beside it, in the space the code leaves."""
+    qr = _qr_code(link)
+    lines = _language_table(languages, columns=1, width=110 * mm)
+    if lines is None:
+        return qr
+    table = Table([[qr, lines]], colWidths=[40 * mm, 110 * mm], hAlign="LEFT")
+    table.setStyle(TableStyle(_TIGHT + [("VALIGN", (0, 0), (-1, -1), "MIDDLE")]))
+    return table
+
+
+def _language_paragraphs(languages: tuple[str, ...]) -> list:
+    styles = _styles()
+    paragraphs = []
+    for lang, line in language_lines(languages):
+        if lang in _RIGHT_TO_LEFT:
+            line = _visual_rtl(line)
+            if line is None:
+                continue
+        font = _FONT if _draws(_FONT, line) else _wide_font()
+        if font is None or not _draws(font, line):
+            continue
+        style = ParagraphStyle(f"language-{lang}", parent=styles["language"], fontName=font,
+                               alignment=TA_RIGHT if lang in _RIGHT_TO_LEFT else styles["language"].alignment)
+        paragraphs.append(Paragraph(xml_escape(line), style))
+    return paragraphs
+
+
+def _visual_rtl(text: str) -> str | None:
+    """Arabic in presentation forms and visual order, or None without the shaping packages."""
+    try:
+        import arabic_reshaper
+        from bidi.algorithm import get_display
+    except ImportError:
+        return None
+    return get_display(arabic_reshaper.reshape(text))
 
 
 def _qr_code(link: str) -> Drawing:
@@ -244,12 +346,16 @@ def _draw_pdf_unlocked(title: str, body_markup: str, ctx: LetterContext, *, page
         Spacer(0, 14 * mm),
         Paragraph(xml_escape(title), styles["title"]),
     ]
-    for block in re.split(r"\n\s*\n", body_markup):
-        block = block.strip()
+    blocks = [block.strip() for block in re.split(r"\n\s*\n", body_markup)]
+    for block in blocks:
         if not block:
             continue
         if block == "[[qr]]":
-            story.append(_qr_code(ctx.link))
+            story.append(_qr_with_languages(ctx.link, ctx.languages))
+        elif block == "[[languages]]":
+            # On paper the lines stand beside the QR code; in Digital Post they get their own rows.
+            if "[[qr]]" not in blocks and (table := _language_table(ctx.languages)) is not None:
+                story.append(table)
         elif block.startswith("## "):
             story.append(Paragraph(block[3:], styles["heading"]))
         else:

@@ -200,11 +200,8 @@ class CachedRowValidator:
         ydelse = _tidy_text(row.get(Kolonne.YDELSE))
         if ydelse is None or len(ydelse) > MAX_TEXT_LENGTH:
             return None
-        raw_kategori = row.get(Kolonne.VISITATIONSKATEGORI)
-        if raw_kategori is not None and type(raw_kategori) is not str:
-            return None
-        kategori = _tidy_text(raw_kategori)
-        if kategori is not None and len(kategori) > MAX_TEXT_LENGTH:
+        kategori = _optional_text(row.get(Kolonne.VISITATIONSKATEGORI))
+        if kategori is _INVALID:
             return None
         overgangsdato = self._date(row.get(Kolonne.OVERGANGSDATO))
         if overgangsdato is None or overgangsdato is _INVALID:
@@ -215,11 +212,8 @@ class CachedRowValidator:
         forskerbeskyttet = self._bool(row.get(Kolonne.FORSKERBESKYTTET))
         if _INVALID in (seneste_samtale, forloeb_afsluttet, passiv, forskerbeskyttet):
             return None
-        raw_navn = row.get(Kolonne.NAVN)
-        if raw_navn is not None and type(raw_navn) is not str:
-            return None
-        navn = _tidy_text(raw_navn)
-        if navn is not None and len(navn) > MAX_TEXT_LENGTH:
+        navn = _optional_text(row.get(Kolonne.NAVN))
+        if navn is _INVALID:
             return None
         raw_phone = row.get(Kolonne.TELEFON)
         if raw_phone is not None and type(raw_phone) not in (str, int, float):
@@ -384,6 +378,17 @@ def _tidy_text(value: object) -> str | None:
         return None
     tidy = " ".join(value.split())
     return tidy or None
+
+
+def _optional_text(value: object) -> str | None | object:
+    """An optional text cell (category, name) tidied; ``_INVALID`` when it is not a string or
+    longer than MAX_TEXT_LENGTH (the full validation then says why)."""
+    if value is not None and type(value) is not str:
+        return _INVALID
+    text = _tidy_text(value)
+    if text is not None and len(text) > MAX_TEXT_LENGTH:
+        return _INVALID
+    return text
 
 
 def _remember(cache: dict, key: object, value: object) -> None:

@@ -147,11 +147,8 @@ class ExtractReader(ABC):
         return row
 
 
-# --- CSV ------------------------------------------------------------------------------------------
-
-
-class CsvExtractReader(ExtractReader):
-    format = ExtractFormat.CSV
+class _TextExtractReader(ExtractReader):
+    """A reader of a text file (CSV, JSON): ``_open`` finds the header through ``self._text``."""
 
     def __init__(self, binary: BinaryIO, profile: ColumnProfile, *, owns_stream: bool) -> None:
         super().__init__(binary, profile, owns_stream=owns_stream)
@@ -161,6 +158,24 @@ class CsvExtractReader(ExtractReader):
         except BaseException:
             self.close()
             raise
+
+    @abstractmethod
+    def _open(self) -> None: ...
+
+    def close(self) -> None:
+        # A caller's stream must outlive us: detach the text layer instead of closing through it.
+        if self._text is not None and not self._owns_stream:
+            with suppress(ValueError):
+                self._text.detach()
+            self._text = None
+        super().close()
+
+
+# --- CSV ------------------------------------------------------------------------------------------
+
+
+class CsvExtractReader(_TextExtractReader):
+    format = ExtractFormat.CSV
 
     def _open(self) -> None:
         self.encoding = detect_text_encoding(self._binary)
@@ -225,13 +240,6 @@ class CsvExtractReader(ExtractReader):
         finally:
             self.close()
 
-    def close(self) -> None:
-        # A caller's stream must outlive us: detach the text layer instead of closing through it.
-        if self._text is not None and not self._owns_stream:
-            with suppress(ValueError):
-                self._text.detach()
-            self._text = None
-        super().close()
 
 
 def detect_text_encoding(binary: BinaryIO) -> str:
@@ -377,20 +385,11 @@ class XlsxExtractReader(ExtractReader):
 # --- JSON -----------------------------------------------------------------------------------------
 
 
-class JsonExtractReader(ExtractReader):
+class JsonExtractReader(_TextExtractReader):
     """A JSON array of row objects, or NDJSON (one object per line). Keys are headers."""
 
     format = ExtractFormat.JSON
     _HEADER_CACHE_LIMIT = 64
-
-    def __init__(self, binary: BinaryIO, profile: ColumnProfile, *, owns_stream: bool) -> None:
-        super().__init__(binary, profile, owns_stream=owns_stream)
-        self._text: io.TextIOWrapper | None = None
-        try:
-            self._open()
-        except BaseException:
-            self.close()
-            raise
 
     def _open(self) -> None:
         head = _peek(self._binary, SNIFF_BYTES)
@@ -461,12 +460,6 @@ class JsonExtractReader(ExtractReader):
         finally:
             self.close()
 
-    def close(self) -> None:
-        if self._text is not None and not self._owns_stream:
-            with suppress(ValueError):
-                self._text.detach()
-            self._text = None
-        super().close()
 
 
 # --- header search, shared by CSV and XLSX --------------------------------------------------------

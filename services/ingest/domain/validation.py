@@ -15,7 +15,7 @@ from numbers import Real
 
 from openpyxl.utils.datetime import from_excel
 
-from services.ingest.domain.cpr import Gender, mask_cpr, parse_cpr
+from services.ingest.domain.cpr import CprNumber, Gender, mask_cpr, parse_cpr
 from services.ingest.domain.errors import CprError, PhoneNumberError
 from services.ingest.domain.phone import normalise_phone
 from services.ingest.domain.profiles import Kolonne
@@ -152,25 +152,9 @@ def validate_row(
             "the delimiter without quotes, so its columns cannot be trusted",
         )
 
-    cpr = None
-    raw_cpr = row.get(Kolonne.CPR)
-    if is_blank(raw_cpr):
-        fail(Kolonne.CPR, "CPR number is missing")
-    else:
-        try:
-            cpr = parse_cpr(raw_cpr, reference_date=reference_date)
-        except CprError as exc:
-            fail(Kolonne.CPR, str(exc))
-
-    ydelse = _text(row.get(Kolonne.YDELSE))
-    if ydelse is None:
-        fail(Kolonne.YDELSE, "benefit (ydelse) is missing")
-    elif len(ydelse) > MAX_TEXT_LENGTH:
-        fail(Kolonne.YDELSE, f"benefit (ydelse) is longer than {MAX_TEXT_LENGTH} characters")
-
-    kategori = _text(row.get(Kolonne.VISITATIONSKATEGORI))
-    if kategori is not None and len(kategori) > MAX_TEXT_LENGTH:
-        fail(Kolonne.VISITATIONSKATEGORI, f"visitation category is longer than {MAX_TEXT_LENGTH} characters")
+    cpr = _cpr_field(row, fail, reference_date)
+    ydelse = _text_field(row, Kolonne.YDELSE, fail, "benefit (ydelse)", required=True)
+    kategori = _text_field(row, Kolonne.VISITATIONSKATEGORI, fail, "visitation category")
 
     overgangsdato = _date_field(row, Kolonne.OVERGANGSDATO, fail, required=True, today=today)
     seneste_samtale = _date_field(row, Kolonne.SENESTE_SAMTALE, fail, required=False, today=today)
@@ -186,10 +170,7 @@ def validate_row(
             phone_e164 = normalise_phone(raw_phone)
         except PhoneNumberError as exc:
             warnings.append(RowError(row_number, Kolonne.TELEFON.value, f"{exc}; no SMS reminders"))
-
-    navn = _text(row.get(Kolonne.NAVN))
-    if navn is not None and len(navn) > MAX_TEXT_LENGTH:
-        fail(Kolonne.NAVN, f"name is longer than {MAX_TEXT_LENGTH} characters")
+    navn = _text_field(row, Kolonne.NAVN, fail, "name")
 
     if errors:
         return errors
@@ -211,6 +192,30 @@ def validate_row(
         warnings=tuple(warnings),
         visitationskategori=kategori,
     )
+
+
+def _cpr_field(row: Mapping[str, object], fail: Callable, reference_date: date) -> CprNumber | None:
+    raw_cpr = row.get(Kolonne.CPR)
+    if is_blank(raw_cpr):
+        fail(Kolonne.CPR, "CPR number is missing")
+        return None
+    try:
+        return parse_cpr(raw_cpr, reference_date=reference_date)
+    except CprError as exc:
+        fail(Kolonne.CPR, str(exc))
+        return None
+
+
+def _text_field(row: Mapping[str, object], column: Kolonne, fail: Callable, what: str, *, required: bool = False) -> str | None:
+    """A text cell, its white space folded; an error when it is required and blank, or longer
+    than MAX_TEXT_LENGTH."""
+    value = _text(row.get(column))
+    if value is None:
+        if required:
+            fail(column, f"{what} is missing")
+    elif len(value) > MAX_TEXT_LENGTH:
+        fail(column, f"{what} is longer than {MAX_TEXT_LENGTH} characters")
+    return value
 
 
 class DuplicateTracker:

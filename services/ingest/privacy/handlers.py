@@ -13,21 +13,27 @@ from shared.privacy import privacy_handlers
 
 
 async def on_round_purged(uow: UnitOfWork, envelope: Envelope, event: RoundPurged) -> None:
-    values = {"removed": event.removed, "verified": event.verified, "purged_at": event.purged_at}
-    await uow.session.execute(
-        pg_insert(PurgeReceipt)
-        .values(round_id=event.round_id, service=event.service, **values)
-        .on_conflict_do_update(index_elements=["round_id", "service"], set_=values)
+    await _keep_receipt(
+        uow, PurgeReceipt,
+        round_id=event.round_id, service=event.service, removed=event.removed, verified=event.verified, purged_at=event.purged_at,
     )
     await service.record_purge_complete(uow, event.round_id)
 
 
 async def on_citizen_erased(uow: UnitOfWork, envelope: Envelope, event: CitizenErased) -> None:
-    values = {"removed": event.removed, "verified": event.verified, "erased_at": event.erased_at}
+    await _keep_receipt(
+        uow, PrivacyReceipt,
+        request_id=event.request_id, service=event.service, removed=event.removed, verified=event.verified, erased_at=event.erased_at,
+    )
+
+
+async def _keep_receipt(uow: UnitOfWork, receipt: type[PurgeReceipt] | type[PrivacyReceipt], **values) -> None:
+    """A service's receipt, its latest word kept: one row per (round or request, service)."""
+    key = [column.name for column in receipt.__table__.primary_key]
     await uow.session.execute(
-        pg_insert(PrivacyReceipt)
-        .values(request_id=event.request_id, service=event.service, **values)
-        .on_conflict_do_update(index_elements=["request_id", "service"], set_=values)
+        pg_insert(receipt)
+        .values(**values)
+        .on_conflict_do_update(index_elements=key, set_={name: value for name, value in values.items() if name not in key})
     )
 
 

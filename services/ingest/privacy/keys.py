@@ -19,6 +19,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from services.ingest.config import IngestSettings
 from services.ingest.models import Citizen
+from services.ingest.privacy.schemas import KeyStatus
+from shared.bus import UnitOfWork
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +28,15 @@ logger = logging.getLogger(__name__)
 async def rows_per_key(session) -> dict[str, int]:
     rows = await session.execute(sa.select(Citizen.cpr_key_id, sa.func.count()).group_by(Citizen.cpr_key_id))
     return {key_id: n for key_id, n in rows.all()}
+
+
+async def key_status(uow: UnitOfWork, settings: IngestSettings) -> KeyStatus:
+    """CPR numbers at rest per key id, and how many still wait for the active key."""
+    counts = await rows_per_key(uow.session)
+    active = settings.cpr_active_key_id
+    return KeyStatus(
+        active_key_id=active, rows_per_key_id=counts, reencryption_pending=sum(n for k, n in counts.items() if k != active)
+    )
 
 
 async def reencrypt_step(runtime, settings: IngestSettings) -> int:

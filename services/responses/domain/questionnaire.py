@@ -58,14 +58,10 @@ class ScaleOption(_Frozen):
     #: None for options that are not a position on the scale ("Ved ikke"): they count as an
     #: answer but never enter an average.
     score: int | None = None
-    #: How the label reads inside another question's text; defaults to the lower-cased label.
-    #: Needed only for labels that must keep a capital (e.g. a product name).
+    #: How the label reads inside another question's text; defaults to the lower-cased label
+    #: (translations.LocalizedQuestionnaire.question_text). Needed only for labels that must
+    #: keep a capital (e.g. a product name).
     pipe_label: LocalizedText | None = None
-
-    def piped(self, lang: Language) -> str:
-        if self.pipe_label is not None:
-            return self.pipe_label.get(lang)
-        return self.label.get(lang).lower()
 
 
 class Scale(_Frozen):
@@ -499,21 +495,14 @@ def render_question_text(
     answers: Mapping[str, str],
     lang: Language = "da",
 ) -> str:
-    """The question text as the citizen should read it, with piped labels filled in."""
-    question = questionnaire.question(question_id)
-    if question is None:
-        raise KeyError(question_id)
-    text = question.text.get(lang)
-    for pipe in question.piping:
-        scale = questionnaire.scale_for(pipe.source)
-        option = scale.option(answers.get(pipe.source)) if scale else None
-        if scale is None or option is None or not _pipeable(scale, option):
-            return pipe.fallback.get(lang)
-        text = text.replace("{" + pipe.placeholder + "}", option.piped(lang))
-    return text
+    """The question text as the citizen should read it, with piped labels filled in (in any
+    language: the rule lives in ``translations.LocalizedQuestionnaire.question_text``)."""
+    from .translations import localize  # imports this module
+
+    return localize(questionnaire, lang).question_text(question_id, answers).text
 
 
-def _pipeable(scale: Scale, option: ScaleOption) -> bool:
+def pipeable(scale: Scale, option: ScaleOption) -> bool:
     # On a scored scale the unscored option is "Ved ikke": "hvorfor du har været ved ikke"
     # is nonsense, so it falls back to the neutral text. An explicit pipe_label opts back in.
     # On a purely nominal scale (no scores at all) every option is a real answer.

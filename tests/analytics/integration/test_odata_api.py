@@ -5,6 +5,7 @@ refusals are OData error bodies; what the service does not implement is 501."""
 from __future__ import annotations
 
 import asyncio
+import math
 import xml.etree.ElementTree as ET
 
 from services.analytics.config import AnalyticsSettings
@@ -85,6 +86,16 @@ async def test_odata_answers_are_the_json_rows_queried(service_env, dev_issuer, 
         assert "n_valid" in method.text or "valid (scale) answers" in method.text
         assert "/method" in (await client.get("/openapi.json")).json()["info"]["description"]
 
+        # Beside each weighted estimate its population, design effect and effective sample size;
+        # a suppressed cell carries none of them, a share's interval stays within 0-1.
+        weighted = [r for r in json_rows if r["weighting"] in ("strata", "strata_pooled") and not r["few_answers"]]
+        assert weighted and all(r["mean_population"] > 0 and r["mean_deff"] > 0 for r in weighted)
+        assert all(math.isclose(r["mean_n_effective"], r["n_valid"] / r["mean_deff"]) for r in weighted)
+        hidden = [r for r in json_rows if r["suppressed"]]
+        assert hidden and all(r[c] is None for r in hidden for c in INDICATOR_COLUMNS if c.endswith(("_population", "_deff", "_n_effective")))
+        for r in weighted:
+            for share in ("top2_share", "dont_know_share", "share_1", "share_5"):
+                assert 0.0 <= r[f"{share}_ci_low"] <= r[share] <= r[f"{share}_ci_high"] <= 1.0
         odata_rows = await every_page("/odata/Indicators")
         assert [{c: r[c] for c in INDICATOR_COLUMNS} for r in odata_rows] == json_rows
         assert [r["id"] for r in odata_rows] == [row_id(r) for r in json_rows]
@@ -97,6 +108,13 @@ async def test_odata_answers_are_the_json_rows_queried(service_env, dev_issuer, 
         assert vocabulary.status_code == 200 and "SortRestrictions" in vocabulary.text
         missing = await get("/odata/vocabularies/Org.Nothing.xml")
         assert missing.status_code == 404 and missing.json()["error"]["code"] == "NotFound"
+
+        # The JSON API takes a code with 4 digits too (a page of at most 40 rows here).
+        four = (await get(f"/rounds/{ROUND}/indicators", kommunekode="0751")).json()
+        aarhus_rows = [r for r in json_rows if r["kommunekode"] == "751"]
+        assert four["total"] == len(aarhus_rows) and four["rows"] == aarhus_rows[: four["limit"]]
+        r = await get(f"/rounds/{ROUND}/indicators", aarhus, kommunekode="0751", limit=5)
+        assert r.status_code == 200 and {x["kommunekode"] for x in r.json()["rows"]} == {"751"}
 
         # Sort, then keep the top rows.
         top = (await get("/odata/Indicators", **{"$orderby": "mean desc", "$top": "20"})).json()["value"]
@@ -115,6 +133,13 @@ async def test_odata_answers_are_the_json_rows_queried(service_env, dev_issuer, 
             "mean ge 3 and mean lt 4": lambda r: r["mean"] is not None and 3 <= r["mean"] < 4,
             "kommunekode in ('101', '751') and startswith(question, 'q1')":
                 lambda r: r["kommunekode"] in ("101", "751") and r["question"].startswith("q1"),
+            # A list of one, as OData writes it (no trailing comma), alone and inside parentheses.
+            "kommunekode in ('147')": lambda r: r["kommunekode"] == "147",
+            # A code with 4 digits, as registers write it, is the stored 3.
+            "kommunekode in ('0147')": lambda r: r["kommunekode"] == "147",
+            "kommunekode eq '0751' and mean gt 1": lambda r: r["kommunekode"] == "751" and r["mean"] is not None and r["mean"] > 1,
+            "(question in ('q12')) and kommunekode in ('national', '751')":
+                lambda r: r["question"] == "q12" and r["kommunekode"] in ("national", "751"),
             "contains(level, 'parat') or endswith(question, '3')": lambda r: "parat" in r["level"] or r["question"].endswith("3"),
             "mean eq null and not (suppressed eq true)": lambda r: r["mean"] is None and not r["suppressed"],
         }

@@ -208,8 +208,10 @@ async def test_each_release_is_built_with_the_baseline_stored_with_the_previous(
         # cell; each release's scope is stored with it.
         assert builder.scopes == ["rates", "rates", "all"]
         assert [b["scope"] for b in stored] == ["rates", "rates", "all"]
-        # A rates release leaves what the growth rule holds the next release against alone.
-        assert "last" not in stored[0] and "previous" in stored[0] and stored[1]["floor"]
+        # A rates release leaves what the growth rule holds the next release against alone, and
+        # joins the rates releases the next one is held to in full.
+        assert "last" not in stored[0] and len(stored[0]["rates"]) == 1 and len(stored[1]["rates"]) == 2 and stored[1]["floor"]
+        assert "rates" not in stored[2] and "last" in stored[2]
         # An automatic cut with nothing new since the latest release cuts nothing.
         assert await releases.cut(ROUND, "preliminary", automatic=True) is None
 

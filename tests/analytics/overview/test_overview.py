@@ -205,6 +205,15 @@ async def test_the_overview_api_counts_what_the_events_say(client, tokens):
     assert {(m["step"], m["channel"]): m["sent"] for m in total["messages"]}[("invitation", "letter")] == 31
 
 
+async def test_the_overviews_openapi_describes_every_field(client):
+    """The running service's OpenAPI document: every field of the overview's models described."""
+    schemas = (await client.get("/openapi.json")).json()["components"]["schemas"]
+    undescribed = [f"{model}.{name}" for model in ("RoundOverview", "Figures", "DeliveryOut", "MessageCount")
+                   for name, spec in schemas[model]["properties"].items() if not spec.get("description", "").strip()]
+    assert undescribed == []
+    assert "sampling.progress" in schemas["RoundOverview"]["properties"]["sampling_as_of"]["description"]
+
+
 async def test_only_kl_operator_sees_the_overview(client, tokens):
     for who in ("kl_reader", "aarhus"):
         assert (await client.get(f"/rounds/{R}/overview", headers=bearer(tokens[who]))).status_code == 403

@@ -17,6 +17,7 @@ from services.analytics.domain.estimators import (
     StratifiedDesign,
     normal_quantile,
     post_stratify,
+    proportion_interval,
     rake,
 )
 
@@ -276,3 +277,18 @@ def test_estimator_properties(rows, extra_population) -> None:
     s = scaled.mean(y, dom)
     assert math.isclose(s.value, e.value, rel_tol=1e-12)
     assert math.isclose(s.se, e.se, rel_tol=1e-9, abs_tol=1e-12)
+
+
+@given(st.floats(0.0, 1.0), st.floats(0.0, 0.5), st.integers(1, 5000))
+def test_a_proportions_interval_stays_within_0_and_1_around_the_estimate(p, se, n):
+    """The logit interval (R's svyciprop "logit"), or the exact one at 0 and 1: inside [0, 1],
+    containing the estimate, and wider for a larger standard error."""
+    low, high = proportion_interval(p, se, n)
+    assert 0.0 <= low <= high <= 1.0
+    assert low <= p + 1e-12 and p - 1e-12 <= high
+    if 0.0 < p < 1.0:
+        wider = proportion_interval(p, se * 2 + 1e-3, n)
+        assert wider[0] <= low + 1e-12 and high - 1e-12 <= wider[1]
+    else:
+        exact = (0.0, 1.0 - 0.025 ** (1 / n)) if p == 0.0 else (0.025 ** (1 / n), 1.0)
+        assert all(math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-15) for a, b in zip((low, high), exact))

@@ -1,4 +1,5 @@
-"""Our estimators against R's survey package (svymean, svyby, confint, calibrate).
+"""Our estimators against R's survey package (svymean with its design effect, svyby, confint,
+svyciprop, calibrate).
 
 Runs ``survey_reference.R`` (beside this file) with Rscript on a generated
 stratified data set and compares every figure to 1e-9. Needs R with the
@@ -25,7 +26,10 @@ from services.analytics.domain.estimators import (
     post_stratify,
     rake,
 )
+from services.analytics.domain.answers import answer_code
+from services.analytics.domain.estimators import proportion_interval
 from services.analytics.domain.indicators import AGREEMENT_SCALE
+from services.analytics.domain.publication import StratumInfo, design_strata, estimate_cells
 
 R_SCRIPT = Path(__file__).with_name("survey_reference.R")
 TOL = 1e-9
@@ -141,10 +145,29 @@ def design(units: list[dict]) -> StratifiedDesign:
     )
 
 
-def assert_matches(ref: dict[str, float], prefix: str, e: Estimate) -> None:
-    for suffix, ours in (("est", e.value), ("se", e.se), ("lo", e.ci_low), ("hi", e.ci_high)):
+def assert_matches(ref: dict[str, float], prefix: str, e: Estimate, *, interval: bool = True) -> None:
+    """Estimate and SE against svymean's, and (``interval``) the interval against confint's:
+    a mean's interval. A proportion's interval is svyciprop's (assert_logit_interval)."""
+    pairs = [("est", e.value), ("se", e.se)] + ([("lo", e.ci_low), ("hi", e.ci_high)] if interval else [])
+    for suffix, ours in pairs:
         theirs = ref[f"{prefix}.{suffix}"]
         assert math.isclose(ours, theirs, rel_tol=TOL, abs_tol=TOL), (prefix, suffix, ours, theirs)
+
+
+def assert_logit_interval(ref: dict[str, float], prefix: str, low: float, high: float) -> None:
+    """A proportion's interval against svyciprop(method = "xlogit", df = Inf) to 1e-9, and
+    against method = "logit" (the same interval through svyglm, whose IRLS stops at glm's
+    convergence tolerance) to 1e-7."""
+    for method, tol in (("xlogit", TOL), ("logit", 1e-7)):
+        for suffix, ours in (("lo", low), ("hi", high)):
+            theirs = ref[f"{prefix}.{method}.{suffix}"]
+            assert math.isclose(ours, theirs, rel_tol=tol, abs_tol=tol), (prefix, method, suffix, ours, theirs)
+
+
+def assert_deff(ref: dict[str, float], name: str, e: Estimate) -> None:
+    theirs = ref[f"{name}.deff"]
+    assert e.deff is not None and math.isclose(e.deff, theirs, rel_tol=TOL), (name, e.deff, theirs)
+    assert math.isclose(e.n_effective, e.n / theirs, rel_tol=TOL)
 
 
 def scores(units: list[dict]) -> list[float | None]:
@@ -157,29 +180,86 @@ def test_design_degrees_of_freedom(reference, design) -> None:
 
 def test_overall_mean_shares_and_distribution(reference, design, units) -> None:
     s = scores(units)
-    assert_matches(reference, "score.score", design.mean(s))
-    assert_matches(
-        reference, "top2.top2", design.proportion([None if v is None else v >= 4 for v in s])
-    )
+    mean = design.mean(s)
+    assert_matches(reference, "score.score", mean)
+    assert_deff(reference, "score.score", mean)
+    top2 = design.proportion([None if v is None else v >= 4 for v in s])
+    assert_matches(reference, "top2.top2", top2, interval=False)
+    assert_logit_interval(reference, "ciprop.top2", top2.ci_low, top2.ci_high)
+    assert_deff(reference, "top2.top2", top2)
     answered = [u["answer"] for u in units]
-    assert_matches(
-        reference, "dk.dk", design.proportion([None if a is None else a == "Ved ikke" for a in answered])
-    )
+    dk = design.proportion([None if a is None else a == "Ved ikke" for a in answered])
+    assert_matches(reference, "dk.dk", dk, interval=False)
+    assert_logit_interval(reference, "ciprop.dk", dk.ci_low, dk.ci_high)
     for cat in CATEGORIES:
         e = design.proportion([None if a is None else a == cat for a in answered])
-        assert_matches(reference, f"dist.answer{cat}", e)
+        assert_matches(reference, f"dist.answer{cat}", e, interval=False)
+        assert_logit_interval(reference, f"ciprop.dist.{cat}", e.ci_low, e.ci_high)
+        assert_deff(reference, f"dist.answer{cat}", e)
 
 
 def test_domains_svyby(reference, design, units) -> None:
     s = scores(units)
     for kommune in ("K1", "K2"):  # a union of strata
         dom = [u["kommune"] == kommune for u in units]
-        assert_matches(reference, f"score_by_kommune.{kommune}", design.mean(s, dom))
+        mean = design.mean(s, dom)
+        assert_matches(reference, f"score_by_kommune.{kommune}", mean)
+        assert_deff(reference, f"score_by_kommune.{kommune}", mean)
+        top = design.proportion([None if v is None else v >= 4 for v in s], dom)
+        assert_deff(reference, f"top2_by_kommune.{kommune}", top)
+        assert_logit_interval(reference, f"ciprop.top2_by_kommune.{kommune}", top.ci_low, top.ci_high)
     for gender in ("K", "M"):  # cuts across every stratum
         dom = [u["gender"] == gender for u in units]
-        assert_matches(reference, f"score_by_gender.{gender}", design.mean(s, dom))
+        mean = design.mean(s, dom)
+        assert_matches(reference, f"score_by_gender.{gender}", mean)
+        assert_deff(reference, f"score_by_gender.{gender}", mean)
         top = design.proportion([None if v is None else v >= 4 for v in s], dom)
-        assert_matches(reference, f"top2_by_gender.{gender}", top)
+        assert_matches(reference, f"top2_by_gender.{gender}", top, interval=False)
+        assert_logit_interval(reference, f"ciprop.top2_by_gender.{gender}", top.ci_low, top.ci_high)
+
+
+def test_published_figures_from_counts(reference, units) -> None:
+    """What the tables publish, computed from the answer counts per stratum as the publication
+    does (estimate_cells), against R: a municipality's mean and "ved ikke" share with their
+    standard errors, intervals (the mean's confint, the share's svyciprop), design effects,
+    effective sample sizes and the population their bases speak for."""
+    strata = {}
+    for u in units:
+        strata[u["stratum"]] = StratumInfo(u["kommune"], u["stratum"], u["n"], u["N"])
+    design = design_strata(strata)
+    for kommune in ("K1", "K2"):
+        cell: dict[str, dict[str, int]] = {}
+        for u in units:
+            if u["kommune"] == kommune:
+                codes = cell.setdefault(u["stratum"], {})
+                if u["answer"] is not None:
+                    code = answer_code(u["answer"])
+                    codes[code] = codes.get(code, 0) + 1
+        (row,) = estimate_cells([cell], design)
+        for ind, name, variable in (("mean", "score_by_kommune", "score"), ("dont_know_share", "dk_by_kommune", "dk")):
+            prefix = f"{name}.{kommune}"
+            for suffix, key in (("", "est"), ("_se", "se")):
+                assert math.isclose(row[f"{ind}{suffix}"], reference[f"{prefix}.{key}"], rel_tol=TOL, abs_tol=TOL), (prefix, key)
+            if ind == "mean":
+                for suffix, key in (("_ci_low", "lo"), ("_ci_high", "hi")):
+                    assert math.isclose(row[f"{ind}{suffix}"], reference[f"{prefix}.{key}"], rel_tol=TOL), (prefix, key)
+            else:
+                assert_logit_interval(reference, f"ciprop.{prefix}", row[f"{ind}_ci_low"], row[f"{ind}_ci_high"])
+            deff = reference[f"{prefix}.deff"]
+            assert math.isclose(row[f"{ind}_deff"], deff, rel_tol=TOL), (prefix, row[f"{ind}_deff"], deff)
+            base = row["n_valid"] if ind == "mean" else row["n_answers"]
+            assert math.isclose(row[f"{ind}_n_effective"], base / deff, rel_tol=TOL)
+            population = reference[f"population.{variable}_by_kommune.{kommune}"]
+            assert math.isclose(row[f"{ind}_population"], population, rel_tol=TOL), (prefix, population)
+
+
+def test_a_share_of_0_or_1_has_the_exact_interval(reference) -> None:
+    """Where the logit does not exist, the interval is binom.test's for 0 (or n) out of n."""
+    for n in (5, 17, 120):
+        low, high = proportion_interval(0.0, 0.0, n)
+        assert low == 0.0 and math.isclose(high, reference[f"exact0.{n}.hi"], rel_tol=TOL)
+        low, high = proportion_interval(1.0, 0.0, n)
+        assert high == 1.0 and math.isclose(low, reference[f"exact1.{n}.lo"], rel_tol=TOL)
 
 
 def test_unweighted(reference, design, units) -> None:
@@ -203,9 +283,10 @@ def test_raking_matches_calibrate(reference, design, units) -> None:
         assert math.isclose(w, reference[f"raked_w.{i}"], rel_tol=TOL)
     s = scores(units)
     assert_matches(reference, "raked_score.score", raked.mean(s))
-    assert_matches(
-        reference, "raked_top2.top2", raked.proportion([None if v is None else v >= 4 for v in s])
-    )
+    assert_deff(reference, "raked_score.score", raked.mean(s))
+    top2 = raked.proportion([None if v is None else v >= 4 for v in s])
+    assert_matches(reference, "raked_top2.top2", top2, interval=False)
+    assert_logit_interval(reference, "ciprop.raked_top2", top2.ci_low, top2.ci_high)
     for kommune in ("K1", "K2"):
         dom = [u["kommune"] == kommune for u in units]
         assert_matches(reference, f"raked_score_by_kommune.{kommune}", raked.mean(s, dom))

@@ -14,7 +14,9 @@ from services.analytics.domain.answers import CODES, DONT_KNOW, answer_code, sca
 from services.analytics.domain.publication import (
     DIMENSIONS,
     INDICATORS,
+    PROPORTIONS,
     RESPONDENTS,
+    WEIGHTED_SUFFIXES,
     AnswerCount,
     RateCount,
     StratumInfo,
@@ -136,7 +138,7 @@ def test_estimates_equal_the_domain_design() -> None:
             assert math.isclose(row[f"{ind}_unweighted_se"], se, rel_tol=TOL, abs_tol=TOL), (row["question"], k, dim, lvl, ind)
         if row["weighting"] == "unweighted":
             assert dim in ("gender", "age_band", "duration_band") and lvl != "total"
-            assert all(row[f"{ind}{suffix}"] is None for ind in INDICATORS for suffix in ("", "_se", "_ci_low", "_ci_high"))
+            assert all(row[f"{ind}{suffix}"] is None for ind in INDICATORS for suffix in WEIGHTED_SUFFIXES)
             continue
         # The cell's suppressed strata as one stratum of the design.
         inside_hidden = {u["stratum"] for u, inside in zip(units, domain) if inside} & hidden
@@ -153,9 +155,15 @@ def test_estimates_equal_the_domain_design() -> None:
         pairs += [(f"share_{s}", ref.weighted.distribution[AGREEMENT_SCALE.labels[s - 1]]) for s in range(1, 6)]
         for ind, w in pairs:
             for ours, theirs in ((row[ind], w.value), (row[f"{ind}_se"], w.se), (row[f"{ind}_ci_low"], w.ci_low),
-                                 (row[f"{ind}_ci_high"], w.ci_high)):
+                                 (row[f"{ind}_ci_high"], w.ci_high), (row[f"{ind}_population"], w.weighted_n)):
                 assert math.isclose(ours, theirs, rel_tol=TOL, abs_tol=TOL), (row["question"], k, dim, lvl, ind)
-    assert seen["strata"] > 10 and seen["strata_pooled"] >= 2 and seen["unweighted"] > 10, seen
+            for ours, theirs in ((row[f"{ind}_deff"], w.deff), (row[f"{ind}_n_effective"], w.n_effective)):
+                assert (ours is None) == (theirs is None), (row["question"], k, dim, lvl, ind, ours, theirs)
+                assert ours is None or math.isclose(ours, theirs, rel_tol=TOL), (row["question"], k, dim, lvl, ind)
+            seen["deff"] += row[f"{ind}_deff"] is not None
+            if ind in PROPORTIONS:
+                assert 0.0 <= row[f"{ind}_ci_low"] <= row[ind] <= row[f"{ind}_ci_high"] <= 1.0
+    assert seen["strata"] > 10 and seen["strata_pooled"] >= 2 and seen["unweighted"] > 10 and seen["deff"] > 50, seen
 
 
 def published_tables(pub) -> list[PublishedTable]:
@@ -187,6 +195,11 @@ def test_small_cells_are_suppressed_and_not_recoverable() -> None:
     pub = build_publication("r1", "kl_core", strata_info(units), tallies(units), rates)
     hidden = [r for r in pub.indicator_rows if r["suppressed"]]
     assert hidden and all(r["mean"] is None and r["n_answers"] is None and r["n_respondents"] is None for r in hidden)
+    # A hidden cell publishes none of its figures, the population, design effect and effective
+    # sample size of its estimates included.
+    figures = [c for c in pub.indicator_rows[0] if c.startswith(INDICATORS) and c not in ("dimension",)]
+    assert any(c.endswith("_population") for c in figures) and any(c.endswith("_deff") for c in figures)
+    assert all(r[c] is None for r in hidden for c in figures)
     # Published: at least 5 respondents, or a known zero (a stratum nobody was invited from).
     assert all(r["n_respondents"] >= 5 or (r["n_respondents"] == 0 and r["kommunekode"] == "751")
                for r in pub.indicator_rows if not r["suppressed"])
@@ -238,8 +251,10 @@ def test_vectorised_cell_estimates_equal_the_per_cell_estimator() -> None:
         for ind in INDICATORS:
             for suffix, est, attr in (("", ref.weighted[ind], "value"), ("_se", ref.weighted[ind], "se"),
                                       ("_ci_low", ref.weighted[ind], "ci_low"), ("_ci_high", ref.weighted[ind], "ci_high"),
+                                      ("_population", ref.weighted[ind], "weighted_n"), ("_deff", ref.weighted[ind], "deff"),
+                                      ("_n_effective", ref.weighted[ind], "n_effective"),
                                       ("_unweighted", ref.unweighted[ind], "value"), ("_unweighted_se", ref.unweighted[ind], "se")):
-                if est is None:
+                if est is None or getattr(est, attr) is None:
                     assert row[f"{ind}{suffix}"] is None, (cell, ind, suffix)
                 else:
                     assert math.isclose(row[f"{ind}{suffix}"], getattr(est, attr), rel_tol=1e-12, abs_tol=1e-12), (cell, ind, suffix)

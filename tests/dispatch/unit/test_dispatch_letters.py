@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import re
+import unicodedata
 
 import pypdf
 import pytest
@@ -145,3 +146,48 @@ def test_paper_letters_get_a_qr_code_and_paper_wording(letter_ctx):
     assert "Besvar spørgeskemaet" not in pdf_text(paper.pdf)  # no mailbox button on paper
     assert "Besvar spørgeskemaet" in flat(pdf_text(digital.pdf))
     assert LINK in pdf_text(paper.pdf).replace("\n", "")
+
+
+# --- the language lines: in each offered language, how to choose it on the first page -----------
+
+
+@pytest.mark.parametrize("paper", [False, True])
+@pytest.mark.parametrize("kind", list(LetterKind))
+def test_the_letter_says_in_each_offered_language_how_to_choose_it(kind, paper, letter_ctx):
+    from services.dispatch.domain.letters import LANGUAGE_CHOICE
+
+    ctx = dataclasses.replace(letter_ctx, privacy_url="https://www.rksk.dk/privatlivspolitik")  # the longest letter
+    letter = render_letter(kind, ctx, paper=paper)
+    reader = pypdf.PdfReader(io.BytesIO(letter.pdf))
+    assert len(reader.pages) == 1  # eight more lines, still one page
+    text = flat(pdf_text(letter.pdf))
+    for lang, line in LANGUAGE_CHOICE.items():
+        if lang == "ar":  # drawn shaped (presentation forms, which NFKC folds back) and in visual order
+            words = unicodedata.normalize("NFKC", text).split()
+            assert all(word.strip(".") in words or word in words or "." + word in words for word in line.split()), words
+        else:
+            assert line in text, lang
+    assert "Venlig hilsen" in text  # nothing pushed off the page
+
+
+def test_the_lines_follow_the_languages_the_round_offers(letter_ctx):
+    from services.dispatch.domain.letters import LANGUAGE_CHOICE, language_lines
+
+    assert language_lines(("da",)) == []  # nothing to choose: no lines
+    assert language_lines(("so", "da", "ar")) == [("da", LANGUAGE_CHOICE["da"]), ("so", LANGUAGE_CHOICE["so"]),
+                                                   ("ar", LANGUAGE_CHOICE["ar"])]
+    only_danish = flat(pdf_text(render_letter(LetterKind.INVITATION, dataclasses.replace(letter_ctx, languages=("da",))).pdf))
+    assert LANGUAGE_CHOICE["da"] not in only_danish and LANGUAGE_CHOICE["en"] not in only_danish
+    two = flat(pdf_text(render_letter(LetterKind.INVITATION, dataclasses.replace(letter_ctx, languages=("da", "pl"))).pdf))
+    assert LANGUAGE_CHOICE["pl"] in two and LANGUAGE_CHOICE["da"] in two and LANGUAGE_CHOICE["uk"] not in two
+
+
+def test_lines_beyond_the_letter_font_are_drawn_in_an_embedded_font_that_has_them(rendered_letters):
+    """Vera has no Cyrillic, no Arabic and no Polish ą/ę: those lines use DejaVu Sans, embedded."""
+    reader = pypdf.PdfReader(io.BytesIO(rendered_letters[LetterKind.INVITATION].pdf))
+    fonts = [font.get_object() for font in reader.pages[0]["/Resources"]["/Font"].values()]
+    names = {str(font["/BaseFont"]) for font in fonts}
+    assert any("DejaVu" in name for name in names), names
+    for font in fonts:
+        if font["/Subtype"] == "/TrueType":
+            assert "/FontFile2" in font["/FontDescriptor"].get_object()

@@ -211,7 +211,7 @@ async def test_validation_errors_show_the_error_summary_and_keep_the_input(app, 
 async def test_english_version(app, client, kafka_bootstrap, prefix):
     [token] = await issue(app, kafka_bootstrap, prefix)
     page = await client.get(f"/s/{token}/side/1?lang=en")
-    assert '<html lang="en">' in page.text and "Page 1 of 5" in page.text
+    assert '<html lang="en" dir="ltr">' in page.text and "Page 1 of 5" in page.text
     assert "Do you feel that you are met with trust at the job centre?" in page.text
     assert f'action="/s/{token}/side/1?lang=en"' in page.text
     r = await _post_page(client, token, 1, {"q1": "enig"}, lang="?lang=en")

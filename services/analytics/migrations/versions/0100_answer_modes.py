@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "a100"
-down_revision = "a094"
+down_revision = "a095"
 branch_labels = None
 depends_on = None
 

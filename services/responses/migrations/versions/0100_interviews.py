@@ -1,5 +1,4 @@
-"""responses: interviews by phone (the sealed numbers and the calls' outcomes); the language of
-every answer
+"""responses: interviews by phone (the sealed numbers and the calls' outcomes)
 
 Revision ID: r100
 """
@@ -9,13 +8,12 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
 revision = "r100"
-down_revision = "0003"
+down_revision = "r24p"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    op.add_column("response", sa.Column("language", sa.Text, nullable=False, server_default="da"), schema="responses")
     op.create_table(
         "interview",
         sa.Column("id", sa.Uuid, primary_key=True),
@@ -41,4 +39,3 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_respondent_round_pseudonym", "respondent", schema="responses")
     op.drop_table("interview", schema="responses")
-    op.drop_column("response", "language", schema="responses")
