@@ -64,3 +64,29 @@ def open_contact(sealed: SealedContact, *, round_id: str, pseudonym: str, keyrin
 def new_key() -> str:
     """A fresh base64 256-bit key, for dev set-ups and tests."""
     return base64.b64encode(os.urandom(32)).decode()
+
+
+# A phone number alone, sealed for the interviewer's page (dispatch -> responses) under the interview
+# key, which only dispatch and responses hold: responses can open a citizen's phone number, never
+# their CPR number or name. The associated data names what is sealed, so neither kind of blob can
+# be passed off as the other.
+
+
+def _phone_aad(round_id: str, pseudonym: str) -> bytes:
+    return f"phone|{round_id}|{pseudonym}".encode()
+
+
+def seal_phone(phone_e164: str, *, round_id: str, pseudonym: str, key_id: str, key: bytes) -> SealedContact:
+    nonce = os.urandom(12)
+    ciphertext = AESGCM(key).encrypt(nonce, phone_e164.encode(), _phone_aad(round_id, pseudonym))
+    return SealedContact(key_id=key_id, nonce=base64.b64encode(nonce).decode(), ciphertext=base64.b64encode(ciphertext).decode())
+
+
+def open_phone(sealed: SealedContact, *, round_id: str, pseudonym: str, keyring: dict[str, bytes]) -> str:
+    try:
+        key = keyring[sealed.key_id]
+    except KeyError:
+        raise LookupError(f"no interview key with id {sealed.key_id!r}") from None
+    return AESGCM(key).decrypt(
+        base64.b64decode(sealed.nonce), base64.b64decode(sealed.ciphertext), _phone_aad(round_id, pseudonym)
+    ).decode()

@@ -29,7 +29,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.crypto import SealedContact
 
 Gender = Literal["M", "K"]  # K = kvinde (female), as Danish registers write it
-AnswerMode = Literal["web", "paper"]
+AnswerMode = Literal["web", "paper", "phone"]
+# The language the citizen answered in: a BCP 47 tag as the questionnaire's texts name it ("da", "en", "ar").
+LANGUAGE_PATTERN = r"^[a-z]{2,3}(-[A-Za-z0-9]{1,8})*$"
 DispatchStep = Literal["invitation", "reminder_1", "reminder_2"]
 
 
@@ -321,6 +323,32 @@ class LinkIssued(EventPayload):
         return self.pseudonym
 
 
+# --- interview.phones_released: dispatch -> responses ---------------------------------------------------
+
+
+class ReleasedPhone(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    pseudonym: str
+    phone: SealedContact  # the phone number alone, sealed for responses (shared.crypto.seal_phone)
+
+
+@event("interview.phones_released", 1)
+class InterviewPhonesReleased(EventPayload):
+    """Phone numbers of sampled citizens whose round offers interviews by phone, for the
+    interviewer's page in responses. Dispatch opens the contacts ingest released, takes the phone
+    number alone (no CPR number, no name) and seals it again under the interview key, which only
+    dispatch and responses hold. Citizens without a phone number are not listed. Keyed like the
+    ``contacts.released`` chunk it comes from."""
+
+    round_id: str
+    kommunekode: str
+    phones: list[ReleasedPhone]
+
+    def key(self) -> str:
+        return f"{self.round_id}:{self.kommunekode}"
+
+
 # --- invitation.sent: dispatch -> analytics --------------------------------------------------------------
 
 
@@ -362,6 +390,7 @@ class ResponseSubmitted(EventPayload):
     # Question id -> answer: a scale value code, or free text already scrubbed of personal data.
     answers: dict[str, AnswerValue]
     submitted_at: datetime
+    language: str = Field(default="da", pattern=LANGUAGE_PATTERN)  # absent in older events: Danish
 
     def key(self) -> str:
         return self.pseudonym

@@ -93,3 +93,18 @@ class KeyRingSettings(BaseSettings):
     @cached_property
     def contact_keyring(self) -> dict[str, bytes]:
         return parse_keyring(self.contact_keys)
+
+
+class InterviewKeySettings(BaseSettings):
+    """Mixin for the two services that hold the interview key (dispatch seals, responses opens)."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    # Phone numbers travel from dispatch to the interviewer's page in responses sealed with these
+    # keys (shared.crypto.seal_phone); responses stores them sealed and opens one per page view.
+    interview_keys: str | None = Field(default=None, description='JSON {"key id": "base64 32-byte key"}')
+    interview_active_key_id: str | None = None
+
+    @cached_property
+    def interview_keyring(self) -> dict[str, bytes]:
+        return parse_keyring(self.interview_keys)

@@ -42,6 +42,7 @@ KNOWN_SCOPES: tuple[str, ...] = (
     "rounds:admin",
     "aggregates:read",
     "responses:paper",
+    "responses:interview",
     "kommuner:all",
 )
 

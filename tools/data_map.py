@@ -83,10 +83,17 @@ PERSONAL_BY_NAME: dict[str, Personal] = {
     "inclusion_probability": Personal("inclusion probability", "pseudonymous", "weighted estimates"),
     "arm": Personal("dispatch-experiment arm", "pseudonymous", "response-rate experiments"),
     "status": Personal("status of the citizen's link (open/submitted/opted out)", "pseudonymous", "one answer per link; stop reminders"),
-    "mode": Personal("answer mode (web/paper)", "pseudonymous", "mode effects"),
+    "mode": Personal("answer mode (web/paper/phone)", "pseudonymous", "mode effects; response rates by mode"),
     # A language such as Arabic or Somali hints at origin: kept with the answer, reported only
     # as suppressed counts.
     "language": Personal("language the citizen answered in (hints at origin)", "pseudonymous", "response rates and answers by language"),
+    # Interviews by phone: the number alone, sealed by dispatch for responses (shared.crypto.seal_phone).
+    "phone": Personal(
+        "phone number of a citizen to interview (alone: no CPR number, no name)",
+        "encrypted (AES-256-GCM under the interview key, AAD phone|round|pseudonym, key id beside)",
+        "interviews by phone: opened only to show it on the interviewer's page, every showing audited",
+        RETENTION + "; deleted with the interview row at the purge or on erasure",
+    ),
     "submitted_at": Personal("time of answering", "pseudonymous", "response-rate curves"),
     "first_sent_at": Personal("time of first letter", "pseudonymous", "response-rate curves"),
     "sent_at": Personal("time a letter/SMS was sent", "pseudonymous", "reminders, response-rate curves"),
@@ -103,7 +110,8 @@ PERSONAL_BY_NAME: dict[str, Personal] = {
         "carries the request to every service (never the CPR)",
         "until every service has handled the request (topic retention 7 days)",
     ),
-    "entered_by": Personal("operator who keyed a paper answer (token subject)", "none", "accountability for paper entry", RETENTION),
+    "entered_by": Personal("operator who keyed a paper answer, or interviewer who recorded a phone interview (token subject)", "none",
+                           "accountability for paper entry and interviews", RETENTION),
 }
 
 # (service, table, column) -> classification, where the name alone says too little.
@@ -189,6 +197,18 @@ PERSONAL_OVERRIDES: dict[tuple[str, str, str], Personal | None] = {
     ("analytics", "rate_tally", "maalgruppe"): None,
     ("analytics", "rate_tally", "stratum"): None,
     ("analytics", "rate_tally", "arm"): None,
+    ("analytics", "rate_tally", "mode"): None,  # aggregates: counts per mode and language
+    ("analytics", "rate_tally", "language"): None,
+    # Interviews by phone (services/responses/interviews.py): one row per citizen to call.
+    ("responses", "interview", "outcome"): Personal(
+        "outcome of the interview calls (refused / call back / completed)", "pseudonymous", "the interviewer's list"
+    ),
+    ("responses", "interview", "call_back_at"): Personal("agreed time to call the citizen again", "pseudonymous", "the interviewer's list"),
+    ("responses", "interview", "calls"): Personal("number of calls made to the citizen", "pseudonymous", "the interviewer's list"),
+    ("responses", "interview", "claimed_by"): Personal(
+        "interviewer (token subject) who has the citizen on their page now", "none", "one interviewer per citizen at a time"
+    ),
+    ("responses", "interview", "claimed_until"): None,
     ("analytics", "stratum_frame", "maalgruppe"): None,
     ("analytics", "stratum_frame", "stratum"): None,
     # The population per cell (frame.margins) and the sampled counted per sample.drawn chunk by
@@ -284,6 +304,7 @@ READERS: dict[tuple[str, str], str] = {
     ("dispatch", "dispatch_step"): "failures (per message, no contact data): rounds:admin",
     ("responses", "respondent"): "the citizen, through the link token (/s/…, /api/survey/…)",
     ("responses", "response"): "no API returns rows (published as response.submitted)",
+    ("responses", "interview"): "the interviewer's page (GET /interview/rounds/{id}): responses:interview, bound to the municipality; one citizen at a time, every showing of a number audited",
     ("analytics", "invited"): "no API returns rows; suppressed rates: aggregates:read",
     ("analytics", "response_fact"): "no API returns rows; suppressed aggregates (n < 5 hidden): aggregates:read",
     ("analytics", "dashboard_target"): "dashboard (aggregates:read, bound to the municipality)",
@@ -297,6 +318,35 @@ READERS: dict[tuple[str, str], str] = {
     ("ingest", "privacy_request"): "GET /privacy/requests/{id}: privacy:admin + kommuner:all",
 }
 DEFAULT_READER = "no API returns rows"
+
+
+INTERVIEWS_BY_PHONE = [
+    "## Interviews by phone: where the phone number lives",
+    "",
+    "The phone number comes with the municipality's extract into ingest, sealed with the citizen's contact, and",
+    "reaches dispatch (for SMS) on `contacts.released`, for sampled citizens only. The interviewer's page needs it",
+    "next to the one fact that decides whether a citizen may still be called: whether their link is spent, which",
+    "responses owns. So the number goes to responses, and only the number:",
+    "",
+    "- A round offers interviews through its dispatch plan (`phone_interviews`, PUT /rounds/{id}/plan, off by",
+    "  default). For such a round dispatch, handling `contacts.released`, opens each contact, takes the phone",
+    "  number alone and seals it again under the **interview key** (`INTERVIEW_KEYS`, held by dispatch and",
+    "  responses only; AES-256-GCM, associated data `phone|round|pseudonym`), and publishes",
+    "  `interview.phones_released` in the same transaction. No CPR number or name ever reaches responses; ingest's",
+    "  and dispatch's contact key stays with them; citizens without a number are not listed.",
+    "- Responses keeps the sealed number in `responses.interview` (one row per citizen, never in clear) beside",
+    "  the link it already has. The interviewer's list is one query over its own tables: the link open (not",
+    "  answered, not opted out, not expired, fieldwork not over), the calls allowing another (never called, or a",
+    "  call back that is due), nobody else on the call. A web or paper answer spends the same row the list reads,",
+    "  so the citizen is gone before the next call; an interview spends it with the same conditional UPDATE, so",
+    "  an answer counts once, whichever mode comes first.",
+    "- The number is opened only to render the interviewer's page (scope `responses:interview`, bound to",
+    "  municipalities; `Cache-Control: no-store`), one citizen at a time, and every showing writes an audit row",
+    "  (`kind` `phone-number-view`: who, when, the round and the interview's id; never the number). Logs carry",
+    "  no number (the page's `Call` has a redacting `repr`).",
+    "- The purge of a round and a citizen's erasure delete the interview rows (number, outcome, calls).",
+    "",
+]
 
 
 def classify(service: str, table: str, column: str) -> Personal | None | str:
@@ -469,6 +519,7 @@ def build() -> tuple[str, list[str]]:
         "  free of personal data by a test (issue 10).",
         "- **Backups** of PostgreSQL and Kafka: follow the stores above; no erasure in backups yet.",
         "",
+        *INTERVIEWS_BY_PHONE,
     ]
     if unclassified:
         lines += ["## Unclassified (REVIEW)", "", *[f"- {item}" for item in unclassified], ""]

@@ -21,6 +21,8 @@ create() { # topic retention-ms [extra config...]
 # population on population.received: keep them only as long as a round needs them.
 create population.received $(( 14 * DAY ))
 create contacts.released   $(( 14 * DAY ))
+# Phone numbers sealed for the interviewer's page (rounds that offer interviews by phone only).
+create interview.phones_released $(( 14 * DAY ))
 create sample.drawn        $(( 60 * DAY ))
 create link.issued         $(( 60 * DAY ))
 create invitation.sent     $(( 400 * DAY ))

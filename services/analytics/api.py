@@ -174,13 +174,15 @@ async def get_response_rates(
     "/rounds/{round_id}/response-rates/detail",
     response_model=ResponseRatePage,
     responses=CSV_RESPONSE,
-    summary="Response rates per municipality x target group or x dispatch arm, with margins",
+    summary="Response rates per municipality x target group, dispatch arm, answer mode or language, with margins",
 )
 async def get_response_rate_table(
     request: Request,
     round_id: str = ROUND,
-    dimension: Literal["maalgruppe", "arm"] | None = Query(
-        None, description="Only rows broken down by the target group (maalgruppe) or the dispatch strategy (arm)"
+    dimension: Literal["maalgruppe", "arm", "mode", "language"] | None = Query(
+        None, description="Only rows broken down by the target group (maalgruppe), the dispatch strategy (arm), the "
+        "answer mode (mode: web, paper, phone) or the language answered in (language); a mode's or a language's "
+        "response rate is the share of the invited who answered that way",
     ),
     kommunekode: str | None = Depends(kommunekode_filter),
     level: str | None = LEVEL,

@@ -58,7 +58,8 @@ class RoundInfo:
 _STATE = RoundState.__table__.fullname
 _ROUND_INFO = sa.text(f"SELECT round_id, questionnaire_id, first_submitted_at, version FROM {_STATE} WHERE round_id = :r")
 _RATES = sa.text(
-    f"SELECT stratum, kommunekode, maalgruppe, arm, invited, answered FROM {RateTally.__table__.fullname} WHERE round_id = :r"
+    f"SELECT stratum, kommunekode, maalgruppe, arm, invited, answered, mode, language FROM {RateTally.__table__.fullname} "
+    "WHERE round_id = :r"
 )
 _FRAME = sa.text(f"SELECT stratum, kommunekode, maalgruppe, population FROM {StratumFrame.__table__.fullname} WHERE round_id = :r")
 # The tallies grouped per stratum by each band (gender, age band, course duration band), one row

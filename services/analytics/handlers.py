@@ -55,7 +55,7 @@ async def touch_round(
 
 
 async def _count_rates(uow: UnitOfWork, *, invited: Counter | None = None, answered: Counter | None = None) -> None:
-    """Add invited/answered counts keyed (round, stratum, arm, kommunekode, maalgruppe) in one statement."""
+    """Add invited/answered counts keyed (round, stratum, arm, mode, language, kommunekode, maalgruppe) in one statement."""
     invited, answered = invited or Counter(), answered or Counter()
     keys = sorted(set(invited) | set(answered))
     if not keys:
@@ -84,7 +84,10 @@ def _unnest_insert(table: sa.Table, columns: dict[str, str], tail: str) -> sa.Te
 
 
 def _rate_key(event: InvitationSent | ResponseSubmitted) -> tuple:
-    return (event.round_id, event.stratum, event.arm or NO_ARM, event.kommunekode, event.maalgruppe)
+    """The rate tally an event counts in: an invitation on the rows without mode and language, an
+    answer on the rows of its mode and language (models.RateTally)."""
+    how = (event.mode, event.language) if isinstance(event, ResponseSubmitted) else ("", "")
+    return (event.round_id, event.stratum, event.arm or NO_ARM, *how, event.kommunekode, event.maalgruppe)
 
 
 async def on_sample_drawn(uow: UnitOfWork, envelope: Envelope, event: SampleDrawn | SampleDrawnV1) -> None:
@@ -188,7 +191,7 @@ async def on_responses_submitted(uow: UnitOfWork, items: list[tuple[Envelope, Re
     rows = [
         (
             e.round_id, e.pseudonym, e.kommunekode, e.stratum, e.maalgruppe, e.bands.gender, e.bands.age_band,
-            e.bands.duration_band, e.design_weight, e.arm, e.mode, e.questionnaire_id, e.questionnaire_version,
+            e.bands.duration_band, e.design_weight, e.arm, e.mode, e.language, e.questionnaire_id, e.questionnaire_version,
             json.dumps(e.answers), e.submitted_at, tag[e.round_id],
         )
         for e in events.values()
@@ -213,7 +216,7 @@ async def on_responses_submitted(uow: UnitOfWork, items: list[tuple[Envelope, Re
         await touch_round(uow, round_id, of_round[0].questionnaire_id, min(e.submitted_at for e in of_round))
 
 
-_RATE_COLUMNS = ("round_id", "stratum", "arm", "kommunekode", "maalgruppe")
+_RATE_COLUMNS = ("round_id", "stratum", "arm", "mode", "language", "kommunekode", "maalgruppe")
 _TALLY_COLUMNS = ("round_id", "stratum", "gender", "age_band", "duration_band", "question", "code", "kommunekode", "maalgruppe")
 _INVITED_TYPES = {
     "round_id": "text", "pseudonym": "text", "kommunekode": "text", "stratum": "text", "arm": "text",
@@ -222,7 +225,7 @@ _INVITED_TYPES = {
 _FACT_TYPES = {
     "round_id": "text", "pseudonym": "text", "kommunekode": "text", "stratum": "text", "maalgruppe": "text",
     "gender": "text", "age_band": "text", "duration_band": "text", "design_weight": "float8", "arm": "text",
-    "mode": "text", "questionnaire_id": "text", "questionnaire_version": "int", "answers": "jsonb",
+    "mode": "text", "language": "text", "questionnaire_id": "text", "questionnaire_version": "int", "answers": "jsonb",
     "submitted_at": "timestamptz", "version": "bigint",
 }
 _INVITED_INSERT = _unnest_insert(Invited.__table__, _INVITED_TYPES, "ON CONFLICT DO NOTHING RETURNING round_id, pseudonym")
@@ -236,7 +239,7 @@ _TALLY_UPSERT = _unnest_insert(
 _RATES_UPSERT = _unnest_insert(
     RateTally.__table__,
     {c: "text" for c in _RATE_COLUMNS} | {"invited": "int", "answered": "int"},
-    "ON CONFLICT (round_id, stratum, arm) DO UPDATE SET "
+    "ON CONFLICT (round_id, stratum, arm, mode, language) DO UPDATE SET "
     "invited = rate_tally.invited + excluded.invited, answered = rate_tally.answered + excluded.answered",
 )
 

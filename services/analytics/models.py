@@ -104,6 +104,7 @@ class ResponseFact(Base):
     design_weight: Mapped[float]
     arm: Mapped[str | None] = mapped_column(sa.Text)
     mode: Mapped[str] = mapped_column(sa.Text)
+    language: Mapped[str] = mapped_column(sa.Text, server_default="da")
     questionnaire_id: Mapped[str] = mapped_column(sa.Text)
     questionnaire_version: Mapped[int]
     answers: Mapped[dict] = mapped_column(JSONB)
@@ -134,13 +135,18 @@ class AnswerTally(Base):
 
 
 class RateTally(Base):
-    """Invited and answered per round x stratum x dispatch arm ("none" without an experiment)."""
+    """Invited and answered per round x stratum x dispatch arm ("none" without an experiment) x
+    answer mode x language. The invited are counted on the rows with mode and language "" (a
+    citizen is invited before anyone knows how they will answer), the answered on the rows of the
+    mode (web, paper, phone) and language they answered in."""
 
     __tablename__ = "rate_tally"
 
     round_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
     stratum: Mapped[str] = mapped_column(sa.Text, primary_key=True)
     arm: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    mode: Mapped[str] = mapped_column(sa.Text, primary_key=True, server_default="")
+    language: Mapped[str] = mapped_column(sa.Text, primary_key=True, server_default="")
     kommunekode: Mapped[str] = mapped_column(sa.Text)
     maalgruppe: Mapped[str] = mapped_column(sa.Text)
     invited: Mapped[int] = mapped_column(server_default="0")

@@ -72,7 +72,8 @@ ENTITY_SETS = {
     ),
     "ResponseRates": EntitySet(
         "ResponseRates", "ResponseRate", ("id",) + RATE_COLUMNS + RELEASE_COLUMNS, ("round_id", "dimension", "kommunekode", "level"),
-        "Respondents and response rates per round x municipality (or national) x target group or dispatch arm (or total)",
+        "Respondents and response rates per round x municipality (or national) x target group, dispatch arm, answer mode "
+        "or language (or total)",
     ),
     "Trends": EntitySet(
         "Trends", "Trend", ("id",) + TREND_COLUMNS, ("round_id", "question", "kommunekode", "indicator"),

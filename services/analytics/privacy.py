@@ -62,7 +62,7 @@ async def erase_citizens(uow: UnitOfWork, pseudonyms: Sequence[str]) -> dict[str
             .returning(
                 ResponseFact.round_id, ResponseFact.stratum, ResponseFact.gender, ResponseFact.age_band,
                 ResponseFact.duration_band, ResponseFact.kommunekode, ResponseFact.maalgruppe, ResponseFact.arm,
-                ResponseFact.answers,
+                ResponseFact.mode, ResponseFact.language, ResponseFact.answers,
             )
         )
     ).all()
@@ -76,7 +76,7 @@ async def erase_citizens(uow: UnitOfWork, pseudonyms: Sequence[str]) -> dict[str
     tallies: Counter = Counter()
     answered: Counter = Counter()
     for f in facts:
-        answered[(f.round_id, f.stratum, f.arm or NO_ARM)] += 1
+        answered[(f.round_id, f.stratum, f.arm or NO_ARM, f.mode, f.language)] += 1
         for question, value in f.answers.items():
             if (code := answer_code(value)) is not None:
                 tallies[(f.round_id, f.stratum, f.gender, f.age_band, f.duration_band, question, code)] += 1
@@ -91,12 +91,14 @@ async def erase_citizens(uow: UnitOfWork, pseudonyms: Sequence[str]) -> dict[str
             )
             .values(n=AnswerTally.n - n)
         )
-    invited_counts = Counter((i.round_id, i.stratum, i.arm or NO_ARM) for i in invited)
+    # The invited are counted without mode and language, the answered with theirs (models.RateTally).
+    invited_counts = Counter((i.round_id, i.stratum, i.arm or NO_ARM, "", "") for i in invited)
     for key in sorted(set(answered) | set(invited_counts)):
-        round_id, stratum, arm = key
+        round_id, stratum, arm, mode, language = key
         await uow.session.execute(
             sa.update(RateTally)
-            .where(RateTally.round_id == round_id, RateTally.stratum == stratum, RateTally.arm == arm)
+            .where(RateTally.round_id == round_id, RateTally.stratum == stratum, RateTally.arm == arm,
+                   RateTally.mode == mode, RateTally.language == language)
             .values(invited=RateTally.invited - invited_counts[key], answered=RateTally.answered - answered[key])
         )
     for round_id in sorted({f.round_id for f in facts} | {i.round_id for i in invited}):

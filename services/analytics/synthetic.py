@@ -40,10 +40,13 @@ def synthetic_round(
     questions: tuple[str, ...] = QUESTIONS,
     shift: float = 0.0,
     invite_factor: tuple[int, int] = (3, 5),
+    modes: tuple[str, ...] = ("web",),
+    languages: tuple[str, ...] = ("da",),
 ) -> SyntheticRound:
     """About ``respondents`` answers spread unevenly over municipalities x target groups (some
     strata get only a handful, so suppression has work to do). ``shift`` tilts answers upward."""
     rng = random.Random(seed)
+    how = random.Random(f"{seed}-how")  # modes and languages from their own stream: the rest stays as without them
     out = SyntheticRound(round_id)
     strata = [(k, g) for k in kommuner for g in GROUPS]
     shares = [rng.uniform(0.05, 1.0) * (0.05 if i % 7 == 3 else 1.0) for i in range(len(strata))]
@@ -76,7 +79,8 @@ def synthetic_round(
                 out.responses.append(
                     ResponseSubmitted(
                         round_id=round_id, kommunekode=k, pseudonym=pseudonym, questionnaire_id="kl_core",
-                        questionnaire_version=1, mode="web", maalgruppe=g, stratum=stratum,
+                        questionnaire_version=1, mode=how.choice(modes), language=how.choice(languages),
+                        maalgruppe=g, stratum=stratum,
                         bands=Bands(gender=rng.choice("MK"), age_band=rng.choice(AGE_BANDS), duration_band=rng.choice(DURATION_BANDS)),
                         design_weight=population / sample, arm=arm,
                         answers={q: rng.choices(VALUES, weights)[0] for q in questions} | {"q15": "fri tekst"},

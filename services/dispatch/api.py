@@ -4,7 +4,7 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
 
 from services.dispatch import paper, service
 from services.dispatch.domain.schedule import Schedule, round_sending
@@ -51,6 +51,11 @@ async def get_plans(request: Request, round_id: RoundId,
 
 
 async def _put(request: Request, round_id: str, kommunekode: str, plan: RoundPlan) -> RoundPlans:
+    settings = request.app.state.settings
+    if plan.phone_interviews and settings.interview_active_key_id not in settings.interview_keyring:
+        # Refused here rather than failing every contact release of the round later.
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="phone_interviews: interviews by phone need the "
+                            "interview key (INTERVIEW_KEYS and INTERVIEW_ACTIVE_KEY_ID), which this deployment has not set")
     async with request.app.state.runtime.uow() as uow:
         await service.set_plan(uow.session, round_id, kommunekode, plan)
         plans = await service.get_plans(uow.session, round_id)

@@ -5,10 +5,10 @@ from typing import Literal
 
 from pydantic import Field
 
-from shared.settings import KeyRingSettings, ServiceSettings
+from shared.settings import InterviewKeySettings, KeyRingSettings, ServiceSettings
 
 
-class DispatchSettings(ServiceSettings, KeyRingSettings):
+class DispatchSettings(ServiceSettings, KeyRingSettings, InterviewKeySettings):
     service_name: str = "dispatch"
 
     # Link tokens are HMAC(link key, per-invitation random nonce): 256 bits, unguessable without

@@ -28,10 +28,13 @@ from services.dispatch.service import apply_definition, cancel_unsent, load_sche
 from services.dispatch.stages import StageTimes
 from shared.answer_id import answer_id_for
 from shared.bus import UnitOfWork
+from shared.crypto import SealedContact, open_contact, seal_phone
 from shared.db import advisory_key
 from shared.events import (
     ContactsReleased,
     Envelope,
+    InterviewPhonesReleased,
+    ReleasedPhone,
     LinkIssued,
     QuestionnaireOffered,
     ResponseOptedOut,
@@ -188,7 +191,34 @@ def make_handlers(settings: DispatchSettings, stages: StageTimes | None = None):
             # citizen is the side that cannot go wrong, e.g. when they have just objected.
             contacts.update(dict.fromkeys(event.missing))
             await apply_release(uow.session, event.round_id, event.kommunekode, contacts)
+            await release_phones(uow, event)
             await cancel_if_over(uow, event.round_id, await load_schedule(uow.session, event.round_id))
+
+    async def release_phones(uow: UnitOfWork, event: ContactsReleased) -> None:
+        # Interviews by phone (the plan's phone_interviews): each released citizen's phone number
+        # alone, sealed again for responses, in the same transaction as the release. A citizen
+        # listed as missing too is left out, as they are never contacted.
+        plan = await resolve_plan(uow.session, settings, event.round_id, event.kommunekode)
+        if not plan.phone_interviews:
+            return
+        key_id = settings.interview_active_key_id
+        if not key_id or key_id not in settings.interview_keyring:
+            raise RuntimeError("the round's plan offers interviews by phone, but INTERVIEW_KEYS / INTERVIEW_ACTIVE_KEY_ID are not set")
+        missing = set(event.missing)
+        phones = []
+        for released in event.contacts:
+            if released.pseudonym in missing:
+                continue
+            phone = phone_of(released.contact, event.round_id, released.pseudonym)
+            if phone:
+                phones.append(ReleasedPhone(pseudonym=released.pseudonym, phone=seal_phone(
+                    phone, round_id=event.round_id, pseudonym=released.pseudonym, key_id=key_id,
+                    key=settings.interview_keyring[key_id])))
+        if phones:
+            uow.publish(InterviewPhonesReleased(round_id=event.round_id, kommunekode=event.kommunekode, phones=phones))
+
+    def phone_of(sealed: SealedContact, round_id: str, pseudonym: str) -> str | None:
+        return open_contact(sealed, round_id=round_id, pseudonym=pseudonym, keyring=settings.contact_keyring).phone_e164
 
     async def cancel_if_over(uow: UnitOfWork, round_id: str, schedule: Schedule | None) -> None:
         # A sample or a release arriving after fieldwork ended plans nothing that could be sent.

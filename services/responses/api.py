@@ -60,7 +60,7 @@ def _invalid(result: ValidationResult, lang: str = "en") -> HTTPException:
 async def submit(request: Request, body: Submission, token: str = TOKEN) -> SubmissionReceipt:
     async with request.app.state.runtime.uow() as uow:
         try:
-            respondent = await service.submit(uow, request.app.state.settings, token, body.answers)
+            respondent = await service.submit(uow, request.app.state.settings, token, body.answers, language=body.language)
         except (service.UnknownLink, service.LinkUsed, service.LinkExpired) as exc:
             raise _link_error(request, exc) from None
         except service.InvalidAnswers as exc:
@@ -105,6 +105,7 @@ async def submit_paper(
             respondent = await paper.enter(
                 uow, request.app.state.settings, body.answers, token=body.token, answer_id=body.answer_id,
                 entered_by=principal.subject, authorize=lambda r: ensure_kommune_access(principal, r.kommunekode),
+                language=body.language,
             )
         except paper.UnknownAnswerId:
             raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no questionnaire has {form}: check the number "

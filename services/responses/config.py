@@ -1,7 +1,7 @@
-from shared.settings import ServiceSettings
+from shared.settings import InterviewKeySettings, ServiceSettings
 
 
-class ResponsesSettings(ServiceSettings):
+class ResponsesSettings(ServiceSettings, InterviewKeySettings):
     service_name: str = "responses"
 
     # The published core a round gets when no questionnaire is configured for it

@@ -221,6 +221,7 @@ class FormStore:
             arm=respondent.arm,
             answers=dict(clean),
             submitted_at=now,
+            language=language,
         )
         # The same envelope and outbox row as UnitOfWork.publish + flush_events write.
         envelope = wrap_for_outbox(event, source=self._settings.service_name)

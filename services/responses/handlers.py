@@ -8,11 +8,12 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 import sqlalchemy as sa
 
+from services.responses.interviews import on_phones_released
 from services.responses.config import ResponsesSettings
 from services.responses.models import Respondent, RoundState
 from services.responses.printed import publish_offered
 from shared.bus import UnitOfWork
-from shared.events import Envelope, LinkIssued, RoundDefined
+from shared.events import Envelope, InterviewPhonesReleased, LinkIssued, RoundDefined
 
 
 async def on_link_issued(uow: UnitOfWork, envelope: Envelope, event: LinkIssued) -> None:
@@ -58,4 +59,4 @@ def make_handlers(settings: ResponsesSettings) -> dict:
         # other way; sent on every revision (a replay sends the same state again: harmless).
         await publish_offered(uow, settings, event.round_id)
 
-    return {LinkIssued: on_link_issued, RoundDefined: on_round_defined_offer}
+    return {LinkIssued: on_link_issued, RoundDefined: on_round_defined_offer, InterviewPhonesReleased: on_phones_released}

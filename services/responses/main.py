@@ -8,7 +8,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from services.responses import error_pages, web
+from services.responses import error_pages, interview_web, web
 from services.responses.api import admin, router
 from services.responses.config import ResponsesSettings
 from services.responses.formstore import FormStore, dsn_of
@@ -59,4 +59,5 @@ def create_app(settings: ResponsesSettings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(router)
     app.include_router(admin)
+    app.include_router(interview_web.router)
     return app

@@ -54,14 +54,14 @@ class Response(Base):
     token_hash: Mapped[str] = mapped_column(sa.ForeignKey(Respondent.token_hash, ondelete="CASCADE"), unique=True)
     questionnaire_id: Mapped[str] = mapped_column(sa.Text)
     questionnaire_version: Mapped[int]
-    mode: Mapped[str] = mapped_column(sa.Text)  # web | paper
+    mode: Mapped[str] = mapped_column(sa.Text)  # web | paper | phone
     # The language the citizen answered in (domain/languages.py); None where it is not known
     # (the JSON API, paper entry without one).
     language: Mapped[str | None] = mapped_column(sa.Text)
     answers: Mapped[dict] = mapped_column(JSONB)
     submitted_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
     questionnaire_key: Mapped[str | None] = mapped_column(sa.Text)
-    entered_by: Mapped[str | None] = mapped_column(sa.Text)  # the operator (token subject) for paper answers
+    entered_by: Mapped[str | None] = mapped_column(sa.Text)  # the operator or interviewer (token subject): paper, phone
 
 
 class RoundQuestionnaire(Base):
@@ -101,3 +101,31 @@ class RoundState(Base):
     fieldwork_ends_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     definition: Mapped[dict] = mapped_column(JSONB)  # the RoundDefined payload
     updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
+
+
+class InterviewRow(Base):
+    """A citizen the interviewers may call (interviews by phone, services/responses/interview.py).
+
+    The phone number is the one dispatch released on ``interview.phones_released``, kept sealed
+    under the interview key (AES-GCM, bound to round and pseudonym) and opened only to show it on
+    the interviewer's page, each time with an audit row. ``id`` is the reference the page, its
+    forms and the audit rows use (never the pseudonym or the number). Whether the citizen has
+    answered is the link's status (``respondent``), read at every call, so an answer on the web
+    takes the citizen off the list at once."""
+
+    __tablename__ = "interview"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    round_id: Mapped[str] = mapped_column(sa.Text)
+    pseudonym: Mapped[str] = mapped_column(sa.Text)
+    kommunekode: Mapped[str] = mapped_column(sa.Text)
+    phone: Mapped[dict | None] = mapped_column(JSONB)  # SealedContact of the number; NULL once purged
+    outcome: Mapped[str | None] = mapped_column(sa.Text)  # domain.interviews.Outcome; NULL: not called yet
+    call_back_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    calls: Mapped[int] = mapped_column(sa.Integer, default=0)
+    # The interviewer who has the citizen on their page now, until when (one caller at a time).
+    claimed_by: Mapped[str | None] = mapped_column(sa.Text)
+    claimed_until: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
+
+    __table_args__ = (sa.UniqueConstraint("round_id", "pseudonym", name="uq_interview_round_pseudonym"),)

@@ -39,10 +39,12 @@ async def enter(
     answer_id: str | None,
     entered_by: str,
     authorize: Callable[[Respondent], None],
+    language: str = "da",
 ) -> Respondent:
     """Store one paper questionnaire's answers (mode ``paper``) and publish them. ``authorize``
     runs before anything is read back or written (an operator of one municipality cannot key in,
     or probe, another's citizens)."""
     link = await link_of(uow, answer_id) if answer_id is not None else token
     assert link is not None
-    return await service.submit(uow, settings, link, answers, mode="paper", entered_by=entered_by, authorize=authorize)
+    return await service.submit(uow, settings, link, answers, mode="paper", entered_by=entered_by, authorize=authorize,
+                                language=language)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 
-from services.responses.models import AUDIT, Respondent, Response
+from services.responses.models import AUDIT, InterviewRow, Respondent, Response
 from shared.bus import UnitOfWork
 from shared.privacy import PrivacyRules, rows_with_pseudonyms
 
@@ -33,11 +33,16 @@ async def purge_round(uow: UnitOfWork, round_id: str) -> dict[str, int]:
             draft={},
         )
     )
-    return {"respondent": result.rowcount}
+    # Phone numbers and who was called: nothing of them is kept once the round is purged.
+    interviews = await uow.session.execute(sa.delete(InterviewRow).where(InterviewRow.round_id == round_id))
+    return {"respondent": result.rowcount, "interview": interviews.rowcount}
 
 
 async def identifiers_left_in_round(uow: UnitOfWork, round_id: str) -> int:
-    return await uow.session.scalar(
+    interviews = await uow.session.scalar(
+        sa.select(sa.func.count()).select_from(InterviewRow).where(InterviewRow.round_id == round_id)
+    )
+    return interviews + await uow.session.scalar(
         sa.select(sa.func.count())
         .select_from(Respondent)
         .where(
@@ -52,7 +57,8 @@ async def erase_citizens(uow: UnitOfWork, pseudonyms: Sequence[str]) -> dict[str
     tokens = sa.select(Respondent.token_hash).where(Respondent.pseudonym.in_(pseudonyms))
     answers = await uow.session.execute(sa.delete(Response).where(Response.token_hash.in_(tokens)))
     links = await uow.session.execute(sa.delete(Respondent).where(Respondent.pseudonym.in_(pseudonyms)))
-    return {"response": answers.rowcount, "respondent": links.rowcount}
+    interviews = await uow.session.execute(sa.delete(InterviewRow).where(InterviewRow.pseudonym.in_(pseudonyms)))
+    return {"response": answers.rowcount, "respondent": links.rowcount, "interview": interviews.rowcount}
 
 
 RULES = PrivacyRules(
@@ -60,6 +66,6 @@ RULES = PrivacyRules(
     purge_round=purge_round,
     identifiers_left_in_round=identifiers_left_in_round,
     erase_citizens=erase_citizens,
-    rows_left_for_citizens=rows_with_pseudonyms(Respondent),
+    rows_left_for_citizens=rows_with_pseudonyms(Respondent, InterviewRow),
     audit_table=AUDIT,
 )

@@ -4,11 +4,15 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from shared.answer_id import normalise
 
+from shared.events import LANGUAGE_PATTERN
+
 AnswerValue = int | str | None
+LANGUAGE = Field("da", pattern=LANGUAGE_PATTERN, description="The language the citizen answered in (BCP 47, e.g. da, en)")
 
 
 class Submission(BaseModel):
     answers: dict[str, AnswerValue] = Field(max_length=200)
+    language: str = LANGUAGE
 
 
 class SubmissionReceipt(BaseModel):
@@ -24,6 +28,7 @@ class PaperSubmission(BaseModel):
     answer_id: str | None = Field(None, max_length=40, examples=["48291-30575"])
     token: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{20,100}$")
     answers: dict[str, AnswerValue] = Field(max_length=200)
+    language: str = LANGUAGE  # the language of the paper form
 
     @field_validator("answer_id")
     @classmethod

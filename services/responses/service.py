@@ -179,22 +179,28 @@ async def save_draft(
 async def _spend(uow: UnitOfWork, token: str, new_status: str) -> Respondent:
     """Spend the link: the conditional UPDATE is the one place that decides, so a double click
     or a second tab cannot submit twice."""
+    spent = await spend_link(uow, link_hash(token), new_status)
+    if spent is None:
+        uow.session.expunge_all()
+        await open_link(uow, token)  # raises the precise reason
+        raise LinkUsed("submitted")  # raced with another submit
+    return spent
+
+
+async def spend_link(uow: UnitOfWork, token_hash: str, new_status: str) -> Respondent | None:
+    """The spend itself, by the link's hash (an interview knows no token): the respondent, or
+    None when the link was not open (spent, expired, its round's fieldwork over)."""
     now = datetime.now(UTC)
-    spent = (
+    return (
         await uow.session.execute(
             sa.update(Respondent)
-            .where(Respondent.token_hash == link_hash(token), Respondent.status == "open", Respondent.expires_at > now,
+            .where(Respondent.token_hash == token_hash, Respondent.status == "open", Respondent.expires_at > now,
                    ROUND_OPEN.bindparams(now=now))
             .values(status=new_status, finished_at=now, draft={})
             .returning(Respondent)
             .execution_options(populate_existing=True)
         )
     ).scalar_one_or_none()
-    if spent is None:
-        uow.session.expunge_all()
-        await open_link(uow, token)  # raises the precise reason
-        raise LinkUsed("submitted")  # raced with another submit
-    return spent
 
 
 async def submit(
@@ -204,14 +210,14 @@ async def submit(
     answers: Mapping[str, object],
     *,
     mode: str = "web",
-    language: str | None = None,
     entered_by: str | None = None,
     authorize: Callable[[Respondent], None] | None = None,
     respondent: Respondent | None = None,
+    language: str = "da",
 ) -> Respondent:
     """Validate against the citizen's questionnaire, spend the link, store and publish the answers.
 
-    ``language``: the language the answers were given in, stored with them (None: not known).
+    ``language``: the language the answers were given in, stored and published with them.
 
     Nothing is mandatory (a citizen may skip any question: forcing answers costs answers and
     honesty); only what is given must be valid. Ints are accepted as scale scores and stored as
@@ -225,6 +231,22 @@ async def submit(
         raise InvalidAnswers(result)
     clean = scrub_free_text(questionnaire, result.accepted)
     respondent = await _spend(uow, token, "submitted")
+    record_answers(uow, respondent, questionnaire, clean, mode=mode, entered_by=entered_by, language=language)
+    await uow.commit()
+    return respondent
+
+
+def record_answers(
+    uow: UnitOfWork,
+    respondent: Respondent,
+    questionnaire: Questionnaire,
+    clean: Mapping[str, object],
+    *,
+    mode: str,
+    entered_by: str | None,
+    language: str,
+) -> None:
+    """The answer row and response.submitted of a link just spent (in the same unit of work)."""
     now = datetime.now(UTC)
     uow.session.add(
         Response(
@@ -254,10 +276,9 @@ async def submit(
             arm=respondent.arm,
             answers=clean,
             submitted_at=now,
+            language=language,
         )
     )
-    await uow.commit()
-    return respondent
 
 
 async def opt_out(uow: UnitOfWork, token: str) -> Respondent:

@@ -138,6 +138,8 @@ def data_keys() -> dict[str, str]:
         "CONTACT_KEYS": f'{{"contact-1": "{new_key()}"}}',
         "CONTACT_ACTIVE_KEY_ID": "contact-1",
         "LINK_KEY": new_key(),
+        "INTERVIEW_KEYS": f'{{"interview-1": "{new_key()}"}}',
+        "INTERVIEW_ACTIVE_KEY_ID": "interview-1",
     }
 
 

@@ -21,8 +21,9 @@ Tables
 ------
 Per question and per dimension d in (maalgruppe, gender, age_band, duration_band) one table
 municipality x d, with its margins: municipality totals, national per level of d, and the
-national total. Response rates: respondents per municipality x target group and municipality x
-dispatch arm, with the same margins. All of a round's tables go through one call of
+national total. Response rates: respondents per municipality x target group, municipality x
+dispatch arm, municipality x answer mode (web, paper, phone) and municipality x language, with the
+same margins. All of a round's tables go through one call of
 :func:`~.suppression.suppress`, so a number hidden in one table cannot be recovered from another.
 The suppression count of a question cell is the number of *valid* (scale) answers: the mean and
 the top-two box rest on them, so a cell is published only when at least ``min_count`` citizens
@@ -47,9 +48,13 @@ from .estimators import Estimate, design_effect, normal_quantile, proportion_int
 from .suppression import CAUTION_BELOW, SUPPRESSION_THRESHOLD, TOTAL, CountTable, Decided, History, LastRelease, cell_key, decide
 
 DIMENSIONS: tuple[str, ...] = ("maalgruppe", "gender", "age_band", "duration_band")
-RATE_DIMENSIONS: tuple[str, ...] = ("maalgruppe", "arm")
+RATE_DIMENSIONS: tuple[str, ...] = ("maalgruppe", "arm", "mode", "language")
+# How the citizens answered: known of respondents only (nobody is invited in a mode or a
+# language), so a cell's invited are its municipality's (or the nation's) and its response rate
+# is the share of them who answered that way; the shares of a municipality add up to its rate.
+ANSWER_DIMENSIONS: tuple[str, ...] = ("mode", "language")
 # The respondent tables every published table follows (see respondent_pattern).
-RESPONDENT_DIMENSIONS: tuple[str, ...] = DIMENSIONS + ("arm",)
+RESPONDENT_DIMENSIONS: tuple[str, ...] = DIMENSIONS + ("arm",) + ANSWER_DIMENSIONS
 NATIONAL = "national"
 ALL_LEVELS = "total"
 NO_ARM = "none"
@@ -157,6 +162,9 @@ class RateCount:
     arm: str
     invited: int
     answered: int
+    # The answers' mode and language ("": the invited, counted without them; models.RateTally).
+    mode: str = ""
+    language: str = ""
 
 
 # -- estimation from counts ------------------------------------------------------------------
@@ -686,6 +694,9 @@ def respondent_pattern(
     invited: dict[str, int] = defaultdict(int)
     for r in rate_counts:
         cells["arm"][(r.kommunekode, r.arm)] += r.answered
+        for dim in ANSWER_DIMENSIONS:
+            if how := getattr(r, dim):
+                cells[dim][(r.kommunekode, how)] += r.answered
         k, a, arm = ("kommunekode", r.kommunekode), ("maalgruppe", r.maalgruppe), ("arm", r.arm)
         for coords in ((k, a), (k, arm), (k,), (a,), (arm,), ()):
             invited[cell_key(RESPONDENT_MEASURE, coords)] += r.invited
@@ -703,10 +714,15 @@ def respondent_pattern(
         tables.append(CountTable(("kommunekode", d), table, (("kommunekode",), (d,), ()), RESPONDENT_MEASURE))
         if invited and d in RATE_DIMENSIONS:
             # Every target-group and arm cell has its invited published, none (0) included: a
-            # reader knows that a stratum nobody was invited from has no respondents.
+            # reader knows that a stratum nobody was invited from has no respondents. A mode or
+            # language cell is bounded by its municipality's invited (and the nation's).
             for k in kommuner:
                 for lvl in lvls:
-                    invited.setdefault(cell_key(RESPONDENT_MEASURE, (("kommunekode", k), (d, lvl))), 0)
+                    bound = invited.get(cell_key(RESPONDENT_MEASURE, (("kommunekode", k),)), 0) if d in ANSWER_DIMENSIONS else 0
+                    invited.setdefault(cell_key(RESPONDENT_MEASURE, (("kommunekode", k), (d, lvl))), bound)
+            if d in ANSWER_DIMENSIONS:
+                for lvl in lvls:
+                    invited[cell_key(RESPONDENT_MEASURE, ((d, lvl),))] = invited.get(cell_key(RESPONDENT_MEASURE, ()), 0)
     if not tables:
         tables.append(CountTable(("kommunekode", "maalgruppe"), {}, (("kommunekode",), ("maalgruppe",), ()), RESPONDENT_MEASURE))
     withheld = set()
@@ -733,7 +749,8 @@ def respondent_pattern(
         else:
             for c, v in enumerate(vector):
                 have[c] += v
-    breakdowns = {q: [by_table.get(d) if d != "arm" else None for d in dims] for q, by_table in per_question.items()}
+    breakdowns = {q: [by_table.get(d) if d not in ("arm",) + ANSWER_DIMENSIONS else None for d in dims]
+                  for q, by_table in per_question.items()}
     baseline = baseline or Baseline()
     if scope == "rates":
         # Who answered, not what: no breakdown by answers, no growth rule; every earlier
@@ -1056,14 +1073,25 @@ _POOL = "~suppressed strata"  # the weighting class of a cell's suppressed strat
 
 
 def build_rate_rows(round_id: str, rate_counts: Iterable[RateCount], pattern: RespondentPattern, *, caution_below: int = CAUTION_BELOW) -> list[dict]:
-    """Response-rate tables (respondents per municipality x target group and x arm, with
-    margins), suppressed as the indicator tables are (``pattern``), sorted. The invited are
-    the sample: published for every cell."""
+    """Response-rate tables (respondents per municipality x target group, x arm, x answer mode and
+    x language, with margins), suppressed as the indicator tables are (``pattern``), sorted. The
+    invited are the sample: published for every cell."""
     invited: dict[tuple[str, str, str], int] = defaultdict(int)
+    answered_how: dict[str, set[str]] = {dim: set() for dim in ANSWER_DIMENSIONS}
     for r in rate_counts:
         for dim, lvl in (("maalgruppe", r.maalgruppe), ("arm", r.arm)):
             for k, l in ((r.kommunekode, lvl), (r.kommunekode, ALL_LEVELS), (NATIONAL, lvl), (NATIONAL, ALL_LEVELS)):
                 invited[(dim, k, l)] += r.invited
+        for dim in ANSWER_DIMENSIONS:
+            if how := getattr(r, dim):
+                answered_how[dim].add(how)
+    # A mode or language cell's invited are its municipality's (ANSWER_DIMENSIONS), in every
+    # municipality for every mode or language anyone answered in, as in the respondent tables.
+    kommuner = {k for (dim, k, _) in invited if dim == "maalgruppe" and k != NATIONAL}
+    for dim, levels in answered_how.items():
+        for k in (*kommuner, NATIONAL):
+            for lvl in (*levels, ALL_LEVELS):
+                invited[(dim, k, lvl)] = invited[("maalgruppe", k, ALL_LEVELS)]
     rows: list[dict] = []
     for dim, k, lvl in invited:
         if dim not in pattern.dimensions:

@@ -68,6 +68,9 @@ class RoundPlan(BaseModel):
     arms: dict[str, ArmSpec] = Field(default_factory=dict)
     experiment_seed: str | None = None  # defaults to the round id
     paper_questionnaire: PaperQuestionnaireStep | None = None
+    # Interviews by phone: the phone numbers of the round's citizens go, sealed, to the
+    # interviewer's page in responses (interview.phones_released). Off: no number leaves dispatch.
+    phone_interviews: bool = False
 
     @field_validator("arms", mode="before")
     @classmethod

@@ -132,7 +132,7 @@ async def table_snapshot(database_url: str) -> dict[str, list]:
         async with engine.connect() as conn:
             for table, order in (
                 ("answer_tally", "round_id, stratum, gender, age_band, duration_band, question, code"),
-                ("rate_tally", "round_id, stratum, arm"),
+                ("rate_tally", "round_id, stratum, arm, mode, language"),
                 ("stratum_frame", "round_id, stratum"),
                 ("invited", "round_id, pseudonym"),
                 ("response_fact", "round_id, pseudonym"),
@@ -156,7 +156,10 @@ def fresh_consumer_group(monkeypatch, group: str) -> None:
 
 async def test_round_published_safely_and_rebuilt_by_replay(service_env, dev_issuer, kafka_bootstrap, topic_prefix, postgres_admin_url, monkeypatch):
     settings = settings_from_env(AnalyticsSettings, service_env, **QUIET)
-    rnd = synthetic_round("2026-1", KOMMUNER, respondents=260, seed=11, questions=("q1", "q13"))
+    # Answered on the web, on paper and by phone, in Danish, English and Arabic: the rate tables by
+    # mode and language go through the same attacker as every other table.
+    rnd = synthetic_round("2026-1", KOMMUNER, respondents=260, seed=11, questions=("q1", "q13"),
+                          modes=("web", "web", "web", "paper", "phone"), languages=("da", "da", "da", "en", "ar"))
     kl = dev_issuer.mint("kl", ["aggregates:read", "kommuner:all"])
     aarhus = dev_issuer.mint("aarhus", ["aggregates:read"], ["751"])
     no_scope = dev_issuer.mint("x", ["extracts:write"], ["751"])
@@ -193,6 +196,20 @@ async def test_round_published_safely_and_rebuilt_by_replay(service_env, dev_iss
         assert all(row["n_valid"] >= 5 or (row.get("few_answers") and row["mean"] is None)
                    for row in indicator_cells.values() if not row["suppressed"])
         assert find_recoverable_cells(attacker_tables(indicator_cells, rate_cells, summary)) == {}
+        # By mode and by language: the national cells as the answers came, the shares adding up to the rate.
+        for dim in ("mode", "language"):
+            national = {lvl: row for (d, k, lvl), row in rate_cells.items() if d == dim and k == "national"}
+            came = {lvl: sum(getattr(u, dim) == lvl for u in rnd.responses) for lvl in national if lvl != "total"}
+            assert set(came) == {getattr(u, dim) for u in rnd.responses} and len(came) == 3
+            for lvl, n in came.items():
+                assert national[lvl]["invited"] == invited
+                assert national[lvl]["suppressed"] or national[lvl]["answers"] == n
+            assert national["total"]["answers"] == answers
+        # The same rows over OData.
+        odata_modes = (await client.get("/odata/ResponseRates", params={"$filter": "dimension eq 'mode' and kommunekode eq 'national'"},
+                                        headers=bearer(kl))).json()["value"]
+        assert {(r["level"], r["answers"]) for r in odata_modes} == {(lvl, row["answers"]) for (d, k, lvl), row in rate_cells.items()
+                                                                     if d == "mode" and k == "national"}
 
         # The served estimates equal the domain's unit-level design (itself checked against R).
         units = rnd.responses
@@ -276,7 +293,7 @@ async def test_round_published_safely_and_rebuilt_by_replay(service_env, dev_iss
         assert other.info == here.info and other.publication == here.publication
         assert len(here.publication.indicator_rows) == len(served)
     before = await table_snapshot(service_env["DATABASE_URL"])
-    assert sum(r[-1] for r in before["rate_tally"]) == answers  # duplicates were not counted
+    assert sum(r[6] for r in before["rate_tally"]) == answers  # the answered column: duplicates were not counted
     releases = await stored_releases(service_env["DATABASE_URL"], "2026-1")
     latest = decode_publication(releases[-1].publication)
     assert latest.indicator_rows == served

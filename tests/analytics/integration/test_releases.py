@@ -112,7 +112,7 @@ async def test_releases_are_cut_served_and_kept(service_env, dev_issuer):
             assert r.headers["X-Release-Scope"] == "rates" and r.text.splitlines()[0].endswith(",release,phase,built_at,scope")
             assert len(r.text.splitlines()) == 1
             table = (await client.get(f"/rounds/{ROUND}/response-rates/detail", headers=bearer(kl))).json()
-            assert table["scope"] == "rates" and {x["dimension"] for x in table["rows"]} == {"maalgruppe", "arm"}
+            assert table["scope"] == "rates" and {x["dimension"] for x in table["rows"]} == {"maalgruppe", "arm", "mode", "language"}
 
             # An operator's release point: answers during fieldwork (national cells and totals).
             await answers.more(10)

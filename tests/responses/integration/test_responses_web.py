@@ -142,6 +142,7 @@ async def test_fill_save_resume_pipe_and_submit(app, client, kafka_bootstrap, pr
     assert "[TELEFON]" in row.answers["q14"] and "[CPR]" in row.answers["q14"]
     [event] = await _events_for(kafka_bootstrap, prefix, "response.submitted", _pseudonym(token))
     assert event["data"]["answers"] == row.answers and event["data"]["mode"] == "web"
+    assert row.language == "da" and event["data"]["language"] == "da"
 
 
 async def test_a_burst_of_form_submits_spends_the_link_once_with_one_event(app, client, kafka_bootstrap, prefix):
@@ -215,6 +216,12 @@ async def test_english_version(app, client, kafka_bootstrap, prefix):
     assert f'action="/s/{token}/side/1?lang=en"' in page.text
     r = await _post_page(client, token, 1, {"q1": "enig"}, lang="?lang=en")
     assert r.headers["location"] == f"/s/{token}/side/2?lang=en"
+    # Sent in English: the answer records its language (response.submitted and the stored row).
+    r = await _post_page(client, token, 5, {"q15": "More contact"}, action="submit", lang="?lang=en")
+    assert r.headers["location"] == f"/s/{token}/tak?lang=en"
+    assert (await _response_row(app, token)).language == "en"
+    [event] = await _events_for(kafka_bootstrap, prefix, "response.submitted", _pseudonym(token))
+    assert (event["data"]["mode"], event["data"]["language"]) == ("web", "en")
 
 
 async def test_opt_out_stops_reminders(app, client, kafka_bootstrap, prefix):
