@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.dispatch.config import DispatchSettings
 from services.dispatch.domain.plan import assign_arm, plan_for_arm, planned_steps
 from services.dispatch.links import link_token, new_nonces, token_hash
-from services.dispatch.domain.lifecycle import UNSENT, InvitationStatus, StepStatus, sends, stop_reason
+from services.dispatch.domain.lifecycle import UNSENT, InvitationStatus, StepStatus, sends, stop_reason, stops
 from services.dispatch.models import NO_CONTACT, DispatchStep, Invitation, ReleasedContactRow
 from services.dispatch.domain.schedule import Schedule, due_time, fieldwork_over
 from services.dispatch.service import apply_definition, cancel_unsent, load_schedule, lock_round, resolve_plan
@@ -291,8 +291,10 @@ def make_handlers(settings: DispatchSettings, stages: StageTimes | None = None):
             await apply_release(uow.session, event.round_id, event.kommunekode, leftover)
 
     async def stop_reminders(uow: UnitOfWork, round_id: str, pseudonym: str, status: InvitationStatus) -> None:
-        # The stop rule (domain.lifecycle.sends): the citizen's unsent steps are skipped here,
-        # and the sender's claim and its re-check before sending read the same status.
+        # The stop rule (domain.lifecycle.stops): the citizen's unsent steps never handed to their
+        # channel are skipped here, and the sender's claim and its re-check before sending read
+        # the same status. A step handed over and waiting for a retry stays: it may have been
+        # delivered, and its retry with the same key finishes it.
         # Takes the invitation's row lock: a sender claiming this citizen's steps right now
         # either committed its claim first (that message goes) or sees the new status (it does not).
         invitation_id = (
@@ -306,7 +308,8 @@ def make_handlers(settings: DispatchSettings, stages: StageTimes | None = None):
         if invitation_id is not None and not sends(status):
             await uow.session.execute(
                 sa.update(DispatchStep)
-                .where(DispatchStep.invitation_id == invitation_id, DispatchStep.status.in_(UNSENT))
+                .where(DispatchStep.invitation_id == invitation_id, DispatchStep.status.in_(UNSENT),
+                       stops(sa.literal(str(status)), DispatchStep.handed_over_at))
                 .values(status=StepStatus.SKIPPED, skip_reason=stop_reason(status))
             )
 

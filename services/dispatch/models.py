@@ -83,6 +83,10 @@ class DispatchStep(Base):
     provider_reference: Mapped[str | None] = mapped_column(sa.Text)
     sending_since: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     claimed_by: Mapped[int | None] = mapped_column(sa.BigInteger)  # the sender instance's advisory-lock key
+    # When a sender first handed the step to its channel (past the stop rule's re-check): from then
+    # on the message may have been delivered, and the step is finished with its key whatever the
+    # citizen does meanwhile (domain.lifecycle: ``stops``). NULL: never handed over.
+    handed_over_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(sa.Text)  # redacted
     skip_reason: Mapped[str | None] = mapped_column(sa.Text)  # answered | opted_out | no_phone | no_contact | round_purged
 
