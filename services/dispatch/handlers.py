@@ -224,10 +224,9 @@ def make_handlers(settings: DispatchSettings, stages: StageTimes | None = None):
             chunk = people[start : start + INSERT_CHUNK]
             columns: dict[str, list] = {name: [] for name in ("pseudonym", "token_nonce", "token_hash", "maalgruppe",
                                                                "stratum", "arm", "contact")}
-            # One read of the system's randomness for the chunk's nonces (16 bytes each).
-            randomness = new_nonces(len(chunk))
-            for i, person in enumerate(chunk):
-                nonce = randomness[16 * i : 16 * i + 16]
+            # One read of the system's randomness for the chunk's nonces (shared/links.py).
+            nonces = new_nonces(len(chunk))
+            for nonce, person in zip(nonces, chunk, strict=True):
                 columns["pseudonym"].append(person.pseudonym)
                 columns["token_nonce"].append(nonce)
                 columns["token_hash"].append(token_hash(link_token(settings.link_key_bytes, nonce)))
