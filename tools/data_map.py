@@ -150,6 +150,14 @@ PERSONAL_OVERRIDES: dict[tuple[str, str, str], Personal | None] = {
     ("*", "audit_log", "kind"): None,
     ("*", "audit_log", "at"): None,
     ("*", "audit_log", "correlation_id"): None,
+    # Tombstones (shared/privacy.py): a purged round's id, or the SHA-256 of an erased citizen's
+    # pseudonym, so that a late event cannot bring back what was purged or erased.
+    ("*", "privacy_tombstone", "kind"): None,
+    ("*", "privacy_tombstone", "at"): None,
+    ("*", "privacy_tombstone", "ref"): Personal(
+        "a purged round's id, or the SHA-256 of an erased citizen's pseudonym", "hashed (recognisable only from the pseudonym)",
+        "a late sample, contact release or link does not recreate what was purged or erased", "kept (the erasure stands)",
+    ),
     ("*", "audit_log", "actor"): Personal("actor: client id / operator subject", "none", "accountability (audit log)", "kept (append-only)"),
     # Statuses of non-person rows.
     ("ingest", "delivery", "status"): None,

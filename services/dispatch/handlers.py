@@ -21,12 +21,13 @@ from services.dispatch.config import DispatchSettings
 from services.dispatch.domain.plan import assign_arm, plan_for_arm, planned_steps
 from services.dispatch.links import link_token, new_nonces, token_hash
 from services.dispatch.domain.lifecycle import UNSENT, InvitationStatus, StepStatus, sends, stop_reason, stops
-from services.dispatch.models import NO_CONTACT, DispatchStep, Invitation, ReleasedContactRow
+from services.dispatch.models import NO_CONTACT, TOMBSTONES, DispatchStep, Invitation, ReleasedContactRow
 from services.dispatch.domain.schedule import Schedule, due_time, fieldwork_over
 from services.dispatch.service import apply_definition, cancel_unsent, load_schedule, lock_round, resolve_plan
 from services.dispatch.stages import StageTimes
 from shared.bus import UnitOfWork
 from shared.db import advisory_key
+from shared.privacy import erased_among, round_purged
 from shared.events import (
     ContactsReleased,
     Envelope,
@@ -172,6 +173,11 @@ def make_handlers(settings: DispatchSettings, stages: StageTimes | None = None):
         with stages.measure("plan", len(event.persons)):
             await lock_round(uow.session, event.round_id, exclusive=False)
             await lock_municipality(uow.session, event.round_id, event.kommunekode)
+            # A chunk after the round's purge plans nothing; erased citizens in it are left out.
+            if await round_purged(uow.session, TOMBSTONES, event.round_id):
+                return
+            if erased := await erased_among(uow.session, TOMBSTONES, [p.pseudonym for p in event.persons]):
+                event = event.model_copy(update={"persons": [p for p in event.persons if p.pseudonym not in erased]})
             schedule = await load_schedule(uow.session, event.round_id)
             await plan_sample(uow, event, schedule)
             await cancel_if_over(uow, event.round_id, schedule)
@@ -180,10 +186,15 @@ def make_handlers(settings: DispatchSettings, stages: StageTimes | None = None):
         with stages.measure("release", len(event.contacts) + len(event.missing)):
             await lock_round(uow.session, event.round_id, exclusive=False)
             await lock_municipality(uow.session, event.round_id, event.kommunekode)
+            # A release after the round's purge keeps nothing; nor one of an erased citizen.
+            if await round_purged(uow.session, TOMBSTONES, event.round_id):
+                return
             contacts: dict[str, str | None] = {c.pseudonym: c.contact.model_dump_json() for c in event.contacts}
             # Listed as missing and released both (ingest should never): not contacting the
             # citizen is the side that cannot go wrong, e.g. when they have just objected.
             contacts.update(dict.fromkeys(event.missing))
+            for pseudonym in await erased_among(uow.session, TOMBSTONES, list(contacts)):
+                del contacts[pseudonym]
             await apply_release(uow.session, event.round_id, event.kommunekode, contacts)
             await cancel_if_over(uow, event.round_id, await load_schedule(uow.session, event.round_id))
 

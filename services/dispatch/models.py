@@ -14,10 +14,12 @@ from services.dispatch.domain.lifecycle import InvitationStatus, StepStatus
 from shared.audit import audit_log_table
 from shared.bus import bus_tables
 from shared.db import make_base
+from shared.privacy import tombstone_table
 
 Base = make_base("dispatch")
 BUS = bus_tables(Base.metadata)
 AUDIT = audit_log_table(Base.metadata)  # append-only (shared.audit)
+TOMBSTONES = tombstone_table(Base.metadata)  # purged rounds, erased citizens (shared.privacy)
 
 ROUND_DEFAULT = "*"  # round_plan.kommunekode for the plan of every municipality without its own
 NO_CONTACT = "no_contact"  # skip reason: ingest released no contact for the citizen (never contacted)

@@ -371,6 +371,41 @@ async def test_erasure_removes_the_citizens_kept_releases(service_env, runtime, 
     assert receipts[0]["verified"] and receipts[0]["removed"]["released_contact"] == 2
 
 
+async def test_a_late_chunk_or_release_after_a_purge_or_an_erasure_brings_nothing_back(service_env, runtime, handlers):
+    """Tombstones (shared.privacy): a replayed sample chunk or contact release, or one delayed
+    behind the purge or the erasure, plans no invitation and keeps no contact."""
+    rules = privacy_rules(make_settings(service_env))
+    purged = sample(service_env, a_round("late-purge"), "101", 3)
+    await handle(runtime, handlers, round_defined(purged.round_id))
+    for event in purged.events:
+        await handle(runtime, handlers, event)
+    await handle(runtime, privacy_handlers(rules),
+                 RoundPurgeRequested(round_id=purged.round_id, closed_at=datetime.now(UTC), requested_at=datetime.now(UTC)))
+    late = sample(service_env, purged.round_id, "147", 2, seed=7)  # a municipality's chunk the purge overtook
+    for event in (*purged.events, late.release, late.sample):
+        await handle(runtime, handlers, event)
+    states, kept = await contact_states(runtime, purged.round_id)
+    assert not kept and len(states) == 3 and all(p.startswith("anon-") for p in states)
+    async with runtime.uow() as uow:
+        assert await rules.identifiers_left_in_round(uow, purged.round_id) == 0
+
+    erase = sample(service_env, a_round("late-erase"), KOMMUNE, 3)
+    await handle(runtime, handlers, erase.sample)
+    gone = erase.persons[0].pseudonym
+    await handle(runtime, privacy_handlers(rules), CitizenErasureRequested(
+        request_id=uuid.uuid4(), kind="erasure", pseudonyms=[gone], requested_at=datetime.now(UTC)))
+    for event in (erase.release, erase.sample):  # the release after the erasure; the chunk replayed
+        await handle(runtime, handlers, event)
+    states, kept = await contact_states(runtime, erase.round_id)
+    assert set(states) == {p.pseudonym for p in erase.persons[1:]} and not kept
+    async with runtime.uow() as uow:
+        assert await rules.rows_left_for_citizens(uow, [gone]) == 0
+    # The tombstone holds no pseudonym.
+    async with runtime.sessionmaker() as session:
+        refs = set(await session.scalars(sa.text("SELECT ref FROM dispatch.privacy_tombstone")))
+    assert gone not in refs and purged.round_id in refs
+
+
 # --- v1 -----------------------------------------------------------------------------------------------
 
 
