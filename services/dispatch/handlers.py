@@ -23,7 +23,7 @@ from services.dispatch.links import link_token, new_nonces, token_hash
 from services.dispatch.domain.lifecycle import UNSENT, InvitationStatus, StepStatus, sends, stop_reason, stops
 from services.dispatch.models import NO_CONTACT, TOMBSTONES, DispatchStep, Invitation, ReleasedContactRow
 from services.dispatch.domain.schedule import Schedule, due_time, fieldwork_over
-from services.dispatch.service import apply_definition, cancel_unsent, load_schedule, lock_round, resolve_plan
+from services.dispatch.service import apply_definition, cancel_unsent, load_schedule, lock_round, resolve_plan, round_lock_key
 from services.dispatch.stages import StageTimes
 from shared.bus import UnitOfWork
 from shared.db import advisory_key
@@ -149,10 +149,31 @@ def municipality_lock_key(round_id: str, kommunekode: str) -> int:
 
 async def lock_municipality(session: AsyncSession, round_id: str, kommunekode: str) -> None:
     """Serialise planning and releases of one municipality in a round until the transaction
-    ends. A consumer transaction handling several partitions may take several of these in any
-    order; two replicas doing so can deadlock, which PostgreSQL breaks by failing one of them,
-    and the consumer retries it."""
+    ends. A consumer transaction may handle several municipalities' events: ``lock_in_order``
+    has then taken their locks already (the same lock again in one transaction is granted at
+    once)."""
     await session.execute(_LOCK, {"key": municipality_lock_key(round_id, kommunekode)})
+
+
+async def lock_in_order(uow: UnitOfWork, payloads: list) -> None:
+    """The consumer's batch preparation (shared.bus.consumer.BatchPreparation): every advisory
+    lock the batch's handlers will take, taken first, in one order for every transaction: the
+    rounds (exclusive where a definition changes one, else shared) by key, then the
+    municipalities by key. Handlers taking them one by one in arrival order let two replicas'
+    batches (one with municipalities X then Y, the other Y then X, on different topics) wait
+    for each other until PostgreSQL failed one and the consumer went message by message."""
+    rounds: dict[str, bool] = {}  # round -> exclusive
+    municipalities: set[tuple[str, str]] = set()
+    for payload in payloads:
+        if isinstance(payload, RoundDefined):
+            rounds[payload.round_id] = True
+        elif isinstance(payload, (SampleDrawn, SampleDrawnV1, ContactsReleased)):
+            rounds.setdefault(payload.round_id, False)
+            municipalities.add((payload.round_id, payload.kommunekode))
+    for round_id in sorted(rounds, key=round_lock_key):
+        await lock_round(uow.session, round_id, exclusive=rounds[round_id])
+    for key in sorted(municipality_lock_key(*m) for m in municipalities):
+        await uow.session.execute(_LOCK, {"key": key})
 
 
 async def apply_release(session: AsyncSession, round_id: str, kommunekode: str, contacts: dict[str, str | None]) -> None:
