@@ -5,6 +5,7 @@ with faults if asked, and the books at the end (issue 28).
     .venv/bin/python bench/national_rehearsal.py --scale 0.01 --faults   # kill -9 of each service once, PostgreSQL restart
     .venv/bin/python bench/national_rehearsal.py --broker kafka --faults # Apache Kafka (and a broker restart)
     .venv/bin/python bench/national_rehearsal.py                         # national: ~1,000,000 citizens
+    .venv/bin/python bench/national_rehearsal.py --scale 0.0005 --municipalities 12 --peak 10  # the CI round's size
 
 Starts embedded PostgreSQL, the broker (Tansu, or Apache Kafka with ``--broker kafka``) and the
 five services as uvicorn processes in a temporary directory, then plays the round
@@ -39,6 +40,8 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="share of the national round (1.0: ~1,000,000 citizens)")
     parser.add_argument("--peak", type=float, default=None,
                         help="answers per second at the peak after each letter (default: 200 x scale, at least 5)")
+    parser.add_argument("--municipalities", type=int, default=98,
+                        help="only the largest this many municipalities take part (the CI rehearsal: 12)")
     parser.add_argument("--broker", choices=["tansu", "kafka"], default="tansu")
     parser.add_argument("--faults", nargs="?", const=",".join(ALL_FAULTS), default="",
                         help=f"kill -9 each service once in its busiest phase, restart PostgreSQL (and Apache Kafka) once; "
@@ -62,7 +65,7 @@ def main() -> None:
     try:
         stack = Stack.start(work, broker=args.broker, extra_env=dict(e.split("=", 1) for e in args.env))
         rehearsal = Rehearsal(stack, scale=args.scale, peak=peak, faults=faults, release_timeout=args.release_timeout,
-                              phase_timeout=args.phase_timeout)
+                              phase_timeout=args.phase_timeout, municipalities=args.municipalities)
         try:
             books = asyncio.run(rehearsal.run())
         finally:

@@ -22,7 +22,7 @@ from shared.bus import (
     make_producer,
     topic_name,
 )
-from shared.bus.consumer import Handler, handler_table
+from shared.bus.consumer import BatchPreparation, Handler, handler_table
 from shared.db import make_engine, make_sessionmaker, migrate
 from shared.events import TOPICS, EventPayload
 from shared.infra import resolve_database_url, resolve_kafka
@@ -58,8 +58,10 @@ class ServiceRuntime:
         migrations_dir: Path,
         handlers: dict[type[EventPayload], Handler] | None = None,
         workers: dict[str, Worker] | None = None,
+        prepare_batch: BatchPreparation | None = None,
     ) -> None:
         self.settings = settings
+        self._prepare_batch = prepare_batch  # the consumer's, see shared.bus.consumer.BatchPreparation
         self.tables = tables
         self._migrations_dir = migrations_dir
         # Keyed by payload class; a handler for an unknown event type stops the start here.
@@ -134,6 +136,7 @@ class ServiceRuntime:
                 session_timeout_ms=s.consumer_session_timeout_ms,
                 heartbeat_interval_ms=s.consumer_heartbeat_interval_ms,
                 fetch_max_wait_ms=s.consumer_fetch_max_wait_ms,
+                prepare=self._prepare_batch,
             )
             await self.consumer.start()
             self._spawn("consumer", self.consumer.run)

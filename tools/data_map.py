@@ -67,7 +67,7 @@ PERSONAL_BY_NAME: dict[str, Personal] = {
                           "finds the link of a paper form keyed in (paper entry)"),
     "answer_seq": Personal("invitation number: the answer id printed on the paper questionnaire is derived from it",
                            "pseudonymous", "the paper questionnaire's answer id"),
-    "token_nonce": Personal("survey-link token nonce (re-derives the token with LINK_KEY)", "none (useless without LINK_KEY)", "re-sends the same link in reminders"),
+    "token_nonce": Personal("survey-link token nonce: the minute the link was issued and 16 random bytes (re-derives the token with LINK_KEY, shared/links.py)", "none (useless without LINK_KEY)", "re-sends the same link in reminders"),
     "answers": Personal("opinions (survey answers; free text scrubbed of personal data)", "pseudonymous", "the survey's results"),
     "draft": Personal("partial opinions (saved, unsubmitted answers; free text scrubbed)", "pseudonymous", "save and resume"),
     "gender": Personal("background band: gender (from CPR)", "pseudonymous", "reporting by background; weights"),
@@ -165,6 +165,14 @@ PERSONAL_OVERRIDES: dict[tuple[str, str, str], Personal | None] = {
     ("*", "audit_log", "kind"): None,
     ("*", "audit_log", "at"): None,
     ("*", "audit_log", "correlation_id"): None,
+    # Tombstones (shared/privacy.py): a purged round's id, or the SHA-256 of an erased citizen's
+    # pseudonym, so that a late event cannot bring back what was purged or erased.
+    ("*", "privacy_tombstone", "kind"): None,
+    ("*", "privacy_tombstone", "at"): None,
+    ("*", "privacy_tombstone", "ref"): Personal(
+        "a purged round's id, or the SHA-256 of an erased citizen's pseudonym", "hashed (recognisable only from the pseudonym)",
+        "a late sample, contact release or link does not recreate what was purged or erased", "kept (the erasure stands)",
+    ),
     ("*", "audit_log", "actor"): Personal("actor: client id / operator subject", "none", "accountability (audit log)", "kept (append-only)"),
     # Statuses of non-person rows.
     ("ingest", "delivery", "status"): None,
@@ -270,7 +278,7 @@ NOT_PERSONAL: frozenset[str] = frozenset(
         "topic", "consumer", "outcome", "processed_at", "chunks_received", "chunk_count", "person_count", "complete",
         "active", "received_at", "rules", "recent_rounds", "overrides", "frame_counts", "updated_at", "confirmed_at",
         "seed", "allocation", "exclusions", "margins", "population", "sampled", "draw_id", "plan", "invitation_id",
-        "step", "channel", "due_at", "sending_since", "claimed_by", "version", "definition", "core", "modules",
+        "step", "channel", "due_at", "sending_since", "claimed_by", "handed_over_at", "version", "definition", "core", "modules",
         "supplements", "questionnaire_id", "questionnaire_version", "question", "code", "n", "invited", "answered",
         "first_submitted_at", "sample", "cpr_key_id", "contact_key_id", "indicator", "value", "closed_at", "purge_after",
         "purge_requested_at", "service", "removed", "verified", "purged_at", "kind", "requested_at", "request_id",

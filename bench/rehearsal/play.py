@@ -520,6 +520,9 @@ class Rehearsal:
             except httpx.HTTPError as exc:
                 return self._retry(token, wave, phase, "page", type(exc).__name__)
             t1 = time.perf_counter()
+            if page.status_code == 503 and "retry-after" in page.headers:
+                # "Your link is being prepared": the letter outran link.issued; told apart from errors.
+                return self._retry(token, wave, phase, "page_pending", "503")
             if page.status_code != 200:
                 return self._retry(token, wave, phase, "page", str(page.status_code))
             self.latency.add(phase, "page", (t1 - t0) * 1000)

@@ -39,7 +39,7 @@ def report(rehearsal: Rehearsal, books: dict | None) -> str:
         out(f"{f.name:<38} {'':60}" + " ".join(f"{f.max_lag.get(p, 0):>6.0f}/{f.max_backlog.get(p, 0):<6.0f}" for p in services))
     out("")
     out("requests per phase (ms; errors; retried later)")
-    kinds = ("page", "submit", "overview", "bi", "bi_no_release")
+    kinds = ("page", "page_pending", "submit", "overview", "bi", "bi_no_release")
     for f in r.phases:
         cells = []
         for kind in kinds:

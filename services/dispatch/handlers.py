@@ -20,16 +20,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.dispatch.config import DispatchSettings
 from services.dispatch.domain.plan import assign_arm, plan_for_arm, planned_steps
 from services.dispatch.links import link_token, new_nonces, token_hash
-from services.dispatch.domain.lifecycle import UNSENT, InvitationStatus, StepStatus, sends, stop_reason
-from services.dispatch.models import NO_CONTACT, DispatchStep, Invitation, ReleasedContactRow
+from services.dispatch.domain.lifecycle import UNSENT, InvitationStatus, StepStatus, sends, stop_reason, stops
+from services.dispatch.models import NO_CONTACT, TOMBSTONES, DispatchStep, Invitation, ReleasedContactRow
 from services.dispatch.domain.schedule import Schedule, due_time, fieldwork_over
 from services.dispatch.paper import store_offered
-from services.dispatch.service import apply_definition, cancel_unsent, load_schedule, lock_round, resolve_plan
+from services.dispatch.service import apply_definition, cancel_unsent, load_schedule, lock_round, resolve_plan, round_lock_key
 from services.dispatch.stages import StageTimes
 from shared.answer_id import answer_id_for
 from shared.bus import UnitOfWork
 from shared.crypto import SealedContact, open_contact, seal_phone
 from shared.db import advisory_key
+from shared.privacy import erased_among, round_purged
 from shared.events import (
     ContactsReleased,
     Envelope,
@@ -154,10 +155,31 @@ def municipality_lock_key(round_id: str, kommunekode: str) -> int:
 
 async def lock_municipality(session: AsyncSession, round_id: str, kommunekode: str) -> None:
     """Serialise planning and releases of one municipality in a round until the transaction
-    ends. A consumer transaction handling several partitions may take several of these in any
-    order; two replicas doing so can deadlock, which PostgreSQL breaks by failing one of them,
-    and the consumer retries it."""
+    ends. A consumer transaction may handle several municipalities' events: ``lock_in_order``
+    has then taken their locks already (the same lock again in one transaction is granted at
+    once)."""
     await session.execute(_LOCK, {"key": municipality_lock_key(round_id, kommunekode)})
+
+
+async def lock_in_order(uow: UnitOfWork, payloads: list) -> None:
+    """The consumer's batch preparation (shared.bus.consumer.BatchPreparation): every advisory
+    lock the batch's handlers will take, taken first, in one order for every transaction: the
+    rounds (exclusive where a definition changes one, else shared) by key, then the
+    municipalities by key. Handlers taking them one by one in arrival order let two replicas'
+    batches (one with municipalities X then Y, the other Y then X, on different topics) wait
+    for each other until PostgreSQL failed one and the consumer went message by message."""
+    rounds: dict[str, bool] = {}  # round -> exclusive
+    municipalities: set[tuple[str, str]] = set()
+    for payload in payloads:
+        if isinstance(payload, RoundDefined):
+            rounds[payload.round_id] = True
+        elif isinstance(payload, (SampleDrawn, SampleDrawnV1, ContactsReleased)):
+            rounds.setdefault(payload.round_id, False)
+            municipalities.add((payload.round_id, payload.kommunekode))
+    for round_id in sorted(rounds, key=round_lock_key):
+        await lock_round(uow.session, round_id, exclusive=rounds[round_id])
+    for key in sorted(municipality_lock_key(*m) for m in municipalities):
+        await uow.session.execute(_LOCK, {"key": key})
 
 
 async def apply_release(session: AsyncSession, round_id: str, kommunekode: str, contacts: dict[str, str | None]) -> None:
@@ -178,6 +200,11 @@ def make_handlers(settings: DispatchSettings, stages: StageTimes | None = None):
         with stages.measure("plan", len(event.persons)):
             await lock_round(uow.session, event.round_id, exclusive=False)
             await lock_municipality(uow.session, event.round_id, event.kommunekode)
+            # A chunk after the round's purge plans nothing; erased citizens in it are left out.
+            if await round_purged(uow.session, TOMBSTONES, event.round_id):
+                return
+            if erased := await erased_among(uow.session, TOMBSTONES, [p.pseudonym for p in event.persons]):
+                event = event.model_copy(update={"persons": [p for p in event.persons if p.pseudonym not in erased]})
             schedule = await load_schedule(uow.session, event.round_id)
             await plan_sample(uow, event, schedule)
             await cancel_if_over(uow, event.round_id, schedule)
@@ -186,10 +213,15 @@ def make_handlers(settings: DispatchSettings, stages: StageTimes | None = None):
         with stages.measure("release", len(event.contacts) + len(event.missing)):
             await lock_round(uow.session, event.round_id, exclusive=False)
             await lock_municipality(uow.session, event.round_id, event.kommunekode)
+            # A release after the round's purge keeps nothing; nor one of an erased citizen.
+            if await round_purged(uow.session, TOMBSTONES, event.round_id):
+                return
             contacts: dict[str, str | None] = {c.pseudonym: c.contact.model_dump_json() for c in event.contacts}
             # Listed as missing and released both (ingest should never): not contacting the
             # citizen is the side that cannot go wrong, e.g. when they have just objected.
             contacts.update(dict.fromkeys(event.missing))
+            for pseudonym in await erased_among(uow.session, TOMBSTONES, list(contacts)):
+                del contacts[pseudonym]
             await apply_release(uow.session, event.round_id, event.kommunekode, contacts)
             await release_phones(uow, event)
             await cancel_if_over(uow, event.round_id, await load_schedule(uow.session, event.round_id))
@@ -257,10 +289,9 @@ def make_handlers(settings: DispatchSettings, stages: StageTimes | None = None):
             chunk = people[start : start + INSERT_CHUNK]
             columns: dict[str, list] = {name: [] for name in ("pseudonym", "token_nonce", "token_hash", "maalgruppe",
                                                                "stratum", "arm", "contact")}
-            # One read of the system's randomness for the chunk's nonces (16 bytes each).
-            randomness = new_nonces(len(chunk))
-            for i, person in enumerate(chunk):
-                nonce = randomness[16 * i : 16 * i + 16]
+            # One read of the system's randomness for the chunk's nonces (shared/links.py).
+            nonces = new_nonces(len(chunk))
+            for nonce, person in zip(nonces, chunk, strict=True):
                 columns["pseudonym"].append(person.pseudonym)
                 columns["token_nonce"].append(nonce)
                 columns["token_hash"].append(token_hash(link_token(settings.link_key_bytes, nonce)))
@@ -325,8 +356,10 @@ def make_handlers(settings: DispatchSettings, stages: StageTimes | None = None):
             await apply_release(uow.session, event.round_id, event.kommunekode, leftover)
 
     async def stop_reminders(uow: UnitOfWork, round_id: str, pseudonym: str, status: InvitationStatus) -> None:
-        # The stop rule (domain.lifecycle.sends): the citizen's unsent steps are skipped here,
-        # and the sender's claim and its re-check before sending read the same status.
+        # The stop rule (domain.lifecycle.stops): the citizen's unsent steps never handed to their
+        # channel are skipped here, and the sender's claim and its re-check before sending read
+        # the same status. A step handed over and waiting for a retry stays: it may have been
+        # delivered, and its retry with the same key finishes it.
         # Takes the invitation's row lock: a sender claiming this citizen's steps right now
         # either committed its claim first (that message goes) or sees the new status (it does not).
         invitation_id = (
@@ -340,7 +373,8 @@ def make_handlers(settings: DispatchSettings, stages: StageTimes | None = None):
         if invitation_id is not None and not sends(status):
             await uow.session.execute(
                 sa.update(DispatchStep)
-                .where(DispatchStep.invitation_id == invitation_id, DispatchStep.status.in_(UNSENT))
+                .where(DispatchStep.invitation_id == invitation_id, DispatchStep.status.in_(UNSENT),
+                       stops(sa.literal(str(status)), DispatchStep.handed_over_at))
                 .values(status=StepStatus.SKIPPED, skip_reason=stop_reason(status))
             )
 

@@ -12,7 +12,7 @@ from services.dispatch.api import router
 from services.dispatch.channel_setup import build_channels, close_channels
 from services.dispatch.channels.base import Channel
 from services.dispatch.config import DispatchSettings
-from services.dispatch.handlers import make_handlers
+from services.dispatch.handlers import lock_in_order, make_handlers
 from services.dispatch.models import AUDIT, BUS
 from services.dispatch.privacy import privacy_rules
 from services.dispatch.progress import ProgressPublisher
@@ -49,6 +49,7 @@ def create_app(
                 tables=BUS,
                 migrations_dir=MIGRATIONS,
                 handlers={**make_handlers(settings, stages), **privacy_handlers(privacy_rules(settings))},
+                prepare_batch=lock_in_order,
                 workers={"sender": sender.run, "progress": ProgressPublisher(settings.progress_interval_seconds).run},
             ) as runtime:
                 app.state.runtime = runtime

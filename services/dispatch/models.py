@@ -14,10 +14,12 @@ from services.dispatch.domain.lifecycle import InvitationStatus, StepStatus
 from shared.audit import audit_log_table
 from shared.bus import bus_tables
 from shared.db import make_base
+from shared.privacy import tombstone_table
 
 Base = make_base("dispatch")
 BUS = bus_tables(Base.metadata)
 AUDIT = audit_log_table(Base.metadata)  # append-only (shared.audit)
+TOMBSTONES = tombstone_table(Base.metadata)  # purged rounds, erased citizens (shared.privacy)
 
 ROUND_DEFAULT = "*"  # round_plan.kommunekode for the plan of every municipality without its own
 NO_CONTACT = "no_contact"  # skip reason: ingest released no contact for the citizen (never contacted)
@@ -89,6 +91,10 @@ class DispatchStep(Base):
     provider_reference: Mapped[str | None] = mapped_column(sa.Text)
     sending_since: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     claimed_by: Mapped[int | None] = mapped_column(sa.BigInteger)  # the sender instance's advisory-lock key
+    # When a sender first handed the step to its channel (past the stop rule's re-check): from then
+    # on the message may have been delivered, and the step is finished with its key whatever the
+    # citizen does meanwhile (domain.lifecycle: ``stops``). NULL: never handed over.
+    handed_over_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(sa.Text)  # redacted
     skip_reason: Mapped[str | None] = mapped_column(sa.Text)  # answered | opted_out | no_phone | no_contact | round_purged | has_digital_post | paper_questionnaire
 

@@ -6,7 +6,8 @@ link's hash and the pseudonym behind it, and (development sink) the letters as s
 round keeps only what its reports need, the steps' statuses and timestamps, with the invitation
 anonymised; steps not yet sent (planned, or waiting for a contact) are cancelled, and the
 round's released contacts are deleted. An erased citizen's invitation, steps and released
-contacts are deleted.
+contacts are deleted. Both leave a tombstone (shared.privacy): a sample chunk or a contact
+release arriving later plans or keeps nothing of that round or citizen.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import sqlalchemy as sa
 
 from services.dispatch.config import DispatchSettings
 from services.dispatch.domain.lifecycle import UNSENT, StepStatus
-from services.dispatch.models import AUDIT, DispatchStep, Invitation, ReleasedContactRow
+from services.dispatch.models import AUDIT, TOMBSTONES, DispatchStep, Invitation, ReleasedContactRow
 from shared.bus import UnitOfWork
 from shared.privacy import PrivacyRules, rows_with_pseudonyms
 
@@ -123,4 +124,5 @@ def privacy_rules(settings: DispatchSettings) -> PrivacyRules:
         erase_citizens=erase_citizens,
         rows_left_for_citizens=rows_with_pseudonyms(Invitation, ReleasedContactRow),
         audit_table=AUDIT,
+        tombstones=TOMBSTONES,  # a late sample chunk or contact release plans or keeps nothing of them
     )

@@ -14,8 +14,10 @@ Per batch, and never holding a transaction open across an external call:
    are due: a step ``waiting`` for its invitation's contact is not read at all (the
    ``(status, due_at)`` index starts at ``planned``).
 2. **Render** off the event loop (thread or process pool; the sealed contact is opened there).
-3. **Re-check** the invitations' status right before sending: an answer or opt-out recorded
-   since the claim skips the step.
+3. **Re-check and hand over**, right before sending, in one statement: an answer or opt-out
+   recorded since the claim skips the step; every other step is stamped ``handed_over_at`` (from
+   now on it may reach the citizen, and it is finished with its key whatever happens next:
+   ``domain.lifecycle.stops``).
 4. **Send** concurrently (rate-limited per channel), each with its idempotency key
    ``<invitation>.<step>.<channel>``, which every channel forwards to its receiver. A channel
    that can take a whole batch at once (the dev sink: one thread hop for all its files) gets it.
@@ -33,7 +35,11 @@ PostgreSQL advisory lock on its own key for its lifetime; reconciliation (at sta
 periodically) takes over the ``sending`` steps of every owner whose lock is free (it is dead)
 and sends them again **with the same key**: the dev sink, SF1601 (X-TransaktionsId and the MeMo
 messageUUID are derived from the key) and the SMS gateway (Idempotency-Key) deduplicate, so the
-citizen gets one message. A live but slow owner is never robbed.
+citizen gets one message. A live but slow owner is never robbed. The stop rule decides as
+everywhere (``domain.lifecycle.stops``): a taken-over step never handed over, of a citizen who
+answered meanwhile, is skipped (it never left); one handed over is resent with its key even so
+(it may have been delivered: the citizen may have answered from that very letter) and ends
+``sent``.
 
 Residual window (honest): ``response.submitted`` reaches dispatch through the responses
 service's outbox and Kafka, normally well under a second after the answer. A reminder whose
@@ -69,7 +75,7 @@ from services.dispatch.domain.schedule import (
     retry_time,
     round_key,
 )
-from services.dispatch.domain.lifecycle import StepStatus, sends, stop_reason
+from services.dispatch.domain.lifecycle import StepStatus, goes_out, stop_reason, stops
 from services.dispatch.domain.plan import PAPER_CHANNELS
 from services.dispatch.models import DispatchStep, Invitation, RoundDefinitionRow
 from services.dispatch.paper import offered_for, questionnaire_for
@@ -109,7 +115,8 @@ def _claim_statement(batch_size: int) -> sa.Update:
     due = (
         sa.select(_STEPS.c.invitation_id, _STEPS.c.step, _STEPS.c.channel)
         .join(_INVITATIONS, _INVITATIONS.c.id == _STEPS.c.invitation_id)
-        .where(_STEPS.c.status == StepStatus.PLANNED, _STEPS.c.due_at <= sa.bindparam("now"), sends(_INVITATIONS.c.status),
+        .where(_STEPS.c.status == StepStatus.PLANNED, _STEPS.c.due_at <= sa.bindparam("now"),
+               goes_out(_INVITATIONS.c.status, _STEPS.c.handed_over_at),
                # The rounds that may send on the step's channel now (domain.schedule.open_keys).
                (_INVITATIONS.c.round_id + ROUND_KEY_SEPARATOR + _STEPS.c.channel)
                == sa.func.any(sa.bindparam("open", type_=postgresql.ARRAY(sa.Text))))
@@ -150,6 +157,23 @@ _RECORD = sa.text(
 )
 _RECORD_FIELDS = ("invitation_id", "step", "channel", "status", "due_at", "sent_at", "provider_reference",
                   "last_error", "skip_reason")
+
+# The re-check before a batch goes to its channel, and the hand-over, in one statement: the steps
+# still ``sending`` under our claim whose stop rule lets them go (domain.lifecycle.goes_out) are
+# stamped handed over (the first time only) and returned; the others are stopped or not ours.
+_HAND_OVER = sa.text(
+    f"""
+    UPDATE {_STEPS.fullname} AS s
+    SET handed_over_at = COALESCE(s.handed_over_at, :now)
+    FROM {_INVITATIONS.fullname} AS i,
+         unnest(CAST(:invitation_id AS uuid[]), CAST(:step AS text[]), CAST(:channel AS text[])) AS b(invitation_id, step, channel)
+    WHERE s.invitation_id = b.invitation_id AND s.step = b.step AND s.channel = b.channel AND i.id = s.invitation_id
+      AND s.status = '{StepStatus.SENDING}' AND s.claimed_by = :owner
+      AND ({goes_out(_INVITATIONS.alias("i").c.status, _STEPS.alias("s").c.handed_over_at).compile(
+          dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})})
+    RETURNING s.invitation_id, s.step, s.channel
+    """
+)
 
 
 class Claimed:
@@ -289,9 +313,12 @@ class Sender:
                         sa.update(DispatchStep)
                         .where(DispatchStep.status == StepStatus.SENDING, owner_filter, Invitation.id == DispatchStep.invitation_id)
                         .values(
-                            # Answered meanwhile: a reminder no longer goes out (the stop rule).
-                            status=sa.case((sends(Invitation.status), StepStatus.PLANNED.value), else_=StepStatus.SKIPPED.value),
-                            skip_reason=sa.case((sends(Invitation.status), None), else_=Invitation.status),
+                            # The stop rule: answered or opted out meanwhile and never handed over, the
+                            # step did not leave and is skipped; handed over, it is resent with its key.
+                            status=sa.case((stops(Invitation.status, DispatchStep.handed_over_at), StepStatus.SKIPPED.value),
+                                           else_=StepStatus.PLANNED.value),
+                            skip_reason=sa.case((stops(Invitation.status, DispatchStep.handed_over_at), Invitation.status),
+                                                else_=None),
                             due_at=sa.func.now(),
                             claimed_by=None,
                             sending_since=None,
@@ -325,9 +352,9 @@ class Sender:
     async def finish(self, runtime: ServiceRuntime, claimed: list[Claimed], outcomes: dict[str, RenderOutcome]) -> None:
         """Re-check, send, record: the part of a batch that must happen in this order, late."""
         with self.stages.measure("recheck", len(claimed)):
-            inactive = await self.inactive_invitations(runtime, {c.invitation_id for c in claimed})
+            stopped = await self.hand_over(runtime, claimed)
         with self.stages.measure("send", len(claimed)):
-            results = await self.deliver_all(claimed, outcomes, inactive)
+            results = await self.deliver_all(claimed, outcomes, stopped)
         with self.stages.measure("record", len(claimed)):
             await self.record(runtime, claimed, results)
 
@@ -433,23 +460,36 @@ class Sender:
                 rendered = [await asyncio.to_thread(render_jobs, config, chunk) for chunk in chunks]
             return {o.key: o for chunk in rendered for o in chunk}
 
-    async def inactive_invitations(self, runtime: ServiceRuntime, ids: set) -> dict:
-        async with runtime.sessionmaker() as session:
-            rows = await session.execute(
-                sa.select(Invitation.id, Invitation.status).where(Invitation.id.in_(ids), ~sends(Invitation.status))
-            )
-            return {invitation_id: stop_reason(status) for invitation_id, status in rows.all()}
+    async def hand_over(self, runtime: ServiceRuntime, claimed: list[Claimed]) -> dict[str, str]:
+        """The stop rule's re-check right before sending, and the hand-over (``_HAND_OVER``):
+        returns the keys of the claimed steps that must not go, with why (the invitation's stop
+        reason; ``taken_over`` for a step no longer ours, whose record is then a no-op)."""
+        async with runtime.uow() as uow:
+            going = {
+                f"{invitation_id}.{step}.{channel}"
+                for invitation_id, step, channel in await uow.session.execute(_HAND_OVER, {
+                    "invitation_id": [c.invitation_id for c in claimed], "step": [c.step for c in claimed],
+                    "channel": [c.channel for c in claimed], "now": self.clock(), "owner": self.instance_key})
+            }
+            await uow.commit()
+            held = [c for c in claimed if c.key not in going]
+            if not held:
+                return {}
+            statuses = dict((await uow.session.execute(
+                sa.select(Invitation.id, Invitation.status).where(Invitation.id.in_({c.invitation_id for c in held}))
+            )).all())
+        return {c.key: stop_reason(statuses.get(c.invitation_id, "")) or "taken_over" for c in held}
 
     async def deliver_all(self, claimed: list[Claimed], outcomes: dict[str, RenderOutcome],
-                          inactive: dict) -> list[tuple[str, SendResult | None, str | None]]:
+                          stopped: dict[str, str]) -> list[tuple[str, SendResult | None, str | None]]:
         """(outcome, result, skip reason) per claimed step, in order."""
         results: list = [None] * len(claimed)
         batches: dict[str, list[tuple[int, OutgoingMessage]]] = {}
         singles = []
         for i, c in enumerate(claimed):
             outcome = outcomes[c.key]
-            if c.invitation_id in inactive:
-                results[i] = (StepStatus.SKIPPED, None, inactive[c.invitation_id])
+            if c.key in stopped:
+                results[i] = (StepStatus.SKIPPED, None, stopped[c.key])
             elif outcome.skip_reason:
                 results[i] = (StepStatus.SKIPPED, None, outcome.skip_reason)
             elif outcome.error:
@@ -481,9 +521,9 @@ class Sender:
                              *(many(self.channels[name], items) for name, items in batches.items()))
         return results
 
-    async def deliver(self, c: Claimed, outcome: RenderOutcome, inactive: dict) -> tuple[str, SendResult | None, str | None]:
+    async def deliver(self, c: Claimed, outcome: RenderOutcome, stopped: dict[str, str]) -> tuple[str, SendResult | None, str | None]:
         """One step (the batch path is `deliver_all`). Returns (outcome, result, skip reason)."""
-        return (await self.deliver_all([c], {c.key: outcome}, inactive))[0]
+        return (await self.deliver_all([c], {c.key: outcome}, stopped))[0]
 
     async def record(self, runtime: ServiceRuntime, claimed: list[Claimed], results) -> None:
         now = self.clock()

@@ -28,6 +28,10 @@ TOKEN = Path(pattern=r"^[A-Za-z0-9_-]{20,100}$", description="The token from the
 
 def _link_error(request: Request, exc: Exception) -> HTTPException:
     if isinstance(exc, service.UnknownLink):
+        settings = request.app.state.settings
+        if service.link_pending(settings, request.path_params.get("token", "")):
+            return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail="this link is being prepared: try again in a minute",
+                                 headers={"Retry-After": str(settings.link_pending_retry_seconds)})
         if (wait := request.app.state.limiter.miss(client_ip(request))) is not None:
             return HTTPException(
                 status.HTTP_429_TOO_MANY_REQUESTS, detail="too many unknown links from this address", headers={"Retry-After": str(wait)}
@@ -55,7 +59,7 @@ def _invalid(result: ValidationResult, lang: str = "en") -> HTTPException:
     summary="Submit the answers; spends the link",
     description="Answers are option codes (\"meget_enig\") or, for scored scales, scores 1-5; every question may be "
     "skipped. Stored and published as option codes, free text scrubbed of personal data.",
-    responses={404: {}, 409: {}, 410: {}, 422: {}, 429: {}},
+    responses={404: {}, 409: {}, 410: {}, 422: {}, 429: {}, 503: {"description": "a link dispatch issued that is not known here yet: try again (Retry-After)"}},
 )
 async def submit(request: Request, body: Submission, token: str = TOKEN) -> SubmissionReceipt:
     async with request.app.state.runtime.uow() as uow:
@@ -72,7 +76,7 @@ async def submit(request: Request, body: Submission, token: str = TOKEN) -> Subm
     "/api/survey/{token}/opt-out",
     response_model=SubmissionReceipt,
     summary="The citizen does not wish to take part; stops reminders",
-    responses={404: {}, 409: {}, 410: {}, 429: {}},
+    responses={404: {}, 409: {}, 410: {}, 429: {}, 503: {"description": "a link dispatch issued that is not known here yet: try again (Retry-After)"}},
 )
 async def opt_out(request: Request, token: str = TOKEN) -> SubmissionReceipt:
     async with request.app.state.runtime.uow() as uow:

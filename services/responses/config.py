@@ -1,3 +1,8 @@
+import base64
+from functools import cached_property
+
+from pydantic import Field
+
 from shared.settings import InterviewKeySettings, ServiceSettings
 
 
@@ -17,7 +22,18 @@ class ResponsesSettings(ServiceSettings, InterviewKeySettings):
     # budget answers 429 to unknown tokens, never to a valid link (services/responses/protection.py).
     unknown_token_per_address: str = "20/minute;200/hour"
     unknown_token_global: str = "3000/minute"
+    # The link key dispatch issues tokens with (shared/links.py): with it, a link the service does
+    # not know yet but dispatch issued within ``link_pending_hours`` gets "your link is being
+    # prepared" (503, Retry-After) instead of "unknown link": its letter outran link.issued.
+    # Without it every token not known is unknown.
+    link_key: str | None = Field(default=None, repr=False, description="base64 key of the survey link tokens (dispatch's LINK_KEY)")
+    link_pending_hours: float = Field(default=48.0, ge=0)
+    link_pending_retry_seconds: int = Field(default=60, ge=1)
     # HSTS is only sent on requests that arrived over TLS (directly or per X-Forwarded-Proto).
     hsts_max_age_seconds: int = 31_536_000
     # Shown in the accessibility statement (tilgængelighedserklæring) as the place to report barriers.
     accessibility_contact_email: str = ""
+
+    @cached_property
+    def link_key_bytes(self) -> bytes | None:
+        return base64.b64decode(self.link_key) if self.link_key else None

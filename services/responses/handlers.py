@@ -10,34 +10,30 @@ import sqlalchemy as sa
 
 from services.responses.interviews import on_phones_released
 from services.responses.config import ResponsesSettings
-from services.responses.models import Respondent, RoundState
+from services.responses.models import TOMBSTONES, Respondent, RoundState
 from services.responses.printed import publish_offered
 from shared.bus import UnitOfWork
 from shared.events import Envelope, InterviewPhonesReleased, LinkIssued, RoundDefined
+from shared.privacy import TOMBSTONE_CITIZEN, TOMBSTONE_ROUND, pseudonym_digest
 
 
 async def on_link_issued(uow: UnitOfWork, envelope: Envelope, event: LinkIssued) -> None:
-    await uow.session.execute(
-        pg_insert(Respondent)
-        .values(
-            token_hash=event.token_hash,
-            round_id=event.round_id,
-            kommunekode=event.kommunekode,
-            pseudonym=event.pseudonym,
-            maalgruppe=event.maalgruppe,
-            stratum=event.stratum,
-            gender=event.bands.gender,
-            age_band=event.bands.age_band,
-            duration_band=event.bands.duration_band,
-            design_weight=event.design_weight,
-            arm=event.arm,
-            expires_at=event.expires_at,
-            answer_id=event.answer_id,
-            status="open",
-            draft={},
-        )
-        .on_conflict_do_nothing()
-    )
+    values = {
+        "token_hash": event.token_hash, "round_id": event.round_id, "kommunekode": event.kommunekode,
+        "pseudonym": event.pseudonym, "maalgruppe": event.maalgruppe, "stratum": event.stratum,
+        "gender": event.bands.gender, "age_band": event.bands.age_band, "duration_band": event.bands.duration_band,
+        "design_weight": event.design_weight, "arm": event.arm, "expires_at": event.expires_at,
+        "answer_id": event.answer_id, "status": "open", "draft": {},
+    }
+    # No link of a purged round or an erased citizen comes back (shared.privacy: tombstones),
+    # read in the insert's own SELECT: still one statement per link.
+    buried = sa.exists().where(sa.or_(
+        sa.and_(TOMBSTONES.c.kind == TOMBSTONE_ROUND, TOMBSTONES.c.ref == event.round_id),
+        sa.and_(TOMBSTONES.c.kind == TOMBSTONE_CITIZEN, TOMBSTONES.c.ref == pseudonym_digest(event.pseudonym)),
+    ))
+    columns = Respondent.__table__.c
+    row = sa.select(*(sa.literal(value, type_=columns[name].type).label(name) for name, value in values.items())).where(~buried)
+    await uow.session.execute(pg_insert(Respondent).from_select(list(values), row).on_conflict_do_nothing())
 
 
 async def on_round_defined(uow: UnitOfWork, envelope: Envelope, event: RoundDefined) -> None:

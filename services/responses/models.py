@@ -12,10 +12,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 from shared.audit import audit_log_table
 from shared.bus import bus_tables
 from shared.db import make_base
+from shared.privacy import tombstone_table
 
 Base = make_base("responses")
 BUS = bus_tables(Base.metadata)
 AUDIT = audit_log_table(Base.metadata)  # append-only (shared.audit)
+TOMBSTONES = tombstone_table(Base.metadata)  # purged rounds, erased citizens (shared.privacy)
 
 
 class Respondent(Base):

@@ -3,8 +3,9 @@
 The answers stay: they are what the round was for. What goes is every way back to the person:
 the pseudonym (replaced by a random one, so the answers still count once each), the link's token
 hash (the letter the citizen holds), its answer id (the paper questionnaire the citizen holds) and
-unsubmitted drafts. An erased citizen's link and answers
-are deleted outright.
+unsubmitted drafts. An erased citizen's link and answers are deleted outright. Both leave a
+tombstone (shared.privacy): a link.issued arriving later (a replay, a consumer behind) opens no
+link again.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 
-from services.responses.models import AUDIT, InterviewRow, Respondent, Response
+from services.responses.models import AUDIT, TOMBSTONES, InterviewRow, Respondent, Response
 from shared.bus import UnitOfWork
 from shared.privacy import PrivacyRules, rows_with_pseudonyms
 
@@ -68,4 +69,5 @@ RULES = PrivacyRules(
     erase_citizens=erase_citizens,
     rows_left_for_citizens=rows_with_pseudonyms(Respondent, InterviewRow),
     audit_table=AUDIT,
+    tombstones=TOMBSTONES,  # a late link.issued brings back no link of a purged round or an erased citizen
 )

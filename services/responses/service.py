@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -14,12 +14,29 @@ from services.responses.domain import Questionnaire, ValidationResult, scrub_fre
 from services.responses.domain.rounds import closed_sql, fieldwork_over
 from services.responses.models import Respondent, Response, RoundState
 from services.responses.questionnaires import questionnaire_for_key, questionnaire_for_round
+from shared import links
 from shared.bus import UnitOfWork
 from shared.events import Bands, ResponseOptedOut, ResponseSubmitted
 
 
 class UnknownLink(Exception):
     pass
+
+
+def link_pending(settings: ResponsesSettings, token: str, now: datetime | None = None) -> bool:
+    """A token this service does not know, which dispatch issued (shared/links.py) within
+    ``link_pending_hours``: its letter reached the citizen before link.issued reached this
+    service. Anything else not known (a guess, a typo, a purged or long-lost link) is unknown. No
+    lookup: a guess costs one HMAC and learns nothing (its answer is the unknown link's)."""
+    key = settings.link_key_bytes
+    if key is None or not token:
+        return False
+    issued = links.issued_at(key, token)
+    if issued is None:
+        return False
+    now = now or datetime.now(UTC)
+    # A minute's grace before the issue time: the issuer's clock may be ahead of ours.
+    return issued - timedelta(minutes=1) <= now <= issued + timedelta(hours=settings.link_pending_hours)
 
 
 class LinkUsed(Exception):

@@ -125,8 +125,14 @@ def message(request: Request, key: str, status_code: int, link: tuple[str, str] 
 
 
 def link_problem(request: Request, exc: Exception) -> HTMLResponse:
-    """The clear page for an unknown, used or expired link, with the matching status."""
+    """The clear page for an unknown, used or expired link, with the matching status; for a
+    link dispatch issued that this service has not learnt yet, "being prepared" (503)."""
     if isinstance(exc, service.UnknownLink):
+        settings = request.app.state.settings
+        if service.link_pending(settings, request.path_params.get("token", "")):
+            response = message(request, "pending", 503)
+            response.headers["Retry-After"] = str(settings.link_pending_retry_seconds)
+            return response
         if (wait := request.app.state.limiter.miss(client_ip(request))) is not None:
             return too_many(request, TooManyGuesses(wait))
         return message(request, "unknown", 404)

@@ -34,6 +34,10 @@ UNAVAILABLE_BACKOFF_MAX = 5.0
 
 Handler = Callable[[UnitOfWork, Envelope, Any], Awaitable[None]]
 BatchHandler = Callable[[UnitOfWork, list[tuple[Envelope, Any]]], Awaitable[None]]
+# Called in a batch's transaction before its handlers, with the payloads they will handle: where
+# handlers take locks, it takes all the batch needs first, in one order (no two replicas' batches
+# can then wait for each other).
+BatchPreparation = Callable[[UnitOfWork, list[Any]], Awaitable[None]]
 
 
 class UnknownEventType(ValueError):
@@ -106,8 +110,10 @@ class IdempotentConsumer:
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 2_000,
         fetch_max_wait_ms: int = 100,
+        prepare: BatchPreparation | None = None,
     ) -> None:
         self._service = service
+        self._prepare = prepare
         self._handlers = handlers = handler_table(handlers)
         self._uow_factory = uow_factory
         self._processed = tables.processed_event
@@ -265,6 +271,8 @@ class IdempotentConsumer:
                     outcomes.append((record, "handled"))
                 else:
                     outcomes.append((record, "duplicate"))
+            if self._prepare is not None and new:
+                await self._prepare(uow, [payload for _, payload in new])
             for event_type, run in groupby(new, key=lambda item: item[0].type):
                 await self._dispatch(uow, self._handlers[event_type], list(run))
             await uow.commit()

@@ -64,6 +64,9 @@ async def test_closing_a_round_purges_ingest_and_records_who_did_it(service_env,
         try:
             # Not due yet: nothing is purged.
             assert await conn.fetchval("SELECT count(*) FROM ingest.citizen") == 6
+            ids = dict(await conn.fetch("SELECT round_id, id FROM ingest.delivery"))
+            filenode = f"SELECT pg_relation_filenode('ingest.{partition_name(ids['r-close'])}')"
+            before = await conn.fetchval(filenode)
             # Let the clock run out, as if 30 days had passed.
             await conn.execute("UPDATE ingest.round_closure SET purge_after = now() - interval '1 second'")
 
@@ -81,8 +84,9 @@ async def test_closing_a_round_purges_ingest_and_records_who_did_it(service_env,
                 )
             )
             assert counts == {"r-close": 0, "r-open": 3}
+            # Emptied at once (TRUNCATE: a new file), not row by row.
+            assert await conn.fetchval(filenode) != before
             # The purged round's emptied partition is dropped; the open round's stays.
-            ids = dict(await conn.fetch("SELECT round_id, id FROM ingest.delivery"))
             assert await drop_dead_partitions(conn) == [partition_name(ids["r-close"])]
             assert not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"ingest.{partition_name(ids['r-close'])}")
             assert await conn.fetchval(f"SELECT count(*) FROM ingest.{partition_name(ids['r-open'])}") == 3

@@ -16,6 +16,14 @@ A step (one message: the invitation or a reminder, on one channel) moves so:
 Planning creates a step ``waiting`` (its invitation has no contact yet), ``planned`` or
 ``skipped`` (ingest holds no contact). Only ``planned`` steps are claimed; ``sending`` is on
 record before anything leaves, so a crash never sends twice.
+
+**Handed over.** Right before a claimed step goes to its channel the sender re-checks the stop
+rule and, in the same statement, stamps the step ``handed_over_at``: from then on the message may
+have reached the citizen. A step handed over is finished with its own idempotency key whatever
+happens meanwhile (a crash of the sender, a timeout, the citizen answering from that very letter):
+the receiver keeps one message per key, so a resend either delivers it or finds it delivered, and
+the step ends ``sent``. The stop rule (``stops``) therefore reaches only steps never handed over:
+``skipped`` with ``answered`` or ``opted_out`` means the message did not leave.
 """
 
 from __future__ import annotations
@@ -65,9 +73,26 @@ def may_move(before: StepStatus, after: StepStatus) -> bool:
 
 def sends(invitation_status):
     """The reminder stop rule: an invitation's messages go out only while it is active; an answer
-    or an opt-out stops every message not yet sent. On a status (str) a bool; on an SQL column
-    the condition (the sender's claim filter and its re-check before sending)."""
+    or an opt-out stops every message not yet handed to its channel (``stops``). On a status
+    (str) a bool; on an SQL column the condition."""
     return invitation_status == InvitationStatus.ACTIVE.value
+
+
+def stops(invitation_status, handed_over_at) -> bool:
+    """The stop rule's scope: a step is stopped when its invitation no longer sends and the
+    step was never handed to its channel (module docstring). On values a bool; on SQL columns
+    the condition (the reconciliation of a dead sender's steps, the answer handler)."""
+    if isinstance(invitation_status, str):
+        return not sends(invitation_status) and handed_over_at is None
+    return ~sends(invitation_status) & handed_over_at.is_(None)
+
+
+def goes_out(invitation_status, handed_over_at):
+    """Not ``stops``: the step is (still) to be sent, with its own key. The sender's claim and
+    its re-check before handing a batch over."""
+    if isinstance(invitation_status, str):
+        return not stops(invitation_status, handed_over_at)
+    return sends(invitation_status) | handed_over_at.is_not(None)
 
 
 def stop_reason(invitation_status: str) -> str | None:

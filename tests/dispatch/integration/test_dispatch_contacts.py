@@ -371,6 +371,41 @@ async def test_erasure_removes_the_citizens_kept_releases(service_env, runtime, 
     assert receipts[0]["verified"] and receipts[0]["removed"]["released_contact"] == 2
 
 
+async def test_a_late_chunk_or_release_after_a_purge_or_an_erasure_brings_nothing_back(service_env, runtime, handlers):
+    """Tombstones (shared.privacy): a replayed sample chunk or contact release, or one delayed
+    behind the purge or the erasure, plans no invitation and keeps no contact."""
+    rules = privacy_rules(make_settings(service_env))
+    purged = sample(service_env, a_round("late-purge"), "101", 3)
+    await handle(runtime, handlers, round_defined(purged.round_id))
+    for event in purged.events:
+        await handle(runtime, handlers, event)
+    await handle(runtime, privacy_handlers(rules),
+                 RoundPurgeRequested(round_id=purged.round_id, closed_at=datetime.now(UTC), requested_at=datetime.now(UTC)))
+    late = sample(service_env, purged.round_id, "147", 2, seed=7)  # a municipality's chunk the purge overtook
+    for event in (*purged.events, late.release, late.sample):
+        await handle(runtime, handlers, event)
+    states, kept = await contact_states(runtime, purged.round_id)
+    assert not kept and len(states) == 3 and all(p.startswith("anon-") for p in states)
+    async with runtime.uow() as uow:
+        assert await rules.identifiers_left_in_round(uow, purged.round_id) == 0
+
+    erase = sample(service_env, a_round("late-erase"), KOMMUNE, 3)
+    await handle(runtime, handlers, erase.sample)
+    gone = erase.persons[0].pseudonym
+    await handle(runtime, privacy_handlers(rules), CitizenErasureRequested(
+        request_id=uuid.uuid4(), kind="erasure", pseudonyms=[gone], requested_at=datetime.now(UTC)))
+    for event in (erase.release, erase.sample):  # the release after the erasure; the chunk replayed
+        await handle(runtime, handlers, event)
+    states, kept = await contact_states(runtime, erase.round_id)
+    assert set(states) == {p.pseudonym for p in erase.persons[1:]} and not kept
+    async with runtime.uow() as uow:
+        assert await rules.rows_left_for_citizens(uow, [gone]) == 0
+    # The tombstone holds no pseudonym.
+    async with runtime.sessionmaker() as session:
+        refs = set(await session.scalars(sa.text("SELECT ref FROM dispatch.privacy_tombstone")))
+    assert gone not in refs and purged.round_id in refs
+
+
 # --- v1 -----------------------------------------------------------------------------------------------
 
 
@@ -438,3 +473,63 @@ async def test_over_the_bus_a_v1_sample_is_still_sent(service_env):
         await wait_for(all_sent, 60, "five invitations sent")
         assert all(inv.contact is not None for inv in await invitations(app, "bus-v1"))
     assert len(sink_files(Path(service_env["DEV_SINK_DIR"]))) == 5
+
+
+# --- two replicas, crossing batches -------------------------------------------------------------------
+
+
+async def test_two_replicas_crossing_municipalities_never_deadlock(service_env, runtime, handlers):
+    """Two dispatch replicas' consumers each handle a batch of two municipalities in one
+    transaction, in crossing orders (one has the sample chunks of X then Y, the other the contact
+    releases of Y then X), slowly enough that each holds its first municipality when it asks for
+    the second. Without the batch preparation PostgreSQL finds a deadlock and fails one; with
+    dispatch's (``lock_in_order``, as main.py gives it to the consumer) both commit."""
+    from types import SimpleNamespace
+
+    from services.dispatch.handlers import lock_in_order
+    from services.dispatch.models import BUS
+    from shared.bus.consumer import IdempotentConsumer
+    from shared.events import SampleDrawn
+
+    def slow(handler):
+        async def handle(uow, envelope, payload):
+            await handler(uow, envelope, payload)
+            await asyncio.sleep(0.6)  # holding the municipality's lock, as a big chunk would
+        return handle
+
+    table = handler_table(handlers)
+    crossing = {SampleDrawn: slow(table["sample.drawn"]), ContactsReleased: slow(table["contacts.released"])}
+
+    def replica(prepare):
+        return IdempotentConsumer(service="dispatch", bootstrap_servers=service_env["KAFKA_BOOTSTRAP_SERVERS"],
+                                  topic_prefix=service_env["KAFKA_TOPIC_PREFIX"], handlers=crossing, uow_factory=runtime.uow,
+                                  tables=BUS, dead_letter_producer=None, group_id=f"replica-{uuid.uuid4().hex[:6]}",
+                                  prepare=prepare)
+
+    def batch(*payloads):
+        items = []
+        for payload in payloads:
+            envelope = Envelope.model_validate_json(Envelope.wrap(payload, source="test", correlation_id="test").model_dump_json())
+            items.append((SimpleNamespace(topic=payload.event_type), envelope, envelope.payload()))
+        return items
+
+    async def both(prepare) -> list:
+        round_id = a_round("replicas")
+        x, y = sample(service_env, round_id, "101", 3, seed=1), sample(service_env, round_id, "147", 3, seed=2)
+        first, second = replica(prepare), replica(prepare)
+        try:
+            results = await asyncio.gather(first._handle_in_one_transaction(batch(x.sample, y.sample)),
+                                           second._handle_in_one_transaction(batch(y.release, x.release)),
+                                           return_exceptions=True)
+        finally:
+            for consumer in (first, second):
+                await consumer.stop()
+        return [r for r in results if isinstance(r, BaseException)], round_id, (x, y)
+
+    failures, _, _ = await both(None)
+    assert len(failures) == 1 and "deadlock" in str(failures[0]).lower(), failures
+
+    failures, round_id, (x, y) = await both(lock_in_order)
+    assert failures == []
+    states, kept = await contact_states(runtime, round_id)
+    assert states == completed_states(x, y) and not kept

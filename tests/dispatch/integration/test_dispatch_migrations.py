@@ -88,3 +88,30 @@ async def test_0004_unsent_steps_wait_for_their_rounds_definition_and_keep_their
         await migrate(engine, MIGRATIONS, "dispatch")
     finally:
         await engine.dispose()
+
+
+async def test_0005_steps_sending_at_the_upgrade_count_as_handed_over_and_0006_adds_the_tombstones(database_url):
+    engine = make_engine(database_url)
+    try:
+        await migrate(engine, MIGRATIONS, "dispatch", revision="0004")
+        async with engine.begin() as conn:
+            await conn.execute(sa.text(INVITATION), {"pseudonym": "mid-send", "contact": SEALED})
+            await conn.execute(sa.text(STEP), {"step": "invitation", "due": datetime(2026, 9, 1, tzinfo=UTC), "status": "sending",
+                                               "pseudonym": "mid-send"})
+            await conn.execute(sa.text(STEP), {"step": "reminder_1", "due": None, "status": "planned", "pseudonym": "mid-send"})
+            await conn.execute(sa.text("UPDATE dispatch.dispatch_step SET sending_since = now() WHERE status = 'sending'"))
+
+        await migrate(engine, MIGRATIONS, "dispatch")
+        async with engine.begin() as conn:
+            # Claimed by a sender that did not stamp: maybe delivered, so resent with its key.
+            stamped = dict((await conn.execute(sa.text(
+                "SELECT step, handed_over_at IS NOT NULL FROM dispatch.dispatch_step"))).all())
+            tombstones = await conn.scalar(sa.text("SELECT count(*) FROM dispatch.privacy_tombstone"))
+        assert stamped == {"invitation": True, "reminder_1": False} and tombstones == 0
+
+        async with engine.begin() as conn:
+            await conn.run_sync(_downgrade, "0004")
+            assert await conn.scalar(sa.text("SELECT to_regclass('dispatch.privacy_tombstone')")) is None
+        await migrate(engine, MIGRATIONS, "dispatch")
+    finally:
+        await engine.dispose()

@@ -8,8 +8,10 @@ contacts.released for each chunk; how the two meet is tested in test_dispatch_co
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -37,6 +39,7 @@ from services.dispatch.links import token_hash
 from services.dispatch.main import create_app
 from services.dispatch.models import DispatchStep, Invitation
 from services.dispatch.sender import Sender
+from shared.links import issued_at
 from shared.testing.fixtures import bearer, running_app
 from shared.testing.round import survey_token
 
@@ -75,6 +78,9 @@ async def test_plan_api_arms_and_invitations_in_the_sink(service_env, dev_issuer
             validate_memo(data)
             token = survey_token(data)
             assert token_hash(token) in by_hash
+            # Dispatch's tag and issue time: responses tells it from a guess before link.issued arrives.
+            issued = issued_at(base64.b64decode(service_env["LINK_KEY"]), token)
+            assert issued is not None and abs((datetime.now(UTC) - issued).total_seconds()) < 600
 
         # Arms: stored, reproducible from the seed, and they changed the plan.
         invs = list(by_hash.values())

@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
 revision = "d24p"
-down_revision = "0004"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
