@@ -829,6 +829,7 @@ def decide(
         return {e for li in shape.lines_through[target] for e in (lines[li][0], *lines[li][1])}
 
     lower = upper = None
+    audit_cache: dict = {}
     while True:
         apply_line_rule()
         unknown = [i for i in everything if status[i] is not published]
@@ -858,7 +859,7 @@ def decide(
         intervals = audit(
             shape.equations(), by_number, unknown, floor=[floor[i] for i in unknown], upper=[bound[i] for i in unknown],
             splits=splits, earlier=earlier, chain=chain, changes=[i for i in changes if status[i] is not published or earlier.hidden[i]],
-            targets=targets, time_limit=audit_time_limit,
+            targets=targets, time_limit=audit_time_limit, cache=audit_cache,
         )
         lo, hi = intervals.lower, intervals.upper
         lower = np.array(count, dtype=float)
@@ -1143,6 +1144,7 @@ def audit(
     changes: Iterable[int] = (),
     targets: Sequence[tuple[float | None, float | None]] | None = None,
     time_limit: float | None = None,
+    cache: dict | None = None,
 ) -> Intervals:
     """What a reader holding every published number can prove about each hidden cell: the
     values it can take in the whole-number solutions of the tables' equations, every count at
@@ -1174,7 +1176,8 @@ def audit(
     is assumed). ``changes``: cells (numbers) for which a solution where the cell has not grown
     since the earlier release is searched: a reader must not be able to prove a cell gained
     1..T-1 respondents (it would read the few who joined); ``least_change`` is the least growth
-    seen.
+    seen. ``cache``: the answers of earlier audits of the same decision, per group (kept by the
+    caller between the audits of one decision; a group is searched again only when it changed).
 
     ``chain``: releases after ``earlier`` that published counts only (oldest first), held the
     same way: their hidden cells are unknowns with their equations, and every count only grows
@@ -1217,83 +1220,101 @@ def audit(
     releases = [(count, hidden_now, list(splits))]
     if earlier is not None:
         releases.append((earlier.count, hidden_then, list(earlier.splits)))
-    # The chain's releases carry no breakdown: every part -1 (not published then).
-    releases += [(layer.count, layer.hidden, [Split(np.full_like(s.counts, -1)) for s in splits]) for layer in chain]
-    # Counts only grow: earlier -> chain (oldest first) -> now; parts straight from earlier to
-    # now (the chain has none). Release 0 is now, 1 the earlier one, then the chain's.
+    # The chain's releases carry no breakdown (nothing of what anyone answered was published).
+    releases += [(layer.count, layer.hidden, []) for layer in chain]
+    # Counts only grow: earlier -> chain (oldest first) -> now. Release 0 is now, 1 the earlier
+    # one, then the chain's; the parts grow straight from the earlier release to now.
     first_chain = len(releases) - len(chain)
     order = ([1] if earlier is not None else []) + list(range(first_chain, len(releases))) + [0]
     growth = list(zip(order[1:], order[:-1]))
-    if earlier is not None and chain:
-        growth.append((0, 1))  # the parts' (the chain's cells imply it for the cells)
     for group_local in _components(len(members), ([index[c] for c in r[0]] for r in relations)):
         group = [members[m] for m in group_local]
+        if not any(i in position or i in wanted_changes for i in group):
+            continue  # cells hidden in earlier releases only: nothing of this release to audit
         local = {ident: g for g, ident in enumerate(group)}
         rel = [r for r in relations if next(iter(r[0])) in local]
         cap = np.array([upper_arr[position[i]] if i in position else np.inf for i in group])
         low = np.array([floor_arr[position[i]] if i in position else 0.0 for i in group])
-        # The cells of each release (the master program), then each breakdown's parts given the
-        # cells (one program per breakdown: given the cells, breakdowns are independent).
-        cells = [(values, hidden) for values, hidden, _ in releases]
-        master = _Program(group, rel, cells, cap, [low] + [np.zeros(len(group))] * (len(cells) - 1), len(cells), growth)
-        subs = []
-        for s_i in range(len(splits)):
-            blocks = []
-            for values, hidden, release_splits in releases:
-                counts = release_splits[s_i].counts
-                blocks += [(counts[c], hidden) for c in range(counts.shape[0])]
-            floor = splits[s_i].floor
-            lows = [floor[c, group].astype(float) if floor is not None else np.zeros(len(group)) for c in range(splits[s_i].counts.shape[0])]
-            lows += [np.zeros(len(group))] * (len(blocks) - len(lows))
-            subs.append(_Program(group, rel, blocks, cap, lows, len(releases), growth, parts_of=True))
-        truth = np.concatenate([np.maximum(values[group], 0) for values, _ in cells]).astype(float)
-        size = len(group)
-        seen_lo = truth[:size].copy()
-        seen_hi = truth[:size].copy()
-        change_lo = truth[:size] - truth[size: 2 * size] if earlier is not None else None
+        # A group whose program is the same as in an earlier audit of the same decision (its
+        # cells, which of them are hidden now, their targets, floors and limits; everything
+        # else is fixed for the decision) has the same answer: only groups a new partner
+        # changed are searched again.
+        key = (
+            tuple(group), hidden_now[group].tobytes(), low.tobytes(), cap.tobytes(),
+            tuple(targets[position[i]] if targets is not None and i in position else None for i in group),
+            tuple(i in wanted_changes for i in group),
+        )
+        known = cache.get(key) if cache is not None else None
+        if known is not None:
+            seen_lo, seen_hi, change_lo = (None if a is None else a.copy() for a in known)
+        else:
+            # The cells of each release (the master program), then each breakdown's parts given the
+            # cells (one program per breakdown: given the cells, breakdowns are independent).
+            cells = [(values, hidden) for values, hidden, _ in releases]
+            master = _Program(group, rel, cells, cap, [low] + [np.zeros(len(group))] * (len(cells) - 1), len(cells), growth)
+            subs = []
+            # The parts: this release and the earlier one only (the chain published none; the
+            # cells' growth through it is the master program's).
+            with_parts = releases[: 2 if earlier is not None else 1]
+            for s_i in range(len(splits)):
+                blocks = []
+                for values, hidden, release_splits in with_parts:
+                    counts = release_splits[s_i].counts
+                    blocks += [(counts[c], hidden) for c in range(counts.shape[0])]
+                floor = splits[s_i].floor
+                lows = [floor[c, group].astype(float) if floor is not None else np.zeros(len(group)) for c in range(splits[s_i].counts.shape[0])]
+                lows += [np.zeros(len(group))] * (len(blocks) - len(lows))
+                subs.append(_Program(group, rel, blocks, cap, lows, len(with_parts), [(0, 1)] if earlier is not None else [], parts_of=True))
+            truth = np.concatenate([np.maximum(values[group], 0) for values, _ in cells]).astype(float)
+            size = len(group)
+            seen_lo = truth[:size].copy()
+            seen_hi = truth[:size].copy()
+            change_lo = truth[:size] - truth[size: 2 * size] if earlier is not None else None
 
-        def record(x: np.ndarray) -> None:
-            nonlocal change_lo
-            cur = np.round(x[:size])
-            np.minimum(seen_lo, cur, out=seen_lo)
-            np.maximum(seen_hi, cur, out=seen_hi)
-            if change_lo is not None:
-                np.minimum(change_lo, cur - np.round(x[size: 2 * size]), out=change_lo)
+            def record(x: np.ndarray) -> None:
+                nonlocal change_lo
+                cur = np.round(x[:size])
+                np.minimum(seen_lo, cur, out=seen_lo)
+                np.maximum(seen_hi, cur, out=seen_hi)
+                if change_lo is not None:
+                    np.minimum(change_lo, cur - np.round(x[size: 2 * size]), out=change_lo)
 
-        joint = _Joint(master, subs)
+            joint = _Joint(master, subs)
 
-        def reachable(g: int, lo_: float = -np.inf, hi_: float = np.inf, change_at_most: float | None = None) -> bool:
-            """Whether a solution has cell g within [lo_, hi_] (grown by at most change_at_most):
-            cells from the joint program, then every breakdown left out of it checked for
-            parts of those cells; one without takes its parts into the joint program (for the
-            rest of the group) and the search repeats. The joint program is a relaxation of the
-            whole, so when it has no solution there is none."""
-            while True:
-                x = joint.solve({g: (lo_, hi_)}, (g, change_at_most), options)
-                if x is None:
-                    return False
-                cells_x = np.round(x)
-                missing = next((i for i in range(len(subs)) if i not in joint.included and not subs[i].solve_given(cells_x, options)), None)
-                if missing is None:
-                    record(cells_x)
-                    return True
-                joint.include(missing)
+            def reachable(g: int, lo_: float = -np.inf, hi_: float = np.inf, change_at_most: float | None = None) -> bool:
+                """Whether a solution has cell g within [lo_, hi_] (grown by at most change_at_most):
+                cells from the joint program, then every breakdown left out of it checked for
+                parts of those cells; one without takes its parts into the joint program (for the
+                rest of the group) and the search repeats. The joint program is a relaxation of the
+                whole, so when it has no solution there is none."""
+                while True:
+                    x = joint.solve({g: (lo_, hi_)}, (g, change_at_most), options)
+                    if x is None:
+                        return False
+                    cells_x = np.round(x)
+                    missing = next((i for i in range(len(subs)) if i not in joint.included and not subs[i].solve_given(cells_x, options)), None)
+                    if missing is None:
+                        record(cells_x)
+                        return True
+                    joint.include(missing)
 
-        for g, ident in enumerate(group):
-            if ident in position:
-                j = position[ident]
-                target_lo, target_hi = targets[j] if targets is not None else (None, None)
-                if target_lo is None and target_hi is None:  # not pinned: any other value will do
-                    c = float(count[ident])
-                    if seen_lo[g] >= c and seen_hi[g] <= c:
-                        reachable(g, hi_=c - 1) or reachable(g, lo_=c + 1)
-                else:
-                    if target_lo is not None and seen_lo[g] > target_lo:
-                        reachable(g, hi_=target_lo)
-                    if target_hi is not None and seen_hi[g] < target_hi:
-                        reachable(g, lo_=target_hi)
-            if ident in wanted_changes and change_lo is not None and change_lo[g] > 0:
-                reachable(g, change_at_most=0)
+            for g, ident in enumerate(group):
+                if ident in position:
+                    j = position[ident]
+                    target_lo, target_hi = targets[j] if targets is not None else (None, None)
+                    if target_lo is None and target_hi is None:  # not pinned: any other value will do
+                        c = float(count[ident])
+                        if seen_lo[g] >= c and seen_hi[g] <= c:
+                            reachable(g, hi_=c - 1) or reachable(g, lo_=c + 1)
+                    else:
+                        if target_lo is not None and seen_lo[g] > target_lo:
+                            reachable(g, hi_=target_lo)
+                        if target_hi is not None and seen_hi[g] < target_hi:
+                            reachable(g, lo_=target_hi)
+                if ident in wanted_changes and change_lo is not None and change_lo[g] > 0:
+                    reachable(g, change_at_most=0)
+            if cache is not None:
+                cache[key] = (seen_lo.copy(), seen_hi.copy(), None if change_lo is None else change_lo.copy())
         for g, ident in enumerate(group):
             if ident in position:
                 j = position[ident]
