@@ -37,6 +37,9 @@ create dispatch.progress  $(( 400 * DAY ))
 # The round's questionnaire for print (responses -> dispatch): wording only, the latest state per
 # round; kept as long as a round runs, so a dispatch rebuilt by replay can still print it.
 create questionnaire.offered $(( 400 * DAY ))
+# The frame's population counts per municipality x target group x bands (sampling -> analytics):
+# counts only; kept as long as the answers, the population the estimates are calibrated to.
+create frame.margins $(( 400 * DAY ))
 # Privacy coordination (no personal data: pseudonyms of erased citizens only until handled).
 create round.purge_requested      $(( 30 * DAY ))
 create round.purged               $(( 400 * DAY ))
