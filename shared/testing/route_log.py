@@ -157,6 +157,15 @@ REDIRECT_SUCCESS: dict[tuple[str, str, str], tuple[str, str]] = {
         "a saved page answers 303 (post/redirect/get) to the next or previous page, the saved page or the receipt",
     ),
     ("responses", "POST", "/s/{token}/afmeld"): (r"/s/[^/]+/afmeldt$", "an opt-out answers 303 to its confirmation"),
+    # The interviewer's outcomes answer 303 back to the list (post/redirect/get); the query says
+    # which (done=completed, refused or the call-back, or taken, answered or closed), and the gate sees paths
+    # only: tests/responses/integration/test_responses_interview.py asserts the query.
+    ("responses", "POST", "/interview/rounds/{round_id}/calls/{interview_id}/answers"): (
+        r"^/interview/rounds/[^/]+$", "recording the phone answers answers 303 to the list's next citizen"),
+    ("responses", "POST", "/interview/rounds/{round_id}/calls/{interview_id}/refused"): (
+        r"^/interview/rounds/[^/]+$", "a refusal answers 303 to the list's next citizen"),
+    ("responses", "POST", "/interview/rounds/{round_id}/calls/{interview_id}/call-back"): (
+        r"^/interview/rounds/[^/]+$", "a call-back time answers 303 to the list's next citizen"),
     ("analytics", "POST", "/dashboard/login"): (
         r"^/dashboard/(?!login)",
         "a dev login sets the cookie and answers 303 to the dashboard page asked for",
