@@ -6,43 +6,13 @@ axe-core (npm axe-core) on every page including error states: no WCAG 2.1 A/AA v
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
-import pytest
 
 
 from responses_helpers import issue
-from services.responses.config import ResponsesSettings
-from services.responses.main import create_app
-from shared.testing.fixtures import served, settings_from_env
-from shared.testing.browser import CHROMIUM, CHROMIUM_ARGS, WCAG_TAGS, needs_chromium
-from shared.testing.browser import axe_source as load_axe
-
-FRONTEND = Path(__file__).resolve().parents[3] / "services" / "responses" / "frontend"
+from shared.testing.browser import WCAG_TAGS, needs_chromium
 
 pytestmark = needs_chromium
-
-
-@pytest.fixture(scope="module")
-def axe_source() -> str:
-    return load_axe(FRONTEND)
-
-
-@pytest.fixture(scope="module")
-async def live(module_env):
-    app = create_app(settings_from_env(ResponsesSettings, module_env))
-    async with served(app, lifespan="on") as url:
-        yield app, url
-
-
-@pytest.fixture(scope="module")
-async def browser():
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        await browser.close()
 
 
 class Checked:

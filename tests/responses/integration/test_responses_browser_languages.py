@@ -12,7 +12,7 @@ from responses_helpers import issue, token_hash
 from services.responses.domain.languages import LANGUAGES, direction
 from services.responses.models import Response
 from shared.testing.browser import needs_chromium
-from test_responses_browser import Checked, axe_source, browser, live  # noqa: F401 (fixtures)
+from test_responses_browser import Checked
 
 pytestmark = needs_chromium
 

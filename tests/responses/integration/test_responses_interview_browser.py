@@ -7,43 +7,14 @@ page in any of its states, in Danish and English, and the page's CSP holds (no i
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
-import pytest
 
 from interview_helpers import interview_of, issue_with_phones, link_status, phone_views, responses_of
-from services.responses.config import ResponsesSettings
-from services.responses.main import create_app
-from shared.testing.browser import CHROMIUM, CHROMIUM_ARGS, WCAG_TAGS, needs_chromium
-from shared.testing.browser import axe_source as load_axe
-from shared.testing.fixtures import bearer, served, settings_from_env
-
-FRONTEND = Path(__file__).resolve().parents[3] / "services" / "responses" / "frontend"
+from shared.testing.browser import WCAG_TAGS, needs_chromium
+from shared.testing.fixtures import bearer
 
 pytestmark = needs_chromium
-
-
-@pytest.fixture(scope="module")
-def axe() -> str:
-    return load_axe(FRONTEND)
-
-
-@pytest.fixture(scope="module")
-async def live(module_env):
-    app = create_app(settings_from_env(ResponsesSettings, module_env))
-    async with served(app, lifespan="on") as url:
-        yield app, url
-
-
-@pytest.fixture(scope="module")
-async def browser():
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        await browser.close()
 
 
 async def audit(page, axe: str, label: str, csp_errors: list[str]) -> None:
@@ -61,7 +32,7 @@ async def audit(page, axe: str, label: str, csp_errors: list[str]) -> None:
     assert csp_errors == [], f"CSP violations on {label}: {csp_errors}"
 
 
-async def test_an_interviewer_completes_an_interview_in_the_browser(live, browser, axe, module_env, dev_issuer):
+async def test_an_interviewer_completes_an_interview_in_the_browser(live, browser, axe_source, module_env, dev_issuer):
     app, url = live
     round_id = f"tlf-b-{datetime.now(UTC):%H%M%S%f}"
     tokens = await issue_with_phones(app, module_env, 4, round_id=round_id, phones=["+4520000001", "+4520000002", "+4520000003", "+4520000004"])
@@ -78,7 +49,7 @@ async def test_an_interviewer_completes_an_interview_in_the_browser(live, browse
         assert phone in {"+4520000001", "+4520000002", "+4520000003", "+4520000004"}
         assert await page.inner_text("#waiting") == "4"
         assert "Læs op for borgeren" in await page.inner_text("main")
-        await audit(page, axe, "the call", csp_errors)
+        await audit(page, axe_source, "the call", csp_errors)
         by_phone = {p: t for p, t in zip(["+4520000001", "+4520000002", "+4520000003", "+4520000004"], tokens, strict=True)}
         on_the_phone = by_phone.pop(phone)
 
@@ -91,7 +62,7 @@ async def test_an_interviewer_completes_an_interview_in_the_browser(live, browse
         [row] = await responses_of(app, on_the_phone)
         assert (row.mode, row.answers) == ("phone", {"q1": "meget_enig", "q13": "tilfreds", "q15": "Mere tid til samtalen"})
         assert len(await phone_views(app, str((await interview_of(app, on_the_phone)).id))) == 1
-        await audit(page, axe, "the next call after a saved interview", csp_errors)
+        await audit(page, axe_source, "the next call after a saved interview", csp_errors)
 
         # The citizen shown now answers on the web before the interviewer calls: the next call is someone else.
         shown = await page.inner_text("#phone")
@@ -110,7 +81,7 @@ async def test_an_interviewer_completes_an_interview_in_the_browser(live, browse
         await page.fill("#call_back_at", "2020-01-01T10:00")
         await page.click("#call-back")
         assert "skal ligge i fremtiden" in await page.inner_text("[role=alert]")
-        await audit(page, axe, "a refused call-back time", csp_errors)
+        await audit(page, axe_source, "a refused call-back time", csp_errors)
         tomorrow = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
         await page.fill("#call_back_at", tomorrow)
         await page.click("#call-back")
@@ -123,17 +94,17 @@ async def test_an_interviewer_completes_an_interview_in_the_browser(live, browse
         assert "Afslaget er registreret" in await page.inner_text("#done")
         assert await page.inner_text("#empty") == "Ingen borgere at ringe til"
         assert (await interview_of(app, last)).outcome == "refused" and await link_status(app, last) == "open"
-        await audit(page, axe, "the empty list", csp_errors)
+        await audit(page, axe_source, "the empty list", csp_errors)
 
         # English.
         await page.goto(f"{url}/interview/rounds/{round_id}?lang=en")
         assert await page.get_attribute("html", "lang") == "en" and "Nobody to call" in await page.inner_text("main")
-        await audit(page, axe, "the empty list in English", csp_errors)
+        await audit(page, axe_source, "the empty list in English", csp_errors)
     finally:
         await context.close()
 
 
-async def test_the_call_in_english_passes_axe(live, browser, axe, module_env, dev_issuer):
+async def test_the_call_in_english_passes_axe(live, browser, axe_source, module_env, dev_issuer):
     app, url = live
     round_id = f"tlf-en-{datetime.now(UTC):%H%M%S%f}"
     [token] = await issue_with_phones(app, module_env, 1, round_id=round_id)
@@ -144,7 +115,7 @@ async def test_the_call_in_english_passes_axe(live, browser, axe, module_env, de
     try:
         await page.goto(f"{url}/interview/rounds/{round_id}?lang=en")
         assert "Read aloud to the citizen" in await page.inner_text("main")
-        await audit(page, axe, "the call in English", csp_errors)
+        await audit(page, axe_source, "the call in English", csp_errors)
         await page.check("#q2-2")
         await page.click("#save")
         assert "The interview is saved" in await page.inner_text("#done")
