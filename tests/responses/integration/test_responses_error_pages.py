@@ -14,7 +14,7 @@ from services.responses.config import ResponsesSettings
 from services.responses.main import create_app
 from shared.testing.browser import CHROMIUM, CHROMIUM_ARGS, needs_chromium
 from shared.testing.fixtures import served, settings_from_env
-from test_responses_browser import Checked, axe_source, browser  # noqa: F401 - fixtures
+from test_responses_browser import Checked
 
 pytestmark = needs_chromium
 

@@ -21,7 +21,7 @@ from services.responses.service import link_pending
 from shared.links import link_token, new_nonces
 from shared.testing.browser import needs_chromium
 from shared.testing.fixtures import served, settings_from_env
-from test_responses_browser import Checked, axe_source, browser  # noqa: F401 - fixtures
+from test_responses_browser import Checked
 
 pytestmark = needs_chromium
 
