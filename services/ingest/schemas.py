@@ -26,6 +26,9 @@ class ExtractRow(BaseModel):
     navn: str | None = None
     passiv: bool = False
     forskerbeskyttet: bool = False
+    fritaget_digital_post: bool = Field(
+        default=False, description="Exempt from Digital Post: letters and the paper questionnaire go by physical post"
+    )
     visitationskategori: str | None = Field(
         default=None, description="The citizen's visitation category (e.g. Jobparat, Aktivitetsparat, Jobafklaringsforløb)"
     )
