@@ -691,6 +691,10 @@ class OfferedQuestionnaire(BaseModel):
 
     version_key: str  # e.g. kl_core@1+lokal_751@2: what the paper entry validates against
     languages: dict[str, PrintedQuestionnaire]  # "da" always
+    # The languages the round offers its citizens on the web, in menu order (Danish first):
+    # round.defined's ``languages`` whose translations meet its ``translation_status``. The letters
+    # list these. Empty from a responses that did not say: every language in ``languages``.
+    offered_languages: list[str] = Field(default_factory=list, max_length=20)
 
 
 @event("questionnaire.offered", 1)
