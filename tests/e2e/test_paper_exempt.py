@@ -2,7 +2,11 @@
 broker: the municipality's extract marks the citizen "Fritaget for Digital Post"; after the draw
 the invitation goes as a printed letter (Fysisk Post: a QR code, no mailbox button) and, at the
 reminder the round's plan names, the paper questionnaire with its answer id; the paper answers
-keyed in against that id count once in analytics, and a second entry is refused."""
+keyed in against that id count once in analytics, and a second entry is refused.
+
+The round offers three languages (POST /rounds at ingest): every letter, printed or digital,
+says in those three, and no other, how to choose the language (round.defined -> responses ->
+questionnaire.offered -> dispatch)."""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from xml.etree import ElementTree
 import pypdf
 import pytest
 
+from services.dispatch.domain.letters import LANGUAGE_CHOICE
 from shared.testing.fixtures import bearer
 from shared.testing.round import define_round_at, request_with_retry, schedule_round_at, synthetic_rows, wait_for
 
@@ -51,7 +56,9 @@ def test_an_exempt_citizen_gets_a_paper_questionnaire_whose_answers_count_once(s
     vendor = dev_issuer.mint("fasit-dev", ["extracts:write", "extracts:read"], [KOMMUNE])
     operator = bearer(dev_issuer.mint("paper-561", ["responses:paper"], KOMMUNE))
     round_id = f"papir-{datetime.now(UTC):%H%M%S}"
-    define_round_at(stack["ingest"].url, admin, round_id, kommuner=[KOMMUNE], delivery_deadline=None)
+    created = define_round_at(stack["ingest"].url, admin, round_id, kommuner=[KOMMUNE], delivery_deadline=None,
+                              languages=["en", "pl"], translation_status="draft")
+    assert (created["languages"], created["translation_status"]) == (["en", "pl"], "draft")
     # The round's plan: one reminder, with the paper questionnaire to the citizens exempt from Digital Post.
     r = request_with_retry("PUT", f"{stack['dispatch'].url}/rounds/{round_id}/plan", headers=bearer(admin),
                            json={"reminder_count": 1, "paper_questionnaire": {"reminder": 1}})
@@ -93,6 +100,11 @@ def test_an_exempt_citizen_gets_a_paper_questionnaire_whose_answers_count_once(s
     printed = {invitation for invitation, memo in invitations.items() if "Scan QR-koden" in pdf_text(memo)}
     assert len(printed) == 1
     [exempt] = printed
+    # Every letter says how to choose Danish, English and Polish, the round's languages, and no other.
+    for memo in invitations.values():
+        text = " ".join(pdf_text(memo).split())
+        assert all(LANGUAGE_CHOICE[lang] in text for lang in ("da", "en", "pl")), text
+        assert not [lang for lang in ("da-x-let", "uk", "tr", "so") if LANGUAGE_CHOICE[lang] in text], text
 
     # At the reminder's date: the paper questionnaire to the exempt citizen, and to nobody else.
     def papers():
