@@ -33,6 +33,11 @@ AnswerMode = Literal["web", "paper", "phone"]
 # The language the citizen answered in: a BCP 47 tag as the questionnaire's texts name it ("da", "en", "ar").
 LANGUAGE_PATTERN = r"^[a-z]{2,3}(-[A-Za-z0-9]{1,8})*$"
 DispatchStep = Literal["invitation", "reminder_1", "reminder_2"]
+# The languages a citizen can answer in (BCP 47; "da-x-let" is easy-read Danish), in the order the
+# language menu lists them: what a round may name in round.defined's ``languages``
+# (docs/languages.md; responses has the texts, services/responses/domain/languages.py).
+SURVEY_LANGUAGES: tuple[str, ...] = ("da", "da-x-let", "en", "ar", "uk", "tr", "so", "pl")
+TranslationStatus = Literal["draft", "reviewed"]
 
 
 class Envelope(BaseModel):
@@ -479,7 +484,7 @@ class RoundDefined(EventPayload):
     languages: list[str] = Field(default_factory=list, max_length=20)
     # The review status a translation needs to be offered: "reviewed" offers only translations a
     # person has checked; "draft" also drafts nobody has checked yet.
-    translation_status: Literal["draft", "reviewed"] = "draft"
+    translation_status: TranslationStatus = "draft"
 
     def key(self) -> str:
         return self.round_id
@@ -691,6 +696,10 @@ class OfferedQuestionnaire(BaseModel):
 
     version_key: str  # e.g. kl_core@1+lokal_751@2: what the paper entry validates against
     languages: dict[str, PrintedQuestionnaire]  # "da" always
+    # The languages the round offers its citizens on the web, in menu order (Danish first):
+    # round.defined's ``languages`` whose translations meet its ``translation_status``. The letters
+    # list these. Empty from a responses that did not say: every language in ``languages``.
+    offered_languages: list[str] = Field(default_factory=list, max_length=20)
 
 
 @event("questionnaire.offered", 1)

@@ -410,7 +410,7 @@ EVENT_FIELDS_NOT_PERSONAL = frozenset(
                 "version_key", "languages.language", "languages.title", "languages.themes[].title",
                 "languages.themes[].questions[].text", "languages.themes[].questions[].help",
                 "languages.themes[].questions[].options[].label", "languages.themes[].questions[].max_length",
-                "languages.fallback_to_da",
+                "languages.fallback_to_da", "offered_languages",
             )
         ),
         *(("dispatch.progress", path) for path in ("sending", "steps[].count", "contacts[].waiting", "contacts[].no_contact", "as_of")),

@@ -100,16 +100,19 @@ async def round_failures(request: Request, round_id: RoundId,
 async def preview_letter(request: Request, round_id: RoundId,
                          kommunekode: str = Path(pattern=KOMMUNE_PATTERN),
                          step: Literal["invitation", "reminder_1", "reminder_2"] = Path(),
-                         paper: bool = Query(False, description="the printed letter (citizens exempt from Digital Post)"),
+                         printed_letter: bool = Query(False, alias="paper",
+                                                      description="the printed letter (citizens exempt from Digital Post)"),
                          principal: Principal = Depends(admin)) -> Response:
     ensure_kommune_access(principal, kommunekode)
     settings = request.app.state.settings
     async with request.app.state.runtime.uow() as uow:
         definition = await service.load_definition(uow.session, round_id)
         plan = await service.resolve_plan(uow.session, settings, round_id, kommunekode)
+        printed = paper.questionnaire_for(await paper.offered_for_round(uow.session, round_id), kommunekode)
     try:
         pdf = await asyncio.to_thread(service.preview_letter, settings, round_id, definition, plan, kommunekode, step,
-                                      paper=paper, today=datetime.now(UTC).date())
+                                      paper=printed_letter, today=datetime.now(UTC).date(),
+                                      languages=tuple((printed or {}).get("offered_languages") or ()) or None)
     except service.PreviewRefused as exc:
         raise HTTPException(404, detail=str(exc)) from None
     filename = f"preview-{round_id}-{kommunekode}-{step}.pdf"

@@ -88,6 +88,9 @@ class RenderJob:
     # A reminder letter whose step also sends the citizen a paper questionnaire (which carries
     # the reminder): an exempt citizen's printed letter is then not sent as a second envelope.
     paper_questionnaire_with_it: bool = False
+    # The languages the round offers (questionnaire.offered's ``offered_languages``): the letter
+    # says in each how to choose it. None: responses has told none yet, every language the letter has.
+    languages: tuple[str, ...] | None = None
 
     def __repr__(self) -> str:  # nothing personal reaches a log through repr()
         return f"RenderJob({self.key})"
@@ -137,7 +140,8 @@ def render_job(config: RenderConfig, job: RenderJob) -> RenderOutcome:
         contact_info = _contact_info(config, municipality)
         ctx = LetterContext(name=contact.name, link=link, municipality=municipality,
                             deadline=job.deadline or (job.created_at + timedelta(days=config.response_deadline_days)).date(),
-                            contact=contact_info, letter_date=job.letter_date, privacy_url=config.privacy_url)
+                            contact=contact_info, letter_date=job.letter_date, privacy_url=config.privacy_url,
+                            **({"languages": job.languages} if job.languages else {}))
         sender = MemoSender(sender_id=config.sender_cvr_by_kommune.get(job.kommunekode, config.default_sender_cvr),
                             label=municipality)
         cpr = _NON_DIGITS.sub("", contact.cpr)
@@ -219,7 +223,7 @@ PREVIEW_TOKEN = "EKSEMPEL"
 
 
 def render_preview(config: RenderConfig, kommunekode: str, step: str, letter_date: date, deadline: date,
-                   *, paper: bool = False) -> bytes:
+                   *, paper: bool = False, languages: tuple[str, ...] | None = None) -> bytes:
     """The letter of ``step`` as a municipality's citizens get it, for a made-up citizen: the
     same templates, municipality, contact details and dates, the full render (not the cache)."""
     from services.dispatch.domain.letters import render_letter
@@ -227,7 +231,7 @@ def render_preview(config: RenderConfig, kommunekode: str, step: str, letter_dat
     municipality = municipality_name(kommunekode)
     ctx = LetterContext(name=PREVIEW_NAME, link=config.survey_base_url + PREVIEW_TOKEN, municipality=municipality,
                         deadline=deadline, contact=_contact_info(config, municipality), letter_date=letter_date,
-                        privacy_url=config.privacy_url)
+                        privacy_url=config.privacy_url, **({"languages": languages} if languages else {}))
     return render_letter(LetterKind(step), ctx, paper=paper).pdf
 
 

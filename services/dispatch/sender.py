@@ -182,13 +182,13 @@ class Claimed:
     _COLUMNS = ("invitation_id", "step", "channel", "attempts", "due_at", "round_id", "kommunekode", "pseudonym",
                 "token_nonce", "contact", "maalgruppe", "stratum", "arm", "created_at", "expires_at", "answer_seq")
     # Read after the claim: a paper step's questionnaire for print; whether a reminder letter's
-    # step also sends a paper questionnaire.
-    __slots__ = (*_COLUMNS, "printed", "paper_with_it")
+    # step also sends a paper questionnaire; the languages a letter lists.
+    __slots__ = (*_COLUMNS, "printed", "paper_with_it", "languages")
 
     def __init__(self, row) -> None:
         for name, value in zip(self._COLUMNS, row, strict=True):
             setattr(self, name, value)
-        self.printed, self.paper_with_it = None, False
+        self.printed, self.paper_with_it, self.languages = None, False, None
 
     @property
     def key(self) -> str:
@@ -417,18 +417,22 @@ class Sender:
         return claimed
 
     async def paper_questionnaires(self, runtime: ServiceRuntime, claimed: list[Claimed]) -> None:
-        """Give the claimed paper steps their round's questionnaire for print, and mark the
-        claimed reminder letters whose step also sends a paper questionnaire (an exempt citizen's
-        printed letter then stays home: compose.py). Two small reads, only for such batches."""
+        """Give the claimed paper steps their round's questionnaire for print and the letters the
+        languages their round offers (both from questionnaire.offered), and mark the claimed
+        reminder letters whose step also sends a paper questionnaire (an exempt citizen's printed
+        letter then stays home: compose.py). Two small reads, only for batches with letters."""
         paper = [c for c in claimed if c.channel in PAPER_CHANNELS]
-        reminder_letters = [c for c in claimed if c.channel == "letter" and c.step != "invitation"]
-        if not (paper or reminder_letters):
+        letters = [c for c in claimed if c.channel == "letter"]
+        reminder_letters = [c for c in letters if c.step != "invitation"]
+        if not (paper or letters):
             return
         async with runtime.sessionmaker() as session:
-            if paper:
-                offered = await offered_for(session, {c.round_id for c in paper})
-                for c in paper:
-                    c.printed = questionnaire_for(offered.get(c.round_id), c.kommunekode)
+            offered = await offered_for(session, {c.round_id for c in (*paper, *letters)})
+            for c in paper:
+                c.printed = questionnaire_for(offered.get(c.round_id), c.kommunekode)
+            for c in letters:
+                questionnaire = questionnaire_for(offered.get(c.round_id), c.kommunekode)
+                c.languages = tuple(questionnaire.get("offered_languages") or ()) if questionnaire else None
             if reminder_letters:
                 with_paper = set((await session.execute(
                     sa.select(DispatchStep.invitation_id, DispatchStep.step)
@@ -444,7 +448,7 @@ class Sender:
                          expires_at=c.expires_at, letter_date=letter_date,
                          deadline=answer_deadline(self.schedules.get(c.round_id), self.settings.response_deadline_days),
                          answer_id=answer_id_for(c.answer_seq),
-                         printed=c.printed, paper_questionnaire_with_it=c.paper_with_it)
+                         printed=c.printed, paper_questionnaire_with_it=c.paper_with_it, languages=c.languages or None)
 
     async def render(self, claimed: list[Claimed]) -> dict[str, RenderOutcome]:
         with self.stages.measure("render", len(claimed)):

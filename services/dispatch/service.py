@@ -271,10 +271,11 @@ def _previewable(round_id: str, definition: RoundDefined | None, kommunekode: st
 
 
 def preview_letter(settings: DispatchSettings, round_id: str, definition: RoundDefined | None, plan: RoundPlan,
-                   kommunekode: str, step: str, *, paper: bool, today: date) -> bytes:
+                   kommunekode: str, step: str, *, paper: bool, today: date,
+                   languages: tuple[str, ...] | None = None) -> bytes:
     """The municipality's letter for ``step`` as it will go out (CPU-bound: call off the loop):
     dated the step's due date under the round's schedule (today while it has none), with the
-    deadline the real letters print."""
+    deadline the real letters print and the round's offered ``languages`` (None: every language)."""
     definition = _previewable(round_id, definition, kommunekode)
     schedule = Schedule.from_definition(definition)
     interval = dict((s, i) for s, _c, i in planned_steps(plan.model_copy(update={"reminder_count": 2})))[step]
@@ -282,7 +283,8 @@ def preview_letter(settings: DispatchSettings, round_id: str, definition: RoundD
     letter_date = due.astimezone(LOCAL).date() if due is not None else today
     deadline = answer_deadline(schedule, settings.response_deadline_days) or letter_date + timedelta(
         days=settings.response_deadline_days)
-    return render_preview(RenderConfig.from_settings(settings), kommunekode, step, letter_date, deadline, paper=paper)
+    return render_preview(RenderConfig.from_settings(settings), kommunekode, step, letter_date, deadline, paper=paper,
+                          languages=languages)
 
 
 def preview_paper_questionnaire(settings: DispatchSettings, round_id: str, definition: RoundDefined | None,

@@ -141,7 +141,8 @@ UPLOAD_BODY = {
         "Windows-1252; dates dd-mm-yyyy, yyyy-mm-dd or Excel serials), XLSX (first sheet), JSON or NDJSON (the "
         "rows of POST /rounds/{round_id}/extracts/{kommunekode}), as the raw body or as a multipart field 'file'. "
         "Required columns: the CPR number, the benefit (ydelse) and the transition date (overgangsdato); the "
-        "visitation category, latest interview, ended, phone, passive flag and name are optional."
+        "visitation category, latest interview, ended, phone, passive flag, name, research protection and exemption "
+        "from Digital Post (fritaget for Digital Post) are optional."
     ),
     "content": {
         "text/csv": {"schema": {"type": "string"}, "example": UPLOAD_CSV_EXAMPLE},

@@ -178,6 +178,10 @@ class RoundDefinition(Base):
     sending_window_start: Mapped[time] = mapped_column(sa.Time, server_default="08:00")
     sending_window_end: Mapped[time] = mapped_column(sa.Time, server_default="20:00")
     retention_days: Mapped[int]
+    # The languages the round offers (shared.events.SURVEY_LANGUAGES; empty: every one) and the
+    # review status their translations need (draft | reviewed).
+    languages: Mapped[list[str]] = mapped_column(sa.ARRAY(sa.Text), server_default="{}")
+    translation_status: Mapped[str] = mapped_column(sa.Text, server_default="draft")
     phase: Mapped[str] = mapped_column(sa.Text)
     phase_changed_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
     implicit: Mapped[bool] = mapped_column(server_default=sa.false())
@@ -190,5 +194,6 @@ class RoundDefinition(Base):
         # The phases of the rules (domain.rounds.PHASES); the migration's copy is checked against
         # them (tests/ingest/test_round_phase_constraint.py).
         sa.CheckConstraint(PHASE_KNOWN, name="ck_round_definition_phase_known"),
+        sa.CheckConstraint("translation_status IN ('draft', 'reviewed')", name="ck_round_definition_translation_status"),
         sa.Index("ix_round_definition_unpublished", "round_id", postgresql_where=sa.text("published_revision < revision")),
     )

@@ -91,6 +91,7 @@ FAST_COLUMNS = (
     Kolonne.NAVN,
     Kolonne.TELEFON,
     Kolonne.VISITATIONSKATEGORI,
+    Kolonne.FRITAGET_DIGITAL_POST,
 )
 
 # valid_outcome codes besides a citizen index (>= 0)
@@ -365,7 +366,7 @@ def _prepare_plain_block(spec: PreparationSpec, layout: CsvLayout, data: bytes, 
     columns = [table.column(i).combine_chunks() for i in range(layout.width)]
     checked = _check_columns(state.validator, layout, columns)
     outcome_index, outcomes = _outcomes(state, checked)
-    return _build_plain(spec, state, layout, columns, first_line, checked.numbers, outcome_index, outcomes)
+    return _build_plain(spec, state, layout, columns, first_line, checked.numbers, checked.fritaget, outcome_index, outcomes)
 
 
 def _read_plain(layout: CsvLayout, data: bytes):
@@ -412,11 +413,12 @@ class _CheckedColumns:
     dates: list
     passiv: np.ndarray
     forsker: np.ndarray
+    fritaget: np.ndarray  # exempt from Digital Post (not part of the classification outcome)
 
 
 def _check_columns(validator: CachedRowValidator, layout: CsvLayout, columns: list) -> _CheckedColumns:
     """``validate_fields``'s checks, column by column, once per distinct value."""
-    p_cpr, p_ydelse, p_overgang, p_samtale, p_afsluttet, p_passiv, p_forsker, _, _, p_kategori = layout.fast_positions
+    p_cpr, p_ydelse, p_overgang, p_samtale, p_afsluttet, p_passiv, p_forsker, _, _, p_kategori, p_fritaget = layout.fast_positions
     count = len(columns[0])
     # The CPR number's shape, its birth date and age (per distinct first seven digits), gender.
     raw_cpr = columns[p_cpr]
@@ -445,15 +447,15 @@ def _check_columns(validator: CachedRowValidator, layout: CsvLayout, columns: li
             ok, _, _ = _distinct_values(columns[position], lambda raw: _valid(parse(raw)))
             fast &= ok
     flags = []
-    for position in (p_passiv, p_forsker):
+    for position in (p_passiv, p_forsker, p_fritaget):
         if position >= 0:
             ok, index, values = _distinct_values(columns[position], lambda raw: _flag(validator, raw))
             fast &= ok
             flags.append(np.asarray(values, dtype=bool)[index] if len(values) else np.zeros(count, dtype=bool))
         else:
             flags.append(np.zeros(count, dtype=bool))
-    passiv, forsker = flags
-    return _CheckedColumns(fast, numbers, ages, male, ydelse_index, ydelser, date_index, dates, passiv, forsker)
+    passiv, forsker, fritaget = flags
+    return _CheckedColumns(fast, numbers, ages, male, ydelse_index, ydelser, date_index, dates, passiv, forsker, fritaget)
 
 
 def _outcomes(state: _State, checked: _CheckedColumns) -> tuple[np.ndarray, list]:
@@ -487,6 +489,7 @@ def _build_plain(
     columns: list,
     first_line: int,
     numbers,
+    fritaget: np.ndarray,
     outcome_index: np.ndarray,
     outcomes: list,
 ) -> PreparedBlock:
@@ -496,6 +499,7 @@ def _build_plain(
     validator = state.validator
     block = _Builder(spec, state)
     number_list = numbers.to_pylist()
+    fritaget_list = fritaget.tolist()
     navn_list = columns[p_navn].to_pylist() if p_navn >= 0 else None
     phones = _common_phones(validator, columns[p_telefon]) if p_telefon >= 0 else None
     phone = validator._phone
@@ -523,7 +527,7 @@ def _build_plain(
             phone_warning = None
             if phone_e164 is _MISSING:
                 phone_e164, phone_warning = phone(phones[1][i])
-        pending.append((first_line + i, number_list[i], outcome, navn, phone_e164, phone_warning))
+        pending.append((first_line + i, number_list[i], outcome, navn, phone_e164, phone_warning, fritaget_list[i]))
     if pending:
         block.add_classified(pending)
     return block.finish()
@@ -635,18 +639,19 @@ class _Builder:
         self.add_fast(row_number, _as_fast(result))
 
     def add_fast(self, row_number: int, fast: tuple) -> None:
-        (number, _birth_date, age, ydelse, overgangsdato, passiv, forskerbeskyttet, navn, phone_e164, phone_warning) = fast
+        (number, _birth_date, age, ydelse, overgangsdato, passiv, forskerbeskyttet, navn, phone_e164, phone_warning, fritaget) = fast
         state = self.state
         gender = "M" if number[9] in "13579" else "K"
         benefit = state.benefit_ids.get((ydelse, overgangsdato))
         if benefit is None:
             benefit = state.benefit_id(ydelse, overgangsdato)
         outcome = state.outcome_of(benefit, age, gender, passiv, forskerbeskyttet)
-        self.add_classified([(row_number, number, outcome, navn, phone_e164, phone_warning)])
+        self.add_classified([(row_number, number, outcome, navn, phone_e164, phone_warning, fritaget)])
 
     def add_classified(self, rows: list[tuple]) -> None:
         """Valid rows whose outcome (``_State.outcome``) is known, in row order, each as
-        ``(row number, CPR number, outcome, navn, phone in E.164, phone warning)``: the keyed hash,
+        ``(row number, CPR number, outcome, navn, phone in E.164, phone warning, exempt from
+        Digital Post)``: the keyed hash,
         the encryptions and the encodings, in one loop with everything it needs in locals (this
         is the only per-row work of a plain block)."""
         out = self.out
@@ -663,7 +668,7 @@ class _Builder:
         copy_contact_key_id = state.copy_contact_key_id
         hexlify = binascii.hexlify
         nonces, pos = self.nonces, self.nonce_pos
-        for row_number, number, outcome, navn, phone_e164, phone_warning in rows:
+        for row_number, number, outcome, navn, phone_e164, phone_warning, fritaget in rows:
             cpr_bytes = number.encode()
             digest = pseudonym_digest(cpr_bytes)
             digests.append(digest)
@@ -693,10 +698,11 @@ class _Builder:
             pos += 2 * _NONCE
             pseudonym = hexlify(digest)
             # Exactly the plaintext shared.crypto.seal_contact writes (json.dumps, compact separators).
-            contact = b'{"cpr":"%s","name":%s,"phone":%s,"exempt":false}' % (
+            contact = b'{"cpr":"%s","name":%s,"phone":%s,"exempt":%s}' % (
                 cpr_bytes,
                 _json_str(navn).encode() if navn is not None else b"null",
                 _json_str(phone_e164).encode() if phone_e164 is not None else b"null",
+                b"true" if fritaget else b"false",
             )
             # Sealed for dispatch and stored with the citizen; released only if the citizen is sampled.
             sealed = contact_encrypt(contact_nonce, contact, contact_aad_prefix + pseudonym)
@@ -726,7 +732,7 @@ class _Builder:
 def _as_fast(row: ValidRow) -> tuple:
     return (
         row.cpr, row.birth_date, row.age, (row.ydelse, row.visitationskategori), row.overgangsdato, row.passiv, row.forskerbeskyttet, row.navn,
-        row.phone_e164, row.warnings[0].message if row.warnings else None,
+        row.phone_e164, row.warnings[0].message if row.warnings else None, row.fritaget_digital_post,
     )
 
 

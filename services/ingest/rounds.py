@@ -65,6 +65,8 @@ def plan_of(row: RoundDefinition) -> rules.RoundPlan:
         reminders_at=tuple(row.reminders_at or ()),
         fieldwork_ends_at=row.fieldwork_ends_at,
         sending_window=rules.SendingWindow(row.sending_window_start, row.sending_window_end),
+        languages=tuple(row.languages or ()),
+        translation_status=row.translation_status or "draft",
     )
 
 
@@ -143,7 +145,7 @@ def _changes(fields: RoundFields) -> dict:
     changes = fields.model_dump(exclude_unset=True)
     out: dict = {}
     for name, value in changes.items():
-        if name == "kommuner":
+        if name in ("kommuner", "languages"):
             out[name] = tuple(value or ())
         elif name == "reminders_at":
             out[name] = tuple(_utc(v) for v in value or ())
@@ -152,7 +154,8 @@ def _changes(fields: RoundFields) -> dict:
             out[name] = rules.SendingWindow(window.start, window.end)
         elif name in ("delivery_deadline", "invitation_at", "fieldwork_ends_at"):
             out[name] = _utc(value) if value is not None else None
-        elif value is None and name in ("name", "reference_date", "maalgruppe_mapping_version", "retention_days"):
+        elif value is None and name in ("name", "reference_date", "maalgruppe_mapping_version", "retention_days",
+                                        "translation_status"):
             raise rules.RoundRuleError([f"{name}: cannot be removed"])
         else:
             out[name] = value

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from services.ingest.domain import kommunekode as kommunekoder
-from shared.events import ROUND_ID_PATTERN
+from shared.events import ROUND_ID_PATTERN, SURVEY_LANGUAGES
 
 
 class ExtractRow(BaseModel):
@@ -26,6 +26,9 @@ class ExtractRow(BaseModel):
     navn: str | None = None
     passiv: bool = False
     forskerbeskyttet: bool = False
+    fritaget_digital_post: bool = Field(
+        default=False, description="Exempt from Digital Post: letters and the paper questionnaire go by physical post"
+    )
     visitationskategori: str | None = Field(
         default=None, description="The citizen's visitation category (e.g. Jobparat, Aktivitetsparat, Jobafklaringsforløb)"
     )
@@ -236,6 +239,15 @@ class RoundFields(BaseModel):
     fieldwork_ends_at: AwareDatetime | None = None
     sending_window: SendingWindowIn | None = None
     retention_days: int | None = Field(default=None, ge=1, le=3650)
+    languages: list[str] | None = Field(
+        default=None, max_length=len(SURVEY_LANGUAGES),
+        description=f"The languages citizens may answer in, BCP 47 ({', '.join(SURVEY_LANGUAGES)}); empty: every "
+        "language whose translations meet translation_status. Danish is always offered.",
+    )
+    translation_status: Literal["draft", "reviewed"] | None = Field(
+        default=None, description="The review status a translation needs to be offered: reviewed offers only translations "
+        "a person has checked; draft (the default) also drafts",
+    )
 
     @field_validator("kommuner")
     @classmethod
@@ -276,6 +288,8 @@ class RoundView(BaseModel):
     fieldwork_ends_at: datetime | None
     sending_window: SendingWindowOut
     retention_days: int
+    languages: list[str]
+    translation_status: str
     phase: str
     phase_changed_at: datetime
     implicit: bool

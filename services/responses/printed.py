@@ -17,8 +17,9 @@ from datetime import UTC, datetime
 
 from services.responses.config import ResponsesSettings
 from services.responses.domain import Questionnaire
-from services.responses.models import RoundQuestionnaire
+from services.responses.models import RoundQuestionnaire, RoundState
 from services.responses.questionnaires import questionnaire_for_round
+from services.responses.texts import offered_for
 from shared.bus import UnitOfWork
 from shared.events import (
     OfferedQuestionnaire,
@@ -67,21 +68,29 @@ def printable(questionnaire: Questionnaire, language: str) -> PrintedQuestionnai
                                 fallback_to_da=list(dict.fromkeys(missing)))
 
 
-def offered(questionnaire: Questionnaire) -> OfferedQuestionnaire:
+def offered(questionnaire: Questionnaire, round_definition: dict | None = None) -> OfferedQuestionnaire:
+    """The questionnaire for print in every language it has, and the languages the round offers
+    (``round_definition``: round.defined's payload as stored; None: not known yet, the default choice)."""
     languages = dict.fromkeys(("da", *questionnaire.languages))
-    return OfferedQuestionnaire(version_key=questionnaire.version_key,
-                                languages={language: printable(questionnaire, language) for language in languages})
+    definition = round_definition or {}
+    return OfferedQuestionnaire(
+        version_key=questionnaire.version_key,
+        languages={language: printable(questionnaire, language) for language in languages},
+        offered_languages=list(offered_for(questionnaire.version_key, definition.get("languages"),
+                                           definition.get("translation_status"))),
+    )
 
 
 async def publish_offered(uow: UnitOfWork, settings: ResponsesSettings, round_id: str) -> QuestionnaireOffered:
     """Publish the round's questionnaires for print (in the unit of work: the outbox)."""
     config = await uow.session.get(RoundQuestionnaire, round_id)
+    state = await uow.session.get(RoundState, round_id)
     municipalities = [EVERY_MUNICIPALITY, *sorted(config.supplements if config else {})]
     questionnaires = {}
     for kommunekode in municipalities:
         chosen = await questionnaire_for_round(uow.session, settings, round_id,
                                                "" if kommunekode == EVERY_MUNICIPALITY else kommunekode)
-        questionnaires[kommunekode] = offered(chosen)
+        questionnaires[kommunekode] = offered(chosen, state.definition if state is not None else None)
     event = QuestionnaireOffered(round_id=round_id, offered_at=datetime.now(UTC), questionnaires=questionnaires)
     uow.publish(event)
     return event

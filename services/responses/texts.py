@@ -11,7 +11,10 @@ import json
 from datetime import date
 from pathlib import Path
 
-from services.responses.domain.languages import LANGUAGES, SOURCE_LANGUAGE, ReviewStatus
+from collections.abc import Sequence
+
+from services.responses.domain.languages import LANGUAGES, SOURCE_LANGUAGE, ReviewStatus, offered_languages, weakest
+from services.responses.domain.translations import questionnaire_status
 
 PAGE_TEXTS_DIR = Path(__file__).with_name("page_texts")
 
@@ -30,6 +33,19 @@ TEXTS: dict[str, dict[str, str]] = {
 }
 #: The review status of each language's page texts.
 PAGE_STATUS: dict[str, ReviewStatus] = {lang: doc["status"] for lang, doc in _FILES.items()}
+
+
+def offered_for(questionnaire_key: str | None, round_languages: Sequence[str] | None,
+                required: ReviewStatus | None) -> tuple[str, ...]:
+    """The languages a round offers a citizen whose questionnaire is ``questionnaire_key`` (None:
+    the pages alone): each language's status is the weakest of its page texts and the
+    questionnaire's translations; ``offered_languages`` applies the round's choice (round.defined's
+    ``languages`` and ``translation_status``). The pages' menu and the letters' lines both use it."""
+    status_of = {
+        lang: weakest([PAGE_STATUS[lang], *([questionnaire_status(questionnaire_key, lang)] if questionnaire_key else [])])
+        for lang in LANGUAGES
+    }
+    return offered_languages(status_of, round_languages, required or "draft")
 
 
 def raw_page_texts(lang: str) -> dict[str, str]:

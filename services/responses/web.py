@@ -34,11 +34,11 @@ from fastapi.templating import Jinja2Templates
 
 from services.responses import service
 from services.responses.domain import Questionnaire, is_visible, scrub_free_text, validate_answers
-from services.responses.domain.languages import LANGUAGES, NATIVE_NAMES, SOURCE_LANGUAGE, direction, offered_languages, weakest
-from services.responses.domain.translations import IN_SOURCE, localize, questionnaire_status
+from services.responses.domain.languages import LANGUAGES, NATIVE_NAMES, SOURCE_LANGUAGE, direction
+from services.responses.domain.translations import IN_SOURCE, localize
 from services.responses.formstore import FormStore
 from services.responses.protection import CSRF_FIELD, client_ip, csrf_token_for, csrf_valid, is_tls, set_csrf_cookie
-from services.responses.texts import PAGE_STATUS, TEXTS, long_date, number
+from services.responses.texts import TEXTS, long_date, number, offered_for
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -72,14 +72,10 @@ def offer(request: Request, respondent, questionnaire_key: str | None = None) ->
     """Fix the languages the link's round offers for this request (round.defined's ``languages``
     and ``translation_status``; each language's status is the weakest of the page texts and the
     questionnaire's translations) and return the page's language."""
-    key = questionnaire_key or getattr(respondent, "questionnaire_key", None)
-    status_of = {
-        lang: weakest([PAGE_STATUS[lang], *([questionnaire_status(key, lang)] if key else [])]) for lang in LANGUAGES
-    }
-    request.state.languages = offered_languages(
-        status_of,
+    request.state.languages = offered_for(
+        questionnaire_key or getattr(respondent, "questionnaire_key", None),
         getattr(respondent, "round_languages", None),
-        getattr(respondent, "round_translation_status", None) or "draft",
+        getattr(respondent, "round_translation_status", None),
     )
     return _lang(request)
 

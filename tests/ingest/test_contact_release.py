@@ -154,3 +154,42 @@ async def test_a_version_1_sample_carried_its_contacts_and_gets_no_release(servi
         # The v2 chunk, produced after the v1 chunk on the same key, is answered; the v1 chunk is not.
         releases = await _releases(kafka_bootstrap, topic_prefix, "r-v1", 1)
         assert [event.chunk_no for _, event in releases] == [1]
+
+
+async def test_an_exemption_from_digital_post_travels_sealed_to_dispatch(service_env, dev_issuer, data_keys, kafka_bootstrap, topic_prefix):
+    """The optional column "Fritaget for Digital Post" (ja/nej) in a file, and
+    ``fritaget_digital_post`` in a JSON batch, reach dispatch inside the sealed contact; a value
+    that is not yes or no is a row error naming the column, and a JSON batch's a 422."""
+    from ingest_helpers import upload_and_wait
+
+    app = create_app(settings_from_env(IngestSettings, service_env))
+    vendor = dev_issuer.mint("momentum-dev", ["extracts:write", "extracts:read"], ["101"])
+    async with running_app(app) as client:
+        await ensure_round(client, dev_issuer, "r-exempt-json")
+        bad = await client.post("/rounds/r-exempt-json/extracts/101", headers=bearer(vendor), json={
+            "reference_date": "2023-08-01", "rows": [{**ROWS[0], "fritaget_digital_post": "måske"}]})
+        assert bad.status_code == 422 and "fritaget_digital_post" in bad.text
+        await _deliver(client, dev_issuer, "r-exempt-json", [{**ROWS[0], "fritaget_digital_post": True}, ROWS[1]])
+
+        await ensure_round(client, dev_issuer, "r-exempt-file")
+        csv_text = (
+            "CPR-nummer;Ydelse;Overgangsdato;Seneste samtale;Forløb afsluttet;Telefon;Passiv;Fritaget for Digital Post\n"
+            "010190-1234;Dagpenge;01-01-2022;;;21234567;nej;Ja\n"
+            "020285-2345;Sygedagpenge;01-03-2023;;;;nej;nej\n"
+            "050592-2217;Dagpenge;01-01-2021;;;;nej;\n"
+            "110393-1234;Dagpenge;01-01-2021;;;;nej;måske\n"
+        )
+        job = await upload_and_wait(client, vendor, csv_text.encode("cp1252"), round_id="r-exempt-file")
+        assert job["status"] == "succeeded", job
+        report = (await client.get(f"/deliveries/{job['delivery_id']}", headers=bearer(vendor))).json()
+        assert report["rows_valid"] == 3 and report["rows_rejected"] == 1
+        [error] = report["errors"]
+        assert (error["column"], error["line"]) == ("fritaget_digital_post", 5) and "ja/nej" in error["message"]
+
+        pseudonyms = [_pseudonym(row["cpr"], data_keys) for row in ROWS]
+        await _produce(kafka_bootstrap, topic_prefix, [_sample("r-exempt-json", pseudonyms[:2]), _sample("r-exempt-file", pseudonyms)])
+        for round_id, expected in (("r-exempt-json", [True, False]), ("r-exempt-file", [True, False, False])):
+            [(_, released)] = await _releases(kafka_bootstrap, topic_prefix, round_id, 1)
+            opened = {c.pseudonym: open_contact(c.contact, round_id=round_id, pseudonym=c.pseudonym, keyring=_keyring(data_keys))
+                      for c in released.contacts}
+            assert [opened[p].digital_post_exempt for p in pseudonyms[: len(expected)]] == expected

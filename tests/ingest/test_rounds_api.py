@@ -272,3 +272,58 @@ async def test_the_phase_clock_starts_and_ends_fieldwork_at_their_times(service_
         assert len(ended["reminders_at"]) == 1
         assert datetime.now(UTC) >= ends
         assert ended["next_actions"] == ["POST /rounds/r-clock/close: start the retention clock"]
+
+
+async def test_the_operator_chooses_the_languages_a_round_offers_and_the_review_they_need(service_env, dev_issuer, kafka_bootstrap, topic_prefix):
+    """languages and translation_status on POST /rounds and PATCH /rounds/{id}: validated against
+    the survey's eight languages (a 422 naming the bad code), carried on round.defined, locked
+    once the invitations are scheduled to list them."""
+    app = create_app(settings_from_env(IngestSettings, service_env))
+    operator, vendor = _tokens(dev_issuer)
+    body = {"name": "Sprog", "reference_date": "2023-08-01"}
+    async with running_app(app) as client:
+        bad = await client.post("/rounds", json={**body, "round_id": "r-sprog-bad", "languages": ["da", "xx", "de", "ar", "ar"]},
+                                headers=operator)
+        assert bad.status_code == 422, bad.text
+        problems = bad.json()["detail"]["problems"]
+        assert any("'xx', 'de' not a language the survey has" in p and "da-x-let" in p for p in problems), problems
+        assert "languages: a language is listed twice" in problems
+        status = await client.post("/rounds", json={**body, "round_id": "r-sprog-bad", "translation_status": "checked"},
+                                   headers=operator)
+        assert status.status_code == 422 and "translation_status" in status.text
+        assert (await client.get("/rounds/r-sprog-bad", headers=operator)).status_code == 404  # nothing half-written
+
+        default = await client.post("/rounds", json={**body, "round_id": "r-sprog-default"}, headers=operator)
+        assert (default.json()["languages"], default.json()["translation_status"]) == ([], "draft")
+        created = await client.post("/rounds", json={**body, "round_id": "r-sprog", "languages": ["ar", "da-x-let"],
+                                                     "translation_status": "reviewed"}, headers=operator)
+        assert created.status_code == 201, created.text
+        assert (created.json()["languages"], created.json()["translation_status"]) == (["ar", "da-x-let"], "reviewed")
+
+        edited = await client.patch("/rounds/r-sprog", json={"languages": ["uk", "pl"], "translation_status": "draft"}, headers=operator)
+        assert edited.status_code == 200, edited.text
+        assert (edited.json()["languages"], edited.json()["translation_status"], edited.json()["revision"]) == (["uk", "pl"], "draft", 2)
+        refused = await client.patch("/rounds/r-sprog", json={"languages": ["uk", "klingon"]}, headers=operator)
+        assert refused.status_code == 422 and "'klingon'" in refused.text
+        removed = await client.patch("/rounds/r-sprog", json={"translation_status": None}, headers=operator)
+        assert removed.status_code == 422 and "translation_status: cannot be removed" in removed.text
+        assert (await client.get("/rounds/r-sprog", headers=operator)).json()["languages"] == ["uk", "pl"]
+
+        revisions = await _revisions(kafka_bootstrap, topic_prefix, "r-sprog", 2)
+        assert [(e.revision, e.languages, e.translation_status) for e in revisions] == [
+            (1, ["ar", "da-x-let"], "reviewed"), (2, ["uk", "pl"], "draft")]
+
+        # Once the invitations have gone out listing the languages, the languages stay.
+        assert (await _deliver(client, vendor, "r-sprog")).status_code == 201
+        draw = SampleDrawn(round_id="r-sprog", kommunekode="101", draw_id=uuid.uuid4(), seed=1, chunk_no=0, final=True, persons=[])
+        await publish_events(kafka_bootstrap, topic_prefix, [draw], source="sampling", correlation_id="test:r-sprog")
+        await _phase(client, operator, "r-sprog", "sample_drawn")
+        now = datetime.now(UTC)
+        scheduled = await client.post("/rounds/r-sprog/schedule", headers=operator, json={
+            "invitation_at": now.isoformat(), "fieldwork_ends_at": (now + timedelta(days=30)).isoformat()})
+        assert scheduled.status_code == 200, scheduled.text
+        await _phase(client, operator, "r-sprog", "in_fieldwork")
+        locked = await client.patch("/rounds/r-sprog", json={"languages": ["uk"], "translation_status": "reviewed"}, headers=operator)
+        assert locked.status_code == 409, locked.text
+        assert "languages can no longer change: the round is in_fieldwork" in locked.text and "translation_status" in locked.text
+        assert (await client.patch("/rounds/r-sprog", json={"languages": ["uk", "pl"]}, headers=operator)).status_code == 200  # unchanged

@@ -132,9 +132,10 @@ def _object_containing(pdf: bytes, offset: int) -> int:
 
 @functools.lru_cache(maxsize=512)
 def _template(kind: LetterKind, base_url: str, municipality: str, deadline: date, letter_date: date,
-              contact: ContactInfo, privacy_url: str | None) -> _Template:
+              contact: ContactInfo, privacy_url: str | None, languages: tuple[str, ...]) -> _Template:
     ctx = LetterContext(name=_NAME_PLACEHOLDER, link=base_url + _TOKEN_PLACEHOLDER, municipality=municipality,
-                        deadline=deadline, contact=contact, letter_date=letter_date, privacy_url=privacy_url)
+                        deadline=deadline, contact=contact, letter_date=letter_date, privacy_url=privacy_url,
+                        languages=languages)
     captured: dict[str, dict] = {}
 
     def prime(canvas, _doc) -> None:
@@ -212,7 +213,7 @@ def _patched(kind: LetterKind, ctx: LetterContext, paper: bool) -> tuple[_Templa
     if paper or ctx.name is None or len(token) != TOKEN_LENGTH or not _TOKEN_CHARS.fullmatch(token):
         return None, None
     template = _template(kind, base_url, ctx.municipality, ctx.deadline, ctx.letter_date or date.today(),
-                         ctx.contact, ctx.privacy_url)
+                         ctx.contact, ctx.privacy_url, tuple(ctx.languages))
     encoded = _encode_name(ctx.name, template.char_codes)
     if encoded is None or len(encoded) > NAME_SLOT:
         return None, None

@@ -79,12 +79,12 @@ class CachedRowValidator:
         """The common shapes of one CSV record, by column position (-1: the file lacks the column).
 
         Returns ``(cpr, birth_date, age, benefit, overgangsdato, passiv, forskerbeskyttet, navn,
-        phone_e164, phone_warning)`` when the row is valid and takes the fast path, else None: the
+        phone_e164, phone_warning, fritaget_digital_post)`` when the row is valid and takes the fast path, else None: the
         caller then builds the row mapping and calls :meth:`validate`, so every error message still
         comes from ``validate_row``. ``benefit`` is the pair (ydelse, visitationskategori or None).
         Only for records exactly as wide as the header.
         """
-        p_cpr, p_ydelse, p_overgang, p_samtale, p_afsluttet, p_passiv, p_forsker, p_navn, p_telefon, p_kategori = positions
+        p_cpr, p_ydelse, p_overgang, p_samtale, p_afsluttet, p_passiv, p_forsker, p_navn, p_telefon, p_kategori, p_fritaget = positions
         raw_cpr = fields[p_cpr]
         if len(raw_cpr) == 11 and raw_cpr[6] == "-":
             number = raw_cpr[:6] + raw_cpr[7:]
@@ -109,7 +109,8 @@ class CachedRowValidator:
             return None
         passiv = self._bool(fields[p_passiv]) if p_passiv >= 0 else False
         forskerbeskyttet = self._bool(fields[p_forsker]) if p_forsker >= 0 else False
-        if passiv is _INVALID or forskerbeskyttet is _INVALID:
+        fritaget = self._bool(fields[p_fritaget]) if p_fritaget >= 0 else False
+        if passiv is _INVALID or forskerbeskyttet is _INVALID or fritaget is _INVALID:
             return None
         navn = None
         if p_navn >= 0:
@@ -121,7 +122,7 @@ class CachedRowValidator:
             phone_e164, phone_warning = self._phone(fields[p_telefon])
         return (
             number, birth[0], birth[1], ydelse, overgangsdato, passiv or False, forskerbeskyttet or False, navn,
-            phone_e164, phone_warning,
+            phone_e164, phone_warning, fritaget or False,
         )
 
     def classify_parts(
@@ -210,7 +211,8 @@ class CachedRowValidator:
         forloeb_afsluttet = self._bool(row.get(Kolonne.FORLOEB_AFSLUTTET))
         passiv = self._bool(row.get(Kolonne.PASSIV))
         forskerbeskyttet = self._bool(row.get(Kolonne.FORSKERBESKYTTET))
-        if _INVALID in (seneste_samtale, forloeb_afsluttet, passiv, forskerbeskyttet):
+        fritaget = self._bool(row.get(Kolonne.FRITAGET_DIGITAL_POST))
+        if _INVALID in (seneste_samtale, forloeb_afsluttet, passiv, forskerbeskyttet, fritaget):
             return None
         navn = _optional_text(row.get(Kolonne.NAVN))
         if navn is _INVALID:
@@ -235,6 +237,7 @@ class CachedRowValidator:
             row_number=row_number,
             warnings=(RowError(row_number, Kolonne.TELEFON.value, phone_warning),) if phone_warning else (),
             visitationskategori=kategori,
+            fritaget_digital_post=fritaget or False,  # type: ignore[arg-type]
         )
 
     def benefit_text(self, raw: str) -> str | None:

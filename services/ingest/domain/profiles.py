@@ -47,6 +47,9 @@ class Kolonne(StrEnum):
     # The citizen's visitation category (jobparat, aktivitetsparat, ...), in its own column next
     # to the benefit; the target group of some benefits depends on it.
     VISITATIONSKATEGORI = "visitationskategori"
+    # Exempt from Digital Post (fritaget for Digital Post): dispatch sends the citizen's letters
+    # and paper questionnaire by physical post. Blank: not exempt.
+    FRITAGET_DIGITAL_POST = "fritaget_digital_post"
 
 
 @dataclass(frozen=True)

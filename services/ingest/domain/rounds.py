@@ -18,7 +18,9 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from typing import Literal
 
-from shared.events import ROUND_PHASES
+from shared.events import ROUND_PHASES, SURVEY_LANGUAGES, TranslationStatus
+
+TRANSLATION_STATUSES: tuple[str, ...] = TranslationStatus.__args__
 
 Phase = Literal[
     "planned",
@@ -102,6 +104,8 @@ class RoundPlan:
     reminders_at: tuple[datetime, ...] = ()
     fieldwork_ends_at: datetime | None = None
     sending_window: SendingWindow = field(default_factory=SendingWindow)
+    languages: tuple[str, ...] = ()  # the languages offered (SURVEY_LANGUAGES); empty: every one
+    translation_status: str = "draft"  # the review status a translation needs: draft | reviewed
 
     def participates(self, kommunekode: str) -> bool:
         return not self.kommuner or kommunekode in self.kommuner
@@ -119,6 +123,8 @@ EDITABLE_FIELDS: tuple[str, ...] = (
     "fieldwork_ends_at",
     "sending_window",
     "retention_days",
+    "languages",
+    "translation_status",
 )
 
 # The last phase in which each field may change, and why not after.
@@ -129,6 +135,8 @@ _EDITABLE_UNTIL: dict[str, tuple[Phase, str]] = {
     "kommuner": ("collecting_extracts", "the sample has been drawn from the participating municipalities"),
     "delivery_deadline": ("collecting_extracts", "the sample has been drawn"),
     "questionnaire_version": ("fieldwork_scheduled", "citizens may have opened the questionnaire"),
+    "languages": ("fieldwork_scheduled", "the invitations list the languages the round offers"),
+    "translation_status": ("fieldwork_scheduled", "the invitations list the languages the round offers"),
     "invitation_at": ("fieldwork_scheduled", "the invitations have gone out"),
     "reminders_at": ("in_fieldwork", "fieldwork has ended"),
     "fieldwork_ends_at": ("in_fieldwork", "fieldwork has ended"),
@@ -182,6 +190,14 @@ def validate(plan: RoundPlan) -> list[str]:
             problems.append(f"reminders_at: {_at(late[0])} is not before fieldwork_ends_at {_at(plan.fieldwork_ends_at)}")
     if plan.sending_window.end <= plan.sending_window.start:
         problems.append("sending_window: end must be after start (a window within one day)")
+    unknown = [code for code in plan.languages if code not in SURVEY_LANGUAGES]
+    if unknown:
+        problems.append(f"languages: {', '.join(repr(code) for code in unknown)} not a language the survey has "
+                        f"(one of {', '.join(SURVEY_LANGUAGES)})")
+    if len(set(plan.languages)) != len(plan.languages):
+        problems.append("languages: a language is listed twice")
+    if plan.translation_status not in TRANSLATION_STATUSES:
+        problems.append(f"translation_status: {plan.translation_status!r} is not one of {', '.join(TRANSLATION_STATUSES)}")
     return problems
 
 

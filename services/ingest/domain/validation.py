@@ -77,6 +77,7 @@ class ValidRow:
     # Problems that do not cost the citizen their letter, e.g. an unusable phone number (the SMS
     # reminder is dropped, the Digital Post letter still goes out).
     warnings: tuple[RowError, ...] = ()
+    fritaget_digital_post: bool = False  # exempt from Digital Post: letters go by physical post
 
     def __repr__(self) -> str:  # reprs reach logs and tracebacks: personal data stays out
         return (
@@ -162,6 +163,7 @@ def validate_row(
     # Blank passive/protection cells mean "no": exports that mark with "x" leave the rest empty.
     passiv = _bool_field(row, Kolonne.PASSIV, fail) or False
     forskerbeskyttet = _bool_field(row, Kolonne.FORSKERBESKYTTET, fail) or False
+    fritaget_digital_post = _bool_field(row, Kolonne.FRITAGET_DIGITAL_POST, fail) or False
 
     phone_e164 = None
     raw_phone = row.get(Kolonne.TELEFON)
@@ -191,6 +193,7 @@ def validate_row(
         row_number=row_number,
         warnings=tuple(warnings),
         visitationskategori=kategori,
+        fritaget_digital_post=fritaget_digital_post,
     )
 
 

@@ -17,11 +17,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Literal
 
+from shared.events import SURVEY_LANGUAGES
+
 ReviewStatus = Literal["draft", "reviewed"]
 SOURCE_LANGUAGE = "da"
 EASY_DANISH = "da-x-let"
-#: Every language the platform has texts for, in the order the language menu lists them.
-LANGUAGES: tuple[str, ...] = ("da", EASY_DANISH, "en", "ar", "uk", "tr", "so", "pl")
+#: Every language the platform has texts for, in the order the language menu lists them (the
+#: contract's list: a round names its languages from it).
+LANGUAGES: tuple[str, ...] = SURVEY_LANGUAGES
 RIGHT_TO_LEFT = frozenset({"ar"})
 #: Each language's name in itself (the menu shows every name in its own language).
 NATIVE_NAMES: Mapping[str, str] = {

@@ -25,6 +25,7 @@ from services.responses.config import ResponsesSettings
 from services.responses.main import create_app as create_responses
 from services.responses.models import Respondent, Response
 from shared.answer_id import answer_id_for
+from shared.events import SURVEY_LANGUAGES
 from shared.testing.fixtures import bearer, running_app, settings_from_env
 from shared.testing.round import survey_token
 
@@ -162,6 +163,8 @@ async def test_an_exempt_citizen_gets_a_paper_questionnaire_whose_answers_count_
     assert [e["pseudonym"] for e in submitted if e["mode"] == "paper"] == [exempt_pseudonym]
     offered = await consume_all(service_env, "questionnaire.offered", 1)
     assert {e["round_id"] for e in offered} == {ROUND} and set(offered[0]["questionnaires"]["*"]["languages"]) == {"da", "en"}
+    # The round names no languages and allows drafts: it offers every language, and the letters list them all.
+    assert offered[0]["questionnaires"]["*"]["offered_languages"] == list(SURVEY_LANGUAGES)
 
 
 async def _settled(dispatch) -> bool:

@@ -191,3 +191,46 @@ def test_lines_beyond_the_letter_font_are_drawn_in_an_embedded_font_that_has_the
     for font in fonts:
         if font["/Subtype"] == "/TrueType":
             assert "/FontFile2" in font["/FontDescriptor"].get_object()
+
+
+@pytest.mark.parametrize("exempt", [False, True])  # the cached template (Digital Post) and the full render (printed)
+def test_composed_letters_list_the_languages_the_round_offers(exempt):
+    """compose.render_job passes the round's offered languages (questionnaire.offered, on the
+    job) to the letter; a job without them lists every language the letter has."""
+    import base64
+    import os
+    from datetime import UTC, datetime, timedelta
+
+    from lxml import etree
+
+    from services.dispatch.compose import RenderConfig, RenderJob, render_jobs
+    from services.dispatch.domain.letters import LANGUAGE_CHOICE
+    from services.dispatch.domain.memo import MEMO_NS
+    from shared.crypto import ContactDetails, seal_contact
+
+    key = os.urandom(32)
+    config = RenderConfig(contact_keyring={"c1": key}, link_key=os.urandom(32), survey_base_url="https://svar.borgerblik.dk/s/",
+                          sms_via="dev_sink", response_deadline_days=21, default_sender_cvr="29189978",
+                          sender_cvr_by_kommune={}, contact_name="jobcentret", contact_phone=None, contact_email=None,
+                          privacy_url=None, validate_all=True)
+    now = datetime.now(UTC)
+
+    def job(pseudonym: str, languages) -> RenderJob:
+        sealed = seal_contact(ContactDetails(cpr="010190-1234", name="Søren Ærø", phone_e164=None, digital_post_exempt=exempt),
+                              round_id="r", pseudonym=pseudonym, key_id="c1", key=key)
+        return RenderJob(key=f"{pseudonym}.invitation.letter", step="invitation", channel="letter", round_id="r",
+                         kommunekode="492", pseudonym=pseudonym, token_nonce=os.urandom(16), contact=sealed.model_dump(),
+                         created_at=now, expires_at=now + timedelta(days=35), letter_date=now.date(), languages=languages)
+
+    m = f"{{{MEMO_NS}}}"
+    texts = []
+    for outcome in render_jobs(config, [job("p1", ("da", "pl")), job("p2", ("da",)), job("p3", None), job("p4", ("da", "pl"))]):
+        pdf = base64.b64decode(etree.fromstring(outcome.message.memo_xml).findtext(f"{m}MessageBody/{m}MainDocument/{m}File/{m}content"))
+        texts.append(flat(pdf_text(pdf)))
+    polish, danish_only, every, polish_again = texts
+    assert LANGUAGE_CHOICE["pl"] in polish and LANGUAGE_CHOICE["da"] in polish
+    assert not [lang for lang in ("en", "uk", "tr", "so", "da-x-let") if LANGUAGE_CHOICE[lang] in polish]
+    assert LANGUAGE_CHOICE["pl"] not in danish_only and LANGUAGE_CHOICE["da"] not in danish_only
+    assert all(LANGUAGE_CHOICE[lang] in every for lang in ("da", "en", "uk", "pl"))
+    # After letters with other languages from the same municipality and day: the cache keeps them apart.
+    assert LANGUAGE_CHOICE["pl"] in polish_again and LANGUAGE_CHOICE["uk"] not in polish_again

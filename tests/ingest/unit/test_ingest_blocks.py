@@ -27,7 +27,10 @@ from shared.crypto import SealedContact, open_contact
 from shared.events import PopulationPerson
 
 REFERENCE = date(2023, 8, 1)
-HEADER = "CPR-nummer;Ydelse;Overgangsdato;Seneste samtale;Forløb afsluttet;Telefon;Passiv;Navn;Visitationskategori"
+HEADER = (
+    "CPR-nummer;Ydelse;Overgangsdato;Seneste samtale;Forløb afsluttet;Telefon;Passiv;Navn;Visitationskategori;"
+    "Fritaget for Digital Post"
+)
 TODAY = date(2026, 1, 15)  # the day of the upload: later dates are row errors
 KEY = os.urandom(32)
 
@@ -67,6 +70,7 @@ def _messy_extract(rows: int, seed: int = 7, *, plain: bool = False) -> str:
         overgang = rng.choice(["01-01-2021", "2023-07-31", "15.06.2022", "2024-01-01", "01-01-22", "", "44562", "01-01-2030"])
         telefon = rng.choice(["", "21234567", "+45 21 23 45 67", "20012345", "999", "0045-31234567"])
         passiv = rng.choice(["nej", "nej", "ja", "", "måske"])
+        fritaget = rng.choice(["", "", "nej", "ja", "x", "måske"])
         if plain:
             navn = rng.choice(["Bo Berg", "  Ib  ", "Bo\tBerg", "Bo\xa0Berg", "Ø" * 201, "", "Søren Ø"])
             samtale = rng.choice(["15-06-2023", "", "31-02-2023", "03-03-2031"])
@@ -74,7 +78,7 @@ def _messy_extract(rows: int, seed: int = 7, *, plain: bool = False) -> str:
         else:
             navn = rng.choice(["Bo Berg", '"Berg; Bo"', '"Bo\nBerg"', '"Søren ""Søs"" Ø"', "  Ib  "])
             samtale, afsluttet = "15-06-2023", "nej"
-        line = f"{cpr};{ydelse};{overgang};{samtale};{afsluttet};{telefon};{passiv};{navn};{kategori}"
+        line = f"{cpr};{ydelse};{overgang};{samtale};{afsluttet};{telefon};{passiv};{navn};{kategori};{fritaget}"
         if rng.random() < 0.02 and not plain:
             line += ";ekstra"
         lines.append(line)
@@ -101,9 +105,30 @@ async def _collect(path, settings: BlockSettings, spec: PreparationSpec):
 
 
 def _comparable(result: dict) -> dict:
-    """Everything but the random nonces: persons by pseudonym (the COPY tuples hold ciphertexts: counted)."""
+    """Everything but the random nonces: persons by pseudonym, and per citizen the sealed
+    contact's exemption from Digital Post (the rest of a COPY tuple holds ciphertexts: counted)."""
     persons = sorted(PopulationPerson.model_validate_json(p).model_dump().__repr__() for p in result["persons"])
-    return {**result, "persons": persons, "copy_rows": len(result["copy_rows"])}
+    exempt = sorted(_sealed_contact(row)[1:] for row in result["copy_rows"])
+    return {**result, "persons": persons, "copy_rows": len(result["copy_rows"]), "exempt": exempt}
+
+
+def _copy_fields(row: bytes) -> list[bytes]:
+    fields, offset = [], 2
+    while offset < len(row):
+        length = int.from_bytes(row[offset : offset + 4], "big", signed=True)
+        fields.append(row[offset + 4 : offset + 4 + length])
+        offset += 4 + length
+    return fields
+
+
+def _sealed_contact(row: bytes):
+    """(the opened contact, its pseudonym, whether it is exempt from Digital Post) of a COPY tuple."""
+    fields = _copy_fields(row)
+    pseudonym = fields[1].decode()
+    sealed = SealedContact(key_id=fields[10].decode(), nonce=base64.b64encode(fields[9][:12]).decode(),
+                           ciphertext=base64.b64encode(fields[9][12:]).decode())
+    contact = open_contact(sealed, round_id="r1", pseudonym=pseudonym, keyring={"contact-1": KEY})
+    return contact, pseudonym, contact.digital_post_exempt
 
 
 @pytest.mark.parametrize(("block_bytes", "block_rows"), [(64, 3), (1000, 7), (1 << 20, 20_000)])
@@ -137,7 +162,10 @@ def test_the_columnar_path_equals_the_row_path(tmp_path, encoding, block_bytes, 
     assert any("appears more than once" in m for m in messages) and len(messages) > 8
     assert any("(column visitationskategori)" in m for m in messages)
     assert any("after the day of the upload" in m for m in messages)
-    assert _comparable(blocks) == _comparable(rows)
+    assert any(column == "fritaget_digital_post" and "not a yes/no value" in m for _, column, m in blocks["errors"])
+    comparable = _comparable(blocks)
+    assert {exempt for _, exempt in comparable["exempt"]} == {True, False}
+    assert comparable == _comparable(rows)
 
 
 def test_blocks_the_columnar_path_cannot_take_go_the_record_way(tmp_path):
@@ -146,7 +174,7 @@ def test_blocks_the_columnar_path_cannot_take_go_the_record_way(tmp_path):
     body = path.read_bytes().split(b"\r\n", 1)[1]
     layout = _layout(path)
     spec = _spec()
-    line = b"010190-1235;Dagpenge;01-01-2021;15-06-2023;nej;21234567;nej;Bo Berg;\r\n"
+    line = b"010190-1235;Dagpenge;01-01-2021;15-06-2023;nej;21234567;nej;Bo Berg;;\r\n"
     assert not _is_plain(body + line.replace(b"Bo Berg", b'"Berg; Bo"'))  # quoting
     assert not _is_plain(body + line.replace(b"\r\n", b"\r"))  # old Mac line end
     assert not _is_plain(body + b"\0" + line)
@@ -176,7 +204,7 @@ def test_worker_processes_give_the_same_result(tmp_path):
 
 def test_a_block_holds_what_the_database_and_dispatch_need(tmp_path):
     path = tmp_path / "one.csv"
-    path.write_text(HEADER + "\n010190-1235;Dagpenge;01-01-2021;15-06-2023;nej;21234567;nej;Bo Berg\n", encoding="utf-8")
+    path.write_text(HEADER + "\n010190-1235;Dagpenge;01-01-2021;15-06-2023;nej;21234567;nej;Bo Berg;;Ja\n", encoding="utf-8")
     spec = _spec()
     result = asyncio.run(_collect(ExtractFile(str(path), "momentum"), BlockSettings(1 << 20, 100, 0, 0), spec))
     [raw_person] = result["persons"]
@@ -199,7 +227,7 @@ def test_a_block_holds_what_the_database_and_dispatch_need(tmp_path):
     sealed = SealedContact(key_id=fields[10].decode(), nonce=base64.b64encode(fields[9][:12]).decode(),
                            ciphertext=base64.b64encode(fields[9][12:]).decode())
     contact = open_contact(sealed, round_id="r1", pseudonym=person.pseudonym, keyring={"contact-1": KEY})
-    assert (contact.cpr, contact.name, contact.phone_e164, contact.digital_post_exempt) == ("0101901235", "Bo Berg", "+4521234567", False)
+    assert (contact.cpr, contact.name, contact.phone_e164, contact.digital_post_exempt) == ("0101901235", "Bo Berg", "+4521234567", True)
 
 
 def test_record_fast_path_equals_the_domain_functions():
@@ -223,6 +251,7 @@ def test_record_fast_path_equals_the_domain_functions():
         "forskerbeskyttet": ["ja", "", "nej"],
         "navn": ["Søren", "  Bo  Berg ", "", "y" * 250],
         "telefon": ["21234567", "+45 21 23 45 67", "20012345", "999", "+46701234567", ""],
+        "fritaget_digital_post": ["ja", "", "nej", "X", "måske"],
     }
     for number in range(1, 3001):
         fields = [rng.choice(values[column]) for column in columns]
@@ -231,11 +260,11 @@ def test_record_fast_path_equals_the_domain_functions():
         if fast is None:
             continue  # handed to validate_row itself
         assert not isinstance(expected, list), fields
-        cpr, birth_date, age, ydelse, overgangsdato, passiv, forsker, navn, phone, warning = fast
-        assert (cpr, birth_date, age, ydelse, overgangsdato, passiv, forsker, navn, phone) == (
+        cpr, birth_date, age, ydelse, overgangsdato, passiv, forsker, navn, phone, warning, fritaget = fast
+        assert (cpr, birth_date, age, ydelse, overgangsdato, passiv, forsker, navn, phone, fritaget) == (
             expected.cpr, expected.birth_date, expected.age, (expected.ydelse, expected.visitationskategori),
             expected.overgangsdato, expected.passiv,
-            expected.forskerbeskyttet, expected.navn, expected.phone_e164,
+            expected.forskerbeskyttet, expected.navn, expected.phone_e164, expected.fritaget_digital_post,
         )
         assert warning == (expected.warnings[0].message if expected.warnings else None)
         classification = classify(expected, REFERENCE, mapping)

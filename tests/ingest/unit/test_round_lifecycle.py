@@ -154,3 +154,21 @@ def test_schedule_names_every_missing_or_past_date():
         r.transition(past, "schedule", NOW)
     just_now = replace(past, invitation_at=NOW - timedelta(seconds=30))
     assert r.transition(just_now, "schedule", NOW).phase == "fieldwork_scheduled"
+
+
+@given(
+    st.lists(st.sampled_from(r.SURVEY_LANGUAGES) | st.text(alphabet="abcdefghijklmnopqrstuvwxyz-", min_size=1, max_size=9), max_size=10),
+    st.sampled_from([*r.TRANSLATION_STATUSES, "checked"]),
+)
+def test_a_round_names_each_of_the_survey_languages_at_most_once(languages, status):
+    """A round's languages: only the survey's codes, each once, and a known review status; every
+    unknown code is named in the problem."""
+    plan = r.RoundPlan(round_id="r-1", name="Runde", reference_date=date(2026, 8, 1), maalgruppe_mapping_version="v2",
+                       retention_days=90, languages=tuple(languages), translation_status=status)
+    problems = [p for p in r.validate(plan) if p.startswith(("languages", "translation_status"))]
+    unknown = [code for code in languages if code not in r.SURVEY_LANGUAGES]
+    assert any(p.startswith("languages") and "not a language" in p for p in problems) == bool(unknown)
+    for code in unknown:
+        assert any(repr(code) in p for p in problems)
+    assert ("languages: a language is listed twice" in problems) == (len(set(languages)) != len(languages))
+    assert any(p.startswith("translation_status") for p in problems) == (status not in r.TRANSLATION_STATUSES)

@@ -217,3 +217,18 @@ def test_page_text_files_are_valid_json_with_twelve_months():
     for lang in LANGUAGES:
         doc = json.loads((PAGE_TEXTS_DIR / f"{lang}.json").read_text(encoding="utf-8"))
         assert len(doc["months"]) == 12 and "{day}" in doc["date_format"]
+
+
+def test_the_questionnaire_offered_for_print_names_the_languages_the_round_offers():
+    """questionnaire.offered carries the round's offered languages (the letters list them), by
+    the same rule as the pages' menu: round.defined's languages and translation_status."""
+    from services.responses.domain import load_questionnaire
+    from services.responses.printed import offered
+    from services.responses.texts import offered_for
+
+    core = load_questionnaire("kl_core_v1")
+    assert offered(core).offered_languages == list(LANGUAGES)  # no definition yet: every language (drafts)
+    assert offered(core, {"languages": ["ar", "so"], "translation_status": "draft"}).offered_languages == ["da", "ar", "so"]
+    assert offered(core, {"languages": [], "translation_status": "reviewed"}).offered_languages == ["da", "en"]
+    assert offered(core, {"languages": ["pl"]}).offered_languages == list(offered_for(core.version_key, ["pl"], "draft"))
+    assert set(offered(core, {"languages": ["pl"]}).languages) == set(offered(core).languages)  # the print is the same
