@@ -43,6 +43,6 @@ async def test_the_migrated_phase_check_is_the_rules_phases(database_url):
     (phase,) = [name for name in modelled if name.endswith("_phase_known")]
     assert sorted(_phases(checks[phase])) == sorted(PHASES)
     assert _phases(str(modelled[phase].sqltext)) == list(PHASES)
-    # The review statuses a round may require (h3_round_languages): the contract's.
+    # The review statuses a round may require (i097): the contract's.
     (status,) = [name for name in modelled if name.endswith("_translation_status")]
     assert sorted(_phases(checks[status])) == sorted(TRANSLATION_STATUSES) == sorted(_phases(str(modelled[status].sqltext)))

@@ -5,13 +5,13 @@ every language) and ``translation_status`` (``draft`` or ``reviewed``), set by K
 ``POST /rounds`` and ``PATCH /rounds/{id}`` and published on round.defined (docs/languages.md).
 Existing rounds get the defaults round.defined already implied: every language, drafts allowed.
 
-Revision ID: h3_round_languages
+Revision ID: i097
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "h3_round_languages"
+revision = "i097"
 down_revision = "i096"
 branch_labels = None
 depends_on = None
