@@ -82,6 +82,8 @@ PERSONAL_BY_NAME: dict[str, Personal] = {
     "design_weight": Personal("design weight (reveals stratum size)", "pseudonymous", "weighted estimates"),
     "inclusion_probability": Personal("inclusion probability", "pseudonymous", "weighted estimates"),
     "arm": Personal("dispatch-experiment arm", "pseudonymous", "response-rate experiments"),
+    "followup_arm": Personal("adaptive follow-up arm (extra message or control)", "pseudonymous",
+                             "reading the effect of the adaptive follow-up on response"),
     "status": Personal("status of the citizen's link (open/submitted/opted out)", "pseudonymous", "one answer per link; stop reminders"),
     "mode": Personal("answer mode (web/paper/phone)", "pseudonymous", "mode effects; response rates by mode"),
     # A language such as Arabic or Somali hints at origin: kept with the answer, reported only
@@ -290,6 +292,8 @@ NOT_PERSONAL: frozenset[str] = frozenset(
         "languages", "translation_status",
         # The round's questionnaire for print (questionnaire.offered): wording, no person.
         "offered_at", "questionnaires",
+        # The round's adaptive follow-up rule and what it saw and chose: counts per cell, no person.
+        "rule", "set_at", "applied_at", "counts", "cells", "arms",
     }
 )
 # Who did an administrative action: an OAuth client id or operator subject (not a citizen).
