@@ -209,6 +209,10 @@ PERSONAL_OVERRIDES: dict[tuple[str, str, str], Personal | None] = {
     ("analytics", "rate_tally", "arm"): None,
     ("analytics", "rate_tally", "mode"): None,  # aggregates: counts per mode and language
     ("analytics", "rate_tally", "language"): None,
+    # The adaptive follow-up's citizens in analytics: one row per citizen, answered or not.
+    ("analytics", "followup_invited", "answered"): Personal(
+        "whether the citizen answered the survey", "pseudonymous", "response rates by adaptive follow-up arm"
+    ),
     # Interviews by phone (services/responses/interviews.py): one row per citizen to call.
     ("responses", "interview", "outcome"): Personal(
         "outcome of the interview calls (refused / call back / completed)", "pseudonymous", "the interviewer's list"
