@@ -35,8 +35,8 @@ from services.dispatch import paper
 from services.dispatch.domain.followup import FOLLOWUP_ARMS, FOLLOWUP_EXTRA, CellCount, FollowupRule, assign
 from services.dispatch.domain.lifecycle import InvitationStatus, StepStatus
 from services.dispatch.domain.plan import PAPER_CHANNELS, STEPS, RoundPlan
-from services.dispatch.domain.schedule import due_time, fieldwork_over
-from services.dispatch.models import DispatchStep, FollowupRuleRow, Invitation
+from services.dispatch.domain.schedule import SENDING_PHASES, due_time, fieldwork_over
+from services.dispatch.models import DispatchStep, FollowupRuleRow, Invitation, RoundDefinitionRow
 from services.dispatch.service import default_plan, get_plans, load_schedule, lock_round
 from shared.observability import log_fields
 from shared.runtime import ServiceRuntime
@@ -188,10 +188,13 @@ async def apply_rule(session: AsyncSession, round_id: str, now: datetime) -> dic
 
 
 async def rules_due(session: AsyncSession, now: datetime, lead: timedelta) -> list[str]:
-    """Rounds whose rule has not acted and whose step's first message is due within ``lead``."""
+    """Rounds whose rule has not acted and whose step's first message is due within ``lead``
+    (only rounds in a sending phase: a rule that never acted before the end of fieldwork never will)."""
     due = []
-    for round_id, rule in (await session.execute(sa.select(FollowupRuleRow.round_id, FollowupRuleRow.rule)
-                                                 .where(FollowupRuleRow.applied_at.is_(None)))).all():
+    pending = (sa.select(FollowupRuleRow.round_id, FollowupRuleRow.rule)
+               .join(RoundDefinitionRow, RoundDefinitionRow.round_id == FollowupRuleRow.round_id)
+               .where(FollowupRuleRow.applied_at.is_(None), RoundDefinitionRow.phase.in_(SENDING_PHASES)))
+    for round_id, rule in (await session.execute(pending)).all():
         first = await session.scalar(_FIRST_DUE, {"round_id": round_id, "step": rule["step"]})
         if first is not None and first - lead <= now:
             due.append(round_id)
