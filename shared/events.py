@@ -368,6 +368,9 @@ class InvitationSent(EventPayload):
     stratum: str
     arm: str | None = None
     sent_at: datetime
+    # The citizen's adaptive follow-up arm (followup_extra | followup_control), on every message
+    # sent after the round's follow-up rule assigned it; None: not assigned (docs/rounds.md).
+    followup_arm: str | None = None
 
     def key(self) -> str:
         return self.pseudonym

@@ -82,6 +82,8 @@ PERSONAL_BY_NAME: dict[str, Personal] = {
     "design_weight": Personal("design weight (reveals stratum size)", "pseudonymous", "weighted estimates"),
     "inclusion_probability": Personal("inclusion probability", "pseudonymous", "weighted estimates"),
     "arm": Personal("dispatch-experiment arm", "pseudonymous", "response-rate experiments"),
+    "followup_arm": Personal("adaptive follow-up arm (extra message or control)", "pseudonymous",
+                             "reading the effect of the adaptive follow-up on response"),
     "status": Personal("status of the citizen's link (open/submitted/opted out)", "pseudonymous", "one answer per link; stop reminders"),
     "mode": Personal("answer mode (web/paper/phone)", "pseudonymous", "mode effects; response rates by mode"),
     # A language such as Arabic or Somali hints at origin: kept with the answer, reported only
@@ -207,6 +209,10 @@ PERSONAL_OVERRIDES: dict[tuple[str, str, str], Personal | None] = {
     ("analytics", "rate_tally", "arm"): None,
     ("analytics", "rate_tally", "mode"): None,  # aggregates: counts per mode and language
     ("analytics", "rate_tally", "language"): None,
+    # The adaptive follow-up's citizens in analytics: one row per citizen, answered or not.
+    ("analytics", "followup_invited", "answered"): Personal(
+        "whether the citizen answered the survey", "pseudonymous", "response rates by adaptive follow-up arm"
+    ),
     # Interviews by phone (services/responses/interviews.py): one row per citizen to call.
     ("responses", "interview", "outcome"): Personal(
         "outcome of the interview calls (refused / call back / completed)", "pseudonymous", "the interviewer's list"
@@ -290,6 +296,8 @@ NOT_PERSONAL: frozenset[str] = frozenset(
         "languages", "translation_status",
         # The round's questionnaire for print (questionnaire.offered): wording, no person.
         "offered_at", "questionnaires",
+        # The round's adaptive follow-up rule and what it saw and chose: counts per cell, no person.
+        "rule", "set_at", "applied_at", "counts", "cells", "arms",
     }
 )
 # Who did an administrative action: an OAuth client id or operator subject (not a citizen).

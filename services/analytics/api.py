@@ -174,15 +174,17 @@ async def get_response_rates(
     "/rounds/{round_id}/response-rates/detail",
     response_model=ResponseRatePage,
     responses=CSV_RESPONSE,
-    summary="Response rates per municipality x target group, dispatch arm, answer mode or language, with margins",
+    summary="Response rates per municipality x target group, dispatch arm, answer mode, language or follow-up arm, "
+            "with margins",
 )
 async def get_response_rate_table(
     request: Request,
     round_id: str = ROUND,
-    dimension: Literal["maalgruppe", "arm", "mode", "language"] | None = Query(
+    dimension: Literal["maalgruppe", "arm", "mode", "language", "followup"] | None = Query(
         None, description="Only rows broken down by the target group (maalgruppe), the dispatch strategy (arm), the "
-        "answer mode (mode: web, paper, phone) or the language answered in (language); a mode's or a language's "
-        "response rate is the share of the invited who answered that way",
+        "answer mode (mode: web, paper, phone), the language answered in (language) or the adaptive follow-up arm "
+        "(followup: followup_extra, followup_control, none); a mode's or a language's response rate is the share of "
+        "the invited who answered that way",
     ),
     kommunekode: str | None = Depends(kommunekode_filter),
     level: str | None = LEVEL,

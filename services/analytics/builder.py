@@ -34,6 +34,7 @@ from services.analytics.domain.calibration import CalibrationSpec, RespondentCel
 from services.analytics.domain.publication import (
     ALL_LEVELS,
     NATIONAL,
+    NO_ARM,
     RESPONDENTS,
     Baseline,
     GroupedCounts,
@@ -42,7 +43,7 @@ from services.analytics.domain.publication import (
     StratumInfo,
     build_publication,
 )
-from services.analytics.models import AnswerTally, PopulationCell, RateTally, ResponseFact, RoundCalibration, RoundState, StratumFrame
+from services.analytics.models import AnswerTally, FollowupInvited, PopulationCell, RateTally, ResponseFact, RoundCalibration, RoundState, StratumFrame
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,13 @@ _ROUND_INFO = sa.text(f"SELECT round_id, questionnaire_id, first_submitted_at, v
 _RATES = sa.text(
     f"SELECT stratum, kommunekode, maalgruppe, arm, invited, answered, mode, language FROM {RateTally.__table__.fullname} "
     "WHERE round_id = :r"
+)
+# The citizens of each adaptive follow-up arm and those of them who answered: rows of their own
+# (RateCount.followup), beside the tallies.
+_FOLLOWUP = sa.text(
+    f"SELECT stratum, kommunekode, maalgruppe, '{NO_ARM}', count(*)::int, (count(*) FILTER (WHERE answered))::int, "
+    f"'', '', followup_arm FROM {FollowupInvited.__table__.fullname} WHERE round_id = :r "
+    "GROUP BY stratum, kommunekode, maalgruppe, followup_arm"
 )
 _FRAME = sa.text(f"SELECT stratum, kommunekode, maalgruppe, population FROM {StratumFrame.__table__.fullname} WHERE round_id = :r")
 # The tallies grouped per stratum by each band (gender, age band, course duration band), one row
@@ -118,7 +126,8 @@ async def round_info(uow, round_id: str) -> RoundInfo | None:
 
 
 async def load_rates(uow, round_id: str) -> list[RateCount]:
-    return [RateCount(*row) for row in (await uow.session.execute(_RATES, {"r": round_id})).all()]
+    rows = (await uow.session.execute(_RATES, {"r": round_id})).all() + (await uow.session.execute(_FOLLOWUP, {"r": round_id})).all()
+    return [RateCount(*row) for row in rows]
 
 
 async def load_grouped(uow, round_id: str) -> list[GroupedCounts]:
@@ -229,6 +238,8 @@ async def load_inputs(
     strata: dict[str, StratumInfo] = {}
     respondents: dict[str, int] = {}
     for r in rates:
+        if r.followup:
+            continue  # the follow-up arms' citizens are counted in the tallies already
         respondents[r.stratum] = respondents.get(r.stratum, 0) + r.answered
         strata.setdefault(r.stratum, StratumInfo(r.kommunekode, r.maalgruppe, 0, None))
     for h, kommunekode, maalgruppe, _ in frame:

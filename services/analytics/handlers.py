@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from services.analytics.domain.answers import answer_code
 from services.analytics.domain.publication import NO_ARM
-from services.analytics.models import AnswerTally, Invited, PopulationCell, RateTally, ResponseFact, RoundState, SampleChunk, StratumFrame
+from services.analytics.models import AnswerTally, FollowupInvited, Invited, PopulationCell, RateTally, ResponseFact, RoundState, SampleChunk, StratumFrame
 from shared.bus import UnitOfWork, batch_handler
 from shared.events import Envelope, FrameMargins, InvitationSent, ResponseSubmitted, SampleDrawn, SampleDrawnV1
 
@@ -162,11 +162,23 @@ async def on_frame_margins(uow: UnitOfWork, envelope: Envelope, event: FrameMarg
 async def on_invitations_sent(uow: UnitOfWork, items: list[tuple[Envelope, InvitationSent]]) -> None:
     # Only the first message makes a citizen "invited"; reminders do not count again.
     events = {(e.round_id, e.pseudonym): e for _, e in reversed(items)}  # first message per citizen wins
+    # The adaptive follow-up arm comes on a later message than the first: the first that carries it.
+    followups = {(e.round_id, e.pseudonym): e for _, e in reversed(items) if e.followup_arm}
+    for round_id in sorted({round_id for round_id, _ in followups}):
+        # The round's row lock before the follow-up rows, as on_responses_submitted takes it before
+        # its facts: whichever of an answer and an arm commits second sees the other.
+        await uow.session.execute(_LOCK_ROUND, {"round_id": round_id, "questionnaire_id": None, "submitted_at": None})
     rows = [(e.round_id, e.pseudonym, e.kommunekode, e.stratum, e.arm, e.sent_at) for e in events.values()]
     inserted = await uow.session.execute(_INVITED_INSERT, _columns(rows, tuple(_INVITED_TYPES)))
     invited = Counter(_rate_key(events[tuple(key)]) for key in inserted.all())
     await _count_rates(uow, invited=invited)
-    for round_id in sorted({key[0] for key in invited}):
+    assigned: set[str] = set()
+    if followups:
+        rows = [(e.round_id, e.pseudonym, e.kommunekode, e.stratum, e.maalgruppe, e.followup_arm, e.sent_at)
+                for e in followups.values()]
+        assigned = {round_id for round_id, in (await uow.session.execute(
+            _FOLLOWUP_INSERT, _columns(rows, tuple(_FOLLOWUP_TYPES)))).all()}
+    for round_id in sorted({key[0] for key in invited} | assigned):
         await touch_round(uow, round_id)
 
 
@@ -211,6 +223,8 @@ async def on_responses_submitted(uow: UnitOfWork, items: list[tuple[Envelope, Re
     keys = sorted(tallies)  # one order for every writer: concurrent batches cannot deadlock
     await uow.session.execute(_TALLY_UPSERT, _columns(keys, _TALLY_COLUMNS) | {"n": [tallies[key] for key in keys]})
     await _count_rates(uow, answered=Counter(_rate_key(e) for e in new_events))
+    await uow.session.execute(_FOLLOWUP_ANSWERED, {"round_id": [e.round_id for e in new_events],
+                                                    "pseudonym": [e.pseudonym for e in new_events]})
     for round_id in sorted({e.round_id for e in new_events}):
         of_round = [e for e in new_events if e.round_id == round_id]
         await touch_round(uow, round_id, of_round[0].questionnaire_id, min(e.submitted_at for e in of_round))
@@ -228,6 +242,23 @@ _FACT_TYPES = {
     "mode": "text", "language": "text", "questionnaire_id": "text", "questionnaire_version": "int", "answers": "jsonb",
     "submitted_at": "timestamptz", "version": "bigint",
 }
+_FOLLOWUP_TYPES = {
+    "round_id": "text", "pseudonym": "text", "kommunekode": "text", "stratum": "text", "maalgruppe": "text",
+    "followup_arm": "text", "first_sent_at": "timestamptz",
+}
+# A citizen who answered before the arm's first message reached analytics is answered already.
+_FOLLOWUP_INSERT = sa.text(
+    f"INSERT INTO {FollowupInvited.__table__.fullname} ({', '.join(_FOLLOWUP_TYPES)}, answered) "
+    f"SELECT {', '.join('u.' + c for c in _FOLLOWUP_TYPES)}, EXISTS (SELECT 1 FROM {ResponseFact.__table__.fullname} AS r "
+    "WHERE r.round_id = u.round_id AND r.pseudonym = u.pseudonym) "
+    f"FROM unnest({', '.join(f'CAST(:{c} AS {t}[])' for c, t in _FOLLOWUP_TYPES.items())}) AS u({', '.join(_FOLLOWUP_TYPES)}) "
+    "ON CONFLICT DO NOTHING RETURNING round_id"
+)
+_FOLLOWUP_ANSWERED = sa.text(
+    f"UPDATE {FollowupInvited.__table__.fullname} AS f SET answered = true "
+    "FROM unnest(CAST(:round_id AS text[]), CAST(:pseudonym AS text[])) AS a(round_id, pseudonym) "
+    "WHERE f.round_id = a.round_id AND f.pseudonym = a.pseudonym AND NOT f.answered"
+)
 _INVITED_INSERT = _unnest_insert(Invited.__table__, _INVITED_TYPES, "ON CONFLICT DO NOTHING RETURNING round_id, pseudonym")
 _FACT_INSERT = _unnest_insert(ResponseFact.__table__, _FACT_TYPES, "ON CONFLICT DO NOTHING RETURNING round_id, pseudonym")
 _TALLY_UPSERT = _unnest_insert(

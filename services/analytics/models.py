@@ -90,6 +90,25 @@ class Invited(Base):
     first_sent_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
 
 
+class FollowupInvited(Base):
+    """A citizen assigned to an arm of the round's adaptive follow-up (dispatch's rule: an extra
+    message, or control), from the first invitation.sent that carries the arm, and whether the
+    citizen has answered. Both handlers set ``answered`` under the round's row lock (whichever
+    event comes second sees the other's row), so the response rates by follow-up arm are a
+    GROUP BY of this table."""
+
+    __tablename__ = "followup_invited"
+
+    round_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    pseudonym: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    kommunekode: Mapped[str] = mapped_column(sa.Text)
+    stratum: Mapped[str] = mapped_column(sa.Text)
+    maalgruppe: Mapped[str] = mapped_column(sa.Text)
+    followup_arm: Mapped[str] = mapped_column(sa.Text)
+    first_sent_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    answered: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+
+
 class ResponseFact(Base):
     __tablename__ = "response_fact"
 

@@ -72,8 +72,8 @@ ENTITY_SETS = {
     ),
     "ResponseRates": EntitySet(
         "ResponseRates", "ResponseRate", ("id",) + RATE_COLUMNS + RELEASE_COLUMNS, ("round_id", "dimension", "kommunekode", "level"),
-        "Respondents and response rates per round x municipality (or national) x target group, dispatch arm, answer mode "
-        "or language (or total)",
+        "Respondents and response rates per round x municipality (or national) x target group, dispatch arm, answer mode, "
+        "language or adaptive follow-up arm (or total)",
     ),
     "Trends": EntitySet(
         "Trends", "Trend", ("id",) + TREND_COLUMNS, ("round_id", "question", "kommunekode", "indicator"),

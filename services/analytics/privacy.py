@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from services.analytics.domain.answers import answer_code
 from services.analytics.domain.publication import NO_ARM
 from services.analytics.handlers import touch_round
-from services.analytics.models import AUDIT, AnswerTally, Invited, RateTally, ResponseFact, RoundState
+from services.analytics.models import AUDIT, AnswerTally, FollowupInvited, Invited, RateTally, ResponseFact, RoundState
 from shared.bus import UnitOfWork
 from shared.privacy import PrivacyRules, rows_with_pseudonyms
 
@@ -39,7 +39,12 @@ async def purge_round(uow: UnitOfWork, round_id: str) -> dict[str, int]:
         .where(ResponseFact.round_id == round_id, ~ResponseFact.pseudonym.startswith(ANONYMOUS))
         .values(pseudonym=_random_pseudonym())
     )
-    return {"invited": invited.rowcount, "response_fact": facts.rowcount}
+    followup = await uow.session.execute(
+        sa.update(FollowupInvited)
+        .where(FollowupInvited.round_id == round_id, ~FollowupInvited.pseudonym.startswith(ANONYMOUS))
+        .values(pseudonym=_random_pseudonym())
+    )
+    return {"invited": invited.rowcount, "response_fact": facts.rowcount, "followup_invited": followup.rowcount}
 
 
 async def identifiers_left_in_round(uow: UnitOfWork, round_id: str) -> int:
@@ -51,7 +56,11 @@ async def identifiers_left_in_round(uow: UnitOfWork, round_id: str) -> int:
         .select_from(ResponseFact)
         .where(ResponseFact.round_id == round_id, ~ResponseFact.pseudonym.startswith(ANONYMOUS))
     )
-    return invited + facts
+    followup = await uow.session.scalar(
+        sa.select(sa.func.count()).select_from(FollowupInvited)
+        .where(FollowupInvited.round_id == round_id, ~FollowupInvited.pseudonym.startswith(ANONYMOUS))
+    )
+    return invited + facts + followup
 
 
 async def erase_citizens(uow: UnitOfWork, pseudonyms: Sequence[str]) -> dict[str, int]:
@@ -71,6 +80,11 @@ async def erase_citizens(uow: UnitOfWork, pseudonyms: Sequence[str]) -> dict[str
             sa.delete(Invited)
             .where(Invited.pseudonym.in_(pseudonyms))
             .returning(Invited.round_id, Invited.stratum, Invited.arm)
+        )
+    ).all()
+    followup = (
+        await uow.session.execute(
+            sa.delete(FollowupInvited).where(FollowupInvited.pseudonym.in_(pseudonyms)).returning(FollowupInvited.round_id)
         )
     ).all()
     tallies: Counter = Counter()
@@ -101,13 +115,13 @@ async def erase_citizens(uow: UnitOfWork, pseudonyms: Sequence[str]) -> dict[str
                    RateTally.mode == mode, RateTally.language == language)
             .values(invited=RateTally.invited - invited_counts[key], answered=RateTally.answered - answered[key])
         )
-    for round_id in sorted({f.round_id for f in facts} | {i.round_id for i in invited}):
+    for round_id in sorted({f.round_id for f in facts} | {i.round_id for i in invited} | {r.round_id for r in followup}):
         await touch_round(uow, round_id)  # the published tables are recomputed from the tallies
         # Counts went down, which no new fact shows: builders reload the round in full.
         await uow.session.execute(
             sa.update(RoundState).where(RoundState.round_id == round_id).values(counts_reset_version=RoundState.version)
         )
-    return {"response_fact": len(facts), "invited": len(invited)}
+    return {"response_fact": len(facts), "invited": len(invited), "followup_invited": len(followup)}
 
 
 RULES = PrivacyRules(
@@ -115,6 +129,6 @@ RULES = PrivacyRules(
     purge_round=purge_round,
     identifiers_left_in_round=identifiers_left_in_round,
     erase_citizens=erase_citizens,
-    rows_left_for_citizens=rows_with_pseudonyms(ResponseFact, Invited),
+    rows_left_for_citizens=rows_with_pseudonyms(ResponseFact, Invited, FollowupInvited),
     audit_table=AUDIT,
 )

@@ -89,8 +89,8 @@ COLUMNS: dict[str, Column] = {
     "dimension": Column(
         str,
         "What the rows break the municipality down by: maalgruppe (target group), gender, age_band, duration_band "
-        "(time on the benefit); for response rates maalgruppe, arm (the dispatch strategy), mode (web, paper, phone) or "
-        "language (the language answered in)",
+        "(time on the benefit); for response rates maalgruppe, arm (the dispatch strategy), mode (web, paper, phone), "
+        "language (the language answered in) or followup (the adaptive follow-up arm)",
         nullable=False,
     ),
     "kommunekode": Column(str, 'The municipality\'s code (3 digits, e.g. 101), or "national" for all municipalities together',

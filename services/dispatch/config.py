@@ -63,6 +63,10 @@ class DispatchSettings(ServiceSettings, KeyRingSettings, InterviewKeySettings):
     # How often each round's message counts are compared with those published last, and
     # published (dispatch.progress) when they changed: the round overview's delay.
     progress_interval_seconds: float = Field(default=2.0, gt=0)
+    # The adaptive follow-up (followup.py): how often rules are looked at, and how long before the
+    # first message of its step a round's rule acts (every step message then carries the arm).
+    followup_interval_seconds: float = Field(default=5.0, gt=0)
+    followup_lead_seconds: float = Field(default=3600.0, ge=0)
     # 0: render in a thread (asyncio.to_thread); N: a pool of N processes (the bench uses 2).
     render_processes: int = 0
     # Validate every MeMo message against the XSD (its cost per letter: bench/README.md, dispatch), or only the first of each shape per

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -12,6 +13,8 @@ from services.dispatch.api import router
 from services.dispatch.channel_setup import build_channels, close_channels
 from services.dispatch.channels.base import Channel
 from services.dispatch.config import DispatchSettings
+from services.dispatch.followup import FollowupWorker
+from services.dispatch.followup_api import router as followup_router
 from services.dispatch.handlers import lock_in_order, make_handlers
 from services.dispatch.models import AUDIT, BUS
 from services.dispatch.privacy import privacy_rules
@@ -50,7 +53,9 @@ def create_app(
                 migrations_dir=MIGRATIONS,
                 handlers={**make_handlers(settings, stages), **privacy_handlers(privacy_rules(settings))},
                 prepare_batch=lock_in_order,
-                workers={"sender": sender.run, "progress": ProgressPublisher(settings.progress_interval_seconds).run},
+                workers={"sender": sender.run, "progress": ProgressPublisher(settings.progress_interval_seconds).run,
+                         "followup": FollowupWorker(settings.followup_interval_seconds, settings.followup_lead_seconds,
+                                                    lambda: datetime.now(UTC)).run},
             ) as runtime:
                 app.state.runtime = runtime
                 yield
@@ -66,4 +71,5 @@ def create_app(
     install_common(app, settings)
     install_audit(app, AUDIT)
     app.include_router(router)
+    app.include_router(followup_router)
     return app

@@ -48,6 +48,9 @@ class Invitation(Base):
     maalgruppe: Mapped[str] = mapped_column(sa.Text)
     stratum: Mapped[str] = mapped_column(sa.Text)
     arm: Mapped[str | None] = mapped_column(sa.Text)
+    # The adaptive follow-up arm (domain.followup: followup_extra | followup_control), set when the
+    # round's follow-up rule acts; NULL: not assigned. Every message sent after carries it.
+    followup_arm: Mapped[str | None] = mapped_column(sa.Text)
     # Sealed contact details, opened only to send. NULL until contacts.released brings them (the
     # steps wait meanwhile), or for good when ingest had none to release.
     contact: Mapped[dict | None] = mapped_column(JSONB)
@@ -149,3 +152,20 @@ class RoundDefinitionRow(Base):
     definition: Mapped[dict] = mapped_column(JSONB)  # the RoundDefined payload
     steps_cancelled_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
+
+
+class FollowupRuleRow(Base):
+    """A round's adaptive follow-up rule (domain.followup.FollowupRule) and, once it has acted
+    (``applied_at``), what it saw and chose: the cells' observed counts (``counts``: stratum ->
+    [invited, answered]), the chosen cells in rank order and the number per arm. With the rule's
+    seed these reproduce every citizen's arm (``invitation.followup_arm``)."""
+
+    __tablename__ = "followup_rule"
+
+    round_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    rule: Mapped[dict] = mapped_column(JSONB)
+    set_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
+    applied_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    counts: Mapped[dict | None] = mapped_column(JSONB)
+    cells: Mapped[list | None] = mapped_column(JSONB)
+    arms: Mapped[dict | None] = mapped_column(JSONB)

@@ -2,6 +2,7 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
+from services.dispatch.domain.followup import FollowupRule
 from services.dispatch.domain.plan import RoundPlan
 from shared.events import SendingWindow
 
@@ -71,4 +72,33 @@ class ArmCount(BaseModel):
     invited: int
 
 
-__all__ = ["ArmCount", "ContactCount", "DispatchStatus", "RoundSchedule", "FailedStep", "Failures", "RoundPlan", "RoundPlans", "StepCount"]
+class FollowupCell(BaseModel):
+    """A cell's counts when the rule acted."""
+
+    stratum: str
+    invited: int  # citizens with a message sent
+    answered: int
+    chosen: bool
+
+
+class FollowupArmCount(BaseModel):
+    stratum: str
+    arm: str  # followup_extra | followup_control
+    citizens: int
+    answered: int  # since the assignment (every one of them was unanswered then)
+
+
+class FollowupState(BaseModel):
+    """The round's adaptive follow-up rule; once it has acted, what it saw, chose and sent."""
+
+    round_id: str
+    rule: FollowupRule
+    set_at: datetime
+    applied_at: datetime | None = None  # None: the rule has not acted yet
+    cells: list[FollowupCell] = []  # every cell it ranked, the chosen ones first in rank order
+    arms: dict[str, int] = {}  # citizens per arm
+    by_cell: list[FollowupArmCount] = []
+    extra_messages: dict[str, int] = {}  # the extra steps per status (planned, sent, skipped, ...)
+
+
+__all__ = ["FollowupArmCount", "FollowupCell", "FollowupState", "ArmCount", "ContactCount", "DispatchStatus", "RoundSchedule", "FailedStep", "Failures", "RoundPlan", "RoundPlans", "StepCount"]

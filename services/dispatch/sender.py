@@ -100,7 +100,7 @@ _CLAIMED_COLUMNS = (
     _STEPS.c.invitation_id, _STEPS.c.step, _STEPS.c.channel, _STEPS.c.attempts, _STEPS.c.due_at,
     _INVITATIONS.c.round_id, _INVITATIONS.c.kommunekode, _INVITATIONS.c.pseudonym, _INVITATIONS.c.token_nonce,
     _INVITATIONS.c.contact, _INVITATIONS.c.maalgruppe, _INVITATIONS.c.stratum, _INVITATIONS.c.arm,
-    _INVITATIONS.c.created_at, _INVITATIONS.c.expires_at, _INVITATIONS.c.answer_seq,
+    _INVITATIONS.c.created_at, _INVITATIONS.c.expires_at, _INVITATIONS.c.answer_seq, _INVITATIONS.c.followup_arm,
 )
 
 
@@ -180,7 +180,8 @@ class Claimed:
     """A step claimed for sending, with what is needed to compose it (no ORM objects)."""
 
     _COLUMNS = ("invitation_id", "step", "channel", "attempts", "due_at", "round_id", "kommunekode", "pseudonym",
-                "token_nonce", "contact", "maalgruppe", "stratum", "arm", "created_at", "expires_at", "answer_seq")
+                "token_nonce", "contact", "maalgruppe", "stratum", "arm", "created_at", "expires_at", "answer_seq",
+                "followup_arm")
     # Read after the claim: a paper step's questionnaire for print; whether a reminder letter's
     # step also sends a paper questionnaire; the languages a letter lists.
     __slots__ = (*_COLUMNS, "printed", "paper_with_it", "languages")
@@ -545,7 +546,7 @@ class Sender:
                         InvitationSent(
                             round_id=c.round_id, kommunekode=c.kommunekode, pseudonym=c.pseudonym, step=c.step,
                             channel=self.event_channel(c, outcome), maalgruppe=c.maalgruppe, stratum=c.stratum,
-                            arm=c.arm, sent_at=now,
+                            arm=c.arm, sent_at=now, followup_arm=c.followup_arm,
                         )
                     )
                 elif result.status is SendStatus.TRANSIENT_FAILURE and c.attempts < s.max_attempts:

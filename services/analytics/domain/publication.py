@@ -22,8 +22,8 @@ Tables
 Per question and per dimension d in (maalgruppe, gender, age_band, duration_band) one table
 municipality x d, with its margins: municipality totals, national per level of d, and the
 national total. Response rates: respondents per municipality x target group, municipality x
-dispatch arm, municipality x answer mode (web, paper, phone) and municipality x language, with the
-same margins. All of a round's tables go through one call of
+dispatch arm, municipality x answer mode (web, paper, phone), municipality x language and, in a
+round with an adaptive follow-up rule, municipality x follow-up arm, with the same margins. All of a round's tables go through one call of
 :func:`~.suppression.suppress`, so a number hidden in one table cannot be recovered from another.
 The suppression count of a question cell is the number of *valid* (scale) answers: the mean and
 the top-two box rest on them, so a cell is published only when at least ``min_count`` citizens
@@ -48,13 +48,18 @@ from .estimators import Estimate, design_effect, normal_quantile, proportion_int
 from .suppression import CAUTION_BELOW, SUPPRESSION_THRESHOLD, TOTAL, CountTable, Decided, History, LastRelease, cell_key, decide
 
 DIMENSIONS: tuple[str, ...] = ("maalgruppe", "gender", "age_band", "duration_band")
-RATE_DIMENSIONS: tuple[str, ...] = ("maalgruppe", "arm", "mode", "language")
+RATE_DIMENSIONS: tuple[str, ...] = ("maalgruppe", "arm", "mode", "language", "followup")
 # How the citizens answered: known of respondents only (nobody is invited in a mode or a
 # language), so a cell's invited are its municipality's (or the nation's) and its response rate
 # is the share of them who answered that way; the shares of a municipality add up to its rate.
 ANSWER_DIMENSIONS: tuple[str, ...] = ("mode", "language")
+# The adaptive follow-up (dispatch's rule): the citizens assigned to its arms (followup_extra,
+# followup_control) are RateCount rows of their own (``followup`` set); everyone else of a
+# municipality is its level NO_FOLLOWUP. The table exists only in a round where someone was assigned.
+FOLLOWUP = "followup"
+NO_FOLLOWUP = "none"
 # The respondent tables every published table follows (see respondent_pattern).
-RESPONDENT_DIMENSIONS: tuple[str, ...] = DIMENSIONS + ("arm",) + ANSWER_DIMENSIONS
+RESPONDENT_DIMENSIONS: tuple[str, ...] = DIMENSIONS + ("arm",) + ANSWER_DIMENSIONS + (FOLLOWUP,)
 NATIONAL = "national"
 ALL_LEVELS = "total"
 NO_ARM = "none"
@@ -165,6 +170,29 @@ class RateCount:
     # The answers' mode and language ("": the invited, counted without them; models.RateTally).
     mode: str = ""
     language: str = ""
+    # A follow-up arm's row (FOLLOWUP): its citizens and those who answered, counted in the
+    # other rows as well; "": a tally row.
+    followup: str = ""
+
+
+def followup_levels(rate_counts: Iterable[RateCount]) -> dict[tuple[str, str], tuple[int, int]]:
+    """(municipality, follow-up level) -> (invited, answered), NO_FOLLOWUP being the municipality's
+    citizens in no arm (where it has any); empty when nobody was assigned."""
+    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    arms: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for r in rate_counts:
+        target = arms[(r.kommunekode, r.followup)] if r.followup else totals[r.kommunekode]
+        target[0] += r.invited
+        target[1] += r.answered
+    if not arms:
+        return {}
+    out = {key: (n[0], n[1]) for key, n in arms.items()}
+    for k, (invited, answered) in totals.items():
+        in_arms = [v for (kk, _), v in out.items() if kk == k]
+        rest = (max(invited - sum(v[0] for v in in_arms), 0), max(answered - sum(v[1] for v in in_arms), 0))
+        if rest[0]:
+            out[(k, NO_FOLLOWUP)] = rest
+    return out
 
 
 # -- estimation from counts ------------------------------------------------------------------
@@ -692,7 +720,14 @@ def respondent_pattern(
         if dim in cells and h in kommune_of:
             cells[dim][(kommune_of[h], lvl)] += n
     invited: dict[str, int] = defaultdict(int)
+    rate_counts = list(rate_counts)
+    for (k, lvl), (n_invited, n_answered) in followup_levels(rate_counts).items():
+        cells[FOLLOWUP][(k, lvl)] += n_answered
+        for coords in ((("kommunekode", k), (FOLLOWUP, lvl)), ((FOLLOWUP, lvl),)):
+            invited[cell_key(RESPONDENT_MEASURE, coords)] += n_invited
     for r in rate_counts:
+        if r.followup:
+            continue
         cells["arm"][(r.kommunekode, r.arm)] += r.answered
         for dim in ANSWER_DIMENSIONS:
             if how := getattr(r, dim):
@@ -749,7 +784,7 @@ def respondent_pattern(
         else:
             for c, v in enumerate(vector):
                 have[c] += v
-    breakdowns = {q: [by_table.get(d) if d not in ("arm",) + ANSWER_DIMENSIONS else None for d in dims]
+    breakdowns = {q: [by_table.get(d) if d not in ("arm", FOLLOWUP) + ANSWER_DIMENSIONS else None for d in dims]
                   for q, by_table in per_question.items()}
     baseline = baseline or Baseline()
     if scope == "rates":
@@ -1073,12 +1108,18 @@ _POOL = "~suppressed strata"  # the weighting class of a cell's suppressed strat
 
 
 def build_rate_rows(round_id: str, rate_counts: Iterable[RateCount], pattern: RespondentPattern, *, caution_below: int = CAUTION_BELOW) -> list[dict]:
-    """Response-rate tables (respondents per municipality x target group, x arm, x answer mode and
-    x language, with margins), suppressed as the indicator tables are (``pattern``), sorted. The
+    """Response-rate tables (respondents per municipality x target group, x arm, x answer mode,
+    x language and x follow-up arm, with margins), suppressed as the indicator tables are (``pattern``), sorted. The
     invited are the sample: published for every cell."""
     invited: dict[tuple[str, str, str], int] = defaultdict(int)
     answered_how: dict[str, set[str]] = {dim: set() for dim in ANSWER_DIMENSIONS}
+    rate_counts = list(rate_counts)
+    for (k, lvl), (n_invited, _) in followup_levels(rate_counts).items():
+        for kk, ll in ((k, lvl), (k, ALL_LEVELS), (NATIONAL, lvl), (NATIONAL, ALL_LEVELS)):
+            invited[(FOLLOWUP, kk, ll)] += n_invited
     for r in rate_counts:
+        if r.followup:
+            continue
         for dim, lvl in (("maalgruppe", r.maalgruppe), ("arm", r.arm)):
             for k, l in ((r.kommunekode, lvl), (r.kommunekode, ALL_LEVELS), (NATIONAL, lvl), (NATIONAL, ALL_LEVELS)):
                 invited[(dim, k, l)] += r.invited

@@ -679,8 +679,11 @@ def hidden_cells(view) -> list[tuple]:
 # The response rates by answer mode and language: the generated rounds answer on the web in
 # Danish only, so those tables repeat each municipality's total (web, da) and zeros; the attacker
 # neither reads nor scores them (the differencing reader of tests/analytics/integration/
-# test_analytics_api.py reads them on a round answered in several modes and languages).
-UNMODELLED_RATE_DIMENSIONS = ("mode", "language")
+# test_analytics_api.py reads them on a round answered in several modes and languages). The
+# response rates by adaptive follow-up arm: the generated rounds run no follow-up rule, so that
+# table is not published for them at all (tests/analytics/unit/test_analytics_rates_by_followup.py
+# checks its suppression on rounds that run one).
+UNMODELLED_RATE_DIMENSIONS = ("mode", "language", "followup")
 
 
 def _published_before(earlier: list, kind: str, key: tuple):
