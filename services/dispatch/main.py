@@ -12,6 +12,7 @@ from services.dispatch.api import router
 from services.dispatch.channel_setup import build_channels, close_channels
 from services.dispatch.channels.base import Channel
 from services.dispatch.config import DispatchSettings
+from services.dispatch.errors import install_errors
 from services.dispatch.handlers import lock_in_order, make_handlers
 from services.dispatch.models import AUDIT, BUS
 from services.dispatch.privacy import privacy_rules
@@ -65,5 +66,6 @@ def create_app(
     app.state.stages = stages
     install_common(app, settings)
     install_audit(app, AUDIT)
+    install_errors(app)
     app.include_router(router)
     return app
