@@ -181,15 +181,19 @@ async def test_preview_adjust_confirm_draw_and_the_events_carry_exact_weights(se
             assert final[0].chunk_count == sum(1 for _, e in published if e.kommunekode == kode)
 
 
+async def sample_everyone(client, token: str, broker: tuple[str, str], round_id: str, kommunekode: str, persons) -> None:
+    """A round of last year (reference date 2024-08-01) that delivered `persons` and sampled them all."""
+    await produce(*broker, delivery(round_id, kommunekode, persons, reference_date=date(2024, 8, 1)))
+    await wait_for_frame(client, token, round_id, {kommunekode: len(persons)})
+    r = await client.post(f"/rounds/{round_id}/draws", json={"seed": 42, "sample_per_stratum": 1000}, headers=bearer(token))
+    assert r.status_code == 201 and r.json()["sampled"] == len(persons), r.text
+
+
 async def test_redelivery_recent_rounds_and_a_stale_allocation(service_env, dev_issuer, kafka_bootstrap, topic_prefix):
     token = admin(dev_issuer)
     async with running_app(create_app(settings_from_env(SamplingSettings, service_env))) as client:
         # Last year's round sampled all 30 citizens of 751 (the e2e/demo call shape).
-        last = citizens("r-2024", "751", 30, seed=1, flagged=False)
-        await produce(kafka_bootstrap, topic_prefix, delivery("r-2024", "751", last, reference_date=date(2024, 8, 1)))
-        await wait_for_frame(client, token, "r-2024", {"751": 30})
-        r = await client.post("/rounds/r-2024/draws", json={"seed": 42, "sample_per_stratum": 1000}, headers=bearer(token))
-        assert r.status_code == 201 and r.json()["sampled"] == 30, r.text
+        await sample_everyone(client, token, (kafka_bootstrap, topic_prefix), "r-2024", "751", citizens("r-2024", "751", 30, seed=1, flagged=False))
 
         # This year: the same 30 plus 20 new ones; a parallel round with the same reference
         # date does not count as "earlier".
@@ -304,10 +308,7 @@ async def test_a_citizen_is_delivered_twice_only_where_the_eligibility_rule_keep
     async with running_app(create_app(settings_from_env(SamplingSettings, service_env))) as client:
         # An earlier round sampled the one citizen both municipalities deliver for every reason.
         earlier = citizens("dup-2024", "101", 1, seed=20, flagged=False)
-        await produce(kafka_bootstrap, topic_prefix, delivery("dup-2024", "101", earlier, reference_date=date(2024, 8, 1)))
-        await wait_for_frame(client, token, "dup-2024", {"101": 1})
-        r = await client.post("/rounds/dup-2024/draws", json={"seed": 1, "sample_per_stratum": 1000}, headers=bearer(token))
-        assert r.status_code == 201 and r.json()["sampled"] == 1, r.text
+        await sample_everyone(client, token, (kafka_bootstrap, topic_prefix), "dup-2024", "101", earlier)
 
         first = citizens("dup", "101", 40, seed=21, flagged=False)
         again = [first[0]] + [
