@@ -13,6 +13,7 @@ from services.dispatch.api import router
 from services.dispatch.channel_setup import build_channels, close_channels
 from services.dispatch.channels.base import Channel
 from services.dispatch.config import DispatchSettings
+from services.dispatch.errors import install_errors
 from services.dispatch.followup import FollowupWorker
 from services.dispatch.followup_api import router as followup_router
 from services.dispatch.handlers import lock_in_order, make_handlers
@@ -70,6 +71,7 @@ def create_app(
     app.state.stages = stages
     install_common(app, settings)
     install_audit(app, AUDIT)
+    install_errors(app)
     app.include_router(router)
     app.include_router(followup_router)
     return app

@@ -1,8 +1,11 @@
-"""Dispatch's service functions: round plans (admin API), plan resolution, what the status and
-failure reports count; the rounds' definitions, rescheduling and the end of fieldwork."""
+"""Dispatch's service functions: round plans, plan resolution, what the status and failure
+reports count; the rounds' definitions, rescheduling and the end of fieldwork; the letter
+previews. The operator's routes (services.dispatch.api) call those at the end of this module,
+which take the unit of work (and commit what they change)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
@@ -10,10 +13,19 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.dispatch.config import DispatchSettings
+from services.dispatch import paper as paper_step
 from services.dispatch.compose import RenderConfig, render_paper_preview, render_preview
 from services.dispatch.domain.municipalities import municipalities
 from services.dispatch.domain.plan import STEPS, RoundPlan, planned_steps
-from services.dispatch.domain.schedule import LOCAL, Schedule, answer_deadline, due_time, fieldwork_over, shown_status
+from services.dispatch.domain.schedule import (
+    LOCAL,
+    Schedule,
+    answer_deadline,
+    due_time,
+    fieldwork_over,
+    round_sending,
+    shown_status,
+)
 from services.dispatch.domain.lifecycle import UNSENT, StepStatus
 from services.dispatch.models import (
     NO_CONTACT,
@@ -23,6 +35,16 @@ from services.dispatch.models import (
     RoundDefinitionRow,
     RoundPlanRow,
 )
+from services.dispatch.schemas import (
+    ContactCount,
+    DispatchStatus,
+    FailedStep,
+    Failures,
+    RoundPlans,
+    RoundSchedule,
+    StepCount,
+)
+from shared.bus import UnitOfWork
 from shared.db import advisory_key
 from shared.events import RoundDefined
 
@@ -303,3 +325,81 @@ def preview_paper_questionnaire(settings: DispatchSettings, round_id: str, defin
     deadline = answer_deadline(schedule, settings.response_deadline_days) or letter_date + timedelta(
         days=settings.response_deadline_days)
     return render_paper_preview(RenderConfig.from_settings(settings), kommunekode, printed, letter_date, deadline, language)
+
+
+# --- what the operator's routes call: the unit of work in, the answer out ---------------------------
+
+class PlanRefused(Exception):
+    """A plan this deployment cannot carry out; the message names the field and why (a 422)."""
+
+
+async def put_plan(uow: UnitOfWork, settings: DispatchSettings, round_id: str, kommunekode: str, plan: RoundPlan) -> RoundPlans:
+    """Set the round's default plan (``kommunekode`` ROUND_DEFAULT) or a municipality's, and
+    answer with the round's plans."""
+    if plan.phone_interviews and settings.interview_active_key_id not in settings.interview_keyring:
+        # Refused here rather than failing every contact release of the round later.
+        raise PlanRefused("phone_interviews: interviews by phone need the interview key (INTERVIEW_KEYS and "
+                          "INTERVIEW_ACTIVE_KEY_ID), which this deployment has not set")
+    await set_plan(uow.session, round_id, kommunekode, plan)
+    plans = await get_plans(uow.session, round_id)
+    await uow.commit()
+    return _round_plans(settings, round_id, plans)
+
+
+async def round_plans(uow: UnitOfWork, settings: DispatchSettings, round_id: str) -> RoundPlans:
+    return _round_plans(settings, round_id, await get_plans(uow.session, round_id))
+
+
+def _round_plans(settings: DispatchSettings, round_id: str, plans: dict[str, RoundPlan]) -> RoundPlans:
+    default = plans.pop(ROUND_DEFAULT, None) or default_plan(settings)
+    return RoundPlans(round_id=round_id, default=default, municipalities=plans)
+
+
+async def dispatch_status(uow: UnitOfWork, round_id: str, now: datetime) -> DispatchStatus:
+    """The round's schedule and whether it sends at ``now``; messages per step, channel and
+    status; invitations waiting for their contact."""
+    definition = await load_definition(uow.session, round_id)
+    rows = await step_counts(uow.session, round_id)
+    contacts = [ContactCount(**row) for row in await contact_counts(uow.session, round_id)]
+    schedule = Schedule.from_definition(definition) if definition is not None else None
+    return DispatchStatus(
+        round_id=round_id,
+        sending=round_sending(schedule, now),
+        schedule=RoundSchedule(**definition.model_dump(include=set(RoundSchedule.model_fields))) if definition else None,
+        steps=[StepCount(kommunekode=k, step=s, channel=c, status=st, count=n) for k, s, c, st, n in rows],
+        invitations_waiting_for_contact=sum(c.waiting for c in contacts), contacts=contacts)
+
+
+async def failure_report(uow: UnitOfWork, round_id: str) -> Failures:
+    return Failures(round_id=round_id, failed=[FailedStep(**row) for row in await failures(uow.session, round_id)])
+
+
+async def letter_preview(uow: UnitOfWork, settings: DispatchSettings, round_id: str, kommunekode: str, step: str, *,
+                         paper: bool, today: date) -> bytes:
+    """``preview_letter`` with the round's definition, the municipality's plan and the languages
+    responses offers (on ``questionnaire.offered``; every language until it has said) read."""
+    printed = paper_step.questionnaire_for(await paper_step.offered_for_round(uow.session, round_id), kommunekode)
+    definition, plan = await _preview_basis(uow, settings, round_id, kommunekode)
+    languages = tuple((printed or {}).get("offered_languages") or ()) or None
+    return await asyncio.to_thread(preview_letter, settings, round_id, definition, plan, kommunekode, step,
+                                   paper=paper, today=today, languages=languages)
+
+
+async def paper_questionnaire_preview(uow: UnitOfWork, settings: DispatchSettings, round_id: str, kommunekode: str, *,
+                                      language: str | None, today: date) -> bytes:
+    """``preview_paper_questionnaire`` with the round's definition, the municipality's plan and
+    the questionnaire responses offered for print read."""
+    printed = paper_step.questionnaire_for(await paper_step.offered_for_round(uow.session, round_id), kommunekode)
+    definition, plan = await _preview_basis(uow, settings, round_id, kommunekode)
+    return await asyncio.to_thread(preview_paper_questionnaire, settings, round_id, definition, plan, printed,
+                                   kommunekode, language=language, today=today)
+
+
+async def _preview_basis(uow: UnitOfWork, settings: DispatchSettings, round_id: str,
+                         kommunekode: str) -> tuple[RoundDefined | None, RoundPlan]:
+    """The round's definition and the municipality's plan; the transaction ends here (nothing was
+    written), so none is held while the PDF renders."""
+    definition = await load_definition(uow.session, round_id)
+    plan = await resolve_plan(uow.session, settings, round_id, kommunekode)
+    await uow.rollback()
+    return definition, plan

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from services.sampling.api import router
 from services.sampling.handlers import HANDLERS
 from services.sampling.config import SamplingSettings
+from services.sampling.errors import install_errors
 from services.sampling.models import AUDIT, BUS
 from services.sampling.privacy import RULES as PRIVACY
 from shared.app import install_common
@@ -33,5 +34,6 @@ def create_app(settings: SamplingSettings | None = None) -> FastAPI:
     app.state.settings = settings
     install_common(app, settings)
     install_audit(app, AUDIT)
+    install_errors(app)
     app.include_router(router)
     return app

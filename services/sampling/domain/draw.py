@@ -74,25 +74,24 @@ def unit_key(seed: int, unit_id: str) -> int:
     can recompute why a citizen was drawn. Units are ranked by (key, unit_id)."""
     check_seed(seed)
     data = unit_id.encode("utf-8")
-    a = b = c = (0x9E3779B9 + len(data) + 3923095) & _M32
+    v = [(0x9E3779B9 + len(data) + 3923095) & _M32] * 3  # a, b, c
     if seed:
-        a = (a + (seed >> 32)) & _M32
-        b = (b + seed) & _M32
-        a, b, c = _mix(a, b, c)
+        v[0] = (v[0] + (seed >> 32)) & _M32
+        v[1] = (v[1] + seed) & _M32
+        _mix(v)
     full = len(data) // 12
     for i in range(full):
-        a = (a + int.from_bytes(data[12 * i : 12 * i + 4], "little")) & _M32
-        b = (b + int.from_bytes(data[12 * i + 4 : 12 * i + 8], "little")) & _M32
-        c = (c + int.from_bytes(data[12 * i + 8 : 12 * i + 12], "little")) & _M32
-        a, b, c = _mix(a, b, c)
+        for j in range(3):
+            v[j] = (v[j] + int.from_bytes(data[12 * i + 4 * j : 12 * i + 4 * j + 4], "little")) & _M32
+        _mix(v)
     tail = data[12 * full :]
     # The last 0-11 bytes: little-endian into a and b; into c shifted by one byte (its
     # lowest byte is "reserved for the length").
-    a = (a + int.from_bytes(tail[0:4], "little")) & _M32
-    b = (b + int.from_bytes(tail[4:8], "little")) & _M32
-    c = (c + (int.from_bytes(tail[8:11], "little") << 8)) & _M32
-    a, b, c = _final(a, b, c)
-    key = (b << 32) | c
+    v[0] = (v[0] + int.from_bytes(tail[0:4], "little")) & _M32
+    v[1] = (v[1] + int.from_bytes(tail[4:8], "little")) & _M32
+    v[2] = (v[2] + (int.from_bytes(tail[8:11], "little") << 8)) & _M32
+    _final(v)
+    key = (v[1] << 32) | v[2]
     return key - (1 << 64) if key >= 1 << 63 else key
 
 
@@ -248,68 +247,37 @@ def check_seed(seed: int) -> None:
 _M32 = 0xFFFFFFFF
 
 
-def _rot(x: int, k: int) -> int:
-    return ((x << k) | (x >> (32 - k))) & _M32
+# lookup3's mix() and final(), one definition for a single key (Python ints, ``unit_key``) and for
+# many (uint32 arrays, ``_unit_keys``: the same operators, wrapping at 32 bits). Both are rounds
+# over (a, b, c) turned by one place each round, k the round's rotation:
+#   mix:   x -= z; x ^= rot(z, k); z += y   with (x, y, z) = (a, b, c), (b, c, a), (c, a, b), (a, b, c), ...
+#   final: z ^= y; z -= rot(y, k)           with (y, z) = (b, c), (c, a), (a, b), (b, c), ...
+_MIX_ROTATIONS = (4, 6, 8, 16, 19, 4)
+_FINAL_ROTATIONS = (14, 11, 25, 16, 4, 14, 24)
 
 
-def _mix(a: int, b: int, c: int) -> tuple[int, int, int]:
-    for x, k in ((0, 4), (1, 6), (2, 8), (0, 16), (1, 19), (2, 4)):
-        # a -= c; a ^= rot(c, 4); c += b; then the same rotated through (b, a, c), (c, b, a)
-        if x == 0:
-            a = (a - c) & _M32
-            a ^= _rot(c, k)
-            c = (c + b) & _M32
-        elif x == 1:
-            b = (b - a) & _M32
-            b ^= _rot(a, k)
-            a = (a + c) & _M32
-        else:
-            c = (c - b) & _M32
-            c ^= _rot(b, k)
-            b = (b + a) & _M32
-    return a, b, c
+def _rot(x, k: int):
+    return ((x << k) & _M32) | (x >> (32 - k))
 
 
-def _final(a: int, b: int, c: int) -> tuple[int, int, int]:
-    c ^= b
-    c = (c - _rot(b, 14)) & _M32
-    a ^= c
-    a = (a - _rot(c, 11)) & _M32
-    b ^= a
-    b = (b - _rot(a, 25)) & _M32
-    c ^= b
-    c = (c - _rot(b, 16)) & _M32
-    a ^= c
-    a = (a - _rot(c, 4)) & _M32
-    b ^= a
-    b = (b - _rot(a, 14)) & _M32
-    c ^= b
-    c = (c - _rot(b, 24)) & _M32
-    return a, b, c
+def _mix(v: list) -> None:
+    """mix() on ``v`` = [a, b, c], in place (the arrays too)."""
+    for i, k in enumerate(_MIX_ROTATIONS):
+        x, y, z = i % 3, (i + 1) % 3, (i + 2) % 3
+        v[x] -= v[z]
+        v[x] &= _M32
+        v[x] ^= _rot(v[z], k)
+        v[z] += v[y]
+        v[z] &= _M32
 
 
-def _vrot(x: np.ndarray, k: int) -> np.ndarray:
-    return (x << np.uint32(k)) | (x >> np.uint32(32 - k))
-
-
-def _vmix(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> None:
-    """lookup3's mix() in place on uint32 arrays (wrap-around is intended)."""
-    a -= c; a ^= _vrot(c, 4); c += b  # noqa: E702
-    b -= a; b ^= _vrot(a, 6); a += c  # noqa: E702
-    c -= b; c ^= _vrot(b, 8); b += a  # noqa: E702
-    a -= c; a ^= _vrot(c, 16); c += b  # noqa: E702
-    b -= a; b ^= _vrot(a, 19); a += c  # noqa: E702
-    c -= b; c ^= _vrot(b, 4); b += a  # noqa: E702
-
-
-def _vfinal(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> None:
-    c ^= b; c -= _vrot(b, 14)  # noqa: E702
-    a ^= c; a -= _vrot(c, 11)  # noqa: E702
-    b ^= a; b -= _vrot(a, 25)  # noqa: E702
-    c ^= b; c -= _vrot(b, 16)  # noqa: E702
-    a ^= c; a -= _vrot(c, 4)  # noqa: E702
-    b ^= a; b -= _vrot(a, 14)  # noqa: E702
-    c ^= b; c -= _vrot(b, 24)  # noqa: E702
+def _final(v: list) -> None:
+    """final() on ``v`` = [a, b, c], in place (the arrays too)."""
+    for i, k in enumerate(_FINAL_ROTATIONS):
+        y, z = (i + 1) % 3, (i + 2) % 3
+        v[z] ^= v[y]
+        v[z] -= _rot(v[y], k)
+        v[z] &= _M32
 
 
 def _unit_keys(ids: list[str], seed: int) -> np.ndarray:
@@ -330,28 +298,27 @@ def _unit_keys(ids: list[str], seed: int) -> np.ndarray:
 
 def _keys_of_length(data: np.ndarray, length: int, seed: int) -> np.ndarray:
     n = data.shape[0]
-    a = np.full(n, (0x9E3779B9 + length + 3923095) & _M32, dtype=np.uint32)
-    b, c = a.copy(), a.copy()
+    v = [np.full(n, (0x9E3779B9 + length + 3923095) & _M32, dtype=np.uint32) for _ in range(3)]  # a, b, c
     with np.errstate(over="ignore"):
         if seed:
-            a += np.uint32((seed >> 32) & _M32)
-            b += np.uint32(seed & _M32)
-            _vmix(a, b, c)
+            v[0] += np.uint32((seed >> 32) & _M32)
+            v[1] += np.uint32(seed & _M32)
+            _mix(v)
         full = length // 12
         if full:
             words = np.ascontiguousarray(data[:, : 12 * full]).view("<u4").reshape(n, full, 3)
             for i in range(full):
-                a += words[:, i, 0]
-                b += words[:, i, 1]
-                c += words[:, i, 2]
-                _vmix(a, b, c)
+                for j in range(3):
+                    v[j] += words[:, i, j]
+                _mix(v)
         tail = np.zeros((n, 12), dtype=np.uint8)
         tail[:, : length - 12 * full] = data[:, 12 * full :]
         t = tail.view("<u4").reshape(n, 3)
-        a += t[:, 0]
-        b += t[:, 1]
-        c += t[:, 2] << np.uint32(8)  # bytes 8-10; the lowest byte of c is the length's
-        _vfinal(a, b, c)
+        v[0] += t[:, 0]
+        v[1] += t[:, 1]
+        v[2] += t[:, 2] << np.uint32(8)  # bytes 8-10; the lowest byte of c is the length's
+        _final(v)
+    _, b, c = v
     return (b.astype(np.uint64) << np.uint64(32)) | c.astype(np.uint64)
 
 

@@ -13,7 +13,7 @@ carry none (sample.drawn v2: ingest releases the sampled citizens' contacts to d
 Python keeps the small things: the allocation over ~500 strata, the summaries and the events'
 envelopes (validated by the shared models).
 
-- ``errors``: what the service refuses (the routers map these to 4xx);
+- ``errors``: what the service refuses (``services.sampling.errors`` answers each with its 4xx);
 - ``rounds``: the round guard;
 - ``frame``: the frame's counts, margins, duplicate check and eligible rows;
 - ``views``: the tables, events and read-only views built from them;

@@ -1,4 +1,5 @@
-"""What the sampling service refuses, as exceptions its routers map to 4xx answers."""
+"""What the sampling service refuses, as exceptions; ``services.sampling.errors`` says what each
+answers over HTTP. Those that name no reason carry the round id as their message."""
 
 from __future__ import annotations
 

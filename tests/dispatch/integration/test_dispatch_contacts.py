@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from dispatch_harness import (
     answered,
+    opted_out,
     completed_states,
     consume_all,
     contact_key,
@@ -36,6 +37,7 @@ from dispatch_harness import (
     step_statuses,
     wait_for,
 )
+from services.dispatch.domain.lifecycle import InvitationStatus, goes_out, stop_reason, stops
 from services.dispatch.handlers import make_handlers, municipality_lock_key
 from services.dispatch.main import create_app
 from services.dispatch.models import DispatchStep, Invitation, ReleasedContactRow
@@ -533,3 +535,78 @@ async def test_two_replicas_crossing_municipalities_never_deadlock(service_env, 
     assert failures == []
     states, kept = await contact_states(runtime, round_id)
     assert states == completed_states(x, y) and not kept
+
+
+# --- the stop rule on every path ------------------------------------------------------------------
+
+# Every invitation status, each with its steps never handed over and handed over (a retry of a
+# message that may have reached the citizen).
+STOP_CASES = [(status, handed_over) for status in InvitationStatus for handed_over in (False, True)]
+
+
+async def set_stop_cases(runtime, chunk, statuses: bool = True) -> dict[str, tuple[InvitationStatus, bool]]:
+    """Put the chunk's citizens in the STOP_CASES, one each (the statuses only with ``statuses``);
+    returns pseudonym -> case."""
+    cases = {person.pseudonym: case for person, case in zip(chunk.persons, STOP_CASES, strict=True)}
+    async with runtime.sessionmaker() as session:
+        for pseudonym, (status, handed_over) in cases.items():
+            invitation_id = await session.scalar(
+                sa.select(Invitation.id).where(Invitation.round_id == chunk.round_id, Invitation.pseudonym == pseudonym)
+            )
+            if statuses:
+                await session.execute(sa.update(Invitation).where(Invitation.id == invitation_id).values(status=status))
+            await session.execute(sa.update(DispatchStep).where(DispatchStep.invitation_id == invitation_id)
+                                  .values(handed_over_at=datetime.now(UTC) if handed_over else None))
+        await session.commit()
+    return cases
+
+
+async def test_the_claim_the_recheck_and_the_answer_handler_each_keep_to_the_lifecycles_stop_rule(service_env, runtime, handlers):
+    """domain.lifecycle is the stop rule's home; three paths apply it: the answer and opt-out
+    handler (``stops``: which unsent steps it skips), the sender's claim (``goes_out``: which
+    planned steps it takes) and its re-check right before the hand-over (``stops``: which claimed
+    steps it holds back). Each is run here over every invitation status, with steps handed over
+    and not, and must say what the rule says."""
+    sender = sender_a_month_ahead(service_env)
+
+    # The re-check: every step claimed while its invitation was active, then the cases set.
+    recheck = sample(service_env, a_round("stop-recheck"), KOMMUNE, len(STOP_CASES), seed=11)
+    for event in (round_defined(recheck.round_id), recheck.sample, recheck.release):
+        await handle(runtime, handlers, event)
+    claimed = await sender.claim(runtime)
+    assert len(claimed) == len(STOP_CASES) * len(STEPS)
+    cases = await set_stop_cases(runtime, recheck)
+    held = await sender.hand_over(runtime, claimed)
+    expected = {c.key: stop_reason(cases[c.pseudonym][0]) for c in claimed if stops(*_values(cases[c.pseudonym]))}
+    assert held == expected and expected
+
+    # The claim: the cases set on planned steps, then one claim.
+    claim = sample(service_env, a_round("stop-claim"), KOMMUNE, len(STOP_CASES), seed=12)
+    for event in (round_defined(claim.round_id), claim.sample, claim.release):
+        await handle(runtime, handlers, event)
+    cases = await set_stop_cases(runtime, claim)
+    claimed = await sender.claim(runtime)
+    assert {c.pseudonym for c in claimed} == {p for p, case in cases.items() if goes_out(*_values(case))}
+    assert len(claimed) == len({c.pseudonym for c in claimed}) * len(STEPS)
+
+    # The handler: the steps' hand-over set, then the answer or the opt-out arrives.
+    handler = sample(service_env, a_round("stop-handler"), KOMMUNE, len(STOP_CASES), seed=13)
+    for event in (round_defined(handler.round_id), handler.sample, handler.release):
+        await handle(runtime, handlers, event)
+    cases = await set_stop_cases(runtime, handler, statuses=False)
+    for pseudonym, (status, _) in cases.items():
+        if status == InvitationStatus.ANSWERED:
+            await handle(runtime, handlers, answered(handler, pseudonym))
+        elif status == InvitationStatus.OPTED_OUT:
+            await handle(runtime, handlers, opted_out(handler, pseudonym))
+    states, _ = await contact_states(runtime, handler.round_id)
+    for pseudonym, case in cases.items():
+        stopped = stops(*_values(case))
+        assert states[pseudonym].steps == frozenset(
+            (s, c, "skipped" if stopped else "planned", stop_reason(case[0]) if stopped else None) for s, c in STEPS
+        ), (case, states[pseudonym].steps)
+
+
+def _values(case: tuple[InvitationStatus, bool]) -> tuple[str, datetime | None]:
+    status, handed_over = case
+    return status.value, datetime.now(UTC) if handed_over else None

@@ -1,6 +1,9 @@
 """The step lifecycle and the reminder stop rule (services/dispatch/domain/lifecycle.py). The
 paths that apply the stop rule (the answer handler, the sender's claim and its re-check after
-the claim) are exercised against PostgreSQL in
+the claim) are held to it one by one, over every invitation status and hand-over, against
+PostgreSQL in tests/dispatch/integration/test_dispatch_contacts.py
+(test_the_claim_the_recheck_and_the_answer_handler_each_keep_to_the_lifecycles_stop_rule), and
+together through the running service in
 tests/dispatch/integration/test_dispatch_service.py::test_no_reminder_after_an_answer_or_opt_out; its
 scope after a crash (a step handed over stays delivered) in test_dispatch_process_crash.py."""
 

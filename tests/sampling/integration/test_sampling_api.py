@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.sampling.config import SamplingSettings
 from services.sampling import draw_sql
-from services.sampling.domain import AllocationRules, ExclusionRules, adjust, allocate, apply_exclusions, draw_sample, margins
+from services.sampling.domain import UNIT_FLAGS, AllocationRules, ExclusionReason, ExclusionRules, adjust, allocate, apply_exclusions, draw_sample, margins
 from services.sampling.main import create_app
 from services.sampling.models import BUS
 from services.sampling.privacy import RULES as PRIVACY
@@ -181,15 +181,19 @@ async def test_preview_adjust_confirm_draw_and_the_events_carry_exact_weights(se
             assert final[0].chunk_count == sum(1 for _, e in published if e.kommunekode == kode)
 
 
+async def sample_everyone(client, token: str, broker: tuple[str, str], round_id: str, kommunekode: str, persons) -> None:
+    """A round of last year (reference date 2024-08-01) that delivered `persons` and sampled them all."""
+    await produce(*broker, delivery(round_id, kommunekode, persons, reference_date=date(2024, 8, 1)))
+    await wait_for_frame(client, token, round_id, {kommunekode: len(persons)})
+    r = await client.post(f"/rounds/{round_id}/draws", json={"seed": 42, "sample_per_stratum": 1000}, headers=bearer(token))
+    assert r.status_code == 201 and r.json()["sampled"] == len(persons), r.text
+
+
 async def test_redelivery_recent_rounds_and_a_stale_allocation(service_env, dev_issuer, kafka_bootstrap, topic_prefix):
     token = admin(dev_issuer)
     async with running_app(create_app(settings_from_env(SamplingSettings, service_env))) as client:
         # Last year's round sampled all 30 citizens of 751 (the e2e/demo call shape).
-        last = citizens("r-2024", "751", 30, seed=1, flagged=False)
-        await produce(kafka_bootstrap, topic_prefix, delivery("r-2024", "751", last, reference_date=date(2024, 8, 1)))
-        await wait_for_frame(client, token, "r-2024", {"751": 30})
-        r = await client.post("/rounds/r-2024/draws", json={"seed": 42, "sample_per_stratum": 1000}, headers=bearer(token))
-        assert r.status_code == 201 and r.json()["sampled"] == 30, r.text
+        await sample_everyone(client, token, (kafka_bootstrap, topic_prefix), "r-2024", "751", citizens("r-2024", "751", 30, seed=1, flagged=False))
 
         # This year: the same 30 plus 20 new ones; a parallel round with the same reference
         # date does not count as "earlier".
@@ -290,6 +294,40 @@ async def test_a_concurrent_second_draw_and_a_duplicated_citizen_are_refused(ser
         r = await client.post("/rounds/d/draws", json={"seed": 3}, headers=bearer(token))
         assert r.status_code in (409, 422) and "more than once" in r.text, r.text
         assert moved[0].pseudonym not in r.text
+
+
+async def test_a_citizen_is_delivered_twice_only_where_the_eligibility_rule_keeps_both(
+    service_env, dev_issuer, kafka_bootstrap, topic_prefix
+):
+    """The duplicate check's SQL (service.frame._DUPLICATES_SQL) is generated from the eligibility
+    rule (domain.exclusions): a citizen delivered by two municipalities blocks the draw only where
+    both occurrences are eligible. Here every second occurrence is excluded, once for each reason
+    (its own flag, or a sample of an earlier round for both), so by the domain's rule nobody is
+    eligible twice and the draw goes ahead; a check that dropped a reason would refuse it."""
+    token = admin(dev_issuer)
+    async with running_app(create_app(settings_from_env(SamplingSettings, service_env))) as client:
+        # An earlier round sampled the one citizen both municipalities deliver for every reason.
+        earlier = citizens("dup-2024", "101", 1, seed=20, flagged=False)
+        await sample_everyone(client, token, (kafka_bootstrap, topic_prefix), "dup-2024", "101", earlier)
+
+        first = citizens("dup", "101", 40, seed=21, flagged=False)
+        again = [first[0]] + [
+            first[i].model_copy(update={flag: True}) for i, flag in enumerate(UNIT_FLAGS.values(), start=1)
+        ]
+        second = citizens("dup", "147", 40, seed=22, flagged=False) + again
+        assert {ExclusionReason.RECENTLY_SAMPLED, *UNIT_FLAGS} == set(ExclusionReason)  # every reason has its copy
+        recent = {p.pseudonym for p in earlier}
+        eligible = apply_exclusions(frame_units("101", first) + frame_units("147", second), [recent]).eligible
+        assert Counter(u.unit_id for u in eligible).most_common(1)[0][1] == 1
+        assert len(eligible) == 39 + 40  # 101's citizens but the one sampled before, and 147's own
+
+        await produce(
+            kafka_bootstrap, topic_prefix, delivery("dup", "101", first, reference_date=REF) + delivery("dup", "147", second, reference_date=REF)
+        )
+        await wait_for_frame(client, token, "dup", {"101": 40, "147": 40 + len(again)})
+        r = await client.post("/rounds/dup/draws", json={"seed": 5}, headers=bearer(token))
+        assert r.status_code == 201, r.text
+        assert r.json()["population"] == len(eligible)
 
 
 async def test_the_kept_counts_follow_redelivery_and_erasure(service_env, dev_issuer, kafka_bootstrap, topic_prefix):

@@ -2,14 +2,14 @@
 
 ``invitation.followup_arm`` is nullable without a default: adding it rewrites no row.
 
-Revision ID: h4_followup
+Revision ID: d25f
 """
 
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
-revision = "h4_followup"
+revision = "d25f"
 down_revision = "d24p"
 branch_labels = None
 depends_on = None
