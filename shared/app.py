@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Path, Request, Response
@@ -32,6 +33,24 @@ class ErrorDetail(BaseModel):
     list of field errors, or a structured report (e.g. row errors of a rejected delivery)."""
 
     detail: str | list[Any] | dict[str, Any]
+
+
+# A service's error table: exception class -> (status, the detail it answers, from the exception).
+ErrorTable = Mapping[type[Exception], tuple[int, Callable[[Any], Any]]]
+
+
+def install_error_table(app: FastAPI, errors: ErrorTable) -> None:
+    """Answer each exception of ``errors`` with its status and ``{"detail": ...}`` (FastAPI's
+    body), so a service's routers only call and return. A subclass's own row wins over its base's."""
+    for error, (status_code, detail) in errors.items():
+        app.add_exception_handler(error, _error_answer(status_code, detail))
+
+
+def _error_answer(status_code: int, detail: Callable[[Any], Any]):
+    async def answer(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": detail(exc)}, status_code=status_code)
+
+    return answer
 
 
 class TimingAndCorrelation:

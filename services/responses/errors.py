@@ -8,15 +8,13 @@ too many guesses, or unknown), so its row's detail is given per status."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
 from services.responses import interviews, paper, questionnaires, service
 from services.responses.domain import QuestionnaireError
 from services.responses.protection import unknown_link_answer
+from shared.app import ErrorTable, install_error_table
 
 UNKNOWN_LINK = {
     status.HTTP_404_NOT_FOUND: "unknown link",
@@ -35,7 +33,7 @@ def _already_entered(exc: paper.AlreadyEntered) -> str:
 
 
 # Exception class -> (status, the detail it answers). A subclass's own row wins over its base's.
-ERRORS: dict[type[Exception], tuple[int, Callable[[Any], Any]]] = {
+ERRORS: ErrorTable = {
     service.FieldworkEnded: (
         status.HTTP_410_GONE,
         lambda exc: "fieldwork has ended for this round: answers can no longer be sent in (a saved draft is kept)",
@@ -55,16 +53,8 @@ ERRORS: dict[type[Exception], tuple[int, Callable[[Any], Any]]] = {
 
 
 def install_errors(app: FastAPI) -> None:
-    for error, (status_code, detail) in ERRORS.items():
-        app.add_exception_handler(error, _handler(status_code, detail))
+    install_error_table(app, ERRORS)
     app.add_exception_handler(service.UnknownLink, _unknown_link)
-
-
-def _handler(status_code: int, detail: Callable[[Any], Any]):
-    async def handle(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"detail": detail(exc)}, status_code=status_code)
-
-    return handle
 
 
 async def _unknown_link(request: Request, exc: Exception) -> JSONResponse:
