@@ -45,6 +45,7 @@ import numpy as np
 from .answers import CODES, DONT_KNOW, SCORES
 from .calibration import CALIBRATED_COLUMNS
 from .estimators import Estimate, design_effect, normal_quantile, proportion_interval
+from .indicators import INDICATORS, PUBLISHED_INDICATORS
 from .suppression import CAUTION_BELOW, SUPPRESSION_THRESHOLD, TOTAL, CountTable, Decided, History, LastRelease, cell_key, decide
 
 DIMENSIONS: tuple[str, ...] = ("maalgruppe", "gender", "age_band", "duration_band")
@@ -60,10 +61,8 @@ ALL_LEVELS = "total"
 NO_ARM = "none"
 _CENSUS_EPSILON = 1e-7  # as the domain estimator (and R): 1 - f_h below this is a census
 
-# Indicators in column order; the distribution is one share per score plus "Ved ikke".
-INDICATORS: tuple[str, ...] = ("mean", "top2_share", "dont_know_share") + tuple(f"share_{s}" for s in SCORES)
 # The indicators that are proportions (0/1 per unit): their interval is the logit interval.
-PROPORTIONS: frozenset[str] = frozenset(INDICATORS) - {"mean"}
+PROPORTIONS: frozenset[str] = frozenset(name for name, d in PUBLISHED_INDICATORS.items() if d.proportion)
 # Beside each weighted estimate: its base's weighted population size, design effect and
 # effective sample size (weighted figures: withheld where a row's weighted figures are).
 ESTIMATE_SUFFIXES: tuple[str, ...] = (
@@ -244,17 +243,7 @@ class CellEstimates:
 
 def _indicator_values(codes: Mapping[str, int]) -> dict[str, dict[float, int]]:
     """Per indicator: value -> count of one stratum's units in the domain with that value."""
-    valid = sum(codes.get(s, 0) for s in SCORES)
-    answered = valid + codes.get(DONT_KNOW, 0)
-    top = codes.get("4", 0) + codes.get("5", 0)
-    out = {
-        "mean": {float(s): codes.get(s, 0) for s in SCORES},
-        "top2_share": {1.0: top, 0.0: valid - top},
-        "dont_know_share": {1.0: codes.get(DONT_KNOW, 0), 0.0: valid},
-    }
-    for s in SCORES:
-        out[f"share_{s}"] = {1.0: codes.get(s, 0), 0.0: answered - codes.get(s, 0)}
-    return out
+    return {name: definition.value_counts(codes) for name, definition in PUBLISHED_INDICATORS.items()}
 
 
 def cell_estimates(
@@ -1115,15 +1104,9 @@ def build_rate_rows(round_id: str, rate_counts: Iterable[RateCount], pattern: Re
 
 
 # Per indicator (in INDICATORS order): which answer codes (CODES order) are in its base, and
-# the value each code takes. Mirrors _indicator_values.
-_IN_BASE = np.array(
-    [[1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 1, 1]] + [[1, 1, 1, 1, 1, 1]] * len(SCORES), dtype=float
-)
-_VALUE = np.array(
-    [[1, 2, 3, 4, 5, 0], [0, 0, 0, 1, 1, 0], [0, 0, 0, 0, 0, 1]]
-    + [[1.0 if j == i else 0.0 for j in range(len(CODES))] for i in range(len(SCORES))],
-    dtype=float,
-)
+# the value each code takes (indicators.PUBLISHED_INDICATORS, as arrays).
+_IN_BASE = np.array([d.in_base for d in PUBLISHED_INDICATORS.values()], dtype=float)
+_VALUE = np.array([d.values for d in PUBLISHED_INDICATORS.values()], dtype=float)
 
 
 def _ratio_estimates(
