@@ -30,9 +30,9 @@ from services.analytics.domain.publication import (
     SCOPES,
     IndicatorTable,
     RoundPublication,
-    change_between,
     natural_key,
 )
+from services.analytics.domain.trends import change_between
 from services.analytics.models import PublicationRelease, RoundCalibration, RoundState
 from services.analytics.overview.models import OverviewRound
 from services.analytics.schemas import ResponseRateRow, ResponseRates

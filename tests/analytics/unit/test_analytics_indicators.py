@@ -17,7 +17,7 @@ from services.analytics.domain.indicators import (
     LikertScale,
     cell_indicators,
 )
-from services.analytics.domain.publication import StratumInfo, cell_estimates, design_strata, estimate_cells
+from services.analytics.domain.count_estimates import StratumInfo, cell_estimates, design_strata, estimate_cells
 
 
 def test_agreement_scale_scores_meget_enig_highest() -> None:
