@@ -6,10 +6,10 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Path, Request, Response
+from fastapi import Depends, FastAPI, Path, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
@@ -18,14 +18,34 @@ from sqlalchemy.exc import DBAPIError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth.verify import CachingAuthenticator
+from shared.bus import UnitOfWork
 from shared.edge import EdgeInput, database_refused
 from shared.events import ROUND_ID_PATTERN
 from shared.observability import REQUEST_LATENCY, configure_logging, correlation_id_var
+from shared.runtime import ServiceRuntime
 from shared.settings import ServiceSettings
 
 
 # The round id in a route's path (shared.events.ROUND_ID_PATTERN): anything else is a 422 naming it.
 RoundId = Annotated[str, Path(pattern=ROUND_ID_PATTERN)]
+
+
+def _runtime(request: Request) -> ServiceRuntime:
+    return request.app.state.runtime
+
+
+# What a route declares it needs (``runtime: Runtime``, ``uow: Uow``): the service's runtime, set
+# by its lifespan, and a unit of work around the route function only (the transaction ends, rolled
+# back unless the service function committed, before the answer is sent).
+Runtime = Annotated[ServiceRuntime, Depends(_runtime)]
+
+
+async def _uow(runtime: Runtime) -> AsyncIterator[UnitOfWork]:
+    async with runtime.uow() as uow:
+        yield uow
+
+
+Uow = Annotated[UnitOfWork, Depends(_uow, scope="function")]
 
 
 class ErrorDetail(BaseModel):

@@ -25,6 +25,10 @@ from shared.auth import ensure_kommune_access
 
 router = APIRouter(tags=["survey"])
 admin = APIRouter(tags=["admin"])
+# What a citizen's link may answer instead (errors.py).
+LINK_REFUSALS: dict[int | str, dict] = {
+    404: {}, 409: {}, 410: {}, 429: {}, 503: {"description": "a link dispatch issued that is not known here yet: try again (Retry-After)"},
+}
 
 
 @router.post(
@@ -34,7 +38,7 @@ admin = APIRouter(tags=["admin"])
     summary="Submit the answers; spends the link",
     description="Answers are option codes (\"meget_enig\") or, for scored scales, scores 1-5; every question may be "
     "skipped. Stored and published as option codes, free text scrubbed of personal data.",
-    responses={404: {}, 409: {}, 410: {}, 422: {}, 429: {}, 503: {"description": "a link dispatch issued that is not known here yet: try again (Retry-After)"}},
+    responses={**LINK_REFUSALS, 422: {}},
 )
 async def submit(uow: Uow, settings: Settings, body: Submission, token: Token) -> SubmissionReceipt:
     respondent = await service.submit(uow, settings, token, body.answers, language=body.language)
@@ -45,7 +49,7 @@ async def submit(uow: Uow, settings: Settings, body: Submission, token: Token) -
     "/api/survey/{token}/opt-out",
     response_model=SubmissionReceipt,
     summary="The citizen does not wish to take part; stops reminders",
-    responses={404: {}, 409: {}, 410: {}, 429: {}, 503: {"description": "a link dispatch issued that is not known here yet: try again (Retry-After)"}},
+    responses=LINK_REFUSALS,
 )
 async def opt_out(uow: Uow, token: Token) -> SubmissionReceipt:
     respondent = await service.opt_out(uow, token)

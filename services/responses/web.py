@@ -172,14 +172,25 @@ def _base(token: str) -> str:
 # --- start ------------------------------------------------------------------------------------
 
 
-@router.get("/s/{token}")
-async def start(request: Request, token: str) -> Response:
+async def _open_survey(request: Request, token: str):
+    """The open link's respondent and questionnaire (its version fixed on the first visit), with
+    the languages of its round offered; or the page saying what is wrong with the link."""
     try:
         _guard(request, token)
         respondent, questionnaire = await _store(request).open_survey(token)
     except (service.UnknownLink, service.LinkUsed, service.LinkExpired) as exc:
         return link_problem(request, exc)
-    lang = offer(request, respondent, questionnaire.version_key)
+    offer(request, respondent, questionnaire.version_key)
+    return respondent, questionnaire
+
+
+@router.get("/s/{token}")
+async def start(request: Request, token: str) -> Response:
+    opened = await _open_survey(request, token)
+    if isinstance(opened, Response):
+        return opened
+    respondent, questionnaire = opened
+    lang = _lang(request)
     resume = min(max(respondent.last_page + 1, 1), len(questionnaire.themes)) if respondent.draft or respondent.last_page else 1
     return render(request, "start.html", {"lq": localize(questionnaire, lang), "base": _base(token), "resume_page": resume})
 
@@ -260,12 +271,11 @@ def _render_page(
 
 @router.get("/s/{token}/side/{n}")
 async def page(request: Request, token: str, n: int) -> Response:
-    try:
-        _guard(request, token)
-        respondent, questionnaire = await _store(request).open_survey(token)
-    except (service.UnknownLink, service.LinkUsed, service.LinkExpired) as exc:
-        return link_problem(request, exc)
-    lang = offer(request, respondent, questionnaire.version_key)
+    opened = await _open_survey(request, token)
+    if isinstance(opened, Response):
+        return opened
+    respondent, questionnaire = opened
+    lang = _lang(request)
     if not 1 <= n <= len(questionnaire.themes):
         return RedirectResponse(f"{_base(token)}/side/1{_query(lang)}", status_code=303)
     return _render_page(request, token, questionnaire, n, dict(respondent.draft), followup=request.query_params.get("ny") == "1")
