@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.routing import APIRoute
 
 from services.analytics import odata, service
-from services.analytics.deps import KommuneFilter, Operator, Page, Paging, Reader, Releases, RoundId, Settings, Uow, check_kommune
+from services.analytics.deps import KommuneFilter, LatestRelease, Operator, Page, Paging, Reader, Releases, RoundId, Settings, Uow, check_kommune
 from services.analytics.domain.publication import INDICATOR_COLUMNS, RATE_COLUMNS
 from services.analytics.schemas import (
     METHOD_PATH,
@@ -120,12 +120,8 @@ async def get_response_rates(uow: Uow, releases: Releases, round_id: RoundId, pr
     summary="Response rates per municipality x target group, dispatch arm, answer mode or language, with margins",
 )
 async def get_response_rate_table(
-    uow: Uow,
+    table: LatestRelease,
     settings: Settings,
-    releases: Releases,
-    round_id: RoundId,
-    principal: Reader,
-    kommunekode: KommuneFilter,
     paging: Paging,
     dimension: Literal["maalgruppe", "arm", "mode", "language"] | None = Query(
         None, description="Only rows broken down by the target group (maalgruppe), the dispatch strategy (arm), the "
@@ -134,9 +130,10 @@ async def get_response_rate_table(
     ),
     level: str | None = LEVEL,
 ):
-    release = await releases.latest(uow, round_id)
+    release, round_id = table.release, table.release.info.round_id
     rows = service.select_rows(
-        service.visible(release.publication.rate_rows, principal), {"dimension": dimension, "kommunekode": kommunekode, "level": level}
+        service.visible(release.publication.rate_rows, table.principal),
+        {"dimension": dimension, "kommunekode": table.kommunekode, "level": level},
     )
     return _table(settings, rows, RATE_COLUMNS, paging, round_id, f"{round_id}-response-rates", ResponseRatePage, release.info)
 
@@ -153,12 +150,8 @@ async def get_response_rate_table(
     ),
 )
 async def get_indicators(
-    uow: Uow,
+    table: LatestRelease,
     settings: Settings,
-    releases: Releases,
-    round_id: RoundId,
-    principal: Reader,
-    kommunekode: KommuneFilter,
     paging: Paging,
     question: str | None = QUESTION,
     dimension: Literal["maalgruppe", "gender", "age_band", "duration_band"] | None = Query(
@@ -166,8 +159,8 @@ async def get_indicators(
     ),
     level: str | None = LEVEL,
 ):
-    release = await releases.latest(uow, round_id)
-    rows = service.visible(release.publication.indicators(question, dimension, kommunekode), principal)
+    release, round_id = table.release, table.release.info.round_id
+    rows = service.visible(release.publication.indicators(question, dimension, table.kommunekode), table.principal)
     if level is not None:
         rows = service.select_rows(rows, {"level": level})
     return _table(settings, rows, INDICATOR_COLUMNS, paging, round_id, f"{round_id}-indicators", IndicatorPage, release.info,

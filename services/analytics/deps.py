@@ -1,15 +1,11 @@
-"""What analytics' routers declare they need, as ``Annotated`` aliases: the unit of work, the
-runtime's settings and the releases, who the caller is (a bearer token or a BI key for the
-tables, KL's operator for releases and calibration, a BI client for its keys), and the path and
-query parameters with a rule (the round id, the municipality filter, paging).
-
-A router names the alias (``uow: Uow``, ``principal: Reader``) and gets it; who may call a route
-is read from its signature (tools/authz_rules.py reads ``require_scopes`` from it too).
-"""
+"""Analytics' ``Annotated`` dependency aliases: a route names what it needs in its signature
+(``releases: Releases``, ``principal: Reader``, ``paging: Paging``), and who may call it is read
+from there (tools/authz_rules.py too): a bearer token or a BI key for the tables, KL's operator
+for releases and calibration, a BI client for its keys. The unit of work and the runtime are the
+shared ones (shared.app)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated, Literal, NamedTuple
 
 from fastapi import Depends, Path, Query, Request
@@ -20,27 +16,12 @@ from services.analytics.bi_keys.domain import READ_SCOPE
 from services.analytics.config import AnalyticsSettings
 from services.analytics.domain import kommunekode as kommunekoder
 from services.analytics.domain.publication import NATIONAL
+from shared.app import Runtime, Uow
 from shared.auth import Principal, ensure_kommune_access, require_scopes
-from shared.bus import UnitOfWork
 from shared.events import ROUND_ID_PATTERN
-from shared.runtime import ServiceRuntime
 
-__all__ = [
-    "BiClient",
-    "KommuneFilter",
-    "Operator",
-    "Paging",
-    "Reader",
-    "Releases",
-    "RoundId",
-    "Runtime",
-    "Settings",
-    "Uow",
-]
-
-
-def _runtime(request: Request) -> ServiceRuntime:
-    return request.app.state.runtime
+__all__ = ["BiClient", "KommuneFilter", "LatestRelease", "Operator", "Paging", "Reader", "Releases",
+    "RoundId", "Runtime", "Settings", "Uow"]
 
 
 def _settings(request: Request) -> AnalyticsSettings:
@@ -51,20 +32,9 @@ def _releases(request: Request) -> service.Releases:
     return request.app.state.releases
 
 
-Runtime = Annotated[ServiceRuntime, Depends(_runtime)]
 Settings = Annotated[AnalyticsSettings, Depends(_settings)]
 # The round's releases: the latest of each is held in memory (service.Releases).
 Releases = Annotated[service.Releases, Depends(_releases)]
-
-
-async def _uow(runtime: Runtime) -> AsyncIterator[UnitOfWork]:
-    # Around the route function only: the transaction ends (rolled back unless the service
-    # function committed) before the answer is sent.
-    async with runtime.uow() as uow:
-        yield uow
-
-
-Uow = Annotated[UnitOfWork, Depends(_uow, scope="function")]
 
 # The tables are read with a bearer token or a BI key (services/analytics/bi_keys).
 Reader = Annotated[Principal, Depends(require_scopes_or_key("aggregates:read"))]
@@ -116,3 +86,19 @@ def _page(
 
 
 Paging = Annotated[Page, Depends(_page)]
+
+
+class RoundTable(NamedTuple):
+    """What a table of one round is read from: its latest release (404 before its first), the
+    caller, and the municipality filter (checked against the caller)."""
+
+    release: service.Release
+    principal: Principal
+    kommunekode: str | None
+
+
+async def _round_table(uow: Uow, releases: Releases, round_id: RoundId, principal: Reader, kommunekode: KommuneFilter) -> RoundTable:
+    return RoundTable(await releases.latest(uow, round_id), principal, kommunekode)
+
+
+LatestRelease = Annotated[RoundTable, Depends(_round_table)]
