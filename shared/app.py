@@ -6,9 +6,10 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Path, Request, Response
+from fastapi import Depends, FastAPI, Path, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
@@ -17,9 +18,11 @@ from sqlalchemy.exc import DBAPIError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth.verify import CachingAuthenticator
+from shared.bus import UnitOfWork
 from shared.edge import EdgeInput, database_refused
 from shared.events import ROUND_ID_PATTERN
 from shared.observability import REQUEST_LATENCY, configure_logging, correlation_id_var
+from shared.runtime import ServiceRuntime
 from shared.settings import ServiceSettings
 
 
@@ -27,11 +30,47 @@ from shared.settings import ServiceSettings
 RoundId = Annotated[str, Path(pattern=ROUND_ID_PATTERN)]
 
 
+def _runtime(request: Request) -> ServiceRuntime:
+    return request.app.state.runtime
+
+
+# What a route declares it needs (``runtime: Runtime``, ``uow: Uow``): the service's runtime, set
+# by its lifespan, and a unit of work around the route function only (the transaction ends, rolled
+# back unless the service function committed, before the answer is sent).
+Runtime = Annotated[ServiceRuntime, Depends(_runtime)]
+
+
+async def _uow(runtime: Runtime) -> AsyncIterator[UnitOfWork]:
+    async with runtime.uow() as uow:
+        yield uow
+
+
+Uow = Annotated[UnitOfWork, Depends(_uow, scope="function")]
+
+
 class ErrorDetail(BaseModel):
     """The body of our 4xx answers: FastAPI's ``{"detail": ...}``, where detail is a message, a
     list of field errors, or a structured report (e.g. row errors of a rejected delivery)."""
 
     detail: str | list[Any] | dict[str, Any]
+
+
+# A service's error table: exception class -> (status, the detail it answers, from the exception).
+ErrorTable = Mapping[type[Exception], tuple[int, Callable[[Any], Any]]]
+
+
+def install_error_table(app: FastAPI, errors: ErrorTable) -> None:
+    """Answer each exception of ``errors`` with its status and ``{"detail": ...}`` (FastAPI's
+    body), so a service's routers only call and return. A subclass's own row wins over its base's."""
+    for error, (status_code, detail) in errors.items():
+        app.add_exception_handler(error, _error_answer(status_code, detail))
+
+
+def _error_answer(status_code: int, detail: Callable[[Any], Any]):
+    async def answer(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": detail(exc)}, status_code=status_code)
+
+    return answer
 
 
 class TimingAndCorrelation:

@@ -8,15 +8,14 @@ import io
 from pathlib import Path as FilePath
 from typing import Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.routing import APIRoute
 
 from services.analytics import odata, service
-from services.analytics.bi_keys.auth import require_scopes_or_key
-from services.analytics.domain import kommunekode as kommunekoder
-from services.analytics.domain.publication import INDICATOR_COLUMNS, NATIONAL, RATE_COLUMNS
+from services.analytics.deps import KommuneFilter, LatestRelease, Operator, Page, Paging, Reader, Releases, RoundId, Settings, Uow, check_kommune
+from services.analytics.domain.publication import INDICATOR_COLUMNS, RATE_COLUMNS
 from services.analytics.schemas import (
     METHOD_PATH,
     CalibrationIn,
@@ -30,8 +29,7 @@ from services.analytics.schemas import (
     page_model,
     row_model,
 )
-from shared.auth import Principal, ensure_kommune_access, require_scopes
-from shared.events import ROUND_ID_PATTERN
+from shared.auth import Principal
 
 API_DESCRIPTION = (
     "Borgerblik's published survey tables: indicators per question, municipality and breakdown, response rates "
@@ -49,53 +47,10 @@ TrendRow = row_model(
 TrendPage = page_model("TrendPage", TrendRow)
 
 router = APIRouter(tags=["aggregates"])
-# The tables are read with a bearer token or a BI key (services/analytics/bi_keys).
-reader = require_scopes_or_key("aggregates:read")
-operator = require_scopes("rounds:admin", "kommuner:all")
-Format = Literal["json", "csv"]
 
-ROUND = Path(pattern=ROUND_ID_PATTERN, description="The survey round (e.g. 2026-1)")
 QUESTION = Query(None, description="Only this question's rows (its id in the questionnaire, e.g. q13)")
-KOMMUNEKODE = Query(
-    None, description='Only this municipality\'s rows (its code, e.g. 751), or "national"; a municipality reads its own and national'
-)
-
-
-def kommunekode_filter(kommunekode: str | None = KOMMUNEKODE) -> str | None:
-    """The municipality filter, a code given with 4 digits (0751) read as the stored 3 (751)."""
-    return kommunekoder.stored(kommunekode)
-
-
 LEVEL = Query(None, description='Only rows of this level of the dimension (e.g. a target group), or "total"')
-FORMAT = Query("json", description="json (a page with typed rows) or csv (the release on every row and in X-Release headers)")
-LIMIT = Query(None, ge=1, description="Rows per page (at most the service's page size, 5000 by default)")
-OFFSET = Query(0, ge=0, description="Rows to skip (paging)")
 CSV_RESPONSE = {200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "The page (json) or the rows (csv)"}}
-
-
-def _releases(request: Request) -> service.Releases:
-    return request.app.state.releases
-
-
-def _not_found(round_id: str, exc: LookupError) -> HTTPException:
-    if isinstance(exc, service.NotReleased):
-        return HTTPException(
-            404, detail=f"round {round_id} has no release yet: its tables are published from its first release on"
-        )
-    return HTTPException(404, detail=f"no data for round {round_id}")
-
-
-async def _release(request: Request, round_id: str) -> service.Release:
-    async with request.app.state.runtime.uow() as uow:
-        try:
-            return await _releases(request).latest(uow, round_id)
-        except (service.RoundNotFound, service.NotReleased) as exc:
-            raise _not_found(round_id, exc) from None
-
-
-def _check_kommune(principal: Principal, kommunekode: str | None) -> None:
-    if kommunekode and kommunekode != NATIONAL:
-        ensure_kommune_access(principal, kommunekode)
 
 
 def _csv_value(value):
@@ -103,12 +58,10 @@ def _csv_value(value):
 
 
 def _table(
-    request: Request,
+    settings,
     rows: list[dict],
     columns: tuple[str, ...],
-    fmt: str,
-    limit: int | None,
-    offset: int,
+    paging: Page,
     round_id: str | None,
     filename: str,
     page_type: type,
@@ -117,11 +70,10 @@ def _table(
 ):
     """One page of ``rows``; ``release``: the release they are from, said on the page (JSON),
     on every row and in the headers (CSV). Without one the rows say it themselves (trends)."""
-    settings = request.app.state.settings
-    limit = min(limit or settings.max_page_size, settings.max_page_size)
-    page = rows[offset : offset + limit]
+    limit = min(paging.limit or settings.max_page_size, settings.max_page_size)
+    page = rows[paging.offset : paging.offset + limit]
     stamp = release.page_stamp() if release is not None else {}
-    if fmt == "csv":
+    if paging.format == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(columns + tuple(stamp))
@@ -139,7 +91,7 @@ def _table(
         suppression_threshold=settings.suppression_threshold,
         caution_below=settings.caution_below,
         total=len(rows),
-        offset=offset,
+        offset=paging.offset,
         limit=limit,
         columns=list(columns),
         rows=page,
@@ -148,9 +100,8 @@ def _table(
 
 
 @router.get("/rounds", response_model=list[RoundOut], summary="Rounds with published data, oldest first")
-async def get_rounds(request: Request, principal: Principal = Depends(reader)) -> list[RoundOut]:
-    async with request.app.state.runtime.uow() as uow:
-        return [RoundOut(round_id=r.round_id, questionnaire_id=r.questionnaire_id) for r in await service.list_rounds(uow)]
+async def get_rounds(uow: Uow, principal: Reader) -> list[RoundOut]:
+    return [RoundOut(round_id=r.round_id, questionnaire_id=r.questionnaire_id) for r in await service.list_rounds(uow)]
 
 
 @router.get(
@@ -158,16 +109,8 @@ async def get_rounds(request: Request, principal: Principal = Depends(reader)) -
     response_model=ResponseRates,
     summary="Answers and response rate per municipality and nationally; small cells suppressed",
 )
-async def get_response_rates(
-    request: Request,
-    round_id: str = ROUND,
-    principal: Principal = Depends(reader),
-) -> ResponseRates:
-    async with request.app.state.runtime.uow() as uow:
-        try:
-            return await service.response_rates(uow, _releases(request), round_id, principal)
-        except (service.RoundNotFound, service.NotReleased) as exc:
-            raise _not_found(round_id, exc) from None
+async def get_response_rates(uow: Uow, releases: Releases, round_id: RoundId, principal: Reader) -> ResponseRates:
+    return await service.response_rates(uow, releases, round_id, principal)
 
 
 @router.get(
@@ -178,27 +121,23 @@ async def get_response_rates(
             "with margins",
 )
 async def get_response_rate_table(
-    request: Request,
-    round_id: str = ROUND,
+    table: LatestRelease,
+    settings: Settings,
+    paging: Paging,
     dimension: Literal["maalgruppe", "arm", "mode", "language", "followup"] | None = Query(
         None, description="Only rows broken down by the target group (maalgruppe), the dispatch strategy (arm), the "
         "answer mode (mode: web, paper, phone), the language answered in (language) or the adaptive follow-up arm "
         "(followup: followup_extra, followup_control, none); a mode's or a language's response rate is the share of "
         "the invited who answered that way",
     ),
-    kommunekode: str | None = Depends(kommunekode_filter),
     level: str | None = LEVEL,
-    format: Format = FORMAT,
-    limit: int | None = LIMIT,
-    offset: int = OFFSET,
-    principal: Principal = Depends(reader),
 ):
-    _check_kommune(principal, kommunekode)
-    release = await _release(request, round_id)
+    release, round_id = table.release, table.release.info.round_id
     rows = service.select_rows(
-        service.visible(release.publication.rate_rows, principal), {"dimension": dimension, "kommunekode": kommunekode, "level": level}
+        service.visible(release.publication.rate_rows, table.principal),
+        {"dimension": dimension, "kommunekode": table.kommunekode, "level": level},
     )
-    return _table(request, rows, RATE_COLUMNS, format, limit, offset, round_id, f"{round_id}-response-rates", ResponseRatePage, release.info)
+    return _table(settings, rows, RATE_COLUMNS, paging, round_id, f"{round_id}-response-rates", ResponseRatePage, release.info)
 
 
 @router.get(
@@ -213,25 +152,20 @@ async def get_response_rate_table(
     ),
 )
 async def get_indicators(
-    request: Request,
-    round_id: str = ROUND,
+    table: LatestRelease,
+    settings: Settings,
+    paging: Paging,
     question: str | None = QUESTION,
     dimension: Literal["maalgruppe", "gender", "age_band", "duration_band"] | None = Query(
         None, description="Only rows broken down by this dimension (target group, gender, age band, time on the benefit)"
     ),
-    kommunekode: str | None = Depends(kommunekode_filter),
     level: str | None = LEVEL,
-    format: Format = FORMAT,
-    limit: int | None = LIMIT,
-    offset: int = OFFSET,
-    principal: Principal = Depends(reader),
 ):
-    _check_kommune(principal, kommunekode)
-    release = await _release(request, round_id)
-    rows = service.visible(release.publication.indicators(question, dimension, kommunekode), principal)
+    release, round_id = table.release, table.release.info.round_id
+    rows = service.visible(release.publication.indicators(question, dimension, table.kommunekode), table.principal)
     if level is not None:
         rows = service.select_rows(rows, {"level": level})
-    return _table(request, rows, INDICATOR_COLUMNS, format, limit, offset, round_id, f"{round_id}-indicators", IndicatorPage, release.info,
+    return _table(settings, rows, INDICATOR_COLUMNS, paging, round_id, f"{round_id}-indicators", IndicatorPage, release.info,
                   method=release.publication.method or None)
 
 
@@ -239,21 +173,19 @@ async def get_indicators(
     "/trends", response_model=TrendPage, responses=CSV_RESPONSE, summary="Change since the previous round, with a significance flag"
 )
 async def get_trends(
-    request: Request,
+    uow: Uow,
+    settings: Settings,
+    releases: Releases,
+    principal: Reader,
+    kommunekode: KommuneFilter,
+    paging: Paging,
     questionnaire_id: str | None = Query(None, description="Only rounds of this questionnaire"),
     question: str | None = QUESTION,
-    kommunekode: str | None = Depends(kommunekode_filter),
     indicator: Literal["mean", "top2_share"] | None = Query(None, description="Only this indicator's trend rows"),
-    format: Format = FORMAT,
-    limit: int | None = LIMIT,
-    offset: int = OFFSET,
-    principal: Principal = Depends(reader),
 ):
-    _check_kommune(principal, kommunekode)
-    async with request.app.state.runtime.uow() as uow:
-        rows = await service.trends(uow, _releases(request), questionnaire_id)
+    rows = await service.trends(uow, releases, questionnaire_id)
     rows = service.select_rows(service.visible(rows, principal), {"question": question, "kommunekode": kommunekode, "indicator": indicator})
-    return _table(request, rows, service.TREND_COLUMNS, format, limit, offset, None, "trends", TrendPage)
+    return _table(settings, rows, service.TREND_COLUMNS, paging, None, "trends", TrendPage)
 
 
 @router.get(
@@ -261,15 +193,8 @@ async def get_trends(
     response_model=list[ReleaseOut],
     summary="The round's releases, oldest first; every table is served from the latest",
 )
-async def get_releases(
-    request: Request, round_id: str = Path(pattern=ROUND_ID_PATTERN), principal: Principal = Depends(reader)
-) -> list[ReleaseOut]:
-    async with request.app.state.runtime.uow() as uow:
-        try:
-            infos = await _releases(request).list(uow, round_id)
-        except service.RoundNotFound as exc:
-            raise _not_found(round_id, exc) from None
-    return [_release_out(i) for i in infos]
+async def get_releases(uow: Uow, releases: Releases, round_id: RoundId, principal: Reader) -> list[ReleaseOut]:
+    return [_release_out(i) for i in await releases.list(uow, round_id)]
 
 
 def _release_out(info: service.ReleaseInfo) -> ReleaseOut:
@@ -291,16 +216,8 @@ def _release_out(info: service.ReleaseInfo) -> ReleaseOut:
         "a preliminary release after a final one is refused (409)."
     ),
 )
-async def post_release(
-    request: Request, body: ReleaseIn, round_id: str = Path(pattern=ROUND_ID_PATTERN), principal: Principal = Depends(operator)
-) -> ReleaseOut:
-    try:
-        info = await service.cut_release(_releases(request), round_id, body.phase, body.scope)
-    except service.RoundNotFound as exc:
-        raise _not_found(round_id, exc) from None
-    except service.ReleaseRefused as exc:
-        raise HTTPException(409, detail=str(exc)) from None
-    return _release_out(info)
+async def post_release(releases: Releases, body: ReleaseIn, round_id: RoundId, principal: Operator) -> ReleaseOut:
+    return _release_out(await service.cut_release(releases, round_id, body.phase, body.scope))
 
 
 @router.get(
@@ -308,13 +225,8 @@ async def post_release(
     response_model=CalibrationOut,
     summary="The round's estimation settings (calibration margins and bounds, lonely-stratum rule) and its latest release's report",
 )
-async def get_calibration(request: Request, round_id: str = ROUND, principal: Principal = Depends(reader)) -> CalibrationOut:
-    async with request.app.state.runtime.uow() as uow:
-        try:
-            view = await service.round_method_view(uow, _releases(request), round_id)
-        except service.RoundNotFound as exc:
-            raise _not_found(round_id, exc) from None
-    return CalibrationOut.model_validate(view)
+async def get_calibration(uow: Uow, releases: Releases, round_id: RoundId, principal: Reader) -> CalibrationOut:
+    return CalibrationOut.model_validate(await service.round_method_view(uow, releases, round_id))
 
 
 @router.put(
@@ -328,16 +240,10 @@ async def get_calibration(request: Request, round_id: str = ROUND, principal: Pr
     ),
 )
 async def put_calibration(
-    request: Request, body: CalibrationIn, round_id: str = ROUND, principal: Principal = Depends(operator)
+    uow: Uow, releases: Releases, body: CalibrationIn, round_id: RoundId, principal: Operator
 ) -> CalibrationOut:
-    async with request.app.state.runtime.uow() as uow:
-        try:
-            await service.set_round_method(uow, round_id, body.spec(), body.lonely_strata, principal.subject)
-        except service.RoundNotFound as exc:
-            raise _not_found(round_id, exc) from None
-    async with request.app.state.runtime.uow() as uow:
-        view = await service.round_method_view(uow, _releases(request), round_id)
-    return CalibrationOut.model_validate(view)
+    await service.set_round_method(uow, round_id, body.spec(), body.lonely_strata, principal.subject)
+    return CalibrationOut.model_validate(await service.round_method_view(uow, releases, round_id))
 
 
 # -- the method document ---------------------------------------------------------------------------
@@ -351,7 +257,7 @@ METHOD_FILE = FilePath(__file__).resolve().parents[2] / "docs" / "analytics-meth
     summary="The method document: estimators, bases, suppression, caution, releases (Markdown)",
     responses={200: {"content": {"text/markdown": {}}}},
 )
-async def get_method(principal: Principal = Depends(reader)) -> PlainTextResponse:
+async def get_method(principal: Reader) -> PlainTextResponse:
     return PlainTextResponse(METHOD_FILE.read_text(encoding="utf-8"), media_type="text/markdown; charset=utf-8")
 
 
@@ -427,34 +333,34 @@ def _entity_set(name: str) -> odata.EntitySet:
     return es
 
 
-async def _entities(request: Request, es: odata.EntitySet, flt: odata.Filter, principal: Principal) -> list[dict]:
+async def _entities(
+    uow: Uow, releases: service.Releases, es: odata.EntitySet, flt: odata.Filter, principal: Principal
+) -> list[dict]:
     """The set's rows the caller may see that pass ``flt``, in table order. The filter's top-level
     equalities on round, question, dimension and municipality narrow what is read (the
     publication's index) before each row is made an entity."""
     wanted = {k: v for k, v in flt.equalities.items() if isinstance(v, str)}
     if "kommunekode" in wanted:
-        _check_kommune(principal, wanted["kommunekode"])
-    async with request.app.state.runtime.uow() as uow:
-        releases = _releases(request)
-        if es.name == "Trends":
-            rows = await service.trends(uow, releases, wanted.get("questionnaire_id"))
-            return [e for e in (odata.entity(es, r) for r in service.visible(rows, principal)) if flt(e)]
-        rounds = await service.list_rounds(uow)
-        if "round_id" in wanted:
-            rounds = [r for r in rounds if r.round_id == wanted["round_id"]]
-        out = []
-        for release in await service.latest_releases(uow, releases, rounds):
-            if es.name == "Indicators":
-                published = release.publication.indicators(wanted.get("question"), wanted.get("dimension"), wanted.get("kommunekode"))
-            else:
-                published = release.publication.rate_rows
-            stamp = release.info.stamp()
-            out.extend(e for e in (odata.entity(es, r, stamp) for r in service.visible(published, principal)) if flt(e))
+        check_kommune(principal, wanted["kommunekode"])
+    if es.name == "Trends":
+        rows = await service.trends(uow, releases, wanted.get("questionnaire_id"))
+        return [e for e in (odata.entity(es, r) for r in service.visible(rows, principal)) if flt(e)]
+    rounds = await service.list_rounds(uow)
+    if "round_id" in wanted:
+        rounds = [r for r in rounds if r.round_id == wanted["round_id"]]
+    out = []
+    for release in await service.latest_releases(uow, releases, rounds):
+        if es.name == "Indicators":
+            published = release.publication.indicators(wanted.get("question"), wanted.get("dimension"), wanted.get("kommunekode"))
+        else:
+            published = release.publication.rate_rows
+        stamp = release.info.stamp()
+        out.extend(e for e in (odata.entity(es, r, stamp) for r in service.visible(published, principal)) if flt(e))
     return out
 
 
 @odata_router.get("/", name="odata_service_document", summary="OData service document")
-async def odata_service_document(request: Request, principal: Principal = Depends(reader)) -> JSONResponse:
+async def odata_service_document(request: Request, principal: Reader) -> JSONResponse:
     return _odata_json(
         {
             "@odata.context": f"{_odata_root(request)}/$metadata",
@@ -467,7 +373,7 @@ async def odata_service_document(request: Request, principal: Principal = Depend
     "/$metadata",
     summary="OData CSDL: types, descriptions (Core.Description) and capabilities (Org.OData.Capabilities.V1)",
 )
-async def odata_metadata(principal: Principal = Depends(reader)) -> Response:
+async def odata_metadata(principal: Reader) -> Response:
     return Response(odata.metadata_xml(), media_type="application/xml", headers=ODATA_HEADERS)
 
 
@@ -476,7 +382,7 @@ async def odata_metadata(principal: Principal = Depends(reader)) -> Response:
     summary="The OData vocabularies $metadata references (the terms it uses, as OASIS defines them)",
 )
 async def odata_vocabulary(
-    namespace: str = Path(description="Org.OData.Core.V1 or Org.OData.Capabilities.V1"), principal: Principal = Depends(reader)
+    principal: Reader, namespace: str = Path(description="Org.OData.Core.V1 or Org.OData.Capabilities.V1")
 ) -> Response:
     document = odata.VOCABULARIES.get(namespace)
     if document is None:
@@ -492,13 +398,15 @@ async def odata_vocabulary(
 )
 async def odata_count(
     request: Request,
+    uow: Uow,
+    releases: Releases,
+    principal: Reader,
     entity_set: str = Path(description="Indicators, ResponseRates or Trends"),
-    principal: Principal = Depends(reader),
 ) -> PlainTextResponse:
     es = _entity_set(entity_set)
     params = dict(request.query_params)
     odata.check_options(params)
-    rows = await _entities(request, es, odata.parse_filter(params.get("$filter"), es.columns), principal)
+    rows = await _entities(uow, releases, es, odata.parse_filter(params.get("$filter"), es.columns), principal)
     return PlainTextResponse(str(len(rows)), headers=ODATA_HEADERS)
 
 
@@ -515,8 +423,11 @@ async def odata_count(
 )
 async def odata_entity_set(
     request: Request,
+    uow: Uow,
+    settings: Settings,
+    releases: Releases,
+    principal: Reader,
     entity_set: str = Path(description="Indicators, ResponseRates or Trends, optionally with a key predicate"),
-    principal: Principal = Depends(reader),
 ) -> JSONResponse:
     params = dict(request.query_params)
     root = _odata_root(request)
@@ -524,12 +435,12 @@ async def odata_entity_set(
     if paren:
         if not key_text.endswith(")"):
             raise odata.ODataError(400, f"a key predicate ends with ')': {entity_set!r}", entity_set)
-        return await _odata_entity(request, _entity_set(name), key_text[:-1], params, root, principal)
+        return await _odata_entity(uow, releases, _entity_set(name), key_text[:-1], params, root, principal)
     es = _entity_set(name)
     query = odata.parse_query(params, es)
-    rows = odata.sort_rows(await _entities(request, es, query.filter, principal), query.orderby)
+    rows = odata.sort_rows(await _entities(uow, releases, es, query.filter, principal), query.orderby)
 
-    page_size = request.app.state.settings.max_page_size
+    page_size = settings.max_page_size
     skip, top = query.skip, query.top
     wanted = len(rows) - skip if top is None else top
     take = max(min(wanted, page_size), 0)
@@ -548,7 +459,7 @@ async def odata_entity_set(
 
 
 async def _odata_entity(
-    request: Request, es: odata.EntitySet, key_text: str, params: dict, root: str, principal: Principal
+    uow: Uow, releases: service.Releases, es: odata.EntitySet, key_text: str, params: dict, root: str, principal: Principal
 ) -> JSONResponse:
     odata.check_options(params)
     for option in ("$filter", "$orderby", "$top", "$skip", "$count"):
@@ -559,7 +470,7 @@ async def _odata_entity(
     parts = key.split(odata.KEY_SEPARATOR)
     equalities = dict(zip(es.key_columns, parts)) if len(parts) == len(es.key_columns) else {}
     flt = odata.Filter(lambda row: row["id"] == key, equalities)  # the key's columns narrow what is read
-    rows = await _entities(request, es, flt, principal)
+    rows = await _entities(uow, releases, es, flt, principal)
     if not rows:
         raise odata.ODataError(404, f"no {es.entity_type} with key {key!r}", f"{es.name}({key_text})")
     selected = f"({','.join(columns)})" if columns != es.columns else ""

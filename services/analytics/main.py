@@ -16,6 +16,7 @@ from services.analytics.builder import ProcessBuilder, ThreadBuilder
 from services.analytics.dashboard import dashboard_router, install_dashboard
 from services.analytics.handlers import HANDLERS
 from services.analytics.config import AnalyticsSettings
+from services.analytics.errors import install_errors
 from services.analytics.models import AUDIT, BUS
 from services.analytics.overview.handlers import HANDLERS as OVERVIEW_HANDLERS
 from services.analytics.overview.router import api_router as overview_api, page_router as overview_page
@@ -91,6 +92,7 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
     dashboard_workers = install_dashboard(app)
     install_common(app, settings)
     install_audit(app, AUDIT)
+    install_errors(app)
     app.add_middleware(StartPage)
     app.include_router(router)
     app.include_router(odata_router)

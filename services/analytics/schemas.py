@@ -16,7 +16,9 @@ from services.analytics.domain.calibration import (
     CalibrationSpec,
     CalibrationSpecError,
 )
-from services.analytics.domain.publication import ESTIMATE_SUFFIXES, INDICATOR_COLUMNS, INDICATORS, PROPORTIONS, RATE_COLUMNS
+from services.analytics.domain.count_estimates import ESTIMATE_SUFFIXES, PROPORTIONS
+from services.analytics.domain.indicators import INDICATORS
+from services.analytics.domain.publication import INDICATOR_COLUMNS, RATE_COLUMNS
 
 
 # The method document (docs/analytics-method.md), served by analytics at this path.

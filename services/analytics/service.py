@@ -30,9 +30,9 @@ from services.analytics.domain.publication import (
     SCOPES,
     IndicatorTable,
     RoundPublication,
-    change_between,
     natural_key,
 )
+from services.analytics.domain.trends import change_between
 from services.analytics.models import PublicationRelease, RoundCalibration, RoundState
 from services.analytics.overview.models import OverviewRound
 from services.analytics.schemas import ResponseRateRow, ResponseRates
@@ -451,13 +451,18 @@ async def cut_release(releases: Releases, round_id: str, phase: str, scope: str 
 # -- estimation settings per round (calibration, lonely strata) ----------------------------------------
 
 
+async def _ensure_round_known(uow: UnitOfWork, round_id: str) -> None:
+    """RoundNotFound for a round analytics has not heard of (neither defined nor with data)."""
+    known = await uow.session.scalar(sa.select(OverviewRound.round_id).where(OverviewRound.round_id == round_id))
+    if known is None and await round_info(uow, round_id) is None:
+        raise RoundNotFound(round_id)
+
+
 async def set_round_method(uow: UnitOfWork, round_id: str, spec: CalibrationSpec, lonely: str, by: str) -> None:
     """Store the round's calibration settings and lonely-stratum rule; the round's next release
     (built because the round changed) uses them. Refused (RoundNotFound) for a round analytics
     has not heard of (neither defined nor with data)."""
-    known = await uow.session.scalar(sa.select(OverviewRound.round_id).where(OverviewRound.round_id == round_id))
-    if known is None and await round_info(uow, round_id) is None:
-        raise RoundNotFound(round_id)
+    await _ensure_round_known(uow, round_id)
     values = {"spec": spec.to_json(), "lonely": lonely, "updated_by": by, "updated_at": sa.func.now()}
     statement = pg_insert(RoundCalibration).values(round_id=round_id, **values)
     await uow.session.execute(statement.on_conflict_do_update(index_elements=["round_id"], set_=values))
@@ -467,9 +472,7 @@ async def set_round_method(uow: UnitOfWork, round_id: str, spec: CalibrationSpec
 
 async def round_method_view(uow: UnitOfWork, releases: Releases, round_id: str) -> dict:
     """The round's settings for its next release, and how its latest release was estimated."""
-    known = await uow.session.scalar(sa.select(OverviewRound.round_id).where(OverviewRound.round_id == round_id))
-    if known is None and await round_info(uow, round_id) is None:
-        raise RoundNotFound(round_id)
+    await _ensure_round_known(uow, round_id)
     spec, lonely = await round_method(uow, round_id)
     out = {"round_id": round_id, **spec.to_json(), "lonely_strata": lonely, "release": None, "method": None}
     try:

@@ -17,9 +17,10 @@ from fastapi.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.responses import web
+from services.responses.schemas import TOKEN_CHARS
 from services.responses.texts import TEXTS
 
-_TOKEN_PATH = re.compile(r"^/s/([A-Za-z0-9_-]{20,100})(?:/|$)")
+_TOKEN_PATH = re.compile(rf"^/s/({TOKEN_CHARS})(?:/|$)")
 # The header of the original answer that the page replaces; the rest (security headers,
 # Retry-After, Allow) stays.
 _REPLACED = {b"content-type", b"content-length"}

@@ -97,6 +97,14 @@ def _json(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+async def _link_row(connection, token: str):
+    """The link's row with its round's state (FIND); UnknownLink if there is none."""
+    row = await connection.fetchrow(FIND, hash_token(token))
+    if row is None:
+        raise UnknownLink()
+    return row
+
+
 def _respondent(row: asyncpg.Record) -> Respondent:
     """The row with the attributes of a Respondent (a plain object: building an ORM instance per
     page view costs more than the query; it is only read, never added to a session)."""
@@ -159,17 +167,12 @@ class FormStore:
     async def find(self, token: str) -> Respondent:
         """The link in any state (for the receipt pages); UnknownLink if there is none."""
         async with self._pool.acquire() as connection:
-            row = await connection.fetchrow(FIND, hash_token(token))
-        if row is None:
-            raise UnknownLink()
-        return _respondent(row)
+            return _respondent(await _link_row(connection, token))
 
     async def open_link(self, token: str) -> Respondent:
         """An open link (the rules of ``service.open_link``), without its questionnaire."""
         async with self._pool.acquire() as connection:
-            row = await connection.fetchrow(FIND, hash_token(token))
-        if row is None:
-            raise UnknownLink()
+            row = await _link_row(connection, token)
         respondent = _respondent(row)
         _ensure_open(row, respondent)
         return respondent
@@ -178,9 +181,7 @@ class FormStore:
         """An open link and its questionnaire, fixing the questionnaire version on first use:
         the same rules as ``service.open_survey``, in one statement (two on first opening)."""
         async with self._pool.acquire() as connection:
-            row = await connection.fetchrow(FIND, hash_token(token))
-            if row is None:
-                raise UnknownLink()
+            row = await _link_row(connection, token)
             respondent = _respondent(row)
             _ensure_open(row, respondent)
 

@@ -20,21 +20,20 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path as FilePath
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
+from fastapi import APIRouter, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from services.responses import interviews
+from services.responses.deps import Interviewer, RoundId, Runtime, Settings, Uow
 from services.responses.domain import Questionnaire, render_question_text
 from services.responses.domain.interviews import DANISH_TIME, CallBackRefused, call_back_time
-from services.responses.service import FieldworkEnded, InvalidAnswers, LinkExpired, LinkUsed
-from shared.auth import Principal, ensure_kommune_access, require_scopes
-from shared.events import ROUND_ID_PATTERN
+from services.responses.service import InvalidAnswers, LinkExpired, LinkUsed
+from shared.bus import UnitOfWork
+from shared.auth import Principal, ensure_kommune_access
 
 router = APIRouter(tags=["interview"])
 templates = Jinja2Templates(directory=FilePath(__file__).parent / "templates")
-INTERVIEWER = require_scopes("responses:interview")
-ROUND = Path(pattern=ROUND_ID_PATTERN)
 PAGE = "GET /interview/rounds/{round_id}"
 
 TEXTS = {
@@ -170,10 +169,9 @@ def _page(request: Request, round_id: str, call: interviews.Call | None, waiting
     return response
 
 
-async def _show_next(request: Request, round_id: str, principal: Principal, **kwargs) -> HTMLResponse:
-    async with request.app.state.runtime.uow() as uow:
-        call = await interviews.next_call(uow, request.app.state.settings, round_id, principal, action=PAGE)
-        count = await interviews.waiting(uow, round_id, principal)
+async def _show_next(request: Request, uow: UnitOfWork, round_id: str, principal: Principal, **kwargs) -> HTMLResponse:
+    call = await interviews.next_call(uow, request.app.state.settings, round_id, principal, action=PAGE)
+    count = await interviews.waiting(uow, round_id, principal)
     return _page(request, round_id, call, count, **kwargs)
 
 
@@ -183,17 +181,17 @@ def _next(round_id: str, lang: str, done: str) -> RedirectResponse:
 
 @router.get("/interview/rounds/{round_id}", response_class=HTMLResponse,
             summary="The interviewer's page: the next citizen to call, with the questionnaire in interviewer mode")
-async def interview_page(request: Request, round_id: str = ROUND, principal: Principal = Depends(INTERVIEWER)) -> HTMLResponse:
-    return await _show_next(request, round_id, principal)
+async def interview_page(request: Request, uow: Uow, round_id: RoundId, principal: Interviewer) -> HTMLResponse:
+    return await _show_next(request, uow, round_id, principal)
 
 
 def _authorize(principal: Principal):
     return lambda kommunekode: ensure_kommune_access(principal, kommunekode)
 
 
-def _outcome_error(exc: Exception, round_id: str, lang: str) -> RedirectResponse | HTTPException:
-    if isinstance(exc, interviews.UnknownInterview):
-        return HTTPException(status.HTTP_404_NOT_FOUND, detail="no such interview in this round")
+def _not_recorded(exc: Exception, round_id: str, lang: str) -> RedirectResponse:
+    """On to the next citizen, saying why the outcome was not recorded (an interview that is not
+    there answers 404: errors.py)."""
     if isinstance(exc, interviews.NotCallable):
         return _next(round_id, lang, "taken")
     if isinstance(exc, LinkUsed):
@@ -204,65 +202,54 @@ def _outcome_error(exc: Exception, round_id: str, lang: str) -> RedirectResponse
 @router.post("/interview/rounds/{round_id}/calls/{interview_id}/answers", response_class=HTMLResponse,
              status_code=status.HTTP_303_SEE_OTHER, responses={403: {}, 404: {}, 422: {}},
              summary="Record the answers given on the phone (mode phone); spends the citizen's link")
-async def record_answers(request: Request, interview_id: uuid.UUID, round_id: str = ROUND,
-                         principal: Principal = Depends(INTERVIEWER)):
+async def record_answers(request: Request, runtime: Runtime, settings: Settings, interview_id: uuid.UUID,
+                         round_id: RoundId, principal: Interviewer):
     lang = _lang(request)
     form = await request.form()
     answers = {key: value for key, value in form.items() if key != "action" and isinstance(value, str) and value.strip()}
-    async with request.app.state.runtime.uow() as uow:
+    # Two transactions: the refused answers' (which holds the call's row) ends before the page
+    # claims and shows the call again.
+    async with runtime.uow() as uow:
         try:
-            await interviews.complete(uow, request.app.state.settings, interview_id, round_id, principal, answers,
+            await interviews.complete(uow, settings, interview_id, round_id, principal, answers,
                                       language=lang, authorize=_authorize(principal))
         except InvalidAnswers as exc:
             errors = [f"{e.question_id}: {e.message.get(lang)}" for e in exc.result.errors]
-        except (interviews.UnknownInterview, interviews.NotCallable, LinkUsed, LinkExpired, FieldworkEnded) as exc:
-            outcome = _outcome_error(exc, round_id, lang)
-            if isinstance(outcome, HTTPException):
-                raise outcome from None
-            return outcome
+        except (interviews.NotCallable, LinkUsed, LinkExpired) as exc:
+            return _not_recorded(exc, round_id, lang)
         else:
             return _next(round_id, lang, "completed")
     # Back to the same call (the interviewer's own claim comes first) with what was marked and
     # what is wrong; the number is shown, and audited, again.
-    return await _show_next(request, round_id, principal, values=answers, errors=errors, status_code=422)
+    async with runtime.uow() as uow:
+        return await _show_next(request, uow, round_id, principal, values=answers, errors=errors, status_code=422)
 
 
 @router.post("/interview/rounds/{round_id}/calls/{interview_id}/refused", status_code=status.HTTP_303_SEE_OTHER,
              responses={403: {}, 404: {}}, summary="The citizen declined the interview: off the list")
-async def record_refusal(request: Request, interview_id: uuid.UUID, round_id: str = ROUND,
-                         principal: Principal = Depends(INTERVIEWER)):
+async def record_refusal(request: Request, uow: Uow, interview_id: uuid.UUID, round_id: RoundId, principal: Interviewer):
     lang = _lang(request)
-    async with request.app.state.runtime.uow() as uow:
-        try:
-            await interviews.refuse(uow, interview_id, round_id, principal, _authorize(principal))
-        except (interviews.UnknownInterview, interviews.NotCallable) as exc:
-            outcome = _outcome_error(exc, round_id, lang)
-            if isinstance(outcome, HTTPException):
-                raise outcome from None
-            return outcome
+    try:
+        await interviews.refuse(uow, interview_id, round_id, principal, _authorize(principal))
+    except interviews.NotCallable as exc:
+        return _not_recorded(exc, round_id, lang)
     return _next(round_id, lang, "refused")
 
 
 @router.post("/interview/rounds/{round_id}/calls/{interview_id}/call-back", status_code=status.HTTP_303_SEE_OTHER,
              responses={403: {}, 404: {}, 422: {}}, summary="Call the citizen again at a time (Danish local time)")
-async def record_call_back(request: Request, interview_id: uuid.UUID, round_id: str = ROUND,
-                           principal: Principal = Depends(INTERVIEWER)):
+async def record_call_back(request: Request, uow: Uow, interview_id: uuid.UUID, round_id: RoundId, principal: Interviewer):
     lang = _lang(request)
     form = await request.form()
     local = form.get("call_back_at")
-    async with request.app.state.runtime.uow() as uow:
-        try:
-            at = call_back_time(local if isinstance(local, str) else "", datetime.now(UTC),
-                                await interviews.fieldwork_ends_at(uow, round_id))
-        except CallBackRefused as exc:
-            problem = str(exc)
-        else:
-            try:
-                await interviews.call_back(uow, interview_id, round_id, principal, at, _authorize(principal))
-            except (interviews.UnknownInterview, interviews.NotCallable) as exc:
-                outcome = _outcome_error(exc, round_id, lang)
-                if isinstance(outcome, HTTPException):
-                    raise outcome from None
-                return outcome
-            return _next(round_id, lang, "call_back")
-    return await _show_next(request, round_id, principal, errors=[problem], status_code=422)
+    try:
+        at = call_back_time(local if isinstance(local, str) else "", datetime.now(UTC),
+                            await interviews.fieldwork_ends_at(uow, round_id))
+    except CallBackRefused as exc:
+        # Only read so far: the same transaction claims and shows the call again.
+        return await _show_next(request, uow, round_id, principal, errors=[str(exc)], status_code=422)
+    try:
+        await interviews.call_back(uow, interview_id, round_id, principal, at, _authorize(principal))
+    except interviews.NotCallable as exc:
+        return _not_recorded(exc, round_id, lang)
+    return _next(round_id, lang, "call_back")

@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from services.responses import error_pages, interview_web, web
 from services.responses.api import admin, router
 from services.responses.config import ResponsesSettings
+from services.responses.errors import install_errors
 from services.responses.formstore import FormStore, dsn_of
 from services.responses.handlers import make_handlers
 from services.responses.models import AUDIT, BUS
@@ -49,7 +50,7 @@ def create_app(settings: ResponsesSettings | None = None) -> FastAPI:
     app.add_middleware(SecurityHeaders, settings=settings)
     install_common(app, settings)
     install_audit(app, AUDIT)
-    app.add_exception_handler(web.TooManyGuesses, web.too_many)
+    install_errors(app)
     # Outermost: whatever answers a citizen's path with an error (routing, validation, the edge
     # rule, a fault) is a Danish page (error_pages.py).
     app.add_exception_handler(Exception, error_pages.server_error)

@@ -20,7 +20,20 @@ from shared.bus import UnitOfWork
 
 
 class UnknownAnswerId(Exception):
-    """No link has this answer id (a valid id: the check digit matched)."""
+    """No link has this answer id (a valid id: the check digit matched); ``args[0]``."""
+
+
+class AlreadyEntered(service.LinkUsed):
+    """The form's link is spent (entered before, answered on the web, or opted out): a second
+    entry is refused and nothing is written. ``form`` names the form as the operator gave it."""
+
+    def __init__(self, status: str, form: str) -> None:
+        super().__init__(status)
+        self.form = form
+
+
+def form_name(answer_id: str | None) -> str:
+    return f"answer id {answer_id}" if answer_id else "this link"
 
 
 async def link_of(uow: UnitOfWork, answer_id: str) -> service.LinkHash:
@@ -46,5 +59,8 @@ async def enter(
     or probe, another's citizens)."""
     link = await link_of(uow, answer_id) if answer_id is not None else token
     assert link is not None
-    return await service.submit(uow, settings, link, answers, mode="paper", entered_by=entered_by, authorize=authorize,
-                                language=language)
+    try:
+        return await service.submit(uow, settings, link, answers, mode="paper", entered_by=entered_by,
+                                    authorize=authorize, language=language)
+    except service.LinkUsed as exc:
+        raise AlreadyEntered(exc.status, form_name(answer_id)) from None

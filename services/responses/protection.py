@@ -24,6 +24,7 @@ from fastapi import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.responses.config import ResponsesSettings
+from services.responses.service import link_pending
 from shared.ratelimit import FailureBudget
 
 CSRF_COOKIE = "bb_csrf"
@@ -135,3 +136,16 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def unknown_link_answer(request: Request) -> tuple[int, dict[str, str]]:
+    """What an unknown link answers (the status and its headers), the same on the citizen's pages
+    and in the API: 503 with Retry-After for a link dispatch issued that this service has not
+    learnt yet (service.link_pending); 429 with Retry-After when the address's (or everyone's)
+    budget of unknown links is spent; 404 otherwise. Counts the miss."""
+    settings = request.app.state.settings
+    if link_pending(settings, request.path_params.get("token", "")):
+        return 503, {"Retry-After": str(settings.link_pending_retry_seconds)}
+    if (wait := request.app.state.limiter.miss(client_ip(request))) is not None:
+        return 429, {"Retry-After": str(wait)}
+    return 404, {}

@@ -7,6 +7,10 @@ from shared.answer_id import normalise
 from shared.events import LANGUAGE_PATTERN
 
 AnswerValue = int | str | None
+# A link's token as the letter prints it (256 bits in base64url; never fewer than 128 accepted):
+# the API's path and body, the pages' paths and the error pages' link back all read it with this.
+TOKEN_CHARS = r"[A-Za-z0-9_-]{20,100}"
+TOKEN_PATTERN = rf"^{TOKEN_CHARS}$"
 LANGUAGE = Field("da", pattern=LANGUAGE_PATTERN, description="The language the citizen answered in (BCP 47, e.g. da, en)")
 
 
@@ -26,7 +30,7 @@ class PaperSubmission(BaseModel):
     printed without one. Exactly one of the two."""
 
     answer_id: str | None = Field(None, max_length=40, examples=["48291-30575"])
-    token: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{20,100}$")
+    token: str | None = Field(None, pattern=TOKEN_PATTERN)
     answers: dict[str, AnswerValue] = Field(max_length=200)
     language: str = LANGUAGE  # the language of the paper form
 

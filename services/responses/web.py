@@ -33,25 +33,25 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from services.responses import service
+from services.responses.deps import Settings, Uow
 from services.responses.domain import Questionnaire, is_visible, scrub_free_text, validate_answers
 from services.responses.domain.languages import LANGUAGES, NATIVE_NAMES, SOURCE_LANGUAGE, direction
 from services.responses.domain.translations import IN_SOURCE, localize
 from services.responses.formstore import FormStore
-from services.responses.protection import CSRF_FIELD, client_ip, csrf_token_for, csrf_valid, is_tls, set_csrf_cookie
+from services.responses.schemas import TOKEN_PATTERN
+from services.responses.protection import CSRF_FIELD, csrf_token_for, csrf_valid, is_tls, set_csrf_cookie, unknown_link_answer
 from services.responses.texts import TEXTS, long_date, number, offered_for
+from shared.bus import UnitOfWork
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 # Templates ship with the code: no stat() of every template file on every render.
 templates.env.auto_reload = False
-TOKEN_FORMAT = re.compile(r"^[A-Za-z0-9_-]{20,100}$")
+TOKEN_FORMAT = re.compile(TOKEN_PATTERN)
 ACTIONS = {"next", "back", "save", "submit"}
 DANISH_TIME = ZoneInfo("Europe/Copenhagen")
-
-
-class TooManyGuesses(Exception):
-    """An unknown link after the address's (or everyone's) budget of unknown links is spent;
-    args[0] is the Retry-After in seconds."""
+# The page for each answer to an unknown link (protection.unknown_link_answer).
+UNKNOWN_LINK_PAGES = {503: "pending", 429: "rate", 404: "unknown"}
 
 
 def _offered(request: Request) -> tuple[str, ...]:
@@ -124,14 +124,10 @@ def link_problem(request: Request, exc: Exception) -> HTMLResponse:
     """The clear page for an unknown, used or expired link, with the matching status; for a
     link dispatch issued that this service has not learnt yet, "being prepared" (503)."""
     if isinstance(exc, service.UnknownLink):
-        settings = request.app.state.settings
-        if service.link_pending(settings, request.path_params.get("token", "")):
-            response = message(request, "pending", 503)
-            response.headers["Retry-After"] = str(settings.link_pending_retry_seconds)
-            return response
-        if (wait := request.app.state.limiter.miss(client_ip(request))) is not None:
-            return too_many(request, TooManyGuesses(wait))
-        return message(request, "unknown", 404)
+        status_code, headers = unknown_link_answer(request)
+        response = message(request, UNKNOWN_LINK_PAGES[status_code], status_code)
+        response.headers.update(headers)
+        return response
     if isinstance(exc, service.FieldworkEnded):
         return closed(request, exc)
     if isinstance(exc, service.LinkExpired):
@@ -160,10 +156,6 @@ def _guard(request: Request, token: str) -> None:
         raise service.UnknownLink()
 
 
-def _uow(request: Request):
-    return request.app.state.runtime.uow()
-
-
 def _store(request: Request) -> FormStore:
     """The citizen's hot path: page views and the final submit (see formstore.py)."""
     return request.app.state.form_store
@@ -176,14 +168,25 @@ def _base(token: str) -> str:
 # --- start ------------------------------------------------------------------------------------
 
 
-@router.get("/s/{token}")
-async def start(request: Request, token: str) -> Response:
+async def _open_survey(request: Request, token: str):
+    """The open link's respondent and questionnaire (its version fixed on the first visit), with
+    the languages of its round offered; or the page saying what is wrong with the link."""
     try:
         _guard(request, token)
         respondent, questionnaire = await _store(request).open_survey(token)
     except (service.UnknownLink, service.LinkUsed, service.LinkExpired) as exc:
         return link_problem(request, exc)
-    lang = offer(request, respondent, questionnaire.version_key)
+    offer(request, respondent, questionnaire.version_key)
+    return respondent, questionnaire
+
+
+@router.get("/s/{token}")
+async def start(request: Request, token: str) -> Response:
+    opened = await _open_survey(request, token)
+    if isinstance(opened, Response):
+        return opened
+    respondent, questionnaire = opened
+    lang = _lang(request)
     resume = min(max(respondent.last_page + 1, 1), len(questionnaire.themes)) if respondent.draft or respondent.last_page else 1
     return render(request, "start.html", {"lq": localize(questionnaire, lang), "base": _base(token), "resume_page": resume})
 
@@ -264,20 +267,18 @@ def _render_page(
 
 @router.get("/s/{token}/side/{n}")
 async def page(request: Request, token: str, n: int) -> Response:
-    try:
-        _guard(request, token)
-        respondent, questionnaire = await _store(request).open_survey(token)
-    except (service.UnknownLink, service.LinkUsed, service.LinkExpired) as exc:
-        return link_problem(request, exc)
-    lang = offer(request, respondent, questionnaire.version_key)
+    opened = await _open_survey(request, token)
+    if isinstance(opened, Response):
+        return opened
+    respondent, questionnaire = opened
+    lang = _lang(request)
     if not 1 <= n <= len(questionnaire.themes):
         return RedirectResponse(f"{_base(token)}/side/1{_query(lang)}", status_code=303)
     return _render_page(request, token, questionnaire, n, dict(respondent.draft), followup=request.query_params.get("ny") == "1")
 
 
 @router.post("/s/{token}/side/{n}")
-async def save_page(request: Request, token: str, n: int) -> Response:
-    settings = request.app.state.settings
+async def save_page(request: Request, uow: Uow, settings: Settings, token: str, n: int) -> Response:
     lang = _lang(request)
     q = _query(lang)
     form = await request.form()
@@ -287,10 +288,10 @@ async def save_page(request: Request, token: str, n: int) -> Response:
         _guard(request, token)
     except service.UnknownLink as exc:
         return link_problem(request, exc)
-    return await _save_page(request, settings, form, token, n, lang, q)
+    return await _save_page(request, uow, settings, form, token, n, lang, q)
 
 
-async def _save_page(request: Request, settings, form, token: str, n: int, lang: str, q: str) -> Response:
+async def _save_page(request: Request, uow: UnitOfWork, settings, form, token: str, n: int, lang: str, q: str) -> Response:
     try:
         respondent, questionnaire = await _store(request).open_survey(token)
     except service.LinkUsed as exc:
@@ -335,8 +336,7 @@ async def _save_page(request: Request, settings, form, token: str, n: int, lang:
                 token, respondent, questionnaire, scrub_free_text(questionnaire, result.accepted), language=lang
             )
             return RedirectResponse(f"{_base(token)}/tak{q}", status_code=303)
-        async with _uow(request) as uow:
-            await service.save_draft(uow, settings, token, merged, n, respondent=respondent)
+        await service.save_draft(uow, settings, token, merged, n, respondent=respondent)
     except service.LinkUsed as exc:
         if sending and exc.status == "submitted":
             return RedirectResponse(f"{_base(token)}/tak{q}", status_code=303)
@@ -363,14 +363,24 @@ async def _status(request: Request, token: str):
     return await _store(request).find(token)
 
 
-@router.get("/s/{token}/gemt")
-async def saved(request: Request, token: str) -> Response:
+async def _open_link(request: Request, token: str):
+    """The open link's respondent, with the languages of its round offered; or the page saying
+    what is wrong with the link."""
     try:
         _guard(request, token)
         respondent = await _store(request).open_link(token)
     except (service.UnknownLink, service.LinkUsed, service.LinkExpired) as exc:
         return link_problem(request, exc)
-    lang = offer(request, respondent)
+    offer(request, respondent)
+    return respondent
+
+
+@router.get("/s/{token}/gemt")
+async def saved(request: Request, token: str) -> Response:
+    respondent = await _open_link(request, token)
+    if isinstance(respondent, Response):
+        return respondent
+    lang = _lang(request)
     resume = respondent.last_page + 1
     return message(request, "saved", 200, link=(f"{_base(token)}/side/{resume}{_query(lang)}", TEXTS[lang]["saved_continue"]))
 
@@ -395,25 +405,21 @@ async def thanks(request: Request, token: str) -> Response:
 
 @router.get("/s/{token}/afmeld")
 async def opt_out_form(request: Request, token: str) -> Response:
-    try:
-        _guard(request, token)
-        respondent = await _store(request).open_link(token)
-    except (service.UnknownLink, service.LinkUsed, service.LinkExpired) as exc:
-        return link_problem(request, exc)
-    offer(request, respondent)
+    respondent = await _open_link(request, token)
+    if isinstance(respondent, Response):
+        return respondent
     return render(request, "optout.html", {"base": _base(token)})
 
 
 @router.post("/s/{token}/afmeld")
-async def opt_out(request: Request, token: str) -> Response:
+async def opt_out(request: Request, uow: Uow, token: str) -> Response:
     lang = _lang(request)
     form = await request.form()
     if not csrf_valid(request, form.get(CSRF_FIELD)):  # type: ignore[arg-type]
         return message(request, "csrf", 403, link=(f"{_base(token)}/afmeld{_query(lang)}", TEXTS[lang]["csrf_back"]))
     try:
         _guard(request, token)
-        async with _uow(request) as uow:
-            await service.opt_out(uow, token)
+        await service.opt_out(uow, token)
     except service.LinkUsed as exc:
         if exc.status != "opted_out":
             return link_problem(request, exc)
@@ -430,13 +436,3 @@ async def opted_out(request: Request, token: str) -> Response:
 @router.get("/tilgaengelighed")
 async def accessibility_statement(request: Request) -> Response:
     return render(request, "accessibility.html", {"contact": request.app.state.settings.accessibility_contact_email})
-
-
-def too_many(request: Request, exc: TooManyGuesses) -> Response:
-    if request.url.path.startswith("/api/"):
-        from fastapi.responses import JSONResponse
-
-        return JSONResponse({"detail": "too many unknown links from this address"}, status_code=429, headers={"Retry-After": str(exc.args[0])})
-    response = message(request, "rate", 429)
-    response.headers["Retry-After"] = str(exc.args[0])
-    return response

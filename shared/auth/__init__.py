@@ -12,8 +12,9 @@ from shared.auth.verify import (
     Authenticator,
     Principal,
     ensure_kommune_access,
+    ensure_scopes,
     get_principal,
     require_scopes,
 )
 
-__all__ = ["Authenticator", "Principal", "ensure_kommune_access", "get_principal", "require_scopes"]
+__all__ = ["Authenticator", "Principal", "ensure_kommune_access", "ensure_scopes", "get_principal", "require_scopes"]

@@ -144,7 +144,8 @@ def test_each_weighted_estimate_has_its_population_design_effect_and_effective_s
     (svymean's deff = TRUE) and the effective sample size, typed and described alike in the
     JSON rows, the CSV header (the columns) and OData's $metadata; a share's interval says it is
     the logit interval."""
-    from services.analytics.domain.publication import INDICATORS, PROPORTIONS
+    from services.analytics.domain.count_estimates import PROPORTIONS
+    from services.analytics.domain.indicators import INDICATORS
 
     row = openapi["components"]["schemas"]["IndicatorRow"]["properties"]
     root = ET.fromstring(odata.metadata_xml())

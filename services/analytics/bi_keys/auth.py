@@ -7,7 +7,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
 
 from services.analytics.bi_keys import service
-from shared.auth import Principal, get_principal
+from shared.auth import Principal, ensure_scopes, get_principal
 
 # Both ways in, in every 401: a BI tool that is told about Basic asks its user for the key.
 CHALLENGE = 'Bearer, Basic realm="Borgerblik analytics", charset="UTF-8"'
@@ -42,10 +42,7 @@ def require_scopes_or_key(*scopes: str):
             raise _unauthorized("missing credentials: a bearer token, or a BI key as Basic credentials")
         else:
             principal = await get_principal(request, bearer)
-        missing = [scope for scope in scopes if scope not in principal.scopes]
-        if missing:
-            raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"missing scope: {' '.join(missing)}")
-        return principal
+        return ensure_scopes(principal, scopes)
 
     dependency.__name__ = f"require_{'_'.join(s.replace(':', '_') for s in scopes)}"
     return dependency

@@ -1,16 +1,16 @@
 """The BI keys' routes: a BI client makes, lists and revokes its keys with its OAuth2 token (a key
-never makes a key). Thin: the rules are in domain.py, the storage in service.py."""
+never makes a key). Thin: the rules are in domain.py, the storage in service.py, the refusals'
+answers in services/analytics/errors.py."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request
+from fastapi import APIRouter, Path
 
 from services.analytics.bi_keys import domain, service
 from services.analytics.bi_keys.schemas import BiKeyCreated, BiKeyIn, BiKeyOut
-from shared.auth import Principal, require_scopes
+from services.analytics.deps import BiClient, Uow
 
 router = APIRouter(prefix="/bi-keys", tags=["bi-keys"])
-maker = require_scopes(domain.READ_SCOPE)
 KEY_ID = Path(pattern=domain.KEY_ID_PATTERN, description="The key's id (bbk_ and 16 hex digits)")
 
 
@@ -18,25 +18,16 @@ KEY_ID = Path(pattern=domain.KEY_ID_PATTERN, description="The key's id (bbk_ and
     "", status_code=201, response_model=BiKeyCreated,
     summary="Make a BI key: a read-only credential for a BI tool's unattended refresh (its secret is shown once)",
 )
-async def create_key(request: Request, body: BiKeyIn, principal: Principal = Depends(maker)) -> BiKeyCreated:
-    async with request.app.state.runtime.uow() as uow:
-        try:
-            key, secret = await service.create(uow, principal, body.label, body.kommunekoder, body.all_kommuner, body.expires_at)
-        except domain.KeyRightsError as exc:
-            raise HTTPException(403, detail=str(exc)) from None
+async def create_key(uow: Uow, body: BiKeyIn, principal: BiClient) -> BiKeyCreated:
+    key, secret = await service.create(uow, principal, body.label, body.kommunekoder, body.all_kommuner, body.expires_at)
     return BiKeyCreated(**BiKeyOut.model_validate(key).model_dump(), secret=secret)
 
 
 @router.get("", response_model=list[BiKeyOut], summary="The caller's BI keys, newest first (KL's operator: every key)")
-async def list_keys(request: Request, principal: Principal = Depends(maker)) -> list[BiKeyOut]:
-    async with request.app.state.runtime.uow() as uow:
-        return [BiKeyOut.model_validate(k) for k in await service.list_keys(uow, principal)]
+async def list_keys(uow: Uow, principal: BiClient) -> list[BiKeyOut]:
+    return [BiKeyOut.model_validate(k) for k in await service.list_keys(uow, principal)]
 
 
 @router.delete("/{key_id}", response_model=BiKeyOut, summary="Revoke a BI key: it stops working at once")
-async def revoke_key(request: Request, key_id: str = KEY_ID, principal: Principal = Depends(maker)) -> BiKeyOut:
-    async with request.app.state.runtime.uow() as uow:
-        try:
-            return BiKeyOut.model_validate(await service.revoke(uow, principal, key_id))
-        except service.KeyNotFound:
-            raise HTTPException(404, detail=f"no BI key {key_id} of yours") from None
+async def revoke_key(uow: Uow, principal: BiClient, key_id: str = KEY_ID) -> BiKeyOut:
+    return BiKeyOut.model_validate(await service.revoke(uow, principal, key_id))

@@ -19,7 +19,7 @@ import httpx
 from fastapi import HTTPException, Request, status
 
 from services.analytics.dashboard import sessions
-from shared.auth import Principal
+from shared.auth import Principal, ensure_scopes
 from shared.ratelimit import CredentialBudget
 
 SCOPE = "aggregates:read"
@@ -60,10 +60,7 @@ def require_dashboard_scopes(*scopes: str):
             principal, sent = await sessions.current(request)
             if principal is None:
                 raise _login_redirect(request, ended=sent)
-        missing = [scope for scope in scopes if scope not in principal.scopes]
-        if missing:
-            raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"missing scope: {' '.join(missing)}")
-        return principal
+        return ensure_scopes(principal, scopes)
 
     dependency.__name__ = f"require_dashboard_{'_'.join(s.replace(':', '_') for s in scopes)}"
     return dependency

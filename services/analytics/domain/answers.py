@@ -12,11 +12,9 @@ stores one code per answered scale question:
 
 from __future__ import annotations
 
-from .indicators import AGREEMENT_SCALE
+from .indicators import AGREEMENT_SCALE, CODES, DONT_KNOW, SCORES
 
-SCORES: tuple[str, ...] = ("1", "2", "3", "4", "5")
-DONT_KNOW = "dk"
-CODES: tuple[str, ...] = SCORES + (DONT_KNOW,)
+__all__ = ["CODES", "DONT_KNOW", "SCORES", "VALUE_CODES", "answer_code", "scale_label"]
 
 
 def _code_name(label: str) -> str:

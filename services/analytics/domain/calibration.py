@@ -67,17 +67,16 @@ from typing import Literal
 import numpy as np
 
 from services.analytics.domain.estimators import normal_quantile
+from services.analytics.domain.indicators import PUBLISHED_INDICATORS, CountedIndicator
 
 VARIABLES: tuple[str, ...] = ("maalgruppe", "gender", "age_band", "duration_band")
 DEFAULT_MARGINS: tuple[tuple[str, ...], ...] = (("maalgruppe", "gender"), ("maalgruppe", "age_band"), ("duration_band",))
 DEFAULT_BOUNDS: tuple[float, float] = (0.2, 5.0)
 LONELY_RULES: tuple[str, ...] = ("adjust", "certainty", "average")
 LonelyRule = Literal["adjust", "certainty", "average"]
-# The indicators published calibrated: per indicator, the value of each answer code (CODES order:
-# "1".."5", "dk") and whether the code is in the indicator's base (as publication._VALUE, _IN_BASE).
-CALIBRATED_INDICATORS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
-    "mean": ((1, 2, 3, 4, 5, 0), (1, 1, 1, 1, 1, 0)),
-    "top2_share": ((0, 0, 0, 1, 1, 0), (1, 1, 1, 1, 1, 0)),
+# The indicators published calibrated (their definitions: indicators.PUBLISHED_INDICATORS).
+CALIBRATED_INDICATORS: dict[str, CountedIndicator] = {
+    name: PUBLISHED_INDICATORS[name] for name in ("mean", "top2_share")
 }
 CALIBRATED_SUFFIXES: tuple[str, ...] = ("_calibrated", "_calibrated_se", "_calibrated_ci_low", "_calibrated_ci_high")
 CALIBRATED_COLUMNS: tuple[str, ...] = tuple(f"{ind}{s}" for ind in CALIBRATED_INDICATORS for s in CALIBRATED_SUFFIXES)
@@ -349,7 +348,8 @@ def estimate(
     e.g. of whole strata)."""
     if lonely not in LONELY_RULES:
         raise ValueError(f"lonely must be one of {LONELY_RULES}, got {lonely!r}")
-    value, base = (np.array(a, dtype=float) for a in CALIBRATED_INDICATORS[indicator])
+    definition = CALIBRATED_INDICATORS[indicator]
+    value, base = np.array(definition.values, dtype=float), np.array(definition.in_base, dtype=float)
     d = domains.astype(float)
     n_domains = d.shape[1]
     w = cal.weight if calibrated else cal.base_weight

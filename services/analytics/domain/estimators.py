@@ -224,6 +224,30 @@ def design_effect(variance, element_ss, n, total_weight):
     return float(deff) if deff.ndim == 0 else deff
 
 
+def ratio_estimate(
+    estimate: float,
+    variance: float,
+    element_ss: float,
+    n_inside: int,
+    total_w: float,
+    degrees_of_freedom: int,
+    level: float = 0.95,
+    *,
+    proportion: bool = False,
+) -> Estimate:
+    """The published estimate of a ratio from its value and linearised variance: the standard
+    error, the interval (for a proportion the logit interval) and the design effect (from the
+    weighted element sum of squares). Every estimator of a mean or share ends here."""
+    se = math.sqrt(variance)
+    if proportion:
+        ci_low, ci_high = proportion_interval(estimate, se, n_inside, level)
+    else:
+        q = normal_quantile(level)
+        ci_low, ci_high = estimate - q * se, estimate + q * se
+    deff = design_effect(variance, element_ss, n_inside, total_w)
+    return Estimate(estimate, se, ci_low, ci_high, level, n_inside, total_w, degrees_of_freedom, None if math.isnan(deff) else deff)
+
+
 @dataclass(frozen=True, slots=True)
 class Estimate:
     """A point estimate with its design-based uncertainty.
@@ -419,24 +443,9 @@ class StratifiedDesign:
             v = _calibration_residuals(v, self._calibration)
         z = [w[i] * v[i] for i in range(self.n)]
         variance = self._stratified_variance(z, inside)
-        se = math.sqrt(variance)
-        q = normal_quantile(level)
-        if proportion:
-            ci_low, ci_high = proportion_interval(estimate, se, n_inside, level)
-        else:
-            ci_low, ci_high = estimate - q * se, estimate + q * se
         element_ss = math.fsum(w[i] * (yv[i] - estimate) ** 2 for i in range(self.n) if inside[i])
-        deff = design_effect(variance, element_ss, n_inside, total_w)
-        return Estimate(
-            value=estimate,
-            se=se,
-            ci_low=ci_low,
-            ci_high=ci_high,
-            level=level,
-            n=n_inside,
-            weighted_n=total_w,
-            degrees_of_freedom=self.degrees_of_freedom,
-            deff=None if math.isnan(deff) else deff,
+        return ratio_estimate(
+            estimate, variance, element_ss, n_inside, total_w, self.degrees_of_freedom, level, proportion=proportion
         )
 
     def proportion(

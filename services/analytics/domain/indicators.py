@@ -27,7 +27,13 @@ from .estimators import Estimate, StratifiedDesign
 
 __all__ = [
     "AGREEMENT_SCALE",
+    "CODES",
+    "DONT_KNOW",
+    "INDICATORS",
+    "PUBLISHED_INDICATORS",
+    "SCORES",
     "CellIndicators",
+    "CountedIndicator",
     "IndicatorSet",
     "LikertScale",
     "cell_indicators",
@@ -153,3 +159,52 @@ def cell_indicators(
         weighted=weighted,
         unweighted=unweighted,
     )
+
+
+# -- the published indicators, from answer-code counts ---------------------------------------------
+#
+# Analytics publishes from counts of answer codes (domain/answers.py maps the answers to them):
+# the scores "1".."5" of the agreement scale and "dk" for "Ved ikke". Each published indicator is
+# a ratio estimator over the units whose code is in its base, of the value its code takes. Every
+# path that estimates an indicator (one cell: publication.cell_estimates; many cells at once:
+# publication.estimate_cells; calibrated: calibration.calibrated_estimates) reads it from here.
+
+SCORES: tuple[str, ...] = tuple(str(score) for score in range(1, len(AGREEMENT_SCALE.labels) + 1))
+DONT_KNOW = "dk"
+CODES: tuple[str, ...] = SCORES + (DONT_KNOW,)
+
+
+@dataclass(frozen=True, slots=True)
+class CountedIndicator:
+    """An indicator over answer codes: per code (CODES order) the value it takes and whether it
+    is in the indicator's base; ``proportion``: the values are 0/1 (the logit interval)."""
+
+    values: tuple[float, ...]
+    in_base: tuple[bool, ...]
+    proportion: bool
+
+    def value_counts(self, codes: Mapping[str, int]) -> dict[float, int]:
+        """value -> how many of ``codes``' units (code -> count) in the base take it."""
+        out: dict[float, int] = {}
+        for code, value, inside in zip(CODES, self.values, self.in_base):
+            if inside:
+                out[value] = out.get(value, 0) + codes.get(code, 0)
+        return out
+
+
+def _share_of(wanted: str) -> CountedIndicator:
+    """The share of the answers (every code, "Ved ikke" included) that are ``wanted``."""
+    return CountedIndicator(tuple(float(code == wanted) for code in CODES), (True,) * len(CODES), proportion=True)
+
+
+_ON_SCALE = tuple(code != DONT_KNOW for code in CODES)  # mean and top-box: valid (scale) answers only
+# In column order; the distribution is one share per score plus "Ved ikke".
+PUBLISHED_INDICATORS: dict[str, CountedIndicator] = {
+    "mean": CountedIndicator(tuple(float(code) if code != DONT_KNOW else 0.0 for code in CODES), _ON_SCALE, proportion=False),
+    "top2_share": CountedIndicator(
+        tuple(float(code != DONT_KNOW and AGREEMENT_SCALE.is_top_box(int(code))) for code in CODES), _ON_SCALE, proportion=True
+    ),
+    "dont_know_share": _share_of(DONT_KNOW),
+    **{f"share_{score}": _share_of(score) for score in SCORES},
+}
+INDICATORS: tuple[str, ...] = tuple(PUBLISHED_INDICATORS)

@@ -1,21 +1,6 @@
-"""A round's published indicator tables, computed from aggregated answer counts (no I/O).
-
-Why counts are enough
----------------------
-Every indicator is a ratio estimator of a 0/1 or 1..5 variable over a domain (a cell), and the
-design weight is constant within a stratum (``w_h = N_h / n_h``, respondents' n_h, see
-:mod:`.estimators`). The Taylor-linearised variance of :class:`~.estimators.StratifiedDesign`
-then depends on a stratum's units only through how many of them sit in the domain with each
-answer: with ``z_hi = w_h (y_hi - ybar) / W`` for units in the domain and 0 elsewhere,
-
-    sum_i z_hi   = w_h / W   * sum_c m_hc (y_c - ybar)
-    sum_i z_hi^2 = (w_h/W)^2 * sum_c m_hc (y_c - ybar)^2
-    V = sum_h (1 - f_h) n_h / (n_h - 1) * (sum z^2 - (sum z)^2 / n_h)
-
-where ``m_hc`` counts the domain's units of stratum h answering category c. So analytics keeps
-an incremental tally (round x stratum x bands x question x answer code) and never needs the
-response rows to publish; :func:`estimate_from_counts` reproduces ``StratifiedDesign.mean`` (and
-the unweighted design) to rounding, which the tests check against the domain and R.
+"""A round's published indicator tables, computed from aggregated answer counts (no I/O). The
+figures of a cell are estimated from its counts by :mod:`.count_estimates` (the indicators'
+definitions: :mod:`.indicators`); a change between rounds is :mod:`.trends`'.
 
 Tables
 ------
@@ -33,7 +18,6 @@ gave a scale answer ("Ved ikke" alone never publishes a cell).
 from __future__ import annotations
 
 import itertools
-import math
 import re
 from collections import defaultdict
 from collections.abc import Hashable, Iterable, Mapping
@@ -42,10 +26,22 @@ from functools import cached_property, lru_cache
 
 import numpy as np
 
-from .answers import CODES, DONT_KNOW, SCORES
+from .answers import CODES
 from .calibration import CALIBRATED_COLUMNS
-from .estimators import Estimate, design_effect, normal_quantile, proportion_interval
+from .count_estimates import (
+    ESTIMATE_SUFFIXES,
+    FIGURE_NAMES,
+    WEIGHTED_SUFFIXES,
+    StratumInfo,
+    design_strata,
+    estimate_cells,
+    figure_arrays,
+)
+from .indicators import INDICATORS
 from .suppression import CAUTION_BELOW, SUPPRESSION_THRESHOLD, TOTAL, CountTable, Decided, History, LastRelease, cell_key, decide
+
+# The dashboard's comparison reads the one-cell estimator with the tables' names from here.
+from .count_estimates import cell_estimates as cell_estimates  # noqa: E402, F401
 
 DIMENSIONS: tuple[str, ...] = ("maalgruppe", "gender", "age_band", "duration_band")
 RATE_DIMENSIONS: tuple[str, ...] = ("maalgruppe", "arm", "mode", "language", "followup")
@@ -63,18 +59,6 @@ RESPONDENT_DIMENSIONS: tuple[str, ...] = DIMENSIONS + ("arm",) + ANSWER_DIMENSIO
 NATIONAL = "national"
 ALL_LEVELS = "total"
 NO_ARM = "none"
-_CENSUS_EPSILON = 1e-7  # as the domain estimator (and R): 1 - f_h below this is a census
-
-# Indicators in column order; the distribution is one share per score plus "Ved ikke".
-INDICATORS: tuple[str, ...] = ("mean", "top2_share", "dont_know_share") + tuple(f"share_{s}" for s in SCORES)
-# The indicators that are proportions (0/1 per unit): their interval is the logit interval.
-PROPORTIONS: frozenset[str] = frozenset(INDICATORS) - {"mean"}
-# Beside each weighted estimate: its base's weighted population size, design effect and
-# effective sample size (weighted figures: withheld where a row's weighted figures are).
-ESTIMATE_SUFFIXES: tuple[str, ...] = (
-    "", "_se", "_ci_low", "_ci_high", "_population", "_deff", "_n_effective", "_unweighted", "_unweighted_se"
-)
-WEIGHTED_SUFFIXES: tuple[str, ...] = ("", "_se", "_ci_low", "_ci_high", "_population", "_deff", "_n_effective")
 INDICATOR_COLUMNS: tuple[str, ...] = (
     "round_id",
     "questionnaire_id",
@@ -133,14 +117,6 @@ RATES_HELD_IN_FULL = 24
 
 
 @dataclass(frozen=True, slots=True)
-class StratumInfo:
-    kommunekode: str
-    maalgruppe: str
-    respondents: int  # n_h: respondents of the round in the stratum
-    population: int | None  # N_h from sample.drawn; None until the frame has arrived
-
-
-@dataclass(frozen=True, slots=True)
 class AnswerCount:
     """Answers of one stratum, grouped by one background dimension ("total": not grouped)."""
 
@@ -195,126 +171,6 @@ def followup_levels(rate_counts: Iterable[RateCount]) -> dict[tuple[str, str], t
     return out
 
 
-# -- estimation from counts ------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Stratum:
-    n: int  # units of the stratum in the analysis file
-    weight: float
-    fpc: float  # 1 - n/N, or 1 without a population size
-
-
-def estimate_from_counts(
-    values: Mapping[Hashable, Mapping[float, int]],
-    strata: Mapping[Hashable, _Stratum],
-    degrees_of_freedom: int,
-    level: float = 0.95,
-    *,
-    proportion: bool = False,
-) -> Estimate | None:
-    """The ratio estimator of :meth:`StratifiedDesign.mean` from per-stratum value counts.
-
-    ``values[h][y]`` is how many units of stratum h are in the domain with value y. None when
-    the domain has no unit with a value. ``proportion``: the values are 0/1, the interval the
-    logit interval.
-    """
-    total_w = math.fsum(strata[h].weight * m for h, vc in values.items() for m in vc.values())
-    n_inside = sum(m for vc in values.values() for m in vc.values())
-    if n_inside == 0:
-        return None
-    estimate = math.fsum(strata[h].weight * y * m for h, vc in values.items() for y, m in vc.items()) / total_w
-    parts = []
-    for h, vc in values.items():
-        s = strata[h]
-        if s.fpc < _CENSUS_EPSILON or not any(vc.values()):
-            continue  # census stratum, or no unit in the domain: every z is 0
-        scale = s.weight / total_w
-        sum_z = scale * math.fsum(m * (y - estimate) for y, m in vc.items())
-        sum_z2 = scale * scale * math.fsum(m * (y - estimate) ** 2 for y, m in vc.items())
-        if s.n == 1:
-            parts.append(s.fpc * sum_z2)  # lonely stratum, "adjust": centred at 0
-        else:
-            parts.append(s.fpc * s.n / (s.n - 1) * max(sum_z2 - sum_z * sum_z / s.n, 0.0))
-    variance = math.fsum(parts)
-    se = math.sqrt(variance)
-    q = normal_quantile(level)
-    if proportion:
-        ci_low, ci_high = proportion_interval(estimate, se, n_inside, level)
-    else:
-        ci_low, ci_high = estimate - q * se, estimate + q * se
-    element_ss = math.fsum(strata[h].weight * m * (y - estimate) ** 2 for h, vc in values.items() for y, m in vc.items())
-    deff = design_effect(variance, element_ss, n_inside, total_w)
-    return Estimate(estimate, se, ci_low, ci_high, level, n_inside, total_w, degrees_of_freedom, None if math.isnan(deff) else deff)
-
-
-def design_strata(strata: Mapping[str, StratumInfo]) -> dict[str, _Stratum]:
-    """Weights N_h / n_h and the fpc; without a frame (N_h unknown) weight 1 and no fpc."""
-    out = {}
-    for h, info in strata.items():
-        n = max(info.respondents, 1)
-        if info.population is None:
-            out[h] = _Stratum(n, 1.0, 1.0)
-        else:
-            big_n = max(info.population, n)  # a frame smaller than the answers is a data error
-            out[h] = _Stratum(n, big_n / n, 1.0 - n / big_n)
-    return out
-
-
-@dataclass(frozen=True, slots=True)
-class CellEstimates:
-    n_answers: int
-    n_valid: int
-    n_dont_know: int
-    weighted: dict[str, Estimate | None]
-    unweighted: dict[str, Estimate | None]
-
-
-def _indicator_values(codes: Mapping[str, int]) -> dict[str, dict[float, int]]:
-    """Per indicator: value -> count of one stratum's units in the domain with that value."""
-    valid = sum(codes.get(s, 0) for s in SCORES)
-    answered = valid + codes.get(DONT_KNOW, 0)
-    top = codes.get("4", 0) + codes.get("5", 0)
-    out = {
-        "mean": {float(s): codes.get(s, 0) for s in SCORES},
-        "top2_share": {1.0: top, 0.0: valid - top},
-        "dont_know_share": {1.0: codes.get(DONT_KNOW, 0), 0.0: valid},
-    }
-    for s in SCORES:
-        out[f"share_{s}"] = {1.0: codes.get(s, 0), 0.0: answered - codes.get(s, 0)}
-    return out
-
-
-def cell_estimates(
-    by_stratum: Mapping[str, Mapping[str, int]],
-    design: Mapping[str, _Stratum],
-    degrees_of_freedom: int,
-) -> CellEstimates:
-    """Weighted and unweighted indicators of one cell from its strata's answer-code counts."""
-    per_indicator: dict[str, dict[str, dict[float, int]]] = defaultdict(dict)
-    merged: dict[str, int] = defaultdict(int)
-    for h, codes in by_stratum.items():
-        for ind, vc in _indicator_values(codes).items():
-            per_indicator[ind][h] = vc
-        for c, n in codes.items():
-            merged[c] += n
-    # The unweighted figure: the indicator's base in the cell as a simple random sample, no fpc
-    # (R: svydesign(ids=~1) on those units), so SE = s / sqrt(n) of the cell alone.
-    plain_values = _indicator_values(merged)
-    weighted = {
-        ind: estimate_from_counts(per_indicator.get(ind, {}), design, degrees_of_freedom, proportion=ind in PROPORTIONS)
-        for ind in INDICATORS
-    }
-    unweighted = {}
-    for ind in INDICATORS:
-        base = sum(plain_values[ind].values())
-        unweighted[ind] = estimate_from_counts(
-            {None: plain_values[ind]}, {None: _Stratum(max(base, 1), 1.0, 1.0)}, base - 1, proportion=ind in PROPORTIONS
-        )
-    valid = sum(merged.get(s, 0) for s in SCORES)
-    return CellEstimates(valid + merged.get(DONT_KNOW, 0), valid, merged.get(DONT_KNOW, 0), weighted, unweighted)
-
-
 # -- the publication ---------------------------------------------------------------------------
 
 
@@ -346,7 +202,7 @@ class IndicatorTable:
     suppression.STATUS_CODES, published only as suppressed or not), ``caution``, its
     respondents, ``few`` (fewer valid answers to the question than the threshold: estimates
     withheld), ``weighting`` (index into WEIGHTINGS) and its figures: row ``cell[i]`` of
-    ``numbers`` (answers, valid, "Ved ikke") and of ``values`` (the indicators in _FIGURE_NAMES
+    ``numbers`` (answers, valid, "Ved ikke") and of ``values`` (the indicators in FIGURE_NAMES
     order, NaN where the base is empty). A suppressed row's figures are never published (None).
     """
 
@@ -376,7 +232,7 @@ class IndicatorTable:
     def empty(cls, round_id: str, questionnaire_id: str | None) -> IndicatorTable:
         none = np.zeros(0, dtype=np.int32)
         return cls(round_id, questionnaire_id, [], [NATIONAL], [ALL_LEVELS], none, none, none, none, none,
-                   np.zeros(0, dtype=bool), none, np.zeros((0, 3), dtype=np.int64), np.zeros((0, len(_FIGURE_NAMES) - 3)),
+                   np.zeros(0, dtype=bool), none, np.zeros((0, 3), dtype=np.int64), np.zeros((0, len(FIGURE_NAMES) - 3)),
                    np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int8))
 
     def __len__(self) -> int:
@@ -1006,7 +862,7 @@ def build_indicator_table(
     block_offsets = np.arange(n_blocks) * n_h
     starts = np.concatenate([block_offsets, n_blocks * n_h + (block_offsets[:, None] + kommune_starts[None, :]).ravel()])
     order = np.array(by_kommune, dtype=int)
-    numbers, values = _figure_arrays(
+    numbers, values = figure_arrays(
         stacked,
         np.concatenate([np.tile(weight, n_blocks), np.tile(weight[order], n_blocks)]),
         np.concatenate([np.tile(fpc, n_blocks), np.tile(fpc[order], n_blocks)]),
@@ -1054,7 +910,7 @@ def build_indicator_table(
             pooled.add((kommune, slot))
         for cell, by_stratum, pool_design in cells_to_pool:
             figures = estimate_cells([by_stratum], pool_design, lonely)[0]
-            values[cell] = [np.nan if figures[name] is None else figures[name] for name in _FIGURE_NAMES[3:]]
+            values[cell] = [np.nan if figures[name] is None else figures[name] for name in FIGURE_NAMES[3:]]
 
     breakdown_slots = np.zeros(n_s, dtype=bool)
     for dim in ("gender", "age_band", "duration_band"):
@@ -1155,200 +1011,10 @@ def build_rate_rows(round_id: str, rate_counts: Iterable[RateCount], pattern: Re
     return rows
 
 
-# Per indicator (in INDICATORS order): which answer codes (CODES order) are in its base, and
-# the value each code takes. Mirrors _indicator_values.
-_IN_BASE = np.array(
-    [[1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 1, 1]] + [[1, 1, 1, 1, 1, 1]] * len(SCORES), dtype=float
-)
-_VALUE = np.array(
-    [[1, 2, 3, 4, 5, 0], [0, 0, 0, 1, 1, 0], [0, 0, 0, 0, 0, 1]]
-    + [[1.0 if j == i else 0.0 for j in range(len(CODES))] for i in range(len(SCORES))],
-    dtype=float,
-)
-
-
-def _ratio_estimates(
-    counts: np.ndarray, weight: np.ndarray, fpc: np.ndarray, n: np.ndarray, starts: np.ndarray, lonely: str = "adjust",
-) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-    """Vectorised :func:`estimate_from_counts` for many domains at once.
-
-    ``counts`` has one row per (domain, stratum) with the counts per answer code (CODES order),
-    rows of a domain contiguous and starting at ``starts``; ``weight``, ``fpc`` and ``n`` are
-    the row's stratum's. Returns per indicator, per domain: (value, se, units in the base, their
-    summed weight, design effect); a domain whose base is empty has value NaN (published as
-    null), a design effect that is undefined is NaN.
-
-    ``lonely``: the rule for a stratum with one respondent (R's survey.lonely.psu, see
-    domain/calibration.py): "adjust" (its z centred at 0), "certainty" (no variance) or
-    "average" (the domain's variance times its strata / its strata that are not lonely; strata
-    with no unit in the domain's base are not in the domain's design, as in R).
-    """
-    lengths = np.diff(np.append(starts, len(counts)))
-    census = fpc < _CENSUS_EPSILON
-    rule, lonely = lonely, n == 1
-    safe_n = np.where(lonely, 2.0, n)
-    # Codes first, (code, row): sums over a row's six codes are then five whole-array adds, where
-    # summing the short inner axis of (row, code) was a third of the estimates' time.
-    by_code = np.ascontiguousarray(counts.T)
-    out = []
-    for base, value in zip(_IN_BASE, _VALUE):
-        m = by_code * base[:, None]
-        inside = m.sum(axis=0)
-        n_inside = np.add.reduceat(inside, starts)
-        total_w = np.add.reduceat(weight * inside, starts)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            estimate = np.add.reduceat(weight * (value @ m), starts) / total_w
-            scale = weight / np.repeat(total_w, lengths)
-            dev = value[:, None] - np.repeat(estimate, lengths)[None, :]
-            weighted_dev = m * dev
-            sum_z = scale * weighted_dev.sum(axis=0)
-            squares = (weighted_dev * dev).sum(axis=0)
-            sum_z2 = scale * scale * squares
-            part = np.where(
-                lonely, fpc * sum_z2, fpc * safe_n / (safe_n - 1) * np.maximum(sum_z2 - sum_z * sum_z / safe_n, 0.0)
-            )
-        part = np.where(census | (inside == 0), 0.0, part)
-        if rule != "adjust":
-            part = np.where(lonely & ~census, 0.0, part)
-        variance = np.add.reduceat(part, starts)
-        if rule == "average":
-            present = np.add.reduceat((inside > 0).astype(float), starts)
-            alone = np.add.reduceat(((inside > 0) & lonely & ~census).astype(float), starts)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                variance = np.where(present > alone, variance * present / (present - alone), np.nan)
-        se = np.sqrt(variance)
-        estimate = np.where(n_inside == 0, np.nan, estimate)
-        element_ss = np.add.reduceat(np.where(inside == 0, 0.0, weight * squares), starts)
-        out.append((estimate, se, n_inside, total_w, design_effect(variance, element_ss, n_inside, total_w)))
-    return out
-
-
-def estimate_cells(
-    cells: list[Mapping[str, Mapping[str, int]]], design: Mapping[str, _Stratum], lonely: str = "adjust"
-) -> list[dict]:
-    """Published figures (counts, weighted and unweighted indicators) of many cells at once.
-
-    Each cell is ``stratum -> code -> n``. Equal to :func:`cell_estimates` per cell to rounding
-    (tested); strata are taken in sorted order so a cell's figures depend only on its counts.
-    """
-    if not cells:
-        return []
-    rows, weight, fpc, n, starts = [], [], [], [], []
-    vectors: dict[int, list[int]] = {}  # the same counts object sits in several cells
-    for by_stratum in cells:
-        starts.append(len(rows))
-        for h in sorted(by_stratum):
-            codes = by_stratum[h]
-            s = design[h]
-            vector = vectors.get(id(codes))
-            if vector is None:
-                vector = vectors[id(codes)] = [codes.get(c, 0) for c in CODES]
-            rows.append(vector)
-            weight.append(s.weight)
-            fpc.append(s.fpc)
-            n.append(s.n)
-        if not by_stratum:  # never for a published cell; keeps the segments well formed
-            rows.append([0] * len(CODES))
-            weight.append(1.0)
-            fpc.append(1.0)
-            n.append(1)
-    counts = np.array(rows, dtype=float)
-    numbers, values = _figure_arrays(counts, np.array(weight), np.array(fpc), np.array(n, dtype=float), np.array(starts), lonely)
-    boxed = values.astype(object)
-    boxed[np.isnan(values)] = None
-    return [dict(zip(_FIGURE_NAMES, (*c, *v))) for c, v in zip(numbers.tolist(), boxed.tolist())]
-
-
-_FIGURE_NAMES: tuple[str, ...] = ("n_answers", "n_valid", "n_dont_know") + tuple(
-    f"{ind}{suffix}" for ind in INDICATORS for suffix in ESTIMATE_SUFFIXES
-)
 # IndicatorTable.rows lays a row out in INDICATOR_COLUMNS order: the figures' counts, the
 # suppression status, then the indicators.
 assert INDICATOR_COLUMNS[7:] == (
-    _FIGURE_NAMES[:3] + ("suppressed", "caution", "few_answers", "weighting") + _FIGURE_NAMES[3:] + CALIBRATED_COLUMNS
+    FIGURE_NAMES[:3] + ("suppressed", "caution", "few_answers", "weighting") + FIGURE_NAMES[3:] + CALIBRATED_COLUMNS
 )
 # Which of a row's indicator columns are weighted figures (withheld where a row is unweighted).
 _WEIGHTED_COLUMN = np.array([suffix in WEIGHTED_SUFFIXES for _ in INDICATORS for suffix in ESTIMATE_SUFFIXES])
-
-
-def _plain_estimates(merged: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The unweighted figures of many cells: per indicator (value, se), the indicator's base in
-    the cell taken as a simple random sample (SE = s / sqrt(n), s with n - 1). It depends on
-    the cell's own counts only: a figure resting on the round's total would give that total
-    away wherever it is suppressed."""
-    out = []
-    for base, value in zip(_IN_BASE, _VALUE):
-        m = merged * base[None, :]
-        inside = m.sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            estimate = (m @ value) / inside
-            squares = (m * (value[None, :] - estimate[:, None]) ** 2).sum(axis=1)
-            se = np.where(inside > 1, np.sqrt(squares / (inside * (inside - 1))), 0.0)
-        out.append((np.where(inside == 0, np.nan, estimate), se))
-    return out
-
-
-def _figure_arrays(
-    counts: np.ndarray, weight: np.ndarray, fpc: np.ndarray, n: np.ndarray, starts: np.ndarray, lonely: str = "adjust"
-) -> tuple[np.ndarray, np.ndarray]:
-    """The published figures of many cells: (numbers, values), one row per cell, the counts
-    (answers, valid, "Ved ikke") and the indicators (_FIGURE_NAMES order after the counts),
-    NaN where an indicator's base is empty (published as None).
-
-    ``counts`` has one row per (cell, stratum), a cell's rows contiguous from ``starts``, with
-    the stratum's weight, fpc and n beside."""
-    merged = np.add.reduceat(counts, starts, axis=0)
-    weighted = _ratio_estimates(counts, weight, fpc, n, starts, lonely=lonely)
-    unweighted = _plain_estimates(merged)
-    valid = merged[:, : len(SCORES)].sum(axis=1).round().astype(np.int64)
-    dont_know = merged[:, len(SCORES)].round().astype(np.int64)
-    numbers = np.stack([valid + dont_know, valid, dont_know], axis=1)
-    q = normal_quantile(0.95)
-    columns = []
-    for ind, (w_est, w_se, w_n, w_total, w_deff), (u_est, u_se) in zip(INDICATORS, weighted, unweighted):
-        if ind in PROPORTIONS:
-            ci_low, ci_high = proportion_interval(w_est, w_se, w_n)
-        else:
-            ci_low, ci_high = w_est - q * w_se, w_est + q * w_se
-        with np.errstate(divide="ignore", invalid="ignore"):
-            n_effective = np.where(w_deff > 0, w_n / w_deff, np.nan)
-        figures = {
-            "": w_est, "_se": w_se, "_ci_low": ci_low, "_ci_high": ci_high,
-            "_population": w_total, "_deff": w_deff, "_n_effective": n_effective,
-            "_unweighted": u_est, "_unweighted_se": u_se,
-        }
-        # An empty base has no estimate: its standard error (0), interval and the rest are not
-        # figures either.
-        w_missing, u_missing = np.isnan(w_est), np.isnan(u_est)
-        for suffix in ESTIMATE_SUFFIXES:
-            missing = w_missing if suffix in WEIGHTED_SUFFIXES else u_missing
-            columns.append(np.where(missing, np.nan, figures[suffix]))
-    return numbers, np.stack(columns, axis=1)
-
-
-# -- trends ----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    difference: float
-    se: float
-    z: float
-    p_value: float
-    significant: bool
-
-
-def change_between(previous: tuple[float, float], current: tuple[float, float], level: float = 0.95) -> Change:
-    """Difference of two independent design-based estimates (value, se) with a two-sided z-test.
-
-    Rounds are drawn independently, so Var(b - a) = SE_a^2 + SE_b^2.
-    """
-    (a, se_a), (b, se_b) = previous, current
-    diff = b - a
-    se = math.sqrt(se_a * se_a + se_b * se_b)
-    if se == 0.0:
-        z = 0.0 if diff == 0 else math.copysign(math.inf, diff)
-    else:
-        z = diff / se
-    p = math.erfc(abs(z) / math.sqrt(2.0))  # two-sided normal p-value
-    return Change(diff, se, z, p, abs(z) > normal_quantile(level))

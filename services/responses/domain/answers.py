@@ -322,29 +322,21 @@ def _required_error(questionnaire: Questionnaire, question: Question, theme_id: 
     return AnswerError(question_id=question.id, theme_id=theme_id, code="required", message=message)
 
 
+# The message of each error code: (Danish, English).
 _MESSAGES: dict[str, LocalizedText] = {
-    "unknown_question": LocalizedText(
-        da="Spørgsmålet findes ikke i denne udgave af spørgeskemaet.",
-        en="This question does not exist in this version of the questionnaire.",
-    ),
-    "invalid_type": LocalizedText(
-        da="Svaret har et forkert format.",
-        en="The answer has the wrong format.",
-    ),
-    "invalid_option": LocalizedText(
-        da="Vælg en af svarmulighederne.",
-        en="Choose one of the answer options.",
-    ),
-    "hidden_question": LocalizedText(
-        da="Spørgsmålet skal ikke besvares ud fra dine andre svar.",
-        en="This question does not apply, given your other answers.",
-    ),
-    "required": LocalizedText(
-        da="Besvar spørgsmålet.",
-        en="Answer the question.",
-    ),
-    "required_choice": LocalizedText(
-        da="Vælg et svar.",
-        en="Choose an answer.",
-    ),
+    code: LocalizedText(da=da, en=en)
+    for code, (da, en) in {
+        "unknown_question": (
+            "Spørgsmålet findes ikke i denne udgave af spørgeskemaet.",
+            "This question does not exist in this version of the questionnaire.",
+        ),
+        "invalid_type": ("Svaret har et forkert format.", "The answer has the wrong format."),
+        "invalid_option": ("Vælg en af svarmulighederne.", "Choose one of the answer options."),
+        "hidden_question": (
+            "Spørgsmålet skal ikke besvares ud fra dine andre svar.",
+            "This question does not apply, given your other answers.",
+        ),
+        "required": ("Besvar spørgsmålet.", "Answer the question."),
+        "required_choice": ("Vælg et svar.", "Choose an answer."),
+    }.items()
 }

@@ -22,7 +22,8 @@ from services.analytics.builder import ProcessBuilder, ThreadBuilder
 from services.analytics.config import AnalyticsSettings
 from services.analytics.domain import AGREEMENT_SCALE, PublishedTable, StratifiedDesign, cell_indicators, find_recoverable_cells
 from services.analytics.domain.answers import answer_code, scale_label
-from services.analytics.domain.publication import DIMENSIONS, INDICATORS, RATE_DIMENSIONS
+from services.analytics.domain.indicators import INDICATORS
+from services.analytics.domain.publication import DIMENSIONS, RATE_DIMENSIONS
 from services.analytics.domain.suppression import TOTAL
 from services.analytics.main import create_app
 from services.analytics.models import PublicationRelease, ResponseFact

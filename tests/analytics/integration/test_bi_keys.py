@@ -18,20 +18,13 @@ from services.analytics.main import create_app
 from services.analytics.synthetic import synthetic_round
 from shared.testing.fixtures import bearer, publish_events, running_app, settings_from_env
 
+from analytics_helpers import wait_for_release
+
 ROUND = "bik-1"
 
 
 def basic(user: str, password: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
-
-
-async def wait_for_release(client, token: str, answers: int) -> None:
-    async with asyncio.timeout(90):
-        while True:
-            r = await client.get(f"/rounds/{ROUND}/response-rates", headers=bearer(token))
-            if r.status_code == 200 and r.json()["rows"][0]["answers"] == answers:
-                return
-            await asyncio.sleep(0.2)
 
 
 async def test_a_bi_tool_reads_with_a_key_its_maker_can_revoke(service_env, dev_issuer, kafka_bootstrap, topic_prefix):
@@ -45,7 +38,7 @@ async def test_a_bi_tool_reads_with_a_key_its_maker_can_revoke(service_env, dev_
     app = create_app(settings)
     async with running_app(app) as client:
         await publish_events(kafka_bootstrap, topic_prefix, [*rnd.samples, *rnd.invitations, *rnd.responses])
-        await wait_for_release(client, operator, len(rnd.responses))
+        await wait_for_release(client, ROUND, operator, len(rnd.responses))
 
         # The maker asks for a key to its own municipality (4 digits accepted, stored as 3).
         made = await client.post("/bi-keys", json={"label": "Power BI: månedsrapport", "kommunekoder": ["0751"]},

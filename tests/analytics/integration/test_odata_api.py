@@ -4,7 +4,6 @@ refusals are OData error bodies; what the service does not implement is 501."""
 
 from __future__ import annotations
 
-import asyncio
 import math
 import xml.etree.ElementTree as ET
 
@@ -14,6 +13,8 @@ from services.analytics.main import create_app
 from services.analytics.schemas import IndicatorPage, ResponseRatePage
 from services.analytics.synthetic import synthetic_round
 from shared.testing.fixtures import bearer, publish_events, running_app, settings_from_env
+
+from analytics_helpers import wait_for_release
 
 ROUND = "od-1"
 KEY = ("round_id", "question", "dimension", "kommunekode", "level")
@@ -33,15 +34,6 @@ def sorted_like_odata(rows: list[dict], *keys: tuple[str, bool]) -> list[dict]:
     return rows
 
 
-async def wait_for_release(client, token: str, answers: int) -> None:
-    async with asyncio.timeout(90):
-        while True:
-            r = await client.get(f"/rounds/{ROUND}/response-rates", headers=bearer(token))
-            if r.status_code == 200 and r.json()["rows"][0]["answers"] == answers:
-                return
-            await asyncio.sleep(0.2)
-
-
 async def test_odata_answers_are_the_json_rows_queried(service_env, dev_issuer, kafka_bootstrap, topic_prefix):
     settings = settings_from_env(
         AnalyticsSettings, service_env, publication_release_quiet_seconds=0.3, publication_preliminary_scope="all", max_page_size=40
@@ -52,7 +44,7 @@ async def test_odata_answers_are_the_json_rows_queried(service_env, dev_issuer, 
     app = create_app(settings)
     async with running_app(app) as client:
         await publish_events(kafka_bootstrap, topic_prefix, [*rnd.samples, *rnd.invitations, *rnd.responses])
-        await wait_for_release(client, kl, len(rnd.responses))
+        await wait_for_release(client, ROUND, kl, len(rnd.responses))
 
         async def get(path: str, token: str = kl, **params):
             return await client.get(path, params=params, headers=bearer(token))

@@ -30,7 +30,7 @@ from services.analytics.domain.calibration import (
     calibrate,
     estimate,
 )
-from services.analytics.domain.publication import StratumInfo, design_strata, estimate_cells
+from services.analytics.domain.count_estimates import StratumInfo, design_strata, estimate_cells
 from services.analytics.domain.estimators import proportion_interval
 
 R_SCRIPT = Path(__file__).with_name("calibration_reference.R")

@@ -29,7 +29,7 @@ from services.analytics.domain.estimators import (
 from services.analytics.domain.answers import answer_code
 from services.analytics.domain.estimators import proportion_interval
 from services.analytics.domain.indicators import AGREEMENT_SCALE
-from services.analytics.domain.publication import StratumInfo, design_strata, estimate_cells
+from services.analytics.domain.count_estimates import StratumInfo, design_strata, estimate_cells
 
 R_SCRIPT = Path(__file__).with_name("survey_reference.R")
 TOL = 1e-9

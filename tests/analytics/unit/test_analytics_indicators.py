@@ -5,9 +5,19 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.analytics.domain.estimators import StratifiedDesign
-from services.analytics.domain.indicators import AGREEMENT_SCALE, LikertScale, cell_indicators
+from services.analytics.domain.indicators import (
+    AGREEMENT_SCALE,
+    CODES,
+    PUBLISHED_INDICATORS,
+    SCORES,
+    LikertScale,
+    cell_indicators,
+)
+from services.analytics.domain.count_estimates import StratumInfo, cell_estimates, design_strata, estimate_cells
 
 
 def test_agreement_scale_scores_meget_enig_highest() -> None:
@@ -85,3 +95,44 @@ def test_scale_from_stored_answer_codes() -> None:
         LikertScale.from_scores({"a": 1, "b": 3})
     with pytest.raises(ValueError):
         LikertScale.from_scores({"a": 1, "b": 2, "x": None, "y": None})
+
+
+# -- the published indicators' definitions (indicators.PUBLISHED_INDICATORS) -------------------------
+
+_COUNTS = st.fixed_dictionaries({code: st.integers(0, 40) for code in ("1", "2", "3", "4", "5", "dk")})
+
+
+@settings(max_examples=60, deadline=None)
+@given(strata=st.lists(_COUNTS, min_size=1, max_size=4))
+def test_published_indicators_are_the_definitions(strata) -> None:
+    """Every path that publishes an indicator (one cell, many cells at once, calibrated) reads its
+    definition from indicators.PUBLISHED_INDICATORS; this holds the definitions themselves to the
+    rule written out by hand: mean of the scores 1..5, top-two share of scores 4 and 5 among the
+    scale answers, "Ved ikke" and each score's share among every answer."""
+    by_stratum = {f"h{i}": counts for i, counts in enumerate(strata)}
+    design = design_strata({h: StratumInfo("101", h, 1, None) for h in by_stratum})  # weight 1: plain ratios
+    merged = {code: sum(c[code] for c in strata) for code in CODES}
+    valid = sum(merged[s] for s in SCORES)
+    answered = valid + merged["dk"]
+    expected = {
+        "mean": sum(int(s) * merged[s] for s in SCORES) / valid if valid else None,
+        "top2_share": (merged["4"] + merged["5"]) / valid if valid else None,
+        "dont_know_share": merged["dk"] / answered if answered else None,
+        **{f"share_{s}": merged[s] / answered if answered else None for s in SCORES},
+    }
+    one_cell = cell_estimates(by_stratum, design, 0)
+    (many_cells,) = estimate_cells([by_stratum], design)
+    for name, value in expected.items():
+        for got in (one_cell.weighted[name], one_cell.unweighted[name]):
+            assert (got is None) if value is None else math.isclose(got.value, value, abs_tol=1e-12), name
+        for column in (name, f"{name}_unweighted"):
+            got = many_cells[column]
+            assert (got is None) if value is None else math.isclose(got, value, abs_tol=1e-12), column
+
+
+def test_top_two_is_the_agreement_scales_top_box() -> None:
+    top2 = PUBLISHED_INDICATORS["top2_share"]
+    assert [v for code, v in zip(CODES, top2.values) if code in SCORES] == [
+        float(AGREEMENT_SCALE.is_top_box(int(s))) for s in SCORES
+    ] == [0.0, 0.0, 0.0, 1.0, 1.0]
+    assert dict(zip(CODES, top2.in_base))["dk"] is False  # "Ved ikke" is outside the top-two base

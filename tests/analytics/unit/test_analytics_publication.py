@@ -11,22 +11,18 @@ import pytest
 
 from services.analytics.domain import AGREEMENT_SCALE, PublishedTable, StratifiedDesign, cell_indicators, find_recoverable_cells
 from services.analytics.domain.answers import CODES, DONT_KNOW, answer_code, scale_label
-from services.analytics.domain.publication import (
-    DIMENSIONS,
-    INDICATORS,
+from services.analytics.domain.count_estimates import (
     PROPORTIONS,
-    RESPONDENTS,
     WEIGHTED_SUFFIXES,
-    AnswerCount,
-    RateCount,
     StratumInfo,
-    build_publication,
     cell_estimates,
-    change_between,
     design_strata,
     estimate_cells,
 )
+from services.analytics.domain.indicators import INDICATORS
+from services.analytics.domain.publication import DIMENSIONS, RESPONDENTS, AnswerCount, RateCount, build_publication
 from services.analytics.domain.suppression import TOTAL, CountTable, suppress
+from services.analytics.domain.trends import change_between
 
 TOL = 1e-9
 STRATA = {  # stratum -> (kommune, group, N_h)

@@ -16,13 +16,7 @@ from services.responses.domain.questionnaire import (
     Questionnaire,
     effective_questionnaire,
     load_module,
-    load_questionnaire,
 )
-
-
-@pytest.fixture(scope="module")
-def core() -> Questionnaire:
-    return load_questionnaire("kl_core_v1")
 
 
 @pytest.fixture(scope="module")

@@ -23,11 +23,6 @@ from services.responses.domain.questionnaire import (
 
 
 @pytest.fixture(scope="module")
-def core() -> Questionnaire:
-    return load_questionnaire("kl_core_v1")
-
-
-@pytest.fixture(scope="module")
 def digital():
     return load_module("digital_tools_v1")
 

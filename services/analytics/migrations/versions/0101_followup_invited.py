@@ -1,13 +1,13 @@
 """analytics: the citizens of each adaptive follow-up arm (dispatch's rule) and whether they
 answered, for the response rates by follow-up arm
 
-Revision ID: h4_followup_invited
+Revision ID: a101
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "h4_followup_invited"
+revision = "a101"
 down_revision = "a100"
 branch_labels = None
 depends_on = None
