@@ -31,3 +31,19 @@ def axe_source(package_dir: Path) -> str:
     if not axe.exists():
         pytest.fail(f"axe-core missing: run `npm ci` in {package_dir}")
     return axe.read_text(encoding="utf-8")
+
+
+async def axe_audit(page, axe: str, label: str) -> None:
+    """Run axe-core (``axe``: :func:`axe_source`) on ``page`` for WCAG 2.1 A/AA: no violations.
+    Injected through the DevTools protocol, so the page's CSP (no scripts at all) stays on."""
+    await page.evaluate(axe)
+    result = await page.evaluate(
+        """async (tags) => {
+            const result = await axe.run(document, {runOnly: {type: 'tag', values: tags}});
+            return {passes: result.passes.length, violations: result.violations.map(v => ({id: v.id, impact: v.impact,
+                help: v.help, nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))}))};
+        }""",
+        WCAG_TAGS,
+    )
+    assert result["passes"] > 5, f"axe did not really run on {label}"  # guards against a silent no-op
+    assert result["violations"] == [], f"axe on {label}: {result['violations']}"

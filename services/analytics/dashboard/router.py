@@ -8,25 +8,23 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import httpx
-import sqlalchemy as sa
 from authlib.integrations.starlette_client import OAuthError
 from authlib.common.errors import AuthlibBaseError
 from joserfc.errors import JoseError
-from fastapi import APIRouter, Depends, Form, HTTPException, Path as P, Request
+from fastapi import APIRouter, Form, HTTPException, Path as P, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 
 from services.analytics import service
-from services.analytics.dashboard import charts, comparison, csrf, data, freetext, oidc, sessions, slides
+from services.analytics.dashboard import charts, comparison, csrf, data, freetext, oidc, queries, sessions, slides
 from services.analytics.dashboard import texts as tx
-from services.analytics.dashboard.auth import SCOPE, dashboard_principal, dev_login_enabled, failed_logins, fetch_token, safe_next
-from services.analytics.dashboard.models import DashboardTarget
-from services.analytics.dashboard.present import alt_text, table_rows
+from services.analytics.dashboard.auth import SCOPE, dev_login_enabled, failed_logins, fetch_token, safe_next
+from services.analytics.dashboard.deps import Kommune, Reader, RoundId, Uow, Viewer, check_reader
+from services.analytics.dashboard.present import alt_text, reading, representativeness_tables, table_rows
 from services.analytics.domain.publication import DIMENSIONS, NATIONAL
 from services.analytics.overview import service as round_overviews
 from shared.auth import Principal
-from shared.events import ROUND_ID_PATTERN
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -34,8 +32,6 @@ templates.env.globals.update(fmt_number=tx.fmt_number, fmt_percent=tx.fmt_percen
                              question_label=tx.question_label, municipality_name=tx.municipality_name)
 templates.env.globals.update(csrf_token=csrf.token)  # every form's hidden csrftoken field (.csrf)
 
-ROUND = ROUND_ID_PATTERN
-KOMMUNE = r"^(national|[0-9]{3,4})$"
 QUESTION = re.compile(r"^q\d{1,3}$")
 CSP = "default-src 'none'; img-src 'self'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 MEDIA = {"png": "image/png", "svg": "image/svg+xml",
@@ -110,8 +106,8 @@ def _secure(response: Response) -> Response:
 class Ctx:
     """One request's view: who, which round and municipality, language, the publication."""
 
-    def __init__(self, request: Request, principal: Principal, lang: str) -> None:
-        self.request, self.principal, self.lang = request, principal, tx.lang_of(lang)
+    def __init__(self, request: Request, principal: Principal, lang: str, uow: Uow | None = None) -> None:
+        self.request, self.principal, self.lang, self.uow = request, principal, tx.lang_of(lang), uow
         self.t = tx.texts(self.lang)
         self.round_id = self.kommune = None
         self.ix: data.Index | None = None
@@ -143,23 +139,21 @@ class Ctx:
         return [k for k in self.ix.kommuner if self.principal.may_act_for(k)] if self.ix else []
 
 
-async def _load(request: Request, principal: Principal, lang: str, round_id: str, kommune: str, *, answers: bool = True) -> Ctx:
+async def _load(request: Request, uow: Uow, principal: Principal, lang: str, round_id: str, kommune: str, *,
+                answers: bool = True) -> Ctx:
     """The request's view of the round's latest release. ``answers``: the page shows answers, so
     a release that publishes none (scope "rates", during fieldwork) is refused with why."""
-    ctx = Ctx(request, principal, lang)
-    if kommune != NATIONAL and not principal.may_act_for(kommune):
-        raise HTTPException(403, detail=f"not allowed to act for municipality {kommune}")
-    async with request.app.state.runtime.uow() as uow:
-        try:
-            release = await request.app.state.releases.latest(uow, round_id)
-        except service.NotReleased:
-            raise HTTPException(404, detail=f"round {round_id} has no release yet: nothing of it is published") from None
-        except service.RoundNotFound:
-            raise HTTPException(404, detail=f"no data for round {round_id}") from None
-        ctx.rounds = await service.list_rounds(uow)
-        if kommune != NATIONAL:
-            rows = (await uow.session.execute(sa.select(DashboardTarget).where(DashboardTarget.kommunekode == kommune))).scalars()
-            ctx.targets = {(r.question, r.indicator): r.value for r in rows}
+    ctx = Ctx(request, principal, lang, uow)
+    check_reader(principal, kommune)
+    try:
+        release = await request.app.state.releases.latest(uow, round_id)
+    except service.NotReleased:
+        raise HTTPException(404, detail=f"round {round_id} has no release yet: nothing of it is published") from None
+    except service.RoundNotFound:
+        raise HTTPException(404, detail=f"no data for round {round_id}") from None
+    ctx.rounds = await service.list_rounds(uow)
+    if kommune != NATIONAL:
+        ctx.targets = await queries.targets_of(uow, kommune)
     if answers and not release.info.answers_published:
         raise HTTPException(404, detail=f"round {round_id} publishes response rates only until its results are released")
     ctx.round_id, ctx.kommune, ctx.ix = round_id, kommune, data.index_of(release.publication)
@@ -169,8 +163,7 @@ async def _load(request: Request, principal: Principal, lang: str, round_id: str
 
 async def _trend_rows(ctx: Ctx) -> tuple[list[dict], list[str]]:
     questionnaire_id = ctx.ix.publication.questionnaire_id
-    async with ctx.request.app.state.runtime.uow() as uow:
-        rows = await service.trends(uow, ctx.request.app.state.releases, questionnaire_id)
+    rows = await service.trends(ctx.uow, ctx.request.app.state.releases, questionnaire_id)
     rows = service.visible(rows, ctx.principal)
     order = [r.round_id for r in ctx.rounds if r.questionnaire_id == questionnaire_id]
     upto = order[: order.index(ctx.round_id) + 1] if ctx.round_id in order else order
@@ -353,32 +346,19 @@ async def logout(request: Request, everywhere: str = Form("")) -> Response:
 
 
 @router.get("/", response_class=HTMLResponse, summary="Dashboard: rounds and municipalities the caller may see")
-async def home(request: Request, lang: str = "da", principal: Principal = Depends(dashboard_principal)) -> Response:
-    ctx = Ctx(request, principal, lang)
-    async with request.app.state.runtime.uow() as uow:
-        ctx.rounds = await service.list_rounds(uow)
-        choices = []
-        for release in reversed(await service.latest_releases(uow, request.app.state.releases, ctx.rounds)):
-            ix = data.index_of(release.publication)
-            choices.append((release.info.round_id, [NATIONAL] + [k for k in ix.kommuner if principal.may_act_for(k)]))
-        # KL's operator: every defined round's overview (services.analytics.overview).
-        operator_rounds = await round_overviews.list_rounds(uow) if round_overviews.may_see(principal) else []
+async def home(request: Request, uow: Uow, principal: Viewer, lang: str = "da") -> Response:
+    ctx = Ctx(request, principal, lang, uow)
+    ctx.rounds = await service.list_rounds(uow)
+    choices = []
+    for release in reversed(await service.latest_releases(uow, request.app.state.releases, ctx.rounds)):
+        ix = data.index_of(release.publication)
+        choices.append((release.info.round_id, [NATIONAL] + [k for k in ix.kommuner if principal.may_act_for(k)]))
+    # KL's operator: every defined round's overview (services.analytics.overview).
+    operator_rounds = await round_overviews.list_rounds(uow) if round_overviews.may_see(principal) else []
     own = sorted(principal.kommunekoder)
     if choices and not principal.all_kommuner and len(own) == 1:
         return RedirectResponse(ctx.url(f"/dashboard/r/{choices[0][0]}/k/{own[0]}"), status_code=303)
     return _render(ctx, "home.html", choices=choices, operator_rounds=operator_rounds)
-
-
-RoundId = P(pattern=ROUND)
-Kommune = P(pattern=KOMMUNE)
-
-
-async def kommune_access(kommune: str = Kommune, principal: Principal = Depends(dashboard_principal)) -> Principal:
-    """Before anything else (body validation included): a municipality sees itself and the country."""
-    if kommune != NATIONAL and not principal.may_act_for(kommune):
-        raise HTTPException(403, detail=f"not allowed to act for municipality {kommune}")
-    return principal
-
 
 
 def _question(ctx: Ctx, question: str | None) -> str:
@@ -389,34 +369,46 @@ def _question(ctx: Ctx, question: str | None) -> str:
     return question
 
 
+async def _representativeness(ctx: Ctx) -> dict | None:
+    """The municipality's and the country's representativeness as of the release shown
+    (.representativeness): readings and tables, or None before the sample has reached analytics."""
+    kommuner = [ctx.kommune, NATIONAL] if ctx.kommune != NATIONAL else [NATIONAL]
+    found = await queries.representativeness_of(ctx.uow, ctx.round_id, ctx.release.version, kommuner, ctx.ix.publication.min_count,
+                                                names_municipalities=ctx.principal.all_kommuner)
+    if not found:
+        return None
+    names = [data.kommune_name(f.kommune, ctx.lang) for f in found]
+    return {"names": names, "readings": [(name, reading(f, ctx.lang)) for name, f in zip(names, found)],
+            "tables": representativeness_tables(found, ctx.lang)}
+
+
 @router.get("/r/{round_id}/k/{kommune}", response_class=HTMLResponse, summary="Dashboard page: overview of a round for a municipality (or national)")
-async def overview(request: Request, round_id: str = RoundId, kommune: str = Kommune, lang: str = "da",
-                   principal: Principal = Depends(kommune_access)) -> Response:
-    ctx = await _load(request, principal, lang, round_id, kommune, answers=False)
+async def overview(request: Request, round_id: RoundId, kommune: Kommune, principal: Reader, uow: Uow, lang: str = "da") -> Response:
+    ctx = await _load(request, uow, principal, lang, round_id, kommune, answers=False)
     ix = ctx.ix
     rates = [(data.kommune_name(k, ctx.lang), ix.rate(k)) for k in ([kommune, NATIONAL] if kommune != NATIONAL else [NATIONAL])]
+    rep = await _representativeness(ctx)
     if not ctx.release.answers_published:
-        return _render(ctx, "overview.html", rates=rates, satisfaction=[], target=None, charts=[], rates_only=True)
+        return _render(ctx, "overview.html", rates=rates, rep=rep, satisfaction=[], target=None, charts=[], rates_only=True)
     satisfaction = [(data.kommune_name(k, ctx.lang), data.Point.of(ix.total(data.OVERALL, k), "mean"),
                      data.Point.of(ix.total(data.OVERALL, k), "top2_share"))
                     for k in ([kommune, NATIONAL] if kommune != NATIONAL else [NATIONAL])]
     target = ctx.targets.get((data.OVERALL, "mean"))
-    return _render(ctx, "overview.html", rates=rates, satisfaction=satisfaction, target=target,
+    return _render(ctx, "overview.html", rates=rates, rep=rep, satisfaction=satisfaction, target=target,
                    charts=[chart_view(ctx, await build_spec(ctx, "themes")), chart_view(ctx, await build_spec(ctx, "questions"))])
 
 
 @router.get("/r/{round_id}/k/{kommune}/q", response_class=HTMLResponse, summary="Dashboard page: the questions")
-async def question_index(request: Request, round_id: str = RoundId, kommune: str = Kommune, lang: str = "da",
-                         principal: Principal = Depends(kommune_access)) -> Response:
-    ctx = await _load(request, principal, lang, round_id, kommune)
+async def question_index(request: Request, round_id: RoundId, kommune: Kommune, principal: Reader, uow: Uow, lang: str = "da") -> Response:
+    ctx = await _load(request, uow, principal, lang, round_id, kommune)
     items = [(q, tx.question_text(q, ctx.lang), ctx.url(f"{ctx.base()}/q/{q}")) for q in ctx.ix.questions]
     return _render(ctx, "questions.html", items=items, charts=[chart_view(ctx, await build_spec(ctx, "questions"))])
 
 
 @router.get("/r/{round_id}/k/{kommune}/q/{question}", response_class=HTMLResponse, summary="Dashboard page: one question's answer distribution")
-async def question_page(request: Request, round_id: str = RoundId, kommune: str = Kommune, question: str = P(pattern=r"^q\d{1,3}$"),
-                        lang: str = "da", principal: Principal = Depends(kommune_access)) -> Response:
-    ctx = await _load(request, principal, lang, round_id, kommune)
+async def question_page(request: Request, round_id: RoundId, kommune: Kommune, principal: Reader, uow: Uow, question: str = P(pattern=r"^q\d{1,3}$"),
+                        lang: str = "da") -> Response:
+    ctx = await _load(request, uow, principal, lang, round_id, kommune)
     question = _question(ctx, question)
     summary = [(data.kommune_name(k, ctx.lang), data.Point.of(ctx.ix.total(question, k), "mean"),
                 data.Point.of(ctx.ix.total(question, k), "top2_share"), ctx.ix.total(question, k))
@@ -426,9 +418,9 @@ async def question_page(request: Request, round_id: str = RoundId, kommune: str 
 
 
 @router.get("/r/{round_id}/k/{kommune}/breakdowns", response_class=HTMLResponse, summary="Dashboard page: by target group, gender, age band, duration band")
-async def breakdowns(request: Request, round_id: str = RoundId, kommune: str = Kommune, question: str | None = None,
-                     lang: str = "da", principal: Principal = Depends(kommune_access)) -> Response:
-    ctx = await _load(request, principal, lang, round_id, kommune)
+async def breakdowns(request: Request, round_id: RoundId, kommune: Kommune, principal: Reader, uow: Uow, question: str | None = None,
+                     lang: str = "da") -> Response:
+    ctx = await _load(request, uow, principal, lang, round_id, kommune)
     question = _question(ctx, question)
     views = [chart_view(ctx, await build_spec(ctx, f"bd-{dim}-{question}")) for dim in DIMENSIONS]
     return _render(ctx, "breakdowns.html", question=question, text=tx.question_text(question, ctx.lang), charts=views,
@@ -436,9 +428,9 @@ async def breakdowns(request: Request, round_id: str = RoundId, kommune: str = K
 
 
 @router.get("/r/{round_id}/k/{kommune}/trends", response_class=HTMLResponse, summary="Dashboard page: development over rounds, with targets")
-async def trends(request: Request, round_id: str = RoundId, kommune: str = Kommune, question: str | None = None,
-                 lang: str = "da", principal: Principal = Depends(kommune_access)) -> Response:
-    ctx = await _load(request, principal, lang, round_id, kommune)
+async def trends(request: Request, round_id: RoundId, kommune: Kommune, principal: Reader, uow: Uow, question: str | None = None,
+                 lang: str = "da") -> Response:
+    ctx = await _load(request, uow, principal, lang, round_id, kommune)
     question = _question(ctx, question)
     rows, _ = await _trend_rows(ctx)
     changes = [r for r in rows if r["question"] == question and r["indicator"] == "mean" and r["round_id"] == round_id
@@ -448,9 +440,9 @@ async def trends(request: Request, round_id: str = RoundId, kommune: str = Kommu
 
 
 @router.get("/r/{round_id}/k/{kommune}/fair", response_class=HTMLResponse, summary="Dashboard page: raw and composition-adjusted score")
-async def fair(request: Request, round_id: str = RoundId, kommune: str = Kommune, question: str | None = None,
-               lang: str = "da", principal: Principal = Depends(kommune_access)) -> Response:
-    ctx = await _load(request, principal, lang, round_id, kommune)
+async def fair(request: Request, round_id: RoundId, kommune: Kommune, principal: Reader, uow: Uow, question: str | None = None,
+               lang: str = "da") -> Response:
+    ctx = await _load(request, uow, principal, lang, round_id, kommune)
     if kommune == NATIONAL:
         raise HTTPException(404, detail="the fair comparison is per municipality")
     question = _question(ctx, question)
@@ -474,9 +466,8 @@ async def fair(request: Request, round_id: str = RoundId, kommune: str = Kommune
 
 @router.get("/r/{round_id}/k/{kommune}/compare", response_class=HTMLResponse,
             summary="Dashboard page: the municipality against comparable municipalities and the country")
-async def compare(request: Request, round_id: str = RoundId, kommune: str = Kommune, lang: str = "da",
-                  principal: Principal = Depends(kommune_access)) -> Response:
-    ctx = await _load(request, principal, lang, round_id, kommune)
+async def compare(request: Request, round_id: RoundId, kommune: Kommune, principal: Reader, uow: Uow, lang: str = "da") -> Response:
+    ctx = await _load(request, uow, principal, lang, round_id, kommune)
     if kommune == NATIONAL:
         raise HTTPException(404, detail="the comparison is per municipality")
     rd, comp = await ctx.round_data(), await ctx.comparable()
@@ -495,13 +486,12 @@ async def compare(request: Request, round_id: str = RoundId, kommune: str = Komm
 
 @router.get("/r/{round_id}/k/{kommune}/texts", response_class=HTMLResponse,
             summary="Dashboard page: free-text answers (scrubbed), only for at least the minimum count")
-async def texts_page(request: Request, round_id: str = RoundId, kommune: str = Kommune, question: str | None = None,
-                     page: int = 1, lang: str = "da", principal: Principal = Depends(kommune_access)) -> Response:
+async def texts_page(request: Request, round_id: RoundId, kommune: Kommune, principal: Reader, uow: Uow, question: str | None = None,
+                     page: int = 1, lang: str = "da") -> Response:
     if kommune == NATIONAL and not principal.all_kommuner:
         raise HTTPException(403, detail="free texts of all municipalities are for KL only")
-    ctx = await _load(request, principal, lang, round_id, kommune)
-    async with request.app.state.runtime.uow() as uow:
-        found = await freetext.load(uow, round_id, kommune, ctx.ix.publication.min_count, ctx.release.version)
+    ctx = await _load(request, uow, principal, lang, round_id, kommune)
+    found = await freetext.load(uow, round_id, kommune, ctx.ix.publication.min_count, ctx.release.version)
     if question is not None and question not in found:
         raise HTTPException(404, detail="no such question")
     question = question or next(iter(found), None)
@@ -518,9 +508,8 @@ async def texts_page(request: Request, round_id: str = RoundId, kommune: str = K
 
 
 @router.get("/r/{round_id}/k/{kommune}/targets", response_class=HTMLResponse, summary="Dashboard page: the municipality's targets")
-async def targets_page(request: Request, round_id: str = RoundId, kommune: str = Kommune, lang: str = "da",
-                       principal: Principal = Depends(kommune_access)) -> Response:
-    ctx = await _load(request, principal, lang, round_id, kommune)
+async def targets_page(request: Request, round_id: RoundId, kommune: Kommune, principal: Reader, uow: Uow, lang: str = "da") -> Response:
+    ctx = await _load(request, uow, principal, lang, round_id, kommune)
     if kommune == NATIONAL:
         raise HTTPException(404, detail="targets belong to a municipality")
     return _render(ctx, "targets.html", targets=sorted(ctx.targets.items(), key=lambda kv: data._natural(kv[0][0])),
@@ -531,35 +520,24 @@ async def targets_page(request: Request, round_id: str = RoundId, kommune: str =
              summary="Dashboard: set or delete a target of the municipality (form post)",
              description="Form fields (application/x-www-form-urlencoded): question, indicator (mean | top2_share), "
              "value (decimal comma or point), delete (any value deletes), lang. 400 on a bad field.")
-async def set_target(request: Request, round_id: str = RoundId, kommune: str = Kommune,
-                     principal: Principal = Depends(kommune_access)) -> Response:
+async def set_target(request: Request, round_id: RoundId, kommune: Kommune, principal: Reader, uow: Uow) -> Response:
     """The form is read here, after the access check (and after its CSRF token, .csrf)."""
     form = await request.form()
     field = lambda name, default="": str(form.get(name) or default)[:64]  # noqa: E731
     question, indicator, value, delete = field("question"), field("indicator", "mean"), field("value"), field("delete")
-    ctx = await _load(request, principal, field("lang", "da"), round_id, kommune)
+    ctx = await _load(request, uow, principal, field("lang", "da"), round_id, kommune)
     if kommune == NATIONAL:
         raise HTTPException(404, detail="targets belong to a municipality")
-    if question not in ctx.ix.questions or indicator not in ("mean", "top2_share"):
+    if question not in ctx.ix.questions or indicator not in queries.INDICATOR_RANGES:
         raise HTTPException(400, detail="unknown question or indicator")
-    async with request.app.state.runtime.uow() as uow:
-        key = {"kommunekode": kommune, "question": question, "indicator": indicator}
-        if delete:
-            await uow.session.execute(sa.delete(DashboardTarget).filter_by(**key))
-        else:
-            try:
-                number = float(value.replace(",", "."))
-            except ValueError:
-                raise HTTPException(400, detail="the target must be a number") from None
-            low, high = (1.0, 5.0) if indicator == "mean" else (0.0, 1.0)
-            if not low <= number <= high:
-                raise HTTPException(400, detail=f"the target must lie in [{low}, {high}]")
-            row = await uow.session.get(DashboardTarget, (kommune, question, indicator))
-            if row is None:
-                uow.session.add(DashboardTarget(**key, value=number, set_by=principal.subject))
-            else:
-                row.value, row.set_by, row.updated_at = number, principal.subject, sa.func.now()
-        await uow.commit()
+    if delete:
+        await queries.delete_target(uow, kommune, question, indicator)
+    else:
+        try:
+            number = queries.target_value(indicator, value)
+        except queries.BadTarget as error:
+            raise HTTPException(400, detail=str(error)) from None
+        await queries.set_target(uow, kommune, question, indicator, number, principal.subject)
     return RedirectResponse(ctx.url(f"{ctx.base()}/targets"), status_code=303)
 
 
@@ -569,10 +547,9 @@ async def set_target(request: Request, round_id: str = RoundId, kommune: str = K
 @router.get("/r/{round_id}/k/{kommune}/chart/{chart_id}.{ext}", response_class=Response,
             summary="Dashboard: one chart as PNG, SVG or a PowerPoint slide with a native chart",
             responses={200: {"content": {MEDIA["png"]: {}, MEDIA["svg"]: {}, MEDIA["pptx"]: {}}}})
-async def chart_file(request: Request, round_id: str = RoundId, kommune: str = Kommune, chart_id: str = P(max_length=64),
-                     ext: str = P(pattern=r"^(png|svg|pptx)$"), lang: str = "da",
-                     principal: Principal = Depends(kommune_access)) -> Response:
-    ctx = await _load(request, principal, lang, round_id, kommune)
+async def chart_file(request: Request, round_id: RoundId, kommune: Kommune, principal: Reader, uow: Uow, chart_id: str = P(max_length=64),
+                     ext: str = P(pattern=r"^(png|svg|pptx)$"), lang: str = "da") -> Response:
+    ctx = await _load(request, uow, principal, lang, round_id, kommune)
     spec = await build_spec(ctx, chart_id)
     if ext == "pptx":
         body = await asyncio.to_thread(slides.single_slide, spec, ctx.lang)
@@ -605,9 +582,9 @@ def _deck(ctx: Ctx, specs: list[data.ChartSpec]) -> bytes:
 @router.get("/r/{round_id}/k/{kommune}/report.{ext}", response_class=Response,
             summary="Dashboard: the whole round as a PowerPoint deck or a PDF",
             responses={200: {"content": {MEDIA["pptx"]: {}, "application/pdf": {}}}})
-async def report(request: Request, round_id: str = RoundId, kommune: str = Kommune, ext: str = P(pattern=r"^(pptx|pdf)$"),
-                 lang: str = "da", principal: Principal = Depends(kommune_access)) -> Response:
-    ctx = await _load(request, principal, lang, round_id, kommune)
+async def report(request: Request, round_id: RoundId, kommune: Kommune, principal: Reader, uow: Uow, ext: str = P(pattern=r"^(pptx|pdf)$"),
+                 lang: str = "da") -> Response:
+    ctx = await _load(request, uow, principal, lang, round_id, kommune)
     specs = await report_specs(ctx)
     title = f"{ctx.t['app']}: {ctx.t['round'].lower()} {round_id}, {data.kommune_name(kommune, ctx.lang)}"
     if ext == "pptx":

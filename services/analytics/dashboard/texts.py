@@ -132,6 +132,29 @@ TEXTS: dict[str, dict[str, str]] = {
         "why_question": "Spørgsmålet findes ikke i denne runde.",
         "why_rates_only": "Runden {round} er i dataindsamling: indtil resultaterne udgives, offentliggøres kun hvor mange der har svaret, ikke hvad de har svaret (så intet svar kan regnes ud af to udgivelser). Svarprocenten står på rundens overblik.",
         "rates_only_note": "Dataindsamlingen er i gang. Indtil resultaterne udgives, viser siderne kun svarprocenten: hvor mange der har svaret, ikke hvad de har svaret, så ingen borgers svar kan regnes ud af to udgivelser. Resultaterne kommer med den endelige udgivelse efter dataindsamlingen.",
+        "rep_heading": "Ligner svarene befolkningen?",
+        "rep_intro": "Svarer nogle grupper mindre end andre, kan tallene hælde mod dem, der svarer mest. Her er svarprocenten af de udtrukne borgere (også dem, der ikke kunne kontaktes) efter baggrund, og R-indikatoren fra en model for, hvem der svarer. Tallene følger udgivelsen.",
+        "rep_good": "Svarene ligner befolkningen godt: alle grupper svarer nogenlunde lige meget.",
+        "rep_fair": "Svarene ligner befolkningen rimeligt, men nogle grupper svarer mærkbart mindre end andre.",
+        "rep_skewed": "Svarene ligner ikke befolkningen godt: nogle grupper svarer meget mindre end andre, så tallene kan hælde mod dem, der svarer mest.",
+        "rep_unknown": "For få svar (eller for få, der ikke har svaret) til at måle, om svarene ligner befolkningen.",
+        "rep_gap": "Forskellen er størst på {variable}: {low} svarer mindre end {high}.",
+        "rep_gap_hidden": "Forskellen er størst på {variable}.",
+        "rep_gap_kommuner": "Forskellen er størst mellem kommunerne.",
+        "rep_r": "R-indikator",
+        "rep_r_note": "R-indikatoren er 1, når alle grupper svarer lige meget, og lavere jo mere ulige. Fra 0,9 ligner svarene befolkningen godt, fra 0,8 rimeligt.",
+        "rep_cv": "Variationskoefficient for svarsandsynligheden",
+        "rep_partial": "Delvis R-indikator: {variable}",
+        "rep_rates": "Svarprocent efter baggrund",
+        "rep_rate_of_sampled": "Svarprocent af de udtrukne",
+        "rep_hidden_note": "— undertrykt: færre end {min} har svaret eller mangler at svare, eller skjult for at beskytte en lille gruppe.",
+        "rep_var_maalgruppe": "målgruppe",
+        "rep_var_gender": "køn",
+        "rep_var_age_band": "alder",
+        "rep_var_duration_band": "forløbets varighed",
+        "rep_var_kommunekode": "kommune",
+        "rep_level_age_band": "borgere på {level} år",
+        "rep_level_duration_band": "borgere med forløb på {level}",
         "why_chart": "Figuren findes ikke.",
         "why_per_kommune": "Denne side findes for en kommune, ikke for hele landet.",
         "why_oidc_off": "Kommunens login er ikke sat op her.",
@@ -255,6 +278,29 @@ TEXTS: dict[str, dict[str, str]] = {
         "why_question": "The question does not exist in this round.",
         "why_rates_only": "Round {round} is collecting answers: until its results are released, only how many have answered is published, not what they answered (so no answer can be worked out from two releases). The response rate is on the round's overview.",
         "rates_only_note": "Answers are being collected. Until the results are released, the pages show the response rate only: how many have answered, not what they answered, so no citizen's answer can be worked out from two releases. The results come with the final release after fieldwork.",
+        "rep_heading": "Do the answers resemble the population?",
+        "rep_intro": "When some groups answer less than others, the figures can lean towards those who answer most. Here is the response rate of the sampled citizens (those who could not be contacted included) by background, and the R-indicator from a model of who answers. The figures follow the release.",
+        "rep_good": "The answers resemble the population well: every group answers about as much as the others.",
+        "rep_fair": "The answers resemble the population reasonably, but some groups answer noticeably less than others.",
+        "rep_skewed": "The answers do not resemble the population well: some groups answer much less than others, so the figures can lean towards those who answer most.",
+        "rep_unknown": "Too few answers (or too few still to answer) to measure whether the answers resemble the population.",
+        "rep_gap": "The difference is largest by {variable}: {low} answer less than {high}.",
+        "rep_gap_hidden": "The difference is largest by {variable}.",
+        "rep_gap_kommuner": "The difference is largest between the municipalities.",
+        "rep_r": "R-indicator",
+        "rep_r_note": "The R-indicator is 1 when every group answers equally, and lower the more unequal. From 0.9 the answers resemble the population well, from 0.8 reasonably.",
+        "rep_cv": "Coefficient of variation of the response propensity",
+        "rep_partial": "Partial R-indicator: {variable}",
+        "rep_rates": "Response rate by background",
+        "rep_rate_of_sampled": "Response rate of the sampled",
+        "rep_hidden_note": "— suppressed: fewer than {min} have answered or have yet to answer, or hidden to protect a small group.",
+        "rep_var_maalgruppe": "target group",
+        "rep_var_gender": "gender",
+        "rep_var_age_band": "age",
+        "rep_var_duration_band": "duration of the course",
+        "rep_var_kommunekode": "municipality",
+        "rep_level_age_band": "citizens aged {level}",
+        "rep_level_duration_band": "citizens with a course of {level}",
         "why_chart": "The chart does not exist.",
         "why_per_kommune": "This page exists for a municipality, not for the whole country.",
         "why_oidc_off": "Municipal login is not configured here.",
@@ -277,6 +323,16 @@ LEVEL_LABELS = {
            "<6 mdr.": "<6 months", "6-12 mdr.": "6–12 months", "12-24 mdr.": "12–24 months", "24+ mdr.": "24+ months",
            "total": "Total"},
 }
+
+
+def group_label(variable: str, level: str, lang: str) -> str:
+    """A level of a background variable as the subject of a sentence ("mænd", "borgere på 18-29
+    år", a municipality's name)."""
+    if variable == "kommunekode":
+        return municipality_name(level, lang)
+    label = level_label(level, lang)
+    template = TEXTS[lang].get(f"rep_level_{variable}")
+    return template.format(level=label) if template else label[:1].lower() + label[1:]
 
 
 def lang_of(value: str | None) -> str:

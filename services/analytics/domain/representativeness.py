@@ -55,6 +55,7 @@ class Representativeness:
     partial_conditional: dict[str, float]
     category_unconditional: dict[str, dict[str, float]]  # variable -> category -> P_U(Z, k)
     propensities: np.ndarray  # per cell
+    category_mean: dict[str, dict[str, float]]  # variable -> category -> rho_bar_k (its weighted response rate)
 
     def to_json(self) -> dict:
         return {
@@ -112,21 +113,21 @@ def representativeness(cells: Sequence[SampleCell], variables: Sequence[str]) ->
     mean = float((d * rho).sum() / big_n)
     sd = math.sqrt(float((d * (rho - mean) ** 2).sum()) / (big_n - 1))
     answered = sum(c.weight * c.answered for c in cells)
-    unconditional, conditional, by_category = {}, {}, {}
+    unconditional, conditional, by_category, category_mean = {}, {}, {}, {}
     for j, name in enumerate(variables):
         groups: dict[str, list[int]] = defaultdict(list)
         others: dict[tuple, list[int]] = defaultdict(list)
         for i, c in enumerate(cells):
             groups[c.values[j]].append(i)
             others[c.values[:j] + c.values[j + 1:]].append(i)
-        between, per_category = 0.0, {}
+        between, per_category, means = 0.0, {}, {}
         for level, ix in sorted(groups.items()):
             n_k = d[ix].sum()
-            mean_k = float((d[ix] * rho[ix]).sum() / n_k)
+            mean_k = means[level] = float((d[ix] * rho[ix]).sum() / n_k)
             between += n_k * (mean_k - mean) ** 2
             per_category[level] = math.sqrt(n_k / big_n) * (mean_k - mean)
         unconditional[name] = math.sqrt(between / big_n)
-        by_category[name] = per_category
+        by_category[name], category_mean[name] = per_category, means
         within = 0.0
         for ix in others.values():
             n_c = d[ix].sum()
@@ -135,20 +136,29 @@ def representativeness(cells: Sequence[SampleCell], variables: Sequence[str]) ->
         conditional[name] = math.sqrt(within / (big_n - 1))
     return Representativeness(
         tuple(variables), answered / big_n, mean, sd, 1.0 - 2.0 * sd, sd / mean if mean else math.inf,
-        unconditional, conditional, by_category, rho,
+        unconditional, conditional, by_category, rho, category_mean,
     )
+
+
+# The R-indicator's readings, from its lower limit down: at least 0.9 the groups answer much
+# alike, at least 0.8 noticeably unlike, below that very unlike.
+QUALITY_LIMITS = ((0.9, "good"), (0.8, "fair"))
+
+
+def quality(r_indicator: float) -> str:
+    """"good", "fair" or "skewed": the words every reading of an R-indicator uses."""
+    return next((name for limit, name in QUALITY_LIMITS if r_indicator >= limit), "skewed")
 
 
 def reading_da(r: Representativeness, labels: dict[str, str] | None = None) -> str:
     """A plain-language Danish reading of the R-indicator and the partial R-indicators."""
     labels = labels or {"maalgruppe": "målgruppe", "gender": "køn", "age_band": "aldersgruppe",
                         "duration_band": "varighed", "kommunekode": "kommune"}
-    if r.r_indicator >= 0.9:
-        level = "Svarpersonerne ligner stikprøven godt: svarprocenten er nogenlunde den samme i alle grupper"
-    elif r.r_indicator >= 0.8:
-        level = "Svarpersonerne ligner stikprøven rimeligt, men nogle grupper svarer mærkbart mindre end andre"
-    else:
-        level = "Svarpersonerne er skævt fordelt: nogle grupper svarer meget mindre end andre, og tallene kan hælde mod dem, der svarer mest"
+    level = {
+        "good": "Svarpersonerne ligner stikprøven godt: svarprocenten er nogenlunde den samme i alle grupper",
+        "fair": "Svarpersonerne ligner stikprøven rimeligt, men nogle grupper svarer mærkbart mindre end andre",
+        "skewed": "Svarpersonerne er skævt fordelt: nogle grupper svarer meget mindre end andre, og tallene kan hælde mod dem, der svarer mest",
+    }[quality(r.r_indicator)]
     text = f"{level} (R-indikator {r.r_indicator:.2f}, hvor 1 er helt ens svarprocenter)."
     if r.partial_unconditional:
         worst = max(r.partial_unconditional, key=r.partial_unconditional.get)

@@ -36,6 +36,29 @@ async def list_rounds(uow: UnitOfWork) -> list[tuple[str, str, str]]:
     return [tuple(row) for row in rows.all()]
 
 
+async def sampled_and_answered(uow: UnitOfWork, round_id: str, version: int | None = None) -> tuple[list[tuple], list[tuple]]:
+    """Who could have answered against who did, for the response rates by band and the
+    R-indicator (domain.representativeness): the sampled (sample.drawn's persons, counted per
+    chunk) as (kommunekode, maalgruppe, gender, age_band, duration_band, design weight, citizens),
+    and the answers as (kommunekode, maalgruppe, gender, age_band, duration_band, citizens);
+    ``version``: only the answers counted up to that round version (a release's)."""
+    sampled = [
+        (k, *cell)
+        for k, cells in (await uow.session.execute(
+            sa.select(SampleChunk.kommunekode, SampleChunk.cells).where(SampleChunk.round_id == round_id)
+        )).all()
+        for cell in cells
+    ]
+    f_ = ResponseFact
+    query = sa.select(f_.kommunekode, f_.maalgruppe, f_.gender, f_.age_band, f_.duration_band, sa.func.count()).where(f_.round_id == round_id)
+    if version is not None:
+        query = query.where(f_.version <= version)
+    answered = [tuple(row) for row in (await uow.session.execute(
+        query.group_by(f_.kommunekode, f_.maalgruppe, f_.gender, f_.age_band, f_.duration_band)
+    )).all()]
+    return sampled, answered
+
+
 async def round_overview(uow: UnitOfWork, round_id: str, now: datetime | None = None, min_count: int = SUPPRESSION_THRESHOLD) -> RoundOverview:
     now = now or domain.now_utc()
     session = uow.session
@@ -115,20 +138,7 @@ async def round_overview(uow: UnitOfWork, round_id: str, now: datetime | None = 
     for f in by_kommune.values():
         f.answers_by_day = per_day.get(f.kommunekode, [0] * len(days))
         domain.rates(f)
-    # Representativeness: the sampled (sample.drawn's persons, counted per chunk) against who answered.
-    sampled = [
-        (k, *cell)
-        for k, cells in (await session.execute(
-            sa.select(SampleChunk.kommunekode, SampleChunk.cells).where(SampleChunk.round_id == round_id)
-        )).all()
-        for cell in cells
-    ]
-    f_ = ResponseFact
-    answered = [tuple(row) for row in (await session.execute(
-        sa.select(f_.kommunekode, f_.maalgruppe, f_.gender, f_.age_band, f_.duration_band, sa.func.count())
-        .where(f_.round_id == round_id).group_by(f_.kommunekode, f_.maalgruppe, f_.gender, f_.age_band, f_.duration_band)
-    )).all()]
-    municipal, national = domain.representativeness(sampled, answered, min_count)
+    municipal, national = domain.representativeness(*await sampled_and_answered(uow, round_id), min_count)
     for kommunekode, figures_of in municipal.items():
         figures(kommunekode).representativeness = figures_of
     municipalities = sorted(by_kommune.values(), key=lambda f: f.kommunekode)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import random
 import re
 from datetime import timedelta
 from html.parser import HTMLParser
 
-from services.analytics.synthetic import synthetic_round
+from services.analytics.synthetic import AGE_BANDS, DURATION_BANDS, synthetic_round
+from shared.events import Bands, SampledPerson
 
 KOMMUNER = ["101", "147", "751"]
 CSRF_FIELD = re.compile(r'name="csrftoken" value="([^"]+)"')
@@ -17,9 +19,10 @@ ROUNDS = ("2025-1", "2026-1")
 def demo_round(round_id: str):
     """The demo round (deterministic: tests recompute it for independent checks). Free texts:
     q15 from everybody (distinct), q14 from 8 citizens in 751 and 3 in 147 (fewer than 5:
-    never shown), none in 101."""
+    never shown), none in 101. The samples carry their persons (:func:`sampled_persons`)."""
     i = ROUNDS.index(round_id)
     rnd = synthetic_round(round_id, KOMMUNER, respondents=240, seed=21 + i, questions=QUESTIONS, shift=0.4 * i)
+    rnd.samples = sampled_persons(rnd, seed=i)
     seen: dict[str, int] = {}
     responses = []
     for r in rnd.responses:
@@ -29,6 +32,28 @@ def demo_round(round_id: str):
             answers["q14"] = f"Uddybning {r.kommunekode}-{n}"
         responses.append(r.model_copy(update={"submitted_at": r.submitted_at + timedelta(days=365 * i), "answers": answers}))
     return rnd, responses
+
+
+def sampled_persons(rnd, seed: int) -> list:
+    """The synthetic round's sample.drawn chunks with their persons: the respondents with their
+    bands, the others with bands of their own, the youngest band twice as likely among them (so
+    the young answer less, and the representativeness figures have something to say)."""
+    bands = {r.pseudonym: r.bands for r in rnd.responses}
+    rng = random.Random(f"persons-{seed}")
+    young = (AGE_BANDS[0], *AGE_BANDS)
+    chunks = []
+    for chunk in rnd.samples:
+        persons = []
+        for summary in chunk.strata:
+            for i in range(summary.sample):
+                pseudonym = f"p-{rnd.round_id}-{summary.stratum}-{i}"
+                found = bands.get(pseudonym) or Bands(gender=rng.choice("MK"), age_band=rng.choice(young),
+                                                      duration_band=rng.choice(DURATION_BANDS))
+                persons.append(SampledPerson(pseudonym=pseudonym, maalgruppe=summary.maalgruppe, stratum=summary.stratum, bands=found,
+                                             inclusion_probability=summary.sample / summary.population,
+                                             design_weight=summary.population / summary.sample))
+        chunks.append(chunk.model_copy(update={"persons": persons}))
+    return chunks
 
 
 async def form_token(client, path: str = "/dashboard/login") -> str:

@@ -18,7 +18,8 @@ from services.analytics.dashboard.texts import question_label
 from shared.auth.dev_issuer import create_app as issuer_app
 from shared.auth.dev_issuer import load_clients
 from shared.testing.fixtures import bearer, served
-from shared.testing.browser import CHROMIUM, CHROMIUM_ARGS, WCAG_TAGS, needs_chromium
+from shared.testing.browser import CHROMIUM, CHROMIUM_ARGS, needs_chromium
+from shared.testing.browser import axe_audit as audit
 from shared.testing.browser import axe_source as load_axe
 
 HERE = Path(__file__).resolve().parent
@@ -50,20 +51,6 @@ async def browser():
         browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield browser
         await browser.close()
-
-
-async def audit(page, axe: str, label: str) -> None:
-    await page.evaluate(axe)  # through the DevTools protocol: the page's CSP (no scripts at all) stays on
-    result = await page.evaluate(
-        """async (tags) => {
-            const result = await axe.run(document, {runOnly: {type: 'tag', values: tags}});
-            return {passes: result.passes.length, violations: result.violations.map(v => ({id: v.id, impact: v.impact,
-                help: v.help, nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))}))};
-        }""",
-        WCAG_TAGS,
-    )
-    assert result["passes"] > 5, f"axe did not really run on {label}"
-    assert result["violations"] == [], f"axe on {label}: {result['violations']}"
 
 
 async def charts_loaded(page) -> int:
@@ -110,6 +97,13 @@ async def test_pages_in_chromium_with_axe(live, browser, axe_source, client, tok
     shown = [float(v) if v else None for v in tables.values["satisfaction"]]
     for got, want in zip(shown, (means["751"], means["national"])):
         assert (got is None and want is None) or math.isclose(got, want, rel_tol=1e-12)
+
+    # How representative the answers are: the readings and both tables, read by the browser.
+    assert await page.get_by_role("heading", name="Ligner svarene befolkningen?").is_visible()
+    readings = await page.locator("#rep-readings li").all_inner_texts()
+    assert [r.split(":")[0] for r in readings] == ["Aarhus", "Hele landet"] and all("R-indikator" in r for r in readings)
+    assert await page.get_by_role("table", name="R-indikator").is_visible()
+    assert await page.get_by_role("table", name="Svarprocent efter baggrund").is_visible()
 
     # Keyboard: the skip link comes first.
     await page.keyboard.press("Tab")

@@ -18,7 +18,6 @@ import sqlalchemy as sa
 from pptx import Presentation
 
 from dashboard_helpers import KOMMUNER, QUESTIONS, Tables, demo_round
-from services.analytics import service
 from services.analytics.dashboard import comparison
 from services.analytics.dashboard.texts import question_label
 from services.analytics.domain.answers import answer_code

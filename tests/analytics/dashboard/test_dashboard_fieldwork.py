@@ -1,5 +1,6 @@
 """The dashboard while a round collects answers: the release loop publishes response rates only
-(scope "rates"), so the overview shows who answered and says why nothing else, and every page
+(scope "rates"), so the overview shows who answered (and how representative the answers are,
+moving with the releases as answers arrive) and says why nothing else, and every page
 of answers (questions, breakdowns, fair comparison, free texts, charts, reports) is refused with
 that reason, never shown from the live tallies. Real PostgreSQL and broker, the service's own
 release loop."""
@@ -11,8 +12,12 @@ import re
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import sqlalchemy as sa
+
 from dashboard_helpers import Tables, demo_round
 from services.analytics.config import AnalyticsSettings
+from services.analytics.domain.representativeness import SampleCell, representativeness
+from services.analytics.models import SampleChunk
 from services.analytics.main import create_app
 from shared.testing.fixtures import bearer, create_test_database, make_service_env, publish_events, running_app, settings_from_env
 from shared.testing.round import round_defined_event
@@ -22,6 +27,52 @@ ROUND = "2025-1"
 
 def text_of(html: str) -> str:
     return " ".join(re.sub(r"<[^>]+>", " ", html).split())
+
+
+async def answers_released(client, token: str, answers: int, chunks: int):
+    """Until analytics holds the sample's ``chunks`` (who could have answered) and the latest
+    release counts ``answers`` answers."""
+    app = client._transport.app  # noqa: SLF001 - the test's own app
+    async with asyncio.timeout(120):
+        while True:
+            async with app.state.runtime.uow() as uow:
+                held = await uow.session.scalar(sa.select(sa.func.count()).select_from(SampleChunk).where(SampleChunk.round_id == ROUND))
+            if held == chunks:
+                break
+            await asyncio.sleep(0.2)
+        while True:
+            r = await client.get(f"/rounds/{ROUND}/response-rates", headers=bearer(token))
+            if r.status_code == 200 and r.json()["rows"][0]["answers"] == answers:
+                return r
+            await asyncio.sleep(0.2)
+
+
+def representativeness_shown(page) -> tuple[str, str]:
+    """The municipality's and the country's R-indicator as the overview shows them."""
+    rows = {row[0]: row[1:] for row in Tables(page.text).tables["rep-indicators"][1:]}
+    return tuple(rows["R-indikator"])
+
+
+def expected_r(rnd, responses, kommune: str) -> tuple[str, str]:
+    """The R-indicators of the municipality and the country, counted from the events."""
+    answered = {r.pseudonym for r in responses}
+    variables = ("maalgruppe", "gender", "age_band", "duration_band")
+    out = []
+    for only in (kommune, None):
+        cells: dict[tuple, list[int]] = {}
+        for chunk in rnd.samples:
+            for p in chunk.persons:
+                if only in (None, chunk.kommunekode):
+                    key = ((chunk.kommunekode,) if only is None else ()) + (p.maalgruppe, *p.bands.model_dump().values())
+                    c = cells.setdefault((key, p.design_weight), [0, 0])
+                    c[0] += 1
+                    c[1] += p.pseudonym in answered
+        cells_ = [SampleCell(key, w, n, a) for (key, w), (n, a) in sorted(cells.items())]
+        sampled, got = sum(c.sampled for c in cells_), sum(c.answered for c in cells_)
+        assert min(got, sampled - got) >= 5  # enough answers and non-answers to be shown
+        r = representativeness(cells_, (("kommunekode",) if only is None else ()) + variables)
+        out.append(f"{r.r_indicator:.2f}".replace(".", ","))
+    return tuple(out)
 
 
 async def test_fieldwork_pages_show_response_rates_and_no_answers(postgres_admin_url, kafka_bootstrap, dev_issuer, data_keys, tmp_path):
@@ -38,19 +89,22 @@ async def test_fieldwork_pages_show_response_rates_and_no_answers(postgres_admin
         rnd, responses = demo_round(ROUND)
         definition = round_defined_event(ROUND, phase="in_fieldwork", delivery_deadline=now - timedelta(days=1),
                                          invitation_at=now - timedelta(hours=1), fieldwork_ends_at=now + timedelta(days=14))
-        await publish_events(kafka_bootstrap, prefix, [definition, *rnd.samples, *rnd.invitations, *responses])
-        async with asyncio.timeout(120):
-            while True:
-                r = await client.get(f"/rounds/{ROUND}/response-rates", headers=bearer(kl))
-                if r.status_code == 200 and r.json()["rows"][0]["answers"] == len(responses):
-                    break
-                await asyncio.sleep(0.2)
+        # Half the answers first: the representativeness figures are those of the release.
+        first = responses[::2]
+        await publish_events(kafka_bootstrap, prefix, [definition, *rnd.samples, *rnd.invitations, *first])
+        await answers_released(client, kl, len(first), len(rnd.samples))
+        early = representativeness_shown(await client.get(f"/dashboard/r/{ROUND}/k/751", headers=bearer(aarhus)))
+        assert early == expected_r(rnd, first, "751"), "the figures of the release with half the answers"
+        await publish_events(kafka_bootstrap, prefix, responses[1::2])
+        r = await answers_released(client, kl, len(responses), len(rnd.samples))
         rates = r.json()
         assert rates["scope"] == "rates" and rates["phase"] == "preliminary"
         aarhus_rate = {row["kommunekode"]: row for row in rates["rows"]}["751"]
 
         page = await client.get(f"/dashboard/r/{ROUND}/k/751", headers=bearer(aarhus))
         assert page.status_code == 200
+        # The answers that came since moved the figures with the release.
+        assert representativeness_shown(page) == expected_r(rnd, responses, "751") != early
         table = Tables(page.text).tables["rates"]
         assert table[1][0] == "Aarhus" and table[1][2] == str(aarhus_rate["answers"]) and table[1][3] == str(aarhus_rate["invited"])
         assert 'id="rates-only"' in page.text and "ikke hvad de har svaret" in text_of(page.text)

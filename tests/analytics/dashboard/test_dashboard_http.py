@@ -14,9 +14,9 @@ import httpx
 import pytest
 from pptx import Presentation
 
-from dashboard_helpers import Tables, da_number, form_token
+from dashboard_helpers import Tables, da_number, demo_round, form_token
 from services.analytics.dashboard import sessions
-from services.analytics.dashboard.texts import question_label
+from services.analytics.dashboard.texts import level_label, question_label
 from shared.auth.dev_issuer import create_app as issuer_app
 from shared.auth.dev_issuer import load_clients
 from shared.testing.fixtures import bearer
@@ -348,3 +348,72 @@ async def test_the_service_address_leads_to_the_dashboard(client, tokens):
     assert r.status_code == 307 and r.headers["location"] == "/dashboard/"
     r = await client.get("/", headers=bearer(tokens["kl"]), follow_redirects=True)
     assert r.status_code == 200 and str(r.url).endswith("/dashboard/") and "Aarhus" in r.text
+
+
+def _own_cells(round_id: str, kommune: str | None):
+    """The demo round's sampled citizens and who of them answered, as SampleCells, counted from
+    the events themselves (an independent count of what the page rests on)."""
+    from services.analytics.domain.representativeness import SampleCell
+
+    rnd, responses = demo_round(round_id)
+    answered = {r.pseudonym for r in responses}
+    cells: dict[tuple, list] = {}
+    for chunk in rnd.samples:
+        for p in chunk.persons:
+            if kommune is None or chunk.kommunekode == kommune:
+                key = ((chunk.kommunekode,) if kommune is None else ()) + (p.maalgruppe, p.bands.gender, p.bands.age_band,
+                                                                            p.bands.duration_band)
+                c = cells.setdefault((key, p.design_weight), [0, 0])
+                c[0] += 1
+                c[1] += p.pseudonym in answered
+    return [SampleCell(key, w, s, a) for (key, w), (s, a) in sorted(cells.items())]
+
+
+async def test_the_overview_shows_how_representative_the_answers_are(client, tokens):
+    """R-indicator, CV and partial R-indicators for the municipality and the country, as the domain
+    computes them from the sample and the answers of the release; the municipality as a variable
+    of the country's model, and its name in the reading, only for KL; a plain Danish reading."""
+    from services.analytics.domain.representativeness import representativeness
+
+    variables = ("maalgruppe", "gender", "age_band", "duration_band")
+    aarhus = representativeness(_own_cells(R, "751"), variables)
+    country = representativeness(_own_cells(R, None), ("kommunekode", *variables))
+    r = await client.get(f"/dashboard/r/{R}/k/751", headers=bearer(tokens["aarhus"]))
+    assert r.status_code == 200
+    page = Tables(r.text)
+    indicators = {row[0]: row[1:] for row in page.tables["rep-indicators"][1:]}
+    fmt = lambda v: f"{v:.2f}".replace(".", ",")  # noqa: E731
+    assert indicators["R-indikator"] == [fmt(aarhus.r_indicator), fmt(country.r_indicator)]
+    assert indicators["Variationskoefficient for svarsandsynligheden"] == [fmt(aarhus.cv), fmt(country.cv)]
+    assert indicators["Delvis R-indikator: kommune"] == ["–", "— (undertrykt)"]
+    # The demo's non-respondents lean young (dashboard_helpers.sampled_persons): Aarhus' R below
+    # 0.8 and the country's between 0.8 and 0.9, age the variable that matters most.
+    assert aarhus.r_indicator < 0.8 <= country.r_indicator < 0.9
+    text = " ".join(re.sub(r"<[^>]+>", " ", r.text).split())
+    assert "Ligner svarene befolkningen?" in text and "Aarhus: Svarene ligner ikke befolkningen godt" in text
+    assert "Forskellen er størst på alder: borgere på 18-29 år svarer mindre end borgere på" in text
+    assert "Hele landet: Svarene ligner befolkningen rimeligt" in text
+    # Rates of the sampled by background: the line total and each shown level equal the count.
+    rates = {row[0]: row[1:] for row in page.tables["rep-rates"][1:]}
+    mine = _own_cells(R, "751")
+    total = sum(c.answered for c in mine) / sum(c.sampled for c in mine)
+    assert rates["I alt"][0] == f"{100 * total:.0f} %"
+    labels = {"maalgruppe": "Målgruppe", "gender": "Køn", "age_band": "Alder", "duration_band": "Forløbets varighed"}
+    for j, (variable, label) in enumerate(labels.items()):
+        levels = {c.values[j] for c in mine}
+        for level in levels:
+            sampled = sum(c.sampled for c in mine if c.values[j] == level)
+            answered = sum(c.answered for c in mine if c.values[j] == level)
+            shown = rates[f"{label}: {level_label(level, 'da')}"][0]
+            if min(answered, sampled - answered) < 5:
+                assert shown == "— (undertrykt)", (variable, level)
+            elif shown != "— (undertrykt)":
+                assert shown == f"{100 * answered / sampled:.0f} %", (variable, level)
+
+    # KL sees the municipality's partial R-indicator of the country's model.
+    r = await client.get(f"/dashboard/r/{R}/k/751", headers=bearer(tokens["kl"]))
+    indicators = {row[0]: row[1:] for row in Tables(r.text).tables["rep-indicators"][1:]}
+    assert indicators["Delvis R-indikator: kommune"][1] == fmt(country.partial_unconditional["kommunekode"])
+    # In English too.
+    r = await client.get(f"/dashboard/r/{R}/k/751", params={"lang": "en"}, headers=bearer(tokens["aarhus"]))
+    assert "Do the answers resemble the population?" in r.text and "R-indicator" in r.text

@@ -32,7 +32,8 @@ from shared.events import (
     SamplingMunicipality,
     SamplingProgress,
 )
-from shared.testing.browser import CHROMIUM, CHROMIUM_ARGS, WCAG_TAGS, axe_source
+from shared.testing.browser import CHROMIUM, CHROMIUM_ARGS, axe_source
+from shared.testing.browser import axe_audit as audit
 from shared.testing.fixtures import bearer, create_test_database, make_service_env, publish_events, running_app, served, settings_from_env
 from shared.testing.round import round_defined_event
 
@@ -370,17 +371,3 @@ async def test_the_page_from_the_start_page_in_chromium_passes_axe(live):
             await context.close()
         finally:
             await browser.close()
-
-
-async def audit(page, axe: str, label: str) -> None:
-    await page.evaluate(axe)
-    result = await page.evaluate(
-        """async (tags) => {
-            const result = await axe.run(document, {runOnly: {type: 'tag', values: tags}});
-            return {passes: result.passes.length, violations: result.violations.map(v => ({id: v.id, impact: v.impact,
-                help: v.help, nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))}))};
-        }""",
-        WCAG_TAGS,
-    )
-    assert result["passes"] > 5, f"axe did not really run on {label}"
-    assert result["violations"] == [], f"axe on {label}: {result['violations']}"

@@ -120,3 +120,18 @@ def test_calibrated_national_estimate_is_closer_to_the_population_value_over_man
     # Sign test: under "no better" each run is a coin flip; P(X >= closer) for Bin(40, 1/2).
     p_value = sum(math.comb(runs, k) for k in range(closer, runs + 1)) / 2**runs
     assert p_value < 1e-4, (closer, p_value)
+
+
+def test_over_many_seeded_rounds_the_r_indicator_falls_with_selectivity_and_the_partial_names_age():
+    """The same as a statistical statement: in each of 20 seeded rounds, R falls and the CV rises
+    as response is made more selective (no selection, moderate, strong), and under strong
+    selection age (the stronger of the two drivers) has the largest partial R-indicator."""
+    for seed in range(2000, 2020):
+        results = []
+        for selectivity in (0.0, 1.0, 2.0):
+            _, sample, _, big_n, n = simulate(seed, selectivity=selectivity)
+            results.append(representativeness(sample_cells(sample, big_n, n), VARIABLES))
+        r, cv = [x.r_indicator for x in results], [x.cv for x in results]
+        assert r[0] > r[1] > r[2] and cv[0] < cv[1] < cv[2], (seed, r, cv)
+        strong = results[-1].partial_unconditional
+        assert max(strong, key=strong.get) == "age_band", (seed, strong)
