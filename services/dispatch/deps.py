@@ -8,22 +8,16 @@ route is read from its signature (tools/authz_rules.py reads ``require_scopes`` 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
 
 from services.dispatch.config import DispatchSettings
-from shared.app import RoundId
+from shared.app import RoundId, Uow
 from shared.auth import Principal, require_scopes
-from shared.bus import UnitOfWork
-from shared.runtime import ServiceRuntime
 
 __all__ = ["Kommunekode", "Operator", "RoundId", "Settings", "Uow"]
 
-
-def _runtime(request: Request) -> ServiceRuntime:
-    return request.app.state.runtime
 
 
 def _settings(request: Request) -> DispatchSettings:
@@ -33,14 +27,7 @@ def _settings(request: Request) -> DispatchSettings:
 Settings = Annotated[DispatchSettings, Depends(_settings)]
 
 
-async def _uow(runtime: Annotated[ServiceRuntime, Depends(_runtime)]) -> AsyncIterator[UnitOfWork]:
-    # Around the route function only: the transaction ends (rolled back unless the service
-    # function committed) before the answer is sent.
-    async with runtime.uow() as uow:
-        yield uow
 
-
-Uow = Annotated[UnitOfWork, Depends(_uow, scope="function")]
 
 # A municipality as dispatch keeps it: three digits.
 Kommunekode = Annotated[str, Path(pattern=r"^\d{3}$")]

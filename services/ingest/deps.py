@@ -8,17 +8,14 @@ route is read from its signature (tools/authz_rules.py reads ``require_scopes`` 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Request, status
 
 from services.ingest.config import IngestSettings
 from services.ingest.domain import kommunekode as kommunekoder
-from shared.app import RoundId
+from shared.app import RoundId, Runtime, Uow
 from shared.auth import Principal, get_principal, require_scopes
-from shared.bus import UnitOfWork
-from shared.runtime import ServiceRuntime
 
 __all__ = [
     "DeliveryReader",
@@ -39,26 +36,15 @@ __all__ = [
 ADMIN_SCOPE = "rounds:admin"  # KL's operator, with kommuner:all: every municipality's uploads of a round
 
 
-def _runtime(request: Request) -> ServiceRuntime:
-    return request.app.state.runtime
-
 
 def _settings(request: Request) -> IngestSettings:
     return request.app.state.settings
 
 
-Runtime = Annotated[ServiceRuntime, Depends(_runtime)]
 Settings = Annotated[IngestSettings, Depends(_settings)]
 
 
-async def _uow(runtime: Runtime) -> AsyncIterator[UnitOfWork]:
-    # Around the route function only: the transaction ends (rolled back unless the service
-    # function committed) before the answer is sent.
-    async with runtime.uow() as uow:
-        yield uow
 
-
-Uow = Annotated[UnitOfWork, Depends(_uow, scope="function")]
 
 
 def _kommunekode(

@@ -4,15 +4,12 @@ app by ``main.create_app``, so routers only call and return. Every answer says w
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-from fastapi import FastAPI, Request, status
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, status
 
 from services.ingest import jobs, profiles, rounds, service
 from services.ingest.domain.rounds import FieldLocked, RoundRuleError, TransitionRefused
 from services.ingest.privacy import service as privacy
+from shared.app import ErrorTable, install_error_table
 
 
 def _problems(exc: RoundRuleError) -> dict:
@@ -20,7 +17,7 @@ def _problems(exc: RoundRuleError) -> dict:
 
 
 # Exception class -> (status, the detail it answers). A subclass's own row wins over its base's.
-ERRORS: dict[type[Exception], tuple[int, Callable[[Any], Any]]] = {
+ERRORS: ErrorTable = {
     rounds.RoundUnknown: (status.HTTP_404_NOT_FOUND, str),
     rounds.RoundExists: (status.HTTP_409_CONFLICT, lambda exc: f"round {exc} is already defined: PATCH it"),
     # The round's phase no longer allows the change or the action (and why).
@@ -50,12 +47,4 @@ ERRORS: dict[type[Exception], tuple[int, Callable[[Any], Any]]] = {
 
 
 def install_errors(app: FastAPI) -> None:
-    for error, (status_code, detail) in ERRORS.items():
-        app.add_exception_handler(error, _handler(status_code, detail))
-
-
-def _handler(status_code: int, detail: Callable[[Any], Any]):
-    async def handle(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"detail": detail(exc)}, status_code=status_code)
-
-    return handle
+    install_error_table(app, ERRORS)

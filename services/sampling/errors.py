@@ -5,17 +5,13 @@ message (``services.sampling.service.errors``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import partial
-from typing import Any
-
-from fastapi import FastAPI, Request, status
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, status
 
 from services.sampling import service
+from shared.app import ErrorTable, install_error_table
 
 # Exception class -> (status, the detail it answers).
-ERRORS: dict[type[Exception], tuple[int, Callable[[Any], Any]]] = {
+ERRORS: ErrorTable = {
     service.DrawExists: (status.HTTP_409_CONFLICT, lambda exc: f"round {exc} already has a draw"),
     service.StaleAllocation: (
         status.HTTP_409_CONFLICT,
@@ -46,9 +42,4 @@ RESPONSES = {
 
 
 def install_errors(app: FastAPI) -> None:
-    for error, (status_code, detail) in ERRORS.items():
-        app.add_exception_handler(error, partial(_answer, status_code, detail))
-
-
-async def _answer(status_code: int, detail: Callable[[Any], Any], request: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse({"detail": detail(exc)}, status_code=status_code)
+    install_error_table(app, ERRORS)

@@ -108,6 +108,21 @@ class Index:
                 out.setdefault(r["kommunekode"], {}).setdefault(r["dimension"], {})[r["level"]] = r["n_respondents"]
         return out
 
+    def published_respondents(self, kommune: str) -> dict[tuple[str, str], int | None]:
+        """(dimension, level) -> the respondents this release published for ``kommune``'s (or
+        the country's) cell (None: suppressed): the target groups from the response-rate table,
+        gender, age band and duration band from the first question's rows (a release that
+        publishes rates only has none of those)."""
+        out: dict[tuple[str, str], int | None] = {
+            (dim, level): row["answers"] for (dim, k, level), row in self.rates.items()
+            if dim == "maalgruppe" and k == kommune and level != "total"
+        }
+        if self.questions:
+            for r in self.publication.indicators(self.questions[0], kommunekode=kommune):
+                if r["level"] != "total" and r["dimension"] in ("gender", "age_band", "duration_band"):
+                    out[(r["dimension"], r["level"])] = r["n_respondents"]
+        return out
+
     def compositions(self, rd) -> dict:
         found = self.__dict__.get("_compositions")
         if found is None:

@@ -53,24 +53,27 @@ async def delete_target(uow: UnitOfWork, kommune: str, question: str, indicator:
 
 
 # The figures per (round, release version, sampled citizens, municipality, threshold, reader
-# names municipalities): a release's answers never change, the country's model is the costly part.
+# names municipalities, what the release published): a release's answers never change, the country's model is the costly part.
 _FIGURES: dict[tuple, representativeness.Figures | None] = {}
 
 
 async def representativeness_of(uow: UnitOfWork, round_id: str, version: int, kommuner: list[str], min_count: int, *,
-                                names_municipalities: bool) -> list[representativeness.Figures]:
+                                names_municipalities: bool,
+                                published: dict[str, dict[tuple[str, str], int | None]]) -> list[representativeness.Figures]:
     """The representativeness figures of ``kommuner`` (codes or "national") as of the release at
-    round ``version``; those with nobody sampled are left out."""
+    round ``version``, which published ``published[kommune]`` (data.Index.published_respondents);
+    those with nobody sampled are left out."""
     sampled, answered = await sampled_and_answered(uow, round_id, version)
     size = sum(int(row[-1]) for row in sampled)
     out = []
     for kommune in kommuner:
-        key = (round_id, version, size, kommune, min_count, names_municipalities)
+        key = (round_id, version, size, kommune, min_count, names_municipalities, frozenset(published[kommune].items()))
         if key not in _FIGURES:
             if len(_FIGURES) > 64:
                 _FIGURES.clear()
             _FIGURES[key] = await asyncio.to_thread(
-                representativeness.figures, sampled, answered, kommune, min_count, names_municipalities=names_municipalities
+                representativeness.figures, sampled, answered, kommune, min_count, names_municipalities=names_municipalities,
+                published=published[kommune],
             )
         if _FIGURES[key] is not None:
             out.append(_FIGURES[key])

@@ -9,15 +9,21 @@ follow the answers during fieldwork, and agree with the release's response rates
 
 What a reader is shown, and why:
 
-* a rate (answered / sampled) only where at least ``min_count`` answered and at least
-  ``min_count`` did not (either count would show through the rate, as on the round overview);
-  the page shows each line's total, so a line with a single hidden level hides its smallest
-  shown level too (the hidden one would be the total less the others);
+* a rate (answered / sampled) only where the release shown published that cell's respondents
+  (the response-rate table for the target group, the respondent tables for gender, age band and
+  duration band) at the count the rate is of: the dashboard adds no respondent count the
+  release's audited suppression hid, so a reader of both learns nothing the release did not
+  say. A release that publishes rates only has no gender, age or duration tables, so those
+  lines are hidden until the first release with answers;
+* and only where at least ``min_count`` answered and at least ``min_count`` did not (either
+  count would show through the rate, as on the round overview); the page shows each line's
+  total, so a line with a single hidden level hides its smallest shown level too (the hidden
+  one would be the total less the others);
 * the R-indicator and the CV only where the whole municipality (or the country) has
-  ``min_count`` answers and ``min_count`` non-answers;
-* a partial R-indicator only where every level of its variable shows its rate: a main-effects
-  logistic fit reproduces each level's weighted response rate, so the partial indicator of a
-  variable with a hidden level, with the shares, would give that rate back;
+  ``min_count`` answers and ``min_count`` non-answers, from a propensity model of the variables
+  whose every level shows its rate: a main-effects logistic fit reproduces each level's weighted
+  response rate, so a variable with a hidden level in the model could give that rate back;
+  such a variable is left out of the model, and has no partial R-indicator;
 * the municipality as a variable (the country's model) only to a reader who may see every
   municipality (``kommuner:all``); the reading then names the least- and most-answering
   municipality, and for any other reader says only that the municipalities differ most.
@@ -26,7 +32,7 @@ What a reader is shown, and why:
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from services.analytics.domain.publication import NATIONAL, natural_key
@@ -59,14 +65,17 @@ class Figures:
     gap: Gap | None
 
 
-def line_rates(counts: dict[str, tuple[int, int]], min_count: int) -> list[tuple[str, float | None]]:
+def line_rates(counts: dict[str, tuple[int, int]], min_count: int,
+               published: Mapping[str, int | None]) -> list[tuple[str, float | None]]:
     """One variable's levels -> (level, answered / sampled or None), by the rules above: hidden
-    below ``min_count`` answers or non-answers, and a single hidden level takes its smallest
-    shown level with it (smallest: fewest answers or non-answers)."""
+    where the release did not publish the level's respondents at its answered count
+    (``published``: level -> the release's count, None where it hid the cell), or below
+    ``min_count`` answers or non-answers; a single hidden level takes its smallest shown level
+    with it (smallest: fewest answers or non-answers)."""
     def small(sampled: int, answered: int) -> int:
         return min(answered, sampled - answered)
 
-    hidden = {lvl for lvl, (s, a) in counts.items() if small(s, a) < min_count}
+    hidden = {lvl for lvl, (s, a) in counts.items() if small(s, a) < min_count or published.get(lvl) != a}
     shown = [lvl for lvl in counts if lvl not in hidden]
     if len(hidden) == 1 and shown:
         hidden.add(min(shown, key=lambda lvl: (small(*counts[lvl]), natural_key(lvl))))
@@ -75,9 +84,12 @@ def line_rates(counts: dict[str, tuple[int, int]], min_count: int) -> list[tuple
 
 
 def figures(sampled: Sequence[tuple], answered: Sequence[tuple], kommune: str, min_count: int, *,
-            names_municipalities: bool) -> Figures | None:
+            names_municipalities: bool, published: Mapping[tuple[str, str], int | None]) -> Figures | None:
     """The figures of ``kommune`` (or the country) from the round's sampled and answered counts
     (overview.service.sampled_and_answered); None where nobody of it was sampled.
+
+    ``published``: (variable, level) -> the respondents the release shown published for
+    ``kommune``'s cell of that level (None: hidden; absent: not in the release).
 
     ``names_municipalities``: the reader may see every municipality (the country's model then
     shows the municipality's partial R-indicator and names municipalities in the reading)."""
@@ -108,15 +120,21 @@ def figures(sampled: Sequence[tuple], answered: Sequence[tuple], kommune: str, m
         for c in cells:
             per[c.values[j]][0] += c.sampled
             per[c.values[j]][1] += c.answered
-        rates[variable] = line_rates({lvl: (s, a) for lvl, (s, a) in per.items()}, min_count)
+        rates[variable] = line_rates({lvl: (s, a) for lvl, (s, a) in per.items()}, min_count,
+                                     {lvl: published.get((variable, lvl)) for lvl in per})
     rate = answers / total if enough else None
-    if not enough:
+    visible = {v: all(value is not None for _, value in rates[v]) for v in VARIABLES}
+    if not enough or not any(visible.values()):
         return Figures(kommune, rate, rates, None, None, {}, None, None)
 
-    r = measure(cells, variables)
-    visible = {v: all(value is not None for _, value in rates[v]) for v in VARIABLES}
+    # The propensity model takes the variables whose every level the reader sees (and, for the
+    # country, the municipality): a variable with a hidden level stays out of it, so the fit's
+    # margins are published figures.
+    model = tuple(v for v in variables if v == KOMMUNE or visible[v])
+    at = [variables.index(v) for v in model]
+    r = measure([SampleCell(tuple(c.values[j] for j in at), c.weight, c.sampled, c.answered) for c in cells], model)
     visible[KOMMUNE] = names_municipalities
-    partial = {v: r.partial_unconditional[v] if visible[v] else None for v in variables}
+    partial = {v: r.partial_unconditional[v] if v in model and visible[v] else None for v in variables}
     worst = max(r.partial_unconditional, key=r.partial_unconditional.get)
     gap = Gap(worst)
     means = r.category_mean[worst]

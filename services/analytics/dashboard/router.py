@@ -374,7 +374,8 @@ async def _representativeness(ctx: Ctx) -> dict | None:
     (.representativeness): readings and tables, or None before the sample has reached analytics."""
     kommuner = [ctx.kommune, NATIONAL] if ctx.kommune != NATIONAL else [NATIONAL]
     found = await queries.representativeness_of(ctx.uow, ctx.round_id, ctx.release.version, kommuner, ctx.ix.publication.min_count,
-                                                names_municipalities=ctx.principal.all_kommuner)
+                                                names_municipalities=ctx.principal.all_kommuner,
+                                                published={k: ctx.ix.published_respondents(k) for k in kommuner})
     if not found:
         return None
     names = [data.kommune_name(f.kommune, ctx.lang) for f in found]

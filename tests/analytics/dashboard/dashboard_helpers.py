@@ -101,3 +101,18 @@ class Tables(HTMLParser):
 
 def da_number(text: str) -> float:
     return float(text.split()[0].replace(",", "."))
+
+
+REP_LABELS = {"maalgruppe": "Målgruppe", "gender": "Køn", "age_band": "Alder", "duration_band": "Forløbets varighed"}
+
+
+def model_variables(page_text: str) -> tuple[tuple[str, ...], ...]:
+    """Per column of the overview's representativeness (the municipality, the country): the
+    variables whose every level's rate the page shows, which the propensity model then takes."""
+    rates = {row[0]: row[1:] for row in Tables(page_text).tables["rep-rates"][1:]}
+    columns = len(next(iter(rates.values())))
+    return tuple(
+        tuple(v for v, label in REP_LABELS.items()
+              if all(values[col] != "— (undertrykt)" for name, values in rates.items() if name.startswith(f"{label}: ")))
+        for col in range(columns)
+    )

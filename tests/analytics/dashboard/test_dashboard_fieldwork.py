@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from dashboard_helpers import Tables, demo_round
+from dashboard_helpers import Tables, demo_round, model_variables
 from services.analytics.config import AnalyticsSettings
 from services.analytics.domain.representativeness import SampleCell, representativeness
 from services.analytics.models import SampleChunk
@@ -53,24 +53,28 @@ def representativeness_shown(page) -> tuple[str, str]:
     return tuple(rows["R-indikator"])
 
 
-def expected_r(rnd, responses, kommune: str) -> tuple[str, str]:
-    """The R-indicators of the municipality and the country, counted from the events."""
+def expected_r(rnd, responses, kommune: str, models: tuple[tuple[str, ...], ...]) -> tuple[str, str]:
+    """The R-indicators of the municipality and the country, counted from the events, of a
+    propensity model of ``models``' variables (per column; none: not measured)."""
     answered = {r.pseudonym for r in responses}
-    variables = ("maalgruppe", "gender", "age_band", "duration_band")
     out = []
-    for only in (kommune, None):
+    for only, model in zip((kommune, None), models):
+        if not model:
+            out.append("–")
+            continue
         cells: dict[tuple, list[int]] = {}
         for chunk in rnd.samples:
             for p in chunk.persons:
                 if only in (None, chunk.kommunekode):
-                    key = ((chunk.kommunekode,) if only is None else ()) + (p.maalgruppe, *p.bands.model_dump().values())
+                    values = {"maalgruppe": p.maalgruppe, **p.bands.model_dump()}
+                    key = ((chunk.kommunekode,) if only is None else ()) + tuple(values[v] for v in model)
                     c = cells.setdefault((key, p.design_weight), [0, 0])
                     c[0] += 1
                     c[1] += p.pseudonym in answered
         cells_ = [SampleCell(key, w, n, a) for (key, w), (n, a) in sorted(cells.items())]
         sampled, got = sum(c.sampled for c in cells_), sum(c.answered for c in cells_)
         assert min(got, sampled - got) >= 5  # enough answers and non-answers to be shown
-        r = representativeness(cells_, (("kommunekode",) if only is None else ()) + variables)
+        r = representativeness(cells_, (("kommunekode",) if only is None else ()) + model)
         out.append(f"{r.r_indicator:.2f}".replace(".", ","))
     return tuple(out)
 
@@ -93,8 +97,11 @@ async def test_fieldwork_pages_show_response_rates_and_no_answers(postgres_admin
         first = responses[::2]
         await publish_events(kafka_bootstrap, prefix, [definition, *rnd.samples, *rnd.invitations, *first])
         await answers_released(client, kl, len(first), len(rnd.samples))
-        early = representativeness_shown(await client.get(f"/dashboard/r/{ROUND}/k/751", headers=bearer(aarhus)))
-        assert early == expected_r(rnd, first, "751"), "the figures of the release with half the answers"
+        page = await client.get(f"/dashboard/r/{ROUND}/k/751", headers=bearer(aarhus))
+        early, early_models = representativeness_shown(page), model_variables(page.text)
+        # A release of rates only publishes no gender, age or duration: the model has none of them.
+        assert all(set(model) <= {"maalgruppe"} for model in early_models)
+        assert early == expected_r(rnd, first, "751", early_models), "the figures of the release with half the answers"
         await publish_events(kafka_bootstrap, prefix, responses[1::2])
         r = await answers_released(client, kl, len(responses), len(rnd.samples))
         rates = r.json()
@@ -104,7 +111,9 @@ async def test_fieldwork_pages_show_response_rates_and_no_answers(postgres_admin
         page = await client.get(f"/dashboard/r/{ROUND}/k/751", headers=bearer(aarhus))
         assert page.status_code == 200
         # The answers that came since moved the figures with the release.
-        assert representativeness_shown(page) == expected_r(rnd, responses, "751") != early
+        models = model_variables(page.text)
+        assert all(set(model) <= {"maalgruppe"} for model in models)
+        assert representativeness_shown(page) == expected_r(rnd, responses, "751", models)
         table = Tables(page.text).tables["rates"]
         assert table[1][0] == "Aarhus" and table[1][2] == str(aarhus_rate["answers"]) and table[1][3] == str(aarhus_rate["invited"])
         assert 'id="rates-only"' in page.text and "ikke hvad de har svaret" in text_of(page.text)

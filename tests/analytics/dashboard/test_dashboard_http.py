@@ -14,7 +14,7 @@ import httpx
 import pytest
 from pptx import Presentation
 
-from dashboard_helpers import Tables, da_number, demo_round, form_token
+from dashboard_helpers import Tables, da_number, demo_round, form_token, model_variables
 from services.analytics.dashboard import sessions
 from services.analytics.dashboard.texts import level_label, question_label
 from shared.auth.dev_issuer import create_app as issuer_app
@@ -369,6 +369,14 @@ def _own_cells(round_id: str, kommune: str | None):
     return [SampleCell(key, w, s, a) for (key, w), (s, a) in sorted(cells.items())]
 
 
+def _project(cells, variables: tuple[str, ...], model: tuple[str, ...]):
+    """The cells with only ``model``'s values."""
+    from services.analytics.domain.representativeness import SampleCell
+
+    at = [variables.index(v) for v in model]
+    return [SampleCell(tuple(c.values[j] for j in at), c.weight, c.sampled, c.answered) for c in cells]
+
+
 async def test_the_overview_shows_how_representative_the_answers_are(client, tokens):
     """R-indicator, CV and partial R-indicators for the municipality and the country, as the domain
     computes them from the sample and the answers of the release; the municipality as a variable
@@ -376,11 +384,15 @@ async def test_the_overview_shows_how_representative_the_answers_are(client, tok
     from services.analytics.domain.representativeness import representativeness
 
     variables = ("maalgruppe", "gender", "age_band", "duration_band")
-    aarhus = representativeness(_own_cells(R, "751"), variables)
-    country = representativeness(_own_cells(R, None), ("kommunekode", *variables))
     r = await client.get(f"/dashboard/r/{R}/k/751", headers=bearer(tokens["aarhus"]))
     assert r.status_code == 200
     page = Tables(r.text)
+    # The model takes the variables whose every level the page shows (the release published it).
+    own_model, country_model = model_variables(r.text)
+    assert "age_band" in own_model and "age_band" in country_model
+    aarhus = representativeness(_project(_own_cells(R, "751"), variables, own_model), own_model)
+    country = representativeness(_project(_own_cells(R, None), ("kommunekode", *variables), ("kommunekode", *country_model)),
+                                 ("kommunekode", *country_model))
     indicators = {row[0]: row[1:] for row in page.tables["rep-indicators"][1:]}
     fmt = lambda v: f"{v:.2f}".replace(".", ",")  # noqa: E731
     assert indicators["R-indikator"] == [fmt(aarhus.r_indicator), fmt(country.r_indicator)]
