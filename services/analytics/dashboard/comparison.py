@@ -58,13 +58,8 @@ import sqlalchemy as sa
 
 from services.analytics.domain.answers import SCORES, answer_code
 from services.analytics.domain.estimators import normal_quantile
-from services.analytics.domain.publication import (
-    DIMENSIONS,
-    StratumInfo,
-    cell_estimates,
-    design_strata,
-    natural_key,
-)
+from services.analytics.domain.count_estimates import StratumInfo, cell_estimates, design_strata
+from services.analytics.domain.publication import DIMENSIONS, natural_key
 from services.analytics.models import PopulationCell, ResponseFact, StratumFrame
 from shared.bus import UnitOfWork
 

@@ -40,9 +40,6 @@ from .count_estimates import (
 from .indicators import INDICATORS
 from .suppression import CAUTION_BELOW, SUPPRESSION_THRESHOLD, TOTAL, CountTable, Decided, History, LastRelease, cell_key, decide
 
-# The dashboard's comparison reads the one-cell estimator with the tables' names from here.
-from .count_estimates import cell_estimates as cell_estimates  # noqa: E402, F401
-
 DIMENSIONS: tuple[str, ...] = ("maalgruppe", "gender", "age_band", "duration_band")
 RATE_DIMENSIONS: tuple[str, ...] = ("maalgruppe", "arm", "mode", "language", "followup")
 # How the citizens answered: known of respondents only (nobody is invited in a mode or a
