@@ -22,8 +22,15 @@ import json
 import os
 import re
 import time
+import warnings
 
-from authlib.integrations.starlette_client import OAuth
+from authlib.deprecate import AuthlibDeprecationWarning  # installs Authlib's "always" filter
+
+with warnings.catch_warnings():
+    # Authlib's Starlette client runs on its httpx client, which warns that it will move to the
+    # httpx2 package; httpx is the client this project uses, and the notice is not an operator's.
+    warnings.simplefilter("ignore", AuthlibDeprecationWarning)
+    from authlib.integrations.starlette_client import OAuth
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from fastapi import Request, Response

@@ -8,7 +8,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import httpx
-from authlib.integrations.starlette_client import OAuthError
+from authlib.integrations.base_client import OAuthError
 from authlib.common.errors import AuthlibBaseError
 from joserfc.errors import JoseError
 from fastapi import APIRouter, Form, HTTPException, Path as P, Request
