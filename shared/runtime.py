@@ -109,7 +109,7 @@ class ServiceRuntime:
             batch_size=s.outbox_batch_size,
             poll_interval=s.outbox_poll_interval_seconds,
         )
-        self._spawn("outbox-relay", self.relay.run)
+        self.spawn("outbox-relay", self.relay.run)
         if self.tables.bulk_outbox is not None:
             self.bulk_relay = BulkOutboxRelay(
                 self.engine,
@@ -120,7 +120,7 @@ class ServiceRuntime:
                 batch_size=s.bulk_outbox_batch_size,
                 poll_interval=s.outbox_poll_interval_seconds,
             )
-            self._spawn("bulk-outbox-relay", self.bulk_relay.run)
+            self.spawn("bulk-outbox-relay", self.bulk_relay.run)
         if self._handlers:
             self.consumer = IdempotentConsumer(
                 service=s.service_name,
@@ -139,13 +139,15 @@ class ServiceRuntime:
                 prepare=self._prepare_batch,
             )
             await self.consumer.start()
-            self._spawn("consumer", self.consumer.run)
+            self.spawn("consumer", self.consumer.run)
         for name, worker in self._workers.items():
-            self._spawn(name, lambda worker=worker: worker(self))
+            self.spawn(name, lambda worker=worker: worker(self))
         _freeze_startup_objects()
         return self
 
-    def _spawn(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
+    def spawn(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
+        """Run ``run`` as a supervised background loop of the service (restarted if it fails,
+        cancelled when the runtime stops): every loop of a service is one of these."""
         async def supervised() -> None:
             # A background loop that dies would silently stop the service's work: restart it.
             while True:

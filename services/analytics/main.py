@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -50,40 +49,41 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        async with ServiceRuntime(settings, tables=BUS, migrations_dir=MIGRATIONS, handlers={**HANDLERS, **OVERVIEW_HANDLERS, **privacy_handlers(PRIVACY)},
-                                  workers=dashboard_workers) as runtime:
-            app.state.runtime = runtime
-            # Builds in a worker process (see builder.py); the in-thread builder on the service's
-            # own pool when disabled.
-            builder = (
-                ProcessBuilder(runtime.engine.url.render_as_string(hide_password=False))
-                if settings.publication_build_process
-                else ThreadBuilder(runtime.uow)
-            )
-            app.state.releases = releases = Releases(
-                runtime.uow,
-                settings.suppression_threshold,
-                settings.caution_below,
-                quiet=settings.publication_release_quiet_seconds,
-                interval=settings.publication_release_interval_seconds,
-                poll=settings.publication_release_poll_seconds,
-                preliminary_scope=settings.publication_preliminary_scope,
-                builder=builder,
-            )
-            builder.start()
-            app.state.round_changes = changes = RoundChanges(
-                runtime.engine.url.render_as_string(hide_password=False), releases.round_changed
-            )
-            tasks = [
-                asyncio.create_task(releases.run(), name="analytics:releases"),
-                asyncio.create_task(changes.run(), name="analytics:round-changes"),
-            ]
-            try:
+        builders: list = []
+        try:
+            async with ServiceRuntime(settings, tables=BUS, migrations_dir=MIGRATIONS,
+                                      handlers={**HANDLERS, **OVERVIEW_HANDLERS, **privacy_handlers(PRIVACY)},
+                                      workers=dashboard_workers) as runtime:
+                app.state.runtime = runtime
+                # Builds in a worker process (see builder.py); the in-thread builder on the
+                # service's own pool when disabled.
+                builder = (
+                    ProcessBuilder(runtime.engine.url.render_as_string(hide_password=False))
+                    if settings.publication_build_process
+                    else ThreadBuilder(runtime.uow)
+                )
+                builders.append(builder)
+                app.state.releases = releases = Releases(
+                    runtime.uow,
+                    settings.suppression_threshold,
+                    settings.caution_below,
+                    quiet=settings.publication_release_quiet_seconds,
+                    interval=settings.publication_release_interval_seconds,
+                    poll=settings.publication_release_poll_seconds,
+                    preliminary_scope=settings.publication_preliminary_scope,
+                    builder=builder,
+                )
+                builder.start()
+                app.state.round_changes = changes = RoundChanges(
+                    runtime.engine.url.render_as_string(hide_password=False), releases.round_changed
+                )
+                # Made after the runtime (they need its unit of work), supervised by it like its
+                # own loops, and stopped with them.
+                runtime.spawn("releases", releases.run)
+                runtime.spawn("round-changes", changes.run)
                 yield
-            finally:
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            for builder in builders:  # after the loops that use it have stopped
                 builder.close()
 
     app = FastAPI(title="Borgerblik analytics", version="1", description=API_DESCRIPTION, lifespan=lifespan)
