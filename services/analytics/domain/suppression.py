@@ -1061,6 +1061,7 @@ class _Program:
                     add([((r * per + c) * size + g, 1.0) for c in range(per)], 0, 0)
         self.matrix = coo_array((vals, (rows, cols)), shape=(len(lb), self.width)).tocsr()
         self.lb, self.ub = np.array(lb, dtype=float), np.array(ub, dtype=float)
+        self.relax = True  # the relaxation first, until one of its vertices is fractional
         self.lower = np.empty(self.width)
         self.upper = np.empty(self.width)
         for b, (values, hidden) in enumerate(blocks):
@@ -1073,7 +1074,8 @@ class _Program:
         lb, ub = self.lb.copy(), self.ub.copy()
         for row, r, g in self.sum_rows:
             lb[row] = ub[row] = cells[r * self.size + g]
-        return _whole_solution(np.zeros(self.width), self.matrix, lb, ub, self.lower, self.upper, options) is not None
+        x, self.relax = _whole_solution(np.zeros(self.width), self.matrix, lb, ub, self.lower, self.upper, options, self.relax)
+        return x is not None
 
 
 class _Joint:
@@ -1083,6 +1085,7 @@ class _Joint:
 
     def __init__(self, master: _Program, subs: Sequence[_Program]) -> None:
         self.master, self.subs, self.included = master, subs, []
+        self.relax = True  # the relaxation first, until one of its vertices is fractional
         self._build()
 
     def include(self, s_i: int) -> None:
@@ -1127,13 +1130,15 @@ class _Joint:
             row = coo_array(([1.0, -1.0], ([0, 0], [g, self.master.size + g])), shape=(1, self.width))
             matrix, lb, ub = vstack([matrix, row], format="csr"), np.append(lb, -np.inf), np.append(ub, at_most)
         objective = np.zeros(self.width) if objective is None else objective
-        x = _whole_solution(objective, matrix, lb, ub, lower, upper, options)
+        x, self.relax = _whole_solution(objective, matrix, lb, ub, lower, upper, options, self.relax)
         return None if x is None else x[: self.master.width]
 
 
-def _whole_solution(objective, matrix, lb, ub, lower, upper, options=None) -> np.ndarray | None:
+def _whole_solution(objective, matrix, lb, ub, lower, upper, options=None, relax: bool = True) -> tuple[np.ndarray | None, bool]:
     """A whole-number solution of ``lb <= matrix @ x <= ub``, ``lower <= x <= upper``, or None
-    when there is none (or none was found within the time limit in ``options``).
+    when there is none (or none was found within the time limit in ``options``); and whether
+    to try the relaxation first next time for the same program (not after a fractional vertex:
+    a large program whose vertices are fractional would pay for the relaxation every time).
 
     The linear relaxation first (HiGHS's simplex, a vertex): without a solution there, there
     is none in whole numbers; a vertex in whole numbers that satisfies every row and bound
@@ -1147,17 +1152,19 @@ def _whole_solution(objective, matrix, lb, ub, lower, upper, options=None) -> np
     constraints = [LinearConstraint(matrix, lb, ub)] if lb.size else []
     bounds = Bounds(lower, upper)
     options = options or {}
-    relaxed = milp(objective, integrality=np.zeros(width), bounds=bounds, constraints=constraints, options=options)
-    if relaxed.status == 2:  # the relaxation has no solution
-        return None
-    if relaxed.x is not None:
-        x = np.round(relaxed.x)
-        if np.all(np.abs(x - relaxed.x) <= 1e-6) and np.all(x >= lower) and np.all(x <= upper):
-            rows = matrix @ x if lb.size else np.zeros(0)
-            if np.all(rows >= lb) and np.all(rows <= ub):
-                return x
+    if relax:
+        relaxed = milp(objective, integrality=np.zeros(width), bounds=bounds, constraints=constraints, options=options)
+        if relaxed.status == 2:  # the relaxation has no solution
+            return None, True
+        if relaxed.x is not None:
+            x = np.round(relaxed.x)
+            if np.all(np.abs(x - relaxed.x) <= 1e-6) and np.all(x >= lower) and np.all(x <= upper):
+                rows = matrix @ x if lb.size else np.zeros(0)
+                if np.all(rows >= lb) and np.all(rows <= ub):
+                    return x, True
+            relax = False
     res = milp(objective, integrality=np.ones(width), bounds=bounds, constraints=constraints, options=options)
-    return None if res.x is None else res.x
+    return (None if res.x is None else res.x), relax
 
 
 def audit(

@@ -27,7 +27,7 @@ def test_the_relaxation_first_finds_a_whole_solution_exactly_when_the_integer_pr
     ub = np.where(equal, target, np.inf)
     lower = np.zeros(cols)
     upper = np.array([data.draw(st.integers(0, 8)) for _ in range(cols)], dtype=float)
-    x = _whole_solution(np.zeros(cols), csr_array(matrix), lb, ub, lower, upper)
+    x, _ = _whole_solution(np.zeros(cols), csr_array(matrix), lb, ub, lower, upper)
     reference = milp(np.zeros(cols), integrality=np.ones(cols), bounds=Bounds(lower, upper),
                      constraints=[LinearConstraint(matrix, lb, ub)], options={"presolve": False})
     assert (x is not None) == (reference.x is not None)
