@@ -6,11 +6,14 @@ final release of every cell. Prints counts and build times; asserts nothing.
 
     .venv/bin/python bench/analytics_disclosure.py                  # before = abb8c3c
     .venv/bin/python bench/analytics_disclosure.py --before <rev> --national-respondents 60000
+    .venv/bin/python bench/analytics_disclosure.py --rounds national --national-respondents 4000 \
+        --after-only --releases-only --profile final.prof    # the rehearsal's shape: the final after 2 rates
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import importlib
 import random
 import subprocess
@@ -109,15 +112,16 @@ def summary(pub) -> dict:
     }
 
 
-def report(name: str, units, before, rates_releases: int = 2) -> None:
+def report(name: str, units, before, rates_releases: int = 2, *, alone: bool = True, profile: str | None = None) -> None:
     print(f"\n{name}: {len(units)} respondents, {len({u[0] for u in units})} strata")
-    for label, module in (("before", before), ("after", after)):
+    revisions = (("before", before), ("after", after)) if before is not None else (("after", after),)
+    for label, module in revisions if alone else ():
         started = time.perf_counter()
         pub = module.build_publication("r", "kl", *inputs(units, module), min_count=5)
         print(f"  {label:<34} {time.perf_counter() - started:6.1f} s  " + "  ".join(f"{k}: {v}" for k, v in summary(pub).items()))
     # A round as the release loop releases it: fieldwork releases of response rates only, each
     # followed by more answers (2 %, at least one), then the final release of every cell.
-    for label, module in (("before", before), ("after", after)):
+    for label, module in revisions:
         rng = random.Random(1)
         step = max(1, len(units) // 50)
 
@@ -130,10 +134,16 @@ def report(name: str, units, before, rates_releases: int = 2) -> None:
             if baseline is not None:
                 current = more(current)
             counts = inputs(current, module)
-            started = time.perf_counter()
+            profiler = cProfile.Profile() if profile and label == "after" and scope == "all" else None
+            started, cpu = time.perf_counter(), time.process_time()
+            if profiler is not None:
+                profiler.enable()
             pub = module.build_publication("r", "kl", *counts, min_count=5, baseline=baseline, scope=scope)
+            if profiler is not None:
+                profiler.disable()
+                profiler.dump_stats(profile)
             baseline = pub.baseline
-            print(f"  {label} {release:<27} {time.perf_counter() - started:6.1f} s  " + "  ".join(f"{k}: {v}" for k, v in summary(pub).items()))
+            print(f"  {label} {release:<27} {time.perf_counter() - started:6.1f} s ({time.process_time() - cpu:6.1f} CPU s)  " + "  ".join(f"{k}: {v}" for k, v in summary(pub).items()))
 
 
 def main() -> None:
@@ -141,11 +151,22 @@ def main() -> None:
     parser.add_argument("--before", default="abb8c3c", help="git revision of the publication to compare with")
     parser.add_argument("--national-respondents", type=int, default=60000)
     parser.add_argument("--rates-releases", type=int, default=2, help="fieldwork releases before the final")
+    parser.add_argument("--rounds", default="demo,national", help="which rounds: demo, national or both")
+    parser.add_argument("--after-only", action="store_true", help="the working tree only, no revision to compare with")
+    parser.add_argument("--releases-only", action="store_true", help="only the rates releases and the final after them")
+    parser.add_argument("--profile", metavar="FILE", help="cProfile the working tree's final release after the rates releases into FILE")
     args = parser.parse_args()
-    before = domain_at(args.before)
+    before = None if args.after_only else domain_at(args.before)
+    rounds = set(args.rounds.split(","))
+    options = {"alone": not args.releases_only}
     print(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
-    report("demo round", units_of_demo(), before, args.rates_releases)
-    report("national-size round", units_of_nation(args.national_respondents), before, args.rates_releases)
+    if "demo" in rounds:
+        report("demo round", units_of_demo(), before, args.rates_releases, **options,
+               profile=args.profile if "national" not in rounds else None)
+    if "national" in rounds:
+        report("national-size round", units_of_nation(args.national_respondents), before, args.rates_releases, **options,
+               profile=args.profile)
+    print(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
 
 
 if __name__ == "__main__":

@@ -771,6 +771,13 @@ def decide(
     seen_before = [history.shown.get(k, p) for k, p in zip(names, previous)]
     earlier = _earlier(history.last, names, by_number, split_names, splits) if history.last is not None else None
     chain = [_layer(release, names) for release in history.chain]
+    if history.last is None:
+        # A counts-only release that published nothing, before any release the audit holds,
+        # tells a reader nothing: every solution of the rest extends to it (all its cells 0:
+        # its equations have no published term, and counts only grow from 0), so it is left
+        # out, and the cells it hid stay out of the programs.
+        while chain and not (chain[0].count >= 0)[~chain[0].hidden].any():
+            chain.pop(0)
     changes = []
     if earlier is not None and growth:
         grown = by_number - earlier.count
@@ -1054,6 +1061,7 @@ class _Program:
                     add([((r * per + c) * size + g, 1.0) for c in range(per)], 0, 0)
         self.matrix = coo_array((vals, (rows, cols)), shape=(len(lb), self.width)).tocsr()
         self.lb, self.ub = np.array(lb, dtype=float), np.array(ub, dtype=float)
+        self.relax = True  # the relaxation first, until one of its vertices is fractional
         self.lower = np.empty(self.width)
         self.upper = np.empty(self.width)
         for b, (values, hidden) in enumerate(blocks):
@@ -1061,18 +1069,13 @@ class _Program:
             v = values.astype(float)
             self.lower[sl] = np.where(hidden, low[b], np.maximum(v, 0))
             self.upper[sl] = np.where(hidden, np.where(v < 0, 0.0, cap), np.maximum(v, 0))
-        self.integrality = np.ones(self.width)
 
     def solve_given(self, cells: np.ndarray, options=None) -> bool:
         lb, ub = self.lb.copy(), self.ub.copy()
         for row, r, g in self.sum_rows:
             lb[row] = ub[row] = cells[r * self.size + g]
-        from scipy.optimize import Bounds, LinearConstraint, milp
-
-        constraints = [LinearConstraint(self.matrix, lb, ub)] if lb.size else []
-        res = milp(np.zeros(self.width), integrality=self.integrality, bounds=Bounds(self.lower, self.upper),
-                   constraints=constraints, options=options or {})
-        return res.x is not None
+        x, self.relax = _whole_solution(np.zeros(self.width), self.matrix, lb, ub, self.lower, self.upper, options, self.relax)
+        return x is not None
 
 
 class _Joint:
@@ -1082,6 +1085,7 @@ class _Joint:
 
     def __init__(self, master: _Program, subs: Sequence[_Program]) -> None:
         self.master, self.subs, self.included = master, subs, []
+        self.relax = True  # the relaxation first, until one of its vertices is fractional
         self._build()
 
     def include(self, s_i: int) -> None:
@@ -1113,22 +1117,54 @@ class _Joint:
         self.width = self.lower.size
 
     def solve(self, hold: dict[int, tuple[float, float]], change=None, options=None, objective=None):
-        from scipy.optimize import Bounds, LinearConstraint, milp
+        from scipy.sparse import coo_array, vstack
 
         lower, upper = self.lower.copy(), self.upper.copy()
         for g, (lo, hi) in hold.items():
             lower[g], upper[g] = max(lower[g], lo), min(upper[g], hi)
             if lower[g] > upper[g]:
                 return None
-        constraints = [LinearConstraint(self.matrix, self.lb, self.ub)] if self.lb.size else []
+        matrix, lb, ub = self.matrix, self.lb, self.ub
         g, at_most = change if change is not None else (None, None)
         if at_most is not None:
-            row = np.zeros(self.width)
-            row[g], row[self.master.size + g] = 1.0, -1.0
-            constraints.append(LinearConstraint(row.reshape(1, -1), -np.inf, at_most))
+            row = coo_array(([1.0, -1.0], ([0, 0], [g, self.master.size + g])), shape=(1, self.width))
+            matrix, lb, ub = vstack([matrix, row], format="csr"), np.append(lb, -np.inf), np.append(ub, at_most)
         objective = np.zeros(self.width) if objective is None else objective
-        res = milp(objective, integrality=np.ones(self.width), bounds=Bounds(lower, upper), constraints=constraints, options=options or {})
-        return None if res.x is None else res.x[: self.master.width]
+        x, self.relax = _whole_solution(objective, matrix, lb, ub, lower, upper, options, self.relax)
+        return None if x is None else x[: self.master.width]
+
+
+def _whole_solution(objective, matrix, lb, ub, lower, upper, options=None, relax: bool = True) -> tuple[np.ndarray | None, bool]:
+    """A whole-number solution of ``lb <= matrix @ x <= ub``, ``lower <= x <= upper``, or None
+    when there is none (or none was found within the time limit in ``options``); and whether
+    to try the relaxation first next time for the same program (not after a fractional vertex:
+    a large program whose vertices are fractional would pay for the relaxation every time).
+
+    The linear relaxation first (HiGHS's simplex, a vertex): without a solution there, there
+    is none in whole numbers; a vertex in whole numbers that satisfies every row and bound
+    (checked here, in exact arithmetic after rounding) is a solution. The tables' equations are
+    mostly network-like (a cell adds to its line totals once), so the vertex is usually whole
+    and the branch and bound (scipy's ``milp``, run only otherwise) is rarely needed. Either way
+    the answer is the integer program's: the relaxation only shortcuts it."""
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    width = lower.size
+    constraints = [LinearConstraint(matrix, lb, ub)] if lb.size else []
+    bounds = Bounds(lower, upper)
+    options = options or {}
+    if relax:
+        relaxed = milp(objective, integrality=np.zeros(width), bounds=bounds, constraints=constraints, options=options)
+        if relaxed.status == 2:  # the relaxation has no solution
+            return None, True
+        if relaxed.x is not None:
+            x = np.round(relaxed.x)
+            if np.all(np.abs(x - relaxed.x) <= 1e-6) and np.all(x >= lower) and np.all(x <= upper):
+                rows = matrix @ x if lb.size else np.zeros(0)
+                if np.all(rows >= lb) and np.all(rows <= ub):
+                    return x, True
+            relax = False
+    res = milp(objective, integrality=np.ones(width), bounds=bounds, constraints=constraints, options=options)
+    return (None if res.x is None else res.x), relax
 
 
 def audit(
