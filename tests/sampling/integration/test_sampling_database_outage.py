@@ -23,12 +23,14 @@ async def test_an_api_read_while_the_database_is_away_is_a_503_to_retry(service_
             before = await client.get("/rounds/r-outage/frame", headers=token)
             assert before.status_code == 404 and "not defined" in before.text, before.text
             outage.down()
-            for _ in range(3):  # a pooled connection cut, then new ones refused
-                r = await client.get("/rounds/r-outage/frame", headers=token)
-                assert r.status_code == 503, r.text
-                assert r.headers["retry-after"] == str(DATABASE_RETRY_AFTER_SECONDS)
-                assert r.json() == {"detail": "the database cannot be reached right now; try again shortly"}
-            outage.up()
+            try:
+                for _ in range(3):  # a pooled connection cut, then new ones refused
+                    r = await client.get("/rounds/r-outage/frame", headers=token)
+                    assert r.status_code == 503, r.text
+                    assert r.headers["retry-after"] == str(DATABASE_RETRY_AFTER_SECONDS)
+                    assert r.json() == {"detail": "the database cannot be reached right now; try again shortly"}
+            finally:
+                outage.up()  # the service's shutdown waits for its database
             after = await client.get("/rounds/r-outage/frame", headers=token)
             assert after.status_code == 404 and after.json() == before.json()
     finally:
