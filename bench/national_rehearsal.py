@@ -3,6 +3,7 @@ with faults if asked, and the books at the end (issue 28).
 
     .venv/bin/python bench/national_rehearsal.py --scale 0.01            # ~10,000 citizens, ~1 min of answers
     .venv/bin/python bench/national_rehearsal.py --scale 0.01 --faults   # kill -9 of each service once, PostgreSQL restart
+    .venv/bin/python bench/national_rehearsal.py --scale 0.01 --faults --replicas 2  # two of dispatch, responses, analytics
     .venv/bin/python bench/national_rehearsal.py --broker kafka --faults # Apache Kafka (and a broker restart)
     .venv/bin/python bench/national_rehearsal.py                         # national: ~1,000,000 citizens
     .venv/bin/python bench/national_rehearsal.py --scale 0.0005 --municipalities 12 --peak 10  # the CI round's size
@@ -29,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.rehearsal.play import Rehearsal  # noqa: E402
 from bench.rehearsal.report import report  # noqa: E402
-from bench.rehearsal.stack import Stack  # noqa: E402
+from bench.rehearsal.stack import REPLICABLE, Stack  # noqa: E402
 from shared.testing.processes import SERVICES  # noqa: E402
 
 ALL_FAULTS = (*SERVICES, "postgres", "broker")
@@ -46,6 +47,8 @@ def main() -> None:
     parser.add_argument("--faults", nargs="?", const=",".join(ALL_FAULTS), default="",
                         help=f"kill -9 each service once in its busiest phase, restart PostgreSQL (and Apache Kafka) once; "
                         f"or a comma-separated choice of {', '.join(ALL_FAULTS)}")
+    parser.add_argument("--replicas", type=int, default=1,
+                        help=f"processes of each of {', '.join(REPLICABLE)} (separate ports; a service's replicas share its consumer group)")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="extra environment for the services")
     parser.add_argument("--phase-timeout", type=float, default=3600,
                         help="seconds a fieldwork phase may wait (for letters, answers) before fieldwork is ended early")
@@ -63,7 +66,8 @@ def main() -> None:
     stack = None
     books = None
     try:
-        stack = Stack.start(work, broker=args.broker, extra_env=dict(e.split("=", 1) for e in args.env))
+        stack = Stack.start(work, broker=args.broker, extra_env=dict(e.split("=", 1) for e in args.env),
+                            replicas={name: args.replicas for name in REPLICABLE})
         rehearsal = Rehearsal(stack, scale=args.scale, peak=peak, faults=faults, release_timeout=args.release_timeout,
                               phase_timeout=args.phase_timeout, municipalities=args.municipalities)
         try:

@@ -14,11 +14,13 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from secure import ContentSecurityPolicy, Secure, StrictTransportSecurity, XContentTypeOptions, XFrameOptions
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth.verify import CachingAuthenticator
 from shared.bus import UnitOfWork
+from shared.db import database_unavailable
 from shared.edge import EdgeInput, database_refused
 from shared.events import ROUND_ID_PATTERN
 from shared.observability import REQUEST_LATENCY, configure_logging, correlation_id_var
@@ -193,6 +195,24 @@ class BrowserProtection:
         await app(scope, receive, send_with_headers)
 
 
+# Seconds a caller is asked to wait when the database cannot be reached: a restart's crash
+# recovery takes seconds.
+DATABASE_RETRY_AFTER_SECONDS = 10
+
+
+async def database_errors(request: Request, exc: Exception) -> Response:
+    """A request whose database cannot be reached (down, restarting, a connection lost or
+    refused: ``shared.db.database_unavailable``) is answered 503 with Retry-After, never 500: the
+    same request succeeds once the database is back. Then the edge rule (``database_refused``):
+    a value the database refuses as data is a 422; anything else stays a fault of ours."""
+    if database_unavailable(exc):
+        return JSONResponse({"detail": "the database cannot be reached right now; try again shortly"}, status_code=503,
+                            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)})
+    if isinstance(exc, DBAPIError):
+        return await database_refused(request, exc)
+    raise exc
+
+
 def install_common(app: FastAPI, settings: ServiceSettings) -> None:
     configure_logging(settings.log_level, settings.log_json)
     app.state.authenticator = CachingAuthenticator(settings)
@@ -202,7 +222,14 @@ def install_common(app: FastAPI, settings: ServiceSettings) -> None:
     # refused at the edge, and what only a column knows answered from the database's refusal.
     app.add_middleware(EdgeInput)
     app.add_middleware(BrowserProtection)
-    app.add_exception_handler(DBAPIError, database_refused)
+    # A database that cannot be reached is a 503 with Retry-After (the citizen's page says "prøv
+    # igen om lidt"), whichever layer noticed: SQLAlchemy, asyncpg itself, or the socket.
+    import asyncpg
+
+    for unreachable in (DBAPIError, DisconnectionError, PoolTimeout, OSError,
+                        asyncpg.exceptions.PostgresConnectionError, asyncpg.exceptions.OperatorInterventionError,
+                        asyncpg.exceptions.InterfaceError):
+        app.add_exception_handler(unreachable, database_errors)
     # A plain ASGI middleware: @app.middleware("http") (BaseHTTPMiddleware) adds a task and memory
     # streams to every request.
     app.add_middleware(TimingAndCorrelation, service=service)

@@ -114,7 +114,21 @@ def database_unavailable(exc: BaseException) -> bool:
             return True
         if isinstance(current, asyncpg.exceptions.InterfaceError) and "connection is closed" in str(current):
             return True
+        if isinstance(current, OSError) and _raised_connecting(current):
+            return True  # e.g. the server's unix socket gone while it restarts (FileNotFoundError)
         pending.extend([current.__cause__, current.__context__, getattr(current, "orig", None)])
+    return False
+
+
+def _raised_connecting(exc: BaseException) -> bool:
+    """Whether asyncpg raised ``exc`` while opening a connection (its connect_utils on the
+    traceback): an OS error there says the server could not be reached, one elsewhere (a file
+    the work opens) says nothing about the database."""
+    frame = exc.__traceback__
+    while frame is not None:
+        if frame.tb_frame.f_code.co_filename.endswith(("asyncpg/connect_utils.py", "asyncpg\\connect_utils.py")):
+            return True
+        frame = frame.tb_next
     return False
 
 

@@ -32,6 +32,7 @@ import httpx
 
 from bench.ingest_national import BIRTH_DAYS, FIRST_BIRTH_DAY, HEADER, PROFILE, YDELSER
 from bench.rehearsal.stack import PhaseFigures, Sampler, Stack
+from shared.app import DATABASE_RETRY_AFTER_SECONDS
 from shared.testing.processes import REPO_ROOT
 from shared.testing.round import survey_token
 
@@ -520,6 +521,9 @@ class Rehearsal:
             except httpx.HTTPError as exc:
                 return self._retry(token, wave, phase, "page", type(exc).__name__)
             t1 = time.perf_counter()
+            if page.status_code == 503 and page.headers.get("retry-after") == str(DATABASE_RETRY_AFTER_SECONDS):
+                # "Prøv igen om lidt": the database out of reach (a PostgreSQL restart).
+                return self._retry(token, wave, phase, "page", "503 database")
             if page.status_code == 503 and "retry-after" in page.headers:
                 # "Your link is being prepared": the letter outran link.issued; told apart from errors.
                 return self._retry(token, wave, phase, "page_pending", "503")
@@ -619,8 +623,15 @@ class Rehearsal:
         started = time.monotonic()
         self.release = None
         try:
-            r = await self.http.post(f"{self.stack.url('analytics')}/rounds/{self.round_id}/releases", json={"phase": "final"},
-                                     headers={"Authorization": f"Bearer {self.operator}"}, timeout=self.release_timeout)
+            for _attempt in range(10):
+                r = await self.http.post(f"{self.stack.url('analytics')}/rounds/{self.round_id}/releases", json={"phase": "final"},
+                                         headers={"Authorization": f"Bearer {self.operator}"}, timeout=self.release_timeout)
+                if r.status_code != 503 or "retry-after" not in r.headers:
+                    break
+                # Nothing was cut (its database out of reach): again after the time it asks for.
+                self.log(f"  analytics: the final release answered 503 ({r.json().get('detail')}); again in {r.headers['retry-after']} s")
+                self.marks["final_release_503"] = self.marks.get("final_release_503", 0) + 1
+                await asyncio.sleep(float(r.headers["retry-after"]))
         except httpx.TimeoutException:
             self.log(f"  analytics: the final release was not cut within {self.release_timeout:.0f} s")
             return
@@ -629,12 +640,39 @@ class Rehearsal:
         self.release = r.json()
         self.marks["final_release_seconds"] = time.monotonic() - started
         self.log(f"  analytics: final release {self.release['release']} cut in {self.marks['final_release_seconds']:.1f} s")
+        if len(self.stack.urls("analytics")) > 1:
+            # The other replicas learn of it at their release loop's next look (a build of their
+            # own in progress delays that look).
+            started = time.monotonic()
+
+            async def everywhere():
+                served = [rates.get("release") for rates in await self._rates_per_replica()]
+                self.progress(f"analytics replicas serve releases {served}")
+                return all(n == self.release["release"] for n in served)
+
+            try:
+                await self.until(everywhere, "every analytics replica to serve the final release", 300)
+                self.marks["final_release_everywhere_seconds"] = time.monotonic() - started
+            except TimeoutError as exc:
+                self.log(f"  {exc}; the books will tell")
+
+    async def _rates_per_replica(self) -> list[dict]:
+        """``/response-rates`` as each analytics replica serves it."""
+        found = []
+        for url in self.stack.urls("analytics"):
+            try:
+                r = await self.http.get(f"{url}/rounds/{self.round_id}/response-rates", headers={"Authorization": f"Bearer {self.bi}"})
+                found.append(r.json() if r.status_code == 200 else {})
+            except httpx.TransportError:
+                found.append({})
+        return found
 
     async def _books(self) -> dict:
         self.phase("books")
         counts = self.steps(await self.dispatch_status())
         overview = (await self.call("GET", "analytics", f"/rounds/{self.round_id}/overview")).json()
         rates = (await self.call("GET", "analytics", f"/rounds/{self.round_id}/response-rates", token=self.bi)).json()
+        served = [r.get("release") for r in await self._rates_per_replica()]
         sink_steps = Counter(self.sink_steps)
         for path, step in await asyncio.to_thread(self._new_files, self.stack.sink / self.round_id):
             sink_steps[step] += 1
@@ -670,10 +708,12 @@ class Rehearsal:
         check("every invitation counted exactly once (analytics overview)", overview["total"]["invited"] == self.sampled,
               f"sampled {self.sampled:,}, overview invited {overview['total']['invited']:,}")
         check("final release: national row agrees with the answers",
-              self.release is not None and rates.get("release") == self.release["release"] and (national["suppressed"] or (
+              self.release is not None and rates.get("release") == self.release["release"]
+              and all(n == self.release["release"] for n in served) and (national["suppressed"] or (
                   national["answers"] == len(self.answered) and national["invited"] == self.sampled)),
               f"{'no final release; ' if self.release is None else ''}"
-              f"release {rates.get('release')} ({rates.get('phase')}), national answers {national['answers']} "
+              f"release {rates.get('release')} ({rates.get('phase')}"
+              f"{f'; served by the replicas: {served}' if len(served) > 1 else ''}), national answers {national['answers']} "
               f"invited {national['invited']}{' (suppressed)' if national['suppressed'] else ''}")
         check("final release: municipalities published add up to no more than the answers, each ≥ 5",
               all(row["answers"] >= 5 for row in published) and sum(row["answers"] for row in published) <= len(self.answered),
@@ -683,14 +723,14 @@ class Rehearsal:
         return {"checks": checks, "dead_letters": dead, "steps": {f"{a}/{b}": n for (a, b), n in counts.items()}}
 
     def _double_deliveries(self) -> list[str]:
-        """Idempotency keys the dev sink logged as sent more than once (the sink keeps the first
-        file, so only the log tells a second delivery)."""
+        """Idempotency keys the dev sink logged as sent more than once, by any dispatch replica
+        (the sink keeps the first file, so only the logs tell a second delivery)."""
         sent: Counter = Counter()
-        log = self.stack.services["dispatch"].log_file
-        with open(log, encoding="utf-8", errors="replace") as file:
-            for line in file:
-                if "dev_sink send key=" in line and "status=sent" in line:
-                    sent[line.split("key=", 1)[1].split()[0]] += 1
+        for replica in self.stack.replicas["dispatch"]:
+            with open(replica.log_file, encoding="utf-8", errors="replace") as file:
+                for line in file:
+                    if "dev_sink send key=" in line and "status=sent" in line:
+                        sent[line.split("key=", 1)[1].split()[0]] += 1
         return [key for key, n in sent.items() if n > 1]
 
 

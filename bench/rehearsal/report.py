@@ -17,6 +17,8 @@ def report(rehearsal: Rehearsal, books: dict | None) -> str:
     out(f"round {r.round_id}: scale {r.scale}, {sum(r.sizes.values()):,} citizens delivered, {r.sampled:,} sampled, "
         f"{len(r.answered):,} answered ({len(r.answered) / max(r.sampled, 1):.0%}); peak {r.peak:g} answers/s; "
         f"broker {r.stack.broker_kind}; {os.cpu_count()} cores")
+    if several := {name: len(p) for name, p in r.stack.replicas.items() if len(p) > 1}:
+        out("replicas (CPU and memory below are their sums): " + ", ".join(f"{name} {n}" for name, n in several.items()))
     out("")
     out("phase                                   wall s  load(1m)   CPU s per process: " + " ".join(f"{p:>9}" for p in PROCESSES))
     for f in r.phases:

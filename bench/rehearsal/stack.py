@@ -6,10 +6,16 @@ PostgreSQL restart, a broker restart).
 real Apache Kafka), with tokens minted by an in-process development issuer (its JWKS handed to the
 services), the services on free ports and their JSON logs in the work directory. The e2e test
 hands in its fixtures' database and broker instead.
+
+A service may run as several replicas (``replicas``: dispatch, responses and analytics), each its
+own process on its own port with the same settings: one consumer group, so they share the
+topics' partitions, and one database. ``url(service)`` hands out their addresses in turn, so
+the driver's requests are spread over them; the measures add their processes up.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -30,6 +36,10 @@ from shared.testing.processes import SERVICES, ServiceProcess
 
 OPERATOR_SCOPES = ["rounds:admin", "aggregates:read", "kommuner:all"]
 BI_SCOPES = ["aggregates:read", "kommuner:all"]
+# The services that can run as several replicas in a rehearsal: the three that carry the round's
+# load (letters, answers, publication). Ingest and sampling run once (a round's deliveries and
+# its draw are each one operator's sequence).
+REPLICABLE = ("dispatch", "responses", "analytics")
 
 
 def data_keys() -> dict[str, str]:
@@ -45,11 +55,12 @@ def data_keys() -> dict[str, str]:
 
 @dataclass
 class Stack:
-    """The running platform. ``services`` by name; ``restart_postgres`` / ``restart_broker`` are
-    None where this stack cannot do it (an external server, a memory-only broker)."""
+    """The running platform. ``replicas``: each service's processes by name (one, or several for
+    ``REPLICABLE``); ``services``: the first of each. ``restart_postgres`` / ``restart_broker``
+    are None where this stack cannot do it (an external server, a memory-only broker)."""
 
     work: Path
-    services: dict[str, ServiceProcess]
+    replicas: dict[str, list[ServiceProcess]]
     issuer: DevIssuer
     sink: Path
     bootstrap_servers: str
@@ -59,6 +70,11 @@ class Stack:
     broker: object | None = None  # a broker we started
     _pg_server: object | None = field(default=None, repr=False)
     _cleanups: list = field(default_factory=list, repr=False)
+    _turns: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def services(self) -> dict[str, ServiceProcess]:
+        return {name: processes[0] for name, processes in self.replicas.items()}
 
     # --- start and stop -------------------------------------------------------------------------
 
@@ -71,11 +87,16 @@ class Stack:
         database_url: str | None = None,
         bootstrap_servers: str | None = None,
         extra_env: dict[str, str] | None = None,
+        replicas: dict[str, int] | None = None,
         log=print,
     ) -> Stack:
+        """``replicas``: how many processes of each of ``REPLICABLE`` (one where not named)."""
+        replicas = replicas or {}
+        if unknown := set(replicas) - set(REPLICABLE):
+            raise ValueError(f"only {', '.join(REPLICABLE)} run as replicas, not {', '.join(sorted(unknown))}")
         work.mkdir(parents=True, exist_ok=True)
         (work / "logs").mkdir(exist_ok=True)
-        stack = cls(work=work, services={}, issuer=DevIssuer(), sink=work / "sink", bootstrap_servers="",
+        stack = cls(work=work, replicas={}, issuer=DevIssuer(), sink=work / "sink", bootstrap_servers="",
                     topic_prefix=f"r{uuid.uuid4().hex[:8]}.", broker_kind=broker)
         try:
             if database_url is None:
@@ -96,7 +117,7 @@ class Stack:
                 bootstrap_servers = started.bootstrap_servers
                 log(f"broker      {broker} at {bootstrap_servers}")
             stack.bootstrap_servers = bootstrap_servers
-            ports = {name: free_port() for name in SERVICES}
+            ports = {name: [free_port() for _ in range(max(1, replicas.get(name, 1)))] for name in SERVICES}
             env = {
                 "DATABASE_URL": database_url,
                 "KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
@@ -105,7 +126,7 @@ class Stack:
                 "DEV_SINK_DIR": str(stack.sink),
                 "UPLOAD_DIR": str(work / "uploads"),
                 "LOG_JSON": "true",
-                "SURVEY_BASE_URL": f"http://127.0.0.1:{ports['responses']}/s/",
+                "SURVEY_BASE_URL": f"http://127.0.0.1:{ports['responses'][0]}/s/",
                 # Every citizen of the rehearsal answers from 127.0.0.1: the per-address budget for
                 # unknown links is for one attacker, not for a whole country behind one address.
                 "UNKNOWN_TOKEN_PER_ADDRESS": "1000000/minute",
@@ -121,19 +142,26 @@ class Stack:
                 **data_keys(),
                 **(extra_env or {}),
             }
-            stack.services = {
-                name: ServiceProcess(name, ports[name], env, log_file=work / "logs" / f"{name}.log").start() for name in SERVICES
+            stack.replicas = {
+                name: [ServiceProcess(name, port, env, log_file=work / "logs" / (f"{name}.log" if i == 0 else f"{name}-{i + 1}.log")).start()
+                       for i, port in enumerate(ports[name])]
+                for name in SERVICES
             }
             stack._cleanups.append(stack.stop_services)
-            for service in stack.services.values():
+            for service in stack.processes():
                 service.wait_healthy(180)
+            if any(len(p) > 1 for p in stack.replicas.values()):
+                log("replicas    " + ", ".join(f"{name} {len(p)}" for name, p in stack.replicas.items() if len(p) > 1))
         except BaseException:
             stack.stop()
             raise
         return stack
 
+    def processes(self) -> list[ServiceProcess]:
+        return [process for processes in self.replicas.values() for process in processes]
+
     def stop_services(self) -> None:
-        for service in self.services.values():
+        for service in self.processes():
             children = _descendants(service)
             service.stop()
             _kill(children)  # a worker busy past the service's shutdown (analytics' builder) would outlive it
@@ -149,7 +177,13 @@ class Stack:
     # --- URLs and tokens -------------------------------------------------------------------------
 
     def url(self, service: str) -> str:
-        return self.services[service].url
+        """The service's address; of its replicas, the next in turn."""
+        turn = self._turns.setdefault(service, itertools.cycle(self.replicas[service]))
+        return next(turn).url
+
+    def urls(self, service: str) -> list[str]:
+        """Every replica's address."""
+        return [process.url for process in self.replicas[service]]
 
     def operator_token(self) -> str:
         return self.issuer.mint("kl-operator", OPERATOR_SCOPES, ttl_seconds=24 * 3600)
@@ -163,7 +197,8 @@ class Stack:
     # --- faults ---------------------------------------------------------------------------------
 
     def kill_and_restart(self, name: str) -> float:
-        """kill -9 of one service, then start it again; the seconds until it is healthy."""
+        """kill -9 of one service (its first replica), then start it again; the seconds until it
+        is healthy."""
         started = time.monotonic()
         # The whole process tree, as a crashed container goes: a worker process left behind (ingest's
         # preparation workers, analytics' builder) would go on using CPU beside its successor.
@@ -284,7 +319,8 @@ class Sampler:
         self._http.close()
 
     def _roots(self) -> dict[str, list[int]]:
-        roots = {name: [s.process.pid] for name, s in self.stack.services.items() if s.process and s.process.poll() is None}
+        roots = {name: [s.process.pid for s in processes if s.process and s.process.poll() is None]
+                 for name, processes in self.stack.replicas.items()}
         if self.stack.postgres_data is not None:
             try:
                 roots["postgres"] = [int((self.stack.postgres_data / "postmaster.pid").read_text().split()[0])]
@@ -339,13 +375,17 @@ class Sampler:
                     rss += mem
             with self._lock:
                 self._peak_rss[name] = max(self._peak_rss.get(name, 0.0), rss / 1e6)
-        for name, service in self.stack.services.items():
-            try:
-                text = self._http.get(f"{service.url}/metrics").text
-            except httpx.HTTPError:
-                continue
-            lag = sum(float(v) for v in LAG_LINE.findall(text))
-            backlog = sum(float(v) for v in BACKLOG_LINE.findall(text))
+        for name, processes in self.stack.replicas.items():
+            # Lag: each replica reports its own partitions (summed); backlog: each reports the
+            # service's one outbox (the largest seen).
+            lag = backlog = 0.0
+            for service in processes:
+                try:
+                    text = self._http.get(f"{service.url}/metrics").text
+                except httpx.HTTPError:
+                    continue
+                lag += sum(float(v) for v in LAG_LINE.findall(text))
+                backlog = max(backlog, sum(float(v) for v in BACKLOG_LINE.findall(text)))
             with self._lock:
                 self._max_lag[name] = max(self._max_lag.get(name, 0.0), lag)
                 self._max_backlog[name] = max(self._max_backlog.get(name, 0.0), backlog)

@@ -11,15 +11,23 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from services.sampling import frame
-from services.sampling.models import FrameDelivery, FrameUnit, RoundDefinition
+from services.sampling.models import TOMBSTONES, FrameDelivery, FrameUnit, RoundDefinition
 from shared.bus import UnitOfWork
 from shared.events import Envelope, PopulationReceived, PopulationReceivedV1, RoundDefined
+from shared.privacy import erased_among, round_purged
 
 
 async def on_population_received(uow: UnitOfWork, envelope: Envelope, event: PopulationReceived | PopulationReceivedV1) -> None:
     """Either version (the consumer decodes by the envelope's version): only the fields they
-    share are read, so a v1 person's ``contact`` goes no further than the parsed event."""
+    share are read, so a v1 person's ``contact`` goes no further than the parsed event.
+
+    A chunk after the round's purge is dropped whole; erased citizens in a chunk are left out
+    (shared.privacy: tombstones), the chunk still counted towards its delivery."""
     session = uow.session
+    if await round_purged(session, TOMBSTONES, event.round_id):
+        return
+    if erased := await erased_among(session, TOMBSTONES, [p.pseudonym for p in event.persons]):
+        event = event.model_copy(update={"persons": [p for p in event.persons if p.pseudonym not in erased]})
     await session.execute(
         pg_insert(FrameDelivery)
         .values(

@@ -12,12 +12,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 from shared.audit import audit_log_table
 from shared.bus import bus_tables
 from shared.db import make_base
+from shared.privacy import tombstone_table
 
 Base = make_base("sampling")
 # sample.drawn chunks (~120,000 persons per national draw) wait in the bulk outbox as the JSON
 # text that is published (shared.bus), not parsed into jsonb.
 BUS = bus_tables(Base.metadata, bulk_outbox="bulk_outbox")
 AUDIT = audit_log_table(Base.metadata)  # append-only (shared.audit)
+TOMBSTONES = tombstone_table(Base.metadata)  # purged rounds, erased citizens (shared.privacy)
 
 
 class FrameDelivery(Base):

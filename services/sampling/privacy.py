@@ -9,6 +9,7 @@ pseudonym in ``sampled_unit``: the rule "not sampled in the last N rounds" (spar
 respondents, seed 001) needs to recognise the person next round. It holds no contact data and
 no answers (responses and analytics replace the pseudonym in theirs), and is kept only as long
 as that rule looks back (docs/data-map.md). An erased or objecting citizen goes from both.
+Both leave a tombstone (shared.privacy): a population chunk arriving late puts nothing back.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 
 from services.sampling import frame
-from services.sampling.models import AUDIT, FrameCell, FrameDelivery, FrameDuplicate, FrameUnit, SampledUnit
+from services.sampling.models import AUDIT, TOMBSTONES, FrameCell, FrameDelivery, FrameDuplicate, FrameUnit, SampledUnit
 from shared.bus import UnitOfWork
 from shared.privacy import PrivacyRules, rows_with_pseudonyms
 
@@ -65,4 +66,5 @@ RULES = PrivacyRules(
     erase_citizens=erase_citizens,
     rows_left_for_citizens=rows_with_pseudonyms(FrameUnit, FrameDuplicate, SampledUnit),
     audit_table=AUDIT,
+    tombstones=TOMBSTONES,  # a late population chunk puts nothing of them back in the frame
 )

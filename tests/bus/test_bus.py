@@ -33,6 +33,7 @@ from harness import (
 from shared.bus import OutboxRelay, ensure_topics, make_producer, topic_name
 from shared.db import make_engine
 from shared.events import Envelope
+from shared.testing.outage import Outage
 
 HERE = Path(__file__).resolve().parent
 
@@ -267,65 +268,10 @@ async def test_relay_killed_repeatedly_loses_no_committed_event(engine, database
     assert published == committed  # every committed event reached Kafka; nothing uncommitted did
 
 
-class Outage:
-    """A TCP proxy in front of PostgreSQL that can take the database away: ``down()`` cuts every
-    open connection and refuses new ones (as a server restart does), ``up()`` brings it back."""
-
-    def __init__(self, connect) -> None:
-        self.connect = connect  # opens a connection to the real server
-        self.available = True
-        self.links: set[asyncio.StreamWriter] = set()
-        self.server = None
-
-    async def start(self) -> int:
-        self.server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
-        return self.server.sockets[0].getsockname()[1]
-
-    async def _accept(self, reader, writer) -> None:
-        if not self.available:
-            writer.close()
-            return
-        up_reader, up_writer = await self.connect()
-        self.links |= {writer, up_writer}
-
-        async def pipe(src, dst):
-            try:
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            except (ConnectionError, OSError):
-                pass
-            finally:
-                dst.close()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-
-    def down(self) -> None:
-        self.available = False
-        for link in self.links:
-            link.transport.abort()
-        self.links.clear()
-
-    def up(self) -> None:
-        self.available = True
-
-    async def stop(self) -> None:
-        self.down()
-        self.server.close()
-
-
 async def test_a_database_outage_is_waited_out_never_dead_lettered(engine, database_url, producer, kafka_bootstrap, topic_prefix):
-    from sqlalchemy.engine import make_url
-
-    url = make_url(database_url)
-    socket_dir = url.query.get("host")
-    if socket_dir and socket_dir.startswith("/"):  # the embedded server listens on a unix socket
-        socket = f"{socket_dir}/.s.PGSQL.{url.port or 5432}"
-        outage = Outage(lambda: asyncio.open_unix_connection(socket))
-    else:
-        outage = Outage(lambda: asyncio.open_connection(url.host or "127.0.0.1", url.port or 5432))
-    proxied_url = url.difference_update_query(["host"]).set(host="127.0.0.1", port=await outage.start())
-    proxied = make_engine(proxied_url.render_as_string(hide_password=False))
+    outage = Outage.in_front_of(database_url)
+    proxied_url = await outage.proxied_url(database_url)
+    proxied = make_engine(proxied_url)
     topic = topic_name(topic_prefix, TOPIC)
     await ensure_topics(kafka_bootstrap, [topic])
     worker = consumer(kafka_bootstrap, topic_prefix, proxied, producer, max_attempts=2, retry_backoff=0.05)

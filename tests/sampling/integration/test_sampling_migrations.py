@@ -69,6 +69,6 @@ async def test_0007_drops_the_frames_contacts_and_a_downgrade_cannot_restore_the
         finally:
             await connection.close()
         async with engine.connect() as conn:
-            assert await conn.scalar(sa.text("SELECT version_num FROM sampling.alembic_version")) == "0008"  # head
+            assert await conn.scalar(sa.text("SELECT version_num FROM sampling.alembic_version")) == "0009"  # head
     finally:
         await engine.dispose()
