@@ -419,7 +419,10 @@ def _worker_init(database_url: str) -> None:
     gc.freeze()
     threshold = gc.get_threshold()
     gc.set_threshold(threshold[0] * 10, *threshold[1:])
-    engine = make_engine(database_url, pool_size=1, max_overflow=1)
+    # The worker's loop runs only while it builds, so it never sees an idle connection closed
+    # (a PostgreSQL restart) the way the service's loop does (make_engine): a build pings first,
+    # three round trips against seconds of work.
+    engine = make_engine(database_url, pool_size=1, max_overflow=1, pool_pre_ping=True)
     _worker.update(loop=loop, engine=engine, sessionmaker=async_sessionmaker(engine, expire_on_commit=False), held=HeldCounts())
 
 
