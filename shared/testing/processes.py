@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -119,3 +120,34 @@ def _group_alive(group: int) -> bool:
         if int(pgrp) == group and state != b"Z":
             return True
     return False
+
+
+def serve_stack(env: dict[str, str], logs: Path, **extra_env: str) -> Iterator[dict[str, ServiceProcess]]:
+    """The five services as real processes on free ports, sharing ``env``'s database and broker
+    (an e2e test's stack): settings every e2e stack needs, then ``extra_env``; yields them by
+    name, healthy, and stops them after."""
+    from shared.infra import free_port
+
+    ports = {name: free_port() for name in SERVICES}
+    env = {
+        **env,
+        "SURVEY_BASE_URL": f"http://127.0.0.1:{ports['responses']}/s/",
+        # The test polls links before responses has learnt them, all from 127.0.0.1: those
+        # lookups are unknown links, and the guessing budgets would stop the round.
+        "UNKNOWN_TOKEN_PER_ADDRESS": "100000/minute",
+        "UNKNOWN_TOKEN_GLOBAL": "100000/minute",
+        # Analytics releases a round's tables once it has been quiet this long (production:
+        # minutes). Longer than any pause while the test answers: a release in the middle would
+        # hide every cell that then moves by fewer than 5 respondents (docs/analytics-method.md),
+        # the national count the test waits for included.
+        "PUBLICATION_RELEASE_QUIET_SECONDS": "10",
+        **extra_env,
+    }
+    processes = {name: ServiceProcess(name, ports[name], env, log_file=logs / f"{name}.log").start() for name in SERVICES}
+    try:
+        for process in processes.values():
+            process.wait_healthy(90)
+        yield processes
+    finally:
+        for process in processes.values():
+            process.stop()

@@ -16,9 +16,8 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from shared.infra import free_port
 from shared.testing.fixtures import bearer
-from shared.testing.processes import SERVICES, ServiceProcess
+from shared.testing.processes import serve_stack
 from shared.testing.round import define_round_at, request_with_retry, survey_token, synthetic_rows, wait_for, wait_for_phase_at
 
 pytestmark = pytest.mark.e2e
@@ -33,20 +32,8 @@ LEAD_SECONDS = 6  # the rule acts this long before the first reminder (productio
 @pytest.fixture(scope="module")
 def followup_stack(module_env, tmp_path_factory):
     """The five services, dispatch looking at follow-up rules often and acting shortly before the step."""
-    logs = tmp_path_factory.mktemp("logs")
-    ports = {name: free_port() for name in SERVICES}
-    env = {**module_env, "SURVEY_BASE_URL": f"http://127.0.0.1:{ports['responses']}/s/",
-           "UNKNOWN_TOKEN_PER_ADDRESS": "100000/minute", "UNKNOWN_TOKEN_GLOBAL": "100000/minute",
-           "PUBLICATION_RELEASE_QUIET_SECONDS": "3",
-           "FOLLOWUP_LEAD_SECONDS": str(LEAD_SECONDS), "FOLLOWUP_INTERVAL_SECONDS": "0.5"}
-    processes = {name: ServiceProcess(name, ports[name], env, log_file=logs / f"{name}.log").start() for name in SERVICES}
-    try:
-        for process in processes.values():
-            process.wait_healthy(90)
-        yield processes
-    finally:
-        for process in processes.values():
-            process.stop()
+    yield from serve_stack(module_env, tmp_path_factory.mktemp("logs"), PUBLICATION_RELEASE_QUIET_SECONDS="3",
+                           FOLLOWUP_LEAD_SECONDS=str(LEAD_SECONDS), FOLLOWUP_INTERVAL_SECONDS="0.5")
 
 
 def sink_messages(sink: Path) -> dict[str, bytes]:
