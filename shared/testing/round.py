@@ -153,6 +153,15 @@ def wait_for_phase_at(ingest_url: str, token: str, round_id: str, phase: str, ti
     return wait_for(reached, timeout, f"round {round_id} to be {phase} at ingest")
 
 
+def wait_for_frame_at(sampling_url: str, token: str, round_id: str, population: int, timeout: float = 60) -> None:
+    """Wait until sampling's frame of the round holds ``population`` citizens in all."""
+    def complete() -> bool:
+        r = request_with_retry("GET", f"{sampling_url}/rounds/{round_id}/frame", headers=_bearer(token))
+        return r.status_code == 200 and sum(s["population"] for s in r.json()["strata"]) == population
+
+    wait_for(complete, timeout, "the sampling frame")
+
+
 def schedule_round_at(ingest_url: str, token: str, round_id: str, timeout: float = 60, **dates) -> dict:
     """Wait until ingest has seen the draw (phase sample_drawn), then confirm the send dates:
     ``dates`` (invitation_at, reminders_at, fieldwork_ends_at) default to an invitation now and

@@ -13,7 +13,15 @@ from pathlib import Path
 import pytest
 
 from shared.testing.fixtures import bearer
-from shared.testing.round import define_round_at, links_in_sink, request_with_retry, schedule_round_at, synthetic_rows, wait_for
+from shared.testing.round import (
+    define_round_at,
+    links_in_sink,
+    request_with_retry,
+    schedule_round_at,
+    synthetic_rows,
+    wait_for,
+    wait_for_frame_at,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -50,11 +58,7 @@ def test_an_interview_by_phone_counts_once_and_web_answers_leave_the_list(stack,
                            json={"reference_date": "2023-08-01", "rows": rows}, headers=bearer(vendor))
     assert r.status_code == 201, r.text
 
-    def frame_complete():
-        r = request_with_retry("GET", f"{stack['sampling'].url}/rounds/{round_id}/frame", headers=bearer(admin))
-        return r.status_code == 200 and sum(s["population"] for s in r.json()["strata"]) == SIZE
-
-    wait_for(frame_complete, 60, "the sampling frame")
+    wait_for_frame_at(stack["sampling"].url, admin, round_id, SIZE)
     r = request_with_retry("POST", f"{stack['sampling'].url}/rounds/{round_id}/draws",
                            json={"seed": 7, "sample_per_stratum": 1000}, headers=bearer(admin))
     assert r.status_code == 201 and r.json()["sampled"] == SIZE, r.text

@@ -22,7 +22,14 @@ import pytest
 
 from services.dispatch.domain.letters import LANGUAGE_CHOICE
 from shared.testing.fixtures import bearer
-from shared.testing.round import define_round_at, request_with_retry, schedule_round_at, synthetic_rows, wait_for
+from shared.testing.round import (
+    define_round_at,
+    request_with_retry,
+    schedule_round_at,
+    synthetic_rows,
+    wait_for,
+    wait_for_frame_at,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -82,11 +89,7 @@ def test_an_exempt_citizen_gets_a_paper_questionnaire_whose_answers_count_once(s
                    not in ("queued", "running") and j, 60, "the extract job")
     assert job["status"] == "succeeded" and job["errors_total"] == 0 and sum(job["maalgrupper"].values()) == SIZE, job
 
-    def frame_complete():
-        r = request_with_retry("GET", f"{stack['sampling'].url}/rounds/{round_id}/frame", headers=bearer(admin))
-        return r.status_code == 200 and sum(s["population"] for s in r.json()["strata"]) == SIZE
-
-    wait_for(frame_complete, 60, "the sampling frame")
+    wait_for_frame_at(stack["sampling"].url, admin, round_id, SIZE)
     r = request_with_retry("POST", f"{stack['sampling'].url}/rounds/{round_id}/draws",
                            json={"seed": 24, "sample_per_stratum": 1000}, headers=bearer(admin))
     assert r.status_code == 201 and r.json()["sampled"] == SIZE, r.text

@@ -16,6 +16,7 @@ from shared.testing.round import (
     schedule_round_at,
     synthetic_rows,
     wait_for,
+    wait_for_frame_at,
     wait_for_phase_at,
 )
 
@@ -38,11 +39,7 @@ def deliver(stack, dev_issuer, round_id: str) -> None:
 
 
 def wait_for_frame(stack, admin: str, round_id: str) -> None:
-    def frame_complete():
-        r = request_with_retry("GET", f"{stack['sampling'].url}/rounds/{round_id}/frame", headers=bearer(admin))
-        return r.status_code == 200 and sum(s["population"] for s in r.json()["strata"]) == sum(KOMMUNER.values())
-
-    wait_for(frame_complete, 60, "the sampling frame")
+    wait_for_frame_at(stack["sampling"].url, admin, round_id, sum(KOMMUNER.values()))
 
 
 def run_round(stack, dev_issuer, sink: Path, round_id: str, kill: str | None = None) -> None:
